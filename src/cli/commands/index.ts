@@ -1,0 +1,8 @@
+/**
+ * The sealadm command table. Each command lives in its own file; add one
+ * import and one entry per command (longest names are matched first).
+ */
+import type { CliCommand } from '../command.js';
+
+export const commands: CliCommand[] = [
+];

@@ -1,0 +1,119 @@
+/**
+ * doveadm's output formatters (-f flow|tab|table|pager|json), so scripts that
+ * parse doveadm output keep working. Follows doveadm-print-{flow,tab,table,
+ * pager,json}.c of Dovecot 2.3: a command declares its columns (headers), then
+ * emits values in row order; the formatter decides the layout.
+ */
+export type FormatterName = 'flow' | 'tab' | 'table' | 'pager' | 'json';
+export const FORMATTERS: readonly FormatterName[] = ['flow', 'tab', 'table', 'pager', 'json'];
+
+export interface Header {
+  key: string;
+  title?: string;
+  /** doveadm DOVEADM_PRINT_HEADER_FLAG_HIDE_TITLE */
+  hideTitle?: boolean;
+  /** DOVEADM_PRINT_HEADER_FLAG_RIGHT_JUSTIFY (table) */
+  right?: boolean;
+  /** DOVEADM_PRINT_HEADER_FLAG_EXPAND (table: takes the remaining width) */
+  expand?: boolean;
+  /** json: print as a number */
+  number?: boolean;
+}
+
+export interface Output { write(s: string | Buffer): void }
+
+export class Printer {
+  private headers: Header[] = [];
+  private row: (string | Buffer)[] = [];
+  private rows: (string | Buffer)[][] = [];
+  private rowCount = 0;
+  private headerPrinted = false;
+
+  constructor(readonly format: FormatterName, private readonly out: Output) {}
+
+  header(h: Header | string): void {
+    this.headers.push(typeof h === 'string' ? { key: h } : h);
+  }
+
+  /** Emit the next value; a row is complete after one value per header. */
+  value(v: string | Buffer | number): void {
+    this.row.push(typeof v === 'number' ? String(v) : v);
+    if (this.row.length === this.headers.length) {
+      this.emitRow(this.row);
+      this.row = [];
+    }
+  }
+
+  private title(h: Header): string { return h.title ?? h.key; }
+
+  private emitRow(row: (string | Buffer)[]): void {
+    const hs = this.headers;
+    switch (this.format) {
+      case 'flow': {
+        const parts: (string | Buffer)[] = [];
+        row.forEach((v, i) => {
+          if (i > 0) parts.push(' ');
+          if (!hs[i].hideTitle) parts.push(`${this.title(hs[i])}=`);
+          parts.push(v);
+        });
+        parts.push('\n');
+        for (const p of parts) this.out.write(p);
+        break;
+      }
+      case 'tab': {
+        if (!this.headerPrinted) {
+          this.headerPrinted = true;
+          if (!hs.every((h) => h.hideTitle)) this.out.write(hs.map((h) => this.title(h)).join('\t') + '\n');
+        }
+        row.forEach((v, i) => {
+          if (i > 0) this.out.write('\t');
+          this.out.write(v);
+        });
+        this.out.write('\n');
+        break;
+      }
+      case 'pager': {
+        if (this.rowCount > 0) this.out.write('\f\n');
+        row.forEach((v, i) => {
+          if (!hs[i].hideTitle) this.out.write(`${this.title(hs[i])}: `);
+          this.out.write(v);
+          const s = typeof v === 'string' ? v : v.toString('latin1');
+          if (!s.endsWith('\n')) this.out.write('\n');
+        });
+        break;
+      }
+      case 'table':
+      case 'json':
+        this.rows.push(row);
+        break;
+    }
+    this.rowCount++;
+  }
+
+  /** Flush buffered formats (table, json). Call once at the end of a command. */
+  flush(): void {
+    const hs = this.headers;
+    if (this.format === 'table') {
+      const str = (v: string | Buffer) => (typeof v === 'string' ? v : v.toString('utf8'));
+      const widths = hs.map((h, i) => Math.max(this.title(h).length, ...this.rows.map((r) => str(r[i]).length)));
+      const line = (cells: string[]) =>
+        cells.map((c, i) => {
+          if (i === cells.length - 1 && !hs[i].right) return c;
+          return hs[i].right ? c.padStart(widths[i]) : c.padEnd(widths[i]);
+        }).join(' ') + '\n';
+      if (!hs.every((h) => h.hideTitle)) this.out.write(line(hs.map((h) => this.title(h))));
+      for (const r of this.rows) this.out.write(line(r.map(str)));
+    } else if (this.format === 'json') {
+      const objs = this.rows.map((r) => {
+        const o: Record<string, string | number> = {};
+        r.forEach((v, i) => {
+          const s = typeof v === 'string' ? v : v.toString('utf8');
+          o[hs[i].key] = hs[i].number && /^\d+$/.test(s) ? Number(s) : s;
+        });
+        return o;
+      });
+      this.out.write(JSON.stringify(objs) + '\n');
+    }
+    this.rows = [];
+  }
+}

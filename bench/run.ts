@@ -1,0 +1,28 @@
+/**
+ * `npm run bench`: runs every bench/*.bench.js (or only those whose name
+ * contains argv[2]) and prints one table.
+ */
+import { readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { Bench, BenchRow } from './harness.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const filter = process.argv[2] ?? '';
+const files = readdirSync(here).filter((f) => f.endsWith('.bench.js') && f.includes(filter)).sort();
+const rows: BenchRow[] = [];
+for (const f of files) {
+  process.stderr.write(`running ${f} …\n`);
+  const mod = (await import(pathToFileURL(join(here, f)).href)) as { default: Bench };
+  try {
+    rows.push(...(await mod.default()));
+  } catch (e) {
+    rows.push({ name: f, sealmail: `failed: ${(e as Error).message}` });
+  }
+}
+const cols: (keyof BenchRow)[] = ['name', 'sealmail', 'dovecot', 'note'];
+const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c] ?? '').length)));
+const line = (cells: string[]) => '| ' + cells.map((c, i) => c.padEnd(widths[i])).join(' | ') + ' |';
+console.log(line(cols as string[]));
+console.log('|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|');
+for (const r of rows) console.log(line(cols.map((c) => String(r[c] ?? ''))));

@@ -10,6 +10,8 @@ import { CommandError, EX_USAGE, UsageError, type CliCommand, type CommandContex
 import { FORMATTERS, Printer, type FormatterName } from './printer.js';
 import { readPassword } from './password-prompt.js';
 import { setLogSink } from '../log/logger.js';
+import { pathToFileURL } from 'node:url';
+import { realpathSync } from 'node:fs';
 
 export const DEFAULT_CONFIG = '/etc/dovecot/dovecot.conf';
 
@@ -130,3 +132,6 @@ export async function main(argv: string[]): Promise<void> {
   // Let stdout drain before exiting (pipes to head/grep).
   process.stdout.write('', () => process.exit(code));
 }
+
+// Run when executed directly (node dist/src/cli/sealadm.js …), as tests do; bin/sealadm imports main().
+if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) void main(process.argv.slice(2));

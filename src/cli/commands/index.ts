@@ -3,6 +3,8 @@
  * import and one entry per command (longest names are matched first).
  */
 import type { CliCommand } from '../command.js';
+import { configCommand } from './config.js';
 
 export const commands: CliCommand[] = [
+  configCommand,
 ];

@@ -1,0 +1,50 @@
+/**
+ * `sealadm config` = `doveconf` / `doveadm config`: `-n` prints the
+ * non-default settings in doveconf's layout; with setting names it prints
+ * `key = value` lines (or bare values with -h) as `doveconf KEY` does.
+ * Warnings (unknown settings …) go to stderr; an error names file:line and
+ * exits 89 like doveconf.
+ */
+import { ConfigError, dumpNonDefault, loadConfig } from '../../config/index.js';
+import { CommandError, UsageError, type CliCommand } from '../command.js';
+
+const EX_CONFIG_FATAL = 89;
+
+export const configCommand: CliCommand = {
+  name: 'config',
+  usage: '[-a] [-n] [-P] [-h] [-c <config>] [<setting> ...]',
+  async run(ctx) {
+    let nonDefault = false;
+    let showSecrets = false;
+    let hideKey = false;
+    let configPath = ctx.configPath;
+    const names: string[] = [];
+    const args = [...ctx.args];
+    while (args.length) {
+      const a = args.shift()!;
+      if (a === '-n') nonDefault = true;
+      else if (a === '-a') nonDefault = false;
+      else if (a === '-P') showSecrets = true;
+      else if (a === '-h') hideKey = true;
+      else if (a === '-c') { configPath = args.shift() ?? ''; if (!configPath) throw new UsageError('-c needs a file'); }
+      else if (a.startsWith('-')) throw new UsageError(`Unknown parameter: ${a}`);
+      else names.push(a);
+    }
+    let config;
+    try {
+      // doveconf -n shows values as written: only self-references are expanded.
+      config = await loadConfig(configPath, { overrides: ctx.overrides, expandValues: names.length > 0 });
+    } catch (e) {
+      if (e instanceof ConfigError) throw new CommandError(`doveconf: Fatal: ${e.message}`, EX_CONFIG_FATAL);
+      throw e;
+    }
+    for (const w of config.warnings) ctx.err.write(`doveconf: Warning: ${w}\n`);
+    if (names.length) {
+      for (const n of names) ctx.out.write(hideKey ? `${config.get(n)}\n` : `${n} = ${config.get(n)}\n`);
+      return 0;
+    }
+    void nonDefault; // -a (all settings) prints the same non-default view for now; see dovecot-compat.md
+    ctx.out.write(dumpNonDefault(config, { showSecrets }));
+    return 0;
+  },
+};

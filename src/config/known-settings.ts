@@ -1,0 +1,166 @@
+/**
+ * What Dovecot 2.3.19 knows: every global setting and service default, taken
+ * from `doveconf -d` (defaults-data.ts, generated), the keys of the list
+ * sections doveconf -d cannot show (namespace, mailbox, passdb, userdb), the
+ * value types inferred from the defaults, and Sealmail's support status of
+ * each setting (dovecot-compat.md is checked against this table by a test).
+ */
+import { DOVECOT_DEFAULTS_TEXT } from './defaults-data.js';
+import { LineLexer } from './lexer.js';
+import { Node } from './tree.js';
+
+/** Parse doveconf -d output: plain statements, no includes, no expansion. */
+function parseDefaults(text: string): Node {
+  const root = new Node();
+  const stack: Node[] = [root];
+  const lexer = new LineLexer();
+  for (const line of text.split('\n')) {
+    const st = lexer.feed(line, () => {});
+    const top = stack[stack.length - 1];
+    if (st.kind === 'keyvalue' || st.kind === 'keyvariable') top.settings.set(st.key, { value: st.value, origin: { file: '', line: 0 } });
+    else if (st.kind === 'section') stack.push(top.section(st.type, st.name, st.name, { file: '', line: 0 }));
+    else if (st.kind === 'end') stack.pop();
+  }
+  return root;
+}
+
+/**
+ * Settings Dovecot accepts but `doveconf -d` does not list (SET_FLAG_HIDDEN in
+ * lib-storage); defaults checked with doveconf -n (setting them prints nothing).
+ */
+const HIDDEN_DEFAULTS_TEXT = `
+mail_cache_min_mail_count = 0
+mail_cache_unaccessed_field_drop = 30 days
+mail_cache_record_max_size = 64 k
+mail_cache_max_size = 1 G
+mail_cache_purge_min_size = 32 k
+mail_cache_purge_delete_percentage = 20
+mail_cache_purge_continued_percentage = 200
+mail_cache_purge_header_continue_count = 4
+mail_index_rewrite_min_log_bytes = 8 k
+mail_index_rewrite_max_log_bytes = 128 k
+mail_index_log_rotate_min_size = 32 k
+mail_index_log_rotate_max_size = 1 M
+mail_index_log_rotate_min_age = 5 mins
+mail_index_log2_max_age = 2 days
+`;
+
+export const DEFAULTS: Node = parseDefaults(DOVECOT_DEFAULTS_TEXT + HIDDEN_DEFAULTS_TEXT);
+
+export const SECTION_DEFAULTS: Record<string, Record<string, string>> = {
+  namespace: {
+    type: 'private', separator: '', prefix: '', location: '', inbox: 'no', hidden: 'no', list: 'yes',
+    subscriptions: 'yes', ignore_on_failure: 'no', disabled: 'no', alias_for: '', order: '0',
+  },
+  mailbox: { auto: 'no', special_use: '', driver: '', comment: '', autoexpunge: '0', autoexpunge_max_mails: '0' },
+  passdb: {
+    name: '', driver: '', args: '', default_fields: '', override_fields: '', mechanisms: '', username_filter: '',
+    skip: 'never', result_success: 'return-ok', result_failure: 'continue', result_internalfail: 'continue',
+    deny: 'no', pass: 'no', master: 'no', auth_verbose: 'default',
+  },
+  userdb: {
+    name: '', driver: '', args: '', default_fields: '', override_fields: '',
+    skip: 'never', result_success: 'return-ok', result_failure: 'continue', result_internalfail: 'continue',
+    auth_verbose: 'default',
+  },
+  inet_listener: { address: '', haproxy: 'no', port: '0', reuse_port: 'no', ssl: 'no' },
+  unix_listener: { group: '', mode: '0600', user: '' },
+  fifo_listener: { group: '', mode: '0600', user: '' },
+};
+
+/** Service keys: the union over every built-in service's defaults. */
+export const SERVICE_DEFAULTS: Record<string, string> = (() => {
+  const keys: Record<string, string> = {};
+  for (const s of DEFAULTS.sectionsOf('service')) for (const [k, e] of s.settings) keys[k] ??= e.value;
+  return { ...keys, chroot: '', client_limit: '0', drop_priv_before_exec: 'no', executable: '', extra_groups: '', group: '', idle_kill: '0', privileged_group: '', process_limit: '0', process_min_avail: '0', protocol: '', service_count: '0', type: '', user: '', vsz_limit: '18446744073709551615 B' };
+})();
+
+/** Sections whose keys are free-form (any key accepted, as Dovecot does). */
+export const FREE_FORM_SECTIONS = new Set(['plugin', 'dict', 'metric', 'event_exporter', 'auth_policy_request_attributes', 'shared']);
+
+/** Which sections may appear inside which (root = ""). */
+export const SECTION_PARENTS: Record<string, string[]> = {
+  service: [''], namespace: [''], passdb: [''], userdb: [''], plugin: [''], dict: [''], metric: [''], event_exporter: [''],
+  mailbox: ['namespace'], inet_listener: ['service'], unix_listener: ['service'], fifo_listener: ['service'],
+};
+
+export const FILTER_TYPES = new Set(['protocol', 'local', 'remote', 'local_name']);
+
+/** Default of a key at a section path (types from root to the section), or undefined if unknown. */
+export function defaultFor(sectionTypes: string[], key: string): string | undefined {
+  const t = sectionTypes[sectionTypes.length - 1];
+  if (t === undefined) return DEFAULTS.get(key);
+  if (t === 'service') return SERVICE_DEFAULTS[key];
+  return SECTION_DEFAULTS[t]?.[key];
+}
+
+export function isKnownKey(sectionTypes: string[], key: string): boolean {
+  const t = sectionTypes[sectionTypes.length - 1];
+  if (t !== undefined && FREE_FORM_SECTIONS.has(t)) return true;
+  return defaultFor(sectionTypes, key) !== undefined;
+}
+
+export type SettingType = 'bool' | 'time' | 'size' | 'uint' | 'octal' | 'enum' | 'string';
+
+export const ENUMS: Record<string, string[]> = {
+  ssl: ['no', 'yes', 'required'],
+  auto: ['no', 'create', 'subscribe'],
+  type: [],
+  skip: ['never', 'authenticated', 'unauthenticated', 'found', 'notfound'],
+  result_success: ['return-ok', 'return-fail', 'return', 'continue', 'continue-ok', 'continue-fail'],
+  result_failure: ['return-ok', 'return-fail', 'return', 'continue', 'continue-ok', 'continue-fail'],
+  result_internalfail: ['return-ok', 'return-fail', 'return', 'continue', 'continue-ok', 'continue-fail'],
+  mail_fsync: ['optimized', 'always', 'never'],
+  lock_method: ['fcntl', 'flock', 'dotlock'],
+  list: ['yes', 'no', 'children'],
+};
+
+/** Types the defaults cannot show (a default of 0 looks like a number). */
+const TYPE_OVERRIDES: Record<string, SettingType> = {
+  imap_hibernate_timeout: 'time', login_proxy_max_disconnect_delay: 'time', mail_max_lock_timeout: 'time',
+  mdbox_rotate_interval: 'time', idle_kill: 'time', autoexpunge: 'time',
+  auth_cache_size: 'size', imapc_max_line_length: 'size', mbox_min_index_size: 'size', submission_max_mail_size: 'size',
+};
+
+export function settingType(sectionTypes: string[], key: string): SettingType {
+  const t = sectionTypes[sectionTypes.length - 1];
+  if (TYPE_OVERRIDES[key] && !(t !== undefined && FREE_FORM_SECTIONS.has(t))) return TYPE_OVERRIDES[key];
+  if (t !== undefined && FREE_FORM_SECTIONS.has(t)) return 'string';
+  if (key === 'mode' && (t === 'unix_listener' || t === 'fifo_listener')) return 'octal';
+  if (key === 'ssl' && t === 'inet_listener') return 'bool';
+  if (key === 'type' && t === 'namespace') return 'enum';
+  if (ENUMS[key] && key !== 'type') return 'enum';
+  const d = defaultFor(sectionTypes, key);
+  if (d === undefined) return 'string';
+  if (d === 'yes' || d === 'no') return 'bool';
+  if (/^\d+ (secs|mins|hours|days|weeks)$/.test(d)) return 'time';
+  if (/^\d+ [BkMGT]$/.test(d)) return 'size';
+  if (/^\d+$/.test(d) && !['port', 'first_valid_uid', 'last_valid_uid', 'first_valid_gid', 'last_valid_gid'].includes(key)) return 'uint';
+  return 'string';
+}
+
+export const NAMESPACE_TYPES = ['private', 'shared', 'public'];
+
+/** Keys whose value doveconf -n hides (`# hidden, use -P to show it`). */
+export function isSecretKey(key: string): boolean {
+  return key.endsWith('_key') || key === 'ssl_dh' || key.includes('password');
+}
+
+/** Auth settings: refused inside local/remote filters, as Dovecot does. */
+export function isAuthSetting(key: string): boolean {
+  return key.startsWith('auth_') || key === 'disable_plaintext_auth';
+}
+
+/**
+ * Sealmail's treatment of a setting: 'honoured' (read and acted on),
+ * 'ignored' (accepted, warned once). Anything not listed is accepted
+ * silently when Dovecot would accept it (its default always applies).
+ */
+export const SEALMAIL_HONOURS = new Set([
+  'protocols', 'listen', 'base_dir', 'login_greeting', 'log_path', 'info_log_path', 'debug_log_path',
+  'log_timestamp', 'auth_debug', 'mail_debug', 'auth_verbose', 'auth_mechanisms', 'auth_username_format',
+  'auth_username_chars', 'auth_default_realm', 'auth_failure_delay', 'auth_cache_size', 'auth_cache_ttl',
+  'auth_cache_negative_ttl', 'disable_plaintext_auth', 'mail_location', 'mail_home', 'mail_uid', 'mail_gid',
+  'first_valid_uid', 'last_valid_uid', 'first_valid_gid', 'last_valid_gid', 'mail_plugins',
+  'ssl', 'ssl_cert', 'ssl_key', 'ssl_key_password', 'ssl_min_protocol',
+]);

@@ -1,0 +1,61 @@
+/**
+ * Network listeners from the configuration, as Dovecot's master creates them:
+ * `service imap-login { inet_listener imap {…} inet_listener imaps { ssl = yes } }`
+ * with addresses from the listener's `address` or the global `listen`
+ * ("*" = every IPv4 address, "::" = every IPv6 address), `port = 0` meaning
+ * disabled. TLS material comes from ssl_cert/ssl_key (`<file` values).
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+
+export interface ListenerSpec {
+  service: string;
+  name: string;
+  address: string;
+  port: number;
+  ssl: boolean;
+}
+
+export interface TlsMaterial { cert: string; key: string; passphrase?: string; minVersion?: 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3' }
+
+export type ConnectionHandler = (socket: Socket | TLSSocket, spec: ListenerSpec) => void;
+
+/** `listen = *, ::` → ["0.0.0.0", "::"] */
+export function parseListen(value: string): string[] {
+  return value.split(/[\s,]+/).filter(Boolean).map((a) => (a === '*' ? '0.0.0.0' : a === '[::]' ? '::' : a));
+}
+
+/** Dovecot's ssl_min_protocol names (TLSv1.2 …) map 1:1 to Node's; ANY / SSLv3 mean "no floor". */
+export function tlsMinVersion(v: string): TlsMaterial['minVersion'] {
+  return (['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const).find((x) => x === v);
+}
+
+export interface OpenListener { spec: ListenerSpec; server: Server; port: number }
+
+export async function openListeners(specs: ListenerSpec[], tls: TlsMaterial | null, onConnection: ConnectionHandler): Promise<OpenListener[]> {
+  const open: OpenListener[] = [];
+  try {
+    for (const spec of specs) {
+      if (spec.ssl && !tls) throw new Error(`${spec.service}/${spec.name}: ssl = yes needs ssl_cert and ssl_key`);
+      const server = spec.ssl
+        ? createTlsServer({ cert: tls!.cert, key: tls!.key, passphrase: tls!.passphrase, minVersion: tls!.minVersion }, (s) => onConnection(s, spec))
+        : createServer((s) => onConnection(s, spec));
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', (e: NodeJS.ErrnoException) =>
+          reject(new Error(`service(${spec.service}): listen(${spec.address}, ${spec.port}) failed: ${e.message}`)));
+        // "::" alone would also take IPv4 on Linux; Dovecot binds v6-only there so "*, ::" works.
+        server.listen({ host: spec.address, port: spec.port, ipv6Only: spec.address.includes(':') }, () => resolve());
+      });
+      const addr = server.address();
+      open.push({ spec, server, port: typeof addr === 'object' && addr ? addr.port : spec.port });
+    }
+  } catch (e) {
+    await closeListeners(open);
+    throw e;
+  }
+  return open;
+}
+
+export async function closeListeners(open: OpenListener[]): Promise<void> {
+  await Promise.all(open.map((l) => new Promise<void>((r) => l.server.close(() => r()))));
+}

@@ -1,0 +1,134 @@
+/**
+ * The `sealmail` process: `sealmail [-c FILE] [-F] [--demo]`. Loads the
+ * Dovecot configuration tree (any error names file:line and exits non-zero
+ * before a single listener opens, as `dovecot` does), binds the listeners,
+ * drops root, and runs in the foreground until SIGTERM/SIGINT, which close the
+ * listeners and exit 0.
+ *
+ * Today the IMAP listeners answer with a BYE saying IMAP is not served yet:
+ * the protocol layer is the IMAP issue's work. Everything below it (config,
+ * listeners, TLS, privileges, logging) is real.
+ */
+import type { Socket } from 'node:net';
+import { loadConfig, ConfigError, type DovecotConfig } from '../config/index.js';
+import { configureLogging, Logger } from '../log/logger.js';
+import { closeListeners, openListeners, parseListen, tlsMinVersion, type ListenerSpec, type TlsMaterial } from './listeners.js';
+import { dropPrivileges } from './privileges.js';
+import { prepareDemo, type DemoInstance } from './demo.js';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { realpathSync } from 'node:fs';
+
+const VERSION = '0.1.0';
+/** Dovecot's exit code for fatal start-up errors (FATAL_DEFAULT). */
+const EXIT_FATAL = 89;
+
+interface Args { configPath: string; demo: boolean }
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { configPath: process.env.SEALMAIL_CONFIG ?? '/etc/dovecot/dovecot.conf', demo: false };
+  for (let i = 0; i < argv.length; i++) {
+    const v = argv[i];
+    if (v === '-c') { a.configPath = argv[++i] ?? ''; if (!a.configPath) throw new Error('-c needs a file'); }
+    else if (v === '--demo') a.demo = true;
+    else if (v === '-F') { /* always in the foreground; accepted for dovecot -F scripts */ }
+    else throw new Error(`unknown option ${v} (usage: sealmail [-c FILE] [-F] [--demo])`);
+  }
+  return a;
+}
+
+/** The listeners of the protocols we serve, from `service` sections. */
+export function listenerSpecs(config: DovecotConfig): ListenerSpec[] {
+  const protocols = config.get('protocols').split(/\s+/).filter(Boolean);
+  const listen = parseListen(config.get('listen'));
+  const specs: ListenerSpec[] = [];
+  for (const svc of config.services()) {
+    if (svc.name !== 'imap-login' || !protocols.includes('imap')) continue;
+    for (const l of svc.inetListeners) {
+      const port = Number(l.port ?? 0);
+      if (!port) continue; // port = 0 disables a listener, as in Dovecot
+      const ssl = l.ssl === 'yes';
+      const addresses = l.address ? parseListen(l.address) : listen;
+      for (const address of addresses) specs.push({ service: svc.name, name: l.name, address, port, ssl });
+    }
+  }
+  return specs;
+}
+
+function tlsMaterial(config: DovecotConfig): TlsMaterial | null {
+  if (config.get('ssl') === 'no') return null;
+  const cert = config.get('ssl_cert');
+  const key = config.get('ssl_key');
+  if (!cert || !key) return null;
+  return { cert, key, passphrase: config.get('ssl_key_password') || undefined, minVersion: tlsMinVersion(config.get('ssl_min_protocol')) };
+}
+
+function notServedYet(socket: Socket): void {
+  socket.on('error', () => socket.destroy());
+  socket.end('* BYE [UNAVAILABLE] Sealmail: IMAP is not served yet (see README.md)\r\n');
+}
+
+function printDemo(demo: DemoInstance): void {
+  process.stdout.write(`
+Sealmail demo is running (configuration: ${demo.configPath})
+  login:     ${demo.user}
+  password:  ${demo.password}
+  IMAP:      127.0.0.1:${demo.imapPort} (STARTTLS)   IMAPS: 127.0.0.1:${demo.imapsPort}
+  try:       bin/sealadm -c ${demo.configPath} auth test ${demo.user}
+Stop with Ctrl-C.
+`);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const log = new Logger('master');
+  let args: Args;
+  try { args = parseArgs(argv); } catch (e) { process.stderr.write(`Fatal: ${(e as Error).message}\n`); process.exit(64); }
+  let demo: DemoInstance | null = null;
+  if (args.demo) {
+    const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+    demo = await prepareDemo(repoRoot);
+    args.configPath = demo.configPath;
+  }
+  let config: DovecotConfig;
+  try {
+    config = await loadConfig(args.configPath, { readValueFiles: true });
+  } catch (e) {
+    const msg = e instanceof ConfigError ? e.message : `Error reading configuration: ${(e as Error).message}`;
+    process.stderr.write(`doveconf: Fatal: ${msg}\n`);
+    process.exit(EXIT_FATAL);
+  }
+  configureLogging({
+    log_path: config.get('log_path'),
+    info_log_path: config.get('info_log_path'),
+    debug_log_path: config.get('debug_log_path'),
+    log_timestamp: config.get('log_timestamp'),
+    debug: new Set([
+      ...(config.getBool('auth_debug') ? ['auth'] : []),
+      ...(config.getBool('mail_debug') ? ['mail'] : []),
+    ]),
+  });
+  for (const w of config.warnings) log.warn(w);
+
+  let open;
+  try {
+    open = await openListeners(listenerSpecs(config), tlsMaterial(config), (s) => notServedYet(s as Socket));
+    dropPrivileges(config.get('mail_uid'), config.get('mail_gid'));
+  } catch (e) {
+    log.fatal((e as Error).message);
+    process.exit(EXIT_FATAL);
+  }
+  log.info(`Sealmail v${VERSION} starting up for ${config.get('protocols').trim()} (IMAP not served yet)`);
+  for (const l of open) log.info(`listening on ${l.spec.address}:${l.port} (${l.spec.service}/${l.spec.name}${l.spec.ssl ? ', ssl' : ''})`);
+  if (demo) printDemo(demo);
+
+  const stop = async (sig: string) => {
+    log.info(`Sealmail v${VERSION} stopping (${sig})`);
+    await closeListeners(open);
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+}
+
+// Run when executed directly (node dist/src/server/main.js …), as tests do; bin/sealmail imports main().
+if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) void main(process.argv.slice(2));

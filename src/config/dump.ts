@@ -55,24 +55,15 @@ function nodeItems(node: Node, types: string[], inFilter: boolean, opts: DumpOpt
   for (const [key, e] of node.settings) {
     // Built-in services (imap-login's imap listener on 143 …) have their own defaults.
     const def = defNode?.get(key) ?? defaultFor(types, key);
-    if (!inFilter && def !== undefined && def === e.value && !e.fromFile && !always.includes(key)) continue;
+    // Inside services doveconf prints every explicitly set value, default or not.
+    const explicitShown = types.includes('service');
+    if (!inFilter && !explicitShown && def !== undefined && def === e.value && !e.fromFile && !always.includes(key)) continue;
     let shown: string;
     if (isSecretKey(key) && !opts.showSecrets) shown = '# hidden, use -P to show it';
-    else if (e.fromFile) shown = '<' + e.value;
+    else if (e.fromFile) shown = '<' + (e.written ?? e.value);
     else shown = quoteValue(e.value);
     items.push({ sort: key, lines: (ind) => [`${ind}${key} = ${shown}`] });
   }
-  // doveconf's changed-value rules for services, as observed on 2.3.19: a
-  // listener with anything changed is printed with all its explicit settings;
-  // a built-in service or inet listener whose explicit settings all equal the
-  // built-in defaults is printed with them (`inet_listener imap { port = 143 }`).
-  const explicitAll = () => {
-    for (const [key, e] of node.settings) {
-      if (!items.some((i) => i.sort === key)) items.push({ sort: key, lines: (ind) => [`${ind}${key} = ${quoteValue(e.value)}`] });
-    }
-  };
-  if (!inFilter && items.length > 0 && t?.endsWith('_listener')) explicitAll();
-  else if (!inFilter && items.length === 0 && defNode && (t === 'service' || t === 'inet_listener')) explicitAll();
   for (const k of always) {
     if (!node.settings.has(k)) items.push({ sort: k, lines: (ind) => [`${ind}${k} = `] });
   }

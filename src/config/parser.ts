@@ -82,7 +82,8 @@ class Parser {
       this.statement(st, here);
     });
     if (this.includeStack.length === 1 && this.stack.length > 1) {
-      throw new ConfigError(path, lines.length, "Missing '}'");
+      const open = this.stack[this.stack.length - 1].origin;
+      throw new ConfigError(path, 0, `Missing '}' (section started at ${open.file}:${open.line})`);
     }
     this.includeStack.pop();
   }
@@ -126,7 +127,7 @@ class Parser {
         return;
       case 'keyfile': {
         const path = relativeTo(at.file, st.path);
-        if (!this.opts.readValueFiles) { this.set(st.key, path, at, true); return; }
+        if (!this.opts.readValueFiles) { this.set(st.key, path, at, true, st.path); return; }
         let content: string;
         try {
           content = readFileSync(path, 'utf8');
@@ -135,7 +136,7 @@ class Parser {
           const why = err.code === 'ENOENT' ? 'No such file or directory' : err.code === 'EACCES' ? 'Permission denied' : err.message;
           throw new ConfigError(at.file, at.line, `${st.key}: Can't open file ${path}: ${why}`);
         }
-        this.set(st.key, content, at, true);
+        this.set(st.key, content, at, true, st.path);
         return;
       }
     }
@@ -178,7 +179,7 @@ class Parser {
     this.stack.push({ filter: top.filter, node, types: [...top.types, type], origin: at, isFilter: false });
   }
 
-  private set(key: string, value: string, at: Origin, fromFile: boolean): void {
+  private set(key: string, value: string, at: Origin, fromFile: boolean, written?: string): void {
     if (key.startsWith('mail_cache_compress_')) {
       const renamed = 'mail_cache_purge_' + key.slice('mail_cache_compress_'.length);
       this.warnings.push(`Obsolete setting in ${at.file}:${at.line}: ${key} has been renamed to ${renamed}`);
@@ -205,7 +206,7 @@ class Parser {
         }
       }
     }
-    node.settings.set(key, { value, origin: at, fromFile });
+    node.settings.set(key, { value, origin: at, fromFile, written });
   }
 
   private validate(types: string[], key: string, value: string, at: Origin): void {
@@ -237,11 +238,7 @@ class Parser {
         break;
       }
       default:
-        if (key === 'special_use') {
-          for (const u of value.split(/\s+/).filter(Boolean)) {
-            if (!/^\\(All|Archive|Drafts|Flagged|Junk|Sent|Trash|Important)$/.test(u)) fail(`mailbox: unknown special_use: ${u}`);
-          }
-        }
+        break;
     }
   }
 
@@ -283,7 +280,23 @@ class Parser {
     }).join(' ');
   }
 
+  /** Checks Dovecot makes once the whole tree is read (errors carry no line). */
+  private finalChecks(path: string): void {
+    for (const f of this.filters.values()) {
+      for (const ns of f.root.sectionsOf('namespace')) {
+        for (const mb of ns.sectionsOf('mailbox')) {
+          for (const u of (mb.get('special_use') ?? '').split(/\s+/).filter(Boolean)) {
+            if (!/^\\(All|Archive|Drafts|Flagged|Junk|Sent|Trash|Important)$/.test(u)) {
+              throw new ConfigError(path, 0, `mailbox ${mb.name}: unknown special_use: ${u}`);
+            }
+          }
+        }
+      }
+    }
+  }
+
   result(path: string): ParsedConfig {
+    this.finalChecks(path);
     const [global, ...rest] = [...this.filters.values()];
     rest.sort((a, b) => compareFilters(a.spec, b.spec));
     return { path, filters: [global, ...rest], warnings: this.warnings };

@@ -10,8 +10,10 @@ import type { Origin } from './errors.js';
 export interface Entry {
   value: string;
   origin: Origin;
-  /** The value was given as `<path` (value = path until the file is read). */
+  /** The value was given as `<path` (value = the resolved path until the file is read). */
   fromFile?: boolean;
+  /** The path as written after `<` (doveconf -n prints it so). */
+  written?: string;
 }
 
 export class Node {

@@ -152,15 +152,37 @@ export function isAuthSetting(key: string): boolean {
 }
 
 /**
- * Sealmail's treatment of a setting: 'honoured' (read and acted on),
- * 'ignored' (accepted, warned once). Anything not listed is accepted
- * silently when Dovecot would accept it (its default always applies).
+ * Global settings Sealmail reads and acts on today. Every other known setting
+ * is accepted with Dovecot's syntax and validation but has no effect yet: the
+ * server warns once at start-up for each one the configuration sets, and
+ * dovecot-compat.md lists them (generated from this table).
  */
 export const SEALMAIL_HONOURS = new Set([
-  'protocols', 'listen', 'base_dir', 'login_greeting', 'log_path', 'info_log_path', 'debug_log_path',
-  'log_timestamp', 'auth_debug', 'mail_debug', 'auth_verbose', 'auth_mechanisms', 'auth_username_format',
-  'auth_username_chars', 'auth_default_realm', 'auth_failure_delay', 'auth_cache_size', 'auth_cache_ttl',
-  'auth_cache_negative_ttl', 'disable_plaintext_auth', 'mail_location', 'mail_home', 'mail_uid', 'mail_gid',
-  'first_valid_uid', 'last_valid_uid', 'first_valid_gid', 'last_valid_gid', 'mail_plugins',
-  'ssl', 'ssl_cert', 'ssl_key', 'ssl_key_password', 'ssl_min_protocol',
+  'protocols', 'listen', 'log_path', 'info_log_path', 'debug_log_path', 'log_timestamp', 'auth_debug',
+  'mail_debug', 'mail_uid', 'mail_gid', 'ssl', 'ssl_cert', 'ssl_key', 'ssl_key_password', 'ssl_min_protocol',
 ]);
+
+/** Settings that only shape Dovecot's own processes; accepted without a warning. */
+export const PROCESS_TUNING = new Set([
+  'default_process_limit', 'default_client_limit', 'default_idle_kill', 'default_vsz_limit',
+  'default_login_user', 'default_internal_user', 'default_internal_group', 'version_ignore',
+  'instance_name', 'shutdown_clients', 'verbose_proctitle', 'state_dir', 'base_dir',
+]);
+
+export type CompatStatus = 'supported' | 'accepted, no effect yet (warns)' | 'accepted (process tuning)';
+
+export function compatStatus(key: string): CompatStatus {
+  if (SEALMAIL_HONOURS.has(key)) return 'supported';
+  if (PROCESS_TUNING.has(key)) return 'accepted (process tuning)';
+  return 'accepted, no effect yet (warns)';
+}
+
+/** The Settings table of dovecot-compat.md, one row per Dovecot global setting. */
+export function compatSettingsTable(): string {
+  const rows = [...DEFAULTS.settings.keys()].sort().map((k) => {
+    const d = DEFAULTS.get(k) ?? '';
+    const shown = d === '' ? '' : '`' + d.replace(/\|/g, '\\|') + '`';
+    return `| \`${k}\` | ${shown} | ${compatStatus(k)} |`;
+  });
+  return ['| setting | Dovecot 2.3.19 default | Sealmail |', '|---|---|---|', ...rows].join('\n') + '\n';
+}

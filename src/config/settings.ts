@@ -108,6 +108,13 @@ export class DovecotConfig {
     return this.matching(ctx).some((f) => f.root.settings.has(key));
   }
 
+  /** Global settings the configuration sets anywhere (any filter), sorted. */
+  explicitGlobals(): string[] {
+    const keys = new Set<string>();
+    for (const f of this.filters) for (const k of f.root.settings.keys()) keys.add(k);
+    return [...keys].sort();
+  }
+
   getBool(key: string, ctx?: FilterContext): boolean { return parseBool(this.get(key, ctx)); }
 
   getSize(key: string, ctx?: FilterContext): number {

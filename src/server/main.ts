@@ -11,6 +11,7 @@
  */
 import type { Socket } from 'node:net';
 import { loadConfig, ConfigError, type DovecotConfig } from '../config/index.js';
+import { compatStatus } from '../config/known-settings.js';
 import { configureLogging, Logger } from '../log/logger.js';
 import { closeListeners, openListeners, parseListen, tlsMinVersion, type ListenerSpec, type TlsMaterial } from './listeners.js';
 import { dropPrivileges } from './privileges.js';
@@ -108,6 +109,9 @@ export async function main(argv: string[]): Promise<void> {
     ]),
   });
   for (const w of config.warnings) log.warn(w);
+  for (const key of config.explicitGlobals()) {
+    if (compatStatus(key) === 'accepted, no effect yet (warns)') log.warn(`${key}: not supported by Sealmail yet, setting has no effect (see dovecot-compat.md)`);
+  }
 
   let open;
   try {

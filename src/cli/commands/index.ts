@@ -4,7 +4,9 @@
  */
 import type { CliCommand } from '../command.js';
 import { configCommand } from './config.js';
+import { pwCommand } from './pw.js';
 
 export const commands: CliCommand[] = [
   configCommand,
+  pwCommand,
 ];

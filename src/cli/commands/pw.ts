@@ -1,0 +1,94 @@
+/**
+ * `sealadm pw` = `doveadm pw [-l] [-p PASS] [-r ROUNDS] [-s SCHEME] [-t HASH]
+ * [-u USER] [-V]`: same output and exit codes (75 for a failed check, 64 for
+ * bad usage). Without -p the password is read from the terminal (two
+ * prompts) or from standard input, so it never has to appear in argv.
+ * One deliberate difference: when the two entries differ doveadm goes on and
+ * prints a hash of an empty password; sealadm stops (dovecot-compat.md).
+ */
+import { hashPassword, SCHEME_NAMES, SchemeError, verifyPassword } from '../../auth/schemes/index.js';
+import { CommandError, EX_DATAERR, EX_TEMPFAIL, UsageError, type CliCommand } from '../command.js';
+
+function getopt(args: string[], spec: string): { opts: Map<string, string | true>; rest: string[] } {
+  const opts = new Map<string, string | true>();
+  let i = 0;
+  for (; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--') { i++; break; }
+    if (!a.startsWith('-') || a === '-') break;
+    for (let j = 1; j < a.length; j++) {
+      const o = a[j];
+      const k = spec.indexOf(o);
+      if (k < 0) throw new UsageError(`invalid option -- '${o}'`);
+      if (spec[k + 1] === ':') {
+        const v = j + 1 < a.length ? a.slice(j + 1) : args[++i];
+        if (v === undefined) throw new UsageError(`option requires an argument -- '${o}'`);
+        opts.set(o, v);
+        break;
+      }
+      opts.set(o, true);
+    }
+  }
+  return { opts, rest: args.slice(i) };
+}
+
+export { getopt };
+
+export const pwCommand: CliCommand = {
+  name: 'pw',
+  usage: '[-l] [-p plaintext] [-r rounds] [-s scheme] [-t hash] [-u user] [-V]',
+  async run(ctx) {
+    const { opts } = getopt(ctx.args, 'lp:r:s:t:u:V');
+    if (opts.has('l')) {
+      ctx.out.write(SCHEME_NAMES.join(' ') + ' \n');
+      return 0;
+    }
+    const scheme = ((opts.get('s') as string | undefined) ?? 'CRYPT').toUpperCase();
+    const user = (opts.get('u') as string | undefined) ?? '';
+    let rounds: number | undefined;
+    if (opts.has('r')) {
+      rounds = Number(opts.get('r'));
+      if (!Number.isInteger(rounds) || rounds < 0) throw new UsageError(`Invalid number of rounds: ${opts.get('r')}`);
+      if (scheme === 'BLF-CRYPT' || scheme === 'CRYPT') rounds = Math.min(31, Math.max(4, rounds));
+    }
+    const test = opts.get('t') as string | undefined;
+    let plain = opts.get('p') as string | undefined;
+    if (plain === undefined) {
+      plain = await ctx.readPassword(test ? 'Enter password to verify: ' : 'Enter new password: ');
+      if (!test) {
+        const again = await ctx.readPassword('Retype new password: ');
+        if (again !== plain) throw new CommandError("Error: Passwords don't match!", EX_DATAERR);
+      }
+    }
+    const pw = Buffer.from(plain, 'utf8');
+    const check = async (hash: string): Promise<void> => {
+      let ok: boolean;
+      try {
+        ok = await verifyPassword(pw, hash, { defaultScheme: scheme, user });
+      } catch (e) {
+        if (e instanceof SchemeError && /^Unknown scheme/.test(e.message)) throw new CommandError('Fatal: reverse decode check failed: Unknown scheme', EX_TEMPFAIL);
+        throw new CommandError('Fatal: reverse password verification check failed: Password mismatch', EX_TEMPFAIL);
+      }
+      if (!ok) throw new CommandError('Fatal: reverse password verification check failed: Password mismatch', EX_TEMPFAIL);
+    };
+    if (test) {
+      await check(test);
+      ctx.out.write(`${test} (verified)\n`);
+      return 0;
+    }
+    let hash: string;
+    try {
+      hash = await hashPassword(scheme, pw, { rounds, user });
+    } catch (e) {
+      if (e instanceof SchemeError) throw new CommandError(`Fatal: Unknown scheme: ${scheme}`, EX_TEMPFAIL);
+      throw e;
+    }
+    if (opts.has('V')) {
+      await check(hash);
+      ctx.out.write(`${hash} (verified)\n`);
+    } else {
+      ctx.out.write(hash + '\n');
+    }
+    return 0;
+  },
+};

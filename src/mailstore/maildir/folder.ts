@@ -1,0 +1,497 @@
+/**
+ * One Maildir folder as Dovecot 2.3 keeps it (maildir-sync.c, maildir-save.c):
+ * scanning new/ and cur/, giving files without a uidlist entry the next UIDs
+ * in Dovecot's order under `dovecot-uidlist.lock`, moving new/ → cur/ only
+ * for read-write opens, and saving/flagging/expunging the way Dovecot does
+ * (tmp/ → fsync → rename; flag change = rename within cur/; expunge =
+ * unlink), so Dovecot and Sealmail can share the same directory.
+ */
+import { createReadStream, promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import type { MessageCodec } from '../../crypt/codec.js';
+import { identityCodec } from '../../crypt/codec.js';
+import { MailStoreError, ioError } from '../errors.js';
+import { acquireDotlock, type Dotlock, type DotlockOptions } from './dotlock.js';
+import { baseName, compareBaseNames, infoSuffix, newBaseName, parseName, type SystemFlag } from './filename.js';
+import { KeywordMap, readKeywords, writeKeywords } from './keywords.js';
+import { appendMaildirsize } from './maildirsize.js';
+import { appendUidlist, emptyUidlist, nextUid, readUidlist, rewriteUidlist, type Uidlist, type UidlistRecord } from './uidlist.js';
+import { nextUidValidity } from './uidvalidity.js';
+
+export interface MaildirMessage {
+  uid: number;
+  base: string;
+  /** Current file name inside `sub`. */
+  file: string;
+  sub: 'new' | 'cur';
+  flags: Set<SystemFlag>;
+  /** Keyword names, in letter order. */
+  keywords: string[];
+  keywordIdx: number[];
+  otherLetters: string;
+  extra: string;
+  /** S= and W= from the name, or computed lazily. */
+  size?: number;
+  vsize?: number;
+  /** True when first seen by this handle in new/ or as a new UID (\Recent candidate). */
+  recent: boolean;
+}
+
+export interface FolderOptions {
+  codec?: MessageCodec;
+  /** IMAP name, passed to the codec. */
+  mailboxName: string;
+  /** Root control dir holding dovecot-uidvalidity* and maildirsize. */
+  rootDir: string;
+  /** Directory holding this folder's dovecot-uidlist/keywords (CONTROL=), default the folder dir. */
+  controlDir?: string;
+  lock?: DotlockOptions;
+  /** Log sink for repairs (Dovecot logs these as errors/warnings). */
+  warn?: (msg: string) => void;
+}
+
+export interface SyncOptions {
+  /** Read-write open with "drop recent" (IMAP SELECT): move new/ → cur/. */
+  moveNew?: boolean;
+  /** false = never take the lock (pure read-only view). Default true. */
+  assignUids?: boolean;
+}
+
+export interface AppendOptions {
+  flags?: Iterable<SystemFlag>;
+  keywords?: Iterable<string>;
+  internalDate?: Date;
+}
+
+interface Scan {
+  files: Map<string, { sub: 'new' | 'cur'; file: string }>;
+  dups: { sub: 'new' | 'cur'; file: string }[];
+}
+
+async function readdirSafe(dir: string): Promise<string[]> {
+  try { return await fsp.readdir(dir); } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw ioError('scanning', dir, e);
+  }
+}
+
+/** LF-normalises (Dovecot stores LF, mail_save_crlf=no) and counts the CRLF size. */
+async function* normalise(src: AsyncIterable<Buffer>, count: { stored: number; virt: number }): AsyncIterable<Buffer> {
+  let pendingCR = false;
+  for await (const chunk of src) {
+    const out: number[] = [];
+    let start = 0;
+    const parts: Buffer[] = [];
+    if (pendingCR) {
+      if (chunk[0] !== 0x0a) parts.push(Buffer.from([0x0d]));
+      pendingCR = false;
+    }
+    for (let i = 0; i < chunk.length; i++) {
+      if (chunk[i] === 0x0d) {
+        if (i + 1 === chunk.length) { parts.push(chunk.subarray(start, i)); start = i + 1; pendingCR = true; }
+        else if (chunk[i + 1] === 0x0a) { parts.push(chunk.subarray(start, i)); start = i + 1; }
+      }
+    }
+    void out;
+    if (start < chunk.length) parts.push(chunk.subarray(start));
+    const b = Buffer.concat(parts);
+    let lfs = 0;
+    for (let i = 0; i < b.length; i++) if (b[i] === 0x0a) lfs++;
+    count.stored += b.length; count.virt += b.length + lfs;
+    if (b.length) yield b;
+  }
+  if (pendingCR) { count.stored += 1; count.virt += 1; yield Buffer.from([0x0d]); }
+}
+
+async function* toIterable(data: Buffer | AsyncIterable<Buffer>): AsyncIterable<Buffer> {
+  if (Buffer.isBuffer(data)) yield data; else yield* data;
+}
+
+export class MaildirFolder {
+  readonly codec: MessageCodec;
+  readonly controlDir: string;
+  readonly uidlistPath: string;
+  readonly keywordsPath: string;
+  uidlist: Uidlist | null = null;
+  keywords = new KeywordMap();
+  /** Messages in UID order after the last sync. */
+  messages: MaildirMessage[] = [];
+  private byUid = new Map<number, MaildirMessage>();
+  private seenBases = new Set<string>();
+  private firstSync = true;
+  /** Keywords in the order Dovecot's rebuilt index lists them (first use by UID). */
+  keywordOrder: string[] = [];
+
+  constructor(readonly dir: string, readonly opts: FolderOptions) {
+    this.codec = opts.codec ?? identityCodec;
+    this.controlDir = opts.controlDir ?? dir;
+    this.uidlistPath = join(this.controlDir, 'dovecot-uidlist');
+    this.keywordsPath = join(this.controlDir, 'dovecot-keywords');
+  }
+
+  get uidValidity(): number { return this.uidlist?.uidValidity ?? 0; }
+  get uidNext(): number { return this.uidlist ? nextUid(this.uidlist) : 1; }
+  get guid(): string { return this.uidlist?.guid ?? ''; }
+
+  private warn(msg: string): void { this.opts.warn?.(msg); }
+
+  private async scan(): Promise<Scan> {
+    const files = new Map<string, { sub: 'new' | 'cur'; file: string }>();
+    const dups: { sub: 'new' | 'cur'; file: string }[] = [];
+    for (const sub of ['cur', 'new'] as const) {
+      for (const file of await readdirSafe(join(this.dir, sub))) {
+        if (file.startsWith('.')) continue;
+        if (/[\r\n]/.test(file)) { this.warn(`Maildir ${this.dir}/${sub}: file name with CR/LF skipped`); continue; }
+        if (file.startsWith(':')) { dups.push({ sub, file }); continue; }
+        const base = baseName(file);
+        if (files.has(base)) dups.push({ sub, file }); else files.set(base, { sub, file });
+      }
+    }
+    return { files, dups };
+  }
+
+  /**
+   * Re-read the folder. Files without a UID get one under the uidlist lock
+   * (if it cannot be taken they stay invisible, like Dovecot).
+   */
+  async sync(opts: SyncOptions = {}): Promise<void> {
+    const assign = opts.assignUids !== false;
+    let ul = await readUidlist(this.uidlistPath);
+    this.keywords = await readKeywords(this.keywordsPath);
+    let scan = await this.scan();
+    const needsLock = (u: Uidlist | null, s: Scan) => !u || u.problems.length > 0 || s.dups.length > 0
+      || [...s.files.keys()].some((b) => !this.hasRecord(u, b))
+      || (opts.moveNew === true && [...s.files.values()].some((f) => f.sub === 'new'));
+    let lock: Dotlock | null = null;
+    if (assign && needsLock(ul, scan)) {
+      try {
+        lock = await acquireDotlock(this.uidlistPath, this.opts.lock);
+      } catch (e) {
+        if (!(e instanceof MailStoreError) || e.code !== 'LOCKTIMEOUT') throw e;
+        this.warn(`${e.message}: new messages stay without UIDs until the lock is free`);
+      }
+    }
+    try {
+      if (lock) {
+        ul = await readUidlist(this.uidlistPath);
+        scan = await this.scan();
+        ul = await this.assignLocked(ul, scan, opts.moveNew === true);
+        scan = await this.scan();
+      }
+      this.build(ul, scan);
+      if (lock && this.keywords.dirty) await writeKeywords(this.keywordsPath, this.keywords);
+    } finally {
+      await lock?.release();
+    }
+  }
+
+  private recIndex: WeakMap<Uidlist, Map<string, UidlistRecord>> = new WeakMap();
+  private hasRecord(u: Uidlist | null, base: string): boolean {
+    if (!u) return false;
+    let m = this.recIndex.get(u);
+    if (!m) { m = new Map(u.records.map((r) => [r.base, r])); this.recIndex.set(u, m); }
+    return m.has(base);
+  }
+
+  /** With the lock held: repair/create the uidlist, fix duplicates, assign UIDs, move new → cur. */
+  private async assignLocked(ul: Uidlist | null, scan: Scan, moveNew: boolean): Promise<Uidlist> {
+    let rewrite = false;
+    if (!ul) {
+      ul = emptyUidlist(await nextUidValidity(this.opts.rootDir));
+      rewrite = true;
+    } else if (ul.problems.length) {
+      this.warn(`${this.uidlistPath}: repaired, keeping ${ul.records.length} UIDs: ${ul.problems.slice(0, 5).join('; ')}${ul.problems.length > 5 ? ` (+${ul.problems.length - 5} more)` : ''}`);
+      if (ul.uidValidity <= 0) ul.uidValidity = await nextUidValidity(this.opts.rootDir);
+      rewrite = true;
+    }
+    // Dovecot: a duplicate base name is renamed to a fresh name in new/ (new UID)
+    for (const d of scan.dups) {
+      const p = parseName(d.file);
+      const fresh = newBaseName(p.size ?? 0, p.vsize ?? 0).replace(/,S=\d+,W=\d+$/, '') + (p.size !== undefined ? `,S=${p.size}` : '') + (p.vsize !== undefined ? `,W=${p.vsize}` : '');
+      const target = p.info !== null ? join(this.dir, 'cur', fresh + ':' + p.info) : join(this.dir, 'new', fresh);
+      try {
+        await fsp.rename(join(this.dir, d.sub, d.file), target);
+        this.warn(`Maildir ${this.dir}: fixed a duplicate: ${d.sub}/${d.file} -> ${target.slice(this.dir.length + 1)}`);
+      } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('renaming duplicate', d.file, e); }
+    }
+    if (scan.dups.length) scan = await this.scan();
+    const known = new Set(ul.records.map((r) => r.base));
+    const pending = [...scan.files.keys()].filter((b) => !known.has(b)).sort(compareBaseNames);
+    const added: UidlistRecord[] = [];
+    let uid = nextUid(ul);
+    for (const base of pending) {
+      if (uid > 0xfffffffe) throw new MailStoreError('NOTPOSSIBLE', `${this.uidlistPath}: UID space exhausted`);
+      const rec = { uid: uid++, base, ext: new Map<string, string>() };
+      ul.records.push(rec); added.push(rec);
+    }
+    const live = ul.records.filter((r) => scan.files.has(r.base)).length;
+    if (!rewrite && ul.records.length > 16 && live < ul.records.length * 0.75) {
+      ul.headerNextUid = nextUid(ul);
+      ul.records = ul.records.filter((r) => scan.files.has(r.base));
+      rewrite = true;
+    }
+    if (rewrite) await rewriteUidlist(this.uidlistPath, ul);
+    else await appendUidlist(this.uidlistPath, added);
+    if (moveNew) {
+      for (const [base, f] of scan.files) {
+        if (f.sub !== 'new') continue;
+        const target = f.file.includes(':') ? f.file : `${base}:2,`;
+        await fsp.rename(join(this.dir, 'new', f.file), join(this.dir, 'cur', target)).catch((e) => {
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('moving new/ to cur/', f.file, e);
+        });
+      }
+    }
+    return ul;
+  }
+
+  private build(ul: Uidlist | null, scan: Scan): void {
+    this.uidlist = ul;
+    const msgs: MaildirMessage[] = [];
+    const order: string[] = [];
+    if (ul) {
+      for (const r of ul.records) {
+        const f = scan.files.get(r.base);
+        if (!f) continue;
+        const p = parseName(f.file);
+        const idx = [...new Set(p.keywordIdx)].sort((a, b) => a - b);
+        const kws = idx.map((i) => this.keywords.nameFor(i));
+        for (const k of kws) if (!order.includes(k)) order.push(k);
+        const old = this.byUid.get(r.uid);
+        const recent = this.firstSync ? f.sub === 'new' : !this.seenBases.has(r.base);
+        msgs.push({
+          uid: r.uid, base: r.base, file: f.file, sub: f.sub, flags: p.flags, keywords: kws, keywordIdx: idx,
+          otherLetters: p.otherLetters, extra: p.extra,
+          size: p.size ?? (r.ext.has('S') ? Number(r.ext.get('S')) : old?.size),
+          vsize: p.vsize ?? (r.ext.has('W') ? Number(r.ext.get('W')) : old?.vsize),
+          recent: old ? old.recent : recent,
+        });
+      }
+    }
+    this.messages = msgs;
+    this.byUid = new Map(msgs.map((m) => [m.uid, m]));
+    for (const m of msgs) this.seenBases.add(m.base);
+    this.keywordOrder = order;
+    this.firstSync = false;
+  }
+
+  message(uid: number): MaildirMessage | undefined { return this.byUid.get(uid); }
+
+  path(m: MaildirMessage): string { return join(this.dir, m.sub, m.file); }
+
+  /** Find a message's current file after a foreign rename; EXPUNGED when it is gone. */
+  private async relocate(m: MaildirMessage): Promise<void> {
+    for (const sub of ['cur', 'new'] as const) {
+      for (const f of await readdirSafe(join(this.dir, sub))) {
+        if (baseName(f) === m.base) {
+          const p = parseName(f);
+          m.sub = sub; m.file = f; m.flags = p.flags; m.keywordIdx = [...new Set(p.keywordIdx)].sort((a, b) => a - b);
+          m.keywords = m.keywordIdx.map((i) => this.keywords.nameFor(i)); m.otherLetters = p.otherLetters; m.extra = p.extra;
+          return;
+        }
+      }
+    }
+    throw new MailStoreError('EXPUNGED', `message UID ${m.uid} of ${this.opts.mailboxName} was expunged (${m.base})`, join(this.dir, m.sub, m.file));
+  }
+
+  private async withFile<T>(m: MaildirMessage, fn: (p: string) => Promise<T>): Promise<T> {
+    try { return await fn(this.path(m)); } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      await this.relocate(m);
+      try { return await fn(this.path(m)); } catch (e2) {
+        if ((e2 as NodeJS.ErrnoException).code === 'ENOENT') throw new MailStoreError('EXPUNGED', `message UID ${m.uid} of ${this.opts.mailboxName} vanished while being read`, this.path(m));
+        throw e2;
+      }
+    }
+  }
+
+  /** INTERNALDATE (mtime), SAVEDATE fallback (ctime), physical size. */
+  async stat(m: MaildirMessage): Promise<{ mtime: Date; ctime: Date; size: number }> {
+    const st = await this.withFile(m, (p) => fsp.stat(p));
+    m.size ??= st.size;
+    return { mtime: st.mtime, ctime: st.ctime, size: st.size };
+  }
+
+  /**
+   * Message body as plaintext Buffers (through the codec). A file that
+   * vanishes mid-read ends with an EXPUNGED error, never silently short.
+   */
+  async *read(m: MaildirMessage): AsyncIterable<Buffer> {
+    const fh = await this.withFile(m, (p) => fsp.open(p, 'r'));
+    const self = this;
+    async function* raw(): AsyncIterable<Buffer> {
+      try {
+        const stream = fh.createReadStream({ autoClose: false, highWaterMark: 64 * 1024 });
+        for await (const c of stream) yield c as Buffer;
+      } finally { await fh.close(); }
+    }
+    void self;
+    yield* this.codec.decrypt(this.opts.mailboxName, raw());
+  }
+
+  /** RFC822.SIZE: W= when present, else counted over the decrypted text with CRLF line ends. */
+  async virtualSize(m: MaildirMessage): Promise<number> {
+    if (m.vsize !== undefined) return m.vsize;
+    let n = 0;
+    let prev = -1;
+    for await (const c of this.read(m)) {
+      for (let i = 0; i < c.length; i++) {
+        if (c[i] === 0x0a && prev !== 0x0d) n++;
+        prev = c[i];
+      }
+      n += c.length;
+    }
+    m.vsize = n;
+    return n;
+  }
+
+  /**
+   * Save a message: tmp/ → fsync → mtime → rename into new/ (no flags) or
+   * cur/:2,… under the uidlist lock, then the next UID is appended. A failure
+   * before the rename leaves nothing visible; tmp/ leftovers are cleaned later.
+   */
+  async append(data: Buffer | AsyncIterable<Buffer>, opts: AppendOptions = {}): Promise<number> {
+    if (!this.uidlist) await this.sync();
+    const prefix = newBaseName(0, 0).replace(/,S=0,W=0$/, '');
+    const tmp = join(this.dir, 'tmp', prefix);
+    const count = { stored: 0, virt: 0 };
+    let stored = 0;
+    try {
+      const fh = await fsp.open(tmp, 'wx', 0o600);
+      try {
+        for await (const chunk of this.codec.encrypt(this.opts.mailboxName, normalise(toIterable(data), count))) {
+          await fh.write(chunk);
+          stored += chunk.length;
+        }
+        await fh.sync();
+      } finally { await fh.close(); }
+      if (opts.internalDate) await fsp.utimes(tmp, opts.internalDate, opts.internalDate);
+    } catch (e) {
+      await fsp.unlink(tmp).catch(() => {});
+      if (e instanceof MailStoreError) throw e;
+      throw ioError(`saving a message to ${this.opts.mailboxName}`, tmp, e);
+    }
+    const base = `${prefix},S=${stored},W=${count.virt}`;
+    try {
+      return await this.place(tmp, base, opts, stored);
+    } catch (e) {
+      await fsp.unlink(tmp).catch(() => {});
+      throw e;
+    }
+  }
+
+  /** Hard-link (Dovecot's maildir_copy_with_hardlinks) or copy a message file from another folder. */
+  async copyFrom(src: MaildirFolder, m: MaildirMessage, opts: AppendOptions = {}): Promise<number> {
+    if (!this.uidlist) await this.sync();
+    const srcPath = src.path(m);
+    const size = m.size ?? (await src.stat(m)).size;
+    const vsize = await src.virtualSize(m);
+    const base = newBaseName(size, vsize);
+    const tmp = join(this.dir, 'tmp', base);
+    try {
+      await src.withFile(m, async (p) => {
+        try { await fsp.link(p, tmp); } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw e;
+          await fsp.copyFile(p, tmp); // EXDEV/EPERM: different filesystem
+          const st = await fsp.stat(p);
+          await fsp.utimes(tmp, st.atime, st.mtime);
+        }
+      });
+    } catch (e) {
+      await fsp.unlink(tmp).catch(() => {});
+      if (e instanceof MailStoreError) throw e;
+      throw ioError(`copying to ${this.opts.mailboxName}`, srcPath, e);
+    }
+    const flags = opts.flags ?? m.flags;
+    const keywords = opts.keywords ?? m.keywords;
+    try { return await this.place(tmp, base, { flags, keywords }, size); } catch (e) { await fsp.unlink(tmp).catch(() => {}); throw e; }
+  }
+
+  private async place(tmp: string, base: string, opts: AppendOptions, physSize: number): Promise<number> {
+    const lock = await acquireDotlock(this.uidlistPath, this.opts.lock);
+    try {
+      this.keywords = await readKeywords(this.keywordsPath);
+      const flags = [...(opts.flags ?? [])];
+      const kidx: number[] = [];
+      for (const k of opts.keywords ?? []) {
+        const i = this.keywords.allocate(k);
+        if (i < 0) throw new MailStoreError('NOTPOSSIBLE', `${this.opts.mailboxName}: more than 26 keywords cannot be stored in Maildir file names`);
+        kidx.push(i);
+      }
+      if (this.keywords.dirty) await writeKeywords(this.keywordsPath, this.keywords);
+      const target = flags.length || kidx.length ? join(this.dir, 'cur', base + infoSuffix(flags, kidx)) : join(this.dir, 'new', base);
+      await fsp.rename(tmp, target).catch((e) => { throw ioError('delivering', target, e); });
+      let ul = await readUidlist(this.uidlistPath);
+      const scan = await this.scan();
+      ul = await this.assignLocked(ul, scan, false);
+      this.build(ul, await this.scan());
+      const rec = ul.records.find((r) => r.base === base);
+      if (!rec) throw new MailStoreError('IO', `${this.opts.mailboxName}: saved message ${base} vanished before it got a UID`);
+      await appendMaildirsize(join(this.opts.rootDir, 'maildirsize'), physSize, 1);
+      return rec.uid;
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /**
+   * Change flags/keywords by renaming within cur/ (base name kept, so the UID
+   * stays). Needs the uidlist lock only when a new keyword letter is allocated.
+   */
+  async setFlags(m: MaildirMessage, flags: Iterable<SystemFlag>, keywords: Iterable<string>): Promise<void> {
+    const fl = new Set(flags);
+    const names = [...keywords];
+    this.keywords = await readKeywords(this.keywordsPath);
+    if (names.some((k) => this.keywords.indexOf(k) < 0)) {
+      const lock = await acquireDotlock(this.uidlistPath, this.opts.lock);
+      try {
+        this.keywords = await readKeywords(this.keywordsPath);
+        for (const k of names) {
+          if (this.keywords.allocate(k) < 0) throw new MailStoreError('NOTPOSSIBLE', `${this.opts.mailboxName}: more than 26 keywords cannot be stored in Maildir file names`);
+        }
+        if (this.keywords.dirty) await writeKeywords(this.keywordsPath, this.keywords);
+      } finally { await lock.release(); }
+    }
+    const idx = [...new Set(names.map((k) => this.keywords.indexOf(k)))].sort((a, b) => a - b);
+    const file = m.base + infoSuffix(fl, idx, m.otherLetters, m.extra);
+    if (file === m.file && m.sub === 'cur') return;
+    await this.withFile(m, (p) => fsp.rename(p, join(this.dir, 'cur', file)));
+    m.sub = 'cur'; m.file = file; m.flags = fl; m.keywordIdx = idx; m.keywords = idx.map((i) => this.keywords.nameFor(i));
+  }
+
+  /** Expunge = unlink (plus a negative maildirsize line). Already-gone files count as expunged. */
+  async expunge(ms: MaildirMessage[]): Promise<number[]> {
+    const done: number[] = [];
+    let bytes = 0;
+    for (const m of ms) {
+      try {
+        const size = m.size ?? (await this.stat(m)).size;
+        await this.withFile(m, (p) => fsp.unlink(p));
+        bytes += size;
+        done.push(m.uid);
+      } catch (e) {
+        if (e instanceof MailStoreError && e.code === 'EXPUNGED') continue;
+        throw e instanceof MailStoreError ? e : ioError('expunging', this.path(m), e);
+      }
+    }
+    if (done.length) await appendMaildirsize(join(this.opts.rootDir, 'maildirsize'), -bytes, -done.length);
+    const gone = new Set(done);
+    this.messages = this.messages.filter((m) => !gone.has(m.uid));
+    for (const u of done) this.byUid.delete(u);
+    return done;
+  }
+
+  /** Delete tmp/ files older than 36 h (Dovecot's rule). Returns how many. */
+  async cleanTmp(maxAgeMs = 36 * 3600_000): Promise<number> {
+    let n = 0;
+    const dir = join(this.dir, 'tmp');
+    for (const f of await readdirSafe(dir)) {
+      try {
+        const st = await fsp.lstat(join(dir, f));
+        if (st.isFile() && Date.now() - st.mtimeMs > maxAgeMs) { await fsp.unlink(join(dir, f)); n++; }
+      } catch { /* raced with someone else */ }
+    }
+    return n;
+  }
+}
+
+void createReadStream;

@@ -1,0 +1,140 @@
+/**
+ * The folder tree of one Maildir root in Dovecot's two layouts:
+ * Maildir++ (`.<name>` directories with '.' between levels, INBOX = root)
+ * and LAYOUT=fs (nested directories, no leading dot). Maps IMAP names
+ * (mUTF-7, separator '.') to directories and back, with `:UTF-8` storing raw
+ * UTF-8 on disk. Listing derives the tree from directories only (spec §6):
+ * missing Maildir++ parents are \NonExistent, fs directories without cur/
+ * are \Noselect.
+ */
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { MailStoreError } from '../errors.js';
+import type { MaildirLocation } from './location.js';
+import { mutf7ToUtf8, utf8ToMutf7, Mutf7Error } from './utf7.js';
+
+export const IMAP_SEP = '.';
+
+export interface FolderEntry {
+  /** IMAP name (mUTF-7, '.' separated). */
+  name: string;
+  /** Exists as a mailbox (selectable). */
+  exists: boolean;
+  /** A directory exists but cannot hold mail (fs layout without cur/). */
+  noselect: boolean;
+  hasChildren: boolean;
+}
+
+/** Validate an IMAP mailbox name and split it into levels (mUTF-7). */
+export function splitImapName(name: string): string[] {
+  if (name.toUpperCase() === 'INBOX') return ['INBOX'];
+  if (name.includes('/')) throw new MailStoreError('INVALIDNAME', `mailbox name "${name}" must not contain '/'`);
+  try { mutf7ToUtf8(name); } catch (e) {
+    if (e instanceof Mutf7Error) throw new MailStoreError('INVALIDNAME', `mailbox name "${name}" is not valid mUTF-7`);
+    throw e;
+  }
+  const levels = name.split(IMAP_SEP);
+  if (levels.some((l) => l === '')) throw new MailStoreError('INVALIDNAME', `mailbox name "${name}" has an empty hierarchy level`);
+  if (levels.some((l) => l === '..' || l === '.')) throw new MailStoreError('INVALIDNAME', `mailbox name "${name}" is not allowed`);
+  return levels;
+}
+
+export function isInbox(name: string): boolean {
+  return name.toUpperCase() === 'INBOX';
+}
+
+/** Level as stored on disk (mUTF-7, or UTF-8 with :UTF-8). */
+function levelToDisk(loc: MaildirLocation, level: string): string {
+  return loc.utf8 ? mutf7ToUtf8(level) : level;
+}
+function levelFromDisk(loc: MaildirLocation, level: string): string | null {
+  if (loc.utf8) return utf8ToMutf7(level);
+  try { mutf7ToUtf8(level); return level; } catch { return null; }
+}
+
+/** Storage levels of a folder (what subscriptions store). */
+export function storageLevels(loc: MaildirLocation, name: string): string[] {
+  if (isInbox(name)) return ['INBOX'];
+  return splitImapName(name).map((l) => levelToDisk(loc, l));
+}
+export function imapNameFromStorage(loc: MaildirLocation, levels: string[]): string | null {
+  if (levels.length === 1 && levels[0].toUpperCase() === 'INBOX') return 'INBOX';
+  const out: string[] = [];
+  for (const l of levels) { const v = levelFromDisk(loc, l); if (v === null) return null; out.push(v); }
+  return out.join(IMAP_SEP);
+}
+
+/** Directory of a folder. */
+export function folderDir(loc: MaildirLocation, name: string): string {
+  if (isInbox(name)) return loc.inbox;
+  const levels = splitImapName(name).map((l) => levelToDisk(loc, l));
+  if (loc.layout === 'fs') {
+    if (levels.some((l) => l === 'cur' || l === 'new' || l === 'tmp')) throw new MailStoreError('INVALIDNAME', `mailbox name "${name}" is not allowed with LAYOUT=fs (cur/new/tmp)`);
+    return join(loc.root, ...levels);
+  }
+  if (levels.some((l) => l.includes('.'))) throw new MailStoreError('INVALIDNAME', `mailbox name "${name}" is not allowed`);
+  return join(loc.root, '.' + levels.join('.'));
+}
+
+async function isDir(p: string): Promise<boolean> {
+  try { return (await fsp.stat(p)).isDirectory(); } catch { return false; }
+}
+
+async function readdirDirs(p: string): Promise<string[]> {
+  let ents;
+  try { ents = await fsp.readdir(p, { withFileTypes: true }); } catch { return []; }
+  const out: string[] = [];
+  for (const e of ents) {
+    if (e.isDirectory()) out.push(e.name);
+    else if (e.isSymbolicLink() && await isDir(join(p, e.name))) out.push(e.name);
+  }
+  return out;
+}
+
+/** Every folder of the root, INBOX first, with parents filled in. */
+export async function listFolders(loc: MaildirLocation): Promise<FolderEntry[]> {
+  const found = new Map<string, { exists: boolean; noselect: boolean }>();
+  if (loc.layout === 'maildir++') {
+    for (const d of await readdirDirs(loc.root)) {
+      if (!d.startsWith('.') || d.startsWith('..') || d === '.') continue;
+      const name = imapNameFromStorage(loc, d.slice(1).split('.'));
+      if (name === null || name === 'INBOX' || d.slice(1).split('.').some((l) => l === '')) continue;
+      found.set(name, { exists: true, noselect: false });
+    }
+  } else {
+    const walk = async (dir: string, prefix: string[]) => {
+      for (const d of await readdirDirs(dir)) {
+        if (d.startsWith('.') || ((d === 'cur' || d === 'new' || d === 'tmp'))) continue;
+        const lvl = levelFromDisk(loc, d);
+        if (lvl === null || lvl.includes(IMAP_SEP)) continue;
+        const levels = [...prefix, lvl];
+        const name = levels.join(IMAP_SEP);
+        if (name.toUpperCase() === 'INBOX') continue;
+        const sel = await isDir(join(dir, d, 'cur'));
+        found.set(name, { exists: sel, noselect: !sel });
+        await walk(join(dir, d), levels);
+      }
+    };
+    await walk(loc.root, []);
+  }
+  // missing parents
+  for (const name of [...found.keys()]) {
+    const levels = name.split(IMAP_SEP);
+    for (let i = 1; i < levels.length; i++) {
+      const p = levels.slice(0, i).join(IMAP_SEP);
+      if (!found.has(p)) found.set(p, { exists: false, noselect: false });
+    }
+  }
+  const names = [...found.keys()];
+  const out: FolderEntry[] = [{ name: 'INBOX', exists: true, noselect: false, hasChildren: false }];
+  for (const [name, f] of found) {
+    out.push({ name, exists: f.exists, noselect: f.noselect, hasChildren: names.some((n) => n.startsWith(name + IMAP_SEP)) });
+  }
+  return out;
+}
+
+export async function folderExists(loc: MaildirLocation, name: string): Promise<boolean> {
+  const dir = folderDir(loc, name);
+  if (isInbox(name)) return true;
+  return loc.layout === 'fs' ? isDir(join(dir, 'cur')) : isDir(dir);
+}

@@ -1,0 +1,232 @@
+/**
+ * The storage interface the protocol layers (IMAP, LMTP, sealadm) use for one
+ * user's Maildir: folder list with LIST attributes, create/delete/rename with
+ * Dovecot's on-disk outcome, subscriptions, opening folders, STATUS counters
+ * and quota usage. Special-use flags come from configuration (never disk).
+ * All failures are MailStoreError; no protocol text here.
+ */
+import { promises as fsp } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { IndexCipher, MessageCodec } from '../crypt/codec.js';
+import { identityCipher, identityCodec } from '../crypt/codec.js';
+import { MailStoreError, ioError } from './errors.js';
+import type { DotlockOptions } from './maildir/dotlock.js';
+import { MaildirFolder } from './maildir/folder.js';
+import { folderDir, folderExists, imapNameFromStorage, isInbox, listFolders, splitImapName, storageLevels, IMAP_SEP } from './maildir/folders.js';
+import { parseMailLocation, type MaildirLocation } from './maildir/location.js';
+import { readMaildirsize, type QuotaUsage } from './maildir/maildirsize.js';
+import { readSubscriptions, updateSubscriptions } from './maildir/subscriptions.js';
+import { emptyUidlist, rewriteUidlist } from './maildir/uidlist.js';
+import { nextUidValidity } from './maildir/uidvalidity.js';
+
+export interface StoreOptions {
+  /** `mail_location` with %-variables already expanded. */
+  mailLocation: string;
+  home?: string;
+  codec?: MessageCodec;
+  cipher?: IndexCipher;
+  /** IMAP name → special-use flag (`namespace inbox { mailbox X { special_use } }`). */
+  specialUse?: Record<string, string>;
+  lock?: DotlockOptions;
+  warn?: (msg: string) => void;
+}
+
+export interface ListEntry {
+  name: string;
+  /** LIST-EXTENDED attributes in Dovecot's order: \NonExistent/\Noselect, \Subscribed, children, special-use. */
+  flags: string[];
+}
+
+export interface MailboxStatus {
+  messages: number;
+  recent: number;
+  uidnext: number;
+  uidvalidity: number;
+  unseen: number;
+  /** Sum of physical sizes. */
+  size: number;
+  guid: string;
+  /** Keywords in use, in Dovecot's FLAGS order. */
+  keywords: string[];
+}
+
+export class MailStore {
+  readonly loc: MaildirLocation;
+  readonly codec: MessageCodec;
+  readonly cipher: IndexCipher;
+
+  constructor(readonly opts: StoreOptions) {
+    this.loc = parseMailLocation(opts.mailLocation, opts.home);
+    this.codec = opts.codec ?? identityCodec;
+    this.cipher = opts.cipher ?? identityCipher;
+  }
+
+  /** Root control dir: dovecot-uidvalidity*, subscriptions, maildirsize. */
+  get rootControl(): string { return this.loc.control ?? this.loc.root; }
+  get subscriptionsPath(): string { return join(this.rootControl, 'subscriptions'); }
+  private get subSep(): string { return this.loc.layout === 'fs' ? '/' : '.'; }
+
+  dirOf(name: string): string { return folderDir(this.loc, name); }
+
+  private controlDirOf(name: string): string | undefined {
+    if (!this.loc.control) return undefined;
+    return folderDir({ ...this.loc, root: this.loc.control, inbox: this.loc.control }, name);
+  }
+
+  /** Make sure the root (INBOX) exists, as Dovecot does on first access. */
+  async ensureRoot(): Promise<void> {
+    for (const d of ['cur', 'new', 'tmp']) {
+      await fsp.mkdir(join(this.loc.inbox, d), { recursive: true, mode: 0o700 }).catch((e) => { throw ioError('creating INBOX', this.loc.inbox, e); });
+    }
+  }
+
+  async subscriptions(): Promise<string[]> {
+    const s = await readSubscriptions(this.subscriptionsPath, this.subSep);
+    return s.names.map((l) => imapNameFromStorage(this.loc, l)).filter((n): n is string => n !== null);
+  }
+
+  async subscribe(name: string, on = true): Promise<void> {
+    const levels = storageLevels(this.loc, name);
+    if (on && !(await folderExists(this.loc, name))) throw new MailStoreError('NONEXISTENT', `mailbox ${name} does not exist`);
+    await updateSubscriptions(this.subscriptionsPath, this.subSep, (s) => {
+      const key = levels.join('\t');
+      const i = s.names.findIndex((l) => l.join('\t') === key);
+      if (on && i < 0) s.names.push(levels);
+      if (!on && i >= 0) s.names.splice(i, 1);
+    });
+  }
+
+  /** LIST "" "*" RETURN (SPECIAL-USE SUBSCRIBED CHILDREN), or plain LIST with `plain`. */
+  async list(plain = false): Promise<ListEntry[]> {
+    const subs = new Set(plain ? [] : await this.subscriptions());
+    const out: ListEntry[] = [];
+    for (const f of await listFolders(this.loc)) {
+      const flags: string[] = [];
+      if (!f.exists) flags.push(f.noselect || plain ? '\\Noselect' : '\\NonExistent');
+      if (subs.has(f.name)) flags.push('\\Subscribed');
+      flags.push(f.hasChildren ? '\\HasChildren' : '\\HasNoChildren');
+      const su = this.opts.specialUse?.[f.name];
+      if (su && f.exists) flags.push(su);
+      out.push({ name: f.name, flags });
+    }
+    return out;
+  }
+
+  /** LSUB: subscribed names (also missing ones) with special-use of existing folders. */
+  async lsub(): Promise<ListEntry[]> {
+    const out: ListEntry[] = [];
+    for (const name of await this.subscriptions()) {
+      const su = this.opts.specialUse?.[name];
+      out.push({ name, flags: su && await folderExists(this.loc, name).catch(() => false) ? [su] : [] });
+    }
+    return out;
+  }
+
+  async exists(name: string): Promise<boolean> { return folderExists(this.loc, name); }
+
+  /** Open a folder (no sync yet). */
+  async open(name: string): Promise<MaildirFolder> {
+    if (!(await folderExists(this.loc, name))) throw new MailStoreError('NONEXISTENT', `mailbox ${name} does not exist`);
+    return new MaildirFolder(this.dirOf(name), {
+      codec: this.codec, mailboxName: isInbox(name) ? 'INBOX' : name, rootDir: this.rootControl,
+      controlDir: this.controlDirOf(name), lock: this.opts.lock, warn: this.opts.warn,
+    });
+  }
+
+  async create(name: string): Promise<void> {
+    if (isInbox(name)) throw new MailStoreError('ALREADYEXISTS', 'mailbox INBOX already exists');
+    splitImapName(name);
+    const dir = this.dirOf(name);
+    if (await folderExists(this.loc, name)) throw new MailStoreError('ALREADYEXISTS', `mailbox ${name} already exists`);
+    await this.ensureRoot();
+    try {
+      await fsp.mkdir(dirname(dir), { recursive: true, mode: 0o700 });
+      await fsp.mkdir(dir, { mode: 0o700 }).catch((e) => { if (e.code !== 'EEXIST' || this.loc.layout !== 'fs') throw e; });
+      for (const d of ['cur', 'new', 'tmp']) await fsp.mkdir(join(dir, d), { mode: 0o700 }).catch((e) => { if (e.code !== 'EEXIST') throw e; });
+      if (this.loc.layout === 'maildir++') await fsp.writeFile(join(dir, 'maildirfolder'), '', { mode: 0o600 });
+      const ctl = this.controlDirOf(name) ?? dir;
+      await fsp.mkdir(ctl, { recursive: true, mode: 0o700 });
+      await rewriteUidlist(join(ctl, 'dovecot-uidlist'), emptyUidlist(await nextUidValidity(this.rootControl)));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new MailStoreError('ALREADYEXISTS', `mailbox ${name} already exists`);
+      throw e instanceof MailStoreError ? e : ioError(`creating mailbox ${name}`, dir, e);
+    }
+  }
+
+  /**
+   * Dovecot's DELETE: Maildir++ renames `.Name` to `..DOVECOT-TRASH` and
+   * removes it; children stay. fs layout with children keeps the directory
+   * (it becomes \Noselect). Subscriptions are not touched.
+   */
+  async delete(name: string): Promise<void> {
+    if (isInbox(name)) throw new MailStoreError('NOTPOSSIBLE', 'INBOX can not be deleted');
+    if (!(await folderExists(this.loc, name))) throw new MailStoreError('NONEXISTENT', `mailbox ${name} does not exist`);
+    const dir = this.dirOf(name);
+    try {
+      if (this.loc.layout === 'maildir++') {
+        const trash = join(this.loc.root, '..DOVECOT-TRASH');
+        await fsp.rm(trash, { recursive: true, force: true });
+        await fsp.rename(dir, trash);
+        await fsp.rm(trash, { recursive: true, force: true });
+      } else {
+        const children = (await fsp.readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory() && !['cur', 'new', 'tmp'].includes(e.name));
+        if (!children.length) { await fsp.rm(dir, { recursive: true, force: true }); return; }
+        for (const e of await fsp.readdir(dir, { withFileTypes: true })) {
+          if (e.isDirectory() && !['cur', 'new', 'tmp'].includes(e.name)) continue;
+          await fsp.rm(join(dir, e.name), { recursive: true, force: true });
+        }
+      }
+    } catch (e) {
+      throw ioError(`deleting mailbox ${name}`, dir, e);
+    }
+  }
+
+  /** RENAME with children; UIDVALIDITY/GUID move with the directories; subscriptions untouched (Dovecot). */
+  async rename(from: string, to: string): Promise<void> {
+    if (isInbox(from)) throw new MailStoreError('NOTPOSSIBLE', "Renaming INBOX isn't supported");
+    if (isInbox(to)) throw new MailStoreError('ALREADYEXISTS', 'mailbox INBOX already exists');
+    splitImapName(to);
+    const all = await listFolders(this.loc);
+    const src = all.find((f) => f.name === from);
+    if (!src || (!src.exists && !src.noselect && !src.hasChildren)) throw new MailStoreError('NONEXISTENT', `mailbox ${from} does not exist`);
+    if (all.some((f) => f.name === to || f.name.startsWith(to + IMAP_SEP)) && (await folderExists(this.loc, to) || all.some((f) => f.name.startsWith(to + IMAP_SEP)))) {
+      throw new MailStoreError('ALREADYEXISTS', `mailbox ${to} already exists`);
+    }
+    if (to.startsWith(from + IMAP_SEP)) throw new MailStoreError('NOTPOSSIBLE', `can not rename ${from} into its own child ${to}`);
+    try {
+      if (this.loc.layout === 'fs') {
+        const dst = this.dirOf(to);
+        await fsp.mkdir(dirname(dst), { recursive: true, mode: 0o700 });
+        await fsp.rename(this.dirOf(from), dst);
+      } else {
+        const moves = all.filter((f) => (f.name === from || f.name.startsWith(from + IMAP_SEP)) && f.exists);
+        for (const f of moves) await fsp.rename(this.dirOf(f.name), this.dirOf(to + f.name.slice(from.length)));
+      }
+    } catch (e) {
+      throw ioError(`renaming ${from} to ${to}`, this.dirOf(from), e);
+    }
+  }
+
+  /** STATUS without moving new/ → cur/ (like Dovecot's STATUS/EXAMINE). */
+  async status(name: string): Promise<MailboxStatus> {
+    const f = await this.open(name);
+    await f.sync();
+    let size = 0;
+    for (const m of f.messages) size += m.size ?? (await f.stat(m)).size;
+    return {
+      messages: f.messages.length,
+      recent: f.messages.filter((m) => m.recent).length,
+      uidnext: f.uidNext,
+      uidvalidity: f.uidValidity,
+      unseen: f.messages.filter((m) => !m.flags.has('\\Seen')).length,
+      size,
+      guid: f.guid,
+      keywords: f.keywordOrder,
+    };
+  }
+
+  /** Quota usage from maildirsize (null when the file is missing: Dovecot will recount). */
+  async quota(): Promise<QuotaUsage | null> {
+    return readMaildirsize(join(this.rootControl, 'maildirsize'));
+  }
+}

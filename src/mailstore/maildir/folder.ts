@@ -103,6 +103,16 @@ async function* normalise(src: AsyncIterable<Buffer>, count: { stored: number; v
   if (pendingCR) { count.stored += 1; count.virt += 1; yield Buffer.from([0x0d]); }
 }
 
+/** filehandle.write may write less than asked (e.g. a filling disk): loop until done or an error. */
+async function writeFully(fh: fsp.FileHandle, buf: Buffer): Promise<void> {
+  let off = 0;
+  while (off < buf.length) {
+    const { bytesWritten } = await fh.write(buf, off, buf.length - off);
+    if (bytesWritten === 0) throw Object.assign(new Error('ENOSPC: write returned 0 bytes'), { code: 'ENOSPC' });
+    off += bytesWritten;
+  }
+}
+
 async function* toIterable(data: Buffer | AsyncIterable<Buffer>): AsyncIterable<Buffer> {
   if (Buffer.isBuffer(data)) yield data; else yield* data;
 }
@@ -359,7 +369,7 @@ export class MaildirFolder {
       const fh = await fsp.open(tmp, 'wx', 0o600);
       try {
         for await (const chunk of this.codec.encrypt(this.opts.mailboxName, normalise(toIterable(data), count))) {
-          await fh.write(chunk);
+          await writeFully(fh, chunk);
           stored += chunk.length;
         }
         await fh.sync();

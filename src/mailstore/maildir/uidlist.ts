@@ -93,14 +93,14 @@ export function parseUidlist(text: string, path = 'dovecot-uidlist'): Uidlist | 
   const seen = new Set<string>();
   let last = 0;
   lines.forEach((line, i) => {
+    const num = /^(\d+)/.exec(line);
+    if (num && Number(num[1]) <= MAX_UID) u.highestSeenUid = Math.max(u.highestSeenUid, Number(num[1]));
     if (i === lines.length - 1) {
       // a last line without '\n' is a torn append: drop it (its file gets a new UID)
       if (line !== '') u.problems.push(`${path}:${i + 2}: incomplete last line ignored`);
       return;
     }
     if (line === '') { u.problems.push(`${path}:${i + 2}: empty line ignored`); return; }
-    const num = /^(\d+)/.exec(line);
-    if (num && Number(num[1]) <= MAX_UID) u.highestSeenUid = Math.max(u.highestSeenUid, Number(num[1]));
     const r = parseRecordLine(line, u.version);
     if (typeof r === 'string') { u.problems.push(`${path}:${i + 2}: ${r}`); return; }
     if (r.uid <= last || r.uid > MAX_UID) { u.problems.push(`${path}:${i + 2}: UID ${r.uid} out of order, ignored`); return; }

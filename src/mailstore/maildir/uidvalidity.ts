@@ -41,7 +41,8 @@ export async function nextUidValidity(dir: string): Promise<number> {
     const next = ((cur + 1) >>> 0) || 1;
     try {
       await fsp.rename(join(dir, `dovecot-uidvalidity.${hex(cur)}`), join(dir, `dovecot-uidvalidity.${hex(next)}`));
-      await writeAtomic(file, hex(next), file + '.tmp', 0o600);
+      // the hex file is only a hint (the token is authoritative): unique temp name, last writer wins
+      await writeAtomic(file, hex(next), `${file}.tmp.${process.pid}.${Math.random().toString(36).slice(2)}`, 0o600);
       return next;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('allocating UIDVALIDITY', dir, e);

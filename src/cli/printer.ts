@@ -93,6 +93,11 @@ export class Printer {
   /** Flush buffered formats (table, json). Call once at the end of a command. */
   flush(): void {
     const hs = this.headers;
+    if (this.format === 'tab' && !this.headerPrinted && !hs.every((h) => h.hideTitle)) {
+      // doveadm prints the title row even when there is no row to follow.
+      this.headerPrinted = true;
+      this.out.write(hs.map((h) => this.title(h)).join('\t') + '\n');
+    }
     if (this.format === 'table') {
       const str = (v: string | Buffer) => (typeof v === 'string' ? v : v.toString('utf8'));
       const widths = hs.map((h, i) => Math.max(this.title(h).length, ...this.rows.map((r) => str(r[i]).length)));

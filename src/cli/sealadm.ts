@@ -95,8 +95,10 @@ export async function runCli(argv: string[], io: { out: NodeJS.WritableStream; e
     usage(io.err, `Unknown command '${g.rest.join(' ')}'\n`);
     return EX_USAGE;
   }
-  // The CLI reports through stderr; log lines from the layers below go there too.
-  setLogSink((line, level) => { if (level !== 'debug' || g.debug) io.err.write(line + '\n'); });
+  // Commands report on stdout/stderr themselves. The layers below log as a
+  // server would (auth: sql(user): Password mismatch …); doveadm leaves those
+  // to the server's log, so sealadm shows them only with -v (-D adds debug).
+  setLogSink((line, level) => { if (g.debug || (g.verbose && level !== 'debug')) io.err.write(line + '\n'); });
   const ctx: CommandContext = {
     args: g.rest.slice(found.used),
     configPath: g.configPath,

@@ -5,8 +5,13 @@
 import type { CliCommand } from '../command.js';
 import { configCommand } from './config.js';
 import { pwCommand } from './pw.js';
+import { authLookupCommand, authTestCommand } from './auth.js';
+import { userCommand } from './user.js';
 
 export const commands: CliCommand[] = [
   configCommand,
   pwCommand,
+  authTestCommand,
+  authLookupCommand,
+  userCommand,
 ];

@@ -1,0 +1,309 @@
+/**
+ * Dovecot 2.3's authentication flow (auth-request.c, passdb/userdb chains):
+ * username normalisation (auth_username_chars, auth_default_realm,
+ * auth_username_format = %Lu), each passdb in order with skip/result_* rules,
+ * default_fields before and override_fields after a lookup, the field rules
+ * (password NULL, password_noscheme, user/username/domain renames,
+ * userdb_* prefetch, nologin/reason, nopassword, nodelay, allow_nets),
+ * password verification through the schemes, then the userdb chain. A
+ * database outage is a temporary failure, never a wrong password. Log lines
+ * never carry a password or a hash.
+ */
+import type { DovecotConfig } from '../config/index.js';
+import { expandVarsChecked, type VarTable } from '../config/vars.js';
+import { ipInNetwork } from '../config/settings.js';
+import { Logger } from '../log/logger.js';
+import { openBackend, parseArgsFields, type Backend, type Fields } from './databases.js';
+import { SchemeError, verifyPassword } from './schemes/index.js';
+
+export interface RequestInfo {
+  service: string;
+  rip?: string;
+  lip?: string;
+  mech?: string;
+  secured?: boolean;
+  session?: string;
+}
+
+export type PassResult = 'ok' | 'mismatch' | 'unknown' | 'tempfail';
+
+export interface AuthOutcome {
+  result: PassResult;
+  /** the login as given */
+  origUser: string;
+  /** the final user name */
+  user: string;
+  /** passdb extra fields visible to clients (no password, no userdb_*) */
+  fields: Fields;
+  /** userdb_* fields from the passdb, prefix removed */
+  userdbFields: Fields;
+  nologin: boolean;
+  nodelay: boolean;
+  reason?: string;
+  /** the login was refused by auth_username_chars before any lookup */
+  refusedName?: boolean;
+}
+
+export interface UserOutcome {
+  result: 'ok' | 'unknown' | 'tempfail';
+  user: string;
+  fields: Fields;
+}
+
+interface DbEntry {
+  settings: Record<string, string>;
+  backend: Promise<Backend>;
+}
+
+const HIDDEN_PASSDB_FIELDS = new Set(['password', 'password_noscheme']);
+/** Presence flags: Dovecot keeps only the name, whatever value the row has. */
+const FLAG_FIELDS = new Set(['nologin', 'nodelay', 'nopassword', 'noauthenticate', 'proxy', 'proxy_maybe', 'proxy_always', 'starttls', 'master']);
+
+function setField(fields: Fields, key: string, value: string): void {
+  const i = fields.findIndex(([k]) => k === key);
+  if (i >= 0) fields[i] = [key, value];
+  else fields.push([key, value]);
+}
+
+export class AuthEngine {
+  private readonly passdbs: DbEntry[];
+  private readonly userdbs: DbEntry[];
+  private readonly log = new Logger('auth', 'auth');
+
+  constructor(private readonly config: DovecotConfig, private readonly protocol = 'doveadm') {
+    const ctx = { protocol };
+    const open = (s: Record<string, string>) => {
+      const p = openBackend(s.driver, s.args ?? '');
+      p.catch(() => {}); // reported when used
+      return p;
+    };
+    this.passdbs = config.passdbs(ctx).map((s) => ({ settings: s, backend: open(s) }));
+    this.userdbs = config.userdbs(ctx).map((s) => ({ settings: s, backend: open(s) }));
+  }
+
+  private setting(key: string): string {
+    return this.config.get(key, { protocol: this.protocol });
+  }
+
+  /** auth_username_chars / auth_default_realm / auth_username_format. Null = refused. */
+  normalizeUser(login: string): string | null {
+    const chars = this.setting('auth_username_chars');
+    if (chars && [...login].some((c) => !chars.includes(c))) return null;
+    let user = login;
+    const realm = this.setting('auth_default_realm');
+    if (realm && !user.includes('@')) user = `${user}@${realm}`;
+    const fmt = this.setting('auth_username_format');
+    if (fmt) user = expandVarsChecked(fmt, { user }).value;
+    return user;
+  }
+
+  private vars(user: string, origUser: string, info: RequestInfo, password?: string, extra: Fields = []): VarTable {
+    const v: VarTable = {
+      user, orig_user: origUser, service: info.service, rip: info.rip ?? '', lip: info.lip ?? '',
+      real_rip: info.rip ?? '', real_lip: info.lip ?? '', mech: info.mech ?? 'PLAIN', session: info.session ?? '',
+      pid: String(process.pid), hostname: this.setting('hostname') || undefined, password,
+      secured: info.secured ? 'secured' : '',
+    };
+    for (const [k, val] of extra) if (k === 'home') v.home = val;
+    return v;
+  }
+
+  private applyTemplateFields(spec: string, fields: Fields, vars: VarTable): void {
+    for (const [k, v] of parseArgsFields(spec)) setField(fields, k, expandVarsChecked(v, vars).value);
+  }
+
+  /**
+   * Passdb chain. `password` undefined = lookup only (doveadm auth lookup,
+   * no verification).
+   */
+  async authenticate(login: string, password: string | undefined, info: RequestInfo): Promise<AuthOutcome> {
+    const norm = this.normalizeUser(login);
+    const outcome: AuthOutcome = { result: 'unknown', origUser: login, user: norm ?? login, fields: [], userdbFields: [], nologin: false, nodelay: false };
+    if (norm === null) {
+      this.log.info(`(${login},${info.rip ?? ''}): Username character disallowed by auth_username_chars`);
+      outcome.refusedName = true;
+      return outcome;
+    }
+    let user = norm;
+    let last: PassResult = 'unknown';
+    let hadTempfail = false;
+    for (const db of this.passdbs) {
+      const s = db.settings;
+      if (s.skip === 'authenticated' && last === 'ok') continue;
+      if (s.skip === 'unauthenticated' && last !== 'ok') continue;
+      const r = await this.passdbOne(db, user, login, password, info);
+      if (r.result === 'tempfail') hadTempfail = true;
+      const action = r.result === 'ok' ? s.result_success : r.result === 'tempfail' ? s.result_internalfail : s.result_failure;
+      if (r.result !== 'unknown' || r.fields.length) {
+        outcome.fields = r.fields;
+        outcome.userdbFields = r.userdbFields;
+        user = r.user;
+      }
+      outcome.nologin = r.nologin;
+      outcome.nodelay = r.nodelay;
+      outcome.reason = r.reason;
+      let res: PassResult = r.result;
+      if (action === 'return-ok' || action === 'continue-ok') res = 'ok';
+      if (action === 'return-fail' || action === 'continue-fail') res = res === 'ok' ? 'mismatch' : res;
+      last = res;
+      if (action.startsWith('return')) break;
+    }
+    if (last !== 'ok' && hadTempfail) last = 'tempfail';
+    outcome.result = last;
+    outcome.user = user;
+    return outcome;
+  }
+
+  private async passdbOne(db: DbEntry, user: string, origUser: string, password: string | undefined, info: RequestInfo): Promise<AuthOutcome> {
+    const s = db.settings;
+    const out: AuthOutcome = { result: 'unknown', origUser, user, fields: [], userdbFields: [], nologin: false, nodelay: false };
+    const prefix = `${s.driver}(${user},${info.rip ?? ''})`;
+    let backend: Backend;
+    try {
+      backend = await db.backend;
+    } catch (e) {
+      this.log.error(`${prefix}: ${(e as Error).message}`);
+      out.result = 'tempfail';
+      return out;
+    }
+    if (!backend.passLookup) {
+      this.log.error(`${prefix}: driver ${s.driver} can't be used as a passdb`);
+      out.result = 'tempfail';
+      return out;
+    }
+    const vars = this.vars(user, origUser, info, password);
+    const fields: Fields = [];
+    if (s.default_fields) this.applyTemplateFields(s.default_fields, fields, vars);
+    const r = await backend.passLookup(vars);
+    if (r.kind === 'tempfail') {
+      this.log.error(`${prefix}: Password query failed: ${r.error}`);
+      out.result = 'tempfail';
+      return out;
+    }
+    if (r.kind === 'unknown') {
+      this.log.info(`${prefix}: unknown user`);
+      return out;
+    }
+    for (const [k, v] of r.fields) setField(fields, k, v);
+    if (s.override_fields) this.applyTemplateFields(s.override_fields, fields, vars);
+
+    let stored: string | null = null;
+    let noScheme = false;
+    const visible: Fields = [];
+    for (const [k, v] of fields) {
+      if (k === 'password') { stored = v; continue; }
+      if (k === 'password_noscheme') { stored = v; noScheme = true; continue; }
+      if (k === 'user') { user = v; continue; }
+      if (k === 'username') { user = v.includes('@') ? v : `${v}${user.includes('@') ? user.slice(user.indexOf('@')) : ''}`; continue; }
+      if (k === 'domain') { user = `${user.split('@')[0]}@${v}`; continue; }
+      if (k.startsWith('userdb_')) { out.userdbFields.push([k.slice(7), v]); continue; }
+      visible.push([k, FLAG_FIELDS.has(k) ? '' : v]);
+    }
+    out.user = user;
+    const has = (k: string) => visible.some(([f]) => f === k);
+    out.nologin = has('nologin');
+    out.nodelay = has('nodelay');
+    out.reason = visible.find(([k]) => k === 'reason')?.[1];
+    out.fields = visible.filter(([k]) => !HIDDEN_PASSDB_FIELDS.has(k));
+
+    const allowNets = visible.find(([k]) => k === 'allow_nets')?.[1];
+    if (allowNets && password !== undefined) {
+      const ok = info.rip && allowNets.split(/[\s,]+/).filter(Boolean).some((n) => n === 'local' ? info.rip === info.lip : ipInNetwork(info.rip!, n));
+      if (!ok) {
+        this.log.info(`${prefix}: allow_nets check failed: IP not in allowed networks`);
+        out.result = 'mismatch';
+        return out;
+      }
+    }
+    if (password === undefined) {
+      out.result = 'ok';
+      return out;
+    }
+    if (s.deny === 'yes') {
+      this.log.info(`${prefix}: User found from deny passdb`);
+      out.result = 'mismatch';
+      return out;
+    }
+    if (has('nopassword')) {
+      out.result = 'ok';
+      return out;
+    }
+    if (stored === null || stored === '') {
+      this.log.info(`${prefix}: No password in passdb`);
+      out.result = 'mismatch';
+      return out;
+    }
+    try {
+      const defaultScheme = backend.defaultScheme ?? 'MD5';
+      const ok = await verifyPassword(Buffer.from(password, 'utf8'), stored, { defaultScheme, user, noScheme });
+      if (!ok) this.log.info(`${prefix}: Password mismatch`);
+      out.result = ok ? 'ok' : 'mismatch';
+    } catch (e) {
+      // Dovecot: an unusable stored hash fails this login (logged as an error), not a tempfail.
+      this.log.error(`${prefix}: ${e instanceof SchemeError ? e.message : 'password verification failed'}`);
+      out.result = 'mismatch';
+    }
+    return out;
+  }
+
+  /** Userdb chain (LMTP delivery, IMAP login, doveadm -u). */
+  async lookupUser(login: string, info: RequestInfo, prefetched: Fields = []): Promise<UserOutcome> {
+    const user = this.normalizeUser(login) ?? login;
+    let result: UserOutcome = { result: 'unknown', user, fields: [] };
+    let hadTempfail = false;
+    for (const db of this.userdbs) {
+      const s = db.settings;
+      if (s.skip === 'found' && result.result === 'ok') continue;
+      if (s.skip === 'notfound' && result.result !== 'ok') continue;
+      let backend: Backend;
+      try { backend = await db.backend; } catch (e) {
+        this.log.error(`${s.driver}(${user}): ${(e as Error).message}`);
+        hadTempfail = true;
+        continue;
+      }
+      if (!backend.userLookup) continue;
+      const vars = this.vars(result.user, login, info);
+      const fields: Fields = [...prefetched];
+      if (s.default_fields) this.applyTemplateFields(s.default_fields, fields, vars);
+      const r = await backend.userLookup(vars, prefetched);
+      let res: UserOutcome['result'];
+      if (r.kind === 'tempfail') {
+        this.log.error(`${s.driver}(${user}): User query failed: ${r.error}`);
+        hadTempfail = true;
+        res = 'tempfail';
+      } else if (r.kind === 'unknown') {
+        res = 'unknown';
+      } else {
+        for (const [k, v] of r.fields) setField(fields, k, v);
+        if (s.override_fields) this.applyTemplateFields(s.override_fields, fields, vars);
+        let name = result.user;
+        const own: Fields = [];
+        for (const [k, v] of fields) {
+          if (k === 'user') name = v;
+          else own.push([k, v]);
+        }
+        result = { result: 'ok', user: name, fields: own };
+        res = 'ok';
+      }
+      const action = res === 'ok' ? s.result_success : res === 'tempfail' ? s.result_internalfail : s.result_failure;
+      if (action.startsWith('return')) break;
+    }
+    if (result.result !== 'ok' && hadTempfail) result = { ...result, result: 'tempfail' };
+    return result;
+  }
+
+  /** iterate_query over every userdb that can iterate (doveadm -A, user masks). */
+  async iterateUsers(): Promise<string[]> {
+    const out: string[] = [];
+    for (const db of this.userdbs) {
+      const backend = await db.backend;
+      if (backend.iterate) out.push(...(await backend.iterate()));
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    const { closeAllSqlBackends } = await import('./databases.js');
+    await closeAllSqlBackends();
+  }
+}

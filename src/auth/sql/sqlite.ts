@@ -1,0 +1,90 @@
+/**
+ * driver = sqlite through sql.js (WebAssembly, no native build): the whole
+ * database file is loaded into memory, re-read when its mtime or size
+ * changes on disk (an admin panel writing with the sqlite3 tool is seen at
+ * the next lookup), and writes replace the file atomically (temp file +
+ * fsync + rename), so a crash never leaves a torn database.
+ */
+import { openSync, closeSync, fsyncSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import initSqlJs, { type Database, type SqlJsStatic } from 'sql.js';
+import { SqlError, cellToString, type SqlDriver, type SqlResult } from './driver.js';
+
+let sqlJs: Promise<SqlJsStatic> | null = null;
+
+export class SqliteDriver implements SqlDriver {
+  readonly name = 'sqlite' as const;
+  private db: Database | null = null;
+  private stamp = '';
+
+  constructor(readonly path: string) {}
+
+  private async open(): Promise<Database> {
+    let st;
+    try {
+      st = statSync(this.path);
+    } catch (e) {
+      throw new SqlError(`sqlite: ${this.path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : (e as Error).message}`);
+    }
+    const stamp = `${st.mtimeMs}:${st.size}:${st.ino}`;
+    if (this.db && stamp === this.stamp) return this.db;
+    sqlJs ??= initSqlJs();
+    const SQL = await sqlJs;
+    this.db?.close();
+    try {
+      this.db = new SQL.Database(readFileSync(this.path));
+    } catch (e) {
+      this.db = null;
+      throw new SqlError(`sqlite: ${this.path}: ${(e as Error).message}`);
+    }
+    this.stamp = stamp;
+    return this.db;
+  }
+
+  async query(sql: string): Promise<SqlResult> {
+    const db = await this.open();
+    try {
+      const res = db.exec(sql);
+      if (res.length === 0) {
+        // No rows: sql.js drops column names; prepare once to keep them.
+        const stmt = db.prepare(sql);
+        const columns = stmt.getColumnNames();
+        stmt.free();
+        return { columns, rows: [] };
+      }
+      return { columns: res[0].columns, rows: res[0].values.map((r) => r.map(cellToString)) };
+    } catch (e) {
+      throw new SqlError(`sqlite: ${(e as Error).message}`);
+    }
+  }
+
+  async exec(sql: string): Promise<number> {
+    const db = await this.open();
+    try {
+      db.run(sql);
+    } catch (e) {
+      throw new SqlError(`sqlite: ${(e as Error).message}`);
+    }
+    const changed = db.getRowsModified();
+    const data = db.export();
+    const tmp = `${this.path}.tmp.${process.pid}`;
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      writeSync(fd, data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, this.path);
+    this.stamp = '';
+    return changed;
+  }
+
+  escape(value: string): string {
+    return value.replace(/'/g, "''");
+  }
+
+  async close(): Promise<void> {
+    this.db?.close();
+    this.db = null;
+  }
+}

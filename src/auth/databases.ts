@@ -26,6 +26,8 @@ export interface Backend {
   /** Run update_query-style writes (password change). */
   update?(template: string, vars: VarTable): Promise<number>;
   defaultScheme?: string;
+  /** The lookup depends on the login password (%w): the auth cache keys on it. */
+  usesPassword?: boolean;
   close?(): Promise<void>;
 }
 
@@ -43,7 +45,10 @@ const sqlCache = new Map<string, Promise<SqlBackend>>();
 
 export class SqlBackend implements Backend {
   readonly driver = 'sql';
-  constructor(readonly db: SqlDriver, readonly settings: Map<string, string>, readonly defaultScheme: string) {}
+  readonly usesPassword: boolean;
+  constructor(readonly db: SqlDriver, readonly settings: Map<string, string>, readonly defaultScheme: string) {
+    this.usesPassword = /%(\{password\}|[A-Z]*w)/.test(settings.get('password_query') ?? '');
+  }
 
   static open(path: string): Promise<SqlBackend> {
     let p = sqlCache.get(path);

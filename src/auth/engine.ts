@@ -9,12 +9,14 @@
  * database outage is a temporary failure, never a wrong password. Log lines
  * never carry a password or a hash.
  */
+import { createHash } from 'node:crypto';
 import type { DovecotConfig } from '../config/index.js';
 import { expandVarsChecked, type VarTable } from '../config/vars.js';
 import { ipInNetwork } from '../config/settings.js';
 import { Logger } from '../log/logger.js';
 import { openBackend, parseArgsFields, type Backend, type Fields } from './databases.js';
 import { SchemeError, verifyPassword } from './schemes/index.js';
+import { AuthCache } from './cache.js';
 
 export interface RequestInfo {
   service: string;
@@ -69,6 +71,7 @@ export class AuthEngine {
   private readonly passdbs: DbEntry[];
   private readonly userdbs: DbEntry[];
   private readonly log = new Logger('auth', 'auth');
+  readonly cache: AuthCache;
 
   constructor(private readonly config: DovecotConfig, private readonly protocol = 'doveadm') {
     const ctx = { protocol };
@@ -79,6 +82,7 @@ export class AuthEngine {
     };
     this.passdbs = config.passdbs(ctx).map((s) => ({ settings: s, backend: open(s) }));
     this.userdbs = config.userdbs(ctx).map((s) => ({ settings: s, backend: open(s) }));
+    this.cache = new AuthCache(config.getSize('auth_cache_size', ctx), config.getTime('auth_cache_ttl', ctx), config.getTime('auth_cache_negative_ttl', ctx));
   }
 
   private setting(key: string): string {
@@ -174,7 +178,15 @@ export class AuthEngine {
     const vars = this.vars(user, origUser, info, password);
     const fields: Fields = [];
     if (s.default_fields) this.applyTemplateFields(s.default_fields, fields, vars);
-    const r = await backend.passLookup(vars);
+    // Like Dovecot's cache key (the query's variables): a query using the
+    // password (%w) must not hand one login's row to another password.
+    const pwKey = backend.usesPassword && password !== undefined ? createHash('sha256').update(password).digest('hex') : '';
+    const cacheKey = `${this.passdbs.indexOf(db)}\u0000${user}\u0000${pwKey}`;
+    let r = this.cache.get(cacheKey);
+    if (!r) {
+      r = await backend.passLookup(vars);
+      this.cache.put(cacheKey, r);
+    }
     if (r.kind === 'tempfail') {
       this.log.error(`${prefix}: Password query failed: ${r.error}`);
       out.result = 'tempfail';

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { mutf7ToUtf8, utf8ToMutf7 } from '../../src/mailstore/maildir/utf7.js';
 import { distRoot } from '../helpers/paths.js';
@@ -26,7 +26,8 @@ test('Dovecot and Sealmail share one Maildir: same UIDs, flags, counters, folder
   const dovecot = requireTool(t, 'dovecot');
   const doveadm = dovecot && requireTool(t, 'doveadm');
   if (!dovecot || !doveadm) return;
-  const dir = tempDir(t, 'sealmail-dovecot');
+  // own clean-up: Dovecot must be stopped before its base_dir is removed
+  const dir = tempDir(null, 'sealmail-mailstore-dovecot');
   chmodSync(dir, 0o755);
   const home = join(dir, 'home');
   mkdirSync(home);
@@ -60,7 +61,10 @@ userdb {
   // stdio ignored: the forked master would keep our pipes open and spawnSync would wait forever
   const start = spawnSync(dovecot, ['-c', conf], { stdio: 'ignore', timeout: 30_000 });
   assert.equal(start.status, 0, `dovecot failed to start (see ${dir}/dovecot.log)`);
-  t.after(() => { spawnSync(doveadm, ['-c', conf, 'stop'], { stdio: 'ignore', timeout: 30_000 }); });
+  t.after(() => {
+    spawnSync(doveadm, ['-c', conf, 'stop'], { stdio: 'ignore', timeout: 30_000 });
+    if (!process.env.KEEP_TMP) rmSync(dir, { recursive: true, force: true });
+  });
 
   const D = (args: string[], input?: string) => execFileSync(doveadm, ['-c', conf, ...args], { input, encoding: 'utf8', timeout: 30_000 });
   const tab = (args: string[]) => D(['-f', 'tab', ...args]).trimEnd().split('\n').slice(1).map((l) => l.split('\t'));

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { MessageCodec } from '../../crypt/codec.js';
 import { identityCodec } from '../../crypt/codec.js';
 import { MailStoreError, ioError } from '../errors.js';
+import { announceChange } from '../changes.js';
 import { acquireDotlock, type Dotlock, type DotlockOptions } from './dotlock.js';
 import { baseName, compareBaseNames, infoSuffix, newBaseName, parseName, type SystemFlag } from './filename.js';
 import { KeywordMap, readKeywords, writeKeywords } from './keywords.js';
@@ -437,6 +438,7 @@ export class MaildirFolder {
       const rec = ul.records.find((r) => r.base === base);
       if (!rec) throw new MailStoreError('IO', `${this.opts.mailboxName}: saved message ${base} vanished before it got a UID`);
       await appendMaildirsize(join(this.opts.rootDir, 'maildirsize'), physSize, 1);
+      announceChange(this.dir);
       return rec.uid;
     } finally {
       await lock.release();
@@ -466,6 +468,7 @@ export class MaildirFolder {
     if (file === m.file && m.sub === 'cur') return;
     await this.withFile(m, (p) => fsp.rename(p, join(this.dir, 'cur', file)));
     m.sub = 'cur'; m.file = file; m.flags = fl; m.keywordIdx = idx; m.keywords = idx.map((i) => this.keywords.nameFor(i));
+    announceChange(this.dir);
   }
 
   /** Expunge = unlink (plus a negative maildirsize line). Already-gone files count as expunged. */
@@ -483,7 +486,10 @@ export class MaildirFolder {
         throw e instanceof MailStoreError ? e : ioError('expunging', this.path(m), e);
       }
     }
-    if (done.length) await appendMaildirsize(join(this.opts.rootDir, 'maildirsize'), -bytes, -done.length);
+    if (done.length) {
+      await appendMaildirsize(join(this.opts.rootDir, 'maildirsize'), -bytes, -done.length);
+      announceChange(this.dir);
+    }
     const gone = new Set(done);
     this.messages = this.messages.filter((m) => !gone.has(m.uid));
     for (const u of done) this.byUid.delete(u);

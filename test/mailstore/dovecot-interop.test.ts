@@ -10,7 +10,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { mutf7ToUtf8, utf8ToMutf7 } from '../../src/mailstore/maildir/utf7.js';
-import { distRoot } from '../helpers/paths.js';
+import { distRoot, sealadmJs } from '../helpers/paths.js';
 import { requireTool } from '../helpers/tools.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -121,6 +121,21 @@ userdb {
   const [sList] = seal([{ op: 'list' }]) as { name: string; flags: string[] }[][];
   assert.deepEqual(sList.map((e) => e.name).sort(), dList, 'doveadm lists \\NonExistent parents too');
   assert.deepEqual(D(['mailbox', 'list', '-u', 'test', '-s']).trim().split('\n'), ['New.Sub']);
+
+  // sealadm gives doveadm's bytes for mailbox list / status (run as the mail user, same config)
+  const sealadm = (args: string[]) => {
+    const r = spawnSync(process.execPath, [sealadmJs, '-c', conf, ...args], { encoding: 'utf8', timeout: 60_000, uid: root ? ids.uid : undefined, gid: root ? ids.gid : undefined });
+    assert.equal(r.status, 0, `sealadm ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const sortLines = (s: string) => s.split('\n').sort().join('\n');
+  assert.equal(sortLines(sealadm(['mailbox', 'list', '-u', 'test'])), sortLines(D(['mailbox', 'list', '-u', 'test'])));
+  assert.equal(sealadm(['mailbox', 'list', '-u', 'test', '-s']), D(['mailbox', 'list', '-u', 'test', '-s']));
+  for (const fmt of [[], ['-f', 'tab']]) {
+    const args = [...fmt, 'mailbox', 'status', '-u', 'test', 'messages uidnext uidvalidity unseen vsize guid', 'INBOX', 'Projects.Kunde Ä'];
+    // line order follows Dovecot's internal list order (not significant); every line must match byte for byte
+    assert.equal(sortLines(sealadm(args)), sortLines(D(args)), args.join(' '));
+  }
 
   // 3. Dovecot again after Sealmail: next UID continues, Sealmail sees it
   D(['save', '-u', 'test', '-m', 'INBOX'], 'Subject: g\n\nback to dovecot\n');

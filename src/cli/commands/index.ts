@@ -7,6 +7,7 @@ import { configCommand } from './config.js';
 import { pwCommand } from './pw.js';
 import { authLookupCommand, authTestCommand } from './auth.js';
 import { userCommand } from './user.js';
+import { mailboxCreateCommand, mailboxDeleteCommand, mailboxListCommand, mailboxRenameCommand, mailboxStatusCommand } from './mailbox.js';
 
 export const commands: CliCommand[] = [
   configCommand,
@@ -14,4 +15,9 @@ export const commands: CliCommand[] = [
   authTestCommand,
   authLookupCommand,
   userCommand,
+  mailboxListCommand,
+  mailboxStatusCommand,
+  mailboxCreateCommand,
+  mailboxDeleteCommand,
+  mailboxRenameCommand,
 ];

@@ -1,0 +1,114 @@
+/**
+ * `sealadm mailbox list|status|create|delete|rename -u USER …`, doveadm's
+ * syntax and output layout: names printed in UTF-8 (doveadm decodes mUTF-7),
+ * `mailbox status` fields `messages recent uidnext uidvalidity unseen vsize
+ * guid` (and `all`) with the mailbox as an untitled first column. The
+ * user's home and mail location come from the userdb (src/auth), with
+ * `mail_location` from the config as fallback, %-variables expanded.
+ */
+import { loadConfig } from '../../config/index.js';
+import { AuthEngine } from '../../auth/engine.js';
+import { expandVars } from '../../config/vars.js';
+import { MailStore } from '../../mailstore/store.js';
+import { MailStoreError } from '../../mailstore/errors.js';
+import { mutf7ToUtf8, utf8ToMutf7 } from '../../mailstore/maildir/utf7.js';
+import { CommandError, EX_NOUSER, EX_TEMPFAIL, EX_DATAERR, UsageError, type CliCommand, type CommandContext } from '../command.js';
+import { getopt } from './pw.js';
+
+/** Opens the MailStore of `-u USER` through the userdb. */
+export async function openUserStore(ctx: CommandContext, user: string): Promise<MailStore> {
+  const config = await loadConfig(ctx.configPath, { overrides: ctx.overrides });
+  const engine = new AuthEngine(config, 'doveadm');
+  try {
+    const r = await engine.lookupUser(user, { service: 'doveadm' });
+    if (r.result === 'tempfail') throw new CommandError(`Error: User lookup failed: Internal error occurred. Refer to server log for more information.`, EX_TEMPFAIL);
+    if (r.result !== 'ok') throw new CommandError(`Error: User doesn't exist`, EX_NOUSER);
+    const get = (k: string) => r.fields.find(([f]) => f === k)?.[1];
+    const home = get('home') ?? config.get('mail_home', { protocol: 'doveadm' }) ?? undefined;
+    const vars = { user, home, h: home, u: user };
+    const loc = get('mail') ?? config.get('mail_location', { protocol: 'doveadm' });
+    return new MailStore({ mailLocation: expandVars(loc ?? '', vars), home: home ? expandVars(home, vars) : undefined });
+  } finally {
+    await engine.close();
+  }
+}
+
+function userArg(ctx: CommandContext, spec: string): { user: string; rest: string[]; opts: Map<string, string | true> } {
+  const { opts, rest } = getopt(ctx.args, 'u:' + spec);
+  const user = opts.get('u');
+  if (typeof user !== 'string') throw new UsageError('missing -u USER');
+  return { user, rest, opts };
+}
+
+function storeError(e: unknown): never {
+  if (e instanceof MailStoreError) throw new CommandError(`Error: ${e.message}`, e.code === 'NONEXISTENT' ? EX_NOUSER - 1 : EX_DATAERR);
+  throw e;
+}
+
+export const mailboxListCommand: CliCommand = {
+  name: 'mailbox list',
+  usage: '[-s] -u <user> [<mailbox mask> [...]]',
+  async run(ctx) {
+    const { user, opts } = userArg(ctx, 's');
+    const store = await openUserStore(ctx, user);
+    const p = ctx.printer('flow');
+    p.header({ key: 'mailbox', hideTitle: true });
+    try {
+      const names = opts.has('s') ? await store.subscriptions() : (await store.list()).map((e) => e.name);
+      for (const n of names) p.value(mutf7ToUtf8(n));
+    } catch (e) { storeError(e); }
+    p.flush();
+    return 0;
+  },
+};
+
+const STATUS_FIELDS = ['messages', 'recent', 'uidnext', 'uidvalidity', 'unseen', 'vsize', 'guid'] as const;
+
+export const mailboxStatusCommand: CliCommand = {
+  name: 'mailbox status',
+  usage: '[-t] -u <user> <fields> <mailbox mask> [...]',
+  async run(ctx) {
+    const { user, rest } = userArg(ctx, 't');
+    if (rest.length < 2) throw new UsageError('missing fields or mailbox');
+    const fields = rest[0].split(' ').filter(Boolean).flatMap((f) => (f === 'all' ? [...STATUS_FIELDS] : [f]));
+    for (const f of fields) if (!(STATUS_FIELDS as readonly string[]).includes(f)) throw new UsageError(`Unknown status field: ${f}`);
+    const store = await openUserStore(ctx, user);
+    const p = ctx.printer('flow');
+    p.header({ key: 'mailbox', hideTitle: true });
+    for (const f of fields) p.header(f);
+    try {
+      for (const name of rest.slice(1)) {
+        const mb = utf8ToMutf7(name);
+        const f = await store.open(mb);
+        await f.sync();
+        const st = await store.status(mb);
+        let vsize = 0;
+        if (fields.includes('vsize')) for (const m of f.messages) vsize += await f.virtualSize(m);
+        const vals: Record<string, string | number> = { messages: st.messages, recent: st.recent, uidnext: st.uidnext, uidvalidity: st.uidvalidity, unseen: st.unseen, vsize, guid: st.guid };
+        p.value(name);
+        for (const k of fields) p.value(vals[k]);
+      }
+    } catch (e) { storeError(e); }
+    p.flush();
+    return 0;
+  },
+};
+
+function simple(name: string, fn: (s: MailStore, args: string[]) => Promise<void>, n: number): CliCommand {
+  return {
+    name: `mailbox ${name}`,
+    usage: name === 'rename' ? '-u <user> <old name> <new name>' : `-u <user> <mailbox> [...]`,
+    async run(ctx) {
+      const { user, rest } = userArg(ctx, 's');
+      if (rest.length < n) throw new UsageError('missing mailbox');
+      const store = await openUserStore(ctx, user);
+      await store.ensureRoot();
+      try { await fn(store, rest.map(utf8ToMutf7)); } catch (e) { storeError(e); }
+      return 0;
+    },
+  };
+}
+
+export const mailboxCreateCommand = simple('create', async (s, a) => { for (const m of a) await s.create(m); }, 1);
+export const mailboxDeleteCommand = simple('delete', async (s, a) => { for (const m of a) await s.delete(m); }, 1);
+export const mailboxRenameCommand = simple('rename', async (s, a) => { await s.rename(a[0], a[1]); }, 2);

@@ -1,0 +1,84 @@
+/**
+ * Opening a large Maildir (default 100k messages, MAILDIR_BENCH_N to change):
+ * first open without a uidlist (every file gets a UID under the lock),
+ * STATUS with the uidlist present, and heap growth; beside Dovecot's
+ * `doveadm force-resync` / `mailbox status` on a copy of the same Maildir
+ * (private dovecot in a temp dir, mail as nobody when run as root).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MailStore } from '../src/mailstore/store.js';
+import type { BenchRow } from './harness.js';
+
+const N = Number(process.env.MAILDIR_BENCH_N ?? 100_000);
+
+function makeMaildir(home: string): void {
+  const root = join(home, 'Maildir');
+  for (const d of ['cur', 'new', 'tmp']) mkdirSync(join(root, d), { recursive: true });
+  const body = 'From: a@example.org\nSubject: bench\n\nhello\n';
+  for (let i = 0; i < N; i++) {
+    const base = `${1700000000 + Math.floor(i / 1000)}.M${i % 1000}P1.bench,S=${body.length},W=${body.length + 4}`;
+    writeFileSync(i % 10 === 0 ? join(root, 'new', base) : join(root, 'cur', `${base}:2,S`), body);
+  }
+}
+
+async function timeMs(fn: () => Promise<unknown> | unknown): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+function dovecotTimes(home: string): { resync: string; status: string } {
+  const dovecot = spawnSync('which', ['dovecot']).status === 0;
+  if (!dovecot) return { resync: 'dovecot not installed', status: 'dovecot not installed' };
+  const dir = mkdtempSync(join(tmpdir(), 'sealmail-bench-dovecot-'));
+  chmodSync(dir, 0o755);
+  const dhome = join(dir, 'home');
+  cpSync(home, dhome, { recursive: true, preserveTimestamps: true });
+  const root = process.getuid?.() === 0;
+  const uid = root ? 65534 : process.getuid!();
+  const gid = root ? 65534 : process.getgid!();
+  if (root) spawnSync('chown', ['-R', `${uid}:${gid}`, dhome]);
+  const conf = join(dir, 'dovecot.conf');
+  writeFileSync(conf, `base_dir = ${dir}/run\nstate_dir = ${dir}/state\nlog_path = ${dir}/dovecot.log\nprotocols = none\nssl = no\n${root ? 'default_internal_user = root\ndefault_login_user = root\ndefault_internal_group = root\n' : ''}first_valid_uid = ${Math.min(uid, 500)}\nfirst_valid_gid = 0\nmail_uid = ${uid}\nmail_gid = ${gid}\nmail_location = maildir:~/Maildir\nnamespace inbox {\n  inbox = yes\n  separator = .\n}\npassdb {\n  driver = static\n  args = nopassword=y\n}\nuserdb {\n  driver = static\n  args = home=${dhome}\n}\n`);
+  spawnSync('dovecot', ['-c', conf], { stdio: 'ignore' });
+  try {
+    const D = (args: string[]) => execFileSync('doveadm', ['-c', conf, ...args], { stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 1 << 26 });
+    let t0 = process.hrtime.bigint();
+    D(['force-resync', '-u', 'test', 'INBOX']);
+    const resync = Number(process.hrtime.bigint() - t0) / 1e6;
+    t0 = process.hrtime.bigint();
+    D(['mailbox', 'status', '-u', 'test', 'messages unseen uidnext', 'INBOX']);
+    const status = Number(process.hrtime.bigint() - t0) / 1e6;
+    return { resync: `${resync.toFixed(0)} ms (doveadm force-resync)`, status: `${status.toFixed(0)} ms (doveadm mailbox status, index warm)` };
+  } finally {
+    spawnSync('doveadm', ['-c', conf, 'stop'], { stdio: 'ignore' });
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export default async function maildirBench(): Promise<BenchRow[]> {
+  const home = mkdtempSync(join(tmpdir(), 'sealmail-bench-maildir-'));
+  try {
+    makeMaildir(home);
+    const gen = join(home, '..', `${home.split('/').pop()}-pristine`);
+    cpSync(home, gen, { recursive: true, preserveTimestamps: true });
+    const dv = dovecotTimes(gen);
+    rmSync(gen, { recursive: true, force: true });
+    const store = new MailStore({ mailLocation: 'maildir:~/Maildir', home });
+    if (global.gc) global.gc();
+    const heap0 = process.memoryUsage().heapUsed;
+    const cold = await timeMs(async () => { const f = await store.open('INBOX'); await f.sync(); });
+    const heap1 = process.memoryUsage().heapUsed;
+    const warm = await timeMs(() => store.status('INBOX'));
+    return [
+      { name: `maildir: first open of ${N} msgs, no uidlist (assign UIDs)`, sealmail: `${cold.toFixed(0)} ms`, dovecot: dv.resync },
+      { name: `maildir: STATUS of ${N} msgs, uidlist present`, sealmail: `${warm.toFixed(0)} ms`, dovecot: dv.status, note: 'Sealmail has no own index yet: every STATUS re-scans the directories' },
+      { name: `maildir: heap growth for ${N} msgs`, sealmail: `${((heap1 - heap0) / 1048576).toFixed(1)} MiB`, note: 'run node with --expose-gc for a stable figure' },
+    ];
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+}

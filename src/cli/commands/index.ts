@@ -7,6 +7,8 @@ import { configCommand } from './config.js';
 import { pwCommand } from './pw.js';
 import { authLookupCommand, authTestCommand } from './auth.js';
 import { userCommand } from './user.js';
+import { forceResyncCommand } from './force-resync.js';
+import { migrateCheckCommand } from './migrate.js';
 import { mailboxCreateCommand, mailboxDeleteCommand, mailboxListCommand, mailboxRenameCommand, mailboxStatusCommand } from './mailbox.js';
 
 export const commands: CliCommand[] = [
@@ -20,4 +22,6 @@ export const commands: CliCommand[] = [
   mailboxCreateCommand,
   mailboxDeleteCommand,
   mailboxRenameCommand,
+  forceResyncCommand,
+  migrateCheckCommand,
 ];

@@ -1,0 +1,51 @@
+/**
+ * sealadm force-resync and migrate check on a Dovecot-written Maildir, the
+ * user found through the config's userdb (static, home in a temp dir).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { sealadmJs } from '../helpers/paths.js';
+import { tempDir } from '../helpers/tmp.js';
+import { materialiseCase } from './maildir-fixture.js';
+
+function setup(t: Parameters<typeof tempDir>[0]) {
+  const dir = tempDir(t);
+  const home = materialiseCase('maildirpp-alice', join(dir, 'home'));
+  const conf = join(dir, 'dovecot.conf');
+  writeFileSync(conf, `mail_location = maildir:~/Maildir\nnamespace inbox {\n  inbox = yes\n  separator = .\n}\npassdb {\n  driver = static\n  args = nopassword=y\n}\nuserdb {\n  driver = static\n  args = home=${home}\n}\n`);
+  const run = (args: string[]) => spawnSync(process.execPath, [sealadmJs, '-c', conf, ...args], { encoding: 'utf8', timeout: 60_000 });
+  return { home, run };
+}
+
+test('sealadm force-resync repairs a broken uidlist keeping UIDs, silent on success', (t) => {
+  const { home, run } = setup(t);
+  const p = join(home, 'Maildir', 'dovecot-uidlist');
+  writeFileSync(p, readFileSync(p, 'utf8').replace(/^4 /m, 'x4 '));
+  const r = run(['force-resync', '-u', 'alice', 'INBOX']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, '');
+  assert.match(r.stderr, /Warning: .*dovecot-uidlist: repaired, keeping 4 UIDs/);
+  const lines = readFileSync(p, 'utf8').trim().split('\n');
+  assert.deepEqual(lines.slice(1).map((l) => Number(l.split(' ')[0])), [1, 3, 6, 7, 8]);
+  const again = run(['force-resync', '-u', 'alice', '*']);
+  assert.equal(again.status, 0); assert.equal(again.stderr, '');
+});
+
+test('sealadm migrate check lists every folder without changing anything', (t) => {
+  const { home, run } = setup(t);
+  const before = readFileSync(join(home, 'Maildir', 'dovecot-uidlist'), 'utf8');
+  const r = run(['-f', 'tab', 'migrate', 'check', '-u', 'alice']);
+  assert.equal(r.status, 0, r.stderr);
+  const rows = r.stdout.trim().split('\n').map((l) => l.split('\t'));
+  assert.deepEqual(rows[0], ['mailbox', 'uidvalidity', 'messages', 'uidnext', 'without_uid', 'unreadable', 'problems']);
+  assert.deepEqual(rows.find((x) => x[0] === 'INBOX'), ['INBOX', '1795394535', '5', '8', '0', '0', '0']);
+  assert.deepEqual(rows.find((x) => x[0] === 'Entwürfe'), ['Entwürfe', '1795394543', '1', '2', '0', '0', '0']);
+  assert.equal(rows.length - 1, 11);
+  assert.equal(readFileSync(join(home, 'Maildir', 'dovecot-uidlist'), 'utf8'), before);
+  const bad = run(['migrate', 'check']);
+  assert.equal(bad.status, 64);
+  assert.doesNotMatch(bad.stderr, /at .*\.js/);
+});

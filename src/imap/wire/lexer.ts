@@ -17,8 +17,11 @@ export type ImapArg =
   | { type: 'list'; items: ImapArg[] };
 
 export class WireSyntaxError extends Error {
-  /** `offset` is the byte position within the whole command (tag = 0). */
-  constructor(readonly reason: string, readonly offset: number) { super(reason); }
+  /**
+   * `offset` is the byte position within the whole command (tag = 0).
+   * `continueFirst`: Dovecot sends `+ OK` before this error (junk after `{n}`).
+   */
+  constructor(readonly reason: string, readonly offset: number, readonly continueFirst = false) { super(reason); }
 }
 
 const SP = 0x20, DQUOTE = 0x22, BSLASH = 0x5c, LPAREN = 0x28, RPAREN = 0x29, LBRACE = 0x7b, RBRACE = 0x7d;
@@ -125,10 +128,17 @@ export class ArgTokenizer {
       }
       if (c === SP || c === RPAREN) break;
       if (c === LBRACKET) { bracket++; continue; }
+      if (c === CR) throw new WireSyntaxError('CR sent without LF', base + i);
       if (c >= 0x80) throw new WireSyntaxError('8bit data in atom', base + i);
       if (!atomChar(c)) throw new WireSyntaxError('Invalid characters in atom', base + i);
     }
-    if (bracket > 0) throw new WireSyntaxError("Missing ']'", base + i);
+    if (bracket > 0) {
+      // no closing `]` on this line: Dovecot reads `a[b` as a plain atom
+      for (i = from; i < end && seg[i] !== SP && seg[i] !== RPAREN; i++) {
+        if (seg[i] >= 0x80) throw new WireSyntaxError('8bit data in atom', base + i);
+        if (!atomChar(seg[i])) throw new WireSyntaxError('Invalid characters in atom', base + i);
+      }
+    }
     const text = seg.toString('latin1', from, i);
     this.push(text.length === 3 && text.toUpperCase() === 'NIL' ? { type: 'nil' } : { type: 'atom', value: text });
     return i;
@@ -148,7 +158,7 @@ export class ArgTokenizer {
     if (seg[i] === PLUS && i < end) { sync = false; i++; }
     if (i >= end || seg[i] !== RBRACE) throw new WireSyntaxError('Invalid literal size', base + i);
     i++;
-    if (i !== end) throw new WireSyntaxError('Missing LF after literal size', base + i);
+    if (i !== end) throw new WireSyntaxError('Missing LF after literal size', base + i, sync);
     return { size, sync, literal8 };
   }
 }

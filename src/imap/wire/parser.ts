@@ -218,11 +218,11 @@ export class CommandReader {
     const reason = consumed > this.maxLine ? 'IMAP command line too large' : 'Too long argument';
     if (this.tag === null && this.cmdOffset === 0) {
       const sp = seg.indexOf(SP);
-      if (sp < 0 || sp >= len) { out.push({ type: 'error', where: 'tag', tag: null, name: null, reason: 'Too long argument', offset: 0 }); return this.skipAfterError(seg, len); }
+      if (sp < 0 || sp >= len || sp > this.maxLine) { out.push({ type: 'error', where: 'tag', tag: null, name: null, reason: 'Too long argument', offset: 0 }); return this.skipAfterError(seg, len); }
       const tag = seg.toString('latin1', 0, sp);
       if (!this.validTag(seg, 0, sp)) { out.push({ type: 'error', where: 'tag', tag: null, name: null, reason: 'Invalid tag', offset: 0 }); return this.skipAfterError(seg, len); }
       const rest = seg.indexOf(SP, sp + 1);
-      if (rest < 0 || rest >= len) { out.push({ type: 'error', where: 'name', tag, name: null, reason: 'Too long argument', offset: sp + 1 }); return this.skipAfterError(seg, len); }
+      if (rest < 0 || rest >= len || rest - sp - 1 > this.maxLine) { out.push({ type: 'error', where: 'name', tag, name: null, reason: 'Too long argument', offset: sp + 1 }); return this.skipAfterError(seg, len); }
       out.push({ type: 'error', where: 'args', tag, name: seg.toString('latin1', sp + 1, rest).toUpperCase(), reason, offset: this.maxLine });
       return this.skipAfterError(seg, len);
     }
@@ -279,6 +279,7 @@ export class CommandReader {
       hdr = this.tok.feed(seg, i, end, base);
     } catch (e) {
       if (!(e instanceof WireSyntaxError)) throw e;
+      if (e.continueFirst) out.push({ type: 'continue' });
       out.push({ type: 'error', where: 'args', tag: this.tag, name: this.name, reason: e.reason, offset: e.offset });
       this.reset();
       return;
@@ -289,7 +290,7 @@ export class CommandReader {
       this.reset();
       return;
     }
-    this.startLiteral(hdr, out);
+    this.startLiteral(hdr, seg.length - end, out);
   }
 
   /** A command name: an RFC 3501 atom of at least one character. */
@@ -307,7 +308,7 @@ export class CommandReader {
     this.reset();
   }
 
-  private startLiteral(hdr: LiteralHeader, out: ReaderEvent[]): void {
+  private startLiteral(hdr: LiteralHeader, termLen: number, out: ReaderEvent[]): void {
     const tok = this.tok!;
     const offset = this.cmdOffset;
     if (hdr.literal8 && !this.literal8Allowed(this.name!)) {
@@ -327,7 +328,8 @@ export class CommandReader {
       if (hdr.size === 0) this.finishLiteral(out);
       return;
     }
-    if (this.lineBytes + hdr.size > this.maxLine) {
+    // Dovecot counts the line up to the `}` (not its CRLF) plus the literal
+    if (this.lineBytes - termLen + hdr.size > this.maxLine) {
       out.push({ type: 'bye', text: 'Literal size too large' });
       this.reset();
       this.state = 'closed';

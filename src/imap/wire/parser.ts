@@ -46,15 +46,21 @@ export type ReaderEvent =
   | { type: 'literal-data'; chunk: Buffer }
   | { type: 'literal-end' }
   /** The peer ended the stream inside a streamed literal: drop what was written. */
-  | { type: 'literal-aborted' };
+  | { type: 'literal-aborted' }
+  /** streamLiteral said 'reject': the command is dropped (data skipped if LITERAL+). */
+  | { type: 'literal-rejected'; info: LiteralInfo };
 
 export interface ReaderOptions {
   /** imap_max_line_length (Dovecot default 64k). */
   maxLineLength?: number;
   /** Deepest parenthesis nesting accepted. */
   maxListDepth?: number;
-  /** Stream this literal instead of buffering it (e.g. APPEND's message). */
-  streamLiteral?: (info: LiteralInfo) => boolean;
+  /**
+   * Stream this literal instead of buffering it (e.g. APPEND's message), or
+   * 'reject' it at once (APPEND over APPENDLIMIT: the caller answers NO
+   * [TOOBIG] on the literal-rejected event).
+   */
+  streamLiteral?: (info: LiteralInfo) => boolean | 'reject';
   /** May this command use `~{n}` (RFC 3516)? Dovecot: APPEND only. */
   literal8Allowed?: (name: string) => boolean;
 }
@@ -73,7 +79,7 @@ const LF = 0x0a, CR = 0x0d, SP = 0x20;
 export class CommandReader {
   private readonly maxLine: number;
   private readonly maxDepth: number;
-  private readonly streamLiteral: (info: LiteralInfo) => boolean;
+  private readonly streamLiteral: (info: LiteralInfo) => boolean | 'reject';
   private readonly literal8Allowed: (name: string) => boolean;
 
   private state: State = 'line';
@@ -108,7 +114,8 @@ export class CommandReader {
    * Refuse the streamed literal just announced (e.g. APPEND over APPENDLIMIT,
    * answered NO [TOOBIG] by the caller). A synchronising literal was never
    * sent, so the reader starts over; a LITERAL+ one is skipped with the rest
-   * of its line.
+   * of its line. Only valid while literal-start is the last event returned;
+   * otherwise decide in streamLiteral.
    */
   rejectLiteral(): void {
     if (!this.awaitingDecision || !this.literalHdr) throw new Error('rejectLiteral() outside literal-start');
@@ -320,12 +327,19 @@ export class CommandReader {
     this.literalHdr = hdr;
     this.remaining = hdr.size;
     this.literalParts = [];
-    if (this.streamLiteral(info)) {
+    const decision = this.streamLiteral(info);
+    if (decision === 'reject') {
+      out.push({ type: 'literal-rejected', info });
+      this.awaitingDecision = true;
+      this.rejectLiteral();
+      return;
+    }
+    if (decision) {
       this.streaming = true;
       this.state = 'literal';
       this.awaitingDecision = true;
       out.push({ type: 'literal-start', info });
-      if (hdr.size === 0) this.finishLiteral(out);
+      if (hdr.size === 0) { this.awaitingDecision = false; this.finishLiteral(out); }
       return;
     }
     // Dovecot counts the line up to the `}` (not its CRLF) plus the literal

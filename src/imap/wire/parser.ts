@@ -63,6 +63,11 @@ export interface ReaderOptions {
   streamLiteral?: (info: LiteralInfo) => boolean | 'reject';
   /** May this command use `~{n}` (RFC 3516)? Dovecot: APPEND only. */
   literal8Allowed?: (name: string) => boolean;
+  /**
+   * Commands whose arguments Dovecot never parses (NOOP answers OK to any
+   * junk after it): the rest of the line is dropped unread, args = [].
+   */
+  argsIgnored?: (name: string) => boolean;
 }
 
 /** The exact BAD text Dovecot 2.3 uses, without the timing suffix. */
@@ -81,6 +86,7 @@ export class CommandReader {
   private readonly maxDepth: number;
   private readonly streamLiteral: (info: LiteralInfo) => boolean | 'reject';
   private readonly literal8Allowed: (name: string) => boolean;
+  private readonly argsIgnored: (name: string) => boolean;
 
   private state: State = 'line';
   /** Text of the current segment not yet ended by LF. */
@@ -105,6 +111,7 @@ export class CommandReader {
     this.maxDepth = opts.maxListDepth ?? 100;
     this.streamLiteral = opts.streamLiteral ?? (() => false);
     this.literal8Allowed = opts.literal8Allowed ?? ((n) => n === 'APPEND');
+    this.argsIgnored = opts.argsIgnored ?? (() => false);
   }
 
   /** Is the reader in the middle of a command (for idle/logout decisions)? */
@@ -279,6 +286,11 @@ export class CommandReader {
       }
       this.name = name.toUpperCase();
       if (i < end && seg[i] !== SP) return this.nameError(out, i);
+      if (this.argsIgnored(this.name)) {
+        out.push({ type: 'command', tag: this.tag, name: this.name, args: [] });
+        this.reset();
+        return;
+      }
       this.tok = new ArgTokenizer(this.maxDepth);
     }
     let hdr: LiteralHeader | null;

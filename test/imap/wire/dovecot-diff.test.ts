@@ -66,8 +66,8 @@ service submission-login {
   }
 }
 ${root ? '' : `default_internal_user = ${process.env.USER ?? 'nobody'}\ndefault_login_user = ${process.env.USER ?? 'nobody'}\n`}`);
-  const r = spawnSync(dovecot!, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 20_000 }); // the daemon keeps no pipe of ours open
-  assert.equal(r.status, 0, `dovecot did not start: ${r.stderr}`);
+  const r = spawnSync(dovecot!, ['-c', conf], { stdio: 'ignore', timeout: 20_000 }); // the daemon must hold no pipe of ours, or spawnSync waits for it
+  assert.equal(r.status, 0, `dovecot -c ${conf} did not start (see ${dir}/log)`);
   // the auth process comes up a moment after the master returns
   for (let i = 0; i < 100; i++) {
     if (imapSession(Buffer.from('a NOOP\r\n')).startsWith('* PREAUTH')) return;
@@ -81,8 +81,10 @@ after(() => {
   try {
     const pid = Number(readFileSync(join(dir, 'base', 'master.pid'), 'utf8'));
     process.kill(pid, 'SIGTERM');
-  } catch { /* already gone */ }
-  setTimeout(() => rmSync(dir, { recursive: true, force: true }), 500).unref();
+    // wait (bounded) for the master and its children to go before removing their files
+    for (let i = 0; i < 50; i++) { process.kill(pid, 0); spawnSync('sleep', ['0.1']); }
+  } catch { /* gone */ }
+  rmSync(dir, { recursive: true, force: true });
 });
 
 /** Dovecot's answer lines, minus the PREAUTH greeting, timings stripped, OK texts dropped. */

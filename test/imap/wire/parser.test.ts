@@ -200,3 +200,11 @@ test('rejectLiteral: a sync literal was never sent, a LITERAL+ one is skipped', 
   const after = r.push(Buffer.from('12345 more\r\nd NOOP\r\n'));
   assert.deepEqual(after.map((e) => e.type === 'command' ? e.tag : e.type), ['d']);
 });
+
+test('streamLiteral may reject at once: literal-rejected, LITERAL+ data skipped', () => {
+  const r = new CommandReader({ streamLiteral: (i) => (i.size > 10 ? 'reject' : true) });
+  const evs = r.push(Buffer.from('a APPEND INBOX {20+}\r\n01234567890123456789 x\r\nb NOOP\r\n'));
+  assert.deepEqual(evs.map((e) => (e.type === 'command' ? e.tag : e.type)), ['literal-rejected', 'b']);
+  const sync = r.push(Buffer.from('c APPEND INBOX {20}\r\nd NOOP\r\n'));
+  assert.deepEqual(sync.map((e) => (e.type === 'command' ? e.tag : e.type)), ['literal-rejected', 'd']);
+});

@@ -25,7 +25,7 @@ export class WireSyntaxError extends Error {
 }
 
 const SP = 0x20, DQUOTE = 0x22, BSLASH = 0x5c, LPAREN = 0x28, RPAREN = 0x29, LBRACE = 0x7b, RBRACE = 0x7d;
-const LBRACKET = 0x5b, RBRACKET = 0x5d, TILDE = 0x7e, CR = 0x0d, LF = 0x0a, PLUS = 0x2b;
+const LBRACKET = 0x5b, RBRACKET = 0x5d, TILDE = 0x7e, CR = 0x0d, PLUS = 0x2b;
 
 /** Characters that end an atom (argument position); anything else invalid is an error. */
 function atomChar(c: number): boolean {
@@ -163,4 +163,3 @@ export class ArgTokenizer {
   }
 }
 
-export const BYTES = { SP, CR, LF, LBRACE, RBRACE, TILDE, PLUS, LPAREN, RPAREN, DQUOTE };

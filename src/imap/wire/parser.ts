@@ -214,7 +214,7 @@ export class CommandReader {
     if (this.lineBytes + this.pendingLen <= this.maxLine) return;
     const seg = Buffer.concat(this.pending, this.pendingLen);
     this.pending = [seg];
-    if (this.tooLong(seg, seg.length, out)) this.state = this.state === 'closed' ? 'closed' : 'skip-line';
+    this.tooLong(seg, seg.length, out); // on error it resets and skips to the LF
   }
 
   /**

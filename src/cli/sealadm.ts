@@ -10,6 +10,7 @@ import { CommandError, EX_USAGE, UsageError, type CliCommand, type CommandContex
 import { FORMATTERS, Printer, type FormatterName } from './printer.js';
 import { readPassword } from './password-prompt.js';
 import { setLogSink } from '../log/logger.js';
+import { getopt } from './args.js';
 import { pathToFileURL } from 'node:url';
 import { realpathSync } from 'node:fs';
 
@@ -26,42 +27,29 @@ interface GlobalOptions {
 
 export function parseGlobalOptions(argv: string[]): GlobalOptions {
   const g: GlobalOptions = { configPath: process.env.SEALMAIL_CONFIG ?? DEFAULT_CONFIG, overrides: [], debug: false, verbose: false, rest: [] };
-  let i = 0;
   // "+" in doveadm's getopt string: stop at the first non-option (the command).
-  for (; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--') { i++; break; }
-    if (!a.startsWith('-') || a === '-') break;
-    for (let j = 1; j < a.length; j++) {
-      const opt = a[j];
-      const takesArg = 'cfio'.includes(opt);
-      let val: string | undefined;
-      if (takesArg) {
-        val = j + 1 < a.length ? a.slice(j + 1) : argv[++i];
-        if (val === undefined) throw new UsageError(`option requires an argument -- '${opt}'`);
+  const { list, rest } = getopt(argv, 'c:Df:hi:o:v');
+  for (const [opt, v] of list) {
+    const val = v as string;
+    switch (opt) {
+      case 'c': g.configPath = val; break;
+      case 'o': {
+        const eq = val.indexOf('=');
+        if (eq <= 0) throw new UsageError(`-o parameter must contain '=': ${val}`);
+        g.overrides.push([val.slice(0, eq), val.slice(eq + 1)]);
+        break;
       }
-      switch (opt) {
-        case 'c': g.configPath = val!; break;
-        case 'o': {
-          const eq = val!.indexOf('=');
-          if (eq <= 0) throw new UsageError(`-o parameter must contain '=': ${val}`);
-          g.overrides.push([val!.slice(0, eq), val!.slice(eq + 1)]);
-          break;
-        }
-        case 'f':
-          if (!(FORMATTERS as readonly string[]).includes(val!)) throw new UsageError(`Unknown output formatter: ${val}`);
-          g.formatter = val as FormatterName;
-          break;
-        case 'i': break; // instance name: one instance per config file here
-        case 'D': g.debug = true; g.verbose = true; break;
-        case 'v': g.verbose = true; break;
-        case 'h': break;
-        default: throw new UsageError(`invalid option -- '${opt}'`);
-      }
-      if (takesArg) break;
+      case 'f':
+        if (!(FORMATTERS as readonly string[]).includes(val)) throw new UsageError(`Unknown output formatter: ${val}`);
+        g.formatter = val as FormatterName;
+        break;
+      case 'i': break; // instance name: one instance per config file here
+      case 'D': g.debug = true; g.verbose = true; break;
+      case 'v': g.verbose = true; break;
+      case 'h': break;
     }
   }
-  g.rest = argv.slice(i);
+  g.rest = rest;
   return g;
 }
 

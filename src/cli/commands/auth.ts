@@ -10,7 +10,7 @@
 import { loadConfig } from '../../config/index.js';
 import { AuthEngine } from '../../auth/engine.js';
 import { CommandError, EX_NOPERM, EX_NOUSER, EX_TEMPFAIL, UsageError, type CliCommand, type CommandContext } from '../command.js';
-import { getopt } from './pw.js';
+import { getopt } from '../args.js';
 
 async function engineFor(ctx: CommandContext): Promise<AuthEngine> {
   const config = await loadConfig(ctx.configPath, { overrides: ctx.overrides });

@@ -9,30 +9,9 @@
 import { hashPassword, SCHEME_NAMES, SchemeError, verifyPassword } from '../../auth/schemes/index.js';
 import { CommandError, EX_DATAERR, EX_TEMPFAIL, UsageError, type CliCommand } from '../command.js';
 
-function getopt(args: string[], spec: string): { opts: Map<string, string | true>; rest: string[] } {
-  const opts = new Map<string, string | true>();
-  let i = 0;
-  for (; i < args.length; i++) {
-    const a = args[i];
-    if (a === '--') { i++; break; }
-    if (!a.startsWith('-') || a === '-') break;
-    for (let j = 1; j < a.length; j++) {
-      const o = a[j];
-      const k = spec.indexOf(o);
-      if (k < 0) throw new UsageError(`invalid option -- '${o}'`);
-      if (spec[k + 1] === ':') {
-        const v = j + 1 < a.length ? a.slice(j + 1) : args[++i];
-        if (v === undefined) throw new UsageError(`option requires an argument -- '${o}'`);
-        opts.set(o, v);
-        break;
-      }
-      opts.set(o, true);
-    }
-  }
-  return { opts, rest: args.slice(i) };
-}
-
-export { getopt };
+/** Re-exported for commands that still import it from here; new code imports ../args.js. */
+export { getopt } from '../args.js';
+import { getopt } from '../args.js';
 
 export const pwCommand: CliCommand = {
   name: 'pw',

@@ -8,7 +8,7 @@
 import { loadConfig } from '../../config/index.js';
 import { AuthEngine } from '../../auth/engine.js';
 import { CommandError, EX_NOUSER, EX_TEMPFAIL, UsageError, type CliCommand } from '../command.js';
-import { getopt } from './pw.js';
+import { getopt } from '../args.js';
 
 function globToRegExp(mask: string): RegExp {
   return new RegExp('^' + mask.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$');

@@ -25,7 +25,7 @@ export interface DovecotOptions {
   passdb?: string;
   /** Replaces the default static userdb (home `<dir>/home/%u`, mail uid below). */
   userdb?: string;
-  /** Start the daemon (needed for auth test, IMAP/LMTP listeners); doveadm alone works without it. */
+  /** Start the daemon: needed by every doveadm command that looks a user up (-u), auth test, IMAP/LMTP listeners. */
   start?: boolean;
 }
 

@@ -18,6 +18,12 @@ export interface Header {
   expand?: boolean;
   /** json: print as a number */
   number?: boolean;
+  /**
+   * A value doveadm writes with doveadm_print_stream() (message text, hdr,
+   * body): pager prints `key:` on a line of its own and no newline after the
+   * value, tab ends it with an extra tab — byte-compatible quirks scripts see.
+   */
+  stream?: boolean;
 }
 
 export interface Output { write(s: string | Buffer): void }
@@ -66,6 +72,13 @@ export class Printer {
           if (!hs.every((h) => h.hideTitle)) this.out.write(hs.map((h) => this.title(h)).join('\t') + '\n');
         }
         row.forEach((v, i) => {
+          if (hs[i].stream) {
+            // stream chunks are preceded by a tab past column 0, and the end of the stream prints an empty value
+            if (i > 0 && v.length) this.out.write('\t');
+            this.out.write(v);
+            if (i > 0) this.out.write('\t');
+            return;
+          }
           if (i > 0) this.out.write('\t');
           this.out.write(v);
         });
@@ -73,8 +86,14 @@ export class Printer {
         break;
       }
       case 'pager': {
-        if (this.rowCount > 0) this.out.write('\f\n');
+        // doveadm writes the form feed from its print(), not print_stream()
+        if (this.rowCount > 0 && !hs[0]?.stream) this.out.write('\f\n');
         row.forEach((v, i) => {
+          if (hs[i].stream) {
+            this.out.write(`${this.title(hs[i])}:\n`);
+            this.out.write(v);
+            return;
+          }
           if (!hs[i].hideTitle) this.out.write(`${this.title(hs[i])}: `);
           this.out.write(v);
           const s = typeof v === 'string' ? v : v.toString('latin1');
@@ -117,7 +136,7 @@ export class Printer {
         });
         return o;
       });
-      this.out.write(JSON.stringify(objs) + '\n');
+      this.out.write(JSON.stringify(objs)); // doveadm ends JSON output without a newline
     }
     this.rows = [];
   }

@@ -5,17 +5,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sealadmJs } from '../helpers/paths.js';
 import { tempDir } from '../helpers/tmp.js';
+import { mailIds } from '../helpers/dovecot.js';
 import { materialiseCase } from './maildir-fixture.js';
 
 function setup(t: Parameters<typeof tempDir>[0]) {
   const dir = tempDir(t);
   const home = materialiseCase('maildirpp-alice', join(dir, 'home'));
+  // as root, sealadm (like doveadm) touches mail only as the user's mail uid
+  const { uid, gid } = mailIds();
+  if (process.getuid?.() === 0) { chmodSync(dir, 0o755); spawnSync('chown', ['-R', `${uid}:${gid}`, join(dir, 'home')]); }
   const conf = join(dir, 'dovecot.conf');
-  writeFileSync(conf, `mail_location = maildir:~/Maildir\nnamespace inbox {\n  inbox = yes\n  separator = .\n}\npassdb {\n  driver = static\n  args = nopassword=y\n}\nuserdb {\n  driver = static\n  args = home=${home}\n}\n`);
+  writeFileSync(conf, `mail_location = maildir:~/Maildir\nnamespace inbox {\n  inbox = yes\n  separator = .\n}\npassdb {\n  driver = static\n  args = nopassword=y\n}\nuserdb {\n  driver = static\n  args = home=${home} uid=${uid} gid=${gid}\n}\n`);
   const run = (args: string[]) => spawnSync(process.execPath, [sealadmJs, '-c', conf, ...args], { encoding: 'utf8', timeout: 60_000 });
   return { home, run };
 }

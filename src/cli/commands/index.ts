@@ -9,6 +9,7 @@ import { authLookupCommand, authTestCommand } from './auth.js';
 import { userCommand } from './user.js';
 import { forceResyncCommand } from './force-resync.js';
 import { migrateCheckCommand } from './migrate.js';
+import { fetchCommand } from './fetch.js';
 import { mailboxCreateCommand, mailboxDeleteCommand, mailboxListCommand, mailboxRenameCommand, mailboxStatusCommand } from './mailbox.js';
 
 export const commands: CliCommand[] = [
@@ -24,4 +25,5 @@ export const commands: CliCommand[] = [
   mailboxRenameCommand,
   forceResyncCommand,
   migrateCheckCommand,
+  fetchCommand,
 ];

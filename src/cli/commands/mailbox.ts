@@ -13,10 +13,13 @@ import { MailStore } from '../../mailstore/store.js';
 import { MailStoreError } from '../../mailstore/errors.js';
 import { mutf7ToUtf8, utf8ToMutf7 } from '../../mailstore/maildir/utf7.js';
 import { CommandError, EX_NOUSER, EX_TEMPFAIL, EX_DATAERR, UsageError, type CliCommand, type CommandContext } from '../command.js';
-import { getopt } from './pw.js';
+import { getopt } from '../args.js';
+import { resolveGroup, resolveUser } from '../../server/privileges.js';
 
 /** Opens the MailStore of `-u USER` through the userdb. */
 export async function openUserStore(ctx: CommandContext, user: string): Promise<MailStore> {
+  // back to root for the config and userdb (an earlier user of -A left us as its mail uid)
+  if (process.getuid?.() === 0 && process.geteuid?.() !== 0) { process.seteuid!(0); process.setegid!(0); }
   const config = await loadConfig(ctx.configPath, { overrides: ctx.overrides });
   const engine = new AuthEngine(config, 'doveadm');
   try {
@@ -27,7 +30,37 @@ export async function openUserStore(ctx: CommandContext, user: string): Promise<
     const home = get('home') ?? config.get('mail_home', { protocol: 'doveadm' }) ?? undefined;
     const vars = { user, home, h: home, u: user };
     const loc = get('mail') ?? config.get('mail_location', { protocol: 'doveadm' });
+    actAsMailUser(user, get('uid') ?? config.get('mail_uid', { protocol: 'doveadm' }), get('gid') ?? config.get('mail_gid', { protocol: 'doveadm' }));
     return new MailStore({ mailLocation: expandVars(loc ?? '', vars), home: home ? expandVars(home, vars) : undefined });
+  } finally {
+    await engine.close();
+  }
+}
+
+/**
+ * Like doveadm, touch a user's mail only as the user's mail uid/gid (userdb
+ * `uid`/`gid`, else mail_uid/mail_gid): when run as root the effective ids
+ * are switched (and switched back for the next user of -A), so no file in a
+ * Maildir ever becomes root's.
+ */
+function actAsMailUser(user: string, uidSpec: string, gidSpec: string): void {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return;
+  const id = uidSpec ? resolveUser(uidSpec) : null;
+  if (!id) throw new CommandError(`Error: user ${user}: Couldn't drop privileges: User is missing UID (see mail_uid setting)`, EX_TEMPFAIL);
+  if (id.uid === 0) throw new CommandError(`Error: user ${user}: Mail access for users with UID 0 not permitted`, EX_TEMPFAIL);
+  const gid = gidSpec ? resolveGroup(gidSpec) : id.gid;
+  if (gid === null) throw new CommandError(`Error: user ${user}: unknown mail group ${gidSpec}`, EX_TEMPFAIL);
+  process.seteuid!(0);
+  process.setegid!(gid);
+  process.seteuid!(id.uid);
+}
+
+/** Every user of the userdb (iterate_query), for -A. */
+export async function listUsers(ctx: CommandContext): Promise<string[]> {
+  const config = await loadConfig(ctx.configPath, { overrides: ctx.overrides });
+  const engine = new AuthEngine(config, 'doveadm');
+  try {
+    return await engine.iterateUsers();
   } finally {
     await engine.close();
   }

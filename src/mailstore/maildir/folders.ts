@@ -91,7 +91,7 @@ async function readdirDirs(p: string): Promise<string[]> {
   return out;
 }
 
-/** Every folder of the root, INBOX first, with parents filled in. */
+/** Every folder of the root in Dovecot's LIST order, with parents filled in. */
 export async function listFolders(loc: MaildirLocation): Promise<FolderEntry[]> {
   const found = new Map<string, { exists: boolean; noselect: boolean }>();
   if (loc.layout === 'maildir++') {
@@ -117,19 +117,30 @@ export async function listFolders(loc: MaildirLocation): Promise<FolderEntry[]> 
     };
     await walk(loc.root, []);
   }
-  // missing parents
-  for (const name of [...found.keys()]) {
-    const levels = name.split(IMAP_SEP);
-    for (let i = 1; i < levels.length; i++) {
-      const p = levels.slice(0, i).join(IMAP_SEP);
-      if (!found.has(p)) found.set(p, { exists: false, noselect: false });
+  // Dovecot iterates a tree built in readdir order: a child sorts right
+  // after its parent (a parent missing on disk is created where its first
+  // child appears), and INBOX, not a directory of the root, comes last.
+  const children = new Map<string, string[]>([['', []]]);
+  const place = (name: string): void => {
+    if (children.has(name)) return;
+    const i = name.lastIndexOf(IMAP_SEP);
+    const parent = i < 0 ? '' : name.slice(0, i);
+    if (parent && !found.has(parent)) found.set(parent, { exists: false, noselect: false });
+    place(parent);
+    children.get(parent)!.push(name);
+    children.set(name, []);
+  };
+  for (const name of [...found.keys()]) place(name);
+  const out: FolderEntry[] = [];
+  const visit = (name: string): void => {
+    for (const c of children.get(name)!) {
+      const f = found.get(c)!;
+      out.push({ name: c, exists: f.exists, noselect: f.noselect, hasChildren: children.get(c)!.length > 0 });
+      visit(c);
     }
-  }
-  const names = [...found.keys()];
-  const out: FolderEntry[] = [{ name: 'INBOX', exists: true, noselect: false, hasChildren: false }];
-  for (const [name, f] of found) {
-    out.push({ name, exists: f.exists, noselect: f.noselect, hasChildren: names.some((n) => n.startsWith(name + IMAP_SEP)) });
-  }
+  };
+  visit('');
+  out.push({ name: 'INBOX', exists: true, noselect: false, hasChildren: false });
   return out;
 }
 

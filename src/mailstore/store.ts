@@ -18,6 +18,7 @@ import { readMaildirsize, type QuotaUsage } from './maildir/maildirsize.js';
 import { readSubscriptions, updateSubscriptions } from './maildir/subscriptions.js';
 import { emptyUidlist, rewriteUidlist } from './maildir/uidlist.js';
 import { nextUidValidity } from './maildir/uidvalidity.js';
+import { folderStamp, readStatusCache, writeStatusCache } from './status-cache.js';
 
 export interface StoreOptions {
   /** `mail_location` with %-variables already expanded. */
@@ -207,13 +208,22 @@ export class MailStore {
     }
   }
 
-  /** STATUS without moving new/ → cur/ (like Dovecot's STATUS/EXAMINE). */
+  /**
+   * STATUS without moving new/ → cur/ (like Dovecot's STATUS/EXAMINE). An
+   * unchanged folder answers from its status cache without a directory scan;
+   * the cache is only written when nothing changed while we counted.
+   */
   async status(name: string): Promise<MailboxStatus> {
     const f = await this.open(name);
+    const before = await folderStamp(f.dir, f.controlDir);
+    if (before) {
+      const hit = await readStatusCache(f.controlDir, before);
+      if (hit) return hit;
+    }
     await f.sync();
     let size = 0;
     for (const m of f.messages) size += m.size ?? (await f.stat(m)).size;
-    return {
+    const st: MailboxStatus = {
       messages: f.messages.length,
       recent: f.messages.filter((m) => m.recent).length,
       uidnext: f.uidNext,
@@ -223,6 +233,9 @@ export class MailStore {
       guid: f.guid,
       keywords: f.keywordOrder,
     };
+    const after = await folderStamp(f.dir, f.controlDir);
+    if (after && after === before) await writeStatusCache(f.controlDir, after, st);
+    return st;
   }
 
   /** Quota usage from maildirsize (null when the file is missing: Dovecot will recount). */

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sealadmJs } from '../helpers/paths.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -52,4 +52,41 @@ test('sealadm migrate check lists every folder without changing anything', (t) =
   const bad = run(['migrate', 'check']);
   assert.equal(bad.status, 64);
   assert.doesNotMatch(bad.stderr, /at .*\.js/);
+});
+
+test('sealadm migrate check -A walks every userdb user, reports a broken one and goes on', (t) => {
+  const dir = tempDir(t);
+  const home = materialiseCase('maildirpp-alice', join(dir, 'alice'));
+  const { uid, gid } = mailIds();
+  if (process.getuid?.() === 0) { chmodSync(dir, 0o755); spawnSync('chown', ['-R', `${uid}:${gid}`, home]); }
+  // bob's home is a file: his Maildir can't be opened
+  writeFileSync(join(dir, 'bob'), 'not a directory');
+  writeFileSync(join(dir, 'users'), `alice@example.org::${uid}:${gid}::${home}::\nbob@example.org::${uid}:${gid}::${join(dir, 'bob')}::\n`);
+  const conf = join(dir, 'dovecot.conf');
+  writeFileSync(conf, `mail_location = maildir:~/Maildir\npassdb {\n  driver = passwd-file\n  args = ${join(dir, 'users')}\n}\nuserdb {\n  driver = passwd-file\n  args = ${join(dir, 'users')}\n}\n`);
+  const r = spawnSync(process.execPath, [sealadmJs, '-c', conf, '-f', 'tab', 'migrate', 'check', '-A'], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 75, r.stderr);
+  const rows = r.stdout.trim().split('\n').map((l) => l.split('\t'));
+  assert.deepEqual(rows[0].slice(0, 2), ['user', 'mailbox']);
+  assert.deepEqual(rows.find((x) => x[1] === 'INBOX'), ['alice@example.org', 'INBOX', '1795394535', '5', '8', '0', '0', '0']);
+  assert.match(r.stderr, /Error: user bob@example\.org: /);
+  assert.match(r.stderr, /^checked 1\/2 users: 11 folders, \d+ messages, 0 files without UID, 0 unreadable, 0 uidlist problems; FAILED: bob@example\.org$/m);
+  assert.doesNotMatch(r.stderr, /at .*\.js/);
+});
+
+test('sealadm index builds our index and the STATUS cache, silently, leaving Dovecot files alone', (t) => {
+  const { home, run } = setup(t);
+  const uidlist = readFileSync(join(home, 'Maildir', 'dovecot-uidlist'), 'utf8');
+  // a Maildir nobody touched lately (the STATUS cache never trusts a folder changed < 2 s ago)
+  const old = new Date(Date.now() - 60_000);
+  for (const d of ['new', 'cur']) utimesSync(join(home, 'Maildir', d), old, old);
+  const r = run(['index', '-u', 'alice', 'INBOX']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout + r.stderr, '');
+  assert.ok(existsSync(join(home, 'Maildir', 'sealmail.index')));
+  assert.ok(existsSync(join(home, 'Maildir', 'sealmail.status')));
+  assert.ok(!existsSync(join(home, 'Maildir', '.Entwürfe', 'sealmail.index')), 'the mask limits the folders');
+  assert.equal(readFileSync(join(home, 'Maildir', 'dovecot-uidlist'), 'utf8'), uidlist);
+  if (process.getuid?.() === 0) assert.equal(statSync(join(home, 'Maildir', 'sealmail.index')).uid, mailIds().uid, 'never a root-owned file in a Maildir');
+  assert.equal(run(['index', '-u', 'alice']).status, 64);
 });

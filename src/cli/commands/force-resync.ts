@@ -8,12 +8,9 @@
 import { MailStoreError } from '../../mailstore/errors.js';
 import { EX_DATAERR, EX_TEMPFAIL, UsageError, type CliCommand } from '../command.js';
 import { openUserStore } from './mailbox.js';
-import { getopt } from './pw.js';
+import { getopt } from '../args.js';
+import { mailboxMask } from '../search-query.js';
 import { mutf7ToUtf8 } from '../../mailstore/maildir/utf7.js';
-
-export function maskToRegExp(mask: string): RegExp {
-  return new RegExp('^' + mask.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/%/g, '[^.]*').replace(/\?/g, '.') + '$');
-}
 
 export const forceResyncCommand: CliCommand = {
   name: 'force-resync',
@@ -25,7 +22,7 @@ export const forceResyncCommand: CliCommand = {
     if (rest.length !== 1) throw new UsageError('missing mailbox mask');
     const store = await openUserStore(ctx, user);
     const warn = (m: string) => ctx.err.write(`doveadm(${user}): Warning: ${m}\n`);
-    const re = maskToRegExp(rest[0]);
+    const re = mailboxMask(rest[0]);
     let code = 0;
     for (const e of await store.list()) {
       if (e.flags.includes('\\NonExistent') || e.flags.includes('\\Noselect')) continue;

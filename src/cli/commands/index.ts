@@ -10,6 +10,7 @@ import { userCommand } from './user.js';
 import { forceResyncCommand } from './force-resync.js';
 import { migrateCheckCommand } from './migrate.js';
 import { fetchCommand } from './fetch.js';
+import { indexCommand } from './index-mailbox.js';
 import { mailboxCreateCommand, mailboxDeleteCommand, mailboxListCommand, mailboxRenameCommand, mailboxStatusCommand } from './mailbox.js';
 
 export const commands: CliCommand[] = [
@@ -26,4 +27,5 @@ export const commands: CliCommand[] = [
   forceResyncCommand,
   migrateCheckCommand,
   fetchCommand,
+  indexCommand,
 ];

@@ -11,20 +11,13 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { writeAtomic } from './maildir/dotlock.js';
+import type { MailboxStatus } from './store.js';
 
 export const STATUS_FILE = 'sealmail.status';
 const TRUST_AFTER_MS = 2000;
 
-export interface CachedStatus {
-  messages: number;
-  recent: number;
-  uidnext: number;
-  uidvalidity: number;
-  unseen: number;
-  size: number;
-  guid: string;
-  keywords: string[];
-}
+/** The STATUS counters as the store computes them (type-only import: no cycle at run time). */
+export type CachedStatus = MailboxStatus;
 
 /** The change stamp of a folder, or null when it is too fresh to trust. */
 export async function folderStamp(dir: string, controlDir: string): Promise<string | null> {

@@ -13,6 +13,7 @@ export type MailStoreErrorCode =
   | 'NOSPACE'         // ENOSPC/EDQUOT while saving: nothing became visible
   | 'CORRUPT'         // a control file could not be parsed (repaired where possible)
   | 'EXPUNGED'        // message file vanished while being read
+  | 'CRYPT'           // mail-crypt: key not available, wrong password, tampered file (GCM tag)
   | 'IO';             // any other filesystem failure
 
 export class MailStoreError extends Error {

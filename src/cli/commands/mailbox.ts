@@ -10,6 +10,10 @@ import { loadConfig } from '../../config/index.js';
 import { AuthEngine } from '../../auth/engine.js';
 import { expandVars } from '../../config/vars.js';
 import { MailStore } from '../../mailstore/store.js';
+import type { DovecotConfig } from '../../config/settings.js';
+import { CryptError } from '../../crypt/keys.js';
+import { identityCodec } from '../../crypt/codec.js';
+import { deliveryCrypt, unlockUserCrypt, type CryptUser } from '../../crypt/user-crypt.js';
 import { MailStoreError } from '../../mailstore/errors.js';
 import { mutf7ToUtf8, utf8ToMutf7 } from '../../mailstore/maildir/utf7.js';
 import { CommandError, EX_NOUSER, EX_TEMPFAIL, EX_DATAERR, UsageError, type CliCommand, type CommandContext } from '../command.js';
@@ -31,10 +35,50 @@ export async function openUserStore(ctx: CommandContext, user: string): Promise<
     const vars = { user, home, h: home, u: user };
     const loc = get('mail') ?? config.get('mail_location', { protocol: 'doveadm' });
     actAsMailUser(user, get('uid') ?? config.get('mail_uid', { protocol: 'doveadm' }), get('gid') ?? config.get('mail_gid', { protocol: 'doveadm' }));
-    return new MailStore({ mailLocation: expandVars(loc ?? '', vars), home: home ? expandVars(home, vars) : undefined });
+    const store = new MailStore({ mailLocation: expandVars(loc ?? '', vars), home: home ? expandVars(home, vars) : undefined });
+    return await withUserCrypt(config, store, user, r.fields);
   } finally {
     await engine.close();
   }
+}
+
+/** The mailbox's GUID from its dovecot-uidlist (INBOX and its uidlist are created when missing, as on first access). */
+export function mailboxGuidOf(store: MailStore): (name: string) => Promise<string> {
+  return async (name) => {
+    if (name.toUpperCase() === 'INBOX') await store.ensureRoot();
+    const f = await store.open(name);
+    await f.sync();
+    return f.guid;
+  };
+}
+
+/**
+ * mail-crypt for doveadm-style commands: unlock with the password from
+ * `-o plugin/mail_crypt_private_password=…` or the userdb; without one (or
+ * with a wrong one) listing and counting still work, and reading an
+ * encrypted body fails with a clear error naming user, mailbox and UID.
+ */
+async function withUserCrypt(config: DovecotConfig, store: MailStore, user: string, fields: [string, string][]): Promise<MailStore> {
+  const cu: CryptUser = { username: user, mailRoot: store.loc.root, home: store.opts.home, fields, protocol: 'doveadm', mailboxGuid: mailboxGuidOf(store) };
+  let crypt;
+  try {
+    crypt = await unlockUserCrypt(config, cu);
+  } catch (e) {
+    if (!(e instanceof CryptError)) throw e;
+    crypt = await deliveryCrypt(config, cu);
+    const why = e.message;
+    const codec = crypt.codec;
+    // reads fail with the reason the key did not open
+    crypt = { ...crypt, codec: { ...codec, decrypt: (mb: string, st: AsyncIterable<Buffer>) => (async function* () {
+      const it = st[Symbol.asyncIterator]();
+      const first = await it.next();
+      if (first.done) return;
+      if (codec.isEncrypted(first.value)) throw new CryptError(why);
+      yield* codec.decrypt(mb, (async function* () { yield first.value; for (;;) { const r = await it.next(); if (r.done) return; yield r.value; } })());
+    })() } };
+  }
+  if (crypt.codec === identityCodec) return store;
+  return new MailStore({ ...store.opts, codec: crypt.codec, cipher: crypt.cipher });
 }
 
 /**

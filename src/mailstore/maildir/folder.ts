@@ -336,7 +336,23 @@ export class MaildirFolder {
       } finally { await fh.close(); }
     }
     void self;
-    yield* this.codec.decrypt(this.opts.mailboxName, raw());
+    try {
+      yield* this.codec.decrypt(this.opts.mailboxName, raw());
+    } catch (e) {
+      if (e instanceof MailStoreError) throw e;
+      // a codec failure names the user; add what only the store knows: UID and file
+      throw new MailStoreError('CRYPT', `${(e as Error).message.replace(/ \(mailbox [^)]*\)$/, '')} (mailbox ${this.opts.mailboxName}, UID ${m.uid}, file ${m.file})`, this.path(m), { cause: e });
+    }
+  }
+
+  /** Does the stored file start with the mail-crypt magic? */
+  async isEncryptedFile(m: MaildirMessage): Promise<boolean> {
+    const head = Buffer.alloc(9);
+    const n = await this.withFile(m, async (p) => {
+      const fh = await fsp.open(p, 'r');
+      try { return (await fh.read(head, 0, 9, 0)).bytesRead; } finally { await fh.close(); }
+    });
+    return this.codec.isEncrypted(head.subarray(0, n));
   }
 
   /** RFC822.SIZE: W= when present, else counted over the decrypted text with CRLF line ends. */
@@ -381,9 +397,11 @@ export class MaildirFolder {
       if (e instanceof MailStoreError) throw e;
       throw ioError(`saving a message to ${this.opts.mailboxName}`, tmp, e);
     }
-    const base = `${prefix},S=${stored},W=${count.virt}`;
+    // S= is the plaintext size even for encrypted files (what Dovecot writes and reports)
+    void stored;
+    const base = `${prefix},S=${count.stored},W=${count.virt}`;
     try {
-      return await this.place(tmp, base, opts, stored);
+      return await this.place(tmp, base, opts, count.stored);
     } catch (e) {
       await fsp.unlink(tmp).catch(() => {});
       throw e;
@@ -393,6 +411,13 @@ export class MaildirFolder {
   /** Hard-link (Dovecot's maildir_copy_with_hardlinks) or copy a message file from another folder. */
   async copyFrom(src: MaildirFolder, m: MaildirMessage, opts: AppendOptions = {}): Promise<number> {
     if (!this.uidlist) await this.sync();
+    // mail-crypt: a message names its folder's key, and Dovecot looks keys up
+    // in the folder it reads from, so a copy into another folder is
+    // re-encrypted to that folder's key (a hard link would not open there)
+    if (src.dir !== this.dir && this.codec !== identityCodec && await src.isEncryptedFile(m)) {
+      const st = await src.stat(m);
+      return this.append(src.read(m), { ...opts, internalDate: opts.internalDate ?? st.mtime });
+    }
     const srcPath = src.path(m);
     const size = m.size ?? (await src.stat(m)).size;
     const vsize = await src.virtualSize(m);

@@ -1,0 +1,114 @@
+/**
+ * Dovecot's `file:` dict as mail_attribute_dict uses it
+ * (`file:%h/Maildir/dovecot-attributes`, mail-crypt-format.md §2.1): records
+ * of two lines (key, value), \x01-escaping of NUL/0x01/TAB/CR/LF, arbitrary
+ * record order, every change a whole-file rewrite. Writers take Dovecot's
+ * dotlock — `<file>.lock` created O_EXCL, the new content written into it,
+ * then renamed over the file — so Sealmail and Dovecot can share one
+ * Maildir during a migration. Permissions follow the old file (or 0600).
+ */
+import { promises as fsp, constants as fsc } from 'node:fs';
+import { hostname } from 'node:os';
+import { CryptError } from './keys.js';
+
+const ESC: Record<string, string> = { '0': '\0', '1': '\x01', t: '\t', r: '\r', n: '\n' };
+
+export function unescapeDict(s: string): string {
+  return s.replace(/\x01(.)/gs, (m, c: string) => ESC[c] ?? m);
+}
+
+export function escapeDict(s: string): string {
+  return s.replace(/[\0\x01\t\r\n]/g, (c) => '\x01' + ({ '\0': '0', '\x01': '1', '\t': 't', '\r': 'r', '\n': 'n' } as Record<string, string>)[c]);
+}
+
+export function parseDict(text: string, path: string): Map<string, string> {
+  const lines = text.split('\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  if (lines.length % 2 !== 0) throw new CryptError(`${path}: corrupt attribute dict (odd number of lines: a key without a value)`);
+  const m = new Map<string, string>();
+  for (let i = 0; i < lines.length; i += 2) m.set(unescapeDict(lines[i]), unescapeDict(lines[i + 1]));
+  return m;
+}
+
+export function serialiseDict(m: Map<string, string>): string {
+  let out = '';
+  for (const [k, v] of m) out += `${escapeDict(k)}\n${escapeDict(v)}\n`;
+  return out;
+}
+
+const STALE_MS = 60_000;
+const GIVE_UP_MS = 120_000;
+
+export class AttributeDict {
+  constructor(readonly path: string) {}
+
+  /** The whole dict; a missing file is an empty dict. */
+  async read(): Promise<Map<string, string>> {
+    let text: string;
+    try { text = await fsp.readFile(this.path, 'utf8'); } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
+      throw new CryptError(`${this.path}: ${(e as Error).message}`);
+    }
+    return parseDict(text, this.path);
+  }
+
+  async get(key: string): Promise<string | undefined> { return (await this.read()).get(key); }
+
+  /**
+   * One transaction: `fn` edits the current content under the dotlock; the
+   * result replaces the file atomically. Nothing is written when `fn`
+   * throws, so a failed operation (wrong password …) never touches keys.
+   */
+  async update(fn: (m: Map<string, string>) => void | Promise<void>): Promise<void> {
+    const lock = `${this.path}.lock`;
+    const mode = await fsp.stat(this.path).then((s) => s.mode & 0o777, () => 0o600);
+    const fh = await this.takeLock(lock, mode);
+    let renamed = false;
+    try {
+      const m = await this.read();
+      await fn(m);
+      await fh.writeFile(serialiseDict(m));
+      await fh.sync();
+      await fh.close();
+      await fsp.rename(lock, this.path);
+      renamed = true;
+    } finally {
+      if (!renamed) {
+        await fh.close().catch(() => undefined);
+        await fsp.unlink(lock).catch(() => undefined);
+      }
+    }
+  }
+
+  private async takeLock(lock: string, mode: number): Promise<fsp.FileHandle> {
+    const start = Date.now();
+    for (let delay = 5; ; delay = Math.min(delay * 2, 200)) {
+      try {
+        return await fsp.open(lock, fsc.O_CREAT | fsc.O_EXCL | fsc.O_WRONLY, mode);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new CryptError(`${lock}: ${(e as Error).message}`);
+      }
+      const st = await fsp.stat(lock).catch(() => null);
+      if (st && Date.now() - st.mtimeMs > STALE_MS) {
+        await fsp.unlink(lock).catch(() => undefined); // Dovecot's stale-lock rule
+        continue;
+      }
+      if (Date.now() - start > GIVE_UP_MS) throw new CryptError(`${lock}: timeout waiting for the lock held by another process (${hostname()})`);
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
+export const ATTR_PVT = 'vendor/vendor.dovecot/pvt/';
+/** Attribute names under a mailbox GUID (spec §2.2). */
+export const attrKeys = {
+  userActive: (inbox: string) => `shared/${inbox}/${ATTR_PVT}server/${ATTR_PVT}crypt/active`,
+  userPub: (inbox: string, id: string) => `shared/${inbox}/${ATTR_PVT}server/${ATTR_PVT}crypt/pubkeys/${id}`,
+  userPriv: (inbox: string, id: string) => `priv/${inbox}/${ATTR_PVT}server/${ATTR_PVT}crypt/privkeys/${id}`,
+  userPrivPrefix: (inbox: string) => `priv/${inbox}/${ATTR_PVT}server/${ATTR_PVT}crypt/privkeys/`,
+  userPubPrefix: (inbox: string) => `shared/${inbox}/${ATTR_PVT}server/${ATTR_PVT}crypt/pubkeys/`,
+  boxActive: (box: string) => `shared/${box}/${ATTR_PVT}crypt/active`,
+  boxPub: (box: string, id: string) => `shared/${box}/${ATTR_PVT}crypt/pubkeys/${id}`,
+  boxPriv: (box: string, id: string) => `priv/${box}/${ATTR_PVT}crypt/privkeys/${id}`,
+  boxPrivPrefix: (box: string) => `priv/${box}/${ATTR_PVT}crypt/privkeys/`,
+};

@@ -1,0 +1,58 @@
+/**
+ * mail-crypt's expensive steps on worker threads, so P-521 ECDH (~5 ms) and
+ * PBKDF2 never stall the event loop: opening private keys, unwrapping a
+ * message key, building a new message header, generating and wrapping keys.
+ * Keys cross the thread boundary as curve name + scalar/point bytes.
+ */
+import { fileURLToPath } from 'node:url';
+import { serveJobs, WorkerPool } from '../util/worker-pool.js';
+import {
+  CryptError, curveByName, decryptPrivateKey, generateKey, parsePrivateKeyString, privateFromScalar,
+  privateKeyStringToKey, privateKeyStringWithPassword, publicFromPoint, type PrivateKey, type PublicKey,
+} from './keys.js';
+import { newV2Header, parseHeader, unwrapKeyData, unwrapV1Key } from './container.js';
+
+export interface WirePriv { curve: string; d: Uint8Array }
+export interface WirePub { curve: string; point: Uint8Array }
+
+export type CryptJob =
+  | { op: 'open'; str: string; password?: Uint8Array; encKey?: WirePriv }
+  | { op: 'unwrap'; header: Uint8Array; key: WirePriv }
+  | { op: 'newHeader'; to: WirePub }
+  | { op: 'generate'; curve: string }
+  | { op: 'wrapToKey'; key: WirePriv; to: WirePub }
+  | { op: 'wrapWithPassword'; key: WirePriv; password: Uint8Array };
+
+export const toWirePriv = (k: PrivateKey): WirePriv => ({ curve: k.curve.name, d: k.d });
+export const toWirePub = (k: PublicKey): WirePub => ({ curve: k.curve.name, point: k.point });
+export const fromWirePriv = (w: WirePriv): PrivateKey => privateFromScalar(curveByName(w.curve), Buffer.from(w.d));
+const fromWirePub = (w: WirePub): PublicKey => publicFromPoint(curveByName(w.curve), Buffer.from(w.point));
+
+function run(job: CryptJob): unknown {
+  switch (job.op) {
+    case 'open': {
+      const k = decryptPrivateKey(parsePrivateKeyString(job.str), {
+        password: job.password ? Buffer.from(job.password) : undefined,
+        encKey: job.encKey ? fromWirePriv(job.encKey) : undefined,
+      });
+      return toWirePriv(k);
+    }
+    case 'unwrap': {
+      const h = parseHeader(Buffer.from(job.header));
+      const k = fromWirePriv(job.key);
+      return h.version === 2 ? unwrapKeyData(h, k) : unwrapV1Key(h, k);
+    }
+    case 'newHeader': return newV2Header(fromWirePub(job.to));
+    case 'generate': return toWirePriv(generateKey(curveByName(job.curve)));
+    case 'wrapToKey': return privateKeyStringToKey(fromWirePriv(job.key), fromWirePub(job.to));
+    case 'wrapWithPassword': return privateKeyStringWithPassword(fromWirePriv(job.key), Buffer.from(job.password));
+  }
+}
+
+serveJobs(run, (e) => e instanceof CryptError);
+
+const pool = new WorkerPool<CryptJob>(fileURLToPath(import.meta.url), (m) => new CryptError(m));
+
+export function cryptJob<T>(job: CryptJob): Promise<T> {
+  return pool.run<T>(job);
+}

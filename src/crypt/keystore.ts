@@ -1,0 +1,197 @@
+/**
+ * One user's mail-crypt keys in the attribute dict (mail-crypt-format.md §1,
+ * §2.2, §8): the user key pair under the INBOX GUID (private half encrypted
+ * with the password), one key pair per folder under the folder's GUID
+ * (private half encrypted to the user key), created on the first save with
+ * the public key alone — so delivery works while the user is offline.
+ * Unlocking opens every user private key the password opens; a wrong
+ * password fails cleanly and nothing is ever written on that path. Every
+ * private key ever used stays, because messages name their key by id.
+ */
+import { AttributeDict, attrKeys } from './attributes.js';
+import { cryptJob, fromWirePriv, toWirePriv, toWirePub, type WirePriv } from './crypt-worker.js';
+import {
+  CryptError, curveByName, keyId, legacyKeyId, parsePrivateKeyString, parsePublicKeyString, privateKeyNeeds,
+  privateKeyStringPlain, publicKeyString, type PrivateKey, type PublicKey,
+} from './keys.js';
+
+export interface KeyListEntry { id: string; active: boolean; mailbox?: string }
+
+export class UserKeystore {
+  /** Unlocked user private keys by id. */
+  private userKeys = new Map<string, PrivateKey>();
+  private privCache = new Map<string, PrivateKey>();
+  private pubCache = new Map<string, PublicKey>();
+  unlockedWithPassword = false;
+
+  constructor(readonly dict: AttributeDict, readonly inboxGuid: string, readonly username: string) {}
+
+  private err(msg: string): CryptError { return new CryptError(`user ${this.username}: ${msg}`); }
+
+  async activeUserKeyId(): Promise<string | undefined> {
+    return (await this.dict.read()).get(attrKeys.userActive(this.inboxGuid));
+  }
+
+  async userPublicKey(): Promise<PublicKey | null> {
+    const d = await this.dict.read();
+    const id = d.get(attrKeys.userActive(this.inboxGuid));
+    if (!id) return null;
+    const s = d.get(attrKeys.userPub(this.inboxGuid, id));
+    if (!s) throw this.err(`user public key ${id} is missing from ${this.dict.path}`);
+    return parsePublicKeyString(s);
+  }
+
+  /** All user private key strings, active first. */
+  async userPrivateKeyStrings(): Promise<[string, string][]> {
+    const d = await this.dict.read();
+    const active = d.get(attrKeys.userActive(this.inboxGuid));
+    const prefix = attrKeys.userPrivPrefix(this.inboxGuid);
+    const all = [...d].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v] as [string, string]);
+    return all.sort(([a], [b]) => (a === active ? -1 : b === active ? 1 : 0));
+  }
+
+  /**
+   * Open the user's private keys with the password (or unencrypted ones
+   * without). Fails when the active key does not open; other keys that do
+   * not open with this password are skipped (they may predate a change).
+   */
+  async unlock(password: Buffer | undefined): Promise<void> {
+    const keys = await this.userPrivateKeyStrings();
+    if (!keys.length) return;
+    const active = await this.activeUserKeyId();
+    for (const [id, str] of keys) {
+      const p = parsePrivateKeyString(str);
+      const need = privateKeyNeeds(p);
+      if (need.kind === 'key') continue; // environment keys (mail_crypt_private_key) are not supported
+      if (need.kind === 'password' && !password) {
+        if (id === active) throw this.err('Password not available: the user key is encrypted with the login password');
+        continue;
+      }
+      try {
+        const w = await cryptJob<WirePriv>({ op: 'open', str, password: need.kind === 'password' ? password : undefined });
+        this.userKeys.set(id, fromWirePriv(w));
+      } catch (e) {
+        if (id === active) throw this.err(`cannot open the user key ${id.slice(0, 16)}…: wrong password or damaged key`);
+        void e;
+      }
+    }
+    this.unlockedWithPassword = this.userKeys.size > 0;
+  }
+
+  get unlocked(): boolean { return this.userKeys.size > 0; }
+
+  /** The active unlocked user key (derives the index/key-cache keys). */
+  async activeUserKey(): Promise<PrivateKey | null> {
+    const id = await this.activeUserKeyId();
+    return (id && this.userKeys.get(id)) || null;
+  }
+
+  /**
+   * Make sure a user key exists: generate one when there is none (Dovecot's
+   * first-use behaviour), encrypted with the password when there is one,
+   * refused without a password under mail_crypt_require_encrypted_user_key.
+   */
+  async ensureUserKey(curve: string | undefined, password: Buffer | undefined, requireEncrypted: boolean, force = false): Promise<{ id: string; created: boolean }> {
+    const existing = await this.activeUserKeyId();
+    if (existing && !force) return { id: existing, created: false };
+    if (!curve) throw this.err('no user key and mail_crypt_curve is not set: cannot generate one');
+    if (requireEncrypted && !password) throw this.err('mail_crypt_require_encrypted_user_key set, cannot generate user keypair without password or key');
+    const key = fromWirePriv(await cryptJob<WirePriv>({ op: 'generate', curve: curveByName(curve).name }));
+    const priv = password
+      ? await cryptJob<string>({ op: 'wrapWithPassword', key: toWirePriv(key), password })
+      : privateKeyStringPlain(key);
+    const id = keyId(key);
+    await this.dict.update((m) => {
+      m.set(attrKeys.userPub(this.inboxGuid, id), publicKeyString(key));
+      m.set(attrKeys.userPriv(this.inboxGuid, id), priv);
+      m.set(attrKeys.userActive(this.inboxGuid), id);
+    });
+    this.userKeys.set(id, key);
+    return { id, created: true };
+  }
+
+  /** The folder's active public key; created (public-key only work) when missing. */
+  async folderPublicKey(boxGuid: string, curve: string | undefined, mailbox: string, force = false): Promise<PublicKey> {
+    if (!force) {
+      const cached = this.pubCache.get(boxGuid);
+      if (cached) return cached;
+      const d = await this.dict.read();
+      const id = d.get(attrKeys.boxActive(boxGuid));
+      if (id) {
+        const s = d.get(attrKeys.boxPub(boxGuid, id));
+        if (!s) throw this.err(`mailbox ${mailbox}: folder public key ${id} is missing from ${this.dict.path}`);
+        const k = parsePublicKeyString(s);
+        this.pubCache.set(boxGuid, k);
+        return k;
+      }
+    }
+    const user = await this.userPublicKey();
+    if (!user) throw this.err(`mailbox ${mailbox}: the user has no key pair yet (generate one with sealadm mailbox cryptokey generate -U, or log in once)`);
+    const key = fromWirePriv(await cryptJob<WirePriv>({ op: 'generate', curve: curveByName(curve ?? user.curve.name).name }));
+    const wrapped = await cryptJob<string>({ op: 'wrapToKey', key: toWirePriv(key), to: toWirePub(user) });
+    const id = keyId(key);
+    await this.dict.update((m) => {
+      // another process may have created it meanwhile: keep theirs
+      if (!force && m.get(attrKeys.boxActive(boxGuid))) return;
+      m.set(attrKeys.boxPub(boxGuid, id), publicKeyString(key));
+      m.set(attrKeys.boxPriv(boxGuid, id), wrapped);
+      m.set(attrKeys.boxActive(boxGuid), id);
+    });
+    this.pubCache.delete(boxGuid);
+    return this.folderPublicKey(boxGuid, curve, mailbox);
+  }
+
+  /** A private key by id: a folder key (opened with the user key) or a user key. */
+  async privateKey(id: string, legacy = false): Promise<PrivateKey> {
+    const hit = this.privCache.get(id);
+    if (hit) return hit;
+    if (!legacy) {
+      const u = this.userKeys.get(id);
+      if (u) return u;
+    }
+    const d = await this.dict.read();
+    for (const [k, v] of d) {
+      if (!k.startsWith('priv/') || !/\/crypt\/privkeys\/[0-9a-f]{64}$/.test(k)) continue;
+      if (!legacy && !k.endsWith(`/crypt/privkeys/${id}`)) continue;
+      const p = parsePrivateKeyString(v);
+      const need = privateKeyNeeds(p);
+      let key: PrivateKey;
+      if (need.kind === 'key') {
+        const enc = this.userKeys.get(need.id) ?? (k.includes('/server/') ? undefined : await this.privateKey(need.id).catch(() => undefined));
+        if (!enc) {
+          if (legacy) continue;
+          throw this.err(this.userKeys.size ? `Private key not available: key ${id.slice(0, 16)}… is encrypted to a user key that did not open` : 'Private key not available: Password not available');
+        }
+        key = fromWirePriv(await cryptJob<WirePriv>({ op: 'open', str: v, encKey: toWirePriv(enc) }));
+      } else if (need.kind === 'none') {
+        key = fromWirePriv(await cryptJob<WirePriv>({ op: 'open', str: v }));
+      } else {
+        const u = this.userKeys.get(k.slice(k.lastIndexOf('/') + 1));
+        if (!u) continue;
+        key = u;
+      }
+      if (legacy && legacyKeyId(key) !== id) continue;
+      this.privCache.set(id, key);
+      return key;
+    }
+    if (legacy) for (const u of this.userKeys.values()) if (legacyKeyId(u) === id) return u;
+    throw this.err(`Private key not available: no key ${id.slice(0, 16)}… in ${this.dict.path} (missing folder key)`);
+  }
+
+  /** Key ids for `cryptokey list`: the user's, or those of the given folder GUIDs. */
+  async list(user: boolean, boxes: [string, string][] = []): Promise<KeyListEntry[]> {
+    const d = await this.dict.read();
+    const out: KeyListEntry[] = [];
+    if (user) {
+      const active = d.get(attrKeys.userActive(this.inboxGuid));
+      const prefix = attrKeys.userPubPrefix(this.inboxGuid);
+      for (const k of d.keys()) if (k.startsWith(prefix)) out.push({ id: k.slice(prefix.length), active: k.slice(prefix.length) === active });
+    }
+    for (const [mailbox, guid] of boxes) {
+      const active = d.get(attrKeys.boxActive(guid));
+      const prefix = `shared/${guid}/vendor/vendor.dovecot/pvt/crypt/pubkeys/`;
+      for (const k of d.keys()) if (k.startsWith(prefix)) out.push({ id: k.slice(prefix.length), active: k.slice(prefix.length) === active, mailbox });
+    }
+    return out;
+  }
+}

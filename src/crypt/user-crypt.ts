@@ -1,0 +1,259 @@
+/**
+ * mail-crypt for one user, from Dovecot's settings (plugin {} and userdb
+ * fields: mail_crypt_save_version, mail_crypt_curve,
+ * mail_crypt_private_password, mail_crypt_require_encrypted_user_key,
+ * mail_crypt_global_public_key / _private_key): the MessageCodec the store
+ * runs every message through and the IndexCipher that seals everything the
+ * store caches. `unlockUserCrypt` is the login path (password → keys, once
+ * per session); `deliveryCrypt` the offline path (public keys only).
+ *
+ * Re-reads cost AES only: each message's unwrapped key data is kept in
+ * `sealmail.keycache` beside the attribute dict, sealed (AES-256-GCM) under a
+ * key derived from the user's private key — useless without the password.
+ */
+import { createCipheriv, createDecipheriv, createHash, createPrivateKey, createPublicKey, hkdfSync, randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { DovecotConfig } from '../config/settings.js';
+import { expandVars } from '../config/vars.js';
+import type { IndexCipher, MessageCodec } from './codec.js';
+import { identityCipher, identityCodec } from './codec.js';
+import { AttributeDict } from './attributes.js';
+import { decryptStream, encryptStream, isEncrypted, type MailHeader } from './container.js';
+import { cryptJob, toWirePriv, toWirePub } from './crypt-worker.js';
+import {
+  CryptError, curveByName, keyId, legacyKeyId, parsePrivateKeyString, decryptPrivateKey, parsePublicKeyString,
+  publicFromPoint, privateFromScalar, type PrivateKey, type PublicKey,
+} from './keys.js';
+import { UserKeystore } from './keystore.js';
+
+export interface UserCrypt { codec: MessageCodec; cipher: IndexCipher; keystore?: UserKeystore; settings: CryptSettings }
+
+export interface CryptUser {
+  username: string;
+  /** Root of the Maildir (where dovecot-attributes lives by default). */
+  mailRoot: string;
+  /** Home directory, for %h in mail_attribute_dict. */
+  home?: string;
+  /** userdb fields (userdb_ prefix already removed). */
+  fields: [string, string][];
+  protocol: string;
+  /** IMAP mailbox name → its GUID (from dovecot-uidlist, created if needed). */
+  mailboxGuid(mailbox: string): Promise<string>;
+}
+
+export interface CryptSettings {
+  enabled: boolean;
+  saveVersion: number;
+  curve?: string;
+  password?: Buffer;
+  requireEncryptedUserKey: boolean;
+  attributesPath: string;
+  globalPublic?: PublicKey;
+  globalPrivate: PrivateKey[];
+}
+
+function pluginsEnabled(config: DovecotConfig, user: CryptUser): boolean {
+  const f = user.fields.find(([k]) => k === 'mail_plugins')?.[1];
+  const plugins = f ?? config.get('mail_plugins', { protocol: user.protocol });
+  return plugins.split(/[\s,]+/).includes('mail_crypt');
+}
+
+/** A key given as a dovecot key string, PEM, or base64(PEM) (global keys). */
+function loadKeyText(text: string, password?: string): PublicKey | PrivateKey {
+  let t = text.trim();
+  if (!t.startsWith('-----') && /^[A-Za-z0-9+/=\s]+$/.test(t) && !/^[12][:\t]/.test(t)) {
+    const dec = Buffer.from(t, 'base64').toString('latin1');
+    if (dec.startsWith('-----')) t = dec.trim();
+  }
+  if (t.startsWith('-----BEGIN') && t.includes('PRIVATE KEY')) {
+    const jwk = createPrivateKey({ key: t, passphrase: password }).export({ format: 'jwk' }) as { crv: string; d: string };
+    return privateFromScalar(curveByName(jwk.crv), Buffer.from(jwk.d, 'base64url'));
+  }
+  if (t.startsWith('-----BEGIN')) {
+    const jwk = createPublicKey(t).export({ format: 'jwk' }) as { crv: string; x: string; y: string };
+    return publicFromPoint(curveByName(jwk.crv), Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x, 'base64url'), Buffer.from(jwk.y, 'base64url')]));
+  }
+  if (/^[12][:\t]/.test(t)) {
+    const f = t.split(/[:\t]/);
+    if ((f[0] === '2' && f.length === 3) || (f[0] === '1' && f.length === 4)) return parsePublicKeyString(t);
+    return decryptPrivateKey(parsePrivateKeyString(t), { password: password ? Buffer.from(password) : undefined });
+  }
+  throw new CryptError('unrecognised key format (expected PEM, base64 PEM or a dovecot key string)');
+}
+
+export function cryptSettings(config: DovecotConfig, user: CryptUser, loginPassword?: string): CryptSettings {
+  const plugin = config.plugin({ protocol: user.protocol });
+  const get = (k: string): string | undefined => user.fields.find(([f]) => f === k)?.[1] ?? plugin[k];
+  const enabled = pluginsEnabled(config, user);
+  const sv = get('mail_crypt_save_version');
+  if (enabled && (sv === undefined || sv === '')) throw new CryptError(`user ${user.username}: mail_crypt_save_version setting missing`);
+  const pw = get('mail_crypt_private_password') ?? loginPassword;
+  const globalPrivate: PrivateKey[] = [];
+  for (let i = 1; ; i++) {
+    const name = i === 1 ? 'mail_crypt_global_private_key' : `mail_crypt_global_private_key${i}`;
+    const v = get(name);
+    if (!v) break;
+    const k = loadKeyText(v, get(`${name}_password`));
+    if (!('d' in k)) throw new CryptError(`${name}: not a private key`);
+    globalPrivate.push(k);
+  }
+  const gp = get('mail_crypt_global_public_key');
+  const attr = config.get('mail_attribute_dict', { protocol: user.protocol });
+  const at = user.username.indexOf('@');
+  const vars = { u: user.username, user: user.username, n: at < 0 ? user.username : user.username.slice(0, at), d: at < 0 ? '' : user.username.slice(at + 1), h: user.home ?? '', home: user.home ?? '' };
+  const attributesPath = attr.startsWith('file:') ? expandVars(attr.slice(5).replace(/:lock=\w+$/, ''), vars) : join(user.mailRoot, 'dovecot-attributes');
+  return {
+    enabled,
+    saveVersion: Number((sv ?? '0')[0]),
+    curve: get('mail_crypt_curve') || undefined,
+    password: pw !== undefined && pw !== '' ? Buffer.from(pw, 'utf8') : undefined,
+    requireEncryptedUserKey: get('mail_crypt_require_encrypted_user_key') !== undefined,
+    attributesPath,
+    globalPublic: gp ? (loadKeyText(gp) as PublicKey) : undefined,
+    globalPrivate,
+  };
+}
+
+/** Seal/open with AES-256-GCM: nonce(12) ‖ ciphertext ‖ tag(16). */
+function gcmBox(key: Buffer): { seal(b: Buffer): Buffer; open(b: Buffer): Buffer } {
+  return {
+    seal(plain) {
+      const iv = randomBytes(12);
+      const c = createCipheriv('aes-256-gcm', key, iv);
+      return Buffer.concat([iv, c.update(plain), c.final(), c.getAuthTag()]);
+    },
+    open(sealed) {
+      if (sealed.length < 28) throw new CryptError('sealed record too short');
+      const d = createDecipheriv('aes-256-gcm', key, sealed.subarray(0, 12));
+      d.setAuthTag(sealed.subarray(sealed.length - 16));
+      try { return Buffer.concat([d.update(sealed.subarray(12, sealed.length - 16)), d.final()]); } catch { throw new CryptError('sealed record does not open (other key, or damaged)'); }
+    },
+  };
+}
+
+function derive(k: PrivateKey, info: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', k.d, Buffer.from(keyId(k), 'hex'), info, 32));
+}
+
+/**
+ * Unwrapped message keys, sealed under the user key: fixed 120-byte records
+ * (SHA-256 of the file's header, then the sealed 60-byte key data), appended
+ * with O_APPEND; a record that doesn't open is ignored.
+ */
+class KeyCache {
+  private map: Map<string, Buffer> | null = null;
+  private readonly box: ReturnType<typeof gcmBox>;
+  private static RECORD = 32 + 12 + 60 + 16;
+
+  constructor(readonly path: string, userKey: PrivateKey) {
+    this.box = gcmBox(derive(userKey, 'sealmail mail-crypt key cache v1'));
+  }
+
+  private async load(): Promise<Map<string, Buffer>> {
+    if (this.map) return this.map;
+    this.map = new Map();
+    const raw = await fsp.readFile(this.path).catch(() => Buffer.alloc(0));
+    for (let off = 0; off + KeyCache.RECORD <= raw.length; off += KeyCache.RECORD) {
+      const id = raw.subarray(off, off + 32).toString('hex');
+      try { this.map.set(id, this.box.open(raw.subarray(off + 32, off + KeyCache.RECORD))); } catch { /* other user key or torn write */ }
+    }
+    return this.map;
+  }
+
+  async get(header: Buffer): Promise<Buffer | undefined> {
+    return (await this.load()).get(createHash('sha256').update(header).digest('hex'));
+  }
+
+  async put(header: Buffer, keydata: Buffer): Promise<void> {
+    if (keydata.length !== 60) return; // v1 file keys are cheap to recompute
+    const h = createHash('sha256').update(header).digest();
+    (await this.load()).set(h.toString('hex'), keydata);
+    await fsp.appendFile(this.path, Buffer.concat([h, this.box.seal(keydata)]), { mode: 0o600 }).catch(() => undefined);
+  }
+}
+
+function makeCodec(s: CryptSettings, user: CryptUser, ks: UserKeystore | undefined, cache: KeyCache | null): MessageCodec {
+  const unlock = async (h: MailHeader, raw: Buffer): Promise<Buffer> => {
+    const hit = await cache?.get(raw);
+    if (hit) return hit;
+    let key = h.version === 2
+      ? s.globalPrivate.find((k) => keyId(k) === h.keyId || legacyKeyId(k) === h.keyId)
+      : s.globalPrivate.find((k) => legacyKeyId(k) === h.keyId);
+    if (!key) {
+      if (!ks) throw new CryptError(`user ${user.username}: Private key not available: no key ${h.keyId.slice(0, 16)}…`);
+      key = await ks.privateKey(h.keyId, h.version === 1);
+    }
+    const out = Buffer.from(await cryptJob<Uint8Array>({ op: 'unwrap', header: raw, key: toWirePriv(key) }));
+    await cache?.put(raw, out);
+    return out;
+  };
+  return {
+    isEncrypted,
+    encrypt(mailbox, plaintext) {
+      return (async function* () {
+        if (s.saveVersion === 0) { yield* plaintext; return; }
+        if (s.saveVersion === 1) throw new CryptError(`user ${user.username}: mail_crypt_save_version = 1 (legacy v1 container) is not written by Sealmail; use 2`);
+        let to: PublicKey;
+        if (s.globalPublic) to = s.globalPublic;
+        else {
+          if (!ks) throw new CryptError(`user ${user.username}: no key store`);
+          await ks.ensureUserKey(s.curve, s.password, s.requireEncryptedUserKey);
+          to = await ks.folderPublicKey(await user.mailboxGuid(mailbox), s.curve, mailbox);
+        }
+        const { header, keydata } = await cryptJob<{ header: Uint8Array; keydata: Uint8Array }>({ op: 'newHeader', to: toWirePub(to) });
+        yield* encryptStream(plaintext, Buffer.from(header), Buffer.from(keydata));
+      })();
+    },
+    decrypt(mailbox, stored) {
+      return (async function* () {
+        try {
+          yield* decryptStream(stored, unlock);
+        } catch (e) {
+          if (e instanceof CryptError && !e.message.includes(mailbox)) throw new CryptError(`${e.message.startsWith('user ') ? '' : `user ${user.username}: `}${e.message} (mailbox ${mailbox})`);
+          throw e;
+        }
+      })();
+    },
+  };
+}
+
+async function keystoreFor(s: CryptSettings, user: CryptUser): Promise<UserKeystore> {
+  const inbox = await user.mailboxGuid('INBOX');
+  return new UserKeystore(new AttributeDict(s.attributesPath), inbox, user.username);
+}
+
+/**
+ * Login: unlock the user's keys with the password (the userdb's
+ * mail_crypt_private_password, typically %w, or `password`). A user without
+ * keys gets one on first use when mail_crypt_curve is set, as in Dovecot.
+ * Throws CryptError (naming the user) when the password does not open the key.
+ */
+export async function unlockUserCrypt(config: DovecotConfig, user: CryptUser, password?: string): Promise<UserCrypt> {
+  const s = cryptSettings(config, user, password);
+  if (!s.enabled) return { codec: identityCodec, cipher: identityCipher, settings: s };
+  if (s.globalPublic || (s.globalPrivate.length && !s.curve)) {
+    const k = s.globalPrivate[0];
+    return { codec: makeCodec(s, user, undefined, null), cipher: k ? gcmBox(derive(k, 'sealmail index v1')) : deliveryCipher(user), settings: s };
+  }
+  const ks = await keystoreFor(s, user);
+  await ks.unlock(s.password);
+  if (!(await ks.activeUserKeyId()) && s.curve && s.saveVersion >= 2) await ks.ensureUserKey(s.curve, s.password, s.requireEncryptedUserKey);
+  const userKey = await ks.activeUserKey();
+  const cache = userKey ? new KeyCache(join(dirname(s.attributesPath), 'sealmail.keycache'), userKey) : null;
+  const cipher = userKey ? gcmBox(derive(userKey, 'sealmail index v1')) : deliveryCipher(user);
+  return { codec: makeCodec(s, user, ks, cache), cipher, keystore: ks, settings: s };
+}
+
+function deliveryCipher(user: CryptUser): IndexCipher {
+  const no = (): never => { throw new CryptError(`user ${user.username}: the index is sealed with the user's key: not available without the password`); };
+  return { seal: no, open: no };
+}
+
+/** Delivery while the user is offline: public keys only; reading is refused. */
+export async function deliveryCrypt(config: DovecotConfig, user: CryptUser): Promise<UserCrypt> {
+  const s = cryptSettings(config, user);
+  if (!s.enabled) return { codec: identityCodec, cipher: identityCipher, settings: s };
+  const ks = s.globalPublic ? undefined : await keystoreFor(s, user);
+  return { codec: makeCodec({ ...s, password: undefined }, user, ks, null), cipher: deliveryCipher(user), keystore: ks, settings: s };
+}

@@ -11,6 +11,7 @@ import { forceResyncCommand } from './force-resync.js';
 import { migrateCheckCommand } from './migrate.js';
 import { fetchCommand } from './fetch.js';
 import { indexCommand } from './index-mailbox.js';
+import { saveCommand } from './save.js';
 import { mailboxCreateCommand, mailboxDeleteCommand, mailboxListCommand, mailboxRenameCommand, mailboxStatusCommand } from './mailbox.js';
 
 export const commands: CliCommand[] = [
@@ -28,4 +29,5 @@ export const commands: CliCommand[] = [
   migrateCheckCommand,
   fetchCommand,
   indexCommand,
+  saveCommand,
 ];

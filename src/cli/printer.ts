@@ -24,6 +24,8 @@ export interface Header {
    * value, tab ends it with an extra tab — byte-compatible quirks scripts see.
    */
   stream?: boolean;
+  /** table: minimum column width (doveadm's check-mark column is 2 wide). */
+  minWidth?: number;
 }
 
 export interface Output { write(s: string | Buffer): void }
@@ -118,13 +120,17 @@ export class Printer {
       this.out.write(hs.map((h) => this.title(h)).join('\t') + '\n');
     }
     if (this.format === 'table') {
+      // doveadm-print-table: widths from titles and values, the last column
+      // takes half the room left on an 80-column line, every cell is padded
+      // and followed by one space (also the last).
       const str = (v: string | Buffer) => (typeof v === 'string' ? v : v.toString('utf8'));
-      const widths = hs.map((h, i) => Math.max(this.title(h).length, ...this.rows.map((r) => str(r[i]).length)));
-      const line = (cells: string[]) =>
-        cells.map((c, i) => {
-          if (i === cells.length - 1 && !hs[i].right) return c;
-          return hs[i].right ? c.padStart(widths[i]) : c.padEnd(widths[i]);
-        }).join(' ') + '\n';
+      const len = (v: string) => [...v].length;
+      const widths = hs.map((h, i) => Math.max(h.minWidth ?? 0, len(this.title(h)), ...this.rows.map((r) => len(str(r[i])))));
+      const sum = widths.reduce((a, b) => a + b, 0);
+      const room = 80 - sum - hs.length - 1;
+      if (room > 0 && widths.length) widths[widths.length - 1] += Math.floor(room / 2);
+      const pad = (c: string, w: number, right?: boolean) => (right ? ' '.repeat(Math.max(0, w - len(c))) + c : c + ' '.repeat(Math.max(0, w - len(c))));
+      const line = (cells: string[]) => cells.map((c, i) => pad(c, widths[i], hs[i].right) + ' ').join('') + '\n';
       if (!hs.every((h) => h.hideTitle)) this.out.write(line(hs.map((h) => this.title(h))));
       for (const r of this.rows) this.out.write(line(r.map(str)));
     } else if (this.format === 'json') {

@@ -31,7 +31,7 @@ export interface Backend {
   close?(): Promise<void>;
 }
 
-const SQL_KEYS = ['driver', 'connect', 'password_query', 'user_query', 'update_query', 'iterate_query', 'default_pass_scheme', 'userdb_warning_disable'];
+const SQL_KEYS = ['driver', 'connect', 'password_query', 'user_query', 'update_query', 'iterate_query', 'default_pass_scheme', 'userdb_warning_disable', 'password_update_query'];
 
 /** Dovecot's built-in queries, used only when the file leaves them unset. */
 const DEFAULT_QUERIES = {

@@ -14,8 +14,8 @@ import type { DovecotConfig } from '../config/index.js';
 import { expandVarsChecked, type VarTable } from '../config/vars.js';
 import { ipInNetwork } from '../config/settings.js';
 import { Logger } from '../log/logger.js';
-import { openBackend, parseArgsFields, type Backend, type Fields } from './databases.js';
-import { SchemeError, verifyPassword } from './schemes/index.js';
+import { SqlBackend, openBackend, parseArgsFields, type Backend, type Fields } from './databases.js';
+import { SchemeError, hashPassword, verifyPassword } from './schemes/index.js';
 import { AuthCache } from './cache.js';
 
 export interface RequestInfo {
@@ -314,8 +314,39 @@ export class AuthEngine {
     return out;
   }
 
+  /**
+   * Store a new password hash for `user` in the first SQL passdb, with the
+   * passdb's default_pass_scheme, through `password_update_query` (a
+   * Sealmail setting of dovecot-sql.conf.ext; `%{new_password_hash}` is the
+   * new hash with its {SCHEME} prefix). ISPmail's schema gets a working
+   * default. Exactly one row must change: anything else is an error and the
+   * caller must not go on.
+   */
+  async updatePassword(user: string, newPassword: string, info: RequestInfo): Promise<{ scheme: string }> {
+    for (const db of this.passdbs) {
+      const b = await db.backend;
+      if (!(b instanceof SqlBackend)) continue;
+      const tpl = b.settings.get('password_update_query') ?? defaultPasswordUpdateQuery(b.settings.get('password_query') ?? '');
+      if (!tpl) throw new Error('no password_update_query in the SQL passdb settings (dovecot-sql.conf.ext), and the schema is not ISPmail\'s virtual_users: set one, e.g. UPDATE users SET password = \'%{new_password_hash}\' WHERE userid = \'%u\'');
+      const scheme = b.defaultScheme;
+      const hash = await hashPassword(scheme, Buffer.from(newPassword, "utf8"), { user }); // with its {SCHEME} prefix
+      const vars = { ...this.vars(user, user, info), new_password_hash: hash };
+      const n = await b.update(tpl, vars);
+      if (n !== 1) throw new Error(`password_update_query changed ${n} rows for ${user} (expected exactly 1)`);
+      this.cache.flush();
+      return { scheme };
+    }
+    throw new Error('no SQL passdb: Sealmail can only change passwords stored in SQL');
+  }
+
   async close(): Promise<void> {
     const { closeAllSqlBackends } = await import('./databases.js');
     await closeAllSqlBackends();
   }
+}
+
+/** ISPmail's schema (virtual_users with email/password): the update its password_query implies. */
+export function defaultPasswordUpdateQuery(passwordQuery: string): string | null {
+  if (!/\bvirtual_users\b/i.test(passwordQuery) || !/\bemail\b/i.test(passwordQuery)) return null;
+  return "UPDATE virtual_users SET password = '%{new_password_hash}' WHERE email = '%u'";
 }

@@ -107,6 +107,12 @@ export const attrKeys = {
   userPriv: (inbox: string, id: string) => `priv/${inbox}/${ATTR_PVT}server/${ATTR_PVT}crypt/privkeys/${id}`,
   userPrivPrefix: (inbox: string) => `priv/${inbox}/${ATTR_PVT}server/${ATTR_PVT}crypt/privkeys/`,
   userPubPrefix: (inbox: string) => `shared/${inbox}/${ATTR_PVT}server/${ATTR_PVT}crypt/pubkeys/`,
+  /** Sealmail: the user keys re-encrypted with a new password, valid until the SQL hash changed (crash-safe password change). */
+  userPending: (inbox: string, id: string) => `priv/${inbox}/${ATTR_PVT}server/vendor/vendor.sealmail/crypt/pending-privkeys/${id}`,
+  userPendingPrefix: (inbox: string) => `priv/${inbox}/${ATTR_PVT}server/vendor/vendor.sealmail/crypt/pending-privkeys/`,
+  /** Sealmail: the user keys encrypted under the recovery code (opt-in). */
+  userRecovery: (inbox: string, id: string) => `priv/${inbox}/${ATTR_PVT}server/vendor/vendor.sealmail/crypt/recovery-privkeys/${id}`,
+  userRecoveryPrefix: (inbox: string) => `priv/${inbox}/${ATTR_PVT}server/vendor/vendor.sealmail/crypt/recovery-privkeys/`,
   boxActive: (box: string) => `shared/${box}/${ATTR_PVT}crypt/active`,
   boxPub: (box: string, id: string) => `shared/${box}/${ATTR_PVT}crypt/pubkeys/${id}`,
   boxPriv: (box: string, id: string) => `priv/${box}/${ATTR_PVT}crypt/privkeys/${id}`,

@@ -152,10 +152,11 @@ export function toMpi(d: Buffer): Buffer {
   return Buffer.concat([len, mag]);
 }
 
+/** OpenSSL's BN_mpi2bn checks, with its error strings (a wrong password usually ends here). */
 export function fromMpi(b: Buffer): Buffer {
-  if (b.length < 4) throw new CryptError('invalid length');
-  const n = b.readUInt32BE(0);
-  if (n !== b.length - 4 || (n && b[4] & 0x80)) throw new CryptError('invalid length');
+  if (b.length < 4 || b[0] & 0x80) throw new CryptError('error:0180006A:bignum routines::invalid length');
+  if (b.readUInt32BE(0) + 4 !== b.length) throw new CryptError('error:01800068:bignum routines::encoding error');
+  if (b.length > 4 && b[4] & 0x80) throw new CryptError('Key id mismatch after load'); // negative: not a valid scalar
   return b.subarray(4);
 }
 
@@ -236,11 +237,12 @@ function checkId(k: PrivateKey, p: PrivateKeyString): PrivateKey {
 }
 
 function scalarFromMpi(curve: Curve, mpi: Buffer): PrivateKey {
+  // what OpenSSL reports for a wrong password: the MPI does not parse, or the key is not the one named
+  const scalar = fromMpi(mpi);
   try {
-    return privateFromScalar(curve, fromMpi(mpi));
+    return privateFromScalar(curve, scalar);
   } catch {
-    // what OpenSSL reports for a wrong password: the MPI does not parse
-    throw new CryptError('Cannot decrypt key: wrong password or damaged key (bignum routines::invalid length)');
+    throw new CryptError('Key id mismatch after load');
   }
 }
 

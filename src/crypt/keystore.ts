@@ -54,28 +54,136 @@ export class UserKeystore {
    * Open the user's private keys with the password (or unencrypted ones
    * without). Fails when the active key does not open; other keys that do
    * not open with this password are skipped (they may predate a change).
+   * A password change interrupted after the SQL commit left copies under
+   * the new password ("pending"): they are tried when the main copy does not
+   * open, and with `promote` (the password was just verified by the passdb)
+   * they replace the main copies, finishing the change.
    */
-  async unlock(password: Buffer | undefined): Promise<void> {
+  async unlock(password: Buffer | undefined, opts: { promote?: boolean } = {}): Promise<void> {
     const keys = await this.userPrivateKeyStrings();
     if (!keys.length) return;
     const active = await this.activeUserKeyId();
+    const d = await this.dict.read();
+    let usedPending = false;
     for (const [id, str] of keys) {
-      const p = parsePrivateKeyString(str);
-      const need = privateKeyNeeds(p);
-      if (need.kind === 'key') continue; // environment keys (mail_crypt_private_key) are not supported
-      if (need.kind === 'password' && !password) {
-        if (id === active) throw this.err('Password not available: the user key is encrypted with the login password');
-        continue;
+      let k = await this.openWith(str, password);
+      if (!k) {
+        const pending = d.get(attrKeys.userPending(this.inboxGuid, id));
+        if (pending) { k = await this.openWith(pending, password); if (k) usedPending = true; }
       }
-      try {
-        const w = await cryptJob<WirePriv>({ op: 'open', str, password: need.kind === 'password' ? password : undefined });
-        this.userKeys.set(id, fromWirePriv(w));
-      } catch (e) {
-        if (id === active) throw this.err(`cannot open the user key ${id.slice(0, 16)}…: wrong password or damaged key`);
-        void e;
+      if (k) this.userKeys.set(id, k);
+      else if (id === active) {
+        const p = parsePrivateKeyString(str);
+        if (privateKeyNeeds(p).kind === 'password' && !password) throw this.err('Password not available: the user key is encrypted with the login password');
+        throw this.err(`cannot open the user key ${id.slice(0, 16)}…: wrong password or damaged key`);
       }
     }
     this.unlockedWithPassword = this.userKeys.size > 0;
+    if (usedPending && opts.promote) await this.promotePending(password!);
+  }
+
+  private async openWith(str: string, password: Buffer | undefined): Promise<PrivateKey | null> {
+    const p = parsePrivateKeyString(str);
+    const need = privateKeyNeeds(p);
+    if (need.kind === 'key') return null; // environment keys (mail_crypt_private_key) are not supported
+    if (need.kind === 'password' && !password) return null;
+    try {
+      return fromWirePriv(await cryptJob<WirePriv>({ op: 'open', str, password: need.kind === 'password' ? password : undefined }));
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * doveadm mailbox cryptokey password: every user private key re-encrypted
+   * (fresh salt) with `newPassword`, or stored unencrypted with null (-C),
+   * in one dict transaction; nothing is written unless all keys opened.
+   * Errors use doveadm's texts.
+   */
+  async changePassword(oldPassword: Buffer | undefined, newPassword: Buffer | null): Promise<number> {
+    const out = new Map<string, string>();
+    for (const [id, str] of await this.userPrivateKeyStrings()) {
+      const p = parsePrivateKeyString(str);
+      if (privateKeyNeeds(p).kind === 'password' && !oldPassword) throw new CryptError(`dcrypt_key_load_private(${id}) failed: password missing`);
+      let k: PrivateKey;
+      try {
+        k = fromWirePriv(await cryptJob<WirePriv>({ op: 'open', str, password: oldPassword }));
+      } catch (e) {
+        throw new CryptError(`dcrypt_key_load_private(${id}) failed: ${(e as Error).message}`);
+      }
+      out.set(id, newPassword ? await cryptJob<string>({ op: 'wrapWithPassword', key: toWirePriv(k), password: newPassword }) : privateKeyStringPlain(k));
+    }
+    await this.dict.update((m) => {
+      for (const [id, v] of out) { m.set(attrKeys.userPriv(this.inboxGuid, id), v); m.delete(attrKeys.userPending(this.inboxGuid, id)); }
+    });
+    return out.size;
+  }
+
+  /** Step 1 of a crash-safe change: copies of every unlocked user key under the new password, beside the old ones. */
+  async stagePassword(newPassword: Buffer): Promise<number> {
+    const keys = await this.userPrivateKeyStrings();
+    const out = new Map<string, string>();
+    for (const [id] of keys) {
+      const k = this.userKeys.get(id);
+      if (!k) throw this.err(`user key ${id.slice(0, 16)}… is not unlocked`);
+      out.set(id, await cryptJob<string>({ op: 'wrapWithPassword', key: toWirePriv(k), password: newPassword }));
+    }
+    await this.dict.update((m) => { for (const [id, v] of out) m.set(attrKeys.userPending(this.inboxGuid, id), v); });
+    return out.size;
+  }
+
+  /** Last step: the pending copies (which open with `password`) become the keys; the old copies go. */
+  async promotePending(password: Buffer): Promise<number> {
+    const d = await this.dict.read();
+    const prefix = attrKeys.userPendingPrefix(this.inboxGuid);
+    const moves = new Map<string, string>();
+    for (const [k, v] of d) {
+      if (!k.startsWith(prefix)) continue;
+      if (!(await this.openWith(v, password))) throw this.err('pending key copy does not open with this password: not promoted');
+      moves.set(k.slice(prefix.length), v);
+    }
+    if (!moves.size) return 0;
+    await this.dict.update((m) => {
+      for (const [id, v] of moves) { m.set(attrKeys.userPriv(this.inboxGuid, id), v); m.delete(attrKeys.userPending(this.inboxGuid, id)); }
+    });
+    return moves.size;
+  }
+
+  /** Abandon a staged change (the SQL update failed): the pending copies are removed. */
+  async dropPending(): Promise<void> {
+    const prefix = attrKeys.userPendingPrefix(this.inboxGuid);
+    await this.dict.update((m) => { for (const k of [...m.keys()]) if (k.startsWith(prefix)) m.delete(k); });
+  }
+
+  /** Opt-in recovery: every unlocked user key also stored encrypted under `code`. */
+  async storeRecovery(code: Buffer): Promise<number> {
+    const out = new Map<string, string>();
+    for (const [id] of await this.userPrivateKeyStrings()) {
+      const k = this.userKeys.get(id);
+      if (!k) throw this.err(`user key ${id.slice(0, 16)}… is not unlocked`);
+      out.set(id, await cryptJob<string>({ op: 'wrapWithPassword', key: toWirePriv(k), password: code }));
+    }
+    const prefix = attrKeys.userRecoveryPrefix(this.inboxGuid);
+    await this.dict.update((m) => {
+      for (const k of [...m.keys()]) if (k.startsWith(prefix)) m.delete(k);
+      for (const [id, v] of out) m.set(attrKeys.userRecovery(this.inboxGuid, id), v);
+    });
+    return out.size;
+  }
+
+  /** Unlock with the recovery code instead of the password. */
+  async unlockWithRecovery(code: Buffer): Promise<void> {
+    const d = await this.dict.read();
+    const prefix = attrKeys.userRecoveryPrefix(this.inboxGuid);
+    const active = await this.activeUserKeyId();
+    let any = false;
+    for (const [k, v] of d) {
+      if (!k.startsWith(prefix)) continue;
+      const key = await this.openWith(v, code);
+      if (key) { this.userKeys.set(k.slice(prefix.length), key); any = true; }
+    }
+    if (!any) throw this.err('no recovery copy of the user key opens with this code (none stored, or a wrong code)');
+    if (active && !this.userKeys.has(active)) throw this.err('the active user key has no recovery copy (it was generated after the recovery code): recovery impossible');
   }
 
   get unlocked(): boolean { return this.userKeys.size > 0; }

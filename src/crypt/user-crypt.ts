@@ -218,7 +218,7 @@ function makeCodec(s: CryptSettings, user: CryptUser, ks: UserKeystore | undefin
   };
 }
 
-async function keystoreFor(s: CryptSettings, user: CryptUser): Promise<UserKeystore> {
+export async function keystoreFor(s: CryptSettings, user: CryptUser): Promise<UserKeystore> {
   const inbox = await user.mailboxGuid('INBOX');
   return new UserKeystore(new AttributeDict(s.attributesPath), inbox, user.username);
 }
@@ -228,8 +228,10 @@ async function keystoreFor(s: CryptSettings, user: CryptUser): Promise<UserKeyst
  * mail_crypt_private_password, typically %w, or `password`). A user without
  * keys gets one on first use when mail_crypt_curve is set, as in Dovecot.
  * Throws CryptError (naming the user) when the password does not open the key.
+ * `promotePending`: the password was just verified by the passdb, so a
+ * password change interrupted after its SQL commit is finished here.
  */
-export async function unlockUserCrypt(config: DovecotConfig, user: CryptUser, password?: string): Promise<UserCrypt> {
+export async function unlockUserCrypt(config: DovecotConfig, user: CryptUser, password?: string, opts: { promotePending?: boolean } = {}): Promise<UserCrypt> {
   const s = cryptSettings(config, user, password);
   if (!s.enabled) return { codec: identityCodec, cipher: identityCipher, settings: s };
   if (s.globalPublic || (s.globalPrivate.length && !s.curve)) {
@@ -237,7 +239,7 @@ export async function unlockUserCrypt(config: DovecotConfig, user: CryptUser, pa
     return { codec: makeCodec(s, user, undefined, null), cipher: k ? gcmBox(derive(k, 'sealmail index v1')) : deliveryCipher(user), settings: s };
   }
   const ks = await keystoreFor(s, user);
-  await ks.unlock(s.password);
+  await ks.unlock(s.password, { promote: opts.promotePending });
   if (!(await ks.activeUserKeyId()) && s.curve && s.saveVersion >= 2) await ks.ensureUserKey(s.curve, s.password, s.requireEncryptedUserKey);
   const userKey = await ks.activeUserKey();
   const cache = userKey ? new KeyCache(join(dirname(s.attributesPath), 'sealmail.keycache'), userKey) : null;

@@ -161,5 +161,6 @@ export async function startDb(kind: DbKind, dir: string): Promise<TestDb> {
 }
 
 export function removeDir(dir: string): void {
-  rmSync(dir, { recursive: true, force: true });
+  // a daemon that is just exiting may still drop a file in it: retry like rm -rf in a loop
+  rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
 }

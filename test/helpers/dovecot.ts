@@ -116,7 +116,7 @@ ${root ? '' : `default_internal_user = ${me}\ndefault_login_user = ${me}\n`}${op
       spawnSync(doveadmBin, ['-c', conf, 'stop'], { stdio: 'ignore', timeout: 30_000 });
       for (let i = 0; i < 100 && existsSync(pidFile); i++) spawnSync('sleep', ['0.1']);
     }
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   };
   const dv: Dovecot = {
     dir, conf, uid, gid,

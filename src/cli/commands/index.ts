@@ -12,6 +12,8 @@ import { migrateCheckCommand } from './migrate.js';
 import { fetchCommand } from './fetch.js';
 import { indexCommand } from './index-mailbox.js';
 import { saveCommand } from './save.js';
+import { cryptokeyExportCommand, cryptokeyGenerateCommand, cryptokeyListCommand, cryptokeyPasswordCommand, cryptokeyRecoveryCommand } from './cryptokey.js';
+import { passwordChangeCommand } from './password.js';
 import { mailboxCreateCommand, mailboxDeleteCommand, mailboxListCommand, mailboxRenameCommand, mailboxStatusCommand } from './mailbox.js';
 
 export const commands: CliCommand[] = [
@@ -30,4 +32,10 @@ export const commands: CliCommand[] = [
   fetchCommand,
   indexCommand,
   saveCommand,
+  cryptokeyGenerateCommand,
+  cryptokeyListCommand,
+  cryptokeyPasswordCommand,
+  cryptokeyExportCommand,
+  cryptokeyRecoveryCommand,
+  passwordChangeCommand,
 ];

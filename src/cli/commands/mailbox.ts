@@ -21,7 +21,17 @@ import { getopt } from '../args.js';
 import { resolveGroup, resolveUser } from '../../server/privileges.js';
 
 /** Opens the MailStore of `-u USER` through the userdb. */
-export async function openUserStore(ctx: CommandContext, user: string): Promise<MailStore> {
+export interface UserContext {
+  config: DovecotConfig;
+  user: string;
+  fields: [string, string][];
+  /** The store without mail-crypt (for key management and listing). */
+  plainStore: MailStore;
+  cryptUser: CryptUser;
+}
+
+/** userdb lookup, mail location and effective mail uid for one user, as doveadm prepares a mail user. */
+export async function openUserContext(ctx: CommandContext, user: string): Promise<UserContext> {
   // back to root for the config and userdb (an earlier user of -A left us as its mail uid)
   if (process.getuid?.() === 0 && process.geteuid?.() !== 0) { process.seteuid!(0); process.setegid!(0); }
   const config = await loadConfig(ctx.configPath, { overrides: ctx.overrides });
@@ -35,11 +45,17 @@ export async function openUserStore(ctx: CommandContext, user: string): Promise<
     const vars = { user, home, h: home, u: user };
     const loc = get('mail') ?? config.get('mail_location', { protocol: 'doveadm' });
     actAsMailUser(user, get('uid') ?? config.get('mail_uid', { protocol: 'doveadm' }), get('gid') ?? config.get('mail_gid', { protocol: 'doveadm' }));
-    const store = new MailStore({ mailLocation: expandVars(loc ?? '', vars), home: home ? expandVars(home, vars) : undefined });
-    return await withUserCrypt(config, store, user, r.fields);
+    const plainStore = new MailStore({ mailLocation: expandVars(loc ?? '', vars), home: home ? expandVars(home, vars) : undefined });
+    const cryptUser: CryptUser = { username: user, mailRoot: plainStore.loc.root, home: plainStore.opts.home, fields: r.fields, protocol: 'doveadm', mailboxGuid: mailboxGuidOf(plainStore) };
+    return { config, user, fields: r.fields, plainStore, cryptUser };
   } finally {
     await engine.close();
   }
+}
+
+export async function openUserStore(ctx: CommandContext, user: string): Promise<MailStore> {
+  const uc = await openUserContext(ctx, user);
+  return withUserCrypt(uc);
 }
 
 /** The mailbox's GUID from its dovecot-uidlist (INBOX and its uidlist are created when missing, as on first access). */
@@ -58,8 +74,8 @@ export function mailboxGuidOf(store: MailStore): (name: string) => Promise<strin
  * with a wrong one) listing and counting still work, and reading an
  * encrypted body fails with a clear error naming user, mailbox and UID.
  */
-async function withUserCrypt(config: DovecotConfig, store: MailStore, user: string, fields: [string, string][]): Promise<MailStore> {
-  const cu: CryptUser = { username: user, mailRoot: store.loc.root, home: store.opts.home, fields, protocol: 'doveadm', mailboxGuid: mailboxGuidOf(store) };
+async function withUserCrypt(uc: UserContext): Promise<MailStore> {
+  const { config, plainStore: store, cryptUser: cu } = uc;
   let crypt;
   try {
     crypt = await unlockUserCrypt(config, cu);

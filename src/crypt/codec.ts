@@ -17,6 +17,12 @@ export interface MessageCodec {
   encrypt(mailbox: string, plaintext: AsyncIterable<Buffer>): AsyncIterable<Buffer>;
   /** Stored bytes in, plaintext out. Plain (unencrypted) input passes through. */
   decrypt(mailbox: string, stored: AsyncIterable<Buffer>): AsyncIterable<Buffer>;
+  /**
+   * Optional: start the expensive part of reading a message whose first
+   * bytes are `head` (for mail-crypt: unwrapping its key on a worker), so a
+   * FETCH over many messages overlaps key work with streaming. Never throws.
+   */
+  warm?(mailbox: string, head: Buffer): void;
 }
 
 /** Seals index/cache records so no message data is ever at rest in plaintext. */

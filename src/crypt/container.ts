@@ -132,8 +132,13 @@ function keyDataCheck(keydata: Buffer): Buffer {
   return h;
 }
 
-/** Unwrap the 60-byte key data of a v2 file with the recipient's private key (1 ECDH + PBKDF2: run on a worker). */
-export function unwrapKeyData(h: V2Header, key: PrivateKey): Buffer {
+/**
+ * Unwrap the 60-byte key data of a v2 file with the recipient's private key
+ * (1 ECDH + PBKDF2: run on a worker). `check` runs Dovecot's 2048-round hash
+ * check (~2 ms); it may be skipped when the caller verifies the GCM tag
+ * before releasing any plaintext (wrong key data cannot pass the tag).
+ */
+export function unwrapKeyData(h: V2Header, key: PrivateKey, check = true): Buffer {
   const secret = ecdh(key, h.ephemeral);
   const kek = pbkdf2Sync(secret, h.ephemeral, h.rounds, 48, 'sha256');
   let keydata: Buffer;
@@ -143,7 +148,7 @@ export function unwrapKeyData(h: V2Header, key: PrivateKey): Buffer {
   } catch {
     throw new CryptError('cannot unwrap the message key (wrong key or damaged header)');
   }
-  if (keydata.length !== KEYDATA_LEN || !keyDataCheck(keydata).equals(h.check)) throw new CryptError('message key check failed (wrong key or damaged header)');
+  if (keydata.length !== KEYDATA_LEN || (check && !keyDataCheck(keydata).equals(h.check))) throw new CryptError('message key check failed (wrong key or damaged header)');
   return keydata;
 }
 
@@ -244,6 +249,7 @@ export async function* decryptStream(stored: AsyncIterable<Buffer>, unlock: (h: 
     return gcm.update(all.subarray(0, all.length - 16));
   };
   const pending: Buffer[] = [];
+  let keyChecked = false;
   const push = (p: Buffer) => { if (p.length) { held.push(p); heldBytes += p.length; } };
   push(feed(rest));
   rest = Buffer.alloc(0);
@@ -251,8 +257,13 @@ export async function* decryptStream(stored: AsyncIterable<Buffer>, unlock: (h: 
     const r = await it.next();
     if (r.done) break;
     push(feed(r.value));
-    // past the threshold, release everything but the newest chunk
+    // past the threshold, release everything but the newest chunk — after
+    // Dovecot's key-data check, since the tag can only be checked at the end
     if (released + heldBytes > RELEASE_AFTER && held.length > 1) {
+      if (!keyChecked) {
+        if (h.version === 2 && !keyDataCheck(key).equals(h.check)) throw new CryptError('message key check failed (wrong key or damaged header)');
+        keyChecked = true;
+      }
       while (held.length > 1) { const p = held.shift()!; heldBytes -= p.length; released += p.length; pending.push(p); }
       for (const p of pending.splice(0)) yield p;
     }

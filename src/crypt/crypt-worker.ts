@@ -17,7 +17,7 @@ export interface WirePub { curve: string; point: Uint8Array }
 
 export type CryptJob =
   | { op: 'open'; str: string; password?: Uint8Array; encKey?: WirePriv }
-  | { op: 'unwrap'; header: Uint8Array; key: WirePriv }
+  | { op: 'unwrap'; header: Uint8Array; key: WirePriv; check: boolean }
   | { op: 'newHeader'; to: WirePub }
   | { op: 'generate'; curve: string }
   | { op: 'wrapToKey'; key: WirePriv; to: WirePub }
@@ -25,7 +25,18 @@ export type CryptJob =
 
 export const toWirePriv = (k: PrivateKey): WirePriv => ({ curve: k.curve.name, d: k.d });
 export const toWirePub = (k: PublicKey): WirePub => ({ curve: k.curve.name, point: k.point });
-export const fromWirePriv = (w: WirePriv): PrivateKey => privateFromScalar(curveByName(w.curve), Buffer.from(w.d));
+// the same folder/user keys come back job after job: rebuilding one costs a scalar multiplication
+const keyCache = new Map<string, PrivateKey>();
+export const fromWirePriv = (w: WirePriv): PrivateKey => {
+  const id = `${w.curve}:${Buffer.from(w.d).toString('hex')}`;
+  let k = keyCache.get(id);
+  if (!k) {
+    k = privateFromScalar(curveByName(w.curve), Buffer.from(w.d));
+    if (keyCache.size > 256) keyCache.clear();
+    keyCache.set(id, k);
+  }
+  return k;
+};
 const fromWirePub = (w: WirePub): PublicKey => publicFromPoint(curveByName(w.curve), Buffer.from(w.point));
 
 function run(job: CryptJob): unknown {
@@ -40,7 +51,7 @@ function run(job: CryptJob): unknown {
     case 'unwrap': {
       const h = parseHeader(Buffer.from(job.header));
       const k = fromWirePriv(job.key);
-      return h.version === 2 ? unwrapKeyData(h, k) : unwrapV1Key(h, k);
+      return h.version === 2 ? unwrapKeyData(h, k, job.check) : unwrapV1Key(h, k);
     }
     case 'newHeader': return newV2Header(fromWirePub(job.to));
     case 'generate': return toWirePriv(generateKey(curveByName(job.curve)));

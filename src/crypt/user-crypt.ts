@@ -19,7 +19,7 @@ import { expandVars } from '../config/vars.js';
 import type { IndexCipher, MessageCodec } from './codec.js';
 import { identityCipher, identityCodec } from './codec.js';
 import { AttributeDict } from './attributes.js';
-import { decryptStream, encryptStream, isEncrypted, type MailHeader } from './container.js';
+import { decryptStream, encryptStream, headerBytesNeeded, isEncrypted, parseHeader, type MailHeader } from './container.js';
 import { cryptJob, toWirePriv, toWirePub } from './crypt-worker.js';
 import {
   CryptError, curveByName, keyId, legacyKeyId, parsePrivateKeyString, decryptPrivateKey, parsePublicKeyString,
@@ -174,7 +174,18 @@ class KeyCache {
 }
 
 function makeCodec(s: CryptSettings, user: CryptUser, ks: UserKeystore | undefined, cache: KeyCache | null): MessageCodec {
-  const unlock = async (h: MailHeader, raw: Buffer): Promise<Buffer> => {
+  // one unwrap per message even when warm() and the read race for it
+  const inflight = new Map<string, Promise<Buffer>>();
+  const unlock = (h: MailHeader, raw: Buffer): Promise<Buffer> => {
+    const id = createHash('sha256').update(raw).digest('hex');
+    let p = inflight.get(id);
+    if (!p) {
+      p = unlockNow(h, raw).finally(() => inflight.delete(id));
+      inflight.set(id, p);
+    }
+    return p;
+  };
+  const unlockNow = async (h: MailHeader, raw: Buffer): Promise<Buffer> => {
     const hit = await cache?.get(raw);
     if (hit) return hit;
     let key = h.version === 2
@@ -184,12 +195,21 @@ function makeCodec(s: CryptSettings, user: CryptUser, ks: UserKeystore | undefin
       if (!ks) throw new CryptError(`user ${user.username}: Private key not available: no key ${h.keyId.slice(0, 16)}…`);
       key = await ks.privateKey(h.keyId, h.version === 1);
     }
-    const out = Buffer.from(await cryptJob<Uint8Array>({ op: 'unwrap', header: raw, key: toWirePriv(key) }));
+    const out = Buffer.from(await cryptJob<Uint8Array>({ op: 'unwrap', header: raw, key: toWirePriv(key), check: false }));
     await cache?.put(raw, out);
     return out;
   };
   return {
     isEncrypted,
+    warm(_mailbox, head) {
+      if (!isEncrypted(head)) return;
+      try {
+        const need = headerBytesNeeded(head);
+        if (head.length < need) return;
+        const h = parseHeader(head.subarray(0, need));
+        unlock(h, head.subarray(0, h.headerLen)).catch(() => undefined); // the real read reports errors
+      } catch { /* a damaged header is reported by the read */ }
+    },
     encrypt(mailbox, plaintext) {
       return (async function* () {
         if (s.saveVersion === 0) { yield* plaintext; return; }

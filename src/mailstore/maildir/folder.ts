@@ -345,6 +345,25 @@ export class MaildirFolder {
     }
   }
 
+  /**
+   * Let the codec start on the next messages of a FETCH while the current one
+   * streams (mail-crypt unwraps their keys on worker threads). Best effort.
+   */
+  prefetch(ms: MaildirMessage[]): void {
+    const warm = this.codec.warm?.bind(this.codec);
+    if (!warm) return;
+    for (const m of ms) {
+      void this.withFile(m, async (p) => {
+        const fh = await fsp.open(p, 'r');
+        try {
+          const head = Buffer.alloc(512);
+          const { bytesRead } = await fh.read(head, 0, 512, 0);
+          warm(this.opts.mailboxName, head.subarray(0, bytesRead));
+        } finally { await fh.close(); }
+      }).catch(() => undefined);
+    }
+  }
+
   /** Does the stored file start with the mail-crypt magic? */
   async isEncryptedFile(m: MaildirMessage): Promise<boolean> {
     const head = Buffer.alloc(9);

@@ -22,10 +22,14 @@ function split(stdout: string, stderr: string, code: number | null): Run {
   const lines = stderr.split('\n').filter(Boolean);
   return {
     code,
-    // Header comment lines name the program, version, OS and host: they must differ.
-    out: stdout.split('\n').filter((l) => !l.startsWith('# ')).join('\n'),
-    warnings: lines.filter((l) => l.includes(': Warning: ') && !l.includes('NOTE: You can get a new clean config')).map((l) => l.replace(/^doveconf: Warning: /, '')),
-    fatal: lines.filter((l) => l.includes('Fatal: ')).map((l) => l.replace(/^.*Fatal: /, '')).join('\n'),
+    // Header comment lines name the program, version, OS and host: they must differ. With
+    // Pigeonhole's managesieve installed, doveconf adds the two capability strings its settings
+    // plugin computes; Sealmail has no ManageSieve yet and prints neither (dovecot-compat.md).
+    out: stdout.split('\n').filter((l) => !l.startsWith('# ') && !/^managesieve_(notify|sieve)_capability = /.test(l)).join('\n'),
+    // (with Pigeonhole installed doveconf parses the tree twice and repeats every warning)
+    warnings: [...new Set(lines.filter((l) => l.includes(': Warning: ') && !l.includes('NOTE: You can get a new clean config')).map((l) => l.replace(/^doveconf: Warning: /, '')))],
+    // (with Pigeonhole installed doveconf reports a fatal error twice)
+    fatal: [...new Set(lines.filter((l) => l.includes('Fatal: ')).map((l) => l.replace(/^.*Fatal: /, '')))].join('\n'),
   };
 }
 

@@ -131,6 +131,8 @@ export function parseArgsFields(args: string): Fields {
 
 export class StaticBackend implements Backend {
   readonly driver = 'static';
+  /** Dovecot's static passdb takes `password=` as PLAIN unless it carries a {SCHEME} prefix. */
+  readonly defaultScheme = 'PLAIN';
   constructor(private readonly fields: Fields) {}
   async passLookup(vars: VarTable): Promise<LookupResult> {
     return { kind: 'found', fields: this.fields.map(([k, v]) => [k, expandVarsChecked(v, vars).value]) };

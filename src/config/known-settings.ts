@@ -160,6 +160,13 @@ export function isAuthSetting(key: string): boolean {
 export const SEALMAIL_HONOURS = new Set([
   'protocols', 'listen', 'log_path', 'info_log_path', 'debug_log_path', 'log_timestamp', 'auth_debug',
   'mail_debug', 'mail_uid', 'mail_gid', 'ssl', 'ssl_cert', 'ssl_key', 'ssl_key_password', 'ssl_min_protocol',
+  // authentication (src/auth)
+  'auth_cache_negative_ttl', 'auth_cache_size', 'auth_cache_ttl', 'auth_default_realm', 'auth_failure_delay',
+  'auth_username_chars', 'auth_username_format', 'disable_plaintext_auth',
+  // mail store and mail-crypt (src/mailstore, src/crypt)
+  'mail_location', 'mail_home', 'mail_plugins', 'mail_attribute_dict',
+  // IMAP (src/imap)
+  'login_greeting', 'imap_capability', 'imap_max_line_length', 'imap_idle_notify_interval',
 ]);
 
 /** Settings that only shape Dovecot's own processes; accepted without a warning. */

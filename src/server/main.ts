@@ -9,7 +9,7 @@
  * the protocol layer is the IMAP issue's work. Everything below it (config,
  * listeners, TLS, privileges, logging) is real.
  */
-import type { Socket } from 'node:net';
+import { ImapService } from './imap-service.js';
 import { loadConfig, ConfigError, type DovecotConfig } from '../config/index.js';
 import { compatStatus } from '../config/known-settings.js';
 import { configureLogging, Logger } from '../log/logger.js';
@@ -64,11 +64,6 @@ function tlsMaterial(config: DovecotConfig): TlsMaterial | null {
   return { cert, key, passphrase: config.get('ssl_key_password') || undefined, minVersion: tlsMinVersion(config.get('ssl_min_protocol')) };
 }
 
-function notServedYet(socket: Socket): void {
-  socket.on('error', () => socket.destroy());
-  socket.end('* BYE [UNAVAILABLE] Sealmail: IMAP is not served yet (see README.md)\r\n');
-}
-
 function printDemo(demo: DemoInstance): void {
   process.stdout.write(`
 Sealmail demo is running (configuration: ${demo.configPath})
@@ -114,20 +109,23 @@ export async function main(argv: string[]): Promise<void> {
   }
 
   let open;
+  const tls = tlsMaterial(config);
+  const imap = new ImapService(config, tls);
   try {
-    open = await openListeners(listenerSpecs(config), tlsMaterial(config), (s) => notServedYet(s as Socket));
+    open = await openListeners(listenerSpecs(config), tls, (s, spec) => imap.accept(s, spec));
     dropPrivileges(config.get('mail_uid'), config.get('mail_gid'));
   } catch (e) {
     log.fatal((e as Error).message);
     process.exit(EXIT_FATAL);
   }
-  log.info(`Sealmail v${VERSION} starting up for ${config.get('protocols').trim()} (IMAP not served yet)`);
+  log.info(`Sealmail v${VERSION} starting up for ${config.get('protocols').trim()}`);
   for (const l of open) log.info(`listening on ${l.spec.address}:${l.port} (${l.spec.service}/${l.spec.name}${l.spec.ssl ? ', ssl' : ''})`);
   if (demo) printDemo(demo);
 
   const stop = async (sig: string) => {
     log.info(`Sealmail v${VERSION} stopping (${sig})`);
     await closeListeners(open);
+    await imap.close();
     process.exit(0);
   };
   process.once('SIGTERM', () => void stop('SIGTERM'));

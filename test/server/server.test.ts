@@ -1,7 +1,7 @@
 /**
  * The sealmail process end to end: the demo instance starts from the sample
- * tree, listens on loopback (plain and implicit TLS with its generated
- * certificate), exits 0 on SIGTERM; a broken configuration stops it before
+ * tree, serves IMAP on loopback (STARTTLS and implicit TLS with its generated
+ * certificate, the demo user logs in over both), exits 0 on SIGTERM; a broken configuration stops it before
  * any listener opens, naming file:line.
  */
 import { test } from 'node:test';
@@ -14,6 +14,7 @@ import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { sealmailJs } from '../helpers/paths.js';
 import { tempDir } from '../helpers/tmp.js';
+import { ImapFlow } from 'imapflow';
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -54,7 +55,7 @@ function readLine(sock: NodeJS.ReadableStream & { destroy(): void }): Promise<st
   });
 }
 
-test('npm start demo: listens on loopback with plain and TLS listeners, prints a login, exits 0 on SIGTERM', async (t) => {
+test('npm start demo: serves the demo user over IMAPS and STARTTLS, prints a login, exits 0 on SIGTERM', async (t) => {
   const dir = tempDir(t, 'demo');
   const imapPort = await freePort();
   const imapsPort = await freePort();
@@ -68,11 +69,20 @@ test('npm start demo: listens on loopback with plain and TLS listeners, prints a
   assert.ok(!srv.output().split('\n').filter((l) => /: (Info|Warning|Error|Fatal): /.test(l)).some((l) => l.includes(login.password)));
 
   const plain = await readLine(connect(imapPort, '127.0.0.1'));
-  assert.match(plain, /^\* BYE \[UNAVAILABLE\] /);
+  assert.match(plain, /^\* OK \[CAPABILITY IMAP4rev1 .*STARTTLS.*\] /);
   const cert = readFileSync(join(dir, 'ssl', 'cert.pem'), 'utf8');
   const tls = tlsConnect({ port: imapsPort, host: '127.0.0.1', ca: cert, servername: 'localhost' });
   const viaTls = await readLine(tls);
-  assert.match(viaTls, /^\* BYE \[UNAVAILABLE\] /);
+  assert.match(viaTls, /^\* OK \[CAPABILITY IMAP4rev1 /);
+  assert.doesNotMatch(viaTls, /STARTTLS/);
+  // the demo user logs in over IMAPS (certificate verified against the generated one) and over STARTTLS
+  for (const secure of [true, false]) {
+    const c = new ImapFlow({ host: '127.0.0.1', port: secure ? imapsPort : imapPort, secure, doSTARTTLS: !secure, auth: { user: login.user, pass: login.password }, logger: false, tls: { ca: cert, servername: 'localhost' } });
+    await c.connect();
+    const box = await c.mailboxOpen('INBOX');
+    assert.ok(box.exists >= 0);
+    await c.logout();
+  }
   assert.ok(existsSync(join(dir, 'mailserver.sqlite')));
 
   srv.child.kill('SIGTERM');

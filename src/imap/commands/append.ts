@@ -1,0 +1,105 @@
+/**
+ * APPEND (RFC 3501 §6.3.11, RFC 3502 MULTIAPPEND, RFC 4315 APPENDUID, RFC
+ * 7888 LITERAL+): the message literal is streamed straight into the store's
+ * save path (tmp/ → fsync → rename) as it arrives, never held whole; a
+ * client that disconnects mid-literal leaves nothing behind (the tmp file
+ * is removed). Flags and INTERNALDATE come from the arguments before the
+ * literal.
+ */
+import { MailStoreError } from '../../mailstore/errors.js';
+import type { SystemFlag } from '../../mailstore/maildir/filename.js';
+import type { LiteralInfo } from '../wire/parser.js';
+import type { Session } from '../session.js';
+import { SYSTEM_FLAGS } from '../selected.js';
+import { AUTHED, type Command } from './types.js';
+import { astring } from './args.js';
+
+/** A push-fed async iterable of Buffers (the literal as it arrives). */
+class ChunkQueue implements AsyncIterable<Buffer> {
+  private chunks: Buffer[] = [];
+  private done = false;
+  private failed: Error | null = null;
+  private wake: (() => void) | null = null;
+  push(b: Buffer): void { this.chunks.push(b); this.wake?.(); }
+  end(): void { this.done = true; this.wake?.(); }
+  abort(): void { this.failed = new Error('client disconnected in the middle of APPEND'); this.wake?.(); }
+  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    for (;;) {
+      if (this.failed) throw this.failed;
+      const c = this.chunks.shift();
+      if (c) { yield c; continue; }
+      if (this.done) return;
+      await new Promise<void>((r) => { this.wake = r; });
+      this.wake = null;
+    }
+  }
+}
+
+const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
+
+function parseDate(s: string): Date | undefined {
+  const m = /^\s?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})$/.exec(s);
+  if (!m || !MONTHS.includes(m[2].toLowerCase())) return undefined;
+  const off = (m[7] === '-' ? -1 : 1) * (Number(m[8]) * 60 + Number(m[9]));
+  return new Date(Date.UTC(Number(m[3]), MONTHS.indexOf(m[2].toLowerCase()), Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6])) - off * 60_000);
+}
+
+type Result = { ok: true; uid: number; uidValidity: number } | { ok: false; error: unknown };
+
+/** Called by the session when an APPEND literal starts: begin saving it. */
+export function startAppendLiteral(s: Session, info: LiteralInfo): void {
+  if (s.state !== 'authenticated' && s.state !== 'selected') return;
+  // the reader lists this literal last; MULTIAPPEND: this message's arguments follow the previous literal
+  const last = info.args[info.args.length - 1];
+  const args = last && last.type === 'literal' && last.streamed ? info.args.slice(0, -1) : info.args;
+  let i = 0;
+  for (let k = args.length - 1; k >= 0; k--) if (args[k].type === 'literal') { i = k + 1; break; }
+  const mailbox = astring(args[0]) ?? '';
+  const name = mailbox.toUpperCase() === 'INBOX' ? 'INBOX' : mailbox;
+  if (i === 0) i = 1;
+  let flags: string[] = [];
+  let date: Date | undefined;
+  for (; i < args.length; i++) {
+    const a = args[i];
+    if (a.type === 'list') flags = a.items.map((x) => (x.type === 'atom' ? x.value : ''));
+    else { const d = astring(a); if (d) date = parseDate(d); }
+  }
+  const q = new ChunkQueue();
+  s.literalSink = q;
+  const sys = flags.map((f) => SYSTEM_FLAGS.find((x) => x.toLowerCase() === f.toLowerCase())).filter((x): x is SystemFlag => !!x);
+  const kws = flags.filter((f) => !f.startsWith('\\'));
+  const job: Promise<Result> = (async (): Promise<Result> => {
+    try {
+      const folder = await s.store!.open(name);
+      const uid = await folder.append(q, { flags: sys, keywords: kws, internalDate: date });
+      return { ok: true, uid, uidValidity: folder.uidValidity };
+    } catch (error) {
+      // drain what the client still sends
+      try { for await (const _ of q) void _; } catch { /* aborted */ }
+      return { ok: false, error };
+    }
+  })();
+  s.appendResults.push(job);
+}
+
+export const appendCommands: Record<string, Command> = {
+  APPEND: {
+    states: AUTHED,
+    async run(ctx) {
+      const s = ctx.session;
+      const results = (await Promise.all(s.appendResults.splice(0))) as Result[];
+      if (!results.length) { await ctx.bad('Error in IMAP command APPEND: Invalid arguments.'); return; }
+      const bad = results.find((r) => !r.ok) as { ok: false; error: unknown } | undefined;
+      if (bad) {
+        const e = bad.error;
+        if (e instanceof MailStoreError && e.code === 'NONEXISTENT') await ctx.no(`Mailbox doesn't exist: ${astring(ctx.args[0]) ?? ''}`, { name: 'TRYCREATE' });
+        else if (e instanceof MailStoreError && e.code === 'NOSPACE') await ctx.no('Not enough disk space', { name: 'OVERQUOTA' });
+        else { s.log.error(`APPEND failed: ${(e as Error).message}`); await ctx.no('Internal error occurred. Refer to server log for more information.', { name: 'SERVERBUG' }); }
+        return;
+      }
+      const oks = results as { ok: true; uid: number; uidValidity: number }[];
+      if (s.selected) await s.sendUpdates(false);
+      await ctx.ok('Append completed', { name: 'APPENDUID', args: `${oks[0].uidValidity} ${oks.map((r) => r.uid).join(',')}` });
+    },
+  },
+};

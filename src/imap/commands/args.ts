@@ -1,0 +1,48 @@
+/**
+ * Reading command arguments the way Dovecot's imap commands do: astrings
+ * (atom, quoted or literal), mailbox names (INBOX case-insensitive), flag
+ * lists and sequence sets, with Dovecot's BAD texts for wrong shapes.
+ */
+import type { ImapArg } from '../wire/parser.js';
+import { parseSequenceSet, type SequenceSet, SequenceSetError } from '../wire/sequence.js';
+
+export class ArgError extends Error {}
+
+export function astring(a: ImapArg | undefined): string | null {
+  if (!a) return null;
+  if (a.type === 'atom') return a.value;
+  if (a.type === 'string') return a.value.toString('utf8');
+  if (a.type === 'literal' && a.value) return a.value.toString('utf8');
+  return null;
+}
+
+export function needAstring(a: ImapArg | undefined): string {
+  const s = astring(a);
+  if (s === null) throw new ArgError('Invalid arguments.');
+  return s;
+}
+
+/** A mailbox argument: INBOX in any case means INBOX. */
+export function mailboxArg(a: ImapArg | undefined): string {
+  const s = needAstring(a);
+  return s.toUpperCase() === 'INBOX' ? 'INBOX' : s;
+}
+
+export function flagList(a: ImapArg | undefined): string[] {
+  if (!a) throw new ArgError('Invalid arguments.');
+  const items = a.type === 'list' ? a.items : [a];
+  return items.map((i) => {
+    if (i.type !== 'atom') throw new ArgError('Invalid flags.');
+    return i.value;
+  });
+}
+
+export function seqSet(a: ImapArg | undefined, uid: boolean): SequenceSet {
+  if (!a || a.type !== 'atom') throw new ArgError(uid ? 'Invalid uidset' : 'Invalid messageset');
+  try {
+    return parseSequenceSet(a.value);
+  } catch (e) {
+    if (e instanceof SequenceSetError) throw new ArgError(uid ? 'Invalid uidset' : 'Invalid messageset');
+    throw e;
+  }
+}

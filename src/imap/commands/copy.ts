@@ -1,0 +1,61 @@
+/**
+ * COPY, UID COPY, MOVE, UID MOVE (RFC 3501 §6.4.7, RFC 6851 MOVE, RFC 4315
+ * COPYUID): messages keep flags, keywords and INTERNALDATE; the reply names
+ * the new UIDs. MOVE expunges the sources after the copies are safely
+ * stored, announcing COPYUID first as Dovecot does.
+ */
+import { MailStoreError } from '../../mailstore/errors.js';
+import { formatSequenceSet } from '../wire/sequence.js';
+import { SELECTED, type Command, type CommandContext } from './types.js';
+import { mailboxArg, seqSet } from './args.js';
+import { replyError } from './errors.js';
+
+function uidSet(uids: number[]): string {
+  return formatSequenceSet(uids.map((u) => ({ from: u, to: u })).reduce<{ from: number; to: number }[]>((acc, r) => {
+    const last = acc[acc.length - 1];
+    if (last && r.from === last.to + 1) last.to = r.from; else acc.push({ ...r });
+    return acc;
+  }, []));
+}
+
+async function copy(ctx: CommandContext, uidMode: boolean, move: boolean): Promise<void> {
+  const s = ctx.session;
+  const sel = s.selected!;
+  let dest = '';
+  try {
+    const set = seqSet(ctx.args[0], uidMode);
+    dest = mailboxArg(ctx.args[1]);
+    if (move && sel.readOnly) { await ctx.no('Mailbox is read-only.', { name: 'READ-ONLY' }); return; }
+    let target;
+    try { target = await s.store!.open(dest); } catch (e) {
+      if (e instanceof MailStoreError && e.code === 'NONEXISTENT') { await ctx.no(`Mailbox doesn't exist: ${dest}`, { name: 'TRYCREATE' }); return; }
+      throw e;
+    }
+    const msgs = sel.resolve(set, uidMode);
+    const src: number[] = [];
+    const dst: number[] = [];
+    for (const { m } of msgs) {
+      const st = await sel.folder.stat(m);
+      dst.push(await target.copyFrom(sel.folder, m, { flags: m.flags, keywords: m.keywords, internalDate: st.mtime }));
+      src.push(m.uid);
+    }
+    const code = src.length ? { name: 'COPYUID', args: `${target.uidValidity} ${uidSet(src)} ${uidSet(dst)}` } : undefined;
+    if (move) {
+      if (code) await s.send({ kind: 'status', status: 'OK', code, text: 'Moved UIDs.' });
+      await sel.folder.expunge(msgs.map((x) => x.m));
+      await s.sendUpdates(true);
+      await ctx.ok('Move completed');
+      return;
+    }
+    await ctx.ok('Copy completed', code);
+  } catch (e) {
+    await replyError(ctx, e, dest);
+  }
+}
+
+export const copyCommands: Record<string, Command> = {
+  COPY: { states: SELECTED, run: (ctx) => copy(ctx, false, false) },
+  'UID COPY': { states: SELECTED, run: (ctx) => copy(ctx, true, false) },
+  MOVE: { states: SELECTED, run: (ctx) => copy(ctx, false, true) },
+  'UID MOVE': { states: SELECTED, run: (ctx) => copy(ctx, true, true) },
+};

@@ -1,0 +1,30 @@
+/**
+ * Storage failures as IMAP NO replies with Dovecot's response codes and
+ * texts (RFC 5530): the store only has domain error codes; the wording is
+ * decided here.
+ */
+import { MailStoreError } from '../../mailstore/errors.js';
+import type { CommandContext } from './types.js';
+import { ArgError } from './args.js';
+
+export async function replyError(ctx: CommandContext, e: unknown, mailbox?: string): Promise<void> {
+  if (e instanceof ArgError) { await ctx.bad(`Error in IMAP command ${ctx.name}: ${e.message}`); return; }
+  if (e instanceof RangeError && /messageset|uidset/.test(e.message)) { await ctx.bad(`Error in IMAP command ${ctx.name}: ${e.message}`); return; }
+  if (!(e instanceof MailStoreError)) throw e;
+  switch (e.code) {
+    case 'NONEXISTENT': await ctx.no(`Mailbox doesn't exist: ${mailbox ?? ''}`, { name: 'NONEXISTENT' }); return;
+    case 'ALREADYEXISTS': await ctx.no('Mailbox already exists', { name: 'ALREADYEXISTS' }); return;
+    case 'INVALIDNAME': await ctx.no(`Invalid mailbox name: ${e.message}`, { name: 'CANNOT' }); return;
+    case 'NOTPOSSIBLE': await ctx.no(e.message, { name: 'CANNOT' }); return;
+    case 'LOCKTIMEOUT': await ctx.no('Timeout while waiting for lock', { name: 'INUSE' }); return;
+    case 'NOSPACE': await ctx.no('Not enough disk space', { name: 'OVERQUOTA' }); return;
+    case 'EXPUNGED': await ctx.no('Some of the requested messages no longer exist', { name: 'EXPUNGEISSUED' }); return;
+    case 'CRYPT':
+      ctx.session.log.error(e.message);
+      await ctx.no('Internal error occurred. Refer to server log for more information.', { name: 'SERVERBUG' });
+      return;
+    default:
+      ctx.session.log.error(e.message);
+      await ctx.no('Internal error occurred. Refer to server log for more information.', { name: 'SERVERBUG' });
+  }
+}

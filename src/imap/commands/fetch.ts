@@ -1,0 +1,139 @@
+/**
+ * FETCH and UID FETCH (RFC 3501 §6.4.5, RFC 9051 §6.4.5): the macros, UID,
+ * FLAGS, INTERNALDATE, RFC822.SIZE (W=, the CRLF size), ENVELOPE,
+ * BODY/BODYSTRUCTURE, BODY[section]<partial> and BODY.PEEK, RFC822,
+ * RFC822.HEADER/TEXT. BODY[] without a partial streams the message (LF →
+ * CRLF on the fly, size known from W=); sections are cut from the CRLF form.
+ * A non-PEEK body fetch sets \Seen in a read-write mailbox and reports the
+ * new FLAGS. Keys of the following messages are warmed while one streams
+ * (mail-crypt: their unwrapping overlaps the transfer).
+ */
+import type { MaildirMessage } from '../../mailstore/maildir/folder.js';
+import { parseMime, toCrlf } from '../../mailstore/mime/parts.js';
+import { atom, list, num, str, type ImapValue } from '../wire/encoder.js';
+import type { ImapArg } from '../wire/parser.js';
+import { bodyStructure, envelope, internalDate, sectionBytes, sectionName } from '../fetch-render.js';
+import { SELECTED, type Command, type CommandContext } from './types.js';
+import { ArgError, seqSet } from './args.js';
+import { replyError } from './errors.js';
+
+type Item =
+  | { k: 'UID' | 'FLAGS' | 'INTERNALDATE' | 'RFC822.SIZE' | 'ENVELOPE' | 'BODY' | 'BODYSTRUCTURE' | 'RFC822' | 'RFC822.HEADER' | 'RFC822.TEXT' }
+  | { k: 'SECTION'; peek: boolean; section: string; partial?: [number, number | undefined] };
+
+const MACROS: Record<string, string[]> = {
+  ALL: ['FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE'],
+  FAST: ['FLAGS', 'INTERNALDATE', 'RFC822.SIZE'],
+  FULL: ['FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODY'],
+};
+const SIMPLE = new Set(['UID', 'FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODY', 'BODYSTRUCTURE', 'RFC822', 'RFC822.HEADER', 'RFC822.TEXT']);
+
+function parseItems(arg: ImapArg | undefined): Item[] {
+  if (!arg) throw new ArgError('Invalid arguments.');
+  const atoms = arg.type === 'list' ? arg.items : [arg];
+  const out: Item[] = [];
+  for (const a of atoms) {
+    if (a.type !== 'atom') throw new ArgError('Invalid fetch attribute');
+    const u = a.value.toUpperCase();
+    if (arg.type !== 'list' && MACROS[u]) { out.push(...MACROS[u].map((k) => ({ k }) as Item)); continue; }
+    if (SIMPLE.has(u)) { out.push({ k: u } as Item); continue; }
+    const m = /^BODY(\.PEEK)?\[([^\]]*)\](?:<(\d+)(?:\.(\d+))?>)?$/i.exec(a.value);
+    if (!m) throw new ArgError(`Unknown parameter ${u}`);
+    out.push({ k: 'SECTION', peek: !!m[1], section: m[2], partial: m[3] !== undefined ? [Number(m[3]), m[4] !== undefined ? Number(m[4]) : undefined] : undefined });
+  }
+  return out;
+}
+
+async function* crlfStream(src: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
+  let prevCR = false;
+  for await (const c of src) {
+    if (!c.length) continue;
+    yield toCrlf(c, prevCR);
+    prevCR = c[c.length - 1] === 0x0d;
+  }
+}
+
+async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
+  const s = ctx.session;
+  const sel = s.selected!;
+  try {
+    const set = seqSet(ctx.args[0], uidMode);
+    const items = parseItems(ctx.args[1]);
+    if (uidMode && !items.some((i) => i.k === 'UID')) items.unshift({ k: 'UID' });
+    const msgs = sel.resolve(set, uidMode);
+    const needBody = items.some((i) => i.k === 'SECTION' || i.k === 'ENVELOPE' || i.k === 'BODY' || i.k === 'BODYSTRUCTURE' || i.k.startsWith('RFC822') && i.k !== 'RFC822.SIZE');
+    const setsSeen = !sel.readOnly && items.some((i) => (i.k === 'SECTION' && !i.peek) || i.k === 'RFC822' || i.k === 'RFC822.TEXT');
+    for (let n = 0; n < msgs.length; n++) {
+      const { seq, m } = msgs[n];
+      if (needBody && n % 8 === 0) sel.folder.prefetch(msgs.slice(n, n + 16).map((x) => x.m));
+      let flagsChanged = false;
+      if (setsSeen && !m.flags.has('\\Seen')) {
+        await sel.folder.setFlags(m, [...m.flags, '\\Seen'], m.keywords);
+        flagsChanged = true;
+      }
+      const values = await renderItems(ctx, m, items, flagsChanged);
+      if (flagsChanged) sel.noteFlags(m);
+      await s.untagged([num(seq), atom('FETCH'), list(values)]);
+    }
+    await ctx.ok('Fetch completed');
+  } catch (e) {
+    await replyError(ctx, e);
+  }
+}
+
+async function renderItems(ctx: CommandContext, m: MaildirMessage, items: Item[], flagsChanged: boolean): Promise<ImapValue[]> {
+  const sel = ctx.session.selected!;
+  const folder = sel.folder;
+  let crlf: Buffer | null = null;
+  const message = async (): Promise<Buffer> => {
+    if (crlf) return crlf;
+    const parts: Buffer[] = [];
+    for await (const c of folder.read(m)) parts.push(c);
+    crlf = toCrlf(Buffer.concat(parts));
+    return crlf;
+  };
+  let tree: ReturnType<typeof parseMime> | null = null;
+  const mime = async () => (tree ??= parseMime(await message()));
+  const out: ImapValue[] = [];
+  const lit = (b: Buffer): ImapValue => ({ type: 'literal', size: b.length, body: b });
+  let flagsSent = false;
+  for (const it of items) {
+    switch (it.k) {
+      case 'UID': out.push(atom('UID'), num(m.uid)); break;
+      case 'FLAGS': out.push(atom('FLAGS'), list(sel.flagsOf(m).map(atom))); flagsSent = true; break;
+      case 'INTERNALDATE': out.push(atom('INTERNALDATE'), str(internalDate((await folder.stat(m)).mtime))); break;
+      case 'RFC822.SIZE': out.push(atom('RFC822.SIZE'), num(await folder.virtualSize(m))); break;
+      case 'ENVELOPE': out.push(atom('ENVELOPE'), envelope(await mime())); break;
+      case 'BODY': out.push(atom('BODY'), bodyStructure(await message(), await mime(), false)); break;
+      case 'BODYSTRUCTURE': out.push(atom('BODYSTRUCTURE'), bodyStructure(await message(), await mime(), true)); break;
+      case 'RFC822': out.push(atom('RFC822'), lit(await message())); break;
+      case 'RFC822.HEADER': out.push(atom('RFC822.HEADER'), lit(sectionBytes(await message(), await mime(), 'HEADER') ?? Buffer.alloc(0))); break;
+      case 'RFC822.TEXT': out.push(atom('RFC822.TEXT'), lit(sectionBytes(await message(), await mime(), 'TEXT') ?? Buffer.alloc(0))); break;
+      case 'SECTION': {
+        const name = `BODY[${sectionName(it.section)}]`;
+        if (it.section === '' && !it.partial && !crlf) {
+          // the whole message: streamed, never held
+          const size = await folder.virtualSize(m);
+          out.push({ type: 'raw', value: name }, { type: 'literal', size, body: crlfStream(folder.read(m)) });
+          break;
+        }
+        let data = sectionBytes(await message(), await mime(), it.section) ?? Buffer.alloc(0);
+        let label = name;
+        if (it.partial) {
+          const [start, len] = it.partial;
+          data = data.subarray(start, len === undefined ? undefined : start + len);
+          label = `${name}<${start}>`;
+        }
+        out.push({ type: 'raw', value: label }, lit(data));
+        break;
+      }
+    }
+  }
+  if (flagsChanged && !flagsSent) out.push(atom('FLAGS'), list(sel.flagsOf(m).map(atom)));
+  return out;
+}
+
+export const fetchCommands: Record<string, Command> = {
+  FETCH: { states: SELECTED, run: (ctx) => fetch(ctx, false) },
+  'UID FETCH': { states: SELECTED, run: (ctx) => fetch(ctx, true) },
+};

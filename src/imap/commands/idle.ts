@@ -1,0 +1,34 @@
+/**
+ * IDLE (RFC 2177): untagged updates pushed as soon as the mailbox changes —
+ * another session, LMTP, another Sealmail process or Dovecot (the store's
+ * inotify watch plus in-process bus) — and "* OK Still here" every
+ * imap_idle_notify_interval (Dovecot: 2 min) so NAT boxes keep the
+ * connection. DONE ends it.
+ */
+import { watchFolder } from '../../mailstore/changes.js';
+import { AUTHED, type Command } from './types.js';
+
+export const idleCommands: Record<string, Command> = {
+  IDLE: {
+    states: AUTHED,
+    async run(ctx) {
+      const s = ctx.session;
+      await s.send({ kind: 'continue', text: 'idling' });
+      let busy = Promise.resolve();
+      const notify = () => { busy = busy.then(() => s.sendUpdates(true)).catch(() => undefined); };
+      const sel = s.selected;
+      const sub = sel ? watchFolder(sel.folder.dir, notify, 50, sel.folder.controlDir) : null;
+      const interval = (ctx.session.config.getTime('imap_idle_notify_interval', { protocol: 'imap' }) || 120_000);
+      const keepalive = setInterval(() => { busy = busy.then(() => s.send({ kind: 'status', status: 'OK', text: 'Still here' })); }, interval);
+      keepalive.unref();
+      notify(); // anything that changed since the last command
+      const line = await s.readRawLine();
+      sub?.close();
+      clearInterval(keepalive);
+      await busy;
+      if (line === null) return;
+      if (line.trim().toUpperCase() !== 'DONE') { await ctx.bad('Expected DONE.'); return; }
+      await ctx.ok('Idle completed');
+    },
+  },
+};

@@ -1,0 +1,22 @@
+/**
+ * The IMAP command table: which command runs in which state, and the
+ * context a command gets (its tag, arguments, the session, and the tagged
+ * reply helpers that add Dovecot's timing suffix). One module per family.
+ */
+import { sessionCommands } from './session-commands.js';
+import { mailboxCommands } from './mailboxes.js';
+import { selectCommands } from './select.js';
+import { fetchCommands } from './fetch.js';
+import { storeCommands } from './store.js';
+import { searchCommands } from './search.js';
+import { copyCommands } from './copy.js';
+import { appendCommands } from './append.js';
+import { idleCommands } from './idle.js';
+
+export type { Command, CommandContext } from './types.js';
+import type { Command } from './types.js';
+
+export const COMMANDS: Record<string, Command> = {
+  ...sessionCommands, ...mailboxCommands, ...selectCommands, ...fetchCommands,
+  ...storeCommands, ...searchCommands, ...copyCommands, ...appendCommands, ...idleCommands,
+};

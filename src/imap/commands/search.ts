@@ -1,0 +1,110 @@
+/**
+ * SEARCH and UID SEARCH (RFC 3501 §6.4.4): the IMAP search-key grammar
+ * (prefix OR, NOT, parenthesised lists, sequence sets, CHARSET) parsed into
+ * the store's query tree and evaluated message by message; bodies are read
+ * only when a text key needs them.
+ */
+import { matches, type MessageView, type Query } from '../../mailstore/search.js';
+import { atom, num } from '../wire/encoder.js';
+import type { ImapArg } from '../wire/parser.js';
+import { normalizeSequenceSet } from '../wire/sequence.js';
+import { SELECTED, type Command, type CommandContext } from './types.js';
+import { ArgError, astring, seqSet } from './args.js';
+import { replyError } from './errors.js';
+
+const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
+const FLAGS: Record<string, [string, boolean]> = {
+  ANSWERED: ['\\Answered', true], UNANSWERED: ['\\Answered', false], DELETED: ['\\Deleted', true], UNDELETED: ['\\Deleted', false],
+  FLAGGED: ['\\Flagged', true], UNFLAGGED: ['\\Flagged', false], SEEN: ['\\Seen', true], UNSEEN: ['\\Seen', false],
+  DRAFT: ['\\Draft', true], UNDRAFT: ['\\Draft', false],
+};
+const DATES: Record<string, ['received' | 'saved' | 'sent', 'before' | 'on' | 'since']> = {
+  BEFORE: ['received', 'before'], ON: ['received', 'on'], SINCE: ['received', 'since'],
+  SENTBEFORE: ['sent', 'before'], SENTON: ['sent', 'on'], SENTSINCE: ['sent', 'since'],
+  SAVEDBEFORE: ['saved', 'before'], SAVEDON: ['saved', 'on'], SAVEDSINCE: ['saved', 'since'],
+};
+
+function parseKeys(args: ImapArg[], maxSeq: number, maxUid: number): Query {
+  let i = 0;
+  const str = (): string => {
+    const s = astring(args[i++]);
+    if (s === null) throw new ArgError('Missing argument');
+    return s;
+  };
+  const set = (a: ImapArg | undefined, uid: boolean): [number, number][] => {
+    const s = seqSet(a, uid);
+    if (s.type === 'saved') throw new ArgError('SEARCHRES is not supported');
+    return normalizeSequenceSet(s.ranges, uid ? maxUid : maxSeq).map((r) => [r.from, r.to]);
+  };
+  const key = (): Query => {
+    const a = args[i];
+    if (!a) throw new ArgError('Missing argument');
+    if (a.type === 'list') { i++; return parseKeys(a.items, maxSeq, maxUid); }
+    const w = (astring(a) ?? '').toUpperCase();
+    if (a.type === 'atom' && /^[\d*$][\d*:,]*$/.test(a.value)) { i++; return { k: 'seq', set: set(a, false) }; }
+    i++;
+    if (w === 'ALL') return { k: 'all' };
+    if (FLAGS[w]) return { k: 'flag', flag: FLAGS[w][0], want: FLAGS[w][1] };
+    if (w === 'NEW' || w === 'OLD' || w === 'RECENT') return { k: w.toLowerCase() as 'new' | 'old' | 'recent' };
+    if (w === 'NOT') return { k: 'not', q: key() };
+    if (w === 'OR') { const x = key(); const y = key(); return { k: 'or', of: [x, y] }; }
+    if (w === 'UID') return { k: 'uid', set: set(args[i++], true) };
+    if (w === 'KEYWORD' || w === 'UNKEYWORD') return { k: 'keyword', v: str(), want: w === 'KEYWORD' };
+    if (['FROM', 'TO', 'CC', 'BCC', 'SUBJECT'].includes(w)) return { k: 'header', name: w.toLowerCase(), v: str() };
+    if (w === 'HEADER') { const n = str(); return { k: 'header', name: n.toLowerCase(), v: str() }; }
+    if (w === 'BODY' || w === 'TEXT') return { k: w.toLowerCase() as 'body' | 'text', v: str() };
+    if (w === 'LARGER' || w === 'SMALLER') { const n = str(); if (!/^\d+$/.test(n)) throw new ArgError('Invalid size'); return { k: w.toLowerCase() as 'larger' | 'smaller', n: Number(n) }; }
+    if (DATES[w]) {
+      const d = /^(\d{1,2})-([A-Za-z]{3})-(\d{4})$/.exec(str());
+      if (!d || !MONTHS.includes(d[2].toLowerCase())) throw new ArgError('Invalid search date parameter');
+      return { k: 'date', which: DATES[w][0], cmp: DATES[w][1], day: Date.UTC(Number(d[3]), MONTHS.indexOf(d[2].toLowerCase()), Number(d[1])) };
+    }
+    throw new ArgError(`Unknown argument ${w}`);
+  };
+  const items: Query[] = [];
+  while (i < args.length) items.push(key());
+  if (!items.length) throw new ArgError('Missing search parameters');
+  return items.length === 1 ? items[0] : { k: 'and', of: items };
+}
+
+async function search(ctx: CommandContext, uidMode: boolean): Promise<void> {
+  const sel = ctx.session.selected!;
+  try {
+    let args = ctx.args;
+    if (astring(args[0])?.toUpperCase() === 'CHARSET') {
+      const cs = astring(args[1])?.toUpperCase();
+      if (cs !== 'UTF-8' && cs !== 'US-ASCII') { await ctx.no(`Unsupported charset`, { name: 'BADCHARSET', args: [{ type: 'list', items: [atom('UTF-8'), atom('US-ASCII')] }] }); return; }
+      args = args.slice(2);
+    }
+    const q = parseKeys(args, sel.uids.length, sel.uids.length ? sel.uids[sel.uids.length - 1] : 0);
+    const hits: number[] = [];
+    for (let n = 0; n < sel.uids.length; n++) {
+      const m = sel.message(sel.uids[n]);
+      if (!m) continue;
+      let text: Buffer | undefined;
+      const view: MessageView = {
+        mailbox: sel.name, mailboxGuid: sel.folder.guid, uid: m.uid, seq: n + 1, guid: m.base,
+        flags: new Set(m.flags), keywords: m.keywords, recent: sel.recent.has(m.uid),
+        vsize: () => sel.folder.virtualSize(m),
+        received: async () => (await sel.folder.stat(m)).mtime,
+        saved: async () => (await sel.folder.stat(m)).ctime,
+        text: async () => {
+          if (text) return text;
+          const parts: Buffer[] = [];
+          for await (const c of sel.folder.read(m)) parts.push(c);
+          return (text = Buffer.concat(parts));
+        },
+      };
+      if (await matches(q, view)) hits.push(uidMode ? m.uid : n + 1);
+    }
+    await ctx.session.untagged([atom('SEARCH'), ...hits.map((h) => num(h))]);
+    await ctx.ok('Search completed');
+  } catch (e) {
+    await replyError(ctx, e);
+  }
+}
+
+export const searchCommands: Record<string, Command> = {
+  SEARCH: { states: SELECTED, run: (ctx) => search(ctx, false) },
+  'UID SEARCH': { states: SELECTED, run: (ctx) => search(ctx, true) },
+};

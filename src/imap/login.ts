@@ -1,0 +1,70 @@
+/**
+ * IMAP login as Dovecot's imap-login + auth + mail process do it: passdb
+ * check (with auth_failure_delay and the per-IP penalty), userdb lookup
+ * (prefetched userdb_* fields first), the user's mail store, and mail-crypt
+ * unlocked once with the login password (a staged password change is
+ * finished here, since the passdb just accepted this password). A user
+ * whose mail uid is not this process's uid is refused with a clear reason:
+ * one Sealmail process serves one mail uid (ISPmail's vmail).
+ */
+import { AuthEngine, type RequestInfo } from '../auth/engine.js';
+import { AuthPenalty, failureDelayMs } from '../auth/penalty.js';
+import type { DovecotConfig } from '../config/settings.js';
+import { CryptError } from '../crypt/keys.js';
+import { unlockUserCrypt } from '../crypt/user-crypt.js';
+import { Logger } from '../log/logger.js';
+import type { MailStore } from '../mailstore/store.js';
+import { cryptUserFor, openUserStore, resolveMailUser, specialUseMap } from '../mailstore/user-store.js';
+
+export type LoginResult =
+  | { ok: true; user: string; store: MailStore }
+  | { ok: false; code?: string; text: string };
+
+export class LoginService {
+  readonly engine: AuthEngine;
+  private readonly penalty = new AuthPenalty();
+
+  constructor(readonly config: DovecotConfig, private readonly log = new Logger('imap-login')) {
+    this.engine = new AuthEngine(config, 'imap');
+  }
+
+  async login(login: string, password: string, info: RequestInfo): Promise<LoginResult> {
+    const wait = this.penalty.delayBefore(info.rip);
+    if (wait) await sleep(wait);
+    const a = await this.engine.authenticate(login, password, { ...info, service: 'imap' });
+    if (a.result === 'tempfail') return { ok: false, code: 'UNAVAILABLE', text: 'Temporary authentication failure.' };
+    if (a.result !== 'ok' || a.nologin) {
+      this.penalty.failed(info.rip);
+      await sleep(failureDelayMs(this.config.getTime('auth_failure_delay'), a.nodelay));
+      this.log.info(`Disconnected: Aborted login (auth failed, 1 attempts): user=<${login}>, method=${info.mech ?? 'PLAIN'}, rip=${info.rip ?? ''}, lip=${info.lip ?? ''}`);
+      return { ok: false, code: a.nologin && a.result === 'ok' ? undefined : 'AUTHENTICATIONFAILED', text: a.reason ?? 'Authentication failed.' };
+    }
+    this.penalty.succeeded(info.rip);
+    const u = await this.engine.lookupUser(a.user, { ...info, service: 'imap' }, a.userdbFields);
+    if (u.result !== 'ok') return { ok: false, code: 'UNAVAILABLE', text: u.result === 'tempfail' ? 'Temporary user lookup failure.' : 'User doesn\'t exist.' };
+    const user = resolveMailUser(this.config, a.user, u.fields, 'imap');
+    const ulog = Logger.forUser('imap', a.user);
+    const myUid = process.geteuid?.();
+    if (user.uid && /^\d+$/.test(user.uid) && myUid !== undefined && myUid !== 0 && Number(user.uid) !== myUid) {
+      ulog.error(`Mail access refused: the userdb gives uid ${user.uid}, this Sealmail process runs as uid ${myUid} (run one instance per mail uid)`);
+      return { ok: false, code: 'UNAVAILABLE', text: 'Internal error occurred. Refer to server log for more information.' };
+    }
+    const plain = openUserStore(user, undefined, specialUseMap(this.config, 'imap'));
+    try {
+      const crypt = await unlockUserCrypt(this.config, cryptUserFor(user, plain, 'imap'), password, { promotePending: true });
+      const store = openUserStore(user, crypt, specialUseMap(this.config, 'imap'));
+      await store.ensureRoot(); // Dovecot creates INBOX on first login
+      return { ok: true, user: a.user, store };
+    } catch (e) {
+      if (!(e instanceof CryptError)) throw e;
+      ulog.error(`mail-crypt: ${e.message}`);
+      return { ok: false, code: 'UNAVAILABLE', text: 'Internal error occurred. Refer to server log for more information.' };
+    }
+  }
+
+  async close(): Promise<void> { await this.engine.close(); }
+}
+
+function sleep(ms: number): Promise<void> {
+  return ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve();
+}

@@ -1,0 +1,110 @@
+/**
+ * The selected mailbox of one IMAP session (RFC 3501 §5.2, §7.3, §7.4): the
+ * message sequence numbers this client knows, its \Recent set, and the
+ * untagged updates (EXISTS, RECENT, FETCH FLAGS, EXPUNGE) that bring the
+ * client up to date after changes by other sessions, LMTP, other processes
+ * or Dovecot. EXPUNGE is only announced when the caller says it may be
+ * (never during FETCH/STORE/SEARCH), so sequence numbers stay valid.
+ */
+import type { MaildirFolder, MaildirMessage } from '../mailstore/maildir/folder.js';
+import type { SystemFlag } from '../mailstore/maildir/filename.js';
+import { normalizeSequenceSet, type SequenceSet } from './wire/sequence.js';
+
+export const SYSTEM_FLAGS: SystemFlag[] = ['\\Answered', '\\Flagged', '\\Deleted', '\\Seen', '\\Draft'];
+
+export type Update = { kind: 'expunge'; seq: number } | { kind: 'exists'; count: number } | { kind: 'recent'; count: number } | { kind: 'flags'; seq: number; uid: number; flags: string[] };
+
+export class Selected {
+  /** UIDs in sequence order, as this client knows them. */
+  uids: number[] = [];
+  private flagState = new Map<number, string>();
+  readonly recent = new Set<number>();
+
+  constructor(readonly name: string, readonly folder: MaildirFolder, readonly readOnly: boolean) {}
+
+  /** Flags as the client sees them: system flags in Dovecot's order, \Recent, keywords. */
+  flagsOf(m: MaildirMessage): string[] {
+    return [...SYSTEM_FLAGS.filter((f) => m.flags.has(f)), ...(this.recent.has(m.uid) ? ['\\Recent'] : []), ...m.keywords];
+  }
+
+  message(uid: number): MaildirMessage | undefined { return this.folder.message(uid); }
+
+  /** The first sync at SELECT: the read-write open takes the \Recent messages. */
+  async open(): Promise<void> {
+    await this.folder.sync({ moveNew: !this.readOnly });
+    for (const m of this.folder.messages) {
+      if (m.recent) this.recent.add(m.uid);
+      this.flagState.set(m.uid, this.flagsOf(m).join(' '));
+    }
+    this.uids = this.folder.messages.map((m) => m.uid);
+  }
+
+  /**
+   * Re-read the folder and return the untagged updates, in a legal order:
+   * expunges first (highest sequence first keeps numbers valid as they go),
+   * then EXISTS/RECENT for new messages, then flag changes.
+   */
+  async sync(allowExpunge: boolean, quietUids: Set<number> = new Set()): Promise<Update[]> {
+    await this.folder.sync({ moveNew: !this.readOnly });
+    const out: Update[] = [];
+    const live = new Set(this.folder.messages.map((m) => m.uid));
+    if (allowExpunge) {
+      for (let i = this.uids.length - 1; i >= 0; i--) {
+        if (!live.has(this.uids[i])) {
+          out.push({ kind: 'expunge', seq: i + 1 });
+          this.flagState.delete(this.uids[i]);
+          this.recent.delete(this.uids[i]);
+          this.uids.splice(i, 1);
+        }
+      }
+    }
+    const known = new Set(this.uids);
+    const added = this.folder.messages.filter((m) => !known.has(m.uid));
+    if (added.length) {
+      for (const m of added) {
+        if (m.recent && !this.readOnly) this.recent.add(m.uid);
+        this.uids.push(m.uid);
+        this.flagState.set(m.uid, this.flagsOf(m).join(' '));
+      }
+      out.push({ kind: 'exists', count: this.uids.length });
+      out.push({ kind: 'recent', count: this.recent.size });
+    }
+    this.uids.forEach((uid, i) => {
+      const m = this.folder.message(uid);
+      if (!m) return;
+      const f = this.flagsOf(m).join(' ');
+      if (this.flagState.get(uid) !== f) {
+        this.flagState.set(uid, f);
+        if (!quietUids.has(uid)) out.push({ kind: 'flags', seq: i + 1, uid, flags: this.flagsOf(m) });
+      }
+    });
+    return out;
+  }
+
+  /** Record flags the client was just told about (a STORE reply) so sync() doesn't repeat them. */
+  noteFlags(m: MaildirMessage): void { this.flagState.set(m.uid, this.flagsOf(m).join(' ')); }
+
+  seqOf(uid: number): number { return this.uids.indexOf(uid) + 1; }
+
+  /** Messages a sequence set names, in sequence order (`*` = the last; UIDs outside are skipped, as RFC 3501 says). */
+  resolve(set: SequenceSet, uid: boolean, saved: number[] = []): { seq: number; m: MaildirMessage }[] {
+    const out: { seq: number; m: MaildirMessage }[] = [];
+    if (set.type === 'saved') {
+      for (const u of saved) { const s = this.seqOf(u); const m = this.folder.message(u); if (s && m) out.push({ seq: s, m }); }
+      return out;
+    }
+    if (uid) {
+      const max = this.uids.length ? this.uids[this.uids.length - 1] : 0;
+      const ranges = normalizeSequenceSet(set.ranges, max);
+      this.uids.forEach((u, i) => {
+        if (ranges.some((r) => u >= r.from && u <= r.to)) { const m = this.folder.message(u); if (m) out.push({ seq: i + 1, m }); }
+      });
+      return out;
+    }
+    for (const r of normalizeSequenceSet(set.ranges, this.uids.length)) {
+      if (r.to > this.uids.length) throw new RangeError('Invalid messageset');
+      for (let s = r.from; s <= r.to; s++) { const m = this.folder.message(this.uids[s - 1]); if (m) out.push({ seq: s, m }); }
+    }
+    return out;
+  }
+}

@@ -1,0 +1,311 @@
+/**
+ * One IMAP connection (RFC 3501 / RFC 9051 state machine): bytes in through
+ * the wire reader, commands dispatched one at a time in order, responses out
+ * through the encoder with socket backpressure, untagged updates for the
+ * selected mailbox, raw-line modes for IDLE's DONE and AUTHENTICATE
+ * continuations, STARTTLS, and Dovecot's limits (pre-login bad-command
+ * limit, idle timeouts, APPENDLIMIT). The mailbox work lives in the command
+ * modules; this file never touches the filesystem.
+ */
+import type { Duplex } from 'node:stream';
+import type { DovecotConfig } from '../config/settings.js';
+import type { Logger } from '../log/logger.js';
+import type { MailStore } from '../mailstore/store.js';
+import { CommandReader, badText, type ImapArg, type LiteralInfo, type ReaderEvent } from './wire/parser.js';
+import { writeResponse, type Response, type ImapValue, atom, num, list } from './wire/encoder.js';
+import type { Selected, Update } from './selected.js';
+import { COMMANDS, type CommandContext } from './commands/index.js';
+import type { LoginService } from './login.js';
+import { startAppendLiteral } from './commands/append.js';
+
+export type SessionState = 'not-authenticated' | 'authenticated' | 'selected' | 'logout';
+
+export interface SessionOptions {
+  config: DovecotConfig;
+  log: Logger;
+  login: LoginService;
+  rip: string;
+  lip: string;
+  /** Connection already inside TLS (imaps, or after STARTTLS). */
+  secured: boolean;
+  /** Wrap the socket in TLS (STARTTLS); absent when no certificate is configured. */
+  starttls?: (socket: Duplex) => Promise<Duplex>;
+  /** Pre-authenticated user (tests, `sealmail imap -u`): skips LOGIN. */
+  preauth?: { user: string; store: MailStore };
+}
+
+/** Dovecot: a client that sends this many bad commands before logging in is disconnected. */
+const MAX_BAD_COMMANDS = 10;
+/** Dovecot's imap_max_line_length default and its APPENDLIMIT default (64 MiB). */
+const APPENDLIMIT = 64 * 1024 * 1024;
+/** RFC 3501 autologout: at least 30 min authenticated; Dovecot drops silent pre-login clients after 3 min. */
+const IDLE_TIMEOUT_MS = 30 * 60_000;
+const PRELOGIN_TIMEOUT_MS = 3 * 60_000;
+
+export class Session {
+  state: SessionState = 'not-authenticated';
+  user = '';
+  store: MailStore | null = null;
+  selected: Selected | null = null;
+  secured: boolean;
+  enabled = new Set<string>();
+  private reader: CommandReader;
+  private socket: Duplex;
+  private queue: ReaderEvent[] = [];
+  private running = false;
+  private badCount = 0;
+  private rawWaiter: ((line: string | null) => void) | null = null;
+  private rawBuf = Buffer.alloc(0);
+  private timer: NodeJS.Timeout | null = null;
+  private closed = false;
+  /** Streamed APPEND literal in progress. */
+  literalSink: { push(b: Buffer): void; end(): void; abort(): void } | null = null;
+  onLiteralStart: ((info: LiteralInfo) => void) | null = null;
+  readonly appendResults: Promise<unknown>[] = [];
+
+  constructor(socket: Duplex, readonly opts: SessionOptions) {
+    this.socket = socket;
+    this.secured = opts.secured;
+    this.reader = this.newReader();
+    this.onLiteralStart = (info) => startAppendLiteral(this, info);
+    this.attach(socket);
+  }
+
+  private newReader(): CommandReader {
+    return new CommandReader({
+      maxLineLength: this.opts.config.getSize('imap_max_line_length') || 65536,
+      streamLiteral: (info) => (info.name === 'APPEND' ? (info.size > APPENDLIMIT ? 'reject' : true) : false),
+      argsIgnored: (name) => name === 'NOOP' || name === 'CHECK',
+    });
+  }
+
+  get log(): Logger { return this.opts.log; }
+  get config(): DovecotConfig { return this.opts.config; }
+
+  private attach(socket: Duplex): void {
+    socket.on('data', (d: Buffer) => this.onData(d));
+    socket.on('end', () => this.onClose());
+    socket.on('close', () => this.onClose());
+    socket.on('error', () => this.onClose());
+  }
+
+  async start(): Promise<void> {
+    this.touch();
+    if (this.opts.preauth) {
+      this.user = this.opts.preauth.user;
+      this.store = this.opts.preauth.store;
+      this.state = 'authenticated';
+      await this.send({ kind: 'status', status: 'PREAUTH', code: { name: 'CAPABILITY', args: this.capabilities() }, text: `Logged in as ${this.user}` });
+      return;
+    }
+    const greeting = this.config.get('login_greeting') || 'Dovecot ready.';
+    await this.send({ kind: 'status', status: 'OK', code: { name: 'CAPABILITY', args: this.capabilities() }, text: greeting });
+  }
+
+  /** CAPABILITY as Dovecot orders it; before login the pre-login set. */
+  capabilities(): string {
+    const conf = this.config.get('imap_capability', { protocol: 'imap' });
+    if (this.state === 'not-authenticated') {
+      const caps = ['IMAP4rev1', 'SASL-IR', 'LOGIN-REFERRALS', 'ID', 'ENABLE', 'IDLE', 'LITERAL+'];
+      if (this.opts.starttls && !this.secured) caps.push('STARTTLS');
+      if (this.plaintextDisabled()) caps.push('LOGINDISABLED');
+      else caps.push('AUTH=PLAIN', 'AUTH=LOGIN');
+      return caps.join(' ');
+    }
+    const caps = ['IMAP4rev1', 'SASL-IR', 'LOGIN-REFERRALS', 'ID', 'ENABLE', 'IDLE', 'UNSELECT', 'CHILDREN', 'NAMESPACE', 'UIDPLUS',
+      'SPECIAL-USE', 'MOVE', 'STATUS=SIZE', 'LITERAL+', `APPENDLIMIT=${APPENDLIMIT}`];
+    if (conf && !conf.startsWith('+')) return conf;
+    return conf ? [...caps, ...conf.slice(1).trim().split(/\s+/)].join(' ') : caps.join(' ');
+  }
+
+  plaintextDisabled(): boolean {
+    if (this.secured) return false;
+    if (this.opts.rip === '127.0.0.1' || this.opts.rip === '::1' || this.opts.rip === this.opts.lip) return false; // Dovecot trusts localhost
+    return this.config.getBool('disable_plaintext_auth');
+  }
+
+  private touch(): void {
+    if (this.timer) clearTimeout(this.timer);
+    const ms = this.state === 'not-authenticated' ? PRELOGIN_TIMEOUT_MS : IDLE_TIMEOUT_MS;
+    this.timer = setTimeout(() => {
+      void this.bye(this.state === 'not-authenticated' ? 'Disconnected for inactivity.' : 'Disconnected for inactivity.');
+    }, ms);
+    this.timer.unref();
+  }
+
+  private onData(d: Buffer): void {
+    this.touch();
+    if (this.rawWaiter) {
+      this.rawBuf = Buffer.concat([this.rawBuf, d]);
+      const nl = this.rawBuf.indexOf(0x0a);
+      if (nl < 0) {
+        if (this.rawBuf.length > 65536) void this.bye('Too long line');
+        return;
+      }
+      const line = this.rawBuf.subarray(0, nl).toString('utf8').replace(/\r$/, '');
+      const rest = this.rawBuf.subarray(nl + 1);
+      this.rawBuf = Buffer.alloc(0);
+      const w = this.rawWaiter;
+      this.rawWaiter = null;
+      w(line);
+      if (rest.length) this.onData(rest);
+      return;
+    }
+    for (const ev of this.reader.push(d)) this.queue.push(ev);
+    // a client that pipelines without reading our answers can't make us buffer without bound
+    if (this.queue.length > 200) this.socket.pause();
+    void this.pump();
+  }
+
+  /** Next raw line from the client (IDLE's DONE, AUTHENTICATE's responses); null when the peer went away. */
+  readRawLine(): Promise<string | null> {
+    if (this.closed) return Promise.resolve(null);
+    return new Promise((res) => { this.rawWaiter = res; });
+  }
+
+  private onClose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.literalSink?.abort();
+    this.rawWaiter?.(null);
+    this.rawWaiter = null;
+    this.state = 'logout';
+  }
+
+  get isClosed(): boolean { return this.closed; }
+
+  private async pump(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      while (this.queue.length && !this.closed) {
+        const ev = this.queue.shift()!;
+        if (this.queue.length < 50) this.socket.resume();
+        await this.handle(ev);
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async handle(ev: ReaderEvent): Promise<void> {
+    switch (ev.type) {
+      case 'continue': await this.send({ kind: 'continue', text: 'OK' }); return;
+      case 'bye': await this.bye(ev.text); return;
+      case 'error':
+        await this.badCommand(ev.tag, badText(ev));
+        return;
+      case 'literal-start':
+        this.onLiteralStart?.(ev.info);
+        if (!this.literalSink) { // APPEND not possible here (state): swallow the data
+          this.literalSink = { push: () => undefined, end: () => undefined, abort: () => undefined };
+        }
+        if (ev.info.sync) await this.send({ kind: 'continue', text: 'OK' });
+        return;
+      case 'literal-data': this.literalSink?.push(ev.chunk); return;
+      case 'literal-end': this.literalSink?.end(); this.literalSink = null; return;
+      case 'literal-aborted': this.literalSink?.abort(); this.literalSink = null; return;
+      case 'literal-rejected':
+        await this.send({ kind: 'tagged', tag: ev.info.tag, status: 'NO', code: { name: 'TOOBIG' }, text: 'Mail size is larger than the maximum size allowed by server configuration' });
+        return;
+      case 'command':
+        await this.command(ev.tag, ev.name, ev.args);
+        return;
+    }
+  }
+
+  private async badCommand(tag: string | null, text: string): Promise<void> {
+    await this.send(tag === null ? { kind: 'status', status: 'BAD', text } : { kind: 'tagged', tag, status: 'BAD', text });
+    if (this.state === 'not-authenticated' && ++this.badCount >= MAX_BAD_COMMANDS) await this.bye('Too many invalid IMAP commands.');
+  }
+
+  private async command(tag: string, name: string, args: ImapArg[]): Promise<void> {
+    const cmd = COMMANDS[name];
+    const t0 = process.hrtime.bigint();
+    if (!cmd) {
+      await this.badCommand(tag, 'Unknown command.');
+      return;
+    }
+    if (!cmd.states.includes(this.state)) {
+      const why = this.state === 'not-authenticated' ? 'Not logged in.' : cmd.states.includes('selected') ? 'No mailbox selected.' : 'Already logged in.';
+      await this.badCommand(tag, why);
+      return;
+    }
+    const ctx: CommandContext = {
+      tag, name, args, session: this,
+      ok: (text, code) => this.send({ kind: 'tagged', tag, status: 'OK', code, text: timed(text, t0) }),
+      no: (text, code) => this.send({ kind: 'tagged', tag, status: 'NO', code, text: code?.name === 'AUTHENTICATIONFAILED' || code?.name === 'UNAVAILABLE' ? text : timed(text, t0) }),
+      bad: (text) => this.badCommand(tag, text),
+    };
+    try {
+      await cmd.run(ctx);
+    } catch (e) {
+      this.log.error(`${name} failed: ${(e as Error).message}`);
+      if (!this.closed) await ctx.no('Internal error occurred. Refer to server log for more information.', { name: 'SERVERBUG' });
+    }
+  }
+
+  /** Write one response (bodies streamed), honouring socket backpressure. */
+  async send(r: Response): Promise<void> {
+    if (this.closed) return;
+    await writeResponse((chunk) => this.write(chunk), r);
+  }
+
+  private write(chunk: Buffer): Promise<void> | void {
+    if (this.closed) return;
+    if (!this.socket.write(chunk)) {
+      return new Promise((res) => {
+        const done = () => { this.socket.off('drain', done); this.socket.off('close', done); res(); };
+        this.socket.once('drain', done);
+        this.socket.once('close', done);
+      });
+    }
+  }
+
+  async untagged(values: ImapValue[]): Promise<void> { await this.send({ kind: 'data', values }); }
+
+  /** Tell the client about changes to the selected mailbox. */
+  async sendUpdates(allowExpunge: boolean, quiet?: Set<number>): Promise<void> {
+    if (!this.selected) return;
+    const ups: Update[] = await this.selected.sync(allowExpunge, quiet);
+    for (const u of ups) {
+      if (u.kind === 'expunge') await this.untagged([num(u.seq), atom('EXPUNGE')]);
+      else if (u.kind === 'exists') await this.untagged([num(u.count), atom('EXISTS')]);
+      else if (u.kind === 'recent') await this.untagged([num(u.count), atom('RECENT')]);
+      else await this.untagged([num(u.seq), atom('FETCH'), list([atom('FLAGS'), list(u.flags.map(atom)), ...(this.enabled.has('UID-IN-FETCH') ? [] : [])])]);
+    }
+  }
+
+  async bye(text: string): Promise<void> {
+    if (this.closed) return;
+    await this.send({ kind: 'status', status: 'BYE', text });
+    this.end();
+  }
+
+  end(): void {
+    this.state = 'logout';
+    this.socket.end();
+    this.onClose();
+  }
+
+  /** STARTTLS: swap the socket for its TLS wrapper; the reader starts afresh (RFC 3501 §6.2.1). */
+  async upgradeTls(): Promise<void> {
+    if (!this.opts.starttls) throw new Error('no TLS configured');
+    this.socket.removeAllListeners('data');
+    this.socket.removeAllListeners('end');
+    this.socket.removeAllListeners('close');
+    this.socket.removeAllListeners('error');
+    this.queue.length = 0;
+    const tls = await this.opts.starttls(this.socket);
+    this.socket = tls;
+    this.secured = true;
+    this.reader = this.newReader();
+    this.attach(tls);
+  }
+}
+
+function timed(text: string, t0: bigint): string {
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  return `${text} (${secs.toFixed(3)} + 0.000 secs).`;
+}

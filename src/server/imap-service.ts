@@ -1,0 +1,56 @@
+/**
+ * Serving IMAP on the listeners of `service imap-login`: one Session per
+ * connection, TLS on imaps listeners, STARTTLS on plain ones when a
+ * certificate is configured (`ssl = required` refuses plaintext logins
+ * outside TLS, as Dovecot's disable_plaintext_auth does), and the shared
+ * login service (auth engine, penalties).
+ */
+import type { Socket } from 'node:net';
+import { TLSSocket, createSecureContext } from 'node:tls';
+import type { Duplex } from 'node:stream';
+import type { DovecotConfig } from '../config/settings.js';
+import { Logger } from '../log/logger.js';
+import { LoginService } from '../imap/login.js';
+import { Session } from '../imap/session.js';
+import type { ListenerSpec, TlsMaterial } from './listeners.js';
+
+export class ImapService {
+  readonly login: LoginService;
+  private readonly sessions = new Set<Session>();
+  private readonly log = new Logger('imap-login');
+
+  constructor(readonly config: DovecotConfig, readonly tls: TlsMaterial | null) {
+    // ssl = required: no plaintext authentication outside TLS (Dovecot 2.3 behaviour)
+    this.login = new LoginService(config, this.log);
+  }
+
+  get connections(): number { return this.sessions.size; }
+
+  accept(socket: Socket | TLSSocket, spec: ListenerSpec): void {
+    socket.setNoDelay(true);
+    socket.on('error', () => socket.destroy());
+    const rip = socket.remoteAddress?.replace(/^::ffff:/, '') ?? '';
+    const lip = socket.localAddress?.replace(/^::ffff:/, '') ?? '';
+    const tls = this.tls;
+    const starttls = tls && !spec.ssl
+      ? (raw: Duplex) => new Promise<Duplex>((resolve, reject) => {
+        const ctx = createSecureContext({ cert: tls.cert, key: tls.key, passphrase: tls.passphrase, minVersion: tls.minVersion });
+        const t = new TLSSocket(raw as Socket, { isServer: true, secureContext: ctx });
+        t.once('secure', () => resolve(t));
+        t.once('error', reject);
+      })
+      : undefined;
+    const session = new Session(socket, {
+      config: this.config, log: new Logger(`imap(${rip})`), login: this.login, rip, lip,
+      secured: spec.ssl, starttls,
+    });
+    this.sessions.add(session);
+    socket.once('close', () => this.sessions.delete(session));
+    void session.start().catch((e) => { this.log.error(`session: ${(e as Error).message}`); socket.destroy(); });
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sessions) await s.bye('Server shutting down.').catch(() => undefined);
+    await this.login.close();
+  }
+}

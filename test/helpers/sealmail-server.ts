@@ -1,0 +1,85 @@
+/**
+ * A Sealmail server process for protocol tests: its own config (static
+ * passdb, Maildirs under a temp dir, a self-signed certificate, ports the
+ * test picked), started as a child process and stopped with SIGTERM. As
+ * root it drops to the same mail uid the private Dovecot uses.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { sealmailJs } from './paths.js';
+import { tempDir } from './tmp.js';
+import { freePort } from './databases.js';
+import { mailIds } from './dovecot.js';
+import { makeSelfSignedCert } from '../../src/server/selfsigned.js';
+
+export interface SealmailServer {
+  dir: string;
+  conf: string;
+  imapPort: number;
+  imapsPort: number;
+  certPem: string;
+  home(user: string): string;
+  output(): string;
+  stop(): Promise<number | null>;
+}
+
+export async function startSealmail(t: TestContext, opts: { extraConf?: string; passdb?: string } = {}): Promise<SealmailServer> {
+  const dir = tempDir(t, 'sealmail-srv');
+  chmodSync(dir, 0o755);
+  const { uid, gid } = mailIds();
+  mkdirSync(join(dir, 'home'));
+  if (process.getuid?.() === 0) chownSync(join(dir, 'home'), uid, gid);
+  const { certPem, keyPem } = makeSelfSignedCert('localhost');
+  writeFileSync(join(dir, 'cert.pem'), certPem);
+  writeFileSync(join(dir, 'key.pem'), keyPem, { mode: 0o600 });
+  const imapPort = await freePort();
+  const imapsPort = await freePort();
+  const conf = join(dir, 'dovecot.conf');
+  writeFileSync(conf, `protocols = imap
+listen = 127.0.0.1
+mail_location = maildir:~/Maildir
+${process.getuid?.() === 0 ? `mail_uid = ${uid}\nmail_gid = ${gid}\n` : ''}ssl = yes
+ssl_cert = <${dir}/cert.pem
+ssl_key = <${dir}/key.pem
+login_greeting = Sealmail test ready.
+auth_failure_delay = 0
+${opts.passdb ?? `passdb {
+  driver = static
+  args = password=pass
+}`}
+userdb {
+  driver = static
+  args = uid=${uid} gid=${gid} home=${dir}/home/%u
+}
+service imap-login {
+  inet_listener imap {
+    port = ${imapPort}
+  }
+  inet_listener imaps {
+    port = ${imapsPort}
+    ssl = yes
+  }
+}
+${opts.extraConf ?? ''}
+`);
+  const child: ChildProcess = spawn(process.execPath, [sealmailJs, '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const end = Date.now() + 20_000;
+  while (!out.includes(`:${imapsPort} `) && !out.includes(`:${imapsPort} (`)) {
+    if (Date.now() > end || child.exitCode !== null) throw new Error(`sealmail did not start:\n${out}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const srv: SealmailServer = {
+    dir, conf, imapPort, imapsPort, certPem,
+    home: (u) => join(dir, 'home', u),
+    output: () => out,
+    async stop() { if (child.exitCode === null) child.kill('SIGTERM'); return exited; },
+  };
+  t.after(async () => { if (child.exitCode === null) child.kill('SIGKILL'); await exited; });
+  return srv;
+}

@@ -75,7 +75,7 @@ function addrList(p: MimePart, name: string, fallback?: string): ImapValue {
   if (v === undefined) return NIL;
   const a = parseAddresses(v);
   if (!a.length) return NIL;
-  return list(a.map((x) => list([nstr(x.name), NIL, nstr(x.mailbox), nstr(x.host)])));
+  return { type: 'list', tight: true, items: a.map((x) => list([nstr(x.name), NIL, nstr(x.mailbox), nstr(x.host)])) };
 }
 
 export function envelope(p: MimePart): ImapValue {
@@ -109,7 +109,7 @@ export function bodyStructure(buf: Buffer, p: MimePart, extended: boolean): Imap
     const kids = p.children.length ? p.children.map((c) => bodyStructure(buf, c, extended)) : [bodyStructure(buf, { ...p, contentType: { type: 'text', subtype: 'plain', params: [['charset', 'us-ascii']] }, children: [] }, extended)];
     const items: ImapValue[] = [...kids, str(ct.subtype)];
     if (extended) items.push(paramList(ct.params), disposition(p), language(p), nstr(getHeader(p, 'content-location') ?? null));
-    return { type: 'list', items } as ImapValue;
+    return { type: 'list', items, tight: true };
   }
   const params = p.explicitType ? ct.params : [['charset', 'us-ascii'] as [string, string]];
   const enc = getHeader(p, 'content-transfer-encoding');

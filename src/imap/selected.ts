@@ -19,6 +19,8 @@ export class Selected {
   uids: number[] = [];
   private flagState = new Map<number, string>();
   readonly recent = new Set<number>();
+  /** The RECENT count the client was last told. */
+  private reportedRecent = 0;
 
   constructor(readonly name: string, readonly folder: MaildirFolder, readonly readOnly: boolean) {}
 
@@ -31,12 +33,15 @@ export class Selected {
 
   /** The first sync at SELECT: the read-write open takes the \Recent messages. */
   async open(): Promise<void> {
+    const first = await this.folder.firstRecentUid();
     await this.folder.sync({ moveNew: !this.readOnly });
     for (const m of this.folder.messages) {
-      if (m.recent) this.recent.add(m.uid);
+      if (first === null ? m.recent : m.uid >= first) this.recent.add(m.uid);
       this.flagState.set(m.uid, this.flagsOf(m).join(' '));
     }
     this.uids = this.folder.messages.map((m) => m.uid);
+    this.reportedRecent = this.recent.size;
+    if (!this.readOnly) await this.folder.setFirstRecentUid(this.folder.uidNext);
   }
 
   /**
@@ -61,13 +66,20 @@ export class Selected {
     const known = new Set(this.uids);
     const added = this.folder.messages.filter((m) => !known.has(m.uid));
     if (added.length) {
+      const first = this.readOnly ? null : await this.folder.firstRecentUid();
       for (const m of added) {
-        if (m.recent && !this.readOnly) this.recent.add(m.uid);
+        if (!this.readOnly && (first === null || m.uid >= first)) this.recent.add(m.uid);
         this.uids.push(m.uid);
         this.flagState.set(m.uid, this.flagsOf(m).join(' '));
       }
+      if (!this.readOnly) await this.folder.setFirstRecentUid(this.folder.uidNext);
       out.push({ kind: 'exists', count: this.uids.length });
       out.push({ kind: 'recent', count: this.recent.size });
+      this.reportedRecent = this.recent.size;
+    } else if (this.recent.size !== this.reportedRecent) {
+      // Dovecot reports a changed RECENT count after expunges too
+      out.push({ kind: 'recent', count: this.recent.size });
+      this.reportedRecent = this.recent.size;
     }
     this.uids.forEach((uid, i) => {
       const m = this.folder.message(uid);

@@ -23,7 +23,7 @@ export type CachedStatus = MailboxStatus;
 export async function folderStamp(dir: string, controlDir: string): Promise<string | null> {
   const parts: string[] = [];
   let newest = 0n;
-  for (const p of [join(dir, 'new'), join(dir, 'cur'), join(controlDir, 'dovecot-uidlist'), join(controlDir, 'dovecot-keywords')]) {
+  for (const p of [join(dir, 'new'), join(dir, 'cur'), join(controlDir, 'dovecot-uidlist'), join(controlDir, 'dovecot-keywords'), join(controlDir, 'sealmail.recent')]) {
     try {
       const st = await fsp.stat(p, { bigint: true });
       parts.push(`${st.ino}:${st.mtimeNs}:${st.size}`);

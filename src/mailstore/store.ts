@@ -11,7 +11,7 @@ import type { IndexCipher, MessageCodec } from '../crypt/codec.js';
 import { identityCipher, identityCodec } from '../crypt/codec.js';
 import { MailStoreError, ioError } from './errors.js';
 import type { DotlockOptions } from './maildir/dotlock.js';
-import { MaildirFolder } from './maildir/folder.js';
+import { MaildirFolder, RECENT_FILE } from './maildir/folder.js';
 import { folderDir, folderExists, imapNameFromStorage, isInbox, listFolders, splitImapName, storageLevels, IMAP_SEP } from './maildir/folders.js';
 import { parseMailLocation, type MaildirLocation } from './maildir/location.js';
 import { readMaildirsize, type QuotaUsage } from './maildir/maildirsize.js';
@@ -46,6 +46,8 @@ export interface MailboxStatus {
   unseen: number;
   /** Sum of physical sizes. */
   size: number;
+  /** Sum of virtual (CRLF) sizes: IMAP STATUS=SIZE, doveadm's vsize. */
+  vsize: number;
   guid: string;
   /** Keywords in use, in Dovecot's FLAGS order. */
   keywords: string[];
@@ -148,6 +150,7 @@ export class MailStore {
       const ctl = this.controlDirOf(name) ?? dir;
       await fsp.mkdir(ctl, { recursive: true, mode: 0o700 });
       await rewriteUidlist(join(ctl, 'dovecot-uidlist'), emptyUidlist(await nextUidValidity(this.rootControl)));
+      await fsp.writeFile(join(ctl, RECENT_FILE), '1\n', { mode: 0o600 });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new MailStoreError('ALREADYEXISTS', `mailbox ${name} already exists`);
       throw e instanceof MailStoreError ? e : ioError(`creating mailbox ${name}`, dir, e);
@@ -222,10 +225,12 @@ export class MailStore {
     }
     await f.sync();
     let size = 0;
-    for (const m of f.messages) size += m.size ?? (await f.stat(m)).size;
+    let vsize = 0;
+    for (const m of f.messages) { size += m.size ?? (await f.stat(m)).size; vsize += await f.virtualSize(m); }
     const st: MailboxStatus = {
+      vsize,
       messages: f.messages.length,
-      recent: f.messages.filter((m) => m.recent).length,
+      recent: await (async () => { const fr = await f.firstRecentUid(); return f.messages.filter((m) => (fr === null ? m.recent : m.uid >= fr)).length; })(),
       uidnext: f.uidNext,
       uidvalidity: f.uidValidity,
       unseen: f.messages.filter((m) => !m.flags.has('\\Seen')).length,

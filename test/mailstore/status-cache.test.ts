@@ -14,7 +14,7 @@ import { tempDir } from '../helpers/tmp.js';
 
 function age(root: string): void {
   const t = new Date(Date.now() - 60_000);
-  for (const p of ['new', 'cur', 'dovecot-uidlist']) if (existsSync(join(root, p))) utimesSync(join(root, p), t, t);
+  for (const p of ['new', 'cur', 'dovecot-uidlist', 'sealmail.recent']) if (existsSync(join(root, p))) utimesSync(join(root, p), t, t);
 }
 
 test('STATUS: cached when unchanged, rescanned after foreign changes, never cached when fresh', async (t) => {

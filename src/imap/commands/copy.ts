@@ -25,7 +25,7 @@ async function copy(ctx: CommandContext, uidMode: boolean, move: boolean): Promi
   try {
     const set = seqSet(ctx.args[0], uidMode);
     dest = mailboxArg(ctx.args[1]);
-    if (move && sel.readOnly) { await ctx.no('Mailbox is read-only.', { name: 'READ-ONLY' }); return; }
+    if (move && sel.readOnly) { await ctx.no('Mailbox is read-only', { name: 'READ-ONLY' }); return; }
     let target;
     try { target = await s.store!.open(dest); } catch (e) {
       if (e instanceof MailStoreError && e.code === 'NONEXISTENT') { await ctx.no(`Mailbox doesn't exist: ${dest}`, { name: 'TRYCREATE' }); return; }

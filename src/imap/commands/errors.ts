@@ -12,7 +12,8 @@ export async function replyError(ctx: CommandContext, e: unknown, mailbox?: stri
   if (e instanceof RangeError && /messageset|uidset/.test(e.message)) { await ctx.bad(`Error in IMAP command ${ctx.name}: ${e.message}`); return; }
   if (!(e instanceof MailStoreError)) throw e;
   switch (e.code) {
-    case 'NONEXISTENT': await ctx.no(`Mailbox doesn't exist: ${mailbox ?? ''}`, { name: 'NONEXISTENT' }); return;
+    // Dovecot 2.3's SELECT/EXAMINE answer carries no response code
+    case 'NONEXISTENT': await ctx.no(`Mailbox doesn't exist: ${mailbox ?? ''}`, ctx.name === 'SELECT' || ctx.name === 'EXAMINE' ? undefined : { name: 'NONEXISTENT' }); return;
     case 'ALREADYEXISTS': await ctx.no('Mailbox already exists', { name: 'ALREADYEXISTS' }); return;
     case 'INVALIDNAME': await ctx.no(`Invalid mailbox name: ${e.message}`, { name: 'CANNOT' }); return;
     case 'NOTPOSSIBLE': await ctx.no(e.message, { name: 'CANNOT' }); return;

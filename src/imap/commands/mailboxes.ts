@@ -99,13 +99,16 @@ export const mailboxCommands: Record<string, Command> = {
         const items = ctx.args[1];
         if (!items || items.type !== 'list') throw new ArgError('Invalid arguments.');
         const st = await ctx.session.store!.status(name);
-        const out: ImapValue[] = [];
+        const values: Record<string, number> = { MESSAGES: st.messages, RECENT: st.recent, UIDNEXT: st.uidnext, UIDVALIDITY: st.uidvalidity, UNSEEN: st.unseen, SIZE: st.vsize };
+        const want = new Set<string>();
         for (const it of items.items) {
           const k = needAstring(it).toUpperCase();
-          const v = { MESSAGES: st.messages, RECENT: st.recent, UIDNEXT: st.uidnext, UIDVALIDITY: st.uidvalidity, UNSEEN: st.unseen, SIZE: st.size }[k];
-          if (v === undefined) throw new ArgError(`Invalid status item ${k}`);
-          out.push(atom(k), num(v));
+          if (values[k] === undefined) throw new ArgError(`Invalid status item ${k}`);
+          want.add(k);
         }
+        // Dovecot answers in its own fixed order, whatever order was asked
+        const out: ImapValue[] = [];
+        for (const k of ['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'SIZE']) if (want.has(k)) out.push(atom(k), num(values[k]));
         await ctx.session.untagged([atom('STATUS'), astr(name), list(out)]);
         await ctx.ok('Status completed');
       } catch (e) { await replyError(ctx, e, name); }

@@ -71,7 +71,7 @@ export const selectCommands: Record<string, Command> = {
   EXPUNGE: {
     states: SELECTED,
     async run(ctx) {
-      if (ctx.session.selected!.readOnly) { await ctx.no('Mailbox is read-only.', { name: 'READ-ONLY' }); return; }
+      if (ctx.session.selected!.readOnly) { await ctx.no('Mailbox is read-only', { name: 'READ-ONLY' }); return; }
       try {
         await expungeDeleted(ctx, null);
         await ctx.session.sendUpdates(true);
@@ -83,7 +83,7 @@ export const selectCommands: Record<string, Command> = {
     states: SELECTED,
     async run(ctx) {
       const sel = ctx.session.selected!;
-      if (sel.readOnly) { await ctx.no('Mailbox is read-only.', { name: 'READ-ONLY' }); return; }
+      if (sel.readOnly) { await ctx.no('Mailbox is read-only', { name: 'READ-ONLY' }); return; }
       try {
         const set = seqSet(ctx.args[0], true);
         await expungeDeleted(ctx, new Set(sel.resolve(set, true).map((x) => x.m.uid)));

@@ -20,7 +20,7 @@ async function store(ctx: CommandContext, uidMode: boolean): Promise<void> {
     const m = /^([+-]?)FLAGS(\.SILENT)?$/.exec(op);
     if (!m) throw new ArgError('Invalid arguments.');
     const flags = flagList(ctx.args[2]);
-    if (sel.readOnly) { await ctx.no('Mailbox is read-only.', { name: 'READ-ONLY' }); return; }
+    if (sel.readOnly) { await ctx.ok('Store ignored with read-only mailbox'); return; } // Dovecot's answer
     const sys = new Set<SystemFlag>();
     const kws: string[] = [];
     for (const f of flags) {
@@ -39,7 +39,7 @@ async function store(ctx: CommandContext, uidMode: boolean): Promise<void> {
       const same = nf.size === msg.flags.size && [...nf].every((x) => msg.flags.has(x)) && nk.join(' ') === msg.keywords.join(' ');
       if (!same) await sel.folder.setFlags(msg, nf, nk);
       sel.noteFlags(msg);
-      if (!m[2]) await s.untagged([num(seq), atom('FETCH'), list([atom('FLAGS'), list(sel.flagsOf(msg).map(atom)), ...(uidMode ? [atom('UID'), num(msg.uid)] : [])])]);
+      if (!m[2]) await s.untagged([num(seq), atom('FETCH'), list([...(uidMode ? [atom('UID'), num(msg.uid)] : []), atom('FLAGS'), list(sel.flagsOf(msg).map(atom))])]);
     }
     await ctx.ok('Store completed');
   } catch (e) {

@@ -22,7 +22,8 @@ export type ImapValue =
   | { type: 'nstring'; value: Buffer | string | null }
   /** Always a literal; `~{n}` when literal8 (RFC 3516). `size` must match the chunks. */
   | { type: 'literal'; size: number; body: Buffer | ChunkSource; literal8?: boolean }
-  | { type: 'list'; items: ImapValue[] }
+  /** `tight`: no space between the items (Dovecot's address lists and multipart bodies: `(a)(b)`). */
+  | { type: 'list'; items: ImapValue[]; tight?: boolean }
   /** Pre-formed protocol text the caller vouches for (e.g. `BODY[HEADER]`). */
   | { type: 'raw'; value: string };
 
@@ -109,7 +110,7 @@ class Builder {
         return;
       case 'list':
         this.ascii('(');
-        v.items.forEach((item, i) => { if (i > 0) this.ascii(' '); this.value(item); });
+        v.items.forEach((item, i) => { if (i > 0 && !(v.tight && item.type === 'list' && v.items[i - 1].type === 'list')) this.ascii(' '); this.value(item); });
         this.ascii(')');
         return;
     }

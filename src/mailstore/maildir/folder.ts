@@ -12,12 +12,14 @@ import type { MessageCodec } from '../../crypt/codec.js';
 import { identityCodec } from '../../crypt/codec.js';
 import { MailStoreError, ioError } from '../errors.js';
 import { announceChange } from '../changes.js';
-import { acquireDotlock, type Dotlock, type DotlockOptions } from './dotlock.js';
+import { acquireDotlock, writeAtomic, type Dotlock, type DotlockOptions } from './dotlock.js';
 import { baseName, compareBaseNames, infoSuffix, newBaseName, parseName, type SystemFlag } from './filename.js';
 import { KeywordMap, readKeywords, writeKeywords } from './keywords.js';
 import { appendMaildirsize } from './maildirsize.js';
 import { appendUidlist, emptyUidlist, nextUid, readUidlist, rewriteUidlist, type Uidlist, type UidlistRecord } from './uidlist.js';
 import { nextUidValidity } from './uidvalidity.js';
+
+export const RECENT_FILE = 'sealmail.recent';
 
 export interface MaildirMessage {
   uid: number;
@@ -210,6 +212,9 @@ export class MaildirFolder {
     if (!ul) {
       ul = emptyUidlist(await nextUidValidity(this.opts.rootDir));
       rewrite = true;
+      // a folder new to every server: all its messages are \Recent, as for Dovecot
+      const rp = join(this.controlDir, RECENT_FILE);
+      await fsp.writeFile(rp, '1\n', { flag: 'wx', mode: 0o600 }).catch(() => undefined);
     } else if (ul.problems.length) {
       this.warn(`${this.uidlistPath}: repaired, keeping ${ul.records.length} UIDs: ${ul.problems.slice(0, 5).join('; ')}${ul.problems.length > 5 ? ` (+${ul.problems.length - 5} more)` : ''}`);
       if (ul.uidValidity <= 0) ul.uidValidity = await nextUidValidity(this.opts.rootDir);
@@ -362,6 +367,24 @@ export class MaildirFolder {
         } finally { await fh.close(); }
       }).catch(() => undefined);
     }
+  }
+
+  /**
+   * IMAP \Recent across sessions: messages from this UID on are recent (Dovecot
+   * keeps first_recent_uid in its index; we keep it in `sealmail.recent`).
+   * null when the folder predates Sealmail: then a message is recent while in new/.
+   */
+  async firstRecentUid(): Promise<number | null> {
+    try {
+      const n = Number((await fsp.readFile(join(this.controlDir, RECENT_FILE), 'utf8')).trim());
+      return Number.isInteger(n) && n > 0 ? n : null;
+    } catch { return null; }
+  }
+
+  /** A read-write SELECT takes the recent messages: later sessions don't see them as recent. */
+  async setFirstRecentUid(uid: number): Promise<void> {
+    const p = join(this.controlDir, RECENT_FILE);
+    await writeAtomic(p, `${uid}\n`, `${p}.tmp.${process.pid}`).catch(() => undefined);
   }
 
   /** Does the stored file start with the mail-crypt magic? */

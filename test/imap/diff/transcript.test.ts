@@ -1,0 +1,109 @@
+/**
+ * Differential IMAP: the same scripted session against the real Dovecot 2.3
+ * and against Sealmail, both over TCP after LOGIN, one command at a time
+ * (Dovecot runs pipelined commands in parallel), each on its own empty
+ * Maildir; the transcripts must be
+ * identical after normalising only what must differ: timing suffixes,
+ * UIDVALIDITY values, the capability lists (Sealmail announces only what it
+ * implements) and the greeting/login lines.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { setupDovecot } from '../../helpers/dovecot.js';
+import { startSealmail } from '../../helpers/sealmail-server.js';
+import { freePort } from '../../helpers/databases.js';
+
+const M1 = 'From: Ann Example <ann@example.org>\r\nTo: bob@example.org, "Carl, C." <carl@example.net>\r\nCc: team: x@example.org, y@example.org;\r\nSubject: =?utf-8?q?caf=C3=A9?= plans\r\nDate: Tue, 3 Feb 2026 10:11:12 +0100\r\nMessage-ID: <m1@example.org>\r\n\r\nHello Bob,\r\nlunch?\r\n';
+const M2 = 'From: bob@example.org\r\nTo: ann@example.org\r\nSubject: Re: plans\r\nIn-Reply-To: <m1@example.org>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="XYZ"\r\n\r\npreamble\r\n--XYZ\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nsure, at noon \xc3\xa9\r\n--XYZ\r\nContent-Type: application/octet-stream; name="a.bin"\r\nContent-Disposition: attachment; filename="a.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\nAAECAwQ=\r\n--XYZ--\r\n';
+const M3 = 'Subject: no body\r\n\r\n';
+
+function lit(s: string): string { return `{${Buffer.byteLength(s, 'latin1')}+}\r\n${s}`; }
+
+const SCRIPT = [
+  `a1 APPEND INBOX (\\Seen) "03-Feb-2026 10:11:12 +0100" ${lit(M1)}`,
+  `a2 APPEND INBOX () "04-Feb-2026 08:00:00 +0000" ${lit(M2)}`,
+  `a3 APPEND INBOX (\\Flagged $Work) "05-Feb-2026 09:30:00 -0500" ${lit(M3)}`,
+  'a4 CREATE Archive',
+  'a5 CREATE Archive.2026',
+  'a6 LIST "" "*"',
+  'a7 LIST "" "%"',
+  'a8 STATUS INBOX (MESSAGES UNSEEN UIDNEXT SIZE)',
+  'a9 SELECT INBOX',
+  'b1 FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE)',
+  'b2 FETCH 1:3 ENVELOPE',
+  'b3 FETCH 1:3 BODYSTRUCTURE',
+  'b4 FETCH 2 (BODY.PEEK[1] BODY.PEEK[2.MIME] BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)] BODY.PEEK[TEXT]<0.20>)',
+  'b5 FETCH 3 BODY.PEEK[]',
+  'b6 UID FETCH 2:* (FLAGS)',
+  'c1 SEARCH SEEN',
+  'c2 SEARCH UNSEEN',
+  'c3 UID SEARCH FROM ann',
+  'c4 SEARCH OR FLAGGED SEEN',
+  'c5 SEARCH KEYWORD $Work',
+  'c6 SEARCH SUBJECT plans NOT SEEN',
+  'd1 STORE 2 +FLAGS (\\Answered)',
+  'd2 STORE 2 -FLAGS.SILENT (\\Answered)',
+  'd3 UID STORE 3 FLAGS (\\Deleted)',
+  'd4 FETCH 2 FLAGS',
+  'e1 COPY 1 Archive',
+  'e2 UID MOVE 2 Archive.2026',
+  'e3 EXPUNGE',
+  'e4 STATUS Archive (MESSAGES UIDNEXT)',
+  'e5 FETCH 1:* (UID FLAGS)',
+  'f1 EXAMINE Archive',
+  'f2 FETCH 1 (FLAGS BODY[HEADER.FIELDS (MESSAGE-ID)])',
+  'f3 STORE 1 +FLAGS (\\Seen)',
+  'f4 UNSELECT',
+  'g1 RENAME Archive.2026 Archive.Old',
+  'g2 DELETE Archive.Old',
+  'g3 SUBSCRIBE Archive',
+  'g4 LSUB "" "*"',
+  'g5 SELECT Nope',
+  'g6 FETCH 1 FLAGS',
+  'g7 NOOP',
+];
+
+function normalise(t: string): string[] {
+  return t.split('\r\n')
+    .filter((l) => l && !/^\* (OK|PREAUTH) \[CAPABILITY /.test(l) && !/^\* CAPABILITY /.test(l) && !/^L0 /.test(l))
+    .map((l) => l
+      .replace(/ \(\d+\.\d+ \+ \d+\.\d+(?: \+ \d+\.\d+)? secs\)\./, '.')
+      .replace(/\[UIDVALIDITY \d+\]/, '[UIDVALIDITY X]')
+      .replace(/\[(COPYUID|APPENDUID) \d+ /, '[$1 X '));
+}
+
+/** Run the script in lock-step: each command waits for its tagged reply. */
+async function transcript(port: number, lines: string[]): Promise<string> {
+  const s = connect(port, '127.0.0.1');
+  let out = '';
+  let waiter: (() => void) | null = null;
+  let want = '';
+  s.on('data', (d: Buffer) => {
+    out += d.toString('latin1');
+    if (want && new RegExp(`(^|\r\n)${want} (OK|NO|BAD) [^\r\n]*\r\n$`).test(out)) { const w = waiter; waiter = null; want = ''; w?.(); }
+  });
+  const run = (tag: string, text: string) => new Promise<void>((resolve, reject) => {
+    want = tag;
+    waiter = resolve;
+    s.write(text, 'latin1');
+    setTimeout(() => reject(new Error(`no answer to ${tag}: ${out.slice(-300)}`)), 15_000).unref();
+  });
+  await new Promise<void>((r) => s.once('data', () => r()));
+  await run('L0', 'L0 LOGIN bob@example.org pass\r\n');
+  for (const l of lines) await run(l.split(' ')[0], `${l}\r\n`);
+  s.destroy();
+  return out;
+}
+
+test('scripted session: Sealmail answers as Dovecot does', async (t) => {
+  const port = await freePort();
+  const dv = setupDovecot(t, { start: true, extraConf: `disable_plaintext_auth = no\nservice imap-login {\n  inet_listener imap {\n    port = ${port}\n  }\n}\n` });
+  if (!dv) return;
+  const srv = await startSealmail(t);
+  const theirs = normalise(await transcript(port, SCRIPT));
+  const ours = normalise(await transcript(srv.imapPort, SCRIPT));
+  for (let i = 0; i < Math.max(theirs.length, ours.length); i++) {
+    assert.equal(ours[i], theirs[i], `line ${i + 1} differs\n--- Dovecot around it:\n${theirs.slice(Math.max(0, i - 3), i + 3).join('\n')}\n--- Sealmail around it:\n${ours.slice(Math.max(0, i - 3), i + 3).join('\n')}`);
+  }
+});

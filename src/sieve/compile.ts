@@ -1,0 +1,170 @@
+/**
+ * Validation of a parsed Sieve script the way Pigeonhole's validator does it
+ * before running anything: `require` at the top, every command/test known and
+ * its extension required, tagged arguments known with their value, the
+ * positional argument count right, blocks where needed. Messages are
+ * Pigeonhole's (sieve-validator.c, sieve-commands.c) so sievec/sieve-test and
+ * Sealmail report the same "line N: error: ..." for the same script.
+ */
+import { parseScript, type Arg, type Command, type Test } from './parser.js';
+import { SieveSyntaxError } from './lexer.js';
+
+/** Capabilities Sealmail implements (RFC names as in the `require` list). */
+export const SUPPORTED_EXTENSIONS = [
+  'fileinto', 'reject', 'envelope', 'encoded-character', 'vacation', 'subaddress',
+  'comparator-i;ascii-numeric', 'relational', 'regex', 'imap4flags', 'copy', 'body',
+  'variables', 'mailbox',
+];
+
+type TagArg = 'none' | 'str' | 'strlist' | 'num';
+interface Spec { ext?: string; min: number; max: number; tags: Record<string, TagArg | { arg: TagArg; ext: string }>; block?: boolean; test?: 'one' | 'list' | 'none' }
+
+const MATCH_TAGS: Spec['tags'] = {
+  is: 'none', contains: 'none', matches: 'none', comparator: 'str',
+  regex: { arg: 'none', ext: 'regex' }, value: { arg: 'str', ext: 'relational' }, count: { arg: 'str', ext: 'relational' },
+};
+const ADDR_TAGS: Spec['tags'] = { all: 'none', localpart: 'none', domain: 'none', user: { arg: 'none', ext: 'subaddress' }, detail: { arg: 'none', ext: 'subaddress' } };
+
+const COMMANDS: Record<string, Spec> = {
+  require: { min: 1, max: 1, tags: {} },
+  if: { min: 0, max: 0, tags: {}, block: true, test: 'one' },
+  elsif: { min: 0, max: 0, tags: {}, block: true, test: 'one' },
+  else: { min: 0, max: 0, tags: {}, block: true },
+  stop: { min: 0, max: 0, tags: {} },
+  keep: { min: 0, max: 0, tags: { flags: { arg: 'strlist', ext: 'imap4flags' } } },
+  discard: { min: 0, max: 0, tags: {} },
+  redirect: { min: 1, max: 1, tags: { copy: { arg: 'none', ext: 'copy' } } },
+  fileinto: { ext: 'fileinto', min: 1, max: 1, tags: { copy: { arg: 'none', ext: 'copy' }, create: { arg: 'none', ext: 'mailbox' }, flags: { arg: 'strlist', ext: 'imap4flags' } } },
+  reject: { ext: 'reject', min: 1, max: 1, tags: {} },
+  vacation: { ext: 'vacation', min: 1, max: 1, tags: { days: 'num', subject: 'str', from: 'str', addresses: 'strlist', mime: 'none', handle: 'str' } },
+  setflag: { ext: 'imap4flags', min: 1, max: 2, tags: {} },
+  addflag: { ext: 'imap4flags', min: 1, max: 2, tags: {} },
+  removeflag: { ext: 'imap4flags', min: 1, max: 2, tags: {} },
+  set: { ext: 'variables', min: 2, max: 2, tags: { lower: 'none', upper: 'none', lowerfirst: 'none', upperfirst: 'none', quotewildcard: 'none', length: 'none' } },
+};
+
+const TESTS: Record<string, Spec> = {
+  true: { min: 0, max: 0, tags: {} },
+  false: { min: 0, max: 0, tags: {} },
+  not: { min: 0, max: 0, tags: {}, test: 'one' },
+  allof: { min: 0, max: 0, tags: {}, test: 'list' },
+  anyof: { min: 0, max: 0, tags: {}, test: 'list' },
+  exists: { min: 1, max: 1, tags: {} },
+  size: { min: 1, max: 1, tags: { over: 'none', under: 'none' } },
+  header: { min: 2, max: 2, tags: { ...MATCH_TAGS } },
+  address: { min: 2, max: 2, tags: { ...MATCH_TAGS, ...ADDR_TAGS } },
+  envelope: { ext: 'envelope', min: 2, max: 2, tags: { ...MATCH_TAGS, ...ADDR_TAGS } },
+  string: { ext: 'variables', min: 2, max: 2, tags: { ...MATCH_TAGS } },
+  hasflag: { ext: 'imap4flags', min: 1, max: 2, tags: { ...MATCH_TAGS } },
+  mailboxexists: { ext: 'mailbox', min: 1, max: 1, tags: {} },
+  body: { ext: 'body', min: 1, max: 1, tags: { ...MATCH_TAGS, raw: 'none', text: 'none', content: 'strlist' } },
+};
+
+export interface CompiledScript { name: string; commands: Command[]; extensions: Set<string> }
+
+export class SieveCompileError extends Error {
+  constructor(readonly errors: string[]) { super(errors.join('\n')); }
+}
+
+/** Compile or throw SieveCompileError with Pigeonhole-style lines "NAME: line N: error: TEXT.". */
+export function compileScript(src: string, name = 'script'): CompiledScript {
+  let commands: Command[];
+  try {
+    commands = parseScript(src);
+  } catch (e) {
+    if (e instanceof SieveSyntaxError) throw new SieveCompileError([`${name}: line ${e.line}: error: ${e.message}.`]);
+    throw e;
+  }
+  const errors: string[] = [];
+  const reported = new Set<string>();
+  const ext = new Set<string>();
+  const err = (line: number, msg: string) => errors.push(`${name}: line ${line}: error: ${msg}.`);
+
+  function checkArgs(node: Test, spec: Spec, kind: 'command' | 'test') {
+    let positional = 0;
+    const args = node.args;
+    for (let i = 0; i < args.length; i++) {
+      const a = args[i];
+      if (a.kind !== 'tag') { positional++; continue; }
+      const t = spec.tags[a.name];
+      const tagExt = typeof t === 'object' ? t.ext : undefined;
+      if (!t || (tagExt && !ext.has(tagExt))) {
+        const key = `tag:${node.name}:${a.name}`;
+        if (!reported.has(key)) { reported.add(key); err(a.line, `unknown tagged argument ':${a.name}' for the ${node.name} ${kind} (reported only once at first occurrence)`); }
+        continue;
+      }
+      const want = typeof t === 'object' ? t.arg : t;
+      if (want !== 'none') {
+        const v = args[i + 1];
+        const ok = v && (want === 'num' ? v.kind === 'num' : v.kind === 'str' && (want === 'strlist' || !v.list));
+        if (!ok) { err(a.line, `the :${a.name} tag for the ${node.name} ${kind} requires one ${want === 'num' ? 'number' : want === 'str' ? 'string' : 'string list'} argument, but ${v ? describeArg(v) : 'none'} was found`); continue; }
+        i++;
+      }
+      if (a.name === 'comparator') {
+        const c = (args[i] as Extract<Arg, { kind: 'str' }>).values[0];
+        const known = c === 'i;octet' || c === 'i;ascii-casemap' || (c === 'i;ascii-numeric' && ext.has('comparator-i;ascii-numeric'));
+        if (!known) err(a.line, `unknown comparator '${c}'`);
+      }
+    }
+    if (positional < spec.min || positional > spec.max) {
+      const n = positional < spec.min ? spec.min : spec.max;
+      err(node.line, `the ${node.name} ${kind} requires ${n} positional argument(s), but ${positional} is/are specified`);
+    }
+  }
+
+  function checkTests(tests: Test[], owner: Test, kind: 'command' | 'test', spec: Spec) {
+    if (spec.test === 'one' && tests.length !== 1) err(owner.line, `the ${owner.name} ${kind} requires one test argument`);
+    if (!spec.test && tests.length) err(owner.line, `the ${owner.name} ${kind} accepts no test argument`);
+    for (const t of tests) checkTest(t);
+  }
+
+  function checkTest(t: Test) {
+    const spec = TESTS[t.name];
+    if (!spec || (spec.ext && !ext.has(spec.ext))) {
+      if (!reported.has('test:' + t.name)) { reported.add('test:' + t.name); err(t.line, `unknown test '${t.name}' (only reported once at first occurrence)`); }
+      return;
+    }
+    checkArgs(t, spec, 'test');
+    checkTests(t.tests, t, 'test', spec);
+  }
+
+  function checkBlock(cmds: Command[], top: boolean) {
+    let prev = '';
+    let requireAllowed = top;
+    for (const c of cmds) {
+      if (c.name === 'require') {
+        if (!requireAllowed) err(c.line, 'require commands can only be placed at top level at the beginning of the file');
+        else for (const a of c.args) {
+          if (a.kind !== 'str') continue;
+          for (const v of a.values) {
+            if (SUPPORTED_EXTENSIONS.includes(v)) ext.add(v);
+            else err(c.line, `require command: unknown Sieve capability \`${v}'`);
+          }
+        }
+        prev = c.name;
+        continue;
+      }
+      requireAllowed = false;
+      const spec = COMMANDS[c.name];
+      if (!spec || (spec.ext && !ext.has(spec.ext))) {
+        if (!reported.has('cmd:' + c.name)) { reported.add('cmd:' + c.name); err(c.line, `unknown command '${c.name}' (only reported once at first occurrence)`); }
+        prev = c.name; continue;
+      }
+      if ((c.name === 'elsif' || c.name === 'else') && prev !== 'if' && prev !== 'elsif') err(c.line, `the ${c.name} command must follow an if or elseif command`);
+      checkArgs(c, spec, 'command');
+      checkTests(c.tests, c, 'command', spec);
+      if (spec.block && !c.block) err(c.line, `the ${c.name} command requires a command block, but it is missing`);
+      if (!spec.block && c.block) err(c.line, `the ${c.name} command does not accept a command block, but one was found`);
+      if (c.block) checkBlock(c.block, false);
+      prev = c.name;
+    }
+  }
+
+  checkBlock(commands, true);
+  if (errors.length) throw new SieveCompileError(errors);
+  return { name, commands, extensions: ext };
+}
+
+function describeArg(a: Arg): string {
+  return a.kind === 'num' ? 'a number' : a.kind === 'tag' ? `a tag ':${a.name}'` : a.list ? 'a string list' : 'a string';
+}

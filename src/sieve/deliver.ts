@@ -1,0 +1,167 @@
+/**
+ * Sieve at delivery time, as Pigeonhole's LMTP/LDA plugin runs it: the
+ * `sieve_before`, `sieve_before2`, ... scripts (files, or directories whose
+ * `*.sieve` files run in byte order of their names), then the user's active
+ * script (`sieve = file:~/sieve;active=~/.dovecot.sieve`, `sieve_default`
+ * when there is none), then `sieve_after*`. The next script runs only while
+ * keep (implicit or explicit) is in effect; a script that fails to compile or
+ * run ends the sequence with an implicit keep, the error logged, and the
+ * actions of the scripts before it kept (Pigeonhole's multiscript rules).
+ * Compiled scripts are cached in memory by path+mtime+size; Pigeonhole
+ * writes .svbin files, Sealmail does not need them (and never writes them).
+ * Actions are returned, not performed: the LMTP layer stores, redirects and
+ * sends (vacation replies are composed here, sending is the caller's).
+ */
+import { promises as fs } from 'node:fs';
+import { join, resolve, dirname } from 'node:path';
+import type { DovecotConfig } from '../config/settings.js';
+import type { Fields } from '../auth/databases.js';
+import { expandVars } from '../config/vars.js';
+import { Logger } from '../log/logger.js';
+import { compileScript, SieveCompileError, type CompiledScript } from './compile.js';
+import { runScript, type SieveAction, type SieveEnvelope } from './interpreter.js';
+import { parseMessage } from './message.js';
+import { vacationSuppressed, vacationDue, composeVacation } from './vacation.js';
+
+export interface SieveOutcomeAction {
+  type: 'keep' | 'fileinto' | 'discard' | 'redirect' | 'vacation' | 'reject';
+  mailbox?: string; flags?: string[]; create?: boolean; address?: string; reply?: Buffer;
+}
+export interface SieveOutcome { actions: SieveOutcomeAction[]; errors: string[] }
+
+export interface SieveUser { username: string; home: string; fields: Fields }
+export interface DeliverOptions {
+  /** For `mailboxexists`; without it every mailbox counts as missing. */
+  mailboxExists?: (name: string) => Promise<boolean>;
+  protocol?: string;
+  now?: Date;
+}
+
+interface CacheEntry { mtimeMs: number; size: number; result: CompiledScript | SieveCompileError }
+const cache = new Map<string, CacheEntry>();
+
+/** Compile a script file, reusing the last compilation while the file is unchanged. */
+export async function loadScript(path: string): Promise<CompiledScript> {
+  const st = await fs.stat(path);
+  const hit = cache.get(path);
+  if (hit && hit.mtimeMs === st.mtimeMs && hit.size === st.size) {
+    if (hit.result instanceof SieveCompileError) throw hit.result;
+    return hit.result;
+  }
+  const src = await fs.readFile(path, 'utf8');
+  const name = path.replace(/^.*\//, '').replace(/\.sieve$/, '');
+  let result: CompiledScript | SieveCompileError;
+  try { result = compileScript(src, name); } catch (e) { if (!(e instanceof SieveCompileError)) throw e; result = e; }
+  cache.set(path, { mtimeMs: st.mtimeMs, size: st.size, result });
+  if (result instanceof SieveCompileError) throw result;
+  return result;
+}
+
+/** `file:PATH;active=PATH` / bare PATH (Pigeonhole's script location syntax). */
+export function parseLocation(spec: string, user: SieveUser): { path: string; active?: string; options: Record<string, string> } {
+  const at = user.username.indexOf('@');
+  const vars = { u: user.username, user: user.username, n: at < 0 ? user.username : user.username.slice(0, at), d: at < 0 ? '' : user.username.slice(at + 1), h: user.home, home: user.home };
+  const home = (p: string) => expandVars(p.startsWith('~/') ? join(user.home, p.slice(2)) : p === '~' ? user.home : p, vars);
+  let s = spec.trim();
+  const m = /^([a-z]+):/.exec(s);
+  if (m) s = s.slice(m[0].length);
+  const [p, ...opts] = s.split(';');
+  const options: Record<string, string> = {};
+  for (const o of opts) { const i = o.indexOf('='); if (i > 0) options[o.slice(0, i)] = home(o.slice(i + 1)); }
+  return { path: home(p), active: options.active, options };
+}
+
+async function locationScripts(spec: string, user: SieveUser): Promise<string[]> {
+  const { path } = parseLocation(spec, user);
+  let st;
+  try { st = await fs.stat(path); } catch { return []; }
+  if (!st.isDirectory()) return [path];
+  const names = (await fs.readdir(path)).filter((n) => n.endsWith('.sieve'));
+  names.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  return names.map((n) => join(path, n));
+}
+
+function numbered(plugin: Record<string, string>, key: string): string[] {
+  const out: string[] = [];
+  if (plugin[key]) out.push(plugin[key]);
+  for (let i = 2; plugin[key + i]; i++) out.push(plugin[key + i]);
+  return out;
+}
+
+/** The user's active script path, or undefined (no script / dangling link). */
+export async function activeScriptPath(plugin: Record<string, string>, user: SieveUser): Promise<string | undefined> {
+  const loc = parseLocation(plugin.sieve || 'file:~/sieve;active=~/.dovecot.sieve', user);
+  const candidates: string[] = [];
+  if (loc.active) candidates.push(loc.active);
+  else candidates.push(loc.path);
+  for (const c of candidates) {
+    try {
+      const st = await fs.stat(c);
+      if (st.isFile()) return resolve(dirname(c), await fs.realpath(c));
+    } catch { /* missing */ }
+  }
+  if (plugin.sieve_default) {
+    const d = parseLocation(plugin.sieve_default, user).path;
+    try { if ((await fs.stat(d)).isFile()) return d; } catch { /* none */ }
+  }
+  return undefined;
+}
+
+export async function runSieveForDelivery(config: DovecotConfig, user: SieveUser, message: Buffer, envelope: SieveEnvelope, opts: DeliverOptions = {}): Promise<SieveOutcome> {
+  const protocol = opts.protocol ?? 'lmtp';
+  const plugin = config.plugin({ protocol });
+  const log = Logger.forUser(protocol, user.username);
+  const errors: string[] = [];
+  const scripts: string[] = [];
+  for (const loc of numbered(plugin, 'sieve_before')) scripts.push(...await locationScripts(loc, user));
+  const active = await activeScriptPath(plugin, user);
+  if (active) scripts.push(active);
+  for (const loc of numbered(plugin, 'sieve_after')) scripts.push(...await locationScripts(loc, user));
+
+  const msg = parseMessage(message);
+  const actions: SieveAction[] = [];
+  let keep = true;
+  let keepFlags: string[] = [];
+  for (const path of scripts) {
+    try {
+      const compiled = await loadScript(path);
+      const r = await runScript(compiled, { message: msg, envelope, mailboxExists: opts.mailboxExists });
+      for (const a of r.actions) {
+        if (a.type === 'vacation' && actions.some((x) => x.type === 'vacation')) continue;
+        const same = actions.findIndex((x) => (x.type === 'fileinto' && a.type === 'fileinto' && x.mailbox === a.mailbox) || (x.type === 'redirect' && a.type === 'redirect' && x.address.toLowerCase() === a.address.toLowerCase()));
+        if (same >= 0) actions[same] = a; else actions.push(a);
+      }
+      keep = r.keep;
+      keepFlags = r.keepFlags;
+      if (!keep) break;
+    } catch (e) {
+      const lines = e instanceof SieveCompileError ? e.errors : [`${path}: ${(e as Error).message}`];
+      for (const l of lines) { errors.push(l); log.error(`sieve: ${l}`); }
+      log.error(`sieve: Execution of script ${path} failed, but implicit keep was successful`);
+      keep = true; keepFlags = [];
+      break;
+    }
+  }
+
+  const out: SieveOutcomeAction[] = [];
+  for (const a of actions) {
+    switch (a.type) {
+      case 'fileinto': out.push({ type: 'fileinto', mailbox: a.mailbox, flags: a.flags, create: a.create }); break;
+      case 'redirect': out.push({ type: 'redirect', address: a.address }); break;
+      case 'reject': out.push({ type: 'reject', address: envelope.from, reply: Buffer.from(a.reason, 'utf8') }); break;
+      case 'vacation': {
+        const why = vacationSuppressed(a, msg, envelope);
+        if (why) { log.info(`sieve: discarded vacation reply to <${envelope.from}>: ${why}`); break; }
+        if (!(await vacationDue(user.home, a, envelope.from, opts.now?.getTime()))) {
+          log.info(`sieve: discarded duplicate vacation response to <${envelope.from}>`); break;
+        }
+        out.push({ type: 'vacation', address: envelope.from, reply: composeVacation(a, msg, envelope, opts.now) });
+        break;
+      }
+      case 'keep': case 'discard': break;
+    }
+  }
+  if (keep) out.push({ type: 'keep', flags: keepFlags });
+  else if (!out.some((a) => a.type === 'fileinto' || a.type === 'redirect' || a.type === 'reject')) out.push({ type: 'discard' });
+  return { actions: out, errors };
+}

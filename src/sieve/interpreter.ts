@@ -1,0 +1,246 @@
+/**
+ * Runs a compiled Sieve script against one message (RFC 5228 sections 2.10
+ * and 4-5, with fileinto, envelope, imap4flags (RFC 5232), mailbox (RFC 5490),
+ * variables (RFC 5229), vacation (RFC 5230, the action only — deliver.ts
+ * decides whether and how to answer), copy (RFC 3894), relational (RFC 5231),
+ * subaddress (RFC 5233), body (RFC 5173, :raw/:text on the whole body) and
+ * reject (RFC 5429)). Pure: the only outside call is `mailboxExists`.
+ * The result is the action list plus whether keep is still in effect, which
+ * is what Pigeonhole's multiscript sequencing (deliver.ts) needs.
+ */
+import type { Arg, Command, Test } from './parser.js';
+import type { CompiledScript } from './compile.js';
+import { matchAny, type Comparator, type MatchSpec } from './match.js';
+import { parseAddresses, splitAddress, type ParsedMessage } from './message.js';
+
+export type SieveAction =
+  | { type: 'fileinto'; mailbox: string; flags: string[]; create: boolean }
+  | { type: 'keep'; flags: string[] }
+  | { type: 'discard' }
+  | { type: 'redirect'; address: string }
+  | { type: 'reject'; reason: string }
+  | { type: 'vacation'; reason: string; subject?: string; from?: string; addresses: string[]; seconds: number; handle: string; mime: boolean };
+
+export interface SieveEnvelope { from: string; to: string; origTo?: string }
+
+export interface RunContext {
+  message: ParsedMessage;
+  envelope: SieveEnvelope;
+  mailboxExists?: (name: string) => Promise<boolean>;
+  /** imap4flags' internal variable, carried over between scripts of one delivery. */
+  flags?: string[];
+}
+
+export interface RunResult { actions: SieveAction[]; keep: boolean; keepFlags: string[] }
+
+export class SieveRuntimeError extends Error {}
+
+const SYSTEM_FLAGS = ['\\seen', '\\answered', '\\flagged', '\\deleted', '\\draft'];
+
+/** RFC 5232: flags are space-separated within each string, compared case-insensitively. */
+function flagList(values: string[]): string[] {
+  const out: string[] = [];
+  for (const v of values) for (const f of v.split(/\s+/)) {
+    if (!f) continue;
+    const sys = SYSTEM_FLAGS.find((s) => s === f.toLowerCase());
+    const norm = sys ? '\\' + sys[1].toUpperCase() + sys.slice(2) : f;
+    if (!out.some((o) => o.toLowerCase() === norm.toLowerCase())) out.push(norm);
+  }
+  return out;
+}
+
+class Stop {}
+
+export async function runScript(script: CompiledScript, ctx: RunContext): Promise<RunResult> {
+  const useVars = script.extensions.has('variables');
+  const vars = new Map<string, string>();
+  let captures: string[] = [];
+  const flagVars = new Map<string, string[]>();
+  let internalFlags = [...(ctx.flags ?? [])];
+  const actions: SieveAction[] = [];
+  let implicitKeep = true;
+  let explicitKeep = false;
+
+  const expand = (s: string): string => {
+    if (!useVars || !s.includes('${')) return s;
+    return s.replace(/\$\{([A-Za-z0-9_.]+)\}/g, (m, name: string) => {
+      if (/^[0-9]+$/.test(name)) return captures[Number(name)] ?? '';
+      if (name.includes('.')) return m;
+      return vars.get(name.toLowerCase()) ?? '';
+    });
+  };
+
+  interface Parsed { tags: Map<string, Arg | true>; pos: Arg[] }
+  const split = (args: Arg[]): Parsed => {
+    const tags = new Map<string, Arg | true>();
+    const pos: Arg[] = [];
+    for (let i = 0; i < args.length; i++) {
+      const a = args[i];
+      if (a.kind === 'tag') {
+        const nx = args[i + 1];
+        const takes = ['comparator', 'value', 'count', 'days', 'subject', 'from', 'addresses', 'handle', 'flags', 'content'].includes(a.name);
+        if (takes && nx) { tags.set(a.name, nx); i++; } else tags.set(a.name, true);
+      } else pos.push(a);
+    }
+    return { tags, pos };
+  };
+  const strs = (a: Arg | true | undefined): string[] => (a && a !== true && a.kind === 'str' ? a.values.map(expand) : []);
+  const str = (a: Arg | true | undefined): string => strs(a)[0] ?? '';
+
+  const matchSpec = (p: Parsed): MatchSpec => {
+    const cmp = (str(p.tags.get('comparator')) || 'i;ascii-casemap') as Comparator;
+    for (const t of ['is', 'contains', 'matches', 'regex'] as const) if (p.tags.has(t)) return { type: t, comparator: cmp };
+    if (p.tags.has('value')) return { type: 'value', rel: str(p.tags.get('value')).toLowerCase(), comparator: cmp };
+    if (p.tags.has('count')) return { type: 'count', rel: str(p.tags.get('count')).toLowerCase(), comparator: cmp };
+    return { type: 'is', comparator: cmp };
+  };
+  const doMatch = (values: string[], keys: string[], spec: MatchSpec) =>
+    matchAny(values, keys, spec, useVars ? (c) => { captures = c; } : undefined);
+
+  const addrPart = (p: Parsed, addr: string): string | null => {
+    const parts = splitAddress(addr);
+    if (p.tags.has('localpart')) return parts.localpart;
+    if (p.tags.has('domain')) return parts.domain;
+    if (p.tags.has('user') || p.tags.has('detail')) {
+      const i = parts.localpart.indexOf('+');
+      if (p.tags.has('user')) return i < 0 ? parts.localpart : parts.localpart.slice(0, i);
+      return i < 0 ? null : parts.localpart.slice(i + 1);
+    }
+    return addr === '' ? '' : parts.all;
+  };
+
+  const headerValues = (names: string[]) => {
+    const lower = names.map((n) => n.toLowerCase());
+    return ctx.message.headers.filter((h) => lower.includes(h.name)).map((h) => h.value);
+  };
+
+  async function test(t: Test): Promise<boolean> {
+    const p = split(t.args);
+    switch (t.name) {
+      case 'true': return true;
+      case 'false': return false;
+      case 'not': return !(await test(t.tests[0]));
+      case 'allof': for (const x of t.tests) if (!(await test(x))) return false; return true;
+      case 'anyof': for (const x of t.tests) if (await test(x)) return true; return false;
+      case 'exists': return strs(p.pos[0]).every((n) => headerValues([n]).length > 0);
+      case 'size': {
+        const lim = p.pos[0].kind === 'num' ? p.pos[0].value : 0;
+        return p.tags.has('over') ? ctx.message.size > lim : ctx.message.size < lim;
+      }
+      case 'header': return doMatch(headerValues(strs(p.pos[0])), strs(p.pos[1]), matchSpec(p));
+      case 'address': {
+        const values: string[] = [];
+        for (const v of headerValues(strs(p.pos[0]))) for (const a of parseAddresses(v)) { const x = addrPart(p, a); if (x !== null) values.push(x); }
+        return doMatch(values, strs(p.pos[1]), matchSpec(p));
+      }
+      case 'envelope': {
+        const values: string[] = [];
+        for (const part of strs(p.pos[0]).map((s) => s.toLowerCase())) {
+          const a = part === 'from' ? ctx.envelope.from : part === 'to' ? ctx.envelope.to : undefined;
+          if (a === undefined) continue;
+          const x = addrPart(p, a); if (x !== null) values.push(x);
+        }
+        return doMatch(values, strs(p.pos[1]), matchSpec(p));
+      }
+      case 'string': {
+        const src = strs(p.pos[0]);
+        const spec = matchSpec(p);
+        // RFC 5229 5: empty source strings are not counted by :count.
+        return doMatch(spec.type === 'count' ? src.filter((s) => s !== '') : src, strs(p.pos[1]), spec);
+      }
+      case 'hasflag': {
+        const cur = p.pos.length === 2 ? flagVars.get(str(p.pos[0]).toLowerCase()) ?? [] : internalFlags;
+        return doMatch(cur, strs(p.pos[p.pos.length - 1]), matchSpec(p));
+      }
+      case 'mailboxexists': {
+        for (const m of strs(p.pos[0])) if (!ctx.mailboxExists || !(await ctx.mailboxExists(m))) return false;
+        return true;
+      }
+      case 'body': {
+        const body = ctx.message.raw.subarray(ctx.message.bodyStart).toString('utf8');
+        return doMatch([body], strs(p.pos[0]), matchSpec(p));
+      }
+    }
+    throw new SieveRuntimeError(`unknown test ${t.name}`);
+  }
+
+  const keyOf = (a: SieveAction) => a.type === 'fileinto' ? 'f:' + a.mailbox : a.type === 'redirect' ? 'r:' + a.address.toLowerCase() : a.type;
+  const add = (a: SieveAction) => {
+    const k = keyOf(a);
+    const prev = actions.findIndex((x) => keyOf(x) === k);
+    if (prev >= 0) {
+      // Pigeonhole merges duplicates; a later fileinto's flags win.
+      if (a.type === 'fileinto') actions[prev] = a;
+      return;
+    }
+    actions.push(a);
+  };
+
+  async function block(cmds: Command[]): Promise<void> {
+    let lastIf: boolean | null = null; // null = no pending if chain
+    for (const c of cmds) {
+      const p = split(c.args);
+      switch (c.name) {
+        case 'require': break;
+        case 'if': lastIf = await test(c.tests[0]); if (lastIf) await block(c.block!); continue;
+        case 'elsif':
+          if (lastIf === false) { lastIf = await test(c.tests[0]); if (lastIf) await block(c.block!); }
+          continue;
+        case 'else': if (lastIf === false) await block(c.block!); lastIf = null; continue;
+        case 'stop': throw new Stop();
+        case 'keep':
+          explicitKeep = true; implicitKeep = false;
+          keepFlagsSeen = p.tags.has('flags') ? flagList(strs(p.tags.get('flags'))) : [...internalFlags];
+          break;
+        case 'discard': implicitKeep = false; break;
+        case 'redirect': add({ type: 'redirect', address: str(p.pos[0]) }); if (!p.tags.has('copy')) implicitKeep = false; break;
+        case 'fileinto':
+          add({ type: 'fileinto', mailbox: str(p.pos[0]), flags: p.tags.has('flags') ? flagList(strs(p.tags.get('flags'))) : [...internalFlags], create: p.tags.has('create') });
+          if (!p.tags.has('copy')) implicitKeep = false;
+          break;
+        case 'reject': add({ type: 'reject', reason: str(p.pos[0]) }); implicitKeep = false; break;
+        case 'vacation': {
+          const days = p.tags.get('days');
+          const n = days && days !== true && days.kind === 'num' ? days.value : 7;
+          const reason = str(p.pos[0]);
+          const subject = p.tags.has('subject') ? str(p.tags.get('subject')) : undefined;
+          const from = p.tags.has('from') ? str(p.tags.get('from')) : undefined;
+          const handle = p.tags.has('handle') ? str(p.tags.get('handle'))
+            : reason + (subject ?? '') + (from ?? '<default-from>') + (p.tags.has('mime') ? '<MIME>' : '<NO-MIME>');
+          if (!actions.some((a) => a.type === 'vacation'))
+            actions.push({ type: 'vacation', reason, subject, from, addresses: strs(p.tags.get('addresses')), seconds: Math.max(1, n) * 86400, handle, mime: p.tags.has('mime') });
+          break;
+        }
+        case 'setflag': case 'addflag': case 'removeflag': {
+          const list = flagList(strs(p.pos[p.pos.length - 1]));
+          const varName = p.pos.length === 2 ? str(p.pos[0]).toLowerCase() : null;
+          const cur = varName ? flagVars.get(varName) ?? [] : internalFlags;
+          let next: string[];
+          if (c.name === 'setflag') next = list;
+          else if (c.name === 'addflag') next = flagList([...cur, ...list]);
+          else next = cur.filter((f) => !list.some((r) => r.toLowerCase() === f.toLowerCase()));
+          if (varName) flagVars.set(varName, next); else internalFlags = next;
+          break;
+        }
+        case 'set': {
+          let v = str(p.pos[1]);
+          if (p.tags.has('lower')) v = v.toLowerCase();
+          if (p.tags.has('upper')) v = v.toUpperCase();
+          if (p.tags.has('lowerfirst')) v = v.slice(0, 1).toLowerCase() + v.slice(1);
+          if (p.tags.has('upperfirst')) v = v.slice(0, 1).toUpperCase() + v.slice(1);
+          if (p.tags.has('quotewildcard')) v = v.replace(/[*?\\]/g, '\\$&');
+          if (p.tags.has('length')) v = String([...v].length);
+          vars.set(str(p.pos[0]).toLowerCase(), v);
+          break;
+        }
+        default: throw new SieveRuntimeError(`unknown command ${c.name}`);
+      }
+      lastIf = null;
+    }
+  }
+
+  let keepFlagsSeen: string[] | null = null;
+  try { await block(script.commands); } catch (e) { if (!(e instanceof Stop)) throw e; }
+  const keep = explicitKeep || implicitKeep;
+  return { actions, keep, keepFlags: keepFlagsSeen ?? internalFlags };
+}

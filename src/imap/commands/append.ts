@@ -44,6 +44,8 @@ function parseDate(s: string): Date | undefined {
   return new Date(Date.UTC(Number(m[3]), MONTHS.indexOf(m[2].toLowerCase()), Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6])) - off * 60_000);
 }
 
+class EmptyMessage extends Error {}
+
 type Result = { ok: true; uid: number; uidValidity: number } | { ok: false; error: unknown };
 
 /** Called by the session when an APPEND literal starts: begin saving it. */
@@ -69,6 +71,10 @@ export function startAppendLiteral(s: Session, info: LiteralInfo): void {
   const sys = flags.map((f) => SYSTEM_FLAGS.find((x) => x.toLowerCase() === f.toLowerCase())).filter((x): x is SystemFlag => !!x);
   const kws = flags.filter((f) => !f.startsWith('\\'));
   const job: Promise<Result> = (async (): Promise<Result> => {
+    if (info.size === 0) {
+      for await (const _ of q) void _;
+      return { ok: false, error: new EmptyMessage() };
+    }
     try {
       const folder = await s.store!.open(name);
       const uid = await folder.append(q, { flags: sys, keywords: kws, internalDate: date });
@@ -92,7 +98,8 @@ export const appendCommands: Record<string, Command> = {
       const bad = results.find((r) => !r.ok) as { ok: false; error: unknown } | undefined;
       if (bad) {
         const e = bad.error;
-        if (e instanceof MailStoreError && e.code === 'NONEXISTENT') await ctx.no(`Mailbox doesn't exist: ${astring(ctx.args[0]) ?? ''}`, { name: 'TRYCREATE' });
+        if (e instanceof EmptyMessage) await ctx.no('Can\'t save a zero byte message'); // Dovecot's answer
+        else if (e instanceof MailStoreError && e.code === 'NONEXISTENT') await ctx.no(`Mailbox doesn't exist: ${astring(ctx.args[0]) ?? ''}`, { name: 'TRYCREATE' });
         else if (e instanceof MailStoreError && e.code === 'NOSPACE') await ctx.no('Not enough disk space', { name: 'OVERQUOTA' });
         else { s.log.error(`APPEND failed: ${(e as Error).message}`); await ctx.no('Internal error occurred. Refer to server log for more information.', { name: 'SERVERBUG' }); }
         return;

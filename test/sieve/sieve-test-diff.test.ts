@@ -1,0 +1,166 @@
+/**
+ * Differential tests: every script/message pair runs through Pigeonhole's
+ * `sieve-test` (the real Dovecot 2.3 Sieve engine) and through Sealmail's
+ * compiler + interpreter; the resulting actions (folders, flags, redirect,
+ * reject, vacation, discard, implicit keep) and compile errors must agree.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync, chmodSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir } from '../helpers/tmp.js';
+import { requireTool } from '../helpers/tools.js';
+import { compileScript, SieveCompileError } from '../../src/sieve/compile.js';
+import { runScript } from '../../src/sieve/interpreter.js';
+import { parseMessage } from '../../src/sieve/message.js';
+
+const SPAM = 'From: Spammer <spam@bad.example>\r\nTo: John <john@example.org>\r\nSubject: Buy now\r\nX-Spam-Flag: YES\r\nX-Spam: Yes\r\nX-Spam-Score: 12\r\nMessage-ID: <1@bad.example>\r\n\r\nCheap stuff\r\n';
+const HAM = 'From: "Alice A." <alice+lists@friends.example>\r\nTo: john@example.org, Bob <bob@example.org>\r\nCc: team: carol@example.org, dave@example.org;\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?= [acme-users] meeting\r\nX-Spam-Flag: NO\r\nX-Spam-Score: 3\r\nList-Id: Acme users <acme-users.lists.example>\r\nDate: Mon, 23 Nov 2026 05:00:00 +0000\r\n\r\nHello John,\r\nsee you at the meeting.\r\n';
+
+interface Case { name: string; script: string; msg?: string; from?: string; to?: string }
+
+const CASES: Case[] = [
+  { name: 'ispmail spam-to-folder', script: 'require ["fileinto"];\nif header :contains "X-Spam-Flag" "YES" {\n  fileinto "Junk";\n}\n' },
+  { name: 'ispmail spam-to-folder ham', msg: HAM, script: 'require ["fileinto"];\nif header :contains "X-Spam-Flag" "YES" {\n  fileinto "Junk";\n}\n' },
+  { name: 'spam :is + stop', script: 'require ["fileinto"];\nif header :is "X-Spam" "Yes" { fileinto "INBOX.Junk"; stop; }\nfileinto "Other";\n' },
+  { name: ':is is exact', script: 'require "fileinto";\nif header :is "X-Spam" "Ye" { fileinto "Junk"; }\n' },
+  { name: ':is case-insensitive by default', script: 'require "fileinto";\nif header :is "x-spam" "YES" { fileinto "Junk"; }\n' },
+  { name: 'i;octet is case-sensitive', script: 'require "fileinto";\nif header :is :comparator "i;octet" "X-Spam" "YES" { fileinto "Junk"; }\n' },
+  { name: 'matches wildcard', script: 'require "fileinto";\nif header :matches "Subject" "Buy*" { fileinto "Shop"; }\n' },
+  { name: 'matches ? wildcard', script: 'require "fileinto";\nif header :matches "Subject" "Bu? now" { fileinto "Shop"; }\n' },
+  { name: 'numeric spam score', script: 'require ["fileinto","relational","comparator-i;ascii-numeric"];\nif header :value "ge" :comparator "i;ascii-numeric" "X-Spam-Score" "10" { fileinto "Junk"; }\n' },
+  { name: 'numeric spam score low', msg: HAM, script: 'require ["fileinto","relational","comparator-i;ascii-numeric"];\nif header :value "ge" :comparator "i;ascii-numeric" "X-Spam-Score" "10" { fileinto "Junk"; } else { fileinto "Ham"; }\n' },
+  { name: 'count recipients', msg: HAM, script: 'require ["fileinto","relational","comparator-i;ascii-numeric"];\nif address :count "ge" :comparator "i;ascii-numeric" ["to","cc"] "4" { fileinto "Many"; }\n' },
+  { name: 'address :domain', msg: HAM, script: 'require "fileinto";\nif address :domain :is "from" "friends.example" { fileinto "Friends"; }\n' },
+  { name: 'address :localpart', msg: HAM, script: 'require "fileinto";\nif address :localpart :is "from" "alice+lists" { fileinto "A"; }\n' },
+  { name: 'subaddress :user/:detail', msg: HAM, script: 'require ["fileinto","subaddress"];\nif address :user "from" "alice" { if address :detail "from" "lists" { fileinto "Lists"; } }\n' },
+  { name: 'address in group', msg: HAM, script: 'require "fileinto";\nif address :is "cc" "dave@example.org" { fileinto "Dave"; }\n' },
+  { name: 'envelope from', script: 'require ["envelope","fileinto"];\nif envelope :is "from" "sender@example.net" { fileinto "Env"; }\n', from: 'sender@example.net' },
+  { name: 'envelope to :domain', script: 'require ["envelope","fileinto"];\nif envelope :domain :is "to" "example.org" { fileinto "Dom"; }\n' },
+  { name: 'exists', script: 'require "fileinto";\nif exists ["X-Spam-Flag","Message-ID"] { fileinto "Both"; }\n' },
+  { name: 'not exists', script: 'require "fileinto";\nif not exists "List-Id" { fileinto "NoList"; }\n' },
+  { name: 'size over', script: 'require "fileinto";\nif size :over 100 { fileinto "Big"; }\n' },
+  { name: 'size under K', script: 'require "fileinto";\nif size :under 1K { fileinto "Small"; }\n' },
+  { name: 'allof/anyof', msg: HAM, script: 'require "fileinto";\nif allof (exists "List-Id", anyof (header :contains "Subject" "nothing", address :is "to" "bob@example.org")) { fileinto "X"; }\n' },
+  { name: 'elsif chain', msg: HAM, script: 'require "fileinto";\nif header :is "X-Spam-Flag" "YES" { fileinto "Junk"; }\nelsif header :contains "List-Id" "acme" { fileinto "Acme"; }\nelse { keep; }\n' },
+  { name: 'discard', script: 'discard;\n' },
+  { name: 'discard then keep', script: 'discard;\nkeep;\n' },
+  { name: 'redirect', script: 'redirect "other@example.net";\n' },
+  { name: 'redirect :copy + fileinto :copy', script: 'require ["copy","fileinto"];\nredirect :copy "other@example.net";\nfileinto :copy "Archive";\n' },
+  { name: 'reject', script: 'require "reject";\nif header :contains "Subject" "Buy" { reject "No thanks"; }\n' },
+  { name: 'imap4flags addflag + fileinto', script: 'require ["imap4flags","fileinto"];\naddflag "\\\\Seen";\naddflag ["$Junk", "\\\\Flagged"];\nfileinto "Junk";\n' },
+  { name: 'imap4flags removeflag + implicit keep', script: 'require ["imap4flags"];\nsetflag "\\\\Seen \\\\Flagged";\nremoveflag "\\\\Seen";\n' },
+  { name: 'fileinto :flags', script: 'require ["imap4flags","fileinto"];\nfileinto :flags "\\\\Seen" "Read";\n' },
+  { name: 'keep :flags', script: 'require ["imap4flags"];\nkeep :flags ["\\\\Answered"];\n' },
+  { name: 'hasflag', script: 'require ["imap4flags","fileinto"];\naddflag "\\\\Flagged";\nif hasflag :is "\\\\flagged" { fileinto "F"; }\n' },
+  { name: 'variables from :matches', msg: HAM, script: 'require ["variables","fileinto"];\nif header :matches "List-Id" "*<*.lists.example>" { fileinto "lists.${2}"; }\n' },
+  { name: 'variables set modifiers', script: 'require ["variables","fileinto"];\nset :lower :upperfirst "n" "jUNK";\nset "x" "${n}-${n}";\nif string :is "${x}" "Junk-Junk" { fileinto "${x}"; }\n' },
+  { name: 'variables :length', script: 'require ["variables","fileinto"];\nset :length "l" "abcdef";\nfileinto "len${l}";\n' },
+  { name: 'mailbox :create', script: 'require ["fileinto","mailbox"];\nfileinto :create "New/Sub";\n' },
+  { name: 'duplicate fileinto merged', script: 'require "fileinto";\nfileinto "A";\nfileinto "A";\nfileinto "INBOX";\n' },
+  { name: 'vacation', msg: SPAM, to: 'john@example.org', script: 'require "vacation";\nvacation :days 3 :subject "Away" "I am away";\n' },
+  { name: 'encoded subject decoded', msg: HAM, script: 'require "fileinto";\nif header :contains "Subject" "Grüße" { fileinto "Umlaut"; }\n' },
+  { name: 'multi-line text:', script: 'require "fileinto";\nif header :contains "Subject" text:\nBuy\n.\n{ fileinto "T"; }\n' },
+  { name: 'comments', script: '# comment\nrequire /* inline */ "fileinto";\nfileinto "C"; # trailing\n' },
+  { name: 'body :contains', script: 'require ["body","fileinto"];\nif body :raw :contains "Cheap" { fileinto "B"; }\n' },
+  { name: 'regex', msg: HAM, script: 'require ["regex","fileinto","variables"];\nif header :regex "Subject" "\\\\[([a-z-]+)\\\\]" { fileinto "R-${1}"; }\n' },
+  // Compile errors: line and text must match Pigeonhole's.
+  { name: 'err missing semicolon', script: 'require "fileinto";\nif header :is "x" "y" { fileinto "J" }\n' },
+  { name: 'err unterminated block', script: 'require "fileinto";\nif true { fileinto "J";\n' },
+  { name: 'err fileinto not required', script: 'fileinto "J";\n' },
+  { name: 'err unknown capability', script: 'require ["fileinto", "foo"];\n' },
+  { name: 'err unknown command', script: 'if true {\n  frobnicate;\n}\n' },
+  { name: 'err unknown test', script: 'if frob "a" { keep; }\n' },
+  { name: 'err argument count', script: 'require "fileinto";\nfileinto;\n' },
+  { name: 'err header args', script: 'if header "a" { keep; }\n' },
+  { name: 'err elsif without if', script: 'keep;\nelsif true { keep; }\n' },
+  { name: 'err unknown tag', script: 'keep :foo;\n' },
+  { name: 'err numeric comparator not required', script: 'if header :is :comparator "i;ascii-numeric" "x" "1" { keep; }\n' },
+  { name: 'err string list', script: 'if exists ["a" "b"] { keep; }\n' },
+  { name: 'err discard args', script: 'discard "x";\n' },
+];
+
+function oracleActions(out: string): string[] {
+  const acts: string[] = [];
+  let cur: string | null = null;
+  const flush = () => { if (cur) acts.push(cur); cur = null; };
+  for (const line of out.split('\n')) {
+    const m = /^ \* (.*)$/.exec(line);
+    if (m) {
+      flush();
+      const a = m[1];
+      let x: RegExpExecArray | null;
+      if ((x = /^store message in folder: (.*)$/.exec(a))) cur = `store ${x[1]}`;
+      else if ((x = /^redirect message to: <(.*)>$/.exec(a))) cur = `redirect ${x[1]}`;
+      else if ((x = /^reject message with reason: (.*)$/.exec(a))) cur = `reject ${x[1]}`;
+      else if (a.startsWith('send vacation message')) cur = 'vacation';
+      else if (a === 'discard') cur = 'discard';
+      else cur = a;
+      continue;
+    }
+    const f = /^\s+\+ add IMAP flags: (.*)$/.exec(line);
+    if (f && cur) cur += ` flags=${f[1].trim().toLowerCase().split(/\s+/).sort().join(',')}`;
+    const v = /^\s+=> (seconds|subject) : (.*)$/.exec(line);
+    if (v && cur === 'vacation') acts.push(`vacation ${v[1]}=${v[2]}`);
+  }
+  flush();
+  // Pigeonhole lists an executed discard even when another action delivers
+  // the message; it has no effect then, and Sealmail does not report it.
+  const final = acts.some((a) => /^(store|redirect|reject) /.test(a)) ? acts.filter((a) => a !== 'discard') : acts;
+  return [...new Set(final)].sort();
+}
+
+async function ourActions(c: Case): Promise<string[]> {
+  const s = compileScript(c.script, 's');
+  const r = await runScript(s, { message: parseMessage(Buffer.from(c.msg ?? SPAM)), envelope: { from: c.from ?? 'sender@example.net', to: c.to ?? 'john@example.org' } });
+  const acts: string[] = [];
+  const fl = (f: string[]) => (f.length ? ` flags=${f.map((x) => x.toLowerCase()).sort().join(',')}` : '');
+  let delivered = false;
+  for (const a of r.actions) {
+    if (a.type === 'fileinto') { acts.push(`store ${a.mailbox}${fl(a.flags)}`); delivered = true; }
+    if (a.type === 'redirect') { acts.push(`redirect ${a.address}`); delivered = true; }
+    if (a.type === 'reject') { acts.push(`reject ${a.reason}`); delivered = true; }
+    if (a.type === 'vacation') { acts.push('vacation', `vacation seconds=${a.seconds}`); if (a.subject) acts.push(`vacation subject=${a.subject}`); }
+  }
+  if (r.keep) acts.push(`store INBOX${fl(r.keepFlags)}`);
+  else if (!delivered) acts.push('discard');
+  // keep and fileinto "INBOX" are one store, as in Pigeonhole's result.
+  return [...new Set(acts)].sort();
+}
+
+test('Sealmail Sieve agrees with Pigeonhole sieve-test', async (t) => {
+  const sieveTest = requireTool(t, 'sieve-test');
+  if (!sieveTest) return;
+  const dir = tempDir(t, 'sieve-diff');
+  chmodSync(dir, 0o755);
+  const root = process.getuid?.() === 0;
+  const uid = root ? 65534 : process.getuid!();
+  const gid = root ? 65534 : process.getgid!();
+  mkdirSync(join(dir, 'run'));
+  const conf = join(dir, 'dovecot.conf');
+  writeFileSync(conf, `mail_uid = ${uid}\nmail_gid = ${gid}\nfirst_valid_uid = 1\nmail_location = maildir:${dir}/Maildir\nbase_dir = ${dir}/run\nlog_path = /dev/stderr\nssl = no\n`);
+  let i = 0;
+  for (const c of CASES) {
+    await t.test(c.name, async () => {
+      const sd = join(dir, `c${i++}`);
+      mkdirSync(sd, { mode: 0o755 });
+      const sp = join(sd, 's.sieve');
+      const mp = join(sd, 'm.eml');
+      writeFileSync(sp, c.script, { mode: 0o644 });
+      writeFileSync(mp, c.msg ?? SPAM, { mode: 0o644 });
+      const r = spawnSync(sieveTest, ['-c', conf, '-f', c.from ?? 'sender@example.net', '-r', c.to ?? 'john@example.org', sp, mp], { encoding: 'utf8', cwd: sd });
+      const oracleErrors = r.stderr.split('\n').filter((l) => /^s: line \d+: error:/.test(l));
+      if (oracleErrors.length) {
+        assert.throws(() => compileScript(c.script, 's'), (e: unknown) => {
+          assert.ok(e instanceof SieveCompileError);
+          assert.deepEqual(e.errors, oracleErrors);
+          return true;
+        });
+        return;
+      }
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(await ourActions(c), oracleActions(r.stdout), r.stdout);
+    });
+  }
+});

@@ -1,0 +1,161 @@
+/**
+ * runSieveForDelivery: Pigeonhole's script sequence (sieve_before*, the
+ * user's active script behind ~/.dovecot.sieve, sieve_after* directories in
+ * name order), keep rules between scripts (compared with sieve-test -s, which
+ * runs the same multiscript sequence), a broken script → implicit keep with
+ * the error logged, the mtime-keyed compile cache, and vacation replies with
+ * their duplicate tracking.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync, mkdirSync, symlinkSync, chmodSync, utimesSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir } from '../helpers/tmp.js';
+import { requireTool } from '../helpers/tools.js';
+import { parseConfigText } from '../helpers/config-text.js';
+import { setLogSink } from '../../src/log/logger.js';
+import { runSieveForDelivery, type SieveOutcome } from '../../src/sieve/deliver.js';
+
+const SPAM = Buffer.from('From: spam@bad.example\r\nTo: john@example.org\r\nSubject: Buy\r\nX-Spam-Flag: YES\r\nMessage-ID: <s1@bad.example>\r\n\r\nx\r\n');
+const HAM = Buffer.from('From: alice@friends.example\r\nTo: john@example.org\r\nSubject: Hi\r\nMessage-ID: <h1@friends.example>\r\n\r\nhello\r\n');
+const ENV = { from: 'alice@friends.example', to: 'john@example.org' };
+const SPAM_TO_FOLDER = 'require ["fileinto"];\nif header :contains "X-Spam-Flag" "YES" {\n  fileinto "Junk";\n}\n';
+
+function summary(o: SieveOutcome): string[] {
+  return o.actions.map((a) => [a.type, a.mailbox ?? a.address ?? '', (a.flags ?? []).join(' ')].join(':')).sort();
+}
+
+async function setup(t: import('node:test').TestContext, extra = '') {
+  const dir = tempDir(t, 'sieve-deliver');
+  const home = join(dir, 'home');
+  mkdirSync(join(home, 'sieve'), { recursive: true });
+  mkdirSync(join(dir, 'after'));
+  mkdirSync(join(dir, 'before'));
+  const config = await parseConfigText(`plugin {\n  sieve = file:~/sieve;active=~/.dovecot.sieve\n  sieve_after = ${dir}/after\n${extra}}\n`);
+  const user = { username: 'john@example.org', home, fields: [] as [string, string][] };
+  const activate = (name: string, src: string) => {
+    writeFileSync(join(home, 'sieve', name + '.sieve'), src);
+    symlinkSync(`sieve/${name}.sieve`, join(home, '.dovecot.sieve'));
+  };
+  return { dir, home, config, user, activate };
+}
+
+test('ISPmail: sieve_after spam-to-folder files spam into Junk, ham stays in INBOX', async (t) => {
+  const s = await setup(t);
+  writeFileSync(join(s.dir, 'after', 'spam-to-folder.sieve'), SPAM_TO_FOLDER);
+  assert.deepEqual(summary(await runSieveForDelivery(s.config, s.user, SPAM, ENV)), ['fileinto:Junk:']);
+  assert.deepEqual(summary(await runSieveForDelivery(s.config, s.user, HAM, ENV)), ['keep::']);
+});
+
+test('sieve_after runs only while keep is in effect; directory scripts run in name order', async (t) => {
+  const s = await setup(t);
+  writeFileSync(join(s.dir, 'after', 'b.sieve'), 'require ["imap4flags"];\naddflag "\\\\Flagged";\n');
+  writeFileSync(join(s.dir, 'after', 'a.sieve'), SPAM_TO_FOLDER);
+  writeFileSync(join(s.dir, 'after', 'ignored.txt'), 'not a script');
+  s.activate('mine', 'require "fileinto";\nif header :is "Subject" "Hi" { fileinto "Friends"; }\n');
+  // ham: the user's fileinto cancels keep → the after scripts do not run
+  assert.deepEqual(summary(await runSieveForDelivery(s.config, s.user, HAM, ENV)), ['fileinto:Friends:']);
+  // spam: user script keeps → a.sieve files into Junk → b.sieve does not run
+  assert.deepEqual(summary(await runSieveForDelivery(s.config, s.user, SPAM, ENV)), ['fileinto:Junk:']);
+});
+
+test('sequence semantics agree with Pigeonhole (sieve-test -s)', async (t) => {
+  const sieveTest = requireTool(t, 'sieve-test');
+  if (!sieveTest) return;
+  const cases: Array<[string, string, string]> = [
+    ['stop in first script keeps going', 'stop;\n', SPAM_TO_FOLDER],
+    ['discard; stop ends the sequence', 'discard;\nstop;\n', SPAM_TO_FOLDER],
+    ['explicit keep continues', 'keep;\n', SPAM_TO_FOLDER],
+    ['fileinto :copy continues', 'require ["fileinto","copy"];\nfileinto :copy "Archive";\n', SPAM_TO_FOLDER],
+    ['redirect ends the sequence', 'redirect "x@example.net";\n', SPAM_TO_FOLDER],
+    ['same folder twice is one store', 'require ["fileinto","copy"];\nfileinto :copy "Junk";\n', SPAM_TO_FOLDER],
+  ];
+  for (const [name, first, second] of cases) {
+    await t.test(name, async (tt) => {
+      const s = await setup(tt);
+      chmodSync(s.dir, 0o755);
+      writeFileSync(join(s.dir, 'before', '1.sieve'), first, { mode: 0o644 });
+      writeFileSync(join(s.dir, 'after', '2.sieve'), second, { mode: 0o644 });
+      writeFileSync(join(s.dir, 'm.eml'), SPAM, { mode: 0o644 });
+      const config = await parseConfigText(`plugin {\n  sieve_before = ${s.dir}/before\n  sieve_after = ${s.dir}/after\n}\n`);
+      const ours = summary(await runSieveForDelivery(config, s.user, SPAM, ENV))
+        .map((x) => x.replace(/^keep::$/, 'fileinto:INBOX:').replace(/^fileinto:(.*):$/, 'store $1').replace(/^redirect:(.*):$/, 'redirect $1'))
+        .filter((x) => x !== 'discard::');
+      const root = process.getuid?.() === 0;
+      mkdirSync(join(s.dir, 'run'));
+      writeFileSync(join(s.dir, 'd.conf'), `mail_uid = ${root ? 65534 : process.getuid!()}\nmail_gid = ${root ? 65534 : process.getgid!()}\nfirst_valid_uid = 1\nmail_location = maildir:${s.dir}/Maildir\nbase_dir = ${s.dir}/run\nlog_path = /dev/stderr\nssl = no\n`);
+      const r = spawnSync(sieveTest, ['-c', join(s.dir, 'd.conf'), '-s', join(s.dir, 'before', '1.sieve'), join(s.dir, 'after', '2.sieve'), join(s.dir, 'm.eml')], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      const oracle = [...new Set(r.stdout.split('\n').flatMap((l) => {
+        const m = /^ \* store message in folder: (.*)$/.exec(l); if (m) return [`store ${m[1]}`];
+        const x = /^ \* redirect message to: <(.*)>$/.exec(l); return x ? [`redirect ${x[1]}`] : [];
+      }))].sort();
+      assert.deepEqual(ours.sort(), oracle, r.stdout);
+    });
+  }
+});
+
+test('a script with a syntax error: message kept in INBOX, error logged, earlier actions stay', async (t) => {
+  const s = await setup(t);
+  const lines: string[] = [];
+  setLogSink((l) => { lines.push(l); });
+  t.after(() => setLogSink(null));
+  const config = await parseConfigText(`plugin {\n  sieve_before = ${s.dir}/before\n  sieve_after = ${s.dir}/after\n}\n`);
+  writeFileSync(join(s.dir, 'before', 'copy.sieve'), 'require ["fileinto","copy"];\nfileinto :copy "Archive";\n');
+  writeFileSync(join(s.dir, 'after', 'spam.sieve'), SPAM_TO_FOLDER);
+  s.activate('broken', 'require "fileinto";\nif header :is "x" "y" { fileinto "J" }\n');
+  const o = await runSieveForDelivery(config, s.user, SPAM, ENV);
+  assert.deepEqual(summary(o), ['fileinto:Archive:', 'keep::']);   // spam.sieve never ran
+  assert.deepEqual(o.errors, ["broken: line 2: error: expected end of command ';' or the beginning of a compound block '{', but found '}'."]);
+  assert.ok(lines.some((l) => l.includes('lmtp(john@example.org)') && l.includes("broken: line 2: error: expected end of command ';'")), lines.join(''));
+});
+
+test('compiled scripts are cached but a changed script is recompiled', async (t) => {
+  const s = await setup(t);
+  s.activate('mine', 'require "fileinto";\nfileinto "One";\n');
+  assert.deepEqual(summary(await runSieveForDelivery(s.config, s.user, HAM, ENV)), ['fileinto:One:']);
+  const p = join(s.home, 'sieve', 'mine.sieve');
+  writeFileSync(p, 'require "fileinto";\nfileinto "Two";\n');
+  utimesSync(p, new Date(), new Date(Date.now() + 5000));
+  assert.deepEqual(summary(await runSieveForDelivery(s.config, s.user, HAM, ENV)), ['fileinto:Two:']);
+});
+
+test('no active script (dangling or missing ~/.dovecot.sieve): implicit keep', async (t) => {
+  const s = await setup(t);
+  symlinkSync('sieve/gone.sieve', join(s.home, '.dovecot.sieve'));
+  assert.deepEqual(summary(await runSieveForDelivery(s.config, s.user, HAM, ENV)), ['keep::']);
+});
+
+test('vacation: reply composed once per sender and period, not to lists or auto-submitted mail', async (t) => {
+  const s = await setup(t);
+  s.activate('away', 'require "vacation";\nvacation :days 2 :subject "Away" "Back on Monday.";\n');
+  const o1 = await runSieveForDelivery(s.config, s.user, HAM, ENV);
+  assert.deepEqual(summary(o1), ['keep::', 'vacation:alice@friends.example:']);
+  const reply = o1.actions.find((a) => a.type === 'vacation')!.reply!.toString();
+  assert.match(reply, /^To: <alice@friends\.example>\r$/m);
+  assert.match(reply, /^Subject: Away\r$/m);
+  assert.match(reply, /^In-Reply-To: <h1@friends\.example>\r$/m);
+  assert.match(reply, /^Auto-Submitted: auto-replied \(vacation\)\r$/m);
+  assert.match(reply, /\r\n\r\nBack on Monday\.\r\n$/);
+  assert.ok(existsSync(join(s.home, '.sealmail-sieve-dupes.json')));
+  assert.deepEqual(summary(await runSieveForDelivery(s.config, s.user, HAM, ENV)), ['keep::']);
+  // another sender still gets one; after the period the first one again
+  assert.deepEqual(summary(await runSieveForDelivery(s.config, s.user, HAM, { ...ENV, from: 'bob@example.net' })), ['keep::', 'vacation:bob@example.net:']);
+  assert.deepEqual(summary(await runSieveForDelivery(s.config, s.user, HAM, ENV, { now: new Date(Date.now() + 3 * 86400e3) })), ['keep::', 'vacation:alice@friends.example:']);
+  const list = Buffer.from('From: l@lists.example\r\nTo: john@example.org\r\nList-Id: <x.lists.example>\r\n\r\nx\r\n');
+  assert.deepEqual(summary(await runSieveForDelivery(s.config, s.user, list, { ...ENV, from: 'l@lists.example' })), ['keep::']);
+  const auto = Buffer.from('From: c@x.example\r\nTo: john@example.org\r\nAuto-Submitted: auto-replied\r\n\r\nx\r\n');
+  assert.deepEqual(summary(await runSieveForDelivery(s.config, s.user, auto, { ...ENV, from: 'c@x.example' })), ['keep::']);
+  assert.deepEqual(summary(await runSieveForDelivery(s.config, s.user, HAM, { ...ENV, from: '' })), ['keep::']);
+});
+
+test('mailboxexists and :create reach the caller', async (t) => {
+  const s = await setup(t);
+  s.activate('mb', 'require ["fileinto","mailbox"];\nif mailboxexists "Lists" { fileinto "Lists"; } else { fileinto :create "Lists/New"; }\n');
+  const a = await runSieveForDelivery(s.config, s.user, HAM, ENV, { mailboxExists: async (n) => n === 'Lists' });
+  assert.deepEqual(summary(a), ['fileinto:Lists:']);
+  const b = await runSieveForDelivery(s.config, s.user, HAM, ENV, { mailboxExists: async () => false });
+  assert.equal(b.actions[0].create, true);
+  assert.equal(b.actions[0].mailbox, 'Lists/New');
+});

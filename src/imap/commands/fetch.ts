@@ -9,6 +9,7 @@
  * (mail-crypt: their unwrapping overlaps the transfer).
  */
 import type { MaildirMessage } from '../../mailstore/maildir/folder.js';
+import { MailStoreError } from '../../mailstore/errors.js';
 import { parseMime, toCrlf } from '../../mailstore/mime/parts.js';
 import { atom, list, num, str, type ImapValue } from '../wire/encoder.js';
 import type { ImapArg } from '../wire/parser.js';
@@ -63,8 +64,10 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
     const msgs = sel.resolve(set, uidMode);
     const needBody = items.some((i) => i.k === 'SECTION' || i.k === 'ENVELOPE' || i.k === 'BODY' || i.k === 'BODYSTRUCTURE' || i.k.startsWith('RFC822') && i.k !== 'RFC822.SIZE');
     const setsSeen = !sel.readOnly && items.some((i) => (i.k === 'SECTION' && !i.peek) || i.k === 'RFC822' || i.k === 'RFC822.TEXT');
+    let vanished = false;
     for (let n = 0; n < msgs.length; n++) {
       const { seq, m } = msgs[n];
+      try {
       if (needBody && n % 8 === 0) sel.folder.prefetch(msgs.slice(n, n + 16).map((x) => x.m));
       let flagsChanged = false;
       if (setsSeen && !m.flags.has('\\Seen')) {
@@ -74,8 +77,14 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
       const values = await renderItems(ctx, m, items, flagsChanged);
       if (flagsChanged) sel.noteFlags(m);
       await s.untagged([num(seq), atom('FETCH'), list(values)]);
+      } catch (e) {
+        // expunged by another session after our view was made: skip it, report at the end (RFC 5530)
+        if (e instanceof MailStoreError && e.code === 'EXPUNGED') { vanished = true; continue; }
+        throw e;
+      }
     }
-    await ctx.ok('Fetch completed');
+    if (vanished) await ctx.no('Some of the requested messages no longer exist.', { name: 'EXPUNGEISSUED' });
+    else await ctx.ok('Fetch completed');
   } catch (e) {
     await replyError(ctx, e);
   }

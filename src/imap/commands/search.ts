@@ -5,6 +5,7 @@
  * only when a text key needs them.
  */
 import { matches, type MessageView, type Query } from '../../mailstore/search.js';
+import { MailStoreError } from '../../mailstore/errors.js';
 import { atom, num } from '../wire/encoder.js';
 import type { ImapArg } from '../wire/parser.js';
 import { normalizeSequenceSet } from '../wire/sequence.js';
@@ -86,12 +87,18 @@ async function search(ctx: CommandContext, uidMode: boolean): Promise<void> {
         mailbox: sel.name, mailboxGuid: sel.folder.guid, uid: m.uid, seq: n + 1, guid: m.base,
         flags: new Set(m.flags), keywords: m.keywords, recent: sel.recent.has(m.uid),
         vsize: () => sel.folder.virtualSize(m),
-        received: async () => (await sel.folder.stat(m)).mtime,
-        saved: async () => (await sel.folder.stat(m)).ctime,
+        received: async () => (await sel.folder.stat(m).catch(() => ({ mtime: new Date(0), ctime: new Date(0) }))).mtime,
+        saved: async () => (await sel.folder.stat(m).catch(() => ({ mtime: new Date(0), ctime: new Date(0) }))).ctime,
         text: async () => {
           if (text) return text;
           const parts: Buffer[] = [];
-          for await (const c of sel.folder.read(m)) parts.push(c);
+          try {
+            for await (const c of sel.folder.read(m)) parts.push(c);
+          } catch (e) {
+            // expunged by another session since our view was made: it matches nothing
+            if (e instanceof MailStoreError && e.code === 'EXPUNGED') return (text = Buffer.alloc(0));
+            throw e;
+          }
           return (text = Buffer.concat(parts));
         },
       };

@@ -170,7 +170,6 @@ export class MaildirFolder {
   async sync(opts: SyncOptions = {}): Promise<void> {
     const assign = opts.assignUids !== false;
     let ul = await readUidlist(this.uidlistPath);
-    this.keywords = await readKeywords(this.keywordsPath);
     let scan = await this.scan();
     const needsLock = (u: Uidlist | null, s: Scan) => !u || u.problems.length > 0 || s.dups.length > 0
       || [...s.files.keys()].some((b) => !this.hasRecord(u, b))
@@ -191,6 +190,9 @@ export class MaildirFolder {
         ul = await this.assignLocked(ul, scan, opts.moveNew === true);
         scan = await this.scan();
       }
+      // read after the scan: writers update dovecot-keywords before renaming a file to use a
+      // new letter, so a letter we see is always in the file we read now (no false unknown-N)
+      this.keywords = await readKeywords(this.keywordsPath);
       this.build(ul, scan);
       if (lock && this.keywords.dirty) await writeKeywords(this.keywordsPath, this.keywords);
     } finally {

@@ -1,0 +1,139 @@
+/**
+ * The IMAP server side by side with Dovecot 2.3, both over TCP on copies of
+ * the same Maildirs: SELECT of a big mailbox (IMAP_BENCH_N, default 100k),
+ * `FETCH 1:* (FLAGS UID RFC822.SIZE)` on it, `FETCH 1:2000 ENVELOPE`,
+ * `UID SEARCH TEXT` over 10k messages, and resident memory per idle IDLE
+ * connection (IMAP_BENCH_CONNS, default 300: Dovecot forks a process per
+ * connection, which this 2-core machine feels).
+ */
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { setupDovecot, mailIds } from '../test/helpers/dovecot.js';
+import { startSealmail } from '../test/helpers/sealmail-server.js';
+import { freePort } from '../test/helpers/databases.js';
+import type { BenchRow } from './harness.js';
+
+const N = Number(process.env.IMAP_BENCH_N ?? 100_000);
+const CONNS = Number(process.env.IMAP_BENCH_CONNS ?? 300);
+const USER = 'bench@example.org';
+
+function makeMaildir(root: string, n: number, bodyFor: (i: number) => string): void {
+  for (const d of ['cur', 'new', 'tmp']) mkdirSync(join(root, d), { recursive: true });
+  for (let i = 0; i < n; i++) {
+    const body = bodyFor(i);
+    const lfs = body.split('\n').length - 1;
+    writeFileSync(join(root, 'cur', `${1700000000 + Math.floor(i / 1000)}.M${i % 1000}P${i}.bench,S=${body.length},W=${body.length + lfs}:2,S`), body);
+  }
+}
+
+const msg = (i: number) => `From: Sender ${i % 97} <s${i % 97}@example.org>\nTo: ${USER}\nSubject: bench message ${i}\nDate: Mon, 2 Feb 2026 10:00:00 +0000\nMessage-ID: <${i}@bench>\n\n${i % 500 === 0 ? 'needle in this one\n' : ''}${'filler text line\n'.repeat(5)}`;
+
+class Conn {
+  private buf = '';
+  private wait: { tag: string; res: () => void } | null = null;
+  private n = 0;
+  constructor(readonly sock: Socket) {
+    sock.setEncoding('latin1');
+    sock.on('data', (d: string) => {
+      this.buf += d;
+      if (this.buf.length > 1 << 20) this.buf = this.buf.slice(-4096);
+      if (this.wait && new RegExp(`(^|\\r\\n)${this.wait.tag} (OK|NO|BAD)[^\\r\\n]*\\r\\n$`).test(this.buf)) { const w = this.wait; this.wait = null; this.buf = ''; w.res(); }
+    });
+  }
+  static async open(port: number): Promise<Conn> {
+    const s = connect(port, '127.0.0.1');
+    await new Promise<void>((r) => s.once('data', () => r()));
+    return new Conn(s);
+  }
+  async cmd(text: string): Promise<number> {
+    const tag = `t${++this.n}`;
+    const t0 = process.hrtime.bigint();
+    await new Promise<void>((res) => { this.wait = { tag, res }; this.sock.write(`${tag} ${text}\r\n`); });
+    return Number(process.hrtime.bigint() - t0) / 1e6;
+  }
+}
+
+function rssKiB(pids: number[]): number {
+  let sum = 0;
+  for (const p of pids) {
+    try { sum += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0); } catch { /* gone */ }
+  }
+  return sum;
+}
+
+function pidsOf(pattern: string): number[] {
+  const r = spawnSync('pgrep', ['-f', pattern], { encoding: 'utf8' });
+  return r.stdout.split('\n').filter(Boolean).map(Number);
+}
+
+async function measure(port: number): Promise<{ select: number; fetch: number; env: number; search: number }> {
+  const c = await Conn.open(port);
+  await c.cmd(`LOGIN ${USER} pass`);
+  const select = await c.cmd('SELECT INBOX');
+  const fetch = await c.cmd('FETCH 1:* (FLAGS UID RFC822.SIZE)');
+  const env = await c.cmd('FETCH 1:2000 ENVELOPE');
+  await c.cmd('SELECT Ten');
+  const search = await c.cmd('UID SEARCH TEXT needle');
+  c.sock.destroy();
+  return { select, fetch, env, search };
+}
+
+async function idleMemory(port: number, pids: () => number[]): Promise<number> {
+  const before = rssKiB(pids());
+  const conns: Conn[] = [];
+  for (let i = 0; i < CONNS; i++) {
+    const c = await Conn.open(port);
+    await c.cmd(`LOGIN ${USER} pass`);
+    await c.cmd('SELECT Ten');
+    c.sock.write('i IDLE\r\n');
+    conns.push(c);
+  }
+  await new Promise((r) => setTimeout(r, 1000));
+  const after = rssKiB(pids());
+  for (const c of conns) c.sock.destroy();
+  return (after - before) / CONNS;
+}
+
+export default async function imapServerBench(): Promise<BenchRow[]> {
+  const fakeT = { after: (fn: () => unknown) => { cleanups.push(fn); }, skip: () => undefined, diagnostic: () => undefined } as unknown as TestContext;
+  const cleanups: (() => unknown)[] = [];
+  try {
+    const port = await freePort();
+    const dv = setupDovecot(fakeT, {
+      start: true,
+      extraConf: `disable_plaintext_auth = no\nservice imap-login {\n  inet_listener imap {\n    port = ${port}\n  }\n  process_min_avail = 4\n  client_limit = ${CONNS + 100}\n}\nservice imap {\n  process_limit = ${CONNS + 100}\n}\nmail_max_userip_connections = ${CONNS + 100}\n`,
+    });
+    if (!dv) return [{ name: 'imap server', sealmail: 'skipped', dovecot: 'Dovecot not installed' }];
+    const srv = await startSealmail(fakeT);
+    const src = join(dv.dir, 'src-maildir');
+    makeMaildir(src, N, msg);
+    makeMaildir(join(src, '.Ten'), 10_000, msg);
+    const { uid, gid } = mailIds();
+    for (const home of [dv.home(USER), srv.home(USER)]) {
+      mkdirSync(home, { recursive: true });
+      cpSync(src, join(home, 'Maildir'), { recursive: true });
+      if (process.getuid?.() === 0) spawnSync('chown', ['-R', `${uid}:${gid}`, home]);
+    }
+    // first contact builds the uidlists (and Dovecot's index): measure the warm state, as a server lives
+    await measure(port);
+    await measure(srv.imapPort);
+    const d = await measure(port);
+    const s = await measure(srv.imapPort);
+    const sealPid = pidsOf(`server/main.js -c ${srv.conf}`);
+    const dMem = await idleMemory(port, () => pidsOf(`dovecot/imap`));
+    const sMem = await idleMemory(srv.imapPort, () => sealPid);
+    const ms = (x: number) => `${x.toFixed(0)} ms`;
+    return [
+      { name: `IMAP: SELECT of ${N} msgs (warm)`, sealmail: ms(s.select), dovecot: ms(d.select) },
+      { name: `IMAP: FETCH 1:* (FLAGS UID RFC822.SIZE) on ${N}`, sealmail: ms(s.fetch), dovecot: ms(d.fetch) },
+      { name: 'IMAP: FETCH 1:2000 ENVELOPE', sealmail: ms(s.env), dovecot: ms(d.env), note: 'Sealmail parses each message (no envelope cache yet)' },
+      { name: 'IMAP: UID SEARCH TEXT over 10k msgs (plain)', sealmail: ms(s.search), dovecot: ms(d.search), note: 'no FTS on either side' },
+      { name: `IMAP: RSS per idle IDLE connection (${CONNS} connections)`, sealmail: `${sMem.toFixed(0)} KiB`, dovecot: `${dMem.toFixed(0)} KiB`, note: `goal ≤ 1/20 of Dovecot: ${(dMem / Math.max(1, sMem)).toFixed(1)}x less` },
+    ];
+  } finally {
+    for (const fn of cleanups.reverse()) await fn();
+  }
+}

@@ -17,12 +17,16 @@ export type Update = { kind: 'expunge'; seq: number } | { kind: 'exists'; count:
 export class Selected {
   /** UIDs in sequence order, as this client knows them. */
   uids: number[] = [];
-  private flagState = new Map<number, string>();
+  /** The shared folder's change serial this client is up to date with. */
+  private seenSerial = 0;
+  /** Flag changes this client made itself and was already told about (uid → serial). */
+  private ownChanges = new Map<number, number>();
   readonly recent = new Set<number>();
   /** The RECENT count the client was last told. */
   private reportedRecent = 0;
 
-  constructor(readonly name: string, readonly folder: MaildirFolder, readonly readOnly: boolean) {}
+  /** `release` gives the shared folder handle back (UNSELECT, CLOSE, LOGOUT). */
+  constructor(readonly name: string, readonly folder: MaildirFolder, readonly readOnly: boolean, readonly release: () => void = () => undefined) {}
 
   /** Flags as the client sees them: system flags in Dovecot's order, \Recent, keywords. */
   flagsOf(m: MaildirMessage): string[] {
@@ -37,9 +41,9 @@ export class Selected {
     await this.folder.sync({ moveNew: !this.readOnly });
     for (const m of this.folder.messages) {
       if (first === null ? m.recent : m.uid >= first) this.recent.add(m.uid);
-      this.flagState.set(m.uid, this.flagsOf(m).join(' '));
     }
     this.uids = this.folder.messages.map((m) => m.uid);
+    this.seenSerial = this.folder.serial;
     this.reportedRecent = this.recent.size;
     if (!this.readOnly) await this.folder.setFirstRecentUid(this.folder.uidNext);
   }
@@ -57,7 +61,6 @@ export class Selected {
       for (let i = this.uids.length - 1; i >= 0; i--) {
         if (!live.has(this.uids[i])) {
           out.push({ kind: 'expunge', seq: i + 1 });
-          this.flagState.delete(this.uids[i]);
           this.recent.delete(this.uids[i]);
           this.uids.splice(i, 1);
         }
@@ -70,7 +73,6 @@ export class Selected {
       for (const m of added) {
         if (!this.readOnly && (first === null || m.uid >= first)) this.recent.add(m.uid);
         this.uids.push(m.uid);
-        this.flagState.set(m.uid, this.flagsOf(m).join(' '));
       }
       if (!this.readOnly) await this.folder.setFirstRecentUid(this.folder.uidNext);
       out.push({ kind: 'exists', count: this.uids.length });
@@ -81,20 +83,23 @@ export class Selected {
       out.push({ kind: 'recent', count: this.recent.size });
       this.reportedRecent = this.recent.size;
     }
-    this.uids.forEach((uid, i) => {
-      const m = this.folder.message(uid);
-      if (!m) return;
-      const f = this.flagsOf(m).join(' ');
-      if (this.flagState.get(uid) !== f) {
-        this.flagState.set(uid, f);
-        if (!quietUids.has(uid)) out.push({ kind: 'flags', seq: i + 1, uid, flags: this.flagsOf(m) });
-      }
-    });
+    if (this.folder.serial !== this.seenSerial) {
+      const since = this.seenSerial;
+      const known = new Set(added.map((m) => m.uid));
+      this.uids.forEach((uid, i) => {
+        const m = this.folder.message(uid);
+        if (!m || m.changed <= since || known.has(uid) || quietUids.has(uid)) return;
+        if (this.ownChanges.get(uid) === m.changed) return;
+        out.push({ kind: 'flags', seq: i + 1, uid, flags: this.flagsOf(m) });
+      });
+      this.seenSerial = this.folder.serial;
+    }
+    this.ownChanges.clear();
     return out;
   }
 
   /** Record flags the client was just told about (a STORE reply) so sync() doesn't repeat them. */
-  noteFlags(m: MaildirMessage): void { this.flagState.set(m.uid, this.flagsOf(m).join(' ')); }
+  noteFlags(m: MaildirMessage): void { this.ownChanges.set(m.uid, m.changed); }
 
   seqOf(uid: number): number { return this.uids.indexOf(uid) + 1; }
 

@@ -166,6 +166,7 @@ export class Session {
   private onClose(): void {
     if (this.closed) return;
     this.closed = true;
+    this.selected?.release();
     if (this.timer) clearTimeout(this.timer);
     this.literalSink?.abort();
     this.rawWaiter?.(null);

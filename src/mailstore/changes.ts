@@ -19,10 +19,44 @@ export function announceChange(folderDir: string): void {
 
 export interface ChangeSubscription { close(): void }
 
+/** One set of inotify watches per folder, however many subscribers (IDLE sessions) it has. */
+interface FolderWatch { watchers: FSWatcher[]; subscribers: Set<() => void>; fireAll: () => void }
+const folderWatches = new Map<string, FolderWatch>();
+
+function acquireWatch(folderDir: string, controlDir: string): FolderWatch {
+  const key = `${folderDir}\0${controlDir}`;
+  let fw = folderWatches.get(key);
+  if (fw) return fw;
+  const subscribers = new Set<() => void>();
+  const fireAll = () => { for (const s of subscribers) s(); };
+  const watchers: FSWatcher[] = [];
+  for (const d of [join(folderDir, 'new'), join(folderDir, 'cur')]) {
+    try { watchers.push(watch(d, { persistent: true }, fireAll)); } catch { /* directory missing: the bus still works */ }
+  }
+  try {
+    watchers.push(watch(controlDir, { persistent: true }, (_ev, name) => {
+      if (name === null || String(name).startsWith('dovecot-uidlist')) fireAll();
+    }));
+  } catch { /* ignore */ }
+  for (const w of watchers) w.on('error', () => { /* folder deleted: nothing more will come */ });
+  bus.on(folderDir, fireAll);
+  fw = { watchers, subscribers, fireAll };
+  folderWatches.set(key, fw);
+  return fw;
+}
+
+function releaseWatch(folderDir: string, controlDir: string, fw: FolderWatch): void {
+  if (fw.subscribers.size) return;
+  for (const w of fw.watchers) w.close();
+  bus.off(folderDir, fw.fireAll);
+  folderWatches.delete(`${folderDir}\0${controlDir}`);
+}
+
 /**
  * Calls `onChange` (at most once per `coalesceMs`) after anything changed in
  * the folder at `folderDir`: a delivery, flag change, expunge or uidlist
- * update, by this process or any other.
+ * update, by this process or any other. Subscribers of one folder share its
+ * watches, so thousands of idle sessions cost one set of inotify watches.
  */
 export function watchFolder(folderDir: string, onChange: () => void, coalesceMs = 50, controlDir = folderDir): ChangeSubscription {
   let timer: NodeJS.Timeout | null = null;
@@ -31,23 +65,15 @@ export function watchFolder(folderDir: string, onChange: () => void, coalesceMs 
     if (closed || timer) return;
     timer = setTimeout(() => { timer = null; if (!closed) onChange(); }, coalesceMs);
   };
-  const watchers: FSWatcher[] = [];
-  for (const d of [join(folderDir, 'new'), join(folderDir, 'cur')]) {
-    try { watchers.push(watch(d, { persistent: true }, fire)); } catch { /* directory missing: the bus still works */ }
-  }
-  try {
-    watchers.push(watch(controlDir, { persistent: true }, (_ev, name) => {
-      if (name === null || String(name).startsWith('dovecot-uidlist')) fire();
-    }));
-  } catch { /* ignore */ }
-  for (const w of watchers) w.on('error', () => { /* folder deleted: nothing more will come */ });
-  bus.on(folderDir, fire);
+  const fw = acquireWatch(folderDir, controlDir);
+  fw.subscribers.add(fire);
   return {
     close() {
+      if (closed) return;
       closed = true;
       if (timer) clearTimeout(timer);
-      for (const w of watchers) w.close();
-      bus.off(folderDir, fire);
+      fw.subscribers.delete(fire);
+      releaseWatch(folderDir, controlDir, fw);
     },
   };
 }

@@ -53,6 +53,9 @@ export interface MailboxStatus {
   keywords: string[];
 }
 
+/** Process-wide shared folder handles (see MailStore.openShared). */
+const SHARED = new Map<string, { folder: MaildirFolder; refs: number }>();
+
 export class MailStore {
   readonly loc: MaildirLocation;
   readonly codec: MessageCodec;
@@ -134,6 +137,33 @@ export class MailStore {
       codec: this.codec, mailboxName: isInbox(name) ? 'INBOX' : name, rootDir: this.rootControl,
       controlDir: this.controlDirOf(name), lock: this.opts.lock, warn: this.opts.warn,
     });
+  }
+
+  /**
+   * The folder handle shared by every session of this process that has it
+   * selected: one copy of the message list however many clients idle on it
+   * (Dovecot shares its mmap'd index the same way). `release()` when done.
+   */
+  async openShared(name: string): Promise<{ folder: MaildirFolder; release(): void }> {
+    const key = `${this.dirOf(name)}\0${this.codec === identityCodec ? '' : 'crypt'}`;
+    let e = SHARED.get(key);
+    if (!e) {
+      e = { folder: await this.open(name), refs: 0 };
+      SHARED.set(key, e);
+    } else if (!(await folderExists(this.loc, name))) {
+      throw new MailStoreError('NONEXISTENT', `mailbox ${name} does not exist`);
+    }
+    const entry = e;
+    entry.refs++;
+    let released = false;
+    return {
+      folder: entry.folder,
+      release: () => {
+        if (released) return;
+        released = true;
+        if (--entry.refs === 0 && SHARED.get(key) === entry) SHARED.delete(key);
+      },
+    };
   }
 
   async create(name: string): Promise<void> {

@@ -15,13 +15,15 @@ async function select(ctx: CommandContext, readOnly: boolean): Promise<void> {
   try {
     name = mailboxArg(ctx.args[0]);
     if (s.selected) {
+      s.selected.release();
       s.selected = null;
       s.state = 'authenticated';
       await s.send({ kind: 'status', status: 'OK', code: { name: 'CLOSED' }, text: 'Previous mailbox closed.' });
     }
-    const folder = await s.store!.open(name);
-    const sel = new Selected(name, folder, readOnly);
-    await sel.open();
+    const shared = await s.store!.openShared(name);
+    const folder = shared.folder;
+    const sel = new Selected(name, folder, readOnly, shared.release);
+    try { await sel.open(); } catch (e) { shared.release(); throw e; }
     const kws = folder.keywordOrder;
     await s.untagged([atom('FLAGS'), list([...SYSTEM_FLAGS, ...kws].map(atom))]);
     await s.send({ kind: 'status', status: 'OK', code: { name: 'PERMANENTFLAGS', args: [list(readOnly ? [] : [...SYSTEM_FLAGS, ...kws, '\\*'].map(atom))] }, text: readOnly ? 'Read-only mailbox.' : 'Flags permitted.' });
@@ -55,6 +57,7 @@ export const selectCommands: Record<string, Command> = {
     async run(ctx) {
       const s = ctx.session;
       try { if (!s.selected!.readOnly) await expungeDeleted(ctx, null); } catch (e) { s.log.error(`CLOSE: expunge failed: ${(e as Error).message}`); }
+      s.selected!.release();
       s.selected = null;
       s.state = 'authenticated';
       await ctx.ok('Close completed');
@@ -63,6 +66,7 @@ export const selectCommands: Record<string, Command> = {
   UNSELECT: {
     states: SELECTED,
     async run(ctx) {
+      ctx.session.selected!.release();
       ctx.session.selected = null;
       ctx.session.state = 'authenticated';
       await ctx.ok('Unselect completed');

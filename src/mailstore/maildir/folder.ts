@@ -18,6 +18,7 @@ import { KeywordMap, readKeywords, writeKeywords } from './keywords.js';
 import { appendMaildirsize } from './maildirsize.js';
 import { appendUidlist, emptyUidlist, nextUid, readUidlist, rewriteUidlist, type Uidlist, type UidlistRecord } from './uidlist.js';
 import { nextUidValidity } from './uidvalidity.js';
+import { folderStamp } from '../status-cache.js';
 
 export const RECENT_FILE = 'sealmail.recent';
 
@@ -38,6 +39,8 @@ export interface MaildirMessage {
   vsize?: number;
   /** True when first seen by this handle in new/ or as a new UID (\Recent candidate). */
   recent: boolean;
+  /** The folder's change serial when this message's flags/keywords last changed (sessions compare it with the serial they last saw). */
+  changed: number;
 }
 
 export interface FolderOptions {
@@ -134,6 +137,11 @@ export class MaildirFolder {
   private firstSync = true;
   /** Keywords in the order Dovecot's rebuilt index lists them (first use by UID). */
   keywordOrder: string[] = [];
+  /** Grows with every flag/keyword change this handle sees (its own or found by a sync). */
+  serial = 0;
+  private scanSerial = 0;
+  private lastStamp: string | null = null;
+  private newWasEmpty = false;
 
   constructor(readonly dir: string, readonly opts: FolderOptions) {
     this.codec = opts.codec ?? identityCodec;
@@ -168,6 +176,21 @@ export class MaildirFolder {
    * (if it cannot be taken they stay invisible, like Dovecot).
    */
   async sync(opts: SyncOptions = {}): Promise<void> {
+    // one sync at a time per handle (it may be shared by many sessions): a
+    // slower, older scan must never overwrite the result of a newer one
+    const run = this.syncing.then(() => this.syncNow(opts));
+    this.syncing = run.catch(() => undefined);
+    return run;
+  }
+
+  private syncing: Promise<void> = Promise.resolve();
+
+  private async syncNow(opts: SyncOptions): Promise<void> {
+    // Dovecot's quick check: new/, cur/, the uidlist and keywords unchanged since our last
+    // full sync (and not too fresh to trust) = nothing to do, no 100k-entry readdir
+    const stamp = await folderStamp(this.dir, this.controlDir);
+    if (stamp !== null && stamp === this.lastStamp && (!opts.moveNew || this.newWasEmpty)) return;
+    this.scanSerial = this.serial;
     const assign = opts.assignUids !== false;
     let ul = await readUidlist(this.uidlistPath);
     let scan = await this.scan();
@@ -195,6 +218,9 @@ export class MaildirFolder {
       this.keywords = await readKeywords(this.keywordsPath);
       this.build(ul, scan);
       if (lock && this.keywords.dirty) await writeKeywords(this.keywordsPath, this.keywords);
+      this.newWasEmpty = ![...scan.files.values()].some((f) => f.sub === 'new');
+      // the stamp taken before this scan: a change during the scan makes the next sync look again
+      this.lastStamp = stamp;
     } finally {
       await lock?.release();
     }
@@ -276,12 +302,16 @@ export class MaildirFolder {
         for (const k of kws) if (!order.includes(k)) order.push(k);
         const old = this.byUid.get(r.uid);
         const recent = this.firstSync ? f.sub === 'new' : !this.seenBases.has(r.base);
+        const same = old !== undefined && old.file === f.file;
+        // changed by this process after our scan began (our own STORE): the object is newer than the scan
+        if (old && old.changed > this.scanSerial && old.file !== f.file) { msgs.push(old); continue; }
         msgs.push({
           uid: r.uid, base: r.base, file: f.file, sub: f.sub, flags: p.flags, keywords: kws, keywordIdx: idx,
           otherLetters: p.otherLetters, extra: p.extra,
           size: p.size ?? (r.ext.has('S') ? Number(r.ext.get('S')) : old?.size),
           vsize: p.vsize ?? (r.ext.has('W') ? Number(r.ext.get('W')) : old?.vsize),
           recent: old ? old.recent : recent,
+          changed: same ? old.changed : old ? ++this.serial : this.serial,
         });
       }
     }
@@ -304,6 +334,7 @@ export class MaildirFolder {
           const p = parseName(f);
           m.sub = sub; m.file = f; m.flags = p.flags; m.keywordIdx = [...new Set(p.keywordIdx)].sort((a, b) => a - b);
           m.keywords = m.keywordIdx.map((i) => this.keywords.nameFor(i)); m.otherLetters = p.otherLetters; m.extra = p.extra;
+          m.changed = ++this.serial;
           return;
         }
       }
@@ -488,6 +519,7 @@ export class MaildirFolder {
 
   private async place(tmp: string, base: string, opts: AppendOptions, physSize: number): Promise<number> {
     const lock = await acquireDotlock(this.uidlistPath, this.opts.lock);
+    let uid = 0;
     try {
       this.keywords = await readKeywords(this.keywordsPath);
       const flags = [...(opts.flags ?? [])];
@@ -503,15 +535,17 @@ export class MaildirFolder {
       let ul = await readUidlist(this.uidlistPath);
       const scan = await this.scan();
       ul = await this.assignLocked(ul, scan, false);
-      this.build(ul, await this.scan());
       const rec = ul.records.find((r) => r.base === base);
       if (!rec) throw new MailStoreError('IO', `${this.opts.mailboxName}: saved message ${base} vanished before it got a UID`);
       await appendMaildirsize(join(this.opts.rootDir, 'maildirsize'), physSize, 1);
-      announceChange(this.dir);
-      return rec.uid;
+      uid = rec.uid;
     } finally {
       await lock.release();
     }
+    announceChange(this.dir);
+    // the in-memory view is refreshed through sync(), which serialises with other sessions' syncs
+    await this.sync();
+    return uid;
   }
 
   /**
@@ -521,22 +555,28 @@ export class MaildirFolder {
   async setFlags(m: MaildirMessage, flags: Iterable<SystemFlag>, keywords: Iterable<string>): Promise<void> {
     const fl = new Set(flags);
     const names = [...keywords];
-    this.keywords = await readKeywords(this.keywordsPath);
-    if (names.some((k) => this.keywords.indexOf(k) < 0)) {
+    // a local map: a concurrent sync may replace this.keywords with an older read meanwhile
+    let kw = await readKeywords(this.keywordsPath);
+    if (names.some((k) => kw.indexOf(k) < 0)) {
       const lock = await acquireDotlock(this.uidlistPath, this.opts.lock);
       try {
-        this.keywords = await readKeywords(this.keywordsPath);
+        kw = await readKeywords(this.keywordsPath);
         for (const k of names) {
-          if (this.keywords.allocate(k) < 0) throw new MailStoreError('NOTPOSSIBLE', `${this.opts.mailboxName}: more than 26 keywords cannot be stored in Maildir file names`);
+          if (kw.allocate(k) < 0) throw new MailStoreError('NOTPOSSIBLE', `${this.opts.mailboxName}: more than 26 keywords cannot be stored in Maildir file names`);
         }
-        if (this.keywords.dirty) await writeKeywords(this.keywordsPath, this.keywords);
+        if (kw.dirty) await writeKeywords(this.keywordsPath, kw);
       } finally { await lock.release(); }
     }
-    const idx = [...new Set(names.map((k) => this.keywords.indexOf(k)))].sort((a, b) => a - b);
+    this.keywords = kw;
+    const idx = [...new Set(names.map((k) => kw.indexOf(k)))].sort((a, b) => a - b);
     const file = m.base + infoSuffix(fl, idx, m.otherLetters, m.extra);
     if (file === m.file && m.sub === 'cur') return;
     await this.withFile(m, (p) => fsp.rename(p, join(this.dir, 'cur', file)));
-    m.sub = 'cur'; m.file = file; m.flags = fl; m.keywordIdx = idx; m.keywords = idx.map((i) => this.keywords.nameFor(i));
+    m.sub = 'cur'; m.file = file; m.flags = fl; m.keywordIdx = idx; m.keywords = idx.map((i) => kw.nameFor(i));
+    m.changed = ++this.serial;
+    // a sync by another session may have replaced the object while we renamed: update the current one too
+    const cur = this.byUid.get(m.uid);
+    if (cur && cur !== m) { cur.sub = m.sub; cur.file = m.file; cur.flags = new Set(fl); cur.keywordIdx = idx; cur.keywords = m.keywords; cur.changed = m.changed; }
     announceChange(this.dir);
   }
 

@@ -63,22 +63,28 @@ const TESTS: Record<string, Spec> = {
 export interface CompiledScript { name: string; commands: Command[]; extensions: Set<string> }
 
 export class SieveCompileError extends Error {
-  constructor(readonly errors: string[]) { super(errors.join('\n')); }
+  /** `parse` (grammar) or `validation` (commands/arguments), as Pigeonhole's summary line says. */
+  constructor(readonly errors: string[], readonly kind: 'parse' | 'validation' = 'validation') { super(errors.join('\n')); }
 }
 
-/** Compile or throw SieveCompileError with Pigeonhole-style lines "NAME: line N: error: TEXT.". */
+/**
+ * Compile or throw SieveCompileError with Pigeonhole-style lines
+ * "NAME: line N: error: TEXT." (no "NAME: " when name is empty, as in
+ * ManageSieve's CHECKSCRIPT).
+ */
 export function compileScript(src: string, name = 'script'): CompiledScript {
+  const pre = name ? `${name}: ` : '';
   let commands: Command[];
   try {
     commands = parseScript(src);
   } catch (e) {
-    if (e instanceof SieveSyntaxError) throw new SieveCompileError([`${name}: line ${e.line}: error: ${e.message}.`]);
+    if (e instanceof SieveSyntaxError) throw new SieveCompileError([`${pre}line ${e.line}: error: ${e.message}.`], 'parse');
     throw e;
   }
   const errors: string[] = [];
   const reported = new Set<string>();
   const ext = new Set<string>();
-  const err = (line: number, msg: string) => errors.push(`${name}: line ${line}: error: ${msg}.`);
+  const err = (line: number, msg: string) => errors.push(`${pre}line ${line}: error: ${msg}.`);
 
   function checkArgs(node: Test, spec: Spec, kind: 'command' | 'test') {
     let positional = 0;

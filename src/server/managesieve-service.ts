@@ -1,0 +1,65 @@
+/**
+ * Serving ManageSieve (RFC 5804) on the listeners of
+ * `service managesieve-login { inet_listener sieve { port = 4190 } }` when
+ * `protocols` contains `sieve`, as Pigeonhole's managesieve-login does;
+ * STARTTLS when a certificate is configured. One ManageSieveSession per
+ * connection; authentication through the shared AuthEngine (protocol "sieve",
+ * so `protocol sieve { }` filters and %s apply).
+ */
+import type { Socket } from 'node:net';
+import { TLSSocket, createSecureContext } from 'node:tls';
+import type { Duplex } from 'node:stream';
+import type { DovecotConfig } from '../config/settings.js';
+import { AuthEngine } from '../auth/engine.js';
+import { resolveMailUser } from '../mailstore/user-store.js';
+import { ManageSieveSession } from '../managesieve/session.js';
+import { parseListen, type ListenerSpec, type TlsMaterial } from './listeners.js';
+
+/** Pigeonhole's built-in listener when the config has no managesieve-login service. */
+const DEFAULT_PORT = 4190;
+
+export function managesieveListenerSpecs(config: DovecotConfig): ListenerSpec[] {
+  if (!config.get('protocols').split(/\s+/).includes('sieve')) return [];
+  const listen = parseListen(config.get('listen'));
+  const svc = config.services().find((s) => s.name === 'managesieve-login');
+  const listeners = svc?.inetListeners.length ? svc.inetListeners : [{ name: 'sieve', port: String(DEFAULT_PORT) }];
+  const specs: ListenerSpec[] = [];
+  for (const l of listeners) {
+    const port = Number(l.port ?? 0);
+    if (!port) continue;
+    for (const address of l.address ? parseListen(l.address) : listen) specs.push({ service: 'managesieve-login', name: l.name, address, port, ssl: l.ssl === 'yes' });
+  }
+  return specs;
+}
+
+export class ManageSieveService {
+  private readonly auth: AuthEngine;
+
+  constructor(readonly config: DovecotConfig, readonly tls: TlsMaterial | null) {
+    this.auth = new AuthEngine(config, 'sieve');
+  }
+
+  accept(socket: Socket | TLSSocket, spec: ListenerSpec): void {
+    socket.setNoDelay(true);
+    socket.on('error', () => socket.destroy());
+    const tls = this.tls;
+    const session = new ManageSieveSession(socket, {
+      config: this.config,
+      auth: this.auth,
+      resolveHome: (user, fields) => resolveMailUser(this.config, user, fields, 'sieve').home,
+      tlsAvailable: !!tls && !spec.ssl,
+      secured: spec.ssl,
+      remoteIp: socket.remoteAddress?.replace(/^::ffff:/, ''),
+      localIp: socket.localAddress?.replace(/^::ffff:/, ''),
+      startTls: tls ? () => new Promise<Duplex>((resolve, reject) => {
+        const ctx = createSecureContext({ cert: tls.cert, key: tls.key, passphrase: tls.passphrase, minVersion: tls.minVersion });
+        const t = new TLSSocket(socket as Socket, { isServer: true, secureContext: ctx });
+        t.once('secure', () => resolve(t));
+        t.once('error', reject);
+      }) : undefined,
+    });
+    session.start();
+  }
+
+  async close(): Promise<void> { await this.auth.close(); }
+}

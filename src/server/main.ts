@@ -10,6 +10,7 @@
  * listeners, TLS, privileges, logging) is real.
  */
 import { ImapService } from './imap-service.js';
+import { ManageSieveService, managesieveListenerSpecs } from './managesieve-service.js';
 import { loadConfig, ConfigError, type DovecotConfig } from '../config/index.js';
 import { compatStatus } from '../config/known-settings.js';
 import { configureLogging, Logger } from '../log/logger.js';
@@ -111,8 +112,10 @@ export async function main(argv: string[]): Promise<void> {
   let open;
   const tls = tlsMaterial(config);
   const imap = new ImapService(config, tls);
+  const managesieve = new ManageSieveService(config, tls);
   try {
     open = await openListeners(listenerSpecs(config), tls, (s, spec) => imap.accept(s, spec));
+    open.push(...await openListeners(managesieveListenerSpecs(config), tls, (s, spec) => managesieve.accept(s, spec)));
     dropPrivileges(config.get('mail_uid'), config.get('mail_gid'));
   } catch (e) {
     log.fatal((e as Error).message);
@@ -126,6 +129,7 @@ export async function main(argv: string[]): Promise<void> {
     log.info(`Sealmail v${VERSION} stopping (${sig})`);
     await closeListeners(open);
     await imap.close();
+    await managesieve.close();
     process.exit(0);
   };
   process.once('SIGTERM', () => void stop('SIGTERM'));

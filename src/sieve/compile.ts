@@ -168,9 +168,30 @@ export function compileScript(src: string, name = 'script'): CompiledScript {
 
   checkBlock(commands, true);
   if (errors.length) throw new SieveCompileError(errors);
+  if (ext.has('encoded-character')) walkStrings(commands, decodeEncodedCharacters);
   return { name, commands, extensions: ext };
 }
 
 function describeArg(a: Arg): string {
   return a.kind === 'num' ? 'a number' : a.kind === 'tag' ? `a tag ':${a.name}'` : a.list ? 'a string list' : 'a string';
+}
+
+function walkStrings(cmds: Test[], fn: (s: string) => string): void {
+  for (const c of cmds) {
+    for (const a of c.args) if (a.kind === 'str') a.values = a.values.map(fn);
+    walkStrings(c.tests, fn);
+    if ((c as Command).block) walkStrings((c as Command).block!, fn);
+  }
+}
+
+/** RFC 5228 2.4.2.4: ${hex: 41 42} and ${unicode: 263a}; malformed sequences stay as written. */
+export function decodeEncodedCharacters(s: string): string {
+  return s.replace(/\$\{(hex|unicode):([\s0-9a-fA-F]*)\}/gi, (m, kind: string, body: string) => {
+    const items = body.trim().split(/\s+/).filter(Boolean);
+    if (!items.length) return '';
+    if (kind.toLowerCase() === 'hex') return Buffer.from(items.map((h) => parseInt(h, 16))).toString('utf8');
+    const cps = items.map((h) => parseInt(h, 16));
+    if (cps.some((c) => c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))) return m;
+    return String.fromCodePoint(...cps);
+  });
 }

@@ -65,6 +65,7 @@ const CASES: Case[] = [
   { name: 'comments', script: '# comment\nrequire /* inline */ "fileinto";\nfileinto "C"; # trailing\n' },
   { name: 'body :contains', script: 'require ["body","fileinto"];\nif body :raw :contains "Cheap" { fileinto "B"; }\n' },
   { name: 'regex', msg: HAM, script: 'require ["regex","fileinto","variables"];\nif header :regex "Subject" "\\\\[([a-z-]+)\\\\]" { fileinto "R-${1}"; }\n' },
+  { name: 'encoded-character', script: 'require ["encoded-character","fileinto"];\nif header :contains "Subject" "${hex:42 75}y" { fileinto "${unicode:263a}"; }\n' },
   // Compile errors: line and text must match Pigeonhole's.
   { name: 'err missing semicolon', script: 'require "fileinto";\nif header :is "x" "y" { fileinto "J" }\n' },
   { name: 'err unterminated block', script: 'require "fileinto";\nif true { fileinto "J";\n' },

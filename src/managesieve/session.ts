@@ -112,7 +112,8 @@ export class ManageSieveSession {
     const cfg = this.deps.config;
     const impl = cfg.get('managesieve_implementation_string') || 'Dovecot (Debian) Pigeonhole';
     const sieve = cfg.get('managesieve_sieve_capability') || SUPPORTED_EXTENSIONS.join(' ');
-    const mechs = (cfg.get('auth_mechanisms') || 'plain').split(/\s+/).map((m) => m.toUpperCase()).filter((m) => m === 'PLAIN' || m === 'LOGIN');
+    // Only PLAIN is implemented here (what Roundcube's managesieve plugin uses).
+    const mechs = ['PLAIN'];
     const lines = [`"IMPLEMENTATION" ${quote(impl)}`, `"SIEVE" ${quote(sieve)}`];
     if (authed) lines.push(`"MAXREDIRECTS" ${quote(cfg.get('sieve_max_redirects') || '4')}`);
     else {

@@ -134,7 +134,7 @@ export class MailStore {
   async open(name: string): Promise<MaildirFolder> {
     if (!(await folderExists(this.loc, name))) throw new MailStoreError('NONEXISTENT', `mailbox ${name} does not exist`);
     return new MaildirFolder(this.dirOf(name), {
-      codec: this.codec, mailboxName: isInbox(name) ? 'INBOX' : name, rootDir: this.rootControl,
+      codec: this.codec, cipher: this.cipher, mailboxName: isInbox(name) ? 'INBOX' : name, rootDir: this.rootControl,
       controlDir: this.controlDirOf(name), lock: this.opts.lock, warn: this.opts.warn,
     });
   }

@@ -11,7 +11,7 @@
 import type { MaildirMessage } from '../../mailstore/maildir/folder.js';
 import { MailStoreError } from '../../mailstore/errors.js';
 import { parseMime, toCrlf } from '../../mailstore/mime/parts.js';
-import { atom, list, num, str, type ImapValue } from '../wire/encoder.js';
+import { atom, list, num, responseBytes, str, type ImapValue } from '../wire/encoder.js';
 import type { ImapArg } from '../wire/parser.js';
 import { bodyStructure, envelope, internalDate, sectionBytes, sectionName } from '../fetch-render.js';
 import { SELECTED, type Command, type CommandContext } from './types.js';
@@ -62,7 +62,7 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
     const items = parseItems(ctx.args[1]);
     if (uidMode && !items.some((i) => i.k === 'UID')) items.unshift({ k: 'UID' });
     const msgs = sel.resolve(set, uidMode);
-    const needBody = items.some((i) => i.k === 'SECTION' || i.k === 'ENVELOPE' || i.k === 'BODY' || i.k === 'BODYSTRUCTURE' || i.k.startsWith('RFC822') && i.k !== 'RFC822.SIZE');
+    const needBody = items.some((i) => i.k === 'SECTION' || i.k.startsWith('RFC822') && i.k !== 'RFC822.SIZE');
     const setsSeen = !sel.readOnly && items.some((i) => (i.k === 'SECTION' && !i.peek) || i.k === 'RFC822' || i.k === 'RFC822.TEXT');
     let vanished = false;
     for (let n = 0; n < msgs.length; n++) {
@@ -106,15 +106,25 @@ async function renderItems(ctx: CommandContext, m: MaildirMessage, items: Item[]
   const out: ImapValue[] = [];
   const lit = (b: Buffer): ImapValue => ({ type: 'literal', size: b.length, body: b });
   let flagsSent = false;
+  // ENVELOPE/BODY/BODYSTRUCTURE are cached per message (sealed for mail-crypt users) as their wire bytes
+  const cachedValue = async (field: string, make: () => Promise<ImapValue>): Promise<ImapValue> => {
+    const fc = folder.fieldCache;
+    const hit = await fc?.get(m.uid, field);
+    if (hit) return { type: 'raw', value: hit.toString('latin1') };
+    const v = await make();
+    const bytes = responseBytes({ kind: 'data', values: [v] });
+    await fc?.set(m.uid, field, bytes.subarray(2, bytes.length - 2));
+    return v;
+  };
   for (const it of items) {
     switch (it.k) {
       case 'UID': out.push(atom('UID'), num(m.uid)); break;
       case 'FLAGS': out.push(atom('FLAGS'), list(sel.flagsOf(m).map(atom))); flagsSent = true; break;
       case 'INTERNALDATE': out.push(atom('INTERNALDATE'), str(internalDate((await folder.stat(m)).mtime))); break;
       case 'RFC822.SIZE': out.push(atom('RFC822.SIZE'), num(await folder.virtualSize(m))); break;
-      case 'ENVELOPE': out.push(atom('ENVELOPE'), envelope(await mime())); break;
-      case 'BODY': out.push(atom('BODY'), bodyStructure(await message(), await mime(), false)); break;
-      case 'BODYSTRUCTURE': out.push(atom('BODYSTRUCTURE'), bodyStructure(await message(), await mime(), true)); break;
+      case 'ENVELOPE': out.push(atom('ENVELOPE'), await cachedValue('envelope', async () => envelope(await mime()))); break;
+      case 'BODY': out.push(atom('BODY'), await cachedValue('body', async () => bodyStructure(await message(), await mime(), false))); break;
+      case 'BODYSTRUCTURE': out.push(atom('BODYSTRUCTURE'), await cachedValue('bodystructure', async () => bodyStructure(await message(), await mime(), true))); break;
       case 'RFC822': out.push(atom('RFC822'), lit(await message())); break;
       case 'RFC822.HEADER': out.push(atom('RFC822.HEADER'), lit(sectionBytes(await message(), await mime(), 'HEADER') ?? Buffer.alloc(0))); break;
       case 'RFC822.TEXT': out.push(atom('RFC822.TEXT'), lit(sectionBytes(await message(), await mime(), 'TEXT') ?? Buffer.alloc(0))); break;

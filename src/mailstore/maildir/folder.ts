@@ -8,8 +8,9 @@
  */
 import { createReadStream, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import type { MessageCodec } from '../../crypt/codec.js';
-import { identityCodec } from '../../crypt/codec.js';
+import type { IndexCipher, MessageCodec } from '../../crypt/codec.js';
+import { identityCipher, identityCodec } from '../../crypt/codec.js';
+import { FieldCache } from '../field-cache.js';
 import { MailStoreError, ioError } from '../errors.js';
 import { announceChange } from '../changes.js';
 import { acquireDotlock, writeAtomic, type Dotlock, type DotlockOptions } from './dotlock.js';
@@ -45,6 +46,8 @@ export interface MaildirMessage {
 
 export interface FolderOptions {
   codec?: MessageCodec;
+  /** Seals cached values (FieldCache); identity for users without mail-crypt. */
+  cipher?: IndexCipher;
   /** IMAP name, passed to the codec. */
   mailboxName: string;
   /** Root control dir holding dovecot-uidvalidity* and maildirsize. */
@@ -419,6 +422,19 @@ export class MaildirFolder {
     const p = join(this.controlDir, RECENT_FILE);
     await writeAtomic(p, `${uid}\n`, `${p}.tmp.${process.pid}`).catch(() => undefined);
   }
+
+  private fieldCacheInst: FieldCache | null = null;
+
+  /** Cached per-message values of the protocol layer (ENVELOPE…), sealed; null before the first sync. */
+  get fieldCache(): FieldCache | null {
+    if (!this.uidlist) return null;
+    if (!this.fieldCacheInst || this.fieldCacheValidity !== this.uidValidity) {
+      this.fieldCacheInst = new FieldCache(this.controlDir, this.opts.cipher ?? identityCipher, this.uidValidity);
+      this.fieldCacheValidity = this.uidValidity;
+    }
+    return this.fieldCacheInst;
+  }
+  private fieldCacheValidity = 0;
 
   /** Does the stored file start with the mail-crypt magic? */
   async isEncryptedFile(m: MaildirMessage): Promise<boolean> {

@@ -47,4 +47,8 @@ plugin {
   assert.equal(m.source?.toString(), MSG);
   assert.equal(m.envelope?.subject, 'SecretMarkerSubject');
   await c2.logout();
+  // the envelope cache exists and is sealed: no plaintext of the message in it
+  const cache = readFileSync(join(maildir, 'sealmail.cache'));
+  assert.ok(cache.length > 40);
+  assert.ok(!cache.includes('SecretMarker'));
 });

@@ -6,7 +6,7 @@
  * Pigeonhole's (sieve-validator.c, sieve-commands.c) so sievec/sieve-test and
  * Sealmail report the same "line N: error: ..." for the same script.
  */
-import { parseScript, type Arg, type Command, type Test } from './parser.js';
+import { parseScript, SieveSyntaxErrors, type Arg, type Command, type Test } from './parser.js';
 import { SieveSyntaxError } from './lexer.js';
 
 /** Capabilities Sealmail implements (RFC names as in the `require` list). */
@@ -79,6 +79,7 @@ export function compileScript(src: string, name = 'script'): CompiledScript {
     commands = parseScript(src);
   } catch (e) {
     if (e instanceof SieveSyntaxError) throw new SieveCompileError([`${pre}line ${e.line}: error: ${e.message}.`], 'parse');
+    if (e instanceof SieveSyntaxErrors) throw new SieveCompileError(e.list.map((x) => `${pre}line ${x.line}: error: ${x.message}.`), 'parse');
     throw e;
   }
   const errors: string[] = [];
@@ -120,7 +121,7 @@ export function compileScript(src: string, name = 'script'): CompiledScript {
 
   function checkTests(tests: Test[], owner: Test, kind: 'command' | 'test', spec: Spec) {
     if (spec.test === 'one' && tests.length !== 1) err(owner.line, `the ${owner.name} ${kind} requires one test argument`);
-    if (!spec.test && tests.length) err(owner.line, `the ${owner.name} ${kind} accepts no test argument`);
+    if (!spec.test && tests.length) err(owner.line, kind === 'test' ? `the ${owner.name} test accepts no sub-tests, but tests are specified` : `the ${owner.name} command accepts no test argument`);
     for (const t of tests) checkTest(t);
   }
 

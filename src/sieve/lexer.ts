@@ -6,7 +6,7 @@
  * (sieve-lexer.c) so parse errors can be compared with sieve-test's.
  */
 
-export type TokenType = 'id' | 'tag' | 'num' | 'str' | '[' | ']' | '(' | ')' | '{' | '}' | ',' | ';' | 'eof';
+export type TokenType = 'id' | 'tag' | 'num' | 'str' | '[' | ']' | '(' | ')' | '{' | '}' | ',' | ';' | 'garbage' | 'eof';
 
 export interface Token { type: TokenType; value: string; num?: number; line: number }
 
@@ -21,13 +21,15 @@ export function describeToken(t: Token): string {
     case 'tag': return `tag ':${t.value}'`;
     case 'num': return 'number';
     case 'str': return 'string';
+    case 'garbage': return 'unknown characters';
     default: return `'${t.type}'`;
   }
 }
 
 const QUANT: Record<string, number> = { K: 1024, M: 1024 * 1024, G: 1024 * 1024 * 1024 };
 
-export function tokenize(src: string): Token[] {
+/** Tokens; non-fatal lexical errors (stray characters) are appended to lexErrors. */
+export function tokenize(src: string, lexErrors: SieveSyntaxError[] = []): Token[] {
   const out: Token[] = [];
   let i = 0, line = 1;
   const n = src.length;
@@ -40,7 +42,7 @@ export function tokenize(src: string): Token[] {
       const start = line;
       i += 2;
       while (i < n && !(src[i] === '*' && src[i + 1] === '/')) { if (src[i] === '\n') line++; i++; }
-      if (i >= n) throw new SieveSyntaxError(start, 'end of file before end of bracket comment (\'*/\') started at line ' + start);
+      if (i >= n) throw new SieveSyntaxError(line, `end of file before end of bracket comment ('/* ... */') started at line ${start}`);
       i += 2; continue;
     }
     if ('[](){},;'.includes(c)) { out.push({ type: c as TokenType, value: c, line }); i++; continue; }
@@ -53,7 +55,7 @@ export function tokenize(src: string): Token[] {
         if (src[i] === '\n') line++;
         s += src[i]; i++;
       }
-      if (i >= n) throw new SieveSyntaxError(start, 'end of file before end of string');
+      if (i >= n) throw new SieveSyntaxError(line, `end of file before end of quoted string started at line ${start}`);
       i++;
       // RFC 5228 2.4.2: a bare CR or LF inside a quoted string means CRLF.
       out.push({ type: 'str', value: s.replace(/\r?\n/g, '\r\n'), line: start });
@@ -86,7 +88,7 @@ export function tokenize(src: string): Token[] {
         j++; line++;
         const lines: string[] = [];
         for (;;) {
-          if (j >= n) throw new SieveSyntaxError(start, 'end of file before end of multi-line string');
+          if (j >= n) throw new SieveSyntaxError(line, 'end of file before end of multi-line string');
           let e = src.indexOf('\n', j); if (e < 0) e = n;
           let l = src.slice(j, e); if (l.endsWith('\r')) l = l.slice(0, -1);
           j = e + 1; line++;
@@ -99,7 +101,12 @@ export function tokenize(src: string): Token[] {
       out.push({ type: 'id', value: word.toLowerCase(), line });
       i = j; continue;
     }
-    throw new SieveSyntaxError(line, `unexpected character(s) starting with '${c}'`);
+    // Pigeonhole reports the character, then the parser trips over the garbage token.
+    lexErrors.push(new SieveSyntaxError(line, `unexpected character(s) starting with '${c}'`));
+    let j = i + 1;
+    while (j < n && !/[\s;{}()[\],"#A-Za-z0-9_:]/.test(src[j])) j++;
+    out.push({ type: 'garbage', value: src.slice(i, j), line });
+    i = j;
   }
   out.push({ type: 'eof', value: '', line });
   return out;

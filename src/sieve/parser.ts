@@ -13,8 +13,25 @@ export type Arg =
 export interface Test { name: string; args: Arg[]; tests: Test[]; line: number }
 export interface Command extends Test { block: Command[] | null }
 
+/** Parse; throws SieveSyntaxError, or SieveSyntaxErrors when there is more than one. */
+export class SieveSyntaxErrors extends Error {
+  constructor(readonly list: SieveSyntaxError[]) { super(list.map((e) => e.message).join('\n')); }
+}
+
 export function parseScript(src: string): Command[] {
-  const toks = tokenize(src);
+  const lexErrors: SieveSyntaxError[] = [];
+  const toks = tokenize(src, lexErrors);
+  try {
+    const cmds = parseTokens(toks);
+    if (lexErrors.length) throw new SieveSyntaxErrors(lexErrors);
+    return cmds;
+  } catch (e) {
+    if (e instanceof SieveSyntaxError && lexErrors.length) throw new SieveSyntaxErrors([...lexErrors, e]);
+    throw e;
+  }
+}
+
+function parseTokens(toks: Token[]): Command[] {
   let p = 0;
   const peek = (): Token => toks[p];
   const next = (): Token => toks[p++];
@@ -24,14 +41,14 @@ export function parseScript(src: string): Command[] {
     const open = next();
     const values: string[] = [];
     let t = next();
-    if (t.type !== 'str') fail(t, `expected string after '[' in string list, but found ${describeToken(t)}`);
+    if (t.type !== 'str') fail(t, `expecting string after '[' in string list, but found ${describeToken(t)}`);
     values.push(t.value);
     for (;;) {
       t = next();
       if (t.type === ']') break;
       if (t.type !== ',') fail(t, `expecting ',' or end of string list ']', but found ${describeToken(t)}`);
       t = next();
-      if (t.type !== 'str') fail(t, `expected string after ',' in string list, but found ${describeToken(t)}`);
+      if (t.type !== 'str') fail(t, `expecting string after ',' in string list, but found ${describeToken(t)}`);
       values.push(t.value);
     }
     return { kind: 'str', values, list: true, line: open.line };
@@ -53,14 +70,19 @@ export function parseScript(src: string): Command[] {
     else if (t.type === '(') {
       next();
       let u = peek();
-      if (u.type !== 'id') fail(u, `expected test command after '(' in test list, but found ${describeToken(u)}`);
+      if (u.type !== 'id') {
+        throw new SieveSyntaxErrors([
+          new SieveSyntaxError(u.line, `expecting test identifier after '(' in test list, but found ${describeToken(u)}`),
+          new SieveSyntaxError(u.line, `failed to accept more tests for command '${toks[p - 2]?.value ?? ''}'`),
+        ]);
+      }
       tests.push(test());
       for (;;) {
         u = next();
         if (u.type === ')') break;
         if (u.type !== ',') fail(u, `expected ',' or end of test list ')', but found ${describeToken(u)}`);
         const v = peek();
-        if (v.type !== 'id') fail(v, `expected test command after ',' in test list, but found ${describeToken(v)}`);
+        if (v.type !== 'id') fail(v, `expecting test identifier after ',' in test list, but found ${describeToken(v)}`);
         tests.push(test());
       }
     }

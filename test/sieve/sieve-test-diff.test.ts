@@ -79,6 +79,14 @@ const CASES: Case[] = [
   { name: 'err unknown tag', script: 'keep :foo;\n' },
   { name: 'err numeric comparator not required', script: 'if header :is :comparator "i;ascii-numeric" "x" "1" { keep; }\n' },
   { name: 'err string list', script: 'if exists ["a" "b"] { keep; }\n' },
+  { name: 'err unterminated string', script: 'keep;\n"abc\n' },
+  { name: 'err unterminated comment', script: 'keep; /* abc\n\n' },
+  { name: 'err stray character', script: 'keep; @\n' },
+  { name: 'err unterminated text:', script: 'require "fileinto";\nfileinto text:\nabc\n' },
+  { name: 'err extra closing brace', script: 'if true { keep; }}\n' },
+  { name: 'err test with sub-tests', script: 'if anyof (true false) {keep;}\n' },
+  { name: 'err empty test after comma', script: 'if anyof (true, ) {keep;}\n' },
+  { name: 'err empty test list', script: 'if anyof () {keep;}\n' },
   { name: 'err discard args', script: 'discard "x";\n' },
 ];
 

@@ -13,6 +13,7 @@ import type { DovecotConfig } from '../config/settings.js';
 import type { AuthEngine } from '../auth/engine.js';
 import type { Fields } from '../auth/databases.js';
 import { Logger } from '../log/logger.js';
+import { failureDelayMs } from '../auth/penalty.js';
 import { ScriptStorage, ScriptError } from './storage.js';
 
 /** Longest literal accepted (a script); larger ones are refused, the connection closed. */
@@ -280,8 +281,7 @@ export class ManageSieveSession {
     const info = { service: 'sieve', rip: this.deps.remoteIp, lip: this.deps.localIp, mech: 'PLAIN', secured: this.deps.secured };
     const out = await this.deps.auth.authenticate(login, password, info);
     if (out.result !== 'ok' || (authz && authz !== login && authz !== out.user) || out.nologin) {
-      const delay = out.nodelay ? 0 : this.deps.config.getTime('auth_failure_delay') * 1000 || 2000;
-      await new Promise((r) => setTimeout(r, Math.min(delay, 15000)));
+      await new Promise((r) => setTimeout(r, failureDelayMs(this.deps.config.getTime('auth_failure_delay'), out.nodelay)));
       this.write(out.result === 'tempfail' ? 'NO (TRYLATER) "Temporary authentication failure."\r\n' : 'NO "Authentication failed."\r\n');
       this.log.info(`Disconnected: auth failed (user=<${login}>, method=PLAIN, rip=${this.deps.remoteIp ?? ''})`);
       return;

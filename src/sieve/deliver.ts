@@ -109,7 +109,8 @@ export async function activeScriptPath(plugin: Record<string, string>, user: Sie
 
 export async function runSieveForDelivery(config: DovecotConfig, user: SieveUser, message: Buffer, envelope: SieveEnvelope, opts: DeliverOptions = {}): Promise<SieveOutcome> {
   const protocol = opts.protocol ?? 'lmtp';
-  const plugin = config.plugin({ protocol });
+  // userdb fields override plugin settings (Dovecot turns unknown userdb fields into plugin settings).
+  const plugin = { ...config.plugin({ protocol }), ...Object.fromEntries(user.fields.filter(([k]) => k.startsWith('sieve'))) };
   const log = Logger.forUser(protocol, user.username);
   const errors: string[] = [];
   const scripts: string[] = [];

@@ -37,16 +37,46 @@ function relation(c: number, rel: string): boolean {
   return false;
 }
 
-function globRegex(pattern: string, cmp: Comparator): RegExp {
-  let re = '';
+/**
+ * RFC 5228 :matches without regular expressions: the classic glob walk that
+ * only ever backtracks the last `*` (O(text × pattern), so a hostile script
+ * cannot stall delivery). Each wildcard is as short as the rest allows, as
+ * RFC 5229 wants for ${1}...; returns [whole, wildcard values...] or null.
+ */
+function globMatch(text: string, pattern: string, cmp: Comparator): string[] | null {
+  const tokens: Array<{ k: 'lit'; c: string } | { k: '?' } | { k: '*' }> = [];
   for (let i = 0; i < pattern.length; i++) {
     const c = pattern[i];
-    if (c === '\\' && i + 1 < pattern.length) { re += escapeRe(pattern[++i]); continue; }
-    if (c === '*') re += '([\\s\\S]*?)';
-    else if (c === '?') re += '([\\s\\S])';
-    else re += escapeRe(c);
+    if (c === '\\' && i + 1 < pattern.length) tokens.push({ k: 'lit', c: pattern[++i] });
+    else if (c === '*') tokens.push({ k: '*' });
+    else if (c === '?') tokens.push({ k: '?' });
+    else tokens.push({ k: 'lit', c });
   }
-  return new RegExp('^' + re + '$', cmp === 'i;ascii-casemap' ? 'i' : '');
+  const eq = cmp === 'i;ascii-casemap' ? (a: string, b: string) => a === b || fold(a) === fold(b) : (a: string, b: string) => a === b;
+  const t = [...text];
+  const spans: Array<[number, number]> = [];   // per wildcard, in order
+  let i = 0, j = 0;
+  let starJ = -1, starI = 0, starSpan = 0;
+  while (i < t.length) {
+    const tok = tokens[j];
+    if (tok && tok.k === '*') {
+      starJ = j; starI = i; starSpan = spans.length;
+      spans.push([i, i]); j++; continue;
+    }
+    if (tok && (tok.k === '?' || eq(tok.c, t[i]))) {
+      if (tok.k === '?') spans.push([i, i + 1]);
+      i++; j++; continue;
+    }
+    if (starJ < 0) return null;
+    // extend the last star by one character and retry what follows it
+    starI++;
+    spans.length = starSpan + 1;
+    spans[starSpan] = [spans[starSpan][0], starI];
+    i = starI; j = starJ + 1;
+  }
+  while (j < tokens.length && tokens[j].k === '*') { spans.push([i, i]); j++; }
+  if (j < tokens.length) return null;
+  return [text, ...spans.map(([a, b]) => t.slice(a, b).join(''))];
 }
 const escapeRe = (c: string) => c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
@@ -66,8 +96,8 @@ export function matchAny(values: string[], keys: string[], spec: MatchSpec, capt
         case 'contains': if (norm(v, spec.comparator).includes(norm(k, spec.comparator))) return true; break;
         case 'value': if (relation(compare(v, k, spec.comparator), spec.rel!)) return true; break;
         case 'matches': {
-          const m = globRegex(k, spec.comparator).exec(v);
-          if (m) { captures?.([...m].map((x) => x ?? '')); return true; }
+          const m = globMatch(v, k, spec.comparator);
+          if (m) { captures?.(m); return true; }
           break;
         }
         case 'regex': {

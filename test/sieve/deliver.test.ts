@@ -159,3 +159,12 @@ test('mailboxexists and :create reach the caller', async (t) => {
   assert.equal(b.actions[0].create, true);
   assert.equal(b.actions[0].mailbox, 'Lists/New');
 });
+
+test('userdb fields override the plugin settings (sieve=, sieve_after=)', async (t) => {
+  const s = await setup(t);
+  mkdirSync(join(s.dir, 'other'));
+  writeFileSync(join(s.dir, 'other', 'x.sieve'), 'require "fileinto";\nfileinto "FromUserdb";\n');
+  writeFileSync(join(s.dir, 'after', 'spam.sieve'), SPAM_TO_FOLDER);
+  const user = { ...s.user, fields: [['sieve_after', `${s.dir}/other`]] as [string, string][] };
+  assert.deepEqual(summary(await runSieveForDelivery(s.config, user, SPAM, ENV)), ['fileinto:FromUserdb:']);
+});

@@ -1,0 +1,49 @@
+/**
+ * :matches, comparators and relational edge cases beyond the sieve-test
+ * differential: wildcard values for ${N}, escapes, case folding only for
+ * ASCII under i;ascii-casemap, and a hostile pattern on a long header that
+ * the linear-backtracking glob must still answer (correctly) at once.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { matchAny, type MatchSpec } from '../../src/sieve/match.js';
+
+const M: MatchSpec = { type: 'matches', comparator: 'i;ascii-casemap' };
+
+function caps(v: string, k: string, spec = M): string[] | null {
+  let c: string[] | null = null;
+  return matchAny([v], [k], spec, (x) => { c = x; }) ? c ?? [] : null;
+}
+
+test(':matches wildcard values', () => {
+  assert.deepEqual(caps('Alice <alice@x.example> (home)', '*<*@*>*'), ['Alice <alice@x.example> (home)', 'Alice ', 'alice', 'x.example', ' (home)']);
+  assert.deepEqual(caps('a.b.c', '*.*'), ['a.b.c', 'a', 'b.c']);
+  assert.deepEqual(caps('abc', '?*?'), ['abc', 'a', 'b', 'c']);
+  assert.deepEqual(caps('', '*'), ['', '']);
+  assert.equal(caps('abc', 'ab'), null);
+  assert.equal(caps('', '?'), null);
+});
+
+test(':matches escapes and case rules', () => {
+  assert.ok(caps('a*b', 'a\\*b'));
+  assert.equal(caps('axb', 'a\\*b'), null);
+  assert.ok(caps('a?b', 'a\\?b'));
+  assert.ok(caps('HELLO', 'hel*'));
+  assert.equal(caps('HELLO', 'hel*', { type: 'matches', comparator: 'i;octet' }), null);
+  assert.equal(caps('Ä', 'ä'), null); // i;ascii-casemap folds ASCII only
+});
+
+test('a hostile pattern on a long value is answered correctly', () => {
+  const v = 'a'.repeat(20000);
+  assert.equal(caps(v, '*a*a*a*a*a*a*a*a*a*a*b'), null);
+  assert.ok(caps(v + 'b', '*a*a*a*a*a*a*a*a*a*a*b'));
+});
+
+test('relational with i;ascii-numeric and :count', () => {
+  const num = (rel: string): MatchSpec => ({ type: 'value', rel, comparator: 'i;ascii-numeric' });
+  assert.ok(matchAny(['12'], ['9'], num('gt')));
+  assert.ok(!matchAny(['12'], ['9'], { type: 'value', rel: 'gt', comparator: 'i;ascii-casemap' })); // "12" < "9" as strings
+  assert.ok(matchAny(['abc'], ['99999999999999999999'], num('gt'))); // no digits = +infinity
+  assert.ok(matchAny(['007'], ['7'], num('eq')));
+  assert.ok(matchAny(['a', 'b', 'c'], ['3'], { type: 'count', rel: 'eq', comparator: 'i;ascii-numeric' }));
+});

@@ -7,6 +7,8 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import { chmod, chown, mkdir, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
 
 export interface ListenerSpec {
   service: string;
@@ -58,4 +60,25 @@ export async function openListeners(specs: ListenerSpec[], tls: TlsMaterial | nu
 
 export async function closeListeners(open: OpenListener[]): Promise<void> {
   await Promise.all(open.map((l) => new Promise<void>((r) => l.server.close(() => r()))));
+}
+
+export interface UnixListenerSpec { service: string; path: string; mode: number; uid?: number; gid?: number }
+export interface OpenUnixListener { spec: UnixListenerSpec; server: Server }
+
+/**
+ * A unix socket listener as Dovecot's master makes one: a stale socket is
+ * unlinked, the new one gets the configured mode and owner (Postfix's
+ * private/auth, private/dovecot-lmtp), its directory is created if missing.
+ */
+export async function openUnixListener(spec: UnixListenerSpec, onConnection: (s: Socket) => void): Promise<OpenUnixListener> {
+  await mkdir(dirname(spec.path), { recursive: true });
+  await unlink(spec.path).catch(() => undefined);
+  const server = createServer((s) => onConnection(s));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) => reject(new Error(`service(${spec.service}): listen(${spec.path}) failed: ${e.message}`)));
+    server.listen(spec.path, () => resolve());
+  });
+  await chmod(spec.path, spec.mode);
+  if (spec.uid !== undefined || spec.gid !== undefined) await chown(spec.path, spec.uid ?? -1, spec.gid ?? -1);
+  return { spec, server };
 }

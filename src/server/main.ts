@@ -10,6 +10,8 @@
  * listeners, TLS, privileges, logging) is real.
  */
 import { ImapService } from './imap-service.js';
+import { DeliveryServices, lmtpInetSpecs } from './delivery-services.js';
+import type { Socket } from 'node:net';
 import { ManageSieveService, managesieveListenerSpecs } from './managesieve-service.js';
 import { loadConfig, ConfigError, type DovecotConfig } from '../config/index.js';
 import { compatStatus } from '../config/known-settings.js';
@@ -113,9 +115,12 @@ export async function main(argv: string[]): Promise<void> {
   const tls = tlsMaterial(config);
   const imap = new ImapService(config, tls);
   const managesieve = new ManageSieveService(config, tls);
+  const delivery = new DeliveryServices(config);
   try {
     open = await openListeners(listenerSpecs(config), tls, (s, spec) => imap.accept(s, spec));
     open.push(...await openListeners(managesieveListenerSpecs(config), tls, (s, spec) => managesieve.accept(s, spec)));
+    if (config.get('protocols').split(/\s+/).includes('lmtp')) open.push(...await openListeners(lmtpInetSpecs(config), null, (s) => delivery.acceptLmtp(s as Socket)));
+    await delivery.openUnix((m) => log.warn(m));
     dropPrivileges(config.get('mail_uid'), config.get('mail_gid'));
   } catch (e) {
     log.fatal((e as Error).message);
@@ -123,6 +128,7 @@ export async function main(argv: string[]): Promise<void> {
   }
   log.info(`Sealmail v${VERSION} starting up for ${config.get('protocols').trim()}`);
   for (const l of open) log.info(`listening on ${l.spec.address}:${l.port} (${l.spec.service}/${l.spec.name}${l.spec.ssl ? ', ssl' : ''})`);
+  for (const l of delivery.open) log.info(`listening on ${l.spec.path} (${l.spec.service})`);
   if (demo) printDemo(demo);
 
   const stop = async (sig: string) => {
@@ -130,6 +136,7 @@ export async function main(argv: string[]): Promise<void> {
     await closeListeners(open);
     await imap.close();
     await managesieve.close();
+    await delivery.close();
     process.exit(0);
   };
   process.once('SIGTERM', () => void stop('SIGTERM'));

@@ -25,7 +25,7 @@ export interface SealmailServer {
   stop(): Promise<number | null>;
 }
 
-export async function startSealmail(t: TestContext, opts: { extraConf?: string; passdb?: string } = {}): Promise<SealmailServer> {
+export async function startSealmail(t: TestContext, opts: { extraConf?: string; passdb?: string; beforeStart?: (dir: string) => void } = {}): Promise<SealmailServer> {
   const dir = tempDir(t, 'sealmail-srv');
   chmodSync(dir, 0o755);
   const { uid, gid } = mailIds();
@@ -64,6 +64,7 @@ service imap-login {
 }
 ${opts.extraConf ?? ''}
 `);
+  opts.beforeStart?.(dir);
   const child: ChildProcess = spawn(process.execPath, [sealmailJs, '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));

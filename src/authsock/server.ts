@@ -1,0 +1,147 @@
+/**
+ * Dovecot's auth client protocol (auth-client-protocol, spec
+ * ispmail-integration.md §2) as Postfix speaks it for `smtpd_sasl_type =
+ * dovecot`: the VERSION/MECH/SPID/CUID/COOKIE/DONE handshake, AUTH with
+ * PLAIN and LOGIN (SASL initial response in `resp=`), CONT, OK/FAIL with
+ * Dovecot's fields, failures answered after auth_failure_delay, and the
+ * connection dropped on protocol errors exactly where Dovecot drops it
+ * (unknown mechanism, missing service, duplicate id, wrong major version).
+ */
+import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import type { AuthEngine } from '../auth/engine.js';
+import { AuthPenalty, failureDelayMs } from '../auth/penalty.js';
+import type { DovecotConfig } from '../config/settings.js';
+import type { Logger } from '../log/logger.js';
+
+let cuidCounter = 0;
+const unescape = (v: string) => v.replace(/\x01(.)/g, (_m, c: string) => (c === 't' ? '\t' : c === 'n' ? '\n' : c === '1' ? '\x01' : c));
+const escape = (v: string) => v.replace(/[\x01\t\n]/g, (c) => (c === '\t' ? '\x01t' : c === '\n' ? '\x01n' : '\x011'));
+
+interface Pending { mech: 'PLAIN' | 'LOGIN'; step: number; user?: string; info: Record<string, string> }
+
+export class AuthClientSession {
+  private buf = '';
+  private pending = new Map<string, Pending>();
+  private handshakeDone = false;
+  private closed = false;
+
+  constructor(private readonly sock: Duplex, private readonly config: DovecotConfig, private readonly engine: AuthEngine,
+    private readonly penalty: AuthPenalty, private readonly log: Logger) {
+    const mechs = config.get('auth_mechanisms').toUpperCase().split(/\s+/).filter((m) => m === 'PLAIN' || m === 'LOGIN');
+    const lines = ['VERSION\t1\t2', ...mechs.map((m) => `MECH\t${m}\tplaintext`), `SPID\t${process.pid}`, `CUID\t${++cuidCounter}`, `COOKIE\t${randomBytes(16).toString('hex')}`, 'DONE'];
+    sock.write(lines.join('\n') + '\n');
+    sock.setEncoding?.('utf8');
+    sock.on('data', (d: string | Buffer) => this.onData(d.toString()));
+    sock.on('close', () => { this.closed = true; });
+    sock.on('error', () => { this.closed = true; });
+  }
+
+  private mechs(): Set<string> {
+    return new Set(this.config.get('auth_mechanisms').toUpperCase().split(/\s+/).filter(Boolean));
+  }
+
+  private drop(why: string): void {
+    this.log.error(`BUG: Authentication client sent ${why}: disconnecting`);
+    this.closed = true;
+    this.sock.destroy();
+  }
+
+  private send(line: string): void { if (!this.closed) this.sock.write(line + '\n'); }
+
+  private onData(d: string): void {
+    this.buf += d;
+    if (this.buf.length > 16384 && this.buf.indexOf('\n') < 0) { this.drop('a line over 16384 bytes'); return; }
+    let i;
+    while ((i = this.buf.indexOf('\n')) >= 0 && !this.closed) {
+      const line = this.buf.slice(0, i);
+      this.buf = this.buf.slice(i + 1);
+      void this.line(line);
+    }
+  }
+
+  private async line(line: string): Promise<void> {
+    const f = line.split('\t');
+    switch (f[0]) {
+      case 'VERSION':
+        if (f[1] !== '1') this.drop(`an unsupported protocol version ${f[1]}`);
+        this.handshakeDone = true;
+        return;
+      case 'CPID': return;
+      case 'AUTH': {
+        const [, id, mechRaw, ...params] = f;
+        const mech = (mechRaw ?? '').toUpperCase();
+        if (!id || this.pending.has(id)) { this.drop('a duplicate or missing request id'); return; }
+        if (!this.mechs().has(mech) || (mech !== 'PLAIN' && mech !== 'LOGIN')) { this.drop(`an unsupported authentication mechanism ${mechRaw}`); return; }
+        const info: Record<string, string> = {};
+        let resp: string | undefined;
+        for (const p of params) {
+          const eq = p.indexOf('=');
+          const k = eq < 0 ? p : p.slice(0, eq);
+          const v = eq < 0 ? '' : unescape(p.slice(eq + 1));
+          if (k === 'resp') resp = v; else info[k] = v;
+        }
+        if (!info.service) { this.drop('an AUTH without service'); return; }
+        const p: Pending = { mech: mech as 'PLAIN' | 'LOGIN', step: 0, info };
+        this.pending.set(id, p);
+        // protocol minor < 2 (Postfix): an empty resp= means no initial response; "=" means empty
+        if (resp !== undefined && resp !== '') await this.step(id, p, resp === '=' ? '' : resp);
+        else if (mech === 'PLAIN') this.send(`CONT\t${id}\t`);
+        else this.send(`CONT\t${id}\t${Buffer.from('Username:').toString('base64')}`);
+        return;
+      }
+      case 'CONT': {
+        const p = this.pending.get(f[1]);
+        if (!p) return;
+        await this.step(f[1], p, f[2] ?? '');
+        return;
+      }
+      case 'CANCEL': this.pending.delete(f[1]); return;
+      default:
+        if (!this.handshakeDone) this.drop('garbage before VERSION');
+    }
+  }
+
+  private async step(id: string, p: Pending, b64: string): Promise<void> {
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64)) {
+      this.pending.delete(id);
+      this.send(`FAIL\t${id}\tcode=invalid_base64\treason=Invalid base64 data in initial response`);
+      return;
+    }
+    const data = Buffer.from(b64, 'base64').toString('utf8');
+    if (p.mech === 'LOGIN' && p.step === 0) {
+      p.user = data; p.step = 1;
+      this.send(`CONT\t${id}\t${Buffer.from('Password:').toString('base64')}`);
+      return;
+    }
+    let user: string;
+    let password: string;
+    if (p.mech === 'LOGIN') { user = p.user ?? ''; password = data; } else {
+      const parts = data.split('\0');
+      if (parts.length !== 3) { this.pending.delete(id); await this.fail(id, '', p.info); return; }
+      const [authz, authc, pw] = parts;
+      user = authc; password = pw;
+      if (authz && authz !== authc) { this.pending.delete(id); await this.fail(id, authc, p.info); return; }
+    }
+    this.pending.delete(id);
+    const rip = p.info.rip;
+    const wait = this.penalty.delayBefore(rip);
+    if (wait && !('no-penalty' in p.info)) await new Promise((r) => setTimeout(r, wait));
+    const a = await this.engine.authenticate(user, password, { service: p.info.service, rip, lip: p.info.lip, secured: 'secured' in p.info, mech: p.mech });
+    if (a.result === 'ok' && !a.nologin) {
+      this.penalty.succeeded(rip);
+      const extra = a.user !== user ? `\t\toriginal_user=${escape(user)}` : '';
+      this.send(`OK\t${id}\tuser=${escape(a.user)}${extra}`);
+      return;
+    }
+    if (a.result === 'tempfail') { this.send(`FAIL\t${id}\tuser=${escape(a.user)}\ttemp`); return; }
+    this.penalty.failed(rip);
+    await this.fail(id, a.user, p.info, a.nodelay, a.reason);
+  }
+
+  private async fail(id: string, user: string, _info: Record<string, string>, nodelay = false, reason?: string): Promise<void> {
+    const delay = failureDelayMs(this.config.getTime('auth_failure_delay'), nodelay);
+    if (delay) await new Promise((r) => setTimeout(r, delay));
+    this.send(`FAIL\t${id}${user ? `\tuser=${escape(user)}` : ''}${reason ? `\treason=${escape(reason)}` : ''}`);
+  }
+}

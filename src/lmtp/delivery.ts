@@ -1,0 +1,114 @@
+/**
+ * Delivering one message to one recipient, as Dovecot's LMTP does: userdb
+ * lookup (detail stripped at `recipient_delimiter`), the user's store with
+ * mail-crypt's public keys only (the user is offline), Dovecot's
+ * Return-Path / Delivered-To / Received headers, Sieve when the `sieve`
+ * plugin is enabled (a broken script keeps the mail in INBOX and logs, as
+ * Pigeonhole), `lmtp_save_to_detail_mailbox`, and the message written with
+ * tmp/ → fsync → rename so it is acknowledged only once it is on disk.
+ */
+import type { AuthEngine } from '../auth/engine.js';
+import type { DovecotConfig } from '../config/settings.js';
+import { deliveryCrypt } from '../crypt/user-crypt.js';
+import { Logger } from '../log/logger.js';
+import { MailStoreError } from '../mailstore/errors.js';
+import type { SystemFlag } from '../mailstore/maildir/filename.js';
+import { cryptUserFor, openUserStore, resolveMailUser } from '../mailstore/user-store.js';
+import { runSieveForDelivery } from '../sieve/deliver.js';
+
+export type RcptCheck = { ok: true; user: string; detail: string } | { ok: false; temp: boolean; text: string };
+export type DeliveryResult = { ok: true } | { ok: false; temp: boolean; code: string; text: string };
+
+/** `john+news@example.org` → user `john@example.org`, detail `news`. */
+export function splitDetail(address: string, delimiters: string): { user: string; detail: string } {
+  const at = address.lastIndexOf('@');
+  const local = at < 0 ? address : address.slice(0, at);
+  const domain = at < 0 ? '' : address.slice(at);
+  if (!delimiters) return { user: address, detail: '' };
+  let cut = -1;
+  for (const d of delimiters) { const i = local.indexOf(d); if (i >= 0 && (cut < 0 || i < cut)) cut = i; }
+  return cut < 0 ? { user: address, detail: '' } : { user: local.slice(0, cut) + domain, detail: local.slice(cut + 1) };
+}
+
+export async function checkRecipient(config: DovecotConfig, auth: AuthEngine, address: string): Promise<RcptCheck> {
+  const { user, detail } = splitDetail(address, config.get('recipient_delimiter', { protocol: 'lmtp' }));
+  const r = await auth.lookupUser(user, { service: 'lmtp' });
+  if (r.result === 'tempfail') return { ok: false, temp: true, text: '451 4.3.0 <' + address + '> Temporary internal error' };
+  if (r.result !== 'ok') return { ok: false, temp: false, text: `550 5.1.1 <${address}> User doesn't exist: ${user.toLowerCase()}` };
+  return { ok: true, user: r.user, detail };
+}
+
+function received(config: DovecotConfig, heloName: string, rip: string, rcpt: string, sessionId: string): string {
+  const host = config.get('hostname') || 'localhost';
+  const date = new Date().toUTCString().replace(/GMT$/, '+0000').replace(/^(\w+), 0?/, '$1, ');
+  return `Received: from ${heloName} ([${rip}])\n\tby ${host} with LMTP\n\tid ${sessionId}\n\t(envelope-from <${rcpt}>)\n\tfor <${rcpt}>; ${date}\n`;
+}
+
+export interface DeliveryInput {
+  config: DovecotConfig;
+  auth: AuthEngine;
+  user: string;
+  detail: string;
+  rcpt: string;
+  mailFrom: string;
+  heloName: string;
+  rip: string;
+  sessionId: string;
+  /** The message as received, LF line ends. */
+  message: Buffer;
+}
+
+export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
+  const log = Logger.forUser('lmtp', d.user);
+  const u = await d.auth.lookupUser(d.user, { service: 'lmtp' });
+  if (u.result !== 'ok') return { ok: false, temp: true, code: '451 4.3.0', text: 'Temporary user lookup failure' };
+  const mu = resolveMailUser(d.config, u.user, u.fields, 'lmtp');
+  const plain = openUserStore(mu);
+  const crypt = await deliveryCrypt(d.config, cryptUserFor(mu, plain, 'lmtp'));
+  const store = openUserStore(mu, crypt);
+  await store.ensureRoot();
+  const headers = `Return-Path: <${d.mailFrom}>\nDelivered-To: ${d.rcpt}\n${received(d.config, d.heloName, d.rip, d.rcpt, d.sessionId)}`;
+  const full = Buffer.concat([Buffer.from(headers, 'utf8'), d.message]);
+  let targets: { mailbox: string; flags: string[]; create: boolean }[] = [];
+  const detailBox = d.config.getBool('lmtp_save_to_detail_mailbox', { protocol: 'lmtp' }) && d.detail ? d.detail : 'INBOX';
+  const plugins = d.config.get('mail_plugins', { protocol: 'lmtp' }).split(/[\s,]+/);
+  let discarded = false;
+  if (plugins.includes('sieve') && mu.home) {
+    try {
+      const outcome = await runSieveForDelivery(d.config, { username: u.user, home: mu.home, fields: u.fields }, full,
+        { from: d.mailFrom, to: d.rcpt }, { mailboxExists: (n) => store.exists(n), protocol: 'lmtp' });
+      for (const e of outcome.errors) log.error(`sieve: ${e}`);
+      for (const a of outcome.actions) {
+        if (a.type === 'keep') targets.push({ mailbox: detailBox, flags: a.flags ?? [], create: false });
+        else if (a.type === 'fileinto' && a.mailbox) targets.push({ mailbox: a.mailbox.replace(/\//g, '.'), flags: a.flags ?? [], create: a.create ?? false });
+        else if (a.type === 'discard') discarded = true;
+        else log.info(`sieve: action ${a.type} is not carried out by Sealmail yet`);
+      }
+    } catch (e) {
+      log.error(`sieve: ${(e as Error).message}: keeping the message in ${detailBox}`);
+      targets = [];
+      discarded = false;
+    }
+  }
+  // no Sieve, or a script that failed: implicit keep
+  if (!targets.length && !discarded) targets = [{ mailbox: detailBox, flags: [], create: false }];
+  try {
+    for (const t of targets) {
+      let box = t.mailbox;
+      if (box.toUpperCase() !== 'INBOX' && !(await store.exists(box))) {
+        if (t.create || d.config.getBool('lda_mailbox_autocreate', { protocol: 'lmtp' })) await store.create(box);
+        else { log.info(`mailbox ${box} doesn't exist: saving to INBOX`); box = 'INBOX'; }
+      }
+      const folder = await store.open(box);
+      const sys = t.flags.filter((f) => f.startsWith('\\')) as SystemFlag[];
+      const kws = t.flags.filter((f) => !f.startsWith('\\'));
+      await folder.append(full, { flags: sys, keywords: kws });
+      log.info(`msgid=${/^Message-ID:\s*(.*)$/im.exec(d.message.toString('latin1'))?.[1] ?? 'unspecified'}: saved mail to ${box}`);
+    }
+    return { ok: true };
+  } catch (e) {
+    if (e instanceof MailStoreError && e.code === 'NOSPACE') return { ok: false, temp: true, code: '452 4.3.1', text: 'Insufficient system storage' };
+    log.error(`delivery failed: ${(e as Error).message}`);
+    return { ok: false, temp: true, code: '451 4.2.0', text: 'Temporary internal error' };
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * The Postfix-facing services (ispmail-integration.md §1): LMTP on the unix
+ * and inet listeners of `service lmtp` (private/dovecot-lmtp in ISPmail) and
+ * the auth client protocol on `service auth` unix listeners (private/auth),
+ * with the owner, group and mode the config gives. Dovecot-internal auth
+ * sockets (auth-master, auth-userdb, login/…) are not served: nothing but
+ * Dovecot's own processes talk to them.
+ */
+import { isAbsolute, join, basename } from 'node:path';
+import type { Socket } from 'node:net';
+import { AuthEngine } from '../auth/engine.js';
+import { AuthPenalty } from '../auth/penalty.js';
+import type { DovecotConfig } from '../config/settings.js';
+import { Logger } from '../log/logger.js';
+import { AuthClientSession } from '../authsock/server.js';
+import { LmtpSession } from '../lmtp/session.js';
+import { openUnixListener, parseListen, type ListenerSpec, type OpenUnixListener, type UnixListenerSpec } from './listeners.js';
+import { resolveGroup, resolveUser } from './privileges.js';
+
+const INTERNAL_AUTH = new Set(['auth-master', 'auth-userdb', 'auth-login', 'auth-worker']);
+
+export function unixListenerSpecs(config: DovecotConfig, service: 'lmtp' | 'auth'): UnixListenerSpec[] {
+  const baseDir = config.get('base_dir') || '/run/dovecot';
+  const out: UnixListenerSpec[] = [];
+  for (const svc of config.services()) {
+    if (svc.name !== service) continue;
+    for (const l of svc.unixListeners) {
+      if (service === 'auth' && (INTERNAL_AUTH.has(basename(l.path)) || l.path.includes('login/') || l.path.startsWith('token-login'))) continue;
+      const uid = l.user ? resolveUser(l.user)?.uid : undefined;
+      const gid = l.group ? resolveGroup(l.group) ?? undefined : undefined;
+      out.push({ service, path: isAbsolute(l.path) ? l.path : join(baseDir, l.path), mode: parseInt(l.mode ?? '0600', 8), uid, gid });
+    }
+  }
+  return out;
+}
+
+export function lmtpInetSpecs(config: DovecotConfig): ListenerSpec[] {
+  const listen = parseListen(config.get('listen'));
+  const specs: ListenerSpec[] = [];
+  for (const svc of config.services()) {
+    if (svc.name !== 'lmtp') continue;
+    for (const l of svc.inetListeners) {
+      const port = Number(l.port ?? 0);
+      if (!port) continue;
+      for (const address of l.address ? parseListen(l.address) : listen) specs.push({ service: 'lmtp', name: l.name, address, port, ssl: false });
+    }
+  }
+  return specs;
+}
+
+export class DeliveryServices {
+  private readonly lmtpAuth: AuthEngine;
+  private readonly smtpAuth: AuthEngine;
+  private readonly penalty = new AuthPenalty();
+  private readonly log = new Logger('auth');
+  readonly open: OpenUnixListener[] = [];
+
+  constructor(readonly config: DovecotConfig) {
+    this.lmtpAuth = new AuthEngine(config, 'lmtp');
+    this.smtpAuth = new AuthEngine(config, 'smtp');
+  }
+
+  acceptLmtp(s: Socket): void {
+    s.on('error', () => s.destroy());
+    new LmtpSession(s, this.config, this.lmtpAuth, s.remoteAddress?.replace(/^::ffff:/, '') ?? '127.0.0.1');
+  }
+
+  acceptAuth(s: Socket): void {
+    s.on('error', () => s.destroy());
+    new AuthClientSession(s, this.config, this.smtpAuth, this.penalty, this.log);
+  }
+
+  /** Unix listeners of lmtp (when `protocols` has lmtp) and auth; a path that can't be created is a warning, not fatal. */
+  async openUnix(warn: (m: string) => void): Promise<void> {
+    const protocols = this.config.get('protocols').split(/\s+/);
+    const specs = [...(protocols.includes('lmtp') ? unixListenerSpecs(this.config, 'lmtp') : []), ...unixListenerSpecs(this.config, 'auth')];
+    for (const spec of specs) {
+      try {
+        this.open.push(await openUnixListener(spec, (s) => (spec.service === 'lmtp' ? this.acceptLmtp(s) : this.acceptAuth(s))));
+      } catch (e) {
+        warn(`${(e as Error).message} (not served)`);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.open.map((l) => new Promise<void>((r) => l.server.close(() => r()))));
+    await this.lmtpAuth.close();
+  }
+}

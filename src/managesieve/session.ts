@@ -172,7 +172,8 @@ export class ManageSieveSession {
     if (this.user === null) {
       switch (cmd) {
         case 'STARTTLS': {
-          if (!this.deps.tlsAvailable || this.deps.secured || !this.deps.startTls) { bad('Unknown command'); return; }
+          if (this.deps.secured) { this.write('NO "TLS is already active."\r\n'); return; }
+          if (!this.deps.tlsAvailable || !this.deps.startTls) { bad('Unknown command'); return; }
           this.write('OK "Begin TLS negotiation now."\r\n');
           this.stream.removeAllListeners('data');
           this.stream = await this.deps.startTls();

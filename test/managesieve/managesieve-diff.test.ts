@@ -12,7 +12,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { readlinkSync, readFileSync, mkdirSync, chmodSync, chownSync } from 'node:fs';
+import tls from 'node:tls';
+import { makeSelfSignedCert } from '../../src/server/selfsigned.js';
+import { readlinkSync, readFileSync, writeFileSync, mkdirSync, chmodSync, chownSync } from 'node:fs';
 import { join } from 'node:path';
 import { setupDovecot, mailIds } from '../helpers/dovecot.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -168,4 +170,52 @@ plugin {
   const msg = Buffer.from('From: x@bad.example\r\nTo: john@example.org\r\nX-Spam-Flag: YES\r\n\r\nx\r\n');
   const out = await runSieveForDelivery(config, { username: 'john@example.org', home: sHome, fields: [] }, msg, { from: 'x@bad.example', to: 'john@example.org' });
   assert.deepEqual(out.actions.map((a) => [a.type, a.mailbox]), [['fileinto', 'Junk']]);
+});
+
+/** Greeting, STARTTLS, the re-issued capabilities, CAPABILITY and an AUTHENTICATE inside TLS. */
+async function tlsTranscript(port: number): Promise<string> {
+  const sock = net.connect(port, '127.0.0.1');
+  let out = '';
+  const until = async (re: RegExp) => { for (let i = 0; i < 300 && !re.test(out); i++) await new Promise((r) => setTimeout(r, 20)); };
+  sock.on('data', (d) => { out += d.toString(); });
+  await until(/^OK .*\r\n$/m);
+  sock.write('STARTTLS\r\n');
+  await until(/Begin TLS negotiation now\."\r\n$/);
+  sock.removeAllListeners('data');
+  const t = tls.connect({ socket: sock, rejectUnauthorized: false });
+  t.on('data', (d) => { out += '[tls]' + d.toString(); });
+  await new Promise<void>((r, j) => { t.once('secureConnect', () => r()); t.once('error', j); });
+  await until(/TLS negotiation successful\."\r\n$/);
+  t.write('STARTTLS\r\n');
+  await until(/STARTTLS.*\r\n$/);
+  t.write(`AUTHENTICATE "PLAIN" "${PLAIN}"\r\nCAPABILITY\r\n`);
+  await until(/Capability completed\."\r\n$/);
+  t.destroy();
+  return out.replace(/\[tls\]/g, '\n[tls]');
+}
+
+test('STARTTLS: same replies as managesieved (capabilities re-issued, no second STARTTLS)', async (t) => {
+  const { certPem, keyPem } = makeSelfSignedCert('localhost');
+  const dir = tempDir(t, 'managesieve-tls');
+  chmodSync(dir, 0o755);
+  writeFileSync(join(dir, 'cert.pem'), certPem, { mode: 0o644 });
+  writeFileSync(join(dir, 'key.pem'), keyPem, { mode: 0o644 });
+  const dPort = await freePort();
+  const dv = setupDovecot(t, {
+    start: true, protocols: 'sieve',
+    extraConf: `ssl = yes\nssl_cert = <${dir}/cert.pem\nssl_key = <${dir}/key.pem\nservice managesieve-login {\n  inet_listener sieve {\n    port = ${dPort}\n  }\n}\n`,
+  });
+  if (!dv) return;
+  const oracle = await tlsTranscript(dPort);
+  const { uid, gid } = mailIds();
+  const sPort = await freePort();
+  const config = await parseConfigText(`protocols = sieve\nlisten = 127.0.0.1\nlogin_greeting = Dovecot (Debian) ready.\npassdb {\n  driver = static\n  args = password=pass\n}\nuserdb {\n  driver = static\n  args = uid=${uid} gid=${gid} home=${dir}/%u\n}\nservice managesieve-login {\n  inet_listener sieve {\n    port = ${sPort}\n  }\n}\n`);
+  const material = { cert: certPem, key: keyPem };
+  const svc = new ManageSieveService(config, material);
+  const open = await openListeners(managesieveListenerSpecs(config), material, (s, spec) => svc.accept(s, spec));
+  t.after(async () => { await closeListeners(open); await svc.close(); });
+  const ours = await tlsTranscript(sPort);
+  const norm = (s: string) => s.replace(/\n\[tls\]/g, '').replace(/"SIEVE" [^\r\n]*\r\n/g, '"SIEVE" <ext>\r\n').replace(/"NOTIFY" [^\r\n]*\r\n/g, '');
+  assert.ok(oracle.includes('[tls]') && oracle.includes('TLS negotiation successful') && oracle.includes('Logged in'), oracle);
+  assert.equal(norm(ours), norm(oracle));
 });

@@ -266,6 +266,12 @@ export class Session {
 
   async untagged(values: ImapValue[]): Promise<void> { await this.send({ kind: 'data', values }); }
 
+  /** Already-encoded response bytes (batched small responses of a big FETCH). */
+  async sendRaw(bytes: Buffer): Promise<void> {
+    if (this.closed) return;
+    await this.write(bytes);
+  }
+
   /** Tell the client about changes to the selected mailbox. */
   async sendUpdates(allowExpunge: boolean, quiet?: Set<number>): Promise<void> {
     if (!this.selected) return;

@@ -161,7 +161,8 @@ export class MailStore {
       release: () => {
         if (released) return;
         released = true;
-        if (--entry.refs === 0 && SHARED.get(key) === entry) SHARED.delete(key);
+        // kept a little while: clients reconnect and re-SELECT all the time, and a warm handle skips the scan
+        if (--entry.refs === 0) setTimeout(() => { if (entry.refs === 0 && SHARED.get(key) === entry) SHARED.delete(key); }, 60_000).unref();
       },
     };
   }

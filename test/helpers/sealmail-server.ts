@@ -20,6 +20,7 @@ export interface SealmailServer {
   imapPort: number;
   imapsPort: number;
   certPem: string;
+  pid: number;
   home(user: string): string;
   output(): string;
   stop(): Promise<number | null>;
@@ -76,7 +77,7 @@ ${opts.extraConf ?? ''}
     await new Promise((r) => setTimeout(r, 50));
   }
   const srv: SealmailServer = {
-    dir, conf, imapPort, imapsPort, certPem,
+    dir, conf, imapPort, imapsPort, certPem, pid: child.pid!,
     home: (u) => join(dir, 'home', u),
     output: () => out,
     async stop() { if (child.exitCode === null) child.kill('SIGTERM'); return exited; },

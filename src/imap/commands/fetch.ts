@@ -65,6 +65,12 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
     const needBody = items.some((i) => i.k === 'SECTION' || i.k.startsWith('RFC822') && i.k !== 'RFC822.SIZE');
     const setsSeen = !sel.readOnly && items.some((i) => (i.k === 'SECTION' && !i.peek) || i.k === 'RFC822' || i.k === 'RFC822.TEXT');
     let vanished = false;
+    // responses without literals are encoded here and written in 64 KiB batches (a FETCH 1:* FLAGS on
+    // 100k messages would otherwise pay one socket write per message)
+    const small = !needBody && !items.some((i) => i.k === 'ENVELOPE' || i.k === 'BODY' || i.k === 'BODYSTRUCTURE');
+    let batch: Buffer[] = [];
+    let batchLen = 0;
+    const flush = async () => { if (batchLen) { const b = Buffer.concat(batch); batch = []; batchLen = 0; await s.sendRaw(b); } };
     for (let n = 0; n < msgs.length; n++) {
       const { seq, m } = msgs[n];
       try {
@@ -76,13 +82,18 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
       }
       const values = await renderItems(ctx, m, items, flagsChanged);
       if (flagsChanged) sel.noteFlags(m);
-      await s.untagged([num(seq), atom('FETCH'), list(values)]);
+      if (small) {
+        const b = responseBytes({ kind: 'data', values: [num(seq), atom('FETCH'), list(values)] });
+        batch.push(b); batchLen += b.length;
+        if (batchLen >= 65536) await flush();
+      } else await s.untagged([num(seq), atom('FETCH'), list(values)]);
       } catch (e) {
         // expunged by another session after our view was made: skip it, report at the end (RFC 5530)
         if (e instanceof MailStoreError && e.code === 'EXPUNGED') { vanished = true; continue; }
         throw e;
       }
     }
+    await flush();
     if (vanished) await ctx.no('Some of the requested messages no longer exist.', { name: 'EXPUNGEISSUED' });
     else await ctx.ok('Fetch completed');
   } catch (e) {

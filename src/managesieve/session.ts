@@ -114,7 +114,7 @@ export class ManageSieveSession {
     const impl = cfg.get('managesieve_implementation_string') || 'Dovecot (Debian) Pigeonhole';
     const sieve = cfg.get('managesieve_sieve_capability') || SUPPORTED_EXTENSIONS.join(' ');
     // Only PLAIN is implemented here (what Roundcube's managesieve plugin uses).
-    const mechs = ['PLAIN'];
+    const mechs = this.plaintextAllowed() ? ['PLAIN'] : [];
     const lines = [`"IMPLEMENTATION" ${quote(impl)}`, `"SIEVE" ${quote(sieve)}`];
     if (authed) lines.push(`"MAXREDIRECTS" ${quote(cfg.get('sieve_max_redirects') || '4')}`);
     else {
@@ -185,6 +185,7 @@ export class ManageSieveSession {
         case 'AUTHENTICATE': {
           const a = strArgs(1, 2); if (!a) return;
           if (a[0].toUpperCase() !== 'PLAIN') { this.write('NO "Unsupported authentication mechanism."\r\n'); return; }
+          if (!this.plaintextAllowed()) { this.write('NO "Plaintext authentication disallowed on non-secure (SSL/TLS) connections."\r\n'); return; }
           if (a.length === 2) return this.finishAuth(a[1]);
           this.pendingAuth = true;
           this.write('""\r\n');
@@ -264,6 +265,18 @@ export class ManageSieveSession {
         this.write('NO (TRYLATER) "Internal error occurred. Refer to server log for more information."\r\n');
       }
     }
+  }
+
+  /**
+   * Dovecot's disable_plaintext_auth (and ssl = required): PLAIN only over TLS
+   * or on a connection Dovecot counts as secure (loopback, or local IP = remote IP).
+   */
+  private plaintextAllowed(): boolean {
+    const cfg = this.deps.config;
+    const off = cfg.getBool('disable_plaintext_auth') || cfg.get('ssl') === 'required';
+    if (!off || this.deps.secured) return true;
+    const rip = this.deps.remoteIp ?? '';
+    return rip === '' || rip === '::1' || rip.startsWith('127.') || rip === this.deps.localIp;
   }
 
   private async nameOk(name: string): Promise<boolean> {

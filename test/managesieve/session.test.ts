@@ -14,7 +14,7 @@ import { parseConfigText } from '../helpers/config-text.js';
 import { AuthEngine } from '../../src/auth/engine.js';
 import { ManageSieveSession, parseCommand } from '../../src/managesieve/session.js';
 
-async function session(t: import('node:test').TestContext) {
+async function session(t: import('node:test').TestContext, remoteIp?: string) {
   const dir = tempDir(t, 'ms-session');
   mkdirSync(join(dir, 'home'));
   const config = await parseConfigText(`passdb {\n  driver = static\n  args = password=pass\n}\nuserdb {\n  driver = static\n  args = home=${dir}/home/%u\n}\nauth_failure_delay = 0\n`);
@@ -25,7 +25,7 @@ async function session(t: import('node:test').TestContext) {
   const duplex = Object.assign(input, { write: output.write.bind(output), end: output.end.bind(output) }) as unknown as import('node:stream').Duplex;
   let got = '';
   output.on('data', (d: Buffer) => { got += d.toString(); });
-  const s = new ManageSieveSession(duplex, { config, auth, resolveHome: (_u, f) => f.find(([k]) => k === 'home')?.[1], tlsAvailable: false, secured: false });
+  const s = new ManageSieveSession(duplex, { config, auth, resolveHome: (_u, f) => f.find(([k]) => k === 'home')?.[1], tlsAvailable: false, secured: false, remoteIp, localIp: '192.0.2.1' });
   s.start();
   const send = async (data: string | Buffer, until: RegExp) => {
     got = '';
@@ -33,7 +33,7 @@ async function session(t: import('node:test').TestContext) {
     for (let i = 0; i < 200 && !until.test(got); i++) await new Promise((r) => setTimeout(r, 10));
     return got;
   };
-  return { dir, home: join(dir, 'home', 'u@example.org'), send };
+  return { dir, home: join(dir, 'home', 'u@example.org'), send, greeting: () => got };
 }
 
 test('AUTHENTICATE PLAIN with a continuation, then scripts', async (t) => {
@@ -84,4 +84,12 @@ test('command parser: quoted strings with escapes, both literal forms, incomplet
   assert.equal(parseCommand(Buffer.from('PUTSCRIPT "a" {5+}\r\nxy')), null);
   assert.equal(parseCommand(Buffer.from('NOOP')), null);
   assert.throws(() => parseCommand(Buffer.from('NOOP "a\rb"\r\n')));
+});
+
+test('disable_plaintext_auth: no PLAIN for a remote client outside TLS', async (t) => {
+  const s = await session(t, '198.51.100.7');
+  await new Promise((r) => setTimeout(r, 20));
+  assert.match(s.greeting(), /^"SASL" ""\r$/m);
+  const b64 = Buffer.from('\0u@example.org\0pass').toString('base64');
+  assert.equal(await s.send(`AUTHENTICATE "PLAIN" "${b64}"\r\n`, /\r\n$/), 'NO "Plaintext authentication disallowed on non-secure (SSL/TLS) connections."\r\n');
 });

@@ -17,7 +17,7 @@ import { join, resolve, dirname } from 'node:path';
 import type { DovecotConfig } from '../config/settings.js';
 import type { Fields } from '../auth/databases.js';
 import { expandVars } from '../config/vars.js';
-import { Logger } from '../log/logger.js';
+import { Logger, formatTimestamp } from '../log/logger.js';
 import { compileScript, SieveCompileError, type CompiledScript } from './compile.js';
 import { runScript, type SieveAction, type SieveEnvelope } from './interpreter.js';
 import { parseMessage } from './message.js';
@@ -107,6 +107,12 @@ export async function activeScriptPath(plugin: Record<string, string>, user: Sie
   return undefined;
 }
 
+function tzOffset(d: Date): string {
+  const m = -d.getTimezoneOffset();
+  const a = Math.abs(m);
+  return `${m < 0 ? '-' : '+'}${String(Math.floor(a / 60)).padStart(2, '0')}${String(a % 60).padStart(2, '0')}`;
+}
+
 export async function runSieveForDelivery(config: DovecotConfig, user: SieveUser, message: Buffer, envelope: SieveEnvelope, opts: DeliverOptions = {}): Promise<SieveOutcome> {
   const protocol = opts.protocol ?? 'lmtp';
   // userdb fields override plugin settings (Dovecot turns unknown userdb fields into plugin settings).
@@ -118,6 +124,8 @@ export async function runSieveForDelivery(config: DovecotConfig, user: SieveUser
   const active = await activeScriptPath(plugin, user);
   if (active) scripts.push(active);
   for (const loc of numbered(plugin, 'sieve_after')) scripts.push(...await locationScripts(loc, user));
+  const userLoc = parseLocation(plugin.sieve || 'file:~/sieve;active=~/.dovecot.sieve', user);
+  const userLink = userLoc.active ?? userLoc.path;
 
   const msg = parseMessage(message);
   const actions: SieveAction[] = [];
@@ -137,8 +145,19 @@ export async function runSieveForDelivery(config: DovecotConfig, user: SieveUser
       if (!keep) break;
     } catch (e) {
       const lines = e instanceof SieveCompileError ? e.errors : [`${path}: ${(e as Error).message}`];
-      for (const l of lines) { errors.push(l); log.error(`sieve: ${l}`); }
-      log.error(`sieve: Execution of script ${path} failed, but implicit keep was successful`);
+      errors.push(...lines);
+      if (e instanceof SieveCompileError && path === active) {
+        // As Pigeonhole: the details go to the user's log next to the active link, the server log points there.
+        const userLog = `${userLink}.log`;
+        const name = path.replace(/^.*\//, '').replace(/\.sieve$/, '');
+        const stamp = formatTimestamp('%Y-%m-%d %H:%M:%S', opts.now ?? new Date()) + ' ' + tzOffset(opts.now ?? new Date());
+        const text = [`sieve: info: started log at ${stamp}.`, ...lines, `${name}: error: ${e.kind} failed.`].join('\n') + '\n';
+        try { await fs.writeFile(userLog, text, { mode: 0o600 }); } catch (w) { log.error(`sieve: failed to write ${userLog}: ${(w as Error).message}`); }
+        log.info(`sieve: Failed to compile script \`${userLink}' (view user logfile \`${userLog}' for more information)`);
+      } else {
+        for (const l of lines) log.error(`sieve: ${l}`);
+        log.error(`sieve: Execution of script ${path} failed, but implicit keep was successful`);
+      }
       keep = true; keepFlags = [];
       break;
     }

@@ -9,7 +9,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { writeFileSync, mkdirSync, symlinkSync, chmodSync, utimesSync, existsSync } from 'node:fs';
+import { writeFileSync, mkdirSync, symlinkSync, chmodSync, utimesSync, existsSync, readFileSync } from 'node:fs';
+import { setupDovecot } from '../helpers/dovecot.js';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
 import { requireTool } from '../helpers/tools.js';
@@ -108,7 +109,37 @@ test('a script with a syntax error: message kept in INBOX, error logged, earlier
   const o = await runSieveForDelivery(config, s.user, SPAM, ENV);
   assert.deepEqual(summary(o), ['fileinto:Archive:', 'keep::']);   // spam.sieve never ran
   assert.deepEqual(o.errors, ["broken: line 2: error: expected end of command ';' or the beginning of a compound block '{', but found '}'."]);
-  assert.ok(lines.some((l) => l.includes('lmtp(john@example.org)') && l.includes("broken: line 2: error: expected end of command ';'")), lines.join(''));
+  assert.ok(lines.some((l) => l.includes('lmtp(john@example.org)') && l.includes(`sieve: Failed to compile script \`${s.home}/.dovecot.sieve'`)), lines.join(''));
+  assert.match(readFileSync(join(s.home, '.dovecot.sieve.log'), 'utf8'), /broken: line 2: error: expected end of command ';'.*\nbroken: error: parse failed\.\n$/);
+});
+
+test('user script compile error: same user logfile and server log line as Pigeonhole (dovecot-lda)', async (t) => {
+  const lda = '/usr/lib/dovecot/dovecot-lda';
+  if (!existsSync(lda)) { if (process.env.CI === 'true') throw new Error('dovecot-lda missing'); t.skip('dovecot-lda missing'); return; }
+  const dv = setupDovecot(t, { start: true, protocols: 'lmtp', extraConf: 'protocol lda {\n  mail_plugins = sieve\n}\nplugin {\n  sieve = file:~/sieve;active=~/.dovecot.sieve\n}\n' });
+  if (!dv) return;
+  const broken = 'require "fileinto";\nif header :is "x" "y" { fileinto "J" }\nfoo;\n';
+  const h = dv.home('john@example.org');
+  mkdirSync(join(h, 'sieve'), { recursive: true });
+  writeFileSync(join(h, 'sieve', 'broken.sieve'), broken);
+  symlinkSync('sieve/broken.sieve', join(h, '.dovecot.sieve'));
+  spawnSync('chown', ['-R', `${dv.uid}:${dv.gid}`, h]);
+  const r = spawnSync(lda, ['-c', dv.conf, '-d', 'john@example.org', '-f', 'a@b.example'], { input: 'From: a@b.example\nSubject: x\n\nhi\n', encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const oracleLog = readFileSync(join(h, '.dovecot.sieve.log'), 'utf8');
+  const oracleLine = /Info: (sieve: Failed to compile script .*)$/m.exec(dv.log())![1];
+
+  const s = await setup(t);
+  s.activate('broken', broken);
+  const lines: string[] = [];
+  setLogSink((l) => { lines.push(l); });
+  t.after(() => setLogSink(null));
+  await runSieveForDelivery(s.config, s.user, HAM, ENV);
+  const ours = readFileSync(join(s.home, '.dovecot.sieve.log'), 'utf8');
+  const stamp = (x: string) => x.replace(/started log at [^\n]*\./, 'started log at <time>.');
+  assert.equal(stamp(ours), stamp(oracleLog));
+  const ourLine = lines.map((l) => /Info: (sieve: Failed to compile script .*)$/m.exec(l.trimEnd())?.[1]).find(Boolean)!;
+  assert.equal(ourLine.replaceAll(s.home, '~'), oracleLine.replaceAll(h, '~'));
 });
 
 test('compiled scripts are cached but a changed script is recompiled', async (t) => {

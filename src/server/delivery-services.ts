@@ -2,6 +2,7 @@
  * The Postfix-facing services (ispmail-integration.md §1): LMTP on the unix
  * and inet listeners of `service lmtp` (private/dovecot-lmtp in ISPmail) and
  * the auth client protocol on `service auth` unix listeners (private/auth),
+ * Dovecot's quota-status policy service on `service quota-status` (private/quota-status),
  * with the owner, group and mode the config gives. Dovecot-internal auth
  * sockets (auth-master, auth-userdb, login/…) are not served: nothing but
  * Dovecot's own processes talk to them.
@@ -14,12 +15,13 @@ import type { DovecotConfig } from '../config/settings.js';
 import { Logger } from '../log/logger.js';
 import { AuthClientSession } from '../authsock/server.js';
 import { LmtpSession } from '../lmtp/session.js';
+import { QuotaStatusSession } from '../quota/status-policy.js';
 import { openUnixListener, parseListen, type ListenerSpec, type OpenUnixListener, type UnixListenerSpec } from './listeners.js';
 import { resolveGroup, resolveUser } from './privileges.js';
 
 const INTERNAL_AUTH = new Set(['auth-master', 'auth-userdb', 'auth-login', 'auth-worker']);
 
-export function unixListenerSpecs(config: DovecotConfig, service: 'lmtp' | 'auth'): UnixListenerSpec[] {
+export function unixListenerSpecs(config: DovecotConfig, service: 'lmtp' | 'auth' | 'quota-status'): UnixListenerSpec[] {
   const baseDir = config.get('base_dir') || '/run/dovecot';
   const out: UnixListenerSpec[] = [];
   for (const svc of config.services()) {
@@ -65,6 +67,11 @@ export class DeliveryServices {
     new LmtpSession(s, this.config, this.lmtpAuth, s.remoteAddress?.replace(/^::ffff:/, '') ?? '127.0.0.1');
   }
 
+  acceptQuotaStatus(s: Socket): void {
+    s.on('error', () => s.destroy());
+    new QuotaStatusSession(s, this.config, this.lmtpAuth);
+  }
+
   acceptAuth(s: Socket): void {
     s.on('error', () => s.destroy());
     new AuthClientSession(s, this.config, this.smtpAuth, this.penalty, this.log);
@@ -73,10 +80,10 @@ export class DeliveryServices {
   /** Unix listeners of lmtp (when `protocols` has lmtp) and auth; a path that can't be created is a warning, not fatal. */
   async openUnix(warn: (m: string) => void): Promise<void> {
     const protocols = this.config.get('protocols').split(/\s+/);
-    const specs = [...(protocols.includes('lmtp') ? unixListenerSpecs(this.config, 'lmtp') : []), ...unixListenerSpecs(this.config, 'auth')];
+    const specs = [...(protocols.includes('lmtp') ? unixListenerSpecs(this.config, 'lmtp') : []), ...unixListenerSpecs(this.config, 'auth'), ...unixListenerSpecs(this.config, 'quota-status')];
     for (const spec of specs) {
       try {
-        this.open.push(await openUnixListener(spec, (s) => (spec.service === 'lmtp' ? this.acceptLmtp(s) : this.acceptAuth(s))));
+        this.open.push(await openUnixListener(spec, (s) => (spec.service === 'lmtp' ? this.acceptLmtp(s) : spec.service === 'auth' ? this.acceptAuth(s) : this.acceptQuotaStatus(s))));
       } catch (e) {
         warn(`${(e as Error).message} (not served)`);
       }

@@ -5,7 +5,7 @@
  * root it drops to the same mail uid the private Dovecot uses.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { sealmailJs } from './paths.js';
@@ -26,7 +26,7 @@ export interface SealmailServer {
   stop(): Promise<number | null>;
 }
 
-export async function startSealmail(t: TestContext, opts: { extraConf?: string; passdb?: string; beforeStart?: (dir: string) => void } = {}): Promise<SealmailServer> {
+export async function startSealmail(t: TestContext, opts: { extraConf?: string; passdb?: string; beforeStart?: (dir: string) => void; rewriteConf?: (text: string, dir: string) => string } = {}): Promise<SealmailServer> {
   const dir = tempDir(t, 'sealmail-srv');
   chmodSync(dir, 0o755);
   const { uid, gid } = mailIds();
@@ -66,6 +66,7 @@ service imap-login {
 ${opts.extraConf ?? ''}
 `);
   opts.beforeStart?.(dir);
+  if (opts.rewriteConf) writeFileSync(conf, opts.rewriteConf(readFileSync(conf, 'utf8'), dir));
   const child: ChildProcess = spawn(process.execPath, [sealmailJs, '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));

@@ -1,0 +1,60 @@
+/**
+ * Dovecot's quota-status service in Postfix policy-delegation mode
+ * (`check_policy_service unix:private/quota-status`, spec §4): name=value
+ * requests ending in an empty line, `action=…` replies, several requests
+ * per connection. Recipient lowercased and detail-stripped; unknown user →
+ * quota_status_nouser, over quota (used + size > limit) →
+ * quota_status_overquota, otherwise quota_status_success (defaults as
+ * Dovecot's: DUNNO, DUNNO, "552 5.2.2 Mailbox is full").
+ */
+import type { Duplex } from 'node:stream';
+import type { AuthEngine } from '../auth/engine.js';
+import type { DovecotConfig } from '../config/settings.js';
+import { splitDetail } from '../lmtp/delivery.js';
+import { openUserStore, resolveMailUser } from '../mailstore/user-store.js';
+import { quotaLimits, quotaUsage } from './rules.js';
+
+export class QuotaStatusSession {
+  private buf = '';
+  private running: Promise<void> = Promise.resolve();
+
+  constructor(private readonly sock: Duplex, private readonly config: DovecotConfig, private readonly auth: AuthEngine) {
+    sock.on('data', (d: Buffer) => {
+      this.buf += d.toString('utf8');
+      let i;
+      while ((i = this.buf.indexOf('\n\n')) >= 0) {
+        const req = this.buf.slice(0, i);
+        this.buf = this.buf.slice(i + 2);
+        this.running = this.running.then(() => this.answer(req)).catch(() => { sock.destroy(); });
+      }
+      if (this.buf.length > 65536) sock.destroy();
+    });
+    sock.on('error', () => sock.destroy());
+  }
+
+  private async answer(req: string): Promise<void> {
+    const attrs = new Map(req.split('\n').map((l) => { const e = l.indexOf('='); return [l.slice(0, e), l.slice(e + 1)] as [string, string]; }));
+    const plugin = this.config.plugin({ protocol: 'quota-status' });
+    const success = plugin.quota_status_success ?? 'DUNNO';
+    const nouser = plugin.quota_status_nouser ?? 'DUNNO';
+    const over = plugin.quota_status_overquota ?? '552 5.2.2 Mailbox is full';
+    const rcpt = (attrs.get('recipient') ?? '').toLowerCase();
+    let action = success;
+    if (!rcpt) action = success;
+    else {
+      const { user } = splitDetail(rcpt, this.config.get('recipient_delimiter', { protocol: 'lmtp' }));
+      const r = await this.auth.lookupUser(user, { service: 'quota-status' });
+      if (r.result !== 'ok') action = r.result === 'tempfail' ? 'DEFER_IF_PERMIT Temporary user lookup failure' : nouser;
+      else {
+        const limits = quotaLimits(r.fields, plugin);
+        if (limits.bytes || limits.messages) {
+          const store = openUserStore(resolveMailUser(this.config, r.user, r.fields, 'lmtp'));
+          const used = await quotaUsage(store);
+          const size = Number(attrs.get('size') ?? 0) || 0;
+          if ((limits.bytes && used.bytes + size > limits.bytes) || (limits.messages && used.messages + 1 > limits.messages)) action = over;
+        }
+      }
+    }
+    this.sock.write(`action=${action}\n\n`);
+  }
+}

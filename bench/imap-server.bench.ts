@@ -8,13 +8,13 @@
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { setupDovecot, mailIds } from '../test/helpers/dovecot.js';
 import { startSealmail } from '../test/helpers/sealmail-server.js';
 import { freePort } from '../test/helpers/databases.js';
 import type { BenchRow } from './harness.js';
+import { Conn } from './imap-client.js';
 
 const N = Number(process.env.IMAP_BENCH_N ?? 100_000);
 const CONNS = Number(process.env.IMAP_BENCH_CONNS ?? 300);
@@ -30,31 +30,6 @@ function makeMaildir(root: string, n: number, bodyFor: (i: number) => string): v
 }
 
 const msg = (i: number) => `From: Sender ${i % 97} <s${i % 97}@example.org>\nTo: ${USER}\nSubject: bench message ${i}\nDate: Mon, 2 Feb 2026 10:00:00 +0000\nMessage-ID: <${i}@bench>\n\n${i % 500 === 0 ? 'needle in this one\n' : ''}${'filler text line\n'.repeat(5)}`;
-
-class Conn {
-  private buf = '';
-  private wait: { tag: string; res: () => void } | null = null;
-  private n = 0;
-  constructor(readonly sock: Socket) {
-    sock.setEncoding('latin1');
-    sock.on('data', (d: string) => {
-      this.buf += d;
-      if (this.buf.length > 1 << 20) this.buf = this.buf.slice(-4096);
-      if (this.wait && new RegExp(`(^|\\r\\n)${this.wait.tag} (OK|NO|BAD)[^\\r\\n]*\\r\\n$`).test(this.buf)) { const w = this.wait; this.wait = null; this.buf = ''; w.res(); }
-    });
-  }
-  static async open(port: number): Promise<Conn> {
-    const s = connect(port, '127.0.0.1');
-    await new Promise<void>((r) => s.once('data', () => r()));
-    return new Conn(s);
-  }
-  async cmd(text: string): Promise<number> {
-    const tag = `t${++this.n}`;
-    const t0 = process.hrtime.bigint();
-    await new Promise<void>((res) => { this.wait = { tag, res }; this.sock.write(`${tag} ${text}\r\n`); });
-    return Number(process.hrtime.bigint() - t0) / 1e6;
-  }
-}
 
 function rssKiB(pids: number[]): number {
   let sum = 0;

@@ -27,6 +27,8 @@ const MACROS: Record<string, string[]> = {
   FAST: ['FLAGS', 'INTERNALDATE', 'RFC822.SIZE'],
   FULL: ['FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODY'],
 };
+/** Messages up to this size are sent from memory (mail-crypt verifies them whole anyway); bigger ones stream. */
+const STREAM_ABOVE = 1 << 20;
 const SIMPLE = new Set(['UID', 'FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODY', 'BODYSTRUCTURE', 'RFC822', 'RFC822.HEADER', 'RFC822.TEXT']);
 
 function parseItems(arg: ImapArg | undefined): Item[] {
@@ -65,16 +67,15 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
     const needBody = items.some((i) => i.k === 'SECTION' || i.k.startsWith('RFC822') && i.k !== 'RFC822.SIZE');
     const setsSeen = !sel.readOnly && items.some((i) => (i.k === 'SECTION' && !i.peek) || i.k === 'RFC822' || i.k === 'RFC822.TEXT');
     let vanished = false;
-    // responses without literals are encoded here and written in 64 KiB batches (a FETCH 1:* FLAGS on
-    // 100k messages would otherwise pay one socket write per message)
-    const small = !needBody && !items.some((i) => i.k === 'ENVELOPE' || i.k === 'BODY' || i.k === 'BODYSTRUCTURE');
+    // responses are encoded here and written in 64 KiB batches (a FETCH 1:* on 100k messages would
+    // otherwise pay one socket write per message); only a streamed big body goes out on its own
     let batch: Buffer[] = [];
     let batchLen = 0;
     const flush = async () => { if (batchLen) { const b = Buffer.concat(batch); batch = []; batchLen = 0; await s.sendRaw(b); } };
     for (let n = 0; n < msgs.length; n++) {
       const { seq, m } = msgs[n];
       try {
-      if (needBody && n % 8 === 0) sel.folder.prefetch(msgs.slice(n, n + 16).map((x) => x.m));
+      if (needBody && n % 16 === 0) sel.folder.prefetch(msgs.slice(n, n + 32).map((x) => x.m));
       let flagsChanged = false;
       if (setsSeen && !m.flags.has('\\Seen')) {
         await sel.folder.setFlags(m, [...m.flags, '\\Seen'], m.keywords);
@@ -82,11 +83,15 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
       }
       const values = await renderItems(ctx, m, items, flagsChanged);
       if (flagsChanged) sel.noteFlags(m);
-      if (small) {
+      const streamed = values.some((v) => v.type === 'literal' && !Buffer.isBuffer(v.body));
+      if (!streamed) {
         const b = responseBytes({ kind: 'data', values: [num(seq), atom('FETCH'), list(values)] });
         batch.push(b); batchLen += b.length;
         if (batchLen >= 65536) await flush();
-      } else await s.untagged([num(seq), atom('FETCH'), list(values)]);
+      } else {
+        await flush();
+        await s.untagged([num(seq), atom('FETCH'), list(values)]);
+      }
       } catch (e) {
         // expunged by another session after our view was made: skip it, report at the end (RFC 5530)
         if (e instanceof MailStoreError && e.code === 'EXPUNGED') { vanished = true; continue; }
@@ -141,13 +146,14 @@ async function renderItems(ctx: CommandContext, m: MaildirMessage, items: Item[]
       case 'RFC822.TEXT': out.push(atom('RFC822.TEXT'), lit(sectionBytes(await message(), await mime(), 'TEXT') ?? Buffer.alloc(0))); break;
       case 'SECTION': {
         const name = `BODY[${sectionName(it.section)}]`;
-        if (it.section === '' && !it.partial && !crlf) {
-          // the whole message: streamed, never held
-          const size = await folder.virtualSize(m);
+        const whole = it.section === '' && !it.partial && !crlf ? await folder.virtualSize(m) : 0;
+        if (whole > STREAM_ABOVE) {
+          // a big message: streamed, never held
+          const size = whole;
           out.push({ type: 'raw', value: name }, { type: 'literal', size, body: crlfStream(folder.read(m)) });
           break;
         }
-        let data = sectionBytes(await message(), await mime(), it.section) ?? Buffer.alloc(0);
+        let data = it.section === '' ? await message() : sectionBytes(await message(), await mime(), it.section) ?? Buffer.alloc(0);
         let label = name;
         if (it.partial) {
           const [start, len] = it.partial;

@@ -95,6 +95,9 @@ export default async function imapServerBench(): Promise<BenchRow[]> {
     // first contact builds the uidlists (and Dovecot's index): measure the warm state, as a server lives
     await measure(port);
     await measure(srv.imapPort);
+    await measure(srv.imapPort);
+    // a mailbox untouched for a couple of seconds: what a server sees most of the time
+    await new Promise((r) => setTimeout(r, 2500));
     const d = await measure(port);
     const s = await measure(srv.imapPort);
     const sealPid = [srv.pid];

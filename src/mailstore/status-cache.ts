@@ -20,10 +20,13 @@ const TRUST_AFTER_MS = 2000;
 export type CachedStatus = MailboxStatus;
 
 /** The change stamp of a folder, or null when it is too fresh to trust. */
-export async function folderStamp(dir: string, controlDir: string): Promise<string | null> {
+export async function folderStamp(dir: string, controlDir: string, withRecent = true): Promise<string | null> {
   const parts: string[] = [];
   let newest = 0n;
-  for (const p of [join(dir, 'new'), join(dir, 'cur'), join(controlDir, 'dovecot-uidlist'), join(controlDir, 'dovecot-keywords'), join(controlDir, 'sealmail.recent')]) {
+  const paths = [join(dir, 'new'), join(dir, 'cur'), join(controlDir, 'dovecot-uidlist'), join(controlDir, 'dovecot-keywords')];
+  // the \Recent marker only matters for the cached STATUS counters, not for a folder's message list
+  if (withRecent) paths.push(join(controlDir, 'sealmail.recent'));
+  for (const p of paths) {
     try {
       const st = await fsp.stat(p, { bigint: true });
       parts.push(`${st.ino}:${st.mtimeNs}:${st.size}`);

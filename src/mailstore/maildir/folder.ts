@@ -191,7 +191,7 @@ export class MaildirFolder {
   private async syncNow(opts: SyncOptions): Promise<void> {
     // Dovecot's quick check: new/, cur/, the uidlist and keywords unchanged since our last
     // full sync (and not too fresh to trust) = nothing to do, no 100k-entry readdir
-    const stamp = await folderStamp(this.dir, this.controlDir);
+    const stamp = await folderStamp(this.dir, this.controlDir, false);
     if (stamp !== null && stamp === this.lastStamp && (!opts.moveNew || this.newWasEmpty)) return;
     this.scanSerial = this.serial;
     const assign = opts.assignUids !== false;
@@ -419,6 +419,7 @@ export class MaildirFolder {
 
   /** A read-write SELECT takes the recent messages: later sessions don't see them as recent. */
   async setFirstRecentUid(uid: number): Promise<void> {
+    if ((await this.firstRecentUid()) === uid) return; // unchanged: don't touch the file (and the STATUS cache's stamp)
     const p = join(this.controlDir, RECENT_FILE);
     await writeAtomic(p, `${uid}\n`, `${p}.tmp.${process.pid}`).catch(() => undefined);
   }

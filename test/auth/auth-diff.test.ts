@@ -93,6 +93,11 @@ userdb {
       try {
         const pid = Number(readFileSync(join(dir, 'run', 'master.pid'), 'utf8'));
         process.kill(pid, 'SIGTERM');
+        // wait until it has really gone: a master still shutting down writes into state/ while we delete it
+        for (let i = 0; i < 200; i++) {
+          try { process.kill(pid, 0); } catch { break; }
+          spawnSync('sleep', ['0.05']);
+        }
       } catch { /* already gone */ }
     },
   };

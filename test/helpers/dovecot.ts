@@ -110,7 +110,10 @@ service submission-login {
 }
 ${root ? '' : `default_internal_user = ${me}\ndefault_login_user = ${me}\n`}${opts.extraConf ?? ''}
 `);
+  let stopped = false;
   const stop = (): void => {
+    if (stopped) return;
+    stopped = true;
     const pidFile = join(dir, 'base', 'master.pid');
     if (existsSync(pidFile)) {
       spawnSync(doveadmBin, ['-c', conf, 'stop'], { stdio: 'ignore', timeout: 30_000 });
@@ -144,5 +147,7 @@ ${root ? '' : `default_internal_user = ${me}\ndefault_login_user = ${me}\n`}${op
     }
   }
   t?.after(() => stop());
+  // a caller that never reaches its cleanup (a bench, a crashed script) must not leave a daemon behind
+  process.once('exit', stop);
   return dv;
 }

@@ -113,7 +113,7 @@ export class Session {
       return caps.join(' ');
     }
     const caps = ['IMAP4rev1', 'SASL-IR', 'LOGIN-REFERRALS', 'ID', 'ENABLE', 'IDLE', 'UNSELECT', 'CHILDREN', 'NAMESPACE', 'UIDPLUS',
-      'SPECIAL-USE', 'MOVE', 'STATUS=SIZE', 'LITERAL+', `APPENDLIMIT=${APPENDLIMIT}`];
+      'SPECIAL-USE', 'MOVE', 'STATUS=SIZE', 'ESEARCH', 'LITERAL+', `APPENDLIMIT=${APPENDLIMIT}`];
     if (conf && !conf.startsWith('+')) return conf;
     return conf ? [...caps, ...conf.slice(1).trim().split(/\s+/)].join(' ') : caps.join(' ');
   }
@@ -237,7 +237,8 @@ export class Session {
       tag, name, args, session: this,
       ok: (text, code) => this.send({ kind: 'tagged', tag, status: 'OK', code, text: timed(text, t0) }),
       no: (text, code) => this.send({ kind: 'tagged', tag, status: 'NO', code, text: code?.name === 'AUTHENTICATIONFAILED' || code?.name === 'UNAVAILABLE' ? text : timed(text, t0) }),
-      bad: (text) => this.badCommand(tag, text),
+      // a command's own BAD carries the timing suffix like its OK/NO (Dovecot); state errors don't
+      bad: (text) => this.badCommand(tag, timed(text, t0)),
     };
     try {
       await cmd.run(ctx);
@@ -314,5 +315,5 @@ export class Session {
 
 function timed(text: string, t0: bigint): string {
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-  return `${text} (${secs.toFixed(3)} + 0.000 secs).`;
+  return `${text.replace(/\.$/, '')} (${secs.toFixed(3)} + 0.000 secs).`;
 }

@@ -1,14 +1,14 @@
 /**
- * SEARCH and UID SEARCH (RFC 3501 §6.4.4): the IMAP search-key grammar
+ * SEARCH and UID SEARCH (RFC 3501 §6.4.4, RFC 4731 ESEARCH): the IMAP search-key grammar
  * (prefix OR, NOT, parenthesised lists, sequence sets, CHARSET) parsed into
  * the store's query tree and evaluated message by message; bodies are read
  * only when a text key needs them.
  */
 import { matches, type MessageView, type Query } from '../../mailstore/search.js';
 import { MailStoreError } from '../../mailstore/errors.js';
-import { atom, num } from '../wire/encoder.js';
+import { atom, list, num, str, type ImapValue } from '../wire/encoder.js';
 import type { ImapArg } from '../wire/parser.js';
-import { normalizeSequenceSet } from '../wire/sequence.js';
+import { formatSequenceSet, normalizeSequenceSet } from '../wire/sequence.js';
 import { SELECTED, type Command, type CommandContext } from './types.js';
 import { ArgError, astring, seqSet } from './args.js';
 import { replyError } from './errors.js';
@@ -72,6 +72,14 @@ async function search(ctx: CommandContext, uidMode: boolean): Promise<void> {
   const sel = ctx.session.selected!;
   try {
     let args = ctx.args;
+    // RFC 4731 ESEARCH: SEARCH RETURN (MIN MAX ALL COUNT) …
+    let ret: Set<string> | null = null;
+    if (astring(args[0])?.toUpperCase() === 'RETURN' && args[1]?.type === 'list') {
+      ret = new Set(args[1].items.map((i) => (astring(i) ?? '').toUpperCase()));
+      for (const o of ret) if (!['MIN', 'MAX', 'ALL', 'COUNT'].includes(o)) throw new ArgError('Unknown SEARCH return option');
+      if (!ret.size) ret.add('ALL');
+      args = args.slice(2);
+    }
     if (astring(args[0])?.toUpperCase() === 'CHARSET') {
       const cs = astring(args[1])?.toUpperCase();
       if (cs !== 'UTF-8' && cs !== 'US-ASCII') { await ctx.no(`Unsupported charset`, { name: 'BADCHARSET', args: [{ type: 'list', items: [atom('UTF-8'), atom('US-ASCII')] }] }); return; }
@@ -104,7 +112,18 @@ async function search(ctx: CommandContext, uidMode: boolean): Promise<void> {
       };
       if (await matches(q, view)) hits.push(uidMode ? m.uid : n + 1);
     }
-    await ctx.session.untagged([atom('SEARCH'), ...hits.map((h) => num(h))]);
+    if (ret) {
+      // Dovecot's order: MIN MAX ALL COUNT; nothing but COUNT when there is no match
+      const out: ImapValue[] = [atom('ESEARCH'), list([atom('TAG'), str(ctx.tag)])];
+      if (uidMode) out.push(atom('UID'));
+      if (hits.length) {
+        if (ret.has('MIN')) out.push(atom('MIN'), num(hits[0]));
+        if (ret.has('MAX')) out.push(atom('MAX'), num(hits[hits.length - 1]));
+        if (ret.has('ALL')) out.push(atom('ALL'), atom(formatSequenceSet(normalizeSequenceSet(hits.map((h) => ({ from: h, to: h })), 0))));
+      }
+      if (ret.has('COUNT')) out.push(atom('COUNT'), num(hits.length));
+      await ctx.session.untagged(out);
+    } else await ctx.session.untagged([atom('SEARCH'), ...hits.map((h) => num(h))]);
     await ctx.ok('Search completed');
   } catch (e) {
     await replyError(ctx, e);

@@ -38,6 +38,59 @@ export interface SessionOptions {
 const MAX_BAD_COMMANDS = 10;
 /** Dovecot's imap_max_line_length default and its APPENDLIMIT default (64 MiB). */
 const APPENDLIMIT = 64 * 1024 * 1024;
+/**
+ * Dovecot 2.3.19's post-login CAPABILITY, in its order (checked against
+ * imap with imap_quota, imap_zlib and a mail_attribute_dict); the flag says
+ * whether Sealmail implements the extension (only those are announced).
+ * One line each so that extensions land without touching each other.
+ */
+const POSTLOGIN_CAPABILITIES: Array<[string, boolean]> = [
+  ['IMAP4rev1', true],
+  ['SASL-IR', true],
+  ['LOGIN-REFERRALS', true],
+  ['ID', true],
+  ['ENABLE', true],
+  ['IDLE', true],
+  ['SORT', false],
+  ['SORT=DISPLAY', false],
+  ['THREAD=REFERENCES', false],
+  ['THREAD=REFS', false],
+  ['THREAD=ORDEREDSUBJECT', false],
+  ['MULTIAPPEND', true],
+  ['URL-PARTIAL', false],
+  ['CATENATE', false],
+  ['UNSELECT', true],
+  ['CHILDREN', true],
+  ['NAMESPACE', true],
+  ['UIDPLUS', true],
+  ['LIST-EXTENDED', false],
+  ['I18NLEVEL=1', false],
+  ['CONDSTORE', false],
+  ['QRESYNC', false],
+  ['ESEARCH', true],
+  ['ESORT', false],
+  ['SEARCHRES', false],
+  ['WITHIN', false],
+  ['CONTEXT=SEARCH', false],
+  ['LIST-STATUS', false],
+  ['BINARY', false],
+  ['MOVE', true],
+  ['SNIPPET=FUZZY', false],
+  ['PREVIEW=FUZZY', false],
+  ['PREVIEW', false],
+  ['STATUS=SIZE', true],
+  ['SAVEDATE', false],
+  ['LITERAL+', true],
+  ['NOTIFY', false],
+  ['METADATA', false],
+  ['SPECIAL-USE', true],
+  ['COMPRESS=DEFLATE', false],
+  ['QUOTA', false],
+  // not in Dovecot 2.3 (RFC 6154 CREATE is accepted there unannounced; RFC 6855 is 2.4)
+  ['CREATE-SPECIAL-USE', false],
+  ['UTF8=ACCEPT', false],
+];
+
 /** RFC 3501 autologout: at least 30 min authenticated; Dovecot drops silent pre-login clients after 3 min. */
 const IDLE_TIMEOUT_MS = 30 * 60_000;
 const PRELOGIN_TIMEOUT_MS = 3 * 60_000;
@@ -112,8 +165,7 @@ export class Session {
       else caps.push('AUTH=PLAIN', 'AUTH=LOGIN');
       return caps.join(' ');
     }
-    const caps = ['IMAP4rev1', 'SASL-IR', 'LOGIN-REFERRALS', 'ID', 'ENABLE', 'IDLE', 'UNSELECT', 'CHILDREN', 'NAMESPACE', 'UIDPLUS',
-      'SPECIAL-USE', 'MOVE', 'STATUS=SIZE', 'ESEARCH', 'LITERAL+', `APPENDLIMIT=${APPENDLIMIT}`];
+    const caps = POSTLOGIN_CAPABILITIES.filter(([, on]) => on).map(([c]) => c).concat(`APPENDLIMIT=${APPENDLIMIT}`);
     if (conf && !conf.startsWith('+')) return conf;
     return conf ? [...caps, ...conf.slice(1).trim().split(/\s+/)].join(' ') : caps.join(' ');
   }

@@ -16,7 +16,15 @@ import { idleCommands } from './idle.js';
 export type { Command, CommandContext } from './types.js';
 import type { Command } from './types.js';
 
+// one family a line, so extensions are added without touching each other
 export const COMMANDS: Record<string, Command> = {
-  ...sessionCommands, ...mailboxCommands, ...selectCommands, ...fetchCommands,
-  ...storeCommands, ...searchCommands, ...copyCommands, ...appendCommands, ...idleCommands,
+  ...sessionCommands,
+  ...mailboxCommands,
+  ...selectCommands,
+  ...fetchCommands,
+  ...storeCommands,
+  ...searchCommands,
+  ...copyCommands,
+  ...appendCommands,
+  ...idleCommands,
 };

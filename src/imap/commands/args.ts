@@ -7,6 +7,8 @@ import type { ImapArg } from '../wire/parser.js';
 import { parseSequenceSet, type SequenceSet, SequenceSetError } from '../wire/sequence.js';
 
 export class ArgError extends Error {}
+/** An unknown CHARSET (SEARCH/SORT/THREAD): Dovecot answers NO [BADCHARSET] Unknown charset. */
+export class BadCharsetError extends Error {}
 
 export function astring(a: ImapArg | undefined): string | null {
   if (!a) return null;

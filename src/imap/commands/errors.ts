@@ -5,9 +5,10 @@
  */
 import { MailStoreError } from '../../mailstore/errors.js';
 import type { CommandContext } from './types.js';
-import { ArgError } from './args.js';
+import { ArgError, BadCharsetError } from './args.js';
 
 export async function replyError(ctx: CommandContext, e: unknown, mailbox?: string): Promise<void> {
+  if (e instanceof BadCharsetError) { await ctx.no('Unknown charset', { name: 'BADCHARSET' }); return; }
   if (e instanceof ArgError) { await ctx.bad(`Error in IMAP command ${ctx.name}: ${e.message}`); return; }
   if (e instanceof RangeError && /messageset|uidset/.test(e.message)) { await ctx.bad(`Error in IMAP command ${ctx.name}: ${e.message}`); return; }
   if (!(e instanceof MailStoreError)) throw e;

@@ -12,6 +12,8 @@ import { searchCommands } from './search.js';
 import { copyCommands } from './copy.js';
 import { appendCommands } from './append.js';
 import { idleCommands } from './idle.js';
+import { sortCommands } from './sort.js';
+import { threadCommands } from './thread.js';
 
 export type { Command, CommandContext } from './types.js';
 import type { Command } from './types.js';
@@ -27,4 +29,6 @@ export const COMMANDS: Record<string, Command> = {
   ...copyCommands,
   ...appendCommands,
   ...idleCommands,
+  ...sortCommands,
+  ...threadCommands,
 };

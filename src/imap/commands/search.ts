@@ -10,7 +10,8 @@ import { atom, list, num, str, type ImapValue } from '../wire/encoder.js';
 import type { ImapArg } from '../wire/parser.js';
 import { formatSequenceSet, normalizeSequenceSet } from '../wire/sequence.js';
 import { SELECTED, type Command, type CommandContext } from './types.js';
-import { ArgError, astring, seqSet } from './args.js';
+import type { MaildirMessage } from '../../mailstore/maildir/folder.js';
+import { ArgError, BadCharsetError, astring, seqSet } from './args.js';
 import { replyError } from './errors.js';
 
 const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
@@ -68,62 +69,110 @@ function parseKeys(args: ImapArg[], maxSeq: number, maxUid: number): Query {
   return items.length === 1 ? items[0] : { k: 'and', of: items };
 }
 
-async function search(ctx: CommandContext, uidMode: boolean): Promise<void> {
+/** Search-key arguments with their strings recoded from `charset` to UTF-8 (RFC 3501 §6.4.4). */
+export function recodeArgs(args: ImapArg[], charset: string): ImapArg[] {
+  const cs = charset.toLowerCase();
+  if (cs === 'utf-8' || cs === 'us-ascii' || cs === 'utf8') return args;
+  let dec: InstanceType<typeof TextDecoder>;
+  try { dec = new TextDecoder(cs); } catch { throw new BadCharsetError('Unknown charset'); }
+  const conv = (a: ImapArg): ImapArg => {
+    if (a.type === 'list') return { type: 'list', items: a.items.map(conv) };
+    if (a.type === 'string') return { type: 'string', value: Buffer.from(dec.decode(a.value), 'utf8') };
+    if (a.type === 'literal' && a.value) return { ...a, value: Buffer.from(dec.decode(a.value), 'utf8') };
+    return a;
+  };
+  return args.map(conv);
+}
+
+/** The search program of SEARCH/SORT/THREAD against the selected mailbox. */
+export function parseSearchProgram(ctx: CommandContext, args: ImapArg[]): Query {
   const sel = ctx.session.selected!;
+  return parseKeys(args, sel.uids.length, sel.uids.length ? sel.uids[sel.uids.length - 1] : 0);
+}
+
+/** Messages of the selected mailbox that match, in sequence order. */
+export async function searchSelected(ctx: CommandContext, q: Query): Promise<{ seq: number; m: MaildirMessage }[]> {
+  const sel = ctx.session.selected!;
+  const hits: { seq: number; m: MaildirMessage }[] = [];
+  for (let n = 0; n < sel.uids.length; n++) {
+    const m = sel.message(sel.uids[n]);
+    if (!m) continue;
+    if (q.k === 'all') { hits.push({ seq: n + 1, m }); continue; }
+    let text: Buffer | undefined;
+    const view: MessageView = {
+      mailbox: sel.name, mailboxGuid: sel.folder.guid, uid: m.uid, seq: n + 1, guid: m.base,
+      flags: new Set(m.flags), keywords: m.keywords, recent: sel.recent.has(m.uid),
+      vsize: () => sel.folder.virtualSize(m),
+      received: async () => (await sel.folder.stat(m).catch(() => ({ mtime: new Date(0), ctime: new Date(0) }))).mtime,
+      saved: async () => (await sel.folder.stat(m).catch(() => ({ mtime: new Date(0), ctime: new Date(0) }))).ctime,
+      text: async () => {
+        if (text) return text;
+        const parts: Buffer[] = [];
+        try {
+          for await (const c of sel.folder.read(m)) parts.push(c);
+        } catch (e) {
+          // expunged by another session since our view was made: it matches nothing
+          if (e instanceof MailStoreError && e.code === 'EXPUNGED') return (text = Buffer.alloc(0));
+          throw e;
+        }
+        return (text = Buffer.concat(parts));
+      },
+    };
+    if (await matches(q, view)) hits.push({ seq: n + 1, m });
+  }
+  return hits;
+}
+
+/** RFC 4731/5267 RETURN options: MIN MAX ALL COUNT (empty = ALL); SAVE and others are refused as Dovecot refuses unknown ones. */
+export function parseReturn(args: ImapArg[]): { ret: Set<string> | null; rest: ImapArg[] } {
+  if (astring(args[0])?.toUpperCase() !== 'RETURN' || args[1]?.type !== 'list') return { ret: null, rest: args };
+  const ret = new Set(args[1].items.map((i) => (astring(i) ?? '').toUpperCase()));
+  for (const o of ret) if (!['MIN', 'MAX', 'ALL', 'COUNT'].includes(o)) throw new ArgError('Unknown SEARCH return option');
+  if (!ret.size) ret.add('ALL');
+  return { ret, rest: args.slice(2) };
+}
+
+/**
+ * The ESEARCH response (Dovecot's order: MIN MAX ALL COUNT; nothing but
+ * COUNT when there is no match). For SORT, MIN/MAX are the first and last
+ * in sort order and ALL keeps that order, as Dovecot sends them (SEARCH
+ * hits are ascending, so the same rule gives the lowest and highest).
+ */
+export function esearchResponse(tag: string, uidMode: boolean, ret: Set<string>, hits: number[], sorted: boolean): ImapValue[] {
+  const out: ImapValue[] = [atom('ESEARCH'), list([atom('TAG'), str(tag)])];
+  if (uidMode) out.push(atom('UID'));
+  if (hits.length) {
+    if (ret.has('MIN')) out.push(atom('MIN'), num(hits[0]));
+    if (ret.has('MAX')) out.push(atom('MAX'), num(hits[hits.length - 1]));
+    if (ret.has('ALL')) out.push(atom('ALL'), atom(sorted ? orderedSet(hits) : formatSequenceSet(normalizeSequenceSet(hits.map((h) => ({ from: h, to: h })), 0))));
+  }
+  if (ret.has('COUNT')) out.push(atom('COUNT'), num(hits.length));
+  return out;
+}
+
+/** A sequence set that keeps the given order: only ascending runs are joined (1:3,7,5). */
+function orderedSet(ns: number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < ns.length;) {
+    let j = i;
+    while (j + 1 < ns.length && ns[j + 1] === ns[j] + 1) j++;
+    parts.push(j > i ? `${ns[i]}:${ns[j]}` : `${ns[i]}`);
+    i = j + 1;
+  }
+  return parts.join(',');
+}
+
+async function search(ctx: CommandContext, uidMode: boolean): Promise<void> {
   try {
-    let args = ctx.args;
     // RFC 4731 ESEARCH: SEARCH RETURN (MIN MAX ALL COUNT) …
-    let ret: Set<string> | null = null;
-    if (astring(args[0])?.toUpperCase() === 'RETURN' && args[1]?.type === 'list') {
-      ret = new Set(args[1].items.map((i) => (astring(i) ?? '').toUpperCase()));
-      for (const o of ret) if (!['MIN', 'MAX', 'ALL', 'COUNT'].includes(o)) throw new ArgError('Unknown SEARCH return option');
-      if (!ret.size) ret.add('ALL');
-      args = args.slice(2);
-    }
+    let { ret, rest: args } = parseReturn(ctx.args);
     if (astring(args[0])?.toUpperCase() === 'CHARSET') {
-      const cs = astring(args[1])?.toUpperCase();
-      if (cs !== 'UTF-8' && cs !== 'US-ASCII') { await ctx.no(`Unsupported charset`, { name: 'BADCHARSET', args: [{ type: 'list', items: [atom('UTF-8'), atom('US-ASCII')] }] }); return; }
-      args = args.slice(2);
+      args = recodeArgs(args.slice(2), astring(args[1]) ?? '');
     }
-    const q = parseKeys(args, sel.uids.length, sel.uids.length ? sel.uids[sel.uids.length - 1] : 0);
-    const hits: number[] = [];
-    for (let n = 0; n < sel.uids.length; n++) {
-      const m = sel.message(sel.uids[n]);
-      if (!m) continue;
-      let text: Buffer | undefined;
-      const view: MessageView = {
-        mailbox: sel.name, mailboxGuid: sel.folder.guid, uid: m.uid, seq: n + 1, guid: m.base,
-        flags: new Set(m.flags), keywords: m.keywords, recent: sel.recent.has(m.uid),
-        vsize: () => sel.folder.virtualSize(m),
-        received: async () => (await sel.folder.stat(m).catch(() => ({ mtime: new Date(0), ctime: new Date(0) }))).mtime,
-        saved: async () => (await sel.folder.stat(m).catch(() => ({ mtime: new Date(0), ctime: new Date(0) }))).ctime,
-        text: async () => {
-          if (text) return text;
-          const parts: Buffer[] = [];
-          try {
-            for await (const c of sel.folder.read(m)) parts.push(c);
-          } catch (e) {
-            // expunged by another session since our view was made: it matches nothing
-            if (e instanceof MailStoreError && e.code === 'EXPUNGED') return (text = Buffer.alloc(0));
-            throw e;
-          }
-          return (text = Buffer.concat(parts));
-        },
-      };
-      if (await matches(q, view)) hits.push(uidMode ? m.uid : n + 1);
-    }
-    if (ret) {
-      // Dovecot's order: MIN MAX ALL COUNT; nothing but COUNT when there is no match
-      const out: ImapValue[] = [atom('ESEARCH'), list([atom('TAG'), str(ctx.tag)])];
-      if (uidMode) out.push(atom('UID'));
-      if (hits.length) {
-        if (ret.has('MIN')) out.push(atom('MIN'), num(hits[0]));
-        if (ret.has('MAX')) out.push(atom('MAX'), num(hits[hits.length - 1]));
-        if (ret.has('ALL')) out.push(atom('ALL'), atom(formatSequenceSet(normalizeSequenceSet(hits.map((h) => ({ from: h, to: h })), 0))));
-      }
-      if (ret.has('COUNT')) out.push(atom('COUNT'), num(hits.length));
-      await ctx.session.untagged(out);
-    } else await ctx.session.untagged([atom('SEARCH'), ...hits.map((h) => num(h))]);
+    const q = parseSearchProgram(ctx, args);
+    const hits = (await searchSelected(ctx, q)).map((h) => (uidMode ? h.m.uid : h.seq));
+    if (ret) await ctx.session.untagged(esearchResponse(ctx.tag, uidMode, ret, hits, false));
+    else await ctx.session.untagged([atom('SEARCH'), ...hits.map((h) => num(h))]);
     await ctx.ok('Search completed');
   } catch (e) {
     await replyError(ctx, e);

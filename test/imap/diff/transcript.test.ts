@@ -8,11 +8,10 @@
  * implements) and the greeting/login lines.
  */
 import { test } from 'node:test';
-import assert from 'node:assert/strict';
-import { connect } from 'node:net';
 import { setupDovecot } from '../../helpers/dovecot.js';
 import { startSealmail } from '../../helpers/sealmail-server.js';
 import { freePort } from '../../helpers/databases.js';
+import { assertSameTranscript, lockstep, normaliseTranscript } from '../../helpers/imap-lockstep.js';
 
 const M1 = 'From: Ann Example <ann@example.org>\r\nTo: bob@example.org, "Carl, C." <carl@example.net>\r\nCc: team: x@example.org, y@example.org;\r\nSubject: =?utf-8?q?caf=C3=A9?= plans\r\nDate: Tue, 3 Feb 2026 10:11:12 +0100\r\nMessage-ID: <m1@example.org>\r\n\r\nHello Bob,\r\nlunch?\r\n';
 const M2 = 'From: bob@example.org\r\nTo: ann@example.org\r\nSubject: Re: plans\r\nIn-Reply-To: <m1@example.org>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="XYZ"\r\n\r\npreamble\r\n--XYZ\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nsure, at noon \xc3\xa9\r\n--XYZ\r\nContent-Type: application/octet-stream; name="a.bin"\r\nContent-Disposition: attachment; filename="a.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\nAAECAwQ=\r\n--XYZ--\r\n';
@@ -69,46 +68,12 @@ const SCRIPT = [
   'g7 NOOP',
 ];
 
-function normalise(t: string): string[] {
-  return t.split('\r\n')
-    .filter((l) => l && !/^\* (OK|PREAUTH) \[CAPABILITY /.test(l) && !/^\* CAPABILITY /.test(l) && !/^L0 /.test(l))
-    .map((l) => l
-      .replace(/ \(\d+\.\d+ \+ \d+\.\d+(?: \+ \d+\.\d+)? secs\)\./, '.')
-      .replace(/\[UIDVALIDITY \d+\]/, '[UIDVALIDITY X]')
-      .replace(/\[(COPYUID|APPENDUID) \d+ /, '[$1 X '));
-}
-
-/** Run the script in lock-step: each command waits for its tagged reply. */
-async function transcript(port: number, lines: string[]): Promise<string> {
-  const s = connect(port, '127.0.0.1');
-  let out = '';
-  let waiter: (() => void) | null = null;
-  let want = '';
-  s.on('data', (d: Buffer) => {
-    out += d.toString('latin1');
-    if (want && new RegExp(`(^|\r\n)${want} (OK|NO|BAD) [^\r\n]*\r\n$`).test(out)) { const w = waiter; waiter = null; want = ''; w?.(); }
-  });
-  const run = (tag: string, text: string) => new Promise<void>((resolve, reject) => {
-    want = tag;
-    waiter = resolve;
-    s.write(text, 'latin1');
-    setTimeout(() => reject(new Error(`no answer to ${tag}: ${out.slice(-300)}`)), 15_000).unref();
-  });
-  await new Promise<void>((r) => s.once('data', () => r()));
-  await run('L0', 'L0 LOGIN bob@example.org pass\r\n');
-  for (const l of lines) await run(l.split(' ')[0], `${l}\r\n`);
-  s.destroy();
-  return out;
-}
-
 test('scripted session: Sealmail answers as Dovecot does', async (t) => {
   const port = await freePort();
   const dv = setupDovecot(t, { start: true, extraConf: `disable_plaintext_auth = no\nservice imap-login {\n  inet_listener imap {\n    port = ${port}\n  }\n}\n` });
   if (!dv) return;
   const srv = await startSealmail(t);
-  const theirs = normalise(await transcript(port, SCRIPT));
-  const ours = normalise(await transcript(srv.imapPort, SCRIPT));
-  for (let i = 0; i < Math.max(theirs.length, ours.length); i++) {
-    assert.equal(ours[i], theirs[i], `line ${i + 1} differs\n--- Dovecot around it:\n${theirs.slice(Math.max(0, i - 3), i + 3).join('\n')}\n--- Sealmail around it:\n${ours.slice(Math.max(0, i - 3), i + 3).join('\n')}`);
-  }
+  const theirs = normaliseTranscript(await lockstep(port, SCRIPT));
+  const ours = normaliseTranscript(await lockstep(srv.imapPort, SCRIPT));
+  assertSameTranscript(ours, theirs);
 });

@@ -1,0 +1,63 @@
+/**
+ * SORT and UID SORT (RFC 5256 §3), with Dovecot's SORT=DISPLAY keys
+ * (RFC 5957) and ESORT's RETURN options (RFC 5267): the sort program parsed
+ * with Dovecot's rules and error texts (REVERSE toggles and applies to the
+ * next key, a repeated key is ignored), the search program shared with
+ * SEARCH, the ordering done by the store (src/mailstore/sort.ts).
+ */
+import { atom, num } from '../wire/encoder.js';
+import type { ImapArg } from '../wire/parser.js';
+import { loadSortMessages } from '../../mailstore/sort-headers.js';
+import { SORT_KEYS, sortMessages, type SortCriterion, type SortKey } from '../../mailstore/sort.js';
+import { SELECTED, type Command, type CommandContext } from './types.js';
+import { ArgError, astring } from './args.js';
+import { replyError } from './errors.js';
+import { esearchResponse, parseReturn, parseSearchProgram, recodeArgs, searchSelected } from './search.js';
+
+function sortProgram(a: ImapArg | undefined): SortCriterion[] {
+  if (!a || a.type !== 'list') throw new ArgError('Invalid sort argument.');
+  if (!a.items.length) throw new ArgError('Empty sort program.');
+  const out: SortCriterion[] = [];
+  let reverse = false;
+  let lastReverse = false;
+  for (const it of a.items) {
+    if (it.type !== 'atom' && it.type !== 'string') throw new ArgError('Invalid sort list argument.');
+    const name = astring(it)!;
+    lastReverse = name.toUpperCase() === 'REVERSE';
+    if (lastReverse) { reverse = !reverse; continue; }
+    const key = SORT_KEYS.find((k) => k === name.toUpperCase());
+    if (!key) throw new ArgError(`Unknown sort argument: ${name}`);
+    if (!out.some((c) => c.key === key)) out.push({ key: key as SortKey, reverse });
+    reverse = false;
+  }
+  if (lastReverse) throw new ArgError('Sort list ends with REVERSE.');
+  return out;
+}
+
+/** The charset argument of SORT/THREAD: an atom or string. */
+function charsetArg(a: ImapArg | undefined, text: string): string {
+  if (!a || (a.type !== 'atom' && a.type !== 'string')) throw new ArgError(text);
+  return astring(a)!;
+}
+
+async function sort(ctx: CommandContext, uidMode: boolean): Promise<void> {
+  try {
+    const { ret, rest } = parseReturn(ctx.args);
+    const program = sortProgram(rest[0]);
+    const charset = charsetArg(rest[1], 'Invalid charset argument.');
+    const q = parseSearchProgram(ctx, recodeArgs(rest.slice(2), charset));
+    const hits = await searchSelected(ctx, q);
+    const sorted = sortMessages(await loadSortMessages(ctx.session.selected!.folder, hits), program);
+    const ns = sorted.map((m) => (uidMode ? m.uid : m.seq));
+    if (ret) await ctx.session.untagged(esearchResponse(ctx.tag, uidMode, ret, ns, true));
+    else await ctx.session.untagged([atom('SORT'), ...ns.map(num)]);
+    await ctx.ok('Sort completed');
+  } catch (e) {
+    await replyError(ctx, e);
+  }
+}
+
+export const sortCommands: Record<string, Command> = {
+  SORT: { states: SELECTED, run: (ctx) => sort(ctx, false) },
+  'UID SORT': { states: SELECTED, run: (ctx) => sort(ctx, true) },
+};

@@ -1,0 +1,100 @@
+/**
+ * SORT (RFC 5256 §3, RFC 5957 DISPLAYFROM/DISPLAYTO) over messages' cached
+ * header values, as Dovecot's index-sort does it: every key compares in its
+ * own direction (REVERSE applies to the key it precedes), ties fall through
+ * to the next key and finally to the sequence number. DATE is the Date:
+ * field in UTC seconds, INTERNALDATE when missing or unparseable; FROM/TO/CC
+ * compare the first address's mailbox (local part), DISPLAY* the decoded
+ * display name or else mailbox@host; strings compare in i;unicode-casemap
+ * form by code point. Pure functions: the caller loads the headers.
+ */
+import { parseAddresses } from './addresses.js';
+import { baseSubject, casemap, compareCodepoints } from './base-subject.js';
+import { decodeWords, parseMessageDate } from './message-headers.js';
+
+/** The first value of each header SORT/THREAD read (null: no such field), unfolded. */
+export interface SortHeaders {
+  subject: string | null;
+  from: string | null;
+  to: string | null;
+  cc: string | null;
+  date: string | null;
+  messageId: string | null;
+  references: string | null;
+  inReplyTo: string | null;
+}
+
+export const SORT_HEADER_NAMES: Record<keyof SortHeaders, string> = {
+  subject: 'subject', from: 'from', to: 'to', cc: 'cc', date: 'date', messageId: 'message-id', references: 'references', inReplyTo: 'in-reply-to',
+};
+
+export interface SortMessage {
+  seq: number;
+  uid: number;
+  /** INTERNALDATE, Unix seconds. */
+  received: number;
+  /** RFC822.SIZE. */
+  size: number;
+  h: SortHeaders;
+}
+
+export type SortKey = 'ARRIVAL' | 'CC' | 'DATE' | 'FROM' | 'SIZE' | 'SUBJECT' | 'TO' | 'DISPLAYFROM' | 'DISPLAYTO' | 'X-SCORE';
+export const SORT_KEYS: SortKey[] = ['ARRIVAL', 'CC', 'DATE', 'FROM', 'SIZE', 'SUBJECT', 'TO', 'X-SCORE', 'DISPLAYFROM', 'DISPLAYTO'];
+export interface SortCriterion { key: SortKey; reverse: boolean }
+
+/** Date: in Unix seconds, INTERNALDATE when the field is missing or unparseable (Dovecot's 0 date). */
+export function sentDate(m: SortMessage): number {
+  const d = m.h.date === null ? null : parseMessageDate(m.h.date);
+  const t = d ? Math.floor(d.time / 1000) : 0;
+  return t === 0 ? m.received : t;
+}
+
+function firstAddress(v: string | null) {
+  if (v === null) return null;
+  return parseAddresses(decodeWords(v))[0] ?? null;
+}
+
+/** The string a string key compares (already in casemap form). */
+export function sortString(m: SortMessage, key: SortKey): string {
+  switch (key) {
+    case 'SUBJECT': return m.h.subject === null ? '' : baseSubject(m.h.subject).subject;
+    case 'FROM': case 'TO': case 'CC': {
+      const a = firstAddress(key === 'FROM' ? m.h.from : key === 'TO' ? m.h.to : m.h.cc);
+      // Dovecot parses with fill_missing: an empty mailbox becomes MISSING_MAILBOX
+      return a ? casemap(a.mailbox || 'MISSING_MAILBOX') : '';
+    }
+    case 'DISPLAYFROM': case 'DISPLAYTO': {
+      const a = firstAddress(key === 'DISPLAYFROM' ? m.h.from : m.h.to);
+      if (!a) return '';
+      if (a.name) return casemap(a.name);
+      const mailbox = a.mailbox || 'MISSING_MAILBOX';
+      return casemap(a.host !== null ? `${mailbox}@${a.host}` : mailbox);
+    }
+    default: return '';
+  }
+}
+
+/** Messages in the order the sort program gives (the input is not changed). */
+export function sortMessages(msgs: SortMessage[], program: SortCriterion[]): SortMessage[] {
+  const memo = new Map<string, Map<number, string | number>>();
+  const value = (m: SortMessage, key: SortKey): string | number => {
+    let per = memo.get(key);
+    if (!per) memo.set(key, (per = new Map()));
+    let v = per.get(m.seq);
+    if (v === undefined) {
+      v = key === 'ARRIVAL' ? m.received : key === 'DATE' ? sentDate(m) : key === 'SIZE' ? m.size : key === 'X-SCORE' ? 0 : sortString(m, key);
+      per.set(m.seq, v);
+    }
+    return v;
+  };
+  const cmp = (a: SortMessage, b: SortMessage): number => {
+    for (const c of program) {
+      const x = value(a, c.key);
+      const y = value(b, c.key);
+      const r = typeof x === 'number' ? (x < (y as number) ? -1 : x > (y as number) ? 1 : 0) : compareCodepoints(x, y as string);
+      if (r !== 0) return c.reverse ? -r : r;
+    }
+    return a.seq - b.seq;
+  };
+  return [...msgs].sort(cmp);
+}

@@ -15,9 +15,10 @@ import { unlockUserCrypt } from '../crypt/user-crypt.js';
 import { Logger } from '../log/logger.js';
 import type { MailStore } from '../mailstore/store.js';
 import { cryptUserFor, openUserStore, resolveMailUser, specialUseMap } from '../mailstore/user-store.js';
+import { UserQuota } from '../quota/quota.js';
 
 export type LoginResult =
-  | { ok: true; user: string; store: MailStore }
+  | { ok: true; user: string; store: MailStore; quota: UserQuota | null }
   | { ok: false; code?: string; text: string };
 
 export class LoginService {
@@ -54,7 +55,7 @@ export class LoginService {
       const crypt = await unlockUserCrypt(this.config, cryptUserFor(user, plain, 'imap'), password, { promotePending: true });
       const store = openUserStore(user, crypt, specialUseMap(this.config, 'imap'));
       await store.ensureRoot(); // Dovecot creates INBOX on first login
-      return { ok: true, user: a.user, store };
+      return { ok: true, user: a.user, store, quota: UserQuota.forUser(this.config, 'imap', a.user, u.fields, store) };
     } catch (e) {
       if (!(e instanceof CryptError)) throw e;
       ulog.error(`mail-crypt: ${e.message}`);

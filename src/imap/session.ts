@@ -11,6 +11,7 @@ import type { Duplex } from 'node:stream';
 import type { DovecotConfig } from '../config/settings.js';
 import type { Logger } from '../log/logger.js';
 import type { MailStore } from '../mailstore/store.js';
+import type { UserQuota } from '../quota/quota.js';
 import { CommandReader, badText, type ImapArg, type LiteralInfo, type ReaderEvent } from './wire/parser.js';
 import { writeResponse, type Response, type ImapValue, atom, num, list } from './wire/encoder.js';
 import type { Selected, Update } from './selected.js';
@@ -31,7 +32,7 @@ export interface SessionOptions {
   /** Wrap the socket in TLS (STARTTLS); absent when no certificate is configured. */
   starttls?: (socket: Duplex) => Promise<Duplex>;
   /** Pre-authenticated user (tests, `sealmail imap -u`): skips LOGIN. */
-  preauth?: { user: string; store: MailStore };
+  preauth?: { user: string; store: MailStore; quota?: UserQuota | null };
 }
 
 /** Dovecot: a client that sends this many bad commands before logging in is disconnected. */
@@ -85,7 +86,7 @@ const POSTLOGIN_CAPABILITIES: Array<[string, boolean]> = [
   ['METADATA', false],
   ['SPECIAL-USE', true],
   ['COMPRESS=DEFLATE', false],
-  ['QUOTA', false],
+  ['QUOTA', true],
   // not in Dovecot 2.3 (RFC 6154 CREATE is accepted there unannounced; RFC 6855 is 2.4)
   ['CREATE-SPECIAL-USE', false],
   ['UTF8=ACCEPT', false],
@@ -99,6 +100,8 @@ export class Session {
   state: SessionState = 'not-authenticated';
   user = '';
   store: MailStore | null = null;
+  /** The user's quota root (quota plugin configured for imap), enforced on APPEND/COPY. */
+  quota: UserQuota | null = null;
   selected: Selected | null = null;
   secured: boolean;
   enabled = new Set<string>();
@@ -147,6 +150,7 @@ export class Session {
     if (this.opts.preauth) {
       this.user = this.opts.preauth.user;
       this.store = this.opts.preauth.store;
+      this.quota = this.opts.preauth.quota ?? null;
       this.state = 'authenticated';
       await this.send({ kind: 'status', status: 'PREAUTH', code: { name: 'CAPABILITY', args: this.capabilities() }, text: `Logged in as ${this.user}` });
       return;
@@ -165,9 +169,14 @@ export class Session {
       else caps.push('AUTH=PLAIN', 'AUTH=LOGIN');
       return caps.join(' ');
     }
-    const caps = POSTLOGIN_CAPABILITIES.filter(([, on]) => on).map(([c]) => c).concat(`APPENDLIMIT=${APPENDLIMIT}`);
+    const caps = POSTLOGIN_CAPABILITIES.filter(([c, on]) => on && (c !== 'QUOTA' || this.imapQuota)).map(([c]) => c).concat(`APPENDLIMIT=${APPENDLIMIT}`);
     if (conf && !conf.startsWith('+')) return conf;
     return conf ? [...caps, ...conf.slice(1).trim().split(/\s+/)].join(' ') : caps.join(' ');
+  }
+
+  /** Dovecot's imap_quota plugin is loaded: QUOTA announced, GETQUOTA… known. */
+  get imapQuota(): boolean {
+    return this.config.get('mail_plugins', { protocol: 'imap' }).split(/[\s,]+/).includes('imap_quota');
   }
 
   plaintextDisabled(): boolean {
@@ -276,7 +285,7 @@ export class Session {
   private async command(tag: string, name: string, args: ImapArg[]): Promise<void> {
     const cmd = COMMANDS[name];
     const t0 = process.hrtime.bigint();
-    if (!cmd) {
+    if (!cmd || (cmd.enabled && !cmd.enabled(this))) {
       await this.badCommand(tag, 'Unknown command.');
       return;
     }

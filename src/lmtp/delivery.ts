@@ -6,6 +6,10 @@
  * plugin is enabled (a broken script keeps the mail in INBOX and logs, as
  * Pigeonhole), `lmtp_save_to_detail_mailbox`, and the message written with
  * tmp/ → fsync → rename so it is acknowledged only once it is on disk.
+ * Quota (src/quota) is tested per save with the incoming message's CRLF
+ * size, as Dovecot's quota_save_begin does; `lmtp_rcpt_check_quota` also
+ * refuses at RCPT a user who is over quota already. Over quota: `552 5.2.2`,
+ * or `452 4.2.2` with `quota_full_tempfail`, then quota_exceeded_message.
  */
 import type { AuthEngine } from '../auth/engine.js';
 import type { DovecotConfig } from '../config/settings.js';
@@ -15,6 +19,7 @@ import { MailStoreError } from '../mailstore/errors.js';
 import type { SystemFlag } from '../mailstore/maildir/filename.js';
 import { cryptUserFor, openUserStore, resolveMailUser } from '../mailstore/user-store.js';
 import { runSieveForDelivery } from '../sieve/deliver.js';
+import { UserQuota } from '../quota/quota.js';
 
 export type RcptCheck = { ok: true; user: string; detail: string } | { ok: false; temp: boolean; text: string };
 export type DeliveryResult = { ok: true } | { ok: false; temp: boolean; code: string; text: string };
@@ -35,8 +40,29 @@ export async function checkRecipient(config: DovecotConfig, auth: AuthEngine, ad
   const r = await auth.lookupUser(user, { service: 'lmtp' });
   if (r.result === 'tempfail') return { ok: false, temp: true, text: '451 4.3.0 <' + address + '> Temporary internal error' };
   if (r.result !== 'ok') return { ok: false, temp: false, text: `550 5.1.1 <${address}> User doesn't exist: ${user.toLowerCase()}` };
+  if (config.getBool('lmtp_rcpt_check_quota', { protocol: 'lmtp' })) {
+    const quota = UserQuota.forUser(config, 'lmtp', r.user, r.fields, openUserStore(resolveMailUser(config, r.user, r.fields, 'lmtp')));
+    if (quota && await quota.overAlready()) {
+      const q = quotaReply(config, quota);
+      return { ok: false, temp: q.temp, text: `${q.code} <${address}> ${q.text}` };
+    }
+  }
   return { ok: true, user: r.user, detail };
 }
+
+function quotaReply(config: DovecotConfig, quota: UserQuota): { temp: boolean; code: string; text: string } {
+  const temp = config.getBool('quota_full_tempfail', { protocol: 'lmtp' });
+  return { temp, code: temp ? '452 4.2.2' : '552 5.2.2', text: quota.exceededMessage() };
+}
+
+/** What Dovecot's quota_save_begin tests: the incoming stream's size, CRLF line ends. */
+function crlfSize(b: Buffer): number {
+  let n = b.length;
+  for (let i = 0; i < b.length; i++) if (b[i] === 0x0a && (i === 0 || b[i - 1] !== 0x0d)) n++;
+  return n;
+}
+
+class OverQuota extends Error {}
 
 function received(config: DovecotConfig, heloName: string, rip: string, rcpt: string, sessionId: string): string {
   const host = config.get('hostname') || 'localhost';
@@ -67,6 +93,7 @@ export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
   const crypt = await deliveryCrypt(d.config, cryptUserFor(mu, plain, 'lmtp'));
   const store = openUserStore(mu, crypt);
   await store.ensureRoot();
+  const quota = UserQuota.forUser(d.config, 'lmtp', u.user, u.fields, store);
   const headers = `Return-Path: <${d.mailFrom}>\nDelivered-To: ${d.rcpt}\n${received(d.config, d.heloName, d.rip, d.rcpt, d.sessionId)}`;
   const full = Buffer.concat([Buffer.from(headers, 'utf8'), d.message]);
   let targets: { mailbox: string; flags: string[]; create: boolean }[] = [];
@@ -99,6 +126,10 @@ export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
         if (t.create || d.config.getBool('lda_mailbox_autocreate', { protocol: 'lmtp' })) await store.create(box);
         else { log.info(`mailbox ${box} doesn't exist: saving to INBOX`); box = 'INBOX'; }
       }
+      if (quota && !(await quota.fits(box, [crlfSize(full)]))) {
+        log.info(`msgid=${/^Message-ID:\s*(.*)$/im.exec(d.message.toString('latin1'))?.[1] ?? 'unspecified'}: save failed to ${box}: ${quota.exceededMessage()}`);
+        throw new OverQuota();
+      }
       const folder = await store.open(box);
       const sys = t.flags.filter((f) => f.startsWith('\\')) as SystemFlag[];
       const kws = t.flags.filter((f) => !f.startsWith('\\'));
@@ -107,6 +138,7 @@ export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
     }
     return { ok: true };
   } catch (e) {
+    if (e instanceof OverQuota && quota) { const q = quotaReply(d.config, quota); return { ok: false, ...q }; }
     if (e instanceof MailStoreError && e.code === 'NOSPACE') return { ok: false, temp: true, code: '452 4.3.1', text: 'Insufficient system storage' };
     log.error(`delivery failed: ${(e as Error).message}`);
     return { ok: false, temp: true, code: '451 4.2.0', text: 'Temporary internal error' };

@@ -14,7 +14,7 @@ import type { DotlockOptions } from './maildir/dotlock.js';
 import { MaildirFolder, RECENT_FILE } from './maildir/folder.js';
 import { folderDir, folderExists, imapNameFromStorage, isInbox, listFolders, splitImapName, storageLevels, IMAP_SEP } from './maildir/folders.js';
 import { parseMailLocation, type MaildirLocation } from './maildir/location.js';
-import { readMaildirsize, type QuotaUsage } from './maildir/maildirsize.js';
+import { readMaildirsize, readMaildirsizeFile, writeMaildirsize, type QuotaUsage } from './maildir/maildirsize.js';
 import { readSubscriptions, updateSubscriptions } from './maildir/subscriptions.js';
 import { emptyUidlist, rewriteUidlist } from './maildir/uidlist.js';
 import { nextUidValidity } from './maildir/uidvalidity.js';
@@ -60,6 +60,8 @@ export class MailStore {
   readonly loc: MaildirLocation;
   readonly codec: MessageCodec;
   readonly cipher: IndexCipher;
+  /** Set by the quota layer: mailboxes whose changes maildirsize doesn't count (`Trash:ignore`). */
+  quotaIgnored: ((name: string) => boolean) | null = null;
 
   constructor(readonly opts: StoreOptions) {
     this.loc = parseMailLocation(opts.mailLocation, opts.home);
@@ -136,6 +138,7 @@ export class MailStore {
     return new MaildirFolder(this.dirOf(name), {
       codec: this.codec, cipher: this.cipher, mailboxName: isInbox(name) ? 'INBOX' : name, rootDir: this.rootControl,
       controlDir: this.controlDirOf(name), lock: this.opts.lock, warn: this.opts.warn,
+      quotaCounted: !this.quotaIgnored?.(isInbox(name) ? 'INBOX' : name),
     });
   }
 
@@ -277,5 +280,16 @@ export class MailStore {
   /** Quota usage from maildirsize (null when the file is missing: Dovecot will recount). */
   async quota(): Promise<QuotaUsage | null> {
     return readMaildirsize(join(this.rootControl, 'maildirsize'));
+  }
+
+  /** maildirsize as stored (the quota layer decides whether it is current). */
+  async readMaildirsizeFile(): Promise<{ text: string; usage: QuotaUsage } | null> {
+    return readMaildirsizeFile(join(this.rootControl, 'maildirsize'));
+  }
+
+  /** Replace maildirsize with a recalculated one. */
+  async writeMaildirsize(limits: string, bytes: number, count: number): Promise<void> {
+    await this.ensureRoot();
+    await writeMaildirsize(join(this.rootControl, 'maildirsize'), limits, bytes, count);
   }
 }

@@ -3,7 +3,8 @@
  * (`check_policy_service unix:private/quota-status`, spec §4): name=value
  * requests ending in an empty line, `action=…` replies, several requests
  * per connection. Recipient lowercased and detail-stripped; unknown user →
- * quota_status_nouser, over quota (used + size > limit) →
+ * quota_status_nouser, over quota (src/quota/quota.ts: used + size > limit
+ * + quota_grace, or already over) →
  * quota_status_overquota, otherwise quota_status_success (defaults as
  * Dovecot's: DUNNO, DUNNO, "552 5.2.2 Mailbox is full").
  */
@@ -12,7 +13,7 @@ import type { AuthEngine } from '../auth/engine.js';
 import type { DovecotConfig } from '../config/settings.js';
 import { splitDetail } from '../lmtp/delivery.js';
 import { openUserStore, resolveMailUser } from '../mailstore/user-store.js';
-import { quotaLimits, quotaUsage } from './rules.js';
+import { UserQuota } from './quota.js';
 
 export class QuotaStatusSession {
   private buf = '';
@@ -46,13 +47,11 @@ export class QuotaStatusSession {
       const r = await this.auth.lookupUser(user, { service: 'quota-status' });
       if (r.result !== 'ok') action = r.result === 'tempfail' ? 'DEFER_IF_PERMIT Temporary user lookup failure' : nouser;
       else {
-        const limits = quotaLimits(r.fields, plugin);
-        if (limits.bytes || limits.messages) {
-          const store = openUserStore(resolveMailUser(this.config, r.user, r.fields, 'lmtp'));
-          const used = await quotaUsage(store);
-          const size = Number(attrs.get('size') ?? 0) || 0;
-          if ((limits.bytes && used.bytes + size > limits.bytes) || (limits.messages && used.messages + 1 > limits.messages)) action = over;
-        }
+        const store = openUserStore(resolveMailUser(this.config, r.user, r.fields, 'lmtp'));
+        const quota = UserQuota.forUser(this.config, 'quota-status', r.user, r.fields, store);
+        // quota-status.c tests at least one byte against INBOX's limits (grace included)
+        const size = Math.max(1, Number(attrs.get('size') ?? 0) || 0);
+        if (quota && !(await quota.fits('INBOX', [size]))) action = over;
       }
     }
     this.sock.write(`action=${action}\n\n`);

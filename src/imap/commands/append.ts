@@ -4,9 +4,11 @@
  * save path (tmp/ → fsync → rename) as it arrives, never held whole; a
  * client that disconnects mid-literal leaves nothing behind (the tmp file
  * is removed). Flags and INTERNALDATE come from the arguments before the
- * literal.
+ * literal. Quota is tested with the literal's size before saving (Dovecot's
+ * quota_save_begin): NO [OVERQUOTA] with quota_exceeded_message.
  */
 import { MailStoreError } from '../../mailstore/errors.js';
+import { QuotaExceeded } from '../../quota/quota.js';
 import type { SystemFlag } from '../../mailstore/maildir/filename.js';
 import type { LiteralInfo } from '../wire/parser.js';
 import type { Session } from '../session.js';
@@ -77,6 +79,7 @@ export function startAppendLiteral(s: Session, info: LiteralInfo): void {
     }
     try {
       const folder = await s.store!.open(name);
+      if (s.quota && !(await s.quota.fits(name, [info.size]))) throw new QuotaExceeded();
       const uid = await folder.append(q, { flags: sys, keywords: kws, internalDate: date });
       return { ok: true, uid, uidValidity: folder.uidValidity };
     } catch (error) {
@@ -100,6 +103,7 @@ export const appendCommands: Record<string, Command> = {
         const e = bad.error;
         if (e instanceof EmptyMessage) await ctx.no('Can\'t save a zero byte message'); // Dovecot's answer
         else if (e instanceof MailStoreError && e.code === 'NONEXISTENT') await ctx.no(`Mailbox doesn't exist: ${astring(ctx.args[0]) ?? ''}`, { name: 'TRYCREATE' });
+        else if (e instanceof QuotaExceeded && s.quota) await ctx.no(s.quota.exceededMessage(), { name: 'OVERQUOTA' });
         else if (e instanceof MailStoreError && e.code === 'NOSPACE') await ctx.no('Not enough disk space', { name: 'OVERQUOTA' });
         else { s.log.error(`APPEND failed: ${(e as Error).message}`); await ctx.no('Internal error occurred. Refer to server log for more information.', { name: 'SERVERBUG' }); }
         return;

@@ -2,7 +2,10 @@
  * COPY, UID COPY, MOVE, UID MOVE (RFC 3501 §6.4.7, RFC 6851 MOVE, RFC 4315
  * COPYUID): messages keep flags, keywords and INTERNALDATE; the reply names
  * the new UIDs. MOVE expunges the sources after the copies are safely
- * stored, announcing COPYUID first as Dovecot does.
+ * stored, announcing COPYUID first as Dovecot does. COPY tests the quota of
+ * the target with the messages' physical sizes (vsizes with quota_vsizes)
+ * as one transaction; MOVE within the user's namespace never does (Dovecot's
+ * quota_move_requires_check).
  */
 import { MailStoreError } from '../../mailstore/errors.js';
 import { formatSequenceSet } from '../wire/sequence.js';
@@ -32,6 +35,11 @@ async function copy(ctx: CommandContext, uidMode: boolean, move: boolean): Promi
       throw e;
     }
     const msgs = sel.resolve(set, uidMode);
+    if (!move && s.quota && msgs.length) {
+      const sizes: number[] = [];
+      for (const { m } of msgs) sizes.push(s.quota.settings.vsizes ? await sel.folder.virtualSize(m) : m.size ?? (await sel.folder.stat(m)).size);
+      if (!(await s.quota.fits(dest, sizes))) { await ctx.no(s.quota.exceededMessage(), { name: 'OVERQUOTA' }); return; }
+    }
     const src: number[] = [];
     const dst: number[] = [];
     for (const { m } of msgs) {

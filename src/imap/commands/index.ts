@@ -14,6 +14,7 @@ import { appendCommands } from './append.js';
 import { idleCommands } from './idle.js';
 import { sortCommands } from './sort.js';
 import { threadCommands } from './thread.js';
+import { quotaCommands } from './quota.js';
 
 export type { Command, CommandContext } from './types.js';
 import type { Command } from './types.js';
@@ -31,4 +32,5 @@ export const COMMANDS: Record<string, Command> = {
   ...idleCommands,
   ...sortCommands,
   ...threadCommands,
+  ...quotaCommands,
 };

@@ -19,6 +19,8 @@ export interface CommandContext {
 
 export interface Command {
   states: SessionState[];
+  /** A plugin's command (imap_quota): unknown to the client unless this says it is loaded. */
+  enabled?(session: Session): boolean;
   run(ctx: CommandContext): Promise<void>;
 }
 

@@ -57,6 +57,8 @@ export interface FolderOptions {
   lock?: DotlockOptions;
   /** Log sink for repairs (Dovecot logs these as errors/warnings). */
   warn?: (msg: string) => void;
+  /** false: saves and expunges here leave maildirsize alone (a quota rule `ignore`s this mailbox). */
+  quotaCounted?: boolean;
 }
 
 export interface SyncOptions {
@@ -554,7 +556,7 @@ export class MaildirFolder {
       ul = await this.assignLocked(ul, scan, false);
       const rec = ul.records.find((r) => r.base === base);
       if (!rec) throw new MailStoreError('IO', `${this.opts.mailboxName}: saved message ${base} vanished before it got a UID`);
-      await appendMaildirsize(join(this.opts.rootDir, 'maildirsize'), physSize, 1);
+      if (this.opts.quotaCounted !== false) await appendMaildirsize(join(this.opts.rootDir, 'maildirsize'), physSize, 1);
       uid = rec.uid;
     } finally {
       await lock.release();
@@ -613,7 +615,7 @@ export class MaildirFolder {
       }
     }
     if (done.length) {
-      await appendMaildirsize(join(this.opts.rootDir, 'maildirsize'), -bytes, -done.length);
+      if (this.opts.quotaCounted !== false) await appendMaildirsize(join(this.opts.rootDir, 'maildirsize'), -bytes, -done.length);
       announceChange(this.dir);
     }
     const gone = new Set(done);

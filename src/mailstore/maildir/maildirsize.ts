@@ -25,6 +25,34 @@ export function parseMaildirsize(text: string): QuotaUsage | null {
   return u;
 }
 
+/** The file's text and sums (null when missing). */
+export async function readMaildirsizeFile(path: string): Promise<{ text: string; usage: QuotaUsage } | null> {
+  try {
+    const text = await fsp.readFile(path, 'utf8');
+    return { text, usage: parseMaildirsize(text) ?? { bytes: 0, count: 0 } };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw ioError('reading maildirsize', path, e);
+  }
+}
+
+/** Recalculated file: limits line and one sum line, replaced atomically (Dovecot's dotlock + rename). */
+export async function writeMaildirsize(path: string, limits: string, bytes: number, count: number): Promise<void> {
+  const tmp = `${path}.lock`;
+  try {
+    await fsp.writeFile(tmp, `${limits}\n${bytes} ${count}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return; // someone else is recalculating it right now
+    throw ioError('writing maildirsize', path, e);
+  }
+  try {
+    await fsp.rename(tmp, path);
+  } catch (e) {
+    await fsp.unlink(tmp).catch(() => undefined);
+    throw ioError('writing maildirsize', path, e);
+  }
+}
+
 export async function readMaildirsize(path: string): Promise<QuotaUsage | null> {
   try { return parseMaildirsize(await fsp.readFile(path, 'utf8')); } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;

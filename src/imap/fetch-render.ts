@@ -5,11 +5,9 @@
  * numbers) over the CRLF form of the message. Strings keep the raw header
  * bytes (encoded words are not decoded), as Dovecot sends them.
  */
-import { getHeader, parseParams, countLines, type MimePart } from '../mailstore/mime/parts.js';
-import { list, NIL, nstr, num, str, type ImapValue } from './wire/encoder.js';
-import { parseAddresses } from '../mailstore/addresses.js';
-
-export { parseAddresses };
+import { countLines, type MimePart } from '../mailstore/mime/parts.js';
+import { parseAddressList, parseDisposition, parseLanguages, parseTransferEncoding, type Address } from '../mailstore/mime/rfc822-tokens.js';
+import { list, NIL, num, str, type ImapValue } from './wire/encoder.js';
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 const pad = (n: number, w = 2) => String(n).padStart(w, '0');
@@ -21,58 +19,104 @@ export function internalDate(d: Date): string {
   return `${pad(d.getDate())}-${MONTHS[d.getMonth()]}-${d.getFullYear()} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())} ${z}`;
 }
 
-function addrList(p: MimePart, name: string, fallback?: string): ImapValue {
-  const v = getHeader(p, name) ?? (fallback ? getHeader(p, fallback) : undefined);
-  if (v === undefined) return NIL;
-  const a = parseAddresses(v);
-  if (!a.length) return NIL;
-  return { type: 'list', tight: true, items: a.map((x) => list([nstr(x.name), NIL, nstr(x.mailbox), nstr(x.host)])) };
+/**
+ * A string as Dovecot's imap_append_nstring writes it: quoted, or a literal
+ * when it holds CR, LF or 8-bit bytes or more than four characters to escape.
+ * `s` is a latin1 string (one char per header byte).
+ */
+function dstr(s: string | null): ImapValue {
+  if (s === null) return NIL;
+  const b = Buffer.from(s, 'latin1');
+  let escapes = 0;
+  for (const c of b) if (c === 0x22 || c === 0x5c) escapes++;
+  if (escapes > 4) return { type: 'literal', size: b.length, body: b };
+  return str(b);
 }
 
+/** Dovecot's imap_append_nstring_nolf: line breaks dropped (a space kept between lines), then a literal. */
+function dstrNolf(s: string | null): ImapValue {
+  if (s === null || !/[\r\n]/.test(s)) return dstr(s);
+  let out = '';
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (c !== '\r' && c !== '\n') { out += c; continue; }
+    const n = s[i + 1];
+    if (n !== undefined && n !== ' ' && n !== '\t' && n !== '\r' && n !== '\n') out += ' ';
+  }
+  const b = Buffer.from(out, 'latin1');
+  return { type: 'literal', size: b.length, body: b };
+}
+
+/** Raw value of a field without the final line break (folding kept): the first or the last of that name. */
+function rawHeader(p: MimePart, name: string, which: 'first' | 'last'): string | null {
+  const n = name.toLowerCase();
+  const all = p.headers.filter(([k]) => k.toLowerCase() === n);
+  const f = which === 'first' ? all[0] : all[all.length - 1];
+  return f ? f[1].replace(/\r?\n$/, '') : null;
+}
+
+function addrList(p: MimePart, name: string, fallback?: string): ImapValue {
+  // every field of that name contributes (Dovecot appends them)
+  const n = name.toLowerCase();
+  let a: Address[] = [];
+  for (const [k, v] of p.headers) if (k.toLowerCase() === n) a.push(...parseAddressList(v.replace(/\r?\n$/, '')));
+  if (!a.length && fallback) return addrList(p, fallback);
+  if (!a.length) return NIL;
+  return { type: 'list', tight: true, items: a.map((x) => list([dstrNolf(x.name), dstrNolf(x.route), dstrNolf(x.mailbox), dstrNolf(x.domain)])) };
+}
+
+/** ENVELOPE (RFC 3501 §7.4.2) of a message as Dovecot builds it: the last Date/Subject/… field counts. */
 export function envelope(p: MimePart): ImapValue {
-  const h = (n: string) => nstr(getHeader(p, n) ?? null);
+  const h = (n: string) => dstrNolf(rawHeader(p, n, 'last'));
   return list([h('date'), h('subject'), addrList(p, 'from'), addrList(p, 'sender', 'from'), addrList(p, 'reply-to', 'from'),
     addrList(p, 'to'), addrList(p, 'cc'), addrList(p, 'bcc'), h('in-reply-to'), h('message-id')]);
 }
 
 function paramList(params: [string, string][]): ImapValue {
-  return params.length ? list(params.flatMap(([k, v]) => [str(k), str(v)])) : NIL;
+  return params.length ? list(params.flatMap(([k, v]) => [dstr(k), dstr(v)])) : NIL;
 }
 
 function disposition(p: MimePart): ImapValue {
-  const d = getHeader(p, 'content-disposition');
-  if (!d) return NIL;
-  const { value, params } = parseParams(d);
-  return list([str(value.toLowerCase()), paramList(params)]);
+  const d = rawHeader(p, 'content-disposition', 'first');
+  const parsed = d === null ? null : parseDisposition(d);
+  if (!parsed) return NIL;
+  return list([dstr(parsed.value), paramList(parsed.params)]);
 }
 
 function language(p: MimePart): ImapValue {
-  const l = getHeader(p, 'content-language');
-  if (!l) return NIL;
-  const items = l.split(',').map((x) => x.trim()).filter(Boolean);
-  return items.length === 1 ? str(items[0]) : list(items.map(str));
+  const l = rawHeader(p, 'content-language', 'first');
+  const items = l === null ? [] : parseLanguages(l);
+  return items.length ? list(items.map(dstr)) : NIL;
 }
+
+/** A multipart without parts is written as one empty text/plain part, as Dovecot does. */
+const EMPTY_PART = (extended: boolean): ImapValue => ({ type: 'raw', value: `("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0${extended ? ' NIL NIL NIL NIL' : ''})` });
 
 /** BODY (extended = false) or BODYSTRUCTURE (extended = true) of a part, over the CRLF message. */
 export function bodyStructure(buf: Buffer, p: MimePart, extended: boolean): ImapValue {
   const ct = p.contentType;
+  const first = (n: string) => dstr(rawHeader(p, n, 'first'));
   if (ct.type === 'multipart') {
-    const kids = p.children.length ? p.children.map((c) => bodyStructure(buf, c, extended)) : [bodyStructure(buf, { ...p, contentType: { type: 'text', subtype: 'plain', params: [['charset', 'us-ascii']] }, children: [] }, extended)];
-    const items: ImapValue[] = [...kids, str(ct.subtype)];
-    if (extended) items.push(paramList(ct.params), disposition(p), language(p), nstr(getHeader(p, 'content-location') ?? null));
+    const kids = p.children.length ? p.children.map((c) => bodyStructure(buf, c, extended)) : [EMPTY_PART(extended)];
+    const items: ImapValue[] = [...kids, dstr(ct.rawSubtype)];
+    if (extended) items.push(paramList(ct.params), disposition(p), language(p), first('content-location'));
     return { type: 'list', items, tight: true };
   }
-  const params = p.explicitType ? ct.params : [['charset', 'us-ascii'] as [string, string]];
-  const enc = getHeader(p, 'content-transfer-encoding');
+  const rfc822 = ct.type === 'message' && ct.subtype === 'rfc822' && !!p.message;
+  const text = !rfc822 && ct.type === 'text';
+  let params = ct.params;
+  if (text && !params.some(([k]) => k.toLowerCase() === 'charset')) params = [...params, ['charset', 'us-ascii']];
+  const encRaw = rawHeader(p, 'content-transfer-encoding', 'first');
+  const enc = encRaw === null ? null : parseTransferEncoding(encRaw);
   const size = p.bodyEnd - p.bodyStart;
-  const items: ImapValue[] = [str(ct.type), str(ct.subtype), paramList(params), nstr(getHeader(p, 'content-id') ?? null),
-    nstr(getHeader(p, 'content-description') ?? null), str(enc ? enc.trim().toLowerCase() : '7bit'), num(size)];
-  if (ct.type === 'message' && ct.subtype === 'rfc822' && p.message) {
-    items.push(envelope(p.message), bodyStructure(buf, p.message, extended), num(countLines(buf, p.bodyStart, p.bodyEnd)));
-  } else if (ct.type === 'text') {
+  const items: ImapValue[] = rfc822 ? [str('message'), str('rfc822')] : [dstr(ct.rawType), dstr(ct.rawSubtype)];
+  items.push(paramList(params), first('content-id'), first('content-description'), enc === null ? str('7bit') : dstr(enc), num(size));
+  if (rfc822) {
+    items.push(envelope(p.message!), bodyStructure(buf, p.message!, extended), num(countLines(buf, p.bodyStart, p.bodyEnd)));
+  } else if (text) {
     items.push(num(countLines(buf, p.bodyStart, p.bodyEnd)));
   }
-  if (extended) items.push(nstr(getHeader(p, 'content-md5') ?? null), disposition(p), language(p), nstr(getHeader(p, 'content-location') ?? null));
+  if (extended) items.push(first('content-md5'), disposition(p), language(p), first('content-location'));
   return list(items);
 }
 
@@ -118,21 +162,31 @@ export function sectionBytes(buf: Buffer, root: MimePart, section: string): Buff
       const not = what === 'HEADER.FIELDS.NOT';
       const lines: Buffer[] = [];
       let pos = msg.headerStart;
-      let keep = false;
+      // a continuation line before any field counts as a field of its own (Dovecot keeps it under .NOT)
+      let keep = not;
+      let blank = false;
+      let lastKeptOpen = false;
+      let lastOpen = false;
       while (pos < msg.headerEnd) {
         const e = Math.min(buf.indexOf(0x0a, pos) < 0 ? msg.headerEnd : buf.indexOf(0x0a, pos) + 1, msg.headerEnd);
         const line = buf.subarray(pos, e);
         const text = line.toString('latin1');
-        if (text === '\r\n' || text === '\n') break;
+        if (text === '\r\n' || text === '\n') { blank = true; break; }
         if (!/^[ \t]/.test(text)) {
           const colon = text.indexOf(':');
-          const name = colon > 0 ? text.slice(0, colon).trim().toLowerCase() : '';
+          const name = (colon >= 0 ? text.slice(0, colon) : text.replace(/\r?\n$/, '')).trim().toLowerCase();
           keep = names.has(name) !== not;
         }
-        if (keep) lines.push(line);
+        const open = line[line.length - 1] !== 0x0a;
+        lastOpen = open;
+        if (keep) {
+          lines.push(open ? Buffer.concat([line, Buffer.from('\r\n')]) : line);
+          lastKeptOpen = open;
+        }
         pos = e;
       }
-      lines.push(Buffer.from('\r\n'));
+      // the blank line ends the result, as in Dovecot, unless the header stops in the middle of a line it left out
+      if (blank || !lastOpen || lastKeptOpen) lines.push(Buffer.from('\r\n'));
       return Buffer.concat(lines);
     }
   }

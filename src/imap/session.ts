@@ -256,7 +256,8 @@ export class Session {
       case 'continue': await this.send({ kind: 'continue', text: 'OK' }); return;
       case 'bye': await this.bye(ev.text); return;
       case 'error':
-        await this.badCommand(ev.tag, badText(ev));
+        // an argument syntax error is the command's own BAD: Dovecot adds the timing suffix
+        await this.badCommand(ev.tag, ev.where === 'args' ? timed(badText(ev), process.hrtime.bigint()) : badText(ev));
         return;
       case 'literal-start':
         this.onLiteralStart?.(ev.info);

@@ -27,6 +27,8 @@ const MACROS: Record<string, string[]> = {
   FAST: ['FLAGS', 'INTERNALDATE', 'RFC822.SIZE'],
   FULL: ['FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODY'],
 };
+/** Field-cache key suffix: bumped when the rendering changes, so values cached by an older Sealmail are not served. */
+const RENDER = '.2';
 /** Messages up to this size are sent from memory (mail-crypt verifies them whole anyway); bigger ones stream. */
 const STREAM_ABOVE = 1 << 20;
 const SIMPLE = new Set(['UID', 'FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODY', 'BODYSTRUCTURE', 'RFC822', 'RFC822.HEADER', 'RFC822.TEXT']);
@@ -39,19 +41,44 @@ function parseItems(arg: ImapArg | undefined): Item[] {
     if (a.type !== 'atom') throw new ArgError('Invalid fetch attribute');
     const u = a.value.toUpperCase();
     if (arg.type !== 'list' && MACROS[u]) { out.push(...MACROS[u].map((k) => ({ k }) as Item)); continue; }
-    if (SIMPLE.has(u)) { out.push({ k: u } as Item); continue; }
-    const m = /^BODY(\.PEEK)?\[([^\]]*)\](?:<(\d+)(?:\.(\d+))?>)?$/i.exec(a.value);
-    if (!m) throw new ArgError(`Unknown parameter ${u}`);
-    out.push({ k: 'SECTION', peek: !!m[1], section: m[2], partial: m[3] !== undefined ? [Number(m[3]), m[4] !== undefined ? Number(m[4]) : undefined] : undefined });
+    if (SIMPLE.has(u)) { if (!out.some((i) => i.k === u)) out.push({ k: u } as Item); continue; }
+    const m = /^BODY(\.PEEK)?\[([^\]]*)\](.*)$/is.exec(a.value);
+    if (!m) throw new ArgError(`Unknown parameter: ${u}`);
+    if (!validSection(m[2])) throw new ArgError('Invalid BODY[..] section');
+    let partial: [number, number | undefined] | undefined;
+    if (m[3]) {
+      const pm = /^<(\d+)(?:\.(\d+))?>$/.exec(m[3]);
+      if (!pm) throw new ArgError("Invalid BODY[..] parameter: Missing '>' in partial");
+      partial = [Number(pm[1]), pm[2] !== undefined ? Number(pm[2]) : undefined];
+    }
+    out.push({ k: 'SECTION', peek: !!m[1], section: m[2], partial });
   }
   return out;
+}
+
+/** Section text is one of HEADER, TEXT, HEADER.FIELDS[.NOT] (non-empty list), or a part number with those or MIME. */
+function validSection(sec: string): boolean {
+  const m = /^((?:\d+\.)*\d+)?(?:(?:^|\.)(HEADER\.FIELDS\.NOT|HEADER\.FIELDS|HEADER|TEXT|MIME))?(?: \((.*)\))?$/i.exec(sec);
+  if (!m) return false;
+  const what = (m[2] ?? '').toUpperCase();
+  if (what.startsWith('HEADER.FIELDS')) return m[3] !== undefined && m[3].trim() !== '';
+  if (m[3] !== undefined) return false;
+  return what !== 'MIME' || m[1] !== undefined;
+}
+
+/** NUL bytes go out as 0x80 in BODY[] data, as Dovecot sends them (only BINARY may carry NUL). */
+function noNul(b: Buffer): Buffer {
+  if (b.indexOf(0) < 0) return b;
+  const c = Buffer.from(b);
+  for (let i = c.indexOf(0); i >= 0; i = c.indexOf(0, i + 1)) c[i] = 0x80;
+  return c;
 }
 
 async function* crlfStream(src: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
   let prevCR = false;
   for await (const c of src) {
     if (!c.length) continue;
-    yield toCrlf(c, prevCR);
+    yield noNul(toCrlf(c, prevCR));
     prevCR = c[c.length - 1] === 0x0d;
   }
 }
@@ -119,8 +146,10 @@ async function renderItems(ctx: CommandContext, m: MaildirMessage, items: Item[]
   };
   let tree: ReturnType<typeof parseMime> | null = null;
   const mime = async () => (tree ??= parseMime(await message()));
+  // Dovecot sends its buffered items (UID, FLAGS, INTERNALDATE, RFC822.SIZE) first, then the rest, each group in request order
   const out: ImapValue[] = [];
-  const lit = (b: Buffer): ImapValue => ({ type: 'literal', size: b.length, body: b });
+  const late: ImapValue[] = [];
+  const lit = (b: Buffer): ImapValue => ({ type: 'literal', size: b.length, body: noNul(b) });
   let flagsSent = false;
   // ENVELOPE/BODY/BODYSTRUCTURE are cached per message (sealed for mail-crypt users) as their wire bytes
   const cachedValue = async (field: string, make: () => Promise<ImapValue>): Promise<ImapValue> => {
@@ -138,19 +167,19 @@ async function renderItems(ctx: CommandContext, m: MaildirMessage, items: Item[]
       case 'FLAGS': out.push(atom('FLAGS'), list(sel.flagsOf(m).map(atom))); flagsSent = true; break;
       case 'INTERNALDATE': out.push(atom('INTERNALDATE'), str(internalDate((await folder.stat(m)).mtime))); break;
       case 'RFC822.SIZE': out.push(atom('RFC822.SIZE'), num(await folder.virtualSize(m))); break;
-      case 'ENVELOPE': out.push(atom('ENVELOPE'), await cachedValue('envelope', async () => envelope(await mime()))); break;
-      case 'BODY': out.push(atom('BODY'), await cachedValue('body', async () => bodyStructure(await message(), await mime(), false))); break;
-      case 'BODYSTRUCTURE': out.push(atom('BODYSTRUCTURE'), await cachedValue('bodystructure', async () => bodyStructure(await message(), await mime(), true))); break;
-      case 'RFC822': out.push(atom('RFC822'), lit(await message())); break;
-      case 'RFC822.HEADER': out.push(atom('RFC822.HEADER'), lit(sectionBytes(await message(), await mime(), 'HEADER') ?? Buffer.alloc(0))); break;
-      case 'RFC822.TEXT': out.push(atom('RFC822.TEXT'), lit(sectionBytes(await message(), await mime(), 'TEXT') ?? Buffer.alloc(0))); break;
+      case 'ENVELOPE': late.push(atom('ENVELOPE'), await cachedValue(`envelope${RENDER}`, async () => envelope(await mime()))); break;
+      case 'BODY': late.push(atom('BODY'), await cachedValue(`body${RENDER}`, async () => bodyStructure(await message(), await mime(), false))); break;
+      case 'BODYSTRUCTURE': late.push(atom('BODYSTRUCTURE'), await cachedValue(`bodystructure${RENDER}`, async () => bodyStructure(await message(), await mime(), true))); break;
+      case 'RFC822': late.push(atom('RFC822'), lit(await message())); break;
+      case 'RFC822.HEADER': late.push(atom('RFC822.HEADER'), lit(sectionBytes(await message(), await mime(), 'HEADER') ?? Buffer.alloc(0))); break;
+      case 'RFC822.TEXT': late.push(atom('RFC822.TEXT'), lit(sectionBytes(await message(), await mime(), 'TEXT') ?? Buffer.alloc(0))); break;
       case 'SECTION': {
         const name = `BODY[${sectionName(it.section)}]`;
         const whole = it.section === '' && !it.partial && !crlf ? await folder.virtualSize(m) : 0;
         if (whole > STREAM_ABOVE) {
           // a big message: streamed, never held
           const size = whole;
-          out.push({ type: 'raw', value: name }, { type: 'literal', size, body: crlfStream(folder.read(m)) });
+          late.push({ type: 'raw', value: name }, { type: 'literal', size, body: crlfStream(folder.read(m)) });
           break;
         }
         let data = it.section === '' ? await message() : sectionBytes(await message(), await mime(), it.section) ?? Buffer.alloc(0);
@@ -160,13 +189,13 @@ async function renderItems(ctx: CommandContext, m: MaildirMessage, items: Item[]
           data = data.subarray(start, len === undefined ? undefined : start + len);
           label = `${name}<${start}>`;
         }
-        out.push({ type: 'raw', value: label }, lit(data));
+        late.push({ type: 'raw', value: label }, lit(data));
         break;
       }
     }
   }
   if (flagsChanged && !flagsSent) out.push(atom('FLAGS'), list(sel.flagsOf(m).map(atom)));
-  return out;
+  return [...out, ...late];
 }
 
 export const fetchCommands: Record<string, Command> = {

@@ -7,8 +7,10 @@
  * broken input: a missing boundary makes the rest one part, a missing blank
  * line makes everything header.
  */
+import { parseContentType, parseDisposition } from './rfc822-tokens.js';
 
-export interface ContentType { type: string; subtype: string; params: [string, string][] }
+/** `type`/`subtype` lower-cased for decisions; `rawType`/`rawSubtype` and parameter names as written (BODYSTRUCTURE echoes them). */
+export interface ContentType { type: string; subtype: string; rawType: string; rawSubtype: string; params: [string, string][] }
 
 export interface MimePart {
   headerStart: number;
@@ -23,6 +25,10 @@ export interface MimePart {
   children: MimePart[];
   /** The embedded message of a message/rfc822 part. */
   message?: MimePart;
+  /** The header ended with its blank line (not at the end of the part). */
+  headerClosed: boolean;
+  /** Multipart: offset just past its closing delimiter line, when there is one. */
+  closeLineEnd?: number;
 }
 
 function lineEnd(buf: Buffer, from: number): number {
@@ -31,13 +37,13 @@ function lineEnd(buf: Buffer, from: number): number {
 }
 
 /** Header fields between start and end, continuation lines unfolded only by the caller. */
-function parseHeader(buf: Buffer, start: number, limit: number): { fields: [string, string][]; end: number } {
+function parseHeader(buf: Buffer, start: number, limit: number): { fields: [string, string][]; end: number; closed: boolean } {
   const fields: [string, string][] = [];
   let pos = start;
   while (pos < limit) {
     const e = Math.min(lineEnd(buf, pos), limit);
     const line = buf.subarray(pos, e).toString('latin1');
-    if (line === '\n' || line === '\r\n') return { fields, end: e };
+    if (line === '\n' || line === '\r\n') return { fields, end: e, closed: true };
     if (/^[ \t]/.test(line) && fields.length) {
       fields[fields.length - 1][1] += line.replace(/\r?\n$/, '\n');
     } else {
@@ -46,7 +52,7 @@ function parseHeader(buf: Buffer, start: number, limit: number): { fields: [stri
     }
     pos = e;
   }
-  return { fields, end: limit };
+  return { fields, end: limit, closed: false };
 }
 
 /** A header value without line breaks (continuations joined as Dovecot does for matching). */
@@ -60,65 +66,72 @@ export function getHeader(p: MimePart, name: string): string | undefined {
   return f ? unfold(f[1]) : undefined;
 }
 
-/** `type/subtype; a=b; c="d"` with RFC 2231 continuations joined. */
+/** `value; a=b; c="d"` as Dovecot parses Content-Disposition (first token, RFC 2231 parameters). */
 export function parseParams(v: string): { value: string; params: [string, string][] } {
-  const parts: string[] = [];
-  let cur = '';
-  let q = false;
-  for (let i = 0; i < v.length; i++) {
-    const c = v[i];
-    if (c === '"') q = !q;
-    if (c === '\\' && q && i + 1 < v.length) { cur += c + v[++i]; continue; }
-    if (c === ';' && !q) { parts.push(cur); cur = ''; continue; }
-    cur += c;
-  }
-  parts.push(cur);
-  const value = parts.shift()!.trim().replace(/\([^)]*\)/g, '').trim();
-  const params: [string, string][] = [];
-  for (const p of parts) {
-    const eq = p.indexOf('=');
-    if (eq <= 0) continue;
-    const k = p.slice(0, eq).trim().toLowerCase();
-    let val = p.slice(eq + 1).trim();
-    if (val.startsWith('"')) val = val.slice(1, val.endsWith('"') ? -1 : undefined).replace(/\\(.)/g, '$1');
-    params.push([k, val]);
-  }
-  return { value, params };
+  return parseDisposition(v) ?? { value: '', params: [] };
 }
 
 function contentType(headers: [string, string][], parentDigest: boolean): { ct: ContentType; explicit: boolean } {
+  // the first Content-Type counts, as in Dovecot
   const raw = headers.find(([k]) => k.toLowerCase() === 'content-type')?.[1];
   if (raw !== undefined) {
-    const { value, params } = parseParams(unfold(raw));
-    const slash = value.indexOf('/');
-    if (slash > 0 && value.slice(slash + 1)) return { ct: { type: value.slice(0, slash).toLowerCase(), subtype: value.slice(slash + 1).toLowerCase(), params }, explicit: true };
+    const t = parseContentType(raw);
+    if (t) return { ct: { type: t.type.toLowerCase(), subtype: t.subtype.toLowerCase(), rawType: t.type, rawSubtype: t.subtype, params: t.params }, explicit: true };
   }
-  return { ct: parentDigest ? { type: 'message', subtype: 'rfc822', params: [] } : { type: 'text', subtype: 'plain', params: [['charset', 'us-ascii']] }, explicit: false };
+  return { ct: parentDigest ? { type: 'message', subtype: 'rfc822', rawType: 'message', rawSubtype: 'rfc822', params: [] } : { type: 'text', subtype: 'plain', rawType: 'text', rawSubtype: 'plain', params: [] }, explicit: false };
+}
+
+/** Offset just past the line holding `pos`, or `limit`. */
+function lineEndWithin(buf: Buffer, pos: number, limit: number): number {
+  return Math.min(lineEnd(buf, pos), limit);
+}
+
+/**
+ * Does the line break before the boundary at `next` belong to this part?
+ * In Dovecot it does when something inside consumed it first: the closing
+ * delimiter line of a nested multipart, or the blank line ending a header
+ * that reaches the boundary (an empty body). Then the part, and the message
+ * it holds, extend to `next`.
+ */
+function claimLineBreak(buf: Buffer, p: MimePart, e: number, next: number): boolean {
+  let claimed = false;
+  if (p.closeLineEnd !== undefined) claimed = p.closeLineEnd === next;
+  else if (!p.headerClosed && p.headerEnd === e && (e === p.headerStart || buf[e - 1] === 0x0a)) {
+    p.headerEnd = p.bodyStart = next;
+    p.headerClosed = true;
+    claimed = true;
+  } else if (p.message) claimed = claimLineBreak(buf, p.message, e, next);
+  if (claimed) p.bodyEnd = next;
+  return claimed;
 }
 
 export function parseMime(buf: Buffer, start = 0, end = buf.length, parentDigest = false, depth = 0): MimePart {
   const h = parseHeader(buf, start, end);
   const { ct, explicit } = contentType(h.fields, parentDigest);
-  const part: MimePart = { headerStart: start, headerEnd: h.end, bodyStart: h.end, bodyEnd: end, headers: h.fields, contentType: ct, explicitType: explicit, children: [] };
+  const part: MimePart = { headerStart: start, headerEnd: h.end, bodyStart: h.end, bodyEnd: end, headerClosed: h.closed, headers: h.fields, contentType: ct, explicitType: explicit, children: [] };
   if (depth > 50) return part;
   if (ct.type === 'multipart') {
-    const boundary = ct.params.find(([k]) => k === 'boundary')?.[1];
+    const boundary = ct.params.find(([k]) => k.toLowerCase() === 'boundary')?.[1];
     if (!boundary) return part;
     const delim = `--${boundary}`;
     const starts: number[] = [];
     let closeAt = -1;
     for (let pos = h.end; pos < end; pos = lineEnd(buf, pos)) {
       if (buf[pos] !== 0x2d || buf[pos + 1] !== 0x2d) continue;
-      const line = buf.subarray(pos, Math.min(lineEnd(buf, pos), end)).toString('latin1').replace(/\r?\n$/, '').replace(/[ \t]+$/, '');
+      const line = buf.subarray(pos, lineEndWithin(buf, pos, end)).toString('latin1').replace(/\r?\n$/, '').replace(/[ \t]+$/, '');
       if (line === delim + '--') { closeAt = pos; break; }
       if (line === delim) starts.push(pos);
     }
+    if (closeAt >= 0) part.closeLineEnd = lineEnd(buf, closeAt);
     for (let i = 0; i < starts.length; i++) {
-      const s = lineEnd(buf, starts[i]);
-      let e = i + 1 < starts.length ? starts[i + 1] : closeAt >= 0 ? closeAt : end;
+      const s = lineEndWithin(buf, starts[i], end);
+      const next = i + 1 < starts.length ? starts[i + 1] : closeAt;
+      let e = next >= 0 ? next : end;
       // the line break before a boundary belongs to the boundary
-      if (e > s && buf[e - 1] === 0x0a) e -= buf[e - 2] === 0x0d ? 2 : 1;
-      part.children.push(parseMime(buf, s, Math.max(s, e), ct.subtype === 'digest', depth + 1));
+      if (next >= 0 && e > s && buf[e - 1] === 0x0a) e -= buf[e - 2] === 0x0d ? 2 : 1;
+      const child = parseMime(buf, s, Math.max(s, e), ct.subtype === 'digest', depth + 1);
+      if (next >= 0 && e < next) claimLineBreak(buf, child, e, next);
+      part.children.push(child);
     }
   } else if (ct.type === 'message' && ct.subtype === 'rfc822') {
     part.message = parseMime(buf, h.end, end, false, depth + 1);

@@ -7,10 +7,13 @@
  * is a known difference listed in dovecot-compat.md: it runs as a node:test
  * todo. SEALDIFF_BOTH=dovecot runs every script on Dovecot twice (a sanity
  * check of the harness: it must be deterministic); SEALDIFF_ONLY=NAME runs
- * the scripts whose file name contains NAME.
+ * the scripts whose file name contains NAME; SEALDIFF_OUT=DIR writes both
+ * normalised transcripts there (NAME.dovecot, NAME.sealmail) for a diff.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setupDovecot } from '../../helpers/dovecot.js';
 import { startSealmail } from '../../helpers/sealmail-server.js';
 import { freePort } from '../../helpers/databases.js';
@@ -49,7 +52,14 @@ test('differential IMAP scripts against the real Dovecot', async (t) => {
         ours = await withLog(runScript(script, { name: 'Dovecot (again)', port, user: twin, password: 'pass' }));
       }
       const fixed = fixedUidValidities(script);
-      const report = compareTranscripts(script, normalise(theirs, fixed), normalise(ours, fixed), ['Dovecot', seal ? 'Sealmail' : 'Dovecot (again)']);
+      const [a, b] = [normalise(theirs, fixed), normalise(ours, fixed)];
+      const outDir = process.env.SEALDIFF_OUT;
+      if (outDir) {
+        mkdirSync(outDir, { recursive: true });
+        writeFileSync(join(outDir, `${script.name}.dovecot`), `${a.join('\n')}\n`, 'latin1');
+        writeFileSync(join(outDir, `${script.name}.sealmail`), `${b.join('\n')}\n`, 'latin1');
+      }
+      const report = compareTranscripts(script, a, b, ['Dovecot', seal ? 'Sealmail' : 'Dovecot (again)']);
       if (report) {
         const missing = [...capabilities(theirs)].filter((c) => !capabilities(ours).has(c));
         assert.fail(`${report}${missing.length ? `\n(capabilities Sealmail does not announce: ${missing.join(' ')})` : ''}`);

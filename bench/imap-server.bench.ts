@@ -20,7 +20,7 @@ const N = Number(process.env.IMAP_BENCH_N ?? 100_000);
 const CONNS = Number(process.env.IMAP_BENCH_CONNS ?? 300);
 const USER = 'bench@example.org';
 
-function makeMaildir(root: string, n: number, bodyFor: (i: number) => string): void {
+export function makeMaildir(root: string, n: number, bodyFor: (i: number) => string): void {
   for (const d of ['cur', 'new', 'tmp']) mkdirSync(join(root, d), { recursive: true });
   for (let i = 0; i < n; i++) {
     const body = bodyFor(i);

@@ -60,15 +60,24 @@ export class FieldCache {
 
   /** Best effort: without the user's key (delivery) or on a full disk the value is just not cached. */
   async set(uid: number, field: string, value: Buffer): Promise<void> {
+    await this.setMany([[uid, field, value]]);
+  }
+
+  /** Several values in one append (a SORT filling the cache for a whole mailbox). */
+  async setMany(entries: [uid: number, field: string, value: Buffer][]): Promise<void> {
     const m = await this.load();
-    m.set(`${uid}\0${field}`, value);
-    let sealed: Buffer;
-    try { sealed = this.cipher.seal(value); } catch { return; }
-    const f = Buffer.from(field, 'latin1');
-    const hdr = Buffer.alloc(9);
-    hdr.writeUInt32BE(uid, 0);
-    hdr[4] = f.length;
-    hdr.writeUInt32BE(sealed.length, 5);
-    await fsp.appendFile(this.path, Buffer.concat([hdr, f, sealed]), { mode: 0o600 }).catch(() => undefined);
+    const recs: Buffer[] = [];
+    for (const [uid, field, value] of entries) {
+      m.set(`${uid}\0${field}`, value);
+      let sealed: Buffer;
+      try { sealed = this.cipher.seal(value); } catch { continue; }
+      const f = Buffer.from(field, 'latin1');
+      const hdr = Buffer.alloc(9);
+      hdr.writeUInt32BE(uid, 0);
+      hdr[4] = f.length;
+      hdr.writeUInt32BE(sealed.length, 5);
+      recs.push(hdr, f, sealed);
+    }
+    if (recs.length) await fsp.appendFile(this.path, Buffer.concat(recs), { mode: 0o600 }).catch(() => undefined);
   }
 }

@@ -36,6 +36,8 @@ export interface SortMessage {
   /** RFC822.SIZE. */
   size: number;
   h: SortHeaders;
+  /** Derived sort values kept across commands (they depend only on the message). */
+  memo?: Map<string, unknown>;
 }
 
 export type SortKey = 'ARRIVAL' | 'CC' | 'DATE' | 'FROM' | 'SIZE' | 'SUBJECT' | 'TO' | 'DISPLAYFROM' | 'DISPLAYTO' | 'X-SCORE';
@@ -74,19 +76,20 @@ export function sortString(m: SortMessage, key: SortKey): string {
   }
 }
 
+/** A key's value for one message, remembered on the message (DATE and the strings cost parsing). */
+export function sortValue(m: SortMessage, key: SortKey): string | number {
+  if (key === 'ARRIVAL') return m.received;
+  if (key === 'SIZE') return m.size;
+  if (key === 'X-SCORE') return 0;
+  const memo = (m.memo ??= new Map());
+  let v = memo.get(key) as string | number | undefined;
+  if (v === undefined) memo.set(key, (v = key === 'DATE' ? sentDate(m) : sortString(m, key)));
+  return v;
+}
+
 /** Messages in the order the sort program gives (the input is not changed). */
 export function sortMessages(msgs: SortMessage[], program: SortCriterion[]): SortMessage[] {
-  const memo = new Map<string, Map<number, string | number>>();
-  const value = (m: SortMessage, key: SortKey): string | number => {
-    let per = memo.get(key);
-    if (!per) memo.set(key, (per = new Map()));
-    let v = per.get(m.seq);
-    if (v === undefined) {
-      v = key === 'ARRIVAL' ? m.received : key === 'DATE' ? sentDate(m) : key === 'SIZE' ? m.size : key === 'X-SCORE' ? 0 : sortString(m, key);
-      per.set(m.seq, v);
-    }
-    return v;
-  };
+  const value = sortValue;
   const cmp = (a: SortMessage, b: SortMessage): number => {
     for (const c of program) {
       const x = value(a, c.key);

@@ -10,7 +10,7 @@
  * by their newest message. Pure functions over SortMessage.
  */
 import { baseSubject } from './base-subject.js';
-import { sentDate, sortMessages, type SortMessage } from './sort.js';
+import { sortMessages, sortValue, type SortMessage } from './sort.js';
 
 export type ThreadAlgorithm = 'ORDEREDSUBJECT' | 'REFERENCES' | 'REFS';
 export const THREAD_ALGORITHMS: ThreadAlgorithm[] = ['REFERENCES', 'REFS', 'ORDEREDSUBJECT'];
@@ -96,15 +96,21 @@ function linkMessages(msgs: SortMessage[]): { nodes: Link[] } {
     if (nodes[child].parent === parent) return;
     if (nodes[child].parent === 0) nodes[child].parent = parent; // else the first parent stays
   };
+  const ids = (m: SortMessage, field: 'messageId' | 'references' | 'inReplyTo', max?: number): string[] => {
+    const memo = (m.memo ??= new Map());
+    let v = memo.get(field) as string[] | undefined;
+    if (!v) memo.set(field, (v = messageIds(m.h[field], max)));
+    return v;
+  };
   for (const m of msgs) {
-    const [mid] = messageIds(m.h.messageId, 1);
+    const [mid] = ids(m, 'messageId', 1);
     let idx: number;
     if (mid !== undefined && nodes[idxOf(mid)].uid === 0) idx = idxOf(mid);
     else { idx = nodes.length; nodes.push({ uid: 0, m: null, parent: 0 }); } // no or duplicate Message-ID: a node of its own
     nodes[idx].uid = m.uid;
     nodes[idx].m = m;
-    let refs = messageIds(m.h.references);
-    if (!refs.length) refs = messageIds(m.h.inReplyTo, 1);
+    let refs = ids(m, 'references');
+    if (!refs.length) refs = ids(m, 'inReplyTo', 1);
     let parent = 0;
     for (const r of refs) {
       const i = idxOf(r);
@@ -137,7 +143,7 @@ function threadByReferences(msgs: SortMessage[], refs2: boolean): ThreadNode[] {
   const dateCache = new Map<number, number>();
   const dateOf = (i: number): number => {
     let d = dateCache.get(i);
-    if (d === undefined) dateCache.set(i, (d = sentDate(nodes[i].m!)));
+    if (d === undefined) dateCache.set(i, (d = sortValue(nodes[i].m!, 'DATE') as number));
     return d;
   };
   const byDate = (a: { date: number; uid: number }, b: { date: number; uid: number }) => a.date - b.date || a.uid - b.uid;
@@ -239,10 +245,10 @@ function threadBySubject(msgs: SortMessage[]): ThreadNode[] {
   let prev: string | null = null;
   let cur: SortMessage[] | null = null;
   for (const m of sortMessages(msgs, [{ key: 'SUBJECT', reverse: false }, { key: 'DATE', reverse: false }])) {
-    const base = m.h.subject === null ? '' : baseSubject(m.h.subject).subject;
+    const base = sortValue(m, 'SUBJECT') as string;
     if (base !== (prev ?? '')) cur = null;
     prev = base;
-    if (!cur) { cur = []; threads.push({ date: sentDate(m), first: m.seq, msgs: cur }); }
+    if (!cur) { cur = []; threads.push({ date: sortValue(m, 'DATE') as number, first: m.seq, msgs: cur }); }
     cur.push(m);
   }
   threads.sort((a, b) => a.date - b.date || a.first - b.first);

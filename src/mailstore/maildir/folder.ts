@@ -389,6 +389,27 @@ export class MaildirFolder {
   }
 
   /**
+   * The first `max` plaintext bytes and the INTERNALDATE (header lookups:
+   * SORT, THREAD). A plain file costs one open, fstat and pread; an
+   * encrypted one goes through the codec and stops once `max` bytes are out.
+   */
+  async readHead(m: MaildirMessage, max = 16384): Promise<{ head: Buffer; mtime: Date }> {
+    const { head, mtime } = await this.withFile(m, async (p) => {
+      const fh = await fsp.open(p, 'r');
+      try {
+        const [st, r] = await Promise.all([fh.stat(), fh.read(Buffer.allocUnsafe(max), 0, max, 0)]);
+        m.size ??= st.size;
+        return { head: r.buffer.subarray(0, r.bytesRead), mtime: st.mtime };
+      } finally { await fh.close(); }
+    });
+    if (!this.codec.isEncrypted(head)) return { head, mtime };
+    const parts: Buffer[] = [];
+    let n = 0;
+    for await (const c of this.read(m)) { parts.push(c); n += c.length; if (n >= max) break; }
+    return { head: Buffer.concat(parts).subarray(0, max), mtime };
+  }
+
+  /**
    * Let the codec start on the next messages of a FETCH while the current one
    * streams (mail-crypt unwraps their keys on worker threads). Best effort.
    */

@@ -7,6 +7,7 @@
  * three thread algorithms and the error replies — transcripts identical.
  */
 import { test } from 'node:test';
+import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setupDovecot } from '../../helpers/dovecot.js';
@@ -77,4 +78,21 @@ test('SORT and THREAD answer as Dovecot does on a hard corpus', async (t) => {
   // a second round reads the field cache instead of the messages: same answers
   const again = ['S1 SELECT INBOX', ...COMMANDS];
   assertSameTranscript(normaliseTranscript(await lockstep(srv.imapPort, again)), normaliseTranscript(await lockstep(port, again)));
+});
+
+test('SORT and THREAD on a mail-crypt mailbox: headers read through the codec, cache sealed', async (t) => {
+  const srv = await startSealmail(t, {
+    passdb: 'passdb {\n  driver = static\n  args = password=pass userdb_mail_crypt_private_password=%w\n}',
+    extraConf: 'mail_attribute_dict = file:%h/Maildir/dovecot-attributes\nmail_plugins = $mail_plugins mail_crypt\nplugin {\n  mail_crypt_curve = prime256v1\n  mail_crypt_save_version = 2\n  mail_crypt_require_encrypted_user_key = yes\n}\n',
+  });
+  const msgs = ['Subject: Zebra SecretA\r\nMessage-ID: <a@x>\r\n\r\nx\r\n', 'Subject: Re: Apple SecretB\r\nMessage-ID: <b@x>\r\nReferences: <a@x>\r\n\r\ny\r\n', 'Subject: Mango SecretC\r\n\r\nz\r\n'];
+  const script = [...msgs.map((m, i) => `A${i} APPEND INBOX {${m.length}+}\r\n${m}`), 'S1 SELECT INBOX', 'T1 SORT (SUBJECT) UTF-8 ALL', 'T2 THREAD REFERENCES UTF-8 ALL', 'T3 SORT (SUBJECT) UTF-8 ALL'];
+  const out = await lockstep(srv.imapPort, script, 'eve@example.org');
+  assert.match(out, /\* SORT 2 3 1\r\nT1 OK/);
+  assert.match(out, /\* THREAD \(1 2\)\(3\)\r\nT2 OK/);
+  assert.match(out, /\* SORT 2 3 1\r\nT3 OK/);
+  const maildir = join(srv.home('eve@example.org'), 'Maildir');
+  const cache = readFileSync(join(maildir, 'sealmail.cache'));
+  assert.ok(cache.length > 40, 'sort headers cached');
+  assert.ok(!cache.includes('Secret'), 'no plaintext header in the cache');
 });

@@ -122,7 +122,7 @@ export class Printer {
     if (this.format === 'table') {
       // doveadm-print-table: widths from titles and values, the last column
       // takes half the room left on an 80-column line, every cell is padded
-      // and followed by one space (also the last).
+      // and followed by one space (the last one column wider instead).
       const str = (v: string | Buffer) => (typeof v === 'string' ? v : v.toString('utf8'));
       const len = (v: string) => [...v].length;
       const widths = hs.map((h, i) => Math.max(h.minWidth ?? 0, len(this.title(h)), ...this.rows.map((r) => len(str(r[i])))));
@@ -130,7 +130,10 @@ export class Printer {
       const room = 80 - sum - hs.length - 1;
       if (room > 0 && widths.length) widths[widths.length - 1] += Math.floor(room / 2);
       const pad = (c: string, w: number, right?: boolean) => (right ? ' '.repeat(Math.max(0, w - len(c))) + c : c + ' '.repeat(Math.max(0, w - len(c))));
-      const line = (cells: string[]) => cells.map((c, i) => pad(c, widths[i], hs[i].right) + ' ').join('') + '\n';
+      // doveadm separates cells by one space; its last column is one wider than ours and has no
+      // separator after it, which only shows when that column is right-justified (quota get's %)
+      const last = hs.length - 1;
+      const line = (cells: string[]) => cells.map((c, i) => (i === last ? pad(c, widths[i] + 1, hs[i].right) : pad(c, widths[i], hs[i].right) + ' ')).join('') + '\n';
       if (!hs.every((h) => h.hideTitle)) this.out.write(line(hs.map((h) => this.title(h))));
       for (const r of this.rows) this.out.write(line(r.map(str)));
     } else if (this.format === 'json') {

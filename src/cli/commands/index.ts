@@ -14,6 +14,7 @@ import { indexCommand } from './index-mailbox.js';
 import { saveCommand } from './save.js';
 import { cryptokeyExportCommand, cryptokeyGenerateCommand, cryptokeyListCommand, cryptokeyPasswordCommand, cryptokeyRecoveryCommand } from './cryptokey.js';
 import { passwordChangeCommand } from './password.js';
+import { quotaGetCommand, quotaRecalcCommand } from './quota.js';
 import { mailboxCreateCommand, mailboxDeleteCommand, mailboxListCommand, mailboxRenameCommand, mailboxStatusCommand } from './mailbox.js';
 
 export const commands: CliCommand[] = [
@@ -38,4 +39,6 @@ export const commands: CliCommand[] = [
   cryptokeyExportCommand,
   cryptokeyRecoveryCommand,
   passwordChangeCommand,
+  quotaGetCommand,
+  quotaRecalcCommand,
 ];

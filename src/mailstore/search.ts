@@ -3,9 +3,11 @@
  * SEARCH and doveadm's search queries): a query tree and its evaluation
  * against one message at a time through a small view, so the caller decides
  * what to load — headers and bodies only when a key needs them. Text keys
- * are case-insensitive substring matches over RFC 2047-decoded text.
+ * are case-insensitive substring matches over RFC 2047-decoded headers and
+ * bodies with their transfer encoding and charset undone (mime/decode.ts).
  */
-import { decodeWords, headerEnd, headerValues, parseMessageDate } from './message-headers.js';
+import { decodeWords, headerValues, parseMessageDate } from './message-headers.js';
+import { searchText } from './mime/decode.js';
 
 export type Query =
   | { k: 'all' }
@@ -95,9 +97,7 @@ export async function matches(q: Query, m: MessageView): Promise<boolean> {
     }
     case 'body':
     case 'text': {
-      const t = await m.text();
-      const part = q.k === 'body' ? t.subarray(headerEnd(t)) : t;
-      return fold(decodeWords(part.toString('utf8'))).includes(fold(q.v));
+      return fold(searchText(await m.text(), q.k === 'text')).includes(fold(q.v));
     }
     case 'date': {
       let ms: number;

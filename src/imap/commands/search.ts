@@ -28,21 +28,29 @@ const DATES: Record<string, ['received' | 'saved' | 'sent', 'before' | 'on' | 's
 
 function parseKeys(args: ImapArg[], maxSeq: number, maxUid: number): Query {
   let i = 0;
+  let w = '';
+  // Dovecot's texts: a key without its parameter names the key
   const str = (): string => {
     const s = astring(args[i++]);
-    if (s === null) throw new ArgError('Missing argument');
+    if (s === null) throw new ArgError(`Missing parameter for search key (for search key: ${w})`);
     return s;
   };
   const set = (a: ImapArg | undefined, uid: boolean): [number, number][] => {
-    const s = seqSet(a, uid);
+    if (!a) throw new ArgError(`Missing parameter for search key (for search key: ${w})`);
+    let s;
+    try { s = seqSet(a, uid); } catch (e) { if (e instanceof ArgError && uid) throw new ArgError('Invalid UID messageset'); throw e; }
     if (s.type === 'saved') throw new ArgError('SEARCHRES is not supported');
     return normalizeSequenceSet(s.ranges, uid ? maxUid : maxSeq).map((r) => [r.from, r.to]);
   };
   const key = (): Query => {
     const a = args[i];
     if (!a) throw new ArgError('Missing argument');
-    if (a.type === 'list') { i++; return parseKeys(a.items, maxSeq, maxUid); }
-    const w = (astring(a) ?? '').toUpperCase();
+    if (a.type === 'list') {
+      i++;
+      if (!a.items.length) throw new ArgError('No search parameters inside list');
+      return parseKeys(a.items, maxSeq, maxUid);
+    }
+    w = (astring(a) ?? '').toUpperCase();
     if (a.type === 'atom' && /^[\d*$][\d*:,]*$/.test(a.value)) { i++; return { k: 'seq', set: set(a, false) }; }
     i++;
     if (w === 'ALL') return { k: 'all' };
@@ -55,7 +63,7 @@ function parseKeys(args: ImapArg[], maxSeq: number, maxUid: number): Query {
     if (['FROM', 'TO', 'CC', 'BCC', 'SUBJECT'].includes(w)) return { k: 'header', name: w.toLowerCase(), v: str() };
     if (w === 'HEADER') { const n = str(); return { k: 'header', name: n.toLowerCase(), v: str() }; }
     if (w === 'BODY' || w === 'TEXT') return { k: w.toLowerCase() as 'body' | 'text', v: str() };
-    if (w === 'LARGER' || w === 'SMALLER') { const n = str(); if (!/^\d+$/.test(n)) throw new ArgError('Invalid size'); return { k: w.toLowerCase() as 'larger' | 'smaller', n: Number(n) }; }
+    if (w === 'LARGER' || w === 'SMALLER') { const n = str(); if (!/^\d+$/.test(n) || BigInt(n) >= 1n << 64n) throw new ArgError('Invalid search size parameter'); return { k: w.toLowerCase() as 'larger' | 'smaller', n: Number(n) }; }
     if (DATES[w]) {
       const d = /^(\d{1,2})-([A-Za-z]{3})-(\d{4})$/.exec(str());
       if (!d || !MONTHS.includes(d[2].toLowerCase())) throw new ArgError('Invalid search date parameter');
@@ -69,10 +77,21 @@ function parseKeys(args: ImapArg[], maxSeq: number, maxUid: number): Query {
   return items.length === 1 ? items[0] : { k: 'and', of: items };
 }
 
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+function checkUtf8(args: ImapArg[]): void {
+  for (const a of args) {
+    if (a.type === 'list') checkUtf8(a.items);
+    else if (a.type === 'string' || (a.type === 'literal' && a.value)) {
+      try { utf8.decode(a.value as Buffer); } catch { throw new ArgError('Invalid search key'); }
+    }
+  }
+}
+
 /** Search-key arguments with their strings recoded from `charset` to UTF-8 (RFC 3501 §6.4.4). */
 export function recodeArgs(args: ImapArg[], charset: string): ImapArg[] {
   const cs = charset.toLowerCase();
-  if (cs === 'utf-8' || cs === 'us-ascii' || cs === 'utf8') return args;
+  // strings must be valid in their charset (UTF-8 without CHARSET): Dovecot's BAD otherwise
+  if (cs === 'utf-8' || cs === 'us-ascii' || cs === 'utf8') { checkUtf8(args); return args; }
   let dec: InstanceType<typeof TextDecoder>;
   try { dec = new TextDecoder(cs); } catch { throw new BadCharsetError('Unknown charset'); }
   const conv = (a: ImapArg): ImapArg => {
@@ -167,8 +186,10 @@ async function search(ctx: CommandContext, uidMode: boolean): Promise<void> {
     // RFC 4731 ESEARCH: SEARCH RETURN (MIN MAX ALL COUNT) …
     let { ret, rest: args } = parseReturn(ctx.args);
     if (astring(args[0])?.toUpperCase() === 'CHARSET') {
-      args = recodeArgs(args.slice(2), astring(args[1]) ?? '');
-    }
+      const cs = astring(args[1]);
+      if (cs === null) throw new ArgError('Invalid charset argument');
+      args = recodeArgs(args.slice(2), cs);
+    } else args = recodeArgs(args, 'UTF-8');
     const q = parseSearchProgram(ctx, args);
     const hits = (await searchSelected(ctx, q)).map((h) => (uidMode ? h.m.uid : h.seq));
     if (ret) await ctx.session.untagged(esearchResponse(ctx.tag, uidMode, ret, hits, false));

@@ -1,0 +1,66 @@
+/**
+ * The text a SEARCH BODY/TEXT key looks in, as Dovecot 2.3's message-search
+ * builds it (RFC 3501 §6.4.4 "in the body of the message"): every text/* and
+ * message/* part (a part without Content-Type is text) with its
+ * Content-Transfer-Encoding undone (base64, quoted-printable) and its charset
+ * converted to Unicode; other parts (attachments) are not searched. TEXT
+ * adds the headers of the message and of every part, encoded words decoded.
+ */
+import { decodeWords } from '../message-headers.js';
+import { parseMime, type MimePart } from './parts.js';
+
+/** Quoted-printable (RFC 2045 §6.7): soft line breaks joined, `=XX` decoded, broken escapes kept. */
+export function decodeQuotedPrintable(b: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(b.length);
+  let o = 0;
+  const hex = (c: number) => (c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x41 && c <= 0x46 ? c - 0x37 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1);
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i];
+    if (c !== 0x3d) { out[o++] = c; continue; }
+    // soft line break: '=' then optional whitespace, then (CR)LF
+    let j = i + 1;
+    while (j < b.length && (b[j] === 0x20 || b[j] === 0x09)) j++;
+    if (j < b.length && (b[j] === 0x0a || (b[j] === 0x0d && b[j + 1] === 0x0a))) { i = b[j] === 0x0d ? j + 1 : j; continue; }
+    if (j >= b.length) break;
+    const h = hex(b[i + 1] ?? 0);
+    const l = hex(b[i + 2] ?? 0);
+    if (h >= 0 && l >= 0) { out[o++] = h * 16 + l; i += 2; } else out[o++] = c;
+  }
+  return out.subarray(0, o);
+}
+
+export function decodeTransfer(body: Buffer, encoding: string | undefined): Buffer {
+  const e = (encoding ?? '').trim().toLowerCase();
+  if (e === 'base64') return Buffer.from(body.toString('latin1').replace(/[^A-Za-z0-9+/]/g, ''), 'base64');
+  if (e === 'quoted-printable') return decodeQuotedPrintable(body);
+  return body;
+}
+
+/** Bytes in a charset as a JS string; an unknown charset is read as UTF-8. */
+export function decodeCharset(b: Buffer, charset: string | undefined): string {
+  if (charset) {
+    try { return new TextDecoder(charset.trim().toLowerCase()).decode(b); } catch { /* unknown: as UTF-8 */ }
+  }
+  return b.toString('utf8');
+}
+
+function header(p: MimePart, name: string): string | undefined {
+  const n = name.toLowerCase();
+  return p.headers.find(([k]) => k.toLowerCase() === n)?.[1];
+}
+
+/** Search text of a message: decoded bodies of its text parts, headers too when `withHeaders`. */
+export function searchText(msg: Buffer, withHeaders: boolean): string {
+  const out: string[] = [];
+  const walk = (p: MimePart): void => {
+    if (withHeaders) out.push(decodeWords(msg.subarray(p.headerStart, p.headerEnd).toString('utf8').replace(/\r?\n[ \t]+/g, ' ')));
+    const ct = p.contentType;
+    if (ct.type === 'multipart') { for (const c of p.children) walk(c); return; }
+    if (p.message) { walk(p.message); return; }
+    if (ct.type !== 'text' && ct.type !== 'message') return;
+    const charset = ct.params.find(([k]) => k.toLowerCase() === 'charset')?.[1];
+    out.push(decodeCharset(decodeTransfer(msg.subarray(p.bodyStart, p.bodyEnd), header(p, 'content-transfer-encoding')), charset));
+  };
+  walk(parseMime(msg));
+  return out.join('\n');
+}

@@ -18,7 +18,7 @@ import { cryptUserFor, openUserStore, resolveMailUser, specialUseMap } from '../
 import { UserQuota } from '../quota/quota.js';
 
 export type LoginResult =
-  | { ok: true; user: string; store: MailStore; quota: UserQuota | null }
+  | { ok: true; user: string; store: MailStore; quota: UserQuota | null; mailPlugins: string[] }
   | { ok: false; code?: string; text: string };
 
 export class LoginService {
@@ -55,7 +55,8 @@ export class LoginService {
       const crypt = await unlockUserCrypt(this.config, cryptUserFor(user, plain, 'imap'), password, { promotePending: true });
       const store = openUserStore(user, crypt, specialUseMap(this.config, 'imap'));
       await store.ensureRoot(); // Dovecot creates INBOX on first login
-      return { ok: true, user: a.user, store, quota: UserQuota.forUser(this.config, 'imap', a.user, u.fields, store) };
+      const plugins = u.fields.find(([k]) => k === 'mail_plugins')?.[1] ?? this.config.get('mail_plugins', { protocol: 'imap' });
+      return { ok: true, user: a.user, store, quota: UserQuota.forUser(this.config, 'imap', a.user, u.fields, store), mailPlugins: splitPlugins(plugins) };
     } catch (e) {
       if (!(e instanceof CryptError)) throw e;
       ulog.error(`mail-crypt: ${e.message}`);
@@ -64,6 +65,10 @@ export class LoginService {
   }
 
   async close(): Promise<void> { await this.engine.close(); }
+}
+
+export function splitPlugins(list: string): string[] {
+  return list.split(/[\s,]+/).filter(Boolean);
 }
 
 function sleep(ms: number): Promise<void> {

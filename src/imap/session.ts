@@ -7,7 +7,8 @@
  * limit, idle timeouts, APPENDLIMIT). The mailbox work lives in the command
  * modules; this file never touches the filesystem.
  */
-import type { Duplex } from 'node:stream';
+import type { Duplex, Writable } from 'node:stream';
+import { constants as zc, createDeflateRaw, createInflateRaw, type DeflateRaw, type InflateRaw } from 'node:zlib';
 import type { DovecotConfig } from '../config/settings.js';
 import type { Logger } from '../log/logger.js';
 import type { MailStore } from '../mailstore/store.js';
@@ -16,7 +17,7 @@ import { CommandReader, badText, type ImapArg, type LiteralInfo, type ReaderEven
 import { writeResponse, type Response, type ImapValue, atom, num, list } from './wire/encoder.js';
 import type { Selected, Update } from './selected.js';
 import { COMMANDS, type CommandContext } from './commands/index.js';
-import type { LoginService } from './login.js';
+import { splitPlugins, type LoginService } from './login.js';
 import { startAppendLiteral } from './commands/append.js';
 
 export type SessionState = 'not-authenticated' | 'authenticated' | 'selected' | 'logout';
@@ -32,7 +33,7 @@ export interface SessionOptions {
   /** Wrap the socket in TLS (STARTTLS); absent when no certificate is configured. */
   starttls?: (socket: Duplex) => Promise<Duplex>;
   /** Pre-authenticated user (tests, `sealmail imap -u`): skips LOGIN. */
-  preauth?: { user: string; store: MailStore; quota?: UserQuota | null };
+  preauth?: { user: string; store: MailStore; quota?: UserQuota | null; mailPlugins?: string[] };
 }
 
 /** Dovecot: a client that sends this many bad commands before logging in is disconnected. */
@@ -45,7 +46,7 @@ const APPENDLIMIT = 64 * 1024 * 1024;
  * whether Sealmail implements the extension (only those are announced).
  * One line each so that extensions land without touching each other.
  */
-const POSTLOGIN_CAPABILITIES: Array<[string, boolean]> = [
+const POSTLOGIN_CAPABILITIES: Array<[string, boolean | ((s: Session) => boolean)]> = [
   ['IMAP4rev1', true],
   ['SASL-IR', true],
   ['LOGIN-REFERRALS', true],
@@ -85,7 +86,7 @@ const POSTLOGIN_CAPABILITIES: Array<[string, boolean]> = [
   ['NOTIFY', false],
   ['METADATA', false],
   ['SPECIAL-USE', true],
-  ['COMPRESS=DEFLATE', false],
+  ['COMPRESS=DEFLATE', (s) => s.mailPlugins.includes('imap_zlib')],
   ['QUOTA', true],
   // not in Dovecot 2.3 (RFC 6154 CREATE is accepted there unannounced; RFC 6855 is 2.4)
   ['CREATE-SPECIAL-USE', false],
@@ -105,6 +106,8 @@ export class Session {
   selected: Selected | null = null;
   secured: boolean;
   enabled = new Set<string>();
+  /** The user's mail_plugins (userdb field, else the imap protocol's setting): imap_zlib gates COMPRESS. */
+  mailPlugins: string[] = [];
   private reader: CommandReader;
   private socket: Duplex;
   private queue: ReaderEvent[] = [];
@@ -114,6 +117,10 @@ export class Session {
   private rawBuf = Buffer.alloc(0);
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
+  /** COMPRESS=DEFLATE (RFC 4978) streams once active: responses go through deflate, client bytes through inflate. */
+  private deflate: DeflateRaw | null = null;
+  private inflate: InflateRaw | null = null;
+  private flushPending = false;
   /** Streamed APPEND literal in progress. */
   literalSink: { push(b: Buffer): void; end(): void; abort(): void } | null = null;
   onLiteralStart: ((info: LiteralInfo) => void) | null = null;
@@ -151,6 +158,7 @@ export class Session {
       this.user = this.opts.preauth.user;
       this.store = this.opts.preauth.store;
       this.quota = this.opts.preauth.quota ?? null;
+      this.mailPlugins = this.opts.preauth.mailPlugins ?? splitPlugins(this.config.get('mail_plugins', { protocol: 'imap' }));
       this.state = 'authenticated';
       await this.send({ kind: 'status', status: 'PREAUTH', code: { name: 'CAPABILITY', args: this.capabilities() }, text: `Logged in as ${this.user}` });
       return;
@@ -169,14 +177,14 @@ export class Session {
       else caps.push('AUTH=PLAIN', 'AUTH=LOGIN');
       return caps.join(' ');
     }
-    const caps = POSTLOGIN_CAPABILITIES.filter(([c, on]) => on && (c !== 'QUOTA' || this.imapQuota)).map(([c]) => c).concat(`APPENDLIMIT=${APPENDLIMIT}`);
+    const caps = POSTLOGIN_CAPABILITIES.filter(([c, on]) => (typeof on === 'function' ? on(this) : on) && (c !== 'QUOTA' || this.imapQuota)).map(([c]) => c).concat(`APPENDLIMIT=${APPENDLIMIT}`);
     if (conf && !conf.startsWith('+')) return conf;
     return conf ? [...caps, ...conf.slice(1).trim().split(/\s+/)].join(' ') : caps.join(' ');
   }
 
   /** Dovecot's imap_quota plugin is loaded: QUOTA announced, GETQUOTA… known. */
   get imapQuota(): boolean {
-    return this.config.get('mail_plugins', { protocol: 'imap' }).split(/[\s,]+/).includes('imap_quota');
+    return this.mailPlugins.includes('imap_quota');
   }
 
   plaintextDisabled(): boolean {
@@ -214,7 +222,7 @@ export class Session {
     }
     for (const ev of this.reader.push(d)) this.queue.push(ev);
     // a client that pipelines without reading our answers can't make us buffer without bound
-    if (this.queue.length > 200) this.socket.pause();
+    if (this.queue.length > 200) { this.socket.pause(); this.inflate?.pause(); }
     void this.pump();
   }
 
@@ -233,6 +241,8 @@ export class Session {
     this.rawWaiter?.(null);
     this.rawWaiter = null;
     this.state = 'logout';
+    this.inflate?.destroy();
+    if (this.deflate && !this.deflate.writableEnded) this.deflate.destroy();
   }
 
   get isClosed(): boolean { return this.closed; }
@@ -243,7 +253,7 @@ export class Session {
     try {
       while (this.queue.length && !this.closed) {
         const ev = this.queue.shift()!;
-        if (this.queue.length < 50) this.socket.resume();
+        if (this.queue.length < 50) { this.socket.resume(); this.inflate?.resume(); }
         await this.handle(ev);
       }
     } finally {
@@ -318,13 +328,57 @@ export class Session {
 
   private write(chunk: Buffer): Promise<void> | void {
     if (this.closed) return;
-    if (!this.socket.write(chunk)) {
-      return new Promise((res) => {
-        const done = () => { this.socket.off('drain', done); this.socket.off('close', done); res(); };
-        this.socket.once('drain', done);
-        this.socket.once('close', done);
-      });
-    }
+    const out: Writable = this.deflate ?? this.socket;
+    if (out.write(chunk)) { this.scheduleFlush(); return; }
+    return new Promise((res) => {
+      const done = () => { out.off('drain', done); this.socket.off('close', done); this.scheduleFlush(); res(); };
+      out.once('drain', done);
+      this.socket.once('close', done);
+    });
+  }
+
+  /**
+   * Compressed output leaves with a Z_SYNC_FLUSH once the writes of this
+   * turn of the event loop are done (Dovecot flushes after each batch), so a
+   * response never waits in the compressor; a flush is deferred while a
+   * writer waits for drain (that writer schedules it again).
+   */
+  private scheduleFlush(): void {
+    if (!this.deflate || this.flushPending) return;
+    this.flushPending = true;
+    setImmediate(() => {
+      this.flushPending = false;
+      const d = this.deflate;
+      if (d && !this.closed && !d.writableEnded && !d.writableNeedDrain) d.flush(zc.Z_SYNC_FLUSH);
+    });
+  }
+
+  get compressed(): boolean { return this.deflate !== null; }
+
+  /**
+   * COMPRESS DEFLATE (RFC 4978), after its tagged OK went out uncompressed:
+   * both directions are raw deflate from here on, over TLS too (the socket
+   * may be the TLS wrapper). The reader starts afresh as after STARTTLS.
+   */
+  startCompression(level: number): void {
+    const raw = this.socket;
+    const inflate = createInflateRaw();
+    const deflate = createDeflateRaw({ level });
+    raw.removeAllListeners('data');
+    raw.on('data', (d: Buffer) => inflate.write(d));
+    inflate.on('data', (d: Buffer) => this.onData(d));
+    const broken = (e: Error) => {
+      this.log.info(`Disconnected: compressed stream broken: ${e.message}`);
+      raw.destroy();
+      this.onClose();
+    };
+    inflate.on('error', broken);
+    deflate.on('error', broken);
+    deflate.pipe(raw);
+    this.inflate = inflate;
+    this.deflate = deflate;
+    this.queue.length = 0;
+    this.reader = this.newReader();
   }
 
   async untagged(values: ImapValue[]): Promise<void> { await this.send({ kind: 'data', values }); }
@@ -355,7 +409,8 @@ export class Session {
 
   end(): void {
     this.state = 'logout';
-    this.socket.end();
+    // a compressed stream is finished (Z_FINISH) and then ends the socket through the pipe
+    if (this.deflate) this.deflate.end(); else this.socket.end();
     this.onClose();
   }
 

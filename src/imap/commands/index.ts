@@ -15,6 +15,7 @@ import { idleCommands } from './idle.js';
 import { sortCommands } from './sort.js';
 import { threadCommands } from './thread.js';
 import { quotaCommands } from './quota.js';
+import { compressCommands } from './compress.js';
 
 export type { Command, CommandContext } from './types.js';
 import type { Command } from './types.js';
@@ -33,4 +34,5 @@ export const COMMANDS: Record<string, Command> = {
   ...sortCommands,
   ...threadCommands,
   ...quotaCommands,
+  ...compressCommands,
 };

@@ -33,7 +33,7 @@ function dstr(s: string | null): ImapValue {
   return str(b);
 }
 
-/** Dovecot's imap_append_nstring_nolf: line breaks dropped (a space kept between lines), then a literal. */
+/** Dovecot's imap_append_nstring_nolf: line breaks dropped (a space put where a line did not start with one). */
 function dstrNolf(s: string | null): ImapValue {
   if (s === null || !/[\r\n]/.test(s)) return dstr(s);
   let out = '';
@@ -43,6 +43,20 @@ function dstrNolf(s: string | null): ImapValue {
     const n = s[i + 1];
     if (n !== undefined && n !== ' ' && n !== '\t' && n !== '\r' && n !== '\n') out += ' ';
   }
+  return dstr(out);
+}
+
+/**
+ * ENVELOPE's subject and address names as Dovecot's imap_append_string_for_humans writes it:
+ * runs of whitespace and line breaks become one space, none at the ends, NUL
+ * becomes 0x80; a literal whenever anything changed or a quote, backslash or
+ * 8-bit byte is in it, else quoted as it is.
+ */
+function dstrHumans(s: string | null): ImapValue {
+  if (s === null) return NIL;
+  if (!/[\0\r\n\t"\\\x80-\xff]|  |^ | $/.test(s)) return str(Buffer.from(s, 'latin1'));
+  const out = s.replace(/\0/g, '\x80').replace(/[ \t\r\n]+/g, ' ').replace(/^ | $/g, '');
+  if (!out) return str('');
   const b = Buffer.from(out, 'latin1');
   return { type: 'literal', size: b.length, body: b };
 }
@@ -62,13 +76,13 @@ function addrList(p: MimePart, name: string, fallback?: string): ImapValue {
   for (const [k, v] of p.headers) if (k.toLowerCase() === n) a.push(...parseAddressList(v.replace(/\r?\n$/, '')));
   if (!a.length && fallback) return addrList(p, fallback);
   if (!a.length) return NIL;
-  return { type: 'list', tight: true, items: a.map((x) => list([dstrNolf(x.name), dstrNolf(x.route), dstrNolf(x.mailbox), dstrNolf(x.domain)])) };
+  return { type: 'list', tight: true, items: a.map((x) => list([dstrHumans(x.name), dstrNolf(x.route), dstrNolf(x.mailbox), dstrNolf(x.domain)])) };
 }
 
 /** ENVELOPE (RFC 3501 §7.4.2) of a message as Dovecot builds it: the last Date/Subject/… field counts. */
 export function envelope(p: MimePart): ImapValue {
   const h = (n: string) => dstrNolf(rawHeader(p, n, 'last'));
-  return list([h('date'), h('subject'), addrList(p, 'from'), addrList(p, 'sender', 'from'), addrList(p, 'reply-to', 'from'),
+  return list([h('date'), dstrHumans(rawHeader(p, 'subject', 'last')), addrList(p, 'from'), addrList(p, 'sender', 'from'), addrList(p, 'reply-to', 'from'),
     addrList(p, 'to'), addrList(p, 'cc'), addrList(p, 'bcc'), h('in-reply-to'), h('message-id')]);
 }
 
@@ -95,7 +109,7 @@ const EMPTY_PART = (extended: boolean): ImapValue => ({ type: 'raw', value: `("t
 /** BODY (extended = false) or BODYSTRUCTURE (extended = true) of a part, over the CRLF message. */
 export function bodyStructure(buf: Buffer, p: MimePart, extended: boolean): ImapValue {
   const ct = p.contentType;
-  const first = (n: string) => dstr(rawHeader(p, n, 'first'));
+  const first = (n: string) => dstrNolf(rawHeader(p, n, 'first'));
   if (ct.type === 'multipart') {
     const kids = p.children.length ? p.children.map((c) => bodyStructure(buf, c, extended)) : [EMPTY_PART(extended)];
     const items: ImapValue[] = [...kids, dstr(ct.rawSubtype)];

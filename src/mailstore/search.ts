@@ -93,7 +93,8 @@ export async function matches(q: Query, m: MessageView): Promise<boolean> {
     case 'header': {
       const vals = headerValues(await m.text(), q.name);
       if (!vals.length) return false;
-      return vals.some((v) => fold(decodeWords(v.replace(/\n[ \t]*/g, ' '))).includes(fold(q.v)));
+      // whitespace runs (folding included) count as one space, as Dovecot compares header values
+      return vals.some((v) => fold(decodeWords(v.replace(/[ \t\r\n]+/g, ' '))).includes(fold(q.v)));
     }
     case 'body':
     case 'text': {

@@ -36,8 +36,18 @@ export function decodeTransfer(body: Buffer, encoding: string | undefined): Buff
   return body;
 }
 
+/** windows-1252's 0x80–0x9F (Node decodes that label as ISO-8859-1; iconv, as Dovecot uses, does not). */
+const CP1252_HIGH = '\u20ac\u0081\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\u008d\u017d\u008f' +
+  '\u0090\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\u009d\u017e\u0178';
+
 /** Bytes in a charset as a JS string; an unknown charset is read as UTF-8. */
 export function decodeCharset(b: Buffer, charset: string | undefined): string {
+  const cs = charset?.trim().toLowerCase();
+  if (cs === 'windows-1252' || cs === 'cp1252' || cs === 'x-cp1252') {
+    let out = '';
+    for (const c of b) out += c >= 0x80 && c <= 0x9f ? CP1252_HIGH[c - 0x80] : String.fromCharCode(c);
+    return out;
+  }
   if (charset) {
     try { return new TextDecoder(charset.trim().toLowerCase()).decode(b); } catch { /* unknown: as UTF-8 */ }
   }

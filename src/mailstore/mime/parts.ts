@@ -93,14 +93,15 @@ function lineEndWithin(buf: Buffer, pos: number, limit: number): number {
  * that reaches the boundary (an empty body). Then the part, and the message
  * it holds, extend to `next`.
  */
-function claimLineBreak(buf: Buffer, p: MimePart, e: number, next: number): boolean {
+function claimLineBreak(buf: Buffer, p: MimePart, e: number, next: number, embedded = false): boolean {
   let claimed = false;
   if (p.closeLineEnd !== undefined) claimed = p.closeLineEnd === next;
-  else if (!p.headerClosed && p.headerEnd === e && (e === p.headerStart || buf[e - 1] === 0x0a)) {
+  // (a part's own MIME header leaves that blank line to the boundary; an embedded message's header takes it)
+  else if (embedded && !p.headerClosed && p.headerEnd === e && (e === p.headerStart || buf[e - 1] === 0x0a)) {
     p.headerEnd = p.bodyStart = next;
     p.headerClosed = true;
     claimed = true;
-  } else if (p.message) claimed = claimLineBreak(buf, p.message, e, next);
+  } else if (p.message) claimed = claimLineBreak(buf, p.message, e, next, true);
   if (claimed) p.bodyEnd = next;
   return claimed;
 }

@@ -192,32 +192,52 @@ export class Rfc822Parser {
 
 /**
  * Content-Type / Content-Disposition parameters from the parser's position,
- * RFC 2231 continuations joined (`name*0*`, `name*1` → `name*` with the
- * values concatenated as they are): plain parameters first, then the joined
- * ones, names in their original case. Parsing stops at the first error.
+ * merged as Dovecot's rfc2231 parser does: plain parameters first, in
+ * order; then the `name*N[*]` sections sorted by name and index, each name
+ * joined into `name` (or `name*` when a section is extended, plain sections
+ * then %-escaped) — or, when an index is missing, listed one by one as
+ * `name*N[*]`. A bare `name*` takes the index of the section before it, a
+ * quirk kept for identical output. A broken parameter is skipped.
  */
 export function parseMimeParams(p: Rfc822Parser): [string, string][] {
   const plain: [string, string][] = [];
-  const cont = new Map<string, { ext: boolean; parts: Map<number, string> }>();
-  const order: string[] = [];
+  const sections: { key: string; value: string; idx: number; ext: boolean; n: number }[] = [];
+  let idx = 0;
   for (;;) {
     const r = p.contentParam();
-    if (r === null || r === 'error') break;
+    if (r === null) break;
+    if (r === 'error') { if (p.end) break; p.pos++; continue; }
     const [key, value] = r;
-    const m = /^(.*?)\*(\d+)(\*?)$/.exec(key);
-    if (!m) { plain.push([key, value]); continue; }
-    const base = m[1];
-    const lc = base.toLowerCase();
-    let c = cont.get(lc);
-    if (!c) { c = { ext: false, parts: new Map() }; cont.set(lc, c); order.push(base); }
-    if (m[2] === '0' && m[3]) c.ext = true;
-    if (!c.parts.has(Number(m[2]))) c.parts.set(Number(m[2]), value);
+    const star = key.indexOf('*');
+    if (star < 0) { plain.push([key, value]); continue; }
+    let q = star;
+    if (q + 1 < key.length) {
+      q++;
+      idx = 0;
+      while (q < key.length && key[q] >= '0' && key[q] <= '9') idx = idx * 10 + Number(key[q++]);
+    }
+    const ext = key[q] === '*';
+    if (ext) q++;
+    if (q < key.length) { plain.push([key, value]); continue; }
+    sections.push({ key: key.slice(0, star), value, idx, ext, n: sections.length });
   }
-  for (const base of order) {
-    const c = cont.get(base.toLowerCase())!;
-    let v = '';
-    for (let i = 0; c.parts.has(i); i++) v += c.parts.get(i);
-    plain.push([c.ext ? `${base}*` : base, v]);
+  sections.sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : x.idx - y.idx || x.n - y.n));
+  for (let i = 0, next = 0; i < sections.length; i = next) {
+    let ok = true;
+    let anyExt = false;
+    let j = i;
+    for (let want = 0; j < sections.length && sections[j].key.toLowerCase() === sections[i].key.toLowerCase(); j++, want++) {
+      if (sections[j].idx !== want) ok = false;
+      if (sections[j].ext) anyExt = true;
+    }
+    next = j;
+    if (!ok) {
+      for (let k = i; k < next; k++) plain.push([`${sections[k].key}*${sections[k].idx}${sections[k].ext ? '*' : ''}`, sections[k].value]);
+      continue;
+    }
+    let v = !sections[i].ext && anyExt ? "''" : '';
+    for (let k = i; k < next; k++) v += !sections[k].ext && anyExt ? sections[k].value.replace(/%/g, '%25') : sections[k].value;
+    plain.push([anyExt ? `${sections[i].key}*` : sections[i].key, v]);
   }
   return plain;
 }

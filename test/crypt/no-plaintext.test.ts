@@ -93,7 +93,7 @@ JVBERi0xLjQKJcfsj6IK
   const hits: string[] = [];
   const files = [...filesUnder(home), ...filesUnder(tmp), log];
   assert.ok(files.some((f) => f.endsWith('sealmail.keycache')), 'the key cache exists (and must be sealed)');
-  assert.ok(files.some((f) => f.endsWith('sealmail.index')), 'the index exists (and must be sealed)');
+  assert.ok(files.some((f) => f.endsWith('sealmail.modseq')), 'the modseq file exists (and must be sealed)');
   for (const f of files) {
     const data = readFileSync(f);
     for (const m of MARKERS) if (data.includes(m)) hits.push(`${m} in ${f}`);

@@ -74,7 +74,7 @@ test('sealadm migrate check -A walks every userdb user, reports a broken one and
   assert.doesNotMatch(r.stderr, /at .*\.js/);
 });
 
-test('sealadm index builds our index and the STATUS cache, silently, leaving Dovecot files alone', (t) => {
+test('sealadm index builds our modseq file and the STATUS cache, silently, leaving Dovecot files alone', (t) => {
   const { home, run } = setup(t);
   const uidlist = readFileSync(join(home, 'Maildir', 'dovecot-uidlist'), 'utf8');
   // a Maildir nobody touched lately (the STATUS cache never trusts a folder changed < 2 s ago)
@@ -83,10 +83,10 @@ test('sealadm index builds our index and the STATUS cache, silently, leaving Dov
   const r = run(['index', '-u', 'alice', 'INBOX']);
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout + r.stderr, '');
-  assert.ok(existsSync(join(home, 'Maildir', 'sealmail.index')));
+  assert.ok(existsSync(join(home, 'Maildir', 'sealmail.modseq')));
   assert.ok(existsSync(join(home, 'Maildir', 'sealmail.status')));
-  assert.ok(!existsSync(join(home, 'Maildir', '.Entwürfe', 'sealmail.index')), 'the mask limits the folders');
+  assert.ok(!existsSync(join(home, 'Maildir', '.Entwürfe', 'sealmail.modseq')), 'the mask limits the folders');
   assert.equal(readFileSync(join(home, 'Maildir', 'dovecot-uidlist'), 'utf8'), uidlist);
-  if (process.getuid?.() === 0) assert.equal(statSync(join(home, 'Maildir', 'sealmail.index')).uid, mailIds().uid, 'never a root-owned file in a Maildir');
+  if (process.getuid?.() === 0) assert.equal(statSync(join(home, 'Maildir', 'sealmail.modseq')).uid, mailIds().uid, 'never a root-owned file in a Maildir');
   assert.equal(run(['index', '-u', 'alice']).status, 64);
 });

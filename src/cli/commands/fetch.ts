@@ -10,7 +10,6 @@
  * MIME layer provides them.
  */
 import { MailStoreError } from '../../mailstore/errors.js';
-import { MailIndex } from '../../mailstore/mail-index.js';
 import { headerEnd, headerValues, parseMessageDate } from '../../mailstore/message-headers.js';
 import { mutf7ToUtf8 } from '../../mailstore/maildir/utf7.js';
 import type { MaildirFolder, MaildirMessage } from '../../mailstore/maildir/folder.js';
@@ -75,9 +74,7 @@ async function fetchUser(ctx: CommandContext, user: string, fields: string[], qu
       throw e;
     }
     if (mailboxMatches(query, name, folder.guid) === false) continue;
-    // MODSEQs are ours (Dovecot's per-message ones live in its index, which we never write)
-    const index = fields.includes('modseq') ? (await MailIndex.open(folder.controlDir, store.cipher)).index : null;
-    if (index) await index.reconcile(folder);
+    // MODSEQs are ours (sealmail.modseq, kept up to date by the sync; Dovecot's live in its index)
     let seq = 0;
     for (const m of folder.messages) {
       seq++;
@@ -104,7 +101,7 @@ async function fetchUser(ctx: CommandContext, user: string, fields: string[], qu
             case 'uid': print(String(m.uid)); break;
             case 'guid': print(m.base); break;
             case 'flags': print([...FLAG_ORDER.filter((x) => m.flags.has(x as never)), ...(m.recent ? ['\\Recent'] : []), ...m.keywords].join(' ')); break;
-            case 'modseq': print(index!.records.get(m.uid)?.modseq ?? '1'); break;
+            case 'modseq': print(String(m.modseq || 1)); break;
             case 'size.physical': print(String(m.size ?? (await getStat()).size)); break;
             case 'size.virtual': print(String(await folder.virtualSize(m))); break;
             case 'date.received': print(localStamp((await getStat()).mtime)); break;

@@ -1,13 +1,12 @@
 /**
  * `sealadm index [-u USER | -A] [-q] [-n MAX_RECENT] MAILBOX_MASK` =
- * doveadm-index(1): bring Sealmail's own per-folder index (MODSEQs, sizes,
- * dates; sealed for mail-crypt users) and the STATUS cache up to date for
+ * doveadm-index(1): bring Sealmail's own per-folder state (UIDs, MODSEQs
+ * in sealmail.modseq, sealed for mail-crypt users) and the STATUS cache up to date for
  * every matching folder, so the first SELECT/STATUS after a migration is
  * fast. Dovecot's index files are not touched. Silent on success, like
  * doveadm; `-q` (queue to the indexer) runs in place, `-n` is accepted.
  */
 import { MailStoreError } from '../../mailstore/errors.js';
-import { MailIndex } from '../../mailstore/mail-index.js';
 import { mutf7ToUtf8 } from '../../mailstore/maildir/utf7.js';
 import { getopt } from '../args.js';
 import { EX_DATAERR, EX_TEMPFAIL, UsageError, type CliCommand } from '../command.js';
@@ -29,9 +28,7 @@ export const indexCommand: CliCommand = {
         if (e.flags.includes('\\NonExistent') || e.flags.includes('\\Noselect') || !re.test(mutf7ToUtf8(e.name))) continue;
         try {
           const f = await store.open(e.name);
-          await f.sync();
-          const { index } = await MailIndex.open(f.controlDir, store.cipher);
-          await index.reconcile(f);
+          await f.sync(); // brings sealmail.modseq up to date too
           await store.status(e.name);
         } catch (err) {
           if (!(err instanceof MailStoreError)) throw err;

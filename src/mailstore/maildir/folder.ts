@@ -20,6 +20,7 @@ import { appendMaildirsize } from './maildirsize.js';
 import { appendUidlist, emptyUidlist, nextUid, readUidlist, rewriteUidlist, type Uidlist, type UidlistRecord } from './uidlist.js';
 import { nextUidValidity } from './uidvalidity.js';
 import { folderStamp } from '../status-cache.js';
+import { ModseqState } from './modseq.js';
 
 export const RECENT_FILE = 'sealmail.recent';
 
@@ -42,6 +43,8 @@ export interface MaildirMessage {
   recent: boolean;
   /** The folder's change serial when this message's flags/keywords last changed (sessions compare it with the serial they last saw). */
   changed: number;
+  /** RFC 7162 MODSEQ (0 while unknown: a handle that cannot seal, e.g. delivery without the user's key). */
+  modseq: number;
 }
 
 export interface FolderOptions {
@@ -196,6 +199,8 @@ export class MaildirFolder {
     const stamp = await folderStamp(this.dir, this.controlDir, false);
     if (stamp !== null && stamp === this.lastStamp && (!opts.moveNew || this.newWasEmpty)) return;
     this.scanSerial = this.serial;
+    const modseqs = ModseqState.of(this.controlDir);
+    const modseqSince = modseqs.tick;
     const assign = opts.assignUids !== false;
     let ul = await readUidlist(this.uidlistPath);
     let scan = await this.scan();
@@ -222,6 +227,7 @@ export class MaildirFolder {
       // new letter, so a letter we see is always in the file we read now (no false unknown-N)
       this.keywords = await readKeywords(this.keywordsPath);
       this.build(ul, scan);
+      if (ul && await modseqs.ready(this.opts.cipher ?? identityCipher, ul.uidValidity, nextUid(ul) > 1)) await modseqs.reconcile(this.messages, modseqSince);
       if (lock && this.keywords.dirty) await writeKeywords(this.keywordsPath, this.keywords);
       this.newWasEmpty = ![...scan.files.values()].some((f) => f.sub === 'new');
       // the stamp taken before this scan: a change during the scan makes the next sync look again
@@ -317,6 +323,7 @@ export class MaildirFolder {
           vsize: p.vsize ?? (r.ext.has('W') ? Number(r.ext.get('W')) : old?.vsize),
           recent: old ? old.recent : recent,
           changed: same ? old.changed : old ? ++this.serial : this.serial,
+          modseq: old?.modseq ?? 0,
         });
       }
     }
@@ -329,6 +336,17 @@ export class MaildirFolder {
 
   message(uid: number): MaildirMessage | undefined { return this.byUid.get(uid); }
 
+  private get modseqs(): ModseqState { return ModseqState.of(this.controlDir); }
+
+  /** RFC 7162 HIGHESTMODSEQ (0 while unknown). */
+  get highestModseq(): number { return this.modseqs.highest; }
+
+  /** Modseqs handed out by setFlags(…, { deferModseq }) are on disk once this resolves. */
+  commitModseqs(): Promise<void> { return this.modseqs.flush(); }
+
+  /** QRESYNC: UIDs expunged after `modseq`, or null when that is older than what is remembered. */
+  vanishedSince(modseq: number): number[] | null { return this.modseqs.vanishedSince(modseq); }
+
   path(m: MaildirMessage): string { return join(this.dir, m.sub, m.file); }
 
   /** Find a message's current file after a foreign rename; EXPUNGED when it is gone. */
@@ -340,6 +358,7 @@ export class MaildirFolder {
           m.sub = sub; m.file = f; m.flags = p.flags; m.keywordIdx = [...new Set(p.keywordIdx)].sort((a, b) => a - b);
           m.keywords = m.keywordIdx.map((i) => this.keywords.nameFor(i)); m.otherLetters = p.otherLetters; m.extra = p.extra;
           m.changed = ++this.serial;
+          if (this.modseqs.active) this.modseqs.change(m);
           return;
         }
       }
@@ -592,7 +611,7 @@ export class MaildirFolder {
    * Change flags/keywords by renaming within cur/ (base name kept, so the UID
    * stays). Needs the uidlist lock only when a new keyword letter is allocated.
    */
-  async setFlags(m: MaildirMessage, flags: Iterable<SystemFlag>, keywords: Iterable<string>): Promise<void> {
+  async setFlags(m: MaildirMessage, flags: Iterable<SystemFlag>, keywords: Iterable<string>, opts: { deferModseq?: boolean } = {}): Promise<void> {
     const fl = new Set(flags);
     const names = [...keywords];
     // a local map: a concurrent sync may replace this.keywords with an older read meanwhile
@@ -616,7 +635,10 @@ export class MaildirFolder {
     m.changed = ++this.serial;
     // a sync by another session may have replaced the object while we renamed: update the current one too
     const cur = this.byUid.get(m.uid);
-    if (cur && cur !== m) { cur.sub = m.sub; cur.file = m.file; cur.flags = new Set(fl); cur.keywordIdx = idx; cur.keywords = m.keywords; cur.changed = m.changed; }
+    const ms = this.modseqs;
+    if (ms.active) ms.change(m);
+    if (cur && cur !== m) { cur.sub = m.sub; cur.file = m.file; cur.flags = new Set(fl); cur.keywordIdx = idx; cur.keywords = m.keywords; cur.changed = m.changed; cur.modseq = m.modseq; }
+    if (ms.active && !opts.deferModseq) await ms.flush();
     announceChange(this.dir);
   }
 
@@ -637,6 +659,7 @@ export class MaildirFolder {
     }
     if (done.length) {
       if (this.opts.quotaCounted !== false) await appendMaildirsize(join(this.opts.rootDir, 'maildirsize'), -bytes, -done.length);
+      if (this.modseqs.active) await this.modseqs.expunged(done);
       announceChange(this.dir);
     }
     const gone = new Set(done);

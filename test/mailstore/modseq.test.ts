@@ -1,0 +1,107 @@
+/**
+ * MODSEQs of a Maildir folder (sealmail.modseq): persisted across restarts,
+ * sealed on disk, HIGHESTMODSEQ only grows — also for changes another
+ * process or Dovecot made (found by a rescan) — expunges remembered for
+ * VANISHED, and a lost file handled safely (UIDVALIDITY kept, modseq jumps).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import type { IndexCipher } from '../../src/crypt/codec.js';
+import { MailStore } from '../../src/mailstore/store.js';
+import { ModseqState, MODSEQ_FILE } from '../../src/mailstore/maildir/modseq.js';
+import { tempDir } from '../helpers/tmp.js';
+import { maildirFixtures, materialiseCase } from './maildir-fixture.js';
+
+const key = randomBytes(32);
+const testCipher: IndexCipher = {
+  seal(p) { const iv = randomBytes(12); const c = createCipheriv('aes-256-gcm', key, iv); const b = Buffer.concat([c.update(p), c.final()]); return Buffer.concat([iv, c.getAuthTag(), b]); },
+  open(s) { const d = createDecipheriv('aes-256-gcm', key, s.subarray(0, 12)); d.setAuthTag(s.subarray(12, 28)); return Buffer.concat([d.update(s.subarray(28)), d.final()]); },
+};
+
+async function openInbox(home: string, cipher?: IndexCipher) {
+  const store = new MailStore({ mailLocation: 'maildir:~/Maildir', home, cipher });
+  const f = await store.open('INBOX');
+  await f.sync();
+  return f;
+}
+
+test('modseq: new folder starts at 1, every change grows it, persisted across a restart', async (t) => {
+  ModseqState.forgetAll();
+  const home = tempDir(t);
+  const store = new MailStore({ mailLocation: 'maildir:~/Maildir', home });
+  await store.ensureRoot();
+  const f = await store.open('INBOX');
+  await f.sync();
+  assert.equal(f.highestModseq, 1, 'an empty never-used folder starts as Dovecot does');
+  await f.append(Buffer.from('Subject: a\n\nx\n'));
+  await f.append(Buffer.from('Subject: b\n\ny\n'));
+  const [m1, m2] = f.messages;
+  assert.ok(m1.modseq > 1 && m2.modseq > m1.modseq, 'each APPEND is its own transaction');
+  const before = f.highestModseq;
+  await f.setFlags(m1, ['\\Seen'], []);
+  assert.equal(f.message(1)!.modseq, before + 1);
+  assert.equal(f.highestModseq, before + 1);
+  // restart: same modseqs from disk
+  ModseqState.forgetAll();
+  const g = await openInbox(home);
+  assert.equal(g.highestModseq, before + 1);
+  assert.deepEqual(g.messages.map((m) => m.modseq), [before + 1, m2.modseq]);
+  // a flag change by someone else (Dovecot renames the file): a new modseq on the next rescan
+  const cur = join(home, 'Maildir', 'cur');
+  const m2p = join(home, 'Maildir', g.message(2)!.sub, g.message(2)!.file);
+  renameSync(m2p, join(cur, `${g.message(2)!.base}:2,F`));
+  await new Promise((r) => setTimeout(r, 20));
+  ModseqState.forgetAll();
+  const h = await openInbox(home);
+  assert.equal(h.message(2)!.modseq, before + 2, 'a foreign flag change seen by a rescan moves the modseq on');
+  assert.equal(h.message(1)!.modseq, before + 1, 'an unchanged message keeps its modseq');
+  // an expunge by someone else: remembered for VANISHED
+  unlinkSync(join(cur, `${h.message(2)!.base}:2,F`));
+  ModseqState.forgetAll();
+  const i = await openInbox(home);
+  assert.deepEqual(i.vanishedSince(before + 2), [2]);
+  assert.deepEqual(i.vanishedSince(i.highestModseq), []);
+  assert.equal(i.highestModseq, before + 3);
+  // our own expunge too
+  await i.expunge([i.message(1)!]);
+  assert.deepEqual(i.vanishedSince(before + 2), [1, 2]);
+  assert.equal(i.highestModseq, before + 4);
+});
+
+test('modseq: sealed on disk, a lost or damaged file makes it jump (UIDVALIDITY stays), above Dovecot on take-over', async (t) => {
+  ModseqState.forgetAll();
+  const home = materialiseCase('maildirpp-alice', tempDir(t));
+  const dir = join(home, 'Maildir');
+  copyFileSync(join(maildirFixtures, 'index-logs', 'alice-INBOX-highestmodseq19.dovecot.index.log'), join(dir, 'dovecot.index.log'));
+  const t0 = Date.now();
+  const f = await openInbox(home, testCipher);
+  const uidv = f.uidValidity;
+  assert.ok(f.highestModseq > 19 && f.highestModseq > t0, 'taken over: above Dovecot and above the clock');
+  assert.ok(f.messages.every((m) => m.modseq === f.highestModseq), 'nothing known: every message has the new modseq');
+  await f.setFlags(f.messages[0], ['\\Seen', '\\Flagged'], []);
+  const disk = readFileSync(join(dir, MODSEQ_FILE));
+  assert.ok(!disk.includes(`m ${f.messages[0].uid} `) && !disk.includes(':2,') && !disk.includes('FS'), 'nothing in plaintext');
+  const high = f.highestModseq;
+  // a torn tail (crash mid-append): the file is not trusted
+  writeFileSync(join(dir, MODSEQ_FILE), disk.subarray(0, disk.length - 3));
+  ModseqState.forgetAll();
+  const g = await openInbox(home, testCipher);
+  assert.equal(g.uidValidity, uidv);
+  assert.ok(g.highestModseq > high, 'lost: the modseq jumps above anything handed out');
+  assert.equal(g.vanishedSince(high), null, 'expunges before the loss are unknown');
+  // garbage and a leftover temp file
+  writeFileSync(join(dir, MODSEQ_FILE), 'SMQ1 1\ngarbage');
+  writeFileSync(join(dir, `${MODSEQ_FILE}.tmp.1`), 'half');
+  ModseqState.forgetAll();
+  const h = await openInbox(home, testCipher);
+  assert.ok(h.highestModseq >= g.highestModseq);
+  // a handle that cannot seal (delivery without the user's key) leaves modseqs alone
+  ModseqState.forgetAll();
+  const no: IndexCipher = { seal() { throw new Error('no key'); }, open() { throw new Error('no key'); } };
+  const d = await openInbox(home, no);
+  assert.equal(d.messages[0].modseq, 0);
+  assert.ok(readFileSync(join(dir, MODSEQ_FILE)).length > 20);
+});

@@ -12,7 +12,8 @@ import { normalizeSequenceSet, type SequenceSet } from './wire/sequence.js';
 
 export const SYSTEM_FLAGS: SystemFlag[] = ['\\Answered', '\\Flagged', '\\Deleted', '\\Seen', '\\Draft'];
 
-export type Update = { kind: 'expunge'; seq: number } | { kind: 'exists'; count: number } | { kind: 'recent'; count: number } | { kind: 'flags'; seq: number; uid: number; flags: string[] };
+export type Update = { kind: 'expunge'; seq: number } | { kind: 'vanished'; uids: number[] } | { kind: 'exists'; count: number } | { kind: 'recent'; count: number }
+  | { kind: 'flags'; seq: number; uid: number; flags: string[]; modseq: number };
 
 export class Selected {
   /** UIDs in sequence order, as this client knows them. */
@@ -49,15 +50,26 @@ export class Selected {
   }
 
   /**
-   * Re-read the folder and return the untagged updates, in a legal order:
-   * expunges first (highest sequence first keeps numbers valid as they go),
-   * then EXISTS/RECENT for new messages, then flag changes.
+   * Re-read the folder and return the untagged updates in Dovecot's order:
+   * flag changes, expunges (highest sequence first keeps numbers valid as
+   * they go), then EXISTS/RECENT for new messages.
    */
-  async sync(allowExpunge: boolean, quietUids: Set<number> = new Set()): Promise<Update[]> {
+  async sync(allowExpunge: boolean, quietUids: Set<number> = new Set(), qresync = false): Promise<Update[]> {
     await this.folder.sync({ moveNew: !this.readOnly });
     const out: Update[] = [];
     const live = new Set(this.folder.messages.map((m) => m.uid));
-    if (allowExpunge) {
+    this.delayedExpunges = !allowExpunge && this.uids.some((u) => !live.has(u));
+    // Dovecot's order: flag changes first (sequence numbers as the client knows them), then the
+    // expunges (with QRESYNC one VANISHED, RFC 7162 §3.2.10), then new messages
+    out.push(...this.flagUpdates(quietUids, live));
+    if (allowExpunge && qresync) {
+      const gone = this.uids.filter((u) => !live.has(u));
+      if (gone.length) {
+        out.push({ kind: 'vanished', uids: gone });
+        for (const u of gone) this.recent.delete(u);
+        this.uids = this.uids.filter((u) => live.has(u));
+      }
+    } else if (allowExpunge) {
       for (let i = this.uids.length - 1; i >= 0; i--) {
         if (!live.has(this.uids[i])) {
           out.push({ kind: 'expunge', seq: i + 1 });
@@ -76,25 +88,31 @@ export class Selected {
       }
       if (!this.readOnly) await this.folder.setFirstRecentUid(this.folder.uidNext);
       out.push({ kind: 'exists', count: this.uids.length });
-      out.push({ kind: 'recent', count: this.recent.size });
-      this.reportedRecent = this.recent.size;
-    } else if (this.recent.size !== this.reportedRecent) {
+    }
+    if (this.recent.size !== this.reportedRecent) {
       // Dovecot reports a changed RECENT count after expunges too
       out.push({ kind: 'recent', count: this.recent.size });
       this.reportedRecent = this.recent.size;
     }
-    if (this.folder.serial !== this.seenSerial) {
-      const since = this.seenSerial;
-      const known = new Set(added.map((m) => m.uid));
-      this.uids.forEach((uid, i) => {
-        const m = this.folder.message(uid);
-        if (!m || m.changed <= since || known.has(uid) || quietUids.has(uid)) return;
-        if (this.ownChanges.get(uid) === m.changed) return;
-        out.push({ kind: 'flags', seq: i + 1, uid, flags: this.flagsOf(m) });
-      });
-      this.seenSerial = this.folder.serial;
-    }
     this.ownChanges.clear();
+    return out;
+  }
+
+  /** Expunges a sync found but could not announce (FETCH/STORE/SEARCH): Dovecot's sync_delayed_expunges. */
+  delayedExpunges = false;
+
+  /** FETCH FLAGS updates for messages changed since the client last heard (not its own changes, not new ones). */
+  private flagUpdates(quietUids: Set<number>, live: Set<number>): Update[] {
+    const out: Update[] = [];
+    if (this.folder.serial === this.seenSerial) return out;
+    const since = this.seenSerial;
+    this.uids.forEach((uid, i) => {
+      const m = this.folder.message(uid);
+      if (!m || !live.has(uid) || m.changed <= since || quietUids.has(uid)) return;
+      if (this.ownChanges.get(uid) === m.changed) return;
+      out.push({ kind: 'flags', seq: i + 1, uid, flags: this.flagsOf(m), modseq: m.modseq });
+    });
+    this.seenSerial = this.folder.serial;
     return out;
   }
 

@@ -14,7 +14,8 @@ import type { Logger } from '../log/logger.js';
 import type { MailStore } from '../mailstore/store.js';
 import type { UserQuota } from '../quota/quota.js';
 import { CommandReader, badText, type ImapArg, type LiteralInfo, type ReaderEvent } from './wire/parser.js';
-import { writeResponse, type Response, type ImapValue, atom, num, list } from './wire/encoder.js';
+import { writeResponse, type Response, type ResponseCode, type ImapValue, atom, num, list } from './wire/encoder.js';
+import { formatSequenceSet, normalizeSequenceSet } from './wire/sequence.js';
 import type { Selected, Update } from './selected.js';
 import { COMMANDS, type CommandContext } from './commands/index.js';
 import { splitPlugins, type LoginService } from './login.js';
@@ -67,8 +68,8 @@ const POSTLOGIN_CAPABILITIES: Array<[string, boolean | ((s: Session) => boolean)
   ['UIDPLUS', true],
   ['LIST-EXTENDED', false],
   ['I18NLEVEL=1', false],
-  ['CONDSTORE', false],
-  ['QRESYNC', false],
+  ['CONDSTORE', true],
+  ['QRESYNC', true],
   ['ESEARCH', true],
   ['%s', true],
   ['SEARCHRES', false],
@@ -389,15 +390,63 @@ export class Session {
     await this.write(bytes);
   }
 
-  /** Tell the client about changes to the selected mailbox. */
-  async sendUpdates(allowExpunge: boolean, quiet?: Set<number>): Promise<void> {
-    if (!this.selected) return;
-    const ups: Update[] = await this.selected.sync(allowExpunge, quiet);
+  /**
+   * Tell the client about changes to the selected mailbox. With QRESYNC the
+   * new HIGHESTMODSEQ may follow (Dovecot's imap_sync_send_highestmodseq):
+   * returned for the tagged reply when `tagged`, else sent untagged.
+   */
+  async sendUpdates(allowExpunge: boolean, quiet?: Set<number>, tagged = false): Promise<ResponseCode | undefined> {
+    if (!this.selected) return undefined;
+    const ups: Update[] = await this.selected.sync(allowExpunge, quiet, this.qresync);
     for (const u of ups) {
       if (u.kind === 'expunge') await this.untagged([num(u.seq), atom('EXPUNGE')]);
+      else if (u.kind === 'vanished') await this.untagged([atom('VANISHED'), atom(uidSetText(u.uids))]);
       else if (u.kind === 'exists') await this.untagged([num(u.count), atom('EXISTS')]);
       else if (u.kind === 'recent') await this.untagged([num(u.count), atom('RECENT')]);
-      else await this.untagged([num(u.seq), atom('FETCH'), list([atom('FLAGS'), list(u.flags.map(atom)), ...(this.enabled.has('UID-IN-FETCH') ? [] : [])])]);
+      else {
+        const modseq = this.condstore ? [atom('MODSEQ'), list([num(u.modseq)])] : [];
+        if (this.condstore) this.noteModseq(u.modseq);
+        await this.untagged([num(u.seq), atom('FETCH'), list([...(this.qresync ? [atom('UID'), num(u.uid)] : []), ...modseq, atom('FLAGS'), list(u.flags.map(atom))])]);
+      }
+    }
+    if (!this.qresync) return undefined;
+    const code = this.highestModseqCode(this.selected.delayedExpunges);
+    if (code && !tagged) { await this.send({ kind: 'status', status: 'OK', code, text: 'Highest' }); return undefined; }
+    return code;
+  }
+
+  /** RFC 7162 CONDSTORE is on (ENABLEd, or by the first command that used a modseq). */
+  get condstore(): boolean { return this.enabled.has('CONDSTORE') || this.enabled.has('QRESYNC'); }
+  get qresync(): boolean { return this.enabled.has('QRESYNC'); }
+  /** The highest MODSEQ sent in a FETCH response since the last sync (Dovecot's highest_fetch_modseq). */
+  private fetchModseq = 0;
+  /** HIGHESTMODSEQ as of the last sync that announced everything (Dovecot's sync_last_full_modseq). */
+  lastFullModseq = 0;
+
+  noteModseq(n: number): void { if (n > this.fetchModseq) this.fetchModseq = n; }
+
+  /**
+   * After a sync: [HIGHESTMODSEQ] when VANISHED/EXISTS moved it beyond what the FETCH
+   * responses showed; with expunges still to announce, the value from before them.
+   */
+  private highestModseqCode(delayed: boolean): ResponseCode | undefined {
+    const h = this.selected!.folder.highestModseq;
+    let send = 0;
+    if (delayed && this.fetchModseq > this.lastFullModseq) send = this.lastFullModseq;
+    else if (!delayed && h > this.lastFullModseq && h > this.fetchModseq) send = h;
+    if (!delayed) this.lastFullModseq = h;
+    this.fetchModseq = 0;
+    return send ? { name: 'HIGHESTMODSEQ', args: [num(send)] } : undefined;
+  }
+
+  /** RFC 7162 §3.1: the first CONDSTORE-using command enables it; a selected mailbox's HIGHESTMODSEQ follows. */
+  async enableCondstore(): Promise<void> {
+    if (this.condstore) return;
+    this.enabled.add('CONDSTORE');
+    if (this.selected) {
+      await this.selected.folder.trackModseqs();
+      this.lastFullModseq = this.selected.folder.highestModseq;
+      await this.send({ kind: 'status', status: 'OK', code: { name: 'HIGHESTMODSEQ', args: [num(this.selected.folder.highestModseq)] }, text: 'Highest' });
     }
   }
 
@@ -428,6 +477,11 @@ export class Session {
     this.reader = this.newReader();
     this.attach(tls);
   }
+}
+
+/** A UID set in Dovecot's compressed form ("2,4:6"). */
+export function uidSetText(uids: number[]): string {
+  return formatSequenceSet(normalizeSequenceSet(uids.map((u) => ({ from: u, to: u })), 0));
 }
 
 function timed(text: string, t0: bigint): string {

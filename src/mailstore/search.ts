@@ -22,6 +22,7 @@ export type Query =
   | { k: 'header'; name: string; v: string }
   | { k: 'body' | 'text'; v: string }
   | { k: 'larger' | 'smaller'; n: number }
+  | { k: 'modseq'; n: number }
   | { k: 'date'; which: 'received' | 'saved' | 'sent'; cmp: 'before' | 'on' | 'since'; day: number };
 
 export class QueryError extends Error {}
@@ -35,6 +36,8 @@ export interface MessageView {
   flags: Set<string>;
   keywords: string[];
   recent: boolean;
+  /** RFC 7162 MODSEQ (IMAP SEARCH MODSEQ). */
+  modseq?: number;
   vsize(): Promise<number>;
   received(): Promise<Date>;
   saved(): Promise<Date>;
@@ -82,6 +85,7 @@ export async function matches(q: Query, m: MessageView): Promise<boolean> {
     case 'mailbox-guid': return q.v === m.mailboxGuid;
     case 'guid': return q.v === m.guid;
     case 'uid': return q.set.some(([a, b]) => m.uid >= a && m.uid <= b);
+    case 'modseq': return (m.modseq ?? 0) >= q.n;
     case 'seq': return q.set.some(([a, b]) => m.seq >= a && m.seq <= b);
     case 'flag': return m.flags.has(q.flag) === q.want;
     case 'recent': return m.recent;

@@ -51,6 +51,8 @@ export interface MailboxStatus {
   guid: string;
   /** Keywords in use, in Dovecot's FLAGS order. */
   keywords: string[];
+  /** RFC 7162 HIGHESTMODSEQ. */
+  highestModseq: number;
 }
 
 /** Process-wide shared folder handles (see MailStore.openShared). */
@@ -250,14 +252,15 @@ export class MailStore {
    * unchanged folder answers from its status cache without a directory scan;
    * the cache is only written when nothing changed while we counted.
    */
-  async status(name: string): Promise<MailboxStatus> {
+  async status(name: string, trackModseqs = false): Promise<MailboxStatus> {
     const f = await this.open(name);
     const before = await folderStamp(f.dir, f.controlDir);
     if (before) {
       const hit = await readStatusCache(f.controlDir, before);
-      if (hit) return hit;
+      if (hit && hit.highestModseq && !trackModseqs) return hit;
     }
     await f.sync();
+    if (trackModseqs) await f.trackModseqs();
     let size = 0;
     let vsize = 0;
     for (const m of f.messages) { size += m.size ?? (await f.stat(m)).size; vsize += await f.virtualSize(m); }
@@ -271,6 +274,7 @@ export class MailStore {
       size,
       guid: f.guid,
       keywords: f.keywordOrder,
+      highestModseq: f.highestModseq,
     };
     const after = await folderStamp(f.dir, f.controlDir);
     if (after && after === before) await writeStatusCache(f.controlDir, after, st);

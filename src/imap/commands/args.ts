@@ -48,3 +48,10 @@ export function seqSet(a: ImapArg | undefined, uid: boolean): SequenceSet {
     throw e;
   }
 }
+
+/** An RFC 7162 mod-sequence value (1..2^63-1; 0 where the grammar allows it), or a BAD with `why`. */
+export function modseqArg(a: ImapArg | undefined, why: string): number {
+  const v = a?.type === 'atom' ? a.value : null;
+  if (v === null || !/^\d{1,19}$/.test(v)) throw new ArgError(why);
+  return Number(v);
+}

@@ -51,8 +51,7 @@ async function copy(ctx: CommandContext, uidMode: boolean, move: boolean): Promi
     if (move) {
       if (code) await s.send({ kind: 'status', status: 'OK', code, text: 'Moved UIDs.' });
       await sel.folder.expunge(msgs.map((x) => x.m));
-      await s.sendUpdates(true);
-      await ctx.ok('Move completed');
+      await ctx.ok('Move completed', await s.sendUpdates(true, undefined, true));
       return;
     }
     await ctx.ok('Copy completed', code);

@@ -15,11 +15,14 @@ import { atom, list, num, responseBytes, str, type ImapValue } from '../wire/enc
 import type { ImapArg } from '../wire/parser.js';
 import { bodyStructure, envelope, internalDate, sectionBytes, sectionName } from '../fetch-render.js';
 import { SELECTED, type Command, type CommandContext } from './types.js';
-import { ArgError, seqSet } from './args.js';
+import { ArgError, astring, modseqArg, seqSet } from './args.js';
+import { normalizeSequenceSet, type SeqRange } from '../wire/sequence.js';
+import type { Selected } from '../selected.js';
+import { uidSetText } from '../session.js';
 import { replyError } from './errors.js';
 
 type Item =
-  | { k: 'UID' | 'FLAGS' | 'INTERNALDATE' | 'RFC822.SIZE' | 'ENVELOPE' | 'BODY' | 'BODYSTRUCTURE' | 'RFC822' | 'RFC822.HEADER' | 'RFC822.TEXT' }
+  | { k: 'UID' | 'FLAGS' | 'MODSEQ' | 'INTERNALDATE' | 'RFC822.SIZE' | 'ENVELOPE' | 'BODY' | 'BODYSTRUCTURE' | 'RFC822' | 'RFC822.HEADER' | 'RFC822.TEXT' }
   | { k: 'SECTION'; peek: boolean; section: string; partial?: [number, number | undefined] };
 
 const MACROS: Record<string, string[]> = {
@@ -31,7 +34,7 @@ const MACROS: Record<string, string[]> = {
 const RENDER = '.2';
 /** Messages up to this size are sent from memory (mail-crypt verifies them whole anyway); bigger ones stream. */
 const STREAM_ABOVE = 1 << 20;
-const SIMPLE = new Set(['UID', 'FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODY', 'BODYSTRUCTURE', 'RFC822', 'RFC822.HEADER', 'RFC822.TEXT']);
+const SIMPLE = new Set(['UID', 'FLAGS', 'MODSEQ', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODY', 'BODYSTRUCTURE', 'RFC822', 'RFC822.HEADER', 'RFC822.TEXT']);
 
 function parseItems(arg: ImapArg | undefined): Item[] {
   if (!arg) throw new ArgError('Invalid arguments.');
@@ -74,6 +77,36 @@ function noNul(b: Buffer): Buffer {
   return c;
 }
 
+/** FETCH modifiers (RFC 7162): (CHANGEDSINCE n) and, for UID FETCH with QRESYNC, VANISHED. */
+function fetchModifiers(a: ImapArg, uidMode: boolean, qresync: boolean): { changedSince?: number; vanished?: boolean } {
+  if (a.type !== 'list') throw new ArgError('Invalid arguments.');
+  const out: { changedSince?: number; vanished?: boolean } = {};
+  for (let i = 0; i < a.items.length; i++) {
+    const w = (astring(a.items[i]) ?? '').toUpperCase();
+    if (w === 'CHANGEDSINCE') out.changedSince = modseqArg(a.items[++i], 'Invalid CHANGEDSINCE modseq.');
+    else if (w === 'VANISHED' && uidMode) {
+      if (!qresync) throw new ArgError('QRESYNC not enabled.');
+      out.vanished = true;
+    }
+    else throw new ArgError('Unknown FETCH modifier.');
+  }
+  if (out.vanished && out.changedSince === undefined) throw new ArgError('VANISHED used without CHANGEDSINCE.');
+  return out;
+}
+
+/** UIDs inside `ranges` expunged after `modseq` (RFC 7162 §3.2.6); when that is older than what is remembered, every missing UID. */
+export function vanishedIn(sel: Selected, ranges: SeqRange[], modseq: number): number[] {
+  const top = sel.folder.uidNext - 1;
+  const rs = normalizeSequenceSet(ranges, top).filter((r) => r.from <= top).map((r) => ({ from: r.from, to: Math.min(r.to, top) }));
+  const inSet = (u: number) => rs.some((r) => u >= r.from && u <= r.to);
+  const known = sel.folder.vanishedSince(modseq);
+  if (known) return known.filter(inSet);
+  const live = new Set(sel.folder.messages.map((m) => m.uid));
+  const out: number[] = [];
+  for (const r of rs) for (let u = r.from; u <= r.to && out.length < 1_000_000; u++) if (!live.has(u)) out.push(u);
+  return out;
+}
+
 async function* crlfStream(src: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
   let prevCR = false;
   for await (const c of src) {
@@ -89,8 +122,17 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
   try {
     const set = seqSet(ctx.args[0], uidMode);
     const items = parseItems(ctx.args[1]);
+    const mods = ctx.args[2] ? fetchModifiers(ctx.args[2], uidMode, s.qresync) : {};
     if (uidMode && !items.some((i) => i.k === 'UID')) items.unshift({ k: 'UID' });
-    const msgs = sel.resolve(set, uidMode);
+    // RFC 7162: MODSEQ is always reported with CHANGEDSINCE; using either enables CONDSTORE
+    if (mods.changedSince !== undefined && !items.some((i) => i.k === 'MODSEQ')) items.push({ k: 'MODSEQ' });
+    if (items.some((i) => i.k === 'MODSEQ')) await s.enableCondstore();
+    let msgs = sel.resolve(set, uidMode);
+    if (mods.vanished && set.type === 'set') {
+      const gone = vanishedIn(sel, set.ranges, mods.changedSince!);
+      if (gone.length) await s.untagged([atom('VANISHED'), list([atom('EARLIER')]), atom(uidSetText(gone))]);
+    }
+    if (mods.changedSince !== undefined) msgs = msgs.filter((x) => x.m.modseq > mods.changedSince!);
     const needBody = items.some((i) => i.k === 'SECTION' || i.k.startsWith('RFC822') && i.k !== 'RFC822.SIZE');
     const setsSeen = !sel.readOnly && items.some((i) => (i.k === 'SECTION' && !i.peek) || i.k === 'RFC822' || i.k === 'RFC822.TEXT');
     let vanished = false;
@@ -110,6 +152,13 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
       }
       const values = await renderItems(ctx, m, items, flagsChanged);
       if (flagsChanged) sel.noteFlags(m);
+      const extra: ImapValue[] = [];
+      if (flagsChanged && s.condstore) {
+        // the implicit \Seen got a new MODSEQ: Dovecot reports it in a FETCH of its own
+        await sel.folder.commitModseqs();
+        extra.push(num(seq), atom('FETCH'), list([...(uidMode || s.qresync ? [atom('UID'), num(m.uid)] : []), atom('MODSEQ'), list([num(m.modseq)])]));
+        s.noteModseq(m.modseq);
+      }
       const streamed = values.some((v) => v.type === 'literal' && !Buffer.isBuffer(v.body));
       if (!streamed) {
         const b = responseBytes({ kind: 'data', values: [num(seq), atom('FETCH'), list(values)] });
@@ -119,6 +168,7 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
         await flush();
         await s.untagged([num(seq), atom('FETCH'), list(values)]);
       }
+      if (extra.length) { await flush(); await s.untagged(extra); }
       } catch (e) {
         // expunged by another session after our view was made: skip it, report at the end (RFC 5530)
         if (e instanceof MailStoreError && e.code === 'EXPUNGED') { vanished = true; continue; }
@@ -165,6 +215,7 @@ async function renderItems(ctx: CommandContext, m: MaildirMessage, items: Item[]
     switch (it.k) {
       case 'UID': out.push(atom('UID'), num(m.uid)); break;
       case 'FLAGS': out.push(atom('FLAGS'), list(sel.flagsOf(m).map(atom))); flagsSent = true; break;
+      case 'MODSEQ': out.push(atom('MODSEQ'), list([num(m.modseq)])); ctx.session.noteModseq(m.modseq); break;
       case 'INTERNALDATE': out.push(atom('INTERNALDATE'), str(internalDate((await folder.stat(m)).mtime))); break;
       case 'RFC822.SIZE': out.push(atom('RFC822.SIZE'), num(await folder.virtualSize(m))); break;
       case 'ENVELOPE': late.push(atom('ENVELOPE'), await cachedValue(`envelope${RENDER}`, async () => envelope(await mime()))); break;

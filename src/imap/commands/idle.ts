@@ -15,7 +15,7 @@ export const idleCommands: Record<string, Command> = {
       const s = ctx.session;
       await s.send({ kind: 'continue', text: 'idling' });
       let busy = Promise.resolve();
-      const notify = () => { busy = busy.then(() => s.sendUpdates(true)).catch(() => undefined); };
+      const notify = () => { busy = busy.then(async () => { await s.sendUpdates(true); }).catch(() => undefined); };
       const sel = s.selected;
       const sub = sel ? watchFolder(sel.folder.dir, notify, 50, sel.folder.controlDir) : null;
       const interval = (ctx.session.config.getTime('imap_idle_notify_interval', { protocol: 'imap' }) || 120_000);

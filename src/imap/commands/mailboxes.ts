@@ -10,6 +10,8 @@ import { ArgError, astring, mailboxArg, needAstring } from './args.js';
 import { replyError } from './errors.js';
 
 const SEP = '.';
+/** Dovecot's STATUS item order. */
+const STATUS_ORDER = ['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'HIGHESTMODSEQ', 'SIZE'];
 
 /** LIST pattern → RegExp: `*` anything, `%` anything but the separator. */
 function pattern(ref: string, pat: string): RegExp {
@@ -98,19 +100,22 @@ export const mailboxCommands: Record<string, Command> = {
         name = mailboxArg(ctx.args[0]);
         const items = ctx.args[1];
         if (!items || items.type !== 'list') throw new ArgError('Invalid arguments.');
-        const st = await ctx.session.store!.status(name);
-        const values: Record<string, number> = { MESSAGES: st.messages, RECENT: st.recent, UIDNEXT: st.uidnext, UIDVALIDITY: st.uidvalidity, UNSEEN: st.unseen, SIZE: st.vsize };
         const want = new Set<string>();
         for (const it of items.items) {
           const k = needAstring(it).toUpperCase();
-          if (values[k] === undefined) throw new ArgError(`Invalid status item ${k}`);
+          if (!STATUS_ORDER.includes(k)) throw new ArgError(`Invalid status item ${k}`);
           want.add(k);
         }
+        // RFC 7162 §3.1.1: asking for HIGHESTMODSEQ enables CONDSTORE
+        if (want.has('HIGHESTMODSEQ')) await ctx.session.enableCondstore();
+        const st = await ctx.session.store!.status(name, want.has('HIGHESTMODSEQ'));
+        const values: Record<string, number> = { MESSAGES: st.messages, RECENT: st.recent, UIDNEXT: st.uidnext, UIDVALIDITY: st.uidvalidity, UNSEEN: st.unseen, HIGHESTMODSEQ: st.highestModseq, SIZE: st.vsize };
         // Dovecot answers in its own fixed order, whatever order was asked
         const out: ImapValue[] = [];
-        for (const k of ['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'SIZE']) if (want.has(k)) out.push(atom(k), num(values[k]));
+        for (const k of STATUS_ORDER) if (want.has(k)) out.push(atom(k), num(values[k]));
         await ctx.session.untagged([atom('STATUS'), astr(name), list(out)]);
-        await ctx.ok('Status completed');
+        if (ctx.session.selected?.name === name) await ctx.ok('Status on selected mailbox completed', { name: 'CLIENTBUG' });
+        else await ctx.ok('Status completed');
       } catch (e) { await replyError(ctx, e, name); }
     },
   },

@@ -11,7 +11,7 @@ import type { ImapArg } from '../wire/parser.js';
 import { formatSequenceSet, normalizeSequenceSet } from '../wire/sequence.js';
 import { SELECTED, type Command, type CommandContext } from './types.js';
 import type { MaildirMessage } from '../../mailstore/maildir/folder.js';
-import { ArgError, BadCharsetError, astring, seqSet } from './args.js';
+import { ArgError, BadCharsetError, astring, modseqArg, seqSet } from './args.js';
 import { replyError } from './errors.js';
 
 const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
@@ -59,6 +59,14 @@ function parseKeys(args: ImapArg[], maxSeq: number, maxUid: number): Query {
     if (w === 'NOT') return { k: 'not', q: key() };
     if (w === 'OR') { const x = key(); const y = key(); return { k: 'or', of: [x, y] }; }
     if (w === 'UID') return { k: 'uid', set: set(args[i++], true) };
+    if (w === 'MODSEQ') {
+      // RFC 7162 §3.1.5: MODSEQ ["/flags/<flag>" priv|shared|all] n — one modseq per message here, the entry only checked
+      if (args[i] && args[i].type !== 'atom') {
+        i++;
+        if (!['PRIV', 'SHARED', 'ALL'].includes((astring(args[i++]) ?? '').toUpperCase())) throw new ArgError('Invalid MODSEQ type');
+      }
+      return { k: 'modseq', n: modseqArg(args[i++], 'Invalid MODSEQ value') };
+    }
     if (w === 'KEYWORD' || w === 'UNKEYWORD') return { k: 'keyword', v: str(), want: w === 'KEYWORD' };
     if (['FROM', 'TO', 'CC', 'BCC', 'SUBJECT'].includes(w)) return { k: 'header', name: w.toLowerCase(), v: str() };
     if (w === 'HEADER') { const n = str(); return { k: 'header', name: n.toLowerCase(), v: str() }; }
@@ -120,7 +128,7 @@ export async function searchSelected(ctx: CommandContext, q: Query): Promise<{ s
     let text: Buffer | undefined;
     const view: MessageView = {
       mailbox: sel.name, mailboxGuid: sel.folder.guid, uid: m.uid, seq: n + 1, guid: m.base,
-      flags: new Set(m.flags), keywords: m.keywords, recent: sel.recent.has(m.uid),
+      flags: new Set(m.flags), keywords: m.keywords, recent: sel.recent.has(m.uid), modseq: m.modseq,
       vsize: () => sel.folder.virtualSize(m),
       received: async () => (await sel.folder.stat(m).catch(() => ({ mtime: new Date(0), ctime: new Date(0) }))).mtime,
       saved: async () => (await sel.folder.stat(m).catch(() => ({ mtime: new Date(0), ctime: new Date(0) }))).ctime,
@@ -181,6 +189,13 @@ function orderedSet(ns: number[]): string {
   return parts.join(',');
 }
 
+function usesModseq(q: Query): boolean {
+  if (q.k === 'modseq') return true;
+  if (q.k === 'and' || q.k === 'or') return q.of.some(usesModseq);
+  if (q.k === 'not') return usesModseq(q.q);
+  return false;
+}
+
 async function search(ctx: CommandContext, uidMode: boolean): Promise<void> {
   try {
     // RFC 4731 ESEARCH: SEARCH RETURN (MIN MAX ALL COUNT) …
@@ -191,9 +206,14 @@ async function search(ctx: CommandContext, uidMode: boolean): Promise<void> {
       args = recodeArgs(args.slice(2), cs);
     } else args = recodeArgs(args, 'UTF-8');
     const q = parseSearchProgram(ctx, args);
-    const hits = (await searchSelected(ctx, q)).map((h) => (uidMode ? h.m.uid : h.seq));
-    if (ret) await ctx.session.untagged(esearchResponse(ctx.tag, uidMode, ret, hits, false));
-    else await ctx.session.untagged([atom('SEARCH'), ...hits.map((h) => num(h))]);
+    const byModseq = usesModseq(q);
+    if (byModseq) await ctx.session.enableCondstore();
+    const found = await searchSelected(ctx, q);
+    const hits = found.map((h) => (uidMode ? h.m.uid : h.seq));
+    // RFC 7162 §3.1.5: the highest MODSEQ of the matches when MODSEQ was searched
+    const top = byModseq ? found.reduce((a, h) => Math.max(a, h.m.modseq), 0) : 0;
+    if (ret) await ctx.session.untagged([...esearchResponse(ctx.tag, uidMode, ret, hits, false), ...(top ? [atom('MODSEQ'), num(top)] : [])]);
+    else await ctx.session.untagged([atom('SEARCH'), ...hits.map((h) => num(h)), ...(top ? [list([atom('MODSEQ'), num(top)])] : [])]);
     await ctx.ok('Search completed');
   } catch (e) {
     await replyError(ctx, e);

@@ -44,11 +44,11 @@ export const sessionCommands: Record<string, Command> = {
   },
   NOOP: {
     states: ANY,
-    async run(ctx) { await ctx.session.sendUpdates(true); await ctx.ok('NOOP completed'); },
+    async run(ctx) { await ctx.ok('NOOP completed', await ctx.session.sendUpdates(true, undefined, true)); },
   },
   CHECK: {
     states: ['selected'],
-    async run(ctx) { await ctx.session.sendUpdates(true); await ctx.ok('Check completed'); },
+    async run(ctx) { await ctx.ok('Check completed', await ctx.session.sendUpdates(true, undefined, true)); },
   },
   LOGOUT: {
     states: ANY,
@@ -72,6 +72,12 @@ export const sessionCommands: Record<string, Command> = {
       for (const a of ctx.args) {
         const c = astring(a)?.toUpperCase();
         if (c && ['UTF8=ACCEPT'].includes(c) && !ctx.session.enabled.has(c)) { ctx.session.enabled.add(c); got.push(c); }
+        // RFC 7162: Dovecot lists these even when already on (also when enabled implicitly)
+        if (c === 'CONDSTORE' || c === 'QRESYNC') {
+          await ctx.session.enableCondstore();
+          ctx.session.enabled.add(c);
+          if (!got.includes(c)) got.push(c);
+        }
       }
       await ctx.session.untagged([atom('ENABLED'), ...got.map(atom)]);
       await ctx.ok('Enabled');

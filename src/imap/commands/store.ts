@@ -2,25 +2,45 @@
  * STORE and UID STORE (RFC 3501 §6.4.6): FLAGS, +FLAGS, -FLAGS and their
  * .SILENT forms on system flags and keywords (\Recent can't be stored). The
  * new flags are reported unless SILENT; changes by others come with the next
- * update, never mixed into this reply.
+ * update, never mixed into this reply. RFC 7162 CONDSTORE: (UNCHANGEDSINCE n)
+ * with [MODIFIED set], MODSEQ in the replies, as Dovecot words them.
  */
 import type { SystemFlag } from '../../mailstore/maildir/filename.js';
 import { atom, list, num } from '../wire/encoder.js';
 import { SYSTEM_FLAGS } from '../selected.js';
 import { SELECTED, type Command, type CommandContext } from './types.js';
-import { ArgError, astring, flagList, seqSet } from './args.js';
+import { ArgError, astring, flagList, modseqArg, seqSet } from './args.js';
+import type { ImapArg } from '../wire/parser.js';
+import type { MaildirMessage } from '../../mailstore/maildir/folder.js';
+import { uidSetText } from '../session.js';
 import { replyError } from './errors.js';
+
+/** `(UNCHANGEDSINCE n)` (RFC 7162 §3.1.3), the only STORE modifier. */
+function storeModifiers(a: ImapArg): number {
+  if (a.type !== 'list') throw new ArgError('Invalid arguments.');
+  let since: number | undefined;
+  for (let i = 0; i < a.items.length; i += 2) {
+    if ((astring(a.items[i]) ?? '').toUpperCase() !== 'UNCHANGEDSINCE') throw new ArgError('Unknown STORE modifier');
+    since = modseqArg(a.items[i + 1], 'Invalid modseq');
+  }
+  if (since === undefined) throw new ArgError('Unknown STORE modifier');
+  return since;
+}
 
 async function store(ctx: CommandContext, uidMode: boolean): Promise<void> {
   const s = ctx.session;
   const sel = s.selected!;
   try {
     const set = seqSet(ctx.args[0], uidMode);
-    const op = astring(ctx.args[1])?.toUpperCase() ?? '';
+    let args = ctx.args.slice(1);
+    const unchangedSince = args[0]?.type === 'list' ? storeModifiers(args[0]) : undefined;
+    if (unchangedSince !== undefined) args = args.slice(1);
+    const op = astring(args[0])?.toUpperCase() ?? '';
     const m = /^([+-]?)FLAGS(\.SILENT)?$/.exec(op);
     if (!m) throw new ArgError('Invalid arguments.');
-    const flags = flagList(ctx.args[2]);
+    const flags = flagList(args[1]);
     if (sel.readOnly) { await ctx.ok('Store ignored with read-only mailbox'); return; } // Dovecot's answer
+    if (unchangedSince !== undefined) await s.enableCondstore();
     const sys = new Set<SystemFlag>();
     const kws: string[] = [];
     for (const f of flags) {
@@ -30,18 +50,34 @@ async function store(ctx: CommandContext, uidMode: boolean): Promise<void> {
       else kws.push(f);
     }
     const targets = sel.resolve(set, uidMode);
+    const condstore = s.condstore;
+    const modified: number[] = [];
+    const replies: { seq: number; msg: MaildirMessage }[] = [];
     for (const { seq, m: msg } of targets) {
+      // RFC 7162 §3.1.3: changed since the client's modseq = not stored, reported in [MODIFIED]
+      if (unchangedSince !== undefined && msg.modseq > unchangedSince) { modified.push(uidMode ? msg.uid : seq); continue; }
       let nf: Set<SystemFlag>;
       let nk: string[];
       if (m[1] === '+') { nf = new Set([...msg.flags, ...sys]); nk = [...new Set([...msg.keywords, ...kws])]; }
       else if (m[1] === '-') { nf = new Set([...msg.flags].filter((x) => !sys.has(x))); nk = msg.keywords.filter((k) => !kws.includes(k)); }
       else { nf = sys; nk = kws; }
       const same = nf.size === msg.flags.size && [...nf].every((x) => msg.flags.has(x)) && nk.join(' ') === msg.keywords.join(' ');
-      if (!same) await sel.folder.setFlags(msg, nf, nk);
+      if (!same) await sel.folder.setFlags(msg, nf, nk, { deferModseq: true });
       sel.noteFlags(msg);
-      if (!m[2]) await s.untagged([num(seq), atom('FETCH'), list([...(uidMode ? [atom('UID'), num(msg.uid)] : []), atom('FLAGS'), list(sel.flagsOf(msg).map(atom))])]);
+      // Dovecot reports only what changed; with CONDSTORE the new MODSEQ even when SILENT
+      if (!same && (condstore || !m[2])) replies.push({ seq, msg });
     }
-    await ctx.ok('Store completed');
+    // the modseqs are on disk before any client sees them
+    await sel.folder.commitModseqs();
+    for (const { seq, msg } of replies) {
+      const uid = uidMode || s.qresync ? [atom('UID'), num(msg.uid)] : [];
+      const modseq = condstore ? [atom('MODSEQ'), list([num(msg.modseq)])] : [];
+      if (condstore) s.noteModseq(msg.modseq);
+      const fl = m[2] ? [] : [atom('FLAGS'), list(sel.flagsOf(msg).map(atom))];
+      await s.untagged([num(seq), atom('FETCH'), list([...(condstore ? uid : uidMode ? uid : []), ...modseq, ...fl])]);
+    }
+    if (modified.length) await ctx.ok('Conditional store failed', { name: 'MODIFIED', args: uidSetText(modified) });
+    else await ctx.ok('Store completed');
   } catch (e) {
     await replyError(ctx, e);
   }

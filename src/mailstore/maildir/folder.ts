@@ -341,6 +341,10 @@ export class MaildirFolder {
   /** RFC 7162 HIGHESTMODSEQ (0 while unknown). */
   get highestModseq(): number { return this.modseqs.highest; }
 
+  /** A CONDSTORE client used this folder once: its SELECT shows HIGHESTMODSEQ to everyone (as Dovecot's index does). */
+  get modseqTracked(): boolean { return this.modseqs.tracked; }
+  trackModseqs(): Promise<void> { return this.modseqs.track(); }
+
   /** Modseqs handed out by setFlags(…, { deferModseq }) are on disk once this resolves. */
   commitModseqs(): Promise<void> { return this.modseqs.flush(); }
 

@@ -55,6 +55,11 @@ export class ModseqState {
   private vanished: { uid: number; modseq: number }[] = [];
   /** Expunges with a modseq at or below this are forgotten. */
   private vanishedFloor = 0;
+  /**
+   * A CONDSTORE client has used this folder (Dovecot enables modseq tracking in
+   * a mailbox's index then, for good, and SELECT shows HIGHESTMODSEQ to every client after).
+   */
+  tracked = false;
   private cipher: IndexCipher | null = null;
   private loading: Promise<void> | null = null;
   private pending: string[] = [];
@@ -125,6 +130,7 @@ export class ModseqState {
     // nothing (reliable) known about this folder's past modseqs
     const dv = await readDovecotHighestModseq(this.dovecotIndexDir);
     const floor = Math.max(this.highest, dv === null ? 0 : Number(dv));
+    if (dv !== null) this.tracked = true;
     this.entries.clear();
     this.vanished = [];
     this.uidValidity = uidValidity;
@@ -141,6 +147,7 @@ export class ModseqState {
       const k = line.slice(0, sp);
       const rest = line.slice(sp + 1);
       if (k === 'h') this.highest = Math.max(this.highest, Number(rest));
+      else if (k === 't') this.tracked = true;
       else if (k === 'f') this.vanishedFloor = Math.max(this.vanishedFloor, Number(rest));
       else if (k === 'm') {
         const a = rest.indexOf(' '); const b = rest.indexOf(' ', a + 1);
@@ -182,6 +189,14 @@ export class ModseqState {
     for (const [uid, e] of this.entries) if (!live.has(uid) && e.at <= since) gone.push(uid);
     if (gone.length) this.recordExpunges(gone, next || ++this.highest);
     if (this.pending.length) await this.flush();
+  }
+
+  /** Remember that a CONDSTORE client used the folder. */
+  async track(): Promise<void> {
+    if (this.tracked || !this.cipher) return;
+    this.tracked = true;
+    this.pending.push('t 1');
+    await this.flush();
   }
 
   /** A flag change by this process: the message's next modseq (written by the next flush). */
@@ -260,6 +275,7 @@ export class ModseqState {
       this.vanished = this.vanished.slice(cut);
     }
     const lines: string[] = [`h ${this.highest}`, `f ${this.vanishedFloor}`];
+    if (this.tracked) lines.push('t 1');
     for (const v of this.vanished) lines.push(`x ${v.uid} ${v.modseq}`);
     for (const [uid, e] of this.entries) lines.push(`m ${uid} ${e.modseq} ${e.sig}`);
     const sealed = this.cipher.seal(Buffer.from(lines.join('\n'), 'utf8'));

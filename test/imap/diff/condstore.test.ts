@@ -1,0 +1,155 @@
+/**
+ * Differential CONDSTORE/QRESYNC (RFC 7162): the same scripted sessions
+ * against the real Dovecot 2.3 and Sealmail, lock-step, with a second (and
+ * third) connection of the same user making changes in between. Values the
+ * client would take from the server (UIDVALIDITY, HIGHESTMODSEQ) are captured
+ * from each server's own replies and substituted into later commands
+ * (`${uidv}`, `${name}` after a `=name` line saving the last HIGHESTMODSEQ seen).
+ * Only modseq VALUES, UIDVALIDITY, timings and capability lines are
+ * normalised: structure, order and texts must be identical.
+ */
+import { test } from 'node:test';
+import { connect, type Socket } from 'node:net';
+import { setupDovecot } from '../../helpers/dovecot.js';
+import { startSealmail } from '../../helpers/sealmail-server.js';
+import { freePort } from '../../helpers/databases.js';
+import { assertSameTranscript } from '../../helpers/imap-lockstep.js';
+
+const M1 = 'From: ann@example.org\r\nSubject: one\r\n\r\nfirst\r\n';
+const M2 = 'From: bob@example.org\r\nSubject: two\r\n\r\nsecond\r\n';
+function lit(s: string): string { return `{${Buffer.byteLength(s, 'latin1')}+}\r\n${s}`; }
+
+/** `N:` prefixes a line for connection N (default 1); `=name` saves the last HIGHESTMODSEQ seen. */
+const SCRIPT = [
+  `a1 APPEND INBOX (\\Seen) ${lit(M1)}`,
+  `a2 APPEND INBOX () ${lit(M2)}`,
+  `a3 APPEND INBOX (\\Flagged) ${lit(M1)}`,
+  `a4 APPEND INBOX () ${lit(M2)}`,
+  `a5 APPEND INBOX () ${lit(M2)}`,
+  '3:y1 SELECT INBOX (QRESYNC (1 2))',
+  '3:y2 SELECT INBOX',
+  '3:y3 FETCH 1 (FLAGS MODSEQ)',
+  '3:y4 ENABLE CONDSTORE',
+  '3:y5 STATUS INBOX (HIGHESTMODSEQ MESSAGES)',
+  '3:y6 UNSELECT',
+  'a6 STATUS INBOX (UIDNEXT HIGHESTMODSEQ MESSAGES UNSEEN)',
+  'a7 SELECT INBOX (CONDSTORE)',
+  '=h0',
+  'a8 FETCH 1:* (UID FLAGS MODSEQ)',
+  'a9 FETCH 1:* (FLAGS) (CHANGEDSINCE ${h0})',
+  'b1 STORE 2 +FLAGS (\\Answered)',
+  'b2 FETCH 1:* (UID) (CHANGEDSINCE ${h0})',
+  'b3 STORE 1:3 (UNCHANGEDSINCE ${h0}) +FLAGS (\\Deleted)',
+  'b4 UID STORE 1:4 (UNCHANGEDSINCE ${h0}) -FLAGS.SILENT (\\Deleted)',
+  'b5 STORE 4 +FLAGS.SILENT (\\Seen)',
+  'b6 STORE 4 +FLAGS (\\Seen)',
+  'b7 SEARCH MODSEQ ${h0}',
+  'b8 UID SEARCH RETURN (ALL COUNT) MODSEQ ${h0}',
+  'b9 SEARCH MODSEQ "/flags/\\\\Seen" all ${h0} UNSEEN',
+  'c1 SEARCH RETURN (COUNT) MODSEQ 99999999999999',
+  'c2 SEARCH MODSEQ 99999999999999',
+  'c3 SEARCH MODSEQ x',
+  'c4 SEARCH MODSEQ "/flags/\\\\Seen" x 2',
+  'c5 FETCH 1 (FLAGS) (CHANGEDSINCE x)',
+  'c6 STORE 1 (FOO 1) +FLAGS (\\Seen)',
+  'c7 STORE 1 (UNCHANGEDSINCE 0) +FLAGS (\\Seen)',
+  'c8 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)',
+  'c9 STATUS INBOX (HIGHESTMODSEQ)',
+  '=h1',
+  '2:x1 SELECT INBOX',
+  '2:x2 STORE 2 +FLAGS (\\Flagged)',
+  'd1 NOOP',
+  'd2 ENABLE QRESYNC',
+  '2:x3 NOOP',
+  '2:x4 STORE 3 +FLAGS (\\Deleted)',
+  '2:x5 EXPUNGE',
+  'd3 NOOP',
+  'd4 UID FETCH 1:* (FLAGS) (CHANGEDSINCE ${h1} VANISHED)',
+  'd5 UID FETCH 1:* (FLAGS) (VANISHED)',
+  'd6 FETCH 1:* (FLAGS) (CHANGEDSINCE ${h1} VANISHED)',
+  'd7 UID FETCH 4:5 (FLAGS) (CHANGEDSINCE ${h1} VANISHED)',
+  'd8 SELECT INBOX (QRESYNC (${uidv} ${h1}))',
+  'd9 EXAMINE INBOX (QRESYNC (${uidv} ${h1} 3:5))',
+  'e1 SELECT INBOX (QRESYNC (${uidv} 99999999999999))',
+  'e2 SELECT INBOX (QRESYNC (1 2))',
+  'e3 SELECT INBOX (QRESYNC (${uidv}))',
+  'e4 SELECT INBOX (FOO)',
+  'e5 SELECT INBOX (CONDSTORE QRESYNC (${uidv} ${h0} 1:10 (1:2 1:2)))',
+  'e6 STORE 1 +FLAGS (\\Draft)',
+  'e7 STORE 2 +FLAGS.SILENT (\\Deleted)',
+  'e8 EXPUNGE',
+  '2:x6 NOOP',
+  `2:x7 APPEND INBOX () ${lit(M1)}`,
+  'e9 NOOP',
+  'f1 NOOP',
+  '2:x8 STORE 1 -FLAGS (\\Draft)',
+  'f2 NOOP',
+  'f3 MOVE 1 INBOX',
+  'f4 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)',
+];
+
+function normalise(t: string): string[] {
+  return t.split('\r\n')
+    .filter((l) => l && !/^\d (\* (OK|PREAUTH) \[CAPABILITY |\* CAPABILITY |L0 )/.test(l))
+    .map((l) => l
+      .replace(/ \(\d+\.\d+ \+ \d+\.\d+(?: \+ \d+\.\d+)? secs\)\./, '.')
+      .replace(/UIDVALIDITY \d+/, 'UIDVALIDITY X')
+      .replace(/\[(COPYUID|APPENDUID) \d+ /, '[$1 X ')
+      .replace(/MODSEQ \(\d+\)/g, 'MODSEQ (M)')
+      .replace(/MODSEQ \d+/g, 'MODSEQ M'));
+}
+
+/** Lock-step over several connections; the transcript prefixes each line with its connection number. */
+async function transcript(port: number, lines: string[]): Promise<string> {
+  const conns = new Map<string, { s: Socket; buf: string }>();
+  const vars: Record<string, string> = {};
+  let out = '';
+  const open = async (id: string) => {
+    const s = connect(port, '127.0.0.1');
+    const c = { s, buf: '' };
+    conns.set(id, c);
+    await new Promise<void>((r) => s.once('data', (d: Buffer) => { c.buf += d.toString('latin1'); r(); }));
+    c.buf = '';
+    await run(id, 'L0', 'L0 LOGIN bob@example.org pass\r\n');
+  };
+  const run = (id: string, tag: string, text: string) => new Promise<void>((resolve, reject) => {
+    const c = conns.get(id)!;
+    const timer = setTimeout(() => reject(new Error(`no answer to ${tag}: ${c.buf.slice(-300)}`)), 15_000);
+    const onData = (d: Buffer) => {
+      c.buf += d.toString('latin1');
+      if (!new RegExp(`(^|\r\n)${tag} (OK|NO|BAD) [^\r\n]*\r\n$`).test(c.buf)) return;
+      c.s.off('data', onData);
+      clearTimeout(timer);
+      for (const l of c.buf.split('\r\n')) {
+        if (!l) continue;
+        out += `${id} ${l}\r\n`;
+        const h = /HIGHESTMODSEQ (\d+)/.exec(l);
+        if (h) vars.hms = h[1];
+        const v = /UIDVALIDITY (\d+)/.exec(l);
+        if (v) vars.uidv = v[1];
+      }
+      c.buf = '';
+      resolve();
+    };
+    c.s.on('data', onData);
+    c.s.write(text, 'latin1');
+  });
+  for (const raw of lines) {
+    if (raw.startsWith('=')) { vars[raw.slice(1)] = vars.hms; continue; }
+    const m = /^(\d):(.*)$/s.exec(raw);
+    const id = m ? m[1] : '1';
+    const line = (m ? m[2] : raw).replace(/\$\{(\w+)\}/g, (_, n: string) => vars[n] ?? `?${n}`);
+    if (!conns.has(id)) await open(id);
+    await run(id, line.split(' ')[0], `${line}\r\n`);
+  }
+  for (const c of conns.values()) c.s.destroy();
+  return out;
+}
+
+test('CONDSTORE/QRESYNC: Sealmail answers as Dovecot does', async (t) => {
+  const port = await freePort();
+  const dv = setupDovecot(t, { start: true, extraConf: `disable_plaintext_auth = no\nservice imap-login {\n  inet_listener imap {\n    port = ${port}\n  }\n}\n` });
+  if (!dv) return;
+  const srv = await startSealmail(t);
+  assertSameTranscript(normalise(await transcript(srv.imapPort, SCRIPT)), normalise(await transcript(port, SCRIPT)));
+});

@@ -38,6 +38,18 @@ export interface ListEntry {
   flags: string[];
 }
 
+/** One folder of the LIST tree (LIST-EXTENDED builds its flags from this). */
+export interface FolderInfo {
+  name: string;
+  /** Selectable mailbox. */
+  exists: boolean;
+  /** A directory that cannot hold mail (fs layout). */
+  noselect: boolean;
+  hasChildren: boolean;
+  /** Configured special-use flag (shown only for existing folders). */
+  specialUse?: string;
+}
+
 export interface MailboxStatus {
   messages: number;
   recent: number;
@@ -120,6 +132,11 @@ export class MailStore {
       out.push({ name: f.name, flags });
     }
     return out;
+  }
+
+  /** Every folder in Dovecot's LIST order (INBOX last), parents without a mailbox included. */
+  async listInfo(): Promise<FolderInfo[]> {
+    return (await listFolders(this.loc)).map((f) => ({ ...f, specialUse: this.opts.specialUse?.[f.name] }));
   }
 
   /** LSUB: subscribed names (also missing ones) with special-use of existing folders. */

@@ -1,12 +1,14 @@
 /**
- * Mailbox-level commands (RFC 3501 §6.3; RFC 6154 special-use; RFC 3348
- * CHILDREN; RFC 8438 STATUS=SIZE): LIST, LSUB, CREATE, DELETE, RENAME,
+ * Mailbox-level commands (RFC 3501 §6.3; RFC 5258 LIST-EXTENDED; RFC 5819
+ * LIST-STATUS; RFC 6154 special-use; RFC 3348 CHILDREN; RFC 8438
+ * STATUS=SIZE): LIST, LSUB, CREATE, DELETE, RENAME,
  * SUBSCRIBE, UNSUBSCRIBE, STATUS — on the store's Dovecot-compatible
  * folder operations, in Dovecot's LIST order, with "." as separator.
  */
 import { atom, astr, list, num, str, type ImapValue } from '../wire/encoder.js';
 import { AUTHED, type Command, type CommandContext } from './types.js';
 import { ArgError, astring, mailboxArg, needAstring } from './args.js';
+import type { ImapArg } from '../wire/parser.js';
 import { replyError } from './errors.js';
 
 const SEP = '.';
@@ -20,25 +22,170 @@ function pattern(ref: string, pat: string): RegExp {
   return new RegExp(`^${/^inbox/i.test(full) ? '(?:INBOX|[Ii][Nn][Bb][Oo][Xx])' + re.slice(5) : re}$`);
 }
 
+interface ListOptions {
+  /** LIST-EXTENDED syntax used: \NonExistent instead of \Noselect, flags only as asked. */
+  ext: boolean;
+  selSubscribed: boolean;
+  selRecursive: boolean;
+  selSpecialUse: boolean;
+  retSubscribed: boolean;
+  retChildren: boolean;
+  retSpecialUse: boolean;
+  /** LIST-STATUS items (RFC 5819), null when not asked. */
+  status: string[] | null;
+}
+
+/** Atoms of an option list, Dovecot's BAD when something else is in it. */
+function optionAtoms(a: ImapArg): string[] {
+  if (a.type !== 'list') throw new ArgError('Invalid arguments.');
+  return a.items.map((i) => {
+    if (i.type !== 'atom') throw new ArgError('List options contains non-atoms.');
+    return i.value.toUpperCase();
+  });
+}
+
+/** LIST [(selection)] ref (pattern | (patterns)) [RETURN (options)] as Dovecot 2.3 parses it (RFC 5258, RFC 5819, RFC 6154). */
+function parseList(args: ImapArg[]): { ref: string; patterns: string[]; o: ListOptions } {
+  const o: ListOptions = { ext: false, selSubscribed: false, selRecursive: false, selSpecialUse: false, retSubscribed: false, retChildren: false, retSpecialUse: false, status: null };
+  let i = 0;
+  if (args[0]?.type === 'list') {
+    o.ext = true;
+    for (const opt of optionAtoms(args[0])) {
+      if (opt === 'SUBSCRIBED') { o.selSubscribed = true; o.retSubscribed = true; } else if (opt === 'RECURSIVEMATCH') o.selRecursive = true;
+      else if (opt === 'SPECIAL-USE') o.selSpecialUse = true;
+      else if (opt !== 'REMOTE') throw new ArgError('Unknown select options');
+    }
+    if (o.selRecursive && !o.selSubscribed && !o.selSpecialUse) throw new ArgError('RECURSIVEMATCH must not be the only selection.');
+    i++;
+  }
+  const ref = astring(args[i++]);
+  if (ref === null) throw new ArgError('Invalid reference.');
+  const p = args[i++];
+  let patterns: string[];
+  if (p?.type === 'list') {
+    o.ext = true;
+    patterns = p.items.map((x) => { const v = astring(x); if (v === null) throw new ArgError('Invalid pattern.'); return v; });
+  } else {
+    const v = astring(p);
+    if (v === null) throw new ArgError('Invalid pattern.');
+    patterns = [v];
+  }
+  if (i < args.length) {
+    if (astring(args[i])?.toUpperCase() !== 'RETURN' || args[i + 1]?.type !== 'list' || i + 2 < args.length) throw new ArgError('Extra arguments.');
+    o.ext = true;
+    const items = (args[i + 1] as Extract<ImapArg, { type: 'list' }>).items;
+    for (let k = 0; k < items.length; k++) {
+      const it = items[k];
+      if (it.type !== 'atom') throw new ArgError('List options contains non-atoms.');
+      const opt = it.value.toUpperCase();
+      if (opt === 'SUBSCRIBED') o.retSubscribed = true;
+      else if (opt === 'CHILDREN') o.retChildren = true;
+      else if (opt === 'SPECIAL-USE') o.retSpecialUse = true;
+      else if (opt === 'STATUS' && items[k + 1]?.type === 'list') o.status = statusItems(items[++k]);
+      else throw new ArgError('Unknown return options');
+    }
+  }
+  if (!o.ext) o.retChildren = true;
+  return { ref, patterns, o };
+}
+
+interface ListLine { name: string; flags: string[]; childInfo: boolean; status: boolean }
+
+/**
+ * LIST and LSUB with LIST-EXTENDED (RFC 5258): selection SUBSCRIBED
+ * (subscription order, \NonExistent for a subscribed name without a
+ * mailbox), RECURSIVEMATCH (a parent the pattern matches is listed with
+ * CHILDINFO when only a child is subscribed; LSUB does this for `%` and
+ * shows the parent \Noselect), SPECIAL-USE, REMOTE (no remote mailboxes);
+ * return options CHILDREN, SUBSCRIBED, SPECIAL-USE, STATUS (RFC 5819: a
+ * STATUS line after each selectable mailbox). Flags in Dovecot's order.
+ */
 async function listCmd(ctx: CommandContext, lsub: boolean): Promise<void> {
   const s = ctx.session;
-  let args = ctx.args;
-  if (args[0]?.type === 'list') args = args.slice(1); // selection options (LIST-EXTENDED): treated as plain LIST
-  const ref = astring(args[0]);
-  const pat = astring(args[1]);
-  if (ref === null || pat === null) { await ctx.bad(`Error in IMAP command ${ctx.name}: Invalid arguments.`); return; }
-  if (pat === '' && !lsub) {
-    await s.untagged([atom('LIST'), list([atom('\\Noselect')]), str(SEP), str('')]);
-    await ctx.ok('List completed');
-    return;
+  try {
+    const { ref, patterns, o } = parseList(ctx.args);
+    if (lsub) { o.selSubscribed = true; o.ext = false; o.retChildren = false; }
+    const word = lsub ? 'LSUB' : 'LIST';
+    if (!lsub && !o.ext && patterns[0] === '') {
+      await s.untagged([atom('LIST'), list([atom('\\Noselect')]), str(SEP), str('')]);
+      await ctx.ok('List completed');
+      return;
+    }
+    const res = patterns.filter((p) => p !== '').map((p) => pattern(ref, p));
+    const matches = (name: string) => res.some((re) => re.test(name));
+    const showSpecial = lsub || !o.ext || o.retSpecialUse || o.selSpecialUse;
+    const infos = await s.store!.listInfo();
+    const byName = new Map(infos.map((f) => [f.name, f]));
+    const subs = o.retSubscribed || o.selSubscribed ? await s.store!.subscriptions() : [];
+    const subscribed = new Set(subs);
+    const lineFor = (name: string, childInfo: boolean): ListLine => {
+      const f = byName.get(name) ?? { name, exists: false, noselect: false, hasChildren: false };
+      const flags: string[] = [];
+      if (o.retSubscribed && !lsub && subscribed.has(name)) flags.push('\\Subscribed');
+      if (lsub && childInfo) flags.push('\\Noselect');
+      else if (!f.exists && !lsub) flags.push(f.noselect || !o.ext ? '\\Noselect' : '\\NonExistent');
+      if (o.retChildren) flags.push(f.hasChildren ? '\\HasChildren' : '\\HasNoChildren');
+      if (showSpecial && f.specialUse && f.exists) flags.push(f.specialUse);
+      return { name, flags, childInfo: childInfo && !lsub, status: f.exists && !f.noselect };
+    };
+    const out: ListLine[] = [];
+    if (o.selSubscribed) {
+      const seen = new Set<string>();
+      // LSUB shows parents only for patterns ending in %, LIST only with RECURSIVEMATCH
+      const parents = lsub ? patterns.some((p) => p.endsWith('%')) : o.selRecursive;
+      for (const name of subs) {
+        if (o.selSpecialUse && !(byName.get(name)?.exists && byName.get(name)?.specialUse)) continue;
+        if (matches(name)) {
+          if (!seen.has(name)) { seen.add(name); out.push(lineFor(name, false)); }
+          continue;
+        }
+        if (!parents) continue;
+        const levels = name.split(SEP);
+        for (let n = 1; n < levels.length; n++) {
+          const parent = levels.slice(0, n).join(SEP);
+          if (!matches(parent)) continue;
+          if (!seen.has(parent)) { seen.add(parent); out.push(lineFor(parent, !subscribed.has(parent))); }
+          break;
+        }
+      }
+    } else {
+      for (const f of infos) {
+        if (!matches(f.name)) continue;
+        if (o.selSpecialUse && !(f.exists && f.specialUse)) continue;
+        out.push(lineFor(f.name, false));
+      }
+    }
+    for (const l of out) {
+      const v: ImapValue[] = [atom(word), list(l.flags.map(atom)), str(SEP), astr(l.name)];
+      if (l.childInfo) v.push(list([atom('CHILDINFO'), list([str('SUBSCRIBED')])]));
+      await s.untagged(v);
+      if (o.status && l.status) await s.untagged(await statusResponse(ctx, l.name, o.status));
+    }
+    await ctx.ok(lsub ? 'Lsub completed' : 'List completed');
+  } catch (e) { await replyError(ctx, e); }
+}
+
+/** A STATUS item list (STATUS, LIST RETURN (STATUS …)) with Dovecot's BAD texts. */
+function statusItems(a: ImapArg | undefined): string[] {
+  if (!a || a.type !== 'list') throw new ArgError('Invalid arguments.');
+  if (!a.items.length) throw new ArgError('Empty status list.');
+  const want = new Set<string>();
+  for (const it of a.items) {
+    const k = needAstring(it).toUpperCase();
+    if (!STATUS_ORDER.includes(k)) throw new ArgError(`Invalid status item ${k}`);
+    want.add(k);
   }
-  const re = pattern(ref, pat);
-  const entries = lsub ? await s.store!.lsub() : await s.store!.list(true);
-  for (const e of entries) {
-    if (!re.test(e.name)) continue;
-    await s.untagged([atom(lsub ? 'LSUB' : 'LIST'), list(e.flags.map(atom)), str(SEP), astr(e.name)]);
-  }
-  await ctx.ok(lsub ? 'Lsub completed' : 'List completed');
+  return STATUS_ORDER.filter((k) => want.has(k));
+}
+
+/** The untagged STATUS response; Dovecot answers in its own fixed order, whatever order was asked. */
+async function statusResponse(ctx: CommandContext, name: string, items: string[]): Promise<ImapValue[]> {
+  const modseq = items.includes('HIGHESTMODSEQ');
+  // RFC 7162 §3.1.1: asking for HIGHESTMODSEQ enables CONDSTORE
+  if (modseq) await ctx.session.enableCondstore();
+  const st = await ctx.session.store!.status(name, modseq);
+  const values: Record<string, number> = { MESSAGES: st.messages, RECENT: st.recent, UIDNEXT: st.uidnext, UIDVALIDITY: st.uidvalidity, UNSEEN: st.unseen, HIGHESTMODSEQ: st.highestModseq, SIZE: st.vsize };
+  return [atom('STATUS'), astr(name), list(items.flatMap((k) => [atom(k), num(values[k])]))];
 }
 
 export const mailboxCommands: Record<string, Command> = {
@@ -98,22 +245,8 @@ export const mailboxCommands: Record<string, Command> = {
       let name = '';
       try {
         name = mailboxArg(ctx.args[0]);
-        const items = ctx.args[1];
-        if (!items || items.type !== 'list') throw new ArgError('Invalid arguments.');
-        const want = new Set<string>();
-        for (const it of items.items) {
-          const k = needAstring(it).toUpperCase();
-          if (!STATUS_ORDER.includes(k)) throw new ArgError(`Invalid status item ${k}`);
-          want.add(k);
-        }
-        // RFC 7162 §3.1.1: asking for HIGHESTMODSEQ enables CONDSTORE
-        if (want.has('HIGHESTMODSEQ')) await ctx.session.enableCondstore();
-        const st = await ctx.session.store!.status(name, want.has('HIGHESTMODSEQ'));
-        const values: Record<string, number> = { MESSAGES: st.messages, RECENT: st.recent, UIDNEXT: st.uidnext, UIDVALIDITY: st.uidvalidity, UNSEEN: st.unseen, HIGHESTMODSEQ: st.highestModseq, SIZE: st.vsize };
-        // Dovecot answers in its own fixed order, whatever order was asked
-        const out: ImapValue[] = [];
-        for (const k of STATUS_ORDER) if (want.has(k)) out.push(atom(k), num(values[k]));
-        await ctx.session.untagged([atom('STATUS'), astr(name), list(out)]);
+        const items = statusItems(ctx.args[1]);
+        await ctx.session.untagged(await statusResponse(ctx, name, items));
         if (ctx.session.selected?.name === name) await ctx.ok('Status on selected mailbox completed', { name: 'CLIENTBUG' });
         else await ctx.ok('Status completed');
       } catch (e) { await replyError(ctx, e, name); }

@@ -80,9 +80,10 @@ async function isDir(p: string): Promise<boolean> {
   try { return (await fsp.stat(p)).isDirectory(); } catch { return false; }
 }
 
+/** Subdirectories in the directory's own order (opendir, not readdir: libuv sorts readdir's names, Dovecot lists in readdir(3) order). */
 async function readdirDirs(p: string): Promise<string[]> {
-  let ents;
-  try { ents = await fsp.readdir(p, { withFileTypes: true }); } catch { return []; }
+  const ents: import('node:fs').Dirent[] = [];
+  try { for await (const e of await fsp.opendir(p)) ents.push(e); } catch { return []; }
   const out: string[] = [];
   for (const e of ents) {
     if (e.isDirectory()) out.push(e.name);
@@ -91,15 +92,31 @@ async function readdirDirs(p: string): Promise<string[]> {
   return out;
 }
 
-/** Every folder of the root in Dovecot's LIST order, with parents filled in. */
+/** When a directory came to be: birth time, then inode number (directories made within one clock tick). */
+async function bornKey(p: string): Promise<[bigint, bigint]> {
+  try {
+    const st = await fsp.stat(p, { bigint: true });
+    return [st.birthtimeNs || st.ctimeNs, st.ino];
+  } catch { return [0n, 0n]; }
+}
+
+/**
+ * Every folder of the root in Dovecot's LIST order, with parents filled in.
+ * Dovecot lists from its mailbox list index, a tree whose nodes are
+ * prepended as they are added: siblings come newest first (a parent
+ * without a mailbox is as old as its oldest child), each child right after
+ * its parent, INBOX last. Sealmail keeps no list index; the directories'
+ * birth times give the same order (ties: newer readdir entries first).
+ */
 export async function listFolders(loc: MaildirLocation): Promise<FolderEntry[]> {
-  const found = new Map<string, { exists: boolean; noselect: boolean }>();
+  const found = new Map<string, { exists: boolean; noselect: boolean; born: [bigint, bigint] | null; seen: number }>();
+  let seen = 0;
   if (loc.layout === 'maildir++') {
     for (const d of await readdirDirs(loc.root)) {
       if (!d.startsWith('.') || d.startsWith('..') || d === '.') continue;
       const name = imapNameFromStorage(loc, d.slice(1).split('.'));
       if (name === null || name === 'INBOX' || d.slice(1).split('.').some((l) => l === '')) continue;
-      found.set(name, { exists: true, noselect: false });
+      found.set(name, { exists: true, noselect: false, born: await bornKey(join(loc.root, d)), seen: seen++ });
     }
   } else {
     const walk = async (dir: string, prefix: string[]) => {
@@ -111,29 +128,47 @@ export async function listFolders(loc: MaildirLocation): Promise<FolderEntry[]> 
         const name = levels.join(IMAP_SEP);
         if (name.toUpperCase() === 'INBOX') continue;
         const sel = await isDir(join(dir, d, 'cur'));
-        found.set(name, { exists: sel, noselect: !sel });
+        found.set(name, { exists: sel, noselect: !sel, born: await bornKey(join(dir, d)), seen: seen++ });
         await walk(join(dir, d), levels);
       }
     };
     await walk(loc.root, []);
   }
-  // Dovecot iterates a tree built in readdir order: a child sorts right
-  // after its parent (a parent missing on disk is created where its first
-  // child appears), and INBOX, not a directory of the root, comes last.
   const children = new Map<string, string[]>([['', []]]);
   const place = (name: string): void => {
     if (children.has(name)) return;
     const i = name.lastIndexOf(IMAP_SEP);
     const parent = i < 0 ? '' : name.slice(0, i);
-    if (parent && !found.has(parent)) found.set(parent, { exists: false, noselect: false });
+    if (parent && !found.has(parent)) found.set(parent, { exists: false, noselect: false, born: null, seen: -1 });
     place(parent);
     children.get(parent)!.push(name);
     children.set(name, []);
   };
   for (const name of [...found.keys()]) place(name);
+  // a node is as old as the oldest of itself and its descendants
+  const age = new Map<string, { born: [bigint, bigint]; seen: number }>();
+  const ageOf = (name: string): { born: [bigint, bigint]; seen: number } => {
+    let a = age.get(name);
+    if (a) return a;
+    const f = found.get(name)!;
+    a = f.born ? { born: f.born, seen: f.seen } : { born: [BigInt(2) ** 64n, 0n], seen: -1 };
+    for (const c of children.get(name)!) {
+      const b = ageOf(c);
+      if (b.born[0] < a.born[0] || (b.born[0] === a.born[0] && b.born[1] < a.born[1])) a = b;
+    }
+    age.set(name, a);
+    return a;
+  };
+  const newestFirst = (x: string, y: string): number => {
+    const a = ageOf(x);
+    const b = ageOf(y);
+    if (a.born[0] !== b.born[0]) return a.born[0] > b.born[0] ? -1 : 1;
+    if (a.born[1] !== b.born[1]) return a.born[1] > b.born[1] ? -1 : 1;
+    return b.seen - a.seen;
+  };
   const out: FolderEntry[] = [];
   const visit = (name: string): void => {
-    for (const c of children.get(name)!) {
+    for (const c of [...children.get(name)!].sort(newestFirst)) {
       const f = found.get(c)!;
       out.push({ name: c, exists: f.exists, noselect: f.noselect, hasChildren: children.get(c)!.length > 0 });
       visit(c);

@@ -169,6 +169,8 @@ export const SEALMAIL_HONOURS = new Set([
   'login_greeting', 'imap_capability', 'imap_max_line_length', 'imap_idle_notify_interval',
   // quota (src/quota)
   'lmtp_rcpt_check_quota', 'quota_full_tempfail',
+  // LMTP (src/lmtp)
+  'hostname', 'recipient_delimiter', 'lmtp_save_to_detail_mailbox', 'lda_mailbox_autocreate',
 ]);
 
 /** Settings that only shape Dovecot's own processes; accepted without a warning. */

@@ -11,6 +11,7 @@
  * refuses at RCPT a user who is over quota already. Over quota: `552 5.2.2`,
  * or `452 4.2.2` with `quota_full_tempfail`, then quota_exceeded_message.
  */
+import { hostname } from 'node:os';
 import type { AuthEngine } from '../auth/engine.js';
 import type { DovecotConfig } from '../config/settings.js';
 import { deliveryCrypt } from '../crypt/user-crypt.js';
@@ -64,10 +65,11 @@ function crlfSize(b: Buffer): number {
 
 class OverQuota extends Error {}
 
-function received(config: DovecotConfig, heloName: string, rip: string, rcpt: string, sessionId: string): string {
-  const host = config.get('hostname') || 'localhost';
+/** Dovecot's trace header: `for <rcpt>` (and Delivered-To) only when the transaction has one recipient; no `([ip])` over a unix socket. */
+function received(d: DeliveryInput): string {
+  const host = d.config.get('hostname') || hostname();
   const date = new Date().toUTCString().replace(/GMT$/, '+0000').replace(/^(\w+), 0?/, '$1, ');
-  return `Received: from ${heloName} ([${rip}])\n\tby ${host} with LMTP\n\tid ${sessionId}\n\t(envelope-from <${rcpt}>)\n\tfor <${rcpt}>; ${date}\n`;
+  return `Received: from ${d.heloName}${d.rip ? ` ([${d.rip}])` : ''}\n\tby ${host} with LMTP\n\tid ${d.sessionId}\n\t(envelope-from <${d.mailFrom}>)${d.single ? `\n\tfor <${d.rcpt}>` : ''}; ${date}\n`;
 }
 
 export interface DeliveryInput {
@@ -80,6 +82,8 @@ export interface DeliveryInput {
   heloName: string;
   rip: string;
   sessionId: string;
+  /** The only recipient of its transaction (Delivered-To and `for <rcpt>` are added). */
+  single: boolean;
   /** The message as received, LF line ends. */
   message: Buffer;
 }
@@ -94,7 +98,7 @@ export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
   const store = openUserStore(mu, crypt);
   await store.ensureRoot();
   const quota = UserQuota.forUser(d.config, 'lmtp', u.user, u.fields, store);
-  const headers = `Return-Path: <${d.mailFrom}>\nDelivered-To: ${d.rcpt}\n${received(d.config, d.heloName, d.rip, d.rcpt, d.sessionId)}`;
+  const headers = `Return-Path: <${d.mailFrom}>\n${d.single ? `Delivered-To: ${d.rcpt}\n` : ''}${received(d)}`;
   const full = Buffer.concat([Buffer.from(headers, 'utf8'), d.message]);
   let targets: { mailbox: string; flags: string[]; create: boolean }[] = [];
   const detailBox = d.config.getBool('lmtp_save_to_detail_mailbox', { protocol: 'lmtp' }) && d.detail ? d.detail : 'INBOX';

@@ -64,7 +64,7 @@ export class DeliveryServices {
 
   acceptLmtp(s: Socket): void {
     s.on('error', () => s.destroy());
-    new LmtpSession(s, this.config, this.lmtpAuth, s.remoteAddress?.replace(/^::ffff:/, '') ?? '127.0.0.1');
+    new LmtpSession(s, this.config, this.lmtpAuth, s.remoteAddress?.replace(/^::ffff:/, '') ?? '');
   }
 
   acceptQuotaStatus(s: Socket): void {

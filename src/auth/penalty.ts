@@ -12,6 +12,16 @@ const PENALTY_FORGET_MS = 3_600_000;
 
 export class AuthPenalty {
   private readonly byIp = new Map<string, { count: number; last: number }>();
+  /**
+   * Told of every local change, so that processes sharing one server can
+   * replay it (Dovecot has a single anvil; IMAP workers relay through the master).
+   */
+  onChange?: (op: 'failed' | 'succeeded', ip: string, now: number) => void;
+
+  /** Replay a change another process made. */
+  apply(op: 'failed' | 'succeeded', ip: string, now: number): void {
+    if (op === 'failed') this.record(ip, now); else this.byIp.delete(ip);
+  }
 
   /** Delay before handling a new request from this IP. */
   delayBefore(ip: string | undefined, now = Date.now()): number {
@@ -27,14 +37,21 @@ export class AuthPenalty {
 
   failed(ip: string | undefined, now = Date.now()): void {
     if (!ip) return;
+    this.record(ip, now);
+    this.onChange?.('failed', ip, now);
+  }
+
+  succeeded(ip: string | undefined): void {
+    if (!ip || !this.byIp.has(ip)) return;
+    this.byIp.delete(ip);
+    this.onChange?.('succeeded', ip, Date.now());
+  }
+
+  private record(ip: string, now: number): void {
     const p = this.byIp.get(ip) ?? { count: 0, last: now };
     p.count++;
     p.last = now;
     this.byIp.set(ip, p);
-  }
-
-  succeeded(ip: string | undefined): void {
-    if (ip) this.byIp.delete(ip);
   }
 }
 

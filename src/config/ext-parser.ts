@@ -6,7 +6,7 @@
  * and comment lines inside a `\` continuation are skipped (the continuation
  * goes on), and sections are parsed but carry no meaning.
  */
-import { readFile } from 'node:fs/promises';
+import { readConfigFile } from './privileged-files.js';
 import { ConfigError } from './errors.js';
 import { unescape } from './lexer.js';
 
@@ -72,7 +72,7 @@ export function parseExtText(path: string, text: string, env: NodeJS.ProcessEnv 
 export async function parseExtFile(path: string, env?: NodeJS.ProcessEnv): Promise<ExtFile> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readConfigFile(path);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     throw new ConfigError(path, 0, `open(${path}) failed: ${err.code === 'ENOENT' ? 'No such file or directory' : err.code === 'EACCES' ? 'Permission denied' : err.message}`);

@@ -6,7 +6,7 @@
  * warnings. Differences from Dovecot, on purpose: an unknown setting is a
  * warning, not fatal (trees with plugins we lack still load).
  */
-import { readFileSync } from 'node:fs';
+import { globConfigFiles, readConfigFileSync } from './privileged-files.js';
 import { ConfigError, type Origin } from './errors.js';
 import { LineLexer, type Statement } from './lexer.js';
 import { globInclude, relativeTo } from './include.js';
@@ -64,7 +64,7 @@ class Parser {
     if (this.includeStack.includes(path)) throw new ConfigError(origin!.file, origin!.line, `Recursive include file: ${path}`);
     let text: string;
     try {
-      text = readFileSync(path, 'utf8');
+      text = readConfigFileSync(path);
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       const why = `open(${path}) failed: ${err.code === 'ENOENT' ? 'No such file or directory' : err.code === 'EACCES' ? 'Permission denied' : err.message}`;
@@ -103,14 +103,14 @@ class Parser {
         return;
       case 'include': {
         const pattern = relativeTo(at.file, st.pattern);
-        const files = globInclude(pattern);
+        const files = globConfigFiles(pattern, globInclude);
         if (files.length === 0) {
           if (st.tryOnly) return;
           throw new ConfigError(at.file, at.line, 'No matches');
         }
         for (const f of files) {
           if (st.tryOnly) {
-            try { readFileSync(f); } catch { continue; }
+            try { readConfigFileSync(f); } catch { continue; }
           }
           this.parseFile(f, at);
         }
@@ -130,7 +130,7 @@ class Parser {
         if (!this.opts.readValueFiles) { this.set(st.key, path, at, true, st.path); return; }
         let content: string;
         try {
-          content = readFileSync(path, 'utf8');
+          content = readConfigFileSync(path);
         } catch (e) {
           const err = e as NodeJS.ErrnoException;
           const why = err.code === 'ENOENT' ? 'No such file or directory' : err.code === 'EACCES' ? 'Permission denied' : err.message;

@@ -23,7 +23,7 @@ export type LoginResult =
 
 export class LoginService {
   readonly engine: AuthEngine;
-  private readonly penalty = new AuthPenalty();
+  readonly penalty = new AuthPenalty();
 
   constructor(readonly config: DovecotConfig, private readonly log = new Logger('imap-login')) {
     this.engine = new AuthEngine(config, 'imap');

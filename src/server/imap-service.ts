@@ -18,6 +18,8 @@ export class ImapService {
   readonly login: LoginService;
   private readonly sessions = new Set<Session>();
   private readonly log = new Logger('imap-login');
+  /** Told the number of sessions whenever it changes (an IMAP worker reports it to the master). */
+  onLoad?: (sessions: number) => void;
 
   constructor(readonly config: DovecotConfig, readonly tls: TlsMaterial | null) {
     // ssl = required: no plaintext authentication outside TLS (Dovecot 2.3 behaviour)
@@ -26,11 +28,24 @@ export class ImapService {
 
   get connections(): number { return this.sessions.size; }
 
-  accept(socket: Socket | TLSSocket, spec: ListenerSpec): void {
+  /**
+   * A raw TCP connection handed over by the master process (see
+   * imap-workers.ts): on an imaps listener TLS starts here.
+   */
+  acceptHandedOff(raw: Socket, spec: ListenerSpec): void {
+    const addr = { rip: raw.remoteAddress, lip: raw.localAddress };
+    if (!spec.ssl || !this.tls) { this.accept(raw, spec, addr); return; }
+    const t = this.tls;
+    raw.on('error', () => raw.destroy());
+    const ctx = createSecureContext({ cert: t.cert, key: t.key, passphrase: t.passphrase, minVersion: t.minVersion });
+    this.accept(new TLSSocket(raw, { isServer: true, secureContext: ctx }), spec, addr);
+  }
+
+  accept(socket: Socket | TLSSocket, spec: ListenerSpec, addr: { rip?: string; lip?: string } = { rip: socket.remoteAddress, lip: socket.localAddress }): void {
     socket.setNoDelay(true);
     socket.on('error', () => socket.destroy());
-    const rip = socket.remoteAddress?.replace(/^::ffff:/, '') ?? '';
-    const lip = socket.localAddress?.replace(/^::ffff:/, '') ?? '';
+    const rip = addr.rip?.replace(/^::ffff:/, '') ?? '';
+    const lip = addr.lip?.replace(/^::ffff:/, '') ?? '';
     const tls = this.tls;
     const starttls = tls && !spec.ssl
       ? (raw: Duplex) => new Promise<Duplex>((resolve, reject) => {
@@ -45,7 +60,8 @@ export class ImapService {
       secured: spec.ssl, starttls,
     });
     this.sessions.add(session);
-    socket.once('close', () => this.sessions.delete(session));
+    this.onLoad?.(this.sessions.size);
+    socket.once('close', () => { this.sessions.delete(session); this.onLoad?.(this.sessions.size); });
     void session.start().catch((e) => { this.log.error(`session: ${(e as Error).message}`); socket.destroy(); });
   }
 

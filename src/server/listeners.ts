@@ -34,12 +34,18 @@ export function tlsMinVersion(v: string): TlsMaterial['minVersion'] {
 
 export interface OpenListener { spec: ListenerSpec; server: Server; port: number }
 
-export async function openListeners(specs: ListenerSpec[], tls: TlsMaterial | null, onConnection: ConnectionHandler): Promise<OpenListener[]> {
+/**
+ * `handOff`: plain TCP servers whose connections stay unread (TLS and the
+ * protocol happen in the worker process they are handed to).
+ */
+export async function openListeners(specs: ListenerSpec[], tls: TlsMaterial | null, onConnection: ConnectionHandler, opts: { handOff?: boolean } = {}): Promise<OpenListener[]> {
   const open: OpenListener[] = [];
   try {
     for (const spec of specs) {
       if (spec.ssl && !tls) throw new Error(`${spec.service}/${spec.name}: ssl = yes needs ssl_cert and ssl_key`);
-      const server = spec.ssl
+      const server = opts.handOff
+        ? createServer({ pauseOnConnect: true }, (s) => onConnection(s, spec))
+        : spec.ssl
         ? createTlsServer({ cert: tls!.cert, key: tls!.key, passphrase: tls!.passphrase, minVersion: tls!.minVersion }, (s) => onConnection(s, spec))
         : createServer((s) => onConnection(s, spec));
       await new Promise<void>((resolve, reject) => {

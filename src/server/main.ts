@@ -5,11 +5,12 @@
  * drops root, and runs in the foreground until SIGTERM/SIGINT, which close the
  * listeners and exit 0.
  *
- * Today the IMAP listeners answer with a BYE saying IMAP is not served yet:
- * the protocol layer is the IMAP issue's work. Everything below it (config,
- * listeners, TLS, privileges, logging) is real.
+ * IMAP runs in several worker processes when configured (imap-workers.ts);
+ * the master then only accepts IMAP connections and hands them over, and
+ * serves LMTP, the auth socket, quota-status and ManageSieve itself.
  */
 import { ImapService } from './imap-service.js';
+import { ImapWorkerPool, imapProcessCount, type WorkerMessage } from './imap-workers.js';
 import { DeliveryServices, lmtpInetSpecs } from './delivery-services.js';
 import type { Socket } from 'node:net';
 import { ManageSieveService, managesieveListenerSpecs } from './managesieve-service.js';
@@ -18,6 +19,7 @@ import { compatStatus } from '../config/known-settings.js';
 import { configureLogging, Logger } from '../log/logger.js';
 import { closeListeners, openListeners, parseListen, tlsMinVersion, type ListenerSpec, type TlsMaterial } from './listeners.js';
 import { dropPrivileges } from './privileges.js';
+import { configFilesSnapshot, installConfigFiles, preloadConfigFile, startRecording, stopRecording, type ConfigFilesSnapshot } from '../config/privileged-files.js';
 import { prepareDemo, type DemoInstance } from './demo.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -27,14 +29,15 @@ const VERSION = '0.1.0';
 /** Dovecot's exit code for fatal start-up errors (FATAL_DEFAULT). */
 const EXIT_FATAL = 89;
 
-interface Args { configPath: string; demo: boolean }
+interface Args { configPath: string; demo: boolean; imapWorker: boolean }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { configPath: process.env.SEALMAIL_CONFIG ?? '/etc/dovecot/dovecot.conf', demo: false };
+  const a: Args = { configPath: process.env.SEALMAIL_CONFIG ?? '/etc/dovecot/dovecot.conf', demo: false, imapWorker: false };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i];
     if (v === '-c') { a.configPath = argv[++i] ?? ''; if (!a.configPath) throw new Error('-c needs a file'); }
     else if (v === '--demo') a.demo = true;
+    else if (v === '--imap-worker') a.imapWorker = true; // internal: started by the master over IPC
     else if (v === '-F') { /* always in the foreground; accepted for dovecot -F scripts */ }
     else throw new Error(`unknown option ${v} (usage: sealmail [-c FILE] [-F] [--demo])`);
   }
@@ -78,19 +81,23 @@ Stop with Ctrl-C.
 `);
 }
 
-export async function main(argv: string[]): Promise<void> {
-  const log = new Logger('master');
-  let args: Args;
-  try { args = parseArgs(argv); } catch (e) { process.stderr.write(`Fatal: ${(e as Error).message}\n`); process.exit(64); }
-  let demo: DemoInstance | null = null;
-  if (args.demo) {
-    const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-    demo = await prepareDemo(repoRoot);
-    args.configPath = demo.configPath;
+/**
+ * Read the passdb/userdb files ISPmail keeps root-only (dovecot-sql.conf.ext)
+ * while still root; the SQL connection is opened lazily, later.
+ */
+function preloadAuthFiles(config: DovecotConfig): void {
+  for (const db of [...config.passdbs(), ...config.userdbs()]) {
+    if (!['sql', 'passwd-file', 'dict'].includes(db.driver ?? '')) continue;
+    const path = (db.args ?? '').split(/\s+/).filter(Boolean).pop();
+    if (path && path.startsWith('/') && db.driver === 'sql') preloadConfigFile(path);
   }
+}
+
+/** The configuration and logging, as `dovecot` sets them up (exit 89 on errors). */
+async function loadServerConfig(path: string): Promise<DovecotConfig> {
   let config: DovecotConfig;
   try {
-    config = await loadConfig(args.configPath, { readValueFiles: true });
+    config = await loadConfig(path, { readValueFiles: true });
   } catch (e) {
     const msg = e instanceof ConfigError ? e.message : `Error reading configuration: ${(e as Error).message}`;
     process.stderr.write(`doveconf: Fatal: ${msg}\n`);
@@ -106,6 +113,50 @@ export async function main(argv: string[]): Promise<void> {
       ...(config.getBool('mail_debug') ? ['mail'] : []),
     ]),
   });
+  return config;
+}
+
+/**
+ * An IMAP worker process (see imap-workers.ts): started by the master after
+ * it dropped root, it serves the connections the master hands over.
+ */
+async function runImapWorker(config: DovecotConfig): Promise<void> {
+  const imap = new ImapService(config, tlsMaterial(config));
+  dropPrivileges(config.get('mail_uid'), config.get('mail_gid')); // a no-op: the master forks us after dropping root
+  const send = (m: WorkerMessage) => { if (process.connected) process.send!(m); };
+  imap.login.penalty.onChange = (op, ip, now) => send({ t: 'penalty', op, ip, now });
+  imap.onLoad = (sessions) => send({ t: 'load', sessions });
+  process.on('message', (m: WorkerMessage, handle?: unknown) => {
+    if (m.t === 'conn' && handle) imap.acceptHandedOff(handle as Socket, m.spec);
+    else if (m.t === 'penalty') imap.login.penalty.apply(m.op, m.ip, m.now);
+    else if (m.t === 'shutdown') void imap.close().finally(() => process.exit(0));
+  });
+  // the master is gone (even kill -9): stop at once rather than serve on alone
+  process.on('disconnect', () => process.exit(0));
+  process.on('SIGINT', () => undefined); // Ctrl-C reaches the whole group: the master decides
+  process.on('SIGTERM', () => void imap.close().finally(() => process.exit(0)));
+  send({ t: 'ready' });
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const log = new Logger('master');
+  let args: Args;
+  try { args = parseArgs(argv); } catch (e) { process.stderr.write(`Fatal: ${(e as Error).message}\n`); process.exit(64); }
+  let demo: DemoInstance | null = null;
+  if (args.demo) {
+    const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+    demo = await prepareDemo(repoRoot);
+    args.configPath = demo.configPath;
+  }
+  if (args.imapWorker) {
+    // the master sends the files it read as root first (privileged-files.ts)
+    const files = await new Promise<ConfigFilesSnapshot>((resolve) => process.once('message', (m: WorkerMessage) => resolve(m.t === 'init' ? m.files : { files: {}, globs: {} })));
+    installConfigFiles(files);
+    await runImapWorker(await loadServerConfig(args.configPath));
+    return;
+  }
+  startRecording(); // root-only files stay readable after privileges are dropped (privileged-files.ts)
+  const config = await loadServerConfig(args.configPath);
   for (const w of config.warnings) log.warn(w);
   for (const key of config.explicitGlobals()) {
     if (compatStatus(key) === 'accepted, no effect yet (warns)') log.warn(`${key}: not supported by Sealmail yet, setting has no effect (see dovecot-compat.md)`);
@@ -116,24 +167,40 @@ export async function main(argv: string[]): Promise<void> {
   const imap = new ImapService(config, tls);
   const managesieve = new ManageSieveService(config, tls);
   const delivery = new DeliveryServices(config);
+  let workers: ImapWorkerPool | null = null;
   try {
-    open = await openListeners(listenerSpecs(config), tls, (s, spec) => imap.accept(s, spec));
+    const imapSpecs = listenerSpecs(config);
+    const processes = imapSpecs.length ? imapProcessCount(config) : 1;
+    if (processes > 1) {
+      workers = new ImapWorkerPool(processes, fileURLToPath(import.meta.url), ['-c', args.configPath], log);
+      // TLS happens in the worker: the master only accepts and hands the socket on, unread
+      const w = workers;
+      open = await openListeners(imapSpecs, tls, (s, spec) => w.dispatch(s as Socket, spec), { handOff: true });
+    } else {
+      open = await openListeners(imapSpecs, tls, (s, spec) => imap.accept(s, spec));
+    }
     open.push(...await openListeners(managesieveListenerSpecs(config), tls, (s, spec) => managesieve.accept(s, spec)));
     if (config.get('protocols').split(/\s+/).includes('lmtp')) open.push(...await openListeners(lmtpInetSpecs(config), null, (s) => delivery.acceptLmtp(s as Socket)));
     await delivery.openUnix((m) => log.warn(m));
+    preloadAuthFiles(config);
     dropPrivileges(config.get('mail_uid'), config.get('mail_gid'));
+    stopRecording();
+    if (workers) await workers.start(configFilesSnapshot());
   } catch (e) {
     log.fatal((e as Error).message);
+    await workers?.close();
     process.exit(EXIT_FATAL);
   }
   log.info(`Sealmail v${VERSION} starting up for ${config.get('protocols').trim()}`);
   for (const l of open) log.info(`listening on ${l.spec.address}:${l.port} (${l.spec.service}/${l.spec.name}${l.spec.ssl ? ', ssl' : ''})`);
   for (const l of delivery.open) log.info(`listening on ${l.spec.path} (${l.spec.service})`);
+  if (workers) log.info(`imap: ${workers.pids.length} worker processes (${workers.pids.join(' ')})`);
   if (demo) printDemo(demo);
 
   const stop = async (sig: string) => {
     log.info(`Sealmail v${VERSION} stopping (${sig})`);
-    await closeListeners(open);
+    // together: a handed-off connection keeps its listener open until its worker closes it
+    await Promise.all([closeListeners(open), workers?.close()]);
     await imap.close();
     await managesieve.close();
     await delivery.close();

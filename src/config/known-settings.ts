@@ -167,6 +167,7 @@ export const SEALMAIL_HONOURS = new Set([
   'mail_location', 'mail_home', 'mail_plugins', 'mail_attribute_dict',
   // IMAP (src/imap)
   'login_greeting', 'imap_capability', 'imap_max_line_length', 'imap_idle_notify_interval',
+  'imap_metadata', 'mail_server_comment', 'mail_server_admin',
   // quota (src/quota)
   'lmtp_rcpt_check_quota', 'quota_full_tempfail',
   // LMTP (src/lmtp)

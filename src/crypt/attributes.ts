@@ -10,6 +10,7 @@
 import { promises as fsp, constants as fsc } from 'node:fs';
 import { hostname } from 'node:os';
 import { CryptError } from './keys.js';
+import { expandVars } from '../config/vars.js';
 
 const ESC: Record<string, string> = { '0': '\0', '1': '\x01', t: '\t', r: '\r', n: '\n' };
 
@@ -34,6 +35,18 @@ export function serialiseDict(m: Map<string, string>): string {
   let out = '';
   for (const [k, v] of m) out += `${escapeDict(k)}\n${escapeDict(v)}\n`;
   return out;
+}
+
+/**
+ * The file behind `mail_attribute_dict = file:PATH[:lock=…]` for one user
+ * (%u %n %d %h expanded); null when the setting is empty or names another
+ * dict driver, which Sealmail does not implement.
+ */
+export function attributeDictFile(setting: string, user: { username: string; home?: string }): string | null {
+  if (!setting.startsWith('file:')) return null;
+  const at = user.username.indexOf('@');
+  const vars = { u: user.username, user: user.username, n: at < 0 ? user.username : user.username.slice(0, at), d: at < 0 ? '' : user.username.slice(at + 1), h: user.home ?? '', home: user.home ?? '' };
+  return expandVars(setting.slice(5).replace(/:lock=\w+$/, ''), vars);
 }
 
 const STALE_MS = 60_000;

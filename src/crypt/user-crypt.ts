@@ -15,10 +15,9 @@ import { createCipheriv, createDecipheriv, createHash, createPrivateKey, createP
 import { promises as fsp } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { DovecotConfig } from '../config/settings.js';
-import { expandVars } from '../config/vars.js';
 import type { IndexCipher, MessageCodec } from './codec.js';
 import { identityCipher, identityCodec } from './codec.js';
-import { AttributeDict } from './attributes.js';
+import { AttributeDict, attributeDictFile } from './attributes.js';
 import { decryptStream, encryptStream, headerBytesNeeded, isEncrypted, parseHeader, type MailHeader } from './container.js';
 import { cryptJob, toWirePriv, toWirePub } from './crypt-worker.js';
 import {
@@ -100,9 +99,7 @@ export function cryptSettings(config: DovecotConfig, user: CryptUser, loginPassw
   }
   const gp = get('mail_crypt_global_public_key');
   const attr = config.get('mail_attribute_dict', { protocol: user.protocol });
-  const at = user.username.indexOf('@');
-  const vars = { u: user.username, user: user.username, n: at < 0 ? user.username : user.username.slice(0, at), d: at < 0 ? '' : user.username.slice(at + 1), h: user.home ?? '', home: user.home ?? '' };
-  const attributesPath = attr.startsWith('file:') ? expandVars(attr.slice(5).replace(/:lock=\w+$/, ''), vars) : join(user.mailRoot, 'dovecot-attributes');
+  const attributesPath = attributeDictFile(attr, user) ?? join(user.mailRoot, 'dovecot-attributes');
   return {
     enabled,
     saveVersion: Number((sv ?? '0')[0]),

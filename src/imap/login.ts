@@ -16,9 +16,10 @@ import { Logger } from '../log/logger.js';
 import type { MailStore } from '../mailstore/store.js';
 import { cryptUserFor, openUserStore, resolveMailUser, specialUseMap } from '../mailstore/user-store.js';
 import { UserQuota } from '../quota/quota.js';
+import { openUserMetadata, type UserMetadata } from '../mailstore/metadata.js';
 
 export type LoginResult =
-  | { ok: true; user: string; store: MailStore; quota: UserQuota | null; mailPlugins: string[] }
+  | { ok: true; user: string; store: MailStore; quota: UserQuota | null; mailPlugins: string[]; metadata: UserMetadata | 'disabled' | 'no-dict' }
   | { ok: false; code?: string; text: string };
 
 export class LoginService {
@@ -56,7 +57,7 @@ export class LoginService {
       const store = openUserStore(user, crypt, specialUseMap(this.config, 'imap'));
       await store.ensureRoot(); // Dovecot creates INBOX on first login
       const plugins = u.fields.find(([k]) => k === 'mail_plugins')?.[1] ?? this.config.get('mail_plugins', { protocol: 'imap' });
-      return { ok: true, user: a.user, store, quota: UserQuota.forUser(this.config, 'imap', a.user, u.fields, store), mailPlugins: splitPlugins(plugins) };
+      return { ok: true, user: a.user, store, quota: UserQuota.forUser(this.config, 'imap', a.user, u.fields, store), mailPlugins: splitPlugins(plugins), metadata: openUserMetadata(this.config, user, store, 'imap') };
     } catch (e) {
       if (!(e instanceof CryptError)) throw e;
       ulog.error(`mail-crypt: ${e.message}`);

@@ -12,6 +12,7 @@ import { constants as zc, createDeflateRaw, createInflateRaw, type DeflateRaw, t
 import type { DovecotConfig } from '../config/settings.js';
 import type { Logger } from '../log/logger.js';
 import type { MailStore } from '../mailstore/store.js';
+import type { UserMetadata } from '../mailstore/metadata.js';
 import type { UserQuota } from '../quota/quota.js';
 import { CommandReader, badText, type ImapArg, type LiteralInfo, type ReaderEvent } from './wire/parser.js';
 import { writeResponse, type Response, type ResponseCode, type ImapValue, atom, num, list } from './wire/encoder.js';
@@ -34,7 +35,7 @@ export interface SessionOptions {
   /** Wrap the socket in TLS (STARTTLS); absent when no certificate is configured. */
   starttls?: (socket: Duplex) => Promise<Duplex>;
   /** Pre-authenticated user (tests, `sealmail imap -u`): skips LOGIN. */
-  preauth?: { user: string; store: MailStore; quota?: UserQuota | null; mailPlugins?: string[] };
+  preauth?: { user: string; store: MailStore; quota?: UserQuota | null; mailPlugins?: string[]; metadata?: UserMetadata };
 }
 
 /** Dovecot: a client that sends this many bad commands before logging in is disconnected. */
@@ -85,7 +86,7 @@ const POSTLOGIN_CAPABILITIES: Array<[string, boolean | ((s: Session) => boolean)
   ['SAVEDATE', false],
   ['LITERAL+', true],
   ['NOTIFY', false],
-  ['METADATA', false],
+  ['METADATA', (s) => typeof s.metadata === 'object'],
   ['SPECIAL-USE', true],
   ['COMPRESS=DEFLATE', (s) => s.mailPlugins.includes('imap_zlib')],
   ['QUOTA', true],
@@ -109,6 +110,8 @@ export class Session {
   enabled = new Set<string>();
   /** The user's mail_plugins (userdb field, else the imap protocol's setting): imap_zlib gates COMPRESS. */
   mailPlugins: string[] = [];
+  /** METADATA (RFC 5464) storage, or why Dovecot would refuse it (imap_metadata = no / no mail_attribute_dict). */
+  metadata: UserMetadata | 'disabled' | 'no-dict' = 'disabled';
   private reader: CommandReader;
   private socket: Duplex;
   private queue: ReaderEvent[] = [];
@@ -159,6 +162,7 @@ export class Session {
       this.user = this.opts.preauth.user;
       this.store = this.opts.preauth.store;
       this.quota = this.opts.preauth.quota ?? null;
+      this.metadata = this.opts.preauth.metadata ?? 'disabled';
       this.mailPlugins = this.opts.preauth.mailPlugins ?? splitPlugins(this.config.get('mail_plugins', { protocol: 'imap' }));
       this.state = 'authenticated';
       await this.send({ kind: 'status', status: 'PREAUTH', code: { name: 'CAPABILITY', args: this.capabilities() }, text: `Logged in as ${this.user}` });

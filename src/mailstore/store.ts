@@ -161,6 +161,14 @@ export class MailStore {
     });
   }
 
+  /** A mailbox's GUID (dovecot-uidlist's G field, created with the uidlist if needed): mail-crypt and metadata keys use it. */
+  async mailboxGuid(name: string): Promise<string> {
+    if (isInbox(name)) await this.ensureRoot();
+    const f = await this.open(name);
+    await f.sync();
+    return f.guid;
+  }
+
   /**
    * The folder handle shared by every session of this process that has it
    * selected: one copy of the message list however many clients idle on it

@@ -54,11 +54,6 @@ export function openUserStore(user: MailUser, crypt?: UserCrypt, specialUse?: Re
 export function cryptUserFor(user: MailUser, store: MailStore, protocol: string): CryptUser {
   return {
     username: user.username, mailRoot: store.loc.root, home: user.home, fields: user.fields, protocol,
-    async mailboxGuid(name) {
-      if (name.toUpperCase() === 'INBOX') await store.ensureRoot();
-      const f = await store.open(name);
-      await f.sync();
-      return f.guid;
-    },
+    mailboxGuid: (name) => store.mailboxGuid(name),
   };
 }

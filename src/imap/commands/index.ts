@@ -16,6 +16,7 @@ import { sortCommands } from './sort.js';
 import { threadCommands } from './thread.js';
 import { quotaCommands } from './quota.js';
 import { compressCommands } from './compress.js';
+import { metadataCommands } from './metadata.js';
 
 export type { Command, CommandContext } from './types.js';
 import type { Command } from './types.js';
@@ -35,4 +36,5 @@ export const COMMANDS: Record<string, Command> = {
   ...threadCommands,
   ...quotaCommands,
   ...compressCommands,
+  ...metadataCommands,
 };

@@ -19,6 +19,7 @@ async function doLogin(ctx: CommandContext, user: string, password: string, mech
   s.store = r.store;
   s.quota = r.quota;
   s.mailPlugins = r.mailPlugins;
+  s.metadata = r.metadata;
   s.state = 'authenticated';
   s.log.info(`Login: user=<${r.user}>, method=${mech}, rip=${s.opts.rip}, lip=${s.opts.lip}${s.secured ? ', TLS' : ''}`);
   await ctx.ok('Logged in', { name: 'CAPABILITY', args: s.capabilities() });

@@ -49,3 +49,10 @@ async function runBoth(t: import('node:test').TestContext, scriptFile: string, c
 }
 
 test('LIST-EXTENDED, LIST-STATUS and special-use as Dovecot answers them', (t) => runBoth(t, 'list-extended.imap', SPECIAL_USE));
+
+const METADATA = `imap_metadata = yes
+mail_attribute_dict = file:%h/dovecot-attributes
+mail_server_comment = Sealmail test server
+`;
+
+test('METADATA (GETMETADATA/SETMETADATA) as Dovecot answers them', (t) => runBoth(t, 'metadata.imap', SPECIAL_USE + METADATA));

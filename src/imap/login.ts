@@ -14,7 +14,7 @@ import { CryptError } from '../crypt/keys.js';
 import { unlockUserCrypt } from '../crypt/user-crypt.js';
 import { Logger } from '../log/logger.js';
 import type { MailStore } from '../mailstore/store.js';
-import { cryptUserFor, openUserStore, resolveMailUser, specialUseMap } from '../mailstore/user-store.js';
+import { cryptUserFor, mailboxConfig, openUserStore, resolveMailUser } from '../mailstore/user-store.js';
 import { UserQuota } from '../quota/quota.js';
 import { openUserMetadata, type UserMetadata } from '../mailstore/metadata.js';
 
@@ -51,10 +51,11 @@ export class LoginService {
       ulog.error(`Mail access refused: the userdb gives uid ${user.uid}, this Sealmail process runs as uid ${myUid} (run one instance per mail uid)`);
       return { ok: false, code: 'UNAVAILABLE', text: 'Internal error occurred. Refer to server log for more information.' };
     }
-    const plain = openUserStore(user, undefined, specialUseMap(this.config, 'imap'));
+    const mailboxes = mailboxConfig(this.config, 'imap');
+    const plain = openUserStore(user, undefined, mailboxes);
     try {
       const crypt = await unlockUserCrypt(this.config, cryptUserFor(user, plain, 'imap'), password, { promotePending: true });
-      const store = openUserStore(user, crypt, specialUseMap(this.config, 'imap'));
+      const store = openUserStore(user, crypt, mailboxes);
       await store.ensureRoot(); // Dovecot creates INBOX on first login
       const plugins = u.fields.find(([k]) => k === 'mail_plugins')?.[1] ?? this.config.get('mail_plugins', { protocol: 'imap' });
       return { ok: true, user: a.user, store, quota: UserQuota.forUser(this.config, 'imap', a.user, u.fields, store), mailPlugins: splitPlugins(plugins), metadata: openUserMetadata(this.config, user, store, 'imap') };

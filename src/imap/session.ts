@@ -248,6 +248,8 @@ export class Session {
     this.state = 'logout';
     this.inflate?.destroy();
     if (this.deflate && !this.deflate.writableEnded) this.deflate.destroy();
+    // Dovecot runs `mailbox { autoexpunge }` when the user's session ends
+    this.store?.autoexpunge().catch((e: Error) => this.log.error(`autoexpunge: ${e.message}`));
   }
 
   get isClosed(): boolean { return this.closed; }

@@ -11,7 +11,7 @@ import type { IndexCipher, MessageCodec } from '../crypt/codec.js';
 import { identityCipher, identityCodec } from '../crypt/codec.js';
 import { MailStoreError, ioError } from './errors.js';
 import type { DotlockOptions } from './maildir/dotlock.js';
-import { MaildirFolder, RECENT_FILE } from './maildir/folder.js';
+import { MaildirFolder, RECENT_FILE, type MaildirMessage } from './maildir/folder.js';
 import { folderDir, folderExists, imapNameFromStorage, isInbox, listFolders, splitImapName, storageLevels, IMAP_SEP } from './maildir/folders.js';
 import { parseMailLocation, type MaildirLocation } from './maildir/location.js';
 import { readMaildirsize, readMaildirsizeFile, writeMaildirsize, type QuotaUsage } from './maildir/maildirsize.js';
@@ -28,9 +28,30 @@ export interface StoreOptions {
   cipher?: IndexCipher;
   /** IMAP name → special-use flag (`namespace inbox { mailbox X { special_use } }`). */
   specialUse?: Record<string, string>;
+  /** `mailbox X { auto = create|subscribe }`, in configuration order. */
+  autoMailboxes?: AutoMailbox[];
+  /** `mailbox X { autoexpunge = … }`: expunge what was saved longer ago than this. */
+  autoexpunge?: { name: string; ms: number }[];
   lock?: DotlockOptions;
   warn?: (msg: string) => void;
 }
+
+export interface AutoMailbox { name: string; auto: 'create' | 'subscribe' }
+
+/**
+ * When a message was saved: the time in its Maildir base name (Dovecot and
+ * Sealmail name a file when they save or copy it, and it survives flag
+ * changes, unlike ctime), else the file's ctime.
+ */
+async function savedAt(folder: MaildirFolder, m: MaildirMessage): Promise<number | null> {
+  const t = /^(\d{9,})\./.exec(m.base);
+  if (t) return Number(t[1]) * 1000;
+  const st = await folder.stat(m).catch(() => null);
+  return st ? st.ctime.getTime() : null;
+}
+
+/** Roots whose autoexpunge is running in this process (one run at a time per user, as Dovecot's lock file). */
+const AUTOEXPUNGING = new Map<string, Promise<number>>();
 
 export interface ListEntry {
   name: string;
@@ -102,14 +123,40 @@ export class MailStore {
     }
   }
 
+  /**
+   * Subscribed names in the subscriptions file's order, then the
+   * `auto = subscribe` mailboxes the file lacks (Dovecot shows them
+   * subscribed whether or not they were ever created or unsubscribed).
+   */
   async subscriptions(): Promise<string[]> {
     const s = await readSubscriptions(this.subscriptionsPath, this.subSep);
-    return s.names.map((l) => imapNameFromStorage(this.loc, l)).filter((n): n is string => n !== null);
+    const names = s.names.map((l) => imapNameFromStorage(this.loc, l)).filter((n): n is string => n !== null);
+    const have = new Set(names);
+    for (const a of this.opts.autoMailboxes ?? []) if (a.auto === 'subscribe' && !have.has(a.name)) names.push(a.name);
+    return names;
+  }
+
+  private auto(name: string): AutoMailbox | undefined {
+    return this.opts.autoMailboxes?.find((a) => a.name === name);
+  }
+
+  /**
+   * An `auto` mailbox is there for the client before it is on disk (Dovecot
+   * 2.3 creates it when it is first opened, subscribing it if so configured).
+   * True when the mailbox exists now.
+   */
+  private async materialize(name: string): Promise<boolean> {
+    if (await folderExists(this.loc, name)) return true;
+    const a = this.auto(name);
+    if (!a) return false;
+    try { await this.create(name); } catch (e) { if (!(e instanceof MailStoreError && e.code === 'ALREADYEXISTS')) throw e; }
+    if (a.auto === 'subscribe') await this.subscribe(name, true);
+    return true;
   }
 
   async subscribe(name: string, on = true): Promise<void> {
     const levels = storageLevels(this.loc, name);
-    if (on && !(await folderExists(this.loc, name))) throw new MailStoreError('NONEXISTENT', `mailbox ${name} does not exist`);
+    if (on && !(await folderExists(this.loc, name)) && !this.auto(name)) throw new MailStoreError('NONEXISTENT', `mailbox ${name} does not exist`);
     await updateSubscriptions(this.subscriptionsPath, this.subSep, (s) => {
       const key = levels.join('\t');
       const i = s.names.findIndex((l) => l.join('\t') === key);
@@ -121,22 +168,37 @@ export class MailStore {
   /** LIST "" "*" RETURN (SPECIAL-USE SUBSCRIBED CHILDREN), or plain LIST with `plain`. */
   async list(plain = false): Promise<ListEntry[]> {
     const subs = new Set(plain ? [] : await this.subscriptions());
-    const out: ListEntry[] = [];
-    for (const f of await listFolders(this.loc)) {
+    return (await this.listInfo()).map((f) => {
       const flags: string[] = [];
       if (!f.exists) flags.push(f.noselect || plain ? '\\Noselect' : '\\NonExistent');
       if (subs.has(f.name)) flags.push('\\Subscribed');
       flags.push(f.hasChildren ? '\\HasChildren' : '\\HasNoChildren');
-      const su = this.opts.specialUse?.[f.name];
-      if (su && f.exists) flags.push(su);
-      out.push({ name: f.name, flags });
-    }
-    return out;
+      if (f.specialUse && f.exists) flags.push(f.specialUse);
+      return { name: f.name, flags };
+    });
   }
 
-  /** Every folder in Dovecot's LIST order (INBOX last), parents without a mailbox included. */
+  /**
+   * Every folder in Dovecot's LIST order, parents without a mailbox
+   * included: the folders on disk, then the `auto` mailboxes not created yet
+   * (configuration order, as Dovecot lists them), INBOX last.
+   */
   async listInfo(): Promise<FolderInfo[]> {
-    return (await listFolders(this.loc)).map((f) => ({ ...f, specialUse: this.opts.specialUse?.[f.name] }));
+    const disk = await listFolders(this.loc);
+    const inbox = disk.pop()!;
+    const out: FolderInfo[] = disk.map((f) => ({ ...f, specialUse: this.opts.specialUse?.[f.name] }));
+    for (const a of this.opts.autoMailboxes ?? []) {
+      if (isInbox(a.name)) continue;
+      const f = out.find((x) => x.name === a.name);
+      if (f) { if (!f.exists && !f.noselect) f.exists = true; continue; }
+      out.push({ name: a.name, exists: true, noselect: false, hasChildren: out.some((x) => x.name.startsWith(a.name + IMAP_SEP)), specialUse: this.opts.specialUse?.[a.name] });
+      for (let i = a.name.lastIndexOf(IMAP_SEP); i > 0; i = a.name.lastIndexOf(IMAP_SEP, i - 1)) {
+        const parent = out.find((x) => x.name === a.name.slice(0, i));
+        if (parent) parent.hasChildren = true;
+      }
+    }
+    out.push({ ...inbox, specialUse: this.opts.specialUse?.INBOX });
+    return out;
   }
 
   /** LSUB: subscribed names (also missing ones) with special-use of existing folders. */
@@ -144,16 +206,16 @@ export class MailStore {
     const out: ListEntry[] = [];
     for (const name of await this.subscriptions()) {
       const su = this.opts.specialUse?.[name];
-      out.push({ name, flags: su && await folderExists(this.loc, name).catch(() => false) ? [su] : [] });
+      out.push({ name, flags: su && await this.exists(name).catch(() => false) ? [su] : [] });
     }
     return out;
   }
 
-  async exists(name: string): Promise<boolean> { return folderExists(this.loc, name); }
+  async exists(name: string): Promise<boolean> { return (await folderExists(this.loc, name)) || !!this.auto(name); }
 
   /** Open a folder (no sync yet). */
   async open(name: string): Promise<MaildirFolder> {
-    if (!(await folderExists(this.loc, name))) throw new MailStoreError('NONEXISTENT', `mailbox ${name} does not exist`);
+    if (!(await this.materialize(name))) throw new MailStoreError('NONEXISTENT', `mailbox ${name} does not exist`);
     return new MaildirFolder(this.dirOf(name), {
       codec: this.codec, cipher: this.cipher, mailboxName: isInbox(name) ? 'INBOX' : name, rootDir: this.rootControl,
       controlDir: this.controlDirOf(name), lock: this.opts.lock, warn: this.opts.warn,
@@ -180,7 +242,7 @@ export class MailStore {
     if (!e) {
       e = { folder: await this.open(name), refs: 0 };
       SHARED.set(key, e);
-    } else if (!(await folderExists(this.loc, name))) {
+    } else if (!(await this.materialize(name))) {
       throw new MailStoreError('NONEXISTENT', `mailbox ${name} does not exist`);
     }
     const entry = e;
@@ -225,6 +287,8 @@ export class MailStore {
    */
   async delete(name: string): Promise<void> {
     if (isInbox(name)) throw new MailStoreError('NOTPOSSIBLE', 'INBOX can not be deleted');
+    // an auto mailbox not created yet: Dovecot says OK, and it stays listed
+    if (this.auto(name) && !(await folderExists(this.loc, name))) return;
     if (!(await folderExists(this.loc, name))) throw new MailStoreError('NONEXISTENT', `mailbox ${name} does not exist`);
     const dir = this.dirOf(name);
     try {
@@ -304,6 +368,42 @@ export class MailStore {
     const after = await folderStamp(f.dir, f.controlDir);
     if (after && after === before) await writeStatusCache(f.controlDir, after, st);
     return st;
+  }
+
+  /**
+   * Dovecot's autoexpunge (run at the end of a session): in each configured
+   * mailbox that exists, messages saved longer ago than its `autoexpunge`
+   * are expunged, oldest
+   * UID first, stopping at the first newer one as Dovecot does. One run at
+   * a time per user. Returns how many were expunged.
+   */
+  async autoexpunge(now = Date.now()): Promise<number> {
+    const rules = this.opts.autoexpunge ?? [];
+    if (!rules.length) return 0;
+    const key = this.rootControl;
+    const running = AUTOEXPUNGING.get(key);
+    if (running) return running;
+    const run = (async () => {
+      let n = 0;
+      for (const r of rules) {
+        if (!(await folderExists(this.loc, r.name))) continue;
+        const h = await this.openShared(r.name);
+        try {
+          await h.folder.sync();
+          const old = [];
+          for (const m of [...h.folder.messages].sort((x, y) => x.uid - y.uid)) {
+            const saved = await savedAt(h.folder, m);
+            if (saved === null) continue;
+            if (saved > now - r.ms) break;
+            old.push(m);
+          }
+          if (old.length) n += (await h.folder.expunge(old)).length;
+        } finally { h.release(); }
+      }
+      return n;
+    })().finally(() => AUTOEXPUNGING.delete(key));
+    AUTOEXPUNGING.set(key, run);
+    return run;
   }
 
   /** Quota usage from maildirsize (null when the file is missing: Dovecot will recount). */

@@ -3,14 +3,16 @@
  * service prepares a mail user: home (`home` field, else `mail_home`),
  * location (`mail` field, else `mail_location`) with %-variables expanded,
  * mail uid/gid (`uid`/`gid` fields, else `mail_uid`/`mail_gid`), special-use
- * flags from the inbox namespace's `mailbox` sections, and mail-crypt (the
+ * flags, `auto` mailboxes and `autoexpunge` from the namespaces' `mailbox`
+ * sections, and mail-crypt (the
  * caller unlocks it: login with the password, delivery with public keys).
  */
 import type { DovecotConfig } from '../config/settings.js';
 import { expandVars } from '../config/vars.js';
 import type { Fields } from '../auth/databases.js';
 import type { UserCrypt, CryptUser } from '../crypt/user-crypt.js';
-import { MailStore } from './store.js';
+import { MailStore, type AutoMailbox } from './store.js';
+import { parseTime } from '../config/values.js';
 
 export interface MailUser {
   username: string;
@@ -46,8 +48,29 @@ export function specialUseMap(config: DovecotConfig, protocol: string): Record<s
   return out;
 }
 
-export function openUserStore(user: MailUser, crypt?: UserCrypt, specialUse?: Record<string, string>): MailStore {
-  return new MailStore({ mailLocation: user.mailLocation, home: user.home, codec: crypt?.codec, cipher: crypt?.cipher, specialUse });
+/** What the inbox namespace's `mailbox` sections configure: special-use flags, `auto` mailboxes, `autoexpunge`. */
+export interface MailboxConfig {
+  specialUse?: Record<string, string>;
+  autoMailboxes?: AutoMailbox[];
+  autoexpunge?: { name: string; ms: number }[];
+}
+
+/** `mailbox` sections of every namespace, in configuration order (Dovecot's order for listing auto mailboxes). */
+export function mailboxConfig(config: DovecotConfig, protocol: string): MailboxConfig {
+  const out: Required<MailboxConfig> = { specialUse: specialUseMap(config, protocol), autoMailboxes: [], autoexpunge: [] };
+  for (const ns of config.namespaces({ protocol })) {
+    for (const mb of ns.mailboxes) {
+      const auto = mb.settings.auto;
+      if (auto === 'create' || auto === 'subscribe') out.autoMailboxes.push({ name: mb.name, auto });
+      const ms = parseTime(mb.settings.autoexpunge ?? '0', false);
+      if (typeof ms === 'number' && ms > 0) out.autoexpunge.push({ name: mb.name, ms });
+    }
+  }
+  return out;
+}
+
+export function openUserStore(user: MailUser, crypt?: UserCrypt, mailboxes: MailboxConfig = {}): MailStore {
+  return new MailStore({ mailLocation: user.mailLocation, home: user.home, codec: crypt?.codec, cipher: crypt?.cipher, ...mailboxes });
 }
 
 /** What the crypt layer needs to know about the user; mailbox GUIDs come from the store. */

@@ -13,6 +13,7 @@ import { setupDovecot } from '../../helpers/dovecot.js';
 import { startSealmail } from '../../helpers/sealmail-server.js';
 import { freePort } from '../../helpers/databases.js';
 import { compareTranscripts, diffDir, fixedUidValidities, normalise, parseScript, runScript, writeMaildir } from '../../helpers/imap-diff.js';
+import { assertSameTranscript, lockstep, normaliseTranscript } from '../../helpers/imap-lockstep.js';
 
 const SPECIAL_USE = `namespace inbox {
   inbox = yes
@@ -28,6 +29,32 @@ const SPECIAL_USE = `namespace inbox {
   }
   mailbox Archive.2026 {
     special_use = \\Archive
+  }
+}
+`;
+
+/** ISPmail's conf.d/15-mailboxes.conf: the four folders subscribed automatically, plus an auto-created child. */
+const AUTO = `namespace inbox {
+  inbox = yes
+  separator = .
+  mailbox Drafts {
+    special_use = \\Drafts
+    auto = subscribe
+  }
+  mailbox Junk {
+    special_use = \\Junk
+    auto = subscribe
+  }
+  mailbox Trash {
+    special_use = \\Trash
+    auto = subscribe
+  }
+  mailbox Sent {
+    special_use = \\Sent
+    auto = subscribe
+  }
+  mailbox Archive.Auto {
+    auto = create
   }
 }
 `;
@@ -56,3 +83,30 @@ mail_server_comment = Sealmail test server
 `;
 
 test('METADATA (GETMETADATA/SETMETADATA) as Dovecot answers them', (t) => runBoth(t, 'metadata.imap', SPECIAL_USE + METADATA));
+
+test('auto = create|subscribe mailboxes as Dovecot shows and creates them', (t) => runBoth(t, 'auto-mailboxes.imap', AUTO));
+
+test('autoexpunge: at the end of a session, messages saved longer ago than the limit are gone, as in Dovecot', async (t) => {
+  const conf = 'namespace inbox {\n  inbox = yes\n  separator = .\n  mailbox Trash {\n    special_use = \\Trash\n    autoexpunge = 2s\n  }\n}\n';
+  const port = await freePort();
+  const dv = setupDovecot(t, { start: true, protocols: 'imap', extraConf: `disable_plaintext_auth = no\nservice imap-login {\n  inet_listener imap {\n    port = ${port}\n  }\n}\n${conf}` });
+  if (!dv) return;
+  const seal = await startSealmail(t, { extraConf: conf });
+  const msg = (s: string) => `Subject: ${s}\r\n\r\nbody\r\n`;
+  const lit = (s: string) => `{${s.length}+}\r\n${s}`;
+  const first = ['a1 CREATE Trash', `a2 APPEND Trash ${lit(msg('one'))}`, `a3 APPEND Trash ${lit(msg('two'))}`, `a4 APPEND INBOX ${lit(msg('kept'))}`, 'a5 STATUS Trash (MESSAGES)', 'a6 LOGOUT'];
+  const check = ['c1 STATUS Trash (MESSAGES)', 'c2 STATUS INBOX (MESSAGES)'];
+  const user = 'ae@example.org';
+  const sessions = async (p: number): Promise<string[]> => {
+    const out = [normaliseTranscript(await lockstep(p, first, user))];
+    out.push(normaliseTranscript(await lockstep(p, check, user))); // too young yet
+    await new Promise((r) => setTimeout(r, 3000));
+    await lockstep(p, ['b1 NOOP'], user); // this session's end expunges
+    await new Promise((r) => setTimeout(r, 1000));
+    out.push(normaliseTranscript(await lockstep(p, check, user)));
+    return out.flat();
+  };
+  const [theirs, ours] = await Promise.all([sessions(port), sessions(seal.imapPort)]);
+  assertSameTranscript(ours, theirs);
+  assert.ok(ours.includes('* STATUS Trash (MESSAGES 2)') && ours.includes('* STATUS Trash (MESSAGES 0)') && ours.filter((l) => l === '* STATUS INBOX (MESSAGES 1)').length === 2, ours.join('\n'));
+});

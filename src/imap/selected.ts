@@ -23,6 +23,8 @@ export class Selected {
   /** Flag changes this client made itself and was already told about (uid → serial). */
   private ownChanges = new Map<number, number>();
   readonly recent = new Set<number>();
+  /** RFC 5182 SEARCHRES: the UIDs of the last SEARCH RETURN (SAVE), `$` in later commands (empty before any). */
+  saved: number[] = [];
   /** The RECENT count the client was last told. */
   private reportedRecent = 0;
 
@@ -122,10 +124,12 @@ export class Selected {
   seqOf(uid: number): number { return this.uids.indexOf(uid) + 1; }
 
   /** Messages a sequence set names, in sequence order (`*` = the last; UIDs outside are skipped, as RFC 3501 says). */
-  resolve(set: SequenceSet, uid: boolean, saved: number[] = []): { seq: number; m: MaildirMessage }[] {
+  resolve(set: SequenceSet, uid: boolean, saved: number[] = this.saved): { seq: number; m: MaildirMessage }[] {
     const out: { seq: number; m: MaildirMessage }[] = [];
     if (set.type === 'saved') {
-      for (const u of saved) { const s = this.seqOf(u); const m = this.folder.message(u); if (s && m) out.push({ seq: s, m }); }
+      // expunged UIDs simply drop out of the saved result (RFC 5182 §2.1)
+      const want = new Set(saved);
+      this.uids.forEach((u, i) => { if (want.has(u)) { const m = this.folder.message(u); if (m) out.push({ seq: i + 1, m }); } });
       return out;
     }
     if (uid) {

@@ -73,7 +73,7 @@ const POSTLOGIN_CAPABILITIES: Array<[string, boolean | ((s: Session) => boolean)
   ['QRESYNC', true],
   ['ESEARCH', true],
   ['%s', true],
-  ['SEARCHRES', false],
+  ['SEARCHRES', true],
   ['WITHIN', false],
   ['CONTEXT=SEARCH', false],
   ['%s', true],

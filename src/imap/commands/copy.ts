@@ -35,6 +35,7 @@ async function copy(ctx: CommandContext, uidMode: boolean, move: boolean): Promi
       throw e;
     }
     const msgs = sel.resolve(set, uidMode);
+    if (!msgs.length) { await ctx.ok('No messages found'); return; } // Dovecot's answer to an empty set (e.g. `$` before any SAVE)
     if (!move && s.quota && msgs.length) {
       const sizes: number[] = [];
       for (const { m } of msgs) sizes.push(s.quota.settings.vsizes ? await sel.folder.virtualSize(m) : m.size ?? (await sel.folder.stat(m)).size);

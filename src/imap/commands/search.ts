@@ -26,9 +26,10 @@ const DATES: Record<string, ['received' | 'saved' | 'sent', 'before' | 'on' | 's
   SAVEDBEFORE: ['saved', 'before'], SAVEDON: ['saved', 'on'], SAVEDSINCE: ['saved', 'since'],
 };
 
-function parseKeys(args: ImapArg[], maxSeq: number, maxUid: number): Query {
+function parseKeys(args: ImapArg[], maxSeq: number, maxUid: number, saved: number[] = []): Query {
   let i = 0;
   let w = '';
+  const savedRanges = normalizeSequenceSet(saved.map((u) => ({ from: u, to: u })), 0).map((r): [number, number] => [r.from, r.to]);
   // Dovecot's texts: a key without its parameter names the key
   const str = (): string => {
     const s = astring(args[i++]);
@@ -39,7 +40,8 @@ function parseKeys(args: ImapArg[], maxSeq: number, maxUid: number): Query {
     if (!a) throw new ArgError(`Missing parameter for search key (for search key: ${w})`);
     let s;
     try { s = seqSet(a, uid); } catch (e) { if (e instanceof ArgError && uid) throw new ArgError('Invalid UID messageset'); throw e; }
-    if (s.type === 'saved') throw new ArgError('SEARCHRES is not supported');
+    // RFC 5182 `$`: the saved result, which is UIDs whichever way it is used
+    if (s.type === 'saved') return savedRanges;
     return normalizeSequenceSet(s.ranges, uid ? maxUid : maxSeq).map((r) => [r.from, r.to]);
   };
   const key = (): Query => {
@@ -48,10 +50,11 @@ function parseKeys(args: ImapArg[], maxSeq: number, maxUid: number): Query {
     if (a.type === 'list') {
       i++;
       if (!a.items.length) throw new ArgError('No search parameters inside list');
-      return parseKeys(a.items, maxSeq, maxUid);
+      return parseKeys(a.items, maxSeq, maxUid, saved);
     }
     w = (astring(a) ?? '').toUpperCase();
-    if (a.type === 'atom' && /^[\d*$][\d*:,]*$/.test(a.value)) { i++; return { k: 'seq', set: set(a, false) }; }
+    if (a.type === 'atom' && a.value === '$') { i++; return { k: 'uid', set: savedRanges }; }
+    if (a.type === 'atom' && /^[\d*$][\d*:,$]*$/.test(a.value)) { i++; return { k: 'seq', set: set(a, false) }; }
     i++;
     if (w === 'ALL') return { k: 'all' };
     if (FLAGS[w]) return { k: 'flag', flag: FLAGS[w][0], want: FLAGS[w][1] };
@@ -114,7 +117,7 @@ export function recodeArgs(args: ImapArg[], charset: string): ImapArg[] {
 /** The search program of SEARCH/SORT/THREAD against the selected mailbox. */
 export function parseSearchProgram(ctx: CommandContext, args: ImapArg[]): Query {
   const sel = ctx.session.selected!;
-  return parseKeys(args, sel.uids.length, sel.uids.length ? sel.uids[sel.uids.length - 1] : 0);
+  return parseKeys(args, sel.uids.length, sel.uids.length ? sel.uids[sel.uids.length - 1] : 0, sel.saved);
 }
 
 /** Messages of the selected mailbox that match, in sequence order. */
@@ -150,11 +153,11 @@ export async function searchSelected(ctx: CommandContext, q: Query): Promise<{ s
   return hits;
 }
 
-/** RFC 4731/5267 RETURN options: MIN MAX ALL COUNT (empty = ALL); SAVE and others are refused as Dovecot refuses unknown ones. */
-export function parseReturn(args: ImapArg[]): { ret: Set<string> | null; rest: ImapArg[] } {
+/** RFC 4731/5267 RETURN options: MIN MAX ALL COUNT (empty = ALL), SAVE (RFC 5182) where the caller keeps results; others are refused as Dovecot refuses unknown ones. */
+export function parseReturn(args: ImapArg[], save = false): { ret: Set<string> | null; rest: ImapArg[] } {
   if (astring(args[0])?.toUpperCase() !== 'RETURN' || args[1]?.type !== 'list') return { ret: null, rest: args };
   const ret = new Set(args[1].items.map((i) => (astring(i) ?? '').toUpperCase()));
-  for (const o of ret) if (!['MIN', 'MAX', 'ALL', 'COUNT'].includes(o)) throw new ArgError('Unknown SEARCH return option');
+  for (const o of ret) if (!['MIN', 'MAX', 'ALL', 'COUNT', ...(save ? ['SAVE'] : [])].includes(o)) throw new ArgError('Unknown SEARCH return option');
   if (!ret.size) ret.add('ALL');
   return { ret, rest: args.slice(2) };
 }
@@ -197,9 +200,15 @@ function usesModseq(q: Query): boolean {
 }
 
 async function search(ctx: CommandContext, uidMode: boolean): Promise<void> {
+  const sel = ctx.session.selected!;
+  let saving = false;
   try {
     // RFC 4731 ESEARCH: SEARCH RETURN (MIN MAX ALL COUNT) …
-    let { ret, rest: args } = parseReturn(ctx.args);
+    const parsed = parseReturn(ctx.args, true);
+    let args = parsed.rest;
+    const ret = parsed.ret;
+    // RFC 5182: a SEARCH that fails leaves `$` empty
+    if (ret?.has('SAVE')) { saving = true; ret.delete('SAVE'); }
     if (astring(args[0])?.toUpperCase() === 'CHARSET') {
       const cs = astring(args[1]);
       if (cs === null) throw new ArgError('Invalid charset argument');
@@ -212,10 +221,18 @@ async function search(ctx: CommandContext, uidMode: boolean): Promise<void> {
     const hits = found.map((h) => (uidMode ? h.m.uid : h.seq));
     // RFC 7162 §3.1.5: the highest MODSEQ of the matches when MODSEQ was searched
     const top = byModseq ? found.reduce((a, h) => Math.max(a, h.m.modseq), 0) : 0;
-    if (ret) await ctx.session.untagged([...esearchResponse(ctx.tag, uidMode, ret, hits, false), ...(top ? [atom('MODSEQ'), num(top)] : [])]);
+    if (saving) {
+      // SAVE with MIN and/or MAX alone keeps just those (RFC 5182 §2.1)
+      const uids = found.map((h) => h.m.uid);
+      const onlyEnds = ret!.size > 0 && !ret!.has('ALL') && !ret!.has('COUNT');
+      sel.saved = onlyEnds && uids.length ? [...new Set([...(ret!.has('MIN') ? [uids[0]] : []), ...(ret!.has('MAX') ? [uids[uids.length - 1]] : [])])] : uids;
+    }
+    if (ret && saving && !ret.size) { /* SAVE alone: no ESEARCH response */ }
+    else if (ret) await ctx.session.untagged([...esearchResponse(ctx.tag, uidMode, ret, hits, false), ...(top ? [atom('MODSEQ'), num(top)] : [])]);
     else await ctx.session.untagged([atom('SEARCH'), ...hits.map((h) => num(h)), ...(top ? [list([atom('MODSEQ'), num(top)])] : [])]);
     await ctx.ok('Search completed');
   } catch (e) {
+    if (saving) sel.saved = [];
     await replyError(ctx, e);
   }
 }

@@ -141,23 +141,27 @@ export class ModseqState {
   }
 
   private apply(text: string): void {
-    for (const line of text.split('\n')) {
-      const sp = line.indexOf(' ');
-      if (sp < 0) continue;
-      const k = line.slice(0, sp);
-      const rest = line.slice(sp + 1);
-      if (k === 'h') this.highest = Math.max(this.highest, Number(rest));
-      else if (k === 't') this.tracked = true;
-      else if (k === 'f') this.vanishedFloor = Math.max(this.vanishedFloor, Number(rest));
-      else if (k === 'm') {
-        const a = rest.indexOf(' '); const b = rest.indexOf(' ', a + 1);
-        const uid = Number(rest.slice(0, a));
-        this.entries.set(uid, { modseq: Number(rest.slice(a + 1, b < 0 ? undefined : b)), sig: b < 0 ? '' : rest.slice(b + 1), at: 0 });
-      } else if (k === 'x') {
-        const [uid, ms] = rest.split(' ').map(Number);
+    // hot on a cold open of a big folder (one line per message): index arithmetic, no split()
+    let pos = 0;
+    while (pos < text.length) {
+      let end = text.indexOf('\n', pos);
+      if (end < 0) end = text.length;
+      const k = text.charCodeAt(pos);
+      if (k === 0x6d /* m */) {
+        const a = text.indexOf(' ', pos + 2);
+        const b = text.indexOf(' ', a + 1);
+        const uid = +text.slice(pos + 2, a);
+        if (b < 0 || b > end) this.entries.set(uid, { modseq: +text.slice(a + 1, end), sig: '', at: 0 });
+        else this.entries.set(uid, { modseq: +text.slice(a + 1, b), sig: text.slice(b + 1, end), at: 0 });
+      } else if (k === 0x78 /* x */) {
+        const a = text.indexOf(' ', pos + 2);
+        const uid = +text.slice(pos + 2, a);
         this.entries.delete(uid);
-        this.vanished.push({ uid, modseq: ms });
-      }
+        this.vanished.push({ uid, modseq: +text.slice(a + 1, end) });
+      } else if (k === 0x68 /* h */) this.highest = Math.max(this.highest, +text.slice(pos + 2, end));
+      else if (k === 0x66 /* f */) this.vanishedFloor = Math.max(this.vanishedFloor, +text.slice(pos + 2, end));
+      else if (k === 0x74 /* t */) this.tracked = true;
+      pos = end + 1;
     }
   }
 
@@ -174,10 +178,10 @@ export class ModseqState {
    */
   async reconcile(msgs: ModseqMessage[], since: number): Promise<void> {
     let next = 0;
-    const live = new Set<number>();
+    let known = 0;
     for (const m of msgs) {
-      live.add(m.uid);
       const e = this.entries.get(m.uid);
+      if (e) known++;
       const sig = flagSignature(m.file);
       if (e && (e.sig === sig || e.at > since)) { m.modseq = e.modseq; continue; }
       if (!next) next = ++this.highest;
@@ -186,7 +190,11 @@ export class ModseqState {
       m.modseq = next;
     }
     const gone: number[] = [];
-    for (const [uid, e] of this.entries) if (!live.has(uid) && e.at <= since) gone.push(uid);
+    if (this.entries.size - (msgs.length - known) > known) {
+      // some recorded UIDs were not in the scan: expunged (unless recorded after the scan began)
+      const live = new Set(msgs.map((m) => m.uid));
+      for (const [uid, e] of this.entries) if (!live.has(uid) && e.at <= since) gone.push(uid);
+    }
     if (gone.length) this.recordExpunges(gone, next || ++this.highest);
     if (this.pending.length) await this.flush();
   }

@@ -18,7 +18,7 @@ import { deliveryCrypt } from '../crypt/user-crypt.js';
 import { Logger } from '../log/logger.js';
 import { MailStoreError } from '../mailstore/errors.js';
 import type { SystemFlag } from '../mailstore/maildir/filename.js';
-import { cryptUserFor, openUserStore, resolveMailUser } from '../mailstore/user-store.js';
+import { cryptUserFor, mailboxConfig, openUserStore, resolveMailUser } from '../mailstore/user-store.js';
 import { runSieveForDelivery } from '../sieve/deliver.js';
 import { UserQuota } from '../quota/quota.js';
 
@@ -95,7 +95,8 @@ export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
   const mu = resolveMailUser(d.config, u.user, u.fields, 'lmtp');
   const plain = openUserStore(mu);
   const crypt = await deliveryCrypt(d.config, cryptUserFor(mu, plain, 'lmtp'));
-  const store = openUserStore(mu, crypt);
+  // `auto` mailboxes exist for delivery too (fileinto "Junk" creates ISPmail's Junk, as Dovecot's lmtp does)
+  const store = openUserStore(mu, crypt, mailboxConfig(d.config, 'lmtp'));
   await store.ensureRoot();
   const quota = UserQuota.forUser(d.config, 'lmtp', u.user, u.fields, store);
   const headers = `Return-Path: <${d.mailFrom}>\n${d.single ? `Delivered-To: ${d.rcpt}\n` : ''}${received(d)}`;

@@ -1,0 +1,54 @@
+/**
+ * Delivery into ISPmail's Junk before the user ever opened it: Junk is an
+ * `auto = subscribe` mailbox, so (as in Dovecot's lmtp) Sieve's fileinto
+ * creates and subscribes it instead of falling back to INBOX, without
+ * lda_mailbox_autocreate.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseConfigText } from '../helpers/config-text.js';
+import { tempDir } from '../helpers/tmp.js';
+import { AuthEngine } from '../../src/auth/engine.js';
+import { deliver } from '../../src/lmtp/delivery.js';
+
+test('fileinto "Junk" creates and subscribes an auto = subscribe Junk', async (t) => {
+  const dir = tempDir(t, 'lmtp-auto');
+  mkdirSync(join(dir, 'home'));
+  writeFileSync(join(dir, 'spam.sieve'), 'require ["fileinto"];\nif header :contains "X-Spam" "Yes" {\n  fileinto "Junk";\n}\n');
+  const config = await parseConfigText(`mail_location = maildir:~/Maildir
+passdb {
+  driver = static
+  args = password=pass
+}
+userdb {
+  driver = static
+  args = home=${dir}/home/%u
+}
+protocol lmtp {
+  mail_plugins = $mail_plugins sieve
+}
+plugin {
+  sieve_after = ${dir}/spam.sieve
+}
+namespace inbox {
+  inbox = yes
+  separator = .
+  mailbox Junk {
+    auto = subscribe
+    special_use = \\Junk
+  }
+}
+`);
+  const auth = new AuthEngine(config, 'lmtp');
+  t.after(() => auth.close());
+  const base = { config, auth, user: 'jo@example.org', detail: '', rcpt: 'jo@example.org', mailFrom: 'x@example.net', heloName: 'mx', rip: '127.0.0.1', sessionId: 'T1', single: true };
+  assert.deepEqual(await deliver({ ...base, message: Buffer.from('Subject: buy\nX-Spam: Yes\n\nspam\n') }), { ok: true });
+  assert.deepEqual(await deliver({ ...base, message: Buffer.from('Subject: hi\n\nham\n') }), { ok: true });
+  const maildir = join(dir, 'home', 'jo@example.org', 'Maildir');
+  const count = (d: string) => ['new', 'cur'].flatMap((s) => (existsSync(join(d, s)) ? readdirSync(join(d, s)) : [])).length;
+  assert.equal(count(join(maildir, '.Junk')), 1, 'spam in Junk');
+  assert.equal(count(maildir), 1, 'ham in INBOX');
+  assert.match(readFileSync(join(maildir, 'subscriptions'), 'utf8'), /^Junk$/m);
+});

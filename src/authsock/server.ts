@@ -15,6 +15,8 @@ import type { DovecotConfig } from '../config/settings.js';
 import type { Logger } from '../log/logger.js';
 
 let cuidCounter = 0;
+/** Dovecot's AUTH_CLIENT_MAX_LINE_LENGTH: a longer line is a protocol error (disconnect). */
+const MAX_LINE = 8192;
 const unescape = (v: string) => v.replace(/\x01(.)/g, (_m, c: string) => (c === 't' ? '\t' : c === 'n' ? '\n' : c === '1' ? '\x01' : c));
 const escape = (v: string) => v.replace(/[\x01\t\n]/g, (c) => (c === '\t' ? '\x01t' : c === '\n' ? '\x01n' : '\x011'));
 
@@ -24,6 +26,8 @@ export class AuthClientSession {
   private buf = '';
   private pending = new Map<string, Pending>();
   private handshakeDone = false;
+  private minor = 0;
+  private cpid = false;
   private closed = false;
 
   constructor(private readonly sock: Duplex, private readonly config: DovecotConfig, private readonly engine: AuthEngine,
@@ -51,9 +55,11 @@ export class AuthClientSession {
 
   private onData(d: string): void {
     this.buf += d;
-    if (this.buf.length > 16384 && this.buf.indexOf('\n') < 0) { this.drop('a line over 16384 bytes'); return; }
     let i;
-    while ((i = this.buf.indexOf('\n')) >= 0 && !this.closed) {
+    while (!this.closed) {
+      i = this.buf.indexOf('\n');
+      if ((i < 0 ? this.buf.length : i) > MAX_LINE) { this.drop(`a line over ${MAX_LINE} bytes`); return; }
+      if (i < 0) break;
       const line = this.buf.slice(0, i);
       this.buf = this.buf.slice(i + 1);
       void this.line(line);
@@ -66,11 +72,16 @@ export class AuthClientSession {
       case 'VERSION':
         if (f[1] !== '1') this.drop(`an unsupported protocol version ${f[1]}`);
         this.handshakeDone = true;
+        this.minor = Number(f[2] ?? 0);
         return;
-      case 'CPID': return;
+      case 'CPID':
+        if (this.cpid) { this.drop('CPID twice'); return; }
+        this.cpid = true;
+        return;
       case 'AUTH': {
         const [, id, mechRaw, ...params] = f;
         const mech = (mechRaw ?? '').toUpperCase();
+        if (!this.cpid) { this.drop('AUTH before CPID'); return; }
         if (!id || this.pending.has(id)) { this.drop('a duplicate or missing request id'); return; }
         if (!this.mechs().has(mech) || (mech !== 'PLAIN' && mech !== 'LOGIN')) { this.drop(`an unsupported authentication mechanism ${mechRaw}`); return; }
         const info: Record<string, string> = {};
@@ -84,28 +95,29 @@ export class AuthClientSession {
         if (!info.service) { this.drop('an AUTH without service'); return; }
         const p: Pending = { mech: mech as 'PLAIN' | 'LOGIN', step: 0, info };
         this.pending.set(id, p);
-        // protocol minor < 2 (Postfix): an empty resp= means no initial response; "=" means empty
-        if (resp !== undefined && resp !== '') await this.step(id, p, resp === '=' ? '' : resp);
+        // protocol minor < 2: an empty resp= means no initial response and "=" an empty one; from 1.2 on resp= is the (empty) response
+        if (resp !== undefined && (resp !== '' || this.minor >= 2)) await this.step(id, p, resp === '=' ? '' : resp, 'initial');
         else if (mech === 'PLAIN') this.send(`CONT\t${id}\t`);
         else this.send(`CONT\t${id}\t${Buffer.from('Username:').toString('base64')}`);
         return;
       }
       case 'CONT': {
         const p = this.pending.get(f[1]);
-        if (!p) return;
-        await this.step(f[1], p, f[2] ?? '');
+        // Dovecot answers a continuation of a request it no longer has as a timed-out one
+        if (!p) { this.send(`FAIL\t${f[1]}\treason=Authentication request timed out`); return; }
+        await this.step(f[1], p, f[2] ?? '', 'continued');
         return;
       }
       case 'CANCEL': this.pending.delete(f[1]); return;
       default:
-        if (!this.handshakeDone) this.drop('garbage before VERSION');
+        this.drop(this.handshakeDone ? `an unknown command ${f[0]}` : 'garbage before VERSION');
     }
   }
 
-  private async step(id: string, p: Pending, b64: string): Promise<void> {
+  private async step(id: string, p: Pending, b64: string, which: 'initial' | 'continued'): Promise<void> {
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64)) {
       this.pending.delete(id);
-      this.send(`FAIL\t${id}\tcode=invalid_base64\treason=Invalid base64 data in initial response`);
+      this.send(`FAIL\t${id}\tcode=invalid_base64\treason=Invalid base64 data in ${which} response`);
       return;
     }
     const data = Buffer.from(b64, 'base64').toString('utf8');
@@ -120,6 +132,8 @@ export class AuthClientSession {
       const parts = data.split('\0');
       if (parts.length !== 3) { this.pending.delete(id); await this.fail(id, '', p.info); return; }
       const [authz, authc, pw] = parts;
+      // an empty authcid: Dovecot's FAIL names the empty user and original user
+      if (!authc) { this.pending.delete(id); await this.fail(id, '', p.info, false, undefined, '\tuser=\toriginal_user='); return; }
       user = authc; password = pw;
       if (authz && authz !== authc) { this.pending.delete(id); await this.fail(id, authc, p.info); return; }
     }
@@ -139,9 +153,9 @@ export class AuthClientSession {
     await this.fail(id, a.user, p.info, a.nodelay, a.reason);
   }
 
-  private async fail(id: string, user: string, _info: Record<string, string>, nodelay = false, reason?: string): Promise<void> {
+  private async fail(id: string, user: string, _info: Record<string, string>, nodelay = false, reason?: string, fields?: string): Promise<void> {
     const delay = failureDelayMs(this.config.getTime('auth_failure_delay'), nodelay);
     if (delay) await new Promise((r) => setTimeout(r, delay));
-    this.send(`FAIL\t${id}${user ? `\tuser=${escape(user)}` : ''}${reason ? `\treason=${escape(reason)}` : ''}`);
+    this.send(`FAIL\t${id}${fields ?? (user ? `\tuser=${escape(user)}` : '')}${reason ? `\treason=${escape(reason)}` : ''}`);
   }
 }

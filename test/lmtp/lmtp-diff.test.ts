@@ -58,8 +58,9 @@ const SCRIPTS: Record<string, Step[]> = {
     { send: 'Subject: marker-rset\r\n\r\nafter rset\r\n.\r\n' }, QUIT],
   'BDAT chunking': [
     LHLO, MAIL, rcpt('jane@example.org'), rcpt('john@example.org'),
-    { send: 'BDAT 26\r\nSubject: marker-bdat\r\n\r\n.a' }, { send: 'BDAT 11 LAST\r\nb\r\nc\r\n.\r\n\r', replies: 2 },
-    { send: '\nNOOP\r\n', replies: 2 }, MAIL, rcpt('jane@example.org'), { send: 'BDAT 3\r\nabc' }, { send: 'DATA\r\n' }, { send: 'RSET\r\n' },
+    // a CRLF split between two chunks
+    { send: 'BDAT 27\r\nSubject: marker-bdat\r\n\r\n.a\r' }, { send: 'BDAT 10 LAST\r\n\nb\r\nc\r\n.\r\n', replies: 2 },
+    MAIL, rcpt('jane@example.org'), { send: 'BDAT 3\r\nabc' }, { send: 'DATA\r\n' }, { send: 'RSET\r\n' },
     MAIL, rcpt('jane@example.org'), { send: 'BDAT 0 LAST\r\n' },
     MAIL, rcpt('jane@example.org'), { send: 'BDAT x\r\n' }, { send: 'BDAT 0 LAST\r\n' }, { send: 'RSET\r\n' },
     MAIL, rcpt('jane@example.org'), { send: 'BDAT\r\n' }, { send: 'BDAT 0 LAST\r\n' }, { send: 'RSET\r\n' },

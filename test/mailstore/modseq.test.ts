@@ -8,6 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { distRoot } from '../helpers/paths.js';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { IndexCipher } from '../../src/crypt/codec.js';
 import { MailStore } from '../../src/mailstore/store.js';
@@ -104,4 +106,28 @@ test('modseq: sealed on disk, a lost or damaged file makes it jump (UIDVALIDITY 
   const d = await openInbox(home, no);
   assert.equal(d.messages[0].modseq, 0);
   assert.ok(readFileSync(join(dir, MODSEQ_FILE)).length > 20);
+});
+
+test('modseq: two processes share one counter (IMAP workers, sealadm): same modseq for a message everywhere, never reused', async (t) => {
+  ModseqState.forgetAll();
+  const home = tempDir(t);
+  const store = new MailStore({ mailLocation: 'maildir:~/Maildir', home });
+  await store.ensureRoot();
+  const f = await store.open('INBOX');
+  for (const s of ['a', 'b', 'c']) await f.append(Buffer.from(`Subject: ${s}\n\nx\n`));
+  const h0 = f.highestModseq;
+  // another process changes message 1 (it reads our file first, takes the next modseq, appends)
+  const r = spawnSync(process.execPath, [join(distRoot, 'test', 'mailstore', 'store-worker.js'), JSON.stringify({ home, location: 'maildir:~/Maildir', ops: [{ op: 'flags', mailbox: 'INBOX', uid: 1, flags: ['\\Seen'], keywords: [] }] })], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  // we change message 2: the other process's modseq is taken into account, not handed out again
+  await f.setFlags(f.message(2)!, ['\\Flagged'], []);
+  assert.equal(f.message(2)!.modseq, h0 + 2);
+  await new Promise((res) => setTimeout(res, 20));
+  await f.sync();
+  assert.equal(f.message(1)!.modseq, h0 + 1, "the other process's change keeps its modseq here (no second one for the same change)");
+  assert.equal(f.highestModseq, h0 + 2);
+  ModseqState.forgetAll();
+  const g = await openInbox(home);
+  assert.deepEqual(g.messages.map((m) => m.modseq), [h0 + 1, h0 + 2, f.message(3)!.modseq]);
+  assert.equal(g.highestModseq, h0 + 2);
 });

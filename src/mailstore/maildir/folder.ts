@@ -639,9 +639,10 @@ export class MaildirFolder {
     m.changed = ++this.serial;
     // a sync by another session may have replaced the object while we renamed: update the current one too
     const cur = this.byUid.get(m.uid);
+    if (cur && cur !== m) { cur.sub = m.sub; cur.file = m.file; cur.flags = new Set(fl); cur.keywordIdx = idx; cur.keywords = m.keywords; cur.changed = m.changed; }
+    // the new MODSEQ is handed out (to both objects) by the next flush: one per STORE command, as Dovecot's transaction
     const ms = this.modseqs;
-    if (ms.active) ms.change(m);
-    if (cur && cur !== m) { cur.sub = m.sub; cur.file = m.file; cur.flags = new Set(fl); cur.keywordIdx = idx; cur.keywords = m.keywords; cur.changed = m.changed; cur.modseq = m.modseq; }
+    if (ms.active) ms.change(m, ...(cur && cur !== m ? [cur] : []));
     if (ms.active && !opts.deferModseq) await ms.flush();
     announceChange(this.dir);
   }

@@ -16,12 +16,16 @@
  * stays, HIGHESTMODSEQ jumps above anything ever handed out (the clock in ms,
  * and above Dovecot's HIGHESTMODSEQ from dovecot.index.log on take-over), and
  * every message gets that new modseq, so clients simply resync.
- * One state object per folder per process, shared by every handle of it.
+ * One state object per folder per process, shared by every handle of it;
+ * processes (IMAP workers, sealadm) share the file: every change is made
+ * under `sealmail.modseq.lock` (Dovecot's dotlock) after reading what the
+ * others appended, so a message has the same modseq in every process and
+ * HIGHESTMODSEQ never goes down whichever process a client reaches.
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import type { IndexCipher } from '../../crypt/codec.js';
-import { writeAtomic } from './dotlock.js';
+import { acquireDotlock, writeAtomic, type Dotlock } from './dotlock.js';
 import { readDovecotHighestModseq } from './dovecot-modseq.js';
 
 export const MODSEQ_FILE = 'sealmail.modseq';
@@ -50,20 +54,24 @@ export class ModseqState {
   uidValidity = 0;
   /** Grows with every entry change: a sync knows which entries changed after its scan began. */
   tick = 0;
-  private entries = new Map<number, Entry>();
-  /** Expunged UIDs with their modseq, in modseq order. */
-  private vanished: { uid: number; modseq: number }[] = [];
-  /** Expunges with a modseq at or below this are forgotten. */
-  private vanishedFloor = 0;
   /**
    * A CONDSTORE client has used this folder (Dovecot enables modseq tracking in
    * a mailbox's index then, for good, and SELECT shows HIGHESTMODSEQ to every client after).
    */
   tracked = false;
+  private entries = new Map<number, Entry>();
+  /** Expunged UIDs with their modseq, in modseq order. */
+  private vanished: { uid: number; modseq: number }[] = [];
+  /** Expunges with a modseq at or below this are forgotten. */
+  private vanishedFloor = 0;
   private cipher: IndexCipher | null = null;
   private loading: Promise<void> | null = null;
-  private pending: string[] = [];
-  private writing: Promise<void> = Promise.resolve();
+  /** Flag changes of this process waiting for their modseq (one per flush = one transaction). */
+  private changes = new Map<number, ModseqMessage[]>();
+  /** In-process serialisation of everything that touches the file. */
+  private chain: Promise<unknown> = Promise.resolve();
+  /** The file as last read or written: inode and bytes consumed (frames of other processes start there). */
+  private fileIno = -1;
   private fileBytes = 0;
   private snapshotBytes = 0;
 
@@ -80,6 +88,9 @@ export class ModseqState {
   /** Forget the in-memory state (tests simulating a restart). */
   static forgetAll(): void { STATES.clear(); }
 
+  /** Loaded with a working cipher: changes are recorded. */
+  get active(): boolean { return this.cipher !== null; }
+
   /**
    * Load once with a cipher that can seal (delivery without the user's key
    * cannot: then modseqs are left to the next handle that can, which sees the
@@ -89,44 +100,80 @@ export class ModseqState {
     if (!this.loading) {
       if (!cipherWorks(cipher)) return false;
       this.cipher = cipher;
-      this.loading = this.load(uidValidity, usedBefore);
+      this.loading = this.locked(() => this.loadLocked(uidValidity, usedBefore));
     }
     await this.loading;
     if (uidValidity !== this.uidValidity && uidValidity > 0) {
-      // a new UIDVALIDITY: no old UID means anything now; the modseq still only grows
-      this.entries.clear(); this.vanished = []; this.vanishedFloor = this.highest;
-      this.uidValidity = uidValidity;
-      await this.compact();
+      await this.locked(async () => {
+        if (uidValidity === this.uidValidity) return;
+        // a new UIDVALIDITY: no old UID means anything now; the modseq still only grows
+        this.entries.clear(); this.vanished = []; this.vanishedFloor = this.highest;
+        this.uidValidity = uidValidity;
+        await this.compactLocked();
+      });
     }
     return true;
   }
 
-  private async load(uidValidity: number, usedBefore: boolean): Promise<void> {
-    let raw: Buffer | null = null;
-    try { raw = await fsp.readFile(this.path); } catch { /* missing */ }
-    let ok = false;
-    if (raw) {
-      const nl = raw.indexOf(0x0a);
-      const head = nl > 0 ? raw.subarray(0, nl).toString('latin1').split(' ') : [];
-      if (head[0] === MAGIC && Number(head[1]) > 0) {
+  /** Run `fn` alone in this process and, across processes, under the file's dotlock. */
+  private locked<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(async () => {
+      let lock: Dotlock | null = null;
+      // a lock that cannot be had (a hung holder) must not stop mail: go on, as Dovecot does read-only
+      try { lock = await acquireDotlock(this.path, { timeoutMs: 30_000 }); } catch { lock = null; }
+      try { return await fn(); } finally { await lock?.release().catch(() => undefined); }
+    });
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Catch up with the file: frames appended by other processes are applied,
+   * a file replaced by another process's compaction is read again. Returns
+   * false when the file is missing or damaged. With `locked`, an incomplete
+   * last frame is damage (its writer died); without, it is still being written.
+   */
+  private async refresh(locked: boolean): Promise<boolean> {
+    let fh: fsp.FileHandle;
+    try { fh = await fsp.open(this.path, 'r'); } catch { return false; }
+    try {
+      const st = await fh.stat();
+      // what we read after having read the file before is another process's newer state
+      const fresh = this.fileIno !== -1;
+      let from = this.fileBytes;
+      if (st.ino !== this.fileIno || st.size < this.fileBytes) from = 0;
+      if (from === st.size) return true;
+      const raw = Buffer.alloc(st.size - from);
+      const { bytesRead } = await fh.read(raw, 0, raw.length, from);
+      let off = 0;
+      const data = raw.subarray(0, bytesRead);
+      if (from === 0) {
+        const nl = data.indexOf(0x0a);
+        const head = nl > 0 ? data.subarray(0, nl).toString('latin1').split(' ') : [];
+        if (head[0] !== MAGIC || !(Number(head[1]) > 0)) return false;
+        // a whole file: what it says replaces what we had (never the highest modseq)
+        this.entries.clear(); this.vanished = []; this.snapshotBytes = 0;
         this.uidValidity = Number(head[1]);
-        ok = true;
-        let off = nl + 1;
-        let first = true;
-        while (off < raw.length) {
-          if (off + 4 > raw.length) { ok = false; break; }
-          const len = raw.readUInt32BE(off);
-          if (off + 4 + len > raw.length) { ok = false; break; } // torn tail: its change is unknown
-          let text: string;
-          try { text = this.cipher!.open(raw.subarray(off + 4, off + 4 + len)).toString('utf8'); } catch { ok = false; break; }
-          this.apply(text);
-          off += 4 + len;
-          if (first) { this.snapshotBytes = off; first = false; }
-        }
-        this.fileBytes = off;
+        off = nl + 1;
       }
-    }
-    if (ok && this.uidValidity === uidValidity) return;
+      while (off < data.length) {
+        if (off + 4 > data.length) { if (locked) return false; break; }
+        const len = data.readUInt32BE(off);
+        if (off + 4 + len > data.length) { if (locked) return false; break; }
+        let text: string;
+        try { text = this.cipher!.open(data.subarray(off + 4, off + 4 + len)).toString('utf8'); } catch { return false; }
+        this.apply(text, fresh);
+        off += 4 + len;
+        if (from === 0 && this.snapshotBytes === 0) this.snapshotBytes = off;
+      }
+      this.fileIno = st.ino;
+      this.fileBytes = from + off;
+      return true;
+    } finally { await fh.close(); }
+  }
+
+  private async loadLocked(uidValidity: number, usedBefore: boolean): Promise<void> {
+    if (await this.refresh(true) && this.uidValidity === uidValidity) return;
     // nothing (reliable) known about this folder's past modseqs
     const dv = await readDovecotHighestModseq(this.dovecotIndexDir);
     const floor = Math.max(this.highest, dv === null ? 0 : Number(dv));
@@ -137,11 +184,13 @@ export class ModseqState {
     // a folder that never held a message cannot have handed out a modseq: start as Dovecot does
     this.highest = usedBefore || floor > 0 ? Math.max(floor, Date.now()) : 1;
     this.vanishedFloor = this.highest;
-    if (uidValidity > 0) await this.compact();
+    if (uidValidity > 0) await this.compactLocked();
   }
 
-  private apply(text: string): void {
+  /** `fresh`: entries read from another process's writes count as newer than a running sync's scan. */
+  private apply(text: string, fresh: boolean): void {
     // hot on a cold open of a big folder (one line per message): index arithmetic, no split()
+    const at = fresh ? ++this.tick : 0;
     let pos = 0;
     while (pos < text.length) {
       let end = text.indexOf('\n', pos);
@@ -151,8 +200,8 @@ export class ModseqState {
         const a = text.indexOf(' ', pos + 2);
         const b = text.indexOf(' ', a + 1);
         const uid = +text.slice(pos + 2, a);
-        if (b < 0 || b > end) this.entries.set(uid, { modseq: +text.slice(a + 1, end), sig: '', at: 0 });
-        else this.entries.set(uid, { modseq: +text.slice(a + 1, b), sig: text.slice(b + 1, end), at: 0 });
+        if (b < 0 || b > end) this.entries.set(uid, { modseq: +text.slice(a + 1, end), sig: '', at });
+        else this.entries.set(uid, { modseq: +text.slice(a + 1, b), sig: text.slice(b + 1, end), at });
       } else if (k === 0x78 /* x */) {
         const a = text.indexOf(' ', pos + 2);
         const uid = +text.slice(pos + 2, a);
@@ -165,72 +214,112 @@ export class ModseqState {
     }
   }
 
-  /** Loaded with a working cipher: changes are recorded. */
-  get active(): boolean { return this.cipher !== null; }
-
   modseqOf(uid: number): number { return this.entries.get(uid)?.modseq ?? 0; }
 
-  /**
-   * Compare a full scan with what was recorded: new UIDs and changed flags
-   * get one new modseq (one transaction), recorded UIDs that are gone are
-   * expunged. Entries changed by this process after the scan began (`since`)
-   * are newer than the scan and kept.
-   */
-  async reconcile(msgs: ModseqMessage[], since: number): Promise<void> {
-    let next = 0;
+  /** What a full scan differs in from the records: changed/new messages and vanished UIDs. */
+  private diff(msgs: ModseqMessage[], since: number): { changed: ModseqMessage[]; gone: number[] } {
+    const changed: ModseqMessage[] = [];
     let known = 0;
     for (const m of msgs) {
       const e = this.entries.get(m.uid);
       if (e) known++;
-      const sig = flagSignature(m.file);
-      if (e && (e.sig === sig || e.at > since)) { m.modseq = e.modseq; continue; }
-      if (!next) next = ++this.highest;
-      this.entries.set(m.uid, { sig, modseq: next, at: ++this.tick });
-      this.pending.push(`m ${m.uid} ${next} ${sig}`);
-      m.modseq = next;
+      if (e && (e.sig === flagSignature(m.file) || e.at > since)) { m.modseq = e.modseq; continue; }
+      changed.push(m);
     }
     const gone: number[] = [];
-    if (this.entries.size - (msgs.length - known) > known) {
-      // some recorded UIDs were not in the scan: expunged (unless recorded after the scan began)
+    if (this.entries.size > known) {
+      // recorded UIDs not in the scan: expunged (unless recorded after the scan began)
       const live = new Set(msgs.map((m) => m.uid));
       for (const [uid, e] of this.entries) if (!live.has(uid) && e.at <= since) gone.push(uid);
     }
-    if (gone.length) this.recordExpunges(gone, next || ++this.highest);
-    if (this.pending.length) await this.flush();
+    return { changed, gone };
+  }
+
+  /**
+   * Compare a full scan with what was recorded: new UIDs and changed flags
+   * get one new modseq (one transaction), recorded UIDs that are gone are
+   * expunged. Entries changed after the scan began (`since`), by this process
+   * or read from another's frames, are newer than the scan and kept.
+   */
+  async reconcile(msgs: ModseqMessage[], since: number): Promise<void> {
+    // the common case (nothing changed) needs no lock: catch up with others, compare
+    await this.refresh(false);
+    const quick = this.diff(msgs, since);
+    if (!quick.changed.length && !quick.gone.length && !this.changes.size) return;
+    await this.locked(async () => {
+      await this.refresh(true);
+      const { changed, gone } = this.diff(msgs, since);
+      const lines: string[] = [];
+      let ms = 0;
+      const next = () => (ms ||= ++this.highest);
+      for (const m of changed) {
+        const sig = flagSignature(m.file);
+        this.entries.set(m.uid, { sig, modseq: next(), at: ++this.tick });
+        lines.push(`m ${m.uid} ${ms} ${sig}`);
+        m.modseq = ms;
+      }
+      if (gone.length) lines.push(...this.recordExpunges(gone, next()));
+      lines.push(...this.takeChanges(next));
+      await this.write(lines);
+    });
   }
 
   /** Remember that a CONDSTORE client used the folder. */
   async track(): Promise<void> {
     if (this.tracked || !this.cipher) return;
-    this.tracked = true;
-    this.pending.push('t 1');
-    await this.flush();
+    await this.locked(async () => {
+      await this.refresh(true);
+      if (this.tracked) return;
+      this.tracked = true;
+      await this.write(['t 1']);
+    });
   }
 
-  /** A flag change by this process: the message's next modseq (written by the next flush). */
-  change(m: ModseqMessage): number {
-    const ms = ++this.highest;
-    this.entries.set(m.uid, { sig: flagSignature(m.file), modseq: ms, at: ++this.tick });
-    this.pending.push(`m ${m.uid} ${ms} ${flagSignature(m.file)}`);
-    m.modseq = ms;
-    return ms;
+  /**
+   * A flag change by this process; its modseq is handed out by the next
+   * flush (all changes of one flush share it, as a Dovecot transaction).
+   * `m` may be several objects of the same message (shared handles).
+   */
+  change(...ms: ModseqMessage[]): void {
+    const uid = ms[0].uid;
+    const list = this.changes.get(uid) ?? [];
+    for (const m of ms) if (!list.includes(m)) list.push(m);
+    this.changes.set(uid, list);
+  }
+
+  private takeChanges(next: () => number): string[] {
+    const lines: string[] = [];
+    for (const [uid, objs] of this.changes) {
+      const sig = flagSignature(objs[0].file);
+      const ms = next();
+      this.entries.set(uid, { sig, modseq: ms, at: ++this.tick });
+      for (const o of objs) o.modseq = ms;
+      lines.push(`m ${uid} ${ms} ${sig}`);
+    }
+    this.changes.clear();
+    return lines;
   }
 
   /** Expunges by this process (one transaction). */
   async expunged(uids: number[]): Promise<void> {
-    const known = uids.filter((u) => this.entries.has(u));
-    if (!known.length) return;
-    this.recordExpunges(known, ++this.highest);
-    await this.flush();
+    await this.locked(async () => {
+      await this.refresh(true);
+      const known = uids.filter((u) => this.entries.has(u));
+      let ms = 0;
+      const next = () => (ms ||= ++this.highest);
+      const lines = known.length ? this.recordExpunges(known, next()) : [];
+      lines.push(...this.takeChanges(next));
+      await this.write(lines);
+    });
   }
 
-  private recordExpunges(uids: number[], ms: number): void {
+  private recordExpunges(uids: number[], ms: number): string[] {
     for (const uid of uids) {
       this.entries.delete(uid);
       this.vanished.push({ uid, modseq: ms });
-      this.pending.push(`x ${uid} ${ms}`);
     }
     this.tick++;
+    return uids.map((uid) => `x ${uid} ${ms}`);
   }
 
   /**
@@ -244,39 +333,35 @@ export class ModseqState {
     return out.sort((a, b) => a - b);
   }
 
-  /** Write what changed; resolves once it is on disk (a reply may then show the new modseqs). */
-  flush(): Promise<void> {
-    const run = this.writing.then(async () => {
-      if (!this.pending.length || !this.cipher) return;
-      const lines = this.pending;
-      this.pending = [];
-      lines.push(`h ${this.highest}`);
-      if (this.fileBytes > 65536 && this.fileBytes > 2 * this.snapshotBytes) { await this.compactNow(); return; }
-      const sealed = this.cipher.seal(Buffer.from(lines.join('\n'), 'utf8'));
-      const frame = Buffer.alloc(4 + sealed.length);
-      frame.writeUInt32BE(sealed.length, 0);
-      sealed.copy(frame, 4);
-      try {
-        if (this.fileBytes === 0) { await this.compactNow(); return; }
-        await fsp.appendFile(this.path, frame, { mode: 0o600 });
-        this.fileBytes += frame.length;
-      } catch {
-        // a full disk or read-only folder: the next sync finds the difference and moves the modseq on
-      }
+  /** Hand out the modseq of pending flag changes and write them; resolves once on disk (a reply may then show them). */
+  async flush(): Promise<void> {
+    if (!this.changes.size || !this.cipher) return;
+    await this.locked(async () => {
+      await this.refresh(true);
+      let ms = 0;
+      await this.write(this.takeChanges(() => (ms ||= ++this.highest)));
     });
-    this.writing = run.catch(() => undefined);
-    return run;
   }
 
-  private compact(): Promise<void> {
-    const run = this.writing.then(() => this.compactNow());
-    this.writing = run.catch(() => undefined);
-    return run;
+  /** With the lock: append a frame (or compact when the appended part outgrew the snapshot). */
+  private async write(lines: string[]): Promise<void> {
+    if (!lines.length || !this.cipher) return;
+    lines.push(`h ${this.highest}`);
+    if (this.fileBytes === 0 || (this.fileBytes > 65536 && this.fileBytes > 2 * this.snapshotBytes)) { await this.compactLocked(); return; }
+    const sealed = this.cipher.seal(Buffer.from(lines.join('\n'), 'utf8'));
+    const frame = Buffer.alloc(4 + sealed.length);
+    frame.writeUInt32BE(sealed.length, 0);
+    sealed.copy(frame, 4);
+    try {
+      await fsp.appendFile(this.path, frame, { mode: 0o600 });
+      this.fileBytes += frame.length;
+    } catch {
+      // a full disk or read-only folder: the next sync finds the difference and moves the modseq on
+    }
   }
 
-  private async compactNow(): Promise<void> {
+  private async compactLocked(): Promise<void> {
     if (!this.cipher) return;
-    this.pending = [];
     if (this.vanished.length > MAX_VANISHED) {
       const cut = this.vanished.length - MAX_VANISHED;
       this.vanishedFloor = Math.max(this.vanishedFloor, this.vanished[cut - 1].modseq);
@@ -293,7 +378,8 @@ export class ModseqState {
     const data = Buffer.concat([head, len, sealed]);
     try {
       await writeAtomic(this.path, data, `${this.path}.tmp.${process.pid}`);
+      this.fileIno = (await fsp.stat(this.path)).ino;
       this.fileBytes = this.snapshotBytes = data.length;
-    } catch { /* as in flush: only costs a later modseq jump */ }
+    } catch { /* as in write(): only costs a later modseq jump */ }
   }
 }

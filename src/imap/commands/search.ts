@@ -124,33 +124,56 @@ export function parseSearchProgram(ctx: CommandContext, args: ImapArg[]): Query 
 export async function searchSelected(ctx: CommandContext, q: Query): Promise<{ seq: number; m: MaildirMessage }[]> {
   const sel = ctx.session.selected!;
   const hits: { seq: number; m: MaildirMessage }[] = [];
+  if (q.k === 'all') {
+    for (let n = 0; n < sel.uids.length; n++) { const m = sel.message(sel.uids[n]); if (m) hits.push({ seq: n + 1, m }); }
+    return hits;
+  }
+  // Messages are tested a window at a time, concurrently, so that the file
+  // reads (and mail-crypt key unwraps) of a body search overlap; the window is
+  // bounded in bytes too, so a search never holds more than a few MiB of mail.
+  let window: Promise<{ seq: number; m: MaildirMessage } | null>[] = [];
+  let windowBytes = 0;
+  const flush = async () => {
+    for (const r of await Promise.all(window)) if (r) hits.push(r);
+    window = [];
+    windowBytes = 0;
+  };
   for (let n = 0; n < sel.uids.length; n++) {
     const m = sel.message(sel.uids[n]);
     if (!m) continue;
-    if (q.k === 'all') { hits.push({ seq: n + 1, m }); continue; }
-    let text: Buffer | undefined;
-    const view: MessageView = {
-      mailbox: sel.name, mailboxGuid: sel.folder.guid, uid: m.uid, seq: n + 1, guid: m.base,
-      flags: new Set(m.flags), keywords: m.keywords, recent: sel.recent.has(m.uid), modseq: m.modseq,
-      vsize: () => sel.folder.virtualSize(m),
-      received: async () => (await sel.folder.stat(m).catch(() => ({ mtime: new Date(0), ctime: new Date(0) }))).mtime,
-      saved: async () => (await sel.folder.stat(m).catch(() => ({ mtime: new Date(0), ctime: new Date(0) }))).ctime,
-      text: async () => {
-        if (text) return text;
-        const parts: Buffer[] = [];
-        try {
-          for await (const c of sel.folder.read(m)) parts.push(c);
-        } catch (e) {
-          // expunged by another session since our view was made: it matches nothing
-          if (e instanceof MailStoreError && e.code === 'EXPUNGED') return (text = Buffer.alloc(0));
-          throw e;
-        }
-        return (text = Buffer.concat(parts));
-      },
-    };
-    if (await matches(q, view)) hits.push({ seq: n + 1, m });
+    const test = searchOne(sel, q, m, n + 1);
+    window.push(test);
+    windowBytes += m.size ?? 64 * 1024;
+    if (window.length >= SEARCH_WINDOW || windowBytes >= SEARCH_WINDOW_BYTES) await flush();
   }
+  await flush();
   return hits;
+}
+
+const SEARCH_WINDOW = 32;
+const SEARCH_WINDOW_BYTES = 4 << 20;
+
+/** One message against the search program (its body read only if a key needs it). */
+async function searchOne(sel: NonNullable<CommandContext['session']['selected']>, q: Query, m: MaildirMessage, seq: number): Promise<{ seq: number; m: MaildirMessage } | null> {
+  let text: Buffer | undefined;
+  const view: MessageView = {
+    mailbox: sel.name, mailboxGuid: sel.folder.guid, uid: m.uid, seq, guid: m.base,
+    flags: new Set(m.flags), keywords: m.keywords, recent: sel.recent.has(m.uid), modseq: m.modseq,
+    vsize: () => sel.folder.virtualSize(m),
+    received: async () => (await sel.folder.stat(m).catch(() => ({ mtime: new Date(0), ctime: new Date(0) }))).mtime,
+    saved: async () => (await sel.folder.stat(m).catch(() => ({ mtime: new Date(0), ctime: new Date(0) }))).ctime,
+    text: async () => {
+      if (text) return text;
+      try {
+        return (text = await sel.folder.readAll(m));
+      } catch (e) {
+        // expunged by another session since our view was made: it matches nothing
+        if (e instanceof MailStoreError && e.code === 'EXPUNGED') return (text = Buffer.alloc(0));
+        throw e;
+      }
+    },
+  };
+  return (await matches(q, view)) ? { seq, m } : null;
 }
 
 /** RFC 4731/5267 RETURN options: MIN MAX ALL COUNT (empty = ALL), SAVE (RFC 5182) where the caller keeps results; others are refused as Dovecot refuses unknown ones. */

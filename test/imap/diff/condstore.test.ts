@@ -10,6 +10,8 @@
  */
 import { test } from 'node:test';
 import { connect, type Socket } from 'node:net';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setupDovecot } from '../../helpers/dovecot.js';
 import { startSealmail } from '../../helpers/sealmail-server.js';
 import { freePort } from '../../helpers/databases.js';
@@ -86,6 +88,24 @@ const SCRIPT = [
   'f2 NOOP',
   'f3 MOVE 1 INBOX',
   'f4 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)',
+  '=h2',
+  '4:z1 ENABLE CONDSTORE',
+  '4:z2 SELECT INBOX',
+  'g1 FETCH 1 (BODY[])',
+  'g2 UID FETCH 2 (BODY[TEXT])',
+  '4:z3 NOOP',
+  '4:z4 STORE 1 +FLAGS (\\Deleted)',
+  '4:z5 UID EXPUNGE 1:*',
+  'g3 NOOP',
+  `g4 APPEND INBOX (\\Seen) ${lit(M2)}`,
+  'g5 UID FETCH 1:* (FLAGS) (CHANGEDSINCE ${h2})',
+  '4:z6 NOOP',
+  '4:z7 FETCH 1:* (MODSEQ) (CHANGEDSINCE ${h2})',
+  'g6 STORE 1:* +FLAGS (\\Deleted)',
+  'g7 CLOSE',
+  '4:z8 NOOP',
+  'g8 EXAMINE INBOX (QRESYNC (${uidv} ${h2} 1:100))',
+  'g9 STATUS INBOX (HIGHESTMODSEQ MESSAGES)',
 ];
 
 function normalise(t: string): string[] {
@@ -151,5 +171,13 @@ test('CONDSTORE/QRESYNC: Sealmail answers as Dovecot does', async (t) => {
   const dv = setupDovecot(t, { start: true, extraConf: `disable_plaintext_auth = no\nservice imap-login {\n  inet_listener imap {\n    port = ${port}\n  }\n}\n` });
   if (!dv) return;
   const srv = await startSealmail(t);
-  assertSameTranscript(normalise(await transcript(srv.imapPort, SCRIPT)), normalise(await transcript(port, SCRIPT)));
+  const ours = normalise(await transcript(srv.imapPort, SCRIPT));
+  const theirs = normalise(await transcript(port, SCRIPT));
+  // CONDSTORE_OUT=DIR keeps both normalised transcripts for a diff
+  if (process.env.CONDSTORE_OUT) {
+    mkdirSync(process.env.CONDSTORE_OUT, { recursive: true });
+    writeFileSync(join(process.env.CONDSTORE_OUT, 'condstore.dovecot'), `${theirs.join('\n')}\n`, 'latin1');
+    writeFileSync(join(process.env.CONDSTORE_OUT, 'condstore.sealmail'), `${ours.join('\n')}\n`, 'latin1');
+  }
+  assertSameTranscript(ours, theirs);
 });

@@ -6,6 +6,7 @@
  * bytes (encoded words are not decoded), as Dovecot sends them.
  */
 import { countLines, type MimePart } from '../mailstore/mime/parts.js';
+import { binaryOf, type BinaryResult } from '../mailstore/mime/binary.js';
 import { parseAddressList, parseDisposition, parseLanguages, parseTransferEncoding, type Address } from '../mailstore/mime/rfc822-tokens.js';
 import { list, NIL, num, str, type ImapValue } from './wire/encoder.js';
 
@@ -204,6 +205,25 @@ export function sectionBytes(buf: Buffer, root: MimePart, section: string): Buff
       return Buffer.concat(lines);
     }
   }
+}
+
+/**
+ * BINARY[section] data (RFC 3516) for the sections Dovecot decodes — the
+ * whole message, TEXT and part bodies — or null for the others (HEADER,
+ * MIME, HEADER.FIELDS), which are sent as BODY[] sends them. A part that
+ * does not exist is empty. Throws UnknownCteError.
+ */
+export function binarySection(buf: Buffer, root: MimePart, section: string): BinaryResult | null {
+  const m = /^((?:\d+\.)*\d+)?\.?(TEXT)?$/i.exec(section.trim());
+  if (!m) return null;
+  const path = m[1] ? m[1].split('.').map(Number) : [];
+  const p = path.length ? partAt(root, path) : root;
+  if (!p) return { data: Buffer.alloc(0), binary: false };
+  if (m[2]) {
+    const msg = path.length ? p.message : root;
+    return msg ? binaryOf(buf, msg, false) : { data: Buffer.alloc(0), binary: false };
+  }
+  return binaryOf(buf, p, !path.length);
 }
 
 /** The section spec as the reply names it: HEADER.FIELDS lists upper-cased, as Dovecot echoes them. */

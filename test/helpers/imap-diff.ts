@@ -21,7 +21,9 @@
  * In a command, `{{file:NAME}}` becomes a LITERAL+ with the corpus file in
  * CRLF form (what clients send), `{{rawfile:NAME}}` the bytes as stored,
  * `{{sync:NAME}}` a synchronising literal (waits for `+` before the data),
- * `{{text:...}}` a LITERAL+ of the text itself (with \r \n \xNN escapes).
+ * `{{text:...}}` a LITERAL+ of the text itself (with \r \n \xNN escapes),
+ * `{{bin:...}}` that text as a synchronising literal8 `~{n}` (RFC 3516),
+ * `{{binplus:...}}` as `~{n+}` (which Dovecot refuses).
  *
  * What is normalised (everything else must match byte for byte): Dovecot's
  * timing suffix `(0.001 + 0.000 secs)`, capability lists (Sealmail announces
@@ -97,17 +99,17 @@ export function parseScript(name: string, text: string): ImapScript {
     // only a synchronising literal splits the command into chunks
     const merged: Buffer[] = [];
     let acc: Buffer[] = [];
-    for (const p of l.split(/(\{\{(?:file|rawfile|sync|text):[^}]*\}\})/)) {
-      const m = /^\{\{(file|rawfile|sync|text):([^}]*)\}\}$/.exec(p);
+    for (const p of l.split(/(\{\{(?:file|rawfile|sync|text|bin|binplus):[^}]*\}\})/)) {
+      const m = /^\{\{(file|rawfile|sync|text|bin|binplus):([^}]*)\}\}$/.exec(p);
       if (!m) { acc.push(Buffer.from(p, 'latin1')); continue; }
-      const data = m[1] === 'text' ? Buffer.from(unescape(m[2]), 'latin1')
+      const data = m[1] === 'text' || m[1] === 'bin' || m[1] === 'binplus' ? Buffer.from(unescape(m[2]), 'latin1')
         : m[1] === 'rawfile' ? corpusFile(m[2]) : crlf(corpusFile(m[2]));
-      if (m[1] === 'sync') {
-        acc.push(Buffer.from(`{${data.length}}\r\n`));
+      if (m[1] === 'sync' || m[1] === 'bin') {
+        acc.push(Buffer.from(`${m[1] === 'bin' ? '~' : ''}{${data.length}}\r\n`));
         merged.push(Buffer.concat(acc));
         acc = [data];
       } else {
-        acc.push(Buffer.from(`{${data.length}+}\r\n`), data);
+        acc.push(Buffer.from(`${m[1] === 'binplus' ? '~' : ''}{${data.length}+}\r\n`), data);
       }
     }
     acc.push(Buffer.from('\r\n'));
@@ -269,7 +271,7 @@ export async function runScript(script: ImapScript, target: Target): Promise<str
         record();
         continue;
       }
-      out.push(`C[${st.conn}] ${st.text.replace(/\{\{(file|rawfile|sync|text):([^}]*)\}\}/g, '{literal $2}')}`);
+      out.push(`C[${st.conn}] ${st.text.replace(/\{\{(file|rawfile|sync|text|bin|binplus):([^}]*)\}\}/g, '{literal $2}')}`);
       for (let i = 0; i < st.chunks.length; i++) {
         const start = c.peek().length;
         c.write(st.chunks[i]);

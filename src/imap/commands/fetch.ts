@@ -13,7 +13,8 @@ import { MailStoreError } from '../../mailstore/errors.js';
 import { parseMime, toCrlf } from '../../mailstore/mime/parts.js';
 import { atom, list, num, responseBytes, str, type ImapValue } from '../wire/encoder.js';
 import type { ImapArg } from '../wire/parser.js';
-import { bodyStructure, envelope, internalDate, sectionBytes, sectionName } from '../fetch-render.js';
+import { binarySection, bodyStructure, envelope, internalDate, sectionBytes, sectionName } from '../fetch-render.js';
+import { UnknownCteError } from '../../mailstore/mime/binary.js';
 import { SELECTED, type Command, type CommandContext } from './types.js';
 import { ArgError, astring, modseqArg, seqSet } from './args.js';
 import { normalizeSequenceSet, type SeqRange } from '../wire/sequence.js';
@@ -23,7 +24,8 @@ import { replyError } from './errors.js';
 
 type Item =
   | { k: 'UID' | 'FLAGS' | 'MODSEQ' | 'INTERNALDATE' | 'RFC822.SIZE' | 'ENVELOPE' | 'BODY' | 'BODYSTRUCTURE' | 'RFC822' | 'RFC822.HEADER' | 'RFC822.TEXT' }
-  | { k: 'SECTION'; peek: boolean; section: string; partial?: [number, number | undefined] };
+  | { k: 'SECTION'; peek: boolean; section: string; partial?: [number, number | undefined]; binary?: boolean }
+  | { k: 'BINARY.SIZE'; section: string };
 
 const MACROS: Record<string, string[]> = {
   ALL: ['FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE'],
@@ -45,16 +47,27 @@ function parseItems(arg: ImapArg | undefined): Item[] {
     const u = a.value.toUpperCase();
     if (arg.type !== 'list' && MACROS[u]) { out.push(...MACROS[u].map((k) => ({ k }) as Item)); continue; }
     if (SIMPLE.has(u)) { if (!out.some((i) => i.k === u)) out.push({ k: u } as Item); continue; }
-    const m = /^BODY(\.PEEK)?\[([^\]]*)\](.*)$/is.exec(a.value);
-    if (!m) throw new ArgError(`Unknown parameter: ${u}`);
-    if (!validSection(m[2])) throw new ArgError('Invalid BODY[..] section');
+    const bs = /^BINARY\.SIZE\[([^\]]*)\](?:<[^>]*>)?$/is.exec(a.value);
+    if (bs) {
+      // Dovecot ignores a partial on BINARY.SIZE
+      if (!validSection(bs[1])) throw new ArgError('Invalid BINARY[..] section');
+      out.push({ k: 'BINARY.SIZE', section: bs[1] });
+      continue;
+    }
+    const m = /^(BODY|BINARY)(\.PEEK)?\[([^\]]*)\](.*)$/is.exec(a.value);
+    if (!m) {
+      if (/^BINARY(\.PEEK)?$/i.test(a.value)) throw new ArgError("Invalid BINARY[..] parameter: Missing '['");
+      throw new ArgError(`Unknown parameter: ${u}`);
+    }
+    const kind = m[1].toUpperCase();
+    if (!validSection(m[3])) throw new ArgError(`Invalid ${kind}[..] section`);
     let partial: [number, number | undefined] | undefined;
-    if (m[3]) {
-      const pm = /^<(\d+)(?:\.(\d+))?>$/.exec(m[3]);
-      if (!pm) throw new ArgError("Invalid BODY[..] parameter: Missing '>' in partial");
+    if (m[4]) {
+      const pm = /^<(\d+)(?:\.(\d+))?>$/.exec(m[4]);
+      if (!pm) throw new ArgError(`Invalid ${kind}[..] parameter: Missing '>' in partial`);
       partial = [Number(pm[1]), pm[2] !== undefined ? Number(pm[2]) : undefined];
     }
-    out.push({ k: 'SECTION', peek: !!m[1], section: m[2], partial });
+    out.push({ k: 'SECTION', peek: !!m[2], section: m[3], partial, binary: kind === 'BINARY' });
   }
   return out;
 }
@@ -170,6 +183,12 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
       }
       if (extra.length) { await flush(); await s.untagged(extra); }
       } catch (e) {
+        if (e instanceof CteAbort) {
+          await flush();
+          await s.untagged([num(seq), atom('FETCH'), list(e.values)]);
+          await ctx.no('Unknown Content-Transfer-Encoding', { name: 'UNKNOWN-CTE' });
+          return;
+        }
         // expunged by another session after our view was made: skip it, report at the end (RFC 5530)
         if (e instanceof MailStoreError && e.code === 'EXPUNGED') { vanished = true; continue; }
         throw e;
@@ -181,6 +200,21 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
   } catch (e) {
     await replyError(ctx, e);
   }
+}
+
+/** A partial's bytes and the label naming its origin (`BODY[..]<start>`). */
+function cut(name: string, data: Buffer, partial: [number, number | undefined] | undefined): [string, Buffer] {
+  if (!partial) return [name, data];
+  const [start, len] = partial;
+  return [`${name}<${start}>`, data.subarray(start, len === undefined ? undefined : start + len)];
+}
+
+/** The items Dovecot writes first (its buffered handlers). */
+const BUFFERED = new Set(['UID', 'FLAGS', 'MODSEQ', 'INTERNALDATE', 'RFC822.SIZE']);
+
+/** A message whose part has an unknown Content-Transfer-Encoding: Dovecot ends the FETCH there. */
+class CteAbort extends Error {
+  constructor(readonly values: ImapValue[]) { super('Unknown Content-Transfer-Encoding'); }
 }
 
 async function renderItems(ctx: CommandContext, m: MaildirMessage, items: Item[], flagsChanged: boolean): Promise<ImapValue[]> {
@@ -211,7 +245,10 @@ async function renderItems(ctx: CommandContext, m: MaildirMessage, items: Item[]
     await fc?.set(m.uid, field, bytes.subarray(2, bytes.length - 2));
     return v;
   };
-  for (const it of items) {
+  // buffered items are rendered first, so an UNKNOWN-CTE abort can still send them
+  const ordered = [...items.filter((i) => BUFFERED.has(i.k)), ...items.filter((i) => !BUFFERED.has(i.k))];
+  for (const it of ordered) {
+    try {
     switch (it.k) {
       case 'UID': out.push(atom('UID'), num(m.uid)); break;
       case 'FLAGS': out.push(atom('FLAGS'), list(sel.flagsOf(m).map(atom))); flagsSent = true; break;
@@ -224,8 +261,21 @@ async function renderItems(ctx: CommandContext, m: MaildirMessage, items: Item[]
       case 'RFC822': late.push(atom('RFC822'), lit(await message())); break;
       case 'RFC822.HEADER': late.push(atom('RFC822.HEADER'), lit(sectionBytes(await message(), await mime(), 'HEADER') ?? Buffer.alloc(0))); break;
       case 'RFC822.TEXT': late.push(atom('RFC822.TEXT'), lit(sectionBytes(await message(), await mime(), 'TEXT') ?? Buffer.alloc(0))); break;
+      case 'BINARY.SIZE': {
+        const b = binarySection(await message(), await mime(), it.section);
+        const size = b ? b.data.length : (sectionBytes(await message(), await mime(), it.section) ?? Buffer.alloc(0)).length;
+        late.push({ type: 'raw', value: `BINARY.SIZE[${sectionName(it.section)}]` }, num(size));
+        break;
+      }
       case 'SECTION': {
-        const name = `BODY[${sectionName(it.section)}]`;
+        const b = it.binary ? binarySection(await message(), await mime(), it.section) : null;
+        if (b) {
+          const [label, data] = cut(`BINARY[${sectionName(it.section)}]`, b.data, it.partial);
+          // decoded data goes out as it is, NUL included, in a literal8 when Dovecot uses one
+          late.push({ type: 'raw', value: label }, { type: 'literal', size: data.length, body: data, literal8: b.binary });
+          break;
+        }
+        const name = `${it.binary ? 'BINARY' : 'BODY'}[${sectionName(it.section)}]`;
         const whole = it.section === '' && !it.partial && !crlf ? await folder.virtualSize(m) : 0;
         if (whole > STREAM_ABOVE) {
           // a big message: streamed, never held
@@ -233,16 +283,14 @@ async function renderItems(ctx: CommandContext, m: MaildirMessage, items: Item[]
           late.push({ type: 'raw', value: name }, { type: 'literal', size, body: crlfStream(folder.read(m)) });
           break;
         }
-        let data = it.section === '' ? await message() : sectionBytes(await message(), await mime(), it.section) ?? Buffer.alloc(0);
-        let label = name;
-        if (it.partial) {
-          const [start, len] = it.partial;
-          data = data.subarray(start, len === undefined ? undefined : start + len);
-          label = `${name}<${start}>`;
-        }
+        const [label, data] = cut(name, it.section === '' ? await message() : sectionBytes(await message(), await mime(), it.section) ?? Buffer.alloc(0), it.partial);
         late.push({ type: 'raw', value: label }, lit(data));
         break;
       }
+    }
+    } catch (e) {
+      if (e instanceof UnknownCteError) throw new CteAbort(out.length ? out : [atom('UID'), num(m.uid)]);
+      throw e;
     }
   }
   if (flagsChanged && !flagsSent) out.push(atom('FLAGS'), list(sel.flagsOf(m).map(atom)));

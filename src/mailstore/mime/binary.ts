@@ -1,0 +1,94 @@
+/**
+ * A message part with its Content-Transfer-Encoding undone, as IMAP BINARY
+ * (RFC 3516) sends it and as Dovecot 2.3 builds it (index-mail-binary): a
+ * base64 or quoted-printable leaf becomes its decoded bytes; a multipart or
+ * message/rfc822 keeps its structure with every such leaf decoded and that
+ * leaf's header rewritten (its Content-Transfer-Encoding fields dropped and
+ * `Content-Transfer-Encoding: binary` put before the blank line); 7bit,
+ * 8bit and binary data pass through. An unknown encoding is an error
+ * (IMAP answers NO [UNKNOWN-CTE]). Works over the CRLF form of the message.
+ */
+import { decodeTransfer } from './decode.js';
+import type { MimePart } from './parts.js';
+
+export class UnknownCteError extends Error {}
+
+export interface BinaryResult {
+  data: Buffer;
+  /** Something was decoded, or the data holds NUL: IMAP sends it as a literal8 (`~{n}`). */
+  binary: boolean;
+}
+
+type Cte = 'none' | 'qp' | 'base64';
+
+function partCte(p: MimePart): Cte {
+  // the last Content-Transfer-Encoding field counts, as in Dovecot's binary converter
+  let cte: Cte = 'none';
+  for (const [k, v] of p.headers) {
+    if (k.toLowerCase() !== 'content-transfer-encoding') continue;
+    const t = v.trim().toLowerCase();
+    if (t === '7bit' || t === '8bit' || t === 'binary') cte = 'none';
+    else if (t === 'quoted-printable') cte = 'qp';
+    else if (t === 'base64') cte = 'base64';
+    else throw new UnknownCteError('Unknown Content-Transfer-Encoding');
+  }
+  return cte;
+}
+
+/** The header without its Content-Transfer-Encoding fields, `Content-Transfer-Encoding: binary` before the blank line. */
+function rewrittenHeader(buf: Buffer, p: MimePart): Buffer {
+  const out: Buffer[] = [];
+  let skip = false;
+  let blank: Buffer | null = null;
+  for (let pos = p.headerStart; pos < p.headerEnd;) {
+    const nl = buf.indexOf(0x0a, pos);
+    const e = nl < 0 || nl >= p.headerEnd ? p.headerEnd : nl + 1;
+    const line = buf.subarray(pos, e);
+    const text = line.toString('latin1');
+    if (text === '\r\n' || text === '\n') { blank = line; break; }
+    if (!/^[ \t]/.test(text)) skip = /^content-transfer-encoding[ \t]*:/i.test(text);
+    if (!skip) out.push(line);
+    pos = e;
+  }
+  out.push(Buffer.from('Content-Transfer-Encoding: binary\r\n'));
+  if (blank) out.push(blank);
+  return Buffer.concat(out);
+}
+
+/**
+ * BINARY of a part: `withHeader` for the whole message (BINARY[]), without
+ * for a part's body (BINARY[n], BINARY[TEXT]).
+ */
+export function binaryOf(buf: Buffer, p: MimePart, withHeader: boolean): BinaryResult {
+  const chunks: Buffer[] = [];
+  let converted = false;
+  let nul = false;
+  const walk = (q: MimePart, hdr: boolean): void => {
+    const cte = partCte(q);
+    const leaf = q.contentType.type !== 'multipart' && !q.message;
+    const decodes = leaf && cte !== 'none';
+    if (hdr) {
+      const h = decodes ? rewrittenHeader(buf, q) : buf.subarray(q.headerStart, q.headerEnd);
+      if (h.includes(0)) nul = true;
+      chunks.push(h);
+    }
+    if (q.message) { walk(q.message, true); return; }
+    if (q.contentType.type === 'multipart') {
+      let at = q.bodyStart;
+      for (const c of q.children) {
+        chunks.push(buf.subarray(at, c.headerStart));
+        walk(c, true);
+        at = c.bodyEnd;
+      }
+      chunks.push(buf.subarray(at, q.bodyEnd));
+      return;
+    }
+    const body = buf.subarray(q.bodyStart, q.bodyEnd);
+    if (!body.length) return;
+    if (cte === 'none') { if (body.includes(0)) nul = true; chunks.push(body); return; }
+    converted = true;
+    chunks.push(decodeTransfer(body, cte === 'qp' ? 'quoted-printable' : 'base64'));
+  };
+  walk(p, withHeader);
+  return { data: Buffer.concat(chunks), binary: converted || nul };
+}

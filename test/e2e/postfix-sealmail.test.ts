@@ -5,16 +5,37 @@
  * the message arrives encrypted (mail-crypt, public key only) and an IMAP
  * IDLE session sees it at once; a spam-flagged message lands in Junk through
  * ISPmail's sieve_after script; an unknown recipient is refused by LMTP.
+ * Over quota: Postfix's check_policy_service asks Sealmail's quota-status
+ * and refuses a full mailbox at RCPT; a message that doesn't fit is refused
+ * by LMTP after DATA with Dovecot's 552 5.2.2 text and bounced.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
 import { setupPostfix } from '../helpers/postfix.js';
 import { startSealmail } from '../helpers/sealmail-server.js';
 import { freePort } from '../helpers/databases.js';
 import { sendMail } from '../helpers/smtp.js';
+import { mailIds } from '../helpers/dovecot.js';
+
+/** ISPmail's Postfix sockets (10-master.conf) in the private Postfix's queue. */
+const postfixSockets = (privateDir: string) => `service lmtp {
+  unix_listener ${privateDir}/dovecot-lmtp {
+    mode = 0600
+    user = postfix
+    group = postfix
+  }
+}
+service auth {
+  unix_listener ${privateDir}/auth {
+    mode = 0660
+    user = postfix
+    group = postfix
+  }
+}
+`;
 
 test('Postfix → Sealmail: SMTP AUTH via private/auth, LMTP to private/dovecot-lmtp, encrypted delivery, IDLE, spam to Junk', async (t) => {
   const smtpPort = await freePort();
@@ -34,21 +55,7 @@ plugin {
   mail_crypt_save_version = 2
   sieve_after = SIEVE_FILE
 }
-service lmtp {
-  unix_listener ${pf.privateDir}/dovecot-lmtp {
-    mode = 0600
-    user = postfix
-    group = postfix
-  }
-}
-service auth {
-  unix_listener ${pf.privateDir}/auth {
-    mode = 0660
-    user = postfix
-    group = postfix
-  }
-}
-`.replace('SIEVE_FILE', join(pf.dir, 'spam-to-folder.sieve')),
+${postfixSockets(pf.privateDir)}`.replace('SIEVE_FILE', join(pf.dir, 'spam-to-folder.sieve')),
     beforeStart: (dir) => writeFileSync(join(pf.dir, 'spam-to-folder.sieve'), 'require ["fileinto"];\nif header :contains "X-Spam" "Yes" {\n  fileinto "Junk";\n  stop;\n}\n'),
   });
   // the first login makes john's key pair (his password unlocks it)
@@ -101,4 +108,55 @@ service auth {
   await c2.logout();
   // an address Postfix accepts but the userdb doesn't know: LMTP refuses it (static userdb knows everyone, so check the log line shape only)
   assert.match(pf.maillog(), /status=sent \(250 2\.0\.0 <john@example\.org> \S+ Saved\)/);
+});
+
+test('Postfix → Sealmail over quota: quota-status refuses a full mailbox at RCPT, LMTP bounces a message that does not fit with Dovecot\'s 552 5.2.2', async (t) => {
+  const smtpPort = await freePort();
+  const users = ['john@example.org', 'full@example.org', 'over@example.org'];
+  const pf = setupPostfix(t, { smtpPort, mailboxes: users, quotaStatus: true });
+  if (!pf) return;
+  const { uid, gid } = mailIds();
+  let home = '';
+  const srv = await startSealmail(t, {
+    extraConf: `protocols = imap lmtp
+mail_plugins = $mail_plugins quota
+plugin {
+  quota = maildir:User quota
+}
+service quota-status {
+  unix_listener ${pf.privateDir}/quota-status {
+    user = postfix
+  }
+}
+${postfixSockets(pf.privateDir)}`,
+    beforeStart: (dir) => {
+      home = join(dir, 'home');
+      writeFileSync(join(dir, 'users'), [
+        `john@example.org::${uid}:${gid}::${home}/john@example.org::`,
+        `full@example.org::${uid}:${gid}::${home}/full@example.org::userdb_quota_rule=*:bytes=200`,
+        `over@example.org::${uid}:${gid}::${home}/over@example.org::userdb_quota_rule=*:bytes=200`,
+      ].join('\n') + '\n');
+      // over@ has 300 bytes in his INBOX already (no maildirsize yet: it is recalculated)
+      const cur = join(home, 'over@example.org', 'Maildir', 'cur');
+      mkdirSync(cur, { recursive: true });
+      writeFileSync(join(cur, '1700000000.M1P1.host,S=300,W=310:2,S'), `Subject: old\n\n${'x'.repeat(285)}\n`);
+      for (const p of [join(home, 'over@example.org'), join(home, 'over@example.org', 'Maildir'), cur, join(cur, '1700000000.M1P1.host,S=300,W=310:2,S')]) chownSync(p, uid, gid);
+    },
+    rewriteConf: (text, dir) => text.replace(/userdb \{\n  driver = static\n  args = [^\n]*\n\}/, `userdb {\n  driver = passwd-file\n  args = ${join(dir, 'users')}\n}`),
+  });
+  // over quota already: Postfix asks quota-status and refuses at RCPT with quota_status_overquota
+  const refused = await sendMail(smtpPort, { from: 'john@example.org', to: ['over@example.org'], data: 'Subject: hi\n\nhello\n' });
+  assert.ok(!refused.ok);
+  assert.ok(refused.replies.some((r) => /^552 5\.2\.2 <over@example\.org>: Recipient address rejected: Mailbox is full/.test(r)), refused.replies.join('\n'));
+  // room left but not for this message: accepted by Postfix, refused by LMTP after DATA, bounced with Dovecot's code
+  const big = await sendMail(smtpPort, { from: 'john@example.org', to: ['full@example.org'], data: `Subject: too big\n\n${'y'.repeat(2000)}\n` });
+  assert.ok(big.ok, big.replies.join('\n'));
+  const want = /to=<full@example\.org>.*status=bounced \(host \S+ said: 552 5\.2\.2 <full@example\.org> Quota exceeded \(mailbox for user is full\) \(in reply to end of DATA command\)\)/;
+  for (let i = 0; i < 150 && !want.test(pf.maillog()); i++) await new Promise((r) => setTimeout(r, 200));
+  assert.match(pf.maillog(), want, `maillog:\n${pf.maillog()}\nsealmail:\n${srv.output()}`);
+  // the bounce reaches the sender, who has no quota; full@ got nothing
+  const bounced = /to=<john@example\.org>.*status=sent \(250 2\.0\.0 <john@example\.org> \S+ Saved\)/;
+  for (let i = 0; i < 150 && !bounced.test(pf.maillog()); i++) await new Promise((r) => setTimeout(r, 200));
+  assert.match(pf.maillog(), bounced);
+  assert.deepEqual(readdirSync(join(home, 'full@example.org', 'Maildir', 'new')), []);
 });

@@ -222,6 +222,17 @@ function usesModseq(q: Query): boolean {
   return false;
 }
 
+/**
+ * What RETURN (SAVE …) keeps as `$` (RFC 5182 §2.1): with MIN and/or MAX
+ * alone just those (the first/last of `uids`, which SORT gives in sort
+ * order), else every result.
+ */
+export function savedResult(ret: Set<string>, uids: number[]): number[] {
+  const onlyEnds = ret.size > 0 && !ret.has('ALL') && !ret.has('COUNT');
+  if (!onlyEnds || !uids.length) return uids;
+  return [...new Set([...(ret.has('MIN') ? [uids[0]] : []), ...(ret.has('MAX') ? [uids[uids.length - 1]] : [])])];
+}
+
 async function search(ctx: CommandContext, uidMode: boolean): Promise<void> {
   const sel = ctx.session.selected!;
   let saving = false;
@@ -244,18 +255,14 @@ async function search(ctx: CommandContext, uidMode: boolean): Promise<void> {
     const hits = found.map((h) => (uidMode ? h.m.uid : h.seq));
     // RFC 7162 §3.1.5: the highest MODSEQ of the matches when MODSEQ was searched
     const top = byModseq ? found.reduce((a, h) => Math.max(a, h.m.modseq), 0) : 0;
-    if (saving) {
-      // SAVE with MIN and/or MAX alone keeps just those (RFC 5182 §2.1)
-      const uids = found.map((h) => h.m.uid);
-      const onlyEnds = ret!.size > 0 && !ret!.has('ALL') && !ret!.has('COUNT');
-      sel.saved = onlyEnds && uids.length ? [...new Set([...(ret!.has('MIN') ? [uids[0]] : []), ...(ret!.has('MAX') ? [uids[uids.length - 1]] : [])])] : uids;
-    }
+    if (saving) sel.saved = savedResult(ret!, found.map((h) => h.m.uid));
     if (ret && saving && !ret.size) { /* SAVE alone: no ESEARCH response */ }
     else if (ret) await ctx.session.untagged([...esearchResponse(ctx.tag, uidMode, ret, hits, false), ...(top ? [atom('MODSEQ'), num(top)] : [])]);
     else await ctx.session.untagged([atom('SEARCH'), ...hits.map((h) => num(h)), ...(top ? [list([atom('MODSEQ'), num(top)])] : [])]);
     await ctx.ok('Search completed');
   } catch (e) {
-    if (saving) sel.saved = [];
+    // a BAD (syntax) leaves `$` as it was, a failure (NO) empties it: Dovecot
+    if (saving && !(e instanceof ArgError)) sel.saved = [];
     await replyError(ctx, e);
   }
 }

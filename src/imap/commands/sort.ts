@@ -12,7 +12,7 @@ import { SORT_KEYS, sortMessages, type SortCriterion, type SortKey } from '../..
 import { SELECTED, type Command, type CommandContext } from './types.js';
 import { ArgError, astring } from './args.js';
 import { replyError } from './errors.js';
-import { esearchResponse, parseReturn, parseSearchProgram, recodeArgs, searchSelected } from './search.js';
+import { esearchResponse, parseReturn, parseSearchProgram, recodeArgs, savedResult, searchSelected } from './search.js';
 
 function sortProgram(a: ImapArg | undefined): SortCriterion[] {
   if (!a || a.type !== 'list') throw new ArgError('Invalid sort argument.');
@@ -41,18 +41,25 @@ function charsetArg(a: ImapArg | undefined, text: string): string {
 }
 
 async function sort(ctx: CommandContext, uidMode: boolean): Promise<void> {
+  const sel = ctx.session.selected!;
+  let saving = false;
   try {
-    const { ret, rest } = parseReturn(ctx.args);
+    const { ret, rest } = parseReturn(ctx.args, true);
+    // RFC 5182: SORT RETURN (SAVE …) keeps the result as `$`; a failed SORT empties it
+    if (ret?.has('SAVE')) { saving = true; ret.delete('SAVE'); }
     const program = sortProgram(rest[0]);
     const charset = charsetArg(rest[1], 'Invalid charset argument.');
     const q = parseSearchProgram(ctx, recodeArgs(rest.slice(2), charset));
     const hits = await searchSelected(ctx, q);
-    const sorted = sortMessages(await loadSortMessages(ctx.session.selected!.folder, hits), program);
+    const sorted = sortMessages(await loadSortMessages(sel.folder, hits), program);
     const ns = sorted.map((m) => (uidMode ? m.uid : m.seq));
-    if (ret) await ctx.session.untagged(esearchResponse(ctx.tag, uidMode, ret, ns, true));
+    if (saving) sel.saved = savedResult(ret!, sorted.map((m) => m.uid));
+    if (ret && saving && !ret.size) { /* SAVE alone: no ESEARCH response */ } else if (ret) await ctx.session.untagged(esearchResponse(ctx.tag, uidMode, ret, ns, true));
     else await ctx.session.untagged([atom('SORT'), ...ns.map(num)]);
     await ctx.ok('Sort completed');
   } catch (e) {
+    // a BAD (syntax) leaves `$` as it was, a failure (NO) empties it: Dovecot
+    if (saving && !(e instanceof ArgError)) sel.saved = [];
     await replyError(ctx, e);
   }
 }

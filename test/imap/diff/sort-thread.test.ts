@@ -3,7 +3,8 @@
  * (Re:/Fwd:/[tag]/encoded subjects, missing and broken dates, groups, empty
  * and encoded addresses, duplicate Message-IDs, reference loops, missing
  * parents) appended to both servers with the same INTERNALDATEs, then every
- * sort key, REVERSE, ESORT, UID variants, search programs, charsets, the
+ * sort key, REVERSE, ESORT, SEARCHRES (RETURN (SAVE), `$`), UID variants,
+ * search programs, charsets, the
  * three thread algorithms and the error replies — transcripts identical.
  */
 import { test } from 'node:test';
@@ -41,6 +42,26 @@ const COMMANDS = [
   'e2 UID SORT RETURN () (SUBJECT) UTF-8 1:5',
   'e3 SORT RETURN (COUNT) (SUBJECT) UTF-8 SUBJECT nomatch',
   'e4 SORT RETURN (MIN) (SUBJECT) UTF-8 SUBJECT nomatch',
+  'v1 SORT RETURN (SAVE) (DATE) UTF-8 1:5',
+  'v2 FETCH $ (UID)',
+  'v3 SORT RETURN (SAVE MIN) (DATE) UTF-8 1:5',
+  'v4 FETCH $ (UID)',
+  'v5 SORT RETURN (SAVE MAX COUNT) (REVERSE DATE) UTF-8 1:5',
+  'v6 UID SEARCH UID $',
+  'v7 SORT RETURN (SAVE ALL) (DATE) UTF-8 $',
+  'v8 THREAD REFS UTF-8 $',
+  'v9 SORT RETURN (SAVE) (DATE) UTF-8 SUBJECT nomatch',
+  'va SEARCH $',
+  'vb UID SORT RETURN (SAVE) (SUBJECT) UTF-8 2:4',
+  'vc SORT RETURN (SAVE) (FOO) UTF-8 ALL',
+  'vd SEARCH $',
+  've SORT RETURN (SAVE) (DATE) FOOBAR ALL',
+  'vf SEARCH $',
+  'vg SEARCH RETURN (SAVE) 2:4',
+  'vh SEARCH RETURN (SAVE) FOO',
+  'vi SEARCH $',
+  'vj SORT RETURN (SAVE) (DATE) UTF-8 FOO',
+  'vk SEARCH $',
   't1 THREAD ORDEREDSUBJECT UTF-8 ALL',
   't2 THREAD REFERENCES UTF-8 ALL',
   't3 THREAD REFS UTF-8 ALL',

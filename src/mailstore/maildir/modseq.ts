@@ -172,6 +172,18 @@ export class ModseqState {
     } finally { await fh.close(); }
   }
 
+  /**
+   * With the lock: catch up; a file that vanished or was damaged under us
+   * (its writer died mid-frame, someone deleted it) held changes we cannot
+   * know: HIGHESTMODSEQ jumps as for a lost file, and it is rewritten from memory.
+   */
+  private async refreshLocked(): Promise<void> {
+    if (await this.refresh(true)) return;
+    this.highest = Math.max(this.highest, Date.now());
+    this.vanishedFloor = this.highest;
+    await this.compactLocked();
+  }
+
   private async loadLocked(uidValidity: number, usedBefore: boolean): Promise<void> {
     if (await this.refresh(true) && this.uidValidity === uidValidity) return;
     // nothing (reliable) known about this folder's past modseqs
@@ -247,7 +259,7 @@ export class ModseqState {
     const quick = this.diff(msgs, since);
     if (!quick.changed.length && !quick.gone.length && !this.changes.size) return;
     await this.locked(async () => {
-      await this.refresh(true);
+      await this.refreshLocked();
       const { changed, gone } = this.diff(msgs, since);
       const lines: string[] = [];
       let ms = 0;
@@ -268,7 +280,7 @@ export class ModseqState {
   async track(): Promise<void> {
     if (this.tracked || !this.cipher) return;
     await this.locked(async () => {
-      await this.refresh(true);
+      await this.refreshLocked();
       if (this.tracked) return;
       this.tracked = true;
       await this.write(['t 1']);
@@ -303,7 +315,7 @@ export class ModseqState {
   /** Expunges by this process (one transaction). */
   async expunged(uids: number[]): Promise<void> {
     await this.locked(async () => {
-      await this.refresh(true);
+      await this.refreshLocked();
       const known = uids.filter((u) => this.entries.has(u));
       let ms = 0;
       const next = () => (ms ||= ++this.highest);
@@ -337,7 +349,7 @@ export class ModseqState {
   async flush(): Promise<void> {
     if (!this.changes.size || !this.cipher) return;
     await this.locked(async () => {
-      await this.refresh(true);
+      await this.refreshLocked();
       let ms = 0;
       await this.write(this.takeChanges(() => (ms ||= ++this.highest)));
     });

@@ -3,11 +3,15 @@
  * two workers (service imap-login { process_min_avail = 2 }) must see the
  * same MODSEQ for a message and the same HIGHESTMODSEQ, STOREs made in
  * different processes get distinct, growing modseqs, and a client that
- * reconnects (to whichever worker) never sees HIGHESTMODSEQ go down.
+ * reconnects (to whichever worker) never sees HIGHESTMODSEQ go down; and
+ * a sealmail.modseq lost while running makes HIGHESTMODSEQ jump and QRESYNC
+ * answer every missing UID as vanished (the expunge history is gone).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
+import { existsSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { startSealmail } from '../../helpers/sealmail-server.js';
 
 class Client {
@@ -79,4 +83,36 @@ test('CONDSTORE: one modseq per message and one HIGHESTMODSEQ across worker proc
     c.sock.destroy();
   }
   for (const c of conns) c.sock.destroy();
+});
+
+test('QRESYNC after sealmail.modseq was lost: HIGHESTMODSEQ jumps, every missing UID is VANISHED (EARLIER)', async (t) => {
+  const srv = await startSealmail(t, { extraConf: 'service imap-login {\n  process_min_avail = 1\n}\n' });
+  const c = await Client.open(srv.imapPort);
+  await c.cmd('LOGIN alice pass');
+  for (let i = 0; i < 5; i++) await c.cmd(`APPEND INBOX {9+}\r\nSubject ${i}`);
+  await c.cmd('ENABLE QRESYNC');
+  const sel = await c.cmd('SELECT INBOX');
+  const uidv = /UIDVALIDITY (\d+)/.exec(sel)![1];
+  const h1 = highest(sel);
+  await c.cmd('STORE 1 +FLAGS.SILENT (\\Deleted)');
+  await c.cmd('EXPUNGE');
+  await c.cmd('UID STORE 4 +FLAGS.SILENT (\\Deleted)');
+  await c.cmd('EXPUNGE');
+  const h2 = highest(await c.cmd('STATUS INBOX (HIGHESTMODSEQ)'));
+  // what VANISHED knows while the file is there: only UID 4 went after h2's predecessor
+  assert.match(await c.cmd(`UID FETCH 1:* (FLAGS) (CHANGEDSINCE ${h2 - 1} VANISHED)`), /\* VANISHED \(EARLIER\) 4\r\n/);
+  const file = join(srv.home('alice'), 'Maildir', 'sealmail.modseq');
+  assert.ok(existsSync(file));
+  unlinkSync(file);
+  const t0 = Date.now();
+  const r = await c.cmd('STORE 2 +FLAGS (\\Seen)');
+  const after = Number(/MODSEQ \((\d+)\)/.exec(r)![1]);
+  assert.ok(after > h2 && after >= t0, `the modseq jumped above anything handed out: ${h2} -> ${after}`);
+  assert.ok(existsSync(file), 'rewritten');
+  // the expunge history is lost: a client that last synced at h2 learns of every missing UID
+  const q = await c.cmd(`SELECT INBOX (QRESYNC (${uidv} ${h2}))`);
+  assert.match(q, /\* VANISHED \(EARLIER\) 1,4\r\n/);
+  assert.match(q, /\* 2 FETCH \(UID 3 FLAGS \(\\Seen\) MODSEQ \(\d+\)\)/);
+  assert.ok(highest(q) >= after && h1 < h2);
+  c.sock.destroy();
 });

@@ -153,9 +153,22 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
     // otherwise pay one socket write per message); only a streamed big body goes out on its own
     let batch: Buffer[] = [];
     let batchLen = 0;
-    const flush = async () => { if (batchLen) { const b = Buffer.concat(batch); batch = []; batchLen = 0; await s.sendRaw(b); } };
+    let text = ''; // fast-path lines not yet turned into bytes
+    const textOut = () => { if (text) { const b = Buffer.from(text, 'latin1'); batch.push(b); batchLen += b.length; text = ''; } };
+    const flush = async () => { textOut(); if (batchLen) { const b = Buffer.concat(batch); batch = []; batchLen = 0; await s.sendRaw(b); } };
+    // FETCH of only UID/FLAGS/RFC822.SIZE/MODSEQ (a client's resync of a big mailbox) is rendered
+    // straight to text: no value tree, no promise per message
+    const simple = !setsSeen && items.every((i) => i.k === 'UID' || i.k === 'FLAGS' || i.k === 'RFC822.SIZE' || i.k === 'MODSEQ');
     for (let n = 0; n < msgs.length; n++) {
       const { seq, m } = msgs[n];
+      if (simple) {
+        const line = simpleFetchLine(s, sel, seq, m, items);
+        if (line !== null) {
+          text += line;
+          if (text.length >= 65536) { textOut(); await flush(); }
+          continue;
+        }
+      }
       try {
       if (needBody && n % 16 === 0) sel.folder.prefetch(msgs.slice(n, n + 32).map((x) => x.m));
       let flagsChanged = false;
@@ -174,6 +187,7 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
       }
       const streamed = values.some((v) => v.type === 'literal' && !Buffer.isBuffer(v.body));
       if (!streamed) {
+        textOut(); // keep fast-path lines before this one
         const b = responseBytes({ kind: 'data', values: [num(seq), atom('FETCH'), list(values)] });
         batch.push(b); batchLen += b.length;
         if (batchLen >= 65536) await flush();
@@ -215,6 +229,26 @@ const BUFFERED = new Set(['UID', 'FLAGS', 'MODSEQ', 'INTERNALDATE', 'RFC822.SIZE
 /** A message whose part has an unknown Content-Transfer-Encoding: Dovecot ends the FETCH there. */
 class CteAbort extends Error {
   constructor(readonly values: ImapValue[]) { super('Unknown Content-Transfer-Encoding'); }
+}
+
+/**
+ * The response line of a FETCH of buffered items only, when every value is
+ * known without I/O (RFC822.SIZE from the file name's W=); null otherwise.
+ * Same bytes as the general encoder: numbers and flag atoms need no quoting.
+ */
+function simpleFetchLine(s: CommandContext['session'], sel: Selected, seq: number, m: MaildirMessage, items: Item[]): string | null {
+  let out = `* ${seq} FETCH (`;
+  for (let i = 0; i < items.length; i++) {
+    if (i) out += ' ';
+    switch (items[i].k) {
+      case 'UID': out += `UID ${m.uid}`; break;
+      case 'FLAGS': out += `FLAGS (${sel.flagsOf(m).join(' ')})`; break;
+      case 'RFC822.SIZE': if (m.vsize === undefined) return null; out += `RFC822.SIZE ${m.vsize}`; break;
+      case 'MODSEQ': out += `MODSEQ (${m.modseq})`; s.noteModseq(m.modseq); break;
+      default: return null;
+    }
+  }
+  return `${out})\r\n`;
 }
 
 async function renderItems(ctx: CommandContext, m: MaildirMessage, items: Item[], flagsChanged: boolean): Promise<ImapValue[]> {

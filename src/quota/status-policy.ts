@@ -5,8 +5,10 @@
  * per connection. Recipient lowercased and detail-stripped; unknown user →
  * quota_status_nouser, over quota (src/quota/quota.ts: used + size > limit
  * + quota_grace, or already over) →
- * quota_status_overquota, otherwise quota_status_success (defaults as
- * Dovecot's: DUNNO, DUNNO, "552 5.2.2 Mailbox is full").
+ * quota_status_overquota, otherwise quota_status_success. Unset, they are
+ * Dovecot 2.3's quota-status.c defaults: `OK`, `REJECT Unknown user` and
+ * `554 5.2.2 <quota_exceeded_message>` (ISPmail sets DUNNO, DUNNO and
+ * "552 5.2.2 Mailbox is full" in 90-quota.conf).
  */
 import type { Duplex } from 'node:stream';
 import type { AuthEngine } from '../auth/engine.js';
@@ -18,6 +20,8 @@ import { UserQuota } from './quota.js';
 export class QuotaStatusSession {
   private buf = '';
   private running: Promise<void> = Promise.resolve();
+  /** quota-status.c keeps the attributes of the connection: a request without size= reuses the last one. */
+  private size = 0;
 
   constructor(private readonly sock: Duplex, private readonly config: DovecotConfig, private readonly auth: AuthEngine) {
     sock.on('data', (d: Buffer) => {
@@ -36,9 +40,9 @@ export class QuotaStatusSession {
   private async answer(req: string): Promise<void> {
     const attrs = new Map(req.split('\n').map((l) => { const e = l.indexOf('='); return [l.slice(0, e), l.slice(e + 1)] as [string, string]; }));
     const plugin = this.config.plugin({ protocol: 'quota-status' });
-    const success = plugin.quota_status_success ?? 'DUNNO';
-    const nouser = plugin.quota_status_nouser ?? 'DUNNO';
-    const over = plugin.quota_status_overquota ?? '552 5.2.2 Mailbox is full';
+    const success = plugin.quota_status_success ?? 'OK';
+    const nouser = plugin.quota_status_nouser ?? 'REJECT Unknown user';
+    if (attrs.has('size')) this.size = Number(attrs.get('size')) || 0;
     const rcpt = (attrs.get('recipient') ?? '').toLowerCase();
     let action = success;
     if (!rcpt) action = success;
@@ -50,8 +54,8 @@ export class QuotaStatusSession {
         const store = openUserStore(resolveMailUser(this.config, r.user, r.fields, 'lmtp'));
         const quota = UserQuota.forUser(this.config, 'quota-status', r.user, r.fields, store);
         // quota-status.c tests at least one byte against INBOX's limits (grace included)
-        const size = Math.max(1, Number(attrs.get('size') ?? 0) || 0);
-        if (quota && !(await quota.fits('INBOX', [size]))) action = over;
+        const size = Math.max(1, this.size);
+        if (quota && !(await quota.fits('INBOX', [size]))) action = plugin.quota_status_overquota ?? `554 5.2.2 ${quota.exceededMessage()}`;
       }
     }
     this.sock.write(`action=${action}\n\n`);

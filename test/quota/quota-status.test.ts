@@ -15,7 +15,7 @@ test('quota-status answers Postfix policy requests from quota_rule and maildirsi
   const { uid, gid } = mailIds();
   let sock = '';
   const srv = await startSealmail(t, {
-    extraConf: 'recipient_delimiter = +\nplugin {\n  quota = maildir:User quota\n  quota_grace = 0\n}\nservice quota-status {\n  unix_listener SOCK {\n    mode = 0666\n  }\n}\nuserdb {\n  driver = static\n  args = uid=UID gid=GID home=HOME/%u quota_rule=*:bytes=1000\n}\n',
+    extraConf: 'recipient_delimiter = +\nplugin {\n  quota = maildir:User quota\n  quota_grace = 0\n  quota_status_success = DUNNO\n  quota_status_nouser = DUNNO\n  quota_status_overquota = "552 5.2.2 Mailbox is full"\n}\nservice quota-status {\n  unix_listener SOCK {\n    mode = 0666\n  }\n}\nuserdb {\n  driver = static\n  args = uid=UID gid=GID home=HOME/%u quota_rule=*:bytes=1000\n}\n',
     beforeStart: (dir) => { sock = join(dir, 'quota-status'); },
     rewriteConf: (text, dir) => text.replace('SOCK', join(dir, 'quota-status')).replace('UID', String(uid)).replace('GID', String(gid)).replace('HOME', join(dir, 'home'))
       .replace(/userdb \{\n  driver = static\n  args = uid=\d+ gid=\d+ home=[^\n]*\n\}\n/, ''),

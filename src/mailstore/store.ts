@@ -375,7 +375,8 @@ export class MailStore {
    * mailbox that exists, messages saved longer ago than its `autoexpunge`
    * are expunged, oldest
    * UID first, stopping at the first newer one as Dovecot does. One run at
-   * a time per user. Returns how many were expunged.
+   * a time per user (a lock file in the root's control directory, since
+   * IMAP sessions live in several processes). Returns how many were expunged.
    */
   async autoexpunge(now = Date.now()): Promise<number> {
     const rules = this.opts.autoexpunge ?? [];
@@ -384,26 +385,43 @@ export class MailStore {
     const running = AUTOEXPUNGING.get(key);
     if (running) return running;
     const run = (async () => {
-      let n = 0;
-      for (const r of rules) {
-        if (!(await folderExists(this.loc, r.name))) continue;
-        const h = await this.openShared(r.name);
-        try {
-          await h.folder.sync();
-          const old = [];
-          for (const m of [...h.folder.messages].sort((x, y) => x.uid - y.uid)) {
-            const saved = await savedAt(h.folder, m);
-            if (saved === null) continue;
-            if (saved > now - r.ms) break;
-            old.push(m);
-          }
-          if (old.length) n += (await h.folder.expunge(old)).length;
-        } finally { h.release(); }
+      // one run per user across processes too (Dovecot: dovecot.autoexpunge.lock); a stale lock is taken over
+      const lock = join(this.rootControl, 'sealmail.autoexpunge.lock');
+      const take = () => fsp.writeFile(lock, `${process.pid}\n`, { flag: 'wx', mode: 0o600 }).then(() => true, (e: NodeJS.ErrnoException) => { if (e.code === 'EEXIST') return false; throw e; });
+      if (!(await take())) {
+        const st = await fsp.stat(lock).catch(() => null);
+        if (st && Date.now() - st.mtimeMs < 10 * 60_000) return 0;
+        await fsp.rm(lock, { force: true });
+        if (!(await take())) return 0;
       }
+      let n = 0;
+      try {
+        n = await this.expungeOld(rules, now);
+      } finally { await fsp.rm(lock, { force: true }); }
       return n;
     })().finally(() => AUTOEXPUNGING.delete(key));
     AUTOEXPUNGING.set(key, run);
     return run;
+  }
+
+  private async expungeOld(rules: { name: string; ms: number }[], now: number): Promise<number> {
+    let n = 0;
+    for (const r of rules) {
+      if (!(await folderExists(this.loc, r.name))) continue;
+      const h = await this.openShared(r.name);
+      try {
+        await h.folder.sync();
+        const old = [];
+        for (const m of [...h.folder.messages].sort((x, y) => x.uid - y.uid)) {
+          const saved = await savedAt(h.folder, m);
+          if (saved === null) continue;
+          if (saved > now - r.ms) break;
+          old.push(m);
+        }
+        if (old.length) n += (await h.folder.expunge(old)).length;
+      } finally { h.release(); }
+    }
+    return n;
   }
 
   /** Quota usage from maildirsize (null when the file is missing: Dovecot will recount). */

@@ -29,7 +29,9 @@
  * timing suffix `(0.001 + 0.000 secs)`, capability lists (Sealmail announces
  * only what it implements; the test reports the difference), the `* ID`
  * server data, and UIDVALIDITY values of folders created during the script
- * (time-based in both servers), which are renumbered in order of appearance.
+ * (time-based in both servers), which are renumbered in order of appearance,
+ * and modification sequence values (Sealmail keeps its own counter, see
+ * dovecot-compat.md; whether and where they appear must still match).
  */
 import { chownSync, mkdirSync, readFileSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
@@ -311,7 +313,9 @@ export function normalise(lines: string[], fixedUidValidity: Set<number>): strin
     .replace(/^(S\[\w+\] \* ID) .*/, '$1 (…)')
     .replace(/\[UIDVALIDITY (\d+)\]/, (_, n: string) => `[UIDVALIDITY ${mapUv(n)}]`)
     .replace(/\bUIDVALIDITY (\d+)/, (m, n: string) => (m.startsWith('[') ? m : `UIDVALIDITY ${mapUv(n)}`))
-    .replace(/\[(COPYUID|APPENDUID) (\d+) /, (_, k: string, n: string) => `[${k} ${mapUv(n)} `));
+    .replace(/\[(COPYUID|APPENDUID) (\d+) /, (_, k: string, n: string) => `[${k} ${mapUv(n)} `)
+    .replace(/\[HIGHESTMODSEQ \d+\]/g, '[HIGHESTMODSEQ <modseq>]')
+    .replace(/MODSEQ \(\d+\)/g, 'MODSEQ (<modseq>)'));
 }
 
 /** Capabilities each server announced after LOGIN or CAPABILITY (for the report). */

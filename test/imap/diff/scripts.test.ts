@@ -9,10 +9,16 @@
  * check of the harness: it must be deterministic); SEALDIFF_ONLY=NAME runs
  * the scripts whose file name contains NAME; SEALDIFF_OUT=DIR writes both
  * normalised transcripts there (NAME.dovecot, NAME.sealmail) for a diff.
+ *
+ * The mail-crypt variant runs the FETCH scripts with both servers on the
+ * same encrypted Maildir: Dovecot encrypts the script's Maildir into the
+ * user's mailbox (`doveadm backup -R`, which keeps file names, UIDs,
+ * UIDVALIDITY and dates, and makes the user key on the first save), and
+ * Sealmail gets a copy of those very files and of the key attributes.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { chownSync, cpSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setupDovecot } from '../../helpers/dovecot.js';
 import { startSealmail } from '../../helpers/sealmail-server.js';
@@ -25,6 +31,25 @@ const only = process.env.SEALDIFF_ONLY;
 const scripts = loadScripts(only ? (n) => n.includes(only) : undefined);
 const sanity = process.env.SEALDIFF_BOTH === 'dovecot';
 
+const CRYPT_CONF = `mail_attribute_dict = file:%h/Maildir/dovecot-attributes
+mail_plugins = $mail_plugins mail_crypt
+plugin {
+  mail_crypt_curve = prime256v1
+  mail_crypt_save_version = 2
+  mail_crypt_require_encrypted_user_key = yes
+}
+`;
+const CRYPT_PASSDB = 'passdb {\n  driver = static\n  args = password=pass userdb_mail_crypt_private_password=%w\n}';
+/** The scripts also run on encrypted storage (FETCH rendering from mail-crypt files). */
+const CRYPT_SCRIPTS = /^1[0-2]-/;
+
+const userOf = (name: string) => `${name.replace(/\.imap$/, '').replace(/[^a-z0-9]/gi, '')}@example.org`;
+
+function chownTree(p: string, uid: number, gid: number): void {
+  chownSync(p, uid, gid);
+  if (statSync(p).isDirectory()) for (const f of readdirSync(p)) chownTree(join(p, f), uid, gid);
+}
+
 test('differential IMAP scripts against the real Dovecot', async (t) => {
   const port = await freePort();
   const dv = setupDovecot(t, {
@@ -36,7 +61,7 @@ test('differential IMAP scripts against the real Dovecot', async (t) => {
   const seal = sanity ? null : await startSealmail(t);
   for (const script of scripts) {
     await t.test(script.name, { todo: script.todo }, async () => {
-      const user = `${script.name.replace(/\.imap$/, '').replace(/[^a-z0-9]/gi, '')}@example.org`;
+      const user = userOf(script.name);
       writeMaildir(dv.home(user), script);
       // a Dovecot that fails shows why: its log goes into the error
       const withLog = <T>(p: Promise<T>): Promise<T> => p.catch((e: Error) => { throw new Error(`${e.message}\n--- Dovecot log:\n${dv.log().slice(-3000)}`); });
@@ -64,6 +89,34 @@ test('differential IMAP scripts against the real Dovecot', async (t) => {
         const missing = [...capabilities(theirs)].filter((c) => !capabilities(ours).has(c));
         assert.fail(`${report}${missing.length ? `\n(capabilities Sealmail does not announce: ${missing.join(' ')})` : ''}`);
       }
+    });
+  }
+});
+
+test('differential IMAP scripts with mail-crypt: both servers read the same encrypted Maildir', async (t) => {
+  const port = await freePort();
+  const dv = setupDovecot(t, {
+    start: true,
+    protocols: 'imap',
+    passdb: CRYPT_PASSDB,
+    extraConf: `disable_plaintext_auth = no\nmail_max_userip_connections = 100\nservice imap-login {\n  inet_listener imap {\n    port = ${port}\n  }\n}\n${CRYPT_CONF}`,
+  });
+  if (!dv) return;
+  const seal = await startSealmail(t, { passdb: CRYPT_PASSDB, extraConf: CRYPT_CONF });
+  for (const script of scripts.filter((x) => CRYPT_SCRIPTS.test(x.name) && !x.todo)) {
+    await t.test(script.name, async () => {
+      const user = userOf(script.name);
+      const plain = join(dv.dir, 'plain', user);
+      writeMaildir(plain, script);
+      const r = dv.doveadm(['-o', 'plugin/mail_crypt_private_password=pass', 'backup', '-R', '-u', user, `maildir:${plain}/Maildir`]);
+      assert.equal(r.status, 0, `doveadm backup -R: ${r.stderr}`);
+      cpSync(dv.home(user), seal.home(user), { recursive: true, preserveTimestamps: true });
+      if (process.getuid?.() === 0) chownTree(seal.home(user), dv.uid, dv.gid);
+      const theirs = await runScript(script, { name: 'Dovecot', port, user, password: 'pass' });
+      const ours = await runScript(script, { name: 'Sealmail', port: seal.imapPort, user, password: 'pass' });
+      const fixed = fixedUidValidities(script);
+      const report = compareTranscripts(script, normalise(theirs, fixed), normalise(ours, fixed), ['Dovecot', 'Sealmail']);
+      if (report) assert.fail(`(mail-crypt) ${report}`);
     });
   }
 });

@@ -1,12 +1,14 @@
 /**
  * Dovecot's dotlock protocol (lib/file-dotlock.c, dotlock_use_excl = yes):
- * `<file>.lock` created with O_CREAT|O_EXCL, content `<pid>:<host>` without
- * newline, removed with unlink(). A lock is stale when its pid is on this
+ * `<file>.lock` with content `<pid>:<host>` without newline, created
+ * atomically (temp file + link(), EEXIST when held), removed with unlink(). A lock is stale when its pid is on this
  * host and dead, or when neither the lock nor the protected file changed for
  * `staleMs` (120 s). Waiting polls until `timeoutMs`, then fails with
  * LOCKTIMEOUT (the caller proceeds read-only, as Dovecot does).
  */
+import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { MailStoreError, ioError } from '../errors.js';
 import { localHost } from './filename.js';
 
@@ -39,6 +41,18 @@ async function isStale(lockPath: string, protectedPath: string, staleMs: number)
   return newest > 0 && Date.now() - newest > staleMs;
 }
 
+/**
+ * The lock appears with its content or not at all (temp file + link(), which
+ * fails with EEXIST like O_EXCL): a process killed half-way must not leave
+ * an empty lock, whose owner could never be found dead (it would block
+ * everyone for the 120 s stale timeout).
+ */
+async function createWithContent(lockPath: string, content: string): Promise<void> {
+  const tmp = join(dirname(lockPath), `.temp.${localHost()}.${process.pid}.${randomBytes(6).toString('hex')}`);
+  await fsp.writeFile(tmp, content, { mode: 0o600 });
+  try { await fsp.link(tmp, lockPath); } finally { await fsp.unlink(tmp).catch(() => {}); }
+}
+
 export async function acquireDotlock(protectedPath: string, opts: DotlockOptions = {}): Promise<Dotlock> {
   const lockPath = protectedPath + '.lock';
   const timeoutMs = opts.timeoutMs ?? 122_000;
@@ -47,8 +61,7 @@ export async function acquireDotlock(protectedPath: string, opts: DotlockOptions
   let delay = 5;
   for (;;) {
     try {
-      const fh = await fsp.open(lockPath, 'wx', 0o600);
-      try { await fh.writeFile(`${process.pid}:${localHost()}`); } finally { await fh.close(); }
+      await createWithContent(lockPath, `${process.pid}:${localHost()}`);
       let released = false;
       return {
         path: lockPath,

@@ -360,11 +360,20 @@ export function parseAddressList(value: string): Address[] {
   const addrSpec = (): number => {
     p.lastComment = '';
     let r = localPart();
+    let triedDomain = false;
     if (r !== 0 && p.ch() === '@') {
+      triedDomain = true;
       const r2 = domain();
       if (r2 <= 0) r = r2;
     }
     if (p.lastComment) cur.name = p.lastComment;
+    else if (!triedDomain && cur.mailbox !== null && !p.end) {
+      // a lone word followed by more words is a display name, not a mailbox (`x y@host` → name "x y")
+      const o: string[] = [];
+      p.phrase(o);
+      if (o[0]) { cur.name = `${cur.mailbox} ${o[0]}`; cur.mailbox = null; }
+      r = p.end ? 0 : 1;
+    }
     return r;
   };
   const mailbox = (): number => {

@@ -79,8 +79,14 @@ export function messageIds(v: string | null, max = Infinity): string[] {
 interface Link { uid: number; m: SortMessage | null; parent: number }
 interface Root { idx: number; uid: number; date: number; dummy: boolean; ignore: boolean; rootNo: number; parentRoot: number; rf: boolean }
 
-/** Build Dovecot's message-ID link graph (RFC 5256 §4 step 1) over messages in UID order. */
-function linkMessages(msgs: SortMessage[]): { nodes: Link[] } {
+/**
+ * Build Dovecot's message-ID link graph (RFC 5256 §4 step 1) over messages
+ * in UID order. Node numbers follow Dovecot's string map: every ID in the
+ * order it first appears in the whole mailbox (`universe`, UID order;
+ * Message-ID, then References or In-Reply-To), which decides the order of
+ * placeholder roots that tie in REFS.
+ */
+function linkMessages(msgs: SortMessage[], universe: SortMessage[]): { nodes: Link[] } {
   const nodes: Link[] = [{ uid: 0, m: null, parent: 0 }];
   const byId = new Map<string, number>();
   const idxOf = (id: string): number => {
@@ -102,6 +108,11 @@ function linkMessages(msgs: SortMessage[]): { nodes: Link[] } {
     if (!v) memo.set(field, (v = messageIds(m.h[field], max)));
     return v;
   };
+  for (const m of universe) {
+    for (const id of ids(m, 'messageId', 1)) idxOf(id);
+    const refs = ids(m, 'references');
+    for (const id of refs.length ? refs : ids(m, 'inReplyTo', 1)) idxOf(id);
+  }
   for (const m of msgs) {
     const [mid] = ids(m, 'messageId', 1);
     let idx: number;
@@ -124,9 +135,9 @@ function linkMessages(msgs: SortMessage[]): { nodes: Link[] } {
 }
 
 /** RFC 5256 §4 REFERENCES / Dovecot REFS over the (searched) messages. */
-function threadByReferences(msgs: SortMessage[], refs2: boolean): ThreadNode[] {
-  const byUid = [...msgs].sort((a, b) => a.uid - b.uid);
-  const { nodes } = linkMessages(byUid);
+function threadByReferences(msgs: SortMessage[], refs2: boolean, universe: SortMessage[]): ThreadNode[] {
+  const byUid = (l: SortMessage[]) => [...l].sort((a, b) => a.uid - b.uid);
+  const { nodes } = linkMessages(byUid(msgs), byUid(universe));
   const children = new Map<number, number[]>();
   const kids = (i: number): number[] => children.get(i) ?? [];
   const addChild = (p: number, c: number) => { const l = children.get(p); if (l) l.push(c); else children.set(p, [c]); };
@@ -255,7 +266,11 @@ function threadBySubject(msgs: SortMessage[]): ThreadNode[] {
   return threads.map((t) => ({ n: t.msgs[0].seq, children: t.msgs.slice(1).map((m) => ({ n: m.seq, children: [] })) }));
 }
 
-/** Thread the messages; node numbers are their `seq` (the caller passes UIDs there for UID THREAD). */
-export function threadMessages(msgs: SortMessage[], algorithm: ThreadAlgorithm): ThreadNode[] {
-  return algorithm === 'ORDEREDSUBJECT' ? threadBySubject(msgs) : threadByReferences(msgs, algorithm === 'REFS');
+/**
+ * Thread the messages; node numbers are their `seq` (the caller passes UIDs
+ * there for UID THREAD). `universe` is every message of the mailbox when
+ * `msgs` is a search result (only the order of IDs is taken from it).
+ */
+export function threadMessages(msgs: SortMessage[], algorithm: ThreadAlgorithm, universe: SortMessage[] = msgs): ThreadNode[] {
+  return algorithm === 'ORDEREDSUBJECT' ? threadBySubject(msgs) : threadByReferences(msgs, algorithm === 'REFS', universe);
 }

@@ -35,10 +35,16 @@ async function thread(ctx: CommandContext, uidMode: boolean): Promise<void> {
     const algorithm = THREAD_ALGORITHMS.find((a) => a === alg.toUpperCase()) as ThreadAlgorithm | undefined;
     if (!algorithm) throw new ArgError('Unknown thread algorithm.');
     const q = parseSearchProgram(ctx, recodeArgs(ctx.args.slice(2), charset));
+    const sel = ctx.session.selected!;
     const hits = await searchSelected(ctx, q);
     // UID THREAD numbers the tree by UID: the store threads whatever numbers it is given
-    const msgs = await loadSortMessages(ctx.session.selected!.folder, uidMode ? hits.map((h) => ({ seq: h.m.uid, m: h.m })) : hits);
-    await ctx.session.untagged([atom('THREAD'), { type: 'raw', value: render(threadMessages(msgs, algorithm), true) }]);
+    const msgs = await loadSortMessages(sel.folder, uidMode ? hits.map((h) => ({ seq: h.m.uid, m: h.m })) : hits);
+    // a subset is threaded with Dovecot's ID order of the whole mailbox (placeholder roots that tie keep it)
+    let universe = msgs;
+    if (algorithm !== 'ORDEREDSUBJECT' && hits.length < sel.uids.length) {
+      universe = await loadSortMessages(sel.folder, sel.uids.flatMap((u, i) => { const m = sel.message(u); return m ? [{ seq: i + 1, m }] : []; }));
+    }
+    await ctx.session.untagged([atom('THREAD'), { type: 'raw', value: render(threadMessages(msgs, algorithm, universe), true) }]);
     await ctx.ok('Thread completed');
   } catch (e) {
     await replyError(ctx, e);

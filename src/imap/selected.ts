@@ -28,12 +28,15 @@ export class Selected {
   /** The RECENT count the client was last told. */
   private reportedRecent = 0;
 
+  /** IMAP4rev2 enabled (RFC 9051 has no \Recent flag). */
+  rev2 = false;
+
   /** `release` gives the shared folder handle back (UNSELECT, CLOSE, LOGOUT). */
   constructor(readonly name: string, readonly folder: MaildirFolder, readonly readOnly: boolean, readonly release: () => void = () => undefined) {}
 
   /** Flags as the client sees them: system flags in Dovecot's order, \Recent, keywords. */
   flagsOf(m: MaildirMessage): string[] {
-    return [...SYSTEM_FLAGS.filter((f) => m.flags.has(f)), ...(this.recent.has(m.uid) ? ['\\Recent'] : []), ...m.keywords];
+    return [...SYSTEM_FLAGS.filter((f) => m.flags.has(f)), ...(!this.rev2 && this.recent.has(m.uid) ? ['\\Recent'] : []), ...m.keywords];
   }
 
   message(uid: number): MaildirMessage | undefined { return this.folder.message(uid); }

@@ -50,6 +50,8 @@ const APPENDLIMIT = 64 * 1024 * 1024;
  */
 const POSTLOGIN_CAPABILITIES: Array<[string, boolean | ((s: Session) => boolean)]> = [
   ['IMAP4rev1', true],
+  // RFC 9051, not in Dovecot 2.3: rev1 behaviour until the client says ENABLE IMAP4rev2
+  ['IMAP4rev2', true],
   ['SASL-IR', true],
   ['LOGIN-REFERRALS', true],
   ['ID', true],
@@ -176,7 +178,7 @@ export class Session {
   capabilities(): string {
     const conf = this.config.get('imap_capability', { protocol: 'imap' });
     if (this.state === 'not-authenticated') {
-      const caps = ['IMAP4rev1', 'SASL-IR', 'LOGIN-REFERRALS', 'ID', 'ENABLE', 'IDLE', 'LITERAL+'];
+      const caps = ['IMAP4rev1', 'IMAP4rev2', 'SASL-IR', 'LOGIN-REFERRALS', 'ID', 'ENABLE', 'IDLE', 'LITERAL+'];
       if (this.opts.starttls && !this.secured) caps.push('STARTTLS');
       if (this.plaintextDisabled()) caps.push('LOGINDISABLED');
       else caps.push('AUTH=PLAIN', 'AUTH=LOGIN');
@@ -408,7 +410,7 @@ export class Session {
       if (u.kind === 'expunge') await this.untagged([num(u.seq), atom('EXPUNGE')]);
       else if (u.kind === 'vanished') await this.untagged([atom('VANISHED'), atom(uidSetText(u.uids))]);
       else if (u.kind === 'exists') await this.untagged([num(u.count), atom('EXISTS')]);
-      else if (u.kind === 'recent') await this.untagged([num(u.count), atom('RECENT')]);
+      else if (u.kind === 'recent') { if (!this.rev2) await this.untagged([num(u.count), atom('RECENT')]); }
       else {
         const modseq = this.condstore ? [atom('MODSEQ'), list([num(u.modseq)])] : [];
         if (this.condstore) this.noteModseq(u.modseq);
@@ -424,6 +426,8 @@ export class Session {
   /** RFC 7162 CONDSTORE is on (ENABLEd, or by the first command that used a modseq). */
   get condstore(): boolean { return this.enabled.has('CONDSTORE') || this.enabled.has('QRESYNC'); }
   get qresync(): boolean { return this.enabled.has('QRESYNC'); }
+  /** RFC 9051 after ENABLE IMAP4rev2: no \Recent, no RECENT, SEARCH answers with ESEARCH, SELECT sends LIST. */
+  get rev2(): boolean { return this.enabled.has('IMAP4rev2'); }
   /** The highest MODSEQ sent in a FETCH response since the last sync (Dovecot's highest_fetch_modseq). */
   private fetchModseq = 0;
   /** HIGHESTMODSEQ as of the last sync that announced everything (Dovecot's sync_last_full_modseq). */

@@ -77,6 +77,8 @@ export interface MailboxStatus {
   uidnext: number;
   uidvalidity: number;
   unseen: number;
+  /** Messages flagged \Deleted (IMAP4rev2 STATUS DELETED); absent in status caches written before it existed. */
+  deleted?: number;
   /** Sum of physical sizes. */
   size: number;
   /** Sum of virtual (CRLF) sizes: IMAP STATUS=SIZE, doveadm's vsize. */
@@ -346,7 +348,7 @@ export class MailStore {
     const before = await folderStamp(f.dir, f.controlDir);
     if (before) {
       const hit = await readStatusCache(f.controlDir, before);
-      if (hit && hit.highestModseq && !trackModseqs) return hit;
+      if (hit && hit.highestModseq && hit.deleted !== undefined && !trackModseqs) return hit;
     }
     await f.sync();
     if (trackModseqs) await f.trackModseqs();
@@ -360,6 +362,7 @@ export class MailStore {
       uidnext: f.uidNext,
       uidvalidity: f.uidValidity,
       unseen: f.messages.filter((m) => !m.flags.has('\\Seen')).length,
+      deleted: f.messages.filter((m) => m.flags.has('\\Deleted')).length,
       size,
       guid: f.guid,
       keywords: f.keywordOrder,

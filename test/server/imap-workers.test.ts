@@ -7,44 +7,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
 import { chownSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { startSealmail } from '../helpers/sealmail-server.js';
+import { ImapLine } from '../helpers/imap-line.js';
 import { mailIds } from '../helpers/dovecot.js';
 
-class Line {
-  private buf = '';
-  constructor(readonly sock: Socket) {
-    sock.setEncoding('latin1');
-    sock.on('data', (d: string) => { this.buf += d; });
-    sock.on('error', () => undefined);
-  }
-  async until(re: RegExp, what: string, ms = 15_000): Promise<string> {
-    const end = Date.now() + ms;
-    while (!re.test(this.buf)) {
-      if (Date.now() > end) throw new Error(`no ${what}; got ${JSON.stringify(this.buf.slice(-300))}`);
-      if (this.sock.destroyed) throw new Error(`closed waiting for ${what}; got ${JSON.stringify(this.buf.slice(-300))}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    const out = this.buf;
-    this.buf = '';
-    return out;
-  }
-  async cmd(tag: string, text: string): Promise<string> {
-    this.sock.write(`${tag} ${text}\r\n`);
-    return this.until(new RegExp(`(^|\\r\\n)${tag} (OK|NO|BAD)[^\\r\\n]*\\r\\n$`), `reply to ${tag} ${text}`);
-  }
-}
-
-async function open(port: number, tls: boolean): Promise<Line> {
-  const sock = tls ? tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false }) : netConnect(port, '127.0.0.1');
-  const l = new Line(sock);
-  await l.until(/^\* OK .*\r\n/, 'greeting');
-  return l;
-}
+const open = (port: number, tls: boolean) => ImapLine.open(port, tls);
 
 const socketInodes = (pid: number) => readdirSync(`/proc/${pid}/fd`).map((f) => { try { return readlinkSync(`/proc/${pid}/fd/${f}`); } catch { return ''; } }).filter((l) => l.startsWith('socket:')).length;
 const alive = (pid: number) => { try { return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8')); } catch { return false; } };
@@ -71,7 +41,7 @@ test('three IMAP worker processes share the listeners and the mailbox, and are s
     if (process.getuid?.() === 0) assert.equal(uidOf(p), mailIds().uid, `worker ${p} runs as the mail uid, never root`);
   }
   const before = pids.map(socketInodes);
-  const conns: Line[] = [];
+  const conns: ImapLine[] = [];
   for (let i = 0; i < 6; i++) {
     const c = await open(i % 2 ? srv.imapsPort : srv.imapPort, i % 2 === 1);
     assert.match(await c.cmd('a', 'LOGIN alice pass'), /a OK /);

@@ -166,16 +166,18 @@ async function listCmd(ctx: CommandContext, lsub: boolean): Promise<void> {
 }
 
 /** A STATUS item list (STATUS, LIST RETURN (STATUS …)) with Dovecot's BAD texts. */
-function statusItems(a: ImapArg | undefined): string[] {
+function statusItems(a: ImapArg | undefined, rev2 = false): string[] {
+  // RFC 9051 adds DELETED (Dovecot 2.3 knows no IMAP4rev2: only after ENABLE IMAP4rev2)
+  const known = rev2 ? [...STATUS_ORDER, 'DELETED'] : STATUS_ORDER;
   if (!a || a.type !== 'list') throw new ArgError('Invalid arguments.');
   if (!a.items.length) throw new ArgError('Empty status list.');
   const want = new Set<string>();
   for (const it of a.items) {
     const k = needAstring(it).toUpperCase();
-    if (!STATUS_ORDER.includes(k)) throw new ArgError(`Invalid status item ${k}`);
+    if (!known.includes(k)) throw new ArgError(`Invalid status item ${k}`);
     want.add(k);
   }
-  return STATUS_ORDER.filter((k) => want.has(k));
+  return known.filter((k) => want.has(k));
 }
 
 /** The untagged STATUS response; Dovecot answers in its own fixed order, whatever order was asked. */
@@ -184,7 +186,7 @@ async function statusResponse(ctx: CommandContext, name: string, items: string[]
   // RFC 7162 §3.1.1: asking for HIGHESTMODSEQ enables CONDSTORE
   if (modseq) await ctx.session.enableCondstore();
   const st = await ctx.session.store!.status(name, modseq);
-  const values: Record<string, number> = { MESSAGES: st.messages, RECENT: st.recent, UIDNEXT: st.uidnext, UIDVALIDITY: st.uidvalidity, UNSEEN: st.unseen, HIGHESTMODSEQ: st.highestModseq, SIZE: st.vsize };
+  const values: Record<string, number> = { MESSAGES: st.messages, RECENT: st.recent, UIDNEXT: st.uidnext, UIDVALIDITY: st.uidvalidity, UNSEEN: st.unseen, DELETED: st.deleted ?? 0, HIGHESTMODSEQ: st.highestModseq, SIZE: st.vsize };
   return [atom('STATUS'), astr(name), list(items.flatMap((k) => [atom(k), num(values[k])]))];
 }
 
@@ -245,7 +247,7 @@ export const mailboxCommands: Record<string, Command> = {
       let name = '';
       try {
         name = mailboxArg(ctx.args[0]);
-        const items = statusItems(ctx.args[1]);
+        const items = statusItems(ctx.args[1], ctx.session.rev2);
         await ctx.session.untagged(await statusResponse(ctx, name, items));
         if (ctx.session.selected?.name === name) await ctx.ok('Status on selected mailbox completed', { name: 'CLIENTBUG' });
         else await ctx.ok('Status completed');

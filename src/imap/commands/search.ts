@@ -240,7 +240,8 @@ async function search(ctx: CommandContext, uidMode: boolean): Promise<void> {
     // RFC 4731 ESEARCH: SEARCH RETURN (MIN MAX ALL COUNT) …
     const parsed = parseReturn(ctx.args, true);
     let args = parsed.rest;
-    const ret = parsed.ret;
+    // RFC 9051 §6.4.4: an IMAP4rev2 SEARCH without RETURN is RETURN (ALL), answered with ESEARCH
+    const ret = parsed.ret ?? (ctx.session.rev2 ? new Set(['ALL']) : null);
     // RFC 5182: a SEARCH that fails leaves `$` empty
     if (ret?.has('SAVE')) { saving = true; ret.delete('SAVE'); }
     if (astring(args[0])?.toUpperCase() === 'CHARSET') {

@@ -5,7 +5,7 @@
  * SELECT/EXAMINE untagged data in Dovecot's order, CLOSE's silent expunge,
  * EXPUNGE of \Deleted messages.
  */
-import { atom, list, num } from '../wire/encoder.js';
+import { atom, list, num, str, type ImapValue } from '../wire/encoder.js';
 import { Selected, SYSTEM_FLAGS } from '../selected.js';
 import { AUTHED, SELECTED, type Command, type CommandContext } from './types.js';
 import { ArgError, astring, mailboxArg, modseqArg, seqSet } from './args.js';
@@ -46,6 +46,13 @@ function selectParams(a: ImapArg, qresyncOn: boolean): { condstore: boolean; qre
   return out;
 }
 
+/** The LIST line IMAP4rev2 sends at SELECT (RFC 9051 §6.3.2): the mailbox name as given, accurate attributes. */
+async function selectedListLine(s: CommandContext['session'], name: string, given: ImapArg | undefined): Promise<ImapValue[]> {
+  const info = (await s.store!.listInfo()).find((f) => f.name === name);
+  const flags = [info?.hasChildren ? '\\HasChildren' : '\\HasNoChildren', ...(info?.specialUse ? [info.specialUse] : [])];
+  return [atom('LIST'), list(flags.map(atom)), str('.'), str((given ? astring(given) : null) ?? name)];
+}
+
 async function select(ctx: CommandContext, readOnly: boolean): Promise<void> {
   const s = ctx.session;
   let name = '';
@@ -62,13 +69,16 @@ async function select(ctx: CommandContext, readOnly: boolean): Promise<void> {
     const shared = await s.store!.openShared(name);
     const folder = shared.folder;
     const sel = new Selected(name, folder, readOnly, shared.release);
+    sel.rev2 = s.rev2;
     try { await sel.open(); } catch (e) { shared.release(); throw e; }
     const kws = folder.keywordOrder;
     await s.untagged([atom('FLAGS'), list([...SYSTEM_FLAGS, ...kws].map(atom))]);
     await s.send({ kind: 'status', status: 'OK', code: { name: 'PERMANENTFLAGS', args: [list(readOnly ? [] : [...SYSTEM_FLAGS, ...kws, '\\*'].map(atom))] }, text: readOnly ? 'Read-only mailbox.' : 'Flags permitted.' });
     await s.untagged([num(sel.uids.length), atom('EXISTS')]);
-    await s.untagged([num(sel.recent.size), atom('RECENT')]);
-    const firstUnseen = folder.messages.findIndex((m) => !m.flags.has('\\Seen'));
+    // RFC 9051 §6.3.2: no RECENT and no [UNSEEN] in IMAP4rev2, a LIST of the mailbox instead
+    if (!s.rev2) await s.untagged([num(sel.recent.size), atom('RECENT')]);
+    else await s.untagged(await selectedListLine(s, name, ctx.args[0]));
+    const firstUnseen = s.rev2 ? -1 : folder.messages.findIndex((m) => !m.flags.has('\\Seen'));
     if (firstUnseen >= 0) await s.send({ kind: 'status', status: 'OK', code: { name: 'UNSEEN', args: [num(firstUnseen + 1)] }, text: 'First unseen.' });
     await s.send({ kind: 'status', status: 'OK', code: { name: 'UIDVALIDITY', args: [num(folder.uidValidity)] }, text: 'UIDs valid' });
     await s.send({ kind: 'status', status: 'OK', code: { name: 'UIDNEXT', args: [num(folder.uidNext)] }, text: 'Predicted next UID' });

@@ -72,7 +72,8 @@ export const sessionCommands: Record<string, Command> = {
       const got: string[] = [];
       for (const a of ctx.args) {
         const c = astring(a)?.toUpperCase();
-        if (c && ['UTF8=ACCEPT'].includes(c) && !ctx.session.enabled.has(c)) { ctx.session.enabled.add(c); got.push(c); }
+        const name = c === 'IMAP4REV2' ? 'IMAP4rev2' : c; // the capability's own spelling (RFC 9051)
+        if (name && ['UTF8=ACCEPT', 'IMAP4rev2'].includes(name) && !ctx.session.enabled.has(name)) { ctx.session.enabled.add(name); got.push(name); }
         // RFC 7162: Dovecot lists these even when already on (also when enabled implicitly)
         if (c === 'CONDSTORE' || c === 'QRESYNC') {
           await ctx.session.enableCondstore();

@@ -33,8 +33,8 @@ test('imapflow: a full client session over IMAPS', async (t) => {
       assert.equal(m.source?.toString(), MSG(m.uid!));
       assert.equal(m.bodyStructure?.type, 'text/plain');
     }
-    // appended since the last SELECT: \Recent for this session, as in Dovecot
-    assert.deepEqual(seen, ['1 hello 1 \\Seen,\\Recent alice@example.org', '2 hello 2 \\Recent alice@example.org', '3 hello 3 \\Recent alice@example.org']);
+    // imapflow ENABLEs IMAP4rev2 when it is announced: RFC 9051 has no \Recent (its searches below get ESEARCH)
+    assert.deepEqual(seen, ['1 hello 1 \\Seen alice@example.org', '2 hello 2  alice@example.org', '3 hello 3  alice@example.org']);
     assert.deepEqual(await c.search({ seen: false }), [2, 3]);
     assert.deepEqual(await c.search({ subject: 'hello 2' }), [2]);
     await c.messageFlagsAdd('2', ['\\Flagged', '$Label1']);

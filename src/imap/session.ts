@@ -76,7 +76,7 @@ const POSTLOGIN_CAPABILITIES: Array<[string, boolean | ((s: Session) => boolean)
   ['ESEARCH', true],
   ['ESORT', true],
   ['SEARCHRES', true],
-  ['WITHIN', false],
+  ['WITHIN', true],
   ['CONTEXT=SEARCH', false],
   ['LIST-STATUS', true],
   ['BINARY', true],
@@ -85,11 +85,12 @@ const POSTLOGIN_CAPABILITIES: Array<[string, boolean | ((s: Session) => boolean)
   ['PREVIEW=FUZZY', false],
   ['PREVIEW', false],
   ['STATUS=SIZE', true],
-  ['SAVEDATE', false],
+  ['SAVEDATE', true],
   ['LITERAL+', true],
   ['NOTIFY', false],
   ['METADATA', (s) => typeof s.metadata === 'object'],
-  ['SPECIAL-USE', true],
+  // Dovecot announces it only when some mailbox has special_use configured
+  ['SPECIAL-USE', (s) => Object.keys(s.store?.opts.specialUse ?? {}).length > 0],
   ['COMPRESS=DEFLATE', (s) => s.mailPlugins.includes('imap_zlib')],
   ['QUOTA', true],
   // not in Dovecot 2.3 (RFC 6154 CREATE is accepted there unannounced; RFC 6855 is 2.4)

@@ -23,7 +23,9 @@ export type Query =
   | { k: 'body' | 'text'; v: string }
   | { k: 'larger' | 'smaller'; n: number }
   | { k: 'modseq'; n: number }
-  | { k: 'date'; which: 'received' | 'saved' | 'sent'; cmp: 'before' | 'on' | 'since'; day: number };
+  | { k: 'date'; which: 'received' | 'saved' | 'sent'; cmp: 'before' | 'on' | 'since'; day: number }
+  /** RFC 5032 OLDER/YOUNGER: INTERNALDATE before / at-or-after `time` (Unix seconds), no day rounding. */
+  | { k: 'interval'; cmp: 'older' | 'younger'; time: number };
 
 export class QueryError extends Error {}
 
@@ -103,6 +105,10 @@ export async function matches(q: Query, m: MessageView): Promise<boolean> {
     case 'body':
     case 'text': {
       return fold(searchText(await m.text(), q.k === 'text')).includes(fold(q.v));
+    }
+    case 'interval': {
+      const secs = Math.floor((await m.received()).getTime() / 1000);
+      return q.cmp === 'older' ? secs < q.time : secs >= q.time;
     }
     case 'date': {
       let ms: number;

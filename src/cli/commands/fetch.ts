@@ -87,7 +87,7 @@ async function fetchUser(ctx: CommandContext, user: string, fields: string[], qu
         flags: new Set(m.flags), keywords: m.keywords, recent: m.recent,
         vsize: () => folder.virtualSize(m),
         received: async () => (await getStat()).mtime,
-        saved: async () => (await getStat()).ctime,
+        saved: () => folder.saveDate(m),
         text: getText,
       };
       try {
@@ -105,9 +105,9 @@ async function fetchUser(ctx: CommandContext, user: string, fields: string[], qu
             case 'size.physical': print(String(m.size ?? (await getStat()).size)); break;
             case 'size.virtual': print(String(await folder.virtualSize(m))); break;
             case 'date.received': print(localStamp((await getStat()).mtime)); break;
-            case 'date.saved': print(localStamp((await getStat()).ctime)); break;
+            case 'date.saved': print(localStamp(await folder.saveDate(m))); break;
             case 'date.received.unixtime': print(String(Math.floor((await getStat()).mtime.getTime() / 1000))); break;
-            case 'date.saved.unixtime': print(String(Math.floor((await getStat()).ctime.getTime() / 1000))); break;
+            case 'date.saved.unixtime': print(String(Math.floor((await folder.saveDate(m)).getTime() / 1000))); break;
             case 'date.sent':
             case 'date.sent.unixtime': {
               const d = parseMessageDate(headerValues(await getText(), 'date')[0] ?? '') ?? { time: 0, tz: 0 };

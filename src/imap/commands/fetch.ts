@@ -23,7 +23,7 @@ import { uidSetText } from '../session.js';
 import { replyError } from './errors.js';
 
 type Item =
-  | { k: 'UID' | 'FLAGS' | 'MODSEQ' | 'INTERNALDATE' | 'RFC822.SIZE' | 'ENVELOPE' | 'BODY' | 'BODYSTRUCTURE' | 'RFC822' | 'RFC822.HEADER' | 'RFC822.TEXT' }
+  | { k: 'UID' | 'FLAGS' | 'MODSEQ' | 'INTERNALDATE' | 'SAVEDATE' | 'RFC822.SIZE' | 'ENVELOPE' | 'BODY' | 'BODYSTRUCTURE' | 'RFC822' | 'RFC822.HEADER' | 'RFC822.TEXT' }
   | { k: 'SECTION'; peek: boolean; section: string; partial?: [number, number | undefined]; binary?: boolean }
   | { k: 'BINARY.SIZE'; section: string };
 
@@ -36,7 +36,7 @@ const MACROS: Record<string, string[]> = {
 const RENDER = '.2';
 /** Messages up to this size are sent from memory (mail-crypt verifies them whole anyway); bigger ones stream. */
 const STREAM_ABOVE = 1 << 20;
-const SIMPLE = new Set(['UID', 'FLAGS', 'MODSEQ', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODY', 'BODYSTRUCTURE', 'RFC822', 'RFC822.HEADER', 'RFC822.TEXT']);
+const SIMPLE = new Set(['UID', 'FLAGS', 'MODSEQ', 'INTERNALDATE', 'SAVEDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODY', 'BODYSTRUCTURE', 'RFC822', 'RFC822.HEADER', 'RFC822.TEXT']);
 
 function parseItems(arg: ImapArg | undefined): Item[] {
   if (!arg) throw new ArgError('Invalid arguments.');
@@ -224,7 +224,7 @@ function cut(name: string, data: Buffer, partial: [number, number | undefined] |
 }
 
 /** The items Dovecot writes first (its buffered handlers). */
-const BUFFERED = new Set(['UID', 'FLAGS', 'MODSEQ', 'INTERNALDATE', 'RFC822.SIZE']);
+const BUFFERED = new Set(['UID', 'FLAGS', 'MODSEQ', 'INTERNALDATE', 'SAVEDATE', 'RFC822.SIZE']);
 
 /** A message whose part has an unknown Content-Transfer-Encoding: Dovecot ends the FETCH there. */
 class CteAbort extends Error {
@@ -288,6 +288,8 @@ async function renderItems(ctx: CommandContext, m: MaildirMessage, items: Item[]
       case 'FLAGS': out.push(atom('FLAGS'), list(sel.flagsOf(m).map(atom))); flagsSent = true; break;
       case 'MODSEQ': out.push(atom('MODSEQ'), list([num(m.modseq)])); ctx.session.noteModseq(m.modseq); break;
       case 'INTERNALDATE': out.push(atom('INTERNALDATE'), str(internalDate((await folder.stat(m)).mtime))); break;
+      // RFC 8514: buffered with the other quick items, as Dovecot sends it
+      case 'SAVEDATE': out.push(atom('SAVEDATE'), str(internalDate(await folder.saveDate(m)))); break;
       case 'RFC822.SIZE': out.push(atom('RFC822.SIZE'), num(await folder.virtualSize(m))); break;
       case 'ENVELOPE': late.push(atom('ENVELOPE'), await cachedValue(`envelope${RENDER}`, async () => envelope(await mime()))); break;
       case 'BODY': late.push(atom('BODY'), await cachedValue(`body${RENDER}`, async () => bodyStructure(await message(), await mime(), false))); break;

@@ -80,6 +80,12 @@ function parseKeys(args: ImapArg[], maxSeq: number, maxUid: number, saved: numbe
       if (!d || !MONTHS.includes(d[2].toLowerCase())) throw new ArgError('Invalid search date parameter');
       return { k: 'date', which: DATES[w][0], cmp: DATES[w][1], day: Date.UTC(Number(d[3]), MONTHS.indexOf(d[2].toLowerCase()), Number(d[1])) };
     }
+    if (w === 'OLDER' || w === 'YOUNGER') {
+      // RFC 5032 WITHIN: seconds back from now against INTERNALDATE; Dovecot takes 1..2^32-1
+      const n = str();
+      if (!/^\d+$/.test(n) || Number(n) < 1 || Number(n) > 0xffffffff) throw new ArgError('Invalid search interval parameter');
+      return { k: 'interval', cmp: w === 'OLDER' ? 'older' : 'younger', time: Math.floor(Date.now() / 1000) - Number(n) };
+    }
     throw new ArgError(`Unknown argument ${w}`);
   };
   const items: Query[] = [];
@@ -161,7 +167,7 @@ async function searchOne(sel: NonNullable<CommandContext['session']['selected']>
     flags: new Set(m.flags), keywords: m.keywords, recent: sel.recent.has(m.uid), modseq: m.modseq,
     vsize: () => sel.folder.virtualSize(m),
     received: async () => (await sel.folder.stat(m).catch(() => ({ mtime: new Date(0), ctime: new Date(0) }))).mtime,
-    saved: async () => (await sel.folder.stat(m).catch(() => ({ mtime: new Date(0), ctime: new Date(0) }))).ctime,
+    saved: () => sel.folder.saveDate(m).catch(() => new Date(0)),
     text: async () => {
       if (text) return text;
       try {

@@ -389,6 +389,22 @@ export class MaildirFolder {
   }
 
   /**
+   * SAVEDATE (RFC 8514, doveadm's date.saved) as Dovecot has it on Maildir:
+   * the time recorded when the message was saved or first looked at (its
+   * index cache field), else the file's ctime — which every flag change
+   * (a rename) moves, so the first value seen is kept in the field cache.
+   * Whole seconds, as Dovecot stores it.
+   */
+  async saveDate(m: MaildirMessage): Promise<Date> {
+    const fc = this.fieldCache;
+    const hit = await fc?.get(m.uid, SAVEDATE_FIELD);
+    if (hit && hit.length === 8) return new Date(Number(hit.readBigInt64BE()) * 1000);
+    const secs = Math.floor((await this.stat(m)).ctime.getTime() / 1000);
+    await fc?.set(m.uid, SAVEDATE_FIELD, secondsBytes(secs));
+    return new Date(secs * 1000);
+  }
+
+  /**
    * Message body as plaintext Buffers (through the codec). A file that
    * vanishes mid-read ends with an EXPUNGED error, never silently short.
    */
@@ -608,6 +624,7 @@ export class MaildirFolder {
   }
 
   private async place(tmp: string, base: string, opts: AppendOptions, physSize: number): Promise<number> {
+    const savedAt = Date.now();
     const lock = await acquireDotlock(this.uidlistPath, this.opts.lock);
     let uid = 0;
     try {
@@ -635,6 +652,8 @@ export class MaildirFolder {
     announceChange(this.dir);
     // the in-memory view is refreshed through sync(), which serialises with other sessions' syncs
     await this.sync();
+    // Dovecot records the save date when it saves (a later flag rename must not move it)
+    await this.fieldCache?.set(uid, SAVEDATE_FIELD, secondsBytes(Math.floor(savedAt / 1000)));
     return uid;
   }
 
@@ -715,3 +734,11 @@ export class MaildirFolder {
 }
 
 void createReadStream;
+
+const SAVEDATE_FIELD = 'savedate';
+
+function secondsBytes(secs: number): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigInt64BE(BigInt(secs));
+  return b;
+}

@@ -115,6 +115,11 @@ test('COMPRESS DEFLATE: Sealmail answers as Dovecot with imap_zlib does, before 
   const ours = await script(srv.imapPort);
   assert.ok(theirs.caps.endsWith('COMPRESS=DEFLATE'), theirs.caps);
   assert.match(ours.caps, / COMPRESS=DEFLATE APPENDLIMIT=\d+$/);
+  // every extension Sealmail announces is one Dovecot announces, in Dovecot's order
+  const dovecotCaps = theirs.caps.split(' ');
+  const announced = ours.caps.split(' ').filter((c) => !c.startsWith('APPENDLIMIT='));
+  const at = announced.map((c) => dovecotCaps.indexOf(c));
+  assert.ok(at.every((i, n) => i >= 0 && (n === 0 || i > at[n - 1])), `${ours.caps}\nvs Dovecot's\n${theirs.caps}`);
   assert.deepEqual(ours.lines, theirs.lines);
   assert.ok(ours.lines.some((l) => l.startsWith('b2 NO [COMPRESSIONACTIVE]')));
   // the body really travelled compressed (6 KiB of repeated lines)

@@ -33,7 +33,7 @@ const MACROS: Record<string, string[]> = {
   FULL: ['FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODY'],
 };
 /** Field-cache key suffix: bumped when the rendering changes, so values cached by an older Sealmail are not served. */
-const RENDER = '.2';
+const RENDER = '.3';
 /** Messages up to this size are sent from memory (mail-crypt verifies them whole anyway); bigger ones stream. */
 const STREAM_ABOVE = 1 << 20;
 const SIMPLE = new Set(['UID', 'FLAGS', 'MODSEQ', 'INTERNALDATE', 'SAVEDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODY', 'BODYSTRUCTURE', 'RFC822', 'RFC822.HEADER', 'RFC822.TEXT']);

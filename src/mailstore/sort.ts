@@ -8,7 +8,7 @@
  * display name or else mailbox@host; strings compare in i;unicode-casemap
  * form by code point. Pure functions: the caller loads the headers.
  */
-import { parseAddresses } from './addresses.js';
+import { parseAddressList } from './mime/rfc822-tokens.js';
 import { baseSubject, casemap, compareCodepoints } from './base-subject.js';
 import { decodeWords, parseMessageDate } from './message-headers.js';
 
@@ -51,9 +51,10 @@ export function sentDate(m: SortMessage): number {
   return t === 0 ? m.received : t;
 }
 
+/** The first address as Dovecot's parser gives it (placeholders for missing parts), after decoding encoded words. */
 function firstAddress(v: string | null) {
   if (v === null) return null;
-  return parseAddresses(decodeWords(v))[0] ?? null;
+  return parseAddressList(decodeWords(v))[0] ?? null;
 }
 
 /** The string a string key compares (already in casemap form). */
@@ -62,15 +63,14 @@ export function sortString(m: SortMessage, key: SortKey): string {
     case 'SUBJECT': return m.h.subject === null ? '' : baseSubject(m.h.subject).subject;
     case 'FROM': case 'TO': case 'CC': {
       const a = firstAddress(key === 'FROM' ? m.h.from : key === 'TO' ? m.h.to : m.h.cc);
-      // Dovecot parses with fill_missing: an empty mailbox becomes MISSING_MAILBOX
-      return a ? casemap(a.mailbox || 'MISSING_MAILBOX') : '';
+      return a ? casemap(a.mailbox ?? '') : '';
     }
     case 'DISPLAYFROM': case 'DISPLAYTO': {
       const a = firstAddress(key === 'DISPLAYFROM' ? m.h.from : m.h.to);
       if (!a) return '';
       if (a.name) return casemap(a.name);
-      const mailbox = a.mailbox || 'MISSING_MAILBOX';
-      return casemap(a.host !== null ? `${mailbox}@${a.host}` : mailbox);
+      if (a.mailbox === null) return '';
+      return casemap(a.domain !== null ? `${a.mailbox}@${a.domain}` : a.mailbox);
     }
     default: return '';
   }

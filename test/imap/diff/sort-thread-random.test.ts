@@ -2,7 +2,8 @@
  * SORT / THREAD differential on generated mail (seeded, so a failure is
  * reproducible with SORT_SEED): 120 messages whose Message-IDs repeat or are
  * missing, whose References/In-Reply-To point backwards, forwards, at
- * unknown IDs and at themselves, with subjects from a small pool dressed in
+ * unknown IDs and at themselves, odd address shapes in From/To, with
+ * subjects from a small pool dressed in
  * Re:/Fwd:/[tags]/(fwd)/encoded words, and dates that tie, are missing or
  * broken — every sort key and thread algorithm, compared with Dovecot.
  */
@@ -17,6 +18,13 @@ function rng(seed: number): () => number {
   return () => { s = (s * 1664525 + 1013904223) >>> 0; return s / 2 ** 32; };
 }
 
+/** Address shapes Dovecot's parser has opinions about (placeholders, routes, groups, comments, encoded names). */
+const ODD_ADDRESSES = [
+  'x y@host.example', '"quoted \\"name\\"" <q@x.example>', '=?utf-8?q?J=C3=B6rg?= <j@x.example>', '<@route.example:r@x.example>',
+  'group: ;', 'grp: m1@x.example, m2@x.example;', '(comment) c@x.example (more)', 'a@', '@b.example', '"" <e@x.example>',
+  'Name <>', 'undisclosed-recipients:;', 'a b c', 'first@x.example, second@y.example', 'Zoë <z@x.example>', 'UPPER@X.EXAMPLE',
+];
+
 function corpus(seed: number, n: number): Buffer[] {
   const r = rng(seed);
   const pick = <T>(a: T[]): T => a[Math.floor(r() * a.length)];
@@ -28,8 +36,8 @@ function corpus(seed: number, n: number): Buffer[] {
   for (let i = 0; i < n; i++) {
     const h: string[] = [];
     const name = pick(names);
-    if (r() > 0.05) h.push(`From: ${r() > 0.5 ? `"${name} ${pick(['X', 'Y'])}" ` : ''}<${name}@${pick(['a.example', 'b.example'])}>`);
-    if (r() > 0.1) h.push(`To: ${pick(names)}@c.example`);
+    if (r() > 0.05) h.push(`From: ${r() > 0.7 ? pick(ODD_ADDRESSES) : `${r() > 0.5 ? `"${name} ${pick(['X', 'Y'])}" ` : ''}<${name}@${pick(['a.example', 'b.example'])}>`}`);
+    if (r() > 0.1) h.push(`To: ${r() > 0.7 ? pick(ODD_ADDRESSES) : `${pick(names)}@c.example`}`);
     if (r() > 0.7) h.push(`Cc: ${pick(names)}@d.example, z@d.example`);
     let subj = pick(leaders) + pick(bases) + pick(trailers);
     if (r() > 0.85) subj = `=?utf-8?q?${encodeURIComponent(subj).replace(/%/g, '=').replace(/ /g, '_')}?=`;

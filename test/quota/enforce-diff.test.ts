@@ -115,3 +115,24 @@ test('lmtp_rcpt_check_quota with quota_full_tempfail and quota_exceeded_message:
   assert.equal(maildirsizeSum(join(p.srv.home(user), 'Maildir', 'maildirsize')).count, maildirsizeSum(join(p.dv.home(user), 'Maildir', 'maildirsize')).count);
   assert.ok(theirs.some((l) => l.startsWith('a3 NO [OVERQUOTA] Mailbox of bob@example.org is full, sorry')), theirs.join('\n'));
 });
+
+test('maildirsize lines as Dovecot writes them: one per APPEND, one per COPY of many, MOVE as copy + expunge, one per EXPUNGE', async (t) => {
+  const p = await pair(t, '');
+  if (!p) return;
+  const user = 'dora@example.org';
+  const lit = (n: number) => { const m = message(200 + n * 37, `m${n}`).replace(/\n/g, '\r\n'); return `{${Buffer.byteLength(m)}+}\r\n${m}`; };
+  const script = [
+    'a1 CREATE Keep',
+    `a2 APPEND INBOX ${lit(1)}`,
+    `a3 APPEND INBOX ${lit(2)}`,
+    `a4 APPEND INBOX ${lit(3)}`,
+    'a5 SELECT INBOX',
+    'a6 COPY 1:3 Keep',
+    'a7 MOVE 2 Keep',
+    'a8 STORE 1:* +FLAGS.SILENT (\\Deleted)',
+    'a9 EXPUNGE',
+  ];
+  assert.deepEqual(await imapScript(p.imapS, user, script), await imapScript(p.imapD, user, script));
+  const lines = (home: string) => readFileSync(join(home, 'Maildir', 'maildirsize'), 'utf8');
+  assert.equal(lines(p.srv.home(user)), lines(p.dv.home(user)));
+});

@@ -43,11 +43,14 @@ async function copy(ctx: CommandContext, uidMode: boolean, move: boolean): Promi
     }
     const src: number[] = [];
     const dst: number[] = [];
-    for (const { m } of msgs) {
-      const st = await sel.folder.stat(m);
-      dst.push(await target.copyFrom(sel.folder, m, { flags: m.flags, keywords: m.keywords, internalDate: st.mtime }));
-      src.push(m.uid);
-    }
+    target.beginQuotaBatch();
+    try {
+      for (const { m } of msgs) {
+        const st = await sel.folder.stat(m);
+        dst.push(await target.copyFrom(sel.folder, m, { flags: m.flags, keywords: m.keywords, internalDate: st.mtime }));
+        src.push(m.uid);
+      }
+    } finally { await target.endQuotaBatch(); }
     const code = src.length ? { name: 'COPYUID', args: `${target.uidValidity} ${uidSet(src)} ${uidSet(dst)}` } : undefined;
     if (move) {
       if (code) await s.send({ kind: 'status', status: 'OK', code, text: 'Moved UIDs.' });

@@ -644,7 +644,7 @@ export class MaildirFolder {
       ul = await this.assignLocked(ul, scan, false);
       const rec = ul.records.find((r) => r.base === base);
       if (!rec) throw new MailStoreError('IO', `${this.opts.mailboxName}: saved message ${base} vanished before it got a UID`);
-      if (this.opts.quotaCounted !== false) await appendMaildirsize(join(this.opts.rootDir, 'maildirsize'), physSize, 1);
+      await this.countQuota(physSize, 1);
       uid = rec.uid;
     } finally {
       await lock.release();
@@ -655,6 +655,24 @@ export class MaildirFolder {
     // Dovecot records the save date when it saves (a later flag rename must not move it)
     await this.fieldCache?.set(uid, SAVEDATE_FIELD, secondsBytes(Math.floor(savedAt / 1000)));
     return uid;
+  }
+
+  private quotaBatch: { bytes: number; count: number } | null = null;
+
+  /** One maildirsize line per change, or per batch (Dovecot writes one per transaction: a COPY of many). */
+  private async countQuota(bytes: number, count: number): Promise<void> {
+    if (this.opts.quotaCounted === false) return;
+    if (this.quotaBatch) { this.quotaBatch.bytes += bytes; this.quotaBatch.count += count; return; }
+    await appendMaildirsize(join(this.opts.rootDir, 'maildirsize'), bytes, count);
+  }
+
+  /** Saves until `endQuotaBatch()` are one maildirsize line, as one Dovecot transaction. */
+  beginQuotaBatch(): void { this.quotaBatch ??= { bytes: 0, count: 0 }; }
+
+  async endQuotaBatch(): Promise<void> {
+    const b = this.quotaBatch;
+    this.quotaBatch = null;
+    if (b) await this.countQuota(b.bytes, b.count);
   }
 
   /**
@@ -709,7 +727,7 @@ export class MaildirFolder {
       }
     }
     if (done.length) {
-      if (this.opts.quotaCounted !== false) await appendMaildirsize(join(this.opts.rootDir, 'maildirsize'), -bytes, -done.length);
+      await this.countQuota(-bytes, -done.length);
       if (this.modseqs.active) await this.modseqs.expunged(done);
       announceChange(this.dir);
     }

@@ -115,9 +115,11 @@ test('COMPRESS DEFLATE: Sealmail answers as Dovecot with imap_zlib does, before 
   const ours = await script(srv.imapPort);
   assert.ok(theirs.caps.endsWith('COMPRESS=DEFLATE'), theirs.caps);
   assert.match(ours.caps, / COMPRESS=DEFLATE APPENDLIMIT=\d+$/);
-  // every extension Sealmail announces is one Dovecot announces, in Dovecot's order
+  // every extension Sealmail announces is one Dovecot announces, in Dovecot's order (besides
+  // the deliberate additions beyond Dovecot 2.3, listed last in the CAPABILITY table or noted there)
   const dovecotCaps = theirs.caps.split(' ');
-  const announced = ours.caps.split(' ').filter((c) => !c.startsWith('APPENDLIMIT='));
+  const beyond = new Set(['IMAP4rev2', 'CREATE-SPECIAL-USE', 'UTF8=ACCEPT']);
+  const announced = ours.caps.split(' ').filter((c) => !c.startsWith('APPENDLIMIT=') && !beyond.has(c));
   const at = announced.map((c) => dovecotCaps.indexOf(c));
   assert.ok(at.every((i, n) => i >= 0 && (n === 0 || i > at[n - 1])), `${ours.caps}\nvs Dovecot's\n${theirs.caps}`);
   assert.deepEqual(ours.lines, theirs.lines);

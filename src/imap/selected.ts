@@ -39,7 +39,7 @@ export class Selected {
     return [...SYSTEM_FLAGS.filter((f) => m.flags.has(f)), ...(!this.rev2 && this.recent.has(m.uid) ? ['\\Recent'] : []), ...m.keywords];
   }
 
-  message(uid: number): MaildirMessage | undefined { return this.folder.message(uid); }
+  message(uid: number): MaildirMessage | undefined { return this.known(uid); }
 
   /** The first sync at SELECT: the read-write open takes the \Recent messages. */
   async open(): Promise<void> {
@@ -50,6 +50,7 @@ export class Selected {
     }
     this.uids = this.folder.messages.map((m) => m.uid);
     this.seenSerial = this.folder.serial;
+    this.seenGeneration = this.folder.generation;
     this.reportedRecent = this.recent.size;
     if (!this.readOnly) await this.folder.setFirstRecentUid(this.folder.uidNext);
   }
@@ -62,11 +63,18 @@ export class Selected {
   async sync(allowExpunge: boolean, quietUids: Set<number> = new Set(), qresync = false): Promise<Update[]> {
     await this.folder.sync({ moveNew: !this.readOnly });
     const out: Update[] = [];
+    if (this.folder.generation === this.seenGeneration && !this.delayedExpunges) {
+      // the message list is as this client knows it (the common case, cheap on 100k messages): flags only
+      out.push(...this.flagUpdates(quietUids));
+      this.ownChanges.clear();
+      return out;
+    }
+    const generation = this.folder.generation;
     const live = new Set(this.folder.messages.map((m) => m.uid));
     this.delayedExpunges = !allowExpunge && this.uids.some((u) => !live.has(u));
     // Dovecot's order: flag changes first (sequence numbers as the client knows them), then the
     // expunges (with QRESYNC one VANISHED, RFC 7162 §3.2.10), then new messages
-    out.push(...this.flagUpdates(quietUids, live));
+    out.push(...this.flagUpdates(quietUids));
     if (allowExpunge && qresync) {
       const gone = this.uids.filter((u) => !live.has(u));
       if (gone.length) {
@@ -86,9 +94,10 @@ export class Selected {
     const known = new Set(this.uids);
     const added = this.folder.messages.filter((m) => !known.has(m.uid));
     if (added.length) {
-      const first = this.readOnly ? null : await this.folder.firstRecentUid();
+      const first = await this.folder.firstRecentUid();
       for (const m of added) {
-        if (!this.readOnly && (first === null || m.uid >= first)) this.recent.add(m.uid);
+        // a read-only view (EXAMINE) shows new messages as \Recent too, without taking them (Dovecot)
+        if (this.readOnly ? (first === null ? m.recent : m.uid >= first) : (first === null || m.uid >= first)) this.recent.add(m.uid);
         this.uids.push(m.uid);
       }
       if (!this.readOnly) await this.folder.setFirstRecentUid(this.folder.uidNext);
@@ -99,21 +108,26 @@ export class Selected {
       out.push({ kind: 'recent', count: this.recent.size });
       this.reportedRecent = this.recent.size;
     }
+    this.seenGeneration = generation;
     this.ownChanges.clear();
     return out;
   }
+
+  /** The folder's message-list generation this client's `uids` were last compared with. */
+  private seenGeneration = -1;
 
   /** Expunges a sync found but could not announce (FETCH/STORE/SEARCH): Dovecot's sync_delayed_expunges. */
   delayedExpunges = false;
 
   /** FETCH FLAGS updates for messages changed since the client last heard (not its own changes, not new ones). */
-  private flagUpdates(quietUids: Set<number>, live: Set<number>): Update[] {
+  private flagUpdates(quietUids: Set<number>): Update[] {
     const out: Update[] = [];
     if (this.folder.serial === this.seenSerial) return out;
     const since = this.seenSerial;
     this.uids.forEach((uid, i) => {
       const m = this.folder.message(uid);
-      if (!m || !live.has(uid) || m.changed <= since || quietUids.has(uid)) return;
+      // (an expunged message is not in the folder any more: its expunge is what the client hears)
+      if (!m || m.changed <= since || quietUids.has(uid)) return;
       if (this.ownChanges.get(uid) === m.changed) return;
       out.push({ kind: 'flags', seq: i + 1, uid, flags: this.flagsOf(m), modseq: m.modseq });
     });
@@ -121,8 +135,17 @@ export class Selected {
     return out;
   }
 
+  /**
+   * Bring the shared folder up to date before a command reads it (Dovecot's FETCH/STORE/SEARCH
+   * see changes made by other processes); the client hears of them at the command's end.
+   */
+  async refresh(): Promise<void> { await this.folder.sync({ moveNew: !this.readOnly }); }
+
   /** Record flags the client was just told about (a STORE reply) so sync() doesn't repeat them. */
   noteFlags(m: MaildirMessage): void { this.ownChanges.set(m.uid, m.changed); }
+
+  /** A message this client knows: still in the folder, or expunged and not yet announced to it. */
+  private known(uid: number): MaildirMessage | undefined { return this.folder.message(uid) ?? this.folder.removedMessage(uid); }
 
   seqOf(uid: number): number { return this.uids.indexOf(uid) + 1; }
 
@@ -132,20 +155,20 @@ export class Selected {
     if (set.type === 'saved') {
       // expunged UIDs simply drop out of the saved result (RFC 5182 §2.1)
       const want = new Set(saved);
-      this.uids.forEach((u, i) => { if (want.has(u)) { const m = this.folder.message(u); if (m) out.push({ seq: i + 1, m }); } });
+      this.uids.forEach((u, i) => { if (want.has(u)) { const m = this.known(u); if (m) out.push({ seq: i + 1, m }); } });
       return out;
     }
     if (uid) {
       const max = this.uids.length ? this.uids[this.uids.length - 1] : 0;
       const ranges = normalizeSequenceSet(set.ranges, max);
       this.uids.forEach((u, i) => {
-        if (ranges.some((r) => u >= r.from && u <= r.to)) { const m = this.folder.message(u); if (m) out.push({ seq: i + 1, m }); }
+        if (ranges.some((r) => u >= r.from && u <= r.to)) { const m = this.known(u); if (m) out.push({ seq: i + 1, m }); }
       });
       return out;
     }
     for (const r of normalizeSequenceSet(set.ranges, this.uids.length)) {
       if (r.to > this.uids.length) throw new RangeError('Invalid messageset');
-      for (let s = r.from; s <= r.to; s++) { const m = this.folder.message(this.uids[s - 1]); if (m) out.push({ seq: s, m }); }
+      for (let s = r.from; s <= r.to; s++) { const m = this.known(this.uids[s - 1]); if (m) out.push({ seq: s, m }); }
     }
     return out;
   }

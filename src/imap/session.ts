@@ -402,9 +402,10 @@ export class Session {
   /**
    * Tell the client about changes to the selected mailbox. With QRESYNC the
    * new HIGHESTMODSEQ may follow (Dovecot's imap_sync_send_highestmodseq):
-   * returned for the tagged reply when `tagged`, else sent untagged.
+   * returned for the tagged reply when `tagged`, else sent untagged. `uidCommand`:
+   * the end of a UID command (its expunges may be announced; updates name the UID).
    */
-  async sendUpdates(allowExpunge: boolean, quiet?: Set<number>, tagged = false): Promise<ResponseCode | undefined> {
+  async sendUpdates(allowExpunge: boolean, quiet?: Set<number>, tagged = false, uidCommand = false): Promise<ResponseCode | undefined> {
     if (!this.selected) return undefined;
     const ups: Update[] = await this.selected.sync(allowExpunge, quiet, this.qresync);
     for (const u of ups) {
@@ -415,7 +416,8 @@ export class Session {
       else {
         const modseq = this.condstore ? [atom('MODSEQ'), list([num(u.modseq)])] : [];
         if (this.condstore) this.noteModseq(u.modseq);
-        await this.untagged([num(u.seq), atom('FETCH'), list([...(this.qresync ? [atom('UID'), num(u.uid)] : []), ...modseq, atom('FLAGS'), list(u.flags.map(atom))])]);
+        // after a UID command the updates carry the UID too, as its own FETCH replies do
+        await this.untagged([num(u.seq), atom('FETCH'), list([...(this.qresync || uidCommand ? [atom('UID'), num(u.uid)] : []), ...modseq, atom('FLAGS'), list(u.flags.map(atom))])]);
       }
     }
     if (!this.qresync) return undefined;

@@ -55,9 +55,11 @@ async function copy(ctx: CommandContext, uidMode: boolean, move: boolean): Promi
     if (move) {
       if (code) await s.send({ kind: 'status', status: 'OK', code, text: 'Moved UIDs.' });
       await sel.folder.expunge(msgs.map((x) => x.m));
-      await ctx.ok('Move completed', await s.sendUpdates(true, undefined, true));
+      await ctx.ok('Move completed', await s.sendUpdates(true, undefined, true, uidMode));
       return;
     }
+    // Dovecot ends every command with a sync: a copy into the selected mailbox shows up as EXISTS
+    await s.sendUpdates(uidMode, undefined, false, uidMode);
     await ctx.ok('Copy completed', code);
   } catch (e) {
     await replyError(ctx, e, dest);

@@ -140,6 +140,7 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
     // RFC 7162: MODSEQ is always reported with CHANGEDSINCE; using either enables CONDSTORE
     if (mods.changedSince !== undefined && !items.some((i) => i.k === 'MODSEQ')) items.push({ k: 'MODSEQ' });
     if (items.some((i) => i.k === 'MODSEQ')) await s.enableCondstore();
+    await sel.refresh();
     let msgs = sel.resolve(set, uidMode);
     if (mods.vanished && set.type === 'set') {
       const gone = vanishedIn(sel, set.ranges, mods.changedSince!);
@@ -209,8 +210,9 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
       }
     }
     await flush();
-    if (vanished) await ctx.no('Some of the requested messages no longer exist.', { name: 'EXPUNGEISSUED' });
-    else await ctx.ok('Fetch completed');
+    // Dovecot ends every command with a sync: others' changes (expunges only after UID commands)
+    if (vanished) { await s.sendUpdates(uidMode, undefined, false, uidMode); await ctx.no('Some of the requested messages no longer exist.', { name: 'EXPUNGEISSUED' }); }
+    else await ctx.ok('Fetch completed', await s.sendUpdates(uidMode, undefined, true, uidMode));
   } catch (e) {
     await replyError(ctx, e);
   }

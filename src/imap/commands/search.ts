@@ -258,6 +258,7 @@ async function search(ctx: CommandContext, uidMode: boolean): Promise<void> {
     const q = parseSearchProgram(ctx, args);
     const byModseq = usesModseq(q);
     if (byModseq) await ctx.session.enableCondstore();
+    await sel.refresh();
     const found = await searchSelected(ctx, q);
     const hits = found.map((h) => (uidMode ? h.m.uid : h.seq));
     // RFC 7162 §3.1.5: the highest MODSEQ of the matches when MODSEQ was searched
@@ -266,7 +267,8 @@ async function search(ctx: CommandContext, uidMode: boolean): Promise<void> {
     if (ret && saving && !ret.size) { /* SAVE alone: no ESEARCH response */ }
     else if (ret) await ctx.session.untagged([...esearchResponse(ctx.tag, uidMode, ret, hits, false), ...(top ? [atom('MODSEQ'), num(top)] : [])]);
     else await ctx.session.untagged([atom('SEARCH'), ...hits.map((h) => num(h)), ...(top ? [list([atom('MODSEQ'), num(top)])] : [])]);
-    await ctx.ok('Search completed');
+    // Dovecot ends every command with a sync: others' changes (expunges only after UID SEARCH)
+    await ctx.ok('Search completed', await ctx.session.sendUpdates(uidMode, undefined, true, uidMode));
   } catch (e) {
     // a BAD (syntax) leaves `$` as it was, a failure (NO) empties it: Dovecot
     if (saving && !(e instanceof ArgError)) sel.saved = [];

@@ -49,6 +49,7 @@ async function store(ctx: CommandContext, uidMode: boolean): Promise<void> {
       else if (f.startsWith('\\')) { if (f.toLowerCase() !== '\\recent') throw new ArgError(`Invalid system flag ${f}`); }
       else kws.push(f);
     }
+    await sel.refresh();
     const targets = sel.resolve(set, uidMode);
     const condstore = s.condstore;
     const modified: number[] = [];
@@ -76,8 +77,9 @@ async function store(ctx: CommandContext, uidMode: boolean): Promise<void> {
       const fl = m[2] ? [] : [atom('FLAGS'), list(sel.flagsOf(msg).map(atom))];
       await s.untagged([num(seq), atom('FETCH'), list([...(condstore ? uid : uidMode ? uid : []), ...modseq, ...fl])]);
     }
-    if (modified.length) await ctx.ok('Conditional store failed', { name: 'MODIFIED', args: uidSetText(modified) });
-    else await ctx.ok('Store completed');
+    // Dovecot ends every command with a sync: others' changes (expunges only after UID commands)
+    if (modified.length) { await s.sendUpdates(uidMode, undefined, false, uidMode); await ctx.ok('Conditional store failed', { name: 'MODIFIED', args: uidSetText(modified) }); }
+    else await ctx.ok('Store completed', await s.sendUpdates(uidMode, undefined, true, uidMode));
   } catch (e) {
     await replyError(ctx, e);
   }

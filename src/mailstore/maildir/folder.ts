@@ -147,6 +147,8 @@ export class MaildirFolder {
   keywordOrder: string[] = [];
   /** Grows with every flag/keyword change this handle sees (its own or found by a sync). */
   serial = 0;
+  /** Grows whenever the message list may have changed (a full scan, an expunge): sessions skip comparing it otherwise. */
+  generation = 0;
   private scanSerial = 0;
   private lastStamp: string | null = null;
   private newWasEmpty = false;
@@ -327,14 +329,28 @@ export class MaildirFolder {
         });
       }
     }
+    const byUid = new Map(msgs.map((m) => [m.uid, m]));
+    for (const m of this.messages) if (!byUid.has(m.uid)) this.noteRemoved(m);
     this.messages = msgs;
-    this.byUid = new Map(msgs.map((m) => [m.uid, m]));
+    this.byUid = byUid;
+    this.generation++;
     for (const m of msgs) this.seenBases.add(m.base);
     this.keywordOrder = order;
     this.firstSync = false;
   }
 
   message(uid: number): MaildirMessage | undefined { return this.byUid.get(uid); }
+
+  /**
+   * Messages that left the folder lately, as last seen: a session that has not
+   * announced the expunge yet still shows them (Dovecot's view keeps them until then).
+   */
+  private removed = new Map<number, MaildirMessage>();
+  removedMessage(uid: number): MaildirMessage | undefined { return this.removed.get(uid); }
+  private noteRemoved(m: MaildirMessage): void {
+    this.removed.set(m.uid, m);
+    if (this.removed.size > 10_000) this.removed.delete(this.removed.keys().next().value!);
+  }
 
   private get modseqs(): ModseqState { return ModseqState.of(this.controlDir); }
 
@@ -732,7 +748,9 @@ export class MaildirFolder {
       announceChange(this.dir);
     }
     const gone = new Set(done);
+    for (const m of this.messages) if (gone.has(m.uid)) this.noteRemoved(m);
     this.messages = this.messages.filter((m) => !gone.has(m.uid));
+    if (gone.size) this.generation++;
     for (const u of done) this.byUid.delete(u);
     return done;
   }

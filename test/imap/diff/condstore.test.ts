@@ -106,6 +106,35 @@ const SCRIPT = [
   '4:z8 NOOP',
   'g8 EXAMINE INBOX (QRESYNC (${uidv} ${h2} 1:100))',
   'g9 STATUS INBOX (HIGHESTMODSEQ MESSAGES)',
+  // every command ends with a sync (Dovecot): others' flag changes and new messages after
+  // FETCH/STORE/SEARCH/COPY, their expunges only after the UID forms
+  `h1 APPEND INBOX () ${lit(M1)}`,
+  `h2 APPEND INBOX () ${lit(M2)}`,
+  `h3 APPEND INBOX () ${lit(M1)}`,
+  'h4 SELECT INBOX',
+  '4:w1 NOOP',
+  '2:w2 NOOP',
+  '2:w3 STORE 1 +FLAGS (\\Flagged)',
+  'h5 FETCH 1:* (FLAGS)',
+  '4:w4 FETCH 1 (FLAGS)',
+  '2:w5 STORE 2 +FLAGS (\\Deleted)',
+  // (Dovecot would also report the \\Deleted of a message expunged before this session synced: its log has it, a Maildir has not)
+  'h5b NOOP',
+  '4:w4b NOOP',
+  '2:w6 EXPUNGE',
+  `2:w7 APPEND INBOX () ${lit(M2)}`,
+  'h6 FETCH 1 (FLAGS)',
+  'h7 UID FETCH 1:* (FLAGS)',
+  '4:w8 SEARCH ALL',
+  '4:w9 UID SEARCH ALL',
+  '4:wa STORE 1 +FLAGS (\\Seen)',
+  'h8 STORE 1 -FLAGS (\\Flagged)',
+  '2:wb NOOP',
+  '2:wc STORE 3 +FLAGS (\\Answered)',
+  'h9 SEARCH UNSEEN',
+  '2:wd STORE 3 +FLAGS (\\Draft)',
+  'i1 COPY 1 INBOX',
+  '4:wb UID STORE 1:* (UNCHANGEDSINCE 1) +FLAGS (\\Seen)',
 ];
 
 function normalise(t: string): string[] {

@@ -89,15 +89,22 @@ export function sortValue(m: SortMessage, key: SortKey): string | number {
 
 /** Messages in the order the sort program gives (the input is not changed). */
 export function sortMessages(msgs: SortMessage[], program: SortCriterion[]): SortMessage[] {
-  const value = sortValue;
-  const cmp = (a: SortMessage, b: SortMessage): number => {
-    for (const c of program) {
-      const x = value(a, c.key);
-      const y = value(b, c.key);
-      const r = typeof x === 'number' ? (x < (y as number) ? -1 : x > (y as number) ? 1 : 0) : compareCodepoints(x, y as string);
+  // every key's values looked up once, then an index sort over plain arrays
+  const cols = program.map((c) => {
+    const v = msgs.map((m) => sortValue(m, c.key));
+    // UTF-16 order is code point order unless a surrogate pair meets U+E000..U+FFFF
+    const native = v.every((x) => typeof x === 'number' || !/[\uD800-\uDFFF]/.test(x));
+    return { reverse: c.reverse, v, native };
+  });
+  const order = msgs.map((_, i) => i);
+  order.sort((i, j) => {
+    for (const c of cols) {
+      const x = c.v[i];
+      const y = c.v[j];
+      const r = typeof x === 'number' || c.native ? (x < y ? -1 : x > y ? 1 : 0) : compareCodepoints(x, y as string);
       if (r !== 0) return c.reverse ? -r : r;
     }
-    return a.seq - b.seq;
-  };
-  return [...msgs].sort(cmp);
+    return msgs[i].seq - msgs[j].seq;
+  });
+  return order.map((i) => msgs[i]);
 }

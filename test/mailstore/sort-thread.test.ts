@@ -51,3 +51,8 @@ test('SORT: REVERSE applies to its key only, ties by sequence', () => {
   assert.deepEqual(sortMessages(ms, [{ key: 'SUBJECT', reverse: true }, { key: 'ARRIVAL', reverse: false }]).map((m) => m.seq), [3, 1, 2]);
   assert.deepEqual(sortMessages(ms, [{ key: 'ARRIVAL', reverse: false }]).map((m) => m.seq), [3, 1, 2]);
 });
+
+test('SORT compares by code point (strcmp over UTF-8), not by UTF-16 unit', () => {
+  const ms = [msg(1, { subject: '\u{1F600} smile' }), msg(2, { subject: '\uE000 private' }), msg(3, { subject: 'z' })];
+  assert.deepEqual(sortMessages(ms, [{ key: 'SUBJECT', reverse: false }]).map((m) => m.seq), [3, 2, 1]);
+});

@@ -13,6 +13,7 @@ import type { DovecotConfig } from '../config/settings.js';
 import type { Logger } from '../log/logger.js';
 import type { MailStore } from '../mailstore/store.js';
 import type { UserMetadata } from '../mailstore/metadata.js';
+import { mutf7ToUtf8, utf8ToMutf7 } from '../mailstore/maildir/utf7.js';
 import type { UserQuota } from '../quota/quota.js';
 import { CommandReader, badText, type ImapArg, type LiteralInfo, type ReaderEvent } from './wire/parser.js';
 import { writeResponse, type Response, type ResponseCode, type ImapValue, atom, num, list } from './wire/encoder.js';
@@ -95,7 +96,7 @@ const POSTLOGIN_CAPABILITIES: Array<[string, boolean | ((s: Session) => boolean)
   ['QUOTA', true],
   // not in Dovecot 2.3 (RFC 6154 CREATE is accepted there unannounced; RFC 6855 is 2.4)
   ['CREATE-SPECIAL-USE', false],
-  ['UTF8=ACCEPT', false],
+  ['UTF8=ACCEPT', true],
 ];
 
 /** RFC 3501 autologout: at least 30 min authenticated; Dovecot drops silent pre-login clients after 3 min. */
@@ -191,6 +192,18 @@ export class Session {
   }
 
   /** Dovecot's imap_quota plugin is loaded: QUOTA announced, GETQUOTA… known. */
+  /** RFC 6855 after ENABLE UTF8=ACCEPT: mailbox names travel as UTF-8; the store keeps Dovecot's mUTF-7. */
+  get utf8Accept(): boolean { return this.enabled.has('UTF8=ACCEPT'); }
+
+  /** A mailbox name (or LIST pattern) from the client in the store's form. */
+  mailboxIn(raw: string): string { return this.utf8Accept ? utf8ToMutf7(raw) : raw; }
+
+  /** A stored (mUTF-7) mailbox name in the form this client reads. */
+  mailboxOut(name: string): string {
+    if (!this.utf8Accept) return name;
+    try { return mutf7ToUtf8(name); } catch { return name; } // not valid mUTF-7 on disk: shown as it is
+  }
+
   get imapQuota(): boolean {
     return this.mailPlugins.includes('imap_quota');
   }

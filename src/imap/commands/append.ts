@@ -58,7 +58,7 @@ export function startAppendLiteral(s: Session, info: LiteralInfo): void {
   const args = last && last.type === 'literal' && last.streamed ? info.args.slice(0, -1) : info.args;
   let i = 0;
   for (let k = args.length - 1; k >= 0; k--) if (args[k].type === 'literal') { i = k + 1; break; }
-  const mailbox = astring(args[0]) ?? '';
+  const mailbox = s.mailboxIn(astring(args[0]) ?? '');
   const name = mailbox.toUpperCase() === 'INBOX' ? 'INBOX' : mailbox;
   if (i === 0) i = 1;
   let flags: string[] = [];

@@ -24,9 +24,13 @@ export function needAstring(a: ImapArg | undefined): string {
   return s;
 }
 
+/** How a session reads mailbox names: as UTF-8 after ENABLE UTF8=ACCEPT (RFC 6855), else as sent (mUTF-7). */
+export interface MailboxNames { mailboxIn(raw: string): string }
+
 /** A mailbox argument: INBOX in any case means INBOX. */
-export function mailboxArg(a: ImapArg | undefined): string {
-  const s = needAstring(a);
+export function mailboxArg(a: ImapArg | undefined, names?: MailboxNames): string {
+  const raw = needAstring(a);
+  const s = names ? names.mailboxIn(raw) : raw;
   return s.toUpperCase() === 'INBOX' ? 'INBOX' : s;
 }
 

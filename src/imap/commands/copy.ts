@@ -27,7 +27,7 @@ async function copy(ctx: CommandContext, uidMode: boolean, move: boolean): Promi
   let dest = '';
   try {
     const set = seqSet(ctx.args[0], uidMode);
-    dest = mailboxArg(ctx.args[1]);
+    dest = mailboxArg(ctx.args[1], ctx.session);
     if (move && sel.readOnly) { await ctx.no('Mailbox is read-only', { name: 'READ-ONLY' }); return; }
     let target;
     try { target = await s.store!.open(dest); } catch (e) {

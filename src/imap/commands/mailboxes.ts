@@ -103,7 +103,11 @@ interface ListLine { name: string; flags: string[]; childInfo: boolean; status: 
 async function listCmd(ctx: CommandContext, lsub: boolean): Promise<void> {
   const s = ctx.session;
   try {
-    const { ref, patterns, o } = parseList(ctx.args);
+    const parsed = parseList(ctx.args);
+    const { o } = parsed;
+    // RFC 6855: with UTF8=ACCEPT the reference and patterns are UTF-8 like the names they match
+    const ref = s.mailboxIn(parsed.ref);
+    const patterns = parsed.patterns.map((p) => s.mailboxIn(p));
     if (lsub) { o.selSubscribed = true; o.ext = false; o.retChildren = false; }
     const word = lsub ? 'LSUB' : 'LIST';
     if (!lsub && !o.ext && patterns[0] === '') {
@@ -156,7 +160,7 @@ async function listCmd(ctx: CommandContext, lsub: boolean): Promise<void> {
       }
     }
     for (const l of out) {
-      const v: ImapValue[] = [atom(word), list(l.flags.map(atom)), str(SEP), astr(l.name)];
+      const v: ImapValue[] = [atom(word), list(l.flags.map(atom)), str(SEP), astr(s.mailboxOut(l.name))];
       if (l.childInfo) v.push(list([atom('CHILDINFO'), list([str('SUBSCRIBED')])]));
       await s.untagged(v);
       if (o.status && l.status) await s.untagged(await statusResponse(ctx, l.name, o.status));
@@ -187,7 +191,7 @@ async function statusResponse(ctx: CommandContext, name: string, items: string[]
   if (modseq) await ctx.session.enableCondstore();
   const st = await ctx.session.store!.status(name, modseq);
   const values: Record<string, number> = { MESSAGES: st.messages, RECENT: st.recent, UIDNEXT: st.uidnext, UIDVALIDITY: st.uidvalidity, UNSEEN: st.unseen, DELETED: st.deleted ?? 0, HIGHESTMODSEQ: st.highestModseq, SIZE: st.vsize };
-  return [atom('STATUS'), astr(name), list(items.flatMap((k) => [atom(k), num(values[k])]))];
+  return [atom('STATUS'), astr(ctx.session.mailboxOut(name)), list(items.flatMap((k) => [atom(k), num(values[k])]))];
 }
 
 export const mailboxCommands: Record<string, Command> = {
@@ -198,7 +202,7 @@ export const mailboxCommands: Record<string, Command> = {
     async run(ctx) {
       let name = '';
       try {
-        name = mailboxArg(ctx.args[0]).replace(/\.$/, '');
+        name = mailboxArg(ctx.args[0], ctx.session).replace(/\.$/, '');
         await ctx.session.store!.create(name);
         await ctx.ok('Create completed');
       } catch (e) { await replyError(ctx, e, name); }
@@ -209,7 +213,7 @@ export const mailboxCommands: Record<string, Command> = {
     async run(ctx) {
       let name = '';
       try {
-        name = mailboxArg(ctx.args[0]);
+        name = mailboxArg(ctx.args[0], ctx.session);
         if (ctx.session.selected?.name === name) { await ctx.no('Can\'t delete selected mailbox', { name: 'CANNOT' }); return; }
         await ctx.session.store!.delete(name);
         await ctx.ok('Delete completed');
@@ -221,8 +225,8 @@ export const mailboxCommands: Record<string, Command> = {
     async run(ctx) {
       let from = '';
       try {
-        from = mailboxArg(ctx.args[0]);
-        await ctx.session.store!.rename(from, mailboxArg(ctx.args[1]));
+        from = mailboxArg(ctx.args[0], ctx.session);
+        await ctx.session.store!.rename(from, mailboxArg(ctx.args[1], ctx.session));
         await ctx.ok('Rename completed');
       } catch (e) { await replyError(ctx, e, from); }
     },
@@ -231,14 +235,14 @@ export const mailboxCommands: Record<string, Command> = {
     states: AUTHED,
     async run(ctx) {
       let name = '';
-      try { name = mailboxArg(ctx.args[0]); await ctx.session.store!.subscribe(name, true); await ctx.ok('Subscribe completed'); } catch (e) { await replyError(ctx, e, name); }
+      try { name = mailboxArg(ctx.args[0], ctx.session); await ctx.session.store!.subscribe(name, true); await ctx.ok('Subscribe completed'); } catch (e) { await replyError(ctx, e, name); }
     },
   },
   UNSUBSCRIBE: {
     states: AUTHED,
     async run(ctx) {
       let name = '';
-      try { name = mailboxArg(ctx.args[0]); await ctx.session.store!.subscribe(name, false); await ctx.ok('Unsubscribe completed'); } catch (e) { await replyError(ctx, e, name); }
+      try { name = mailboxArg(ctx.args[0], ctx.session); await ctx.session.store!.subscribe(name, false); await ctx.ok('Unsubscribe completed'); } catch (e) { await replyError(ctx, e, name); }
     },
   },
   STATUS: {
@@ -246,7 +250,7 @@ export const mailboxCommands: Record<string, Command> = {
     async run(ctx) {
       let name = '';
       try {
-        name = mailboxArg(ctx.args[0]);
+        name = mailboxArg(ctx.args[0], ctx.session);
         const items = statusItems(ctx.args[1], ctx.session.rev2);
         await ctx.session.untagged(await statusResponse(ctx, name, items));
         if (ctx.session.selected?.name === name) await ctx.ok('Status on selected mailbox completed', { name: 'CLIENTBUG' });

@@ -36,9 +36,10 @@ function entryName(a: ImapArg | undefined): string {
 }
 
 /** "" is the server; INBOX in any case is INBOX. */
-function mailboxOf(a: ImapArg | undefined): string | null {
-  const m = astring(a);
-  if (m === null) throw new ArgError('Invalid arguments.');
+function mailboxOf(ctx: CommandContext, a: ImapArg | undefined): string | null {
+  const raw = astring(a);
+  if (raw === null) throw new ArgError('Invalid arguments.');
+  const m = ctx.session.mailboxIn(raw);
   return m === '' ? null : m.toUpperCase() === 'INBOX' ? 'INBOX' : m;
 }
 
@@ -49,8 +50,8 @@ async function notEnabled(ctx: CommandContext): Promise<boolean> {
   return true;
 }
 
-function metadataReply(mailbox: string | null, items: ImapValue[]): ImapValue[] {
-  return [atom('METADATA'), mailbox === null ? str('') : astr(mailbox), list(items)];
+function metadataReply(ctx: CommandContext, mailbox: string | null, items: ImapValue[]): ImapValue[] {
+  return [atom('METADATA'), mailbox === null ? str('') : astr(ctx.session.mailboxOut(mailbox)), list(items)];
 }
 
 async function getMetadata(ctx: CommandContext): Promise<void> {
@@ -76,7 +77,7 @@ async function getMetadata(ctx: CommandContext): Promise<void> {
     }
   }
   if (args.length !== 2) throw new ArgError('Invalid arguments');
-  const mailbox = mailboxOf(args[0]);
+  const mailbox = mailboxOf(ctx, args[0]);
   const entries = args[1].type === 'list' ? args[1].items.map(entryName) : [entryName(args[1])];
   try {
     if (await notEnabledAfterMailboxCheck(ctx, mailbox)) return;
@@ -89,7 +90,7 @@ async function getMetadata(ctx: CommandContext): Promise<void> {
       if (bytes && bytes.length > maxSize) { longest = Math.max(longest, bytes.length); continue; }
       items.push(astr(entry), bytes === null ? NIL : { type: 'literal', size: bytes.length, body: bytes });
     }
-    if (items.length) await s.untagged(metadataReply(mailbox, items));
+    if (items.length) await s.untagged(metadataReply(ctx, mailbox, items));
     await ctx.ok('Getmetadata completed', longest ? { name: 'METADATA', args: `LONGENTRIES ${longest}` } : undefined);
   } catch (e) {
     await metadataError(ctx, e, mailbox);
@@ -108,7 +109,7 @@ async function setMetadata(ctx: CommandContext): Promise<void> {
   const s = ctx.session;
   const [mb, pairs] = ctx.args;
   if (ctx.args.length !== 2 || pairs.type !== 'list') throw new ArgError('Invalid arguments');
-  const mailbox = mailboxOf(mb);
+  const mailbox = mailboxOf(ctx, mb);
   const changes: MetadataEntry[] = [];
   for (let i = 0; i < pairs.items.length; i += 2) {
     const v = pairs.items[i + 1];

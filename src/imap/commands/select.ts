@@ -57,7 +57,7 @@ async function select(ctx: CommandContext, readOnly: boolean): Promise<void> {
   const s = ctx.session;
   let name = '';
   try {
-    name = mailboxArg(ctx.args[0]);
+    name = mailboxArg(ctx.args[0], ctx.session);
     if (s.selected) {
       s.selected.release();
       s.selected = null;

@@ -114,7 +114,7 @@ test('COMPRESS DEFLATE: Sealmail answers as Dovecot with imap_zlib does, before 
   const theirs = await script(port);
   const ours = await script(srv.imapPort);
   assert.ok(theirs.caps.endsWith('COMPRESS=DEFLATE'), theirs.caps);
-  assert.match(ours.caps, / COMPRESS=DEFLATE APPENDLIMIT=\d+$/);
+  assert.match(ours.caps, / COMPRESS=DEFLATE( \S+)* APPENDLIMIT=\d+$/);
   // every extension Sealmail announces is one Dovecot announces, in Dovecot's order (besides
   // the deliberate additions beyond Dovecot 2.3, listed last in the CAPABILITY table or noted there)
   const dovecotCaps = theirs.caps.split(' ');

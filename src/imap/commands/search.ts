@@ -221,7 +221,8 @@ function orderedSet(ns: number[]): string {
   return parts.join(',');
 }
 
-function usesModseq(q: Query): boolean {
+/** A MODSEQ key anywhere in the program (RFC 7162 §3.1.5: it enables CONDSTORE and adds the highest MODSEQ to the answer). */
+export function usesModseq(q: Query): boolean {
   if (q.k === 'modseq') return true;
   if (q.k === 'and' || q.k === 'or') return q.of.some(usesModseq);
   if (q.k === 'not') return usesModseq(q.q);

@@ -5,14 +5,14 @@
  * next key, a repeated key is ignored), the search program shared with
  * SEARCH, the ordering done by the store (src/mailstore/sort.ts).
  */
-import { atom, num } from '../wire/encoder.js';
+import { atom, list, num } from '../wire/encoder.js';
 import type { ImapArg } from '../wire/parser.js';
 import { loadSortMessages } from '../../mailstore/sort-headers.js';
 import { SORT_KEYS, sortMessages, type SortCriterion, type SortKey } from '../../mailstore/sort.js';
 import { SELECTED, type Command, type CommandContext } from './types.js';
 import { ArgError, astring } from './args.js';
 import { replyError } from './errors.js';
-import { esearchResponse, parseReturn, parseSearchProgram, recodeArgs, savedResult, searchSelected } from './search.js';
+import { esearchResponse, parseReturn, parseSearchProgram, recodeArgs, savedResult, searchSelected, usesModseq } from './search.js';
 
 function sortProgram(a: ImapArg | undefined): SortCriterion[] {
   if (!a || a.type !== 'list') throw new ArgError('Invalid sort argument.');
@@ -50,12 +50,16 @@ async function sort(ctx: CommandContext, uidMode: boolean): Promise<void> {
     const program = sortProgram(rest[0]);
     const charset = charsetArg(rest[1], 'Invalid charset argument.');
     const q = parseSearchProgram(ctx, recodeArgs(rest.slice(2), charset));
+    const byModseq = usesModseq(q);
+    if (byModseq) await ctx.session.enableCondstore();
     const hits = await searchSelected(ctx, q);
     const sorted = sortMessages(await loadSortMessages(sel.folder, hits), program);
     const ns = sorted.map((m) => (uidMode ? m.uid : m.seq));
+    // RFC 7162 §3.1.5 (and Dovecot): a MODSEQ key adds the highest MODSEQ of the matches
+    const top = byModseq ? hits.reduce((a, h) => Math.max(a, h.m.modseq), 0) : 0;
     if (saving) sel.saved = savedResult(ret!, sorted.map((m) => m.uid));
-    if (ret && saving && !ret.size) { /* SAVE alone: no ESEARCH response */ } else if (ret) await ctx.session.untagged(esearchResponse(ctx.tag, uidMode, ret, ns, true));
-    else await ctx.session.untagged([atom('SORT'), ...ns.map(num)]);
+    if (ret && saving && !ret.size) { /* SAVE alone: no ESEARCH response */ } else if (ret) await ctx.session.untagged([...esearchResponse(ctx.tag, uidMode, ret, ns, true), ...(top ? [atom('MODSEQ'), num(top)] : [])]);
+    else await ctx.session.untagged([atom('SORT'), ...ns.map(num), ...(top ? [list([atom('MODSEQ'), num(top)])] : [])]);
     await ctx.ok('Sort completed');
   } catch (e) {
     // a BAD (syntax) leaves `$` as it was, a failure (NO) empties it: Dovecot

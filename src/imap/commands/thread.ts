@@ -11,7 +11,7 @@ import { atom } from '../wire/encoder.js';
 import { SELECTED, type Command, type CommandContext } from './types.js';
 import { ArgError, astring } from './args.js';
 import { replyError } from './errors.js';
-import { parseSearchProgram, recodeArgs, searchSelected } from './search.js';
+import { parseSearchProgram, recodeArgs, searchSelected, usesModseq } from './search.js';
 
 function render(nodes: ThreadNode[], root: boolean): string {
   if (!nodes.length) return '';
@@ -36,6 +36,7 @@ async function thread(ctx: CommandContext, uidMode: boolean): Promise<void> {
     if (!algorithm) throw new ArgError('Unknown thread algorithm.');
     const q = parseSearchProgram(ctx, recodeArgs(ctx.args.slice(2), charset));
     const sel = ctx.session.selected!;
+    if (usesModseq(q)) await ctx.session.enableCondstore(); // RFC 7162 §3.1: a MODSEQ key enables CONDSTORE
     const hits = await searchSelected(ctx, q);
     // UID THREAD numbers the tree by UID: the store threads whatever numbers it is given
     const msgs = await loadSortMessages(sel.folder, uidMode ? hits.map((h) => ({ seq: h.m.uid, m: h.m })) : hits);

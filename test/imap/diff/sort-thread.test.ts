@@ -85,6 +85,11 @@ const COMMANDS = [
   'bd SEARCH CHARSET FOOBAR ALL',
   'be SORT RETURN (FOO) (DATE) UTF-8 ALL',
   'bf UID SORT (FOO) UTF-8 ALL',
+  // last: a MODSEQ key enables CONDSTORE for the rest of the session (modseq values of the two servers differ: only MODSEQ 1)
+  'x1 SORT (DATE) UTF-8 MODSEQ 1',
+  'x2 SORT RETURN (COUNT MIN) (REVERSE DATE) UTF-8 MODSEQ 1',
+  'x3 THREAD REFS UTF-8 MODSEQ 1',
+  'x4 UID SORT (SUBJECT) UTF-8 MODSEQ 1',
 ];
 
 test('SORT and THREAD answer as Dovecot does on a hard corpus', async (t) => {

@@ -158,6 +158,7 @@ export class MaildirFolder {
     this.controlDir = opts.controlDir ?? dir;
     this.uidlistPath = join(this.controlDir, 'dovecot-uidlist');
     this.keywordsPath = join(this.controlDir, 'dovecot-keywords');
+    this.modseqs = ModseqState.of(this.controlDir);
   }
 
   get uidValidity(): number { return this.uidlist?.uidValidity ?? 0; }
@@ -201,7 +202,7 @@ export class MaildirFolder {
     const stamp = await folderStamp(this.dir, this.controlDir, false);
     if (stamp !== null && stamp === this.lastStamp && (!opts.moveNew || this.newWasEmpty)) return;
     this.scanSerial = this.serial;
-    const modseqs = ModseqState.of(this.controlDir);
+    const modseqs = this.modseqs;
     const modseqSince = modseqs.tick;
     const assign = opts.assignUids !== false;
     let ul = await readUidlist(this.uidlistPath);
@@ -352,7 +353,8 @@ export class MaildirFolder {
     if (this.removed.size > 10_000) this.removed.delete(this.removed.keys().next().value!);
   }
 
-  private get modseqs(): ModseqState { return ModseqState.of(this.controlDir); }
+  /** This folder's MODSEQ state, shared with every other handle of the folder in this process. */
+  private readonly modseqs: ModseqState;
 
   /** RFC 7162 HIGHESTMODSEQ (0 while unknown). */
   get highestModseq(): number { return this.modseqs.highest; }

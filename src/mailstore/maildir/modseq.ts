@@ -43,7 +43,9 @@ export function flagSignature(file: string): string {
 
 export interface ModseqMessage { uid: number; file: string; modseq: number }
 
-const STATES = new Map<string, ModseqState>();
+/** Held by the folder handles using them: a folder nobody has open any more lets its state go (GC). */
+const STATES = new Map<string, WeakRef<ModseqState>>();
+const reaper = new FinalizationRegistry<string>((path) => { if (!STATES.get(path)?.deref()) STATES.delete(path); });
 
 function cipherWorks(c: IndexCipher): boolean {
   try { c.open(c.seal(Buffer.from('x'))); return true; } catch { return false; }
@@ -77,11 +79,15 @@ export class ModseqState {
 
   private constructor(readonly path: string, private readonly dovecotIndexDir: string) {}
 
-  /** The process-wide state of the folder whose control directory is `controlDir`. */
+  /** The process-wide state of the folder whose control directory is `controlDir` (keep a reference while using it). */
   static of(controlDir: string): ModseqState {
     const path = join(controlDir, MODSEQ_FILE);
-    let s = STATES.get(path);
-    if (!s) { s = new ModseqState(path, controlDir); STATES.set(path, s); }
+    let s = STATES.get(path)?.deref();
+    if (!s) {
+      s = new ModseqState(path, controlDir);
+      STATES.set(path, new WeakRef(s));
+      reaper.register(s, path);
+    }
     return s;
   }
 

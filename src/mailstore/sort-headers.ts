@@ -20,8 +20,8 @@ const HEAD_BYTES = 16384;
 
 interface Cached { h: SortHeaders; received: number; memo?: Map<string, unknown> }
 
-/** Per shared folder handle: uid → record (messages never change under a UID). */
-const MEMORY = new WeakMap<MaildirFolder, Map<number, Cached>>();
+/** Per shared folder handle: uid → record (messages never change under a UID; a new UIDVALIDITY starts afresh). */
+const MEMORY = new WeakMap<MaildirFolder, { validity: number; map: Map<number, Cached> }>();
 
 /** The header block only, and INTERNALDATE. */
 async function readHeader(folder: MaildirFolder, m: MaildirMessage): Promise<{ head: Buffer; mtime: Date }> {
@@ -67,8 +67,9 @@ async function fromMessage(folder: MaildirFolder, m: MaildirMessage): Promise<Ca
  * left out, as Dovecot leaves out what it can no longer read.
  */
 export async function loadSortMessages(folder: MaildirFolder, items: { seq: number; m: MaildirMessage }[]): Promise<SortMessage[]> {
-  let mem = MEMORY.get(folder);
-  if (!mem) MEMORY.set(folder, (mem = new Map()));
+  let held = MEMORY.get(folder);
+  if (!held || held.validity !== folder.uidValidity) MEMORY.set(folder, (held = { validity: folder.uidValidity, map: new Map() }));
+  const mem = held.map;
   const fc = folder.fieldCache;
   const out: (SortMessage | null)[] = new Array(items.length).fill(null);
   const missing: number[] = [];

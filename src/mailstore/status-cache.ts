@@ -11,6 +11,7 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { writeAtomic } from './maildir/dotlock.js';
+import { MODSEQ_FILE } from './maildir/modseq.js';
 import type { MailboxStatus } from './store.js';
 
 export const STATUS_FILE = 'sealmail.status';
@@ -24,13 +25,15 @@ export async function folderStamp(dir: string, controlDir: string, withRecent = 
   const parts: string[] = [];
   let newest = 0n;
   const paths = [join(dir, 'new'), join(dir, 'cur'), join(controlDir, 'dovecot-uidlist'), join(controlDir, 'dovecot-keywords')];
-  // the \Recent marker only matters for the cached STATUS counters, not for a folder's message list
-  if (withRecent) paths.push(join(controlDir, 'sealmail.recent'));
+  // the \Recent marker and the MODSEQ file only matter for the cached STATUS counters, not for a folder's message list
+  if (withRecent) paths.push(join(controlDir, 'sealmail.recent'), join(controlDir, MODSEQ_FILE));
+  const modseqFile = join(controlDir, MODSEQ_FILE);
   for (const p of paths) {
     try {
       const st = await fsp.stat(p, { bigint: true });
       parts.push(`${st.ino}:${st.mtimeNs}:${st.size}`);
-      if (st.mtimeNs > newest) newest = st.mtimeNs;
+      // sealmail.modseq changes only by growing or being replaced (size/inode show it): its mtime needs no settling time
+      if (st.mtimeNs > newest && p !== modseqFile) newest = st.mtimeNs;
     } catch {
       parts.push('-');
     }

@@ -88,6 +88,8 @@ export interface MailboxStatus {
   keywords: string[];
   /** RFC 7162 HIGHESTMODSEQ. */
   highestModseq: number;
+  /** A CONDSTORE client used the folder (so STATUS HIGHESTMODSEQ needs not mark it again). */
+  modseqTracked?: boolean;
 }
 
 /** Process-wide shared folder handles (see MailStore.openShared). */
@@ -348,7 +350,7 @@ export class MailStore {
     const before = await folderStamp(f.dir, f.controlDir);
     if (before) {
       const hit = await readStatusCache(f.controlDir, before);
-      if (hit && hit.highestModseq && hit.deleted !== undefined && !trackModseqs) return hit;
+      if (hit && hit.highestModseq && hit.deleted !== undefined && (!trackModseqs || hit.modseqTracked)) return hit;
     }
     await f.sync();
     if (trackModseqs) await f.trackModseqs();
@@ -367,6 +369,7 @@ export class MailStore {
       guid: f.guid,
       keywords: f.keywordOrder,
       highestModseq: f.highestModseq,
+      modseqTracked: f.modseqTracked,
     };
     const after = await folderStamp(f.dir, f.controlDir);
     if (after && after === before) await writeStatusCache(f.controlDir, after, st);

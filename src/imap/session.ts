@@ -99,6 +99,9 @@ const POSTLOGIN_CAPABILITIES: Array<[string, boolean | ((s: Session) => boolean)
   ['UTF8=ACCEPT', true],
 ];
 
+/** Largest SETMETADATA value held in memory (Dovecot streams any size into its dict; the file dict is rewritten whole anyway). */
+const METADATA_VALUE_LIMIT = 1024 * 1024;
+
 /** RFC 3501 autologout: at least 30 min authenticated; Dovecot drops silent pre-login clients after 3 min. */
 const IDLE_TIMEOUT_MS = 30 * 60_000;
 const PRELOGIN_TIMEOUT_MS = 3 * 60_000;
@@ -147,6 +150,7 @@ export class Session {
       maxLineLength: this.opts.config.getSize('imap_max_line_length') || 65536,
       streamLiteral: (info) => (info.name === 'APPEND' ? (info.size > APPENDLIMIT ? 'reject' : true) : false),
       argsIgnored: (name) => name === 'NOOP' || name === 'CHECK',
+      bufferedLiteralLimit: (name) => (name === 'SETMETADATA' ? METADATA_VALUE_LIMIT : 0),
     });
   }
 

@@ -61,6 +61,11 @@ export interface ReaderOptions {
    * [TOOBIG] on the literal-rejected event).
    */
   streamLiteral?: (info: LiteralInfo) => boolean | 'reject';
+  /**
+   * A larger bound than imap_max_line_length for one buffered literal of this
+   * command (SETMETADATA values, which Dovecot streams into the dict).
+   */
+  bufferedLiteralLimit?: (name: string) => number;
   /** May this command use `~{n}` (RFC 3516)? Dovecot: APPEND only. */
   literal8Allowed?: (name: string) => boolean;
   /**
@@ -105,6 +110,8 @@ export class CommandReader {
   private literalHdr: LiteralHeader | null = null;
   private streaming = false;
   private awaitingDecision = false;
+  private readonly bufferedLiteralLimit: (name: string) => number;
+  private uncounted = false;
 
   constructor(opts: ReaderOptions = {}) {
     this.maxLine = opts.maxLineLength ?? 65536;
@@ -112,6 +119,7 @@ export class CommandReader {
     this.streamLiteral = opts.streamLiteral ?? (() => false);
     this.literal8Allowed = opts.literal8Allowed ?? ((n) => n === 'APPEND');
     this.argsIgnored = opts.argsIgnored ?? (() => false);
+    this.bufferedLiteralLimit = opts.bufferedLiteralLimit ?? (() => 0);
   }
 
   /** Is the reader in the middle of a command (for idle/logout decisions)? */
@@ -187,6 +195,7 @@ export class CommandReader {
     this.tag = null;
     this.name = null;
     this.tok = null;
+    this.uncounted = false;
     this.literalParts = [];
     this.literalHdr = null;
     this.streaming = false;
@@ -356,10 +365,13 @@ export class CommandReader {
     }
     // Dovecot counts the line up to the `}` (not its CRLF) plus the literal
     if (this.lineBytes - termLen + hdr.size > this.maxLine) {
-      out.push({ type: 'bye', text: 'Literal size too large' });
-      this.reset();
-      this.state = 'closed';
-      return;
+      if (hdr.size > this.bufferedLiteralLimit(this.name ?? '')) {
+        out.push({ type: 'bye', text: 'Literal size too large' });
+        this.reset();
+        this.state = 'closed';
+        return;
+      }
+      this.uncounted = true; // allowed beyond the line limit: it does not count against the rest of the line
     }
     this.streaming = false;
     this.state = 'literal';
@@ -387,7 +399,8 @@ export class CommandReader {
       this.tok!.push({ type: 'literal', value: Buffer.concat(this.literalParts, hdr.size), size: hdr.size, literal8: hdr.literal8, streamed: false });
     }
     this.cmdOffset += hdr.size;
-    if (this.streaming) this.streamedBytes += hdr.size;
+    if (this.streaming || this.uncounted) this.streamedBytes += hdr.size;
+    this.uncounted = false;
     this.literalParts = [];
     this.literalHdr = null;
     this.streaming = false;

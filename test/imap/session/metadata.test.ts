@@ -9,7 +9,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { parseDict, serialiseDict } from '../../../src/crypt/attributes.js';
 import { setupDovecot } from '../../helpers/dovecot.js';
@@ -100,15 +101,35 @@ test('METADATA dict shared with Dovecot: each server reads what the other wrote'
     'a2 SETMETADATA "" (/private/comment "set by sealmail" /shared/motd "hello")',
     'a3 SETMETADATA Work (/private/color "blue" /shared/owner "bob")',
     'a4 SETMETADATA INBOX (/private/old "to delete")',
+    // beyond imap_max_line_length, as Dovecot accepts
+    `a5 SETMETADATA INBOX (/private/big {200000+}\r\n${'x'.repeat(200_000)})`,
   ], user);
-  assert.equal((ours.match(/ OK Setmetadata completed/g) ?? []).length, 3, ours);
+  assert.equal((ours.match(/ OK Setmetadata completed/g) ?? []).length, 4, ours.slice(-500));
   const theirs = await lockstep(port, ['b1 GETMETADATA "" (/private/comment /shared/motd)', 'b2 GETMETADATA Work (/private/color /shared/owner)',
-    'b3 SETMETADATA Work (/private/color "red")', 'b4 SETMETADATA "" (/shared/from-dovecot "dv")', 'b5 SETMETADATA INBOX (/private/old NIL)'], user);
+    'b3 SETMETADATA Work (/private/color "red")', 'b4 SETMETADATA "" (/shared/from-dovecot "dv")', 'b5 SETMETADATA INBOX (/private/old NIL)', 'b6 GETMETADATA (MAXSIZE 10) INBOX /private/big'], user);
+  assert.match(theirs, /b6 OK \[METADATA LONGENTRIES 200000\] Getmetadata completed/);
   assert.match(theirs, /\* METADATA "" \(\/private\/comment \{15\}\r\nset by sealmail \/shared\/motd \{5\}\r\nhello\)\r\nb1 OK/);
   assert.match(theirs, /\* METADATA Work \(\/private\/color \{4\}\r\nblue \/shared\/owner \{3\}\r\nbob\)\r\nb2 OK/);
   assert.match(theirs, /b5 OK Setmetadata completed/);
-  const back = await lockstep(srv.imapPort, ['c1 GETMETADATA Work /private/color', 'c2 GETMETADATA "" /shared/from-dovecot', 'c3 GETMETADATA INBOX /private/old'], user);
+  const back = await lockstep(srv.imapPort, ['c1 GETMETADATA Work /private/color', 'c2 GETMETADATA "" /shared/from-dovecot', 'c3 GETMETADATA INBOX /private/old', 'c4 GETMETADATA (MAXSIZE 10) INBOX /private/big'], user);
+  assert.match(back, /c4 OK \[METADATA LONGENTRIES 200000\] Getmetadata completed/);
   assert.match(back, /\* METADATA Work \(\/private\/color \{3\}\r\nred\)\r\nc1 OK/);
   assert.match(back, /\* METADATA "" \(\/shared\/from-dovecot \{2\}\r\ndv\)\r\nc2 OK/);
   assert.match(back, /\* METADATA INBOX \(\/private\/old NIL\)\r\nc3 OK/);
+});
+
+test('a SETMETADATA value over 1 MiB ends the connection (Sealmail\'s bound; Dovecot streams any size) and writes nothing', async (t) => {
+  const srv = await startSealmail(t, { extraConf: 'imap_metadata = yes\nmail_attribute_dict = file:%h/dovecot-attributes\n' });
+  const s = connect(srv.imapPort, '127.0.0.1');
+  let out = '';
+  s.on('data', (d: Buffer) => { out += d.toString('latin1'); });
+  const until = async (re: RegExp) => { for (let i = 0; i < 200 && !re.test(out); i++) await new Promise((r) => setTimeout(r, 50)); assert.match(out, re); };
+  await until(/^\* OK/m);
+  s.write('L0 LOGIN bob pass\r\n');
+  await until(/^L0 OK/m);
+  s.write(`a1 SETMETADATA INBOX (/private/huge {${2 * 1024 * 1024}+}\r\n`);
+  s.write(Buffer.alloc(2 * 1024 * 1024, 0x78));
+  await until(/^\* BYE Literal size too large\r\n/m);
+  s.destroy();
+  assert.ok(!existsSync(join(srv.home('bob'), 'dovecot-attributes')), 'nothing stored');
 });

@@ -28,6 +28,9 @@ export class Selected {
   /** The RECENT count the client was last told. */
   private reportedRecent = 0;
 
+  /** Keywords the client was told in FLAGS (grows only, as Dovecot's list does; keyword-flags.ts). */
+  keywordsAnnounced: string[] = [];
+
   /** IMAP4rev2 enabled (RFC 9051 has no \Recent flag). */
   rev2 = false;
 

@@ -13,6 +13,7 @@ import { SELECTED, type Command, type CommandContext } from './types.js';
 import type { MaildirMessage } from '../../mailstore/maildir/folder.js';
 import { ArgError, BadCharsetError, astring, modseqArg, seqSet } from './args.js';
 import { replyError } from './errors.js';
+import { announceKeywords } from '../keyword-flags.js';
 
 const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
 const FLAGS: Record<string, [string, boolean]> = {
@@ -124,6 +125,14 @@ export function recodeArgs(args: ImapArg[], charset: string): ImapArg[] {
 export function parseSearchProgram(ctx: CommandContext, args: ImapArg[]): Query {
   const sel = ctx.session.selected!;
   return parseKeys(args, sel.uids.length, sel.uids.length ? sel.uids[sel.uids.length - 1] : 0, sel.saved);
+}
+
+/** Keyword names a search program mentions (KEYWORD/UNKEYWORD), in order. */
+function queryKeywords(q: Query): string[] {
+  if (q.k === 'keyword') return [q.v];
+  if (q.k === 'and' || q.k === 'or') return q.of.flatMap(queryKeywords);
+  if (q.k === 'not') return queryKeywords(q.q);
+  return [];
 }
 
 /** Messages of the selected mailbox that match, in sequence order. */
@@ -268,6 +277,8 @@ async function search(ctx: CommandContext, uidMode: boolean): Promise<void> {
     if (ret && saving && !ret.size) { /* SAVE alone: no ESEARCH response */ }
     else if (ret) await ctx.session.untagged([...esearchResponse(ctx.tag, uidMode, ret, hits, false), ...(top ? [atom('MODSEQ'), num(top)] : [])]);
     else await ctx.session.untagged([atom('SEARCH'), ...hits.map((h) => num(h)), ...(top ? [list([atom('MODSEQ'), num(top)])] : [])]);
+    // a keyword named here joins the mailbox's list in Dovecot, which then announces it
+    if (!sel.readOnly) await announceKeywords(ctx.session, sel, queryKeywords(q));
     // Dovecot ends every command with a sync: others' changes (expunges only after UID SEARCH)
     await ctx.ok('Search completed', await ctx.session.sendUpdates(uidMode, undefined, true, uidMode));
   } catch (e) {

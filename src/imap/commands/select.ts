@@ -5,6 +5,7 @@
  * SELECT/EXAMINE untagged data in Dovecot's order, CLOSE's silent expunge,
  * EXPUNGE of \Deleted messages.
  */
+import { sendFlagLines } from '../keyword-flags.js';
 import { atom, list, num, str, type ImapValue } from '../wire/encoder.js';
 import { Selected, SYSTEM_FLAGS } from '../selected.js';
 import { AUTHED, SELECTED, type Command, type CommandContext } from './types.js';
@@ -71,9 +72,8 @@ async function select(ctx: CommandContext, readOnly: boolean): Promise<void> {
     const sel = new Selected(name, folder, readOnly, shared.release);
     sel.rev2 = s.rev2;
     try { await sel.open(); } catch (e) { shared.release(); throw e; }
-    const kws = folder.keywordOrder;
-    await s.untagged([atom('FLAGS'), list([...SYSTEM_FLAGS, ...kws].map(atom))]);
-    await s.send({ kind: 'status', status: 'OK', code: { name: 'PERMANENTFLAGS', args: [list(readOnly ? [] : [...SYSTEM_FLAGS, ...kws, '\\*'].map(atom))] }, text: readOnly ? 'Read-only mailbox.' : 'Flags permitted.' });
+    sel.keywordsAnnounced = [...folder.keywordOrder];
+    await sendFlagLines(s, sel.keywordsAnnounced, readOnly);
     await s.untagged([num(sel.uids.length), atom('EXISTS')]);
     // RFC 9051 §6.3.2: no RECENT and no [UNSEEN] in IMAP4rev2, a LIST of the mailbox instead
     if (!s.rev2) await s.untagged([num(sel.recent.size), atom('RECENT')]);

@@ -13,6 +13,7 @@ import { ArgError, astring, flagList, modseqArg, seqSet } from './args.js';
 import type { ImapArg } from '../wire/parser.js';
 import type { MaildirMessage } from '../../mailstore/maildir/folder.js';
 import { uidSetText } from '../session.js';
+import { announceKeywords } from '../keyword-flags.js';
 import { replyError } from './errors.js';
 
 /** `(UNCHANGEDSINCE n)` (RFC 7162 §3.1.3), the only STORE modifier. */
@@ -70,6 +71,7 @@ async function store(ctx: CommandContext, uidMode: boolean): Promise<void> {
     }
     // the modseqs are on disk before any client sees them
     await sel.folder.commitModseqs();
+    await announceKeywords(s, sel, kws);
     for (const { seq, msg } of replies) {
       const uid = uidMode || s.qresync ? [atom('UID'), num(msg.uid)] : [];
       const modseq = condstore ? [atom('MODSEQ'), list([num(msg.modseq)])] : [];

@@ -10,7 +10,7 @@
 import { MailStoreError } from '../../mailstore/errors.js';
 import { QuotaExceeded } from '../../quota/quota.js';
 import type { SystemFlag } from '../../mailstore/maildir/filename.js';
-import type { LiteralInfo } from '../wire/parser.js';
+import type { ImapArg, LiteralInfo } from '../wire/parser.js';
 import type { Session } from '../session.js';
 import { SYSTEM_FLAGS } from '../selected.js';
 import { AUTHED, type Command } from './types.js';
@@ -47,6 +47,17 @@ function parseDate(s: string): Date | undefined {
 }
 
 class EmptyMessage extends Error {}
+/** APPEND's UTF8 data item (RFC 6855) without ENABLE UTF8=ACCEPT. */
+class Utf8NotEnabled extends Error {}
+
+/**
+ * A `UTF8 (literal)` data item of an earlier message (MULTIAPPEND: this
+ * message's arguments follow it). The last argument is this message's own
+ * list, which the reader fills meanwhile, so it is never taken for one.
+ */
+function isUtf8Data(a: ImapArg): boolean {
+  return a.type === 'list' && a.items.length === 1 && a.items[0].type === 'literal';
+}
 
 type Result = { ok: true; uid: number; uidValidity: number } | { ok: false; error: unknown };
 
@@ -57,14 +68,17 @@ export function startAppendLiteral(s: Session, info: LiteralInfo): void {
   const last = info.args[info.args.length - 1];
   const args = last && last.type === 'literal' && last.streamed ? info.args.slice(0, -1) : info.args;
   let i = 0;
-  for (let k = args.length - 1; k >= 0; k--) if (args[k].type === 'literal') { i = k + 1; break; }
+  for (let k = args.length - 1; k >= 0; k--) if (args[k].type === 'literal' || (k < args.length - 1 && isUtf8Data(args[k]))) { i = k + 1; break; }
   const mailbox = s.mailboxIn(astring(args[0]) ?? '');
   const name = mailbox.toUpperCase() === 'INBOX' ? 'INBOX' : mailbox;
   if (i === 0) i = 1;
   let flags: string[] = [];
   let date: Date | undefined;
+  let utf8 = false;
   for (; i < args.length; i++) {
     const a = args[i];
+    // RFC 6855: `UTF8 (literal8)` — the message is the literal inside that list, never flags
+    if (a.type === 'atom' && a.value.toUpperCase() === 'UTF8' && args[i + 1]?.type === 'list' && i + 2 === args.length) { utf8 = true; break; }
     if (a.type === 'list') flags = a.items.map((x) => (x.type === 'atom' ? x.value : ''));
     else { const d = astring(a); if (d) date = parseDate(d); }
   }
@@ -73,6 +87,10 @@ export function startAppendLiteral(s: Session, info: LiteralInfo): void {
   const sys = flags.map((f) => SYSTEM_FLAGS.find((x) => x.toLowerCase() === f.toLowerCase())).filter((x): x is SystemFlag => !!x);
   const kws = flags.filter((f) => !f.startsWith('\\'));
   const job: Promise<Result> = (async (): Promise<Result> => {
+    if (utf8 && !s.utf8Accept) {
+      for await (const _ of q) void _;
+      return { ok: false, error: new Utf8NotEnabled() };
+    }
     if (info.size === 0) {
       for await (const _ of q) void _;
       return { ok: false, error: new EmptyMessage() };
@@ -101,7 +119,8 @@ export const appendCommands: Record<string, Command> = {
       const bad = results.find((r) => !r.ok) as { ok: false; error: unknown } | undefined;
       if (bad) {
         const e = bad.error;
-        if (e instanceof EmptyMessage) await ctx.no('Can\'t save a zero byte message'); // Dovecot's answer
+        if (e instanceof Utf8NotEnabled) await ctx.bad('Error in IMAP command APPEND: UTF8 data item without ENABLE UTF8=ACCEPT.');
+        else if (e instanceof EmptyMessage) await ctx.no('Can\'t save a zero byte message'); // Dovecot's answer
         else if (e instanceof MailStoreError && e.code === 'NONEXISTENT') await ctx.no(`Mailbox doesn't exist: ${astring(ctx.args[0]) ?? ''}`, { name: 'TRYCREATE' });
         else if (e instanceof QuotaExceeded && s.quota) await ctx.no(s.quota.exceededMessage(), { name: 'OVERQUOTA' });
         else if (e instanceof MailStoreError && e.code === 'NOSPACE') await ctx.no('Not enough disk space', { name: 'OVERQUOTA' });

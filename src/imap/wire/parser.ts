@@ -344,7 +344,8 @@ export class CommandReader {
       this.reset();
       return;
     }
-    const info: LiteralInfo = { ...hdr, tag: this.tag!, name: this.name!, args: tok.top, offset };
+    // a copy: the caller handles literal-start after the reader has read on (MULTIAPPEND's next arguments)
+    const info: LiteralInfo = { ...hdr, tag: this.tag!, name: this.name!, args: tok.top.slice(), offset };
     this.literalHdr = hdr;
     this.remaining = hdr.size;
     this.literalParts = [];

@@ -62,3 +62,24 @@ test('UTF8=ACCEPT: UTF-8 mailbox names on the wire, mUTF-7 on disk, plain sessio
   assert.match(plain, /^\* STATUS Caf&AOk- \(MESSAGES 1\)/m);
   assert.match(plain, /^\* METADATA Caf&AOk- /m);
 });
+
+test('APPEND with the UTF8 data item: refused before ENABLE, stored with its flags and date after (also in MULTIAPPEND)', async (t) => {
+  const srv = await startSealmail(t);
+  const msg = 'Subject: Grüße\r\n\r\nÄpfel\r\n';
+  const len = Buffer.byteLength(msg);
+  const out = Buffer.from(await lockstep(srv.imapPort, [
+    u(`a1 APPEND INBOX UTF8 (~{${len}+}\r\n${msg})`),
+    'a2 ENABLE UTF8=ACCEPT',
+    u(`a3 APPEND INBOX (\\Seen) "01-Jan-2020 00:00:00 +0000" UTF8 (~{${len}+}\r\n${msg}) (\\Flagged) UTF8 (~{${len}+}\r\n${msg})`),
+    u(`a4 APPEND INBOX UTF8 (~{${len}+}\r\n${msg})`),
+    's SELECT INBOX',
+    'f FETCH 1:* (FLAGS INTERNALDATE BODY.PEEK[])',
+  ], 'bob'), 'latin1').toString('utf8');
+  assert.match(out, /^a1 BAD Error in IMAP command APPEND: UTF8 data item without ENABLE UTF8=ACCEPT/m);
+  assert.match(out, /^a3 OK \[APPENDUID \d+ 1,2\]/m);
+  assert.match(out, /^a4 OK \[APPENDUID \d+ 3\]/m);
+  assert.match(out, /^\* 1 FETCH \(FLAGS \(\\Seen \\Recent\) INTERNALDATE "01-Jan-2020 00:00:00 \+0000" BODY\[\] \{\d+\}\r\nSubject: Grüße/m);
+  assert.match(out, /^\* 2 FETCH \(FLAGS \(\\Flagged \\Recent\) /m);
+  assert.match(out, /^\* 3 FETCH \(FLAGS \(\\Recent\) /m);
+  assert.doesNotMatch(out, /unknown-/);
+});

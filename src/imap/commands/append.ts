@@ -15,6 +15,8 @@ import type { Session } from '../session.js';
 import { SYSTEM_FLAGS } from '../selected.js';
 import { AUTHED, type Command } from './types.js';
 import { astring } from './args.js';
+import { parseMime } from '../../mailstore/mime/parts.js';
+import { encodeBinaryParts } from '../../mailstore/mime/binary.js';
 
 /** A push-fed async iterable of Buffers (the literal as it arrives). */
 class ChunkQueue implements AsyncIterable<Buffer> {
@@ -59,6 +61,14 @@ function isUtf8Data(a: ImapArg): boolean {
   return a.type === 'list' && a.items.length === 1 && a.items[0].type === 'literal';
 }
 
+/** A literal8 message with its `Content-Transfer-Encoding: binary` parts base64-encoded (held whole: literal8 APPENDs are rare). */
+async function* binaryConverted(src: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of src) parts.push(c);
+  const msg = Buffer.concat(parts);
+  yield encodeBinaryParts(msg, parseMime(msg)) ?? msg;
+}
+
 type Result = { ok: true; uid: number; uidValidity: number } | { ok: false; error: unknown };
 
 /** Called by the session when an APPEND literal starts: begin saving it. */
@@ -98,7 +108,8 @@ export function startAppendLiteral(s: Session, info: LiteralInfo): void {
     try {
       const folder = await s.store!.open(name);
       if (s.quota && !(await s.quota.fits(name, [info.size]))) throw new QuotaExceeded();
-      const uid = await folder.append(q, { flags: sys, keywords: kws, internalDate: date });
+      // RFC 3516: a literal8 may hold binary parts, stored base64-encoded as Dovecot does
+      const uid = await folder.append(info.literal8 ? binaryConverted(q) : q, { flags: sys, keywords: kws, internalDate: date });
       return { ok: true, uid, uidValidity: folder.uidValidity };
     } catch (error) {
       // drain what the client still sends

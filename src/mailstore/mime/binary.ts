@@ -92,3 +92,60 @@ export function binaryOf(buf: Buffer, p: MimePart, withHeader: boolean): BinaryR
   walk(p, withHeader);
   return { data: Buffer.concat(chunks), binary: converted || nul };
 }
+
+/** Base64 in 76-character lines joined by CRLF, no line break after the last (Dovecot's binary converter). */
+function base64Lines(b: Buffer): Buffer {
+  const s = b.toString('base64');
+  const lines: string[] = [];
+  for (let i = 0; i < s.length; i += 76) lines.push(s.slice(i, i + 76));
+  return Buffer.from(lines.join('\r\n'), 'latin1');
+}
+
+/**
+ * A message APPENDed as a literal8, made storable as Dovecot 2.3's
+ * istream-binary-converter does: every single part declared
+ * `Content-Transfer-Encoding: binary` gets that field replaced by
+ * `Content-Transfer-Encoding: base64` and its body base64-encoded (76
+ * characters a line); header lines of the message are then written with
+ * CRLF. Returns null when no part needs it (the message is stored as sent).
+ */
+export function encodeBinaryParts(buf: Buffer, root: MimePart): Buffer | null {
+  const isBinary = (p: MimePart) => p.contentType.type !== 'multipart' && !p.message &&
+    p.headers.some(([k, v]) => k.toLowerCase() === 'content-transfer-encoding' && /^binary\r?\n$/i.test(v));
+  let any = false;
+  const scan = (p: MimePart): void => { if (isBinary(p)) any = true; p.children.forEach(scan); if (p.message) scan(p.message); };
+  scan(root);
+  if (!any) return null;
+  const out: Buffer[] = [];
+  const header = (p: MimePart, convert: boolean): void => {
+    for (let pos = p.headerStart; pos < p.headerEnd;) {
+      const nl = buf.indexOf(0x0a, pos);
+      const e = nl < 0 || nl >= p.headerEnd ? p.headerEnd : nl + 1;
+      const line = buf.subarray(pos, e);
+      const bare = line.toString('latin1').replace(/\r?\n$/, '');
+      const open = line[line.length - 1] !== 0x0a;
+      if (convert && /^content-transfer-encoding[ \t]*:[ \t]*binary$/i.test(bare)) out.push(Buffer.from('Content-Transfer-Encoding: base64\r\n'));
+      else out.push(Buffer.from(bare, 'latin1'), open ? Buffer.alloc(0) : Buffer.from('\r\n'));
+      pos = e;
+    }
+  };
+  const walk = (p: MimePart): void => {
+    const convert = isBinary(p);
+    header(p, convert);
+    if (p.message) { walk(p.message); return; }
+    if (p.contentType.type === 'multipart') {
+      let at = p.bodyStart;
+      for (const c of p.children) {
+        out.push(buf.subarray(at, c.headerStart));
+        walk(c);
+        at = c.bodyEnd;
+      }
+      out.push(buf.subarray(at, p.bodyEnd));
+      return;
+    }
+    const body = buf.subarray(p.bodyStart, p.bodyEnd);
+    out.push(convert ? base64Lines(body) : body);
+  };
+  walk(root);
+  return Buffer.concat(out);
+}

@@ -135,6 +135,29 @@ const SCRIPT = [
   '2:wd STORE 3 +FLAGS (\\Draft)',
   'i1 COPY 1 INBOX',
   '4:wb UID STORE 1:* (UNCHANGEDSINCE 1) +FLAGS (\\Seen)',
+  // IDLE with QRESYNC (session 1) and with CONDSTORE only (session 4): one change per IDLE, so
+  // the notification batches cannot depend on timing
+  '2:wc NOOP',
+  '2:wd STORE 2 +FLAGS (\\Deleted)',
+  'j0 NOOP',
+  '4:j0 NOOP',
+  'j1 IDLE',
+  '4:j2 IDLE',
+  '2:we EXPUNGE',
+  'DONE j1',
+  '4:DONE j2',
+  'j3 IDLE',
+  '4:j4 IDLE',
+  `2:wf APPEND INBOX () ${lit(M1)}`,
+  'DONE j3',
+  '4:DONE j4',
+  'j5 IDLE',
+  '4:j6 IDLE',
+  '2:wg STORE 1 +FLAGS (\\Flagged)',
+  'DONE j5',
+  '4:DONE j6',
+  'j7 NOOP',
+  '4:j8 NOOP',
 ];
 
 function normalise(t: string): string[] {
@@ -150,24 +173,24 @@ function normalise(t: string): string[] {
 
 /** Lock-step over several connections; the transcript prefixes each line with its connection number. */
 async function transcript(port: number, lines: string[]): Promise<string> {
-  const conns = new Map<string, { s: Socket; buf: string }>();
+  // every byte is kept (IDLE notifications arrive between commands); `check` ends the command waited for
+  const conns = new Map<string, { s: Socket; buf: string; check: () => void }>();
   const vars: Record<string, string> = {};
   let out = '';
   const open = async (id: string) => {
     const s = connect(port, '127.0.0.1');
-    const c = { s, buf: '' };
+    const c = { s, buf: '', check: () => undefined as void };
     conns.set(id, c);
-    await new Promise<void>((r) => s.once('data', (d: Buffer) => { c.buf += d.toString('latin1'); r(); }));
+    await new Promise<void>((r) => { c.check = () => { if (c.buf.includes('\r\n')) r(); }; s.on('data', (d: Buffer) => { c.buf += d.toString('latin1'); c.check(); }); });
     c.buf = '';
     await run(id, 'L0', 'L0 LOGIN bob@example.org pass\r\n');
   };
-  const run = (id: string, tag: string, text: string) => new Promise<void>((resolve, reject) => {
+  const run = (id: string, tag: string, text: string, until = new RegExp(`(^|\r\n)${tag} (OK|NO|BAD) [^\r\n]*\r\n$`)) => new Promise<void>((resolve, reject) => {
     const c = conns.get(id)!;
     const timer = setTimeout(() => reject(new Error(`no answer to ${tag}: ${c.buf.slice(-300)}`)), 15_000);
-    const onData = (d: Buffer) => {
-      c.buf += d.toString('latin1');
-      if (!new RegExp(`(^|\r\n)${tag} (OK|NO|BAD) [^\r\n]*\r\n$`).test(c.buf)) return;
-      c.s.off('data', onData);
+    c.check = () => {
+      if (!until.test(c.buf)) return;
+      c.check = () => undefined;
       clearTimeout(timer);
       for (const l of c.buf.split('\r\n')) {
         if (!l) continue;
@@ -180,7 +203,6 @@ async function transcript(port: number, lines: string[]): Promise<string> {
       c.buf = '';
       resolve();
     };
-    c.s.on('data', onData);
     c.s.write(text, 'latin1');
   });
   for (const raw of lines) {
@@ -189,7 +211,10 @@ async function transcript(port: number, lines: string[]): Promise<string> {
     const id = m ? m[1] : '1';
     const line = (m ? m[2] : raw).replace(/\$\{(\w+)\}/g, (_, n: string) => vars[n] ?? `?${n}`);
     if (!conns.has(id)) await open(id);
-    await run(id, line.split(' ')[0], `${line}\r\n`);
+    // `TAG IDLE` waits for the continuation; `DONE TAG` lets notifications arrive (1.5 s), then ends it
+    if (/^\S+ IDLE$/.test(line)) await run(id, line.split(' ')[0], `${line}\r\n`, /\+ idling\r\n$/);
+    else if (line.startsWith('DONE ')) { await new Promise((r) => setTimeout(r, 1500)); await run(id, line.slice(5), 'DONE\r\n'); }
+    else await run(id, line.split(' ')[0], `${line}\r\n`);
   }
   for (const c of conns.values()) c.s.destroy();
   return out;

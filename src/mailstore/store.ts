@@ -50,6 +50,29 @@ async function savedAt(folder: MaildirFolder, m: MaildirMessage): Promise<number
   return st ? st.ctime.getTime() : null;
 }
 
+/**
+ * Names in the order Dovecot's subscription tree gives them: each name goes
+ * under its parents (made where their first descendant appears), children
+ * after their parent, in the order they were first seen.
+ */
+function treeOrder(names: string[]): string[] {
+  const kids = new Map<string, string[]>([['', []]]);
+  const wanted = new Set(names);
+  const place = (name: string): void => {
+    if (kids.has(name)) return;
+    const i = name.lastIndexOf(IMAP_SEP);
+    const parent = i < 0 ? '' : name.slice(0, i);
+    place(parent);
+    kids.get(parent)!.push(name);
+    kids.set(name, []);
+  };
+  for (const n of names) place(n);
+  const out: string[] = [];
+  const walk = (n: string): void => { for (const c of kids.get(n)!) { if (wanted.has(c)) out.push(c); walk(c); } };
+  walk('');
+  return out;
+}
+
 /** Roots whose autoexpunge is running in this process (one run at a time per user, as Dovecot's lock file). */
 const AUTOEXPUNGING = new Map<string, Promise<number>>();
 
@@ -137,7 +160,7 @@ export class MailStore {
     const names = s.names.map((l) => imapNameFromStorage(this.loc, l)).filter((n): n is string => n !== null);
     const have = new Set(names);
     for (const a of this.opts.autoMailboxes ?? []) if (a.auto === 'subscribe' && !have.has(a.name)) names.push(a.name);
-    return names;
+    return treeOrder(names);
   }
 
   private auto(name: string): AutoMailbox | undefined {

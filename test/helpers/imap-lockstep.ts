@@ -7,6 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
+import type { TestContext } from 'node:test';
+import { setupDovecot } from './dovecot.js';
+import { startSealmail } from './sealmail-server.js';
+import { freePort } from './databases.js';
 
 /** Run `lines` (each a whole command, literals inline with LITERAL+) after LOGIN; returns the raw transcript. */
 export async function lockstep(port: number, lines: (string | Buffer)[], user = 'bob@example.org'): Promise<string> {
@@ -48,4 +52,19 @@ export function assertSameTranscript(ours: string[], theirs: string[]): void {
   for (let i = 0; i < Math.max(theirs.length, ours.length); i++) {
     assert.equal(ours[i], theirs[i], `line ${i + 1} differs\n--- Dovecot around it:\n${theirs.slice(Math.max(0, i - 3), i + 3).join('\n')}\n--- Sealmail around it:\n${ours.slice(Math.max(0, i - 3), i + 3).join('\n')}`);
   }
+}
+
+/** The real Dovecot and Sealmail side by side with the same extra config; null when Dovecot is missing (skipped). */
+export async function bothServers(t: TestContext, extraConf = ''): Promise<{ dovecot: number; sealmail: number } | null> {
+  const port = await freePort();
+  const dv = setupDovecot(t, { start: true, extraConf: `disable_plaintext_auth = no\nservice imap-login {\n  inet_listener imap {\n    port = ${port}\n  }\n}\n${extraConf}` });
+  if (!dv) return null;
+  const srv = await startSealmail(t, { extraConf });
+  return { dovecot: port, sealmail: srv.imapPort };
+}
+
+/** A small seeded generator (LCG) for reproducible generated mail and mailbox trees. */
+export function seededRandom(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => { s = (s * 1664525 + 1013904223) >>> 0; return s / 2 ** 32; };
 }

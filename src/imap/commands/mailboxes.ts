@@ -122,15 +122,16 @@ async function listCmd(ctx: CommandContext, lsub: boolean): Promise<void> {
     const byName = new Map(infos.map((f) => [f.name, f]));
     const subs = o.retSubscribed || o.selSubscribed ? await s.store!.subscriptions() : [];
     const subscribed = new Set(subs);
-    const lineFor = (name: string, childInfo: boolean): ListLine => {
+    /** `parentOnly`: listed only for a subscribed child (RECURSIVEMATCH / LSUB %); `childInfo`: a subscribed child exists. */
+    const lineFor = (name: string, parentOnly: boolean, childInfo: boolean): ListLine => {
       const f = byName.get(name) ?? { name, exists: false, noselect: false, hasChildren: false };
       const flags: string[] = [];
       if (o.retSubscribed && !lsub && subscribed.has(name)) flags.push('\\Subscribed');
-      if (lsub && childInfo) flags.push('\\Noselect');
+      if (lsub && parentOnly) flags.push('\\Noselect');
       else if (!f.exists && !lsub) flags.push(f.noselect || !o.ext ? '\\Noselect' : '\\NonExistent');
       if (o.retChildren) flags.push(f.hasChildren ? '\\HasChildren' : '\\HasNoChildren');
       if (showSpecial && f.specialUse && f.exists) flags.push(f.specialUse);
-      return { name, flags, childInfo: childInfo && !lsub, status: f.exists && !f.noselect };
+      return { name, flags, childInfo: childInfo && !lsub, status: f.exists && !f.noselect && !parentOnly };
     };
     const out: ListLine[] = [];
     if (o.selSubscribed) {
@@ -140,7 +141,8 @@ async function listCmd(ctx: CommandContext, lsub: boolean): Promise<void> {
       for (const name of subs) {
         if (o.selSpecialUse && !(byName.get(name)?.exists && byName.get(name)?.specialUse)) continue;
         if (matches(name)) {
-          if (!seen.has(name)) { seen.add(name); out.push(lineFor(name, false)); }
+          // RECURSIVEMATCH marks a listed name that has subscribed children too (Dovecot)
+          if (!seen.has(name)) { seen.add(name); out.push(lineFor(name, false, o.selRecursive && subs.some((x) => x.startsWith(name + SEP)))); }
           continue;
         }
         if (!parents) continue;
@@ -148,7 +150,7 @@ async function listCmd(ctx: CommandContext, lsub: boolean): Promise<void> {
         for (let n = 1; n < levels.length; n++) {
           const parent = levels.slice(0, n).join(SEP);
           if (!matches(parent)) continue;
-          if (!seen.has(parent)) { seen.add(parent); out.push(lineFor(parent, !subscribed.has(parent))); }
+          if (!seen.has(parent)) { seen.add(parent); out.push(lineFor(parent, !subscribed.has(parent), true)); }
           break;
         }
       }
@@ -156,7 +158,7 @@ async function listCmd(ctx: CommandContext, lsub: boolean): Promise<void> {
       for (const f of infos) {
         if (!matches(f.name)) continue;
         if (o.selSpecialUse && !(f.exists && f.specialUse)) continue;
-        out.push(lineFor(f.name, false));
+        out.push(lineFor(f.name, false, false));
       }
     }
     for (const l of out) {

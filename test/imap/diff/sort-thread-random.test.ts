@@ -8,15 +8,7 @@
  * broken — every sort key and thread algorithm, compared with Dovecot.
  */
 import { test } from 'node:test';
-import { setupDovecot } from '../../helpers/dovecot.js';
-import { startSealmail } from '../../helpers/sealmail-server.js';
-import { freePort } from '../../helpers/databases.js';
-import { assertSameTranscript, lockstep, normaliseTranscript } from '../../helpers/imap-lockstep.js';
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => { s = (s * 1664525 + 1013904223) >>> 0; return s / 2 ** 32; };
-}
+import { assertSameTranscript, bothServers, lockstep, normaliseTranscript, seededRandom } from '../../helpers/imap-lockstep.js';
 
 /** Address shapes Dovecot's parser has opinions about (placeholders, routes, groups, comments, encoded names). */
 const ODD_ADDRESSES = [
@@ -26,7 +18,7 @@ const ODD_ADDRESSES = [
 ];
 
 function corpus(seed: number, n: number): Buffer[] {
-  const r = rng(seed);
+  const r = seededRandom(seed);
   const pick = <T>(a: T[]): T => a[Math.floor(r() * a.length)];
   const bases = ['meeting', 'Meeting notes', 'lunch?', 'build broken', 'café', '[list] release', 'x', '', 'Plans  for   2026'];
   const leaders = ['', '', 'Re: ', 'RE: ', 'Fwd: ', 'Re: Re: ', '[tag] Re: ', 'Re[2]: ', 'Fw: '];
@@ -69,13 +61,11 @@ const COMMANDS = [
 
 test('SORT and THREAD on generated mail answer as Dovecot does', async (t) => {
   const seed = Number(process.env.SORT_SEED ?? 20260223);
-  const port = await freePort();
-  const dv = setupDovecot(t, { start: true, extraConf: `disable_plaintext_auth = no\nservice imap-login {\n  inet_listener imap {\n    port = ${port}\n  }\n}\n` });
-  if (!dv) return;
-  const srv = await startSealmail(t);
+  const ports = await bothServers(t);
+  if (!ports) return;
   const appends = corpus(seed, 120).map((m, i) => Buffer.concat([Buffer.from(`A${i} APPEND INBOX "${String(1 + (i % 28)).padStart(2, '0')}-Feb-2026 0${i % 10}:00:00 +0000" {${m.length}+}\r\n`), m]));
   const script = [...appends, 'S1 SELECT INBOX', ...COMMANDS];
-  const theirs = normaliseTranscript(await lockstep(port, script));
-  const ours = normaliseTranscript(await lockstep(srv.imapPort, script));
+  const theirs = normaliseTranscript(await lockstep(ports.dovecot, script));
+  const ours = normaliseTranscript(await lockstep(ports.sealmail, script));
   assertSameTranscript(ours, theirs);
 });

@@ -14,7 +14,7 @@ export async function replyError(ctx: CommandContext, e: unknown, mailbox?: stri
   if (!(e instanceof MailStoreError)) throw e;
   switch (e.code) {
     // Dovecot 2.3's SELECT/EXAMINE answer carries no response code
-    case 'NONEXISTENT': await ctx.no(`Mailbox doesn't exist: ${mailbox ?? ''}`, ctx.name === 'SELECT' || ctx.name === 'EXAMINE' ? undefined : { name: 'NONEXISTENT' }); return;
+    case 'NONEXISTENT': await ctx.no(`Mailbox doesn't exist: ${ctx.session.mailboxOut(mailbox ?? '')}`, ctx.name === 'SELECT' || ctx.name === 'EXAMINE' ? undefined : { name: 'NONEXISTENT' }); return;
     case 'ALREADYEXISTS': await ctx.no('Mailbox already exists', { name: 'ALREADYEXISTS' }); return;
     case 'INVALIDNAME': await ctx.no(`Invalid mailbox name: ${e.message}`, { name: 'CANNOT' }); return;
     case 'NOTPOSSIBLE': await ctx.no(e.message, { name: 'CANNOT' }); return;

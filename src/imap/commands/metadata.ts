@@ -137,7 +137,7 @@ async function metadataError(ctx: CommandContext, e: unknown, mailbox: string | 
     return;
   }
   // Dovecot's GET/SETMETADATA answer a missing mailbox without a response code
-  if (e instanceof MailStoreError && e.code === 'NONEXISTENT') { await ctx.no(`Mailbox doesn't exist: ${mailbox ?? ''}`); return; }
+  if (e instanceof MailStoreError && e.code === 'NONEXISTENT') { await ctx.no(`Mailbox doesn't exist: ${ctx.session.mailboxOut(mailbox ?? '')}`); return; }
   await replyError(ctx, e, mailbox ?? '');
 }
 

@@ -37,7 +37,9 @@ test('UTF8=ACCEPT: UTF-8 mailbox names on the wire, mUTF-7 on disk, plain sessio
     u('b5 RENAME "Café.Größe" "Tee"'),
     'b6 LIST "" "*"',
     'b7 ENABLE UTF8=ACCEPT',
+    u('b8 SELECT "Größe"'),
   ], user), 'latin1').toString('utf8');
+  assert.match(out, /^b8 NO Mailbox doesn't exist: Größe/m, 'errors name the mailbox as the client wrote it');
   assert.match(out, /^\* CAPABILITY [^\r]* UTF8=ACCEPT/m);
   assert.match(out, /^\* ENABLED UTF8=ACCEPT\r\na2 OK/m);
   assert.match(out, /^a3 OK/m);

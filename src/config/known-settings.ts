@@ -172,6 +172,7 @@ export const SEALMAIL_HONOURS = new Set([
   'lmtp_rcpt_check_quota', 'quota_full_tempfail',
   // LMTP (src/lmtp)
   'hostname', 'recipient_delimiter', 'lmtp_save_to_detail_mailbox', 'lda_mailbox_autocreate',
+  'sendmail_path', 'submission_host', 'submission_timeout',
 ]);
 
 /** Settings that only shape Dovecot's own processes; accepted without a warning. */

@@ -19,7 +19,8 @@ import { Logger } from '../log/logger.js';
 import { MailStoreError } from '../mailstore/errors.js';
 import type { SystemFlag } from '../mailstore/maildir/filename.js';
 import { cryptUserFor, mailboxConfig, openUserStore, resolveMailUser } from '../mailstore/user-store.js';
-import { runSieveForDelivery } from '../sieve/deliver.js';
+import { runSieveForDelivery, type SieveOutcomeAction } from '../sieve/deliver.js';
+import { sendSieveMail } from './submit.js';
 import { UserQuota } from '../quota/quota.js';
 
 export type RcptCheck = { ok: true; user: string; detail: string } | { ok: false; temp: boolean; text: string };
@@ -105,6 +106,7 @@ export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
   const detailBox = d.config.getBool('lmtp_save_to_detail_mailbox', { protocol: 'lmtp' }) && d.detail ? d.detail : 'INBOX';
   const plugins = d.config.get('mail_plugins', { protocol: 'lmtp' }).split(/[\s,]+/);
   let discarded = false;
+  const outgoing: SieveOutcomeAction[] = [];
   if (plugins.includes('sieve') && mu.home) {
     try {
       const outcome = await runSieveForDelivery(d.config, { username: u.user, home: mu.home, fields: u.fields }, full,
@@ -114,8 +116,13 @@ export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
         if (a.type === 'keep') targets.push({ mailbox: detailBox, flags: a.flags ?? [], create: false });
         else if (a.type === 'fileinto' && a.mailbox) targets.push({ mailbox: a.mailbox.replace(/\//g, '.'), flags: a.flags ?? [], create: a.create ?? false });
         else if (a.type === 'discard') discarded = true;
+        else if (a.type === 'redirect' || a.type === 'vacation') outgoing.push(a);
         else log.info(`sieve: action ${a.type} is not carried out by Sealmail yet`);
       }
+      const msgid = /^Message-ID:\s*(.*)$/im.exec(d.message.toString('latin1'))?.[1] ?? 'unspecified';
+      // a redirect replaces the implicit keep; one that could not be sent keeps the message instead
+      if (await sendSieveMail(d.config, { user: u.user, mailFrom: d.mailFrom, message: full, msgid, log }, outgoing)) discarded ||= outgoing.some((a) => a.type === 'redirect');
+      else if (!targets.length) targets.push({ mailbox: detailBox, flags: [], create: false });
     } catch (e) {
       log.error(`sieve: ${(e as Error).message}: keeping the message in ${detailBox}`);
       targets = [];

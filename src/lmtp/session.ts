@@ -13,6 +13,7 @@ import { hostname } from 'node:os';
 import type { Duplex } from 'node:stream';
 import type { AuthEngine } from '../auth/engine.js';
 import type { DovecotConfig } from '../config/settings.js';
+import { Logger } from '../log/logger.js';
 import { checkRecipient, deliver } from './delivery.js';
 
 const MAX_BAD = 10;
@@ -257,7 +258,9 @@ export class LmtpSession {
       const prev = done.get(r.address);
       if (prev) { this.reply(prev); continue; }
       const sid = r.index > 1 ? `${tid}:R${r.index}` : tid;
-      const res = await deliver({ config: this.config, auth: this.auth, user: r.user, detail: r.detail, rcpt: r.address, mailFrom: from, heloName: this.helo, rip: this.rip, sessionId: tid, single: rcpts.length === 1, message });
+      // anything unexpected (a home the mail user cannot write…) is a temporary failure for this recipient, never a crash
+      const res = await deliver({ config: this.config, auth: this.auth, user: r.user, detail: r.detail, rcpt: r.address, mailFrom: from, heloName: this.helo, rip: this.rip, sessionId: tid, single: rcpts.length === 1, message })
+        .catch((e: Error) => { Logger.forUser('lmtp', r.user).error(`delivery failed: ${e.message}`); return { ok: false as const, temp: true, code: '451 4.2.0', text: 'Temporary internal error' }; });
       const line = res.ok ? `250 2.0.0 <${r.address}> ${sid} Saved` : `${res.code} <${r.address}> ${res.text}`;
       done.set(r.address, line);
       this.reply(line);

@@ -9,7 +9,7 @@
  */
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { parseAddresses, type ParsedMessage } from './message.js';
 import type { SieveAction, SieveEnvelope } from './interpreter.js';
 
@@ -56,25 +56,38 @@ function encodeHeader(s: string): string {
   return /^[\x20-\x7e]*$/.test(s) ? s : `=?utf-8?b?${Buffer.from(s, 'utf8').toString('base64')}?=`;
 }
 
-export function composeVacation(v: Vacation, msg: ParsedMessage, env: SieveEnvelope, now = new Date()): Buffer {
+let replyCounter = 0;
+
+/**
+ * The reply as Pigeonhole 0.5 writes it (checked with dovecot-lda and a
+ * recording sendmail): From the recipient in <>, To the original From when
+ * it names the envelope sender, Message-ID `dovecot-sieve-<time>-<n>@host`,
+ * In-Reply-To/References, Auto-Submitted, Precedence bulk and
+ * X-Auto-Response-Suppress. Sent with envelope sender <> (the caller's job).
+ */
+export function composeVacation(v: Vacation, msg: ParsedMessage, env: SieveEnvelope, now = new Date(), host = hostname()): Buffer {
   const h = (n: string) => msg.headers.find((x) => x.name === n)?.value;
-  const from = v.from ?? env.to;
+  const from = v.from ?? `<${env.to}>`;
   const subject = v.subject ?? `Auto: ${h('subject') ?? ''}`;
   const msgid = h('message-id');
   const refs = [h('references'), msgid].filter(Boolean).join(' ');
-  const host = from.includes('@') ? from.slice(from.lastIndexOf('@') + 1).replace(/>.*$/, '') : 'localhost';
+  const origFrom = h('from');
+  // Pigeonhole rewrites the address it replies to: `Name <addr>` or `<addr>`
+  const named = /^\s*(.*?)\s*<([^>]+)>\s*$/.exec(origFrom ?? '');
+  const to = origFrom && parseAddresses(origFrom).some((a) => a.toLowerCase() === env.from.toLowerCase())
+    ? (named?.[1] ? `${named[1]} <${named[2]}>` : `<${named?.[2] ?? parseAddresses(origFrom)[0]}>`) : `<${env.from}>`;
   const lines = [
     `X-Sieve: Sealmail Sieve`,
-    `Message-ID: <${Date.now()}.${randomBytes(6).toString('hex')}@${host}>`,
-    `Date: ${now.toUTCString().replace('GMT', '+0000')}`,
+    `Message-ID: <dovecot-sieve-${Math.floor(now.getTime() / 1000)}-${process.pid}-${replyCounter++}@${host}>`,
+    `Date: ${now.toUTCString().replace('GMT', '+0000').replace(/^(\w+), 0/, '$1, ')}`,
     `From: ${from}`,
-    `To: <${env.from}>`,
+    `To: ${to}`,
     `Subject: ${encodeHeader(subject)}`,
     ...(msgid ? [`In-Reply-To: ${msgid}`] : []),
     ...(refs ? [`References: ${refs}`] : []),
     `Auto-Submitted: auto-replied (vacation)`,
     `Precedence: bulk`,
-    `X-Mailer: Sealmail`,
+    `X-Auto-Response-Suppress: All`,
     `MIME-Version: 1.0`,
   ];
   if (!v.mime) lines.push('Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding: 8bit');

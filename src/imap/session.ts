@@ -21,7 +21,7 @@ import { formatSequenceSet, normalizeSequenceSet } from './wire/sequence.js';
 import type { Selected, Update } from './selected.js';
 import { COMMANDS, type CommandContext } from './commands/index.js';
 import { splitPlugins, type LoginService } from './login.js';
-import { startAppendLiteral } from './commands/append.js';
+import { appendOverQuota, startAppendLiteral } from './commands/append.js';
 
 export type SessionState = 'not-authenticated' | 'authenticated' | 'selected' | 'logout';
 
@@ -297,6 +297,13 @@ export class Session {
         await this.badCommand(ev.tag, ev.where === 'args' ? timed(badText(ev), process.hrtime.bigint()) : badText(ev));
         return;
       case 'literal-start':
+        // Dovecot tests quota before it invites the literal: NO [OVERQUOTA] instead of `+ OK`
+        if (ev.info.sync && this.quota && await appendOverQuota(this, ev.info) && this.reader.decisionPending) {
+          this.reader.rejectLiteral();
+          this.appendResults.splice(0);
+          await this.send({ kind: 'tagged', tag: ev.info.tag, status: 'NO', code: { name: 'OVERQUOTA' }, text: timed(this.quota.exceededMessage(), process.hrtime.bigint()) });
+          return;
+        }
         this.onLiteralStart?.(ev.info);
         if (!this.literalSink) { // APPEND not possible here (state): swallow the data
           this.literalSink = { push: () => undefined, end: () => undefined, abort: () => undefined };

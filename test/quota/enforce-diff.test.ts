@@ -78,12 +78,14 @@ test('LMTP and IMAP over quota: Dovecot\'s replies, grace for the last message',
     'a3 GETQUOTA ""',
     'a4 SETQUOTA "User quota" (STORAGE 100)',
     'a5 APPEND INBOX {5+}\r\nab\r\n',
+    'a5b APPEND INBOX {5}\r\nab\r\n',
     'a6 CREATE Trash',
     'a7 GETQUOTAROOT Trash',
     'a8 SELECT INBOX',
     'a9 COPY 1 Trash',
     'b1 COPY 1:* Trash',
     'b2 APPEND Trash {5+}\r\nab\r\n',
+    'b2b APPEND Trash (\\Seen) {4}\r\nab\r\n',
     'b3 MOVE 2 Trash',
     'b4 GETQUOTAROOT',
     'b5 GETQUOTA',
@@ -92,6 +94,9 @@ test('LMTP and IMAP over quota: Dovecot\'s replies, grace for the last message',
   const ours = await imapScript(p.imapS, user, script);
   assert.deepEqual(ours, theirs);
   assert.ok(theirs.includes('a5 NO [OVERQUOTA] Quota exceeded (mailbox for user is full).'), theirs.join('\n'));
+  // a synchronising literal over quota is refused before Dovecot invites it
+  const a5 = theirs.indexOf('a5 NO [OVERQUOTA] Quota exceeded (mailbox for user is full).');
+  assert.equal(theirs[a5 + 1], 'a5b NO [OVERQUOTA] Quota exceeded (mailbox for user is full).', theirs.join('\n'));
 });
 
 test('lmtp_rcpt_check_quota with quota_full_tempfail and quota_exceeded_message: 452 4.2.2 at RCPT as Dovecot', async (t) => {

@@ -64,8 +64,17 @@ export async function imapScript(port: number, user: string, lines: string[]): P
   let out = '';
   for (const l of [`L0 LOGIN ${user} pass`, ...lines]) {
     const tag = l.split(' ')[0];
-    c.write(l + '\r\n');
-    out += await c.until((b) => { const m = new RegExp(`(^|\\r\\n)${tag} (OK|NO|BAD) [^\\r\\n]*\\r\\n`).exec(b); return m ? m.index + m[0].length : -1; });
+    const tagged = new RegExp(`(^|\\r\\n)${tag} (OK|NO|BAD) [^\\r\\n]*\\r\\n`);
+    // a synchronising literal: send the rest only after the server's `+ `
+    const sync = /\{\d+\}\r\n/.exec(l);
+    if (sync) {
+      c.write(l.slice(0, sync.index + sync[0].length));
+      const got = await c.until((b) => { const m = /(^|\r\n)\+ [^\r\n]*\r\n/.exec(b) ?? tagged.exec(b); return m ? m.index + m[0].length : -1; });
+      out += got;
+      if (tagged.test(got)) continue;
+      c.write(l.slice(sync.index + sync[0].length) + '\r\n');
+    } else c.write(l + '\r\n');
+    out += await c.until((b) => { const m = tagged.exec(b); return m ? m.index + m[0].length : -1; });
   }
   c.close();
   return out.split('\r\n')

@@ -71,6 +71,22 @@ async function* binaryConverted(src: AsyncIterable<Buffer>): AsyncIterable<Buffe
 
 type Result = { ok: true; uid: number; uidValidity: number } | { ok: false; error: unknown };
 
+/** The mailbox an APPEND literal goes to (MULTIAPPEND: every message names the first argument's). */
+function appendMailbox(s: Session, info: LiteralInfo): string {
+  const mailbox = s.mailboxIn(astring(info.args[0]) ?? '');
+  return mailbox.toUpperCase() === 'INBOX' ? 'INBOX' : mailbox;
+}
+
+/** Would this literal be refused by quota (tested before `+ OK`, as Dovecot does)? */
+export async function appendOverQuota(s: Session, info: LiteralInfo): Promise<boolean> {
+  if (!s.quota || info.name !== 'APPEND' || info.size === 0 || (s.state !== 'authenticated' && s.state !== 'selected')) return false;
+  try {
+    return !(await s.quota.fits(appendMailbox(s, info), [info.size]));
+  } catch {
+    return false; // the save path reports the problem
+  }
+}
+
 /** Called by the session when an APPEND literal starts: begin saving it. */
 export function startAppendLiteral(s: Session, info: LiteralInfo): void {
   if (s.state !== 'authenticated' && s.state !== 'selected') return;
@@ -79,8 +95,7 @@ export function startAppendLiteral(s: Session, info: LiteralInfo): void {
   const args = last && last.type === 'literal' && last.streamed ? info.args.slice(0, -1) : info.args;
   let i = 0;
   for (let k = args.length - 1; k >= 0; k--) if (args[k].type === 'literal' || (k < args.length - 1 && isUtf8Data(args[k]))) { i = k + 1; break; }
-  const mailbox = s.mailboxIn(astring(args[0]) ?? '');
-  const name = mailbox.toUpperCase() === 'INBOX' ? 'INBOX' : mailbox;
+  const name = appendMailbox(s, info);
   if (i === 0) i = 1;
   let flags: string[] = [];
   let date: Date | undefined;

@@ -132,6 +132,9 @@ export class CommandReader {
    * of its line. Only valid while literal-start is the last event returned;
    * otherwise decide in streamLiteral.
    */
+  /** literal-start was the last event and no byte came since: rejectLiteral() may still be called. */
+  get decisionPending(): boolean { return this.awaitingDecision && this.literalHdr !== null; }
+
   rejectLiteral(): void {
     if (!this.awaitingDecision || !this.literalHdr) throw new Error('rejectLiteral() outside literal-start');
     this.awaitingDecision = false;

@@ -111,6 +111,9 @@ export function startAppendLiteral(s: Session, info: LiteralInfo): void {
   s.literalSink = q;
   const sys = flags.map((f) => SYSTEM_FLAGS.find((x) => x.toLowerCase() === f.toLowerCase())).filter((x): x is SystemFlag => !!x);
   const kws = flags.filter((f) => !f.startsWith('\\'));
+  // MULTIAPPEND (RFC 3502): messages get their UIDs in the order they were sent, so each
+  // waits for the one before it to be placed (its data meanwhile queues up)
+  const before = s.appendResults[s.appendResults.length - 1];
   const job: Promise<Result> = (async (): Promise<Result> => {
     if (utf8 && !s.utf8Accept) {
       for await (const _ of q) void _;
@@ -121,6 +124,7 @@ export function startAppendLiteral(s: Session, info: LiteralInfo): void {
       return { ok: false, error: new EmptyMessage() };
     }
     try {
+      await before?.catch(() => undefined);
       const folder = await s.store!.open(name);
       if (s.quota && !(await s.quota.fits(name, [info.size]))) throw new QuotaExceeded();
       // RFC 3516: a literal8 may hold binary parts, stored base64-encoded as Dovecot does

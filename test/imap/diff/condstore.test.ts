@@ -205,15 +205,26 @@ async function transcript(port: number, lines: string[]): Promise<string> {
     };
     c.s.write(text, 'latin1');
   });
+  // IDLE: the notification has arrived and nothing more came for 500 ms (at most 10 s: then the comparison shows what is missing)
+  const settled = async (c: { buf: string }) => {
+    const end = Date.now() + 10_000;
+    let last = -1;
+    let since = Date.now();
+    while (Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 50));
+      if (c.buf.length !== last) { last = c.buf.length; since = Date.now(); continue; }
+      if (c.buf.length > 0 && Date.now() - since >= 500) return;
+    }
+  };
   for (const raw of lines) {
     if (raw.startsWith('=')) { vars[raw.slice(1)] = vars.hms; continue; }
     const m = /^(\d):(.*)$/s.exec(raw);
     const id = m ? m[1] : '1';
     const line = (m ? m[2] : raw).replace(/\$\{(\w+)\}/g, (_, n: string) => vars[n] ?? `?${n}`);
     if (!conns.has(id)) await open(id);
-    // `TAG IDLE` waits for the continuation; `DONE TAG` lets notifications arrive (1.5 s), then ends it
+    // `TAG IDLE` waits for the continuation; `DONE TAG` waits for the notifications, then ends it
     if (/^\S+ IDLE$/.test(line)) await run(id, line.split(' ')[0], `${line}\r\n`, /\+ idling\r\n$/);
-    else if (line.startsWith('DONE ')) { await new Promise((r) => setTimeout(r, 1500)); await run(id, line.slice(5), 'DONE\r\n'); }
+    else if (line.startsWith('DONE ')) { await settled(conns.get(id)!); await run(id, line.slice(5), 'DONE\r\n'); }
     else await run(id, line.split(' ')[0], `${line}\r\n`);
   }
   for (const c of conns.values()) c.s.destroy();

@@ -5,7 +5,7 @@
  * 554 5.2.2 + quota_exceeded_message), the grace boundary byte for byte,
  * no size (the connection's last size counts, as in Dovecot), a user over
  * quota by message count, the count backend, an
- * unlimited user, detail and case in the recipient.
+ * unlimited user, a `noenforcing` root, detail and case in the recipient.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -48,6 +48,7 @@ test('quota-status answers as Dovecot\'s quota-status -p postfix', async (t) => 
     `bob@example.org::${uid}:${gid}::${home('bob@example.org')}::userdb_quota_rule=*:bytes=0`,
     `cy@example.org::${uid}:${gid}::${home('cy@example.org')}::userdb_quota_rule=*:messages=2`,
     `dee@example.org::${uid}:${gid}::${home('dee@example.org')}::userdb_quota=count:Count userdb_quota_vsizes=yes userdb_quota_rule=*:storage=1K`,
+    `eli@example.org::${uid}:${gid}::${home('eli@example.org')}::userdb_quota=maildir:Soft:noenforcing userdb_quota_rule=*:bytes=10`,
   ].join('\n') + '\n');
   const common = `recipient_delimiter = +
 mail_plugins = $mail_plugins quota
@@ -63,7 +64,7 @@ plugin {
     extraConf: `${common}service quota-status {\n  executable = quota-status -p postfix\n  unix_listener quota-status {\n    mode = 0666\n  }\n}\n`,
   });
   if (!dv) return;
-  for (const [u, n, size] of [['ann@example.org', 2, 1000], ['bob@example.org', 1, 300], ['cy@example.org', 2, 200], ['dee@example.org', 1, 700]] as const) {
+  for (const [u, n, size] of [['ann@example.org', 2, 1000], ['bob@example.org', 1, 300], ['cy@example.org', 2, 200], ['dee@example.org', 1, 700], ['eli@example.org', 1, 300]] as const) {
     for (let i = 0; i < n; i++) { const res: { status: number | null; stderr: string } = dv.doveadm(['save', '-u', u], message(size, `m${i}`)); assert.equal(res.status, 0, res.stderr); }
   }
   let sock = '';
@@ -89,6 +90,7 @@ plugin {
     { recipient: 'cy@example.org' },
     { recipient: 'dee@example.org', size: 100 },
     { recipient: 'dee@example.org', size: 2000 },
+    { recipient: 'eli@example.org', size: 1000 },
     { recipient: 'nobody@example.org', size: 1 },
   ];
   const theirs = await ask(join(dv.dir, 'base', 'quota-status'), requests);

@@ -92,6 +92,8 @@ export interface FolderInfo {
   hasChildren: boolean;
   /** Configured special-use flag (shown only for existing folders). */
   specialUse?: string;
+  /** Only the parent of an `auto` mailbox not created yet (Dovecot lists it just when the child itself doesn't match). */
+  autoParent?: boolean;
 }
 
 export interface MailboxStatus {
@@ -218,6 +220,12 @@ export class MailStore {
       if (isInbox(a.name)) continue;
       const f = out.find((x) => x.name === a.name);
       if (f) { if (!f.exists && !f.noselect) f.exists = true; continue; }
+      // parents missing on disk are listed (\\NonExistent) just before it, as Dovecot's tree has them
+      const levels = a.name.split(IMAP_SEP);
+      for (let k = 1; k < levels.length; k++) {
+        const parent = levels.slice(0, k).join(IMAP_SEP);
+        if (!out.some((x) => x.name === parent)) out.push({ name: parent, exists: false, noselect: false, hasChildren: true, autoParent: true });
+      }
       out.push({ name: a.name, exists: true, noselect: false, hasChildren: out.some((x) => x.name.startsWith(a.name + IMAP_SEP)), specialUse: this.opts.specialUse?.[a.name] });
       for (let i = a.name.lastIndexOf(IMAP_SEP); i > 0; i = a.name.lastIndexOf(IMAP_SEP, i - 1)) {
         const parent = out.find((x) => x.name === a.name.slice(0, i));

@@ -4,8 +4,13 @@
  * decided here.
  */
 import { MailStoreError } from '../../mailstore/errors.js';
+import { mutf7ToUtf8 } from '../../mailstore/maildir/utf7.js';
 import type { CommandContext } from './types.js';
 import { ArgError, BadCharsetError } from './args.js';
+
+function displayName(name: string): string {
+  try { return mutf7ToUtf8(name); } catch { return name; }
+}
 
 export async function replyError(ctx: CommandContext, e: unknown, mailbox?: string): Promise<void> {
   if (e instanceof BadCharsetError) { await ctx.no('Unknown charset', { name: 'BADCHARSET' }); return; }
@@ -14,7 +19,8 @@ export async function replyError(ctx: CommandContext, e: unknown, mailbox?: stri
   if (!(e instanceof MailStoreError)) throw e;
   switch (e.code) {
     // Dovecot 2.3's SELECT/EXAMINE answer carries no response code
-    case 'NONEXISTENT': await ctx.no(`Mailbox doesn't exist: ${ctx.session.mailboxOut(mailbox ?? '')}`, ctx.name === 'SELECT' || ctx.name === 'EXAMINE' ? undefined : { name: 'NONEXISTENT' }); return;
+    // Dovecot names the mailbox in UTF-8 here (with or without UTF8=ACCEPT), not in its mUTF-7 wire form
+    case 'NONEXISTENT': await ctx.no(`Mailbox doesn't exist: ${displayName(mailbox ?? '')}`, ctx.name === 'SELECT' || ctx.name === 'EXAMINE' ? undefined : { name: 'NONEXISTENT' }); return;
     case 'ALREADYEXISTS': await ctx.no('Mailbox already exists', { name: 'ALREADYEXISTS' }); return;
     case 'INVALIDNAME': await ctx.no(`Invalid mailbox name: ${e.message}`, { name: 'CANNOT' }); return;
     case 'NOTPOSSIBLE': await ctx.no(e.message, { name: 'CANNOT' }); return;

@@ -158,6 +158,12 @@ async function listCmd(ctx: CommandContext, lsub: boolean): Promise<void> {
       for (const f of infos) {
         if (!matches(f.name)) continue;
         if (o.selSpecialUse && !(f.exists && f.specialUse)) continue;
+        // the parent of a not-yet-created auto mailbox: listed (\\NonExistent, never \\Subscribed) only when its child isn't
+        if (f.autoParent) {
+          if (infos.some((c) => c.name.startsWith(f.name + SEP) && !c.autoParent && matches(c.name))) continue;
+          out.push({ ...lineFor(f.name, false, false), flags: lineFor(f.name, false, false).flags.filter((x) => x !== '\\Subscribed') });
+          continue;
+        }
         out.push(lineFor(f.name, false, false));
       }
     }

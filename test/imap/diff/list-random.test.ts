@@ -51,3 +51,23 @@ test('LIST and LSUB on a generated tree answer as Dovecot does', async (t) => {
   const ours = normaliseTranscript(await lockstep(ports.sealmail, lines));
   assertSameTranscript(ours, theirs);
 });
+
+/** ISPmail's auto-subscribed folders and special-use: virtual mailboxes in the same generated tree. */
+const ISPMAIL = `namespace inbox {
+  inbox = yes
+  separator = .
+${['Drafts', 'Junk', 'Trash', 'Sent'].map((n) => `  mailbox ${n} {\n    special_use = \\${n}\n    auto = subscribe\n  }\n`).join('')}  mailbox Work.Auto {
+    auto = create
+  }
+}
+`;
+
+test('LIST and LSUB on a generated tree with ISPmail auto mailboxes answer as Dovecot does', async (t) => {
+  const seed = Number(process.env.LIST_SEED ?? 6154);
+  const ports = await bothServers(t, ISPMAIL);
+  if (!ports) return;
+  const lines = [...script(seed), 'z1 LIST (SPECIAL-USE) "" "*"', 'z2 LIST "" "*" RETURN (SPECIAL-USE SUBSCRIBED CHILDREN)', 'z3 STATUS Junk (MESSAGES)', 'z4 LIST (SUBSCRIBED RECURSIVEMATCH) "" "%" RETURN (SPECIAL-USE)'];
+  const theirs = normaliseTranscript(await lockstep(ports.dovecot, lines));
+  const ours = normaliseTranscript(await lockstep(ports.sealmail, lines));
+  assertSameTranscript(ours, theirs);
+});

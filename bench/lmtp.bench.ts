@@ -1,0 +1,111 @@
+/**
+ * LMTP delivery throughput, Sealmail beside Dovecot's lmtp: 4 parallel
+ * clients deliver LMTP_BENCH_N (1000) messages of ~5 KiB to one user, for a
+ * plain user and mail-crypt users on P-256 and P-521 (public key only, as at
+ * delivery). Then the crash run: LMTP_BENCH_KILLS (200) SIGKILLs of the
+ * Sealmail server during deliveries, reporting acknowledged / found /
+ * duplicates / partial messages afterwards.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { ImapFlow } from 'imapflow';
+import { setupDovecot } from '../test/helpers/dovecot.js';
+import { startSealmail } from '../test/helpers/sealmail-server.js';
+import { freePort } from '../test/helpers/databases.js';
+import { RestartableSealmail, completeFor, killDuringDelivery, lmtpDeliver, markerMessage, markerOf } from '../test/helpers/lmtp-kill.js';
+import type { BenchRow } from './harness.js';
+
+const N = Number(process.env.LMTP_BENCH_N ?? 1000);
+const KILLS = Number(process.env.LMTP_BENCH_KILLS ?? 200);
+const CLIENTS = 4;
+const PW = 'benchpass';
+const USER = 'bench@example.org';
+
+const cryptConf = (curve: string) => `mail_attribute_dict = file:%h/Maildir/dovecot-attributes
+mail_plugins = $mail_plugins mail_crypt
+plugin {
+  mail_crypt_curve = ${curve}
+  mail_crypt_save_version = 2
+}
+`;
+
+async function run(port: number, prefix: string): Promise<number> {
+  let next = 0;
+  let failed = 0;
+  const t0 = Date.now();
+  await Promise.all(Array.from({ length: CLIENTS }, async () => {
+    while (next < N) {
+      const i = next++;
+      if (!(await lmtpDeliver(port, USER, markerMessage(`${prefix}-${i}`, 5 * 1024)))) failed++;
+    }
+  }));
+  if (failed) throw new Error(`${failed} deliveries failed`);
+  return N / ((Date.now() - t0) / 1000);
+}
+
+export default async function (): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  const cleanups: (() => unknown)[] = [];
+  const fakeT = { after: (fn: () => unknown) => { cleanups.push(fn); }, skip: () => undefined, diagnostic: () => undefined } as unknown as TestContext;
+  const passdb = `passdb {\n  driver = static\n  args = password=${PW} userdb_mail_crypt_private_password=%w\n}`;
+  try {
+    for (const [label, curve] of [['plain', ''], ['mail-crypt P-256', 'prime256v1'], ['mail-crypt P-521', 'secp521r1']] as const) {
+      const conf = curve ? cryptConf(curve) : '';
+      const smPort = await freePort();
+      const srv = await startSealmail(fakeT, { passdb, extraConf: `protocols = imap lmtp\n${conf}service lmtp {\n  inet_listener lmtp {\n    port = ${smPort}\n  }\n}\n` });
+      if (curve) {
+        const c = new ImapFlow({ host: '127.0.0.1', port: srv.imapsPort, secure: true, auth: { user: USER, pass: PW }, logger: false, tls: { rejectUnauthorized: false } });
+        await c.connect();
+        await c.logout();
+      }
+      const s = await run(smPort, `s-${curve}`);
+      await srv.stop();
+      const dvPort = await freePort();
+      const dv = setupDovecot(fakeT, { start: true, passdb, extraConf: `${conf}service lmtp {\n  inet_listener lmtp {\n    port = ${dvPort}\n  }\n}\n` });
+      let d = NaN;
+      if (dv) {
+        if (curve) {
+          const gen = dv.doveadm(['-o', `plugin/mail_crypt_private_password=${PW}`, 'mailbox', 'cryptokey', 'generate', '-u', USER, '-U']);
+          if (gen.status !== 0) throw new Error(`doveadm cryptokey generate: ${gen.stderr}`);
+        }
+        d = await run(dvPort, `d-${curve}`);
+        dv.stop();
+      }
+      rows.push({ name: `LMTP deliveries/s, ${label}, ${CLIENTS} clients, ${N} × 5 KiB`, sealmail: `${s.toFixed(0)}/s`, dovecot: Number.isNaN(d) ? 'not installed' : `${d.toFixed(0)}/s`, note: Number.isNaN(d) ? '' : `${(s / d).toFixed(2)}x Dovecot` });
+    }
+
+    // crash run: SIGKILL during deliveries, then count
+    const port = await freePort();
+    const srv0 = await startSealmail(fakeT, { passdb, extraConf: `protocols = imap lmtp\nservice lmtp {\n  inet_listener lmtp {\n    port = ${port}\n  }\n}\n` });
+    await srv0.stop();
+    const srv = new RestartableSealmail(srv0.conf, [port, srv0.imapsPort]);
+    cleanups.push(() => srv.kill9());
+    await srv.start();
+    const t0 = Date.now();
+    const stats = await killDuringDelivery(srv, { port, rcpt: USER, clients: CLIENTS, kills: KILLS, size: 5 * 1024, prefix: 'k', minUpMs: 200, maxUpMs: 1000 });
+    const secs = (Date.now() - t0) / 1000;
+    await srv.stop();
+    const maildir = join(srv0.home(USER), 'Maildir');
+    const seen = new Map<string, number>();
+    let partial = 0;
+    for (const sub of ['cur', 'new']) {
+      for (const f of readdirSync(join(maildir, sub))) {
+        const text = readFileSync(join(maildir, sub, f), 'latin1');
+        const m = markerOf(text);
+        if (!m || !completeFor(text, m)) { partial++; continue; }
+        seen.set(m, (seen.get(m) ?? 0) + 1);
+      }
+    }
+    const missing = [...stats.acked].filter((m) => !seen.has(m)).length;
+    const dups = [...seen.values()].filter((n) => n > 1).length;
+    rows.push({
+      name: `LMTP under kill -9 ×${stats.kills} (${CLIENTS} clients, ${secs.toFixed(0)} s)`,
+      sealmail: `${stats.acked.size} acknowledged, ${[...stats.acked].filter((m) => seen.has(m)).length} found, ${missing} missing, ${dups} duplicates, ${partial} partial`,
+      note: `${seen.size - stats.acked.size + missing} stored but unacknowledged (killed before the 250); restart ${Math.round(stats.restartMs.reduce((a, b) => a + b, 0) / Math.max(1, stats.restartMs.length))} ms avg`,
+    });
+  } finally {
+    for (const c of cleanups.reverse()) await c();
+  }
+  return rows;
+}

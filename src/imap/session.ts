@@ -195,19 +195,22 @@ export class Session {
     return conf ? [...caps, ...conf.slice(1).trim().split(/\s+/)].join(' ') : caps.join(' ');
   }
 
-  /** Dovecot's imap_quota plugin is loaded: QUOTA announced, GETQUOTA… known. */
   /** RFC 6855 after ENABLE UTF8=ACCEPT: mailbox names travel as UTF-8; the store keeps Dovecot's mUTF-7. */
   get utf8Accept(): boolean { return this.enabled.has('UTF8=ACCEPT'); }
 
+  /** Mailbox names as UTF-8 on the wire: UTF8=ACCEPT, or IMAP4rev2 (RFC 9051 §5.1 has no mUTF-7). */
+  get utf8Names(): boolean { return this.utf8Accept || this.rev2; }
+
   /** A mailbox name (or LIST pattern) from the client in the store's form. */
-  mailboxIn(raw: string): string { return this.utf8Accept ? utf8ToMutf7(raw) : raw; }
+  mailboxIn(raw: string): string { return this.utf8Names ? utf8ToMutf7(raw) : raw; }
 
   /** A stored (mUTF-7) mailbox name in the form this client reads. */
   mailboxOut(name: string): string {
-    if (!this.utf8Accept) return name;
+    if (!this.utf8Names) return name;
     try { return mutf7ToUtf8(name); } catch { return name; } // not valid mUTF-7 on disk: shown as it is
   }
 
+  /** Dovecot's imap_quota plugin is loaded: QUOTA announced, GETQUOTA… known. */
   get imapQuota(): boolean {
     return this.mailPlugins.includes('imap_quota');
   }

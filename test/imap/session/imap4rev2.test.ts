@@ -2,7 +2,7 @@
  * IMAP4rev2 (RFC 9051) beside IMAP4rev1: both announced, rev1 behaviour
  * until ENABLE IMAP4rev2; then no \Recent flag and no RECENT response, no
  * [UNSEEN] at SELECT but a LIST of the mailbox, SEARCH answered with
- * ESEARCH, STATUS DELETED. Dovecot 2.3 has no IMAP4rev2, so this checks the
+ * ESEARCH, STATUS DELETED, UTF-8 mailbox names. Dovecot 2.3 has no IMAP4rev2, so this checks the
  * RFC's rules rather than a differential.
  */
 import { test } from 'node:test';
@@ -40,6 +40,14 @@ test('IMAP4rev2 after ENABLE; IMAP4rev1 sessions unchanged beside it', async (t)
   assert.match(await v2.cmd('s3', 'SEARCH SUBJECT nothing-like-this'), /^\* ESEARCH \(TAG "s3"\)\r\ns3 OK/);
   assert.match(await v2.cmd('s4', 'SEARCH RETURN (COUNT) UNSEEN'), /^\* ESEARCH \(TAG "s4"\) COUNT 2\r\ns4 OK/);
   assert.match(await v2.cmd('st', 'STATUS INBOX (MESSAGES DELETED UNSEEN)'), /\* STATUS INBOX \(MESSAGES 3 UNSEEN 2 DELETED 1\)/);
+
+  // RFC 9051 §5.1: mailbox names are UTF-8 in IMAP4rev2; the store keeps Dovecot's mUTF-7, a rev1 client sees that
+  const utf8 = Buffer.from('Entwürfe', 'utf8').toString('latin1'); // the client reads bytes as latin1
+  assert.match(await v2.cmd('cr', 'CREATE "Entwürfe"'), /cr OK/);
+  const names = (r: string) => [...r.matchAll(/\* LIST \([^)]*\) "\." (?:\{\d+\}\r\n)?"?([^"\r]*)"?\r\n/g)].map((m) => m[1]);
+  assert.deepEqual(names(await v2.cmd('li', 'LIST "" "Entw*"')), [utf8]);
+  assert.deepEqual(names(await v1.cmd('li', 'LIST "" "Entw*"')), ['Entw&APw-rfe']);
+  assert.match(await v2.cmd('st2', 'STATUS "Entwürfe" (MESSAGES)'), new RegExp(`\\* STATUS \\{9\\}\\r\\n${utf8} \\(MESSAGES 0\\)`));
 
   // the rev1 session beside it keeps rev1 answers
   assert.match(await v1.cmd('b1', 'STATUS INBOX (DELETED)'), /b1 BAD/);

@@ -13,6 +13,7 @@
  */
 import { hostname } from 'node:os';
 import type { AuthEngine } from '../auth/engine.js';
+import { splitDetail } from '../auth/recipient.js';
 import type { DovecotConfig } from '../config/settings.js';
 import { deliveryCrypt } from '../crypt/user-crypt.js';
 import { Logger } from '../log/logger.js';
@@ -26,17 +27,7 @@ import { UserQuota } from '../quota/quota.js';
 export type RcptCheck = { ok: true; user: string; detail: string } | { ok: false; temp: boolean; text: string };
 export type DeliveryResult = { ok: true } | { ok: false; temp: boolean; code: string; text: string };
 
-/** `john+news@example.org` → user `john@example.org`, detail `news`. */
-export function splitDetail(address: string, delimiters: string): { user: string; detail: string } {
-  const at = address.lastIndexOf('@');
-  const local = at < 0 ? address : address.slice(0, at);
-  const domain = at < 0 ? '' : address.slice(at);
-  if (!delimiters) return { user: address, detail: '' };
-  let cut = -1;
-  for (const d of delimiters) { const i = local.indexOf(d); if (i >= 0 && (cut < 0 || i < cut)) cut = i; }
-  return cut < 0 ? { user: address, detail: '' } : { user: local.slice(0, cut) + domain, detail: local.slice(cut + 1) };
-}
-
+/** RCPT TO: the userdb user behind the address (detail stripped), or the reply Dovecot gives. */
 export async function checkRecipient(config: DovecotConfig, auth: AuthEngine, address: string): Promise<RcptCheck> {
   const { user, detail } = splitDetail(address, config.get('recipient_delimiter', { protocol: 'lmtp' }));
   const r = await auth.lookupUser(user, { service: 'lmtp' });

@@ -13,7 +13,7 @@
 import type { Duplex } from 'node:stream';
 import type { AuthEngine } from '../auth/engine.js';
 import type { DovecotConfig } from '../config/settings.js';
-import { splitDetail } from '../lmtp/delivery.js';
+import { splitDetail } from '../auth/recipient.js';
 import { openUserStore, resolveMailUser } from '../mailstore/user-store.js';
 import { UserQuota } from './quota.js';
 

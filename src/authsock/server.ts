@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { AuthEngine } from '../auth/engine.js';
 import { AuthPenalty, failureDelayMs } from '../auth/penalty.js';
+import { plaintextMechanisms } from '../auth/mechanisms.js';
 import type { DovecotConfig } from '../config/settings.js';
 import type { Logger } from '../log/logger.js';
 
@@ -32,7 +33,7 @@ export class AuthClientSession {
 
   constructor(private readonly sock: Duplex, private readonly config: DovecotConfig, private readonly engine: AuthEngine,
     private readonly penalty: AuthPenalty, private readonly log: Logger) {
-    const mechs = config.get('auth_mechanisms').toUpperCase().split(/\s+/).filter((m) => m === 'PLAIN' || m === 'LOGIN');
+    const mechs = plaintextMechanisms(config);
     const lines = ['VERSION\t1\t2', ...mechs.map((m) => `MECH\t${m}\tplaintext`), `SPID\t${process.pid}`, `CUID\t${++cuidCounter}`, `COOKIE\t${randomBytes(16).toString('hex')}`, 'DONE'];
     sock.write(lines.join('\n') + '\n');
     sock.setEncoding?.('utf8');

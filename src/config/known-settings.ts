@@ -162,7 +162,7 @@ export const SEALMAIL_HONOURS = new Set([
   'mail_debug', 'mail_uid', 'mail_gid', 'ssl', 'ssl_cert', 'ssl_key', 'ssl_key_password', 'ssl_min_protocol',
   // authentication (src/auth)
   'auth_cache_negative_ttl', 'auth_cache_size', 'auth_cache_ttl', 'auth_default_realm', 'auth_failure_delay',
-  'auth_username_chars', 'auth_username_format', 'disable_plaintext_auth',
+  'auth_username_chars', 'auth_username_format', 'disable_plaintext_auth', 'auth_mechanisms',
   // mail store and mail-crypt (src/mailstore, src/crypt)
   'mail_location', 'mail_home', 'mail_plugins', 'mail_attribute_dict',
   // IMAP (src/imap)

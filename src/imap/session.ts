@@ -9,6 +9,7 @@
  */
 import type { Duplex, Writable } from 'node:stream';
 import { constants as zc, createDeflateRaw, createInflateRaw, type DeflateRaw, type InflateRaw } from 'node:zlib';
+import { plaintextMechanisms } from '../auth/mechanisms.js';
 import type { DovecotConfig } from '../config/settings.js';
 import type { Logger } from '../log/logger.js';
 import type { MailStore } from '../mailstore/store.js';
@@ -20,7 +21,8 @@ import { writeResponse, type Response, type ResponseCode, type ImapValue, atom, 
 import { formatSequenceSet, normalizeSequenceSet } from './wire/sequence.js';
 import type { Selected, Update } from './selected.js';
 import { COMMANDS, type CommandContext } from './commands/index.js';
-import { splitPlugins, type LoginService } from './login.js';
+import { splitPlugins, type LoginResult, type LoginService } from './login.js';
+import { PRELOGIN_BAD_TEXT, PRELOGIN_MAX_BAD_COMMANDS, preloginCommands } from './commands/prelogin.js';
 import { appendOverQuota, startAppendLiteral } from './commands/append.js';
 
 export type SessionState = 'not-authenticated' | 'authenticated' | 'selected' | 'logout';
@@ -40,7 +42,6 @@ export interface SessionOptions {
 }
 
 /** Dovecot: a client that sends this many bad commands before logging in is disconnected. */
-const MAX_BAD_COMMANDS = 10;
 /** Dovecot's imap_max_line_length default and its APPENDLIMIT default (64 MiB). */
 const APPENDLIMIT = 64 * 1024 * 1024;
 /**
@@ -106,6 +107,9 @@ const METADATA_VALUE_LIMIT = 1024 * 1024;
 const IDLE_TIMEOUT_MS = 30 * 60_000;
 const PRELOGIN_TIMEOUT_MS = 3 * 60_000;
 
+/** Dovecot's imap process: CLIENT_MAX_BAD_COMMANDS, counted while no valid command comes between. */
+const MAX_BAD_COMMANDS_IN_A_ROW = 20;
+
 export class Session {
   state: SessionState = 'not-authenticated';
   user = '';
@@ -124,6 +128,10 @@ export class Session {
   private queue: ReaderEvent[] = [];
   private running = false;
   private badCount = 0;
+  /** STARTTLS was done (a CAPABILITY after it doesn't change the login reply). */
+  tlsStarted = false;
+  /** CAPABILITY before login: the login reply then lists the capabilities untagged (imap-login). */
+  capabilityAskedBeforeLogin = false;
   private rawWaiter: ((line: string | null) => void) | null = null;
   private rawBuf = Buffer.alloc(0);
   private timer: NodeJS.Timeout | null = null;
@@ -149,7 +157,8 @@ export class Session {
     return new CommandReader({
       maxLineLength: this.opts.config.getSize('imap_max_line_length') || 65536,
       streamLiteral: (info) => (info.name === 'APPEND' ? (info.size > APPENDLIMIT ? 'reject' : true) : false),
-      argsIgnored: (name) => name === 'NOOP' || name === 'CHECK',
+      // imap-login parses every argument; the imap process skips NOOP's and CHECK's
+      argsIgnored: (name) => this.state !== 'not-authenticated' && (name === 'NOOP' || name === 'CHECK'),
       bufferedLiteralLimit: (name) => (name === 'SETMETADATA' ? METADATA_VALUE_LIMIT : 0),
     });
   }
@@ -186,8 +195,10 @@ export class Session {
     if (this.state === 'not-authenticated') {
       const caps = ['IMAP4rev1', 'IMAP4rev2', 'SASL-IR', 'LOGIN-REFERRALS', 'ID', 'ENABLE', 'IDLE', 'LITERAL+'];
       if (this.opts.starttls && !this.secured) caps.push('STARTTLS');
-      if (this.plaintextDisabled()) caps.push('LOGINDISABLED');
-      else caps.push('AUTH=PLAIN', 'AUTH=LOGIN');
+      // as Dovecot's imap-login: the LOGIN command needs PLAIN; no plaintext mechanism before TLS when disabled
+      const mechs = this.plaintextDisabled() ? [] : plaintextMechanisms(this.config);
+      if (!mechs.includes('PLAIN')) caps.push('LOGINDISABLED');
+      caps.push(...mechs.map((m) => `AUTH=${m}`));
       return caps.join(' ');
     }
     const caps = POSTLOGIN_CAPABILITIES.filter(([c, on]) => (typeof on === 'function' ? on(this) : on) && (c !== 'QUOTA' || this.imapQuota)).map(([c]) => c).concat(`APPENDLIMIT=${APPENDLIMIT}`);
@@ -296,8 +307,14 @@ export class Session {
       case 'continue': await this.send({ kind: 'continue', text: 'OK' }); return;
       case 'bye': await this.bye(ev.text); return;
       case 'error':
+        if (this.state === 'not-authenticated') {
+          // imap-login: a parser error is a BAD with the parser's text; a bad tag or command name is invalid
+          if (ev.where === 'args') await this.send({ kind: 'tagged', tag: ev.tag ?? '*', status: 'BAD', text: ev.reason });
+          else await this.preloginInvalid(ev.where === 'tag' ? '*' : ev.tag ?? '*');
+          return;
+        }
         // an argument syntax error is the command's own BAD: Dovecot adds the timing suffix
-        await this.badCommand(ev.tag, ev.where === 'args' ? timed(badText(ev), process.hrtime.bigint()) : badText(ev));
+        await this.badCommand(ev.tag, ev.where === 'tag' ? badText(ev) : timed(badText(ev), process.hrtime.bigint()));
         return;
       case 'literal-start':
         // Dovecot tests quota before it invites the literal: NO [OVERQUOTA] instead of `+ OK`
@@ -327,21 +344,65 @@ export class Session {
 
   private async badCommand(tag: string | null, text: string): Promise<void> {
     await this.send(tag === null ? { kind: 'status', status: 'BAD', text } : { kind: 'tagged', tag, status: 'BAD', text });
-    if (this.state === 'not-authenticated' && ++this.badCount >= MAX_BAD_COMMANDS) await this.bye('Too many invalid IMAP commands.');
+    // the imap process gives up on a client after 20 invalid commands in a row (its BAD is still sent)
+    if (++this.badCount >= MAX_BAD_COMMANDS_IN_A_ROW) await this.bye('Too many invalid IMAP commands.');
+  }
+
+  /** An invalid command before login: BAD, and the third one ends the connection instead (imap-login). */
+  private async preloginInvalid(tag: string): Promise<void> {
+    if (++this.badCount >= PRELOGIN_MAX_BAD_COMMANDS) { await this.bye('Too many invalid IMAP commands.'); return; }
+    await this.send({ kind: 'tagged', tag, status: 'BAD', text: PRELOGIN_BAD_TEXT });
+  }
+
+  /** A command before login, answered as Dovecot's imap-login process does (commands/prelogin.ts). */
+  private async preloginCommand(tag: string, name: string, args: ImapArg[]): Promise<void> {
+    const handler = Object.hasOwn(preloginCommands, name) ? preloginCommands[name] : undefined;
+    if (!handler) {
+      // someone typing `login user pass` without a tag gets told how IMAP works, as by Dovecot
+      if (tag.toUpperCase() === 'LOGIN') {
+        await this.send({ kind: 'tagged', tag, status: 'BAD', text: 'First parameter in line is IMAP\'s command tag, not the command name. Add that before the command, like: a login user pass' });
+      } else await this.preloginInvalid(tag);
+      return;
+    }
+    const ctx: CommandContext = {
+      tag, name, args, session: this,
+      ok: (text, code) => this.send({ kind: 'tagged', tag, status: 'OK', code, text }),
+      no: (text, code) => this.send({ kind: 'tagged', tag, status: 'NO', code, text }),
+      bad: (text) => this.send({ kind: 'tagged', tag, status: 'BAD', text }),
+    };
+    try {
+      if (await handler(ctx) === 'invalid') await this.preloginInvalid(tag);
+    } catch (e) {
+      this.log.error(`${name} failed: ${(e as Error).message}`);
+      if (!this.closed) await this.bye('Internal error occurred. Refer to server log for more information.');
+    }
+  }
+
+  /** The login succeeded: the session belongs to the user now. */
+  loggedIn(r: Extract<LoginResult, { ok: true }>, mech: string): void {
+    this.user = r.user;
+    this.store = r.store;
+    this.quota = r.quota;
+    this.mailPlugins = r.mailPlugins;
+    this.metadata = r.metadata;
+    this.state = 'authenticated';
+    this.badCount = 0; // Dovecot's imap process starts its own count
+    this.log.info(`Login: user=<${r.user}>, method=${mech}, rip=${this.opts.rip}, lip=${this.opts.lip}${this.secured ? ', TLS' : ''}`);
   }
 
   private async command(tag: string, name: string, args: ImapArg[]): Promise<void> {
+    if (this.state === 'not-authenticated') return this.preloginCommand(tag, name, args);
     const cmd = COMMANDS[name];
     const t0 = process.hrtime.bigint();
     if (!cmd || (cmd.enabled && !cmd.enabled(this))) {
-      await this.badCommand(tag, 'Unknown command.');
+      await this.badCommand(tag, timed(`Error in IMAP command ${name}: Unknown command`, t0));
       return;
     }
     if (!cmd.states.includes(this.state)) {
-      const why = this.state === 'not-authenticated' ? 'Not logged in.' : cmd.states.includes('selected') ? 'No mailbox selected.' : 'Already logged in.';
-      await this.badCommand(tag, why);
+      await this.badCommand(tag, timed('No mailbox selected.', t0));
       return;
     }
+    const bads = this.badCount;
     const ctx: CommandContext = {
       tag, name, args, session: this,
       ok: (text, code) => this.send({ kind: 'tagged', tag, status: 'OK', code, text: timed(text, t0) }),
@@ -351,6 +412,7 @@ export class Session {
     };
     try {
       await cmd.run(ctx);
+      if (this.badCount === bads) this.badCount = 0; // "in a row"
     } catch (e) {
       this.log.error(`${name} failed: ${(e as Error).message}`);
       if (!this.closed) await ctx.no('Internal error occurred. Refer to server log for more information.', { name: 'SERVERBUG' });
@@ -514,6 +576,7 @@ export class Session {
     const tls = await this.opts.starttls(this.socket);
     this.socket = tls;
     this.secured = true;
+    this.tlsStarted = true;
     this.reader = this.newReader();
     this.attach(tls);
   }

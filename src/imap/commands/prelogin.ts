@@ -1,0 +1,156 @@
+/**
+ * The commands of a client that has not logged in, as Dovecot's imap-login
+ * process answers them (a different program from the post-login imap
+ * process, with its own texts; checked against Dovecot 2.3.19 by
+ * test/imap/session/prelogin-diff.test.ts): CAPABILITY, NOOP, LOGOUT,
+ * ENABLE (ignored), ID, STARTTLS, LOGIN and AUTHENTICATE PLAIN/LOGIN with
+ * SASL-IR (RFC 4959). Replies carry no timing suffix. Any other command is
+ * `BAD Error in IMAP command received by server.` and counts as invalid;
+ * the third invalid command ends the connection with
+ * `* BYE Too many invalid IMAP commands.` instead of its BAD.
+ */
+import { plaintextMechanisms } from '../../auth/mechanisms.js';
+import type { ImapArg } from '../wire/parser.js';
+import { atom, list, str } from '../wire/encoder.js';
+import { astring } from './args.js';
+import type { CommandContext } from './types.js';
+
+export const PRELOGIN_MAX_BAD_COMMANDS = 3;
+export const PRELOGIN_BAD_TEXT = 'Error in IMAP command received by server.';
+const PRIVACY_TEXT = 'Plaintext authentication disallowed on non-secure (SSL/TLS) connections.';
+
+/** What a pre-login command handler reports back: `invalid` counts toward the BYE. */
+export type PreloginResult = 'done' | 'invalid';
+
+type Handler = (ctx: CommandContext) => Promise<PreloginResult>;
+
+/** A string argument the way imap-login reads LOGIN's: atom, quoted or literal. */
+function stringArg(a: ImapArg | undefined): string | null {
+  return a && a.type !== 'nil' && a.type !== 'list' ? astring(a) : null;
+}
+
+/** ID's parameter: NIL, or a list of string keys with nstring values (RFC 2971). */
+function validId(args: ImapArg[]): boolean {
+  if (args.length !== 1) return false;
+  const [a] = args;
+  if (a.type === 'nil') return true;
+  if (a.type !== 'list') return false;
+  return a.items.every((x, i) => (i % 2 === 0 ? stringArg(x) !== null : x.type === 'nil' || stringArg(x) !== null));
+}
+
+async function login(ctx: CommandContext, user: string, password: string, mech: string): Promise<void> {
+  const s = ctx.session;
+  const r = await s.opts.login.login(user, password, { service: 'imap', rip: s.opts.rip, lip: s.opts.lip, secured: s.secured, mech });
+  if (!r.ok) {
+    await ctx.no(r.text, r.code ? { name: r.code } : undefined);
+    return;
+  }
+  s.loggedIn(r, mech);
+  // a client that asked for CAPABILITY before logging in may not read the response code (Dovecot's
+  // client_ignores_capability_resp_code; a CAPABILITY after STARTTLS doesn't count)
+  if (s.capabilityAskedBeforeLogin) {
+    await s.untagged([atom('CAPABILITY'), ...s.capabilities().split(' ').map(atom)]);
+    await ctx.ok('Logged in');
+  } else {
+    await ctx.ok('Logged in', { name: 'CAPABILITY', args: s.capabilities() });
+  }
+}
+
+/** SASL PLAIN's message: authzid NUL authcid NUL password; null when malformed. */
+function decodePlain(raw: Buffer): { user: string; password: string } | null {
+  const parts = raw.toString('utf8').split('\0');
+  if (parts.length !== 3) return null;
+  const [authz, authc, pw] = parts;
+  if (authz && authz !== authc) return { user: '', password: '' }; // no master users: fails as Dovecot does
+  return { user: authc, password: pw };
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+export const preloginCommands: Record<string, Handler> = {
+  async CAPABILITY(ctx) {
+    const s = ctx.session;
+    if (!s.tlsStarted) s.capabilityAskedBeforeLogin = true;
+    await s.untagged([atom('CAPABILITY'), ...s.capabilities().split(' ').map(atom)]);
+    await ctx.ok('Pre-login capabilities listed, post-login capabilities have more.');
+    return 'done';
+  },
+  async NOOP(ctx) { await ctx.ok('NOOP completed.'); return 'done'; },
+  async LOGOUT(ctx) {
+    await ctx.session.send({ kind: 'status', status: 'BYE', text: 'Logging out' });
+    await ctx.ok('Logout completed.');
+    ctx.session.end();
+    return 'done';
+  },
+  async ENABLE(ctx) {
+    await ctx.session.untagged([atom('ENABLED')]);
+    await ctx.ok('ENABLE ignored in non-authenticated state.');
+    return 'done';
+  },
+  async ID(ctx) {
+    if (!validId(ctx.args)) { await ctx.bad('Invalid ID parameters'); return 'done'; }
+    await ctx.session.untagged([atom('ID'), list([str('name'), str('Dovecot')])]);
+    await ctx.ok('ID completed.');
+    return 'done';
+  },
+  async STARTTLS(ctx) {
+    const s = ctx.session;
+    if (s.secured) { await ctx.bad('TLS is already active.'); return 'done'; }
+    if (!s.opts.starttls) { await ctx.bad('TLS support isn\'t enabled.'); return 'done'; }
+    await ctx.ok('Begin TLS negotiation now.');
+    await s.upgradeTls();
+    return 'done';
+  },
+  async LOGIN(ctx) {
+    const user = stringArg(ctx.args[0]);
+    const pw = stringArg(ctx.args[1]);
+    if (user === null || pw === null || ctx.args.length !== 2) return 'invalid';
+    if (ctx.session.plaintextDisabled()) { await ctx.no(PRIVACY_TEXT, { name: 'PRIVACYREQUIRED' }); return 'done'; }
+    // Dovecot's LOGIN command is a PLAIN authentication: refused when auth_mechanisms lacks it
+    if (!plaintextMechanisms(ctx.session.config).includes('PLAIN')) {
+      await ctx.no('Unsupported authentication mechanism.', { name: 'ALERT' });
+      return 'done';
+    }
+    await login(ctx, user, pw, 'PLAIN');
+    return 'done';
+  },
+  async AUTHENTICATE(ctx) {
+    const s = ctx.session;
+    const m = ctx.args[0];
+    if (!m || m.type === 'nil' || m.type === 'list') return 'invalid';
+    // imap-login reads the mechanism as a word: a quoted "PLAIN" names no mechanism it knows
+    const mech = m.type === 'atom' ? m.value.toUpperCase() : '';
+    if (!plaintextMechanisms(s.config).includes(mech)) { await ctx.no('Unsupported authentication mechanism.', { name: 'ALERT' }); return 'done'; }
+    if (s.plaintextDisabled()) { await ctx.no(PRIVACY_TEXT, { name: 'PRIVACYREQUIRED' }); return 'done'; }
+    /** One SASL response from the client: null when the client aborted or went away (replied to here). */
+    const ask = async (challenge: string): Promise<Buffer | null> => {
+      await s.send({ kind: 'continue', text: challenge });
+      const line = await s.readRawLine();
+      if (line === null) return null;
+      if (line === '*') { await ctx.bad('Authentication aborted by client.'); return null; }
+      if (!BASE64.test(line)) { await ctx.no('Invalid base64 in response', { name: 'ALERT' }); return null; }
+      return Buffer.from(line, 'base64');
+    };
+    if (mech === 'PLAIN') {
+      let resp: Buffer | null;
+      const ir = stringArg(ctx.args[1]);
+      if (ir !== null) {
+        if (ir !== '=' && !BASE64.test(ir)) { await ctx.bad('Invalid base64 data in initial response'); return 'done'; }
+        resp = Buffer.from(ir === '=' ? '' : ir, 'base64');
+      } else {
+        resp = await ask('');
+        if (resp === null) return 'done';
+      }
+      // a malformed PLAIN message is a failed authentication, with the failure delay
+      const p = decodePlain(resp) ?? { user: '', password: '' };
+      await login(ctx, p.user, p.password, 'PLAIN');
+      return 'done';
+    }
+    const u = await ask(Buffer.from('Username:').toString('base64'));
+    if (u === null) return 'done';
+    const p = await ask(Buffer.from('Password:').toString('base64'));
+    if (p === null) return 'done';
+    await login(ctx, u.toString('utf8'), p.toString('utf8'), 'LOGIN');
+    return 'done';
+  },
+};

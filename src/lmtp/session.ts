@@ -136,7 +136,8 @@ export class LmtpSession {
         if (!arg) { this.reply('501 Missing hostname'); return; }
         this.helo = arg.trim();
         this.reset();
-        for (const l of [`250-${this.host}`, '250-8BITMIME', '250-CHUNKING', '250-ENHANCEDSTATUSCODES', '250 PIPELINING']) this.reply(l);
+        // one write, as lib-smtp's corked ostream sends it: a client reads nothing until the last line
+        this.reply([`250-${this.host}`, '250-8BITMIME', '250-CHUNKING', '250-ENHANCEDSTATUSCODES', '250 PIPELINING'].join('\r\n'));
         return;
       case 'MAIL': this.mail(arg); return;
       case 'RCPT': await this.rcpt(arg); return;

@@ -64,6 +64,8 @@ export class DeliveryServices {
 
   acceptLmtp(s: Socket): void {
     s.on('error', () => s.destroy());
+    // replies are small writes answered by the client's next command: Nagle would hold each for the peer's delayed ACK (40 ms)
+    s.setNoDelay(true);
     new LmtpSession(s, this.config, this.lmtpAuth, s.remoteAddress?.replace(/^::ffff:/, '') ?? '');
   }
 

@@ -16,7 +16,7 @@ import { folderDir, folderExists, imapNameFromStorage, isInbox, listFolders, spl
 import { parseMailLocation, type MaildirLocation } from './maildir/location.js';
 import { readMaildirsize, readMaildirsizeFile, writeMaildirsize, type QuotaUsage } from './maildir/maildirsize.js';
 import { readSubscriptions, updateSubscriptions } from './maildir/subscriptions.js';
-import { emptyUidlist, rewriteUidlist } from './maildir/uidlist.js';
+import { emptyUidlist, readUidlistHeader, rewriteUidlist } from './maildir/uidlist.js';
 import { nextUidValidity } from './maildir/uidvalidity.js';
 import { folderStamp, readStatusCache, writeStatusCache } from './status-cache.js';
 
@@ -262,6 +262,9 @@ export class MailStore {
   async mailboxGuid(name: string): Promise<string> {
     if (isInbox(name)) await this.ensureRoot();
     const f = await this.open(name);
+    // the header suffices (every delivery of a mail-crypt user asks): no scan of a big folder
+    const head = await readUidlistHeader(f.uidlistPath);
+    if (head?.guid && !head.problems.length) return head.guid;
     await f.sync();
     return f.guid;
   }

@@ -122,6 +122,24 @@ export async function readUidlist(path: string): Promise<Uidlist | null> {
   return parseUidlist(buf.toString('utf8'), path);
 }
 
+/**
+ * Just the header (first line), parsed: UIDVALIDITY and GUID without
+ * reading a big uidlist's records. null when missing or not a header.
+ */
+export async function readUidlistHeader(path: string): Promise<Uidlist | null> {
+  let fh: fsp.FileHandle | undefined;
+  try {
+    fh = await fsp.open(path, 'r');
+    const buf = Buffer.alloc(4096);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    const nl = buf.subarray(0, bytesRead).indexOf(0x0a);
+    return nl < 0 ? null : parseUidlist(buf.subarray(0, nl + 1).toString('utf8'), path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw ioError('reading uidlist', path, e);
+  } finally { await fh?.close(); }
+}
+
 function recordLine(r: UidlistRecord): string {
   let s = String(r.uid);
   for (const [k, v] of r.ext) s += ` ${k}${v}`;

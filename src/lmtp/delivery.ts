@@ -5,7 +5,10 @@
  * Return-Path / Delivered-To / Received headers, Sieve when the `sieve`
  * plugin is enabled (a broken script keeps the mail in INBOX and logs, as
  * Pigeonhole), `lmtp_save_to_detail_mailbox`, and the message written with
- * tmp/ → fsync → rename so it is acknowledged only once it is on disk.
+ * tmp/ → fsync → rename → directory fsync so it is acknowledged only once it
+ * is on disk (MaildirFolder.deliver: concurrent deliveries to a folder are
+ * committed together, and get UIDs only if the uidlist lock is free, as
+ * Dovecot's LMTP saves do).
  * Quota (src/quota) is tested per save with the incoming message's CRLF
  * size, as Dovecot's quota_save_begin does; `lmtp_rcpt_check_quota` also
  * refuses at RCPT a user who is over quota already. Over quota: `552 5.2.2`,
@@ -136,7 +139,7 @@ export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
       const folder = await store.open(box);
       const sys = t.flags.filter((f) => f.startsWith('\\')) as SystemFlag[];
       const kws = t.flags.filter((f) => !f.startsWith('\\'));
-      await folder.append(full, { flags: sys, keywords: kws });
+      await folder.deliver(full, { flags: sys, keywords: kws });
       log.info(`msgid=${/^Message-ID:\s*(.*)$/im.exec(d.message.toString('latin1'))?.[1] ?? 'unspecified'}: saved mail to ${box}`);
     }
     return { ok: true };

@@ -8,7 +8,7 @@
  * the message is at rest in plaintext. Rebuildable: a damaged tail, another
  * UIDVALIDITY or a record that does not open is simply not used.
  */
-import { promises as fsp } from 'node:fs';
+import { constants, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import type { IndexCipher } from '../crypt/codec.js';
 
@@ -66,9 +66,36 @@ export class FieldCache {
   /** Several values in one append (a SORT filling the cache for a whole mailbox). */
   async setMany(entries: [uid: number, field: string, value: Buffer][]): Promise<void> {
     const m = await this.load();
+    for (const [uid, field, value] of entries) m.set(`${uid}\0${field}`, value);
+    const recs = this.records(entries);
+    if (recs.length) await fsp.appendFile(this.path, recs, { mode: 0o600 }).catch(() => undefined);
+  }
+
+  /**
+   * Append without loading the file (a delivery: its handle never reads the
+   * cache, and a big mailbox's cache is large); only onto a file of this
+   * UIDVALIDITY (or a new one), else nothing is written. Best effort, as set().
+   */
+  async appendOnly(entries: [uid: number, field: string, value: Buffer][]): Promise<void> {
+    const recs = this.records(entries);
+    if (!recs.length) return;
+    const head = Buffer.from(`${MAGIC} ${this.uidValidity}\n`, 'latin1');
+    const have = Buffer.alloc(head.length);
+    let fh: fsp.FileHandle | undefined;
+    try {
+      fh = await fsp.open(this.path, constants.O_RDWR | constants.O_APPEND);
+      const { bytesRead } = await fh.read(have, 0, have.length, 0);
+      if (bytesRead === head.length && have.equals(head)) await fh.write(recs);
+    } catch (e) {
+      // no cache yet: start it (wx: a session that just did keeps its own)
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') await fsp.writeFile(this.path, Buffer.concat([head, recs]), { flag: 'wx', mode: 0o600 }).catch(() => undefined);
+    } finally { await fh?.close(); }
+  }
+
+  /** Sealed records; values the cipher cannot seal (delivery without the user's key) are left out. */
+  private records(entries: [uid: number, field: string, value: Buffer][]): Buffer {
     const recs: Buffer[] = [];
     for (const [uid, field, value] of entries) {
-      m.set(`${uid}\0${field}`, value);
       let sealed: Buffer;
       try { sealed = this.cipher.seal(value); } catch { continue; }
       const f = Buffer.from(field, 'latin1');
@@ -78,6 +105,6 @@ export class FieldCache {
       hdr.writeUInt32BE(sealed.length, 5);
       recs.push(hdr, f, sealed);
     }
-    if (recs.length) await fsp.appendFile(this.path, Buffer.concat(recs), { mode: 0o600 }).catch(() => undefined);
+    return Buffer.concat(recs);
   }
 }

@@ -3,8 +3,10 @@
  * scanning new/ and cur/, giving files without a uidlist entry the next UIDs
  * in Dovecot's order under `dovecot-uidlist.lock`, moving new/ → cur/ only
  * for read-write opens, and saving/flagging/expunging the way Dovecot does
- * (tmp/ → fsync → rename; flag change = rename within cur/; expunge =
- * unlink), so Dovecot and Sealmail can share the same directory.
+ * (tmp/ → fsync → rename → fdatasync of the directory; flag change = rename
+ * within cur/; expunge = unlink), so Dovecot and Sealmail can share the same
+ * directory. LMTP deliveries are committed in batches per folder and get
+ * UIDs only when the uidlist lock is free, as Dovecot's do.
  */
 import { close as closeCb, createReadStream, fstat as fstatCb, open as openCb, read as readCb, readFile as readFileCb, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
@@ -17,7 +19,7 @@ import { acquireDotlock, writeAtomic, type Dotlock, type DotlockOptions } from '
 import { baseName, compareBaseNames, infoSuffix, newBaseName, parseName, type SystemFlag } from './filename.js';
 import { KeywordMap, readKeywords, writeKeywords } from './keywords.js';
 import { appendMaildirsize } from './maildirsize.js';
-import { appendUidlist, emptyUidlist, nextUid, readUidlist, rewriteUidlist, type Uidlist, type UidlistRecord } from './uidlist.js';
+import { MAX_UID, appendUidlist, emptyUidlist, nextUid, readUidlist, rewriteUidlist, type Uidlist, type UidlistRecord } from './uidlist.js';
 import { nextUidValidity } from './uidvalidity.js';
 import { folderStamp } from '../status-cache.js';
 import { ModseqState } from './modseq.js';
@@ -130,6 +132,31 @@ async function writeFully(fh: fsp.FileHandle, buf: Buffer): Promise<void> {
 async function* toIterable(data: Buffer | AsyncIterable<Buffer>): AsyncIterable<Buffer> {
   if (Buffer.isBuffer(data)) yield data; else yield* data;
 }
+
+/** fdatasync of a directory: the names just renamed into it are on disk. */
+async function syncDir(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, 'r');
+  try { await fh.datasync(); } finally { await fh.close(); }
+}
+
+/** A delivery written to tmp/, waiting for its folder's next commit. */
+interface PendingDelivery {
+  tmp: string;
+  base: string;
+  flags: SystemFlag[];
+  keywords: string[];
+  /** What maildirsize counts (the plaintext S=). */
+  size: number;
+  savedAt: number;
+  settle: (err?: Error) => void;
+}
+
+/**
+ * Deliveries waiting for a commit, by folder directory and process-wide
+ * (every LMTP delivery opens its own handle): what arrives while a batch
+ * commits goes into the next one. A key is present while its committer runs.
+ */
+const deliveryQueues = new Map<string, PendingDelivery[]>();
 
 export class MaildirFolder {
   readonly codec: MessageCodec;
@@ -577,34 +604,33 @@ export class MaildirFolder {
    */
   async append(data: Buffer | AsyncIterable<Buffer>, opts: AppendOptions = {}): Promise<number> {
     if (!this.uidlist) await this.sync();
+    const { tmp, base, stored } = await this.writeTmp(data, opts.internalDate);
+    try {
+      return await this.place(tmp, base, opts, stored);
+    } catch (e) {
+      await fsp.unlink(tmp).catch(() => {});
+      throw e;
+    }
+  }
+
+  /** The message in tmp/, written, fsynced and dated; its base name carries the plaintext S= and W= (what Dovecot writes and reports, even for encrypted files). */
+  private async writeTmp(data: Buffer | AsyncIterable<Buffer>, internalDate?: Date): Promise<{ tmp: string; base: string; stored: number }> {
     const prefix = newBaseName(0, 0).replace(/,S=0,W=0$/, '');
     const tmp = join(this.dir, 'tmp', prefix);
     const count = { stored: 0, virt: 0 };
-    let stored = 0;
     try {
       const fh = await fsp.open(tmp, 'wx', 0o600);
       try {
-        for await (const chunk of this.codec.encrypt(this.opts.mailboxName, normalise(toIterable(data), count))) {
-          await writeFully(fh, chunk);
-          stored += chunk.length;
-        }
+        for await (const chunk of this.codec.encrypt(this.opts.mailboxName, normalise(toIterable(data), count))) await writeFully(fh, chunk);
         await fh.sync();
       } finally { await fh.close(); }
-      if (opts.internalDate) await fsp.utimes(tmp, opts.internalDate, opts.internalDate);
+      if (internalDate) await fsp.utimes(tmp, internalDate, internalDate);
     } catch (e) {
       await fsp.unlink(tmp).catch(() => {});
       if (e instanceof MailStoreError) throw e;
       throw ioError(`saving a message to ${this.opts.mailboxName}`, tmp, e);
     }
-    // S= is the plaintext size even for encrypted files (what Dovecot writes and reports)
-    void stored;
-    const base = `${prefix},S=${count.stored},W=${count.virt}`;
-    try {
-      return await this.place(tmp, base, opts, count.stored);
-    } catch (e) {
-      await fsp.unlink(tmp).catch(() => {});
-      throw e;
-    }
+    return { tmp, base: `${prefix},S=${count.stored},W=${count.virt}`, stored: count.stored };
   }
 
   /** Hard-link (Dovecot's maildir_copy_with_hardlinks) or copy a message file from another folder. */
@@ -641,6 +667,124 @@ export class MaildirFolder {
     try { return await this.place(tmp, base, { flags, keywords }, size); } catch (e) { await fsp.unlink(tmp).catch(() => {}); throw e; }
   }
 
+  /**
+   * LMTP delivery, as Dovecot's save commit without ASSIGN_UIDS
+   * (maildir_transaction_save_commit_pre): written and fsynced in tmp/,
+   * renamed into new/ (cur/ with flags), and that directory fdatasync'ed
+   * (mail_fsync = optimized) before this resolves, so a 250 means on disk.
+   * UIDs are appended to the uidlist only when its lock is free at once
+   * (Dovecot's TRYLOCK; keywords need the lock, so then it waits), without a
+   * directory scan; otherwise the next session's sync gives them, as after
+   * Dovecot's delivery. Concurrent deliveries to one folder share a commit:
+   * one lock, one directory fsync, one uidlist and maildirsize append.
+   */
+  async deliver(data: Buffer | AsyncIterable<Buffer>, opts: AppendOptions = {}): Promise<void> {
+    const { tmp, base, stored } = await this.writeTmp(data, opts.internalDate);
+    await new Promise<void>((resolve, reject) => {
+      const d: PendingDelivery = { tmp, base, flags: [...(opts.flags ?? [])], keywords: [...(opts.keywords ?? [])], size: stored, savedAt: Date.now(), settle: (e) => (e ? reject(e) : resolve()) };
+      const queue = deliveryQueues.get(this.dir);
+      if (queue) { queue.push(d); return; }
+      deliveryQueues.set(this.dir, [d]);
+      void this.commitQueued();
+    });
+  }
+
+  /** Commits the folder's queued deliveries, batch after batch, until none are left. */
+  private async commitQueued(): Promise<void> {
+    const queue = deliveryQueues.get(this.dir)!;
+    while (queue.length) {
+      const batch = queue.splice(0);
+      try {
+        await this.commitDeliveries(batch);
+      } catch (e) {
+        for (const d of batch) { await fsp.unlink(d.tmp).catch(() => {}); d.settle(e as Error); }
+      }
+    }
+    deliveryQueues.delete(this.dir);
+  }
+
+  private async commitDeliveries(batch: PendingDelivery[]): Promise<void> {
+    const fail = async (d: PendingDelivery, e: Error) => { await fsp.unlink(d.tmp).catch(() => {}); d.settle(e); };
+    const needLock = batch.some((d) => d.keywords.length > 0);
+    let lock: Dotlock | null = null;
+    try {
+      lock = await acquireDotlock(this.uidlistPath, needLock ? this.opts.lock : { ...this.opts.lock, timeoutMs: 0 });
+    } catch (e) {
+      if (needLock || !(e instanceof MailStoreError && e.code === 'LOCKTIMEOUT')) throw e;
+    }
+    const placed: [PendingDelivery, string][] = [];
+    let assigned: { uidValidity: number; uids: Map<string, number> } | null = null;
+    try {
+      const kw = needLock ? await readKeywords(this.keywordsPath) : null;
+      const targets: [PendingDelivery, string][] = [];
+      for (const d of batch) {
+        const kidx = d.keywords.map((k) => kw!.allocate(k));
+        if (kidx.some((i) => i < 0)) { await fail(d, new MailStoreError('NOTPOSSIBLE', `${this.opts.mailboxName}: more than 26 keywords cannot be stored in Maildir file names`)); continue; }
+        targets.push([d, d.flags.length || kidx.length ? join(this.dir, 'cur', d.base + infoSuffix(d.flags, kidx)) : join(this.dir, 'new', d.base)]);
+      }
+      // a letter is in dovecot-keywords before any file name uses it
+      if (kw?.dirty) await writeKeywords(this.keywordsPath, kw);
+      const subs = new Set<'new' | 'cur'>();
+      for (const [d, target] of targets) {
+        try { await fsp.rename(d.tmp, target); } catch (e) { await fail(d, ioError('delivering', target, e)); continue; }
+        placed.push([d, target]);
+        subs.add(target.startsWith(join(this.dir, 'new')) ? 'new' : 'cur');
+      }
+      try {
+        for (const sub of subs) await syncDir(join(this.dir, sub));
+      } catch (e) {
+        // as Dovecot: not acknowledged, so not kept
+        for (const [d, target] of placed.splice(0)) {
+          await fsp.unlink(target).catch(() => {});
+          d.settle(ioError('syncing', this.dir, e));
+        }
+        return;
+      }
+      if (lock && placed.length) {
+        // the messages are on disk: a uidlist that cannot be written now only leaves their UIDs to the next sync
+        assigned = await this.assignDelivered(placed.map(([d]) => d.base)).catch((e: Error) => { this.warn(`${e.message}: delivered messages get their UIDs at the next sync`); return null; });
+      }
+      if (this.opts.quotaCounted !== false && placed.length) {
+        await appendMaildirsize(join(this.opts.rootDir, 'maildirsize'), placed.map(([d]) => [d.size, 1])).catch((e: Error) => this.warn(e.message));
+      }
+    } finally {
+      // the messages are in place either way: a lock we could not remove goes stale, it must not turn a stored message into a 451
+      await lock?.release().catch((e: Error) => this.warn(e.message));
+    }
+    if (placed.length) announceChange(this.dir);
+    if (assigned) {
+      // Dovecot records the save date when it saves (a later flag rename must not move it)
+      const rec = placed.filter(([d]) => assigned.uids.has(d.base)).map(([d]): [number, string, Buffer] => [assigned.uids.get(d.base)!, SAVEDATE_FIELD, secondsBytes(Math.floor(d.savedAt / 1000))]);
+      await new FieldCache(this.controlDir, this.opts.cipher ?? identityCipher, assigned.uidValidity).appendOnly(rec);
+    }
+    for (const [d] of placed) d.settle();
+  }
+
+  /**
+   * With the lock held: UIDs for just-delivered files from the uidlist alone,
+   * no directory scan (Dovecot's MAILDIR_UIDLIST_SYNC_PARTIAL); a missing or
+   * damaged uidlist takes the full path (Dovecot's sync_force), which gives
+   * every file without one its UID.
+   */
+  private async assignDelivered(bases: string[]): Promise<{ uidValidity: number; uids: Map<string, number> }> {
+    let ul = await readUidlist(this.uidlistPath);
+    if (!ul || ul.problems.length) ul = await this.assignLocked(ul, await this.scan(), false);
+    else {
+      // a session's sync may have numbered some of them between our rename and our lock
+      const known = new Set(ul.records.map((r) => r.base));
+      const added: UidlistRecord[] = [];
+      let uid = nextUid(ul);
+      for (const base of bases.filter((b) => !known.has(b)).sort(compareBaseNames)) {
+        if (uid > MAX_UID) throw new MailStoreError('NOTPOSSIBLE', `${this.uidlistPath}: UID space exhausted`);
+        const rec = { uid: uid++, base, ext: new Map<string, string>() };
+        ul.records.push(rec); added.push(rec);
+      }
+      await appendUidlist(this.uidlistPath, added);
+    }
+    const wanted = new Set(bases);
+    return { uidValidity: ul.uidValidity, uids: new Map(ul.records.filter((r) => wanted.has(r.base)).map((r) => [r.base, r.uid])) };
+  }
+
   private async place(tmp: string, base: string, opts: AppendOptions, physSize: number): Promise<number> {
     const savedAt = Date.now();
     const lock = await acquireDotlock(this.uidlistPath, this.opts.lock);
@@ -657,6 +801,8 @@ export class MaildirFolder {
       if (this.keywords.dirty) await writeKeywords(this.keywordsPath, this.keywords);
       const target = flags.length || kidx.length ? join(this.dir, 'cur', base + infoSuffix(flags, kidx)) : join(this.dir, 'new', base);
       await fsp.rename(tmp, target).catch((e) => { throw ioError('delivering', target, e); });
+      // not on disk, not saved: the client hears NO, so the file must not stay (Dovecot unlinks it too)
+      await syncDir(join(target, '..')).catch(async (e) => { await fsp.unlink(target).catch(() => {}); throw ioError('syncing', target, e); });
       let ul = await readUidlist(this.uidlistPath);
       const scan = await this.scan();
       ul = await this.assignLocked(ul, scan, false);
@@ -681,7 +827,7 @@ export class MaildirFolder {
   private async countQuota(bytes: number, count: number): Promise<void> {
     if (this.opts.quotaCounted === false) return;
     if (this.quotaBatch) { this.quotaBatch.bytes += bytes; this.quotaBatch.count += count; return; }
-    await appendMaildirsize(join(this.opts.rootDir, 'maildirsize'), bytes, count);
+    await appendMaildirsize(join(this.opts.rootDir, 'maildirsize'), [[bytes, count]]);
   }
 
   /** Saves until `endQuotaBatch()` are one maildirsize line, as one Dovecot transaction. */

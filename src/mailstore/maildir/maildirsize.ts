@@ -4,7 +4,7 @@
  * change, physical (S=) sizes. Dovecot recalculates it when missing or
  * > 5120 bytes; we only append, or read the sums.
  */
-import { promises as fsp } from 'node:fs';
+import { constants, promises as fsp } from 'node:fs';
 import { ioError } from '../errors.js';
 
 export interface QuotaUsage { limitBytes?: number; limitCount?: number; bytes: number; count: number }
@@ -60,16 +60,19 @@ export async function readMaildirsize(path: string): Promise<QuotaUsage | null> 
   }
 }
 
-/** Append one change line if the file exists (a missing file means Dovecot will recount). */
-export async function appendMaildirsize(path: string, bytes: number, count: number): Promise<void> {
-  if (bytes === 0 && count === 0) return;
+/**
+ * Append change lines (`<bytes> <count>` each, one per transaction as Dovecot
+ * writes them) if the file exists: a missing file means Dovecot will recount.
+ * O_APPEND without O_CREAT, in one write(), so lines of concurrent writers
+ * (other folders of the user, other processes) never overwrite each other.
+ */
+export async function appendMaildirsize(path: string, changes: [bytes: number, count: number][]): Promise<void> {
+  const text = changes.filter(([b, c]) => b !== 0 || c !== 0).map(([b, c]) => `${b} ${c}\n`).join('');
+  if (!text) return;
   try {
-    const fh = await fsp.open(path, 'r+').catch((e) => { if (e.code === 'ENOENT') return null; throw e; });
+    const fh = await fsp.open(path, constants.O_WRONLY | constants.O_APPEND).catch((e) => { if (e.code === 'ENOENT') return null; throw e; });
     if (!fh) return;
-    try {
-      const st = await fh.stat();
-      await fh.write(`${bytes} ${count}\n`, st.size);
-    } finally { await fh.close(); }
+    try { await fh.write(text); } finally { await fh.close(); }
   } catch (e) {
     throw ioError('updating maildirsize', path, e);
   }

@@ -46,16 +46,35 @@ export class Selected {
 
   /** The first sync at SELECT: the read-write open takes the \Recent messages. */
   async open(): Promise<void> {
-    const first = await this.folder.firstRecentUid();
     await this.folder.sync({ moveNew: !this.readOnly });
-    for (const m of this.folder.messages) {
-      if (first === null ? m.recent : m.uid >= first) this.recent.add(m.uid);
-    }
-    this.uids = this.folder.messages.map((m) => m.uid);
+    const msgs = this.folder.messages;
+    this.uids = msgs.map((m) => m.uid);
     this.seenSerial = this.folder.serial;
     this.seenGeneration = this.folder.generation;
+    for (const u of await this.takeRecent(msgs, (m) => m.recent)) this.recent.add(u);
     this.reportedRecent = this.recent.size;
-    if (!this.readOnly) await this.folder.setFirstRecentUid(this.folder.uidNext);
+  }
+
+  /** UID ranges whose \Recent this session took when it saved them (APPEND/COPY into its own mailbox). */
+  private ownRecent: [number, number][] = [];
+
+  tookRecent(from: number, to: number): void { this.ownRecent.push([from, to]); }
+
+  /**
+   * \Recent among messages new to this client: a read-write session takes them
+   * (up to the highest UID it knows, so one it hasn't seen stays for others);
+   * a read-only one (EXAMINE) shows them without taking them (Dovecot).
+   */
+  private async takeRecent(msgs: MaildirMessage[], untracked: (m: MaildirMessage) => boolean): Promise<Set<number>> {
+    if (this.readOnly) return this.folder.recentAmong(msgs, untracked);
+    const own = this.ownRecent;
+    this.ownRecent = [];
+    const mine = (u: number) => own.some(([from, to]) => u >= from && u <= to);
+    const rest = msgs.filter((m) => !mine(m.uid));
+    const out = new Set(msgs.filter((m) => mine(m.uid)).map((m) => m.uid));
+    const upTo = this.uids.length ? this.uids[this.uids.length - 1] + 1 : 1;
+    for (const u of await this.folder.takeRecent(rest, upTo, untracked)) out.add(u);
+    return out;
   }
 
   /**
@@ -97,13 +116,9 @@ export class Selected {
     const known = new Set(this.uids);
     const added = this.folder.messages.filter((m) => !known.has(m.uid));
     if (added.length) {
-      const first = await this.folder.firstRecentUid();
-      for (const m of added) {
-        // a read-only view (EXAMINE) shows new messages as \Recent too, without taking them (Dovecot)
-        if (this.readOnly ? (first === null ? m.recent : m.uid >= first) : (first === null || m.uid >= first)) this.recent.add(m.uid);
-        this.uids.push(m.uid);
-      }
-      if (!this.readOnly) await this.folder.setFirstRecentUid(this.folder.uidNext);
+      for (const m of added) this.uids.push(m.uid);
+      // before any session took one, a read-write session takes every new message, a read-only one those in new/
+      for (const u of await this.takeRecent(added, (m) => !this.readOnly || m.recent)) this.recent.add(u);
       out.push({ kind: 'exists', count: this.uids.length });
     }
     if (this.recent.size !== this.reportedRecent) {

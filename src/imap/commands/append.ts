@@ -77,6 +77,12 @@ function appendMailbox(s: Session, info: LiteralInfo): string {
   return mailbox.toUpperCase() === 'INBOX' ? 'INBOX' : mailbox;
 }
 
+/** Saving into the mailbox selected read-write: the session takes the new messages' \Recent itself (Dovecot). */
+export function ownRecent(s: Session, dir: string): ((from: number, to: number) => void) | undefined {
+  const sel = s.selected;
+  return sel && !sel.readOnly && sel.folder.dir === dir ? (from, to) => sel.tookRecent(from, to) : undefined;
+}
+
 /** Would this literal be refused by quota (tested before `+ OK`, as Dovecot does)? */
 export async function appendOverQuota(s: Session, info: LiteralInfo): Promise<boolean> {
   if (!s.quota || info.name !== 'APPEND' || info.size === 0 || (s.state !== 'authenticated' && s.state !== 'selected')) return false;
@@ -128,7 +134,7 @@ export function startAppendLiteral(s: Session, info: LiteralInfo): void {
       const folder = await s.store!.open(name);
       if (s.quota && !(await s.quota.fits(name, [info.size]))) throw new QuotaExceeded();
       // RFC 3516: a literal8 may hold binary parts, stored base64-encoded as Dovecot does
-      const uid = await folder.append(info.literal8 ? binaryConverted(q) : q, { flags: sys, keywords: kws, internalDate: date });
+      const uid = await folder.append(info.literal8 ? binaryConverted(q) : q, { flags: sys, keywords: kws, internalDate: date, tookRecent: ownRecent(s, folder.dir) });
       return { ok: true, uid, uidValidity: folder.uidValidity };
     } catch (error) {
       // drain what the client still sends

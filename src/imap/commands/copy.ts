@@ -12,6 +12,7 @@ import { formatSequenceSet } from '../wire/sequence.js';
 import { SELECTED, type Command, type CommandContext } from './types.js';
 import { mailboxArg, seqSet } from './args.js';
 import { replyError } from './errors.js';
+import { ownRecent } from './append.js';
 
 function uidSet(uids: number[]): string {
   return formatSequenceSet(uids.map((u) => ({ from: u, to: u })).reduce<{ from: number; to: number }[]>((acc, r) => {
@@ -47,7 +48,7 @@ async function copy(ctx: CommandContext, uidMode: boolean, move: boolean): Promi
     try {
       for (const { m } of msgs) {
         const st = await sel.folder.stat(m);
-        dst.push(await target.copyFrom(sel.folder, m, { flags: m.flags, keywords: m.keywords, internalDate: st.mtime }));
+        dst.push(await target.copyFrom(sel.folder, m, { flags: m.flags, keywords: m.keywords, internalDate: st.mtime, tookRecent: ownRecent(s, target.dir) }));
         src.push(m.uid);
       }
     } finally { await target.endQuotaBatch(); }

@@ -77,6 +77,12 @@ export interface AppendOptions {
   flags?: Iterable<SystemFlag>;
   keywords?: Iterable<string>;
   internalDate?: Date;
+  /**
+   * The saving session has this folder selected read-write: it takes the \Recent of what it
+   * saves under the lock that gives the UID (Dovecot's maildir_save_sync_index), so an idling
+   * session's sync can never take it first. Told the UIDs it took, `from`..`to`.
+   */
+  tookRecent?: (from: number, to: number) => void;
 }
 
 interface Scan {
@@ -551,11 +557,45 @@ export class MaildirFolder {
     } catch { return null; }
   }
 
-  /** A read-write SELECT takes the recent messages: later sessions don't see them as recent. */
-  async setFirstRecentUid(uid: number): Promise<void> {
-    if ((await this.firstRecentUid()) === uid) return; // unchanged: don't touch the file (and the STATUS cache's stamp)
+  /** Which of `candidates` are \Recent, without taking them (EXAMINE); `untracked` decides before any session took one. */
+  async recentAmong(candidates: MaildirMessage[], untracked: (m: MaildirMessage) => boolean): Promise<Set<number>> {
+    const first = await this.firstRecentUid();
+    return new Set(candidates.filter((m) => (first === null ? untracked(m) : m.uid >= first)).map((m) => m.uid));
+  }
+
+  /**
+   * A read-write session takes the \Recent messages among `candidates` and
+   * moves the mark to `upTo`, so later sessions don't see them as recent.
+   * Read and write happen under the uidlist lock (Dovecot moves
+   * first_recent_uid inside its index sync lock): two sessions syncing at
+   * once must never both take the same message.
+   */
+  async takeRecent(candidates: MaildirMessage[], upTo: number, untracked: (m: MaildirMessage) => boolean): Promise<Set<number>> {
+    const pick = (first: number | null) => new Set(candidates.filter((m) => (first === null ? untracked(m) : m.uid >= first)).map((m) => m.uid));
+    const seen = await this.firstRecentUid();
+    // the mark only grows: nothing below it is left to take (the common case, no lock)
+    if (seen !== null && seen >= upTo) return pick(seen);
+    let lock: Dotlock | null = null;
+    try {
+      lock = await acquireDotlock(this.uidlistPath, this.opts.lock);
+    } catch (e) {
+      if (!(e instanceof MailStoreError) || e.code !== 'LOCKTIMEOUT') throw e;
+      this.warn(`${e.message}: \Recent taken without the lock`);
+    }
+    try {
+      const first = await this.firstRecentUid();
+      await this.raiseFirstRecent(first, upTo);
+      return pick(first);
+    } finally {
+      await lock?.release();
+    }
+  }
+
+  /** With the uidlist lock held: the first recent UID becomes `upTo` unless it is already beyond. */
+  private async raiseFirstRecent(first: number | null, upTo: number): Promise<void> {
+    if (first !== null && first >= upTo) return; // unchanged: don't touch the file (and the STATUS cache's stamp)
     const p = join(this.controlDir, RECENT_FILE);
-    await writeAtomic(p, `${uid}\n`, `${p}.tmp.${process.pid}`).catch(() => undefined);
+    await writeAtomic(p, `${upTo}\n`, `${p}.tmp.${process.pid}`).catch(() => undefined);
   }
 
   private fieldCacheInst: FieldCache | null = null;
@@ -664,7 +704,7 @@ export class MaildirFolder {
     }
     const flags = opts.flags ?? m.flags;
     const keywords = opts.keywords ?? m.keywords;
-    try { return await this.place(tmp, base, { flags, keywords }, size); } catch (e) { await fsp.unlink(tmp).catch(() => {}); throw e; }
+    try { return await this.place(tmp, base, { flags, keywords, tookRecent: opts.tookRecent }, size); } catch (e) { await fsp.unlink(tmp).catch(() => {}); throw e; }
   }
 
   /**
@@ -810,6 +850,11 @@ export class MaildirFolder {
       if (!rec) throw new MailStoreError('IO', `${this.opts.mailboxName}: saved message ${base} vanished before it got a UID`);
       await this.countQuota(physSize, 1);
       uid = rec.uid;
+      if (opts.tookRecent) {
+        const first = await this.firstRecentUid();
+        await this.raiseFirstRecent(first, uid + 1);
+        opts.tookRecent(first ?? 1, uid);
+      }
     } finally {
       await lock.release();
     }

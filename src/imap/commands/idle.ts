@@ -2,8 +2,8 @@
  * IDLE (RFC 2177): untagged updates pushed as soon as the mailbox changes —
  * another session, LMTP, another Sealmail process or Dovecot (the store's
  * inotify watch plus in-process bus) — and "* OK Still here" every
- * imap_idle_notify_interval (Dovecot: 2 min) so NAT boxes keep the
- * connection. DONE ends it.
+ * imap_idle_notify_interval (Dovecot: 2 min; 0 = never) so NAT boxes keep
+ * the connection. DONE ends it.
  */
 import { watchFolder } from '../../mailstore/changes.js';
 import { AUTHED, type Command } from './types.js';
@@ -18,9 +18,10 @@ export const idleCommands: Record<string, Command> = {
       const notify = () => { busy = busy.then(async () => { await s.sendUpdates(true); }).catch(() => undefined); };
       const sel = s.selected;
       const sub = sel ? watchFolder(sel.folder.dir, notify, 50, sel.folder.controlDir) : null;
-      const interval = (ctx.session.config.getTime('imap_idle_notify_interval', { protocol: 'imap' }) || 120_000);
-      const keepalive = setInterval(() => { busy = busy.then(() => s.send({ kind: 'status', status: 'OK', text: 'Still here' })); }, interval);
-      keepalive.unref();
+      // 0 turns the keepalive off, as in Dovecot's idle_add_keepalive_timeout
+      const interval = ctx.session.config.getTime('imap_idle_notify_interval', { protocol: 'imap' });
+      const keepalive = interval > 0 ? setInterval(() => { busy = busy.then(() => s.send({ kind: 'status', status: 'OK', text: 'Still here' })); }, interval) : undefined;
+      keepalive?.unref();
       notify(); // anything that changed since the last command
       const line = await s.readRawLine();
       sub?.close();

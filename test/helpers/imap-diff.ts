@@ -28,16 +28,19 @@
  * What is normalised (everything else must match byte for byte): Dovecot's
  * timing suffix `(0.001 + 0.000 secs)`, capability lists (Sealmail announces
  * only what it implements; the test reports the difference), the `* ID`
- * server data, and UIDVALIDITY values of folders created during the script
+ * server data, UIDVALIDITY values of folders created during the script
  * (time-based in both servers), which are renumbered in order of appearance,
- * and modification sequence values (Sealmail keeps its own counter, see
- * dovecot-compat.md; whether and where they appear must still match).
+ * modification sequence values (Sealmail keeps its own counter, see
+ * dovecot-compat.md; whether and where they appear must still match), and
+ * LIST's \Marked/\UnMarked, which Dovecot sends depending on how long ago
+ * it synced the mailbox (withoutListMarks).
  */
 import { chownSync, mkdirSync, readFileSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fixturesDir } from './paths.js';
 import { mailIds } from './dovecot.js';
+import { withoutListMarks } from './imap-lockstep.js';
 
 export const diffDir = join(fixturesDir, 'imap-diff');
 export const corpusDir = join(diffDir, 'corpus');
@@ -306,7 +309,7 @@ export function normalise(lines: string[], fixedUidValidity: Set<number>): strin
     if (!uv.has(n)) uv.set(n, `<uidvalidity ${uv.size + 1}>`);
     return uv.get(n)!;
   };
-  return lines.map((l) => l
+  return lines.map((l) => withoutListMarks(l)
     .replace(/ \(\d+\.\d+ \+ \d+\.\d+(?: \+ \d+\.\d+)? secs\)\./, '.')
     .replace(/\[CAPABILITY [^\]]*\]/, '[CAPABILITY …]')
     .replace(/^(S\[\w+\] \* CAPABILITY) .*/, '$1 …')

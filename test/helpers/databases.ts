@@ -8,6 +8,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import type { TestContext } from 'node:test';
 import initSqlJs from 'sql.js';
 import { repoRoot } from './paths.js';
@@ -24,14 +25,57 @@ export interface TestDb {
   stop(): Promise<void>;
 }
 
-export async function freePort(): Promise<number> {
+/** The first port the kernel hands out as a source port (ip_local_port_range). */
+function ephemeralLow(): number {
+  try { return Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || 32768; } catch { return 32768; }
+}
+
+const PORT_DIR = join(tmpdir(), 'sealmail-test-ports');
+const reservedPorts: string[] = [];
+
+/** Claim a port for this process: a file naming our pid (a dead owner's claim is taken over). */
+function reservePort(port: number): boolean {
+  const file = join(PORT_DIR, String(port));
+  for (let i = 0; i < 2; i++) {
+    try {
+      writeFileSync(file, String(process.pid), { flag: 'wx' });
+      if (!reservedPorts.length) process.once('exit', () => { for (const f of reservedPorts) rmSync(f, { force: true }); });
+      reservedPorts.push(file);
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return true; // no claims possible here: the range alone must do
+      let owner = 0;
+      try { owner = Number(readFileSync(file, 'utf8')); } catch { continue; }
+      try { process.kill(owner, 0); return false; } catch (e) { if ((e as NodeJS.ErrnoException).code === 'EPERM') return false; }
+      rmSync(file, { force: true });
+    }
+  }
+  return false;
+}
+
+function canListen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
+}
+
+/**
+ * A port for a server a test configures and starts later. Below the
+ * ephemeral range, so no outgoing connection (of this or a parallel test
+ * process) can take it as its source port before the server listens
+ * (EADDRINUSE under load, when a port from listen(0) was used), and claimed
+ * with a file so two test processes never pick the same one.
+ */
+export async function freePort(): Promise<number> {
+  mkdirSync(PORT_DIR, { recursive: true, mode: 0o1777 });
+  const top = ephemeralLow();
+  const bottom = Math.max(1024, top - 12_000);
+  for (;;) {
+    const port = bottom + Math.floor(Math.random() * (top - bottom));
+    if (reservePort(port) && await canListen(port)) return port;
+  }
 }
 
 async function waitFor(check: () => boolean, what: string, ms = 60_000): Promise<void> {

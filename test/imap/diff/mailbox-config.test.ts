@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setupDovecot } from '../../helpers/dovecot.js';
 import { startSealmail } from '../../helpers/sealmail-server.js';
@@ -97,16 +97,23 @@ test('autoexpunge: at the end of a session, messages saved longer ago than the l
   const first = ['a1 CREATE Trash', `a2 APPEND Trash ${lit(msg('one'))}`, `a3 APPEND Trash ${lit(msg('two'))}`, `a4 APPEND INBOX ${lit(msg('kept'))}`, 'a5 STATUS Trash (MESSAGES)', 'a6 LOGOUT'];
   const check = ['c1 STATUS Trash (MESSAGES)', 'c2 STATUS INBOX (MESSAGES)'];
   const user = 'ae@example.org';
-  const sessions = async (p: number): Promise<string[]> => {
+  // the expunge runs after the session is gone: wait for Trash to empty on disk (not another
+  // session, whose own end would expunge too); at most 15 s, then the STATUS shows what is left
+  const trashEmptied = async (home: string) => {
+    const trash = join(home, 'Maildir', '.Trash');
+    const count = () => ['cur', 'new'].reduce((n, d) => { try { return n + readdirSync(join(trash, d)).length; } catch { return n; } }, 0);
+    for (const end = Date.now() + 15_000; count() > 0 && Date.now() < end;) await new Promise((r) => setTimeout(r, 50));
+  };
+  const sessions = async (p: number, home: string): Promise<string[]> => {
     const out = [normaliseTranscript(await lockstep(p, first, user))];
     out.push(normaliseTranscript(await lockstep(p, check, user))); // too young yet
-    await new Promise((r) => setTimeout(r, 3000));
+    await new Promise((r) => setTimeout(r, 3000)); // the messages' age passes autoexpunge = 2s
     await lockstep(p, ['b1 NOOP'], user); // this session's end expunges
-    await new Promise((r) => setTimeout(r, 1000));
+    await trashEmptied(home);
     out.push(normaliseTranscript(await lockstep(p, check, user)));
     return out.flat();
   };
-  const [theirs, ours] = await Promise.all([sessions(port), sessions(seal.imapPort)]);
+  const [theirs, ours] = await Promise.all([sessions(port, dv.home(user)), sessions(seal.imapPort, seal.home(user))]);
   assertSameTranscript(ours, theirs);
   assert.ok(ours.includes('* STATUS Trash (MESSAGES 2)') && ours.includes('* STATUS Trash (MESSAGES 0)') && ours.filter((l) => l === '* STATUS INBOX (MESSAGES 1)').length === 2, ours.join('\n'));
 });

@@ -187,12 +187,16 @@ async function transcript(port: number, lines: string[]): Promise<string> {
   };
   const run = (id: string, tag: string, text: string, until = new RegExp(`(^|\r\n)${tag} (OK|NO|BAD) [^\r\n]*\r\n$`)) => new Promise<void>((resolve, reject) => {
     const c = conns.get(id)!;
-    const timer = setTimeout(() => reject(new Error(`no answer to ${tag}: ${c.buf.slice(-300)}`)), 15_000);
+    const timer = setTimeout(() => reject(new Error(`no answer to ${tag} from port ${port}: ${c.buf.slice(-300)}`)), 15_000);
     c.check = () => {
-      if (!until.test(c.buf)) return;
+      const m = until.exec(c.buf);
+      if (!m) return;
       c.check = () => undefined;
       clearTimeout(timer);
-      for (const l of c.buf.split('\r\n')) {
+      // what came after the awaited line (an IDLE notification right behind `+ idling`) stays for the next step
+      const done = c.buf.slice(0, m.index + m[0].length);
+      c.buf = c.buf.slice(done.length);
+      for (const l of done.split('\r\n')) {
         if (!l) continue;
         out += `${id} ${l}\r\n`;
         const h = /HIGHESTMODSEQ (\d+)/.exec(l);
@@ -200,14 +204,14 @@ async function transcript(port: number, lines: string[]): Promise<string> {
         const v = /UIDVALIDITY (\d+)/.exec(l);
         if (v) vars.uidv = v[1];
       }
-      c.buf = '';
       resolve();
     };
     c.s.write(text, 'latin1');
   });
-  // IDLE: the notification has arrived and nothing more came for 500 ms (at most 10 s: then the comparison shows what is missing)
+  // IDLE: the notification has arrived and nothing more came for 500 ms (at most 15 s, as for a
+  // command: then the comparison shows what is missing)
   const settled = async (c: { buf: string }) => {
-    const end = Date.now() + 10_000;
+    const end = Date.now() + 15_000;
     let last = -1;
     let since = Date.now();
     while (Date.now() < end) {
@@ -223,7 +227,7 @@ async function transcript(port: number, lines: string[]): Promise<string> {
     const line = (m ? m[2] : raw).replace(/\$\{(\w+)\}/g, (_, n: string) => vars[n] ?? `?${n}`);
     if (!conns.has(id)) await open(id);
     // `TAG IDLE` waits for the continuation; `DONE TAG` waits for the notifications, then ends it
-    if (/^\S+ IDLE$/.test(line)) await run(id, line.split(' ')[0], `${line}\r\n`, /\+ idling\r\n$/);
+    if (/^\S+ IDLE$/.test(line)) await run(id, line.split(' ')[0], `${line}\r\n`, /(^|\r\n)\+ idling\r\n/);
     else if (line.startsWith('DONE ')) { await settled(conns.get(id)!); await run(id, line.slice(5), 'DONE\r\n'); }
     else await run(id, line.split(' ')[0], `${line}\r\n`);
   }

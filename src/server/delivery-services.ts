@@ -9,6 +9,7 @@
  */
 import { isAbsolute, join, basename } from 'node:path';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { AuthEngine } from '../auth/engine.js';
 import { AuthPenalty } from '../auth/penalty.js';
 import type { DovecotConfig } from '../config/settings.js';
@@ -79,13 +80,16 @@ export class DeliveryServices {
     new AuthClientSession(s, this.config, this.smtpAuth, this.penalty, this.log);
   }
 
-  /** Unix listeners of lmtp (when `protocols` has lmtp) and auth; a path that can't be created is a warning, not fatal. */
-  async openUnix(warn: (m: string) => void): Promise<void> {
+  /**
+   * Unix listeners of lmtp (when `protocols` has lmtp) and auth; a path that can't be created is a
+   * warning, not fatal. `gate` holds new connections back (until root is given up).
+   */
+  async openUnix(warn: (m: string) => void, gate: <S extends Duplex>(serve: (s: S) => void) => (s: S) => void = (serve) => serve): Promise<void> {
     const protocols = this.config.get('protocols').split(/\s+/);
     const specs = [...(protocols.includes('lmtp') ? unixListenerSpecs(this.config, 'lmtp') : []), ...unixListenerSpecs(this.config, 'auth'), ...unixListenerSpecs(this.config, 'quota-status')];
     for (const spec of specs) {
       try {
-        this.open.push(await openUnixListener(spec, (s) => (spec.service === 'lmtp' ? this.acceptLmtp(s) : spec.service === 'auth' ? this.acceptAuth(s) : this.acceptQuotaStatus(s))));
+        this.open.push(await openUnixListener(spec, gate((s) => (spec.service === 'lmtp' ? this.acceptLmtp(s) : spec.service === 'auth' ? this.acceptAuth(s) : this.acceptQuotaStatus(s)))));
       } catch (e) {
         warn(`${(e as Error).message} (not served)`);
       }

@@ -13,6 +13,7 @@ import { ImapService } from './imap-service.js';
 import { ImapWorkerPool, imapProcessCount, type WorkerMessage } from './imap-workers.js';
 import { DeliveryServices, lmtpInetSpecs } from './delivery-services.js';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { ManageSieveService, managesieveListenerSpecs } from './managesieve-service.js';
 import { loadConfig, ConfigError, type DovecotConfig } from '../config/index.js';
 import { compatStatus } from '../config/known-settings.js';
@@ -123,7 +124,8 @@ async function loadServerConfig(path: string): Promise<DovecotConfig> {
 async function runImapWorker(config: DovecotConfig): Promise<void> {
   const imap = new ImapService(config, tlsMaterial(config));
   dropPrivileges(config.get('mail_uid'), config.get('mail_gid')); // a no-op: the master forks us after dropping root
-  const send = (m: WorkerMessage) => { if (process.connected) process.send!(m); };
+  // a master killed with -9 leaves a broken channel before 'disconnect' arrives: a failed send ends us quietly
+  const send = (m: WorkerMessage) => { if (process.connected) process.send!(m, undefined, {}, (e) => { if (e) process.exit(0); }); };
   imap.login.penalty.onChange = (op, ip, now) => send({ t: 'penalty', op, ip, now });
   imap.onLoad = (sessions) => send({ t: 'load', sessions });
   process.on('message', (m: WorkerMessage, handle?: unknown) => {
@@ -168,6 +170,15 @@ export async function main(argv: string[]): Promise<void> {
   const managesieve = new ManageSieveService(config, tls);
   const delivery = new DeliveryServices(config);
   let workers: ImapWorkerPool | null = null;
+  // Listeners open as root, but no client is served before root is given up: an LMTP delivery or a
+  // ManageSieve upload made in between would leave mail files owned by root (seen under kill -9
+  // restarts, where clients connect the moment the port is there)
+  let unprivileged!: () => void;
+  const dropped = new Promise<void>((r) => { unprivileged = r; });
+  const afterDrop = <S extends Duplex, A extends unknown[]>(serve: (s: S, ...a: A) => void) => (s: S, ...a: A): void => {
+    s.on('error', () => undefined); // a client gone while it waits is not an error
+    void dropped.then(() => serve(s, ...a));
+  };
   try {
     const imapSpecs = listenerSpecs(config);
     const processes = imapSpecs.length ? imapProcessCount(config) : 1;
@@ -177,13 +188,14 @@ export async function main(argv: string[]): Promise<void> {
       const w = workers;
       open = await openListeners(imapSpecs, tls, (s, spec) => w.dispatch(s as Socket, spec), { handOff: true });
     } else {
-      open = await openListeners(imapSpecs, tls, (s, spec) => imap.accept(s, spec));
+      open = await openListeners(imapSpecs, tls, afterDrop((s, spec) => imap.accept(s, spec)));
     }
-    open.push(...await openListeners(managesieveListenerSpecs(config), tls, (s, spec) => managesieve.accept(s, spec)));
-    if (config.get('protocols').split(/\s+/).includes('lmtp')) open.push(...await openListeners(lmtpInetSpecs(config), null, (s) => delivery.acceptLmtp(s as Socket)));
-    await delivery.openUnix((m) => log.warn(m));
+    open.push(...await openListeners(managesieveListenerSpecs(config), tls, afterDrop((s, spec) => managesieve.accept(s, spec))));
+    if (config.get('protocols').split(/\s+/).includes('lmtp')) open.push(...await openListeners(lmtpInetSpecs(config), null, afterDrop((s) => delivery.acceptLmtp(s as Socket))));
+    await delivery.openUnix((m) => log.warn(m), afterDrop);
     preloadAuthFiles(config);
     dropPrivileges(config.get('mail_uid'), config.get('mail_gid'));
+    unprivileged();
     stopRecording();
     if (workers) await workers.start(configFilesSnapshot());
   } catch (e) {

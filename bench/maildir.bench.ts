@@ -1,13 +1,15 @@
 /**
  * Opening a large Maildir (default 100k messages, MAILDIR_BENCH_N to change):
  * first open without a uidlist (every file gets a UID under the lock),
- * STATUS with the uidlist present, and heap growth; beside Dovecot's
+ * STATUS with the uidlist present, deliveries into it (rate and the longest
+ * event-loop stall), and heap growth; beside Dovecot's
  * `doveadm force-resync` / `mailbox status` on a copy of the same Maildir
  * (private dovecot in a temp dir, mail as nobody when run as root).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { MailStore } from '../src/mailstore/store.js';
 import type { BenchRow } from './harness.js';
@@ -77,10 +79,21 @@ export default async function maildirBench(): Promise<BenchRow[]> {
     await new Promise((r) => setTimeout(r, 2100));
     await store.status('INBOX');
     const cached = await timeMs(() => store.status('INBOX'));
+    // deliveries into the big INBOX as LMTP makes them (4 at a time): the master's event loop serves
+    // every other client meanwhile, so how long it is blocked matters as much as the rate
+    const DELIVERIES = 200;
+    const mail = Buffer.from('From: x@example.org\r\nSubject: delivered\r\n\r\nhello\r\n');
+    const loop = monitorEventLoopDelay({ resolution: 1 });
+    loop.enable();
+    const delivered = await timeMs(() => Promise.all(Array.from({ length: 4 }, async () => {
+      for (let i = 0; i < DELIVERIES / 4; i++) await (await store.open('INBOX')).deliver(mail);
+    })));
+    loop.disable();
     return [
       { name: `maildir: first open of ${N} msgs, no uidlist (assign UIDs)`, sealmail: `${cold.toFixed(0)} ms`, dovecot: dv.resync },
       { name: `maildir: STATUS of ${N} msgs after a change (rescan)`, sealmail: `${warm.toFixed(0)} ms`, dovecot: dv.status, note: 'Dovecot figure: warm index, unchanged folder' },
       { name: `maildir: STATUS of ${N} msgs, folder unchanged (status cache)`, sealmail: `${cached.toFixed(1)} ms`, dovecot: dv.status },
+      { name: `maildir: ${DELIVERIES} deliveries into ${N} msgs, 4 at a time`, sealmail: `${(DELIVERIES / (delivered / 1000)).toFixed(0)}/s`, note: `longest event-loop stall meanwhile ${(loop.max / 1e6).toFixed(1)} ms` },
       { name: `maildir: heap growth for ${N} msgs`, sealmail: `${((heap1 - heap0) / 1048576).toFixed(1)} MiB`, note: 'run node with --expose-gc for a stable figure' },
     ];
   } finally {

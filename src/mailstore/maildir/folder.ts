@@ -23,6 +23,7 @@ import { MAX_UID, appendUidlist, emptyUidlist, nextUid, readUidlist, rewriteUidl
 import { nextUidValidity } from './uidvalidity.js';
 import { folderStamp } from '../status-cache.js';
 import { ModseqState } from './modseq.js';
+import { readUidlistTail } from './uidlist-tail.js';
 
 export const RECENT_FILE = 'sealmail.recent';
 
@@ -807,22 +808,23 @@ export class MaildirFolder {
    * every file without one its UID.
    */
   private async assignDelivered(bases: string[]): Promise<{ uidValidity: number; uids: Map<string, number> }> {
-    let ul = await readUidlist(this.uidlistPath);
-    if (!ul || ul.problems.length) ul = await this.assignLocked(ul, await this.scan(), false);
-    else {
-      // a session's sync may have numbered some of them between our rename and our lock
-      const known = new Set(ul.records.map((r) => r.base));
-      const added: UidlistRecord[] = [];
-      let uid = nextUid(ul);
-      for (const base of bases.filter((b) => !known.has(b)).sort(compareBaseNames)) {
-        if (uid > MAX_UID) throw new MailStoreError('NOTPOSSIBLE', `${this.uidlistPath}: UID space exhausted`);
-        const rec = { uid: uid++, base, ext: new Map<string, string>() };
-        ul.records.push(rec); added.push(rec);
-      }
-      await appendUidlist(this.uidlistPath, added);
-    }
     const wanted = new Set(bases);
-    return { uidValidity: ul.uidValidity, uids: new Map(ul.records.filter((r) => wanted.has(r.base)).map((r) => [r.base, r.uid])) };
+    const tail = await readUidlistTail(this.uidlistPath);
+    if (!tail) {
+      const ul = await this.assignLocked(await readUidlist(this.uidlistPath), await this.scan(), false);
+      return { uidValidity: ul.uidValidity, uids: new Map(ul.records.filter((r) => wanted.has(r.base)).map((r) => [r.base, r.uid])) };
+    }
+    // a session's sync may have numbered some of them between our rename and our lock
+    const added: UidlistRecord[] = [];
+    let uid = tail.nextUid;
+    for (const base of bases.filter((b) => tail.uidOf(b) === undefined).sort(compareBaseNames)) {
+      if (uid > MAX_UID) throw new MailStoreError('NOTPOSSIBLE', `${this.uidlistPath}: UID space exhausted`);
+      added.push({ uid: uid++, base, ext: new Map<string, string>() });
+    }
+    await appendUidlist(this.uidlistPath, added);
+    const uids = new Map(added.map((r) => [r.base, r.uid]));
+    for (const b of wanted) { const u = tail.uidOf(b); if (u !== undefined) uids.set(b, u); }
+    return { uidValidity: tail.uidValidity, uids };
   }
 
   private async place(tmp: string, base: string, opts: AppendOptions, physSize: number): Promise<number> {

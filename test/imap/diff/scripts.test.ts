@@ -26,20 +26,12 @@ import { freePort } from '../../helpers/databases.js';
 import {
   capabilities, compareTranscripts, fixedUidValidities, loadScripts, normalise, runScript, writeMaildir,
 } from '../../helpers/imap-diff.js';
+import { CRYPT_CONF, CRYPT_PASSDB } from '../../helpers/mail-crypt.js';
 
 const only = process.env.SEALDIFF_ONLY;
 const scripts = loadScripts(only ? (n) => n.includes(only) : undefined);
 const sanity = process.env.SEALDIFF_BOTH === 'dovecot';
 
-const CRYPT_CONF = `mail_attribute_dict = file:%h/Maildir/dovecot-attributes
-mail_plugins = $mail_plugins mail_crypt
-plugin {
-  mail_crypt_curve = prime256v1
-  mail_crypt_save_version = 2
-  mail_crypt_require_encrypted_user_key = yes
-}
-`;
-const CRYPT_PASSDB = 'passdb {\n  driver = static\n  args = password=pass userdb_mail_crypt_private_password=%w\n}';
 /** The scripts also run on encrypted storage (FETCH rendering from mail-crypt files). */
 const CRYPT_SCRIPTS = /^1[0-2]-/;
 

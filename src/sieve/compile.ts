@@ -16,6 +16,20 @@ export const SUPPORTED_EXTENSIONS = [
   'variables', 'mailbox',
 ];
 
+/**
+ * Extensions only some contexts offer, as Pigeonhole registers them: `imapsieve`
+ * (sieve_imapsieve plugin, IMAPSieve runs), `environment` with its
+ * `vnd.dovecot.environment` variables namespace, and `vnd.dovecot.pipe`
+ * (sieve_extprograms, enabled through sieve_global_extensions for admin
+ * scripts). The caller passes those it allows (CompileOptions.extensions).
+ */
+export const CONTEXT_EXTENSIONS = ['imapsieve', 'environment', 'vnd.dovecot.environment', 'vnd.dovecot.pipe'];
+
+export interface CompileOptions {
+  /** Context extensions (CONTEXT_EXTENSIONS) this script may require. */
+  extensions?: readonly string[];
+}
+
 type TagArg = 'none' | 'str' | 'strlist' | 'num';
 interface Spec { ext?: string; min: number; max: number; tags: Record<string, TagArg | { arg: TagArg; ext: string }>; block?: boolean; test?: 'one' | 'list' | 'none' }
 
@@ -41,6 +55,8 @@ const COMMANDS: Record<string, Spec> = {
   addflag: { ext: 'imap4flags', min: 1, max: 2, tags: {} },
   removeflag: { ext: 'imap4flags', min: 1, max: 2, tags: {} },
   set: { ext: 'variables', min: 2, max: 2, tags: { lower: 'none', upper: 'none', lowerfirst: 'none', upperfirst: 'none', quotewildcard: 'none', length: 'none' } },
+  // sieve_extprograms: pipe [:try] [:copy] <program-name: string> [<arguments: string-list>]
+  pipe: { ext: 'vnd.dovecot.pipe', min: 1, max: 2, tags: { copy: { arg: 'none', ext: 'copy' }, try: 'none' } },
 };
 
 const TESTS: Record<string, Spec> = {
@@ -58,6 +74,7 @@ const TESTS: Record<string, Spec> = {
   hasflag: { ext: 'imap4flags', min: 1, max: 2, tags: { ...MATCH_TAGS } },
   mailboxexists: { ext: 'mailbox', min: 1, max: 1, tags: {} },
   body: { ext: 'body', min: 1, max: 1, tags: { ...MATCH_TAGS, raw: 'none', text: 'none', content: 'strlist' } },
+  environment: { ext: 'environment', min: 2, max: 2, tags: { ...MATCH_TAGS } },
 };
 
 export interface CompiledScript { name: string; commands: Command[]; extensions: Set<string> }
@@ -72,7 +89,8 @@ export class SieveCompileError extends Error {
  * "NAME: line N: error: TEXT." (no "NAME: " when name is empty, as in
  * ManageSieve's CHECKSCRIPT).
  */
-export function compileScript(src: string, name = 'script'): CompiledScript {
+export function compileScript(src: string, name = 'script', opts: CompileOptions = {}): CompiledScript {
+  const allowed = [...SUPPORTED_EXTENSIONS, ...(opts.extensions ?? []).filter((e) => CONTEXT_EXTENSIONS.includes(e))];
   const pre = name ? `${name}: ` : '';
   let commands: Command[];
   try {
@@ -135,6 +153,19 @@ export function compileScript(src: string, name = 'script'): CompiledScript {
     checkTests(t.tests, t, 'test', spec);
   }
 
+  /** sieve-extprograms-common.c: a literal program name without '/' or control characters, arguments without CR/LF. */
+  function checkProgram(c: Command) {
+    const pos = c.args.filter((a): a is Extract<Arg, { kind: 'str' }> => a.kind === 'str');
+    const prog = pos[0];
+    if (!prog || prog.list) return;
+    const n = prog.values[0];
+    if (ext.has('variables') && /\$\{[^}]*\}/.test(n)) { err(prog.line, 'the pipe command requires a constant string for its program-name argument'); return; }
+    if (!programNameValid(n)) err(prog.line, `pipe command: invalid program name '${n.slice(0, 80)}'`);
+    for (const a of pos[1]?.values ?? []) {
+      if (a.length > 1024 || /[\r\n]/.test(a)) { err(pos[1].line, `pipe command: specified external program argument \`${a.slice(0, 128)}' is invalid`); break; }
+    }
+  }
+
   function checkBlock(cmds: Command[], top: boolean) {
     let prev = '';
     let requireAllowed = top;
@@ -144,7 +175,8 @@ export function compileScript(src: string, name = 'script'): CompiledScript {
         else for (const a of c.args) {
           if (a.kind !== 'str') continue;
           for (const v of a.values) {
-            if (SUPPORTED_EXTENSIONS.includes(v)) ext.add(v);
+            // vnd.dovecot.environment builds on environment (Pigeonhole loads it along)
+            if (allowed.includes(v)) { ext.add(v); if (v === 'vnd.dovecot.environment') ext.add('environment'); }
             else err(c.line, `require command: unknown Sieve capability \`${v}'`);
           }
         }
@@ -159,6 +191,7 @@ export function compileScript(src: string, name = 'script'): CompiledScript {
       }
       if ((c.name === 'elsif' || c.name === 'else') && prev !== 'if' && prev !== 'elsif') err(c.line, `the ${c.name} command must follow an if or elseif command`);
       checkArgs(c, spec, 'command');
+      if (c.name === 'pipe') checkProgram(c);
       checkTests(c.tests, c, 'command', spec);
       if (spec.block && !c.block) err(c.line, `the ${c.name} command requires a command block, but it is missing`);
       if (!spec.block && c.block) err(c.line, `the ${c.name} command does not accept a command block, but one was found`);
@@ -171,6 +204,13 @@ export function compileScript(src: string, name = 'script'): CompiledScript {
   if (errors.length) throw new SieveCompileError(errors);
   if (ext.has('encoded-character')) walkStrings(commands, decodeEncodedCharacters);
   return { name, commands, extensions: ext };
+}
+
+/** sieve_extprogram_name_is_valid: 1-128 characters, none of them '/', controls, DEL, U+00FF or the Unicode line/paragraph separators. */
+export function programNameValid(name: string): boolean {
+  const cps = [...name].map((c) => c.codePointAt(0)!);
+  if (!cps.length || cps.length > 128) return false;
+  return !cps.some((c) => c <= 0x1f || c === 0x2f || c === 0x7f || (c >= 0x80 && c <= 0x9f) || c === 0xff || c === 0x2028 || c === 0x2029);
 }
 
 function describeArg(a: Arg): string {

@@ -18,7 +18,7 @@ import type { DovecotConfig } from '../config/settings.js';
 import type { Fields } from '../auth/databases.js';
 import { expandVars } from '../config/vars.js';
 import { Logger, formatTimestamp } from '../log/logger.js';
-import { compileScript, SieveCompileError, type CompiledScript } from './compile.js';
+import { compileScript, SieveCompileError, type CompiledScript, type CompileOptions } from './compile.js';
 import { runScript, type SieveAction, type SieveEnvelope } from './interpreter.js';
 import { parseMessage } from './message.js';
 import { vacationSuppressed, vacationDue, composeVacation } from './vacation.js';
@@ -40,10 +40,11 @@ export interface DeliverOptions {
 interface CacheEntry { mtimeMs: number; size: number; result: CompiledScript | SieveCompileError }
 const cache = new Map<string, CacheEntry>();
 
-/** Compile a script file, reusing the last compilation while the file is unchanged. */
-export async function loadScript(path: string): Promise<CompiledScript> {
+/** Compile a script file, reusing the last compilation while the file is unchanged (per set of context extensions). */
+export async function loadScript(path: string, opts: CompileOptions = {}): Promise<CompiledScript> {
   const st = await fs.stat(path);
-  const hit = cache.get(path);
+  const key = opts.extensions?.length ? `${path}\0${[...opts.extensions].sort().join(' ')}` : path;
+  const hit = cache.get(key);
   if (hit && hit.mtimeMs === st.mtimeMs && hit.size === st.size) {
     if (hit.result instanceof SieveCompileError) throw hit.result;
     return hit.result;
@@ -51,8 +52,8 @@ export async function loadScript(path: string): Promise<CompiledScript> {
   const src = await fs.readFile(path, 'utf8');
   const name = path.replace(/^.*\//, '').replace(/\.sieve$/, '');
   let result: CompiledScript | SieveCompileError;
-  try { result = compileScript(src, name); } catch (e) { if (!(e instanceof SieveCompileError)) throw e; result = e; }
-  cache.set(path, { mtimeMs: st.mtimeMs, size: st.size, result });
+  try { result = compileScript(src, name, opts); } catch (e) { if (!(e instanceof SieveCompileError)) throw e; result = e; }
+  cache.set(key, { mtimeMs: st.mtimeMs, size: st.size, result });
   if (result instanceof SieveCompileError) throw result;
   return result;
 }

@@ -4,7 +4,11 @@
  * variables (RFC 5229), vacation (RFC 5230, the action only — deliver.ts
  * decides whether and how to answer), copy (RFC 3894), relational (RFC 5231),
  * subaddress (RFC 5233), body (RFC 5173, :raw/:text on the whole body) and
- * reject (RFC 5429)). Pure: the only outside call is `mailboxExists`.
+ * reject (RFC 5429)), environment (RFC 5183; the items are the caller's, e.g.
+ * IMAPSieve's imap.*) with Pigeonhole's `${env.NAME}` variables
+ * (vnd.dovecot.environment) and Pigeonhole's `pipe` (vnd.dovecot.pipe, an
+ * action: running the program is the caller's). Pure: the only outside call
+ * is `mailboxExists`.
  * The result is the action list plus whether keep is still in effect, which
  * is what Pigeonhole's multiscript sequencing (deliver.ts) needs.
  */
@@ -19,7 +23,8 @@ export type SieveAction =
   | { type: 'discard' }
   | { type: 'redirect'; address: string }
   | { type: 'reject'; reason: string }
-  | { type: 'vacation'; reason: string; subject?: string; from?: string; addresses: string[]; seconds: number; handle: string; mime: boolean };
+  | { type: 'vacation'; reason: string; subject?: string; from?: string; addresses: string[]; seconds: number; handle: string; mime: boolean }
+  | { type: 'pipe'; program: string; args: string[]; try: boolean };
 
 export interface SieveEnvelope { from: string; to: string; origTo?: string }
 
@@ -29,6 +34,8 @@ export interface RunContext {
   mailboxExists?: (name: string) => Promise<boolean>;
   /** imap4flags' internal variable, carried over between scripts of one delivery. */
   flags?: string[];
+  /** RFC 5183 environment items that have a value (an item missing here makes the test false, as Pigeonhole's unknown or unset ones). */
+  environment?: Record<string, string>;
 }
 
 export interface RunResult { actions: SieveAction[]; keep: boolean; keepFlags: string[] }
@@ -53,6 +60,7 @@ class Stop {}
 
 export async function runScript(script: CompiledScript, ctx: RunContext): Promise<RunResult> {
   const useVars = script.extensions.has('variables');
+  const useEnvVars = useVars && script.extensions.has('vnd.dovecot.environment');
   const vars = new Map<string, string>();
   let captures: string[] = [];
   const flagVars = new Map<string, string[]>();
@@ -65,6 +73,8 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
     if (!useVars || !s.includes('${')) return s;
     return s.replace(/\$\{([A-Za-z0-9_.]+)\}/g, (m, name: string) => {
       if (/^[0-9]+$/.test(name)) return captures[Number(name)] ?? '';
+      // vnd.dovecot.environment: ${env.NAME} reads an environment item (empty when it has no value)
+      if (useEnvVars && name.toLowerCase().startsWith('env.')) return ctx.environment?.[name.slice(4).toLowerCase()] ?? '';
       if (name.includes('.')) return m;
       return vars.get(name.toLowerCase()) ?? '';
     });
@@ -156,6 +166,10 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
         for (const m of strs(p.pos[0])) if (!ctx.mailboxExists || !(await ctx.mailboxExists(m))) return false;
         return true;
       }
+      case 'environment': {
+        const v = ctx.environment?.[str(p.pos[0]).toLowerCase()];
+        return v !== undefined && doMatch([v], strs(p.pos[1]), matchSpec(p));
+      }
       case 'body': {
         const body = ctx.message.raw.subarray(ctx.message.bodyStart).toString('utf8');
         return doMatch([body], strs(p.pos[0]), matchSpec(p));
@@ -166,6 +180,7 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
 
   const keyOf = (a: SieveAction) => a.type === 'fileinto' ? 'f:' + a.mailbox : a.type === 'redirect' ? 'r:' + a.address.toLowerCase() : a.type;
   const add = (a: SieveAction) => {
+    if (a.type === 'pipe') { actions.push(a); return; } // each pipe runs its program
     const k = keyOf(a);
     const prev = actions.findIndex((x) => keyOf(x) === k);
     if (prev >= 0) {
@@ -199,6 +214,10 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
           if (!p.tags.has('copy')) implicitKeep = false;
           break;
         case 'reject': add({ type: 'reject', reason: str(p.pos[0]) }); implicitKeep = false; break;
+        case 'pipe':
+          add({ type: 'pipe', program: str(p.pos[0]), args: strs(p.pos[1]), try: p.tags.has('try') });
+          if (!p.tags.has('copy')) implicitKeep = false;
+          break;
         case 'vacation': {
           const days = p.tags.get('days');
           const n = days && days !== true && days.kind === 'num' ? days.value : 7;

@@ -17,9 +17,10 @@ import type { MailStore } from '../mailstore/store.js';
 import { cryptUserFor, mailboxConfig, openUserStore, resolveMailUser } from '../mailstore/user-store.js';
 import { UserQuota } from '../quota/quota.js';
 import { openUserMetadata, type UserMetadata } from '../mailstore/metadata.js';
+import { ImapSieve, type ImapSieveHook } from '../sieve/imapsieve.js';
 
 export type LoginResult =
-  | { ok: true; user: string; store: MailStore; quota: UserQuota | null; mailPlugins: string[]; metadata: UserMetadata | 'disabled' | 'no-dict' }
+  | { ok: true; user: string; store: MailStore; quota: UserQuota | null; mailPlugins: string[]; metadata: UserMetadata | 'disabled' | 'no-dict'; imapSieve: ImapSieveHook | null }
   | { ok: false; code?: string; text: string };
 
 export class LoginService {
@@ -58,7 +59,12 @@ export class LoginService {
       const store = openUserStore(user, crypt, mailboxes);
       await store.ensureRoot(); // Dovecot creates INBOX on first login
       const plugins = u.fields.find(([k]) => k === 'mail_plugins')?.[1] ?? this.config.get('mail_plugins', { protocol: 'imap' });
-      return { ok: true, user: a.user, store, quota: UserQuota.forUser(this.config, 'imap', a.user, u.fields, store), mailPlugins: splitPlugins(plugins), metadata: openUserMetadata(this.config, user, store, 'imap') };
+      const mailPlugins = splitPlugins(plugins);
+      return {
+        ok: true, user: a.user, store, quota: UserQuota.forUser(this.config, 'imap', a.user, u.fields, store), mailPlugins,
+        metadata: openUserMetadata(this.config, user, store, 'imap'),
+        imapSieve: ImapSieve.forUser(this.config, user, store, mailPlugins, ulog),
+      };
     } catch (e) {
       if (!(e instanceof CryptError)) throw e;
       ulog.error(`mail-crypt: ${e.message}`);

@@ -16,6 +16,7 @@ import type { MailStore } from '../mailstore/store.js';
 import type { UserMetadata } from '../mailstore/metadata.js';
 import { mutf7ToUtf8, utf8ToMutf7 } from '../mailstore/maildir/utf7.js';
 import type { UserQuota } from '../quota/quota.js';
+import type { ImapSieveHook } from '../sieve/imapsieve.js';
 import { CommandReader, badText, type ImapArg, type LiteralInfo, type ReaderEvent } from './wire/parser.js';
 import { writeResponse, type Response, type ResponseCode, type ImapValue, atom, num, list } from './wire/encoder.js';
 import { formatSequenceSet, normalizeSequenceSet } from './wire/sequence.js';
@@ -38,7 +39,7 @@ export interface SessionOptions {
   /** Wrap the socket in TLS (STARTTLS); absent when no certificate is configured. */
   starttls?: (socket: Duplex) => Promise<Duplex>;
   /** Pre-authenticated user (tests, `sealmail imap -u`): skips LOGIN. */
-  preauth?: { user: string; store: MailStore; quota?: UserQuota | null; mailPlugins?: string[]; metadata?: UserMetadata };
+  preauth?: { user: string; store: MailStore; quota?: UserQuota | null; mailPlugins?: string[]; metadata?: UserMetadata; imapSieve?: ImapSieveHook | null };
 }
 
 /** Dovecot: a client that sends this many bad commands before logging in is disconnected. */
@@ -116,6 +117,8 @@ export class Session {
   store: MailStore | null = null;
   /** The user's quota root (quota plugin configured for imap), enforced on APPEND/COPY. */
   quota: UserQuota | null = null;
+  /** IMAPSieve (`imap_sieve` in mail_plugins with imapsieve_mailbox rules): told about APPEND/COPY/MOVE/STORE before their tagged reply. */
+  imapSieve: ImapSieveHook | null = null;
   selected: Selected | null = null;
   secured: boolean;
   enabled = new Set<string>();
@@ -179,6 +182,7 @@ export class Session {
       this.user = this.opts.preauth.user;
       this.store = this.opts.preauth.store;
       this.quota = this.opts.preauth.quota ?? null;
+      this.imapSieve = this.opts.preauth.imapSieve ?? null;
       this.metadata = this.opts.preauth.metadata ?? 'disabled';
       this.mailPlugins = this.opts.preauth.mailPlugins ?? splitPlugins(this.config.get('mail_plugins', { protocol: 'imap' }));
       this.state = 'authenticated';
@@ -383,6 +387,7 @@ export class Session {
     this.user = r.user;
     this.store = r.store;
     this.quota = r.quota;
+    this.imapSieve = r.imapSieve;
     this.mailPlugins = r.mailPlugins;
     this.metadata = r.metadata;
     this.state = 'authenticated';

@@ -5,7 +5,9 @@
  * client that disconnects mid-literal leaves nothing behind (the tmp file
  * is removed). Flags and INTERNALDATE come from the arguments before the
  * literal. Quota is tested with the literal's size before saving (Dovecot's
- * quota_save_begin): NO [OVERQUOTA] with quota_exceeded_message.
+ * quota_save_begin): NO [OVERQUOTA] with quota_exceeded_message. With
+ * IMAPSieve the saved messages go to the mailbox rules (cause APPEND) before
+ * the tagged reply, as Pigeonhole runs them at the save's commit.
  */
 import { MailStoreError } from '../../mailstore/errors.js';
 import { QuotaExceeded } from '../../quota/quota.js';
@@ -69,7 +71,7 @@ async function* binaryConverted(src: AsyncIterable<Buffer>): AsyncIterable<Buffe
   yield encodeBinaryParts(msg, parseMime(msg)) ?? msg;
 }
 
-type Result = { ok: true; uid: number; uidValidity: number } | { ok: false; error: unknown };
+type Result = { ok: true; uid: number; uidValidity: number; mailbox: string } | { ok: false; error: unknown };
 
 /** The mailbox an APPEND literal goes to (MULTIAPPEND: every message names the first argument's). */
 function appendMailbox(s: Session, info: LiteralInfo): string {
@@ -135,7 +137,7 @@ export function startAppendLiteral(s: Session, info: LiteralInfo): void {
       if (s.quota && !(await s.quota.fits(name, [info.size]))) throw new QuotaExceeded();
       // RFC 3516: a literal8 may hold binary parts, stored base64-encoded as Dovecot does
       const uid = await folder.append(info.literal8 ? binaryConverted(q) : q, { flags: sys, keywords: kws, internalDate: date, tookRecent: ownRecent(s, folder.dir) });
-      return { ok: true, uid, uidValidity: folder.uidValidity };
+      return { ok: true, uid, uidValidity: folder.uidValidity, mailbox: name };
     } catch (error) {
       // drain what the client still sends
       try { for await (const _ of q) void _; } catch { /* aborted */ }
@@ -163,7 +165,8 @@ export const appendCommands: Record<string, Command> = {
         else { s.log.error(`APPEND failed: ${(e as Error).message}`); await ctx.no('Internal error occurred. Refer to server log for more information.', { name: 'SERVERBUG' }); }
         return;
       }
-      const oks = results as { ok: true; uid: number; uidValidity: number }[];
+      const oks = results as { ok: true; uid: number; uidValidity: number; mailbox: string }[];
+      if (s.imapSieve) await s.imapSieve.run({ cause: 'APPEND', mailbox: oks[0].mailbox, from: null, uids: oks.map((r) => r.uid) });
       if (s.selected) await s.sendUpdates(false);
       await ctx.ok('Append completed', { name: 'APPENDUID', args: `${oks[0].uidValidity} ${oks.map((r) => r.uid).join(',')}` });
     },

@@ -5,7 +5,9 @@
  * stored, announcing COPYUID first as Dovecot does. COPY tests the quota of
  * the target with the messages' physical sizes (vsizes with quota_vsizes)
  * as one transaction; MOVE within the user's namespace never does (Dovecot's
- * quota_move_requires_check).
+ * quota_move_requires_check). With IMAPSieve the copies are handed to the
+ * mailbox rules (cause COPY, MOVE included, as Pigeonhole) once stored, before
+ * MOVE expunges the sources and before the tagged reply.
  */
 import { MailStoreError } from '../../mailstore/errors.js';
 import { formatSequenceSet } from '../wire/sequence.js';
@@ -52,6 +54,7 @@ async function copy(ctx: CommandContext, uidMode: boolean, move: boolean): Promi
         src.push(m.uid);
       }
     } finally { await target.endQuotaBatch(); }
+    if (s.imapSieve && dst.length) await s.imapSieve.run({ cause: 'COPY', mailbox: dest.toUpperCase() === 'INBOX' ? 'INBOX' : dest, from: sel.name, uids: dst });
     const code = src.length ? { name: 'COPYUID', args: `${target.uidValidity} ${uidSet(src)} ${uidSet(dst)}` } : undefined;
     if (move) {
       if (code) await s.send({ kind: 'status', status: 'OK', code, text: 'Moved UIDs.' });

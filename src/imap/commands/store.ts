@@ -4,6 +4,8 @@
  * new flags are reported unless SILENT; changes by others come with the next
  * update, never mixed into this reply. RFC 7162 CONDSTORE: (UNCHANGEDSINCE n)
  * with [MODIFIED set], MODSEQ in the replies, as Dovecot words them.
+ * With IMAPSieve, messages whose flags changed go to the mailbox rules
+ * (cause FLAG, imap.changedflags as Pigeonhole writes it) before the replies.
  */
 import type { SystemFlag } from '../../mailstore/maildir/filename.js';
 import { atom, list, num } from '../wire/encoder.js';
@@ -26,6 +28,19 @@ function storeModifiers(a: ImapArg): number {
   }
   if (since === undefined) throw new ArgError('Unknown STORE modifier');
   return since;
+}
+
+/**
+ * imap.changedflags as Pigeonhole's imap_sieve_mail_update_flags/_keywords
+ * build it: the system flags that changed (either way) in IMAP order, then
+ * the keywords removed, then those added.
+ */
+function changedFlags(oldSys: Set<SystemFlag>, oldKw: string[], newSys: Set<SystemFlag>, newKw: string[]): string {
+  const out = SYSTEM_FLAGS.filter((f) => oldSys.has(f) !== newSys.has(f)) as string[];
+  if (oldKw.join(' ') !== newKw.join(' ')) {
+    out.push(...oldKw.filter((k) => !newKw.includes(k)), ...newKw.filter((k) => !oldKw.includes(k)));
+  }
+  return out.join(' ');
 }
 
 async function store(ctx: CommandContext, uidMode: boolean): Promise<void> {
@@ -55,6 +70,7 @@ async function store(ctx: CommandContext, uidMode: boolean): Promise<void> {
     const condstore = s.condstore;
     const modified: number[] = [];
     const replies: { seq: number; msg: MaildirMessage }[] = [];
+    const sieveFlags = s.imapSieve?.wants('FLAG', sel.name, sel.name) ? new Map<number, string>() : null;
     for (const { seq, m: msg } of targets) {
       // RFC 7162 §3.1.3: changed since the client's modseq = not stored, reported in [MODIFIED]
       if (unchangedSince !== undefined && msg.modseq > unchangedSince) { modified.push(uidMode ? msg.uid : seq); continue; }
@@ -64,6 +80,7 @@ async function store(ctx: CommandContext, uidMode: boolean): Promise<void> {
       else if (m[1] === '-') { nf = new Set([...msg.flags].filter((x) => !sys.has(x))); nk = msg.keywords.filter((k) => !kws.includes(k)); }
       else { nf = sys; nk = kws; }
       const same = nf.size === msg.flags.size && [...nf].every((x) => msg.flags.has(x)) && nk.join(' ') === msg.keywords.join(' ');
+      if (!same && sieveFlags) sieveFlags.set(msg.uid, changedFlags(msg.flags, msg.keywords, nf, nk));
       if (!same) await sel.folder.setFlags(msg, nf, nk, { deferModseq: true });
       sel.noteFlags(msg);
       // Dovecot reports only what changed; with CONDSTORE the new MODSEQ even when SILENT
@@ -71,6 +88,7 @@ async function store(ctx: CommandContext, uidMode: boolean): Promise<void> {
     }
     // the modseqs are on disk before any client sees them
     await sel.folder.commitModseqs();
+    if (sieveFlags?.size) await s.imapSieve!.run({ cause: 'FLAG', mailbox: sel.name, from: sel.name, uids: [...sieveFlags.keys()], changedFlags: sieveFlags });
     await announceKeywords(s, sel, kws);
     for (const { seq, msg } of replies) {
       const uid = uidMode || s.qresync ? [atom('UID'), num(msg.uid)] : [];

@@ -17,7 +17,7 @@
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import { hostname } from 'node:os';
+import { constants as osConstants, hostname } from 'node:os';
 import { parseTime } from '../config/values.js';
 import { programNameValid } from './compile.js';
 
@@ -65,19 +65,29 @@ export interface PipeRun {
   gid?: number;
 }
 
-export class PipeError extends Error {}
+/**
+ * Why a program did not do its job. `kind` picks Pigeonhole's wording: a
+ * program that ran and exited non-zero "failed to execute", anything else
+ * (not found, killed, timed out) "failed to pipe message".
+ */
+export class PipeError extends Error {
+  constructor(message: string, readonly kind: 'exit' | 'error', readonly programLine?: { level: 'info' | 'error'; text: string }) { super(message); }
+}
+
+/** Dovecot's program client: SIGTERM at the timeout, SIGKILL when that was not enough. */
+const KILL_GRACE_MS = 5000;
 
 /** Run one program; resolves when it exited 0, rejects with PipeError (the reason, for the log) otherwise. */
 export async function runPipe(set: PipeSettings, run: PipeRun): Promise<void> {
-  if (!programNameValid(run.program)) throw new PipeError(`invalid program name \`${run.program}'`);
+  if (!programNameValid(run.program)) throw new PipeError(`invalid program name \`${run.program}'`, 'error');
   const path = join(set.binDir, run.program);
   let st;
   try { st = await fs.stat(path); } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new PipeError(code === 'ENOENT' ? `program \`${run.program}' not found` : `failed to stat program \`${path}': ${(e as Error).message}`);
+    throw new PipeError(code === 'ENOENT' ? `program \`${run.program}' not found` : `failed to stat program \`${path}': ${(e as Error).message}`, 'error');
   }
-  if (!st.isFile()) throw new PipeError(`executable \`${path}' for program \`${run.program}' is not a regular file`);
-  if (st.mode & 0o002) throw new PipeError(`executable \`${path}' for program \`${run.program}' is world-writable`);
+  if (!st.isFile()) throw new PipeError(`executable \`${path}' for program \`${run.program}' is not a regular file`, 'error');
+  if (st.mode & 0o002) throw new PipeError(`executable \`${path}' for program \`${run.program}' is world-writable`, 'error');
   const env: Record<string, string> = {};
   if (run.env.USER) env.USER = run.env.USER;
   if (run.env.HOME) env.HOME = run.env.HOME;
@@ -94,14 +104,28 @@ export async function runPipe(set: PipeSettings, run: PipeRun): Promise<void> {
   child.stdin!.on('error', () => undefined);
   child.stdin!.end(withEol(run.input, set.eol));
   let timedOut = false;
-  const timer = set.timeoutMs > 0 ? setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, set.timeoutMs) : null;
+  let killer: NodeJS.Timeout | null = null;
+  const timer = set.timeoutMs > 0 ? setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGTERM');
+    killer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
+  }, set.timeoutMs) : null;
+  // 'exit', not 'close': a background child of the program may keep its stderr open
   const result = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
     child.once('error', (error) => resolve({ code: null, signal: null, error }));
-    child.once('close', (code, signal) => resolve({ code, signal }));
+    child.once('exit', (code, signal) => resolve({ code, signal }));
   });
   if (timer) clearTimeout(timer);
+  if (killer) clearTimeout(killer);
   const tail = stderr.trim() ? ` (stderr: ${stderr.trim().split('\n').slice(-3).join(' | ')})` : '';
-  if (timedOut) throw new PipeError(`program \`${run.program}' execution timed out after ${Math.round(set.timeoutMs / 1000)} seconds${tail}`);
-  if (result.error) throw new PipeError(`failed to execute program \`${path}': ${result.error.message}`);
-  if (result.code !== 0) throw new PipeError(`program \`${run.program}' ${result.signal ? `was killed by signal ${result.signal}` : `terminated with non-zero exit code ${result.code}`}${tail}`);
+  const proc = `program exec:${path} (${child.pid ?? 0})`;
+  if (result.error) throw new PipeError(`failed to execute program \`${path}': ${result.error.message}`, 'error');
+  if (result.signal) {
+    const signo = osConstants.signals[result.signal] ?? result.signal;
+    const why = timedOut ? `execution timed out after ${set.timeoutMs} ms` : `killed by signal ${signo}`;
+    throw new PipeError(`program \`${run.program}' ${why}${tail}`, 'error', { level: 'error', text: `${proc}: Forcibly terminated with signal ${signo}` });
+  }
+  if (result.code !== 0) {
+    throw new PipeError(`program \`${run.program}' terminated with non-zero exit code ${result.code}${tail}`, 'exit', { level: 'info', text: `${proc}: Terminated with non-zero exit code ${result.code}` });
+  }
 }

@@ -247,7 +247,8 @@ export class ImapSieve implements ImapSieveHook {
     if (email) environment['imap.email'] = email;
     const changed = ev.changedFlags?.get(m.uid);
     if (changed !== undefined) environment['imap.changedflags'] = changed;
-    const actions: SieveAction[] = [];
+    // each action with the script that asked for it (a failure names the script, as Pigeonhole's log)
+    const actions: Array<{ a: SieveAction; path: string }> = [];
     let keep = true;
     let keepFlags = current;
     let flags = current;
@@ -257,7 +258,7 @@ export class ImapSieve implements ImapSieveHook {
       const env = s.compiled.extensions.has('imapsieve') ? environment : {};
       try {
         const r = await runScript(s.compiled, { message: msg, envelope: { from: '', to: '' }, flags, environment: env, mailboxExists: (n) => this.store.exists(n) });
-        actions.push(...r.actions);
+        actions.push(...r.actions.map((a) => ({ a, path: s.path })));
         keep = r.keep;
         keepFlags = flags = r.keepFlags;
         if (!keep) break;
@@ -268,12 +269,12 @@ export class ImapSieve implements ImapSieveHook {
       }
     }
     let failed = false;
-    for (const a of actions) {
-      if (failed) break;
+    for (const { a, path } of actions) {
       try { failed = !(await this.perform(a, folder, m)); } catch (e) {
         this.log.error(`sieve: uid=${m.uid}: ${a.type} action: ${(e as Error).message}`);
         failed = true;
       }
+      if (failed) { this.log.error(`sieve: Execution of script ${path} failed`); break; }
     }
     // an action that failed leaves the message as it was (Pigeonhole's implicit keep after a failed execution)
     if (failed) return;
@@ -308,12 +309,17 @@ export class ImapSieve implements ImapSieveHook {
             env: { USER: this.user.username, HOME: this.user.home, HOST: this.config.get('hostname') || undefined },
             uid: numeric(this.user.uid), gid: numeric(this.user.gid),
           });
-          this.log.info(`sieve: uid=${m.uid}: pipe action: piped message to program \`${a.program}'`);
+          // Dovecot logs nothing for a program that succeeded (ISPmail learns on every move)
+          this.log.debug(`sieve: uid=${m.uid}: pipe action: piped message to program \`${a.program}'`);
           return true;
         } catch (e) {
           if (!(e instanceof PipeError)) throw e;
-          if (a.try) { this.log.info(`sieve: uid=${m.uid}: pipe action: failed to pipe message to program \`${a.program}' (:try): ${e.message}`); return true; }
-          this.log.error(`sieve: uid=${m.uid}: pipe action: failed to pipe message to program \`${a.program}': ${e.message}`);
+          // Dovecot's lines: the program client's, then Pigeonhole's (the reason replaces its "refer to server log")
+          if (e.programLine?.level === 'error') this.log.error(e.programLine.text);
+          else if (e.programLine) this.log.info(e.programLine.text);
+          const what = e.kind === 'exit' ? 'failed to execute to program' : 'failed to pipe message to program';
+          if (a.try) { this.log.info(`sieve: ${what} \`${a.program}' (:try): ${e.message}`); return true; }
+          this.log.error(`sieve: ${what} \`${a.program}': ${e.message}`);
           return false;
         }
       }

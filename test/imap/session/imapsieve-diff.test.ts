@@ -8,7 +8,8 @@
  * mailboxes' flags and contents afterwards are compared too). The pipe
  * programs record what they were run with (program, argv, stdin bytes, the
  * names of their environment variables, uid, working directory) in a
- * per-server directory; a program that exits 1 must not fail the COPY. The same
+ * per-server directory; a program that exits 1 or times out must not fail the
+ * COPY, and both servers log it with the same lines. The same
  * IMAP session (MOVE/COPY into Junk, APPEND into Junk, MOVE/COPY out of Junk
  * to INBOX and to Trash, a multi-message COPY, flag changes) runs on both
  * and the recordings must be equal. Then again with mail-crypt: the program
@@ -45,7 +46,8 @@ const ARCHIVE = `require ["imap4flags", "fileinto", "imapsieve", "vnd.dovecot.pi
 if header :contains "subject" "message 6" { addflag "$archived"; }
 elsif header :contains "subject" "message 7" { discard; }
 elsif header :contains "subject" "message 8" { fileinto "Trash"; }
-else { pipe "broken.sh"; }
+elsif header :contains "subject" "message 9" { pipe "broken.sh"; }
+else { pipe "slow.sh"; }
 `;
 
 /** A recording program: one numbered directory per run (runs are sequential: the server waits for each). */
@@ -73,6 +75,7 @@ function sieveDir(root: string, label: string): { dir: string; rec: string } {
   writeFileSync(join(dir, 'archive.sieve'), ARCHIVE);
   for (const p of ['rspamd-learn-spam.sh', 'rspamd-learn-ham.sh', 'record-flags.sh']) writeFileSync(join(dir, p), RECORDER(rec), { mode: 0o755 });
   writeFileSync(join(dir, 'broken.sh'), '#!/bin/sh\ncat > /dev/null\nexit 1\n', { mode: 0o755 });
+  writeFileSync(join(dir, 'slow.sh'), '#!/bin/sh\ncat > /dev/null\nexec sleep 10\n', { mode: 0o755 });
   // Pigeonhole writes .svbin files next to the scripts as the mail user
   if (process.getuid?.() === 0) chownSync(dir, mailIds().uid, mailIds().gid);
   return { dir, rec };
@@ -98,6 +101,7 @@ plugin {
   imapsieve_mailbox4_causes = COPY
   imapsieve_mailbox4_before = file:${dir}/archive.sieve
   sieve_pipe_bin_dir = ${dir}
+  sieve_pipe_exec_timeout = 1s
   sieve_global_extensions = +vnd.dovecot.pipe +vnd.dovecot.environment
 }
 `;
@@ -137,9 +141,9 @@ async function session(port: number, user: string): Promise<string> {
     await ok('s3', 'SELECT INBOX');
     await ok('m6', 'UID COPY 1:* Junk');          // spam, one run per message in UID order
     await ok('c3', 'CREATE Archive');
-    for (const n of [6, 7, 8, 9]) await ok(`a${n}`, `APPEND INBOX (\\Seen) {${Buffer.byteLength(msg(n))}+}\r\n${msg(n)}`);
+    for (const n of [6, 7, 8, 9, 10]) await ok(`a${n}`, `APPEND INBOX (\\Seen) {${Buffer.byteLength(msg(n))}+}\r\n${msg(n)}`);
     await ok('s4', 'SELECT INBOX');
-    await ok('m7', 'UID COPY 7:10 Archive');       // archive.sieve: addflag, discard, fileinto, a failing pipe
+    await ok('m7', 'UID COPY 7:11 Archive');       // archive.sieve: addflag, discard, fileinto, a failing pipe, a timeout
     let state = '';
     for (const box of ['Archive', 'Trash']) {
       await ok(`x${box}`, `EXAMINE ${box}`);
@@ -193,7 +197,15 @@ async function differential(t: import('node:test').TestContext, crypt: boolean):
   const ourState = await session(srv.imapPort, user);
   assert.equal(ourState, theirState, 'flags and contents of Archive and Trash after the archive rule');
   assert.match(theirState, /\$archived/, 'the oracle applied the keep flags');
-  assert.match(srv.output(), /pipe action: failed to pipe message to program `broken.sh': program `broken.sh' terminated with non-zero exit code 1/);
+  // Dovecot's three lines about it (the reason in place of "refer to server log")
+  for (const re of [
+    /Info: program exec:\S+\/broken\.sh \(\d+\): Terminated with non-zero exit code 1/, /Error: sieve: failed to execute to program `broken\.sh': /,
+    /Error: program exec:\S+\/slow\.sh \(\d+\): Forcibly terminated with signal 15/, /Error: sieve: failed to pipe message to program `slow\.sh': /,
+    /Error: sieve: Execution of script \S+\/archive\.sieve failed/,
+  ]) {
+    assert.match(dv.log(), re, 'Dovecot');
+    assert.match(srv.output(), re, 'Sealmail');
+  }
   const theirs = recorded(dov.rec, dv.home(user));
   const ours = recorded(seal.rec, srv.home(user));
   // the oracle did what the scenario expects (so equality below means something)

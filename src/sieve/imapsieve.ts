@@ -270,7 +270,7 @@ export class ImapSieve implements ImapSieveHook {
     }
     let failed = false;
     for (const { a, path } of actions) {
-      try { failed = !(await this.perform(a, folder, m)); } catch (e) {
+      try { failed = !(await this.perform(a, folder, m, raw)); } catch (e) {
         this.log.error(`sieve: uid=${m.uid}: ${a.type} action: ${(e as Error).message}`);
         failed = true;
       }
@@ -294,18 +294,17 @@ export class ImapSieve implements ImapSieveHook {
     if (!same) await folder.setFlags(m, sys, kws);
   }
 
-  /** Perform one action; false when it failed (logged). */
-  private async perform(a: SieveAction, folder: MaildirFolder, m: MaildirMessage): Promise<boolean> {
+  /** Perform one action on the message (`raw`: its plaintext, read once through the store); false when it failed (logged). */
+  private async perform(a: SieveAction, folder: MaildirFolder, m: MaildirMessage, raw: Buffer): Promise<boolean> {
     switch (a.type) {
       case 'pipe': {
         if (!this.pipe) {
           this.log.error(`sieve: uid=${m.uid}: action pipe: failed to execute program \`${a.program}': vnd.dovecot.pipe extension is unconfigured`);
           return a.try;
         }
-        const input = await folder.readAll(m);
         try {
           await runPipe(this.pipe, {
-            program: a.program, args: a.args, input,
+            program: a.program, args: a.args, input: raw,
             env: { USER: this.user.username, HOME: this.user.home, HOST: this.config.get('hostname') || undefined },
             uid: numeric(this.user.uid), gid: numeric(this.user.gid),
           });

@@ -14,6 +14,7 @@ import type { DotlockOptions } from './maildir/dotlock.js';
 import { MaildirFolder, RECENT_FILE, type MaildirMessage } from './maildir/folder.js';
 import { folderDir, folderExists, imapNameFromStorage, isInbox, listFolders, splitImapName, storageLevels, IMAP_SEP } from './maildir/folders.js';
 import { parseMailLocation, type MaildirLocation } from './maildir/location.js';
+import type { QuotaChangeHook } from './maildir/folder.js';
 import { readMaildirsize, readMaildirsizeFile, writeMaildirsize, type QuotaUsage } from './maildir/maildirsize.js';
 import { readSubscriptions, updateSubscriptions } from './maildir/subscriptions.js';
 import { emptyUidlist, readUidlistHeader, rewriteUidlist } from './maildir/uidlist.js';
@@ -126,6 +127,8 @@ export class MailStore {
   readonly cipher: IndexCipher;
   /** Set by the quota layer: mailboxes whose changes maildirsize doesn't count (`Trash:ignore`). */
   quotaIgnored: ((name: string) => boolean) | null = null;
+  /** Set by the quota layer when it has warning rules: told of every counted change after maildirsize has it. */
+  quotaChanged: QuotaChangeHook | null = null;
 
   constructor(readonly opts: StoreOptions) {
     this.loc = parseMailLocation(opts.mailLocation, opts.home);
@@ -254,7 +257,7 @@ export class MailStore {
     return new MaildirFolder(this.dirOf(name), {
       codec: this.codec, cipher: this.cipher, mailboxName: isInbox(name) ? 'INBOX' : name, rootDir: this.rootControl,
       controlDir: this.controlDirOf(name), lock: this.opts.lock, warn: this.opts.warn,
-      quotaCounted: !this.quotaIgnored?.(isInbox(name) ? 'INBOX' : name),
+      quotaCounted: !this.quotaIgnored?.(isInbox(name) ? 'INBOX' : name), quotaChanged: this.quotaChanged ?? undefined,
     });
   }
 

@@ -7,11 +7,15 @@
  * under the limit may save while used + size stays within limit + grace; a
  * user at or over it may save nothing. Protocol layers turn a refusal into
  * their own reply (LMTP 552/452, IMAP NO [OVERQUOTA]).
+ * Warning rules run after each counted change as quota_warnings_execute
+ * does (see `changed`); warning.ts executes them.
  */
 import type { DovecotConfig } from '../config/settings.js';
-import { expandVars } from '../config/vars.js';
+import { expandVars, withDerivedNames, type VarTable } from '../config/vars.js';
+import { Logger } from '../log/logger.js';
 import type { MailStore } from '../mailstore/store.js';
-import { findRule, quotaSettings, ruleLimits, type QuotaSettings } from './rules.js';
+import { findRule, quotaSettings, ruleLimits, type QuotaSettings, type QuotaWarningRule } from './rules.js';
+import { runQuotaWarning } from './warning.js';
 
 export interface QuotaUsed { bytes: number; count: number }
 export interface QuotaResource { type: 'STORAGE' | 'MESSAGE'; value: number; limit: number }
@@ -22,9 +26,23 @@ export class QuotaExceeded extends Error {}
 /** Dovecot recalculates a maildirsize that grew past this. */
 const MAILDIRSIZE_MAX = 5120;
 
+/** QUOTA_EXCEEDED of quota.c: from under the limit to at or over it (a 0 limit never is). */
+const reaches = (from: number, to: number, limit: number) => limit > 0 && from < limit && to >= limit;
+
+function crossed(w: QuotaWarningRule, before: QuotaUsed, after: QuotaUsed): boolean {
+  return w.reverse
+    ? reaches(after.bytes, before.bytes, w.bytes) || reaches(after.count, before.count, w.count)
+    : reaches(before.bytes, after.bytes, w.bytes) || reaches(before.count, after.count, w.count);
+}
+
 export class UserQuota {
-  constructor(readonly settings: QuotaSettings, readonly store: MailStore, readonly username: string) {
+  /**
+   * `warn`: the configuration and the user's variables for warning
+   * commands; without it (or without warning rules) no warning runs.
+   */
+  constructor(readonly settings: QuotaSettings, readonly store: MailStore, readonly username: string, private readonly warn?: { config: DovecotConfig; vars: VarTable }) {
     if (settings.rules.some((r) => r.ignore)) store.quotaIgnored = (name) => findRule(settings, name)?.ignore === true;
+    if (settings.warnings.length && warn) store.quotaChanged = (changes) => this.changed(changes);
   }
 
   /**
@@ -38,7 +56,40 @@ export class UserQuota {
       if (!plugins.includes('quota')) return null;
     }
     const s = quotaSettings(config.plugin({ protocol }), fields);
-    return s ? new UserQuota(s, store, username) : null;
+    if (!s) return null;
+    const f = new Map(fields);
+    const vars = withDerivedNames({ user: username, home: f.get('home') ?? store.opts.home, uid: f.get('uid'), gid: f.get('gid'), service: protocol, pid: String(process.pid) });
+    return new UserQuota(s, store, username, { config, vars });
+  }
+
+  /**
+   * quota_warnings_execute after a quota transaction: the usage now (its
+   * change already in maildirsize), before = now minus the change (0 where
+   * that is negative, as Dovecot's unsigned sums), and the first warning rule
+   * in configuration order the change crosses is run, no other. `changes`
+   * are transactions in commit order (a batch of deliveries), so each gets
+   * its own before and after.
+   */
+  private async changed(changes: [number, number][]): Promise<void> {
+    try {
+      let now = await this.usage();
+      const steps: { before: QuotaUsed; after: QuotaUsed }[] = [];
+      for (let i = changes.length - 1; i >= 0; i--) {
+        const [b, c] = changes[i];
+        const before = { bytes: b > 0 && now.bytes < b ? 0 : now.bytes - b, count: c > 0 && now.count < c ? 0 : now.count - c };
+        if (b !== 0 || c !== 0) steps.unshift({ before, after: now });
+        now = before;
+      }
+      for (const { before, after } of steps) {
+        const w = this.settings.warnings.find((r) => crossed(r, before, after));
+        if (!w) continue;
+        const reason = `bytes=${before.bytes} -> ${after.bytes}, count=${before.count} -> ${after.count}`;
+        runQuotaWarning(this.warn!.config, expandVars(w.command, this.warn!.vars), reason);
+      }
+    } catch (e) {
+      // a warning is never a reason to fail the save that is already on disk
+      Logger.forUser('quota', this.username).error(`quota warning not run: ${(e as Error).message}`);
+    }
   }
 
   get name(): string { return this.settings.name; }

@@ -5,13 +5,26 @@
  * `*:messages=N`, `Trash:storage=+100M`, `Trash:ignore`, percentages of the
  * `*` rule), `quota_grace` (default 10% of the storage limit: the last
  * message saved while under quota may pass the limit by that much),
- * `quota_vsizes` and `quota_exceeded_message`. Userdb fields (ISPmail's
+ * `quota_vsizes`, `quota_exceeded_message` and the warning rules
+ * `quota_warning`, `quota_warning2`, … (`[+|-]storage=95%% command args`,
+ * quota_root_add_warning_rule: limits as a `*` rule's, percentages of the
+ * `*` rule, `-` for "went below"). Userdb fields (ISPmail's
  * `quota_rule` from the user_query, `userdb_quota_rule` prefetched) override
  * `plugin {}` settings key by key, as mail_user_plugin_getenv does.
  */
 
 export interface RuleLimits { bytes: number; bytesPercent: number; count: number; countPercent: number }
 export interface QuotaRule extends RuleLimits { mask: string; ignore: boolean }
+
+/** A `quota_warning` rule: the service command to run when usage crosses the limits. */
+export interface QuotaWarningRule {
+  bytes: number;
+  count: number;
+  /** `-`: runs when usage falls below the limit instead of reaching it. */
+  reverse: boolean;
+  /** `quota-warning 95 %u`: service socket, then its arguments (variables not yet expanded). */
+  command: string;
+}
 
 export interface QuotaSettings {
   backend: 'maildir' | 'count';
@@ -25,6 +38,8 @@ export interface QuotaSettings {
   graceBytes: number;
   vsizes: boolean;
   exceededMessage: string;
+  /** In configuration order: Dovecot runs only the first one a change matches. */
+  warnings: QuotaWarningRule[];
 }
 
 export const DEFAULT_EXCEEDED_MESSAGE = 'Quota exceeded (mailbox for user is full)';
@@ -81,7 +96,7 @@ export function quotaSettings(plugin: Record<string, string>, fields: [string, s
   const s: QuotaSettings = {
     backend, name: name || parts[0], enforce: !parts.slice(2).includes('noenforcing'),
     defaults: zero(), rules: [], graceBytes: 0, vsizes: /^(yes|y|1|true)$/i.test(env('quota_vsizes') ?? ''),
-    exceededMessage: env('quota_exceeded_message') || DEFAULT_EXCEEDED_MESSAGE,
+    exceededMessage: env('quota_exceeded_message') || DEFAULT_EXCEEDED_MESSAGE, warnings: [],
   };
   const ruleTexts: string[] = [];
   const first = env('quota_rule');
@@ -103,11 +118,38 @@ export function quotaSettings(plugin: Record<string, string>, fields: [string, s
     if (r.bytesPercent) r.bytes = Math.floor(d.bytes * r.bytesPercent / 100);
     if (r.countPercent) r.count = Math.floor(d.count * r.countPercent / 100);
   }
+  for (let i = 1; ; i++) {
+    const text = env(i === 1 ? 'quota_warning' : `quota_warning${i}`);
+    if (!text) break;
+    s.warnings.push(warningRule(text, d));
+  }
   const grace = (env('quota_grace') ?? '10%').replace(/%%/g, '%');
   const g = { ...zero() };
   applyLimits(g, `bytes=${grace}`, false);
   s.graceBytes = g.bytesPercent ? Math.floor(d.bytes * g.bytesPercent / 100) : g.bytes;
   return s;
+}
+
+/**
+ * One warning rule (quota_root_add_warning_rule): `LIMITS COMMAND…`, LIMITS
+ * optionally led by `+` (the default, reaching it) or `-` (falling below);
+ * `%%` in the configuration is the `%` of a percentage.
+ */
+function warningRule(raw: string, d: RuleLimits): QuotaWarningRule {
+  const text = raw.replace(/%%/g, '%');
+  const sp = text.indexOf(' ');
+  if (sp < 0 || sp === text.length - 1) throw new QuotaConfigError(`Invalid warning rule: ${raw}`);
+  let limits = text.slice(0, sp);
+  const reverse = limits.startsWith('-');
+  if (limits.startsWith('+') || reverse) limits = limits.slice(1);
+  const r = zero();
+  applyLimits(r, limits, false);
+  return {
+    bytes: r.bytesPercent ? Math.floor(d.bytes * r.bytesPercent / 100) : r.bytes,
+    count: r.countPercent ? Math.floor(d.count * r.countPercent / 100) : r.count,
+    reverse,
+    command: raw.slice(raw.indexOf(' ') + 1),
+  };
 }
 
 /** `*` in a mask matches any run of characters, `?` one (Dovecot's wildcard_match). */

@@ -38,8 +38,10 @@ export async function startSealmail(t: TestContext, opts: { extraConf?: string; 
   const imapPort = await freePort();
   const imapsPort = await freePort();
   const conf = join(dir, 'dovecot.conf');
+  // sockets (auth-userdb, lmtp …) under the test's own directory, never the system's /run/dovecot
   writeFileSync(conf, `protocols = imap
 listen = 127.0.0.1
+base_dir = ${dir}/base
 mail_location = maildir:~/Maildir
 ${process.getuid?.() === 0 ? `mail_uid = ${uid}\nmail_gid = ${gid}\n` : ''}ssl = yes
 ssl_cert = <${dir}/cert.pem

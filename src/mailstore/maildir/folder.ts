@@ -65,7 +65,15 @@ export interface FolderOptions {
   warn?: (msg: string) => void;
   /** false: saves and expunges here leave maildirsize alone (a quota rule `ignore`s this mailbox). */
   quotaCounted?: boolean;
+  /** After maildirsize got counted changes (quota warnings); never throws. */
+  quotaChanged?: QuotaChangeHook;
 }
+
+/**
+ * Called with the `[bytes, count]` of each quota transaction just counted
+ * (one per delivery of a batch, one per APPEND, COPY or EXPUNGE), in order.
+ */
+export type QuotaChangeHook = (changes: [bytes: number, count: number][]) => Promise<void>;
 
 export interface SyncOptions {
   /** Read-write open with "drop recent" (IMAP SELECT): move new/ → cur/. */
@@ -792,6 +800,7 @@ export class MaildirFolder {
       // the messages are in place either way: a lock we could not remove goes stale, it must not turn a stored message into a 451
       await lock?.release().catch((e: Error) => this.warn(e.message));
     }
+    if (this.opts.quotaCounted !== false && placed.length) await this.opts.quotaChanged?.(placed.map(([d]) => [d.size, 1]));
     if (placed.length) announceChange(this.dir);
     if (assigned) {
       // Dovecot records the save date when it saves (a later flag rename must not move it)
@@ -875,6 +884,7 @@ export class MaildirFolder {
     if (this.opts.quotaCounted === false) return;
     if (this.quotaBatch) { this.quotaBatch.bytes += bytes; this.quotaBatch.count += count; return; }
     await appendMaildirsize(join(this.opts.rootDir, 'maildirsize'), [[bytes, count]]);
+    await this.opts.quotaChanged?.([[bytes, count]]);
   }
 
   /** Saves until `endQuotaBatch()` are one maildirsize line, as one Dovecot transaction. */

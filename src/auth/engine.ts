@@ -44,6 +44,10 @@ export interface AuthOutcome {
   reason?: string;
   /** the login was refused by auth_username_chars before any lookup */
   refusedName?: boolean;
+  /** `fields` with the values as the passdb returned them (`nologin=Y`; the auth-userdb PASS reply shows them) */
+  rawFields?: Fields;
+  /** the passdb returned a non-empty password (a lookup without one is a failed credentials lookup) */
+  hasPassword?: boolean;
 }
 
 export interface UserOutcome {
@@ -140,6 +144,8 @@ export class AuthEngine {
       const action = r.result === 'ok' ? s.result_success : r.result === 'tempfail' ? s.result_internalfail : s.result_failure;
       if (r.result !== 'unknown' || r.fields.length) {
         outcome.fields = r.fields;
+        outcome.rawFields = r.rawFields;
+        outcome.hasPassword = r.hasPassword;
         outcome.userdbFields = r.userdbFields;
         user = r.user;
       }
@@ -202,6 +208,7 @@ export class AuthEngine {
     let stored: string | null = null;
     let noScheme = false;
     const visible: Fields = [];
+    const raw: Fields = [];
     for (const [k, v] of fields) {
       if (k === 'password') { stored = v; continue; }
       if (k === 'password_noscheme') { stored = v; noScheme = true; continue; }
@@ -210,6 +217,7 @@ export class AuthEngine {
       if (k === 'domain') { user = `${user.split('@')[0]}@${v}`; continue; }
       if (k.startsWith('userdb_')) { out.userdbFields.push([k.slice(7), v]); continue; }
       visible.push([k, FLAG_FIELDS.has(k) ? '' : v]);
+      raw.push([k, v]);
     }
     out.user = user;
     const has = (k: string) => visible.some(([f]) => f === k);
@@ -217,6 +225,8 @@ export class AuthEngine {
     out.nodelay = has('nodelay');
     out.reason = visible.find(([k]) => k === 'reason')?.[1];
     out.fields = visible.filter(([k]) => !HIDDEN_PASSDB_FIELDS.has(k));
+    out.rawFields = raw.filter(([k]) => !HIDDEN_PASSDB_FIELDS.has(k));
+    out.hasPassword = stored !== null && stored !== '';
 
     const allowNets = visible.find(([k]) => k === 'allow_nets')?.[1];
     if (allowNets && password !== undefined) {

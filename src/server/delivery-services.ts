@@ -3,9 +3,12 @@
  * and inet listeners of `service lmtp` (private/dovecot-lmtp in ISPmail) and
  * the auth client protocol on `service auth` unix listeners (private/auth),
  * Dovecot's quota-status policy service on `service quota-status` (private/quota-status),
- * with the owner, group and mode the config gives. Dovecot-internal auth
- * sockets (auth-master, auth-userdb, login/…) are not served: nothing but
- * Dovecot's own processes talk to them.
+ * with the owner, group and mode the config gives, and the auth master
+ * protocol on `service auth`'s `auth-userdb` listener (Dovecot's default
+ * one when the section doesn't name it) for Dovecot's own dovecot-lda and
+ * doveadm running beside Sealmail (ISPmail's quota-warning.sh). The other
+ * Dovecot-internal auth sockets (auth-master, login/…) are not served:
+ * nothing but Dovecot's own processes talk to them.
  */
 import { isAbsolute, join, basename } from 'node:path';
 import type { Socket } from 'node:net';
@@ -15,12 +18,16 @@ import { AuthPenalty } from '../auth/penalty.js';
 import type { DovecotConfig } from '../config/settings.js';
 import { Logger } from '../log/logger.js';
 import { AuthClientSession } from '../authsock/server.js';
+import { AuthUserdbSession } from '../authsock/userdb.js';
 import { LmtpSession } from '../lmtp/session.js';
 import { QuotaStatusSession } from '../quota/status-policy.js';
 import { openUnixListener, parseListen, type ListenerSpec, type OpenUnixListener, type UnixListenerSpec } from './listeners.js';
 import { resolveGroup, resolveUser } from './privileges.js';
 
-const INTERNAL_AUTH = new Set(['auth-master', 'auth-userdb', 'auth-login', 'auth-worker']);
+const INTERNAL_AUTH = new Set(['auth-master', 'auth-login', 'auth-worker']);
+
+/** A listener's user/group as the master reads them: `$default_internal_user` names another setting. */
+const ownerSetting = (config: DovecotConfig, v: string | undefined) => (v?.startsWith('$') ? config.get(v.slice(1)) : v ?? '');
 
 export function unixListenerSpecs(config: DovecotConfig, service: 'lmtp' | 'auth' | 'quota-status'): UnixListenerSpec[] {
   const baseDir = config.get('base_dir') || '/run/dovecot';
@@ -29,9 +36,21 @@ export function unixListenerSpecs(config: DovecotConfig, service: 'lmtp' | 'auth
     if (svc.name !== service) continue;
     for (const l of svc.unixListeners) {
       if (service === 'auth' && (INTERNAL_AUTH.has(basename(l.path)) || l.path.includes('login/') || l.path.startsWith('token-login'))) continue;
-      const uid = l.user ? resolveUser(l.user)?.uid : undefined;
-      const gid = l.group ? resolveGroup(l.group) ?? undefined : undefined;
-      out.push({ service, path: isAbsolute(l.path) ? l.path : join(baseDir, l.path), mode: parseInt(l.mode ?? '0600', 8), uid, gid });
+      const user = ownerSetting(config, l.user);
+      const group = ownerSetting(config, l.group);
+      let uid = user ? resolveUser(user)?.uid : undefined;
+      let gid = group ? resolveGroup(group) ?? undefined : undefined;
+      let mode = parseInt(l.mode ?? '0600', 8);
+      const kind = service === 'auth' && basename(l.path) === 'auth-userdb' ? 'auth-userdb' : service;
+      if (kind === 'auth-userdb' && mode === 0o666) {
+        // Dovecot answers the clients of a 0666 auth-userdb by their peer uid (SO_PEERCRED: only users whose
+        // userdb uid is theirs), which Node cannot read: only the mail user (dovecot-lda in quota-warning.sh) and root may connect
+        const mail = resolveUser(config.get('mail_uid'));
+        mode = 0o600;
+        uid = mail?.uid;
+        gid = config.get('mail_gid') ? resolveGroup(config.get('mail_gid')) ?? mail?.gid : mail?.gid;
+      }
+      out.push({ service: kind, path: isAbsolute(l.path) ? l.path : join(baseDir, l.path), mode, uid, gid });
     }
   }
   return out;
@@ -54,6 +73,8 @@ export function lmtpInetSpecs(config: DovecotConfig): ListenerSpec[] {
 export class DeliveryServices {
   private readonly lmtpAuth: AuthEngine;
   private readonly smtpAuth: AuthEngine;
+  /** auth-userdb: each request names its service; the engine's own protocol only picks `protocol X {}` auth settings. */
+  private readonly userdbAuth: AuthEngine;
   private readonly penalty = new AuthPenalty();
   private readonly log = new Logger('auth');
   readonly open: OpenUnixListener[] = [];
@@ -61,6 +82,7 @@ export class DeliveryServices {
   constructor(readonly config: DovecotConfig) {
     this.lmtpAuth = new AuthEngine(config, 'lmtp');
     this.smtpAuth = new AuthEngine(config, 'smtp');
+    this.userdbAuth = new AuthEngine(config, 'lda');
   }
 
   acceptLmtp(s: Socket): void {
@@ -73,6 +95,11 @@ export class DeliveryServices {
   acceptQuotaStatus(s: Socket): void {
     s.on('error', () => s.destroy());
     new QuotaStatusSession(s, this.config, this.lmtpAuth);
+  }
+
+  acceptAuthUserdb(s: Socket): void {
+    s.on('error', () => s.destroy());
+    new AuthUserdbSession(s, this.userdbAuth, this.log);
   }
 
   acceptAuth(s: Socket): void {
@@ -89,7 +116,8 @@ export class DeliveryServices {
     const specs = [...(protocols.includes('lmtp') ? unixListenerSpecs(this.config, 'lmtp') : []), ...unixListenerSpecs(this.config, 'auth'), ...unixListenerSpecs(this.config, 'quota-status')];
     for (const spec of specs) {
       try {
-        this.open.push(await openUnixListener(spec, gate((s) => (spec.service === 'lmtp' ? this.acceptLmtp(s) : spec.service === 'auth' ? this.acceptAuth(s) : this.acceptQuotaStatus(s)))));
+        const accept = spec.service === 'lmtp' ? this.acceptLmtp : spec.service === 'auth' ? this.acceptAuth : spec.service === 'auth-userdb' ? this.acceptAuthUserdb : this.acceptQuotaStatus;
+        this.open.push(await openUnixListener(spec, gate((s) => accept.call(this, s))));
       } catch (e) {
         warn(`${(e as Error).message} (not served)`);
       }

@@ -160,6 +160,8 @@ export function isAuthSetting(key: string): boolean {
 export const SEALMAIL_HONOURS = new Set([
   'protocols', 'listen', 'log_path', 'info_log_path', 'debug_log_path', 'log_timestamp', 'auth_debug',
   'mail_debug', 'mail_uid', 'mail_gid', 'ssl', 'ssl_cert', 'ssl_key', 'ssl_key_password', 'ssl_min_protocol',
+  // unix sockets (service listeners, auth-userdb) and quota warning commands are relative to it; scripts run in it
+  'base_dir',
   // authentication (src/auth)
   'auth_cache_negative_ttl', 'auth_cache_size', 'auth_cache_ttl', 'auth_default_realm', 'auth_failure_delay',
   'auth_username_chars', 'auth_username_format', 'disable_plaintext_auth', 'auth_mechanisms',
@@ -179,7 +181,7 @@ export const SEALMAIL_HONOURS = new Set([
 export const PROCESS_TUNING = new Set([
   'default_process_limit', 'default_client_limit', 'default_idle_kill', 'default_vsz_limit',
   'default_login_user', 'default_internal_user', 'default_internal_group', 'version_ignore',
-  'instance_name', 'shutdown_clients', 'verbose_proctitle', 'state_dir', 'base_dir',
+  'instance_name', 'shutdown_clients', 'verbose_proctitle', 'state_dir',
 ]);
 
 export type CompatStatus = 'supported' | 'accepted, no effect yet (warns)' | 'accepted (process tuning)';

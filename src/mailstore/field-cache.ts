@@ -14,9 +14,14 @@ import type { IndexCipher } from '../crypt/codec.js';
 
 export const FIELD_CACHE_FILE = 'sealmail.cache';
 const MAGIC = 'SMC1';
+/** Values held back before an append is forced (a few hundred KiB at most). */
+const WRITE_BEHIND_MAX = 512;
 
 export class FieldCache {
   private map: Map<string, Buffer> | null = null;
+  private pending: [uid: number, field: string, value: Buffer][] = [];
+  private flushSoon: NodeJS.Immediate | null = null;
+  private writing: Promise<unknown> = Promise.resolve();
   private loading: Promise<void> | null = null;
   private readonly path: string;
 
@@ -58,17 +63,35 @@ export class FieldCache {
     return (await this.load()).get(`${uid}\0${field}`);
   }
 
-  /** Best effort: without the user's key (delivery) or on a full disk the value is just not cached. */
+  /**
+   * Best effort: without the user's key (delivery) or on a full disk the value is just not cached.
+   * Written behind: values set in the same turn of the event loop (a FETCH over many messages)
+   * go out in one append instead of an open/write/close each (100k of those took most of a
+   * first ENVELOPE fetch of a big mailbox); `flush()` writes what is pending.
+   */
   async set(uid: number, field: string, value: Buffer): Promise<void> {
-    await this.setMany([[uid, field, value]]);
+    (await this.load()).set(`${uid}\0${field}`, value);
+    this.pending.push([uid, field, value]);
+    if (this.pending.length >= WRITE_BEHIND_MAX) await this.flush();
+    else this.flushSoon ??= setImmediate(() => { void this.flush(); });
+  }
+
+  /** Append the values set but not yet written. */
+  async flush(): Promise<void> {
+    if (this.flushSoon) { clearImmediate(this.flushSoon); this.flushSoon = null; }
+    const entries = this.pending.splice(0);
+    const recs = this.records(entries);
+    // one append at a time, in order: a record never interleaves with another of ours
+    this.writing = this.writing.then(() => (recs.length ? fsp.appendFile(this.path, recs, { mode: 0o600 }).catch(() => undefined) : undefined));
+    await this.writing;
   }
 
   /** Several values in one append (a SORT filling the cache for a whole mailbox). */
   async setMany(entries: [uid: number, field: string, value: Buffer][]): Promise<void> {
     const m = await this.load();
     for (const [uid, field, value] of entries) m.set(`${uid}\0${field}`, value);
-    const recs = this.records(entries);
-    if (recs.length) await fsp.appendFile(this.path, recs, { mode: 0o600 }).catch(() => undefined);
+    this.pending.push(...entries);
+    await this.flush();
   }
 
   /**

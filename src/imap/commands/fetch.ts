@@ -160,6 +160,22 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
     // FETCH of only UID/FLAGS/RFC822.SIZE/MODSEQ (a client's resync of a big mailbox) is rendered
     // straight to text: no value tree, no promise per message
     const simple = !setsSeen && items.every((i) => i.k === 'UID' || i.k === 'FLAGS' || i.k === 'RFC822.SIZE' || i.k === 'MODSEQ');
+    // items made by parsing (ENVELOPE, BODYSTRUCTURE… on a first sync, before they are cached) are
+    // rendered a window ahead, so reading and parsing overlap instead of one message's open/read/close
+    // after another (a first FETCH 1:* ENVELOPE of 100k messages); bodies and \Seen changes stay in turn
+    const ahead = !needBody && !setsSeen && !simple ? new Map<number, Promise<ImapValue[]>>() : null;
+    const rendered = (n: number): Promise<ImapValue[]> => {
+      if (!ahead) return renderItems(ctx, msgs[n].m, items, false);
+      for (let k = n; k < Math.min(msgs.length, n + RENDER_AHEAD); k++) {
+        if (ahead.has(k)) continue;
+        const p = renderItems(ctx, msgs[k].m, items, false);
+        p.catch(() => undefined); // awaited in turn; one never awaited (the command ended early) is no unhandled rejection
+        ahead.set(k, p);
+      }
+      const p = ahead.get(n)!;
+      ahead.delete(n);
+      return p;
+    };
     for (let n = 0; n < msgs.length; n++) {
       const { seq, m } = msgs[n];
       if (simple) {
@@ -177,7 +193,7 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
         await sel.folder.setFlags(m, [...m.flags, '\\Seen'], m.keywords);
         flagsChanged = true;
       }
-      const values = await renderItems(ctx, m, items, flagsChanged);
+      const values = flagsChanged ? await renderItems(ctx, m, items, true) : await rendered(n);
       if (flagsChanged) sel.noteFlags(m);
       const extra: ImapValue[] = [];
       if (flagsChanged && s.condstore) {
@@ -253,12 +269,20 @@ function simpleFetchLine(s: CommandContext['session'], sel: Selected, seq: numbe
   return `${out})\r\n`;
 }
 
+/** How many messages' items are rendered ahead of the one being sent. */
+const RENDER_AHEAD = 16;
+/** Messages up to this size (S= in the file name) are read whole rather than streamed. */
+const WHOLE_READ_MAX = 1024 * 1024;
+
 async function renderItems(ctx: CommandContext, m: MaildirMessage, items: Item[], flagsChanged: boolean): Promise<ImapValue[]> {
   const sel = ctx.session.selected!;
   const folder = sel.folder;
   let crlf: Buffer | null = null;
   const message = async (): Promise<Buffer> => {
     if (crlf) return crlf;
+    // a message known to be small is read in one go (callback readFile: no FileHandle and stream
+    // per message, which dominated a first ENVELOPE fetch); others, or of unknown size, stream
+    if (m.size !== undefined && m.size <= WHOLE_READ_MAX) { crlf = toCrlf(await folder.readAll(m)); return crlf; }
     const parts: Buffer[] = [];
     for await (const c of folder.read(m)) parts.push(c);
     crlf = toCrlf(Buffer.concat(parts));

@@ -460,7 +460,8 @@ export class MaildirFolder {
     const hit = await fc?.get(m.uid, SAVEDATE_FIELD);
     if (hit && hit.length === 8) return new Date(Number(hit.readBigInt64BE()) * 1000);
     const secs = Math.floor((await this.stat(m)).ctime.getTime() / 1000);
-    await fc?.set(m.uid, SAVEDATE_FIELD, secondsBytes(secs));
+    // written at once (not behind): the value must survive the process, a later ctime would differ
+    await fc?.setMany([[m.uid, SAVEDATE_FIELD, secondsBytes(secs)]]);
     return new Date(secs * 1000);
   }
 

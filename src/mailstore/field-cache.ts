@@ -59,6 +59,11 @@ export class FieldCache {
     return this.map!;
   }
 
+  /** A value without waiting: undefined when absent or while the file is not loaded yet. */
+  peek(uid: number, field: string): Buffer | undefined {
+    return this.map?.get(`${uid}\0${field}`);
+  }
+
   async get(uid: number, field: string): Promise<Buffer | undefined> {
     return (await this.load()).get(`${uid}\0${field}`);
   }

@@ -157,17 +157,19 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
     let text = ''; // fast-path lines not yet turned into bytes
     const textOut = () => { if (text) { const b = Buffer.from(text, 'latin1'); batch.push(b); batchLen += b.length; text = ''; } };
     const flush = async () => { textOut(); if (batchLen) { const b = Buffer.concat(batch); batch = []; batchLen = 0; await s.sendRaw(b); } };
-    // FETCH of only UID/FLAGS/RFC822.SIZE/MODSEQ (a client's resync of a big mailbox) is rendered
-    // straight to text: no value tree, no promise per message
-    const simple = !setsSeen && items.every((i) => i.k === 'UID' || i.k === 'FLAGS' || i.k === 'RFC822.SIZE' || i.k === 'MODSEQ');
+    // FETCH of only UID/FLAGS/RFC822.SIZE/MODSEQ and cached ENVELOPE/BODY/BODYSTRUCTURE (a client's
+    // resync of a big mailbox) is rendered straight to text: no value tree, no promise per message
+    const simple = !setsSeen && items.every((i) => FAST_KINDS.has(i.k));
+    const ordered = [...items.filter((i) => BUFFERED.has(i.k)), ...items.filter((i) => !BUFFERED.has(i.k))];
+    const fastLine = (seq: number, m: MaildirMessage) => (simple ? simpleFetchLine(s, sel, seq, m, ordered) : null);
     // items made by parsing (ENVELOPE, BODYSTRUCTURE… on a first sync, before they are cached) are
     // rendered a window ahead, so reading and parsing overlap instead of one message's open/read/close
     // after another (a first FETCH 1:* ENVELOPE of 100k messages); bodies and \Seen changes stay in turn
-    const ahead = !needBody && !setsSeen && !simple ? new Map<number, Promise<ImapValue[]>>() : null;
+    const ahead = !needBody && !setsSeen ? new Map<number, Promise<ImapValue[]>>() : null;
     const rendered = (n: number): Promise<ImapValue[]> => {
       if (!ahead) return renderItems(ctx, msgs[n].m, items, false);
       for (let k = n; k < Math.min(msgs.length, n + RENDER_AHEAD); k++) {
-        if (ahead.has(k)) continue;
+        if (ahead.has(k) || (k > n && fastLine(msgs[k].seq, msgs[k].m) !== null)) continue; // that one goes the fast way
         const p = renderItems(ctx, msgs[k].m, items, false);
         p.catch(() => undefined); // awaited in turn; one never awaited (the command ended early) is no unhandled rejection
         ahead.set(k, p);
@@ -179,7 +181,7 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
     for (let n = 0; n < msgs.length; n++) {
       const { seq, m } = msgs[n];
       if (simple) {
-        const line = simpleFetchLine(s, sel, seq, m, items);
+        const line = fastLine(seq, m);
         if (line !== null) {
           text += line;
           if (text.length >= 65536) { textOut(); await flush(); }
@@ -249,15 +251,28 @@ class CteAbort extends Error {
   constructor(readonly values: ImapValue[]) { super('Unknown Content-Transfer-Encoding'); }
 }
 
+/** Items the text fast path can write: buffered ones known without I/O, and values from the field cache. */
+const FAST_KINDS = new Set(['UID', 'FLAGS', 'RFC822.SIZE', 'MODSEQ', 'ENVELOPE', 'BODY', 'BODYSTRUCTURE']);
+const CACHED_FIELD: Record<string, string> = { ENVELOPE: `envelope${RENDER}`, BODY: `body${RENDER}`, BODYSTRUCTURE: `bodystructure${RENDER}` };
+
 /**
- * The response line of a FETCH of buffered items only, when every value is
- * known without I/O (RFC822.SIZE from the file name's W=); null otherwise.
- * Same bytes as the general encoder: numbers and flag atoms need no quoting.
+ * The response line of a FETCH when every value is known without I/O
+ * (RFC822.SIZE from the file name's W=, ENVELOPE/BODY/BODYSTRUCTURE already
+ * in the loaded field cache); null otherwise. `items` in Dovecot's order
+ * (buffered first). Same bytes as the general encoder: numbers and flag atoms
+ * need no quoting, cached values are stored as their wire bytes.
  */
 function simpleFetchLine(s: CommandContext['session'], sel: Selected, seq: number, m: MaildirMessage, items: Item[]): string | null {
   let out = `* ${seq} FETCH (`;
   for (let i = 0; i < items.length; i++) {
     if (i) out += ' ';
+    const field = CACHED_FIELD[items[i].k];
+    if (field) {
+      const v = sel.folder.fieldCache?.peek(m.uid, field);
+      if (!v) return null;
+      out += `${items[i].k} ${v.toString('latin1')}`;
+      continue;
+    }
     switch (items[i].k) {
       case 'UID': out += `UID ${m.uid}`; break;
       case 'FLAGS': out += `FLAGS (${sel.flagsOf(m).join(' ')})`; break;

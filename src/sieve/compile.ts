@@ -13,7 +13,7 @@ import { SieveSyntaxError } from './lexer.js';
 export const SUPPORTED_EXTENSIONS = [
   'fileinto', 'reject', 'envelope', 'encoded-character', 'vacation', 'subaddress',
   'comparator-i;ascii-numeric', 'relational', 'regex', 'imap4flags', 'copy', 'body',
-  'variables', 'mailbox',
+  'variables', 'mailbox', 'date', 'index',
 ];
 
 /**
@@ -37,6 +37,8 @@ const MATCH_TAGS: Spec['tags'] = {
   is: 'none', contains: 'none', matches: 'none', comparator: 'str',
   regex: { arg: 'none', ext: 'regex' }, value: { arg: 'str', ext: 'relational' }, count: { arg: 'str', ext: 'relational' },
 };
+/** RFC 5260 index extension: which occurrence of the header field, from the end with :last. */
+const INDEX_TAGS: Spec['tags'] = { index: { arg: 'num', ext: 'index' }, last: { arg: 'none', ext: 'index' } };
 const ADDR_TAGS: Spec['tags'] = { all: 'none', localpart: 'none', domain: 'none', user: { arg: 'none', ext: 'subaddress' }, detail: { arg: 'none', ext: 'subaddress' } };
 
 const COMMANDS: Record<string, Spec> = {
@@ -67,8 +69,10 @@ const TESTS: Record<string, Spec> = {
   anyof: { min: 0, max: 0, tags: {}, test: 'list' },
   exists: { min: 1, max: 1, tags: {} },
   size: { min: 1, max: 1, tags: { over: 'none', under: 'none' } },
-  header: { min: 2, max: 2, tags: { ...MATCH_TAGS } },
-  address: { min: 2, max: 2, tags: { ...MATCH_TAGS, ...ADDR_TAGS } },
+  header: { min: 2, max: 2, tags: { ...MATCH_TAGS, ...INDEX_TAGS } },
+  address: { min: 2, max: 2, tags: { ...MATCH_TAGS, ...ADDR_TAGS, ...INDEX_TAGS } },
+  date: { ext: 'date', min: 3, max: 3, tags: { ...MATCH_TAGS, ...INDEX_TAGS, zone: 'str', originalzone: 'none' } },
+  currentdate: { ext: 'date', min: 2, max: 2, tags: { ...MATCH_TAGS, zone: 'str' } },
   envelope: { ext: 'envelope', min: 2, max: 2, tags: { ...MATCH_TAGS, ...ADDR_TAGS } },
   string: { ext: 'variables', min: 2, max: 2, tags: { ...MATCH_TAGS } },
   hasflag: { ext: 'imap4flags', min: 1, max: 2, tags: { ...MATCH_TAGS } },
@@ -116,7 +120,8 @@ export function compileScript(src: string, name = 'script', opts: CompileOptions
       if (!t || (tagExt && !ext.has(tagExt))) {
         const key = `tag:${node.name}:${a.name}`;
         if (!reported.has(key)) { reported.add(key); err(a.line, `unknown tagged argument ':${a.name}' for the ${node.name} ${kind} (reported only once at first occurrence)`); }
-        continue;
+        // Pigeonhole's validator gives up on this command's arguments here (no positional count error follows)
+        return;
       }
       const want = typeof t === 'object' ? t.arg : t;
       if (want !== 'none') {
@@ -131,9 +136,26 @@ export function compileScript(src: string, name = 'script', opts: CompileOptions
         if (!known) err(a.line, `unknown comparator '${c}'`);
       }
     }
+    checkIndexAndZone(node, kind);
     if (positional < spec.min || positional > spec.max) {
       const n = positional < spec.min ? spec.min : spec.max;
       err(node.line, `the ${node.name} ${kind} requires ${n} positional argument(s), but ${positional} is/are specified`);
+    }
+  }
+
+  /** ext-index / ext-date validation (Pigeonhole's texts): :index > 0, :last needs :index, one zone tag. */
+  function checkIndexAndZone(node: Test, kind: 'command' | 'test') {
+    const tags = node.args.filter((a): a is Extract<Arg, { kind: 'tag' }> => a.kind === 'tag');
+    const idx = node.args.findIndex((a) => a.kind === 'tag' && a.name === 'index');
+    if (idx >= 0 && ext.has('index')) {
+      const v = node.args[idx + 1];
+      if (v?.kind === 'num' && v.value === 0) err(node.args[idx].line, `the :index tag for the ${node.name} ${kind} cannot be zero`);
+    }
+    const last = tags.find((a) => a.name === 'last');
+    if (last && ext.has('index') && idx < 0) err(last.line, `the :last tag for the ${node.name} ${kind} cannot be specified without the :index tag`);
+    if (node.name === 'date' || node.name === 'currentdate') {
+      const zones = tags.filter((a) => a.name === 'zone' || a.name === 'originalzone');
+      if (zones.length > 1) err(zones[1].line, `encountered duplicate :${zones[1].name} argument for the ${node.name} ${kind}`);
     }
   }
 

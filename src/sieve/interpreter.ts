@@ -4,7 +4,7 @@
  * variables (RFC 5229), vacation (RFC 5230, the action only — deliver.ts
  * decides whether and how to answer), copy (RFC 3894), relational (RFC 5231),
  * subaddress (RFC 5233), body (RFC 5173, :raw/:text on the whole body) and
- * reject (RFC 5429)), environment (RFC 5183; the items are the caller's, e.g.
+ * reject (RFC 5429)), date and index (RFC 5260), environment (RFC 5183; the items are the caller's, e.g.
  * IMAPSieve's imap.*) with Pigeonhole's `${env.NAME}` variables
  * (vnd.dovecot.environment) and Pigeonhole's `pipe` (vnd.dovecot.pipe, an
  * action: running the program is the caller's). Pure: the only outside call
@@ -16,6 +16,7 @@ import type { Arg, Command, Test } from './parser.js';
 import type { CompiledScript } from './compile.js';
 import { matchAny, type Comparator, type MatchSpec } from './match.js';
 import { parseAddresses, splitAddress, type ParsedMessage } from './message.js';
+import { datePart, localOffset, parseRfc2822Date, parseZone, type ZonedDate } from './date.js';
 
 export type SieveAction =
   | { type: 'fileinto'; mailbox: string; flags: string[]; create: boolean }
@@ -36,6 +37,8 @@ export interface RunContext {
   flags?: string[];
   /** RFC 5183 environment items that have a value (an item missing here makes the test false, as Pigeonhole's unknown or unset ones). */
   environment?: Record<string, string>;
+  /** The clock for `currentdate` (ms since the epoch); now when absent. */
+  now?: number;
 }
 
 export interface RunResult { actions: SieveAction[]; keep: boolean; keepFlags: string[] }
@@ -88,7 +91,7 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
       const a = args[i];
       if (a.kind === 'tag') {
         const nx = args[i + 1];
-        const takes = ['comparator', 'value', 'count', 'days', 'subject', 'from', 'addresses', 'handle', 'flags', 'content'].includes(a.name);
+        const takes = ['comparator', 'value', 'count', 'days', 'subject', 'from', 'addresses', 'handle', 'flags', 'content', 'zone', 'index'].includes(a.name);
         if (takes && nx) { tags.set(a.name, nx); i++; } else tags.set(a.name, true);
       } else pos.push(a);
     }
@@ -119,10 +122,32 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
     return addr === '' ? '' : parts.all;
   };
 
-  const headerValues = (names: string[]) => {
+  /**
+   * Values of the named fields; with RFC 5260 `:index n` only the n-th
+   * occurrence of each name (counted from the end with `:last`).
+   */
+  const headerValues = (names: string[], p?: Parsed) => {
+    const idxArg = p?.tags.get('index');
+    const idx = idxArg && idxArg !== true && idxArg.kind === 'num' ? idxArg.value : 0;
     const lower = names.map((n) => n.toLowerCase());
-    return ctx.message.headers.filter((h) => lower.includes(h.name)).map((h) => h.value);
+    if (!idx) return ctx.message.headers.filter((h) => lower.includes(h.name)).map((h) => h.value);
+    const out: string[] = [];
+    for (const n of lower) {
+      const vals = ctx.message.headers.filter((h) => h.name === n).map((h) => h.value);
+      const v = p!.tags.has('last') ? vals[vals.length - idx] : vals[idx - 1];
+      if (v !== undefined) out.push(v);
+    }
+    return out;
   };
+
+  /** The zone a date test shows its dates in: :zone (invalid → local, as Pigeonhole after its warning), :originalzone, else local. */
+  const zoned = (p: Parsed, d: ZonedDate): ZonedDate => {
+    if (p.tags.has('originalzone')) return d;
+    if (p.tags.has('zone')) { const z = parseZone(str(p.tags.get('zone'))); if (z !== null) return { ms: d.ms, offset: z }; }
+    return { ms: d.ms, offset: localOffset(d.ms) };
+  };
+  const dateParts = (p: Parsed, dates: ZonedDate[], part: string): string[] =>
+    dates.map((d) => datePart(zoned(p, d), part)).filter((x): x is string => x !== null);
 
   async function test(t: Test): Promise<boolean> {
     const p = split(t.args);
@@ -137,10 +162,24 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
         const lim = p.pos[0].kind === 'num' ? p.pos[0].value : 0;
         return p.tags.has('over') ? ctx.message.size > lim : ctx.message.size < lim;
       }
-      case 'header': return doMatch(headerValues(strs(p.pos[0])), strs(p.pos[1]), matchSpec(p));
+      case 'header': return doMatch(headerValues(strs(p.pos[0]), p), strs(p.pos[1]), matchSpec(p));
+      case 'date': {
+        // Received: the date follows the last ';' (RFC 5260 4.1). Pigeonhole 0.5
+        // reads only the first field of the name and does not apply :index/:last
+        // here (checked against sieve-test), so neither do we.
+        const name = str(p.pos[0]).toLowerCase();
+        const dates = headerValues([name]).slice(0, 1)
+          .map((v) => parseRfc2822Date(name === 'received' ? v.slice(v.lastIndexOf(';') + 1) : v))
+          .filter((d): d is ZonedDate => d !== null);
+        return doMatch(dateParts(p, dates, str(p.pos[1])), strs(p.pos[2]), matchSpec(p));
+      }
+      case 'currentdate': {
+        const ms = ctx.now ?? Date.now();
+        return doMatch(dateParts(p, [{ ms: Math.floor(ms / 1000) * 1000, offset: 0 }], str(p.pos[0])), strs(p.pos[1]), matchSpec(p));
+      }
       case 'address': {
         const values: string[] = [];
-        for (const v of headerValues(strs(p.pos[0]))) for (const a of parseAddresses(v)) { const x = addrPart(p, a); if (x !== null) values.push(x); }
+        for (const v of headerValues(strs(p.pos[0]), p)) for (const a of parseAddresses(v)) { const x = addrPart(p, a); if (x !== null) values.push(x); }
         return doMatch(values, strs(p.pos[1]), matchSpec(p));
       }
       case 'envelope': {

@@ -18,6 +18,10 @@ import { parseMessage } from '../../src/sieve/message.js';
 const SPAM = 'From: Spammer <spam@bad.example>\r\nTo: John <john@example.org>\r\nSubject: Buy now\r\nX-Spam-Flag: YES\r\nX-Spam: Yes\r\nX-Spam-Score: 12\r\nMessage-ID: <1@bad.example>\r\n\r\nCheap stuff\r\n';
 const HAM = 'From: "Alice A." <alice+lists@friends.example>\r\nTo: john@example.org, Bob <bob@example.org>\r\nCc: team: carol@example.org, dave@example.org;\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?= [acme-users] meeting\r\nX-Spam-Flag: NO\r\nX-Spam-Score: 3\r\nList-Id: Acme users <acme-users.lists.example>\r\nDate: Mon, 23 Nov 2026 05:00:00 +0000\r\n\r\nHello John,\r\nsee you at the meeting.\r\n';
 
+// RFC 5260 date/index: several Received fields (newest first), a Date in +0300, an obsolete-zone Resent-Date, a broken X-Date.
+const DATED = 'Received: from mx2.example.org by mx.example.org; Tue, 24 Nov 2026 01:02:03 +0100\r\nReceived: from relay.example.net by mx2.example.org; Mon, 23 Nov 2026 23:59:58 -0800\r\nReceived: from client by relay.example.net; 3 Feb 2026 04:05:06 +0000\r\nFrom: Alice <alice@friends.example>\r\nTo: john@example.org\r\nCc: carol@example.org\r\nCc: dave@example.org\r\nDate: Sat, 7 Mar 2026 05:00:09 +0300\r\nResent-Date: 1 Jan 26 12:00 EST\r\nX-Date: yesterday\r\nSubject: dated\r\n\r\nbody\r\n';
+const DATE_PARTS = ['year', 'month', 'day', 'date', 'julian', 'hour', 'minute', 'second', 'time', 'iso8601', 'std11', 'zone', 'weekday'];
+
 interface Case { name: string; script: string; msg?: string; from?: string; to?: string }
 
 const CASES: Case[] = [
@@ -76,6 +80,32 @@ const CASES: Case[] = [
   { name: 'stop before fileinto', script: 'require "fileinto";\nstop;\nfileinto "A";\n' },
   { name: 'envelope :user/:detail', to: 'john+news@example.org', script: 'require ["envelope","subaddress","fileinto","variables"];\nif envelope :detail :matches "to" "*" { fileinto "d.${1}"; }\n' },
   { name: 'address :all on named From', msg: HAM, script: 'require "fileinto";\nif address :all :is "from" "alice+lists@friends.example" { fileinto "All"; }\n' },
+  ...DATE_PARTS.flatMap((part) => [':originalzone', ':zone "-0130"', ':zone "+1400"', ''].map((zone) => ({
+    name: `date ${zone || 'local'} ${part}`, msg: DATED,
+    script: `require ["date","fileinto","variables"];\nif date :matches ${zone} "date" "${part}" "*" { fileinto "d.\${0}"; }\n`,
+  }))),
+  { name: 'date :value ge', msg: DATED, script: 'require ["date","relational","fileinto"];\nif date :value "ge" :originalzone "date" "date" "2026-03-01" { fileinto "Recent"; }\n' },
+  { name: 'date weekday numeric', msg: DATED, script: 'require ["date","relational","comparator-i;ascii-numeric","fileinto"];\nif date :value "eq" :comparator "i;ascii-numeric" :originalzone "date" "weekday" "6" { fileinto "Sat"; }\n' },
+  { name: 'date obsolete zone', msg: DATED, script: 'require ["date","fileinto","variables"];\nif date :matches :zone "+0000" "resent-date" "iso8601" "*" { fileinto "r.${1}"; }\n' },
+  { name: 'date unparsable never matches', msg: DATED, script: 'require ["date","fileinto"];\nif date :matches "x-date" "year" "*" { fileinto "Bad"; }\n' },
+  { name: 'date missing header', msg: DATED, script: 'require ["date","fileinto"];\nif not date :matches "x-none" "year" "*" { fileinto "None"; }\n' },
+  { name: 'date received all', msg: DATED, script: 'require ["date","fileinto"];\nif date :is :zone "+0000" "received" "date" "2026-02-03" { fileinto "Old"; }\n' },
+  { name: 'date received :index 2', msg: DATED, script: 'require ["date","index","fileinto","variables"];\nif date :matches :index 2 :zone "+0000" "received" "iso8601" "*" { fileinto "i.${1}"; }\n' },
+  { name: 'date received :index 1 :last', msg: DATED, script: 'require ["date","index","fileinto","variables"];\nif date :matches :index 1 :last :originalzone "received" "time" "*" { fileinto "l.${1}"; }\n' },
+  { name: 'date :count', msg: DATED, script: 'require ["date","relational","comparator-i;ascii-numeric","fileinto"];\nif date :count "eq" :comparator "i;ascii-numeric" "received" "year" "3" { fileinto "Three"; }\n' },
+  { name: 'header :index 2', msg: DATED, script: 'require ["index","fileinto"];\nif header :contains :index 2 "received" "relay.example.net by mx2" { fileinto "Second"; }\n' },
+  { name: 'header :index 3 too far for the first', msg: DATED, script: 'require ["index","fileinto"];\nif header :matches :index 2 ["cc","to"] "*" { fileinto "Cc2"; }\n' },
+  { name: 'header :index :last', msg: DATED, script: 'require ["index","fileinto","variables"];\nif header :matches :index 1 :last "received" "from *.example* by*" { fileinto "first.${1}"; }\n' },
+  { name: 'address :index', msg: DATED, script: 'require ["index","fileinto","variables"];\nif address :localpart :matches :index 2 "cc" "*" { fileinto "a.${1}"; }\n' },
+  { name: 'currentdate year', script: 'require ["date","relational","fileinto"];\nif currentdate :value "ge" :zone "+0000" "year" "2020" { fileinto "Now"; }\n' },
+  { name: 'currentdate zone part', script: 'require ["date","fileinto","variables"];\nif currentdate :matches :zone "+0530" "zone" "*" { fileinto "z${1}"; }\n' },
+  { name: 'err date not required', script: 'if date "date" "year" "2026" { keep; }\n' },
+  { name: 'err :index not required', script: 'if header :index 1 "to" "x" { keep; }\n' },
+  { name: 'err :index zero', script: 'require "index";\nif header :index 0 "to" "x" { keep; }\n' },
+  { name: 'err :last without :index', script: 'require ["date","index"];\nif date :last "date" "year" "2026" { keep; }\n' },
+  { name: 'err two zones', script: 'require "date";\nif date :zone "+0100" :originalzone "date" "year" "2026" { keep; }\n' },
+  { name: 'err currentdate :originalzone', script: 'require "date";\nif currentdate :originalzone "year" "2026" { keep; }\n' },
+  { name: 'err date arguments', script: 'require "date";\nif date "date" "year" { keep; }\n' },
   // Compile errors: line and text must match Pigeonhole's.
   { name: 'err missing semicolon', script: 'require "fileinto";\nif header :is "x" "y" { fileinto "J" }\n' },
   { name: 'err unterminated block', script: 'require "fileinto";\nif true { fileinto "J";\n' },

@@ -13,7 +13,7 @@ import { SieveSyntaxError } from './lexer.js';
 export const SUPPORTED_EXTENSIONS = [
   'fileinto', 'reject', 'envelope', 'encoded-character', 'vacation', 'subaddress',
   'comparator-i;ascii-numeric', 'relational', 'regex', 'imap4flags', 'copy', 'body',
-  'variables', 'mailbox', 'date', 'index',
+  'variables', 'mailbox', 'date', 'index', 'include',
 ];
 
 /**
@@ -57,6 +57,10 @@ const COMMANDS: Record<string, Spec> = {
   addflag: { ext: 'imap4flags', min: 1, max: 2, tags: {} },
   removeflag: { ext: 'imap4flags', min: 1, max: 2, tags: {} },
   set: { ext: 'variables', min: 2, max: 2, tags: { lower: 'none', upper: 'none', lowerfirst: 'none', upperfirst: 'none', quotewildcard: 'none', length: 'none' } },
+  // RFC 6609: the included script is looked up by the caller (deliver.ts); compile only checks the name
+  include: { ext: 'include', min: 1, max: 1, tags: { personal: 'none', global: 'none', once: 'none', optional: 'none' } },
+  return: { ext: 'include', min: 0, max: 0, tags: {} },
+  global: { ext: 'include', min: 1, max: 1, tags: {} },
   // sieve_extprograms: pipe [:try] [:copy] <program-name: string> [<arguments: string-list>]
   pipe: { ext: 'vnd.dovecot.pipe', min: 1, max: 2, tags: { copy: { arg: 'none', ext: 'copy' }, try: 'none' } },
 };
@@ -81,7 +85,9 @@ const TESTS: Record<string, Spec> = {
   environment: { ext: 'environment', min: 2, max: 2, tags: { ...MATCH_TAGS } },
 };
 
-export interface CompiledScript { name: string; commands: Command[]; extensions: Set<string> }
+/** An `include` of the script: what deliver.ts must find before the script may run (Pigeonhole checks at compile time). */
+export interface IncludeRef { name: string; global: boolean; optional: boolean; line: number }
+export interface CompiledScript { name: string; commands: Command[]; extensions: Set<string>; includes: IncludeRef[] }
 
 export class SieveCompileError extends Error {
   /** `parse` (grammar) or `validation` (commands/arguments), as Pigeonhole's summary line says. */
@@ -107,6 +113,7 @@ export function compileScript(src: string, name = 'script', opts: CompileOptions
   const errors: string[] = [];
   const reported = new Set<string>();
   const ext = new Set<string>();
+  const includes: IncludeRef[] = [];
   const err = (line: number, msg: string) => errors.push(`${pre}line ${line}: error: ${msg}.`);
 
   function checkArgs(node: Test, spec: Spec, kind: 'command' | 'test') {
@@ -188,6 +195,16 @@ export function compileScript(src: string, name = 'script', opts: CompileOptions
     }
   }
 
+  /** ext-include: a literal script name without '/' (sieve_script_name_is_valid), remembered for the existence check. */
+  function checkInclude(c: Command) {
+    const a = c.args.find((x): x is Extract<Arg, { kind: 'str' }> => x.kind === 'str');
+    if (!a || a.list) return;
+    const n = a.values[0];
+    if (!n || n.includes('/') || /[\x00-\x1f\x7f]/.test(n) || [...n].length > 255) { err(a.line, `include: invalid script name '${n}'`); return; }
+    const tag = (t: string) => c.args.some((x) => x.kind === 'tag' && x.name === t);
+    includes.push({ name: n, global: tag('global'), optional: tag('optional'), line: c.line });
+  }
+
   function checkBlock(cmds: Command[], top: boolean) {
     let prev = '';
     let requireAllowed = top;
@@ -214,6 +231,7 @@ export function compileScript(src: string, name = 'script', opts: CompileOptions
       if ((c.name === 'elsif' || c.name === 'else') && prev !== 'if' && prev !== 'elsif') err(c.line, `the ${c.name} command must follow an if or elseif command`);
       checkArgs(c, spec, 'command');
       if (c.name === 'pipe') checkProgram(c);
+      if (c.name === 'include') checkInclude(c);
       checkTests(c.tests, c, 'command', spec);
       if (spec.block && !c.block) err(c.line, `the ${c.name} command requires a command block, but it is missing`);
       if (!spec.block && c.block) err(c.line, `the ${c.name} command does not accept a command block, but one was found`);
@@ -225,7 +243,7 @@ export function compileScript(src: string, name = 'script', opts: CompileOptions
   checkBlock(commands, true);
   if (errors.length) throw new SieveCompileError(errors);
   if (ext.has('encoded-character')) walkStrings(commands, decodeEncodedCharacters);
-  return { name, commands, extensions: ext };
+  return { name, commands, extensions: ext, includes };
 }
 
 /** sieve_extprogram_name_is_valid: 1-128 characters, none of them '/', controls, DEL, U+00FF or the Unicode line/paragraph separators. */

@@ -9,6 +9,9 @@
  * actions of the scripts before it kept (Pigeonhole's multiscript rules).
  * Compiled scripts are cached in memory by path+mtime+size; Pigeonhole
  * writes .svbin files, Sealmail does not need them (and never writes them).
+ * `include` (RFC 6609) finds personal scripts in the user's script directory
+ * and global ones in `sieve_global` (or the older `sieve_global_dir`); a
+ * missing one without `:optional` is a compile error, as in Pigeonhole.
  * Actions are returned, not performed: the LMTP layer stores, redirects and
  * sends (vacation replies are composed here, sending is the caller's).
  */
@@ -108,6 +111,44 @@ export async function activeScriptPath(plugin: Record<string, string>, user: Sie
   return undefined;
 }
 
+/** Where `include :personal` and `include :global` look (directories; undefined = none configured). */
+export interface IncludeDirs { personal?: string; global?: string }
+
+export function includeDirs(plugin: Record<string, string>, user: SieveUser): IncludeDirs {
+  const g = plugin.sieve_global || plugin.sieve_global_dir;
+  return { personal: parseLocation(plugin.sieve || 'file:~/sieve;active=~/.dovecot.sieve', user).path, global: g ? parseLocation(g, user).path : undefined };
+}
+
+async function includePath(dirs: IncludeDirs, name: string, global: boolean): Promise<string | null> {
+  const dir = global ? dirs.global : dirs.personal;
+  if (!dir) return null;
+  const p = join(dir, `${name}.sieve`);
+  try { return (await fs.stat(p)).isFile() ? p : null; } catch { return null; }
+}
+
+/**
+ * Load a script and check its non-optional includes exist (Pigeonhole's
+ * compile-time check, its text); returns the script and the `include`
+ * callback for runScript, which loads included scripts the same way.
+ */
+export async function loadWithIncludes(path: string, dirs: IncludeDirs, opts: CompileOptions = {}): Promise<CompiledScript> {
+  const s = await loadScript(path, opts);
+  const missing: string[] = [];
+  for (const inc of s.includes) {
+    if (inc.optional || await includePath(dirs, inc.name, inc.global)) continue;
+    missing.push(`${s.name}: line ${inc.line}: error: included ${inc.global ? 'global' : 'personal'} script '${inc.name}' does not exist.`);
+  }
+  if (missing.length) throw new SieveCompileError(missing);
+  return s;
+}
+
+export function includeLoader(dirs: IncludeDirs, opts: CompileOptions = {}): (name: string, global: boolean) => Promise<CompiledScript | null> {
+  return async (name, global) => {
+    const p = await includePath(dirs, name, global);
+    return p ? loadWithIncludes(p, dirs, opts) : null;
+  };
+}
+
 function tzOffset(d: Date): string {
   const m = -d.getTimezoneOffset();
   const a = Math.abs(m);
@@ -129,13 +170,15 @@ export async function runSieveForDelivery(config: DovecotConfig, user: SieveUser
   const userLink = userLoc.active ?? userLoc.path;
 
   const msg = parseMessage(message);
+  const dirs = includeDirs(plugin, user);
+  const include = includeLoader(dirs);
   const actions: SieveAction[] = [];
   let keep = true;
   let keepFlags: string[] = [];
   for (const path of scripts) {
     try {
-      const compiled = await loadScript(path);
-      const r = await runScript(compiled, { message: msg, envelope, mailboxExists: opts.mailboxExists });
+      const compiled = await loadWithIncludes(path, dirs);
+      const r = await runScript(compiled, { message: msg, envelope, mailboxExists: opts.mailboxExists, include });
       for (const a of r.actions) {
         if (a.type === 'vacation' && actions.some((x) => x.type === 'vacation')) continue;
         const same = actions.findIndex((x) => (x.type === 'fileinto' && a.type === 'fileinto' && x.mailbox === a.mailbox) || (x.type === 'redirect' && a.type === 'redirect' && x.address.toLowerCase() === a.address.toLowerCase()));

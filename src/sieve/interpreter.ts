@@ -4,7 +4,8 @@
  * variables (RFC 5229), vacation (RFC 5230, the action only — deliver.ts
  * decides whether and how to answer), copy (RFC 3894), relational (RFC 5231),
  * subaddress (RFC 5233), body (RFC 5173, :raw/:text on the whole body) and
- * reject (RFC 5429)), date and index (RFC 5260), environment (RFC 5183; the items are the caller's, e.g.
+ * reject (RFC 5429)), date and index (RFC 5260), include (RFC 6609; the
+ * caller finds the included scripts), environment (RFC 5183; the items are the caller's, e.g.
  * IMAPSieve's imap.*) with Pigeonhole's `${env.NAME}` variables
  * (vnd.dovecot.environment) and Pigeonhole's `pipe` (vnd.dovecot.pipe, an
  * action: running the program is the caller's). Pure: the only outside call
@@ -37,6 +38,8 @@ export interface RunContext {
   flags?: string[];
   /** RFC 5183 environment items that have a value (an item missing here makes the test false, as Pigeonhole's unknown or unset ones). */
   environment?: Record<string, string>;
+  /** RFC 6609 include: the compiled personal/global script, or null when it does not exist. */
+  include?: (name: string, global: boolean) => Promise<CompiledScript | null>;
   /** The clock for `currentdate` (ms since the epoch); now when absent. */
   now?: number;
 }
@@ -60,11 +63,26 @@ function flagList(values: string[]): string[] {
 }
 
 class Stop {}
+/** RFC 6609 `return`: ends the current (included) script only. */
+class Return {}
+/** Pigeonhole's sieve_include_max_nesting_depth default. */
+const MAX_INCLUDE_DEPTH = 10;
 
 export async function runScript(script: CompiledScript, ctx: RunContext): Promise<RunResult> {
-  const useVars = script.extensions.has('variables');
-  const useEnvVars = useVars && script.extensions.has('vnd.dovecot.environment');
-  const vars = new Map<string, string>();
+  // Per script (an included script has its own requires and local variables, RFC 6609 3.3)
+  let useVars = script.extensions.has('variables');
+  let useEnvVars = useVars && script.extensions.has('vnd.dovecot.environment');
+  let vars = new Map<string, string>();
+  let globalNames = new Set<string>();
+  const globals = new Map<string, string>();
+  const included = new Set<string>();
+  let depth = 0;
+  /** The map a variable name lives in: declared `global` names and `global.NAME` share one across scripts. */
+  const scopeOf = (name: string): [Map<string, string>, string] | null => {
+    if (name.startsWith('global.')) return [globals, name.slice(7)];
+    if (name.includes('.')) return null;
+    return globalNames.has(name) ? [globals, name] : [vars, name];
+  };
   let captures: string[] = [];
   const flagVars = new Map<string, string[]>();
   let internalFlags = [...(ctx.flags ?? [])];
@@ -78,8 +96,9 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
       if (/^[0-9]+$/.test(name)) return captures[Number(name)] ?? '';
       // vnd.dovecot.environment: ${env.NAME} reads an environment item (empty when it has no value)
       if (useEnvVars && name.toLowerCase().startsWith('env.')) return ctx.environment?.[name.slice(4).toLowerCase()] ?? '';
-      if (name.includes('.')) return m;
-      return vars.get(name.toLowerCase()) ?? '';
+      const sc = scopeOf(name.toLowerCase());
+      if (!sc) return m;
+      return sc[0].get(sc[1]) ?? '';
     });
   };
 
@@ -288,7 +307,33 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
           if (p.tags.has('upperfirst')) v = v.slice(0, 1).toUpperCase() + v.slice(1);
           if (p.tags.has('quotewildcard')) v = v.replace(/[*?\\]/g, '\\$&');
           if (p.tags.has('length')) v = String([...v].length);
-          vars.set(str(p.pos[0]).toLowerCase(), v);
+          const sc = scopeOf(str(p.pos[0]).toLowerCase());
+          if (sc) sc[0].set(sc[1], v);
+          break;
+        }
+        case 'global': for (const n of strs(p.pos[0])) globalNames.add(n.toLowerCase()); break;
+        case 'return': throw new Return();
+        case 'include': {
+          const name = str(p.pos[0]);
+          const isGlobal = p.tags.has('global');
+          const key = `${isGlobal ? 'g' : 'p'}:${name}`;
+          if (p.tags.has('once') && included.has(key)) break;
+          const sub = ctx.include ? await ctx.include(name, isGlobal) : null;
+          if (!sub) {
+            if (p.tags.has('optional')) break;
+            throw new SieveRuntimeError(`included ${isGlobal ? 'global' : 'personal'} script '${name}' does not exist`);
+          }
+          if (depth >= MAX_INCLUDE_DEPTH) throw new SieveRuntimeError(`include: maximum nesting depth ${MAX_INCLUDE_DEPTH} exceeded`);
+          included.add(key);
+          const saved = [useVars, useEnvVars, vars, globalNames, captures] as const;
+          useVars = sub.extensions.has('variables');
+          useEnvVars = useVars && sub.extensions.has('vnd.dovecot.environment');
+          vars = new Map(); globalNames = new Set(); captures = [];
+          depth++;
+          try { await block(sub.commands); } catch (e) { if (!(e instanceof Return)) throw e; } finally {
+            depth--;
+            [useVars, useEnvVars, vars, globalNames, captures] = saved;
+          }
           break;
         }
         default: throw new SieveRuntimeError(`unknown command ${c.name}`);
@@ -298,7 +343,7 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
   }
 
   let keepFlagsSeen: string[] | null = null;
-  try { await block(script.commands); } catch (e) { if (!(e instanceof Stop)) throw e; }
+  try { await block(script.commands); } catch (e) { if (!(e instanceof Stop) && !(e instanceof Return)) throw e; }
   const keep = explicitKeep || implicitKeep;
   return { actions, keep, keepFlags: keepFlagsSeen ?? internalFlags };
 }

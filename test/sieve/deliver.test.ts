@@ -199,3 +199,19 @@ test('userdb fields override the plugin settings (sieve=, sieve_after=)', async 
   const user = { ...s.user, fields: [['sieve_after', `${s.dir}/other`]] as [string, string][] };
   assert.deepEqual(summary(await runSieveForDelivery(s.config, user, SPAM, ENV)), ['fileinto:FromUserdb:']);
 });
+
+test('include at delivery: personal scripts from the user sieve dir, global ones from sieve_global_dir; a missing one keeps the mail', async (t) => {
+  const s = await setup(t);
+  const global = join(s.dir, 'global');
+  mkdirSync(global);
+  writeFileSync(join(global, 'spam.sieve'), SPAM_TO_FOLDER);
+  const config = await parseConfigText(`plugin {\n  sieve = file:~/sieve;active=~/.dovecot.sieve\n  sieve_global_dir = ${global}\n}\n`);
+  writeFileSync(join(s.home, 'sieve', 'friends.sieve'), 'require "fileinto";\nif address :domain "from" "friends.example" { fileinto "Friends"; }\n');
+  s.activate('main', 'require "include";\ninclude :global "spam";\ninclude :personal "friends";\n');
+  assert.deepEqual(summary(await runSieveForDelivery(config, s.user, SPAM, ENV)), ['fileinto:Junk:']);
+  assert.deepEqual(summary(await runSieveForDelivery(config, s.user, HAM, ENV)), ['fileinto:Friends:']);
+  writeFileSync(join(s.home, 'sieve', 'main.sieve'), 'require ["include","fileinto"];\ninclude "gone";\nfileinto "X";\n');
+  const o = await runSieveForDelivery(config, s.user, HAM, ENV);
+  assert.deepEqual(summary(o), ['keep::']);
+  assert.match(readFileSync(join(s.home, '.dovecot.sieve.log'), 'utf8'), /main: line 2: error: included personal script 'gone' does not exist\./);
+});

@@ -11,7 +11,8 @@ import { writeFileSync, chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
 import { requireTool } from '../helpers/tools.js';
-import { compileScript, SieveCompileError } from '../../src/sieve/compile.js';
+import { SieveCompileError, type CompiledScript } from '../../src/sieve/compile.js';
+import { includeLoader, loadWithIncludes, type IncludeDirs } from '../../src/sieve/deliver.js';
 import { runScript } from '../../src/sieve/interpreter.js';
 import { parseMessage } from '../../src/sieve/message.js';
 
@@ -106,6 +107,23 @@ const CASES: Case[] = [
   { name: 'err two zones', script: 'require "date";\nif date :zone "+0100" :originalzone "date" "year" "2026" { keep; }\n' },
   { name: 'err currentdate :originalzone', script: 'require "date";\nif currentdate :originalzone "year" "2026" { keep; }\n' },
   { name: 'err date arguments', script: 'require "date";\nif date "date" "year" { keep; }\n' },
+  // RFC 6609 include: the personal and global scripts are INCLUDED below, in both engines' configured places.
+  { name: 'include personal', script: 'require "include";\ninclude "sub";\n' },
+  { name: 'include stop ends all', script: 'require ["include","fileinto"];\ninclude :personal "junk";\nfileinto "After";\n' },
+  { name: 'include return ends the included script', script: 'require ["include","fileinto"];\ninclude "ret";\nfileinto "Main";\n' },
+  { name: 'include global variable shared', script: 'require ["include","variables","fileinto"];\nglobal "who";\nset "who" "main";\ninclude "vars";\nfileinto "m-${who}";\n' },
+  { name: 'include local variable not shared', script: 'require ["include","variables","fileinto"];\nset "who" "main";\ninclude "vars";\nfileinto "m-${who}";\n' },
+  { name: 'include global. namespace', script: 'require ["include","variables","fileinto"];\ninclude "vars";\nfileinto "n-${global.who}";\n' },
+  { name: 'include :once', script: 'require ["include","variables","fileinto"];\nglobal "n";\ninclude :once "once";\ninclude :once "once";\nfileinto "once-${n}";\ninclude "once";\nfileinto "all-${n}";\n' },
+  { name: 'include and imap4flags', script: 'require ["include","imap4flags"];\naddflag "$Main";\ninclude "flags";\n' },
+  { name: 'include :global', script: 'require ["include","variables"];\nglobal "x";\nset "x" "v";\ninclude :global "g";\n' },
+  { name: 'include :optional missing', script: 'require ["include","fileinto"];\ninclude :optional "missing";\nfileinto "Opt";\n' },
+  { name: 'include nested', script: 'require ["include","fileinto"];\ninclude "nested";\nfileinto "Top";\n' },
+  { name: 'return in the main script', script: 'require ["include","fileinto"];\nfileinto "A";\nreturn;\nfileinto "B";\n' },
+  { name: 'err include missing', script: 'require "include";\ninclude "missing";\n' },
+  { name: 'err include global missing', script: 'require "include";\nkeep;\ninclude :global "sub";\n' },
+  { name: 'err include invalid name', script: 'require "include";\ninclude "a/b";\n' },
+  { name: 'err include not required', script: 'include "sub";\n' },
   // Compile errors: line and text must match Pigeonhole's.
   { name: 'err missing semicolon', script: 'require "fileinto";\nif header :is "x" "y" { fileinto "J" }\n' },
   { name: 'err unterminated block', script: 'require "fileinto";\nif true { fileinto "J";\n' },
@@ -129,6 +147,19 @@ const CASES: Case[] = [
   { name: 'err empty test list', script: 'if anyof () {keep;}\n' },
   { name: 'err discard args', script: 'discard "x";\n' },
 ];
+
+const INCLUDED: Record<string, Record<string, string>> = {
+  personal: {
+    sub: 'require ["fileinto"];\nfileinto "FromSub";\n',
+    junk: 'require ["fileinto"];\nif header :is "X-Spam" "Yes" { fileinto "Junk"; stop; }\n',
+    ret: 'require ["fileinto","include"];\nfileinto "R1";\nreturn;\nfileinto "R2";\n',
+    vars: 'require ["fileinto","include","variables"];\nglobal "who";\nfileinto "v-${who}";\nset "who" "sub";\n',
+    once: 'require ["include","variables"];\nglobal "n";\nset "n" "${n}x";\n',
+    flags: 'require ["imap4flags","fileinto"];\nfileinto "F";\naddflag "$Sub";\n',
+    nested: 'require ["include","fileinto"];\ninclude "sub";\nfileinto "Nested";\n',
+  },
+  global: { g: 'require ["fileinto","include","variables"];\nglobal "x";\nfileinto "G-${x}";\nreturn;\nfileinto "never";\n' },
+};
 
 function oracleActions(out: string): string[] {
   const acts: string[] = [];
@@ -160,9 +191,8 @@ function oracleActions(out: string): string[] {
   return [...new Set(final)].sort();
 }
 
-async function ourActions(c: Case): Promise<string[]> {
-  const s = compileScript(c.script, 's');
-  const r = await runScript(s, { message: parseMessage(Buffer.from(c.msg ?? SPAM)), envelope: { from: c.from ?? 'sender@example.net', to: c.to ?? 'john@example.org' } });
+async function ourActions(c: Case, s: CompiledScript, dirs: IncludeDirs): Promise<string[]> {
+  const r = await runScript(s, { message: parseMessage(Buffer.from(c.msg ?? SPAM)), envelope: { from: c.from ?? 'sender@example.net', to: c.to ?? 'john@example.org' }, include: includeLoader(dirs) });
   const acts: string[] = [];
   const fl = (f: string[]) => (f.length ? ` flags=${f.map((x) => x.toLowerCase()).sort().join(',')}` : '');
   let delivered = false;
@@ -188,7 +218,14 @@ test('Sealmail Sieve agrees with Pigeonhole sieve-test', async (t) => {
   const gid = root ? 65534 : process.getgid!();
   mkdirSync(join(dir, 'run'));
   const conf = join(dir, 'dovecot.conf');
-  writeFileSync(conf, `mail_uid = ${uid}\nmail_gid = ${gid}\nfirst_valid_uid = 1\nmail_location = maildir:${dir}/Maildir\nbase_dir = ${dir}/run\nlog_path = /dev/stderr\nssl = no\n`);
+  const dirs = { personal: join(dir, 'sieve'), global: join(dir, 'global') };
+  for (const [kind, scripts] of Object.entries(INCLUDED)) {
+    const d = kind === 'global' ? dirs.global : dirs.personal;
+    mkdirSync(d, { mode: 0o755 });
+    for (const [n, text] of Object.entries(scripts)) writeFileSync(join(d, `${n}.sieve`), text, { mode: 0o644 });
+  }
+  writeFileSync(conf, `mail_uid = ${uid}\nmail_gid = ${gid}\nfirst_valid_uid = 1\nmail_location = maildir:${dir}/Maildir\nbase_dir = ${dir}/run\nlog_path = /dev/stderr\nssl = no\n`
+    + `plugin {\n  sieve = file:${dirs.personal};active=${dir}/active.sieve\n  sieve_global = ${dirs.global}\n}\n`);
   let i = 0;
   for (const c of CASES) {
     await t.test(c.name, async () => {
@@ -201,7 +238,7 @@ test('Sealmail Sieve agrees with Pigeonhole sieve-test', async (t) => {
       const r = spawnSync(sieveTest, ['-c', conf, '-f', c.from ?? 'sender@example.net', '-r', c.to ?? 'john@example.org', sp, mp], { encoding: 'utf8', cwd: sd });
       const oracleErrors = r.stderr.split('\n').filter((l) => /^s: line \d+: error:/.test(l));
       if (oracleErrors.length) {
-        assert.throws(() => compileScript(c.script, 's'), (e: unknown) => {
+        await assert.rejects(loadWithIncludes(sp, dirs), (e: unknown) => {
           assert.ok(e instanceof SieveCompileError);
           assert.deepEqual(e.errors, oracleErrors);
           return true;
@@ -209,7 +246,7 @@ test('Sealmail Sieve agrees with Pigeonhole sieve-test', async (t) => {
         return;
       }
       assert.equal(r.status, 0, r.stderr);
-      assert.deepEqual(await ourActions(c), oracleActions(r.stdout), r.stdout);
+      assert.deepEqual(await ourActions(c, await loadWithIncludes(sp, dirs), dirs), oracleActions(r.stdout), r.stdout);
     });
   }
 });

@@ -14,14 +14,16 @@ import { CryptError } from '../crypt/keys.js';
 import { unlockUserCrypt } from '../crypt/user-crypt.js';
 import { Logger } from '../log/logger.js';
 import type { MailStore } from '../mailstore/store.js';
-import { cryptUserFor, mailboxConfig, openUserStore, resolveMailUser } from '../mailstore/user-store.js';
+import { cryptUserFor, mailAccessRefusal, mailboxConfig, openUserStore, resolveMailUser } from '../mailstore/user-store.js';
 import { UserQuota } from '../quota/quota.js';
 import { openUserMetadata, type UserMetadata } from '../mailstore/metadata.js';
 import { ImapSieve, type ImapSieveHook } from '../sieve/imapsieve.js';
 
 export type LoginResult =
   | { ok: true; user: string; store: MailStore; quota: UserQuota | null; mailPlugins: string[]; metadata: UserMetadata | 'disabled' | 'no-dict'; imapSieve: ImapSieveHook | null }
-  | { ok: false; code?: string; text: string };
+  | { ok: false; code?: string; text: string }
+  /** Authenticated, but the user's mail cannot be opened (Dovecot: "Logged in, but initialization failed." and BYE). */
+  | { ok: false; initFailed: true };
 
 export class LoginService {
   readonly engine: AuthEngine;
@@ -47,6 +49,8 @@ export class LoginService {
     if (u.result !== 'ok') return { ok: false, code: 'UNAVAILABLE', text: u.result === 'tempfail' ? 'Temporary user lookup failure.' : 'User doesn\'t exist.' };
     const user = resolveMailUser(this.config, a.user, u.fields, 'imap');
     const ulog = Logger.forUser('imap', a.user);
+    const refused = mailAccessRefusal(this.config, user, 'imap');
+    if (refused) { ulog.error(refused); return { ok: false, initFailed: true }; }
     const myUid = process.geteuid?.();
     if (user.uid && /^\d+$/.test(user.uid) && myUid !== undefined && myUid !== 0 && Number(user.uid) !== myUid) {
       ulog.error(`Mail access refused: the userdb gives uid ${user.uid}, this Sealmail process runs as uid ${myUid} (run one instance per mail uid)`);

@@ -22,7 +22,7 @@ import { deliveryCrypt } from '../crypt/user-crypt.js';
 import { Logger } from '../log/logger.js';
 import { MailStoreError } from '../mailstore/errors.js';
 import type { SystemFlag } from '../mailstore/maildir/filename.js';
-import { cryptUserFor, mailboxConfig, openUserStore, resolveMailUser } from '../mailstore/user-store.js';
+import { cryptUserFor, mailAccessRefusal, mailboxConfig, openUserStore, resolveMailUser } from '../mailstore/user-store.js';
 import { runSieveForDelivery, type SieveOutcomeAction } from '../sieve/deliver.js';
 import { sendSieveMail } from './submit.js';
 import { UserQuota } from '../quota/quota.js';
@@ -88,6 +88,8 @@ export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
   const u = await d.auth.lookupUser(d.user, { service: 'lmtp' });
   if (u.result !== 'ok') return { ok: false, temp: true, code: '451 4.3.0', text: 'Temporary user lookup failure' };
   const mu = resolveMailUser(d.config, u.user, u.fields, 'lmtp');
+  const refused = mailAccessRefusal(d.config, mu, 'lmtp');
+  if (refused) { log.error(`Failed to initialize user: ${refused}`); return { ok: false, temp: true, code: '451 4.3.0', text: 'Temporary internal error' }; }
   const plain = openUserStore(mu);
   const crypt = await deliveryCrypt(d.config, cryptUserFor(mu, plain, 'lmtp'));
   // `auto` mailboxes exist for delivery too (fileinto "Junk" creates ISPmail's Junk, as Dovecot's lmtp does)

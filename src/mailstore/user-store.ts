@@ -7,6 +7,7 @@
  * sections, and mail-crypt (the
  * caller unlocks it: login with the password, delivery with public keys).
  */
+import { resolveGroup, resolveUser } from '../util/passwd.js';
 import type { DovecotConfig } from '../config/settings.js';
 import { expandVars } from '../config/vars.js';
 import type { Fields } from '../auth/databases.js';
@@ -37,6 +38,27 @@ export function resolveMailUser(config: DovecotConfig, username: string, fields:
     gid: get('gid') ?? (config.get('mail_gid', { protocol }) || undefined),
     fields,
   };
+}
+
+/**
+ * Dovecot's first_valid_uid/last_valid_uid and first_valid_gid/last_valid_gid:
+ * mail access for a user whose uid or gid lies outside is refused, so a userdb
+ * mistake cannot have mail stored as a system account. Returns Dovecot's
+ * error text (for the log) or null when access is allowed.
+ */
+export function mailAccessRefusal(config: DovecotConfig, user: MailUser, protocol: string): string | null {
+  const fromUserdb = (k: string) => user.fields.some(([f]) => f === k);
+  const check = (kind: 'uid' | 'gid', spec: string | undefined): string | null => {
+    if (!spec) return null;
+    const id = kind === 'uid' ? resolveUser(spec)?.uid : resolveGroup(spec);
+    if (id === undefined || id === null) return null;
+    const first = Number(config.get(`first_valid_${kind}`, { protocol }) || 0);
+    const last = Number(config.get(`last_valid_${kind}`, { protocol }) || 0);
+    if (id >= first && (last === 0 || id <= last)) return null;
+    const K = kind.toUpperCase();
+    return `Mail access for users with ${K} ${id} not permitted (see first_valid_${kind} in config file, ${kind} from ${fromUserdb(kind) ? 'userdb lookup' : `mail_${kind} setting`}).`;
+  };
+  return check('uid', user.uid) ?? check('gid', user.gid);
 }
 
 /** IMAP name → special-use flag from `namespace … { mailbox NAME { special_use = … } }`. */

@@ -41,6 +41,12 @@ function validId(args: ImapArg[]): boolean {
 async function login(ctx: CommandContext, user: string, password: string, mech: string): Promise<void> {
   const s = ctx.session;
   const r = await s.opts.login.login(user, password, { service: 'imap', rip: s.opts.rip, lip: s.opts.lip, secured: s.secured, mech });
+  if (!r.ok && 'initFailed' in r) {
+    // as Dovecot's imap process: the login itself succeeded, opening the user's mail did not
+    await ctx.ok('Logged in, but initialization failed.');
+    await s.bye('Internal error occurred. Refer to server log for more information.');
+    return;
+  }
   if (!r.ok) {
     await ctx.no(r.text, r.code ? { name: r.code } : undefined);
     return;

@@ -1,11 +1,15 @@
 /**
  * One ManageSieve connection (RFC 5804) with Pigeonhole's response texts:
- * greeting capabilities, AUTHENTICATE PLAIN (initial response or a
- * continuation) through the AuthEngine, STARTTLS, then LISTSCRIPTS,
+ * greeting capabilities, AUTHENTICATE PLAIN and LOGIN (initial response or
+ * quoted-string/literal continuations; only the `auth_mechanisms` enabled)
+ * through the AuthEngine with auth_failure_delay and the server's per-IP
+ * penalty, STARTTLS, then LISTSCRIPTS,
  * GETSCRIPT, PUTSCRIPT, SETACTIVE, DELETESCRIPT, RENAMESCRIPT, CHECKSCRIPT,
  * HAVESPACE, CAPABILITY, NOOP and LOGOUT. Scripts are checked by Sealmail's
  * Sieve compiler before they are stored, so a script Roundcube saves here
- * is one delivery can run. Protocol only: storage is ScriptStorage's job.
+ * is one delivery can run. Like managesieve-login, the third invalid command
+ * before login is answered by a BYE and the connection closed.
+ * Protocol only: storage is ScriptStorage's job.
  */
 import type { Duplex } from 'node:stream';
 import { compileScript, SieveCompileError, SUPPORTED_EXTENSIONS } from '../sieve/compile.js';
@@ -13,12 +17,21 @@ import type { DovecotConfig } from '../config/settings.js';
 import type { AuthEngine } from '../auth/engine.js';
 import type { Fields } from '../auth/databases.js';
 import { Logger } from '../log/logger.js';
-import { failureDelayMs } from '../auth/penalty.js';
+import { failureDelayMs, type AuthPenalty } from '../auth/penalty.js';
+import { plaintextMechanisms } from '../auth/mechanisms.js';
 import { ScriptStorage, ScriptError } from './storage.js';
 
 /** Longest literal accepted (a script); larger ones are refused, the connection closed. */
 const MAX_LITERAL = 8 * 1024 * 1024;
 const MAX_LINE = 65536;
+/** managesieve-login's CLIENT_MAX_BAD_COMMANDS: the third invalid command gets a BYE instead of its NO. */
+const PRELOGIN_MAX_BAD_COMMANDS = 3;
+/** managesieved's own limit after login: the twentieth invalid command in a row gets its NO, then a BYE. */
+const POSTLOGIN_MAX_BAD_COMMANDS = 20;
+const BAD_RECEIVED = 'NO "Error in MANAGESIEVE command received by server."\r\n';
+/** SASL LOGIN's two challenges, "Username:" and "Password:", as managesieved sends them (quoted base64). */
+const LOGIN_CHALLENGES = ['"VXNlcm5hbWU6"\r\n', '"UGFzc3dvcmQ6"\r\n'];
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 export interface SessionDeps {
   config: DovecotConfig;
@@ -29,6 +42,8 @@ export interface SessionDeps {
   secured: boolean;
   remoteIp?: string;
   localIp?: string;
+  /** The server's per-IP auth penalty (Dovecot's anvil), shared with IMAP; none in unit tests. */
+  penalty?: AuthPenalty;
   /** Replace the socket by a TLS one (STARTTLS); resolves with the new stream. */
   startTls?(): Promise<Duplex>;
 }
@@ -91,7 +106,10 @@ export class ManageSieveSession {
   private storage: ScriptStorage | null = null;
   private busy = false;
   private closed = false;
-  private pendingAuth: boolean = false;
+  /** An AUTHENTICATE waiting for the client's next response: the mechanism and what was said so far. */
+  private pendingAuth: { mech: 'PLAIN' | 'LOGIN'; got: string[] } | null = null;
+  private badCount = 0;
+  private lastInvalid = false;
   private log = new Logger('managesieve-login');
 
   constructor(private stream: Duplex, private readonly deps: SessionDeps) {}
@@ -113,8 +131,8 @@ export class ManageSieveSession {
     const cfg = this.deps.config;
     const impl = cfg.get('managesieve_implementation_string') || 'Dovecot (Debian) Pigeonhole';
     const sieve = cfg.get('managesieve_sieve_capability') || SUPPORTED_EXTENSIONS.join(' ');
-    // Only PLAIN is implemented here (what Roundcube's managesieve plugin uses).
-    const mechs = this.plaintextAllowed() ? ['PLAIN'] : [];
+    // managesieved announces the enabled mechanisms, none where plaintext is refused
+    const mechs = this.plaintextAllowed() ? plaintextMechanisms(cfg) : [];
     const lines = [`"IMPLEMENTATION" ${quote(impl)}`, `"SIEVE" ${quote(sieve)}`];
     if (authed) lines.push(`"MAXREDIRECTS" ${quote(cfg.get('sieve_max_redirects') || '4')}`);
     else {
@@ -146,13 +164,27 @@ export class ManageSieveSession {
   }
 
   private async handle(tokens: Token[]): Promise<void> {
-    if (this.pendingAuth) { this.pendingAuth = false; return this.finishAuth(tokens[0]?.kind === 'str' ? tokens[0].v.toString('latin1') : tokens[0]?.v.toString() ?? ''); }
+    const authed = this.user !== null && !this.pendingAuth;
+    this.lastInvalid = false;
+    await this.handleCommand(tokens);
+    // after login any command not refused as invalid starts the count again
+    if (authed && !this.lastInvalid) this.badCount = 0;
+  }
+
+  private async handleCommand(tokens: Token[]): Promise<void> {
+    if (this.pendingAuth) {
+      const p = this.pendingAuth;
+      this.pendingAuth = null;
+      return this.continueAuth(p.mech, p.got, tokens[0]?.kind === 'str' ? tokens[0].v.toString('latin1') : tokens[0]?.v.toString() ?? '');
+    }
     if (!tokens.length) return;
     const head = tokens[0];
-    if (head.kind !== 'atom') { this.write('NO "Error in MANAGESIEVE command received by server."\r\n'); return; }
+    if (head.kind !== 'atom') { if (this.user === null) this.invalid(); else this.badAuthed(BAD_RECEIVED); return; }
     const cmd = head.v.toUpperCase();
     const args = tokens.slice(1);
-    const bad = (msg: string) => this.write(`NO "Error in MANAGESIEVE command ${cmd}: ${msg}."\r\n`);
+    // Before login every syntax error is the login process's bare "received by server" (checked
+    // against managesieved: AUTHENTICATE without arguments, LISTSCRIPTS "x" "y"), and counts.
+    const bad = (msg: string) => this.user === null ? this.invalid() : this.badAuthed(`NO "Error in MANAGESIEVE command ${cmd}: ${msg}."\r\n`);
     const strArgs = (n: number, max = n): string[] | null => {
       if (args.length < n) { bad('Missing arguments'); return null; }
       if (args.length > max) { bad('Too many command arguments'); return null; }
@@ -173,7 +205,7 @@ export class ManageSieveSession {
       switch (cmd) {
         case 'STARTTLS': {
           if (this.deps.secured) { this.write('NO "TLS is already active."\r\n'); return; }
-          if (!this.deps.tlsAvailable || !this.deps.startTls) { bad('Unknown command'); return; }
+          if (!this.deps.tlsAvailable || !this.deps.startTls) { this.write('NO "TLS support isn\'t enabled."\r\n'); return; }
           this.write('OK "Begin TLS negotiation now."\r\n');
           this.stream.removeAllListeners('data');
           this.stream = await this.deps.startTls();
@@ -184,16 +216,17 @@ export class ManageSieveSession {
         }
         case 'AUTHENTICATE': {
           const a = strArgs(1, 2); if (!a) return;
-          if (a[0].toUpperCase() !== 'PLAIN') { this.write('NO "Unsupported authentication mechanism."\r\n'); return; }
+          const mech = a[0].toUpperCase();
+          if ((mech !== 'PLAIN' && mech !== 'LOGIN') || !plaintextMechanisms(this.deps.config).includes(mech)) { this.write('NO "Unsupported authentication mechanism."\r\n'); return; }
           if (!this.plaintextAllowed()) { this.write('NO "Plaintext authentication disallowed on non-secure (SSL/TLS) connections."\r\n'); return; }
-          if (a.length === 2) return this.finishAuth(a[1]);
-          this.pendingAuth = true;
-          this.write('""\r\n');
+          if (a.length === 2) return this.continueAuth(mech, [], a[1], true);
+          this.pendingAuth = { mech, got: [] };
+          this.write(mech === 'PLAIN' ? '""\r\n' : LOGIN_CHALLENGES[0]);
           return;
         }
         default:
           // Pigeonhole's login process knows no other command; its error text has no command name.
-          this.write('NO "Error in MANAGESIEVE command received by server."\r\n');
+          this.invalid();
           return;
       }
     }
@@ -286,20 +319,67 @@ export class ManageSieveSession {
     }
   }
 
-  private async finishAuth(b64: string): Promise<void> {
+  /**
+   * A pre-login command managesieve-login does not accept: NO, or BYE and
+   * close on the third, as its CLIENT_MAX_BAD_COMMANDS does (checked against
+   * managesieved: FOO, FOO, FOO → NO, NO, BYE).
+   */
+  private invalid(): void {
+    if (++this.badCount < PRELOGIN_MAX_BAD_COMMANDS) { this.write(BAD_RECEIVED); return; }
+    this.write('BYE "Too many invalid MANAGESIEVE commands."\r\n');
+    this.stream.end();
+    this.closed = true;
+  }
+
+  /**
+   * An invalid command after login: its NO, then a BYE and close on the
+   * twentieth in a row (managesieved's CLIENT_MAX_BAD_COMMANDS; any accepted
+   * command starts the count again, as the oracle shows).
+   */
+  private badAuthed(reply: string): void {
+    this.write(reply);
+    this.lastInvalid = true;
+    if (++this.badCount < POSTLOGIN_MAX_BAD_COMMANDS) return;
+    this.write('BYE "Too many invalid MANAGESIEVE commands."\r\n');
+    this.stream.end();
+    this.closed = true;
+  }
+
+  /**
+   * One client response of a SASL exchange: PLAIN takes one, LOGIN two (user
+   * name, then password, each after its challenge). "*" aborts.
+   */
+  private async continueAuth(mech: 'PLAIN' | 'LOGIN', got: string[], b64: string, initial = false): Promise<void> {
     if (b64 === '*') { this.write('NO "Authentication aborted by client."\r\n'); return; }
-    const raw = Buffer.from(b64, 'base64');
-    const parts = raw.toString('utf8').split('\0');
-    if (parts.length !== 3 || !parts[1]) { this.write('NO "Authentication failed."\r\n'); return; }
-    const [authz, login, password] = parts;
-    const info = { service: 'sieve', rip: this.deps.remoteIp, lip: this.deps.localIp, mech: 'PLAIN', secured: this.deps.secured };
-    const out = await this.deps.auth.authenticate(login, password, info);
-    if (out.result !== 'ok' || (authz && authz !== login && authz !== out.user) || out.nologin) {
-      await new Promise((r) => setTimeout(r, failureDelayMs(this.deps.config.getTime('auth_failure_delay'), out.nodelay)));
-      this.write(out.result === 'tempfail' ? 'NO (TRYLATER) "Temporary authentication failure."\r\n' : 'NO "Authentication failed."\r\n');
-      this.log.info(`Disconnected: auth failed (user=<${login}>, method=PLAIN, rip=${this.deps.remoteIp ?? ''})`);
+    if (!BASE64.test(b64)) { this.write(initial ? 'NO "Invalid base64 data in initial response"\r\n' : 'NO "Invalid base64 in response"\r\n'); return; }
+    const text = Buffer.from(b64, 'base64').toString('utf8');
+    if (mech === 'PLAIN') {
+      const parts = text.split('\0');
+      if (parts.length !== 3 || !parts[1]) { this.write('NO "Authentication failed."\r\n'); return; }
+      return this.finishAuth('PLAIN', parts[0], parts[1], parts[2]);
+    }
+    if (got.length === 0) {
+      this.pendingAuth = { mech, got: [text] };
+      this.write(LOGIN_CHALLENGES[1]);
       return;
     }
+    return this.finishAuth('LOGIN', '', got[0], text);
+  }
+
+  private async finishAuth(mech: string, authz: string, login: string, password: string): Promise<void> {
+    const info = { service: 'sieve', rip: this.deps.remoteIp, lip: this.deps.localIp, mech, secured: this.deps.secured };
+    // the per-IP penalty is waited out before the attempt is even looked at, as IMAP does (login.ts)
+    const wait = this.deps.penalty?.delayBefore(this.deps.remoteIp) ?? 0;
+    if (wait) await new Promise((r) => setTimeout(r, wait));
+    const out = await this.deps.auth.authenticate(login, password, info);
+    if (out.result !== 'ok' || (authz && authz !== login && authz !== out.user) || out.nologin) {
+      if (out.result !== 'tempfail') this.deps.penalty?.failed(this.deps.remoteIp);
+      await new Promise((r) => setTimeout(r, failureDelayMs(this.deps.config.getTime('auth_failure_delay'), out.nodelay)));
+      this.write(out.result === 'tempfail' ? 'NO (TRYLATER) "Temporary authentication failure."\r\n' : 'NO "Authentication failed."\r\n');
+      this.log.info(`Disconnected: auth failed (user=<${login}>, method=${mech}, rip=${this.deps.remoteIp ?? ''})`);
+      return;
+    }
+    this.deps.penalty?.succeeded(this.deps.remoteIp);
     const u = await this.deps.auth.lookupUser(out.user, info, out.userdbFields);
     const home = u.result === 'ok' ? this.deps.resolveHome(u.user, u.fields) : undefined;
     if (!home) {
@@ -310,7 +390,7 @@ export class ManageSieveSession {
     this.user = u.user;
     const plugin = this.deps.config.plugin({ protocol: 'sieve' });
     this.storage = new ScriptStorage(plugin.sieve ?? '', { username: u.user, home, fields: u.fields });
-    Logger.forUser('managesieve-login', u.user).info(`Login: user=<${u.user}>, method=PLAIN, rip=${this.deps.remoteIp ?? ''}`);
+    Logger.forUser('managesieve-login', u.user).info(`Login: user=<${u.user}>, method=${mech}, rip=${this.deps.remoteIp ?? ''}`);
     this.write('OK "Logged in."\r\n');
   }
 }

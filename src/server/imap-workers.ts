@@ -14,7 +14,8 @@
  *
  * Workers are forked after the master dropped root, so they never hold
  * privileges. The auth penalty (Dovecot's anvil, one per server) is kept
- * consistent by relaying every change through the master. A worker exits
+ * consistent by relaying every change through the master, whose own copy
+ * (ManageSieve's logins) is told of the workers' changes and tells them its own. A worker exits
  * when the master's IPC channel goes away, so `kill -9` of the master never
  * leaves orphans serving a half-dead server.
  */
@@ -25,6 +26,7 @@ import type { DovecotConfig } from '../config/settings.js';
 import type { Logger } from '../log/logger.js';
 import type { ListenerSpec } from './listeners.js';
 import type { ConfigFilesSnapshot } from '../config/privileged-files.js';
+import type { AuthPenalty } from '../auth/penalty.js';
 
 /** Messages between master and IMAP workers. */
 export type WorkerMessage =
@@ -59,6 +61,18 @@ export class ImapWorkerPool {
   private files: ConfigFilesSnapshot = { files: {}, globs: {} };
   private started = false;
 
+  /**
+   * The master's penalty (the services it serves itself, ManageSieve):
+   * workers' changes are applied to it, its own go out to every worker.
+   */
+  sharePenalty(penalty: AuthPenalty): void {
+    this.masterPenalty = penalty;
+    penalty.onChange = (op, ip, now) => {
+      for (const o of this.workers) if (o?.ready) o.child.send({ t: 'penalty', op, ip, now } satisfies WorkerMessage);
+    };
+  }
+  private masterPenalty: AuthPenalty | null = null;
+
   /** Fork the workers and wait until each has loaded the configuration (from `files`, see privileged-files.ts). */
   async start(files: ConfigFilesSnapshot): Promise<void> {
     this.files = files;
@@ -79,7 +93,10 @@ export class ImapWorkerPool {
           resolve();
         }
         else if (m.t === 'load') w.sessions = m.sessions;
-        else if (m.t === 'penalty') for (const o of this.workers) if (o && o !== w && o.ready) o.child.send(m);
+        else if (m.t === 'penalty') {
+          this.masterPenalty?.apply(m.op, m.ip, m.now);
+          for (const o of this.workers) if (o && o !== w && o.ready) o.child.send(m);
+        }
       });
       child.on('exit', (code, sig) => {
         w.ready = false;

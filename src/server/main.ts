@@ -167,7 +167,7 @@ export async function main(argv: string[]): Promise<void> {
   let open;
   const tls = tlsMaterial(config);
   const imap = new ImapService(config, tls);
-  const managesieve = new ManageSieveService(config, tls);
+  const managesieve = new ManageSieveService(config, tls, imap.login.penalty); // one anvil for every login
   const delivery = new DeliveryServices(config);
   let workers: ImapWorkerPool | null = null;
   // Listeners open as root, but no client is served before root is given up: an LMTP delivery or a
@@ -186,6 +186,7 @@ export async function main(argv: string[]): Promise<void> {
       workers = new ImapWorkerPool(processes, fileURLToPath(import.meta.url), ['-c', args.configPath], log);
       // TLS happens in the worker: the master only accepts and hands the socket on, unread
       const w = workers;
+      w.sharePenalty(imap.login.penalty); // ManageSieve's logins count with the workers' IMAP ones
       open = await openListeners(imapSpecs, tls, (s, spec) => w.dispatch(s as Socket, spec), { handOff: true });
     } else {
       open = await openListeners(imapSpecs, tls, afterDrop((s, spec) => imap.accept(s, spec)));

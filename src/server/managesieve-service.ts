@@ -4,13 +4,15 @@
  * `protocols` contains `sieve`, as Pigeonhole's managesieve-login does;
  * STARTTLS when a certificate is configured. One ManageSieveSession per
  * connection; authentication through the shared AuthEngine (protocol "sieve",
- * so `protocol sieve { }` filters and %s apply).
+ * so `protocol sieve { }` filters and %s apply) and the server's per-IP
+ * auth penalty, the one IMAP uses (Dovecot has one anvil for all logins).
  */
 import type { Socket } from 'node:net';
 import { TLSSocket, createSecureContext } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { DovecotConfig } from '../config/settings.js';
 import { AuthEngine } from '../auth/engine.js';
+import { AuthPenalty } from '../auth/penalty.js';
 import { resolveMailUser } from '../mailstore/user-store.js';
 import { ManageSieveSession } from '../managesieve/session.js';
 import { parseListen, type ListenerSpec, type TlsMaterial } from './listeners.js';
@@ -35,7 +37,8 @@ export function managesieveListenerSpecs(config: DovecotConfig): ListenerSpec[] 
 export class ManageSieveService {
   private readonly auth: AuthEngine;
 
-  constructor(readonly config: DovecotConfig, readonly tls: TlsMaterial | null) {
+  /** `penalty`: the server's shared one (main.ts passes IMAP's); a private one when alone (tests). */
+  constructor(readonly config: DovecotConfig, readonly tls: TlsMaterial | null, readonly penalty = new AuthPenalty()) {
     this.auth = new AuthEngine(config, 'sieve');
   }
 
@@ -46,6 +49,7 @@ export class ManageSieveService {
     const session = new ManageSieveSession(socket, {
       config: this.config,
       auth: this.auth,
+      penalty: this.penalty,
       resolveHome: (user, fields) => resolveMailUser(this.config, user, fields, 'sieve').home,
       tlsAvailable: !!tls && !spec.ssl,
       secured: spec.ssl,

@@ -8,6 +8,8 @@
  * fewer) and NOTIFY (no enotify). The on-disk layout must be Pigeonhole's.
  * Then the E2E: a script stored and activated over ManageSieve is what
  * delivery runs.
+ * A second transcript pair: SASL LOGIN, UNAUTHENTICATE, the BYEs after too
+ * many invalid commands before and after login, and the per-IP penalty.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -32,14 +34,14 @@ async function freePort(): Promise<number> {
 }
 
 /** Send each step, wait for its complete reply (a line starting OK/NO/BYE or a "" continuation). */
-async function converse(port: number, steps: string[]): Promise<string[]> {
+async function converse(port: number, steps: string[], linger = 0): Promise<string[]> {
   const sock = net.connect(port, '127.0.0.1');
   let buf = '';
   let waiter: (() => void) | null = null;
   sock.on('data', (d) => { buf += d.toString('utf8'); if (process.env.MS_DEBUG) process.stderr.write(`[${port}] ${JSON.stringify(d.toString())}\n`); waiter?.(); });
   // Complete when a line (outside literals) starting with OK/NO/BYE has ended, or on a "" continuation.
   const complete = (): boolean => {
-    if (buf === '""\r\n') return true;
+    if (/^"[A-Za-z0-9+/=]*"\r\n$/.test(buf)) return true; // a SASL challenge ("" for PLAIN, base64 for LOGIN)
     const b = Buffer.from(buf);
     let i = 0;
     while (i < b.length) {
@@ -54,7 +56,8 @@ async function converse(port: number, steps: string[]): Promise<string[]> {
     return false;
   };
   const next = async (): Promise<string> => {
-    while (!complete()) await new Promise<void>((r) => { waiter = r; setTimeout(r, 50); });
+    // bounded: a reply that never completes fails the comparison instead of hanging the run
+    for (let i = 0; i < 400 && !complete(); i++) await new Promise<void>((r) => { waiter = r; setTimeout(r, 50); });
     const out = buf; buf = ''; return out;
   };
   const out = [await next()];
@@ -65,6 +68,8 @@ async function converse(port: number, steps: string[]): Promise<string[]> {
     sock.write(line);
     out.push(await next());
   }
+  // a BYE written after the last reply (managesieved's NO then BYE) arrives a moment later
+  if (linger) { await new Promise((r) => setTimeout(r, linger)); out[out.length - 1] += buf; }
   sock.destroy();
   return out;
 }
@@ -110,15 +115,8 @@ function normalize(replies: string[]): string[] {
     .replace(/^"SASL" .*\r\n/m, '"SASL" <mechs>\r\n'));
 }
 
-test('ManageSieve replies match Pigeonhole managesieved; scripts stored the Pigeonhole way; delivery runs the active one', async (t) => {
-  const dPort = await freePort();
-  const dv = setupDovecot(t, {
-    start: true, protocols: 'sieve',
-    extraConf: `service managesieve-login {\n  inet_listener sieve {\n    port = ${dPort}\n  }\n}\nplugin {\n  sieve = file:~/sieve;active=~/.dovecot.sieve\n}\n`,
-  });
-  if (!dv) return;
-  const oracle = await converse(dPort, STEPS);
-
+/** Sealmail's ManageSieve on a free port, configured like the oracle (`extra`: more global settings). */
+async function startSealmail(t: import('node:test').TestContext, extra: string) {
   const dir = tempDir(t, 'managesieve');
   chmodSync(dir, 0o755);
   const { uid, gid } = mailIds();
@@ -129,7 +127,7 @@ test('ManageSieve replies match Pigeonhole managesieved; scripts stored the Pige
 listen = 127.0.0.1
 ssl = no
 login_greeting = Dovecot (Debian) ready.
-passdb {
+${extra}passdb {
   driver = static
   args = password=pass
 }
@@ -149,6 +147,19 @@ plugin {
   const svc = new ManageSieveService(config, null);
   const open = await openListeners(managesieveListenerSpecs(config), null, (s, spec) => svc.accept(s, spec));
   t.after(async () => { await closeListeners(open); await svc.close(); });
+  return { dir, sPort, config };
+}
+
+test('ManageSieve replies match Pigeonhole managesieved; scripts stored the Pigeonhole way; delivery runs the active one', async (t) => {
+  const dPort = await freePort();
+  const dv = setupDovecot(t, {
+    start: true, protocols: 'sieve',
+    extraConf: `service managesieve-login {\n  inet_listener sieve {\n    port = ${dPort}\n  }\n}\nplugin {\n  sieve = file:~/sieve;active=~/.dovecot.sieve\n}\n`,
+  });
+  if (!dv) return;
+  const oracle = await converse(dPort, STEPS);
+
+  const { dir, sPort, config } = await startSealmail(t, '');
   const ours = await converse(sPort, STEPS);
 
   const o = normalize(oracle), u = normalize(ours);
@@ -218,4 +229,63 @@ test('STARTTLS: same replies as managesieved (capabilities re-issued, no second 
   const norm = (s: string) => s.replace(/\n\[tls\]/g, '').replace(/"SIEVE" [^\r\n]*\r\n/g, '"SIEVE" <ext>\r\n').replace(/"NOTIFY" [^\r\n]*\r\n/g, '');
   assert.ok(oracle.includes('[tls]') && oracle.includes('TLS negotiation successful') && oracle.includes('Logged in'), oracle);
   assert.equal(norm(ours), norm(oracle));
+});
+
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+/**
+ * Before login: SASL LOGIN aborted, with bad base64 (in a response and in
+ * the initial response), a wrong password, an unsupported mechanism, then
+ * the invalid commands managesieve-login counts (not AUTHENTICATE "X" nor
+ * STARTTLS without TLS): the third is a BYE.
+ */
+const PRELOGIN = [
+  'AUTHENTICATE "LOGIN"', '"*"',
+  'AUTHENTICATE "LOGIN"', `"${b64('x')}"`, '"!!"',
+  'AUTHENTICATE "CRAM-MD5"',
+  'AUTHENTICATE "LOGIN" "!!"',
+  'AUTHENTICATE "login"', `"${b64('john@example.org')}"`, `"${b64('wrong')}"`,
+  'AUTHENTICATE',
+  'STARTTLS',
+  'CAPABILITY',
+  'LISTSCRIPTS "x" "y"',
+  'FOO',
+];
+/**
+ * LOGIN with the initial response and the password as a literal (waiting out
+ * the per-IP penalty of the failure above), UNAUTHENTICATE (unknown to
+ * managesieved 0.5), then invalid commands: an accepted one resets the count,
+ * the twentieth in a row is answered and followed by a BYE.
+ */
+const POSTLOGIN = [
+  `AUTHENTICATE "LOGIN" "${b64('john@example.org')}"`, `{#+}\n${b64('pass')}`,
+  'UNAUTHENTICATE', 'GETSCRIPT', 'NOOP',
+  ...Array.from({ length: 20 }, (_, i) => `FOO${i}`),
+];
+
+test('SASL LOGIN, the invalid-command BYEs and the per-IP auth penalty match managesieved', async (t) => {
+  const dPort = await freePort();
+  const dv = setupDovecot(t, {
+    start: true, protocols: 'sieve',
+    extraConf: `auth_mechanisms = plain login\nservice managesieve-login {\n  inet_listener sieve {\n    port = ${dPort}\n  }\n}\nplugin {\n  sieve = file:~/sieve;active=~/.dovecot.sieve\n}\n`,
+  });
+  if (!dv) return;
+  const { sPort } = await startSealmail(t, 'auth_mechanisms = plain login\n');
+  const run = async (port: number) => {
+    const pre = await converse(port, PRELOGIN, 200);
+    const t0 = Date.now();
+    const post = await converse(port, POSTLOGIN, 200);
+    return { pre, post, loginMs: Date.now() - t0 };
+  };
+  const oracle = await run(dPort);
+  const ours = await run(sPort);
+  const norm = (r: string[]) => r.map((x) => x.replace(/^"SIEVE" .*\r\n/m, '"SIEVE" <extensions>\r\n').replace(/^"NOTIFY" .*\r\n/m, ''));
+  for (const [name, steps] of [['pre', PRELOGIN], ['post', POSTLOGIN]] as const) {
+    const o = norm(oracle[name]), u = norm(ours[name]);
+    assert.equal(u.length, o.length);
+    for (let i = 0; i < o.length; i++) assert.equal(u[i], o[i], `${name} step ${i} (${i ? steps[i - 1].split('\n')[0] : 'greeting'})`);
+  }
+  assert.ok(oracle.pre[0].includes('"SASL" "PLAIN LOGIN"') && oracle.pre.at(-1)!.startsWith('BYE') && oracle.post[2] === 'OK "Logged in."\r\n' && /BYE/.test(oracle.post.at(-1)!), 'oracle transcript looks real');
+  // both made the client that just failed wait (the anvil penalty, 2 s) before its next login
+  assert.ok(oracle.loginMs >= 1500, `oracle login took ${oracle.loginMs} ms`);
+  assert.ok(ours.loginMs >= 1500, `our login took ${ours.loginMs} ms`);
 });

@@ -93,3 +93,12 @@ test('disable_plaintext_auth: no PLAIN for a remote client outside TLS', async (
   const b64 = Buffer.from('\0u@example.org\0pass').toString('base64');
   assert.equal(await s.send(`AUTHENTICATE "PLAIN" "${b64}"\r\n`, /\r\n$/), 'NO "Plaintext authentication disallowed on non-secure (SSL/TLS) connections."\r\n');
 });
+
+test('LOGIN is refused unless auth_mechanisms enables it; the third invalid command before login is a BYE', async (t) => {
+  const s = await session(t);
+  assert.match(s.greeting(), /^"SASL" "PLAIN"\r\n/m);
+  assert.equal(await s.send('AUTHENTICATE "LOGIN"\r\n', /\r\n$/), 'NO "Unsupported authentication mechanism."\r\n');
+  assert.equal(await s.send('FOO\r\n', /\r\n$/), 'NO "Error in MANAGESIEVE command received by server."\r\n');
+  assert.equal(await s.send('AUTHENTICATE\r\n', /\r\n$/), 'NO "Error in MANAGESIEVE command received by server."\r\n');
+  assert.equal(await s.send('BAR\r\n', /\r\n$/), 'BYE "Too many invalid MANAGESIEVE commands."\r\n');
+});

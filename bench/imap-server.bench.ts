@@ -29,6 +29,14 @@ export function makeMaildir(root: string, n: number, bodyFor: (i: number) => str
   }
 }
 
+/** A copy of `src` as `dest` (a home's Maildir or one folder of it), owned by the mail user when run as root. */
+export function installCopy(src: string, dest: string, home: string): void {
+  mkdirSync(join(dest, '..'), { recursive: true });
+  cpSync(src, dest, { recursive: true });
+  const { uid, gid } = mailIds();
+  if (process.getuid?.() === 0) spawnSync('chown', ['-R', `${uid}:${gid}`, home]);
+}
+
 const msg = (i: number) => `From: Sender ${i % 97} <s${i % 97}@example.org>\nTo: ${USER}\nSubject: bench message ${i}\nDate: Mon, 2 Feb 2026 10:00:00 +0000\nMessage-ID: <${i}@bench>\n\n${i % 500 === 0 ? 'needle in this one\n' : ''}${'filler text line\n'.repeat(5)}`;
 
 function rssKiB(pids: number[]): number {
@@ -88,12 +96,7 @@ export default async function imapServerBench(): Promise<BenchRow[]> {
     const src = join(dv.dir, 'src-maildir');
     makeMaildir(src, N, msg);
     makeMaildir(join(src, '.Ten'), 10_000, msg);
-    const { uid, gid } = mailIds();
-    for (const home of [dv.home(USER), srv.home(USER)]) {
-      mkdirSync(home, { recursive: true });
-      cpSync(src, join(home, 'Maildir'), { recursive: true });
-      if (process.getuid?.() === 0) spawnSync('chown', ['-R', `${uid}:${gid}`, home]);
-    }
+    for (const home of [dv.home(USER), srv.home(USER)]) installCopy(src, join(home, 'Maildir'), home);
     // first contact builds the uidlists (and Dovecot's index): measure the warm state, as a server lives
     const dCold = await measure(port);
     const sCold = await measure(srv.imapPort);
@@ -108,9 +111,7 @@ export default async function imapServerBench(): Promise<BenchRow[]> {
     // a fresh server for the memory figure: the one above grew its heaps on the 100k FETCH, and
     // idle sessions would then fit in freed heap without showing in RSS
     const idleSrv = await startSealmail(fakeT);
-    mkdirSync(join(idleSrv.home(USER), 'Maildir'), { recursive: true });
-    cpSync(join(src, '.Ten'), join(idleSrv.home(USER), 'Maildir', '.Ten'), { recursive: true });
-    if (process.getuid?.() === 0) spawnSync('chown', ['-R', `${uid}:${gid}`, idleSrv.home(USER)]);
+    installCopy(join(src, '.Ten'), join(idleSrv.home(USER), 'Maildir', '.Ten'), idleSrv.home(USER));
     // the master and its IMAP worker processes (src/server/imap-workers.ts)
     const sealPids = () => [idleSrv.pid, ...spawnSync('pgrep', ['-P', String(idleSrv.pid)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number)];
     const sMem = await idleMemory(idleSrv.imapPort, sealPids);

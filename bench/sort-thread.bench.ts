@@ -5,16 +5,14 @@
  * (Dovecot fills its cache, Sealmail its sealmail.cache); the warm figure
  * is a second login, as a client re-sorting its view.
  */
-import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { setupDovecot, mailIds } from '../test/helpers/dovecot.js';
+import { setupDovecot } from '../test/helpers/dovecot.js';
 import { startSealmail } from '../test/helpers/sealmail-server.js';
 import { freePort } from '../test/helpers/databases.js';
 import type { BenchRow } from './harness.js';
 import { Conn } from './imap-client.js';
-import { makeMaildir } from './imap-server.bench.js';
+import { installCopy, makeMaildir } from './imap-server.bench.js';
 
 const N = Number(process.env.SORT_BENCH_N ?? 10_000);
 const USER = 'bench@example.org';
@@ -51,12 +49,7 @@ export default async function sortThreadBench(): Promise<BenchRow[]> {
     const srv = await startSealmail(fakeT);
     const src = join(dv.dir, 'src-maildir');
     makeMaildir(src, N, msg);
-    const { uid, gid } = mailIds();
-    for (const home of [dv.home(USER), srv.home(USER)]) {
-      mkdirSync(home, { recursive: true });
-      cpSync(src, join(home, 'Maildir'), { recursive: true });
-      if (process.getuid?.() === 0) spawnSync('chown', ['-R', `${uid}:${gid}`, home]);
-    }
+    for (const home of [dv.home(USER), srv.home(USER)]) installCopy(src, join(home, 'Maildir'), home);
     const dCold = await measure(port);
     const sCold = await measure(srv.imapPort);
     const dWarm = await measure(port);

@@ -66,7 +66,7 @@ function smtpSubmit(hostPort: string, helo: string, mailFrom: string, rcpts: str
         buf = buf.slice(i + 1);
         if (/^\d{3}-/.test(line)) continue;
         const code = Number(line.slice(0, 3));
-        const want = step === 0 ? 220 : step === commands.length ? 354 : step === commands.length + 1 ? 250 : 250;
+        const want = step === 0 ? 220 : step === commands.length ? 354 : 250;
         if (code !== want) { finish({ ok: false, temp: code >= 400 && code < 500, error: `${hostPort}: ${line}` }); return; }
         if (step < commands.length) sock.write(commands[step] + '\r\n');
         else if (step === commands.length) sock.write(body);

@@ -40,6 +40,14 @@ export function resolveMailUser(config: DovecotConfig, username: string, fields:
   };
 }
 
+/** A user or group name (mail_uid = vmail) as its number: resolved once per process, not per login or delivery. */
+const namedIds = new Map<string, number | null>();
+function idOfName(kind: 'uid' | 'gid', name: string): number | null {
+  const key = `${kind}:${name}`;
+  if (!namedIds.has(key)) namedIds.set(key, (kind === 'uid' ? resolveUser(name)?.uid : resolveGroup(name)) ?? null);
+  return namedIds.get(key)!;
+}
+
 /**
  * Dovecot's first_valid_uid/last_valid_uid and first_valid_gid/last_valid_gid:
  * mail access for a user whose uid or gid lies outside is refused, so a userdb
@@ -50,7 +58,7 @@ export function mailAccessRefusal(config: DovecotConfig, user: MailUser, protoco
   const fromUserdb = (k: string) => user.fields.some(([f]) => f === k);
   const check = (kind: 'uid' | 'gid', spec: string | undefined): string | null => {
     if (!spec) return null;
-    const id = kind === 'uid' ? resolveUser(spec)?.uid : resolveGroup(spec);
+    const id = /^\d+$/.test(spec) ? Number(spec) : idOfName(kind, spec);
     if (id === undefined || id === null) return null;
     const first = Number(config.get(`first_valid_${kind}`, { protocol }) || 0);
     const last = Number(config.get(`last_valid_${kind}`, { protocol }) || 0);

@@ -169,7 +169,7 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
     const rendered = (n: number): Promise<ImapValue[]> => {
       if (!ahead) return renderItems(ctx, msgs[n].m, items, false);
       for (let k = n; k < Math.min(msgs.length, n + RENDER_AHEAD); k++) {
-        if (ahead.has(k) || (k > n && fastLine(msgs[k].seq, msgs[k].m) !== null)) continue; // that one goes the fast way
+        if (ahead.has(k) || (k > n && simple && inFieldCache(sel, msgs[k].m, items))) continue; // that one goes the fast way
         const p = renderItems(ctx, msgs[k].m, items, false);
         p.catch(() => undefined); // awaited in turn; one never awaited (the command ended early) is no unhandled rejection
         ahead.set(k, p);
@@ -254,6 +254,12 @@ class CteAbort extends Error {
 /** Items the text fast path can write: buffered ones known without I/O, and values from the field cache. */
 const FAST_KINDS = new Set(['UID', 'FLAGS', 'RFC822.SIZE', 'MODSEQ', 'ENVELOPE', 'BODY', 'BODYSTRUCTURE']);
 const CACHED_FIELD: Record<string, string> = { ENVELOPE: `envelope${RENDER}`, BODY: `body${RENDER}`, BODYSTRUCTURE: `bodystructure${RENDER}` };
+
+/** Every cached item of this FETCH is in the loaded field cache (the text fast path can write the message). */
+function inFieldCache(sel: Selected, m: MaildirMessage, items: Item[]): boolean {
+  const fc = sel.folder.fieldCache;
+  return items.every((i) => !CACHED_FIELD[i.k] || fc?.peek(m.uid, CACHED_FIELD[i.k]) !== undefined);
+}
 
 /**
  * The response line of a FETCH when every value is known without I/O

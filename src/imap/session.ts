@@ -25,6 +25,7 @@ import { COMMANDS, type CommandContext } from './commands/index.js';
 import { splitPlugins, type LoginResult, type LoginService } from './login.js';
 import { PRELOGIN_BAD_TEXT, PRELOGIN_MAX_BAD_COMMANDS, preloginCommands } from './commands/prelogin.js';
 import { appendOverQuota, startAppendLiteral } from './commands/append.js';
+import { faultText, guarded } from '../util/fault.js';
 
 export type SessionState = 'not-authenticated' | 'authenticated' | 'selected' | 'logout';
 
@@ -139,6 +140,7 @@ export class Session {
   private rawBuf = Buffer.alloc(0);
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
+  private readonly connectedAt = Date.now();
   /** COMPRESS=DEFLATE (RFC 4978) streams once active: responses go through deflate, client bytes through inflate. */
   private deflate: DeflateRaw | null = null;
   private inflate: InflateRaw | null = null;
@@ -170,7 +172,7 @@ export class Session {
   get config(): DovecotConfig { return this.opts.config; }
 
   private attach(socket: Duplex): void {
-    socket.on('data', (d: Buffer) => this.onData(d));
+    socket.on('data', guarded((e) => this.fault(e), (d: Buffer) => this.onData(d)));
     socket.on('end', () => this.onClose());
     socket.on('close', () => this.onClose());
     socket.on('error', () => this.onClose());
@@ -266,7 +268,18 @@ export class Session {
     for (const ev of this.reader.push(d)) this.queue.push(ev);
     // a client that pipelines without reading our answers can't make us buffer without bound
     if (this.queue.length > 200) { this.socket.pause(); this.inflate?.pause(); }
-    void this.pump();
+    this.pump().catch((e) => this.fault(e));
+  }
+
+  /**
+   * The session's fault boundary: an exception no command handler caught
+   * (a reader event, a write) is logged and ends this session alone, with
+   * Dovecot's internal-error BYE when the socket can still take it.
+   */
+  private fault(e: unknown): void {
+    this.log.error(`Internal error: ${faultText(e)}`);
+    if (this.closed) return;
+    this.bye('Internal error occurred. Refer to server log for more information.').catch(() => undefined).finally(() => { this.socket.destroy(); this.onClose(); });
   }
 
   /** Next raw line from the client (IDLE's DONE, AUTHENTICATE's responses); null when the peer went away. */
@@ -470,7 +483,7 @@ export class Session {
     const deflate = createDeflateRaw({ level });
     raw.removeAllListeners('data');
     raw.on('data', (d: Buffer) => inflate.write(d));
-    inflate.on('data', (d: Buffer) => this.onData(d));
+    inflate.on('data', guarded((e) => this.fault(e), (d: Buffer) => this.onData(d)));
     const broken = (e: Error) => {
       this.log.info(`Disconnected: compressed stream broken: ${e.message}`);
       raw.destroy();
@@ -578,7 +591,16 @@ export class Session {
     this.socket.removeAllListeners('close');
     this.socket.removeAllListeners('error');
     this.queue.length = 0;
-    const tls = await this.opts.starttls(this.socket);
+    let tls: Duplex;
+    try {
+      tls = await this.opts.starttls(this.socket);
+    } catch (e) {
+      // a failed handshake ends this connection only, as in imap-login (the socket is already destroyed)
+      this.log.info(`Disconnected (no auth attempts in ${Math.round((Date.now() - this.connectedAt) / 1000)} secs): user=<>, rip=${this.opts.rip}, lip=${this.opts.lip}, TLS handshaking: ${(e as Error).message}`);
+      this.socket.destroy();
+      this.onClose();
+      return;
+    }
     this.socket = tls;
     this.secured = true;
     this.tlsStarted = true;

@@ -20,6 +20,7 @@ import { Logger } from '../log/logger.js';
 import { failureDelayMs, type AuthPenalty } from '../auth/penalty.js';
 import { plaintextMechanisms } from '../auth/mechanisms.js';
 import { ScriptStorage, ScriptError } from './storage.js';
+import { faultText, guarded } from '../util/fault.js';
 
 /** Longest literal accepted (a script); larger ones are refused, the connection closed. */
 const MAX_LITERAL = 8 * 1024 * 1024;
@@ -111,6 +112,7 @@ export class ManageSieveSession {
   private badCount = 0;
   private lastInvalid = false;
   private log = new Logger('managesieve-login');
+  private readonly connectedAt = Date.now();
 
   constructor(private stream: Duplex, private readonly deps: SessionDeps) {}
 
@@ -120,7 +122,8 @@ export class ManageSieveSession {
   }
 
   private attach(): void {
-    this.stream.on('data', (d: Buffer) => { this.buf = Buffer.concat([this.buf, d]); void this.pump(); });
+    // the session's fault boundary: whatever a command throws ends this connection only
+    this.stream.on('data', guarded((e) => this.fault(e), (d: Buffer) => { this.buf = Buffer.concat([this.buf, d]); return this.pump(); }));
     this.stream.on('error', () => { this.closed = true; });
     this.stream.on('close', () => { this.closed = true; });
   }
@@ -208,7 +211,15 @@ export class ManageSieveSession {
           if (!this.deps.tlsAvailable || !this.deps.startTls) { this.write('NO "TLS support isn\'t enabled."\r\n'); return; }
           this.write('OK "Begin TLS negotiation now."\r\n');
           this.stream.removeAllListeners('data');
-          this.stream = await this.deps.startTls();
+          try {
+            this.stream = await this.deps.startTls();
+          } catch (e) {
+            // a failed handshake ends this connection, as in managesieve-login; startTls destroyed the socket
+            this.closed = true;
+            this.stream.destroy();
+            this.log.info(`Disconnected (no auth attempts in ${Math.round((Date.now() - this.connectedAt) / 1000)} secs): user=<>, rip=${this.deps.remoteIp ?? ''}, lip=${this.deps.localIp ?? ''}, TLS handshaking: ${(e as Error).message}`);
+            return;
+          }
           this.deps.secured = true;
           this.attach();
           this.write(this.capabilities(false) + 'OK "TLS negotiation successful."\r\n');
@@ -297,6 +308,23 @@ export class ManageSieveSession {
         Logger.forUser('managesieve', this.user!).error(`${cmd}: ${(e as Error).message}`);
         this.write('NO (TRYLATER) "Internal error occurred. Refer to server log for more information."\r\n');
       }
+    }
+  }
+
+  /**
+   * The session's fault boundary: an exception no command handled is logged
+   * (with the user's prefix once logged in) and ends this connection with
+   * Dovecot's internal-error BYE; the process and every other session go on.
+   */
+  private fault(e: unknown): void {
+    const log = this.user === null ? this.log : Logger.forUser('managesieve', this.user);
+    log.error(`Internal error: ${faultText(e)}`);
+    if (this.closed) { this.stream.destroy(); return; }
+    this.closed = true;
+    try {
+      this.stream.end('BYE "Internal error occurred. Refer to server log for more information."\r\n');
+    } catch {
+      this.stream.destroy();
     }
   }
 

@@ -13,6 +13,7 @@ import { Logger } from '../log/logger.js';
 import { LoginService } from '../imap/login.js';
 import { Session } from '../imap/session.js';
 import type { ListenerSpec, TlsMaterial } from './listeners.js';
+import { serverStartTls } from './starttls.js';
 
 export class ImapService {
   readonly login: LoginService;
@@ -47,14 +48,7 @@ export class ImapService {
     const rip = addr.rip?.replace(/^::ffff:/, '') ?? '';
     const lip = addr.lip?.replace(/^::ffff:/, '') ?? '';
     const tls = this.tls;
-    const starttls = tls && !spec.ssl
-      ? (raw: Duplex) => new Promise<Duplex>((resolve, reject) => {
-        const ctx = createSecureContext({ cert: tls.cert, key: tls.key, passphrase: tls.passphrase, minVersion: tls.minVersion });
-        const t = new TLSSocket(raw as Socket, { isServer: true, secureContext: ctx });
-        t.once('secure', () => resolve(t));
-        t.once('error', reject);
-      })
-      : undefined;
+    const starttls = tls && !spec.ssl ? (raw: Duplex) => serverStartTls(raw, tls) : undefined;
     const session = new Session(socket, {
       config: this.config, log: new Logger(`imap(${rip})`), login: this.login, rip, lip,
       secured: spec.ssl, starttls,

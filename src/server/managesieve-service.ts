@@ -8,14 +8,14 @@
  * auth penalty, the one IMAP uses (Dovecot has one anvil for all logins).
  */
 import type { Socket } from 'node:net';
-import { TLSSocket, createSecureContext } from 'node:tls';
-import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import type { DovecotConfig } from '../config/settings.js';
 import { AuthEngine } from '../auth/engine.js';
 import { AuthPenalty } from '../auth/penalty.js';
 import { resolveMailUser } from '../mailstore/user-store.js';
 import { ManageSieveSession } from '../managesieve/session.js';
 import { parseListen, type ListenerSpec, type TlsMaterial } from './listeners.js';
+import { serverStartTls } from './starttls.js';
 
 /** Pigeonhole's built-in listener when the config has no managesieve-login service. */
 const DEFAULT_PORT = 4190;
@@ -55,12 +55,7 @@ export class ManageSieveService {
       secured: spec.ssl,
       remoteIp: socket.remoteAddress?.replace(/^::ffff:/, ''),
       localIp: socket.localAddress?.replace(/^::ffff:/, ''),
-      startTls: tls ? () => new Promise<Duplex>((resolve, reject) => {
-        const ctx = createSecureContext({ cert: tls.cert, key: tls.key, passphrase: tls.passphrase, minVersion: tls.minVersion });
-        const t = new TLSSocket(socket as Socket, { isServer: true, secureContext: ctx });
-        t.once('secure', () => resolve(t));
-        t.once('error', reject);
-      }) : undefined,
+      startTls: tls ? () => serverStartTls(socket, tls) : undefined,
     });
     session.start();
   }

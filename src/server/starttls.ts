@@ -1,0 +1,36 @@
+/**
+ * The server side of STARTTLS (IMAP RFC 3501 §6.2.1, ManageSieve RFC 5804
+ * §2.2): the plain socket is wrapped in a TLSSocket and the promise settles
+ * exactly once — with the TLS stream after the handshake, or with the
+ * handshake's error (bytes that are no ClientHello, a client that rejects
+ * the certificate and sends an alert, a client that just goes away). A
+ * failed handshake destroys both sockets: the connection ends there, as
+ * Dovecot's login processes end it, and no 'error' event is ever left
+ * without a listener (an unlistened 'error' is an uncaught exception that
+ * would end every session of the process).
+ */
+import type { Socket } from 'node:net';
+import { TLSSocket, createSecureContext } from 'node:tls';
+import type { Duplex } from 'node:stream';
+import type { TlsMaterial } from './listeners.js';
+
+export function serverStartTls(raw: Duplex, tls: TlsMaterial): Promise<Duplex> {
+  return new Promise<Duplex>((resolve, reject) => {
+    let settled = false;
+    const fail = (e: Error) => {
+      if (settled) return;
+      settled = true;
+      t.destroy();
+      raw.destroy();
+      reject(e);
+    };
+    const ctx = createSecureContext({ cert: tls.cert, key: tls.key, passphrase: tls.passphrase, minVersion: tls.minVersion });
+    const t = new TLSSocket(raw as Socket, { isServer: true, secureContext: ctx });
+    // the raw socket keeps a listener of its own: the TLSSocket does not always relay its errors
+    raw.on('error', (e: Error) => fail(e));
+    // `on`, not `once`: OpenSSL can report a second error (the alert, then the reset) on the same socket
+    t.on('error', (e: Error) => fail(e));
+    t.once('close', () => fail(new Error('Connection closed')));
+    t.once('secure', () => { if (!settled) { settled = true; resolve(t); } });
+  });
+}

@@ -14,6 +14,7 @@ import { AuthPenalty, failureDelayMs } from '../auth/penalty.js';
 import { plaintextMechanisms } from '../auth/mechanisms.js';
 import type { DovecotConfig } from '../config/settings.js';
 import type { Logger } from '../log/logger.js';
+import { faultText, guarded } from '../util/fault.js';
 
 let cuidCounter = 0;
 /** Dovecot's AUTH_CLIENT_MAX_LINE_LENGTH: a longer line is a protocol error (disconnect). */
@@ -37,7 +38,7 @@ export class AuthClientSession {
     const lines = ['VERSION\t1\t2', ...mechs.map((m) => `MECH\t${m}\tplaintext`), `SPID\t${process.pid}`, `CUID\t${++cuidCounter}`, `COOKIE\t${randomBytes(16).toString('hex')}`, 'DONE'];
     sock.write(lines.join('\n') + '\n');
     sock.setEncoding?.('utf8');
-    sock.on('data', (d: string | Buffer) => this.onData(d.toString()));
+    sock.on('data', guarded((e) => this.fault(e), (d: string | Buffer) => this.onData(d.toString())));
     sock.on('close', () => { this.closed = true; });
     sock.on('error', () => { this.closed = true; });
   }
@@ -48,6 +49,13 @@ export class AuthClientSession {
 
   private drop(why: string): void {
     this.log.error(`BUG: Authentication client sent ${why}: disconnecting`);
+    this.closed = true;
+    this.sock.destroy();
+  }
+
+  /** The connection's fault boundary: an exception ends this client connection (Postfix reconnects), never the process. */
+  private fault(e: unknown): void {
+    this.log.error(`auth client: Internal error: ${faultText(e)}`);
     this.closed = true;
     this.sock.destroy();
   }
@@ -63,7 +71,7 @@ export class AuthClientSession {
       if (i < 0) break;
       const line = this.buf.slice(0, i);
       this.buf = this.buf.slice(i + 1);
-      void this.line(line);
+      this.line(line).catch((e) => this.fault(e));
     }
   }
 

@@ -20,6 +20,7 @@ import type { Duplex } from 'node:stream';
 import type { AuthEngine, RequestInfo } from '../auth/engine.js';
 import type { Fields } from '../auth/databases.js';
 import type { Logger } from '../log/logger.js';
+import { faultText, guarded } from '../util/fault.js';
 
 /** MAX_INBUF_SIZE of auth-master-connection.c. */
 const MAX_LINE = 1024;
@@ -39,7 +40,8 @@ export class AuthUserdbSession {
 
   constructor(private readonly sock: Duplex, private readonly engine: AuthEngine, private readonly log: Logger) {
     sock.write(`VERSION\t1\t1\nSPID\t${process.pid}\n`);
-    sock.on('data', (d: Buffer) => this.onData(d.toString('utf8')));
+    // the connection's fault boundary: an exception drops this client, never the process
+    sock.on('data', guarded((e) => this.drop(`Internal error: ${faultText(e)}`), (d: Buffer) => this.onData(d.toString('utf8'))));
     sock.on('close', () => { this.closed = true; });
     sock.on('error', () => { this.closed = true; });
   }
@@ -93,7 +95,7 @@ export class AuthUserdbSession {
   }
 
   private enqueue(fn: () => Promise<void>): void {
-    this.queue = this.queue.then(fn).catch((e: Error) => this.drop(`lookup failed: ${e.message}`));
+    this.queue = this.queue.then(fn).catch((e: unknown) => this.drop(`lookup failed: ${faultText(e)}`));
   }
 
   /** auth_request_import_info: service (required), lip, rip, … */

@@ -15,6 +15,7 @@ import type { AuthEngine } from '../auth/engine.js';
 import type { DovecotConfig } from '../config/settings.js';
 import { Logger } from '../log/logger.js';
 import { checkRecipient, deliver } from './delivery.js';
+import { faultText, guarded } from '../util/fault.js';
 
 const MAX_BAD = 10;
 const MAX_VERB = 32;
@@ -55,7 +56,7 @@ export class LmtpSession {
 
   constructor(private readonly sock: Duplex, private readonly config: DovecotConfig, private readonly auth: AuthEngine, private readonly rip: string) {
     this.host = config.get('hostname') || hostname();
-    sock.on('data', (d: Buffer) => this.onData(d));
+    sock.on('data', guarded((e) => this.fault(e), (d: Buffer) => this.onData(d)));
     sock.on('close', () => { this.closed = true; });
     sock.on('error', () => { this.closed = true; });
     this.reply(`220 ${this.host} ${config.get('login_greeting', { protocol: 'lmtp' }) || 'Dovecot ready.'}`);
@@ -63,9 +64,22 @@ export class LmtpSession {
 
   private reply(line: string): void { if (!this.closed) this.sock.write(line + '\r\n'); }
 
-  private onData(d: Buffer): void {
+  private onData(d: Buffer): Promise<void> {
     this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
-    void this.pump();
+    return this.pump();
+  }
+
+  /**
+   * The session's fault boundary: an exception no command handled ends this
+   * connection with a 421 (the client keeps the mail queued and retries:
+   * nothing was acknowledged that is not on disk) and one log line.
+   */
+  private fault(e: unknown): void {
+    new Logger(`lmtp(${process.pid})`).error(`Internal error: ${faultText(e)}`);
+    if (this.closed) { this.sock.destroy(); return; }
+    this.reply(`421 4.3.0 ${this.host} Internal error occurred. Refer to server log for more information.`);
+    this.closed = true;
+    this.sock.end();
   }
 
   /**

@@ -15,7 +15,7 @@
  */
 import { appendFileSync } from 'node:fs';
 
-export type LogLevel = 'debug' | 'info' | 'warning' | 'error' | 'fatal';
+export type LogLevel = 'debug' | 'info' | 'warning' | 'error' | 'fatal' | 'panic';
 
 const LEVEL_TEXT: Record<LogLevel, string> = {
   debug: 'Debug',
@@ -23,6 +23,7 @@ const LEVEL_TEXT: Record<LogLevel, string> = {
   warning: 'Warning',
   error: 'Error',
   fatal: 'Fatal',
+  panic: 'Panic',
 };
 
 export interface LogSettings {
@@ -131,5 +132,6 @@ export class Logger {
   warn(msg: string): void { write('warning', this.prefix, msg); }
   error(msg: string): void { write('error', this.prefix, msg); }
   fatal(msg: string): void { write('fatal', this.prefix, msg); }
+  panic(msg: string): void { write('panic', this.prefix, msg); }
 }
 

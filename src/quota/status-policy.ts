@@ -16,6 +16,8 @@ import type { DovecotConfig } from '../config/settings.js';
 import { splitDetail } from '../auth/recipient.js';
 import { openUserStore, resolveMailUser } from '../mailstore/user-store.js';
 import { UserQuota } from './quota.js';
+import { Logger } from '../log/logger.js';
+import { faultText, guarded } from '../util/fault.js';
 
 export class QuotaStatusSession {
   private buf = '';
@@ -24,16 +26,18 @@ export class QuotaStatusSession {
   private size = 0;
 
   constructor(private readonly sock: Duplex, private readonly config: DovecotConfig, private readonly auth: AuthEngine) {
-    sock.on('data', (d: Buffer) => {
+    // the connection's fault boundary: an exception ends this policy connection (Postfix defers and reconnects)
+    const fault = (e: unknown) => { new Logger('quota-status').error(`Internal error: ${faultText(e)}`); sock.destroy(); };
+    sock.on('data', guarded(fault, (d: Buffer) => {
       this.buf += d.toString('utf8');
       let i;
       while ((i = this.buf.indexOf('\n\n')) >= 0) {
         const req = this.buf.slice(0, i);
         this.buf = this.buf.slice(i + 2);
-        this.running = this.running.then(() => this.answer(req)).catch(() => { sock.destroy(); });
+        this.running = this.running.then(() => this.answer(req)).catch(fault);
       }
       if (this.buf.length > 65536) sock.destroy();
-    });
+    }));
     sock.on('error', () => sock.destroy());
   }
 

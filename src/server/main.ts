@@ -20,6 +20,7 @@ import { compatStatus } from '../config/known-settings.js';
 import { configureLogging, Logger } from '../log/logger.js';
 import { closeListeners, openListeners, parseListen, tlsMinVersion, type ListenerSpec, type TlsMaterial } from './listeners.js';
 import { dropPrivileges } from './privileges.js';
+import { guardAccept, installLastResort } from './faults.js';
 import { configFilesSnapshot, installConfigFiles, preloadConfigFile, startRecording, stopRecording, type ConfigFilesSnapshot } from '../config/privileged-files.js';
 import { prepareDemo, type DemoInstance } from './demo.js';
 import { dirname, join } from 'node:path';
@@ -123,13 +124,14 @@ async function loadServerConfig(path: string): Promise<DovecotConfig> {
  */
 async function runImapWorker(config: DovecotConfig): Promise<void> {
   const imap = new ImapService(config, tlsMaterial(config));
+  const accept = guardAccept(new Logger('imap-login'), (s: Socket, spec: ListenerSpec) => imap.acceptHandedOff(s, spec));
   dropPrivileges(config.get('mail_uid'), config.get('mail_gid')); // a no-op: the master forks us after dropping root
   // a master killed with -9 leaves a broken channel before 'disconnect' arrives: a failed send ends us quietly
   const send = (m: WorkerMessage) => { if (process.connected) process.send!(m, undefined, {}, (e) => { if (e) process.exit(0); }); };
   imap.login.penalty.onChange = (op, ip, now) => send({ t: 'penalty', op, ip, now });
   imap.onLoad = (sessions) => send({ t: 'load', sessions });
   process.on('message', (m: WorkerMessage, handle?: unknown) => {
-    if (m.t === 'conn' && handle) imap.acceptHandedOff(handle as Socket, m.spec);
+    if (m.t === 'conn' && handle) accept(handle as Socket, m.spec);
     else if (m.t === 'penalty') imap.login.penalty.apply(m.op, m.ip, m.now);
     else if (m.t === 'shutdown') void imap.close().finally(() => process.exit(0));
   });
@@ -142,6 +144,8 @@ async function runImapWorker(config: DovecotConfig): Promise<void> {
 
 export async function main(argv: string[]): Promise<void> {
   const log = new Logger('master');
+  // what escapes every session's fault boundary is a bug: Panic line, exit, restarted by the supervisor
+  installLastResort(argv.includes('--imap-worker') ? new Logger('imap') : log);
   let args: Args;
   try { args = parseArgs(argv); } catch (e) { process.stderr.write(`Fatal: ${(e as Error).message}\n`); process.exit(64); }
   let demo: DemoInstance | null = null;
@@ -175,10 +179,10 @@ export async function main(argv: string[]): Promise<void> {
   // restarts, where clients connect the moment the port is there)
   let unprivileged!: () => void;
   const dropped = new Promise<void>((r) => { unprivileged = r; });
-  const afterDrop = <S extends Duplex, A extends unknown[]>(serve: (s: S, ...a: A) => void) => (s: S, ...a: A): void => {
+  const afterDrop = <S extends Duplex, A extends unknown[]>(serve: (s: S, ...a: A) => void) => guardAccept(log, (s: S, ...a: A) => {
     s.on('error', () => undefined); // a client gone while it waits is not an error
-    void dropped.then(() => serve(s, ...a));
-  };
+    return dropped.then(() => serve(s, ...a));
+  });
   try {
     const imapSpecs = listenerSpecs(config);
     const processes = imapSpecs.length ? imapProcessCount(config) : 1;
@@ -187,7 +191,7 @@ export async function main(argv: string[]): Promise<void> {
       // TLS happens in the worker: the master only accepts and hands the socket on, unread
       const w = workers;
       w.sharePenalty(imap.login.penalty); // ManageSieve's logins count with the workers' IMAP ones
-      open = await openListeners(imapSpecs, tls, (s, spec) => w.dispatch(s as Socket, spec), { handOff: true });
+      open = await openListeners(imapSpecs, tls, guardAccept(log, (s, spec) => w.dispatch(s as Socket, spec)), { handOff: true });
     } else {
       open = await openListeners(imapSpecs, tls, afterDrop((s, spec) => imap.accept(s, spec)));
     }

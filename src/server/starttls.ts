@@ -14,6 +14,21 @@ import { TLSSocket, createSecureContext } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { TlsMaterial } from './listeners.js';
 
+/**
+ * OpenSSL's error as Dovecot logs it (`SSL_accept() failed: error:0A00010B:SSL
+ * routines:ssl3_get_record:wrong version number`), without the thread id and
+ * source location Node's message carries.
+ */
+export function handshakeErrorText(e: Error): string {
+  const at = e.message.indexOf('error:');
+  if (at < 0) return e.message;
+  const f = e.message.slice(at).split(':');
+  if (f.length < 5) return e.message;
+  // error, code, library, function, reason, then file, line and what OpenSSL adds (the alert number)
+  const extra = f.slice(7).join(':').trim();
+  return `SSL_accept() failed: ${f.slice(0, 5).join(':')}${extra ? `: ${extra}` : ''}`;
+}
+
 export function serverStartTls(raw: Duplex, tls: TlsMaterial): Promise<Duplex> {
   return new Promise<Duplex>((resolve, reject) => {
     let settled = false;
@@ -22,7 +37,7 @@ export function serverStartTls(raw: Duplex, tls: TlsMaterial): Promise<Duplex> {
       settled = true;
       t.destroy();
       raw.destroy();
-      reject(e);
+      reject(new Error(handshakeErrorText(e)));
     };
     const ctx = createSecureContext({ cert: tls.cert, key: tls.key, passphrase: tls.passphrase, minVersion: tls.minVersion });
     const t = new TLSSocket(raw as Socket, { isServer: true, secureContext: ctx });

@@ -57,6 +57,14 @@ async function rejectingClient(port: number, greeting: string, command: string, 
   await closed(sock);
 }
 
+/** Half a ClientHello, then a TCP reset instead of the rest (a client killed mid-handshake). */
+async function resetMidHandshake(port: number, greeting: string, command: string, ok: string): Promise<void> {
+  const sock = await afterStarttls(port, greeting, command, ok);
+  sock.write(Buffer.from('16030100c4010000c00303', 'hex'));
+  await new Promise((r) => setImmediate(r));
+  sock.resetAndDestroy();
+}
+
 function alive(h: LiveServer): void {
   assert.doesNotThrow(() => process.kill(h.srv.pid, 0), `the server process is alive:\n${h.srv.output()}`);
   assert.doesNotMatch(h.srv.output(), /Panic:|Fatal:/);
@@ -88,16 +96,27 @@ test('STARTTLS failures end only their own connection', { timeout: 180_000 }, as
     await allAnswer(h);
     alive(h);
   });
+  await t.test('ManageSieve and IMAP: STARTTLS, half a ClientHello, then a reset', async () => {
+    for (let i = 0; i < 10; i++) {
+      await resetMidHandshake(h.sievePort, ...sieve);
+      await resetMidHandshake(h.srv.imapPort, ...imap);
+    }
+    await allAnswer(h);
+    alive(h);
+  });
   await t.test('many failing handshakes in parallel leave every service up', async () => {
     await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? garbage : rejectingClient)(i % 4 < 2 ? h.sievePort : h.srv.imapPort, ...(i % 4 < 2 ? sieve : imap))));
     await allAnswer(h);
     alive(h);
   });
   await t.test('each failed handshake is one Dovecot-shaped Info line, no Error', async () => {
-    const line = /managesieve-login: Info: Disconnected \(no auth attempts in \d+ secs\): user=<>, rip=127\.0\.0\.1, lip=127\.0\.0\.1, TLS handshaking: \S/;
+    const shape = /^(managesieve-login|imap\(127\.0\.0\.1\)): Info: Disconnected \(no auth attempts in \d+ secs\): user=<>, rip=127\.0\.0\.1, lip=127\.0\.0\.1, TLS handshaking: (SSL_accept\(\) failed: error:[0-9A-F]+:SSL routines:[^:]*:[a-z0-9 ]+(: SSL alert number \d+)?|Connection closed|\S.*)$/;
+    const lines = () => h.srv.output().split('\n').filter((l) => l.includes('TLS handshaking'));
     const end = Date.now() + 15_000;
-    while (!line.test(h.srv.output()) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-    assert.match(h.srv.output(), line);
+    while (!(lines().some((l) => l.startsWith('imap(')) && lines().some((l) => l.startsWith('managesieve-login'))) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(lines().some((l) => l.startsWith('imap(')) && lines().some((l) => l.startsWith('managesieve-login')), h.srv.output());
+    for (const l of lines()) assert.match(l, shape);
+    assert.ok(lines().some((l) => /SSL_accept\(\) failed: error:[0-9A-F]+:SSL routines:[^:]*:wrong version number$/.test(l)), lines().join('\n'));
     assert.doesNotMatch(h.srv.output(), /: Error: /);
-  });
+});
 });

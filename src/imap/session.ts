@@ -253,7 +253,7 @@ export class Session {
       this.rawBuf = Buffer.concat([this.rawBuf, d]);
       const nl = this.rawBuf.indexOf(0x0a);
       if (nl < 0) {
-        if (this.rawBuf.length > 65536) void this.bye('Too long line');
+        if (this.rawBuf.length > 65536) this.bye('Too long line').catch((e) => this.fault(e));
         return;
       }
       const line = this.rawBuf.subarray(0, nl).toString('utf8').replace(/\r$/, '');

@@ -84,6 +84,8 @@ export class ImapWorkerPool {
     const child = fork(this.script, ['--imap-worker', ...this.args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
     const w: Worker = { child, sessions: 0, ready: false };
     this.workers[slot] = w;
+    // a send to a worker whose channel just closed (it died, 'exit' not seen yet) is an 'error' event: unlistened, it would end the master
+    child.on('error', (e) => this.log.error(`imap worker ${child.pid}: ${e.message}`));
     child.send({ t: 'init', files: this.files } satisfies WorkerMessage);
     return new Promise<void>((resolve, reject) => {
       child.on('message', (m: WorkerMessage) => {

@@ -10,12 +10,11 @@ import { test } from 'node:test';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseConfigText } from '../helpers/config-text.js';
-import { tempDir } from '../helpers/tmp.js';
 import { mailIds } from '../helpers/dovecot.js';
 import { AuthEngine } from '../../src/auth/engine.js';
 import { LmtpSession } from '../../src/lmtp/session.js';
 import { setLogSink } from '../../src/log/logger.js';
-import { rnd } from './mem-socket.js';
+import { memTempDir, rnd } from './mem-socket.js';
 import { CASES, fuzzSessions, fuzzSockets, type FuzzTarget } from './driver.js';
 import { allAnswer, startLiveServer } from './live-server.js';
 
@@ -31,7 +30,7 @@ const STEPS = [
 ];
 
 test(`LMTP fuzz: ${CASES} cases in memory, then over real sockets`, { timeout: 900_000 }, async (t) => {
-  const dir = tempDir(t, 'fuzz-lmtp');
+  const dir = memTempDir(t, 'fuzz-lmtp');
   mkdirSync(join(dir, 'home'));
   const { uid, gid } = mailIds();
   const config = await parseConfigText(`mail_location = maildir:~/Maildir\nrecipient_delimiter = +\npassdb {\n  driver = static\n  args = password=pass\n}\nuserdb {\n  driver = static\n  args = uid=${uid} gid=${gid} home=${dir}/home/%u\n}\n`);

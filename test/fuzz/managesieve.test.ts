@@ -11,13 +11,12 @@ import { test } from 'node:test';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseConfigText } from '../helpers/config-text.js';
-import { tempDir } from '../helpers/tmp.js';
 import { AuthEngine } from '../../src/auth/engine.js';
 import { ManageSieveSession } from '../../src/managesieve/session.js';
 import { serverStartTls } from '../../src/server/starttls.js';
 import { makeSelfSignedCert } from '../../src/server/selfsigned.js';
 import { setLogSink } from '../../src/log/logger.js';
-import { rnd } from './mem-socket.js';
+import { memTempDir, rnd } from './mem-socket.js';
 import { CASES, fuzzSessions, fuzzSockets, type FuzzTarget } from './driver.js';
 import { allAnswer, startLiveServer } from './live-server.js';
 
@@ -43,7 +42,7 @@ const POSTLOGIN = [
 ];
 
 test(`ManageSieve fuzz: ${CASES} cases in memory, then over real sockets`, { timeout: 900_000 }, async (t) => {
-  const dir = tempDir(t, 'fuzz-sieve');
+  const dir = memTempDir(t, 'fuzz-sieve');
   mkdirSync(join(dir, 'home'));
   const config = await parseConfigText(`auth_mechanisms = plain login\nauth_failure_delay = 0\npassdb {\n  driver = static\n  args = password=pass\n}\nuserdb {\n  driver = static\n  args = home=${dir}/home/%u\n}\nplugin {\n  sieve = file:~/sieve;active=~/.dovecot.sieve\n}\n`);
   const auth = new AuthEngine(config, 'sieve');

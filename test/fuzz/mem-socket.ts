@@ -5,6 +5,21 @@
  * tells whether the session ended or destroyed its side.
  */
 import { Duplex } from 'node:stream';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import type { TestContext } from 'node:test';
+import { tempDir } from '../helpers/tmp.js';
+
+/**
+ * A temp dir in memory (/dev/shm) when there is one: the fuzz cases store
+ * thousands of messages and scripts, each fsynced, and a disk shared with a
+ * loaded machine would make that the cost of the whole test.
+ */
+export function memTempDir(t: TestContext, label: string): string {
+  if (!existsSync('/dev/shm')) return tempDir(t, label);
+  const dir = mkdtempSync(`/dev/shm/${label}-`);
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
 
 export interface MemSocket {
   sock: Duplex;

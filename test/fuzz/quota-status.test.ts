@@ -11,11 +11,10 @@ import { test } from 'node:test';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseConfigText } from '../helpers/config-text.js';
-import { tempDir } from '../helpers/tmp.js';
 import { AuthEngine } from '../../src/auth/engine.js';
 import { QuotaStatusSession } from '../../src/quota/status-policy.js';
 import { setLogSink } from '../../src/log/logger.js';
-import { rnd } from './mem-socket.js';
+import { memTempDir, rnd } from './mem-socket.js';
 import { CASES, fuzzSessions, fuzzSockets, type FuzzTarget } from './driver.js';
 import { allAnswer, startLiveServer } from './live-server.js';
 
@@ -26,7 +25,7 @@ const ATTRS = [
 ];
 
 test(`quota-status fuzz: ${CASES} cases in memory, then over a real socket`, { timeout: 900_000 }, async (t) => {
-  const dir = tempDir(t, 'fuzz-quota');
+  const dir = memTempDir(t, 'fuzz-quota');
   mkdirSync(join(dir, 'home'));
   const config = await parseConfigText(`mail_location = maildir:~/Maildir\nrecipient_delimiter = +\npassdb {\n  driver = static\n  args = password=pass\n}\nuserdb {\n  driver = static\n  args = home=${dir}/home/%u quota_rule=*:bytes=1000\n}\nplugin {\n  quota = maildir:User quota\n}\n`);
   const auth = new AuthEngine(config, 'lmtp');

@@ -55,11 +55,18 @@ export class QuotaStatusSession {
       const r = await this.auth.lookupUser(user, { service: 'quota-status' });
       if (r.result !== 'ok') action = r.result === 'tempfail' ? 'DEFER_IF_PERMIT Temporary user lookup failure' : nouser;
       else {
-        const store = openUserStore(resolveMailUser(this.config, r.user, r.fields, 'lmtp'));
-        const quota = UserQuota.forUser(this.config, 'quota-status', r.user, r.fields, store);
-        // quota-status.c tests at least one byte against INBOX's limits (grace included)
-        const size = Math.max(1, this.size);
-        if (quota && !(await quota.fits('INBOX', [size]))) action = plugin.quota_status_overquota ?? `554 5.2.2 ${quota.exceededMessage()}`;
+        try {
+          const store = openUserStore(resolveMailUser(this.config, r.user, r.fields, 'lmtp'));
+          const quota = UserQuota.forUser(this.config, 'quota-status', r.user, r.fields, store);
+          // quota-status.c tests at least one byte against INBOX's limits (grace included)
+          const size = Math.max(1, this.size);
+          if (quota && !(await quota.fits('INBOX', [size]))) action = plugin.quota_status_overquota ?? `554 5.2.2 ${quota.exceededMessage()}`;
+        } catch (e) {
+          // a usage that cannot be read (a home path over the file system's limits, a broken maildirsize…):
+          // quota-status.c's QUOTA_ALLOC_RESULT_TEMPFAIL answer, and the connection goes on
+          new Logger('quota-status').error(`quota check of ${r.user.length > 256 ? r.user.slice(0, 256) + '...' : r.user} failed: ${(e as Error).message.slice(0, 512)}`);
+          action = 'DEFER_IF_PERMIT Internal quota calculation error';
+        }
       }
     }
     this.sock.write(`action=${action}\n\n`);

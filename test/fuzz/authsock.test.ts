@@ -12,7 +12,7 @@ import { parseConfigText } from '../helpers/config-text.js';
 import { AuthEngine } from '../../src/auth/engine.js';
 import { AuthPenalty } from '../../src/auth/penalty.js';
 import { AuthClientSession } from '../../src/authsock/server.js';
-import { Logger, setLogSink } from '../../src/log/logger.js';
+import { Logger } from '../../src/log/logger.js';
 import { rnd } from './mem-socket.js';
 import { CASES, fuzzSessions, fuzzSockets, type FuzzTarget } from './driver.js';
 import { allAnswer, startLiveServer } from './live-server.js';
@@ -32,8 +32,6 @@ test(`auth client socket fuzz: ${CASES} cases in memory, then over a real socket
   const config = await parseConfigText('auth_mechanisms = plain login\nauth_failure_delay = 0\npassdb {\n  driver = static\n  args = password=pass\n}\nuserdb {\n  driver = static\n  args = uid=1 gid=1 home=/nonexistent/%u\n}\n');
   const engine = new AuthEngine(config, 'smtp');
   t.after(() => engine.close());
-  setLogSink(() => undefined); // protocol errors log a line each
-  t.after(() => setLogSink(null));
   const log = new Logger('auth');
 
   const target: FuzzTarget = {

@@ -13,7 +13,6 @@ import { parseConfigText } from '../helpers/config-text.js';
 import { mailIds } from '../helpers/dovecot.js';
 import { AuthEngine } from '../../src/auth/engine.js';
 import { LmtpSession } from '../../src/lmtp/session.js';
-import { setLogSink } from '../../src/log/logger.js';
 import { memTempDir, rnd } from './mem-socket.js';
 import { CASES, fuzzSessions, fuzzSockets, type FuzzTarget } from './driver.js';
 import { allAnswer, startLiveServer } from './live-server.js';
@@ -36,8 +35,6 @@ test(`LMTP fuzz: ${CASES} cases in memory, then over real sockets`, { timeout: 9
   const config = await parseConfigText(`mail_location = maildir:~/Maildir\nrecipient_delimiter = +\npassdb {\n  driver = static\n  args = password=pass\n}\nuserdb {\n  driver = static\n  args = uid=${uid} gid=${gid} home=${dir}/home/%u\n}\n`);
   const auth = new AuthEngine(config, 'lmtp');
   t.after(() => auth.close());
-  setLogSink(() => undefined); // every delivery logs a line
-  t.after(() => setLogSink(null));
 
   const valid = () => ['LHLO x', 'MAIL FROM:<a@b>', 'RCPT TO:<u@x>'];
   const target: FuzzTarget = {

@@ -15,7 +15,6 @@ import { AuthEngine } from '../../src/auth/engine.js';
 import { ManageSieveSession } from '../../src/managesieve/session.js';
 import { serverStartTls } from '../../src/server/starttls.js';
 import { makeSelfSignedCert } from '../../src/server/selfsigned.js';
-import { setLogSink } from '../../src/log/logger.js';
 import { memTempDir, rnd } from './mem-socket.js';
 import { CASES, fuzzSessions, fuzzSockets, type FuzzTarget } from './driver.js';
 import { allAnswer, startLiveServer } from './live-server.js';
@@ -49,8 +48,6 @@ test(`ManageSieve fuzz: ${CASES} cases in memory, then over real sockets`, { tim
   t.after(() => auth.close());
   const { certPem, keyPem } = makeSelfSignedCert('localhost');
   const tls = { cert: certPem, key: keyPem };
-  setLogSink(() => undefined); // failed logins and TLS handshakes log a line each
-  t.after(() => setLogSink(null));
 
   const target: FuzzTarget = {
     start: (sock) => new ManageSieveSession(sock, {

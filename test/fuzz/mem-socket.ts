@@ -66,19 +66,21 @@ export function rnd(n: number): number { return Math.floor(Math.random() * n); }
 
 /** Bit flips, inserted/deleted bytes, protocol metacharacters, huge numbers, cuts: a valid dialogue made hostile. */
 export function mutate(s: Buffer, specials: string[]): Buffer {
-  const arr = [...s];
+  let b = s;
+  // splices on Buffers, not byte arrays: the dialogues carry 5,000-byte lines and this runs 100,000 times
+  const splice = (at: number, del: number, ins: Buffer) => { b = Buffer.concat([b.subarray(0, at), ins, b.subarray(at + del)]); };
   for (let k = 0, n = 1 + rnd(4); k < n; k++) {
     const op = rnd(7);
-    const i = rnd(arr.length + 1);
-    if (op === 0 && arr.length) arr[Math.min(i, arr.length - 1)] ^= 1 << rnd(8);
-    else if (op === 1) arr.splice(i, 0, rnd(256));
-    else if (op === 2 && arr.length) arr.splice(i, 1);
-    else if (op === 3) arr.splice(i, 0, ...Buffer.from(specials[rnd(specials.length)]));
-    else if (op === 4) arr.splice(i, 0, ...Buffer.from(String([4294967295, 18446744073709551616, -1, 0, 99999999999][rnd(5)])));
-    else if (op === 5 && arr.length) { const j = rnd(arr.length); arr.splice(i, 0, ...arr.slice(j, j + rnd(40))); }
-    else arr.length = Math.min(arr.length, i);
+    const i = rnd(b.length + 1);
+    if (op === 0 && b.length) { const at = Math.min(i, b.length - 1); splice(at, 1, Buffer.from([b[at] ^ (1 << rnd(8))])); }
+    else if (op === 1) splice(i, 0, Buffer.from([rnd(256)]));
+    else if (op === 2 && b.length) splice(i, 1, Buffer.alloc(0));
+    else if (op === 3) splice(i, 0, Buffer.from(specials[rnd(specials.length)], 'latin1'));
+    else if (op === 4) splice(i, 0, Buffer.from(String([4294967295, 18446744073709551616, -1, 0, 99999999999][rnd(5)])));
+    else if (op === 5 && b.length) { const j = rnd(b.length); splice(i, 0, Buffer.from(b.subarray(j, j + rnd(40)))); }
+    else b = b.subarray(0, Math.min(b.length, i));
   }
-  return Buffer.from(arr);
+  return b;
 }
 
 /** Random bytes, mostly printable, with line ends sprinkled in. */

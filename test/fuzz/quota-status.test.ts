@@ -13,7 +13,6 @@ import { join } from 'node:path';
 import { parseConfigText } from '../helpers/config-text.js';
 import { AuthEngine } from '../../src/auth/engine.js';
 import { QuotaStatusSession } from '../../src/quota/status-policy.js';
-import { setLogSink } from '../../src/log/logger.js';
 import { memTempDir, rnd } from './mem-socket.js';
 import { CASES, fuzzSessions, fuzzSockets, type FuzzTarget } from './driver.js';
 import { allAnswer, startLiveServer } from './live-server.js';
@@ -30,8 +29,6 @@ test(`quota-status fuzz: ${CASES} cases in memory, then over a real socket`, { t
   const config = await parseConfigText(`mail_location = maildir:~/Maildir\nrecipient_delimiter = +\npassdb {\n  driver = static\n  args = password=pass\n}\nuserdb {\n  driver = static\n  args = home=${dir}/home/%u quota_rule=*:bytes=1000\n}\nplugin {\n  quota = maildir:User quota\n}\n`);
   const auth = new AuthEngine(config, 'lmtp');
   t.after(() => auth.close());
-  setLogSink(() => undefined);
-  t.after(() => setLogSink(null));
 
   const request = () => Array.from({ length: 1 + rnd(5) }, () => ATTRS[rnd(ATTRS.length)]()).join('\n') + '\n\n';
   const target: FuzzTarget = {

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { parseConfigText } from '../helpers/config-text.js';
 import { AuthEngine } from '../../src/auth/engine.js';
 import { AuthUserdbSession } from '../../src/authsock/userdb.js';
-import { Logger, setLogSink } from '../../src/log/logger.js';
+import { Logger } from '../../src/log/logger.js';
 import { rnd } from './mem-socket.js';
 import { CASES, fuzzSessions, fuzzSockets, type FuzzTarget } from './driver.js';
 import { allAnswer, startLiveServer } from './live-server.js';
@@ -26,8 +26,6 @@ test(`auth-userdb fuzz: ${CASES} cases in memory, then over a real socket`, { ti
   const config = await parseConfigText('passdb {\n  driver = static\n  args = password=pass\n}\nuserdb {\n  driver = static\n  args = uid=1 gid=1 home=/nonexistent/%u\n}\n');
   const engine = new AuthEngine(config, 'lda');
   t.after(() => engine.close());
-  setLogSink(() => undefined); // protocol errors log a line each
-  t.after(() => setLogSink(null));
   const log = new Logger('auth');
 
   const target: FuzzTarget = {

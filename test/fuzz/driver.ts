@@ -66,7 +66,7 @@ export async function fuzzSessions(t: TestContext, target: FuzzTarget, cases = C
   const errorShapes = new Map<string, number>();
   setLogSink((line, level) => {
     if (level === 'info' || level === 'debug' || level === 'warning') return;
-    if (/Internal error|: Panic: |^managesieve\(.*\): Error: [A-Z]+: /.test(line)) faults.push(line);
+    if (/: Error: Internal error: |: Panic: /.test(line)) faults.push(line);
     const shape = line.replace(/\(.*?\)/, '(…)').slice(0, 60).replace(/[^ -~]/g, '?');
     errorShapes.set(shape, (errorShapes.get(shape) ?? 0) + 1);
   });

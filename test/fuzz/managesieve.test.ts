@@ -56,7 +56,8 @@ test(`ManageSieve fuzz: ${CASES} cases in memory, then over real sockets`, { tim
     }).start(),
     dialogue: () => {
       const lines = [PRELOGIN[rnd(PRELOGIN.length)]()];
-      if (rnd(2)) { lines[0] = `AUTHENTICATE "PLAIN" "${b64('\0u@x\0pass')}"`; for (let i = 0, n = 1 + rnd(3); i < n; i++) lines.push(POSTLOGIN[rnd(POSTLOGIN.length)]()); }
+      // one login in ten is a user whose home path is over the file system's name limit
+      if (rnd(2)) { lines[0] = `AUTHENTICATE "PLAIN" "${b64(`\0${rnd(10) ? 'u' : 'u'.repeat(300)}@x\0pass`)}"`; for (let i = 0, n = 1 + rnd(3); i < n; i++) lines.push(POSTLOGIN[rnd(POSTLOGIN.length)]()); }
       else if (rnd(3) === 0) lines.push(PRELOGIN[rnd(PRELOGIN.length)]());
       return Buffer.from(lines.join('\r\n') + '\r\n', 'utf8');
     },

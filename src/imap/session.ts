@@ -279,7 +279,8 @@ export class Session {
   private fault(e: unknown): void {
     this.log.error(`Internal error: ${faultText(e)}`);
     if (this.closed) return;
-    this.bye('Internal error occurred. Refer to server log for more information.').catch(() => undefined).finally(() => { this.socket.destroy(); this.onClose(); });
+    // a BYE that went out ended the session (its socket closes after the flush); one that failed leaves it to us
+    this.bye('Internal error occurred. Refer to server log for more information.').catch(() => undefined).finally(() => { if (!this.closed) { this.socket.destroy(); this.onClose(); } });
   }
 
   /** Next raw line from the client (IDLE's DONE, AUTHENTICATE's responses); null when the peer went away. */

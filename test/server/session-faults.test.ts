@@ -9,6 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfigText } from '../helpers/config-text.js';
+import { tempDir } from '../helpers/tmp.js';
 import { setLogSink } from '../../src/log/logger.js';
 import { Logger } from '../../src/log/logger.js';
 import { AuthEngine } from '../../src/auth/engine.js';
@@ -87,4 +88,25 @@ test('quota-status: a failing lookup ends that policy connection with an Error l
   const r = await bothSessions((m, auth) => new QuotaStatusSession(m.sock, config, auth), good, 'request=smtpd_access_policy\nrecipient=u@x\n\n', 'action=OK\n\n');
   assert.deepEqual(r.escaped, []);
   assert.ok(lines.some((l) => /^quota-status: Error: Internal error: userdb exploded/.test(l)), lines.join('\n'));
+});
+
+test('IMAP: an exception outside any command handler ends that session with a BYE and an Error line', async (t) => {
+  const { config, lines } = await setup(t);
+  const { Session } = await import('../../src/imap/session.js');
+  const { MailStore } = await import('../../src/mailstore/store.js');
+  const store = new MailStore({ mailLocation: 'maildir:~/Maildir', home: tempDir(t, 'faults-imap') });
+  await store.ensureRoot();
+  const login = {} as unknown as import('../../src/imap/login.js').LoginService;
+  const bad = memSocket();
+  const { escaped } = await escapes(async () => {
+    const s = new Session(bad.sock, { config, log: new Logger('imap(u)'), login, rip: '127.0.0.1', lip: '127.0.0.1', secured: true, preauth: { user: 'u', store } });
+    await s.start();
+    // the literal's start is a reader event, handled before any command runs: no command's catch is around it
+    s.onLiteralStart = () => { throw new Error('store exploded'); };
+    bad.sock.push(Buffer.from('a APPEND INBOX {5+}\r\nhello\r\n'));
+    assert.ok(await until(() => bad.gone()), bad.text());
+  });
+  assert.deepEqual(escaped.map(String), []);
+  assert.match(bad.text(), /\* BYE Internal error occurred\. Refer to server log for more information\.\r\n$/);
+  assert.ok(lines.some((l) => /^imap\(u\): Error: Internal error: store exploded/.test(l)), lines.join('\n'));
 });

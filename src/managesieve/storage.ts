@@ -19,6 +19,14 @@ export function validName(name: string): boolean {
   return name.length > 0 && name.length <= 1024 && !/[/\x00-\x1f\x7f]/.test(name) && name !== '.' && name !== '..';
 }
 
+/**
+ * Temp names unique across the sessions of one process (one user's Roundcube and Thunderbird
+ * run side by side in the master): pid and time alone collided, and a session's symlink or
+ * rename then failed with EEXIST/ENOENT (found by the ManageSieve fuzz).
+ */
+let tmpCounter = 0;
+const uniqueSuffix = () => `${process.pid}.${Date.now()}.${++tmpCounter}`;
+
 export class ScriptStorage {
   readonly dir: string;
   readonly activeLink: string;
@@ -67,7 +75,7 @@ export class ScriptStorage {
   async put(name: string, data: Buffer): Promise<void> {
     const p = this.path(name);
     await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const tmp = join(this.dir, `.${name}.${process.pid}.${Date.now()}.tmp`);
+    const tmp = join(this.dir, `.${name}.${uniqueSuffix()}.tmp`);
     const fh = await fs.open(tmp, 'w', 0o600);
     try { await fh.writeFile(data); await fh.sync(); } finally { await fh.close(); }
     await fs.rename(tmp, p);
@@ -82,8 +90,7 @@ export class ScriptStorage {
       if (!st.isSymbolicLink()) throw new ScriptError('INVALID', `Active sieve script symlink ${this.activeLink} is no symlink.`);
     } catch (e) { if (e instanceof ScriptError) throw e; }
     const target = relative(dirname(this.activeLink), this.path(name));
-    const tmp = `${this.activeLink}.${process.pid}.tmp`;
-    await fs.rm(tmp, { force: true });
+    const tmp = `${this.activeLink}.${uniqueSuffix()}.tmp`;
     await fs.symlink(target, tmp);
     await fs.rename(tmp, this.activeLink);
   }
@@ -100,8 +107,14 @@ export class ScriptStorage {
     if (!(await this.exists(from))) throw this.notFound(from);
     if (await this.exists(to)) throw new ScriptError('ALREADYEXISTS', 'A sieve script with that name already exists.');
     const wasActive = (await this.active()) === from;
-    await fs.link(src, dst);
+    // another session of the user may create `to` or remove `from` between the checks and here
+    try { await fs.link(src, dst); } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') throw new ScriptError('ALREADYEXISTS', 'A sieve script with that name already exists.');
+      if (code === 'ENOENT') throw this.notFound(from);
+      throw e;
+    }
     if (wasActive) await this.setActive(to);
-    await fs.unlink(src);
+    await fs.unlink(src).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'ENOENT') throw e; });
   }
 }

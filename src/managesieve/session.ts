@@ -211,6 +211,9 @@ export class ManageSieveSession {
           if (!this.deps.tlsAvailable || !this.deps.startTls) { this.write('NO "TLS support isn\'t enabled."\r\n'); return; }
           this.write('OK "Begin TLS negotiation now."\r\n');
           this.stream.removeAllListeners('data');
+          // plaintext that came after STARTTLS is never run inside the TLS session (RFC 5804 §2.2; the
+          // command injection of CVE-2011-0411): only what arrives through TLS counts
+          this.buf = Buffer.alloc(0);
           try {
             this.stream = await this.deps.startTls();
           } catch (e) {

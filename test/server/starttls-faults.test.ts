@@ -65,6 +65,35 @@ async function resetMidHandshake(port: number, greeting: string, command: string
   sock.resetAndDestroy();
 }
 
+/**
+ * STARTTLS with a command pipelined behind it in the same packet (what a man in the middle
+ * injects, CVE-2011-0411), then a real handshake: the injected command must not run in TLS.
+ */
+async function injected(port: number, greeting: string, command: string, ok: string, inject: string, probe: string, probeOk: string): Promise<string> {
+  const sock = connect({ host: '127.0.0.1', port });
+  sock.on('error', () => undefined);
+  let plain = '';
+  const onData = (d: Buffer) => { plain += d.toString('latin1'); };
+  sock.on('data', onData);
+  const wait = async (get: () => string, s: string) => {
+    const end = Date.now() + 15_000;
+    while (!get().includes(s)) { if (Date.now() > end) throw new Error(`no ${s}: ${get()}`); await new Promise((r) => setTimeout(r, 10)); }
+  };
+  await wait(() => plain, greeting);
+  sock.write(command + inject);
+  await wait(() => plain, ok);
+  sock.off('data', onData);
+  const t = tlsConnect({ socket: sock, servername: 'localhost', rejectUnauthorized: false });
+  let secure = '';
+  t.on('data', (d: Buffer) => { secure += d.toString('latin1'); });
+  t.on('error', () => undefined);
+  await new Promise<void>((r) => t.once('secureConnect', () => r()));
+  t.write(probe);
+  await wait(() => secure, probeOk);
+  t.destroy();
+  return plain + secure;
+}
+
 function alive(h: LiveServer): void {
   assert.doesNotThrow(() => process.kill(h.srv.pid, 0), `the server process is alive:\n${h.srv.output()}`);
   assert.doesNotMatch(h.srv.output(), /Panic:|Fatal:/);
@@ -103,6 +132,12 @@ test('STARTTLS failures end only their own connection', { timeout: 180_000 }, as
     }
     await allAnswer(h);
     alive(h);
+  });
+  await t.test('a command pipelined behind STARTTLS is not run inside TLS', async () => {
+    const sieveOut = await injected(h.sievePort, ...sieve, 'NOOP "injected"\r\n', 'NOOP "probe"\r\n', 'OK (TAG "probe")');
+    assert.doesNotMatch(sieveOut, /injected/);
+    const imapOut = await injected(h.srv.imapPort, ...imap, 'i1 NOOP\r\n', 'p1 NOOP\r\n', 'p1 OK');
+    assert.doesNotMatch(imapOut, /i1 /);
   });
   await t.test('many failing handshakes in parallel leave every service up', async () => {
     await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? garbage : rejectingClient)(i % 4 < 2 ? h.sievePort : h.srv.imapPort, ...(i % 4 < 2 ? sieve : imap))));

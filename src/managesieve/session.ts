@@ -25,6 +25,10 @@ import { faultText, guarded } from '../util/fault.js';
 /** Longest literal accepted (a script); larger ones are refused, the connection closed. */
 const MAX_LITERAL = 8 * 1024 * 1024;
 const MAX_LINE = 65536;
+/** managesieve-login's MAX_MANAGESIEVE_LINE: before login a command, literals included, fits in 8192 bytes. */
+const PRELOGIN_MAX_LINE = 8192;
+/** managesieve-login's fatal parser error for a literal over that budget: BYE and disconnect. */
+const LITERAL_TOO_LARGE = 'Literal size too large';
 /** managesieve-login's CLIENT_MAX_BAD_COMMANDS: the third invalid command gets a BYE instead of its NO. */
 const PRELOGIN_MAX_BAD_COMMANDS = 3;
 /** managesieved's own limit after login: the twentieth invalid command in a row gets its NO, then a BYE. */
@@ -54,8 +58,13 @@ type Token = { kind: 'atom'; v: string } | { kind: 'str'; v: Buffer };
 function quote(s: string): string { return '"' + s.replace(/[\\"]/g, '\\$&') + '"'; }
 function literal(b: Buffer): Buffer { return Buffer.concat([Buffer.from(`{${b.length}}\r\n`), b]); }
 
-/** Parse one complete command from buf: tokens + bytes used, null if incomplete. Throws on garbage. */
-export function parseCommand(buf: Buffer): { tokens: Token[]; used: number } | null {
+/**
+ * Parse one complete command from buf: tokens + bytes used, null if incomplete. Throws on garbage.
+ * `maxLiteral`: the largest literal accepted at byte offset i (before login, managesieve-login's
+ * line budget, over which it throws LITERAL_TOO_LARGE). `hint.need` is set, when a literal's data
+ * is what is missing, to the buffer length at which parsing can go on.
+ */
+export function parseCommand(buf: Buffer, maxLiteral: (i: number) => number = () => MAX_LITERAL, hint?: { need: number }): { tokens: Token[]; used: number } | null {
   const tokens: Token[] = [];
   let i = 0;
   for (;;) {
@@ -86,9 +95,9 @@ export function parseCommand(buf: Buffer): { tokens: Token[]; used: number } | n
       const m = /^\{(\d+)\+?\}\r?$/.exec(buf.subarray(i, end).toString('latin1'));
       if (!m) throw new Error('received by server');
       const n = Number(m[1]);
-      if (n > MAX_LITERAL) throw new Error('literal too large');
+      if (n > maxLiteral(i)) throw new Error(maxLiteral(i) < MAX_LITERAL ? LITERAL_TOO_LARGE : 'literal too large');
       const start = end + 1;
-      if (buf.length < start + n) return null;
+      if (buf.length < start + n) { if (hint) hint.need = start + n; return null; }
       tokens.push({ kind: 'str', v: Buffer.from(buf.subarray(start, start + n)) });
       i = start + n;
       continue;
@@ -103,6 +112,14 @@ export function parseCommand(buf: Buffer): { tokens: Token[]; used: number } | n
 
 export class ManageSieveSession {
   private buf = Buffer.alloc(0);
+  /**
+   * Bytes received while a literal's data is still short of `need`: kept as chunks and joined
+   * once, not re-joined and re-parsed per TCP segment (an 8 MB PUTSCRIPT sent in small segments
+   * cost quadratic copying on the master's event loop).
+   */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private readonly hint = { need: 0 };
   private user: string | null = null;
   private storage: ScriptStorage | null = null;
   private busy = false;
@@ -123,7 +140,15 @@ export class ManageSieveSession {
 
   private attach(): void {
     // the session's fault boundary: whatever a command throws ends this connection only
-    this.stream.on('data', guarded((e) => this.fault(e), (d: Buffer) => { this.buf = Buffer.concat([this.buf, d]); return this.pump(); }));
+    this.stream.on('data', guarded((e) => this.fault(e), (d: Buffer) => {
+      this.pending.push(d);
+      this.pendingBytes += d.length;
+      if (this.buf.length + this.pendingBytes < this.hint.need) return;
+      this.buf = Buffer.concat([this.buf, ...this.pending]);
+      this.pending = [];
+      this.pendingBytes = 0;
+      return this.pump();
+    }));
     this.stream.on('error', () => { this.closed = true; });
     this.stream.on('close', () => { this.closed = true; });
   }
@@ -152,7 +177,14 @@ export class ManageSieveSession {
     try {
       while (!this.closed) {
         let parsed;
-        try { parsed = parseCommand(this.buf); } catch (e) {
+        this.hint.need = 0;
+        try { parsed = parseCommand(this.buf, this.user === null ? (i) => PRELOGIN_MAX_LINE - i : undefined, this.hint); } catch (e) {
+          if ((e as Error).message === LITERAL_TOO_LARGE) {
+            this.write(`BYE "${LITERAL_TOO_LARGE}"\r\n`);
+            this.stream.end();
+            this.closed = true;
+            break;
+          }
           this.write(`NO "Error in MANAGESIEVE command ${(e as Error).message}."\r\n`);
           const nl = this.buf.indexOf(0x0a);
           this.buf = nl < 0 ? Buffer.alloc(0) : this.buf.subarray(nl + 1);
@@ -214,6 +246,8 @@ export class ManageSieveSession {
           // plaintext that came after STARTTLS is never run inside the TLS session (RFC 5804 §2.2; the
           // command injection of CVE-2011-0411): only what arrives through TLS counts
           this.buf = Buffer.alloc(0);
+          this.pending = [];
+          this.pendingBytes = 0;
           try {
             this.stream = await this.deps.startTls();
           } catch (e) {

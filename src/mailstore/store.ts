@@ -19,6 +19,8 @@ import { readMaildirsize, readMaildirsizeFile, writeMaildirsize, type QuotaUsage
 import { readSubscriptions, updateSubscriptions } from './maildir/subscriptions.js';
 import { emptyUidlist, readUidlistHeader, rewriteUidlist } from './maildir/uidlist.js';
 import { nextUidValidity } from './maildir/uidvalidity.js';
+import { mutf7ToUtf8 } from './maildir/utf7.js';
+import { verifyCreateName } from './mailbox-name.js';
 import { folderStamp, readStatusCache, writeStatusCache } from './status-cache.js';
 
 export interface StoreOptions {
@@ -303,6 +305,7 @@ export class MailStore {
   async create(name: string): Promise<void> {
     if (isInbox(name)) throw new MailStoreError('ALREADYEXISTS', 'mailbox INBOX already exists');
     splitImapName(name);
+    verifyCreateName(mutf7ToUtf8(name), storageLevels(this.loc, name));
     const dir = this.dirOf(name);
     if (await folderExists(this.loc, name)) throw new MailStoreError('ALREADYEXISTS', `mailbox ${name} already exists`);
     await this.ensureRoot();
@@ -328,6 +331,7 @@ export class MailStore {
    */
   async delete(name: string): Promise<void> {
     if (isInbox(name)) throw new MailStoreError('NOTPOSSIBLE', 'INBOX can not be deleted');
+    if (name === '') throw new MailStoreError('NOTPOSSIBLE', "Storage root can't be deleted");
     // an auto mailbox not created yet: Dovecot says OK, and it stays listed
     if (this.auto(name) && !(await folderExists(this.loc, name))) return;
     if (!(await folderExists(this.loc, name))) throw new MailStoreError('NONEXISTENT', `mailbox ${name} does not exist`);
@@ -354,8 +358,10 @@ export class MailStore {
   /** RENAME with children; UIDVALIDITY/GUID move with the directories; subscriptions untouched (Dovecot). */
   async rename(from: string, to: string): Promise<void> {
     if (isInbox(from)) throw new MailStoreError('NOTPOSSIBLE', "Renaming INBOX isn't supported");
+    splitImapName(from);
     if (isInbox(to)) throw new MailStoreError('ALREADYEXISTS', 'mailbox INBOX already exists');
     splitImapName(to);
+    verifyCreateName(mutf7ToUtf8(to), storageLevels(this.loc, to));
     const all = await listFolders(this.loc);
     const src = all.find((f) => f.name === from);
     if (!src || (!src.exists && !src.noselect && !src.hasChildren)) throw new MailStoreError('NONEXISTENT', `mailbox ${from} does not exist`);

@@ -103,7 +103,7 @@ test('create/rename/delete: Maildir++ outcome like Dovecot (children move, subsc
   await store.create('Entw&APw-rfe');
   await assert.rejects(store.create('Old'), (e: unknown) => e instanceof MailStoreError && e.code === 'ALREADYEXISTS');
   await assert.rejects(store.create('a/b'), (e: unknown) => e instanceof MailStoreError && e.code === 'INVALIDNAME');
-  await assert.rejects(store.create('Entwürfe'), (e: unknown) => e instanceof MailStoreError && e.code === 'INVALIDNAME');
+  await assert.rejects(store.create('Entwürfe'), (e: unknown) => e instanceof MailStoreError && e.code === 'BADENCODING');
   const root = join(home, 'Maildir');
   assert.ok(existsSync(join(root, '.Old', 'maildirfolder')));
   const uvOld = readFileSync(join(root, '.Old', 'dovecot-uidlist'), 'utf8').split('\n')[0];

@@ -21,6 +21,7 @@ import { emptyUidlist, readUidlistHeader, rewriteUidlist } from './maildir/uidli
 import { nextUidValidity } from './maildir/uidvalidity.js';
 import { mutf7ToUtf8 } from './maildir/utf7.js';
 import { verifyCreateName } from './mailbox-name.js';
+import { cleanTmpIfDue, DEFAULT_TEMP_SCAN_INTERVAL_MS } from './maildir/tmp-cleanup.js';
 import { folderStamp, readStatusCache, writeStatusCache } from './status-cache.js';
 
 export interface StoreOptions {
@@ -35,6 +36,8 @@ export interface StoreOptions {
   autoMailboxes?: AutoMailbox[];
   /** `mailbox X { autoexpunge = … }`: expunge what was saved longer ago than this. */
   autoexpunge?: { name: string; ms: number }[];
+  /** `mail_temp_scan_interval` in ms (0: never clean tmp/); Dovecot's week when not given. */
+  tempScanIntervalMs?: number;
   lock?: DotlockOptions;
   warn?: (msg: string) => void;
 }
@@ -256,6 +259,8 @@ export class MailStore {
   /** Open a folder (no sync yet). */
   async open(name: string): Promise<MaildirFolder> {
     if (!(await this.materialize(name))) throw new MailStoreError('NONEXISTENT', `mailbox ${name} does not exist`);
+    // Dovecot cleans a Maildir's tmp/ when it opens it, when due (tmp-cleanup.ts)
+    await cleanTmpIfDue(this.dirOf(name), this.opts.tempScanIntervalMs ?? DEFAULT_TEMP_SCAN_INTERVAL_MS);
     return new MaildirFolder(this.dirOf(name), {
       codec: this.codec, cipher: this.cipher, mailboxName: isInbox(name) ? 'INBOX' : name, rootDir: this.rootControl,
       controlDir: this.controlDirOf(name), lock: this.opts.lock, warn: this.opts.warn,

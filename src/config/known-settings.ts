@@ -167,7 +167,7 @@ export const SEALMAIL_HONOURS = new Set([
   'auth_username_chars', 'auth_username_format', 'disable_plaintext_auth', 'auth_mechanisms',
   // mail store and mail-crypt (src/mailstore, src/crypt)
   'mail_location', 'mail_home', 'mail_plugins', 'mail_attribute_dict',
-  'first_valid_uid', 'last_valid_uid', 'first_valid_gid', 'last_valid_gid',
+  'first_valid_uid', 'last_valid_uid', 'first_valid_gid', 'last_valid_gid', 'mail_temp_scan_interval',
   // IMAP (src/imap)
   'login_greeting', 'imap_capability', 'imap_max_line_length', 'imap_idle_notify_interval',
   'imap_metadata', 'mail_server_comment', 'mail_server_admin',

@@ -9,6 +9,7 @@
  * treated as an unknown variable.
  */
 import { createHash } from 'node:crypto';
+import { wildcardMatch } from '../util/wildcard.js';
 
 export type VarTable = Record<string, string | undefined>;
 
@@ -90,11 +91,6 @@ function splitArgs(s: string): string[] {
   }
   out.push(cur);
   return out;
-}
-
-function wildcardMatch(s: string, pattern: string): boolean {
-  const re = new RegExp('^' + pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$');
-  return re.test(s);
 }
 
 function compare(l: string, op: string, r: string): boolean | null {

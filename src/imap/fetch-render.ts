@@ -111,20 +111,21 @@ const EMPTY_PART = (extended: boolean): ImapValue => ({ type: 'raw', value: `("t
 export function bodyStructure(buf: Buffer, p: MimePart, extended: boolean): ImapValue {
   const ct = p.contentType;
   const first = (n: string) => dstrNolf(rawHeader(p, n, 'first'));
-  if (ct.type === 'multipart') {
+  if (ct.type === 'multipart' && !p.truncated) {
     const kids = p.children.length ? p.children.map((c) => bodyStructure(buf, c, extended)) : [EMPTY_PART(extended)];
     const items: ImapValue[] = [...kids, dstr(ct.rawSubtype)];
     if (extended) items.push(paramList(ct.params), disposition(p), language(p), first('content-location'));
     return { type: 'list', items, tight: true };
   }
   const rfc822 = ct.type === 'message' && ct.subtype === 'rfc822' && !!p.message;
-  const text = !rfc822 && ct.type === 'text';
+  const text = !rfc822 && !p.truncated && ct.type === 'text';
   let params = ct.params;
   if (text && !params.some(([k]) => k.toLowerCase() === 'charset')) params = [...params, ['charset', 'us-ascii']];
   const encRaw = rawHeader(p, 'content-transfer-encoding', 'first');
   const enc = encRaw === null ? null : parseTransferEncoding(encRaw);
   const size = p.bodyEnd - p.bodyStart;
-  const items: ImapValue[] = rfc822 ? [str('message'), str('rfc822')] : [dstr(ct.rawType), dstr(ct.rawSubtype)];
+  // past the MIME caps Dovecot writes the container as application/octet-stream (imap-bodystructure.c part_is_truncated)
+  const items: ImapValue[] = rfc822 ? [str('message'), str('rfc822')] : p.truncated ? [str('application'), str('octet-stream')] : [dstr(ct.rawType), dstr(ct.rawSubtype)];
   items.push(paramList(params), first('content-id'), first('content-description'), enc === null ? str('7bit') : dstr(enc), num(size));
   if (rfc822) {
     items.push(envelope(p.message!), bodyStructure(buf, p.message!, extended), num(countLines(buf, p.bodyStart, p.bodyEnd)));
@@ -138,16 +139,16 @@ export function bodyStructure(buf: Buffer, p: MimePart, extended: boolean): Imap
 /** The part a numeric section path names ("1.2"), or null. */
 function partAt(root: MimePart, path: number[]): MimePart | null {
   let p: MimePart = root;
-  for (const n of path) {
-    const container = p.contentType.type === 'message' && p.message ? p.message : p;
-    if (container.contentType.type === 'multipart') {
-      const c = container.children[n - 1];
+  // Dovecot's imap_msgpart_find: a number picks a child of a multipart, or must be 1 on a single part (which only
+  // a message/rfc822 may follow with more numbers, those then counting inside the embedded message)
+  for (const [i, n] of path.entries()) {
+    const more = i < path.length - 1;
+    if (p.contentType.type === 'multipart' && !p.truncated) {
+      const c = p.children[n - 1];
       if (!c) return null;
       p = c;
-    } else {
-      if (n !== 1) return null;
-      p = container === p ? p : container;
-    }
+    } else if (n !== 1 || (more && !p.message)) return null;
+    if (more && p.message) p = p.message;
   }
   return p;
 }

@@ -161,7 +161,8 @@ export class Session {
   private newReader(): CommandReader {
     return new CommandReader({
       maxLineLength: this.opts.config.getSize('imap_max_line_length') || 65536,
-      streamLiteral: (info) => (info.name === 'APPEND' ? (info.size > APPENDLIMIT ? 'reject' : true) : false),
+      // APPEND's message literals stream; a literal mailbox name (its first argument) is buffered like any string
+      streamLiteral: (info) => (info.name === 'APPEND' && info.args.length > 0 ? (info.size > APPENDLIMIT ? 'reject' : true) : false),
       // imap-login parses every argument; the imap process skips NOOP's and CHECK's
       argsIgnored: (name) => this.state !== 'not-authenticated' && (name === 'NOOP' || name === 'CHECK'),
       bufferedLiteralLimit: (name) => (name === 'SETMETADATA' ? METADATA_VALUE_LIMIT : 0),

@@ -7,7 +7,8 @@
 export type MailStoreErrorCode =
   | 'NONEXISTENT'     // mailbox or message does not exist
   | 'ALREADYEXISTS'   // create/rename target exists
-  | 'INVALIDNAME'     // mailbox name not allowed (/, bad mUTF-7, cur/new/tmp in fs layout)
+  | 'INVALIDNAME'     // mailbox name not allowed (Dovecot's mailbox_verify_name reason; cur/new/tmp in fs layout)
+  | 'BADENCODING'     // mailbox name is not valid mUTF-7 (control characters, 8-bit bytes, broken &…-)
   | 'NOTPOSSIBLE'     // e.g. renaming INBOX, >26 keywords in file names
   | 'LOCKTIMEOUT'     // dovecot-uidlist.lock could not be taken
   | 'NOSPACE'         // ENOSPC/EDQUOT while saving: nothing became visible
@@ -27,6 +28,7 @@ export class MailStoreError extends Error {
 export function ioError(what: string, path: string, err: unknown): MailStoreError {
   const code = (err as NodeJS.ErrnoException)?.code;
   if (code === 'ENOSPC' || code === 'EDQUOT') return new MailStoreError('NOSPACE', `${what}: no space left (${path})`, path, { cause: err });
-  if (code === 'ENOENT') return new MailStoreError('NONEXISTENT', `${what}: ${path} does not exist`, path, { cause: err });
+  // Dovecot treats a path too long for the filesystem as a mailbox that does not exist
+  if (code === 'ENOENT' || code === 'ENAMETOOLONG') return new MailStoreError('NONEXISTENT', `${what}: ${path} does not exist`, path, { cause: err });
   return new MailStoreError('IO', `${what} failed for ${path}: ${(err as Error)?.message ?? String(err)}`, path, { cause: err });
 }

@@ -8,12 +8,13 @@
  */
 import { decodeWords, headerValues, parseMessageDate } from './message-headers.js';
 import { searchText } from './mime/decode.js';
+import type { NameMatcher } from '../util/wildcard.js';
 
 export type Query =
   | { k: 'all' }
   | { k: 'and' | 'or'; of: Query[] }
   | { k: 'not'; q: Query }
-  | { k: 'mailbox'; mask: RegExp }
+  | { k: 'mailbox'; mask: NameMatcher }
   | { k: 'mailbox-guid' | 'guid'; v: string }
   | { k: 'uid' | 'seq'; set: [number, number][] }
   | { k: 'flag'; flag: string; want: boolean }

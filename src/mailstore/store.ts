@@ -19,6 +19,9 @@ import { readMaildirsize, readMaildirsizeFile, writeMaildirsize, type QuotaUsage
 import { readSubscriptions, updateSubscriptions } from './maildir/subscriptions.js';
 import { emptyUidlist, readUidlistHeader, rewriteUidlist } from './maildir/uidlist.js';
 import { nextUidValidity } from './maildir/uidvalidity.js';
+import { mutf7ToUtf8 } from './maildir/utf7.js';
+import { verifyCreateName } from './mailbox-name.js';
+import { cleanTmpIfDue, DEFAULT_TEMP_SCAN_INTERVAL_MS } from './maildir/tmp-cleanup.js';
 import { folderStamp, readStatusCache, writeStatusCache } from './status-cache.js';
 
 export interface StoreOptions {
@@ -33,6 +36,8 @@ export interface StoreOptions {
   autoMailboxes?: AutoMailbox[];
   /** `mailbox X { autoexpunge = … }`: expunge what was saved longer ago than this. */
   autoexpunge?: { name: string; ms: number }[];
+  /** `mail_temp_scan_interval` in ms (0: never clean tmp/); Dovecot's week when not given. */
+  tempScanIntervalMs?: number;
   lock?: DotlockOptions;
   warn?: (msg: string) => void;
 }
@@ -254,6 +259,8 @@ export class MailStore {
   /** Open a folder (no sync yet). */
   async open(name: string): Promise<MaildirFolder> {
     if (!(await this.materialize(name))) throw new MailStoreError('NONEXISTENT', `mailbox ${name} does not exist`);
+    // Dovecot cleans a Maildir's tmp/ when it opens it, when due (tmp-cleanup.ts)
+    await cleanTmpIfDue(this.dirOf(name), this.opts.tempScanIntervalMs ?? DEFAULT_TEMP_SCAN_INTERVAL_MS);
     return new MaildirFolder(this.dirOf(name), {
       codec: this.codec, cipher: this.cipher, mailboxName: isInbox(name) ? 'INBOX' : name, rootDir: this.rootControl,
       controlDir: this.controlDirOf(name), lock: this.opts.lock, warn: this.opts.warn,
@@ -303,6 +310,7 @@ export class MailStore {
   async create(name: string): Promise<void> {
     if (isInbox(name)) throw new MailStoreError('ALREADYEXISTS', 'mailbox INBOX already exists');
     splitImapName(name);
+    verifyCreateName(mutf7ToUtf8(name), storageLevels(this.loc, name));
     const dir = this.dirOf(name);
     if (await folderExists(this.loc, name)) throw new MailStoreError('ALREADYEXISTS', `mailbox ${name} already exists`);
     await this.ensureRoot();
@@ -328,6 +336,7 @@ export class MailStore {
    */
   async delete(name: string): Promise<void> {
     if (isInbox(name)) throw new MailStoreError('NOTPOSSIBLE', 'INBOX can not be deleted');
+    if (name === '') throw new MailStoreError('NOTPOSSIBLE', "Storage root can't be deleted");
     // an auto mailbox not created yet: Dovecot says OK, and it stays listed
     if (this.auto(name) && !(await folderExists(this.loc, name))) return;
     if (!(await folderExists(this.loc, name))) throw new MailStoreError('NONEXISTENT', `mailbox ${name} does not exist`);
@@ -354,8 +363,10 @@ export class MailStore {
   /** RENAME with children; UIDVALIDITY/GUID move with the directories; subscriptions untouched (Dovecot). */
   async rename(from: string, to: string): Promise<void> {
     if (isInbox(from)) throw new MailStoreError('NOTPOSSIBLE', "Renaming INBOX isn't supported");
+    splitImapName(from);
     if (isInbox(to)) throw new MailStoreError('ALREADYEXISTS', 'mailbox INBOX already exists');
     splitImapName(to);
+    verifyCreateName(mutf7ToUtf8(to), storageLevels(this.loc, to));
     const all = await listFolders(this.loc);
     const src = all.find((f) => f.name === from);
     if (!src || (!src.exists && !src.noselect && !src.hasChildren)) throw new MailStoreError('NONEXISTENT', `mailbox ${from} does not exist`);

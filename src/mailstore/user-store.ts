@@ -83,11 +83,13 @@ export interface MailboxConfig {
   specialUse?: Record<string, string>;
   autoMailboxes?: AutoMailbox[];
   autoexpunge?: { name: string; ms: number }[];
+  /** `mail_temp_scan_interval` (ms): how often opening a Maildir cleans its tmp/ (0: never). */
+  tempScanIntervalMs?: number;
 }
 
 /** `mailbox` sections of every namespace, in configuration order (Dovecot's order for listing auto mailboxes). */
 export function mailboxConfig(config: DovecotConfig, protocol: string): MailboxConfig {
-  const out: Required<MailboxConfig> = { specialUse: specialUseMap(config, protocol), autoMailboxes: [], autoexpunge: [] };
+  const out: Required<MailboxConfig> = { specialUse: specialUseMap(config, protocol), autoMailboxes: [], autoexpunge: [], tempScanIntervalMs: config.getTime('mail_temp_scan_interval', { protocol }) };
   for (const ns of config.namespaces({ protocol })) {
     for (const mb of ns.mailboxes) {
       const auto = mb.settings.auto;

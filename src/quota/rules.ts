@@ -12,6 +12,7 @@
  * `quota_rule` from the user_query, `userdb_quota_rule` prefetched) override
  * `plugin {}` settings key by key, as mail_user_plugin_getenv does.
  */
+import { wildcardMatch } from '../util/wildcard.js';
 
 export interface RuleLimits { bytes: number; bytesPercent: number; count: number; countPercent: number }
 export interface QuotaRule extends RuleLimits { mask: string; ignore: boolean }
@@ -150,12 +151,6 @@ function warningRule(raw: string, d: RuleLimits): QuotaWarningRule {
     reverse,
     command: raw.slice(raw.indexOf(' ') + 1),
   };
-}
-
-/** `*` in a mask matches any run of characters, `?` one (Dovecot's wildcard_match). */
-function wildcardMatch(name: string, mask: string): boolean {
-  const re = new RegExp('^' + mask.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$');
-  return re.test(name);
 }
 
 export function findRule(s: QuotaSettings, mailbox: string): QuotaRule | undefined {

@@ -23,6 +23,7 @@ import type { MailUser } from '../mailstore/user-store.js';
 import type { MaildirFolder, MaildirMessage } from '../mailstore/maildir/folder.js';
 import { SYSTEM_FLAGS, type SystemFlag } from '../mailstore/maildir/filename.js';
 import { mutf7ToUtf8 } from '../mailstore/maildir/utf7.js';
+import { imapPattern } from '../util/wildcard.js';
 import { SieveCompileError, type CompiledScript } from './compile.js';
 import { runScript, type SieveAction } from './interpreter.js';
 import { parseMessage } from './message.js';
@@ -90,12 +91,7 @@ export function parseImapSieveRules(plugin: Record<string, string>, warn: (msg: 
  * of INBOX/child names) compares case-insensitively, the rest exactly.
  */
 export function imapMatch(pattern: string, name: string, sep: string): boolean {
-  const inboxish = (s: string) => s.length >= 5 && s.slice(0, 5).toUpperCase() === 'INBOX' && (s.length === 5 || s.slice(5, 5 + sep.length) === sep);
-  if (inboxish(pattern) && inboxish(name)) { pattern = 'INBOX' + pattern.slice(5); name = 'INBOX' + name.slice(5); }
-  const esc = (c: string) => c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-  let re = '^';
-  for (const c of pattern) re += c === '*' ? '[\\s\\S]*' : c === '%' ? `(?:(?!${esc(sep)})[\\s\\S])*` : esc(c);
-  return new RegExp(re + '$').test(name);
+  return imapPattern(pattern, sep).test(name);
 }
 
 const causeMatches = (r: ImapSieveRule, cause: string) => !r.causes || r.causes.includes(cause.toUpperCase());

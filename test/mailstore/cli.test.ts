@@ -90,3 +90,23 @@ test('sealadm index builds our modseq file and the STATUS cache, silently, leavi
   if (process.getuid?.() === 0) assert.equal(statSync(join(home, 'Maildir', 'sealmail.modseq')).uid, mailIds().uid, 'never a root-owned file in a Maildir');
   assert.equal(run(['index', '-u', 'alice']).status, 64);
 });
+
+test('sealadm mailbox create refuses names as doveadm does (exit 64, Dovecot reason), nothing made on disk', (t) => {
+  const { home, run } = setup(t);
+  // the texts doveadm 2.3.19 prints for these names (checked against the real one)
+  const cases: [string, string][] = [
+    ['~foo', "Invalid mailbox name: Begins with '~'"],
+    ['a\x01b', 'Control characters not allowed in new mailbox names'],
+    ['x'.repeat(256), 'Mailbox name too long'],
+    ['.a', 'Invalid mailbox name: Begins with hierarchy separator'],
+    ['a..b', 'Invalid mailbox name: Has adjacent hierarchy separators'],
+    ['a/b', "Invalid mailbox name: Name must not have '/' characters"],
+  ];
+  for (const [name, why] of cases) {
+    const r = run(['mailbox', 'create', '-u', 'alice', name]);
+    assert.equal(r.status, 64, `${JSON.stringify(name)}: ${r.stderr}`);
+    assert.equal(r.stderr, `Error: Can't create mailbox ${name}: ${why}\n`);
+  }
+  assert.equal(existsSync(join(home, 'Maildir', '.~foo')), false);
+  assert.equal(run(['mailbox', 'create', '-u', 'alice', 'ok']).status, 0);
+});

@@ -16,7 +16,7 @@ import { identityCodec } from '../../crypt/codec.js';
 import { deliveryCrypt, unlockUserCrypt, type CryptUser } from '../../crypt/user-crypt.js';
 import { MailStoreError } from '../../mailstore/errors.js';
 import { mutf7ToUtf8, utf8ToMutf7 } from '../../mailstore/maildir/utf7.js';
-import { CommandError, EX_NOUSER, EX_TEMPFAIL, EX_DATAERR, UsageError, type CliCommand, type CommandContext } from '../command.js';
+import { CommandError, EX_NOUSER, EX_TEMPFAIL, EX_DATAERR, EX_USAGE, UsageError, type CliCommand, type CommandContext } from '../command.js';
 import { getopt } from '../args.js';
 import { resolveGroup, resolveUser } from '../../server/privileges.js';
 
@@ -202,6 +202,15 @@ function simple(name: string, fn: (s: MailStore, args: string[]) => Promise<void
   };
 }
 
-export const mailboxCreateCommand = simple('create', async (s, a) => { for (const m of a) await s.create(m); }, 1);
+/** doveadm's line for a name it refuses (MAIL_ERROR_PARAMS: exit 64), Dovecot's reason as the store gives it. */
+function createError(name: string, e: unknown): unknown {
+  if (!(e instanceof MailStoreError) || !['INVALIDNAME', 'NOTPOSSIBLE', 'BADENCODING'].includes(e.code)) return e;
+  const why = e.code === 'INVALIDNAME' ? `Invalid mailbox name: ${e.message}` : e.message;
+  return new CommandError(`Error: Can't create mailbox ${mutf7ToUtf8(name)}: ${why}`, EX_USAGE);
+}
+
+export const mailboxCreateCommand = simple('create', async (s, a) => {
+  for (const m of a) await s.create(m).catch((e: unknown) => { throw createError(m, e); });
+}, 1);
 export const mailboxDeleteCommand = simple('delete', async (s, a) => { for (const m of a) await s.delete(m); }, 1);
 export const mailboxRenameCommand = simple('rename', async (s, a) => { await s.rename(a[0], a[1]); }, 2);

@@ -9,10 +9,7 @@ import { loadConfig } from '../../config/index.js';
 import { AuthEngine } from '../../auth/engine.js';
 import { CommandError, EX_NOUSER, EX_TEMPFAIL, UsageError, type CliCommand } from '../command.js';
 import { getopt } from '../args.js';
-
-function globToRegExp(mask: string): RegExp {
-  return new RegExp('^' + mask.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$');
-}
+import { wildcardMask } from '../../util/wildcard.js';
 
 export const userCommand: CliCommand = {
   name: 'user',
@@ -27,7 +24,7 @@ export const userCommand: CliCommand = {
       if (masks.length > 0 || opts.has('u') && rest.some((r) => r.includes('*'))) {
         const all = await engine.iterateUsers();
         for (const mask of masks) {
-          const re = globToRegExp(mask);
+          const re = wildcardMask(mask);
           for (const u of all) if (re.test(u)) ctx.out.write(u + '\n');
         }
         return 0;

@@ -16,7 +16,8 @@ import type { ImapArg, LiteralInfo } from '../wire/parser.js';
 import type { Session } from '../session.js';
 import { SYSTEM_FLAGS } from '../selected.js';
 import { AUTHED, type Command } from './types.js';
-import { astring } from './args.js';
+import { astring, inboxCased } from './args.js';
+import { displayName, replyError } from './errors.js';
 import { parseMime } from '../../mailstore/mime/parts.js';
 import { encodeBinaryParts } from '../../mailstore/mime/binary.js';
 
@@ -74,9 +75,8 @@ async function* binaryConverted(src: AsyncIterable<Buffer>): AsyncIterable<Buffe
 type Result = { ok: true; uid: number; uidValidity: number; mailbox: string } | { ok: false; error: unknown };
 
 /** The mailbox an APPEND literal goes to (MULTIAPPEND: every message names the first argument's). */
-function appendMailbox(s: Session, info: LiteralInfo): string {
-  const mailbox = s.mailboxIn(astring(info.args[0]) ?? '');
-  return mailbox.toUpperCase() === 'INBOX' ? 'INBOX' : mailbox;
+function appendMailbox(s: Session, args: readonly ImapArg[]): string {
+  return inboxCased(s.mailboxIn(astring(args[0]) ?? ''));
 }
 
 /** Saving into the mailbox selected read-write: the session takes the new messages' \Recent itself (Dovecot). */
@@ -89,7 +89,7 @@ export function ownRecent(s: Session, dir: string): ((from: number, to: number) 
 export async function appendOverQuota(s: Session, info: LiteralInfo): Promise<boolean> {
   if (!s.quota || info.name !== 'APPEND' || info.size === 0 || (s.state !== 'authenticated' && s.state !== 'selected')) return false;
   try {
-    return !(await s.quota.fits(appendMailbox(s, info), [info.size]));
+    return !(await s.quota.fits(appendMailbox(s, info.args), [info.size]));
   } catch {
     return false; // the save path reports the problem
   }
@@ -103,7 +103,7 @@ export function startAppendLiteral(s: Session, info: LiteralInfo): void {
   const args = last && last.type === 'literal' && last.streamed ? info.args.slice(0, -1) : info.args;
   let i = 0;
   for (let k = args.length - 1; k >= 0; k--) if (args[k].type === 'literal' || (k < args.length - 1 && isUtf8Data(args[k]))) { i = k + 1; break; }
-  const name = appendMailbox(s, info);
+  const name = appendMailbox(s, info.args);
   if (i === 0) i = 1;
   let flags: string[] = [];
   let date: Date | undefined;
@@ -159,9 +159,11 @@ export const appendCommands: Record<string, Command> = {
         const e = bad.error;
         if (e instanceof Utf8NotEnabled) await ctx.bad('Error in IMAP command APPEND: UTF8 data item without ENABLE UTF8=ACCEPT.');
         else if (e instanceof EmptyMessage) await ctx.no('Can\'t save a zero byte message'); // Dovecot's answer
-        else if (e instanceof MailStoreError && e.code === 'NONEXISTENT') await ctx.no(`Mailbox doesn't exist: ${astring(ctx.args[0]) ?? ''}`, { name: 'TRYCREATE' });
+        else if (e instanceof MailStoreError && e.code === 'NONEXISTENT') await ctx.no(`Mailbox doesn't exist: ${displayName(appendMailbox(s, ctx.args))}`, { name: 'TRYCREATE' });
         else if (e instanceof QuotaExceeded && s.quota) await ctx.no(s.quota.exceededMessage(), { name: 'OVERQUOTA' });
         else if (e instanceof MailStoreError && e.code === 'NOSPACE') await ctx.no('Not enough disk space', { name: 'OVERQUOTA' });
+        // a refused name answers as for any other command (Dovecot's mailbox_verify_name texts)
+        else if (e instanceof MailStoreError && (e.code === 'INVALIDNAME' || e.code === 'BADENCODING')) await replyError(ctx, e);
         else { s.log.error(`APPEND failed: ${(e as Error).message}`); await ctx.no('Internal error occurred. Refer to server log for more information.', { name: 'SERVERBUG' }); }
         return;
       }

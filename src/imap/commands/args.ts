@@ -31,7 +31,12 @@ export interface MailboxNames { mailboxIn(raw: string): string }
 export function mailboxArg(a: ImapArg | undefined, names?: MailboxNames): string {
   const raw = needAstring(a);
   const s = names ? names.mailboxIn(raw) : raw;
-  return s.toUpperCase() === 'INBOX' ? 'INBOX' : s;
+  return inboxCased(s);
+}
+
+/** INBOX, and the INBOX of `inbox.child`, in capitals as Dovecot names them (client_find_namespace_full). */
+export function inboxCased(s: string): string {
+  return s.length >= 5 && s.slice(0, 5).toUpperCase() === 'INBOX' && (s.length === 5 || s[5] === '.') ? 'INBOX' + s.slice(5) : s;
 }
 
 export function flagList(a: ImapArg | undefined): string[] {

@@ -10,17 +10,12 @@ import { AUTHED, type Command, type CommandContext } from './types.js';
 import { ArgError, astring, mailboxArg, needAstring } from './args.js';
 import type { ImapArg } from '../wire/parser.js';
 import { replyError } from './errors.js';
+import { imapPatterns } from '../../util/wildcard.js';
 
 const SEP = '.';
 /** Dovecot's STATUS item order. */
 const STATUS_ORDER = ['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'HIGHESTMODSEQ', 'SIZE'];
 
-/** LIST pattern → RegExp: `*` anything, `%` anything but the separator. */
-function pattern(ref: string, pat: string): RegExp {
-  const full = ref + pat;
-  const re = full.split('').map((c) => (c === '*' ? '.*' : c === '%' ? '[^.]*' : c.replace(/[\\^$.|?+()[\]{}]/g, '\\$&'))).join('');
-  return new RegExp(`^${/^inbox/i.test(full) ? '(?:INBOX|[Ii][Nn][Bb][Oo][Xx])' + re.slice(5) : re}$`);
-}
 
 interface ListOptions {
   /** LIST-EXTENDED syntax used: \NonExistent instead of \Noselect, flags only as asked. */
@@ -115,8 +110,9 @@ async function listCmd(ctx: CommandContext, lsub: boolean): Promise<void> {
       await ctx.ok('List completed');
       return;
     }
-    const res = patterns.filter((p) => p !== '').map((p) => pattern(ref, p));
-    const matches = (name: string) => res.some((re) => re.test(name));
+    // linear-time matching: a client's pattern never backtracks against a long name
+    const glob = imapPatterns(patterns.filter((p) => p !== '').map((p) => ref + p), SEP);
+    const matches = (name: string) => glob.test(name);
     const showSpecial = lsub || !o.ext || o.retSpecialUse || o.selSpecialUse;
     const infos = await s.store!.listInfo();
     const byName = new Map(infos.map((f) => [f.name, f]));

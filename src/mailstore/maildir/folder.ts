@@ -960,19 +960,6 @@ export class MaildirFolder {
     for (const u of done) this.byUid.delete(u);
     return done;
   }
-
-  /** Delete tmp/ files older than 36 h (Dovecot's rule). Returns how many. */
-  async cleanTmp(maxAgeMs = 36 * 3600_000): Promise<number> {
-    let n = 0;
-    const dir = join(this.dir, 'tmp');
-    for (const f of await readdirSafe(dir)) {
-      try {
-        const st = await fsp.lstat(join(dir, f));
-        if (st.isFile() && Date.now() - st.mtimeMs > maxAgeMs) { await fsp.unlink(join(dir, f)); n++; }
-      } catch { /* raced with someone else */ }
-    }
-    return n;
-  }
 }
 
 void createReadStream;

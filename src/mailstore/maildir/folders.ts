@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { MailStoreError } from '../errors.js';
 import type { MaildirLocation } from './location.js';
 import { mutf7ToUtf8, utf8ToMutf7, Mutf7Error } from './utf7.js';
+import { verifyMailboxName } from '../mailbox-name.js';
 
 export const IMAP_SEP = '.';
 
@@ -25,18 +26,19 @@ export interface FolderEntry {
   hasChildren: boolean;
 }
 
-/** Validate an IMAP mailbox name and split it into levels (mUTF-7). */
+/**
+ * Validate an IMAP mailbox name and split it into levels (mUTF-7): first
+ * the encoding (control characters and 8-bit bytes are not mUTF-7), then
+ * Dovecot's mailbox_verify_name rules (mailbox-name.ts).
+ */
 export function splitImapName(name: string): string[] {
   if (name.toUpperCase() === 'INBOX') return ['INBOX'];
-  if (name.includes('/')) throw new MailStoreError('INVALIDNAME', `mailbox name "${name}" must not contain '/'`);
   try { mutf7ToUtf8(name); } catch (e) {
-    if (e instanceof Mutf7Error) throw new MailStoreError('INVALIDNAME', `mailbox name "${name}" is not valid mUTF-7`);
+    if (e instanceof Mutf7Error) throw new MailStoreError('BADENCODING', `mailbox name "${name}" is not valid mUTF-7`);
     throw e;
   }
-  const levels = name.split(IMAP_SEP);
-  if (levels.some((l) => l === '')) throw new MailStoreError('INVALIDNAME', `mailbox name "${name}" has an empty hierarchy level`);
-  if (levels.some((l) => l === '..' || l === '.')) throw new MailStoreError('INVALIDNAME', `mailbox name "${name}" is not allowed`);
-  return levels;
+  verifyMailboxName(name, IMAP_SEP);
+  return name.split(IMAP_SEP);
 }
 
 export function isInbox(name: string): boolean {
@@ -69,7 +71,7 @@ export function folderDir(loc: MaildirLocation, name: string): string {
   if (isInbox(name)) return loc.inbox;
   const levels = splitImapName(name).map((l) => levelToDisk(loc, l));
   if (loc.layout === 'fs') {
-    if (levels.some((l) => l === 'cur' || l === 'new' || l === 'tmp')) throw new MailStoreError('INVALIDNAME', `mailbox name "${name}" is not allowed with LAYOUT=fs (cur/new/tmp)`);
+    if (levels.some((l) => l === 'cur' || l === 'new' || l === 'tmp')) throw new MailStoreError('INVALIDNAME', 'Contains reserved name');
     return join(loc.root, ...levels);
   }
   if (levels.some((l) => l.includes('.'))) throw new MailStoreError('INVALIDNAME', `mailbox name "${name}" is not allowed`);
@@ -169,13 +171,16 @@ export async function listFolders(loc: MaildirLocation): Promise<FolderEntry[]> 
   const out: FolderEntry[] = [];
   const visit = (name: string): void => {
     for (const c of [...children.get(name)!].sort(newestFirst)) {
+      if (c === 'INBOX') continue;
       const f = found.get(c)!;
       out.push({ name: c, exists: f.exists, noselect: f.noselect, hasChildren: children.get(c)!.length > 0 });
       visit(c);
     }
   };
   visit('');
-  out.push({ name: 'INBOX', exists: true, noselect: false, hasChildren: false });
+  // INBOX.child makes a parent node INBOX: that is INBOX itself, listed once, last, after its children (Dovecot)
+  if (children.has('INBOX')) visit('INBOX');
+  out.push({ name: 'INBOX', exists: true, noselect: false, hasChildren: (children.get('INBOX')?.length ?? 0) > 0 });
   return out;
 }
 

@@ -29,6 +29,8 @@ export interface MimePart {
   headerClosed: boolean;
   /** Multipart: offset just past its closing delimiter line, when there is one. */
   closeLineEnd?: number;
+  /** A multipart or message/rfc822 past the nesting or part caps: its content is body (Dovecot: application/octet-stream). */
+  truncated?: boolean;
 }
 
 function lineEnd(buf: Buffer, from: number): number {
@@ -106,38 +108,105 @@ function claimLineBreak(buf: Buffer, p: MimePart, e: number, next: number, embed
   return claimed;
 }
 
-export function parseMime(buf: Buffer, start = 0, end = buf.length, parentDigest = false, depth = 0): MimePart {
+/**
+ * Dovecot's message-parser caps (lib-mail/message-parser.h,
+ * MESSAGE_PARSER_DEFAULT_MAX_NESTED_MIME_PARTS and …_TOTAL_MIME_PARTS): a
+ * multipart or message/rfc822 part that would nest a hundredth level keeps
+ * its content as body (BODYSTRUCTURE shows it as application/octet-stream),
+ * and once a message has 10,000 parts no further boundary is recognised, so
+ * the part being read and all that hold it run to the end of the message.
+ * They bound the work a hostile message costs every FETCH.
+ */
+export const MAX_NESTED_MIME_PARTS = 100;
+export const MAX_TOTAL_MIME_PARTS = 10_000;
+
+interface ParseState {
+  /** Parts so far, the message itself included. */
+  total: number;
+  /** The part cap stopped boundary recognition: open parts extend to `end`. */
+  overflow: boolean;
+  end: number;
+}
+
+export function parseMime(buf: Buffer, start = 0, end = buf.length): MimePart {
+  return parsePart(buf, start, end, false, 0, { total: 1, overflow: false, end });
+}
+
+/** 1 when the line at `pos` is `delim`, 2 when it is `delim--` (trailing blanks ignored), else 0. */
+function delimiterAt(buf: Buffer, pos: number, limit: number, delim: Buffer): number {
+  if (pos + delim.length > limit || buf.compare(delim, 0, delim.length, pos, pos + delim.length) !== 0) return 0;
+  let i = pos + delim.length;
+  let close = false;
+  if (buf[i] === 0x2d && buf[i + 1] === 0x2d && i + 2 <= limit) { close = true; i += 2; }
+  while (i < limit && (buf[i] === 0x20 || buf[i] === 0x09)) i++;
+  if (i < limit && buf[i] === 0x0d) i++;
+  if (i < limit && buf[i] !== 0x0a) return 0;
+  return close ? 2 : 1;
+}
+
+/** The parts still open when boundary recognition stopped run to the end of the message, as in Dovecot's streaming parser. */
+function extendOpen(p: MimePart, end: number): void {
+  p.bodyEnd = end;
+  if (!p.headerClosed) p.headerEnd = p.bodyStart = end;
+  if (p.message) extendOpen(p.message, end);
+  else if (p.children.length && p.closeLineEnd === undefined) extendOpen(p.children[p.children.length - 1], end);
+}
+
+function parsePart(buf: Buffer, start: number, end: number, parentDigest: boolean, depth: number, st: ParseState): MimePart {
   const h = parseHeader(buf, start, end);
   const { ct, explicit } = contentType(h.fields, parentDigest);
   const part: MimePart = { headerStart: start, headerEnd: h.end, bodyStart: h.end, bodyEnd: end, headerClosed: h.closed, headers: h.fields, contentType: ct, explicitType: explicit, children: [] };
-  if (depth > 50) return part;
-  if (ct.type === 'multipart') {
-    const boundary = ct.params.find(([k]) => k.toLowerCase() === 'boundary')?.[1];
-    if (!boundary) return part;
-    const delim = `--${boundary}`;
-    const starts: number[] = [];
-    let closeAt = -1;
-    for (let pos = h.end; pos < end; pos = lineEnd(buf, pos)) {
-      if (buf[pos] !== 0x2d || buf[pos + 1] !== 0x2d) continue;
-      const line = buf.subarray(pos, lineEndWithin(buf, pos, end)).toString('latin1').replace(/\r?\n$/, '').replace(/[ \t]+$/, '');
-      if (line === delim + '--') { closeAt = pos; break; }
-      if (line === delim) starts.push(pos);
-    }
-    if (closeAt >= 0) part.closeLineEnd = lineEnd(buf, closeAt);
-    for (let i = 0; i < starts.length; i++) {
-      const s = lineEndWithin(buf, starts[i], end);
-      const next = i + 1 < starts.length ? starts[i + 1] : closeAt;
-      let e = next >= 0 ? next : end;
-      // the line break before a boundary belongs to the boundary
-      if (next >= 0 && e > s && buf[e - 1] === 0x0a) e -= buf[e - 2] === 0x0d ? 2 : 1;
-      const child = parseMime(buf, s, Math.max(s, e), ct.subtype === 'digest', depth + 1);
-      if (next >= 0 && e < next) claimLineBreak(buf, child, e, next);
-      part.children.push(child);
-    }
-  } else if (ct.type === 'message' && ct.subtype === 'rfc822') {
-    part.message = parseMime(buf, h.end, end, false, depth + 1);
+  const rfc822 = ct.type === 'message' && ct.subtype === 'rfc822';
+  if (ct.type !== 'multipart' && !rfc822) return part;
+  // Dovecot's parse_too_many_nested_mime_parts: the root is level 0
+  if (depth + 1 >= MAX_NESTED_MIME_PARTS || (rfc822 && st.total >= MAX_TOTAL_MIME_PARTS)) { part.truncated = true; return part; }
+  if (rfc822) {
+    st.total++;
+    part.message = parsePart(buf, h.end, end, false, depth + 1, st);
+    if (st.overflow) part.bodyEnd = st.end;
+    return part;
   }
+  const boundary = ct.params.find(([k]) => k.toLowerCase() === 'boundary')?.[1];
+  if (!boundary) return part;
+  const delim = Buffer.from(`--${boundary}`, 'latin1');
+  const digest = ct.subtype === 'digest';
+  let s = -1; // the current child's delimiter line, -1 in the preamble
+  for (let pos = h.end; pos < end; pos = lineEnd(buf, pos)) {
+    if (buf[pos] !== 0x2d || buf[pos + 1] !== 0x2d) continue;
+    const kind = delimiterAt(buf, pos, end, delim);
+    if (!kind) continue;
+    // the child before this boundary is read first: its parts count before the boundary is looked at
+    if (s >= 0 && addChild(buf, part, s, pos, digest, depth, st)) return part;
+    if (st.total >= MAX_TOTAL_MIME_PARTS) {
+      // Dovecot stops recognising boundaries: what is open runs to the end of the message
+      st.overflow = true;
+      extendOpen(part, st.end);
+      return part;
+    }
+    if (kind === 2) { part.closeLineEnd = lineEnd(buf, pos); return part; }
+    st.total++;
+    s = pos;
+  }
+  if (s >= 0) addChild(buf, part, s, -1, digest, depth, st);
   return part;
+}
+
+/**
+ * The child whose delimiter line starts at `s`, up to the boundary at
+ * `next` (-1: none, the end of the parent). True when the part cap was hit
+ * inside it: then it and its parents run to the end of the message.
+ */
+function addChild(buf: Buffer, part: MimePart, s: number, next: number, digest: boolean, depth: number, st: ParseState): boolean {
+  const end = part.bodyEnd;
+  const cs = lineEndWithin(buf, s, end);
+  let e = next >= 0 ? next : end;
+  // the line break before a boundary belongs to the boundary
+  if (next >= 0 && e > cs && buf[e - 1] === 0x0a) e -= buf[e - 2] === 0x0d ? 2 : 1;
+  const child = parsePart(buf, cs, Math.max(cs, e), digest, depth + 1, st);
+  part.children.push(child);
+  if (st.overflow) { extendOpen(part, st.end); return true; }
+  if (next >= 0 && e < next) claimLineBreak(buf, child, e, next);
+  return false;
 }
 
 /** Number of lines (LF) in a range, as IMAP's body-fld-lines counts them. */

@@ -125,6 +125,12 @@ export class AuthEngine {
    * no verification).
    */
   async authenticate(login: string, password: string | undefined, info: RequestInfo): Promise<AuthOutcome> {
+    // Dovecot's names and passwords are C strings and its mechanisms refuse a NUL
+    // inside one ("Unexpected NUL in auth data", PLAIN's "invalid input"): never looked up.
+    if (login.includes('\0') || password?.includes('\0')) {
+      this.log.info(`(${sanitizeName(login)},${info.rip ?? ''}): Unexpected NUL in auth data`);
+      return { result: 'unknown', origUser: login, user: login, fields: [], userdbFields: [], nologin: false, nodelay: false, refusedName: true };
+    }
     const norm = this.normalizeUser(login);
     const outcome: AuthOutcome = { result: 'unknown', origUser: login, user: norm ?? login, fields: [], userdbFields: [], nologin: false, nodelay: false };
     if (norm === null) {
@@ -353,6 +359,11 @@ export class AuthEngine {
     const { closeAllSqlBackends } = await import('./databases.js');
     await closeAllSqlBackends();
   }
+}
+
+/** A name for a log line: control characters shown as '?', as str_sanitize() does. */
+function sanitizeName(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f]/g, '?').slice(0, 128);
 }
 
 /** ISPmail's schema (virtual_users with email/password): the update its password_query implies. */

@@ -7,7 +7,7 @@
  */
 import { openSync, closeSync, fsyncSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
 import initSqlJs, { type Database, type SqlJsStatic } from 'sql.js';
-import { SqlError, cellToString, type SqlDriver, type SqlResult } from './driver.js';
+import { SqlError, buildSql, cellToString, escapeQuotesOnly, type SqlDriver, type SqlResult, type SqlText } from './driver.js';
 
 let sqlJs: Promise<SqlJsStatic> | null = null;
 
@@ -40,8 +40,9 @@ export class SqliteDriver implements SqlDriver {
     return this.db;
   }
 
-  async query(sql: string): Promise<SqlResult> {
+  async query(text: SqlText): Promise<SqlResult> {
     const db = await this.open();
+    const sql = buildSql(text, escapeQuotesOnly);
     try {
       const res = db.exec(sql);
       if (res.length === 0) {
@@ -57,10 +58,10 @@ export class SqliteDriver implements SqlDriver {
     }
   }
 
-  async exec(sql: string): Promise<number> {
+  async exec(text: SqlText): Promise<number> {
     const db = await this.open();
     try {
-      db.run(sql);
+      db.run(buildSql(text, escapeQuotesOnly));
     } catch (e) {
       throw new SqlError(`sqlite: ${(e as Error).message}`);
     }
@@ -77,10 +78,6 @@ export class SqliteDriver implements SqlDriver {
     renameSync(tmp, this.path);
     this.stamp = '';
     return changed;
-  }
-
-  escape(value: string): string {
-    return value.replace(/'/g, "''");
   }
 
   async close(): Promise<void> {

@@ -129,6 +129,7 @@ export class AuthClientSession {
     }
     let user: string;
     let password: string;
+    let loginUser: string | undefined;
     if (p.mech === 'LOGIN') { user = p.user ?? ''; password = data; } else {
       const parts = data.split('\0');
       if (parts.length !== 3) { this.pending.delete(id); await this.fail(id, '', p.info); return; }
@@ -136,13 +137,14 @@ export class AuthClientSession {
       // an empty authcid: Dovecot's FAIL names the empty user and original user
       if (!authc) { this.pending.delete(id); await this.fail(id, '', p.info, false, undefined, '\tuser=\toriginal_user='); return; }
       user = authc; password = pw;
-      if (authz && authz !== authc) { this.pending.delete(id); await this.fail(id, authc, p.info); return; }
+      // an authzid other than the authcid: a master user login (the engine refuses it without master passdbs)
+      if (authz && authz !== authc) loginUser = authz;
     }
     this.pending.delete(id);
     const rip = p.info.rip;
     const wait = this.penalty.delayBefore(rip);
     if (wait && !('no-penalty' in p.info)) await new Promise((r) => setTimeout(r, wait));
-    const a = await this.engine.authenticate(user, password, { service: p.info.service, rip, lip: p.info.lip, secured: 'secured' in p.info, mech: p.mech });
+    const a = await this.engine.authenticate(user, password, { service: p.info.service, rip, lip: p.info.lip, secured: 'secured' in p.info, mech: p.mech, loginUser });
     if (a.result === 'ok' && !a.nologin) {
       this.penalty.succeeded(rip);
       const extra = a.user !== user ? `\t\toriginal_user=${escape(user)}` : '';

@@ -151,3 +151,29 @@ for (const [kind, strings] of MODES) {
     await imapChecks(t, s.sqlConf);
   });
 }
+
+/** The statement that switches the server's default to the other mode and ends the passdb's sessions. */
+const SWITCH: Partial<Record<DbKind, string>> = {
+  mysql: "SET GLOBAL sql_mode = 'STRICT_TRANS_TABLES,NO_BACKSLASH_ESCAPES'; KILL CONNECTION USER mailserver;",
+  pgsql: "ALTER DATABASE mailserver SET standard_conforming_strings = off; SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'mailserver';",
+};
+
+for (const [kind, from] of [['mysql', 'backslash'], ['pgsql', 'standard']] as [DbKind, StringsMode][]) {
+  test(`${kind}: the mode is read again on reconnect after the server's mode changed`, async (t) => {
+    const s = await setup(t, kind, from);
+    if (!s) return;
+    const dir = tempDir(t, 'sqlesc-conf');
+    writeFileSync(join(dir, 'dovecot.conf'), `auth_username_chars =\npassdb {\n  driver = sql\n  args = ${s.sqlConf}\n}\n`);
+    const engine = new AuthEngine(await loadConfig(join(dir, 'dovecot.conf')), 'imap');
+    t.after(() => engine.close());
+    const info = { service: 'imap', rip: '127.0.0.1' };
+    assert.equal((await engine.authenticate(...AWKWARD[0], info)).result, 'ok');
+    await s.db.exec(SWITCH[kind]!);
+    // the first lookup may meet a connection the server has just ended (a temporary failure, as in Dovecot)
+    let r = await engine.authenticate(...AWKWARD[0], info);
+    for (let i = 0; r.result === 'tempfail' && i < 3; i++) r = await engine.authenticate(...AWKWARD[0], info);
+    assert.equal(r.result, 'ok', 'legitimate login after the switch');
+    for (const pw of INJECTIONS) assert.equal((await engine.authenticate('ann@example.org', pw, info)).result, 'mismatch', `injection ${JSON.stringify(pw)} after the switch`);
+    for (const [user, pw] of AWKWARD) assert.equal((await engine.authenticate(user, pw, info)).result, 'ok', `${user} after the switch`);
+  });
+}

@@ -76,8 +76,11 @@ export class MysqlDriver implements SqlDriver {
         return [rows, fields as { name: string }[] | undefined];
       } catch (e) {
         last = e as Error;
+        const fatal = (e as { fatal?: boolean }).fatal === true;
+        // a lost connection is never handed out again
+        if (fatal) { conn?.destroy(); conn = undefined; }
         // An SQL error is final; a connection error tries the next host.
-        if ((e as { sqlState?: string }).sqlState && (e as { fatal?: boolean }).fatal !== true) break;
+        if ((e as { sqlState?: string }).sqlState && !fatal) break;
       } finally {
         conn?.release();
       }

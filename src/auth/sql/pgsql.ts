@@ -25,6 +25,10 @@ class ReportingClient extends pg.Client {
   standardStrings = false;
   constructor(config?: pg.ClientConfig) {
     super(config);
+    // A connection the server ends while the client is checked out (pg_terminate_backend, a
+    // restart) is reported to the running query, which fails; without a listener the same
+    // error would also be thrown as an uncaught exception and take the process down.
+    this.on('error', () => {});
     const con = (this as unknown as { connection: NodeJS.EventEmitter }).connection;
     con.on('parameterStatus', (m: { parameterName: string; parameterValue: string }) => {
       if (m.parameterName === 'standard_conforming_strings') this.standardStrings = m.parameterValue === 'on';
@@ -56,14 +60,17 @@ export class PgsqlDriver implements SqlDriver {
 
   private async run(sql: SqlText): Promise<pg.QueryResult> {
     let client: pg.PoolClient | undefined;
+    let broken = false;
     try {
       client = await this.pool.connect();
       const std = (client as unknown as ReportingClient).standardStrings;
       return await client.query({ text: buildSql(sql, std ? escapeQuotesOnly : escapeNonStandard), rowMode: 'array' });
     } catch (e) {
+      // an SQL error leaves the connection usable; anything else (lost connection) discards it
+      broken = !(e instanceof pg.DatabaseError) || /^(08|57P)/.test(e.code ?? '');
       throw new SqlError(`pgsql: ${(e as Error).message}`);
     } finally {
-      client?.release();
+      client?.release(broken);
     }
   }
 

@@ -11,7 +11,8 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/index.js';
 import { AuthEngine } from '../../src/auth/engine.js';
@@ -22,6 +23,8 @@ import { removeDir, requireDb, startDb, type DbKind, type StringsMode, type Test
 import { startSealmail } from '../helpers/sealmail-server.js';
 import { ImapLine } from '../helpers/imap-line.js';
 import { tempDir } from '../helpers/tmp.js';
+import { sealadmJs } from '../helpers/paths.js';
+import { findTool } from '../helpers/tools.js';
 
 const QUERY = "SELECT email AS user, password, '%w' AS userdb_mail_crypt_private_password FROM virtual_users WHERE email='%u'";
 
@@ -137,6 +140,35 @@ async function imapChecks(t: TestContext, sqlConf: string): Promise<void> {
   assert.match(await plain('ann@example.org', `${AWKWARD[0][1]}\0${INJECTIONS[0]}`), /^a NO /m, 'a NUL in the password');
 }
 
+/**
+ * The real Dovecot's auth on the same dovecot-sql.conf.ext: `doveadm auth
+ * test` and `sealadm auth test` give the same exit code for every injected
+ * and every awkward password (passwords without NUL: they travel in argv).
+ */
+function dovecotChecks(t: TestContext, sqlConf: string): void {
+  const found = findTool('doveadm');
+  if (!found || !findTool('dovecot')) return; // the differential is extra; the checks above stand alone
+  const doveadm: string = found;
+  const dir = tempDir(t, 'sqlesc-dovecot');
+  chmodSync(dir, 0o755);
+  const conf = join(dir, 'dovecot.conf');
+  writeFileSync(conf, `base_dir = ${dir}/run\nstate_dir = ${dir}/state\nlog_path = ${dir}/dovecot.log\nprotocols = imap\nlisten = 127.0.0.1\nssl = no\nauth_failure_delay = 0\nauth_username_chars =\nservice imap-login {\n  inet_listener imap {\n    port = 0\n  }\n  inet_listener imaps {\n    port = 0\n  }\n}\npassdb {\n  driver = sql\n  args = ${sqlConf}\n}\nuserdb {\n  driver = static\n  args = uid=5000 gid=5000 home=/nonexistent/%u\n}\n`, { mode: 0o644 });
+  if (spawnSync('dovecot', ['-c', conf], { stdio: 'ignore' }).status !== 0) throw new Error(`dovecot failed to start; see ${dir}/dovecot.log`);
+  t.after(() => { spawnSync(doveadm, ['-c', conf, 'stop'], { stdio: 'ignore' }); });
+  const cases: [string, string, number][] = [
+    ...INJECTIONS.slice(0, 3).map((pw): [string, string, number] => ['ann@example.org', pw, 77]),
+    ...LOGIN_INJECTIONS.map((u): [string, string, number] => [u, 'x', 77]),
+    ...AWKWARD.map(([u, pw]): [string, string, number] => [u, pw, 0]),
+  ];
+  for (const [user, pw, want] of cases) {
+    const theirs = spawnSync(doveadm, ['-c', conf, 'auth', 'test', user, pw], { encoding: 'utf8' });
+    const ours = spawnSync(process.execPath, [sealadmJs, '-c', conf, 'auth', 'test', user, pw], { encoding: 'utf8' });
+    const label = `${user} ${JSON.stringify(pw)}`;
+    assert.equal(theirs.status, want, `doveadm: ${label}: ${theirs.stdout}${theirs.stderr}\n${readFileSync(join(dir, 'dovecot.log'), 'utf8').slice(-2000)}`);
+    assert.equal(ours.status, want, `sealadm: ${label}: ${ours.stdout}${ours.stderr}`);
+  }
+}
+
 const MODES: [DbKind, StringsMode][] = [['mysql', 'backslash'], ['mysql', 'standard'], ['pgsql', 'standard'], ['pgsql', 'backslash'], ['sqlite', 'standard']];
 
 for (const [kind, strings] of MODES) {
@@ -149,6 +181,7 @@ for (const [kind, strings] of MODES) {
     await engineChecks(t, s.sqlConf);
     assert.ok(!lines.some((l) => /Password query failed/.test(l) && !/multiple/.test(l)), `no query broke:\n${lines.filter((l) => /failed/.test(l)).join('\n')}`);
     await imapChecks(t, s.sqlConf);
+    dovecotChecks(t, s.sqlConf);
   });
 }
 

@@ -21,6 +21,8 @@ import { ImapLine } from '../helpers/imap-line.js';
 import { sealadmJs } from '../helpers/paths.js';
 import { requireTool } from '../helpers/tools.js';
 import { tempDir } from '../helpers/tmp.js';
+import { setupDovecot } from '../helpers/dovecot.js';
+import { transcript, type Step } from '../helpers/line-transcript.js';
 
 function passdbs(dir: string, pass: boolean): string {
   writeFileSync(join(dir, 'masters'), 'admin:{PLAIN}adminpw::::::\n', { mode: 0o644 });
@@ -134,4 +136,32 @@ test('sealadm auth test and the real doveadm agree on master logins', async (t) 
       assert.equal(ours.stdout.replace(/\n  \n/, '\n'), theirs.stdout, `${label}: stdout`);
     }
   }
+});
+
+test('auth client socket (Postfix SMTP AUTH): master logins answered as Dovecot 2.3 auth answers them', async (t) => {
+  const dir = tempDir(t, 'master-authsock');
+  chmodSync(dir, 0o755);
+  const passdb = passdbs(dir, true);
+  const conf = 'auth_mechanisms = plain login\nauth_master_user_separator = *\n';
+  const dvd = setupDovecot(t, { start: true, protocols: 'lmtp', passdb, extraConf: `${conf}service auth {\n  unix_listener auth-diff {\n    mode = 0666\n  }\n}\n` });
+  if (!dvd) return;
+  const smSock = join(dir, 'sm-auth');
+  await startSealmail(t, { passdb, extraConf: `${conf}service auth {\n  unix_listener ${smSock} {\n    mode = 0666\n  }\n}\n` });
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  let rip = 0;
+  const auth = (id: number, resp: string): Step => ({ send: `AUTH\t${id}\tPLAIN\tservice=smtp\trip=10.2.0.${++rip}\tresp=${b64(resp)}\n` });
+  const steps: Step[] = [
+    { send: 'VERSION\t1\t2\nCPID\t4242\n', replies: 0 },
+    auth(1, 'ann@example.org\0admin\0adminpw'),
+    auth(2, '\0ann@example.org*admin\0adminpw'),
+    auth(3, '\0ann@example.org*admin\0wrong'),
+    auth(4, '\0admin\0adminpw'),
+    auth(5, '\0nobody@example.org*admin\0adminpw'),
+    auth(6, '\0ann@example.org\0annpw'),
+  ];
+  const isFinal = (l: string) => !/^(VERSION|MECH|SPID|CUID|COOKIE)\t/.test(l);
+  const norm = (lines: string[]) => lines.map((l) => l.replace(/^S: (SPID|CUID|COOKIE)\t.*/, 'S: $1\tX'));
+  const want = norm(await transcript({ path: join(dvd.dir, 'base', 'auth-diff') }, steps, { isFinal }));
+  const got = norm(await transcript({ path: smSock }, steps, { isFinal }));
+  assert.deepEqual(got, want);
 });

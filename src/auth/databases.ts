@@ -9,7 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import { checkKnownKeys, parseExtFile } from '../config/index.js';
 import { expandVarsChecked, type VarTable } from '../config/vars.js';
-import { createSqlDriver, SqlError, type SqlDriver } from './sql/index.js';
+import { createSqlDriver, SqlError, type SqlDriver, type SqlText } from './sql/index.js';
 
 export type Fields = [string, string][];
 
@@ -68,11 +68,12 @@ export class SqlBackend implements Backend {
     return p;
   }
 
-  private expand(template: string, vars: VarTable): string {
-    return expandVarsChecked(template, vars, { escape: (s) => this.db.escape(s) }).value;
+  /** The template as a statement: its %variables escaped by the rules of the connection it runs on. */
+  private expand(template: string, vars: VarTable): SqlText {
+    return (escape) => expandVarsChecked(template, vars, { escape }).value;
   }
 
-  private async rows(query: string): Promise<LookupResult & { count?: number; columns?: string[] }> {
+  private async rows(query: SqlText): Promise<LookupResult & { count?: number; columns?: string[] }> {
     try {
       const r = await this.db.query(query);
       if (r.rows.length === 0) return { kind: 'unknown' };

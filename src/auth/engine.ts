@@ -25,6 +25,8 @@ export interface RequestInfo {
   mech?: string;
   secured?: boolean;
   session?: string;
+  /** SASL PLAIN's authorization id when it differs from the authentication id: a master user login. */
+  loginUser?: string;
 }
 
 export type PassResult = 'ok' | 'mismatch' | 'unknown' | 'tempfail';
@@ -48,6 +50,8 @@ export interface AuthOutcome {
   rawFields?: Fields;
   /** the passdb returned a non-empty password (a lookup without one is a failed credentials lookup) */
   hasPassword?: boolean;
+  /** a master user logged in as `user`: the master's name */
+  masterUser?: string;
 }
 
 export interface UserOutcome {
@@ -59,6 +63,8 @@ export interface UserOutcome {
 interface DbEntry {
   settings: Record<string, string>;
   backend: Promise<Backend>;
+  /** index in the configured passdb list (the auth cache key) */
+  index: number;
 }
 
 const HIDDEN_PASSDB_FIELDS = new Set(['password', 'password_noscheme']);
@@ -72,7 +78,9 @@ function setField(fields: Fields, key: string, value: string): void {
 }
 
 export class AuthEngine {
+  /** the ordinary passdbs; `master = yes` ones are only ever used for master user logins */
   private readonly passdbs: DbEntry[];
+  private readonly masterdbs: DbEntry[];
   private readonly userdbs: DbEntry[];
   private readonly log = new Logger('auth', 'auth');
   readonly cache: AuthCache;
@@ -84,8 +92,10 @@ export class AuthEngine {
       p.catch(() => {}); // reported when used
       return p;
     };
-    this.passdbs = config.passdbs(ctx).map((s) => ({ settings: s, backend: open(s) }));
-    this.userdbs = config.userdbs(ctx).map((s) => ({ settings: s, backend: open(s) }));
+    const all = config.passdbs(ctx).map((s, index) => ({ settings: passdbRules(s), backend: open(s), index }));
+    this.passdbs = all.filter((d) => d.settings.master !== 'yes');
+    this.masterdbs = all.filter((d) => d.settings.master === 'yes');
+    this.userdbs = config.userdbs(ctx).map((s, index) => ({ settings: s, backend: open(s), index }));
     this.cache = new AuthCache(config.getSize('auth_cache_size', ctx), config.getTime('auth_cache_ttl', ctx), config.getTime('auth_cache_negative_ttl', ctx));
   }
 
@@ -125,21 +135,75 @@ export class AuthEngine {
    * no verification).
    */
   async authenticate(login: string, password: string | undefined, info: RequestInfo): Promise<AuthOutcome> {
-    const norm = this.normalizeUser(login);
-    const outcome: AuthOutcome = { result: 'unknown', origUser: login, user: norm ?? login, fields: [], userdbFields: [], nologin: false, nodelay: false };
-    if (norm === null) {
-      this.log.info(`(${login},${info.rip ?? ''}): Username character disallowed by auth_username_chars`);
-      outcome.refusedName = true;
-      return outcome;
+    const refused: AuthOutcome = { result: 'unknown', origUser: login, user: login, fields: [], userdbFields: [], nologin: false, nodelay: false };
+    // Dovecot's names and passwords are C strings and its mechanisms refuse a NUL
+    // inside one ("Unexpected NUL in auth data", PLAIN's "invalid input"): never looked up.
+    if (login.includes('\0') || password?.includes('\0') || info.loginUser?.includes('\0')) {
+      this.log.info(`(${sanitizeName(login)},${info.rip ?? ''}): Unexpected NUL in auth data`);
+      refused.refusedName = true;
+      return refused;
     }
-    let user = norm;
+    let authUser = login;
+    let loginUser = info.loginUser || undefined;
+    const sep = this.setting('auth_master_user_separator');
+    if (sep && loginUser === undefined) {
+      const at = login.indexOf(sep[0]);
+      if (at >= 0) { loginUser = login.slice(0, at); authUser = login.slice(at + 1); }
+    }
+    const norm = this.normalizeUser(authUser);
+    if (norm === null) {
+      this.log.info(`(${authUser},${info.rip ?? ''}): Username character disallowed by auth_username_chars`);
+      refused.refusedName = true;
+      return refused;
+    }
+    // the same name on both sides is no master login (auth_request_set_login_username)
+    if (loginUser === undefined || loginUser === norm) return this.runChain(this.passdbs, norm, authUser, password, info, false);
+    return this.masterLogin(loginUser, norm, authUser, password, info);
+  }
+
+  /**
+   * Dovecot's master user login: the master passdbs check the master's own
+   * password; on success the login continues as the requested user. A
+   * master passdb with `pass = yes` (result_success = continue) then has the
+   * ordinary passdbs look the user up without a password check, so only
+   * existing users can be reached; without it the userdb decides.
+   */
+  private async masterLogin(loginUser: string, master: string, origMaster: string, password: string | undefined, info: RequestInfo): Promise<AuthOutcome> {
+    const failed: AuthOutcome = { result: 'unknown', origUser: origMaster, user: master, fields: [], userdbFields: [], nologin: false, nodelay: false };
+    if (!loginUser) {
+      this.log.info(`(${master},${info.rip ?? ''}): Master user login attempted to use empty login username`);
+      return failed;
+    }
+    if (!this.masterdbs.length) {
+      this.log.info(`(${master},${info.rip ?? ''}): Attempted master login with no master passdbs (trying to log in as user: ${loginUser})`);
+      return failed;
+    }
+    const target = this.normalizeUser(loginUser);
+    if (target === null) {
+      this.log.info(`(${master},${info.rip ?? ''}): Username character disallowed by auth_username_chars`);
+      return failed;
+    }
+    const m = await this.runChain(this.masterdbs, master, origMaster, password, info, true);
+    if (m.result !== 'ok') return m;
+    this.log.info(`Master user logging in as ${target}`); // Dovecot logs it without a passdb prefix
+    const out: AuthOutcome = { ...m, user: target, origUser: loginUser, masterUser: m.user };
+    if (!m.continues) return out;
+    // pass = yes: the user must exist in the ordinary passdbs (looked up, password not checked)
+    const u = await this.runChain(this.passdbs, target, loginUser, undefined, info, false);
+    return { ...u, origUser: loginUser, masterUser: m.user, result: u.result === 'ok' ? 'ok' : u.result === 'tempfail' ? 'tempfail' : 'mismatch' };
+  }
+
+  /** One passdb chain in order, with skip and result_* rules. */
+  private async runChain(dbs: DbEntry[], user: string, login: string, password: string | undefined, info: RequestInfo, master: boolean): Promise<AuthOutcome & { continues?: boolean; prefix?: string }> {
+    const outcome: AuthOutcome & { continues?: boolean; prefix?: string } = { result: 'unknown', origUser: login, user, fields: [], userdbFields: [], nologin: false, nodelay: false };
     let last: PassResult = 'unknown';
     let hadTempfail = false;
-    for (const db of this.passdbs) {
+    let continues = false;
+    for (const db of dbs) {
       const s = db.settings;
       if (s.skip === 'authenticated' && last === 'ok') continue;
       if (s.skip === 'unauthenticated' && last !== 'ok') continue;
-      const r = await this.passdbOne(db, user, login, password, info);
+      const r = await this.passdbOne(db, user, login, password, info, master);
       if (r.result === 'tempfail') hadTempfail = true;
       const action = r.result === 'ok' ? s.result_success : r.result === 'tempfail' ? s.result_internalfail : s.result_failure;
       if (r.result !== 'unknown' || r.fields.length) {
@@ -152,22 +216,27 @@ export class AuthEngine {
       outcome.nologin = r.nologin;
       outcome.nodelay = r.nodelay;
       outcome.reason = r.reason;
+      outcome.prefix = r.prefix;
       let res: PassResult = r.result;
       if (action === 'return-ok' || action === 'continue-ok') res = 'ok';
       if (action === 'return-fail' || action === 'continue-fail') res = res === 'ok' ? 'mismatch' : res;
       last = res;
-      if (action.startsWith('return')) break;
+      continues = !action.startsWith('return');
+      // a master passdb's success goes on with the ordinary passdbs (masterLogin), not the next master one
+      if (!continues || (master && res === 'ok')) break;
     }
     if (last !== 'ok' && hadTempfail) last = 'tempfail';
     outcome.result = last;
     outcome.user = user;
+    outcome.continues = continues && last === 'ok';
     return outcome;
   }
 
-  private async passdbOne(db: DbEntry, user: string, origUser: string, password: string | undefined, info: RequestInfo): Promise<AuthOutcome> {
+  private async passdbOne(db: DbEntry, user: string, origUser: string, password: string | undefined, info: RequestInfo, master = false): Promise<AuthOutcome & { prefix: string }> {
     const s = db.settings;
-    const out: AuthOutcome = { result: 'unknown', origUser, user, fields: [], userdbFields: [], nologin: false, nodelay: false };
-    const prefix = `${s.driver}(${user},${info.rip ?? ''})`;
+    // Dovecot's log prefix marks lookups of a master user with ",master"
+    const prefix = `${s.driver}(${user},${info.rip ?? ''}${master ? ',master' : ''})`;
+    const out: AuthOutcome & { prefix: string } = { result: 'unknown', origUser, user, fields: [], userdbFields: [], nologin: false, nodelay: false, prefix };
     let backend: Backend;
     try {
       backend = await db.backend;
@@ -187,7 +256,7 @@ export class AuthEngine {
     // Like Dovecot's cache key (the query's variables): a query using the
     // password (%w) must not hand one login's row to another password.
     const pwKey = backend.usesPassword && password !== undefined ? createHash('sha256').update(password).digest('hex') : '';
-    const cacheKey = `${this.passdbs.indexOf(db)}\u0000${user}\u0000${pwKey}`;
+    const cacheKey = `${db.index}\u0000${user}\u0000${pwKey}`;
     let r = this.cache.get(cacheKey);
     if (!r) {
       r = await backend.passLookup(vars);
@@ -353,6 +422,16 @@ export class AuthEngine {
     const { closeAllSqlBackends } = await import('./databases.js');
     await closeAllSqlBackends();
   }
+}
+
+/** A passdb's rules as Dovecot reads them: `pass = yes` is the old spelling of result_success = continue. */
+function passdbRules(s: Record<string, string>): Record<string, string> {
+  return s.pass === 'yes' ? { ...s, result_success: 'continue' } : s;
+}
+
+/** A name for a log line: control characters shown as '?', as str_sanitize() does. */
+function sanitizeName(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f]/g, '?').slice(0, 128);
 }
 
 /** ISPmail's schema (virtual_users with email/password): the update its password_query implies. */

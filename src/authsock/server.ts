@@ -137,6 +137,7 @@ export class AuthClientSession {
     }
     let user: string;
     let password: string;
+    let loginUser: string | undefined;
     if (p.mech === 'LOGIN') { user = p.user ?? ''; password = data; } else {
       const parts = data.split('\0');
       if (parts.length !== 3) { this.pending.delete(id); await this.fail(id, '', p.info); return; }
@@ -144,22 +145,26 @@ export class AuthClientSession {
       // an empty authcid: Dovecot's FAIL names the empty user and original user
       if (!authc) { this.pending.delete(id); await this.fail(id, '', p.info, false, undefined, '\tuser=\toriginal_user='); return; }
       user = authc; password = pw;
-      if (authz && authz !== authc) { this.pending.delete(id); await this.fail(id, authc, p.info); return; }
+      // an authzid other than the authcid: a master user login (the engine refuses it without master passdbs)
+      if (authz && authz !== authc) loginUser = authz;
     }
     this.pending.delete(id);
     const rip = p.info.rip;
     const wait = this.penalty.delayBefore(rip);
     if (wait && !('no-penalty' in p.info)) await new Promise((r) => setTimeout(r, wait));
-    const a = await this.engine.authenticate(user, password, { service: p.info.service, rip, lip: p.info.lip, secured: 'secured' in p.info, mech: p.mech });
+    const a = await this.engine.authenticate(user, password, { service: p.info.service, rip, lip: p.info.lip, secured: 'secured' in p.info, mech: p.mech, loginUser });
+    // a master login names the master as original_user and auth_user, as Dovecot's auth does
+    const master = a.masterUser !== undefined ? `\toriginal_user=${escape(a.masterUser)}\tauth_user=${escape(a.masterUser)}` : undefined;
     if (a.result === 'ok' && !a.nologin) {
       this.penalty.succeeded(rip);
-      const extra = a.user !== user ? `\t\toriginal_user=${escape(user)}` : '';
+      const extra = master ?? (a.user !== user ? `\t\toriginal_user=${escape(user)}` : '');
       this.send(`OK\t${id}\tuser=${escape(a.user)}${extra}`);
       return;
     }
     if (a.result === 'tempfail') { this.send(`FAIL\t${id}\tuser=${escape(a.user)}\ttemp`); return; }
     this.penalty.failed(rip);
-    await this.fail(id, a.user, p.info, a.nodelay, a.reason);
+    // the master's password was right, the user is not in the passdbs (pass = yes): an authorization failure
+    await this.fail(id, a.user, p.info, a.nodelay, a.reason, master && `\tuser=${escape(a.user)}\tcode=authz_fail${master}`);
   }
 
   private async fail(id: string, user: string, _info: Record<string, string>, nodelay = false, reason?: string, fields?: string): Promise<void> {

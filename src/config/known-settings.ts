@@ -165,6 +165,7 @@ export const SEALMAIL_HONOURS = new Set([
   // authentication (src/auth)
   'auth_cache_negative_ttl', 'auth_cache_size', 'auth_cache_ttl', 'auth_default_realm', 'auth_failure_delay',
   'auth_username_chars', 'auth_username_format', 'disable_plaintext_auth', 'auth_mechanisms',
+  'auth_master_user_separator',
   // mail store and mail-crypt (src/mailstore, src/crypt)
   'mail_location', 'mail_home', 'mail_plugins', 'mail_attribute_dict',
   'first_valid_uid', 'last_valid_uid', 'first_valid_gid', 'last_valid_gid', 'mail_temp_scan_interval',

@@ -436,8 +436,9 @@ export class ManageSieveSession {
     // the per-IP penalty is waited out before the attempt is even looked at, as IMAP does (login.ts)
     const wait = this.deps.penalty?.delayBefore(this.deps.remoteIp) ?? 0;
     if (wait) await new Promise((r) => setTimeout(r, wait));
-    const out = await this.deps.auth.authenticate(login, password, info);
-    if (out.result !== 'ok' || (authz && authz !== login && authz !== out.user) || out.nologin) {
+    // an authzid other than the login asks for a master user login (refused without master passdbs)
+    const out = await this.deps.auth.authenticate(login, password, { ...info, loginUser: authz && authz !== login ? authz : undefined });
+    if (out.result !== 'ok' || out.nologin) {
       if (out.result !== 'tempfail') this.deps.penalty?.failed(this.deps.remoteIp);
       await new Promise((r) => setTimeout(r, failureDelayMs(this.deps.config.getTime('auth_failure_delay'), out.nodelay)));
       this.write(out.result === 'tempfail' ? 'NO (TRYLATER) "Temporary authentication failure."\r\n' : 'NO "Authentication failed."\r\n');

@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/index.js';
 import { AuthEngine } from '../../src/auth/engine.js';
-import { AuthPenalty, failureDelayMs } from '../../src/auth/penalty.js';
+import { AuthPenalty, failureDelayMs, penaltyIdent } from '../../src/auth/penalty.js';
 import { hashPassword } from '../../src/auth/schemes/index.js';
 import { setLogSink } from '../../src/log/logger.js';
 import { startDb } from '../helpers/databases.js';
@@ -80,4 +80,27 @@ test('penalty doubles per failure from one IP up to 15 s, resets on success; nod
   assert.equal(p.delayBefore('192.0.2.9'), 0);
   assert.equal(failureDelayMs(2000, false), 2000);
   assert.equal(failureDelayMs(2000, true), 0);
+});
+
+test('penalty groups IPv6 clients by /48 as auth-penalty.c does; IPv4 and IPv4-mapped by address', () => {
+  assert.equal(penaltyIdent('2001:db8:1:2::5'), penaltyIdent('2001:db8:1:ffff:1:2:3:4'));
+  assert.notEqual(penaltyIdent('2001:db8:1::5'), penaltyIdent('2001:db8:2::5'));
+  assert.equal(penaltyIdent('::ffff:192.0.2.9'), '192.0.2.9');
+  assert.equal(penaltyIdent('2001:db8:1::1.2.3.4'), penaltyIdent('2001:db8:1::'));
+  assert.equal(penaltyIdent('fe80::1%eth0'), penaltyIdent('fe80::2'));
+  const p = new AuthPenalty();
+  p.failed('2001:db8:1:2::5');
+  p.failed('2001:db8:1:3::7');
+  // a new address in the same /48 starts with the penalty of the network, not clean
+  assert.equal(p.delayBefore('2001:db8:1:99::1'), 4000);
+  assert.equal(p.delayBefore('2001:db8:2::1'), 0);
+  p.failed('::ffff:192.0.2.9');
+  assert.equal(p.delayBefore('192.0.2.9'), 2000);
+  // a success from any address of the /48 ends it (Dovecot's anvil key is the /48)
+  p.succeeded('2001:db8:1::abcd');
+  assert.equal(p.delayBefore('2001:db8:1:2::5'), 0);
+  // replayed changes from another process land on the same key
+  const q = new AuthPenalty();
+  q.apply('failed', '2001:db8:1:2::5', Date.now());
+  assert.equal(q.delayBefore('2001:db8:1:7::7'), 2000);
 });

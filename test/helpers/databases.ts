@@ -133,14 +133,23 @@ async function startSqlite(dir: string): Promise<TestDb> {
   };
 }
 
-async function startMysql(dir: string): Promise<TestDb> {
+/**
+ * How the server reads '…' literals. 'backslash': a backslash escapes the
+ * next character (MariaDB's default; PostgreSQL's standard_conforming_strings
+ * = off). 'standard': only '' escapes a quote (MariaDB's
+ * sql_mode=NO_BACKSLASH_ESCAPES; PostgreSQL's default). Unset: the server's default.
+ */
+export type StringsMode = 'backslash' | 'standard';
+
+async function startMysql(dir: string, strings?: StringsMode): Promise<TestDb> {
   const data = join(dir, 'mysql');
   mkdirSync(data, { recursive: true });
   const init = spawnSync('mariadb-install-db', ['--no-defaults', `--datadir=${data}`, '--user=root', '--auth-root-authentication-method=normal', '--skip-test-db'], { encoding: 'utf8' });
   if (init.status !== 0) throw new Error(`mariadb-install-db failed: ${init.stderr}`);
   const port = await freePort();
   const sock = join(dir, 'mysql.sock');
-  const child = spawn('mariadbd', ['--no-defaults', `--datadir=${data}`, `--socket=${sock}`, `--port=${port}`, '--bind-address=127.0.0.1', '--user=root', '--skip-name-resolve', '--innodb-buffer-pool-size=16M', `--pid-file=${join(dir, 'mysql.pid')}`, '--skip-log-bin'], { stdio: 'ignore' });
+  const child = spawn('mariadbd', ['--no-defaults', `--datadir=${data}`, `--socket=${sock}`, `--port=${port}`, '--bind-address=127.0.0.1', '--user=root', '--skip-name-resolve', '--innodb-buffer-pool-size=16M', `--pid-file=${join(dir, 'mysql.pid')}`, '--skip-log-bin',
+    ...(strings === 'standard' ? ['--sql-mode=STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION,NO_BACKSLASH_ESCAPES'] : [])], { stdio: 'ignore' });
   await waitFor(() => existsSync(sock), 'mariadbd socket');
   const client = (sql: string, db = 'mailserver') => {
     const r = spawnSync('mariadb', ['--no-defaults', `--socket=${sock}`, '-uroot', db], { input: sql, encoding: 'utf8' });
@@ -156,7 +165,7 @@ async function startMysql(dir: string): Promise<TestDb> {
   };
 }
 
-async function startPgsql(dir: string): Promise<TestDb> {
+async function startPgsql(dir: string, strings?: StringsMode): Promise<TestDb> {
   const data = join(dir, 'pg');
   mkdirSync(data, { recursive: true });
   const asRoot = process.getuid?.() === 0;
@@ -170,7 +179,8 @@ async function startPgsql(dir: string): Promise<TestDb> {
   const init = as(`${PG_BIN}/initdb`, ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8']);
   if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr}`);
   const port = await freePort();
-  const args = ['-D', data, '-k', data, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off'];
+  const args = ['-D', data, '-k', data, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off',
+    ...(strings === 'backslash' ? ['-c', 'standard_conforming_strings=off', '-c', 'escape_string_warning=off'] : [])];
   const child = asRoot ? spawn('runuser', ['-u', 'postgres', '--', `${PG_BIN}/postgres`, ...args], { stdio: 'ignore' }) : spawn(`${PG_BIN}/postgres`, args, { stdio: 'ignore' });
   await waitFor(() => existsSync(join(data, `.s.PGSQL.${port}`)), 'postgres socket');
   const psql = (sql: string, db = 'mailserver') => {
@@ -197,11 +207,11 @@ async function stopChild(child: ChildProcess): Promise<void> {
 }
 
 /** Start a database of this kind in `dir` (the caller removes dir). */
-export async function startDb(kind: DbKind, dir: string): Promise<TestDb> {
+export async function startDb(kind: DbKind, dir: string, opts: { strings?: StringsMode } = {}): Promise<TestDb> {
   openUp(dir);
   if (kind === 'sqlite') return startSqlite(dir);
-  if (kind === 'mysql') return startMysql(dir);
-  return startPgsql(dir);
+  if (kind === 'mysql') return startMysql(dir, opts.strings);
+  return startPgsql(dir, opts.strings);
 }
 
 export function removeDir(dir: string): void {

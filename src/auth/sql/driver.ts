@@ -4,6 +4,14 @@
  * NULLs, which Dovecot's field mapping depends on. Any driver failure —
  * connection refused, SQL error — is an SqlError: for authentication that is
  * a temporary failure, never a wrong password.
+ *
+ * Values are escaped by the rules of the connection the statement runs on,
+ * as Dovecot's mysql_real_escape_string() and PQescapeStringConn() do: a
+ * query is given as a function of the escaper, called once the driver holds
+ * that connection and knows its server's mode (MySQL NO_BACKSLASH_ESCAPES,
+ * PostgreSQL standard_conforming_strings). A backslash escape sent to a
+ * server that takes backslashes literally ends the quoted value early: a
+ * password could then rewrite the query.
  */
 export interface SqlResult {
   columns: string[];
@@ -12,14 +20,38 @@ export interface SqlResult {
 
 export class SqlError extends Error {}
 
+/** Escape a value for use inside '…' in a statement. */
+export type SqlEscape = (value: string) => string;
+
+/** A statement: fixed text, or built with the escaping of the connection it will run on. */
+export type SqlText = string | ((escape: SqlEscape) => string);
+
 export interface SqlDriver {
   readonly name: 'sqlite' | 'mysql' | 'pgsql';
-  query(sql: string): Promise<SqlResult>;
+  query(sql: SqlText): Promise<SqlResult>;
   /** Run a statement that changes data (update_query, password changes). */
-  exec(sql: string): Promise<number>;
-  /** Escape a value for use inside '…' in a query, as the C driver would. */
-  escape(value: string): string;
+  exec(sql: SqlText): Promise<number>;
   close(): Promise<void>;
+}
+
+export function buildSql(sql: SqlText, escape: SqlEscape): string {
+  return typeof sql === 'string' ? sql : sql(escape);
+}
+
+/**
+ * Dovecot's values are C strings: a NUL ends them before any escaping
+ * (strlen()), so nothing after it ever reaches the server. The auth engine
+ * refuses NULs in logins and passwords before a lookup; this keeps every
+ * other value (userdb lookups by recipient, iterate masks) the same.
+ */
+export function cString(value: string): string {
+  const nul = value.indexOf('\0');
+  return nul < 0 ? value : value.slice(0, nul);
+}
+
+/** The quote rules every driver shares: ' doubled (SQL standard; MySQL NO_BACKSLASH_ESCAPES, sqlite). */
+export function escapeQuotesOnly(value: string): string {
+  return cString(value).replace(/'/g, "''");
 }
 
 /** Dovecot's connect strings: space-separated key=value, values may be 'single quoted'. */

@@ -4,7 +4,7 @@ import { MysqlDriver } from './mysql.js';
 import { PgsqlDriver } from './pgsql.js';
 import { SqlError, type SqlDriver } from './driver.js';
 
-export { SqlError, type SqlDriver, type SqlResult } from './driver.js';
+export { SqlError, type SqlDriver, type SqlResult, type SqlText } from './driver.js';
 
 export function createSqlDriver(driver: string, connect: string): SqlDriver {
   switch (driver) {

@@ -3,11 +3,16 @@
  * database file is loaded into memory, re-read when its mtime or size
  * changes on disk (an admin panel writing with the sqlite3 tool is seen at
  * the next lookup), and writes replace the file atomically (temp file +
- * fsync + rename), so a crash never leaves a torn database.
+ * fsync + rename), so a crash never leaves a torn database. The new file
+ * takes the old one's owner, group and permission bits before it is renamed
+ * into place (sqlite3 itself writes in place, so they never change): a
+ * change made as root must stay readable by the server running as the
+ * mail uid.
  */
-import { openSync, closeSync, fsyncSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { openSync, closeSync, fchmodSync, fchownSync, fsyncSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import initSqlJs, { type Database, type SqlJsStatic } from 'sql.js';
-import { SqlError, cellToString, type SqlDriver, type SqlResult } from './driver.js';
+import { SqlError, buildSql, cellToString, escapeQuotesOnly, type SqlDriver, type SqlResult, type SqlText } from './driver.js';
 
 let sqlJs: Promise<SqlJsStatic> | null = null;
 
@@ -40,8 +45,9 @@ export class SqliteDriver implements SqlDriver {
     return this.db;
   }
 
-  async query(sql: string): Promise<SqlResult> {
+  async query(text: SqlText): Promise<SqlResult> {
     const db = await this.open();
+    const sql = buildSql(text, escapeQuotesOnly);
     try {
       const res = db.exec(sql);
       if (res.length === 0) {
@@ -57,34 +63,49 @@ export class SqliteDriver implements SqlDriver {
     }
   }
 
-  async exec(sql: string): Promise<number> {
+  async exec(text: SqlText): Promise<number> {
     const db = await this.open();
     try {
-      db.run(sql);
+      db.run(buildSql(text, escapeQuotesOnly));
     } catch (e) {
       throw new SqlError(`sqlite: ${(e as Error).message}`);
     }
     const changed = db.getRowsModified();
     const data = db.export();
     const tmp = `${this.path}.tmp.${process.pid}`;
-    const fd = openSync(tmp, 'w', 0o600);
     try {
-      writeSync(fd, data);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
+      const old = statSync(this.path);
+      rmSync(tmp, { force: true }); // a leftover of a crashed writer with this pid
+      const fd = openSync(tmp, 'wx', 0o600); // never through a planted symlink
+      try {
+        // owner first, then the mode: fchown() clears set-id bits
+        if (process.geteuid?.() === 0) fchownSync(fd, old.uid, old.gid);
+        else if (old.gid !== process.getegid?.()) fchownSync(fd, -1, old.gid);
+        fchmodSync(fd, old.mode & 0o7777);
+        writeSync(fd, data);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, this.path);
+      fsyncDir(dirname(this.path));
+    } catch (e) {
+      rmSync(tmp, { force: true });
+      throw new SqlError(`sqlite: ${this.path}: ${(e as Error).message}`);
     }
-    renameSync(tmp, this.path);
     this.stamp = '';
     return changed;
-  }
-
-  escape(value: string): string {
-    return value.replace(/'/g, "''");
   }
 
   async close(): Promise<void> {
     this.db?.close();
     this.db = null;
   }
+}
+
+/** Make a rename durable: the directory entry is on disk when this returns. */
+function fsyncDir(dir: string): void {
+  let fd: number;
+  try { fd = openSync(dir, 'r'); } catch { return; }
+  try { fsyncSync(fd); } catch { /* some filesystems refuse fsync on a directory */ } finally { closeSync(fd); }
 }

@@ -44,6 +44,14 @@ export const authTestCommand: CliCommand = {
       const r = await engine.authenticate(login, password, authInfo(opts));
       const ok = r.result === 'ok';
       const lines = [`passdb: ${login} auth ${ok ? 'succeeded' : 'failed'}`, 'extra fields:', `  user=${r.user}`];
+      if (r.masterUser !== undefined) {
+        // a master login: Dovecot names the master as original_user and auth_user;
+        // a user the pass = yes lookup did not find is an authorization failure
+        if (!ok) lines.push(r.result === 'tempfail' ? '  code=temp_fail' : '  code=authz_fail');
+        lines.push(`  original_user=${r.masterUser}`, `  auth_user=${r.masterUser}`);
+        ctx.out.write(lines.join('\n') + '\n');
+        return ok ? 0 : EX_NOPERM;
+      }
       // Dovecot's reply has an empty field after user= on success, then
       // original_user= when the name changed (or was refused as it stood).
       if (ok && !r.nologin) lines.push('  ');

@@ -38,9 +38,9 @@ function validId(args: ImapArg[]): boolean {
   return a.items.every((x, i) => (i % 2 === 0 ? stringArg(x) !== null : x.type === 'nil' || stringArg(x) !== null));
 }
 
-async function login(ctx: CommandContext, user: string, password: string, mech: string): Promise<void> {
+async function login(ctx: CommandContext, user: string, password: string, mech: string, loginUser?: string): Promise<void> {
   const s = ctx.session;
-  const r = await s.opts.login.login(user, password, { service: 'imap', rip: s.opts.rip, lip: s.opts.lip, secured: s.secured, mech });
+  const r = await s.opts.login.login(user, password, { service: 'imap', rip: s.opts.rip, lip: s.opts.lip, secured: s.secured, mech, loginUser });
   if (!r.ok && 'initFailed' in r) {
     // as Dovecot's imap process: the login itself succeeded, opening the user's mail did not
     await ctx.ok('Logged in, but initialization failed.');
@@ -62,13 +62,12 @@ async function login(ctx: CommandContext, user: string, password: string, mech: 
   }
 }
 
-/** SASL PLAIN's message: authzid NUL authcid NUL password; null when malformed. */
-function decodePlain(raw: Buffer): { user: string; password: string } | null {
+/** SASL PLAIN's message: authzid NUL authcid NUL password; null when malformed. An authzid other than the authcid asks for a master user login. */
+function decodePlain(raw: Buffer): { user: string; password: string; loginUser?: string } | null {
   const parts = raw.toString('utf8').split('\0');
   if (parts.length !== 3) return null;
   const [authz, authc, pw] = parts;
-  if (authz && authz !== authc) return { user: '', password: '' }; // no master users: fails as Dovecot does
-  return { user: authc, password: pw };
+  return { user: authc, password: pw, loginUser: authz && authz !== authc ? authz : undefined };
 }
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -149,7 +148,7 @@ export const preloginCommands: Record<string, Handler> = {
       }
       // a malformed PLAIN message is a failed authentication, with the failure delay
       const p = decodePlain(resp) ?? { user: '', password: '' };
-      await login(ctx, p.user, p.password, 'PLAIN');
+      await login(ctx, p.user, p.password, 'PLAIN', p.loginUser);
       return 'done';
     }
     const u = await ask(Buffer.from('Username:').toString('base64'));

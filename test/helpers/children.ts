@@ -64,13 +64,27 @@ function installHandlers(): void {
 }
 
 /**
- * A daemon stop (synchronous: doveadm stop, postfix stop) to run if the test
- * process is stopped before its after hooks run. Returns the unregister function.
+ * A synchronous clean-up (killDaemon of a detached daemon, removing a temp
+ * dir) run when the test process ends or is stopped before its after hooks
+ * ran; after the owned children were killed. Returns the unregister function.
  */
 export function onAbort(stop: () => void): () => void {
   installHandlers();
   aborts.add(stop);
   return () => aborts.delete(stop);
+}
+
+/**
+ * SIGKILL a daemon that detached itself (Dovecot's and Postfix's masters call
+ * setsid(): their children share the master's group), found by its pid file.
+ * For onAbort: the graceful stop (doveadm stop, postfix stop) stays the normal path.
+ */
+export function killDaemon(pidFile: string): void {
+  let pid: number;
+  try { pid = Number(readFileSync(pidFile, 'utf8').trim()); } catch { return; }
+  if (!Number.isInteger(pid) || pid <= 1) return;
+  try { process.kill(-pid, 'SIGKILL'); } catch { /* not a group leader, or gone */ }
+  try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
 }
 
 /**
@@ -81,6 +95,7 @@ export function spawnOwned(t: TestContext | null, cmd: string, args: readonly st
   installHandlers();
   const child = spawn(cmd, args, { ...opts, detached: true });
   live.add(child);
+  child.once('exit', () => { if (!groupAlive(child)) live.delete(child); }); // restarted servers (lmtp-kill.ts) do not pile up
   child.on('error', () => undefined); // a missing binary shows as exit code -2 / the caller's wait failing
   if (t) {
     let mine = byTest.get(t);

@@ -139,7 +139,6 @@ async function runImapWorker(config: DovecotConfig): Promise<void> {
   process.on('disconnect', () => process.exit(0));
   process.on('SIGINT', () => undefined); // Ctrl-C reaches the whole group: the master decides
   process.on('SIGTERM', () => void imap.close().finally(() => process.exit(0)));
-  process.on('SIGUSR1', () => reopenLogFiles()); // relayed by the master (doveadm log reopen)
   send({ t: 'ready' });
 }
 
@@ -154,6 +153,8 @@ export async function main(argv: string[]): Promise<void> {
     args.configPath = demo.configPath;
   }
   if (args.imapWorker) {
+    // first thing: relayed by the master (doveadm log reopen); Node's default for SIGUSR1 would start its inspector
+    process.on('SIGUSR1', () => reopenLogFiles());
     // the master sends the files it read as root first (privileged-files.ts)
     const files = await new Promise<ConfigFilesSnapshot>((resolve) => process.once('message', (m: WorkerMessage) => resolve(m.t === 'init' ? m.files : { files: {}, globs: {} })));
     installConfigFiles(files);

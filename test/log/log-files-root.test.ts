@@ -43,7 +43,7 @@ async function start(t: TestContext, name: string, before?: (logDir: string) => 
 
 let shown = (): string => '';
 
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
+async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
   const end = Date.now() + ms;
   while (!(await cond())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}:\n${shown()}`);
@@ -106,6 +106,7 @@ test('SIGUSR1 reopens the log file where the mail uid may, else keeps writing to
   const pids = workerPidsIn(read(rotated));
   process.kill(pids[0], 'SIGKILL');
   await until('the master\'s line in the reopened file', () => read(log).includes(`imap worker ${pids[0]} died`));
+  await until('the replacement worker to be ready', () => { const now = workerPidsIn(read(log)); return now.length === 2 && !now.includes(pids[0]); });
 
   // a root-owned new file cannot be reopened: lines keep going to the open file, one report on stderr
   renameSync(log, `${log}.2`);

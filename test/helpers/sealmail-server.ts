@@ -27,7 +27,7 @@ export interface SealmailServer {
   stop(): Promise<number | null>;
 }
 
-export async function startSealmail(t: TestContext, opts: { extraConf?: string; passdb?: string; beforeStart?: (dir: string) => void; rewriteConf?: (text: string, dir: string) => string; ready?: (output: string, dir: string) => boolean } = {}): Promise<SealmailServer> {
+export async function startSealmail(t: TestContext, opts: { extraConf?: string; passdb?: string; beforeStart?: (dir: string) => void; rewriteConf?: (text: string, dir: string) => string; ready?: (output: string, dir: string) => boolean; startMs?: number } = {}): Promise<SealmailServer> {
   const dir = tempDir(t, 'sealmail-srv');
   chmodSync(dir, 0o755);
   const { uid, gid } = mailIds();
@@ -76,7 +76,8 @@ ${opts.extraConf ?? ''}
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  const end = Date.now() + 20_000;
+  // generous: a start takes ~1 s, but several seconds on a machine loaded by parallel test files
+  const end = Date.now() + (opts.startMs ?? 60_000);
   const ready = opts.ready ?? ((o: string) => o.includes(`:${imapsPort} `) || o.includes(`:${imapsPort} (`));
   while (!ready(out, dir)) {
     if (Date.now() > end || child.exitCode !== null) throw new Error(`sealmail did not start:\n${out}`);

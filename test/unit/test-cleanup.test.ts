@@ -75,12 +75,12 @@ async function runInner(t: import('node:test').TestContext, end: 'throw' | 'hang
 test('a Sealmail that never gets ready is killed and its test process ends', async (t) => {
   const dir = tempDir(t, 'cleanup');
   const file = join(dir, 'inner.test.mjs');
-  // the imaps listener disabled: the helper waits for it in vain and gives up after 20 s
+  // the imaps listener disabled: the helper waits for it in vain and gives up after 10 s
   writeFileSync(file, `
 import { test } from 'node:test';
 import { startSealmail } from '${helper('sealmail-server.js')}';
 test('start fails', async (t) => {
-  await startSealmail(t, { rewriteConf: (text) => text.replace(/(inet_listener imaps \\{\\n *port = )\\d+/, (_m, a) => a + '0') });
+  await startSealmail(t, { startMs: 10_000, rewriteConf: (text) => text.replace(/(inet_listener imaps \\{\\n *port = )\\d+/, (_m, a) => a + '0') });
 });
 `);
   const mine = () => readdirSync('/proc').filter((e) => /^\d+$/.test(e)).filter((p) => {

@@ -13,6 +13,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { MailStore } from '../src/mailstore/store.js';
 import type { BenchRow } from './harness.js';
+import { killDaemon, onAbort } from '../test/helpers/children.js';
 
 const N = Number(process.env.MAILDIR_BENCH_N ?? 100_000);
 
@@ -45,6 +46,8 @@ function dovecotTimes(home: string): { resync: string; status: string } {
   if (root) spawnSync('chown', ['-R', `${uid}:${gid}`, dhome]);
   const conf = join(dir, 'dovecot.conf');
   writeFileSync(conf, `base_dir = ${dir}/run\nstate_dir = ${dir}/state\nlog_path = ${dir}/dovecot.log\nprotocols = none\nssl = no\n${root ? 'default_internal_user = root\ndefault_login_user = root\ndefault_internal_group = root\n' : ''}first_valid_uid = ${Math.min(uid, 500)}\nfirst_valid_gid = 0\nmail_uid = ${uid}\nmail_gid = ${gid}\nmail_location = maildir:~/Maildir\nnamespace inbox {\n  inbox = yes\n  separator = .\n}\npassdb {\n  driver = static\n  args = nopassword=y\n}\nuserdb {\n  driver = static\n  args = home=${dhome}\n}\n`);
+  // a bench stopped mid-run (Ctrl-C, SIGTERM) kills the daemon's group rather than leave it running
+  const unregister = onAbort(() => killDaemon(join(dir, 'run', 'master.pid')));
   spawnSync('dovecot', ['-c', conf], { stdio: 'ignore' });
   try {
     const D = (args: string[]) => execFileSync('doveadm', ['-c', conf, ...args], { stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 1 << 26 });
@@ -57,6 +60,7 @@ function dovecotTimes(home: string): { resync: string; status: string } {
     return { resync: `${resync.toFixed(0)} ms (doveadm force-resync)`, status: `${status.toFixed(0)} ms (doveadm mailbox status, index warm)` };
   } finally {
     spawnSync('doveadm', ['-c', conf, 'stop'], { stdio: 'ignore' });
+    unregister();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -10,10 +10,22 @@
  * unix *datagram* socket), so "syslog" writes the same lines without a
  * timestamp to stderr, where systemd's journal picks them up (dovecot-compat.md).
  *
+ * Log files are opened once, as root, before privileges are dropped, and the
+ * descriptors are kept: Dovecot's log process stays root for this, so a
+ * root-owned /var/log/dovecot.log keeps receiving lines. New files are
+ * created 0600 like Dovecot's open_log_file() (src/lib/failures.c). IMAP
+ * worker processes inherit the master's descriptors (logFdsForChild /
+ * adoptLogFds). SIGUSR1 (`doveadm log reopen`, logrotate's postrotate) makes
+ * Dovecot's root log process reopen the paths; here root is gone by then, so
+ * reopenLogFiles() reopens a path the mail uid may open and otherwise keeps
+ * the descriptor it has (logrotate's copytruncate keeps working), saying so
+ * once on stderr. No line ever moves to stderr silently: a file that cannot
+ * be opened or written is named once on stderr.
+ *
  * This module sits below every layer (config → auth → …): it imports nothing
  * from the project. Callers must never pass passwords in messages.
  */
-import { appendFileSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 
 export type LogLevel = 'debug' | 'info' | 'warning' | 'error' | 'fatal' | 'panic';
 
@@ -90,6 +102,85 @@ function destination(level: LogLevel): string {
   return current.log_path;
 }
 
+/** Open descriptors by path: opened by the master as root, or inherited by a worker. */
+const fds = new Map<string, number>();
+/** Paths whose failure (open, write, reopen) was already reported on stderr. */
+const reported = new Set<string>();
+/** Environment variable telling a worker which inherited descriptor is which path. */
+const FDS_ENV = 'SEALMAIL_LOG_FDS';
+
+const isFile = (dest: string) => dest !== '' && dest !== 'syslog' && dest !== '/dev/stderr';
+
+function reportOnce(key: string, text: string): void {
+  if (reported.has(key)) return;
+  reported.add(key);
+  process.stderr.write(`${formatTimestamp(current.log_timestamp)}log: Error: ${text}\n`);
+}
+
+/** O_WRONLY|O_APPEND|O_CREAT with Dovecot's 0600: whole lines, ordered across processes. */
+const openLog = (path: string): number => openSync(path, 'a', 0o600);
+
+/**
+ * Open every configured log file now (the master, while still root). Throws
+ * Dovecot's "Can't open log file <path>: <reason>" (its exit code is 80).
+ */
+export function openLogFiles(): void {
+  for (const path of new Set([current.log_path, current.info_log_path, current.debug_log_path])) {
+    if (!isFile(path) || fds.has(path)) continue;
+    try { fds.set(path, openLog(path)); } catch (e) { throw new Error(`Can't open log file ${path}: ${(e as Error).message}`); }
+  }
+}
+
+/** Descriptors to pass to a child process at stdio positions from `first` on, and the env naming them. */
+export function logFdsForChild(first: number): { stdio: number[]; env: Record<string, string> } {
+  const paths = [...fds.keys()];
+  const map = Object.fromEntries(paths.map((p, i) => [p, first + i]));
+  return { stdio: paths.map((p) => fds.get(p)!), env: paths.length ? { [FDS_ENV]: JSON.stringify(map) } : {} };
+}
+
+/** In a child started with logFdsForChild: use the inherited descriptors for their paths. */
+export function adoptLogFds(): void {
+  const text = process.env[FDS_ENV];
+  if (!text) return;
+  delete process.env[FDS_ENV];
+  for (const [path, fd] of Object.entries(JSON.parse(text) as Record<string, number>)) fds.set(path, fd);
+}
+
+/**
+ * SIGUSR1: reopen each log path (after logrotate moved it). A path this
+ * unprivileged process cannot open keeps its old descriptor, reported once.
+ */
+export function reopenLogFiles(): void {
+  for (const [path, old] of fds) {
+    let fd: number;
+    try { fd = openLog(path); } catch (e) {
+      reportOnce(`reopen ${path}`, `Can't reopen log file ${path}: ${(e as Error).message} (privileges were dropped); still writing to the file opened at start-up: rotate it with copytruncate, or restart`);
+      continue;
+    }
+    fds.set(path, fd);
+    try { closeSync(old); } catch { /* already closed */ }
+  }
+}
+
+function writeFile(dest: string, line: string): void {
+  let fd = fds.get(dest);
+  if (fd === undefined) {
+    // a process that never opened it (unit tests, sealadm without a sink): open now
+    try { fd = openLog(dest); fds.set(dest, fd); } catch (e) {
+      reportOnce(`open ${dest}`, `Can't open log file ${dest}: ${(e as Error).message}; its lines go to stderr`);
+      process.stderr.write(line);
+      return;
+    }
+  }
+  try {
+    // one write per line on an O_APPEND descriptor keeps lines whole and ordered across processes
+    writeSync(fd, line);
+  } catch (e) {
+    reportOnce(`write ${dest}`, `Can't write to log file ${dest}: ${(e as Error).message}; its lines go to stderr`);
+    process.stderr.write(line);
+  }
+}
+
 function write(level: LogLevel, prefix: string, msg: string): void {
   const body = `${prefix}: ${LEVEL_TEXT[level]}: ${msg.replace(/[\r\n]/g, ' ')}`;
   if (sink) { sink(body, level); return; }
@@ -99,14 +190,7 @@ function write(level: LogLevel, prefix: string, msg: string): void {
     process.stderr.write(ts + body + '\n');
     return;
   }
-  const line = formatTimestamp(current.log_timestamp) + body + '\n';
-  try {
-    // Synchronous append keeps lines whole and ordered across processes
-    // (O_APPEND), as Dovecot's log process does for its children.
-    appendFileSync(dest, line);
-  } catch {
-    process.stderr.write(line);
-  }
+  writeFile(dest, formatTimestamp(current.log_timestamp) + body + '\n');
 }
 
 export class Logger {

@@ -23,7 +23,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import type { Socket } from 'node:net';
 import type { DovecotConfig } from '../config/settings.js';
-import type { Logger } from '../log/logger.js';
+import { logFdsForChild, type Logger } from '../log/logger.js';
 import type { ListenerSpec } from './listeners.js';
 import type { ConfigFilesSnapshot } from '../config/privileged-files.js';
 import type { AuthPenalty } from '../auth/penalty.js';
@@ -81,7 +81,9 @@ export class ImapWorkerPool {
   }
 
   private spawn(slot: number): Promise<void> {
-    const child = fork(this.script, ['--imap-worker', ...this.args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
+    // the log files the master opened as root, at fds 4… (logger.ts): an unprivileged worker could not open them
+    const logs = logFdsForChild(4);
+    const child = fork(this.script, ['--imap-worker', ...this.args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc', ...logs.stdio], env: { ...process.env, ...logs.env }, serialization: 'json' });
     const w: Worker = { child, sessions: 0, ready: false };
     this.workers[slot] = w;
     // a send to a worker whose channel just closed (it died, 'exit' not seen yet) is an 'error' event: unlistened, it would end the master

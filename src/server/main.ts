@@ -17,7 +17,7 @@ import type { Duplex } from 'node:stream';
 import { ManageSieveService, managesieveListenerSpecs } from './managesieve-service.js';
 import { loadConfig, ConfigError, type DovecotConfig } from '../config/index.js';
 import { compatStatus } from '../config/known-settings.js';
-import { configureLogging, Logger } from '../log/logger.js';
+import { adoptLogFds, configureLogging, Logger, openLogFiles, reopenLogFiles } from '../log/logger.js';
 import { closeListeners, openListeners, parseListen, tlsMinVersion, type ListenerSpec, type TlsMaterial } from './listeners.js';
 import { dropPrivileges } from './privileges.js';
 import { guardAccept, installLastResort } from './faults.js';
@@ -30,6 +30,8 @@ import { realpathSync } from 'node:fs';
 const VERSION = '0.1.0';
 /** Dovecot's exit code for fatal start-up errors (FATAL_DEFAULT). */
 const EXIT_FATAL = 89;
+/** Dovecot's exit code when a log file cannot be opened (FATAL_LOGOPEN). */
+const EXIT_LOGOPEN = 80;
 
 interface Args { configPath: string; demo: boolean; imapWorker: boolean }
 
@@ -155,14 +157,19 @@ export async function main(argv: string[]): Promise<void> {
     args.configPath = demo.configPath;
   }
   if (args.imapWorker) {
+    // first thing: relayed by the master (doveadm log reopen); Node's default for SIGUSR1 would start its inspector
+    process.on('SIGUSR1', () => reopenLogFiles());
     // the master sends the files it read as root first (privileged-files.ts)
     const files = await new Promise<ConfigFilesSnapshot>((resolve) => process.once('message', (m: WorkerMessage) => resolve(m.t === 'init' ? m.files : { files: {}, globs: {} })));
     installConfigFiles(files);
+    adoptLogFds(); // the master's log files, opened as root (logger.ts)
     await runImapWorker(await loadServerConfig(args.configPath));
     return;
   }
   startRecording(); // root-only files stay readable after privileges are dropped (privileged-files.ts)
   const config = await loadServerConfig(args.configPath);
+  // as root, before the drop: a root-owned log file keeps receiving lines (logger.ts)
+  try { openLogFiles(); } catch (e) { process.stderr.write(`Fatal: ${(e as Error).message}\n`); process.exit(EXIT_LOGOPEN); }
   for (const w of config.warnings) log.warn(w);
   for (const key of config.explicitGlobals()) {
     if (compatStatus(key) === 'accepted, no effect yet (warns)') log.warn(`${key}: not supported by Sealmail yet, setting has no effect (see dovecot-compat.md)`);
@@ -225,6 +232,8 @@ export async function main(argv: string[]): Promise<void> {
   };
   process.once('SIGTERM', () => void stop('SIGTERM'));
   process.once('SIGINT', () => void stop('SIGINT'));
+  // doveadm log reopen / logrotate: reopen here and in every worker
+  process.on('SIGUSR1', () => { reopenLogFiles(); for (const pid of workers?.pids ?? []) { try { process.kill(pid, 'SIGUSR1'); } catch { /* exiting */ } } });
 }
 
 // Run when executed directly (node dist/src/server/main.js …), as tests do; bin/sealmail imports main().

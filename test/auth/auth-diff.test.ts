@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { hashPassword } from '../../src/auth/schemes/index.js';
 import { sealadmJs } from '../helpers/paths.js';
 import { requireTool } from '../helpers/tools.js';
+import { killDaemon, onAbort } from '../helpers/children.js';
 import { removeDir, requireDb, startDb, type DbKind, type TestDb } from '../helpers/databases.js';
 
 const USER_QUERY: Record<DbKind, string> = {
@@ -85,6 +86,7 @@ userdb {
 `);
   for (const f of [ext, conf]) chmodSync(f, 0o644);
   // The daemon keeps inherited pipes open: give it none, read its log on failure.
+  onAbort(() => killDaemon(join(dir, 'run', 'master.pid'))); // the test process stopped before its clean-up (children.ts)
   const r = spawnSync('dovecot', ['-c', conf], { stdio: 'ignore' });
   if (r.status !== 0) throw new Error(`dovecot failed to start (exit ${r.status}); see ${dir}/dovecot.log`);
   return {

@@ -5,7 +5,7 @@ import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { sealadmJs } from '../helpers/paths.js';
 import { requireTool } from '../helpers/tools.js';
 
-const ours = (args: string[], input?: string) => spawnSync(process.execPath, [sealadmJs, 'pw', ...args], { encoding: 'utf8', input });
+const ours = (args: string[], input?: string) => spawnSync(process.execPath, [sealadmJs, 'pw', ...args], { encoding: 'utf8', timeout: 120_000, input });
 
 test('pw: scheme output, -V, -t, -r clamping, stdin passwords, errors and exit codes', () => {
   assert.match(ours(['-p', 'x']).stdout, /^\{CRYPT\}\$2y\$05\$[./A-Za-z0-9]{53}\n$/);
@@ -32,7 +32,7 @@ test('pw: the same results as the real doveadm pw', (t) => {
   if (!doveadm) return;
   const cases = [['-t', '{PLAIN}x', '-p', 'x'], ['-t', '{PLAIN}x', '-p', 'y'], ['-s', 'FOO', '-p', 'x'], ['-t', '{FOO}x', '-p', 'x'], ['-s', 'PLAIN', '-p', 'a b', '-V'], ['-s', 'plain-md5', '-p', 'pw']];
   for (const args of cases) {
-    const theirs: SpawnSyncReturns<string> = spawnSync(doveadm, ['pw', ...args], { encoding: 'utf8' });
+    const theirs: SpawnSyncReturns<string> = spawnSync(doveadm, ['pw', ...args], { encoding: 'utf8', timeout: 120_000 });
     const mine = ours(args);
     assert.equal(mine.status, theirs.status, args.join(' '));
     assert.equal(mine.stdout, theirs.stdout, args.join(' '));

@@ -22,7 +22,7 @@ test('global options parse like doveadm getopt "+c:Df:hi:o:v"', () => {
 });
 
 test('unknown command: usage on stderr, exit 64 (EX_USAGE)', () => {
-  const r = spawnSync(process.execPath, [sealadmJs, 'no-such-command'], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [sealadmJs, 'no-such-command'], { encoding: 'utf8', timeout: 120_000 });
   assert.equal(r.status, 64);
   assert.match(r.stderr, /Unknown command 'no-such-command'/);
   assert.match(r.stderr, /^usage: sealadm /m);

@@ -34,12 +34,12 @@ function split(stdout: string, stderr: string, code: number | null): Run {
 }
 
 function runDoveconf(doveconf: string, conf: string, env: NodeJS.ProcessEnv = {}): Run {
-  const r = spawnSync(doveconf, ['-n', '-c', conf], { encoding: 'utf8', env: { ...process.env, ...env } });
+  const r = spawnSync(doveconf, ['-n', '-c', conf], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, ...env } });
   return split(r.stdout, r.stderr, r.status);
 }
 
 function runOurs(conf: string, env: NodeJS.ProcessEnv = {}): Run {
-  const r = spawnSync(process.execPath, [sealadmJs, 'config', '-n', '-c', conf], { encoding: 'utf8', env: { ...process.env, ...env } });
+  const r = spawnSync(process.execPath, [sealadmJs, 'config', '-n', '-c', conf], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, ...env } });
   const run = split(r.stdout, r.stderr, r.status);
   // Our extra warning for settings Dovecot would refuse is checked separately.
   run.warnings = run.warnings.filter((w) => !w.endsWith('(ignored)'));
@@ -172,7 +172,7 @@ test('intentional difference: an unknown setting is a warning naming file:line, 
   const theirs = runDoveconf(doveconf, conf);
   assert.notEqual(theirs.code, 0);
   assert.equal(theirs.fatal, `Error in configuration file ${conf} line 2: Unknown setting: sieve_frobnicate`);
-  const r = spawnSync(process.execPath, [sealadmJs, 'config', '-n', '-c', conf], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [sealadmJs, 'config', '-n', '-c', conf], { encoding: 'utf8', timeout: 120_000 });
   assert.equal(r.status, 0);
   assert.match(r.stderr, new RegExp(`Warning: ${conf.replace(/[.]/g, '\\.')} line 2: Unknown setting: sieve_frobnicate \\(ignored\\)`));
   assert.match(r.stdout, /^hostname = h$/m);

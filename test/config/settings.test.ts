@@ -120,7 +120,7 @@ test('a missing <file fails at start as Dovecot does (doveconf -x)', async (t) =
   });
   const doveconf = requireTool(t, 'doveconf');
   if (!doveconf) return;
-  const r = spawnSync(doveconf, ['-x', '-c', path], { encoding: 'utf8' });
+  const r = spawnSync(doveconf, ['-x', '-c', path], { encoding: 'utf8', timeout: 120_000 });
   assert.match(r.stderr, new RegExp(`Fatal: Error in configuration file ${path.replace(/[.]/g, '\\.')} line 1: ssl_cert: Can't open file /nonexistent/cert\\.pem: No such file or directory`));
 });
 

@@ -58,11 +58,11 @@ plugin {
   // Dovecot saves into sealadm's keys (password now pw3), sealadm reads; and the reverse
   const msg = 'Subject: cross\n\nkeys made by the other tool\n';
   assert.equal(dv.doveadm(['save', '-u', 'seal'], msg).status, 0);
-  const r1 = spawnSync(process.execPath, [sealadmJs, '-c', dv.conf, '-o', 'plugin/mail_crypt_private_password=pw3', '-f', 'flow', 'fetch', '-u', 'seal', 'text', 'all'], { encoding: 'utf8' });
+  const r1 = spawnSync(process.execPath, [sealadmJs, '-c', dv.conf, '-o', 'plugin/mail_crypt_private_password=pw3', '-f', 'flow', 'fetch', '-u', 'seal', 'text', 'all'], { encoding: 'utf8', timeout: 120_000 });
   assert.equal(r1.stdout, `text=${msg}\n`, r1.stderr);
   const r2 = dv.doveadm(['-o', 'plugin/mail_crypt_private_password=pw3', '-f', 'flow', 'fetch', '-u', 'seal', 'text', 'all']);
   assert.equal(r2.stdout, `text=${msg}\n`, `Dovecot opens keys generated and re-passworded by sealadm: ${r2.stderr}`);
-  assert.equal(spawnSync(process.execPath, [sealadmJs, '-c', dv.conf, 'save', '-u', 'dove'], { input: msg, encoding: 'utf8' }).status, 0);
+  assert.equal(spawnSync(process.execPath, [sealadmJs, '-c', dv.conf, 'save', '-u', 'dove'], { input: msg, encoding: 'utf8', timeout: 120_000 }).status, 0);
   const r3 = dv.doveadm(['-o', 'plugin/mail_crypt_private_password=pw3', '-f', 'flow', 'fetch', '-u', 'dove', 'text', 'all']);
   assert.equal(r3.stdout, `text=${msg}\n`, r3.stderr);
 });

@@ -4,7 +4,7 @@
  * instances), the ISPmail schema from sql/ loaded, and stopped afterwards.
  * sqlite needs no server: a file made with sql.js.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import type { TestContext } from 'node:test';
 import initSqlJs from 'sql.js';
 import { repoRoot } from './paths.js';
 import { findTool, inCI } from './tools.js';
+import { killOwned, spawnOwned } from './children.js';
 
 export type DbKind = 'sqlite' | 'mysql' | 'pgsql';
 
@@ -144,15 +145,16 @@ export type StringsMode = 'backslash' | 'standard';
 async function startMysql(dir: string, strings?: StringsMode): Promise<TestDb> {
   const data = join(dir, 'mysql');
   mkdirSync(data, { recursive: true });
-  const init = spawnSync('mariadb-install-db', ['--no-defaults', `--datadir=${data}`, '--user=root', '--auth-root-authentication-method=normal', '--skip-test-db'], { encoding: 'utf8' });
+  const init = spawnSync('mariadb-install-db', ['--no-defaults', `--datadir=${data}`, '--user=root', '--auth-root-authentication-method=normal', '--skip-test-db'], { encoding: 'utf8', timeout: 120_000, killSignal: 'SIGKILL' });
   if (init.status !== 0) throw new Error(`mariadb-install-db failed: ${init.stderr}`);
   const port = await freePort();
   const sock = join(dir, 'mysql.sock');
-  const child = spawn('mariadbd', ['--no-defaults', `--datadir=${data}`, `--socket=${sock}`, `--port=${port}`, '--bind-address=127.0.0.1', '--user=root', '--skip-name-resolve', '--innodb-buffer-pool-size=16M', `--pid-file=${join(dir, 'mysql.pid')}`, '--skip-log-bin',
+  // own group, killed when the test process ends whatever happens (children.ts)
+  const child = spawnOwned(null, 'mariadbd', ['--no-defaults', `--datadir=${data}`, `--socket=${sock}`, `--port=${port}`, '--bind-address=127.0.0.1', '--user=root', '--skip-name-resolve', '--innodb-buffer-pool-size=16M', `--pid-file=${join(dir, 'mysql.pid')}`, '--skip-log-bin',
     ...(strings === 'standard' ? ['--sql-mode=STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION,NO_BACKSLASH_ESCAPES'] : [])], { stdio: 'ignore' });
-  await waitFor(() => existsSync(sock), 'mariadbd socket');
+  await waitFor(() => existsSync(sock), 'mariadbd socket').catch(async (e) => { await killOwned(child); throw e; });
   const client = (sql: string, db = 'mailserver') => {
-    const r = spawnSync('mariadb', ['--no-defaults', `--socket=${sock}`, '-uroot', db], { input: sql, encoding: 'utf8' });
+    const r = spawnSync('mariadb', ['--no-defaults', `--socket=${sock}`, '-uroot', db], { input: sql, encoding: 'utf8', timeout: 60_000, killSignal: 'SIGKILL' });
     if (r.status !== 0) throw new Error(`mariadb: ${r.stderr}`);
   };
   client("CREATE DATABASE mailserver; CREATE USER 'mailserver'@'127.0.0.1' IDENTIFIED BY 'Zq8#n2Lw'; GRANT ALL ON mailserver.* TO 'mailserver'@'127.0.0.1';", 'mysql');
@@ -174,15 +176,16 @@ async function startPgsql(dir: string, strings?: StringsMode): Promise<TestDb> {
   const gid = Number(spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).stdout.trim());
   if (asRoot) { chmodSync(dir, 0o755); chownSync(data, uid, gid); }
   const as = (cmd: string, args: string[], opts: { input?: string } = {}) => asRoot
-    ? spawnSync('runuser', ['-u', 'postgres', '--', cmd, ...args], { encoding: 'utf8', ...opts })
-    : spawnSync(cmd, args, { encoding: 'utf8', ...opts });
+    ? spawnSync('runuser', ['-u', 'postgres', '--', cmd, ...args], { encoding: 'utf8', timeout: 120_000, killSignal: 'SIGKILL', ...opts })
+    : spawnSync(cmd, args, { encoding: 'utf8', timeout: 120_000, killSignal: 'SIGKILL', ...opts });
   const init = as(`${PG_BIN}/initdb`, ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8']);
   if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr}`);
   const port = await freePort();
   const args = ['-D', data, '-k', data, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off',
     ...(strings === 'backslash' ? ['-c', 'standard_conforming_strings=off', '-c', 'escape_string_warning=off'] : [])];
-  const child = asRoot ? spawn('runuser', ['-u', 'postgres', '--', `${PG_BIN}/postgres`, ...args], { stdio: 'ignore' }) : spawn(`${PG_BIN}/postgres`, args, { stdio: 'ignore' });
-  await waitFor(() => existsSync(join(data, `.s.PGSQL.${port}`)), 'postgres socket');
+  // own group (runuser and postgres with its backends), killed when the test process ends whatever happens (children.ts)
+  const child = asRoot ? spawnOwned(null, 'runuser', ['-u', 'postgres', '--', `${PG_BIN}/postgres`, ...args], { stdio: 'ignore' }) : spawnOwned(null, `${PG_BIN}/postgres`, args, { stdio: 'ignore' });
+  await waitFor(() => existsSync(join(data, `.s.PGSQL.${port}`)), 'postgres socket').catch(async (e) => { await killOwned(child); throw e; });
   const psql = (sql: string, db = 'mailserver') => {
     const r = as('psql', ['-h', data, '-p', String(port), '-U', 'postgres', '-v', 'ON_ERROR_STOP=1', '-q', db], { input: sql });
     if (r.status !== 0) throw new Error(`psql: ${r.stderr}`);
@@ -201,9 +204,10 @@ async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const done = new Promise<void>((r) => child.once('exit', () => r()));
   child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  const timer = setTimeout(() => void killOwned(child), 10_000);
   await done;
   clearTimeout(timer);
+  await killOwned(child); // what it forked (backends) goes too, before the caller removes the data dir
 }
 
 /** Start a database of this kind in `dir` (the caller removes dir). */

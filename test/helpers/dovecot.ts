@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { findTool, inCI } from './tools.js';
+import { killDaemon, onAbort } from './children.js';
 
 export interface DovecotOptions {
   /** Extra config appended after the generated one (plugins, namespaces, listeners …). */
@@ -111,13 +112,18 @@ service submission-login {
 ${root ? '' : `default_internal_user = ${me}\ndefault_login_user = ${me}\n`}${opts.extraConf ?? ''}
 `);
   let stopped = false;
+  // the test process stopped before its after hooks (node --test's timeout), or a caller that never
+  // reaches its cleanup (a bench, a crashed script): kill the daemon's group, then remove its files
+  const unregister = onAbort(() => { killDaemon(join(dir, 'base', 'master.pid')); rmSync(dir, { recursive: true, force: true }); });
   const stop = (): void => {
     if (stopped) return;
     stopped = true;
+    unregister();
     const pidFile = join(dir, 'base', 'master.pid');
     if (existsSync(pidFile)) {
       spawnSync(doveadmBin, ['-c', conf, 'stop'], { stdio: 'ignore', timeout: 30_000 });
       for (let i = 0; i < 100 && existsSync(pidFile); i++) spawnSync('sleep', ['0.1']);
+      killDaemon(pidFile); // still there after 10 s: nothing of it may outlive its directory
     }
     rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   };
@@ -147,7 +153,5 @@ ${root ? '' : `default_internal_user = ${me}\ndefault_login_user = ${me}\n`}${op
     }
   }
   t?.after(() => stop());
-  // a caller that never reaches its cleanup (a bench, a crashed script) must not leave a daemon behind
-  process.once('exit', stop);
   return dv;
 }

@@ -44,6 +44,7 @@ import { join } from 'node:path';
 import { fixturesDir } from './paths.js';
 import { mailIds } from './dovecot.js';
 import { withoutListMarks } from './imap-lockstep.js';
+import { foldTiming } from './dovecot-timing.js';
 
 export const diffDir = join(fixturesDir, 'imap-diff');
 export const corpusDir = join(diffDir, 'corpus');
@@ -315,8 +316,7 @@ export function normalise(lines: string[], fixedUidValidity: Set<number>): strin
     if (!uv.has(n)) uv.set(n, `<uidvalidity ${uv.size + 1}>`);
     return uv.get(n)!;
   };
-  return lines.map((l) => withoutListMarks(l)
-    .replace(/ \(\d+\.\d+ \+ \d+\.\d+(?: \+ \d+\.\d+)? secs\)\./, '.')
+  return lines.map((l) => foldTiming(withoutListMarks(l))
     .replace(/\[CAPABILITY [^\]]*\]/, '[CAPABILITY …]')
     .replace(/^(S\[\w+\] \* CAPABILITY) .*/, '$1 …')
     .replace(/^(S\[\w+\] \* ID) .*/, '$1 (…)')

@@ -11,6 +11,7 @@ import type { TestContext } from 'node:test';
 import { setupDovecot } from './dovecot.js';
 import { startSealmail } from './sealmail-server.js';
 import { freePort } from './databases.js';
+import { foldTiming } from './dovecot-timing.js';
 
 /** Run `lines` (each a whole command, literals inline with LITERAL+) after LOGIN; returns the raw transcript. */
 export async function lockstep(port: number, lines: (string | Buffer)[], user = 'bob@example.org'): Promise<string> {
@@ -54,8 +55,7 @@ export function withoutListMarks(line: string): string {
 export function normaliseTranscript(t: string): string[] {
   return t.split('\r\n')
     .filter((l) => l && !/^\* (OK|PREAUTH) \[CAPABILITY /.test(l) && !/^\* CAPABILITY /.test(l) && !/^L0 /.test(l))
-    .map((l) => withoutListMarks(l)
-      .replace(/ \(\d+\.\d+ \+ \d+\.\d+(?: \+ \d+\.\d+)? secs\)\./, '.')
+    .map((l) => foldTiming(withoutListMarks(l))
       .replace(/\[UIDVALIDITY \d+\]/, '[UIDVALIDITY X]')
       .replace(/\[(COPYUID|APPENDUID) \d+ /, '[$1 X '));
 }

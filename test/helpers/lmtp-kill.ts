@@ -6,9 +6,10 @@
  * Maildir can afterwards be checked for acknowledged messages missing or
  * stored twice, and for partial files. Shared by the test and the bench.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { sealmailJs } from './paths.js';
+import { spawnOwned } from './children.js';
 
 export interface KillRunStats {
   attempts: number;
@@ -77,7 +78,8 @@ export class RestartableSealmail {
   constructor(private readonly conf: string, private readonly ports: number[]) {}
 
   async start(): Promise<void> {
-    const child = spawn(process.execPath, [sealmailJs, '-c', this.conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // own group, killed when the test process ends even if no kill9()/stop() comes (children.ts)
+    const child = spawnOwned(null, process.execPath, [sealmailJs, '-c', this.conf], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     child.stdout!.on('data', (d) => { this.output = (this.output + d).slice(-20000); });
     child.stderr!.on('data', (d) => { this.output = (this.output + d).slice(-20000); });

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { findTool, inCI } from './tools.js';
+import { killDaemon, onAbort } from './children.js';
 
 export interface PostfixOptions {
   smtpPort: number;
@@ -122,6 +123,17 @@ maximal_backoff_time = 2s
   const check = pf(['check']);
   // postfix reports fatal errors to syslog (or a tty); the maillog only exists once postlogd runs
   if (check.status !== 0) throw new Error(`postfix check failed: ${check.stderr}`);
+  const pidFile = join(queueDir, 'pid', 'master.pid');
+  // the test process stopped before its after hooks (node --test's timeout): kill the master's group
+  const unregister = onAbort(() => { killDaemon(pidFile); rmSync(dir, { recursive: true, force: true }); });
+  const stop = (): void => {
+    spawnSync('postfix', ['-c', configDir, 'stop'], { stdio: 'ignore', timeout: 60_000 });
+    for (let i = 0; i < 100 && existsSync(pidFile); i++) spawnSync('sleep', ['0.1']);
+    killDaemon(pidFile); // still there after 10 s: nothing of it may outlive its directory
+    rmSync(dir, { recursive: true, force: true });
+    unregister();
+  };
+  t?.after(stop); // before the start: a half-started Postfix is stopped too
   const start = spawnSync('postfix', ['-c', configDir, 'start'], { stdio: 'ignore', timeout: 60_000 });
   if (start.status !== 0) throw new Error(`postfix start failed (see ${dir}/maillog): ${existsSync(join(dir, 'maillog')) ? readFileSync(join(dir, 'maillog'), 'utf8') : ''}`);
   const privateDir = join(queueDir, 'private');
@@ -129,13 +141,7 @@ maximal_backoff_time = 2s
     dir, configDir, queueDir, privateDir,
     maillog: () => (existsSync(join(dir, 'maillog')) ? readFileSync(join(dir, 'maillog'), 'utf8') : ''),
     flush: () => { pf(['flush']); },
-    stop() {
-      spawnSync('postfix', ['-c', configDir, 'stop'], { stdio: 'ignore', timeout: 60_000 });
-      const pid = join(queueDir, 'pid', 'master.pid');
-      for (let i = 0; i < 100 && existsSync(pid); i++) spawnSync('sleep', ['0.1']);
-      rmSync(dir, { recursive: true, force: true });
-    },
+    stop,
   };
-  t?.after(() => p.stop());
   return p;
 }

@@ -4,12 +4,13 @@
  * test picked), started as a child process and stopped with SIGTERM. As
  * root it drops to the same mail uid the private Dovecot uses.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { sealmailJs } from './paths.js';
 import { tempDir } from './tmp.js';
+import { spawnOwned } from './children.js';
 import { freePort } from './databases.js';
 import { mailIds } from './dovecot.js';
 import { makeSelfSignedCert } from '../../src/server/selfsigned.js';
@@ -26,7 +27,7 @@ export interface SealmailServer {
   stop(): Promise<number | null>;
 }
 
-export async function startSealmail(t: TestContext, opts: { extraConf?: string; passdb?: string; beforeStart?: (dir: string) => void; rewriteConf?: (text: string, dir: string) => string } = {}): Promise<SealmailServer> {
+export async function startSealmail(t: TestContext, opts: { extraConf?: string; passdb?: string; beforeStart?: (dir: string) => void; rewriteConf?: (text: string, dir: string) => string; ready?: (output: string, dir: string) => boolean; startMs?: number } = {}): Promise<SealmailServer> {
   const dir = tempDir(t, 'sealmail-srv');
   chmodSync(dir, 0o755);
   const { uid, gid } = mailIds();
@@ -69,13 +70,16 @@ ${opts.extraConf ?? ''}
 `);
   opts.beforeStart?.(dir);
   if (opts.rewriteConf) writeFileSync(conf, opts.rewriteConf(readFileSync(conf, 'utf8'), dir));
-  const child: ChildProcess = spawn(process.execPath, [sealmailJs, '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // killed with its workers after the test even when the start below fails (children.ts)
+  const child: ChildProcess = spawnOwned(t, process.execPath, [sealmailJs, '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  const end = Date.now() + 20_000;
-  while (!out.includes(`:${imapsPort} `) && !out.includes(`:${imapsPort} (`)) {
+  // generous: a start takes ~1 s, but several seconds on a machine loaded by parallel test files
+  const end = Date.now() + (opts.startMs ?? 60_000);
+  const ready = opts.ready ?? ((o: string) => o.includes(`:${imapsPort} `) || o.includes(`:${imapsPort} (`));
+  while (!ready(out, dir)) {
     if (Date.now() > end || child.exitCode !== null) throw new Error(`sealmail did not start:\n${out}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -85,6 +89,5 @@ ${opts.extraConf ?? ''}
     output: () => out,
     async stop() { if (child.exitCode === null) child.kill('SIGTERM'); return exited; },
   };
-  t.after(async () => { if (child.exitCode === null) child.kill('SIGKILL'); await exited; });
   return srv;
 }

@@ -40,6 +40,7 @@ export function toolOrSkip(name: string): { skip?: string } {
   return { skip: `${name} is not installed (apt-get install it, or run .ci/run)` };
 }
 
+/** A synchronous tool run, bounded: a hung tool blocks the event loop, where no test timeout can act. */
 export function run(cmd: string, args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv } = {}): string {
-  return execFileSync(cmd, args, { input: opts.input, env: opts.env ?? process.env, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+  return execFileSync(cmd, args, { input: opts.input, env: opts.env ?? process.env, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], timeout: 120_000, killSignal: 'SIGKILL' });
 }

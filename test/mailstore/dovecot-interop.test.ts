@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { mutf7ToUtf8, utf8ToMutf7 } from '../../src/mailstore/maildir/utf7.js';
 import { distRoot, sealadmJs } from '../helpers/paths.js';
 import { requireTool } from '../helpers/tools.js';
+import { killDaemon, onAbort } from '../helpers/children.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const LOC = 'maildir:~/Maildir';
@@ -59,6 +60,7 @@ userdb {
 }
 `);
   // stdio ignored: the forked master would keep our pipes open and spawnSync would wait forever
+  onAbort(() => killDaemon(join(dir, 'run', 'master.pid'))); // the test process stopped before its clean-up (children.ts)
   const start = spawnSync(dovecot, ['-c', conf], { stdio: 'ignore', timeout: 30_000 });
   assert.equal(start.status, 0, `dovecot failed to start (see ${dir}/dovecot.log)`);
   t.after(() => {

@@ -117,7 +117,7 @@ test('modseq: two processes share one counter (IMAP workers, sealadm): same mods
   for (const s of ['a', 'b', 'c']) await f.append(Buffer.from(`Subject: ${s}\n\nx\n`));
   const h0 = f.highestModseq;
   // another process changes message 1 (it reads our file first, takes the next modseq, appends)
-  const r = spawnSync(process.execPath, [join(distRoot, 'test', 'mailstore', 'store-worker.js'), JSON.stringify({ home, location: 'maildir:~/Maildir', ops: [{ op: 'flags', mailbox: 'INBOX', uid: 1, flags: ['\\Seen'], keywords: [] }] })], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [join(distRoot, 'test', 'mailstore', 'store-worker.js'), JSON.stringify({ home, location: 'maildir:~/Maildir', ops: [{ op: 'flags', mailbox: 'INBOX', uid: 1, flags: ['\\Seen'], keywords: [] }] })], { encoding: 'utf8', timeout: 120_000 });
   assert.equal(r.status, 0, r.stderr);
   // we change message 2: the other process's modseq is taken into account, not handed out again
   await f.setFlags(f.message(2)!, ['\\Flagged'], []);

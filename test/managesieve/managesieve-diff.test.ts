@@ -34,10 +34,13 @@ async function freePort(): Promise<number> {
 }
 
 /** Send each step, wait for its complete reply (a line starting OK/NO/BYE or a "" continuation). */
-async function converse(port: number, steps: string[], linger = 0): Promise<string[]> {
+async function converse(port: number, steps: string[], toEnd = false): Promise<string[]> {
   const sock = net.connect(port, '127.0.0.1');
   let buf = '';
   let waiter: (() => void) | null = null;
+  let closed = false;
+  sock.on('close', () => { closed = true; waiter?.(); });
+  sock.on('error', () => undefined);
   sock.on('data', (d) => { buf += d.toString('utf8'); if (process.env.MS_DEBUG) process.stderr.write(`[${port}] ${JSON.stringify(d.toString())}\n`); waiter?.(); });
   // Complete when a line (outside literals) starting with OK/NO/BYE has ended, or on a "" continuation.
   const complete = (): boolean => {
@@ -68,8 +71,13 @@ async function converse(port: number, steps: string[], linger = 0): Promise<stri
     sock.write(line);
     out.push(await next());
   }
-  // a BYE written after the last reply (managesieved's NO then BYE) arrives a moment later
-  if (linger) { await new Promise((r) => setTimeout(r, linger)); out[out.length - 1] += buf; }
+  // a BYE written after the last reply (managesieved's NO then BYE) arrives a moment later: read up to the
+  // end of the connection, which a LOGOUT brings about where the server keeps it open (its reply cut off)
+  if (toEnd) {
+    sock.write('LOGOUT\r\n');
+    for (const end = Date.now() + 20_000; !closed && Date.now() < end;) await new Promise<void>((r) => { waiter = r; setTimeout(r, 200); });
+    out[out.length - 1] += buf.replace(/OK "Logout completed\."\r\n$/, '');
+  }
   sock.destroy();
   return out;
 }
@@ -271,9 +279,9 @@ test('SASL LOGIN, the invalid-command BYEs and the per-IP auth penalty match man
   if (!dv) return;
   const { sPort } = await startSealmail(t, 'auth_mechanisms = plain login\n');
   const run = async (port: number) => {
-    const pre = await converse(port, PRELOGIN, 200);
+    const pre = await converse(port, PRELOGIN, true);
     const t0 = Date.now();
-    const post = await converse(port, POSTLOGIN, 200);
+    const post = await converse(port, POSTLOGIN, true);
     return { pre, post, loginMs: Date.now() - t0 };
   };
   const oracle = await run(dPort);

@@ -88,7 +88,8 @@ test('command parser: quoted strings with escapes, both literal forms, incomplet
 
 test('disable_plaintext_auth: no PLAIN for a remote client outside TLS', async (t) => {
   const s = await session(t, '198.51.100.7');
-  await new Promise((r) => setTimeout(r, 20));
+  // the greeting is written as the session starts: wait for it (bounded), never for a fixed time
+  for (const end = Date.now() + 10_000; !/\r\nOK [^\r\n]*\r\n/.test(s.greeting()) && Date.now() < end;) await new Promise((r) => setTimeout(r, 10));
   assert.match(s.greeting(), /^"SASL" ""\r$/m);
   const b64 = Buffer.from('\0u@example.org\0pass').toString('base64');
   assert.equal(await s.send(`AUTHENTICATE "PLAIN" "${b64}"\r\n`, /\r\n$/), 'NO "Plaintext authentication disallowed on non-secure (SSL/TLS) connections."\r\n');

@@ -4,9 +4,9 @@
  * certificate, the demo user logs in over both), exits 0 on SIGTERM; a broken configuration stops it before
  * any listener opens, naming file:line.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { createServer } from 'node:net';
@@ -14,6 +14,7 @@ import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { sealmailJs } from '../helpers/paths.js';
 import { tempDir } from '../helpers/tmp.js';
+import { spawnOwned } from '../helpers/children.js';
 import { ImapFlow } from 'imapflow';
 
 async function freePort(): Promise<number> {
@@ -26,8 +27,9 @@ async function freePort(): Promise<number> {
   });
 }
 
-function startServer(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, [sealmailJs, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Killed with its whole process group after the test, whatever happens (children.ts). */
+function startServer(t: TestContext, args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const child = spawnOwned(t, process.execPath, [sealmailJs, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
@@ -59,8 +61,7 @@ test('npm start demo: serves the demo user over IMAPS and STARTTLS, prints a log
   const dir = tempDir(t, 'demo');
   const imapPort = await freePort();
   const imapsPort = await freePort();
-  const srv = startServer(['--demo'], { SEALMAIL_DEMO_DIR: dir, SEALMAIL_DEMO_IMAP_PORT: String(imapPort), SEALMAIL_DEMO_IMAPS_PORT: String(imapsPort) });
-  t.after(() => srv.child.kill('SIGKILL'));
+  const srv = startServer(t, ['--demo'], { SEALMAIL_DEMO_DIR: dir, SEALMAIL_DEMO_IMAP_PORT: String(imapPort), SEALMAIL_DEMO_IMAPS_PORT: String(imapsPort) });
   await waitFor(() => srv.output().includes('Stop with Ctrl-C'), 'the demo banner');
   const login = JSON.parse(readFileSync(join(dir, 'demo-login.json'), 'utf8'));
   assert.match(srv.output(), new RegExp(`login: +${login.user.replace('.', '\\.')}`));
@@ -95,7 +96,7 @@ test('a configuration error names file:line and exits 89 before any listener ope
   const port = await freePort();
   const conf = join(dir, 'dovecot.conf');
   writeFileSync(conf, `protocols = imap\nlisten = 127.0.0.1\nservice imap-login {\n  inet_listener imap {\n    port = ${port}\n  }\n}\nservice imap { }\n`);
-  const srv = startServer(['-c', conf], {});
+  const srv = startServer(t, ['-c', conf], {});
   const code = await srv.exited;
   assert.equal(code, 89);
   assert.match(srv.output(), new RegExp(`${conf.replace(/[.]/g, '\\.')} line 8: `));

@@ -86,7 +86,7 @@ test('sequence semantics agree with Pigeonhole (sieve-test -s)', async (t) => {
       const root = process.getuid?.() === 0;
       mkdirSync(join(s.dir, 'run'));
       writeFileSync(join(s.dir, 'd.conf'), `mail_uid = ${root ? 65534 : process.getuid!()}\nmail_gid = ${root ? 65534 : process.getgid!()}\nfirst_valid_uid = 1\nmail_location = maildir:${s.dir}/Maildir\nbase_dir = ${s.dir}/run\nlog_path = /dev/stderr\nssl = no\n`);
-      const r = spawnSync(sieveTest, ['-c', join(s.dir, 'd.conf'), '-s', join(s.dir, 'before', '1.sieve'), join(s.dir, 'after', '2.sieve'), join(s.dir, 'm.eml')], { encoding: 'utf8' });
+      const r = spawnSync(sieveTest, ['-c', join(s.dir, 'd.conf'), '-s', join(s.dir, 'before', '1.sieve'), join(s.dir, 'after', '2.sieve'), join(s.dir, 'm.eml')], { encoding: 'utf8', timeout: 120_000 });
       assert.equal(r.status, 0, r.stderr);
       const oracle = [...new Set(r.stdout.split('\n').flatMap((l) => {
         const m = /^ \* store message in folder: (.*)$/.exec(l); if (m) return [`store ${m[1]}`];
@@ -124,7 +124,7 @@ test('user script compile error: same user logfile and server log line as Pigeon
   writeFileSync(join(h, 'sieve', 'broken.sieve'), broken);
   symlinkSync('sieve/broken.sieve', join(h, '.dovecot.sieve'));
   spawnSync('chown', ['-R', `${dv.uid}:${dv.gid}`, h]);
-  const r = spawnSync(lda, ['-c', dv.conf, '-d', 'john@example.org', '-f', 'a@b.example'], { input: 'From: a@b.example\nSubject: x\n\nhi\n', encoding: 'utf8' });
+  const r = spawnSync(lda, ['-c', dv.conf, '-d', 'john@example.org', '-f', 'a@b.example'], { input: 'From: a@b.example\nSubject: x\n\nhi\n', encoding: 'utf8', timeout: 120_000 });
   assert.equal(r.status, 0, r.stderr);
   const oracleLog = readFileSync(join(h, '.dovecot.sieve.log'), 'utf8');
   const oracleLine = /Info: (sieve: Failed to compile script .*)$/m.exec(dv.log())![1];

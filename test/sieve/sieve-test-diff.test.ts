@@ -235,7 +235,7 @@ test('Sealmail Sieve agrees with Pigeonhole sieve-test', async (t) => {
       const mp = join(sd, 'm.eml');
       writeFileSync(sp, c.script, { mode: 0o644 });
       writeFileSync(mp, c.msg ?? SPAM, { mode: 0o644 });
-      const r = spawnSync(sieveTest, ['-c', conf, '-f', c.from ?? 'sender@example.net', '-r', c.to ?? 'john@example.org', sp, mp], { encoding: 'utf8', cwd: sd });
+      const r = spawnSync(sieveTest, ['-c', conf, '-f', c.from ?? 'sender@example.net', '-r', c.to ?? 'john@example.org', sp, mp], { encoding: 'utf8', timeout: 120_000, cwd: sd });
       const oracleErrors = r.stderr.split('\n').filter((l) => /^s: line \d+: error:/.test(l));
       if (oracleErrors.length) {
         await assert.rejects(loadWithIncludes(sp, dirs), (e: unknown) => {

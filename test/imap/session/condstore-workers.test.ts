@@ -65,12 +65,17 @@ test('CONDSTORE: one modseq per message and one HIGHESTMODSEQ across worker proc
   }
   for (let i = 1; i < mine.length; i++) assert.ok(mine[i] > mine[i - 1], `STOREs in turn get growing modseqs whatever the process: ${mine}`);
   assert.ok(mine[0] > h0);
-  // every session agrees on every message's modseq and on HIGHESTMODSEQ
-  await new Promise((r) => setTimeout(r, 100));
-  const views: string[] = [];
-  for (const c of conns) {
-    await c.cmd('NOOP');
-    views.push(JSON.stringify([modseqs(await c.cmd('FETCH 1:* (MODSEQ)')), highest(await c.cmd('STATUS INBOX (HIGHESTMODSEQ)'))]));
+  // every session agrees on every message's modseq and on HIGHESTMODSEQ (asked again, bounded,
+  // while a process has not seen the last change yet: no fixed pause)
+  let views: string[] = [];
+  for (const end = Date.now() + 10_000; ;) {
+    views = [];
+    for (const c of conns) {
+      await c.cmd('NOOP');
+      views.push(JSON.stringify([modseqs(await c.cmd('FETCH 1:* (MODSEQ)')), highest(await c.cmd('STATUS INBOX (HIGHESTMODSEQ)'))]));
+    }
+    if (new Set(views).size === 1 || Date.now() > end) break;
+    await new Promise((r) => setTimeout(r, 50));
   }
   assert.deepEqual(new Set(views).size, 1, `the same modseqs in every process: ${views.join(' | ')}`);
   const [, top] = JSON.parse(views[0]) as [number[], number];

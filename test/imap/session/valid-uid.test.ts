@@ -14,19 +14,33 @@ import { setupDovecot, mailIds } from '../../helpers/dovecot.js';
 import { startSealmail } from '../../helpers/sealmail-server.js';
 import { freePort } from '../../helpers/databases.js';
 
-/** Send lines one by one, each after the server went quiet; the transcript after the greeting. */
+/**
+ * Send lines one by one, each after the reply that ends the previous one (an
+ * IMAP line's tagged status or a BYE, an SMTP/LMTP final `NNN ` line) or the
+ * server closing: no quiet-period guess. The transcript after the greeting.
+ */
 async function talk(port: number, lines: string[]): Promise<string> {
   const sock = connect(port, '127.0.0.1');
   let buf = '';
+  let closed = false;
+  let wake = (): void => undefined;
   sock.setEncoding('latin1');
-  sock.on('data', (d: string) => { buf += d; });
+  sock.on('data', (d: string) => { buf += d; wake(); });
+  sock.on('close', () => { closed = true; wake(); });
   sock.on('error', () => undefined);
-  const quiet = async () => {
-    for (let last = -1, end = Date.now() + 10_000; buf.length !== last && Date.now() < end;) { last = buf.length; await new Promise((r) => setTimeout(r, 300)); }
+  const until = async (done: (text: string) => boolean, from: number) => {
+    const end = Date.now() + 20_000;
+    while (!done(buf.slice(from)) && !closed) {
+      if (Date.now() > end) throw new Error(`no reply on port ${port}; got ${JSON.stringify(buf)}`);
+      await new Promise<void>((r) => { wake = r; setTimeout(r, 200); });
+    }
   };
-  await quiet();
+  const final = (line: string) => /^[A-Z]{4}\b|^Subject:/.test(line)
+    ? (text: string) => /^\d{3} [^\r\n]*\r\n/m.test(text) // LMTP: LHLO, MAIL, RCPT, DATA, the message, QUIT
+    : (text: string) => new RegExp(`^(?:${line.split(' ')[0]} |\\* BYE )[^\\r\\n]*\\r\\n`, 'm').test(text);
+  await until((text) => text.includes('\r\n'), 0);
   buf = buf.replace(/^[^\n]*\n/, ''); // the greeting names each server
-  for (const l of lines) { sock.write(`${l}\r\n`); await quiet(); }
+  for (const l of lines) { const from = buf.length; sock.write(`${l}\r\n`); await until(final(l), from); }
   sock.destroy();
   return buf.replace(/\[CAPABILITY [^\]]*\]/g, '[CAPABILITY …]').replace(/^250-[^\r]*\r\n/gm, '').replace(/\(\d+\.\d+ \+ \d+\.\d+(?: \+ \d+\.\d+)? secs\)/g, '(t)').replace(/UIDVALIDITY \d+/g, 'UIDVALIDITY n');
 }

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CommandReader, badText, type ReaderEvent } from '../../../src/imap/wire/parser.js';
 import { findTool, inCI } from '../../helpers/tools.js';
+import { killDaemon, onAbort } from '../../helpers/children.js';
 
 const dovecot = findTool('dovecot');
 const doveadm = findTool('doveadm');
@@ -66,6 +67,7 @@ service submission-login {
   }
 }
 ${root ? '' : `default_internal_user = ${process.env.USER ?? 'nobody'}\ndefault_login_user = ${process.env.USER ?? 'nobody'}\n`}`);
+  onAbort(() => killDaemon(join(dir, 'base', 'master.pid'))); // the test process stopped before its clean-up (children.ts)
   const r = spawnSync(dovecot!, ['-c', conf], { stdio: 'ignore', timeout: 20_000 }); // the daemon must hold no pipe of ours, or spawnSync waits for it
   assert.equal(r.status, 0, `dovecot -c ${conf} did not start (see ${dir}/log)`);
   // the auth process comes up a moment after the master returns

@@ -13,6 +13,8 @@
  * size, as Dovecot's quota_save_begin does; `lmtp_rcpt_check_quota` also
  * refuses at RCPT a user who is over quota already. Over quota: `552 5.2.2`,
  * or `452 4.2.2` with `quota_full_tempfail`, then quota_exceeded_message.
+ * `quota_max_mail_size` (quota_test_alloc's OVER_MAXSIZE, a MAIL_ERROR_LIMIT
+ * that mail_deliver reports as temporary): `451 4.2.0` and quota.c's text.
  * The message comes from its spool (src/lmtp/data-spool.ts) as a stream for
  * each recipient, Dovecot's headers in front: the store writes it chunk by
  * chunk. Only Sieve's body test and a redirect read it into one Buffer.
@@ -77,6 +79,8 @@ function messageId(head: Buffer): string {
 }
 
 class OverQuota extends Error {}
+class OverMaxSize extends Error {}
+const OVER_MAXSIZE = 'Mail size is larger than the maximum size allowed by server configuration';
 
 /** Dovecot's trace header: `for <rcpt>` (and Delivered-To) only when the transaction has one recipient; no `([ip])` over a unix socket. */
 function received(d: DeliveryInput): string {
@@ -159,7 +163,12 @@ export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
         if (t.create || d.config.getBool('lda_mailbox_autocreate', { protocol: 'lmtp' })) await store.create(box);
         else { log.info(`mailbox ${box} doesn't exist: saving to INBOX`); box = 'INBOX'; }
       }
-      if (quota && !(await quota.fits(box, [added.crlfSize + d.message.crlfSize]))) {
+      const size = added.crlfSize + d.message.crlfSize;
+      if (quota && quota.settings.maxMailSize > 0 && size > quota.settings.maxMailSize) {
+        log.info(`msgid=${msgid}: save failed to ${box}: ${OVER_MAXSIZE}`);
+        throw new OverMaxSize();
+      }
+      if (quota && !(await quota.fits(box, [size]))) {
         log.info(`msgid=${msgid}: save failed to ${box}: ${quota.exceededMessage()}`);
         throw new OverQuota();
       }
@@ -172,6 +181,7 @@ export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
     return { ok: true };
   } catch (e) {
     if (e instanceof OverQuota && quota) { const q = quotaReply(d.config, quota); return { ok: false, ...q }; }
+    if (e instanceof OverMaxSize) return { ok: false, temp: true, code: '451 4.2.0', text: OVER_MAXSIZE };
     if (e instanceof MailStoreError && e.code === 'NOSPACE') return { ok: false, temp: true, code: '452 4.3.1', text: 'Insufficient system storage' };
     log.error(`delivery failed: ${(e as Error).message}`);
     return { ok: false, temp: true, code: '451 4.2.0', text: 'Temporary internal error' };

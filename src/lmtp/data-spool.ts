@@ -4,9 +4,9 @@
  * lib/iostream-temp.c): in memory up to 128 kB
  * (IOSTREAM_TEMP_MAX_BUF_SIZE_DEFAULT), past that in a temporary file
  * `<mail_temp_dir>/dovecot.lmtp.<hostname>.<pid>.<16 hex>` created 0600 with
- * O_EXCL and unlinked at once (safe_mkstemp_hostpid + i_unlink), so nothing
- * is left behind by a client that drops mid-DATA or by a crash: the open
- * descriptor is the file's only name.
+ * O_EXCL and unlinked at once (safe_mkstemp_hostpid + i_unlink, here both
+ * synchronous, back to back), so nothing is left behind by a client that
+ * drops mid-DATA or by a crash: the open descriptor is the file's only name.
  *
  * Unlike Dovecot, the spool file is encrypted, always: AES-256-GCM under a
  * key and nonce made for this one transaction and held only in memory. A
@@ -20,7 +20,7 @@
  * caller asks for `buffer()` (Sieve's body test, redirect).
  */
 import { createCipheriv, createDecipheriv, randomBytes, type CipherGCM } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { close, openSync, read, unlinkSync, write } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 
@@ -52,7 +52,7 @@ export class MessageSpool implements SpooledMessage {
   /** The first SPOOL_MEMORY_LIMIT bytes, kept in memory whatever happens to the rest. */
   private headParts: Buffer[] = [];
   private headSize = 0;
-  private fh: fsp.FileHandle | null = null;
+  private fh: SpoolFile | null = null;
   /** The file's name when it was made (for log lines). */
   private path = '';
   private cipher: CipherGCM | null = null;
@@ -152,21 +152,24 @@ export class MessageSpool implements SpooledMessage {
   /** The temporary file, unlinked at once; what was in memory moves into it. False when it could not be made. */
   private async open(): Promise<boolean> {
     const path = join(this.dir, `dovecot.lmtp.${hostname()}.${process.pid}.${randomBytes(8).toString('hex')}`);
-    let fh: fsp.FileHandle;
+    // open and unlink back to back, synchronously as Dovecot does: two metadata calls, and no
+    // event-loop turn between them in which a kill would leave a named file behind
+    let fd: number;
     try {
-      fh = await fsp.open(path, 'wx+', 0o600);
+      fd = openSync(path, 'wx+', 0o600);
     } catch (e) {
       this.onError(`safe_mkstemp(${path}) failed: ${(e as Error).message}`);
       this.noFile = true;
       return false;
     }
-    try { await fsp.unlink(path); } catch (e) {
-      await fh.close().catch(() => undefined);
+    const fh = new SpoolFile(fd);
+    try { unlinkSync(path); } catch (e) {
+      await fh.close();
       this.onError(`unlink(${path}) failed: ${(e as Error).message}`);
       this.noFile = true;
       return false;
     }
-    if (this.closed) { await fh.close().catch(() => undefined); return false; }
+    if (this.closed) { await fh.close(); return false; }
     this.fh = fh;
     this.path = path;
     this.key = randomBytes(32);
@@ -236,12 +239,29 @@ export class MessageSpool implements SpooledMessage {
     this.headParts = [];
     await this.writing;
     this.key?.fill(0);
-    await this.fh?.close().catch(() => undefined);
+    await this.fh?.close();
     this.fh = null;
   }
 }
 
-async function writeAll(fh: fsp.FileHandle, data: Buffer, position: number): Promise<void> {
+/** The spool's descriptor (it has no name to reopen it by), with positioned reads and writes. */
+class SpoolFile {
+  constructor(private readonly fd: number) {}
+
+  read(buf: Buffer, off: number, len: number, pos: number): Promise<{ bytesRead: number }> {
+    return new Promise((res, rej) => read(this.fd, buf, off, len, pos, (e, n) => (e ? rej(e) : res({ bytesRead: n }))));
+  }
+
+  write(buf: Buffer, off: number, len: number, pos: number): Promise<{ bytesWritten: number }> {
+    return new Promise((res, rej) => write(this.fd, buf, off, len, pos, (e, n) => (e ? rej(e) : res({ bytesWritten: n }))));
+  }
+
+  close(): Promise<void> {
+    return new Promise((res) => close(this.fd, () => res()));
+  }
+}
+
+async function writeAll(fh: SpoolFile, data: Buffer, position: number): Promise<void> {
   for (let off = 0; off < data.length;) {
     const { bytesWritten } = await fh.write(data, off, data.length - off, position + off);
     off += bytesWritten;

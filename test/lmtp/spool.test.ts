@@ -5,7 +5,8 @@
  * (only the server's descriptor names it: /proc/<pid>/fd shows it
  * "(deleted)"), mode 0600, never holding the plaintext (the spool is
  * encrypted with a per-transaction key), and closed after the delivery or
- * when the client drops mid-DATA. Big messages arrive byte-identical for a
+ * when the client drops mid-DATA; a server killed mid-DATA leaves no file.
+ * Big messages arrive byte-identical for a
  * plain and a mail-crypt user (read back over IMAP), and ten concurrent
  * 30 MB deliveries keep the server's peak RSS (VmHWM) bounded.
  */
@@ -196,4 +197,16 @@ test('ten concurrent 30 MB deliveries keep the server\'s peak RSS bounded', asyn
   t.diagnostic(`VmHWM ${before.toFixed(0)} MB at start, ${peak.toFixed(0)} MB after 10 × 30 MB (before the spool: ~1240 MB)`);
   // 300 MB of mail in flight; the spool keeps the master far below that (bench/lmtp.bench.ts has the figure)
   assert.ok(peak < 400, `peak RSS ${peak.toFixed(0)} MB`);
+});
+
+test('a server killed mid-DATA leaves nothing in mail_temp_dir', async (t) => {
+  const { srv, port, spoolDir } = await server(t, false);
+  const c = await begin(port);
+  t.after(() => c.sock.destroy());
+  await c.send('DATA\r\n', /^354 .*\r\n/m);
+  c.sock.write(dotStuff(bigMessage('crash', 2 * 1024 * 1024)).subarray(0, 1024 * 1024));
+  await until('a spool file descriptor', () => spoolFds(srv.pid, spoolDir).length === 1);
+  process.kill(srv.pid, 'SIGKILL');
+  await srv.stop();
+  assert.deepEqual(readdirSync(spoolDir), [], 'a spool file outlived the server');
 });

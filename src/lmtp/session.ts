@@ -122,7 +122,8 @@ export class LmtpSession {
     const unfinished = this.dot || this.chunk ? ` (unfinished ${this.dot ? 'DATA' : 'BDAT'} command)` : '';
     this.log.info(`Disconnect from ${this.rip || 'local'}: Disconnected for inactivity${unfinished} (state=${this.state()})`);
     this.reply(`421 4.4.2 ${this.host} Disconnected for inactivity`);
-    this.sock.end();
+    // closed for good once the reply is out, whether or not the client ever closes its side
+    this.sock.end(() => this.sock.destroy());
     this.onClose();
   }
 
@@ -183,6 +184,8 @@ export class LmtpSession {
             c.left -= n;
           }
           await this.spoolBackpressure();
+          // the client may have gone while the disk caught up: its transaction is dropped already
+          if (this.closed) break;
           if (c.left > 0) { if (!this.buf.length) break; continue; }
           this.chunk = null;
           await (c.bad ? this.line(Buffer.from('BDAT 0 ?\r\n')) : this.bdat(c));

@@ -177,6 +177,8 @@ export const SEALMAIL_HONOURS = new Set([
   // LMTP (src/lmtp)
   'hostname', 'recipient_delimiter', 'lmtp_save_to_detail_mailbox', 'lda_mailbox_autocreate',
   'sendmail_path', 'submission_host', 'submission_timeout',
+  // LMTP's message spool (src/lmtp/data-spool.ts) and its per-user RCPT limit
+  'mail_temp_dir', 'lmtp_user_concurrency_limit',
 ]);
 
 /** Settings that only shape Dovecot's own processes; accepted without a warning. */

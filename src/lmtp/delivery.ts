@@ -13,6 +13,11 @@
  * size, as Dovecot's quota_save_begin does; `lmtp_rcpt_check_quota` also
  * refuses at RCPT a user who is over quota already. Over quota: `552 5.2.2`,
  * or `452 4.2.2` with `quota_full_tempfail`, then quota_exceeded_message.
+ * `quota_max_mail_size` (quota_test_alloc's OVER_MAXSIZE, a MAIL_ERROR_LIMIT
+ * that mail_deliver reports as temporary): `451 4.2.0` and quota.c's text.
+ * The message comes from its spool (src/lmtp/data-spool.ts) as a stream for
+ * each recipient, Dovecot's headers in front: the store writes it chunk by
+ * chunk. Only Sieve's body test and a redirect read it into one Buffer.
  */
 import { hostname } from 'node:os';
 import type { AuthEngine } from '../auth/engine.js';
@@ -25,6 +30,7 @@ import type { SystemFlag } from '../mailstore/maildir/filename.js';
 import { cryptUserFor, mailAccessRefusal, mailboxConfig, openUserStore, resolveMailUser } from '../mailstore/user-store.js';
 import { runSieveForDelivery, type SieveOutcomeAction } from '../sieve/deliver.js';
 import { sendSieveMail } from './submit.js';
+import type { SpooledMessage } from './data-spool.js';
 import { UserQuota } from '../quota/quota.js';
 
 export type RcptCheck = { ok: true; user: string; detail: string } | { ok: false; temp: boolean; text: string };
@@ -51,14 +57,30 @@ function quotaReply(config: DovecotConfig, quota: UserQuota): { temp: boolean; c
   return { temp, code: temp ? '452 4.2.2' : '552 5.2.2', text: quota.exceededMessage() };
 }
 
-/** What Dovecot's quota_save_begin tests: the incoming stream's size, CRLF line ends. */
-function crlfSize(b: Buffer): number {
-  let n = b.length;
-  for (let i = 0; i < b.length; i++) if (b[i] === 0x0a && (i === 0 || b[i - 1] !== 0x0d)) n++;
-  return n;
+/** Dovecot's added headers as a Buffer, and their size with CRLF line ends (they end in LF, so sizes add up). */
+function headerBlock(text: string): { bytes: Buffer; crlfSize: number } {
+  const bytes = Buffer.from(text, 'utf8');
+  let n = bytes.length;
+  for (let i = bytes.indexOf(0x0a); i >= 0; i = bytes.indexOf(0x0a, i + 1)) if (i === 0 || bytes[i - 1] !== 0x0d) n++;
+  return { bytes, crlfSize: n };
+}
+
+/** The message's header (up to its empty line) when it lies within `head`, else null. */
+function headerOf(head: Buffer): Buffer | null {
+  if (head[0] === 0x0a) return head.subarray(0, 0);
+  const end = head.indexOf('\n\n');
+  return end < 0 ? null : head.subarray(0, end + 1);
+}
+
+/** Message-ID for the log lines: from the header only. */
+function messageId(head: Buffer): string {
+  const h = headerOf(head) ?? head;
+  return /^Message-ID:\s*(.*)$/im.exec(h.toString('latin1'))?.[1] ?? 'unspecified';
 }
 
 class OverQuota extends Error {}
+class OverMaxSize extends Error {}
+const OVER_MAXSIZE = 'Mail size is larger than the maximum size allowed by server configuration';
 
 /** Dovecot's trace header: `for <rcpt>` (and Delivered-To) only when the transaction has one recipient; no `([ip])` over a unix socket. */
 function received(d: DeliveryInput): string {
@@ -79,8 +101,8 @@ export interface DeliveryInput {
   sessionId: string;
   /** The only recipient of its transaction (Delivered-To and `for <rcpt>` are added). */
   single: boolean;
-  /** The message as received, LF line ends. */
-  message: Buffer;
+  /** The message as received, LF line ends, read back from its spool. */
+  message: SpooledMessage;
 }
 
 export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
@@ -96,8 +118,12 @@ export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
   const store = openUserStore(mu, crypt, mailboxConfig(d.config, 'lmtp'));
   await store.ensureRoot();
   const quota = UserQuota.forUser(d.config, 'lmtp', u.user, u.fields, store);
-  const headers = `Return-Path: <${d.mailFrom}>\n${d.single ? `Delivered-To: ${d.rcpt}\n` : ''}${received(d)}`;
-  const full = Buffer.concat([Buffer.from(headers, 'utf8'), d.message]);
+  const added = headerBlock(`Return-Path: <${d.mailFrom}>\n${d.single ? `Delivered-To: ${d.rcpt}\n` : ''}${received(d)}`);
+  const full = async function* (): AsyncIterable<Buffer> { yield added.bytes; yield* d.message.stream(); };
+  // one copy of the whole message, made only when something needs it at once (Sieve's body test, redirect)
+  let whole: Promise<Buffer> | null = null;
+  const wholeMessage = () => (whole ??= d.message.buffer().then((m) => Buffer.concat([added.bytes, m])));
+  const msgid = messageId(d.message.head);
   let targets: { mailbox: string; flags: string[]; create: boolean }[] = [];
   const detailBox = d.config.getBool('lmtp_save_to_detail_mailbox', { protocol: 'lmtp' }) && d.detail ? d.detail : 'INBOX';
   const plugins = d.config.get('mail_plugins', { protocol: 'lmtp' }).split(/[\s,]+/);
@@ -105,7 +131,9 @@ export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
   const outgoing: SieveOutcomeAction[] = [];
   if (plugins.includes('sieve') && mu.home) {
     try {
-      const outcome = await runSieveForDelivery(d.config, { username: u.user, home: mu.home, fields: u.fields }, full,
+      const header = headerOf(d.message.head);
+      const sieveMessage = header ? { head: Buffer.concat([added.bytes, header, Buffer.from('\n')]), size: added.bytes.length + d.message.size, load: wholeMessage } : await wholeMessage();
+      const outcome = await runSieveForDelivery(d.config, { username: u.user, home: mu.home, fields: u.fields }, sieveMessage,
         { from: d.mailFrom, to: d.rcpt }, { mailboxExists: (n) => store.exists(n), protocol: 'lmtp' });
       for (const e of outcome.errors) log.error(`sieve: ${e}`);
       for (const a of outcome.actions) {
@@ -115,9 +143,10 @@ export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
         else if (a.type === 'redirect' || a.type === 'vacation') outgoing.push(a);
         else log.info(`sieve: action ${a.type} is not carried out by Sealmail yet`);
       }
-      const msgid = /^Message-ID:\s*(.*)$/im.exec(d.message.toString('latin1'))?.[1] ?? 'unspecified';
       // a redirect replaces the implicit keep; one that could not be sent keeps the message instead
-      if (await sendSieveMail(d.config, { user: u.user, mailFrom: d.mailFrom, message: full, msgid, log }, outgoing)) discarded ||= outgoing.some((a) => a.type === 'redirect');
+      // (the whole message is read only for a redirect: a vacation reply does not carry it)
+      const message = outgoing.some((a) => a.type === 'redirect') ? await wholeMessage() : added.bytes;
+      if (await sendSieveMail(d.config, { user: u.user, mailFrom: d.mailFrom, message, msgid, log }, outgoing)) discarded ||= outgoing.some((a) => a.type === 'redirect');
       else if (!targets.length) targets.push({ mailbox: detailBox, flags: [], create: false });
     } catch (e) {
       log.error(`sieve: ${(e as Error).message}: keeping the message in ${detailBox}`);
@@ -134,19 +163,25 @@ export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
         if (t.create || d.config.getBool('lda_mailbox_autocreate', { protocol: 'lmtp' })) await store.create(box);
         else { log.info(`mailbox ${box} doesn't exist: saving to INBOX`); box = 'INBOX'; }
       }
-      if (quota && !(await quota.fits(box, [crlfSize(full)]))) {
-        log.info(`msgid=${/^Message-ID:\s*(.*)$/im.exec(d.message.toString('latin1'))?.[1] ?? 'unspecified'}: save failed to ${box}: ${quota.exceededMessage()}`);
+      const size = added.crlfSize + d.message.crlfSize;
+      if (quota && quota.settings.maxMailSize > 0 && size > quota.settings.maxMailSize) {
+        log.info(`msgid=${msgid}: save failed to ${box}: ${OVER_MAXSIZE}`);
+        throw new OverMaxSize();
+      }
+      if (quota && !(await quota.fits(box, [size]))) {
+        log.info(`msgid=${msgid}: save failed to ${box}: ${quota.exceededMessage()}`);
         throw new OverQuota();
       }
       const folder = await store.open(box);
       const sys = t.flags.filter((f) => f.startsWith('\\')) as SystemFlag[];
       const kws = t.flags.filter((f) => !f.startsWith('\\'));
-      await folder.deliver(full, { flags: sys, keywords: kws });
-      log.info(`msgid=${/^Message-ID:\s*(.*)$/im.exec(d.message.toString('latin1'))?.[1] ?? 'unspecified'}: saved mail to ${box}`);
+      await folder.deliver(full(), { flags: sys, keywords: kws });
+      log.info(`msgid=${msgid}: saved mail to ${box}`);
     }
     return { ok: true };
   } catch (e) {
     if (e instanceof OverQuota && quota) { const q = quotaReply(d.config, quota); return { ok: false, ...q }; }
+    if (e instanceof OverMaxSize) return { ok: false, temp: true, code: '451 4.2.0', text: OVER_MAXSIZE };
     if (e instanceof MailStoreError && e.code === 'NOSPACE') return { ok: false, temp: true, code: '452 4.3.1', text: 'Insufficient system storage' };
     log.error(`delivery failed: ${(e as Error).message}`);
     return { ok: false, temp: true, code: '451 4.2.0', text: 'Temporary internal error' };

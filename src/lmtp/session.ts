@@ -7,6 +7,18 @@
  * the first one's delivery), session ids `<id>[:T<n>][:R<k>]`, the 32-byte
  * verb and 4096-byte parameter limits, and the bad-command limit (10).
  * Pipelined commands are handled in order. Delivery is src/lmtp/delivery.ts.
+ *
+ * Resources as Dovecot's lmtp bounds them: the message is spooled as it
+ * arrives (src/lmtp/data-spool.ts: memory up to 128 kB, then an encrypted,
+ * already unlinked file under mail_temp_dir), never gathered in memory, and
+ * the socket is not read while the spool's writes are behind; no message
+ * size limit (lmtp sets lib-smtp's max_message_size to unlimited; Dovecot's
+ * only cap is quota's, at save). The client idle timeout is lmtp's
+ * CLIENT_IDLE_TIMEOUT_MSECS (5 minutes without input while a command or
+ * message data is awaited, not while a delivery runs): `421 4.4.2 <host>
+ * Disconnected for inactivity`. Test hook: SEALMAIL_TEST_LMTP_IDLE_MS
+ * replaces the 5 minutes (tests only). `lmtp_user_concurrency_limit` is
+ * checked at RCPT (src/lmtp/user-concurrency.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -14,58 +26,76 @@ import type { Duplex } from 'node:stream';
 import type { AuthEngine } from '../auth/engine.js';
 import type { DovecotConfig } from '../config/settings.js';
 import { Logger } from '../log/logger.js';
+import { CrlfDecoder, DotDecoder } from './data-decoder.js';
+import { MessageSpool, type SpooledMessage } from './data-spool.js';
 import { checkRecipient, deliver } from './delivery.js';
 import { faultText, guarded } from '../util/fault.js';
+import { takeUserSlot, type UserSlot } from './user-concurrency.js';
 
 const MAX_BAD = 10;
 const MAX_VERB = 32;
 const MAX_PARAMS = 4096;
-const MAX_MESSAGE = 64 * 1024 * 1024;
+/** lmtp-client.c CLIENT_IDLE_TIMEOUT_MSECS. */
+const IDLE_MS = 5 * 60 * 1000;
+/** Unprocessed input (pipelined commands, message data not yet spooled) above which the socket is not read. */
+const INPUT_HIGH_WATER = 1024 * 1024;
+/** Spooled bytes not yet on disk above which DATA/BDAT reading waits for the disk. */
+const SPOOL_HIGH_WATER = 1024 * 1024;
+/** uoff_t: a BDAT size beyond it does not parse in lib-smtp. */
+const UOFF_MAX = (1n << 64n) - 1n;
 
 /** RFC 5321 `String`: an Atom or a Quoted-string (VRFY's and NOOP's argument). */
 const SMTP_STRING = /^(?:[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+|"(?:[^"\\\r\n]|\\.)*")$/;
 
-interface Rcpt { address: string; user: string; detail: string; index: number }
+interface Rcpt { address: string; user: string; detail: string; index: number; slot: UserSlot }
 
-type Input = { kind: 'line'; raw: Buffer } | { kind: 'chunk'; data: Buffer; last: boolean; bad: boolean };
+/** A BDAT chunk being read off the wire: `accept` when its bytes go to the spool (else they are read and dropped). */
+interface Chunk { size: number; left: number; last: boolean; bad: boolean; accept: boolean }
 
 export class LmtpSession {
   private buf: Buffer = Buffer.alloc(0);
-  private queue: Input[] = [];
   private running = false;
   private helo = '';
   private from: string | null = null;
   private rcpts: Rcpt[] = [];
   private rcptCount = 0;
   private transactions = 0;
-  /** DATA body lines while in DATA. */
-  private data: Buffer[] | null = null;
-  private dataSize = 0;
-  /** BDAT chunks of the transaction so far; null when no BDAT was given. */
-  private chunks: Buffer[] | null = null;
+  /** The transaction's message so far (DATA, or the BDAT chunks); null before DATA/BDAT. */
+  private spool: MessageSpool | null = null;
+  /** DATA's decoder while in DATA. */
+  private dot: DotDecoder | null = null;
+  /** BDAT's decoder once a chunk was accepted; its spool is `spool`. */
+  private crlf: CrlfDecoder | null = null;
   private chunkFailed = false;
-  /** Bytes of a BDAT chunk still to be read off the wire. */
-  private chunkLeft = 0;
-  private chunkCmd: { last: boolean; bad: boolean } | null = null;
+  /** The BDAT chunk being read off the wire. */
+  private chunk: Chunk | null = null;
   /** Skipping the rest of a too-long line. */
   private skipping = false;
   private bad = 0;
   private closed = false;
   private readonly id = randomBytes(16).toString('base64').slice(0, 22);
   private readonly host: string;
+  private readonly log = new Logger(`lmtp(${process.pid})`);
+  private idle: NodeJS.Timeout | null = null;
+  private readonly idleMs: number;
 
   constructor(private readonly sock: Duplex, private readonly config: DovecotConfig, private readonly auth: AuthEngine, private readonly rip: string) {
     this.host = config.get('hostname') || hostname();
+    this.idleMs = Number(process.env.SEALMAIL_TEST_LMTP_IDLE_MS) || IDLE_MS;
     sock.on('data', guarded((e) => this.fault(e), (d: Buffer) => this.onData(d)));
-    sock.on('close', () => { this.closed = true; });
-    sock.on('error', () => { this.closed = true; });
+    sock.on('close', () => this.onClose());
+    sock.on('error', () => this.onClose());
     this.reply(`220 ${this.host} ${config.get('login_greeting', { protocol: 'lmtp' }) || 'Dovecot ready.'}`);
+    this.armIdle();
   }
 
   private reply(line: string): void { if (!this.closed) this.sock.write(line + '\r\n'); }
 
-  private onData(d: Buffer): Promise<void> {
+  private onData(d: Buffer): Promise<void> | undefined {
+    if (this.closed) return;
     this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
+    // a client that sends faster than commands are answered or the spool is written waits in its socket
+    if (this.running && this.buf.length > INPUT_HIGH_WATER) this.sock.pause();
     return this.pump();
   }
 
@@ -79,65 +109,133 @@ export class LmtpSession {
     if (this.closed) { this.sock.destroy(); return; }
     this.reply(`421 4.3.0 ${this.host} Internal error occurred. Refer to server log for more information.`);
     this.closed = true;
+    this.disarmIdle();
+    this.dropTransaction();
     this.sock.end();
   }
 
+  /** The client went away: a message being received is dropped (its spool file has no name to leave behind). */
+  private onClose(): void {
+    this.closed = true;
+    this.disarmIdle();
+    this.buf = Buffer.alloc(0);
+    this.dropTransaction();
+  }
+
+  /** Dovecot's smtp-server idle timeout: armed only while input is awaited. */
+  private armIdle(): void {
+    this.disarmIdle();
+    if (!this.closed) this.idle = setTimeout(() => this.idleTimeout(), this.idleMs);
+  }
+
+  private disarmIdle(): void {
+    if (this.idle) { clearTimeout(this.idle); this.idle = null; }
+  }
+
+  private idleTimeout(): void {
+    this.idle = null;
+    if (this.closed) return;
+    const unfinished = this.dot || this.chunk ? ` (unfinished ${this.dot ? 'DATA' : 'BDAT'} command)` : '';
+    this.log.info(`Disconnect from ${this.rip || 'local'}: Disconnected for inactivity${unfinished} (state=${this.state()})`);
+    this.reply(`421 4.4.2 ${this.host} Disconnected for inactivity`);
+    // closed for good once the reply is out, whether or not the client ever closes its side
+    this.sock.end(() => this.sock.destroy());
+    this.onClose();
+  }
+
+  /** lib-smtp's smtp_server_state_names, for the disconnect log line. */
+  private state(): string {
+    if (this.spool) return 'DATA';
+    if (this.rcptCount) return 'RCPT TO';
+    if (this.from !== null) return 'MAIL FROM';
+    return this.helo ? 'READY' : 'GREETING';
+  }
+
   /**
-   * Takes the next command line, DATA line or BDAT chunk off the buffer, in
-   * the state the previous command left: a BDAT's chunk is raw bytes, never
-   * commands, and a rejected DATA leaves the next lines commands.
+   * Takes the next command line off the buffer. A well-formed BDAT command
+   * starts its chunk here (lib-smtp reads the chunk whenever the size
+   * parses, even when the end marker is wrong): what follows is raw bytes.
    */
-  private next(): Input | null {
-    if (this.chunkCmd) {
-      if (this.buf.length < this.chunkLeft) return null;
-      const data = this.buf.subarray(0, this.chunkLeft);
-      this.buf = this.buf.subarray(this.chunkLeft);
-      const cmd = this.chunkCmd;
-      this.chunkCmd = null;
-      return { kind: 'chunk', data, ...cmd };
-    }
+  private nextLine(): Buffer | null {
     for (;;) {
       const i = this.buf.indexOf(0x0a);
       if (i < 0) {
-        if (!this.data && !this.skipping && this.buf.length > MAX_VERB + MAX_PARAMS + 8) { this.skipping = true; const raw = this.buf; this.buf = Buffer.alloc(0); return { kind: 'line', raw }; }
+        if (!this.skipping && this.buf.length > MAX_VERB + MAX_PARAMS + 8) { this.skipping = true; const raw = this.buf; this.buf = Buffer.alloc(0); return raw; }
         if (this.skipping) this.buf = Buffer.alloc(0);
         return null;
       }
       const raw = this.buf.subarray(0, i + 1);
       this.buf = this.buf.subarray(i + 1);
       if (this.skipping) { this.skipping = false; continue; }
-      if (!this.data) {
-        // lib-smtp reads the chunk whenever the size parses, even when the end marker is wrong
-        const m = /^BDAT +(\d+)(?: +(\S+))? *\r?\n$/i.exec(raw.toString('latin1'));
-        if (m) { this.chunkCmd = { last: m[2]?.toUpperCase() === 'LAST', bad: m[2] !== undefined && m[2].toUpperCase() !== 'LAST' }; this.chunkLeft = Number(m[1]); return this.next() ?? { kind: 'line', raw: Buffer.alloc(0) }; }
-      }
-      return { kind: 'line', raw };
+      const m = /^BDAT +(\d+)(?: +(\S+))? *\r?\n$/i.exec(raw.toString('latin1'));
+      if (m && BigInt(m[1]) <= UOFF_MAX) { this.startChunk(Number(m[1]), m[2]); return null; }
+      return raw;
     }
+  }
+
+  private startChunk(size: number, marker: string | undefined): void {
+    const bad = marker !== undefined && marker.toUpperCase() !== 'LAST';
+    const accept = !bad && !this.chunkFailed && this.from !== null && this.rcpts.length > 0;
+    if (accept && !this.spool) { this.spool = this.newSpool(); this.crlf = new CrlfDecoder(); }
+    this.chunk = { size, left: size, last: marker?.toUpperCase() === 'LAST', bad, accept };
+  }
+
+  private newSpool(): MessageSpool {
+    return new MessageSpool(this.config.get('mail_temp_dir', { protocol: 'lmtp' }) || '/tmp', (m) => this.log.error(m));
   }
 
   private async pump(): Promise<void> {
     if (this.running) return;
     this.running = true;
+    this.disarmIdle();
     try {
       while (!this.closed) {
-        const inp = this.next();
-        if (!inp) break;
-        if (inp.kind === 'chunk') await (inp.bad ? this.line(Buffer.from('BDAT 0 ?\r\n')) : this.bdat(inp.data, inp.last));
-        else if (inp.kind === 'line' && inp.raw.length) await this.line(inp.raw);
+        if (this.chunk) {
+          // a BDAT chunk: its bytes as they come
+          const c = this.chunk;
+          const n = Math.min(c.left, this.buf.length);
+          if (n) {
+            if (c.accept && this.spool) { const spool = this.spool; this.crlf!.push(this.buf.subarray(0, n), (b) => spool.write(b)); }
+            this.buf = this.buf.subarray(n);
+            c.left -= n;
+          }
+          await this.spoolBackpressure();
+          // the client may have gone while the disk caught up: its transaction is dropped already
+          if (this.closed) break;
+          if (c.left > 0) { if (!this.buf.length) break; continue; }
+          this.chunk = null;
+          await (c.bad ? this.line(Buffer.from('BDAT 0 ?\r\n')) : this.bdat(c));
+          continue;
+        }
+        if (this.dot) {
+          // DATA: decoded into the spool as it comes
+          const spool = this.spool!;
+          const r = this.dot.decode(this.buf, (b) => spool.write(b));
+          this.buf = this.buf.subarray(r.used);
+          if (r.end) { await this.endData(); continue; }
+          await this.spoolBackpressure();
+          if (!r.used) break;
+          continue;
+        }
+        const raw = this.nextLine();
+        if (raw) { await this.line(raw); continue; }
+        if (!this.chunk) break;
       }
-    } finally { this.running = false; }
+    } finally {
+      this.running = false;
+      if (!this.closed) { this.sock.resume(); this.armIdle(); }
+    }
+  }
+
+  /** The spool's disk writes are behind: wait for them before reading on. */
+  private async spoolBackpressure(): Promise<void> {
+    if (this.spool && this.spool.backlog > SPOOL_HIGH_WATER) {
+      this.sock.pause();
+      await this.spool.drain();
+    }
   }
 
   private async line(raw: Buffer): Promise<void> {
-    if (this.data) {
-      const l = raw.toString('latin1').replace(/\r?\n$/, '');
-      if (l === '.') { await this.endData(); return; }
-      const body = raw[0] === 0x2e ? raw.subarray(1) : raw; // dot-unstuffing
-      const lf = body.length >= 2 && body[body.length - 2] === 0x0d && body[body.length - 1] === 0x0a ? Buffer.concat([body.subarray(0, body.length - 2), Buffer.from('\n')]) : body;
-      this.dataSize += lf.length;
-      if (this.dataSize <= MAX_MESSAGE) this.data.push(lf);
-      return;
-    }
     const text = raw.toString('utf8').replace(/\r?\n$/, '');
     const vm = /^[A-Za-z]*/.exec(text)![0];
     const rest = text.slice(vm.length);
@@ -160,14 +258,14 @@ export class LmtpSession {
         if (this.chunkFailed) { this.reply('503 5.5.0 Previous data chunk failed, issue RSET first'); return; }
         if (this.from === null) { this.reply('503 5.5.0 MAIL needed first'); return; }
         if (!this.rcpts.length) { this.reply('503 5.5.0 No valid recipients'); return; }
-        if (this.chunks) { this.reply('503 5.5.0 Bad sequence of commands'); return; }
-        this.data = [];
-        this.dataSize = 0;
+        if (this.spool) { this.reply('503 5.5.0 Bad sequence of commands'); return; }
+        this.spool = this.newSpool();
+        this.dot = new DotDecoder();
         this.reply('354 OK');
         return;
       case 'BDAT':
         // a well-formed BDAT was taken off the wire with its chunk; what reaches here is malformed
-        if (!/^\d+(\s|$)/.test(arg)) this.reply('501 5.5.4 Invalid chunk size parameter');
+        if (!/^\d+(\s|$)/.test(arg) || BigInt(/^\d+/.exec(arg)![0]) > UOFF_MAX) this.reply('501 5.5.4 Invalid chunk size parameter');
         else this.reply('501 5.5.4 Invalid end marker parameter');
         this.chunkFailed = true;
         return;
@@ -189,7 +287,16 @@ export class LmtpSession {
   }
 
   private reset(): void {
-    this.from = null; this.rcpts = []; this.rcptCount = 0; this.chunks = null; this.chunkFailed = false;
+    this.dropTransaction();
+    this.from = null; this.rcptCount = 0; this.chunkFailed = false;
+  }
+
+  /** The transaction's recipients let go (their concurrency slots) and its message dropped. */
+  private dropTransaction(): void {
+    for (const r of this.rcpts) r.slot.release();
+    this.rcpts = [];
+    void this.spool?.close();
+    this.spool = null; this.dot = null; this.crlf = null; this.chunk = null;
   }
 
   private mail(arg: string): void {
@@ -230,20 +337,24 @@ export class LmtpSession {
     const index = ++this.rcptCount;
     const c = await checkRecipient(this.config, this.auth, p.path);
     if (!c.ok) { this.reply(c.text); return; }
-    this.rcpts.push({ address: p.path, user: c.user, detail: c.detail, index });
+    const slot = takeUserSlot(c.user, Number(this.config.get('lmtp_user_concurrency_limit', { protocol: 'lmtp' })) || 0);
+    if (!slot) { this.reply(`451 4.3.0 <${p.path}> Too many concurrent deliveries for user`); return; }
+    // the connection may have gone while the userdb answered
+    if (this.closed) { slot.release(); return; }
+    this.rcpts.push({ address: p.path, user: c.user, detail: c.detail, index, slot });
     this.reply('250 2.1.5 OK');
   }
 
-  private async bdat(chunk: Buffer, last: boolean): Promise<void> {
+  /** A BDAT chunk has been read off the wire (into the spool when it was accepted). */
+  private async bdat(c: Chunk): Promise<void> {
     if (this.chunkFailed) { this.reply('503 5.5.0 Previous data chunk failed, issue RSET first'); return; }
     const fail = (line: string) => { this.chunkFailed = true; this.reply(line); };
     if (this.from === null) { fail('503 5.5.0 MAIL needed first'); return; }
     if (!this.rcpts.length) { fail('503 5.5.0 No valid recipients'); return; }
-    (this.chunks ??= []).push(chunk);
-    if (!last) { this.reply(`250 2.0.0 Added ${chunk.length} octets`); return; }
-    // BDAT data is the raw message: stored with LF line ends like DATA's
-    const message = Buffer.from(Buffer.concat(this.chunks).toString('latin1').replace(/\r\n/g, '\n'), 'latin1');
-    await this.finish(message);
+    if (!c.last) { this.reply(`250 2.0.0 Added ${c.size} octets`); return; }
+    const spool = this.spool!;
+    this.crlf!.end((b) => spool.write(b));
+    await this.endMessage();
   }
 
   private badCmd(line: string): void {
@@ -252,30 +363,45 @@ export class LmtpSession {
   }
 
   private async endData(): Promise<void> {
-    const message = Buffer.concat(this.data!);
-    this.data = null;
-    if (this.dataSize > MAX_MESSAGE) {
-      for (const r of this.rcpts) this.reply(`552 5.3.4 <${r.address}> Message too large`);
-      this.reset();
-      return;
+    this.dot = null;
+    await this.endMessage();
+  }
+
+  /** The message is in: on disk (or in memory when small), then delivered; a spool that failed answers 451 for each recipient. */
+  private async endMessage(): Promise<void> {
+    const spool = this.spool!;
+    this.spool = null;
+    this.crlf = null;
+    try {
+      let message: SpooledMessage;
+      try { message = await spool.finish(); } catch {
+        for (const r of this.rcpts) this.reply(`451 4.3.0 <${r.address}> Temporary internal failure`);
+        this.reset();
+        return;
+      }
+      await this.finish(message);
+    } finally {
+      await spool.close();
     }
-    await this.finish(message);
   }
 
   /** Delivers to every recipient and answers for each; a stream cut before this point stores nothing. */
-  private async finish(message: Buffer): Promise<void> {
+  private async finish(message: SpooledMessage): Promise<void> {
     const rcpts = this.rcpts;
     const from = this.from!;
+    // the recipients keep their concurrency slots until each one's delivery is done
+    this.rcpts = [];
     this.reset();
     const tid = this.transactions > 1 ? `${this.id}:T${this.transactions}` : this.id;
     const done = new Map<string, string>();
     for (const r of rcpts) {
       const prev = done.get(r.address);
-      if (prev) { this.reply(prev); continue; }
+      if (prev) { r.slot.release(); this.reply(prev); continue; }
       const sid = r.index > 1 ? `${tid}:R${r.index}` : tid;
       // anything unexpected (a home the mail user cannot write…) is a temporary failure for this recipient, never a crash
       const res = await deliver({ config: this.config, auth: this.auth, user: r.user, detail: r.detail, rcpt: r.address, mailFrom: from, heloName: this.helo, rip: this.rip, sessionId: tid, single: rcpts.length === 1, message })
-        .catch((e: Error) => { Logger.forUser('lmtp', r.user).error(`delivery failed: ${e.message}`); return { ok: false as const, temp: true, code: '451 4.2.0', text: 'Temporary internal error' }; });
+        .catch((e: Error) => { Logger.forUser('lmtp', r.user).error(`delivery failed: ${e.message}`); return { ok: false as const, temp: true, code: '451 4.2.0', text: 'Temporary internal error' }; })
+        .finally(() => r.slot.release());
       const line = res.ok ? `250 2.0.0 <${r.address}> ${sid} Saved` : `${res.code} <${r.address}> ${res.text}`;
       done.set(r.address, line);
       this.reply(line);

@@ -5,7 +5,7 @@
  * `*:messages=N`, `Trash:storage=+100M`, `Trash:ignore`, percentages of the
  * `*` rule), `quota_grace` (default 10% of the storage limit: the last
  * message saved while under quota may pass the limit by that much),
- * `quota_vsizes`, `quota_exceeded_message` and the warning rules
+ * `quota_vsizes`, `quota_exceeded_message`, `quota_max_mail_size` and the warning rules
  * `quota_warning`, `quota_warning2`, … (`[+|-]storage=95%% command args`,
  * quota_root_add_warning_rule: limits as a `*` rule's, percentages of the
  * `*` rule, `-` for "went below"). Userdb fields (ISPmail's
@@ -13,6 +13,8 @@
  * `plugin {}` settings key by key, as mail_user_plugin_getenv does.
  */
 import { wildcardMatch } from '../util/wildcard.js';
+
+import { parseSize } from '../config/values.js';
 
 export interface RuleLimits { bytes: number; bytesPercent: number; count: number; countPercent: number }
 export interface QuotaRule extends RuleLimits { mask: string; ignore: boolean }
@@ -41,6 +43,8 @@ export interface QuotaSettings {
   exceededMessage: string;
   /** In configuration order: Dovecot runs only the first one a change matches. */
   warnings: QuotaWarningRule[];
+  /** quota_max_mail_size: the largest message a save may bring (0 = no limit). */
+  maxMailSize: number;
 }
 
 export const DEFAULT_EXCEEDED_MESSAGE = 'Quota exceeded (mailbox for user is full)';
@@ -97,8 +101,14 @@ export function quotaSettings(plugin: Record<string, string>, fields: [string, s
   const s: QuotaSettings = {
     backend, name: name || parts[0], enforce: !parts.slice(2).includes('noenforcing'),
     defaults: zero(), rules: [], graceBytes: 0, vsizes: /^(yes|y|1|true)$/i.test(env('quota_vsizes') ?? ''),
-    exceededMessage: env('quota_exceeded_message') || DEFAULT_EXCEEDED_MESSAGE, warnings: [],
+    exceededMessage: env('quota_exceeded_message') || DEFAULT_EXCEEDED_MESSAGE, warnings: [], maxMailSize: 0,
   };
+  const maxSize = env('quota_max_mail_size');
+  if (maxSize) {
+    const n = parseSize(maxSize);
+    if (typeof n === 'string') throw new QuotaConfigError(`quota_max_mail_size: ${n}`);
+    s.maxMailSize = n;
+  }
   const ruleTexts: string[] = [];
   const first = env('quota_rule');
   if (first) ruleTexts.push(first);

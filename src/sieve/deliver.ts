@@ -23,7 +23,7 @@ import { expandVars } from '../config/vars.js';
 import { Logger, formatTimestamp } from '../log/logger.js';
 import { compileScript, SieveCompileError, type CompiledScript, type CompileOptions } from './compile.js';
 import { runScript, type SieveAction, type SieveEnvelope } from './interpreter.js';
-import { parseMessage } from './message.js';
+import { parseMessage, type MessageSource } from './message.js';
 import { vacationSuppressed, vacationDue, composeVacation } from './vacation.js';
 
 export interface SieveOutcomeAction {
@@ -155,7 +155,8 @@ function tzOffset(d: Date): string {
   return `${m < 0 ? '-' : '+'}${String(Math.floor(a / 60)).padStart(2, '0')}${String(a % 60).padStart(2, '0')}`;
 }
 
-export async function runSieveForDelivery(config: DovecotConfig, user: SieveUser, message: Buffer, envelope: SieveEnvelope, opts: DeliverOptions = {}): Promise<SieveOutcome> {
+/** `message`: the whole message, or its start with the whole header (src/lmtp: the rest stays in its spool unless a body test reads it). */
+export async function runSieveForDelivery(config: DovecotConfig, user: SieveUser, message: Buffer | MessageSource, envelope: SieveEnvelope, opts: DeliverOptions = {}): Promise<SieveOutcome> {
   const protocol = opts.protocol ?? 'lmtp';
   // userdb fields override plugin settings (Dovecot turns unknown userdb fields into plugin settings).
   const plugin = { ...config.plugin({ protocol }), ...Object.fromEntries(user.fields.filter(([k]) => k.startsWith('sieve'))) };

@@ -229,7 +229,8 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
         return v !== undefined && doMatch([v], strs(p.pos[1]), matchSpec(p));
       }
       case 'body': {
-        const body = ctx.message.raw.subarray(ctx.message.bodyStart).toString('utf8');
+        const raw = ctx.message.whole ? await ctx.message.whole() : ctx.message.raw;
+        const body = raw.subarray(ctx.message.bodyStart).toString('utf8');
         return doMatch([body], strs(p.pos[0]), matchSpec(p));
       }
     }

@@ -11,7 +11,12 @@ export interface ParsedMessage {
   headers: Array<{ name: string; value: string }>;   // name lower-cased, value unfolded + decoded
   rawHeaders: Array<{ name: string; value: string }>; // value unfolded, not decoded
   bodyStart: number;
+  /** The whole message when `raw` is only its start (a big LMTP delivery, read from its spool when a test needs the body). */
+  whole?: () => Promise<Buffer>;
 }
+
+/** A message given by its start (holding the whole header), its size and a way to read all of it. */
+export interface MessageSource { head: Buffer; size: number; load: () => Promise<Buffer> }
 
 function headerEnd(raw: Buffer): number {
   for (let i = 0; i < raw.length; i++) {
@@ -21,7 +26,12 @@ function headerEnd(raw: Buffer): number {
   return raw.length;
 }
 
-export function parseMessage(raw: Buffer): ParsedMessage {
+export function parseMessage(raw: Buffer | MessageSource): ParsedMessage {
+  if (!Buffer.isBuffer(raw)) {
+    const src = raw;
+    let loaded: Promise<Buffer> | null = null;
+    return { ...parseMessage(src.head), size: src.size, whole: () => (loaded ??= src.load()) };
+  }
   const end = headerEnd(raw);
   const text = raw.subarray(0, end).toString('latin1');
   const lines = text.split(/\r?\n/);

@@ -12,6 +12,14 @@ import { parseConfigText } from '../helpers/config-text.js';
 import { tempDir } from '../helpers/tmp.js';
 import { AuthEngine } from '../../src/auth/engine.js';
 import { deliver } from '../../src/lmtp/delivery.js';
+import { MessageSpool, type SpooledMessage } from '../../src/lmtp/data-spool.js';
+
+/** A message as LMTP's DATA leaves it for delivery. */
+async function spooled(text: string, dir: string): Promise<SpooledMessage> {
+  const spool = new MessageSpool(dir, (m) => { throw new Error(m); });
+  spool.write(Buffer.from(text));
+  return spool.finish();
+}
 
 test('fileinto "Junk" creates and subscribes an auto = subscribe Junk', async (t) => {
   const dir = tempDir(t, 'lmtp-auto');
@@ -44,8 +52,8 @@ namespace inbox {
   const auth = new AuthEngine(config, 'lmtp');
   t.after(() => auth.close());
   const base = { config, auth, user: 'jo@example.org', detail: '', rcpt: 'jo@example.org', mailFrom: 'x@example.net', heloName: 'mx', rip: '127.0.0.1', sessionId: 'T1', single: true };
-  assert.deepEqual(await deliver({ ...base, message: Buffer.from('Subject: buy\nX-Spam: Yes\n\nspam\n') }), { ok: true });
-  assert.deepEqual(await deliver({ ...base, message: Buffer.from('Subject: hi\n\nham\n') }), { ok: true });
+  assert.deepEqual(await deliver({ ...base, message: await spooled('Subject: buy\nX-Spam: Yes\n\nspam\n', dir) }), { ok: true });
+  assert.deepEqual(await deliver({ ...base, message: await spooled('Subject: hi\n\nham\n', dir) }), { ok: true });
   const maildir = join(dir, 'home', 'jo@example.org', 'Maildir');
   const count = (d: string) => ['new', 'cur'].flatMap((s) => (existsSync(join(d, s)) ? readdirSync(join(d, s)) : [])).length;
   assert.equal(count(join(maildir, '.Junk')), 1, 'spam in Junk');

@@ -121,6 +121,19 @@ test('lmtp_rcpt_check_quota with quota_full_tempfail and quota_exceeded_message:
   assert.ok(theirs.some((l) => l.startsWith('a3 NO [OVERQUOTA] Mailbox of bob@example.org is full, sorry')), theirs.join('\n'));
 });
 
+test('quota_max_mail_size at LMTP: a message over it gets Dovecot\'s 451 4.2.0, a smaller one is saved', async (t) => {
+  const p = await pair(t, '  quota_max_mail_size = 1k\n');
+  if (!p) return;
+  const user = 'eve@example.org';
+  for (const [size, subject] of [[400, 'fits'], [1500, 'too big'], [300, 'fits again']] as const) {
+    const theirs = strip(await lmtpSend(p.lmtpD, [user, 'fay@example.org'], message(size, subject)));
+    const ours = strip(await lmtpSend(p.lmtpS, [user, 'fay@example.org'], message(size, subject)));
+    assert.deepEqual(ours, theirs, `delivery of ${size} bytes (${subject})`);
+    if (size > 1024) assert.ok(theirs.includes('451 4.2.0 <eve@example.org> Mail size is larger than the maximum size allowed by server configuration'), theirs.join('\n'));
+  }
+  assert.match(p.srv.output(), /lmtp\(eve@example\.org\)<\d+>: Info: msgid=.*: save failed to INBOX: Mail size is larger than the maximum size allowed by server configuration/);
+});
+
 test('maildirsize lines as Dovecot writes them: one per APPEND, one per COPY of many, MOVE as copy + expunge, one per EXPUNGE', async (t) => {
   const p = await pair(t, '');
   if (!p) return;

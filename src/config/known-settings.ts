@@ -75,6 +75,15 @@ export const SERVICE_DEFAULTS: Record<string, string> = (() => {
   return { ...keys, chroot: '', client_limit: '0', drop_priv_before_exec: 'no', executable: '', extra_groups: '', group: '', idle_kill: '0', privileged_group: '', process_limit: '0', process_min_avail: '0', protocol: '', service_count: '0', type: '', user: '', vsz_limit: '18446744073709551615 B' };
 })();
 
+/**
+ * Service defaults of Pigeonhole's services, which `doveconf -d` without the
+ * plugin does not list (managesieve-login/managesieve-settings.c of 0.5.19).
+ */
+export const PLUGIN_SERVICE_DEFAULTS: Record<string, Record<string, string>> = {
+  'managesieve-login': { client_limit: '0', process_limit: '0', service_count: '1', type: 'login', protocol: 'sieve' },
+  managesieve: { client_limit: '1', process_limit: '0', service_count: '1', protocol: 'sieve' },
+};
+
 /** Sections whose keys are free-form (any key accepted, as Dovecot does). */
 export const FREE_FORM_SECTIONS = new Set(['plugin', 'dict', 'metric', 'event_exporter', 'auth_policy_request_attributes', 'shared']);
 

@@ -26,7 +26,8 @@ export interface SealmailServer {
   stop(): Promise<number | null>;
 }
 
-export async function startSealmail(t: TestContext, opts: { extraConf?: string; passdb?: string; beforeStart?: (dir: string) => void; rewriteConf?: (text: string, dir: string) => string } = {}): Promise<SealmailServer> {
+/** `env`: added to the server's environment (the SEALMAIL_TEST_* hooks of src/config/connection-limits.ts). */
+export async function startSealmail(t: TestContext, opts: { extraConf?: string; passdb?: string; env?: Record<string, string>; beforeStart?: (dir: string) => void; rewriteConf?: (text: string, dir: string) => string } = {}): Promise<SealmailServer> {
   const dir = tempDir(t, 'sealmail-srv');
   chmodSync(dir, 0o755);
   const { uid, gid } = mailIds();
@@ -69,7 +70,7 @@ ${opts.extraConf ?? ''}
 `);
   opts.beforeStart?.(dir);
   if (opts.rewriteConf) writeFileSync(conf, opts.rewriteConf(readFileSync(conf, 'utf8'), dir));
-  const child: ChildProcess = spawn(process.execPath, [sealmailJs, '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, [sealmailJs, '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));

@@ -180,6 +180,9 @@ export const SEALMAIL_HONOURS = new Set([
   // IMAP (src/imap)
   'login_greeting', 'imap_capability', 'imap_max_line_length', 'imap_idle_notify_interval',
   'imap_metadata', 'mail_server_comment', 'mail_server_admin',
+  // connection limits (config/connection-limits.ts): per user+IP, and the fall-backs of every
+  // service's client_limit / process_limit (service sections are not in this table: dovecot-compat.md says which count)
+  'mail_max_userip_connections', 'default_client_limit', 'default_process_limit',
   // quota (src/quota)
   'lmtp_rcpt_check_quota', 'quota_full_tempfail',
   // LMTP (src/lmtp)
@@ -189,7 +192,7 @@ export const SEALMAIL_HONOURS = new Set([
 
 /** Settings that only shape Dovecot's own processes; accepted without a warning. */
 export const PROCESS_TUNING = new Set([
-  'default_process_limit', 'default_client_limit', 'default_idle_kill', 'default_vsz_limit',
+  'default_idle_kill', 'default_vsz_limit',
   'default_login_user', 'default_internal_user', 'default_internal_group', 'version_ignore',
   'instance_name', 'shutdown_clients', 'verbose_proctitle', 'state_dir',
 ]);

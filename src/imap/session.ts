@@ -142,7 +142,10 @@ export class Session {
   capabilityAskedBeforeLogin = false;
   private rawWaiter: ((line: string | null) => void) | null = null;
   private rawBuf = Buffer.alloc(0);
+  /** The login deadline before login, the autologout timer after it. */
   private timer: NodeJS.Timeout | null = null;
+  private idleTimerArmed = false;
+  private lastInput = 0;
   /** Age and LOGIN/AUTHENTICATE attempts, for imap-login's disconnect log lines. */
   private readonly progress = new LoginProgress();
   /** Waiting for the client's next SASL response. */
@@ -266,10 +269,13 @@ export class Session {
    */
   private touch(): void {
     if (this.state === 'not-authenticated' || this.closed) return;
+    this.lastInput = Date.now();
+    // the login deadline is replaced once; after that the same timer restarts (no new timer per packet)
+    if (this.idleTimerArmed && this.timer) { this.timer.refresh(); return; }
     if (this.timer) clearTimeout(this.timer);
-    const since = Date.now();
+    this.idleTimerArmed = true;
     this.timer = setTimeout(() => {
-      Logger.forUser('imap', this.user).info(`Disconnected: Inactivity - no input for ${Math.round((Date.now() - since) / 1000)} secs`);
+      Logger.forUser('imap', this.user).info(`Disconnected: Inactivity - no input for ${Math.round((Date.now() - this.lastInput) / 1000)} secs`);
       void this.hangUp('Disconnected for inactivity.');
     }, DEADLINES.idleMs);
     this.timer.unref();

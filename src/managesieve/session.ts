@@ -120,7 +120,9 @@ export class ManageSieveSession {
   private badCount = 0;
   private lastInvalid = false;
   private log = new Logger('managesieve-login');
+  /** The login deadline before login, the autologout timer after it. */
   private timer: NodeJS.Timeout | null = null;
+  private idleTimerArmed = false;
   /** Age and AUTHENTICATE attempts, for managesieve-login's disconnect log lines. */
   private readonly progress = new LoginProgress();
 
@@ -154,7 +156,9 @@ export class ManageSieveSession {
   /** managesieved's autologout: 30 minutes without input once logged in (CLIENT_IDLE_TIMEOUT_MSECS). */
   private touch(): void {
     if (this.user === null || this.closed) return;
+    if (this.idleTimerArmed && this.timer) { this.timer.refresh(); return; } // no new timer per packet
     if (this.timer) clearTimeout(this.timer);
+    this.idleTimerArmed = true;
     this.timer = setTimeout(() => {
       Logger.forUser('managesieve', this.user!).info('Disconnected for inactivity');
       this.bye('Disconnected for inactivity');

@@ -94,7 +94,7 @@ async function logged(srv: SealmailServer, re: RegExp, what: string): Promise<st
 }
 
 test('an unauthenticated connection is cut at the login deadline whatever it sends; logged-in ones stay', async (t) => {
-  const { srv, sieve } = await server(t, 'service imap-login {\n  process_min_avail = 2\n}\n', { SEALMAIL_TEST_LOGIN_TIMEOUT_MS: '1500' });
+  const { srv, sieve } = await server(t, 'service imap-login {\n  process_min_avail = 2\n}\n', { SEALMAIL_TEST_LOGIN_TIMEOUT_MS: '4000' });
   const user = await imapLogin(t, srv.imapPort, 'stay@example.org');
   const sieveUser = await sieveLogin(t, sieve, 'stay@example.org');
   const busy = await Wire.open(t, srv.imapPort, IMAP_GREETING);
@@ -114,10 +114,10 @@ test('an unauthenticated connection is cut at the login deadline whatever it sen
   assert.equal(await sasl.until(/\r\n$/, 'BYE during SASL'), '* BYE Disconnected for inactivity during authentication.\r\n');
   assert.equal(await sieveSasl.until(/\r\n$/, 'sieve BYE during SASL'), 'BYE "Disconnected for inactivity during authentication."\r\n');
   await Promise.all([busy.gone('imap'), sasl.gone('imap sasl'), sieveBusy.gone('sieve'), sieveSasl.gone('sieve sasl')]);
-  await logged(srv, /imap-login: Info: Disconnected: Inactivity \(no auth attempts in 1 secs\): user=<>, rip=127\.0\.0\.1, lip=127\.0\.0\.1/, 'IMAP deadline');
-  await logged(srv, /imap-login: Info: Disconnected: Inactivity during authentication \(client didn't finish SASL auth, waited 1 secs\): user=<>, method=PLAIN, rip=127\.0\.0\.1/, 'IMAP SASL deadline');
-  await logged(srv, /managesieve-login: Info: Disconnected: Inactivity \(no auth attempts in 1 secs\): user=<>, rip=127\.0\.0\.1/, 'sieve deadline');
-  await logged(srv, /managesieve-login: Info: Disconnected: Inactivity during authentication \(client didn't finish SASL auth, waited 1 secs\): user=<>, method=PLAIN/, 'sieve SASL deadline');
+  await logged(srv, /imap-login: Info: Disconnected: Inactivity \(no auth attempts in \d+ secs\): user=<>, rip=127\.0\.0\.1, lip=127\.0\.0\.1/, 'IMAP deadline');
+  await logged(srv, /imap-login: Info: Disconnected: Inactivity during authentication \(client didn't finish SASL auth, waited \d+ secs\): user=<>, method=PLAIN, rip=127\.0\.0\.1/, 'IMAP SASL deadline');
+  await logged(srv, /managesieve-login: Info: Disconnected: Inactivity \(no auth attempts in \d+ secs\): user=<>, rip=127\.0\.0\.1/, 'sieve deadline');
+  await logged(srv, /managesieve-login: Info: Disconnected: Inactivity during authentication \(client didn't finish SASL auth, waited \d+ secs\): user=<>, method=PLAIN/, 'sieve SASL deadline');
   // the sessions that logged in before are not touched by the login deadline
   user.send('b NOOP');
   assert.match(await user.until(/^b OK .*\r\n/m, 'NOOP after the deadline'), /^b OK NOOP completed/m);
@@ -126,7 +126,7 @@ test('an unauthenticated connection is cut at the login deadline whatever it sen
 });
 
 test('autologout after login ends silent sessions; IDLE\'s keepalive keeps one', async (t) => {
-  const { srv, sieve } = await server(t, 'imap_idle_notify_interval = 1 secs\nservice imap-login {\n  process_min_avail = 2\n}\n', { SEALMAIL_TEST_IDLE_TIMEOUT_MS: '3000' });
+  const { srv, sieve } = await server(t, 'imap_idle_notify_interval = 1 secs\nservice imap-login {\n  process_min_avail = 2\n}\n', { SEALMAIL_TEST_IDLE_TIMEOUT_MS: '5000' });
   const idler = await imapLogin(t, srv.imapPort, 'idle@example.org');
   idler.send('i IDLE');
   await idler.until(/^\+ idling\r\n/, 'IDLE continuation');

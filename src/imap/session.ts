@@ -110,7 +110,7 @@ const POSTLOGIN_CAPABILITIES: Array<[string, boolean | ((s: Session) => boolean)
 const METADATA_VALUE_LIMIT = 1024 * 1024;
 
 
-/** How long a hung-up client's socket may linger for its last bytes (see hangUp). */
+/** How long a finished connection's socket may linger for its last bytes (see end()). */
 const HANGUP_GRACE_MS = 1000;
 
 /** Dovecot's imap process: CLIENT_MAX_BAD_COMMANDS, counted while no valid command comes between. */
@@ -258,7 +258,7 @@ export class Session {
       if (this.state !== 'not-authenticated') return;
       const sasl = this.inSasl;
       this.loginLog(sasl ? 'Inactivity during authentication' : 'Inactivity');
-      void this.hangUp(sasl ? 'Disconnected for inactivity during authentication.' : 'Disconnected for inactivity.');
+      void this.bye(sasl ? 'Disconnected for inactivity during authentication.' : 'Disconnected for inactivity.');
     }, DEADLINES.loginMs);
     this.timer.unref();
   }
@@ -276,7 +276,7 @@ export class Session {
     this.idleTimerArmed = true;
     this.timer = setTimeout(() => {
       Logger.forUser('imap', this.user).info(`Disconnected: Inactivity - no input for ${Math.round((Date.now() - this.lastInput) / 1000)} secs`);
-      void this.hangUp('Disconnected for inactivity.');
+      void this.bye('Disconnected for inactivity.');
     }, DEADLINES.idleMs);
     this.timer.unref();
   }
@@ -297,7 +297,7 @@ export class Session {
   evict(): void {
     if (this.closed || this.state !== 'not-authenticated') return;
     this.loginLog('Connection queue full');
-    void this.hangUp('Connection queue full');
+    void this.bye('Connection queue full');
   }
 
   /**
@@ -320,7 +320,6 @@ export class Session {
       this.opts.login.log.info(`Disconnected: Internal login failure: ${who}`);
     }
     this.end();
-    this.closeSoon();
     return false;
   }
 
@@ -650,25 +649,16 @@ export class Session {
   }
 
   /**
-   * BYE and close for a client the server gives up on (deadline, eviction):
-   * unlike LOGOUT it does not wait for the client to close its side, so a
-   * client that neither reads nor closes cannot hold the connection.
+   * Our side is done: the socket is ended and, a moment later, destroyed
+   * whether or not the client closed its side (Dovecot closes the fd at
+   * once), so a client that neither reads nor closes cannot hold it.
    */
-  private async hangUp(text: string): Promise<void> {
-    const socket = this.socket;
-    await this.bye(text);
-    this.closeSoon(socket);
-  }
-
-  /** Destroy the socket once our last bytes had a moment to leave (Dovecot closes the fd at once). */
-  private closeSoon(socket = this.socket): void {
-    setTimeout(() => socket.destroy(), HANGUP_GRACE_MS).unref();
-  }
-
   end(): void {
     this.state = 'logout';
     // a compressed stream is finished (Z_FINISH) and then ends the socket through the pipe
     if (this.deflate) this.deflate.end(); else this.socket.end();
+    const socket = this.socket;
+    setTimeout(() => socket.destroy(), HANGUP_GRACE_MS).unref();
     this.onClose();
   }
 

@@ -132,7 +132,8 @@ export class ManageSieveSession {
     this.attach();
     // managesieve-login's deadline: 3 minutes from connect, whatever the client sends (login-common)
     this.timer = setTimeout(() => {
-      if (this.user !== null || this.closed) return;
+      if (this.user !== null) return;
+      if (this.closed) { this.stream.destroy(); return; } // ended by us, never closed by the client
       const sasl = this.pendingAuth !== null;
       this.loginLog(sasl ? 'Inactivity during authentication' : 'Inactivity');
       this.bye(sasl ? 'Disconnected for inactivity during authentication.' : 'Disconnected for inactivity.');
@@ -142,6 +143,10 @@ export class ManageSieveSession {
   }
 
   private attach(): void {
+    // once our side is done (LOGOUT, BYE), the socket goes a moment later even if the client never
+    // closes its side (Dovecot closes the fd at once)
+    const stream = this.stream;
+    stream.once('finish', () => setTimeout(() => stream.destroy(), HANGUP_GRACE_MS).unref());
     this.stream.on('data', (d: Buffer) => { this.touch(); this.buf = Buffer.concat([this.buf, d]); void this.pump(); });
     this.stream.on('error', () => this.ended());
     this.stream.on('close', () => this.ended());
@@ -160,6 +165,7 @@ export class ManageSieveSession {
     if (this.timer) clearTimeout(this.timer);
     this.idleTimerArmed = true;
     this.timer = setTimeout(() => {
+      if (this.closed) { this.stream.destroy(); return; } // ended by us, never closed by the client
       Logger.forUser('managesieve', this.user!).info('Disconnected for inactivity');
       this.bye('Disconnected for inactivity');
     }, DEADLINES.idleMs);
@@ -180,6 +186,7 @@ export class ManageSieveSession {
     const stream = this.stream;
     stream.end();
     this.closed = true;
+    // 'finish' (attach()) never comes to a client that does not read
     setTimeout(() => stream.destroy(), HANGUP_GRACE_MS).unref();
   }
 

@@ -5,7 +5,8 @@
  * the login deadline that no traffic extends, autologout after login (and
  * IDLE's keepalive keeping a session), the login service's cap dropping the
  * oldest unauthenticated connection, the logged-in service's cap, and
- * mail_max_userip_connections per user, IP and protocol. The deadlines,
+ * mail_max_userip_connections per user, IP and protocol, and a client that
+ * logs out but never closes its side losing the socket. The deadlines,
  * minutes in Dovecot and not settings there, are shortened through the
  * SEALMAIL_TEST_* hooks of src/config/connection-limits.ts; every wait is a
  * bounded wait for the server's own reply or disconnect.
@@ -217,4 +218,33 @@ test('service imap / managesieve client_limit × process_limit caps logged-in se
   await sieveSecond.gone('sieve login beyond the cap');
   assert.equal(sieveSecond.buf, '');
   await logged(srv, /master: Warning: service\(managesieve\): client_limit\/service_count \(1\) reached, client connections are being dropped/, 'managesieve warning');
+});
+
+test('a client that logs out but never closes its side does not keep the connection', async (t) => {
+  const { srv, sieve } = await server(t, 'service imap-login {\n  process_min_avail = 2\n}\n');
+  for (const [port, logout, greeting] of [[srv.imapPort, 'a LOGOUT', IMAP_GREETING], [sieve, 'LOGOUT', SIEVE_GREETING]] as const) {
+    // half-open: the client keeps its side open after the server's FIN (Dovecot closes the fd at once)
+    const sock = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    t.after(() => sock.destroy());
+    let buf = '';
+    let ended = false;
+    let gone = false;
+    sock.setEncoding('latin1');
+    sock.on('data', (d: string) => { buf += d; });
+    sock.on('end', () => { ended = true; });
+    sock.on('error', () => { gone = true; });
+    sock.on('close', () => { gone = true; });
+    for (const end = Date.now() + 20_000; !greeting.test(buf);) {
+      if (Date.now() > end) assert.fail(`no greeting: ${buf}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    sock.write(`${logout}\r\n`);
+    // the client goes on writing: once the server has let go of the socket, the kernel answers with a reset
+    for (const end = Date.now() + 20_000; !gone;) {
+      if (Date.now() > end) assert.fail(`the server kept the half-closed connection (FIN seen: ${ended}): ${JSON.stringify(buf.slice(-200))}`);
+      if (ended && sock.writable) sock.write('x NOOP\r\n');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(ended, 'the server ended its side first');
+  }
 });

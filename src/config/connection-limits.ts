@@ -70,9 +70,17 @@ export function serviceLimit(config: DovecotConfig, service: string): ServiceLim
   return { service, cap: client * process, warning: `service(${service}): ${name} (${limit}) reached, client connections are being dropped` };
 }
 
-/** mail_max_userip_connections for a protocol ("imap", "sieve"); 0 = no limit. */
-export function maxUserIpConnections(config: DovecotConfig, protocol: string): number {
-  return uint(config.get('mail_max_userip_connections', { protocol }), 'mail_max_userip_connections');
+/** The two ends of a connection, for `local` / `remote` filters. */
+export interface ConnectionAddresses { rip: string; lip: string }
+
+/**
+ * mail_max_userip_connections for a protocol ("imap", "sieve") and a
+ * connection (the login process reads its settings per connection, so
+ * `remote` / `local` filters apply); 0 = no limit.
+ */
+export function maxUserIpConnections(config: DovecotConfig, protocol: string, conn?: ConnectionAddresses): number {
+  const ctx = { protocol, remoteIp: conn?.rip || undefined, localIp: conn?.lip || undefined };
+  return uint(config.get('mail_max_userip_connections', ctx), 'mail_max_userip_connections');
 }
 
 /** Everything the master needs to admit connections of one protocol. */
@@ -80,12 +88,12 @@ export interface ProtocolLimits {
   protocol: string;
   login: ServiceLimit;
   sessions: ServiceLimit;
-  userip: number;
+  userip: (conn: ConnectionAddresses) => number;
 }
 
 export function protocolLimits(config: DovecotConfig, protocol: 'imap' | 'sieve'): ProtocolLimits {
   const [login, mail] = protocol === 'imap' ? ['imap-login', 'imap'] : ['managesieve-login', 'managesieve'];
-  return { protocol, login: serviceLimit(config, login), sessions: serviceLimit(config, mail), userip: maxUserIpConnections(config, protocol) };
+  return { protocol, login: serviceLimit(config, login), sessions: serviceLimit(config, mail), userip: (conn) => maxUserIpConnections(config, protocol, conn) };
 }
 
 /**

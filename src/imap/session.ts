@@ -312,7 +312,7 @@ export class Session {
     if (verdict === 'ok') return true;
     const who = `user=<${user}>, method=${mech}, rip=${this.opts.rip}, lip=${this.opts.lip}${this.secured ? ', TLS' : ''}`;
     if (verdict === 'userip') {
-      const text = userIpText(maxUserIpConnections(this.config, 'imap'));
+      const text = userIpText(maxUserIpConnections(this.config, 'imap', { rip: this.opts.rip, lip: this.opts.lip }));
       this.opts.login.log.info(`Disconnected: ${text}: ${who}`);
       await this.send({ kind: 'tagged', tag, status: 'NO', code: { name: 'LIMIT' }, text });
     } else {

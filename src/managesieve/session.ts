@@ -471,7 +471,7 @@ export class ManageSieveSession {
     if (verdict !== 'ok') {
       const who = `user=<${u.user}>, method=${mech}, rip=${this.deps.remoteIp ?? ''}, lip=${this.deps.localIp ?? ''}${this.deps.secured ? ', TLS' : ''}`;
       if (verdict === 'userip') {
-        const text = userIpText(maxUserIpConnections(this.deps.config, 'sieve'));
+        const text = userIpText(maxUserIpConnections(this.deps.config, 'sieve', { rip: this.deps.remoteIp ?? '', lip: this.deps.localIp ?? '' }));
         this.log.info(`Disconnected: ${text}: ${who}`);
         this.write(`NO ${quote(text)}\r\n`);
       } else {

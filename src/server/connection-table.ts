@@ -15,7 +15,7 @@
  * Synchronous and free of I/O: the caller delivers the eviction (directly
  * to a session, or to the worker that holds it).
  */
-import type { Admission, ProtocolLimits } from '../config/connection-limits.js';
+import type { Admission, ConnectionAddresses, ProtocolLimits } from '../config/connection-limits.js';
 import type { Logger } from '../log/logger.js';
 
 /** Dovecot's SERVICE_DROP_WARN_INTERVAL_SECS. */
@@ -23,7 +23,7 @@ const WARN_INTERVAL_MS = 1000;
 
 interface Entry {
   id: number;
-  rip: string;
+  addr: ConnectionAddresses;
   owner: unknown;
   evict: () => void;
   /** `ip/user` once logged in. */
@@ -42,11 +42,11 @@ export class ConnectionTable {
   constructor(readonly limits: ProtocolLimits, private readonly log: Logger) {}
 
   /**
-   * A new connection from `rip`; `evict` ends it with "Connection queue
+   * A new connection (`addr`: remote and local IP); `evict` ends it with "Connection queue
    * full" should it be the oldest unauthenticated one when the login
    * service is full. `owner` groups entries that end together (a worker).
    */
-  open(rip: string, evict: () => void, owner: unknown = null): number {
+  open(addr: ConnectionAddresses, evict: () => void, owner: unknown = null): number {
     if (this.unauthenticated >= this.limits.login.cap) {
       this.warn(this.limits.login.warning);
       for (const e of this.entries.values()) {
@@ -57,7 +57,7 @@ export class ConnectionTable {
       }
     }
     const id = this.nextId++;
-    this.entries.set(id, { id, rip, owner, evict, userip: null });
+    this.entries.set(id, { id, addr, owner, evict, userip: null });
     this.unauthenticated++;
     return id;
   }
@@ -67,8 +67,8 @@ export class ConnectionTable {
     const e = this.entries.get(id);
     if (!e) return 'full'; // already closed or evicted: nothing to admit
     if (e.userip !== null) return 'ok';
-    const key = `${e.rip}/${user}`;
-    const max = this.limits.userip;
+    const key = `${e.addr.rip}/${user}`;
+    const max = this.limits.userip(e.addr);
     if (max > 0 && (this.perUserIp.get(key) ?? 0) >= max) return 'userip';
     if (this.sessions >= this.limits.sessions.cap) { this.warn(this.limits.sessions.warning); return 'full'; }
     e.userip = key;

@@ -15,7 +15,7 @@ import { Logger } from '../log/logger.js';
 import { LoginService } from '../imap/login.js';
 import { Session } from '../imap/session.js';
 import type { ListenerSpec, TlsMaterial } from './listeners.js';
-import { protocolLimits, type ConnectionSlot } from '../config/connection-limits.js';
+import { protocolLimits, type ConnectionAddresses, type ConnectionSlot } from '../config/connection-limits.js';
 import { ConnectionTable } from './connection-table.js';
 
 export class ImapService {
@@ -59,7 +59,7 @@ export class ImapService {
     socket.on('error', () => socket.destroy());
     const rip = addr.rip?.replace(/^::ffff:/, '') ?? '';
     const lip = addr.lip?.replace(/^::ffff:/, '') ?? '';
-    if (!slot) slot = this.localSlot(rip, () => session.evict());
+    if (!slot) slot = this.localSlot({ rip, lip }, () => session.evict());
     const tls = this.tls;
     const starttls = tls && !spec.ssl
       ? (raw: Duplex) => new Promise<Duplex>((resolve, reject) => {
@@ -81,10 +81,10 @@ export class ImapService {
   }
 
   /** A slot in this process's own table (IMAP served in the master). */
-  private localSlot(rip: string, evict: () => void): ConnectionSlot {
+  private localSlot(addr: ConnectionAddresses, evict: () => void): ConnectionSlot {
     this.table ??= new ConnectionTable(protocolLimits(this.config, 'imap'), new Logger('master'));
     const table = this.table;
-    const id = table.open(rip, evict);
+    const id = table.open(addr, evict);
     return { admit: async (user) => table.admit(id, user), release: () => table.close(id) };
   }
 

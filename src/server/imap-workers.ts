@@ -134,7 +134,8 @@ export class ImapWorkerPool {
     if (!best) { socket.destroy(); return; }
     best.sessions++; // until the worker reports its own count
     const to = best;
-    const id = this.table.open((socket.remoteAddress ?? '').replace(/^::ffff:/, ''), () => {
+    const ip = (a: string | undefined) => (a ?? '').replace(/^::ffff:/, '');
+    const id = this.table.open({ rip: ip(socket.remoteAddress), lip: ip(socket.localAddress) }, () => {
       if (to.child.connected) to.child.send({ t: 'evict', id } satisfies WorkerMessage);
     }, to);
     best.child.send({ t: 'conn', spec, id } satisfies WorkerMessage, socket, { keepOpen: false }, (e) => {

@@ -56,8 +56,9 @@ export class ManageSieveService {
     socket.on('error', () => socket.destroy());
     const tls = this.tls;
     const remoteIp = socket.remoteAddress?.replace(/^::ffff:/, '');
+    const localIp = socket.localAddress?.replace(/^::ffff:/, '');
     const table = this.table;
-    const id = table.open(remoteIp ?? '', () => session.evict());
+    const id = table.open({ rip: remoteIp ?? '', lip: localIp ?? '' }, () => session.evict());
     const session: ManageSieveSession = new ManageSieveSession(socket, {
       config: this.config,
       auth: this.auth,
@@ -67,7 +68,7 @@ export class ManageSieveService {
       secured: spec.ssl,
       remoteIp,
       slot: { admit: async (user) => table.admit(id, user), release: () => table.close(id) },
-      localIp: socket.localAddress?.replace(/^::ffff:/, ''),
+      localIp,
       startTls: tls ? () => new Promise<Duplex>((resolve, reject) => {
         const ctx = createSecureContext({ cert: tls.cert, key: tls.key, passphrase: tls.passphrase, minVersion: tls.minVersion });
         const t = new TLSSocket(socket as Socket, { isServer: true, secureContext: ctx });

@@ -14,18 +14,24 @@ test('Dovecot 2.3.19 defaults: 1 × 100 unauthenticated, 1 × 1024 imap, 1 × 10
   const c = await parseConfigText('');
   const imap = protocolLimits(c, 'imap');
   const sieve = protocolLimits(c, 'sieve');
-  assert.deepEqual([imap.login.cap, imap.sessions.cap, imap.userip], [100, 1024, 10]);
-  assert.deepEqual([sieve.login.cap, sieve.sessions.cap, sieve.userip], [100, 100, 10]);
+  const conn = { rip: '192.0.2.7', lip: '192.0.2.1' };
+  assert.deepEqual([imap.login.cap, imap.sessions.cap, imap.userip(conn)], [100, 1024, 10]);
+  assert.deepEqual([sieve.login.cap, sieve.sessions.cap, sieve.userip(conn)], [100, 100, 10]);
   assert.equal(imap.login.warning, 'service(imap-login): process_limit (100) reached, client connections are being dropped');
   assert.equal(sieve.sessions.warning, 'service(managesieve): process_limit (100) reached, client connections are being dropped');
 });
 
-test('high-performance login mode, default_* limits, protocol filters, warning wording', async () => {
+test('high-performance login mode, default_* limits, protocol and remote filters, warning wording', async () => {
   const c = await parseConfigText(`default_client_limit = 500
 default_process_limit = 20
 mail_max_userip_connections = 3
 protocol sieve {
   mail_max_userip_connections = 0
+}
+remote 10.0.0.0/8 {
+  protocol imap {
+    mail_max_userip_connections = 50
+  }
 }
 service imap-login {
   service_count = 0
@@ -42,8 +48,11 @@ service managesieve-login {
 `);
   const imap = protocolLimits(c, 'imap');
   const sieve = protocolLimits(c, 'sieve');
-  assert.deepEqual([imap.login.cap, imap.sessions.cap, imap.userip], [500 * 20, 1, 3]);
-  assert.deepEqual([sieve.login.cap, sieve.sessions.cap, sieve.userip], [7, 20, 0]);
+  const conn = { rip: '192.0.2.7', lip: '192.0.2.1' };
+  assert.deepEqual([imap.login.cap, imap.sessions.cap, imap.userip(conn)], [500 * 20, 1, 3]);
+  assert.deepEqual([sieve.login.cap, sieve.sessions.cap, sieve.userip(conn)], [7, 20, 0]);
+  // the login process reads its settings per connection: remote filters apply
+  assert.equal(imap.userip({ rip: '10.1.2.3', lip: '192.0.2.1' }), 50);
   assert.equal(imap.sessions.warning, 'service(imap): client_limit/service_count (1) reached, client connections are being dropped');
   assert.equal(sieve.login.warning, 'service(managesieve-login): client_limit (7) reached, client connections are being dropped');
 });

@@ -109,7 +109,6 @@ const POSTLOGIN_CAPABILITIES: Array<[string, boolean | ((s: Session) => boolean)
 /** Largest SETMETADATA value held in memory (Dovecot streams any size into its dict; the file dict is rewritten whole anyway). */
 const METADATA_VALUE_LIMIT = 1024 * 1024;
 
-
 /** How long a finished connection's socket may linger for its last bytes (see end()). */
 const HANGUP_GRACE_MS = 1000;
 

@@ -75,6 +75,15 @@ export const SERVICE_DEFAULTS: Record<string, string> = (() => {
   return { ...keys, chroot: '', client_limit: '0', drop_priv_before_exec: 'no', executable: '', extra_groups: '', group: '', idle_kill: '0', privileged_group: '', process_limit: '0', process_min_avail: '0', protocol: '', service_count: '0', type: '', user: '', vsz_limit: '18446744073709551615 B' };
 })();
 
+/**
+ * Service defaults of Pigeonhole's services, which `doveconf -d` without the
+ * plugin does not list (managesieve-login/managesieve-settings.c of 0.5.19).
+ */
+export const PLUGIN_SERVICE_DEFAULTS: Record<string, Record<string, string>> = {
+  'managesieve-login': { client_limit: '0', process_limit: '0', service_count: '1', type: 'login', protocol: 'sieve' },
+  managesieve: { client_limit: '1', process_limit: '0', service_count: '1', protocol: 'sieve' },
+};
+
 /** Sections whose keys are free-form (any key accepted, as Dovecot does). */
 export const FREE_FORM_SECTIONS = new Set(['plugin', 'dict', 'metric', 'event_exporter', 'auth_policy_request_attributes', 'shared']);
 
@@ -172,6 +181,9 @@ export const SEALMAIL_HONOURS = new Set([
   // IMAP (src/imap)
   'login_greeting', 'imap_capability', 'imap_max_line_length', 'imap_idle_notify_interval',
   'imap_metadata', 'mail_server_comment', 'mail_server_admin',
+  // connection limits (config/connection-limits.ts): per user+IP, and the fall-backs of every
+  // service's client_limit / process_limit (service sections are not in this table: dovecot-compat.md says which count)
+  'mail_max_userip_connections', 'default_client_limit', 'default_process_limit',
   // quota (src/quota)
   'lmtp_rcpt_check_quota', 'quota_full_tempfail',
   // LMTP (src/lmtp)
@@ -183,7 +195,7 @@ export const SEALMAIL_HONOURS = new Set([
 
 /** Settings that only shape Dovecot's own processes; accepted without a warning. */
 export const PROCESS_TUNING = new Set([
-  'default_process_limit', 'default_client_limit', 'default_idle_kill', 'default_vsz_limit',
+  'default_idle_kill', 'default_vsz_limit',
   'default_login_user', 'default_internal_user', 'default_internal_group', 'version_ignore',
   'instance_name', 'shutdown_clients', 'verbose_proctitle', 'state_dir',
 ]);

@@ -8,7 +8,7 @@
 import { isIP } from 'node:net';
 import type { ParsedConfig } from './parser.js';
 import type { Filter, FilterSpec, Node } from './tree.js';
-import { DEFAULTS, SECTION_DEFAULTS, SERVICE_DEFAULTS } from './known-settings.js';
+import { DEFAULTS, PLUGIN_SERVICE_DEFAULTS, SECTION_DEFAULTS, SERVICE_DEFAULTS } from './known-settings.js';
 import { parseBool, parseSize, parseTime } from './values.js';
 
 export interface FilterContext {
@@ -174,7 +174,7 @@ export class DovecotConfig {
       }
       return {
         name,
-        settings: this.merged(nodes, SERVICE_DEFAULTS),
+        settings: this.merged(nodes, { ...SERVICE_DEFAULTS, ...PLUGIN_SERVICE_DEFAULTS[name] }),
         inetListeners: [...inet.entries()].map(([n, s]) => ({ name: n, ...s })),
         unixListeners: [...unix.entries()].map(([p, s]) => ({ path: p, ...s })),
       };

@@ -29,7 +29,7 @@ export class LoginService {
   readonly engine: AuthEngine;
   readonly penalty = new AuthPenalty();
 
-  constructor(readonly config: DovecotConfig, private readonly log = new Logger('imap-login')) {
+  constructor(readonly config: DovecotConfig, readonly log = new Logger('imap-login')) {
     this.engine = new AuthEngine(config, 'imap');
   }
 

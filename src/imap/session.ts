@@ -4,14 +4,16 @@
  * through the encoder with socket backpressure, untagged updates for the
  * selected mailbox, raw-line modes for IDLE's DONE and AUTHENTICATE
  * continuations, STARTTLS, and Dovecot's limits (pre-login bad-command
- * limit, idle timeouts, APPENDLIMIT). The mailbox work lives in the command
- * modules; this file never touches the filesystem.
+ * limit, APPENDLIMIT, the login deadline and autologout, and the master's
+ * verdicts on connection counts: see config/connection-limits.ts). The
+ * mailbox work lives in the command modules; this file never touches the
+ * filesystem.
  */
 import type { Duplex, Writable } from 'node:stream';
 import { constants as zc, createDeflateRaw, createInflateRaw, type DeflateRaw, type InflateRaw } from 'node:zlib';
 import { plaintextMechanisms } from '../auth/mechanisms.js';
 import type { DovecotConfig } from '../config/settings.js';
-import type { Logger } from '../log/logger.js';
+import { Logger } from '../log/logger.js';
 import type { MailStore } from '../mailstore/store.js';
 import type { UserMetadata } from '../mailstore/metadata.js';
 import { mutf7ToUtf8, utf8ToMutf7 } from '../mailstore/maildir/utf7.js';
@@ -26,6 +28,7 @@ import { splitPlugins, type LoginResult, type LoginService } from './login.js';
 import { PRELOGIN_BAD_TEXT, PRELOGIN_MAX_BAD_COMMANDS, preloginCommands } from './commands/prelogin.js';
 import { appendOverQuota, startAppendLiteral } from './commands/append.js';
 import { faultText, guarded } from '../util/fault.js';
+import { DEADLINES, LoginProgress, maxUserIpConnections, userIpText, type ConnectionSlot } from '../config/connection-limits.js';
 
 export type SessionState = 'not-authenticated' | 'authenticated' | 'selected' | 'logout';
 
@@ -41,6 +44,8 @@ export interface SessionOptions {
   starttls?: (socket: Duplex) => Promise<Duplex>;
   /** Pre-authenticated user (tests, `sealmail imap -u`): skips LOGIN. */
   preauth?: { user: string; store: MailStore; quota?: UserQuota | null; mailPlugins?: string[]; metadata?: UserMetadata; imapSieve?: ImapSieveHook | null };
+  /** This connection's place in the master's connection count; none = no limits (tests, `sealmail imap -u`). */
+  slot?: ConnectionSlot;
 }
 
 /** Dovecot: a client that sends this many bad commands before logging in is disconnected. */
@@ -105,9 +110,8 @@ const POSTLOGIN_CAPABILITIES: Array<[string, boolean | ((s: Session) => boolean)
 /** Largest SETMETADATA value held in memory (Dovecot streams any size into its dict; the file dict is rewritten whole anyway). */
 const METADATA_VALUE_LIMIT = 1024 * 1024;
 
-/** RFC 3501 autologout: at least 30 min authenticated; Dovecot drops silent pre-login clients after 3 min. */
-const IDLE_TIMEOUT_MS = 30 * 60_000;
-const PRELOGIN_TIMEOUT_MS = 3 * 60_000;
+/** How long a finished connection's socket may linger for its last bytes (see end()). */
+const HANGUP_GRACE_MS = 1000;
 
 /** Dovecot's imap process: CLIENT_MAX_BAD_COMMANDS, counted while no valid command comes between. */
 const MAX_BAD_COMMANDS_IN_A_ROW = 20;
@@ -138,7 +142,14 @@ export class Session {
   capabilityAskedBeforeLogin = false;
   private rawWaiter: ((line: string | null) => void) | null = null;
   private rawBuf = Buffer.alloc(0);
+  /** The login deadline before login, the autologout timer after it. */
   private timer: NodeJS.Timeout | null = null;
+  private idleTimerArmed = false;
+  private lastInput = 0;
+  /** Age and LOGIN/AUTHENTICATE attempts, for imap-login's disconnect log lines. */
+  private readonly progress = new LoginProgress();
+  /** Waiting for the client's next SASL response. */
+  private inSasl = false;
   private closed = false;
   private readonly connectedAt = Date.now();
   /** COMPRESS=DEFLATE (RFC 4978) streams once active: responses go through deflate, client bytes through inflate. */
@@ -180,7 +191,7 @@ export class Session {
   }
 
   async start(): Promise<void> {
-    this.touch();
+    if (!this.opts.preauth) this.startLoginDeadline();
     if (this.opts.preauth) {
       this.user = this.opts.preauth.user;
       this.store = this.opts.preauth.store;
@@ -189,6 +200,7 @@ export class Session {
       this.metadata = this.opts.preauth.metadata ?? 'disabled';
       this.mailPlugins = this.opts.preauth.mailPlugins ?? splitPlugins(this.config.get('mail_plugins', { protocol: 'imap' }));
       this.state = 'authenticated';
+      this.touch();
       await this.send({ kind: 'status', status: 'PREAUTH', code: { name: 'CAPABILITY', args: this.capabilities() }, text: `Logged in as ${this.user}` });
       return;
     }
@@ -239,13 +251,78 @@ export class Session {
     return this.config.getBool('disable_plaintext_auth');
   }
 
-  private touch(): void {
-    if (this.timer) clearTimeout(this.timer);
-    const ms = this.state === 'not-authenticated' ? PRELOGIN_TIMEOUT_MS : IDLE_TIMEOUT_MS;
+  /**
+   * imap-login's deadline: the connection is cut 3 minutes after it came,
+   * whatever the client sends meanwhile (client_idle_disconnect_timeout).
+   */
+  private startLoginDeadline(): void {
     this.timer = setTimeout(() => {
-      void this.bye(this.state === 'not-authenticated' ? 'Disconnected for inactivity.' : 'Disconnected for inactivity.');
-    }, ms);
+      if (this.state !== 'not-authenticated') return;
+      const sasl = this.inSasl;
+      this.loginLog(sasl ? 'Inactivity during authentication' : 'Inactivity');
+      void this.bye(sasl ? 'Disconnected for inactivity during authentication.' : 'Disconnected for inactivity.');
+    }, DEADLINES.loginMs);
     this.timer.unref();
+  }
+
+  /**
+   * The imap process's autologout: 30 minutes without input after login
+   * (restarted by every byte, and by IDLE's keepalive: see keepAlive()).
+   */
+  private touch(): void {
+    if (this.state === 'not-authenticated' || this.closed) return;
+    this.lastInput = Date.now();
+    // the login deadline is replaced once; after that the same timer restarts (no new timer per packet)
+    if (this.idleTimerArmed && this.timer) { this.timer.refresh(); return; }
+    if (this.timer) clearTimeout(this.timer);
+    this.idleTimerArmed = true;
+    this.timer = setTimeout(() => {
+      Logger.forUser('imap', this.user).info(`Disconnected: Inactivity - no input for ${Math.round((Date.now() - this.lastInput) / 1000)} secs`);
+      void this.bye('Disconnected for inactivity.');
+    }, DEADLINES.idleMs);
+    this.timer.unref();
+  }
+
+  /** IDLE's "* OK Still here" went out: Dovecot lets an idling client stay (cmd-idle.c keepalive_timeout). */
+  keepAlive(): void { this.touch(); }
+
+  /**
+   * A pre-login disconnect as imap-login logs it: the reason, why (no auth
+   * attempts / unfinished SASL / failed attempts, with the seconds), the
+   * connection (client_get_extra_disconnect_reason + login_log_format).
+   */
+  private loginLog(reason: string): void {
+    this.opts.login.log.info(this.progress.disconnectLine(reason, this.inSasl, { rip: this.opts.rip, lip: this.opts.lip, secured: this.secured }));
+  }
+
+  /** The master dropped this connection to make room (login service full): imap-login's client_destroy_oldest. */
+  evict(): void {
+    if (this.closed || this.state !== 'not-authenticated') return;
+    this.loginLog('Connection queue full');
+    void this.bye('Connection queue full');
+  }
+
+  /**
+   * After the passdb accepted a login: the master's verdict on the counts.
+   * Refused as imap-login does: mail_max_userip_connections with
+   * `NO [LIMIT] …` and the connection closed; a full imap service closes the
+   * connection without a reply (Dovecot: after its 10 s wait for a free
+   * process, "Internal login failure" in the log).
+   */
+  async admitLogin(tag: string, user: string, mech: string): Promise<boolean> {
+    const verdict = this.opts.slot ? await this.opts.slot.admit(user) : 'ok';
+    if (verdict === 'ok') return true;
+    const who = `user=<${user}>, method=${mech}, rip=${this.opts.rip}, lip=${this.opts.lip}${this.secured ? ', TLS' : ''}`;
+    if (verdict === 'userip') {
+      const text = userIpText(maxUserIpConnections(this.config, 'imap', { rip: this.opts.rip, lip: this.opts.lip }));
+      this.opts.login.log.info(`Disconnected: ${text}: ${who}`);
+      await this.send({ kind: 'tagged', tag, status: 'NO', code: { name: 'LIMIT' }, text });
+    } else {
+      this.opts.login.log.error(`master(imap): destination service { process_limit } reached (rip=${this.opts.rip})`);
+      this.opts.login.log.info(`Disconnected: Internal login failure: ${who}`);
+    }
+    this.end();
+    return false;
   }
 
   private onData(d: Buffer): void {
@@ -262,6 +339,7 @@ export class Session {
       this.rawBuf = Buffer.alloc(0);
       const w = this.rawWaiter;
       this.rawWaiter = null;
+      this.inSasl = false;
       w(line);
       if (rest.length) this.onData(rest);
       return;
@@ -287,6 +365,7 @@ export class Session {
   /** Next raw line from the client (IDLE's DONE, AUTHENTICATE's responses); null when the peer went away. */
   readRawLine(): Promise<string | null> {
     if (this.closed) return Promise.resolve(null);
+    this.inSasl = this.state === 'not-authenticated'; // before login only AUTHENTICATE reads raw lines
     return new Promise((res) => { this.rawWaiter = res; });
   }
 
@@ -295,6 +374,7 @@ export class Session {
     this.closed = true;
     this.selected?.release();
     if (this.timer) clearTimeout(this.timer);
+    this.opts.slot?.release();
     this.literalSink?.abort();
     this.rawWaiter?.(null);
     this.rawWaiter = null;
@@ -376,6 +456,9 @@ export class Session {
   /** A command before login, answered as Dovecot's imap-login process does (commands/prelogin.ts). */
   private async preloginCommand(tag: string, name: string, args: ImapArg[]): Promise<void> {
     const handler = Object.hasOwn(preloginCommands, name) ? preloginCommands[name] : undefined;
+    if (handler && (name === 'LOGIN' || name === 'AUTHENTICATE') && args.length) {
+      this.progress.attempt(name === 'LOGIN' ? 'PLAIN' : args[0].type === 'atom' ? args[0].value.toUpperCase() : '');
+    }
     if (!handler) {
       // someone typing `login user pass` without a tag gets told how IMAP works, as by Dovecot
       if (tag.toUpperCase() === 'LOGIN') {
@@ -407,6 +490,7 @@ export class Session {
     this.metadata = r.metadata;
     this.state = 'authenticated';
     this.badCount = 0; // Dovecot's imap process starts its own count
+    this.touch(); // the login deadline gives way to autologout
     this.log.info(`Login: user=<${r.user}>, method=${mech}, rip=${this.opts.rip}, lip=${this.opts.lip}${this.secured ? ', TLS' : ''}`);
   }
 
@@ -578,10 +662,17 @@ export class Session {
     this.end();
   }
 
+  /**
+   * Our side is done: the socket is ended and, a moment later, destroyed
+   * whether or not the client closed its side (Dovecot closes the fd at
+   * once), so a client that neither reads nor closes cannot hold it.
+   */
   end(): void {
     this.state = 'logout';
     // a compressed stream is finished (Z_FINISH) and then ends the socket through the pipe
     if (this.deflate) this.deflate.end(); else this.socket.end();
+    const socket = this.socket;
+    setTimeout(() => socket.destroy(), HANGUP_GRACE_MS).unref();
     this.onClose();
   }
 

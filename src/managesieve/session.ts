@@ -9,6 +9,10 @@
  * Sieve compiler before they are stored, so a script Roundcube saves here
  * is one delivery can run. Like managesieve-login, the third invalid command
  * before login is answered by a BYE and the connection closed.
+ * Deadlines and counts as Dovecot's: managesieve-login cuts a connection
+ * 3 minutes after it came, managesieved logs a session out after 30 idle
+ * minutes, and the master's verdicts (connection-limits.ts) end the oldest
+ * unauthenticated connection or refuse a login.
  * Protocol only: storage is ScriptStorage's job.
  */
 import type { Duplex } from 'node:stream';
@@ -21,6 +25,7 @@ import { failureDelayMs, type AuthPenalty } from '../auth/penalty.js';
 import { plaintextMechanisms } from '../auth/mechanisms.js';
 import { ScriptStorage, ScriptError } from './storage.js';
 import { faultText, guarded } from '../util/fault.js';
+import { DEADLINES, LoginProgress, maxUserIpConnections, userIpText, type ConnectionSlot } from '../config/connection-limits.js';
 
 /** Longest literal accepted (a script); larger ones are refused, the connection closed. */
 const MAX_LITERAL = 8 * 1024 * 1024;
@@ -33,6 +38,8 @@ const LITERAL_TOO_LARGE = 'Literal size too large';
 const PRELOGIN_MAX_BAD_COMMANDS = 3;
 /** managesieved's own limit after login: the twentieth invalid command in a row gets its NO, then a BYE. */
 const POSTLOGIN_MAX_BAD_COMMANDS = 20;
+/** How long a hung-up client's socket may linger for its last bytes (see hangUp). */
+const HANGUP_GRACE_MS = 1000;
 const BAD_RECEIVED = 'NO "Error in MANAGESIEVE command received by server."\r\n';
 /** SASL LOGIN's two challenges, "Username:" and "Password:", as managesieved sends them (quoted base64). */
 const LOGIN_CHALLENGES = ['"VXNlcm5hbWU6"\r\n', '"UGFzc3dvcmQ6"\r\n'];
@@ -51,6 +58,8 @@ export interface SessionDeps {
   penalty?: AuthPenalty;
   /** Replace the socket by a TLS one (STARTTLS); resolves with the new stream. */
   startTls?(): Promise<Duplex>;
+  /** This connection's place in the master's connection count; none = no limits (unit tests). */
+  slot?: ConnectionSlot;
 }
 
 type Token = { kind: 'atom'; v: string } | { kind: 'str'; v: Buffer };
@@ -130,17 +139,36 @@ export class ManageSieveSession {
   private lastInvalid = false;
   private log = new Logger('managesieve-login');
   private readonly connectedAt = Date.now();
+  /** The login deadline before login, the autologout timer after it. */
+  private timer: NodeJS.Timeout | null = null;
+  private idleTimerArmed = false;
+  /** Age and AUTHENTICATE attempts, for managesieve-login's disconnect log lines. */
+  private readonly progress = new LoginProgress();
 
   constructor(private stream: Duplex, private readonly deps: SessionDeps) {}
 
   start(): void {
     this.attach();
+    // managesieve-login's deadline: 3 minutes from connect, whatever the client sends (login-common)
+    this.timer = setTimeout(() => {
+      if (this.user !== null) return;
+      if (this.closed) { this.stream.destroy(); return; } // ended by us, never closed by the client
+      const sasl = this.pendingAuth !== null;
+      this.loginLog(sasl ? 'Inactivity during authentication' : 'Inactivity');
+      this.bye(sasl ? 'Disconnected for inactivity during authentication.' : 'Disconnected for inactivity.');
+    }, DEADLINES.loginMs);
+    this.timer.unref();
     this.write(this.capabilities(false) + `OK ${quote(this.deps.config.get('login_greeting') || 'Dovecot ready.')}\r\n`);
   }
 
   private attach(): void {
+    // once our side is done (LOGOUT, BYE), the socket goes a moment later even if the client never
+    // closes its side (Dovecot closes the fd at once)
+    const stream = this.stream;
+    stream.once('finish', () => setTimeout(() => stream.destroy(), HANGUP_GRACE_MS).unref());
     // the session's fault boundary: whatever a command throws ends this connection only
     this.stream.on('data', guarded((e) => this.fault(e), (d: Buffer) => {
+      this.touch();
       this.pending.push(d);
       this.pendingBytes += d.length;
       if (this.buf.length + this.pendingBytes < this.hint.need) return;
@@ -149,8 +177,59 @@ export class ManageSieveSession {
       this.pendingBytes = 0;
       return this.pump();
     }));
-    this.stream.on('error', () => { this.closed = true; });
-    this.stream.on('close', () => { this.closed = true; });
+    this.stream.on('error', () => this.ended());
+    this.stream.on('close', () => this.ended());
+  }
+
+  private ended(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.deps.slot?.release();
+  }
+
+  /** managesieved's autologout: 30 minutes without input once logged in (CLIENT_IDLE_TIMEOUT_MSECS). */
+  private touch(): void {
+    if (this.user === null || this.closed) return;
+    if (this.idleTimerArmed && this.timer) { this.timer.refresh(); return; } // no new timer per packet
+    if (this.timer) clearTimeout(this.timer);
+    this.idleTimerArmed = true;
+    this.timer = setTimeout(() => {
+      if (this.closed) { this.stream.destroy(); return; } // ended by us, never closed by the client
+      Logger.forUser('managesieve', this.user!).info('Disconnected for inactivity');
+      this.bye('Disconnected for inactivity');
+    }, DEADLINES.idleMs);
+    this.timer.unref();
+  }
+
+  /**
+   * BYE and close for a client the server gives up on (deadline, eviction):
+   * the socket goes a moment later even if the client neither reads nor
+   * closes its side (Dovecot closes the fd at once).
+   */
+  private bye(text: string): void {
+    this.write(`BYE ${quote(text)}\r\n`);
+    this.hangUp();
+  }
+
+  private hangUp(): void {
+    const stream = this.stream;
+    stream.end();
+    this.closed = true;
+    // 'finish' (attach()) never comes to a client that does not read
+    setTimeout(() => stream.destroy(), HANGUP_GRACE_MS).unref();
+  }
+
+  /** A pre-login disconnect as managesieve-login logs it (client_get_extra_disconnect_reason + login_log_format). */
+  private loginLog(reason: string): void {
+    const conn = { rip: this.deps.remoteIp ?? '', lip: this.deps.localIp ?? '', secured: this.deps.secured };
+    this.log.info(this.progress.disconnectLine(reason, this.pendingAuth !== null, conn));
+  }
+
+  /** The master dropped this connection to make room (login service full): client_destroy_oldest. */
+  evict(): void {
+    if (this.closed || this.user !== null) return;
+    this.loginLog('Connection queue full');
+    this.bye('Connection queue full');
   }
 
   private write(s: string | Buffer): void { if (!this.closed) this.stream.write(s); }
@@ -265,6 +344,7 @@ export class ManageSieveSession {
         case 'AUTHENTICATE': {
           const a = strArgs(1, 2); if (!a) return;
           const mech = a[0].toUpperCase();
+          this.progress.attempt(mech);
           if ((mech !== 'PLAIN' && mech !== 'LOGIN') || !plaintextMechanisms(this.deps.config).includes(mech)) { this.write('NO "Unsupported authentication mechanism."\r\n'); return; }
           if (!this.plaintextAllowed()) { this.write('NO "Plaintext authentication disallowed on non-secure (SSL/TLS) connections."\r\n'); return; }
           if (a.length === 2) return this.continueAuth(mech, [], a[1], true);
@@ -453,7 +533,23 @@ export class ManageSieveSession {
       Logger.forUser('managesieve', out.user).error('user has no home directory: cannot store Sieve scripts');
       return;
     }
+    // the master counts sessions: mail_max_userip_connections, service managesieve's limits
+    const verdict = this.deps.slot ? await this.deps.slot.admit(u.user) : 'ok';
+    if (verdict !== 'ok') {
+      const who = `user=<${u.user}>, method=${mech}, rip=${this.deps.remoteIp ?? ''}, lip=${this.deps.localIp ?? ''}${this.deps.secured ? ', TLS' : ''}`;
+      if (verdict === 'userip') {
+        const text = userIpText(maxUserIpConnections(this.deps.config, 'sieve', { rip: this.deps.remoteIp ?? '', lip: this.deps.localIp ?? '' }));
+        this.log.info(`Disconnected: ${text}: ${who}`);
+        this.write(`NO ${quote(text)}\r\n`);
+      } else {
+        this.log.error(`master(sieve): destination service { process_limit } reached (rip=${this.deps.remoteIp ?? ''})`);
+        this.log.info(`Disconnected: Internal login failure: ${who}`);
+      }
+      this.hangUp();
+      return;
+    }
     this.user = u.user;
+    this.touch(); // the login deadline gives way to autologout
     const plugin = this.deps.config.plugin({ protocol: 'sieve' });
     this.storage = new ScriptStorage(plugin.sieve ?? '', { username: u.user, home, fields: u.fields });
     Logger.forUser('managesieve-login', u.user).info(`Login: user=<${u.user}>, method=${mech}, rip=${this.deps.remoteIp ?? ''}`);

@@ -3,7 +3,9 @@
  * connection, TLS on imaps listeners, STARTTLS on plain ones when a
  * certificate is configured (`ssl = required` refuses plaintext logins
  * outside TLS, as Dovecot's disable_plaintext_auth does), and the shared
- * login service (auth engine, penalties).
+ * login service (auth engine, penalties). Every connection takes a slot in
+ * the master's ConnectionTable (connection-table.ts): this process's own
+ * when it serves IMAP itself, the master's over IPC in an IMAP worker.
  */
 import type { Socket } from 'node:net';
 import { TLSSocket, createSecureContext } from 'node:tls';
@@ -14,6 +16,8 @@ import { LoginService } from '../imap/login.js';
 import { Session } from '../imap/session.js';
 import type { ListenerSpec, TlsMaterial } from './listeners.js';
 import { serverStartTls } from './starttls.js';
+import { protocolLimits, type ConnectionAddresses, type ConnectionSlot } from '../config/connection-limits.js';
+import { ConnectionTable } from './connection-table.js';
 
 export class ImapService {
   readonly login: LoginService;
@@ -21,6 +25,10 @@ export class ImapService {
   private readonly log = new Logger('imap-login');
   /** Told the number of sessions whenever it changes (an IMAP worker reports it to the master). */
   onLoad?: (sessions: number) => void;
+  /** The connection counts when this process serves IMAP itself (an IMAP worker gets slots from the master). */
+  private table: ConnectionTable | null = null;
+  /** Handed-off connections by the master's id, for its evictions. */
+  private readonly byId = new Map<number, Session>();
 
   constructor(readonly config: DovecotConfig, readonly tls: TlsMaterial | null) {
     // ssl = required: no plaintext authentication outside TLS (Dovecot 2.3 behaviour)
@@ -33,30 +41,45 @@ export class ImapService {
    * A raw TCP connection handed over by the master process (see
    * imap-workers.ts): on an imaps listener TLS starts here.
    */
-  acceptHandedOff(raw: Socket, spec: ListenerSpec): void {
+  acceptHandedOff(raw: Socket, spec: ListenerSpec, id: number, slot: ConnectionSlot): void {
     const addr = { rip: raw.remoteAddress, lip: raw.localAddress };
-    if (!spec.ssl || !this.tls) { this.accept(raw, spec, addr); return; }
+    const release = () => { this.byId.delete(id); slot.release(); };
+    const counted = { admit: (user: string) => slot.admit(user), release };
+    if (!spec.ssl || !this.tls) { this.byId.set(id, this.accept(raw, spec, addr, counted)); return; }
     const t = this.tls;
     raw.on('error', () => raw.destroy());
     const ctx = createSecureContext({ cert: t.cert, key: t.key, passphrase: t.passphrase, minVersion: t.minVersion });
-    this.accept(new TLSSocket(raw, { isServer: true, secureContext: ctx }), spec, addr);
+    this.byId.set(id, this.accept(new TLSSocket(raw, { isServer: true, secureContext: ctx }), spec, addr, counted));
   }
 
-  accept(socket: Socket | TLSSocket, spec: ListenerSpec, addr: { rip?: string; lip?: string } = { rip: socket.remoteAddress, lip: socket.localAddress }): void {
+  /** The master dropped handed-off connection `id` (its login service is full). */
+  evict(id: number): void { this.byId.get(id)?.evict(); }
+
+  accept(socket: Socket | TLSSocket, spec: ListenerSpec, addr: { rip?: string; lip?: string } = { rip: socket.remoteAddress, lip: socket.localAddress }, slot?: ConnectionSlot): Session {
     socket.setNoDelay(true);
     socket.on('error', () => socket.destroy());
     const rip = addr.rip?.replace(/^::ffff:/, '') ?? '';
     const lip = addr.lip?.replace(/^::ffff:/, '') ?? '';
+    if (!slot) slot = this.localSlot({ rip, lip }, () => session.evict());
     const tls = this.tls;
     const starttls = tls && !spec.ssl ? (raw: Duplex) => serverStartTls(raw, tls) : undefined;
     const session = new Session(socket, {
       config: this.config, log: new Logger(`imap(${rip})`), login: this.login, rip, lip,
-      secured: spec.ssl, starttls,
+      secured: spec.ssl, starttls, slot,
     });
     this.sessions.add(session);
     this.onLoad?.(this.sessions.size);
     socket.once('close', () => { this.sessions.delete(session); this.onLoad?.(this.sessions.size); });
     void session.start().catch((e) => { this.log.error(`session: ${(e as Error).message}`); socket.destroy(); });
+    return session;
+  }
+
+  /** A slot in this process's own table (IMAP served in the master). */
+  private localSlot(addr: ConnectionAddresses, evict: () => void): ConnectionSlot {
+    this.table ??= new ConnectionTable(protocolLimits(this.config, 'imap'), new Logger('master'));
+    const table = this.table;
+    const id = table.open(addr, evict);
+    return { admit: async (user) => table.admit(id, user), release: () => table.close(id) };
   }
 
   async close(): Promise<void> {

@@ -18,6 +18,12 @@
  * (ManageSieve's logins) is told of the workers' changes and tells them its own. A worker exits
  * when the master's IPC channel goes away, so `kill -9` of the master never
  * leaves orphans serving a half-dead server.
+ *
+ * Connection limits hold across workers because the master counts: each
+ * hand-off takes a slot in its ConnectionTable (the login service's cap may
+ * evict the oldest unauthenticated connection, wherever it lives), a worker
+ * asks it before a login becomes a session (mail_max_userip_connections,
+ * service imap's cap) and reports every connection's end.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
@@ -27,11 +33,19 @@ import { logFdsForChild, type Logger } from '../log/logger.js';
 import type { ListenerSpec } from './listeners.js';
 import type { ConfigFilesSnapshot } from '../config/privileged-files.js';
 import type { AuthPenalty } from '../auth/penalty.js';
+import type { Admission } from '../config/connection-limits.js';
+import type { ConnectionTable } from './connection-table.js';
 
 /** Messages between master and IMAP workers. */
 export type WorkerMessage =
   | { t: 'init'; files: ConfigFilesSnapshot }
-  | { t: 'conn'; spec: ListenerSpec }
+  | { t: 'conn'; spec: ListenerSpec; id: number }
+  /** master → worker: end connection `id`, the login service is full; the verdict on a login */
+  | { t: 'evict'; id: number }
+  | { t: 'admitted'; id: number; verdict: Admission }
+  /** worker → master: connection `id` authenticated as `user`; connection `id` ended */
+  | { t: 'admit'; id: number; user: string }
+  | { t: 'closed'; id: number }
   | { t: 'penalty'; op: 'failed' | 'succeeded'; ip: string; now: number }
   | { t: 'load'; sessions: number }
   | { t: 'ready' }
@@ -56,6 +70,7 @@ export class ImapWorkerPool {
     private readonly script: string,
     private readonly args: string[],
     private readonly log: Logger,
+    private readonly table: ConnectionTable,
   ) {}
 
   private files: ConfigFilesSnapshot = { files: {}, globs: {} };
@@ -97,6 +112,8 @@ export class ImapWorkerPool {
           resolve();
         }
         else if (m.t === 'load') w.sessions = m.sessions;
+        else if (m.t === 'admit') w.child.send({ t: 'admitted', id: m.id, verdict: this.table.admit(m.id, m.user) } satisfies WorkerMessage);
+        else if (m.t === 'closed') this.table.close(m.id);
         else if (m.t === 'penalty') {
           this.masterPenalty?.apply(m.op, m.ip, m.now);
           for (const o of this.workers) if (o && o !== w && o.ready) o.child.send(m);
@@ -104,6 +121,7 @@ export class ImapWorkerPool {
       });
       child.on('exit', (code, sig) => {
         w.ready = false;
+        this.table.closeOwner(w); // its connections died with it
         if (this.started && !this.stopping && this.workers[slot] === w) {
           this.log.error(`imap worker ${child.pid} died (${sig ?? `exit ${code}`}), starting a new one`);
           setTimeout(() => void this.spawn(slot).catch((e) => this.log.error((e as Error).message)), 200);
@@ -119,8 +137,13 @@ export class ImapWorkerPool {
     for (const w of this.workers) if (w?.ready && w.child.connected && (!best || w.sessions < best.sessions)) best = w;
     if (!best) { socket.destroy(); return; }
     best.sessions++; // until the worker reports its own count
-    best.child.send({ t: 'conn', spec } satisfies WorkerMessage, socket, { keepOpen: false }, (e) => {
-      if (e) { this.log.error(`handing a connection to imap worker ${best.child.pid}: ${e.message}`); socket.destroy(); }
+    const to = best;
+    const ip = (a: string | undefined) => (a ?? '').replace(/^::ffff:/, '');
+    const id = this.table.open({ rip: ip(socket.remoteAddress), lip: ip(socket.localAddress) }, () => {
+      if (to.child.connected) to.child.send({ t: 'evict', id } satisfies WorkerMessage);
+    }, to);
+    best.child.send({ t: 'conn', spec, id } satisfies WorkerMessage, socket, { keepOpen: false }, (e) => {
+      if (e) { this.log.error(`handing a connection to imap worker ${best.child.pid}: ${e.message}`); socket.destroy(); this.table.close(id); }
     });
   }
 

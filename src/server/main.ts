@@ -15,6 +15,8 @@ import { DeliveryServices, lmtpInetSpecs } from './delivery-services.js';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ManageSieveService, managesieveListenerSpecs } from './managesieve-service.js';
+import { ConnectionTable } from './connection-table.js';
+import { protocolLimits, type Admission, type ConnectionSlot } from '../config/connection-limits.js';
 import { loadConfig, ConfigError, type DovecotConfig } from '../config/index.js';
 import { compatStatus } from '../config/known-settings.js';
 import { adoptLogFds, configureLogging, Logger, openLogFiles, reopenLogFiles } from '../log/logger.js';
@@ -126,14 +128,23 @@ async function loadServerConfig(path: string): Promise<DovecotConfig> {
  */
 async function runImapWorker(config: DovecotConfig): Promise<void> {
   const imap = new ImapService(config, tlsMaterial(config));
-  const accept = guardAccept(new Logger('imap-login'), (s: Socket, spec: ListenerSpec) => imap.acceptHandedOff(s, spec));
   dropPrivileges(config.get('mail_uid'), config.get('mail_gid')); // a no-op: the master forks us after dropping root
   // a master killed with -9 leaves a broken channel before 'disconnect' arrives: a failed send ends us quietly
   const send = (m: WorkerMessage) => { if (process.connected) process.send!(m, undefined, {}, (e) => { if (e) process.exit(0); }); };
   imap.login.penalty.onChange = (op, ip, now) => send({ t: 'penalty', op, ip, now });
   imap.onLoad = (sessions) => send({ t: 'load', sessions });
+  // the master counts every connection (connection-table.ts): logins wait for its verdict
+  const verdicts = new Map<number, (v: Admission) => void>();
+  const slot = (id: number): ConnectionSlot => ({
+    admit: (user) => new Promise<Admission>((resolve) => { verdicts.set(id, resolve); send({ t: 'admit', id, user }); }),
+    release: () => { verdicts.get(id)?.('full'); verdicts.delete(id); send({ t: 'closed', id }); },
+  });
+  const accept = guardAccept(new Logger('imap-login'), (s: Socket, spec: ListenerSpec, id: number) => imap.acceptHandedOff(s, spec, id, slot(id)));
   process.on('message', (m: WorkerMessage, handle?: unknown) => {
-    if (m.t === 'conn' && handle) accept(handle as Socket, m.spec);
+    if (m.t === 'conn' && handle) accept(handle as Socket, m.spec, m.id);
+    else if (m.t === 'conn') send({ t: 'closed', id: m.id }); // the socket was lost on the way
+    else if (m.t === 'evict') imap.evict(m.id);
+    else if (m.t === 'admitted') { verdicts.get(m.id)?.(m.verdict); verdicts.delete(m.id); }
     else if (m.t === 'penalty') imap.login.penalty.apply(m.op, m.ip, m.now);
     else if (m.t === 'shutdown') void imap.close().finally(() => process.exit(0));
   });
@@ -194,7 +205,7 @@ export async function main(argv: string[]): Promise<void> {
     const imapSpecs = listenerSpecs(config);
     const processes = imapSpecs.length ? imapProcessCount(config) : 1;
     if (processes > 1) {
-      workers = new ImapWorkerPool(processes, fileURLToPath(import.meta.url), ['-c', args.configPath], log);
+      workers = new ImapWorkerPool(processes, fileURLToPath(import.meta.url), ['-c', args.configPath], log, new ConnectionTable(protocolLimits(config, 'imap'), log));
       // TLS happens in the worker: the master only accepts and hands the socket on, unread
       const w = workers;
       w.sharePenalty(imap.login.penalty); // ManageSieve's logins count with the workers' IMAP ones

@@ -6,6 +6,10 @@
  * connection; authentication through the shared AuthEngine (protocol "sieve",
  * so `protocol sieve { }` filters and %s apply) and the server's per-IP
  * auth penalty, the one IMAP uses (Dovecot has one anvil for all logins).
+ * ManageSieve runs in the master, so its ConnectionTable is here: the
+ * managesieve-login cap (oldest unauthenticated connection dropped),
+ * `service managesieve`'s cap and mail_max_userip_connections of
+ * `protocol sieve`, counted apart from IMAP's as Dovecot does.
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -16,6 +20,9 @@ import { resolveMailUser } from '../mailstore/user-store.js';
 import { ManageSieveSession } from '../managesieve/session.js';
 import { parseListen, type ListenerSpec, type TlsMaterial } from './listeners.js';
 import { serverStartTls } from './starttls.js';
+import { protocolLimits } from '../config/connection-limits.js';
+import { Logger } from '../log/logger.js';
+import { ConnectionTable } from './connection-table.js';
 
 /** Pigeonhole's built-in listener when the config has no managesieve-login service. */
 const DEFAULT_PORT = 4190;
@@ -36,25 +43,32 @@ export function managesieveListenerSpecs(config: DovecotConfig): ListenerSpec[] 
 
 export class ManageSieveService {
   private readonly auth: AuthEngine;
+  private readonly table: ConnectionTable;
 
   /** `penalty`: the server's shared one (main.ts passes IMAP's); a private one when alone (tests). */
   constructor(readonly config: DovecotConfig, readonly tls: TlsMaterial | null, readonly penalty = new AuthPenalty()) {
     this.auth = new AuthEngine(config, 'sieve');
+    this.table = new ConnectionTable(protocolLimits(config, 'sieve'), new Logger('master'));
   }
 
   accept(socket: Socket | TLSSocket, spec: ListenerSpec): void {
     socket.setNoDelay(true);
     socket.on('error', () => socket.destroy());
     const tls = this.tls;
-    const session = new ManageSieveSession(socket, {
+    const remoteIp = socket.remoteAddress?.replace(/^::ffff:/, '');
+    const localIp = socket.localAddress?.replace(/^::ffff:/, '');
+    const table = this.table;
+    const id = table.open({ rip: remoteIp ?? '', lip: localIp ?? '' }, () => session.evict());
+    const session: ManageSieveSession = new ManageSieveSession(socket, {
       config: this.config,
       auth: this.auth,
       penalty: this.penalty,
       resolveHome: (user, fields) => resolveMailUser(this.config, user, fields, 'sieve').home,
       tlsAvailable: !!tls && !spec.ssl,
       secured: spec.ssl,
-      remoteIp: socket.remoteAddress?.replace(/^::ffff:/, ''),
-      localIp: socket.localAddress?.replace(/^::ffff:/, ''),
+      remoteIp,
+      slot: { admit: async (user) => table.admit(id, user), release: () => table.close(id) },
+      localIp,
       startTls: tls ? () => serverStartTls(socket, tls) : undefined,
     });
     session.start();

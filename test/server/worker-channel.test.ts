@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ImapWorkerPool } from '../../src/server/imap-workers.js';
+import { ConnectionTable } from '../../src/server/connection-table.js';
 import { AuthPenalty } from '../../src/auth/penalty.js';
 import { Logger, setLogSink } from '../../src/log/logger.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -23,7 +24,7 @@ test('a penalty relayed to a worker with a closed channel is logged, not fatal',
   const lines: string[] = [];
   setLogSink((l) => lines.push(l));
   t.after(() => setLogSink(null));
-  const pool = new ImapWorkerPool(1, script, [], new Logger('master'));
+  const pool = new ImapWorkerPool(1, script, [], new Logger('master'), new ConnectionTable({ protocol: 'imap', login: { service: 'imap-login', cap: 100, warning: '' }, sessions: { service: 'imap', cap: 100, warning: '' }, userip: () => 10 }, new Logger('master')));
   t.after(() => pool.close());
   const penalty = new AuthPenalty();
   pool.sharePenalty(penalty);

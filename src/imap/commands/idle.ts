@@ -20,7 +20,8 @@ export const idleCommands: Record<string, Command> = {
       const sub = sel ? watchFolder(sel.folder.dir, notify, 50, sel.folder.controlDir) : null;
       // 0 turns the keepalive off, as in Dovecot's idle_add_keepalive_timeout
       const interval = ctx.session.config.getTime('imap_idle_notify_interval', { protocol: 'imap' });
-      const keepalive = interval > 0 ? setInterval(() => { busy = busy.then(() => s.send({ kind: 'status', status: 'OK', text: 'Still here' })); }, interval) : undefined;
+      // as Dovecot, each keepalive also restarts the autologout timer: an idling client may stay for ever
+      const keepalive = interval > 0 ? setInterval(() => { busy = busy.then(() => s.send({ kind: 'status', status: 'OK', text: 'Still here' })).then(() => s.keepAlive()); }, interval) : undefined;
       keepalive?.unref();
       notify(); // anything that changed since the last command
       const line = await s.readRawLine();

@@ -1,9 +1,12 @@
 /**
  * Comparators (RFC 4790 via RFC 5228 section 2.7.3: i;octet, i;ascii-casemap,
  * i;ascii-numeric), match types :is :contains :matches (with the captured
- * wildcard values for RFC 5229 ${1}), :regex (draft-ietf-sieve-regex) and
+ * wildcard values for RFC 5229 ${1}), :regex (draft-ietf-sieve-regex, with
+ * the linear-time POSIX ERE matcher of regex.ts, never a JS RegExp) and
  * the relational :value / :count of RFC 5231.
  */
+
+import { compileRegex, execRegex, RegexLimitError, RegexSyntaxError, type CompiledRegex } from './regex.js';
 
 export type Comparator = 'i;octet' | 'i;ascii-casemap' | 'i;ascii-numeric';
 export interface MatchSpec { type: 'is' | 'contains' | 'matches' | 'regex' | 'value' | 'count'; rel?: string; comparator: Comparator }
@@ -78,13 +81,51 @@ function globMatch(text: string, pattern: string, cmp: Comparator): string[] | n
   if (j < tokens.length) return null;
   return [text, ...spans.map(([a, b]) => t.slice(a, b).join(''))];
 }
-const escapeRe = (c: string) => c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+/** Compiled :regex keys, by flags and pattern (scripts are cached, so keys repeat across deliveries). */
+const regexCache = new Map<string, CompiledRegex>();
+const REGEX_CACHE_MAX = 1000;
+
+/**
+ * regcomp of a :regex key at run time (a key built from variables; literal
+ * keys were checked at compile time). An invalid one is reported with
+ * Pigeonhole's runtime error text and never matches, as in Pigeonhole
+ * (the script goes on).
+ */
+function regexFor(key: string, cmp: Comparator, warn?: (msg: string) => void): CompiledRegex | null {
+  const ck = `${cmp === 'i;ascii-casemap' ? 'i' : 'c'}${key}`;
+  let re = regexCache.get(ck);
+  if (!re) {
+    try { re = compileRegex(key, cmp === 'i;ascii-casemap'); } catch (e) {
+      if (e instanceof RegexSyntaxError) { warn?.(regexErrorText(key, e)); return null; }
+      throw e;
+    }
+    if (regexCache.size >= REGEX_CACHE_MAX) regexCache.delete(regexCache.keys().next().value!);
+    regexCache.set(ck, re);
+  }
+  return re;
+}
+
+/** Pigeonhole's "invalid regular expression '...' for regex match: ..." with regerror's text lower-cased at the start. */
+export function regexErrorText(key: string, e: RegexSyntaxError): string {
+  return `invalid regular expression '${sanitize(key, 128)}' for regex match: ${e.message[0].toLowerCase()}${e.message.slice(1)}`;
+}
+
+/** Dovecot's str_sanitize: control characters as '?', cut to max bytes with "...". */
+export function sanitize(s: string, max: number): string {
+  // eslint-disable-next-line no-control-regex
+  const clean = s.replace(/[\x00-\x1f]/g, '?');
+  if (Buffer.byteLength(clean) <= max) return clean;
+  let out = '';
+  for (const ch of clean) { if (Buffer.byteLength(out + ch) > max - 3) break; out += ch; }
+  return out + '...';
+}
 
 /**
  * Does any value match any key? On a :matches/:regex hit, `captures` gets
  * [whole, group1, ...] of the first matching pair (RFC 5229 section 3.2).
+ * Async because :regex yields to the event loop while it runs.
  */
-export function matchAny(values: string[], keys: string[], spec: MatchSpec, captures?: (c: string[]) => void): boolean {
+export async function matchAny(values: string[], keys: string[], spec: MatchSpec, captures?: (c: string[]) => void, warn?: (msg: string) => void): Promise<boolean> {
   if (spec.type === 'count') {
     const n = String(values.length);
     return keys.some((k) => relation(compare(n, k, spec.comparator), spec.rel!));
@@ -101,10 +142,17 @@ export function matchAny(values: string[], keys: string[], spec: MatchSpec, capt
           break;
         }
         case 'regex': {
-          let r: RegExp;
-          try { r = new RegExp(k, spec.comparator === 'i;ascii-casemap' ? 'i' : ''); } catch { break; }
-          const m = r.exec(v);
-          if (m) { captures?.([...m].map((x) => x ?? '')); return true; }
+          if (spec.comparator === 'i;ascii-numeric') break; // refused at compile time, as in Pigeonhole
+          const re = regexFor(k, spec.comparator, warn);
+          if (!re) break;
+          let m: string[] | null;
+          // past the step limit the key does not match, as a failing regexec() in Pigeonhole
+          try { m = await execRegex(re, v); } catch (e) {
+            if (!(e instanceof RegexLimitError)) throw e;
+            warn?.(`${e.message} for regex '${sanitize(k, 80)}': no match`);
+            m = null;
+          }
+          if (m) { captures?.(m); return true; }
           break;
         }
       }

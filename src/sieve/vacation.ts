@@ -4,10 +4,15 @@
  * Precedence bulk/list/junk, List-* headers, the user not in To/Cc/Bcc), the
  * per-sender/handle duplicate tracking for :days, and the reply message
  * itself (Auto-Submitted: auto-replied, In-Reply-To/References, "Auto: "
- * subject). Pigeonhole keeps its tracking in the lda-dupes file; Sealmail
- * keeps its own JSON file beside it (`~/.sealmail-sieve-dupes.json`).
+ * subject). Pigeonhole keeps its tracking in the lda-dupes file, keyed by
+ * a hash of the lower-cased sender and the handle (act_vacation_hash);
+ * Sealmail keeps its own JSON file beside it (`~/.sealmail-sieve-dupes.json`)
+ * keyed the same way with SHA-256, so the file names no correspondent, mode
+ * 0600 and owned by the owner of the home directory (the mail user) even when
+ * the server writes it as root.
  */
 import { promises as fs } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { parseAddresses, type ParsedMessage } from './message.js';
@@ -36,20 +41,48 @@ export function vacationSuppressed(v: Vacation, msg: ParsedMessage, env: SieveEn
   return null;
 }
 
+/** The tracking key: Pigeonhole's act_vacation_hash input (lower-cased sender, then the handle), SHA-256 in hex. */
+export function vacationKey(handle: string, sender: string): string {
+  return createHash('sha256').update(sender.toLowerCase()).update(handle).digest('hex');
+}
+const HASHED = /^[0-9a-f]{64}$/;
+
 /** True (and remembers it) when no reply went to this sender for this handle within the period. */
 export async function vacationDue(home: string, v: Vacation, sender: string, now = Date.now()): Promise<boolean> {
   const path = join(home, DUPES_FILE);
   let db: Record<string, number> = {};
   try { db = JSON.parse(await fs.readFile(path, 'utf8')) as Record<string, number>; } catch { /* first use or damaged: start over */ }
-  for (const [k, exp] of Object.entries(db)) if (exp <= now) delete db[k];
-  const key = `${v.handle}\0${sender.toLowerCase()}`;
+  for (const [k, exp] of Object.entries(db)) {
+    if (exp <= now) { delete db[k]; continue; }
+    // entries of earlier versions were `handle\0sender` in plain text: hashed in place, nothing forgotten
+    if (!HASHED.test(k)) { delete db[k]; const z = k.indexOf('\0'); if (z >= 0) db[vacationKey(k.slice(0, z), k.slice(z + 1))] = exp; }
+  }
+  const key = vacationKey(v.handle, sender);
   if (db[key]) return false;
   db[key] = now + v.seconds * 1000;
   const tmp = `${path}.${process.pid}.tmp`;
-  await fs.writeFile(tmp, JSON.stringify(db));
+  await fs.writeFile(tmp, JSON.stringify(db), { mode: 0o600 });
+  await fs.chmod(tmp, 0o600); // an umask-independent mode, also when tmp was left over
+  if (process.getuid?.() === 0) {
+    const st = await fs.stat(home);
+    await fs.chown(tmp, st.uid, st.gid);
+  }
   await fs.rename(tmp, path);
   return true;
 }
+
+/**
+ * A header field body as rfc2822_header_append writes it: a CR/LF run (with
+ * the blanks around it) becomes a fold, CRLF + TAB, so a value from a
+ * script can never start a header field of its own.
+ */
+function foldHeader(value: string): string {
+  return value.replace(/[ \t]*[\r\n][\r\n \t]*/g, (m, off: number) => (off + m.length >= value.length ? '' : '\r\n\t'));
+}
+
+/** str_sanitize_utf8 for the subject: control characters as '?'. */
+// eslint-disable-next-line no-control-regex
+const sanitizeSubject = (s: string) => s.replace(/[\x00-\x1f]/g, '?');
 
 function encodeHeader(s: string): string {
   // eslint-disable-next-line no-control-regex
@@ -67,8 +100,8 @@ let replyCounter = 0;
  */
 export function composeVacation(v: Vacation, msg: ParsedMessage, env: SieveEnvelope, now = new Date(), host = hostname()): Buffer {
   const h = (n: string) => msg.headers.find((x) => x.name === n)?.value;
-  const from = v.from ?? `<${env.to}>`;
-  const subject = v.subject ?? `Auto: ${h('subject') ?? ''}`;
+  const from = foldHeader(v.from ?? `<${env.to}>`);
+  const subject = sanitizeSubject(v.subject ?? `Auto: ${h('subject') ?? ''}`);
   const msgid = h('message-id');
   const refs = [h('references'), msgid].filter(Boolean).join(' ');
   const origFrom = h('from');
@@ -81,10 +114,10 @@ export function composeVacation(v: Vacation, msg: ParsedMessage, env: SieveEnvel
     `Message-ID: <dovecot-sieve-${Math.floor(now.getTime() / 1000)}-${process.pid}-${replyCounter++}@${host}>`,
     `Date: ${now.toUTCString().replace('GMT', '+0000').replace(/^(\w+), 0/, '$1, ')}`,
     `From: ${from}`,
-    `To: ${to}`,
+    `To: ${foldHeader(to)}`,
     `Subject: ${encodeHeader(subject)}`,
-    ...(msgid ? [`In-Reply-To: ${msgid}`] : []),
-    ...(refs ? [`References: ${refs}`] : []),
+    ...(msgid ? [`In-Reply-To: ${foldHeader(msgid)}`] : []),
+    ...(refs ? [`References: ${foldHeader(refs)}`] : []),
     `Auto-Submitted: auto-replied (vacation)`,
     `Precedence: bulk`,
     `X-Auto-Response-Suppress: All`,

@@ -77,7 +77,34 @@ export async function vacationDue(home: string, v: Vacation, sender: string, now
  * script can never start a header field of its own.
  */
 function foldHeader(value: string): string {
-  return value.replace(/[ \t]*[\r\n][\r\n \t]*/g, (m, off: number) => (off + m.length >= value.length ? '' : '\r\n\t'));
+  // a scan, not a regular expression: a long run of blanks must not cost quadratic time
+  let out = '';
+  for (let i = 0; i < value.length;) {
+    const c = value[i];
+    if (c !== '\r' && c !== '\n') { out += c; i++; continue; }
+    let j = i;
+    while (j < value.length && ' \t\r\n'.includes(value[j])) j++;
+    let k = out.length;
+    while (k > 0 && (out[k - 1] === ' ' || out[k - 1] === '\t')) k--;
+    out = out.slice(0, k);
+    if (j < value.length) out += '\r\n\t';
+    i = j;
+  }
+  return out;
+}
+
+/**
+ * `Name <addr>` or `<addr>` of a From header body, as /^\s*(.*?)\s*<([^>]+)>\s*$/
+ * would split it, without the quadratic cost that regex has on a sender's
+ * long header.
+ */
+function splitNamed(v: string): [string, string] | null {
+  const s = v.trimEnd();
+  if (!s.endsWith('>')) return null;
+  const body = s.slice(0, -1);
+  const lt = body.indexOf('<', body.lastIndexOf('>') + 1);
+  if (lt < 0 || lt === body.length - 1) return null;
+  return [body.slice(0, lt).trim(), body.slice(lt + 1)];
 }
 
 /** str_sanitize_utf8 for the subject: control characters as '?'. */
@@ -106,7 +133,8 @@ export function composeVacation(v: Vacation, msg: ParsedMessage, env: SieveEnvel
   const refs = [h('references'), msgid].filter(Boolean).join(' ');
   const origFrom = h('from');
   // Pigeonhole rewrites the address it replies to: `Name <addr>` or `<addr>`
-  const named = /^\s*(.*?)\s*<([^>]+)>\s*$/.exec(origFrom ?? '');
+  const nm = splitNamed(origFrom ?? '');
+  const named = nm ? [undefined, nm[0], nm[1]] as const : null;
   const to = origFrom && parseAddresses(origFrom).some((a) => a.toLowerCase() === env.from.toLowerCase())
     ? (named?.[1] ? `${named[1]} <${named[2]}>` : `<${named?.[2] ?? parseAddresses(origFrom)[0]}>`) : `<${env.from}>`;
   const lines = [

@@ -85,3 +85,13 @@ test('SMTP submit refuses an address with CR, LF or NUL before connecting', asyn
     assert.match((r2 as { error: string }).error, /contains CR, LF or NUL/);
   }
 });
+
+test('a sender\'s long runs of blanks or \'<\' in From/To/Cc cost linear time (header trimming, address lists, the vacation reply\'s To)', { timeout: 120_000 }, async (t) => {
+  const s = await user(t, 'require "vacation";\nvacation "away";\n');
+  const blanks = ' '.repeat(200_000);
+  const msg = Buffer.from(`From: A${blanks}x <alice@friends.example${blanks}\r\nTo: john@example.org${blanks}x${blanks}\r\nCc: ${'<'.repeat(100_000)}\r\nX-Pad: a${blanks}b\r\nSubject: Hi\r\n\r\nhello\r\n`);
+  const t0 = Date.now();
+  const o = await runSieveForDelivery(s.config, s.u, msg, ENV);
+  t.diagnostic(`delivery with 200k-blank header runs: ${Date.now() - t0} ms`);
+  assert.ok(o.actions.some((a) => a.type === 'keep'));
+});

@@ -147,7 +147,7 @@ export async function matchAny(values: string[], keys: string[], spec: MatchSpec
           if (!re) break;
           let m: string[] | null;
           // past the step limit the key does not match, as a failing regexec() in Pigeonhole
-          try { m = await execRegex(re, v); } catch (e) {
+          try { m = await execRegex(re, v, captures !== undefined); } catch (e) {
             if (!(e instanceof RegexLimitError)) throw e;
             warn?.(`${e.message} for regex '${sanitize(k, 80)}': no match`);
             m = null;

@@ -436,6 +436,61 @@ function* pike(re: CompiledRegex, s: Buffer): Steps {
   return best;
 }
 
+/**
+ * Does the pattern match anywhere? The same automaton without submatches
+ * (regcomp's REG_NOSUB, what Pigeonhole uses when no ${N} is wanted): states
+ * as a set of instruction numbers, stops at the first match.
+ */
+function* pikeAny(re: CompiledRegex, s: Buffer): Steps {
+  const { prog } = re;
+  const mark = new Int32Array(prog.length).fill(-1);
+  let clist = new Int32Array(prog.length), nlist = new Int32Array(prog.length);
+  let cn = 0, nn = 0;
+  const stack = new Int32Array(prog.length * 2 + 2);
+  let steps = 0, total = 0;
+  let matched = false;
+  // epsilon closure from pc at position i into the list; true once Match is reachable
+  const add = (list: Int32Array, len: number, g: number, pc0: number, i: number): number => {
+    let sp = 0;
+    stack[sp++] = pc0;
+    while (sp) {
+      const pc = stack[--sp];
+      if (mark[pc] === g) continue;
+      mark[pc] = g;
+      steps++;
+      const ins = prog[pc];
+      switch (ins.op) {
+        case Op.Jmp: stack[sp++] = ins.x; break;
+        case Op.Split: stack[sp++] = ins.y; stack[sp++] = ins.x; break;
+        case Op.Save: case Op.Mark: case Op.Progress: stack[sp++] = pc + 1; break;
+        case Op.Assert: if (assertHolds(ins.kind, s, i)) stack[sp++] = pc + 1; break;
+        case Op.Match: matched = true; break;
+        default: list[len++] = pc;
+      }
+    }
+    return len;
+  };
+  let gen = 0;
+  for (let i = 0; i <= s.length; i++) {
+    cn = add(clist, cn, gen, 0, i);
+    if (matched) break;
+    if (i === s.length) break;
+    gen++;
+    const c = s[i];
+    nn = 0;
+    for (let k = 0; k < cn; k++) {
+      const ins = prog[clist[k]] as { op: Op.Char; set: CharSet };
+      if (ins.set[c]) nn = add(nlist, nn, gen, clist[k] + 1, i + 1);
+      if (++steps >= YIELD_STEPS) { total += steps; steps = 0; if (total > MAX_STEPS) throw new RegexLimitError(LIMIT); yield; }
+    }
+    if (matched) break;
+    [clist, nlist] = [nlist, clist];
+    cn = nn;
+  }
+  if (!matched) return null;
+  return new Int32Array(re.slots).fill(-1);
+}
+
 /** Backtracking search for patterns with back references (no automaton can match those), under the same step budget. */
 function* backtrack(re: CompiledRegex, s: Buffer): Steps {
   const { prog } = re;
@@ -475,12 +530,13 @@ function* backtrack(re: CompiledRegex, s: Buffer): Steps {
 }
 
 /**
- * regexec: [whole, group1, ...] (unset groups as '') or null. Yields to the
+ * regexec: [whole, group1, ...] (unset groups as '') or null; without
+ * `submatches` only whether it matches (the strings are then empty). Yields to the
  * event loop between slices; RegexLimitError past MAX_STEPS.
  */
-export async function execRegex(re: CompiledRegex, value: string): Promise<string[] | null> {
+export async function execRegex(re: CompiledRegex, value: string, submatches = true): Promise<string[] | null> {
   const s = Buffer.from(value, 'utf8');
-  const it = re.backrefs ? backtrack(re, s) : pike(re, s);
+  const it = re.backrefs ? backtrack(re, s) : submatches ? pike(re, s) : pikeAny(re, s);
   for (;;) {
     const r = it.next();
     if (r.done) {

@@ -17,6 +17,7 @@ import type { Arg, Command, Test } from './parser.js';
 import type { CompiledScript } from './compile.js';
 import { matchAny, sanitize, type Comparator, type MatchSpec } from './match.js';
 import { parseSieveAddress, sieveAddressError } from './address.js';
+import { MAX_RUN_STEPS } from './regex.js';
 import { parseAddresses, splitAddress, type ParsedMessage } from './message.js';
 import { datePart, localOffset, parseRfc2822Date, parseZone, type ZonedDate } from './date.js';
 
@@ -87,6 +88,8 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
     return globalNames.has(name) ? [globals, name] : [vars, name];
   };
   let captures: string[] = [];
+  // all :regex matches of this run share one step budget: many keys × many values stay bounded too
+  const regexBudget = { left: MAX_RUN_STEPS };
   const flagVars = new Map<string, string[]>();
   let internalFlags = [...(ctx.flags ?? [])];
   const actions: SieveAction[] = [];
@@ -130,7 +133,7 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
     return { type: 'is', comparator: cmp };
   };
   const doMatch = (values: string[], keys: string[], spec: MatchSpec) =>
-    matchAny(values, keys, spec, useVars ? (c) => { captures = c; } : undefined, ctx.warn);
+    matchAny(values, keys, spec, useVars ? (c) => { captures = c; } : undefined, ctx.warn, regexBudget);
 
   const addrPart = (p: Parsed, addr: string): string | null => {
     const parts = splitAddress(addr);

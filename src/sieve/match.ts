@@ -6,7 +6,7 @@
  * the relational :value / :count of RFC 5231.
  */
 
-import { compileRegex, execRegex, RegexLimitError, RegexSyntaxError, type CompiledRegex } from './regex.js';
+import { compileRegex, execRegex, RegexLimitError, RegexSyntaxError, type CompiledRegex, type RegexBudget } from './regex.js';
 
 export type Comparator = 'i;octet' | 'i;ascii-casemap' | 'i;ascii-numeric';
 export interface MatchSpec { type: 'is' | 'contains' | 'matches' | 'regex' | 'value' | 'count'; rel?: string; comparator: Comparator }
@@ -83,7 +83,9 @@ function globMatch(text: string, pattern: string, cmp: Comparator): string[] | n
 }
 /** Compiled :regex keys, by flags and pattern (scripts are cached, so keys repeat across deliveries). */
 const regexCache = new Map<string, CompiledRegex>();
-const REGEX_CACHE_MAX = 1000;
+/** Instructions the cache may hold in all (each up to MAX_PROGRAM): its memory stays bounded whatever the scripts. */
+const REGEX_CACHE_INSTRUCTIONS = 200_000;
+let cachedInstructions = 0;
 
 /**
  * regcomp of a :regex key at run time (a key built from variables; literal
@@ -99,8 +101,13 @@ function regexFor(key: string, cmp: Comparator, warn?: (msg: string) => void): C
       if (e instanceof RegexSyntaxError) { warn?.(regexErrorText(key, e)); return null; }
       throw e;
     }
-    if (regexCache.size >= REGEX_CACHE_MAX) regexCache.delete(regexCache.keys().next().value!);
+    while (regexCache.size && cachedInstructions + re.prog.length > REGEX_CACHE_INSTRUCTIONS) {
+      const [k, old] = regexCache.entries().next().value!;
+      regexCache.delete(k);
+      cachedInstructions -= old.prog.length;
+    }
     regexCache.set(ck, re);
+    cachedInstructions += re.prog.length;
   }
   return re;
 }
@@ -125,7 +132,7 @@ export function sanitize(s: string, max: number): string {
  * [whole, group1, ...] of the first matching pair (RFC 5229 section 3.2).
  * Async because :regex yields to the event loop while it runs.
  */
-export async function matchAny(values: string[], keys: string[], spec: MatchSpec, captures?: (c: string[]) => void, warn?: (msg: string) => void): Promise<boolean> {
+export async function matchAny(values: string[], keys: string[], spec: MatchSpec, captures?: (c: string[]) => void, warn?: (msg: string) => void, budget?: RegexBudget): Promise<boolean> {
   if (spec.type === 'count') {
     const n = String(values.length);
     return keys.some((k) => relation(compare(n, k, spec.comparator), spec.rel!));
@@ -147,7 +154,7 @@ export async function matchAny(values: string[], keys: string[], spec: MatchSpec
           if (!re) break;
           let m: string[] | null;
           // past the step limit the key does not match, as a failing regexec() in Pigeonhole
-          try { m = await execRegex(re, v, captures !== undefined); } catch (e) {
+          try { m = await execRegex(re, v, captures !== undefined, budget); } catch (e) {
             if (!(e instanceof RegexLimitError)) throw e;
             warn?.(`${e.message} for regex '${sanitize(k, 80)}': no match`);
             m = null;

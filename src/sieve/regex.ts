@@ -49,8 +49,10 @@ export class RegexLimitError extends Error {}
 export const RE_DUP_MAX = 0x7fff;
 /** Instructions a compiled pattern may have (glibc has no such cap; over it: "Regular expression too big"). */
 export const MAX_PROGRAM = 20000;
-/** Thread steps one match may take before it is given up (about a second of CPU). */
+/** Steps one match may take before it is given up (1-4 s of CPU on a loaded 2-core machine). */
 export const MAX_STEPS = 20_000_000;
+/** Steps all :regex matches of one script run may take together (RunContext.regexBudget). */
+export const MAX_RUN_STEPS = 100_000_000;
 /** Steps between yields to the event loop. */
 export const YIELD_STEPS = 20000;
 /** Pending alternatives of the back-reference search. */
@@ -380,16 +382,21 @@ function assertHolds(kind: Assertion, s: Buffer, i: number): boolean {
   }
 }
 
+/** Steps a match has taken so far. */
+interface Meter { used: number }
+/** Steps left for all the matches of one script run (shared by its :regex tests). */
+export interface RegexBudget { left: number }
+
 /** Byte offsets [start, end] per group (-1 = unset), or null; a generator so the caller can yield in between. */
 type Steps = Generator<void, Int32Array | null, void>;
 
 /** Pike VM, leftmost-longest: O(bytes × instructions). */
-function* pike(re: CompiledRegex, s: Buffer): Steps {
+function* pike(re: CompiledRegex, s: Buffer, limit: number, meter: Meter): Steps {
   const { prog } = re;
   const nslots = re.slots;
   const mark = new Int32Array(prog.length).fill(-1);
   let gen = 0;
-  let steps = 0, total = 0;
+  let steps = 0;
   let clist: Array<{ pc: number; caps: Int32Array }> = [];
   let nlist: Array<{ pc: number; caps: Int32Array }> = [];
   let best: Int32Array | null = null;
@@ -428,11 +435,12 @@ function* pike(re: CompiledRegex, s: Buffer): Steps {
       if (ins.op === Op.Match) {
         if (!best || th.caps[0] < best[0] || (th.caps[0] === best[0] && th.caps[1] > best[1])) best = th.caps;
       } else if (ins.op === Op.Char && i < s.length && ins.set[c]) add(nlist, gen, th.pc + 1, th.caps, i + 1);
-      if (++steps >= YIELD_STEPS) { total += steps; steps = 0; if (total > MAX_STEPS) throw new RegexLimitError(LIMIT); yield; }
+      if (++steps >= YIELD_STEPS) { meter.used += steps; steps = 0; if (meter.used > limit) throw new RegexLimitError(LIMIT); yield; }
     }
     [clist, nlist] = [nlist, clist];
     nlist.length = 0;
   }
+  meter.used += steps;
   return best;
 }
 
@@ -441,13 +449,13 @@ function* pike(re: CompiledRegex, s: Buffer): Steps {
  * (regcomp's REG_NOSUB, what Pigeonhole uses when no ${N} is wanted): states
  * as a set of instruction numbers, stops at the first match.
  */
-function* pikeAny(re: CompiledRegex, s: Buffer): Steps {
+function* pikeAny(re: CompiledRegex, s: Buffer, limit: number, meter: Meter): Steps {
   const { prog } = re;
   const mark = new Int32Array(prog.length).fill(-1);
   let clist = new Int32Array(prog.length), nlist = new Int32Array(prog.length);
   let cn = 0, nn = 0;
   const stack = new Int32Array(prog.length * 2 + 2);
-  let steps = 0, total = 0;
+  let steps = 0;
   let matched = false;
   // epsilon closure from pc at position i into the list; true once Match is reachable
   const add = (list: Int32Array, len: number, g: number, pc0: number, i: number): number => {
@@ -481,21 +489,22 @@ function* pikeAny(re: CompiledRegex, s: Buffer): Steps {
     for (let k = 0; k < cn; k++) {
       const ins = prog[clist[k]] as { op: Op.Char; set: CharSet };
       if (ins.set[c]) nn = add(nlist, nn, gen, clist[k] + 1, i + 1);
-      if (++steps >= YIELD_STEPS) { total += steps; steps = 0; if (total > MAX_STEPS) throw new RegexLimitError(LIMIT); yield; }
+      if (++steps >= YIELD_STEPS) { meter.used += steps; steps = 0; if (meter.used > limit) throw new RegexLimitError(LIMIT); yield; }
     }
     if (matched) break;
     [clist, nlist] = [nlist, clist];
     cn = nn;
   }
+  meter.used += steps;
   if (!matched) return null;
   return new Int32Array(re.slots).fill(-1);
 }
 
 /** Backtracking search for patterns with back references (no automaton can match those), under the same step budget. */
-function* backtrack(re: CompiledRegex, s: Buffer): Steps {
+function* backtrack(re: CompiledRegex, s: Buffer, limit: number, meter: Meter): Steps {
   const { prog } = re;
   const nslots = re.slots;
-  let steps = 0, total = 0;
+  let steps = 0;
   let best: Int32Array | null = null;
   for (let start = 0; start <= s.length && !best; start++) {
     // explicit stack of (pc, i, caps) alternatives; every path is explored so the longest wins
@@ -503,7 +512,7 @@ function* backtrack(re: CompiledRegex, s: Buffer): Steps {
     while (stack.length) {
       let { pc, i, caps } = stack.pop()!;
       for (;;) {
-        if (++steps >= YIELD_STEPS) { total += steps; steps = 0; if (total > MAX_STEPS) throw new RegexLimitError(LIMIT); yield; }
+        if (++steps >= YIELD_STEPS) { meter.used += steps; steps = 0; if (meter.used > limit) throw new RegexLimitError(LIMIT); yield; }
         const ins = prog[pc];
         if (ins.op === Op.Match) { if (!best || caps[1] > best[1]) best = caps; break; }
         if (ins.op === Op.Char) { if (i < s.length && ins.set[s[i]]) { i++; pc++; continue; } break; }
@@ -526,6 +535,7 @@ function* backtrack(re: CompiledRegex, s: Buffer): Steps {
       }
     }
   }
+  meter.used += steps;
   return best;
 }
 
@@ -534,11 +544,15 @@ function* backtrack(re: CompiledRegex, s: Buffer): Steps {
  * `submatches` only whether it matches (the strings are then empty). Yields to the
  * event loop between slices; RegexLimitError past MAX_STEPS.
  */
-export async function execRegex(re: CompiledRegex, value: string, submatches = true): Promise<string[] | null> {
+export async function execRegex(re: CompiledRegex, value: string, submatches = true, budget?: RegexBudget): Promise<string[] | null> {
   const s = Buffer.from(value, 'utf8');
-  const it = re.backrefs ? backtrack(re, s) : submatches ? pike(re, s) : pikeAny(re, s);
+  const meter: Meter = { used: 0 };
+  const limit = Math.min(MAX_STEPS, budget?.left ?? Infinity);
+  const it = re.backrefs ? backtrack(re, s, limit, meter) : submatches ? pike(re, s, limit, meter) : pikeAny(re, s, limit, meter);
+  let charged = 0;
   for (;;) {
-    const r = it.next();
+    let r: IteratorResult<void, Int32Array | null>;
+    try { r = it.next(); } finally { if (budget) { budget.left -= meter.used - charged; charged = meter.used; } }
     if (r.done) {
       const caps = r.value;
       if (!caps) return null;

@@ -79,3 +79,14 @@ test('an invalid key built at run time never matches and is reported with Pigeon
   assert.equal(await matchAny(['abc'], ['a(', 'abc'], { type: 'regex', comparator: 'i;ascii-casemap' }, undefined, (w) => warnings.push(w)), true);
   assert.deepEqual(warnings, ["invalid regular expression 'a(' for regex match: unmatched ( or \\("]);
 });
+
+test('the matches of one run share a step budget', { timeout: 120_000 }, async () => {
+  const budget = { left: 1_000_000 };
+  const re = compileRegex('(a|aa)+b', false);
+  let n = 0, gaveUp = false;
+  for (; n < 1000 && !gaveUp; n++) {
+    try { await execRegex(re, 'a'.repeat(5000), false, budget); } catch (e) { assert.ok(e instanceof RegexLimitError); gaveUp = true; }
+  }
+  assert.ok(gaveUp && n < 1000, `${n} matches`);
+  assert.ok(budget.left <= 0);
+});

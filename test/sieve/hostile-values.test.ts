@@ -12,6 +12,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { tempDir } from '../helpers/tmp.js';
 import { parseConfigText } from '../helpers/config-text.js';
 import { setLogSink } from '../../src/log/logger.js';
@@ -94,4 +95,23 @@ test('a sender\'s long runs of blanks or \'<\' in From/To/Cc cost linear time (h
   const o = await runSieveForDelivery(s.config, s.u, msg, ENV);
   t.diagnostic(`delivery with 200k-blank header runs: ${Date.now() - t0} ms`);
   assert.ok(o.actions.some((a) => a.type === 'keep'));
+});
+
+test('a script string with a long run of "${" compiles in linear time (ManageSieve compiles in the master)', async (t) => {
+  // compiled in a worker so a quadratic compile is cut at the deadline instead of blocking this test's own timers
+  const compileUrl = new URL('../../src/sieve/compile.js', import.meta.url).href;
+  const w = new Worker(`
+    const { parentPort } = require('node:worker_threads');
+    import(${JSON.stringify(compileUrl)}).then(({ compileScript }) => {
+      const junk = '\${'.repeat(150000);
+      const src = 'require ["variables", "vacation", "regex"];\\nredirect "' + junk + '";\\nvacation :from "' + junk + '" "x";\\nif header :regex "x" "' + junk + '" { keep; }\\n';
+      try { compileScript(src, 's'); parentPort.postMessage('compiled'); } catch (e) { parentPort.postMessage(String(e.message).slice(0, 200)); }
+    });
+  `, { eval: true });
+  t.after(() => w.terminate());
+  const result = await new Promise<string>((resolve) => {
+    const timer = setTimeout(() => resolve('still compiling after 30 s'), 30_000);
+    w.on('message', (m: string) => { clearTimeout(timer); resolve(m); });
+  });
+  assert.match(result, /specified redirect address/);
 });

@@ -91,6 +91,7 @@ const CASES: Case[] = [
   { name: 'regex GNU escapes', script: RX + 'if string :regex "foo_bar baz" "\\<(\\w+)\\>$" { fileinto "w${1}"; }\n' },
   { name: 'regex back reference', script: RX + 'if string :regex "abcabc" "^(abc)\\1$" { fileinto "b${1}"; }\n' },
   { name: 'regex dot matches any byte', script: RX + 'if string :regex "a\tb" "^a.b$" { fileinto "T"; }\n' },
+  { name: 'regex over bytes as in the C locale', script: RX + 'if string :regex "üüü" "^ü+$" { fileinto "U"; }\nif string :regex "aü" "^a.$" { fileinto "dot1"; }\nif string :regex "aü" "^a..$" { fileinto "dot2"; }\nif string :regex "Ü" "ü" { fileinto "icase"; }\n' },
   { name: 'regex key from a variable', script: RX + 'set "p" "^(Buy) ";\nif header :regex "Subject" "${p}" { fileinto "v${1}"; }\n' },
   { name: 'regex invalid key from a variable never matches', script: RX + 'set "p" "a(";\nif header :regex "Subject" "${p}" { fileinto "never"; }\nfileinto "after";\n' },
   { name: 'regex catastrophic (a+)+$ on 5000 bytes', msg: LONG, script: RX + 'if header :regex "Subject" "^(a+)+$" { fileinto "never"; } else { fileinto "fine"; }\n' },

@@ -8,7 +8,7 @@
  */
 import { parseScript, SieveSyntaxErrors, type Arg, type Command, type Test } from './parser.js';
 import { SieveSyntaxError } from './lexer.js';
-import { compileRegex, RegexSyntaxError } from './regex.js';
+import { validateRegex, RegexSyntaxError } from './regex.js';
 import { regexErrorText, sanitize } from './match.js';
 import { sieveAddressError } from './address.js';
 
@@ -169,7 +169,7 @@ export function compileScript(src: string, name = 'script', opts: CompileOptions
     const keys = [...node.args].reverse().find((a, i, all): a is Extract<Arg, { kind: 'str' }> => a.kind === 'str' && all[i + 1]?.kind !== 'tag');
     for (const k of keys?.values ?? []) {
       if (ext.has('variables') && hasVariableRef(k)) continue;
-      try { compileRegex(decodeIfEncoded(k), cmp === 'i;ascii-casemap'); } catch (e) {
+      try { validateRegex(decodeIfEncoded(k), cmp === 'i;ascii-casemap'); } catch (e) {
         if (!(e instanceof RegexSyntaxError)) throw e;
         err(keys!.line, regexErrorText(decodeIfEncoded(k), e));
         return;

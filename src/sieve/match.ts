@@ -93,10 +93,13 @@ let cachedInstructions = 0;
  * Pigeonhole's runtime error text and never matches, as in Pigeonhole
  * (the script goes on).
  */
-function regexFor(key: string, cmp: Comparator, warn?: (msg: string) => void): CompiledRegex | null {
+async function regexFor(key: string, cmp: Comparator, warn?: (msg: string) => void, budget?: RegexBudget): Promise<CompiledRegex | null> {
   const ck = `${cmp === 'i;ascii-casemap' ? 'i' : 'c'}${key}`;
   let re = regexCache.get(ck);
   if (!re) {
+    // building a program costs like running it: charged to the run's budget, and other work gets a turn after each
+    if (budget && budget.left <= 0) { warn?.(`regular expression match exceeded its step limit for regex '${sanitize(key, 80)}': no match`); return null; }
+    await new Promise<void>((r) => setImmediate(r));
     try { re = compileRegex(key, cmp === 'i;ascii-casemap'); } catch (e) {
       if (e instanceof RegexSyntaxError) { warn?.(regexErrorText(key, e)); return null; }
       throw e;
@@ -108,6 +111,7 @@ function regexFor(key: string, cmp: Comparator, warn?: (msg: string) => void): C
     }
     regexCache.set(ck, re);
     cachedInstructions += re.prog.length;
+    if (budget) budget.left -= re.prog.length * 10;
   }
   return re;
 }
@@ -150,7 +154,7 @@ export async function matchAny(values: string[], keys: string[], spec: MatchSpec
         }
         case 'regex': {
           if (spec.comparator === 'i;ascii-numeric') break; // refused at compile time, as in Pigeonhole
-          const re = regexFor(k, spec.comparator, warn);
+          const re = await regexFor(k, spec.comparator, warn, budget);
           if (!re) break;
           let m: string[] | null;
           // past the step limit the key does not match, as a failing regexec() in Pigeonhole

@@ -357,11 +357,21 @@ function emit(n: Node, prog: Inst[], slots: { n: number }): void {
   }
 }
 
-/** regcomp(REG_EXTENDED [| REG_ICASE]); throws RegexSyntaxError with glibc's regerror text. */
-export function compileRegex(pattern: string, icase: boolean): CompiledRegex {
+/**
+ * The compile-time check alone (syntax and size, no program built): what a
+ * script's validation needs, so a script with many large keys costs
+ * ManageSieve's PUTSCRIPT only a parse of each.
+ */
+export function validateRegex(pattern: string, icase: boolean): { parser: Parser; ast: Node } {
   const parser = new Parser(Buffer.from(pattern, 'utf8'), icase);
   const ast = parser.parse();
   if (size(ast) + 3 > MAX_PROGRAM) throw new RegexSyntaxError(REG_ERR.ESIZE);
+  return { parser, ast };
+}
+
+/** regcomp(REG_EXTENDED [| REG_ICASE]); throws RegexSyntaxError with glibc's regerror text. */
+export function compileRegex(pattern: string, icase: boolean): CompiledRegex {
+  const { parser, ast } = validateRegex(pattern, icase);
   const prog: Inst[] = [{ op: Op.Save, n: 0 }];
   const slots = { n: 2 * (parser.groups + 1) };
   emit(ast, prog, slots);

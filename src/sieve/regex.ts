@@ -19,10 +19,11 @@
  * repeated group keeps its last iteration's value, as in glibc.
  *
  * Back references cannot be matched by an automaton; those patterns (rare in
- * Sieve scripts) run in a backtracking search with a step budget. Both
+ * Sieve scripts) run in a backtracking search with a step budget. All
  * matchers yield to the event loop every YIELD_STEPS steps and give up after
- * MAX_STEPS, which the interpreter turns into a failed script (implicit
- * keep), the way Pigeonhole reports a failed match.
+ * MAX_STEPS (or when the run's shared budget is spent): the key then does not
+ * match and an error is logged, as a failing regexec() is a non-match in
+ * Pigeonhole; the script goes on.
  */
 
 /** glibc's regerror texts (the ones ERE compilation can produce). */
@@ -42,7 +43,7 @@ export const REG_ERR = {
 } as const;
 
 export class RegexSyntaxError extends Error {}
-/** The match ran past MAX_STEPS: the caller fails the script (keep). */
+/** The match ran past its step limit: the caller counts it as no match and reports it. */
 export class RegexLimitError extends Error {}
 
 /** RE_DUP_MAX of glibc: a larger count in {m,n} is "Regular expression too big". */

@@ -107,9 +107,17 @@ function splitNamed(v: string): [string, string] | null {
   return [body.slice(0, lt).trim(), body.slice(lt + 1)];
 }
 
-/** str_sanitize_utf8 for the subject: control characters as '?'. */
-// eslint-disable-next-line no-control-regex
-const sanitizeSubject = (s: string) => s.replace(/[\x00-\x1f]/g, '?');
+/**
+ * str_sanitize_utf8(subject, sieve_vacation_max_subject_codepoints = 256):
+ * control characters as U+FFFD, cut to 256 code points with the last one
+ * replaced by U+2026.
+ */
+const sanitizeSubject = (s: string) => {
+  // eslint-disable-next-line no-control-regex
+  const cps = [...s.replace(/[\x00-\x1f]/g, '\ufffd')];
+  return cps.length <= MAX_SUBJECT_CODEPOINTS ? cps.join('') : cps.slice(0, MAX_SUBJECT_CODEPOINTS - 1).join('') + '\u2026';
+};
+const MAX_SUBJECT_CODEPOINTS = 256;
 
 function encodeHeader(s: string): string {
   // eslint-disable-next-line no-control-regex

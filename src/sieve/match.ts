@@ -6,7 +6,9 @@
  * the relational :value / :count of RFC 5231.
  */
 
-import { compileRegex, execRegex, RegexLimitError, RegexSyntaxError, type CompiledRegex, type RegexBudget } from './regex.js';
+import { compileRegex, execRegex, runBounded, RegexLimitError, RegexSyntaxError, YIELD_STEPS, type CompiledRegex, type Meter, type RegexBudget } from './regex.js';
+
+const MATCHES_LIMIT = 'wildcard match exceeded its step limit';
 
 export type Comparator = 'i;octet' | 'i;ascii-casemap' | 'i;ascii-numeric';
 export interface MatchSpec { type: 'is' | 'contains' | 'matches' | 'regex' | 'value' | 'count'; rel?: string; comparator: Comparator }
@@ -46,7 +48,7 @@ function relation(c: number, rel: string): boolean {
  * cannot stall delivery). Each wildcard is as short as the rest allows, as
  * RFC 5229 wants for ${1}...; returns [whole, wildcard values...] or null.
  */
-function globMatch(text: string, pattern: string, cmp: Comparator): string[] | null {
+function* globMatch(text: string, pattern: string, cmp: Comparator, limit: number, meter: Meter): Generator<void, string[] | null, void> {
   const tokens: Array<{ k: 'lit'; c: string } | { k: '?' } | { k: '*' }> = [];
   for (let i = 0; i < pattern.length; i++) {
     const c = pattern[i];
@@ -60,7 +62,10 @@ function globMatch(text: string, pattern: string, cmp: Comparator): string[] | n
   const spans: Array<[number, number]> = [];   // per wildcard, in order
   let i = 0, j = 0;
   let starJ = -1, starI = 0, starSpan = 0;
+  let steps = 0;
   while (i < t.length) {
+    // a body with a long pattern is still O(text × pattern): in slices, within the run's budget
+    if (++steps >= YIELD_STEPS) { meter.used += steps; steps = 0; if (meter.used > limit) throw new RegexLimitError(MATCHES_LIMIT); yield; }
     const tok = tokens[j];
     if (tok && tok.k === '*') {
       starJ = j; starI = i; starSpan = spans.length;
@@ -77,6 +82,7 @@ function globMatch(text: string, pattern: string, cmp: Comparator): string[] | n
     spans[starSpan] = [spans[starSpan][0], starI];
     i = starI; j = starJ + 1;
   }
+  meter.used += steps;
   while (j < tokens.length && tokens[j].k === '*') { spans.push([i, i]); j++; }
   if (j < tokens.length) return null;
   return [text, ...spans.map(([a, b]) => t.slice(a, b).join(''))];
@@ -148,7 +154,12 @@ export async function matchAny(values: string[], keys: string[], spec: MatchSpec
         case 'contains': if (norm(v, spec.comparator).includes(norm(k, spec.comparator))) return true; break;
         case 'value': if (relation(compare(v, k, spec.comparator), spec.rel!)) return true; break;
         case 'matches': {
-          const m = globMatch(v, k, spec.comparator);
+          let m: string[] | null;
+          try { m = await runBounded((limit, meter) => globMatch(v, k, spec.comparator, limit, meter), budget); } catch (e) {
+            if (!(e instanceof RegexLimitError)) throw e;
+            warn?.(`${e.message} for :matches '${sanitize(k, 80)}': no match`);
+            m = null;
+          }
           if (m) { captures?.(m); return true; }
           break;
         }

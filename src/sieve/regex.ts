@@ -58,7 +58,7 @@ export const MAX_RUN_STEPS = 100_000_000;
 export const YIELD_STEPS = 20000;
 /** Pending alternatives of the back-reference search. */
 const MAX_BACKTRACK = 100_000;
-const LIMIT = 'regular expression match exceeded its step limit';
+export const LIMIT = 'regular expression match exceeded its step limit';
 /** Pigeonhole's SIEVE_MAX_MATCH_VALUES: ${0}..${31}. */
 export const MAX_MATCH_VALUES = 32;
 
@@ -394,7 +394,7 @@ function assertHolds(kind: Assertion, s: Buffer, i: number): boolean {
 }
 
 /** Steps a match has taken so far. */
-interface Meter { used: number }
+export interface Meter { used: number }
 /** Steps left for all the matches of one script run (shared by its :regex tests). */
 export interface RegexBudget { left: number }
 
@@ -557,23 +557,29 @@ function* backtrack(re: CompiledRegex, s: Buffer, limit: number, meter: Meter): 
  */
 export async function execRegex(re: CompiledRegex, value: string, submatches = true, budget?: RegexBudget): Promise<string[] | null> {
   const s = Buffer.from(value, 'utf8');
+  const caps = await runBounded((limit, meter) => (re.backrefs ? backtrack(re, s, limit, meter) : submatches ? pike(re, s, limit, meter) : pikeAny(re, s, limit, meter)), budget);
+  if (!caps) return null;
+  const out: string[] = [];
+  for (let g = 0; g <= re.groups && g < MAX_MATCH_VALUES; g++) {
+    const a = caps[2 * g], b = caps[2 * g + 1];
+    out.push(a >= 0 && b >= 0 ? s.subarray(a, b).toString('utf8') : '');
+  }
+  return out;
+}
+
+/**
+ * Drive a stepping matcher (regex or :matches glob) to its end: other work
+ * runs between its slices, its steps are charged to the run's budget, and
+ * it may take at most MAX_STEPS (RegexLimitError past that).
+ */
+export async function runBounded<T>(start: (limit: number, meter: Meter) => Generator<void, T, void>, budget?: RegexBudget): Promise<T> {
   const meter: Meter = { used: 0 };
-  const limit = Math.min(MAX_STEPS, budget?.left ?? Infinity);
-  const it = re.backrefs ? backtrack(re, s, limit, meter) : submatches ? pike(re, s, limit, meter) : pikeAny(re, s, limit, meter);
+  const it = start(Math.min(MAX_STEPS, budget?.left ?? Infinity), meter);
   let charged = 0;
   for (;;) {
-    let r: IteratorResult<void, Int32Array | null>;
+    let r: IteratorResult<void, T>;
     try { r = it.next(); } finally { if (budget) { budget.left -= meter.used - charged; charged = meter.used; } }
-    if (r.done) {
-      const caps = r.value;
-      if (!caps) return null;
-      const out: string[] = [];
-      for (let g = 0; g <= re.groups && g < MAX_MATCH_VALUES; g++) {
-        const a = caps[2 * g], b = caps[2 * g + 1];
-        out.push(a >= 0 && b >= 0 ? s.subarray(a, b).toString('utf8') : '');
-      }
-      return out;
-    }
+    if (r.done) return r.value;
     await new Promise<void>((res) => setImmediate(res));
   }
 }

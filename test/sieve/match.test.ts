@@ -47,3 +47,15 @@ test('relational with i;ascii-numeric and :count', async () => {
   assert.ok(await matchAny(['007'], ['7'], num('eq')));
   assert.ok(await matchAny(['a', 'b', 'c'], ['3'], { type: 'count', rel: 'eq', comparator: 'i;ascii-numeric' }));
 });
+
+test(':matches on a long value yields to the event loop and stays within its step limit', { timeout: 120_000 }, async () => {
+  const order: string[] = [];
+  setImmediate(() => order.push('immediate'));
+  const r = await matchAny(['a'.repeat(300_000)], ['*' + 'a'.repeat(50) + 'b*'], M).then((x) => { order.push('match'); return x; });
+  assert.equal(r, false);
+  assert.deepEqual(order, ['immediate', 'match']);
+  assert.deepEqual((await caps('x' + 'a'.repeat(300_000) + 'b', '*' + 'a'.repeat(50) + 'b'))?.[1]?.length, 300_000 - 50 + 1);
+  const warnings: string[] = [];
+  assert.equal(await matchAny(['a'.repeat(1_000_000)], ['*' + 'a'.repeat(50) + 'b*'], M, undefined, (w) => warnings.push(w)), false);
+  assert.match(warnings.join(), /wildcard match exceeded its step limit/);
+});

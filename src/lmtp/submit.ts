@@ -16,6 +16,10 @@ export type SubmitResult = { ok: true } | { ok: false; temp: boolean; error: str
 const crlf = (b: Buffer): Buffer => Buffer.from(b.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1');
 
 export async function submitMail(config: DovecotConfig, mailFrom: string, rcpts: string[], message: Buffer, protocol = 'lmtp'): Promise<SubmitResult> {
+  // Last defence: an address is one SMTP argument; CR, LF or NUL in it would start another command (or sendmail argument).
+  // eslint-disable-next-line no-control-regex
+  const bad = [mailFrom, ...rcpts].find((a) => /[\r\n\0]/.test(a));
+  if (bad !== undefined) return { ok: false, temp: false, error: `invalid address ${JSON.stringify(bad)}: contains CR, LF or NUL` };
   const timeoutMs = config.getTime('submission_timeout', { protocol }) || 30_000;
   const host = config.get('submission_host', { protocol });
   if (host) return smtpSubmit(host, config.get('hostname', { protocol }) || hostname(), mailFrom, rcpts, crlf(message), timeoutMs);

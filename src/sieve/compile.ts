@@ -8,6 +8,9 @@
  */
 import { parseScript, SieveSyntaxErrors, type Arg, type Command, type Test } from './parser.js';
 import { SieveSyntaxError } from './lexer.js';
+import { validateRegex, RegexSyntaxError } from './regex.js';
+import { regexErrorText, sanitize } from './match.js';
+import { sieveAddressError } from './address.js';
 
 /** Capabilities Sealmail implements (RFC names as in the `require` list). */
 export const SUPPORTED_EXTENSIONS = [
@@ -144,11 +147,36 @@ export function compileScript(src: string, name = 'script', opts: CompileOptions
       }
     }
     checkIndexAndZone(node, kind);
+    checkRegex(node, kind);
     if (positional < spec.min || positional > spec.max) {
       const n = positional < spec.min ? spec.min : spec.max;
       err(node.line, `the ${node.name} ${kind} requires ${n} positional argument(s), but ${positional} is/are specified`);
     }
   }
+
+  /**
+   * mcht-regex.c: :regex takes only i;octet and i;ascii-casemap, and every
+   * literal key must compile (regcomp's error, the first bad key only);
+   * keys with variables are compiled when the script runs.
+   */
+  function checkRegex(node: Test, kind: 'command' | 'test') {
+    const tag = node.args.find((a): a is Extract<Arg, { kind: 'tag' }> => a.kind === 'tag' && a.name === 'regex');
+    if (!tag || !ext.has('regex') || kind !== 'test') return;
+    const ci = node.args.findIndex((a) => a.kind === 'tag' && a.name === 'comparator');
+    const cmpArg = ci >= 0 ? node.args[ci + 1] : undefined;
+    const cmp = cmpArg?.kind === 'str' ? cmpArg.values[0] : 'i;ascii-casemap';
+    if (cmp !== 'i;octet' && cmp !== 'i;ascii-casemap') { err(tag.line, 'regex match type only supports i;octet and i;ascii-casemap comparators'); return; }
+    const keys = [...node.args].reverse().find((a, i, all): a is Extract<Arg, { kind: 'str' }> => a.kind === 'str' && all[i + 1]?.kind !== 'tag');
+    for (const k of keys?.values ?? []) {
+      if (ext.has('variables') && hasVariableRef(k)) continue;
+      try { validateRegex(decodeIfEncoded(k), cmp === 'i;ascii-casemap'); } catch (e) {
+        if (!(e instanceof RegexSyntaxError)) throw e;
+        err(keys!.line, regexErrorText(decodeIfEncoded(k), e));
+        return;
+      }
+    }
+  }
+  const decodeIfEncoded = (k: string) => (ext.has('encoded-character') ? decodeEncodedCharacters(k) : k);
 
   /** ext-index / ext-date validation (Pigeonhole's texts): :index > 0, :last needs :index, one zone tag. */
   function checkIndexAndZone(node: Test, kind: 'command' | 'test') {
@@ -188,11 +216,34 @@ export function compileScript(src: string, name = 'script', opts: CompileOptions
     const prog = pos[0];
     if (!prog || prog.list) return;
     const n = prog.values[0];
-    if (ext.has('variables') && /\$\{[^}]*\}/.test(n)) { err(prog.line, 'the pipe command requires a constant string for its program-name argument'); return; }
+    if (ext.has('variables') && hasVariableRef(n)) { err(prog.line, 'the pipe command requires a constant string for its program-name argument'); return; }
     if (!programNameValid(n)) err(prog.line, `pipe command: invalid program name '${n.slice(0, 80)}'`);
     for (const a of pos[1]?.values ?? []) {
       if (a.length > 1024 || /[\r\n]/.test(a)) { err(pos[1].line, `pipe command: specified external program argument \`${a.slice(0, 128)}' is invalid`); break; }
     }
+  }
+
+  /**
+   * cmd-redirect.c / cmd-vacation.c: a literal redirect address or vacation
+   * :from must be one valid mailbox (sieve-address.c); values with variables
+   * are checked when the script runs (interpreter.ts).
+   */
+  function checkAddresses(c: Command) {
+    const literal = (a: Arg | undefined): a is Extract<Arg, { kind: 'str' }> =>
+      a?.kind === 'str' && !a.list && !(ext.has('variables') && hasVariableRef(a.values[0]));
+    const value = (a: Extract<Arg, { kind: 'str' }>) => (ext.has('encoded-character') ? decodeEncodedCharacters(a.values[0]) : a.values[0]);
+    if (c.name === 'redirect') {
+      const a = c.args.find((x) => x.kind === 'str');
+      if (!literal(a)) return;
+      const e = sieveAddressError(value(a));
+      if (e) err(a.line, `specified redirect address '${sanitize(value(a), 128)}' is invalid: ${e}`);
+      return;
+    }
+    const i = c.args.findIndex((x) => x.kind === 'tag' && x.name === 'from');
+    const a = i >= 0 ? c.args[i + 1] : undefined;
+    if (!literal(a)) return;
+    const e = sieveAddressError(value(a));
+    if (e) err(a.line, `specified :from address '${sanitize(value(a), 128)}' is invalid for vacation action: ${e}`);
   }
 
   /** ext-include: a literal script name without '/' (sieve_script_name_is_valid), remembered for the existence check. */
@@ -231,6 +282,7 @@ export function compileScript(src: string, name = 'script', opts: CompileOptions
       if ((c.name === 'elsif' || c.name === 'else') && prev !== 'if' && prev !== 'elsif') err(c.line, `the ${c.name} command must follow an if or elseif command`);
       checkArgs(c, spec, 'command');
       if (c.name === 'pipe') checkProgram(c);
+      if (c.name === 'redirect' || c.name === 'vacation') checkAddresses(c);
       if (c.name === 'include') checkInclude(c);
       checkTests(c.tests, c, 'command', spec);
       if (spec.block && !c.block) err(c.line, `the ${c.name} command requires a command block, but it is missing`);
@@ -244,6 +296,16 @@ export function compileScript(src: string, name = 'script', opts: CompileOptions
   if (errors.length) throw new SieveCompileError(errors);
   if (ext.has('encoded-character')) walkStrings(commands, decodeEncodedCharacters);
   return { name, commands, extensions: ext, includes };
+}
+
+/**
+ * Does the string hold a `${...}` (what /\$\{[^}]*\}/ tests)? By index:
+ * that regex takes quadratic time on a long run of "${" in a user's script,
+ * which ManageSieve compiles in the master.
+ */
+export function hasVariableRef(s: string): boolean {
+  const open = s.indexOf('${');
+  return open >= 0 && s.indexOf('}', open + 2) >= 0;
 }
 
 /** sieve_extprogram_name_is_valid: 1-128 characters, none of them '/', controls, DEL, U+00FF or the Unicode line/paragraph separators. */

@@ -179,7 +179,7 @@ export async function runSieveForDelivery(config: DovecotConfig, user: SieveUser
   for (const path of scripts) {
     try {
       const compiled = await loadWithIncludes(path, dirs);
-      const r = await runScript(compiled, { message: msg, envelope, mailboxExists: opts.mailboxExists, include });
+      const r = await runScript(compiled, { message: msg, envelope, mailboxExists: opts.mailboxExists, include, warn: (m) => log.error(`sieve: ${path}: ${m}`) });
       for (const a of r.actions) {
         if (a.type === 'vacation' && actions.some((x) => x.type === 'vacation')) continue;
         const same = actions.findIndex((x) => (x.type === 'fileinto' && a.type === 'fileinto' && x.mailbox === a.mailbox) || (x.type === 'redirect' && a.type === 'redirect' && x.address.toLowerCase() === a.address.toLowerCase()));

@@ -15,7 +15,9 @@
  */
 import type { Arg, Command, Test } from './parser.js';
 import type { CompiledScript } from './compile.js';
-import { matchAny, type Comparator, type MatchSpec } from './match.js';
+import { matchAny, sanitize, type Comparator, type MatchSpec } from './match.js';
+import { parseSieveAddress, sieveAddressError } from './address.js';
+import { MAX_RUN_STEPS } from './regex.js';
 import { parseAddresses, splitAddress, type ParsedMessage } from './message.js';
 import { datePart, localOffset, parseRfc2822Date, parseZone, type ZonedDate } from './date.js';
 
@@ -40,6 +42,8 @@ export interface RunContext {
   environment?: Record<string, string>;
   /** RFC 6609 include: the compiled personal/global script, or null when it does not exist. */
   include?: (name: string, global: boolean) => Promise<CompiledScript | null>;
+  /** Runtime errors that do not end the script (an invalid :regex built from variables, a regex past its step limit). */
+  warn?: (msg: string) => void;
   /** The clock for `currentdate` (ms since the epoch); now when absent. */
   now?: number;
 }
@@ -84,6 +88,8 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
     return globalNames.has(name) ? [globals, name] : [vars, name];
   };
   let captures: string[] = [];
+  // all :regex matches of this run share one step budget: many keys × many values stay bounded too
+  const regexBudget = { left: MAX_RUN_STEPS };
   const flagVars = new Map<string, string[]>();
   let internalFlags = [...(ctx.flags ?? [])];
   const actions: SieveAction[] = [];
@@ -127,7 +133,7 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
     return { type: 'is', comparator: cmp };
   };
   const doMatch = (values: string[], keys: string[], spec: MatchSpec) =>
-    matchAny(values, keys, spec, useVars ? (c) => { captures = c; } : undefined);
+    matchAny(values, keys, spec, useVars ? (c) => { captures = c; } : undefined, ctx.warn, regexBudget);
 
   const addrPart = (p: Parsed, addr: string): string | null => {
     const parts = splitAddress(addr);
@@ -267,7 +273,15 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
           keepFlagsSeen = p.tags.has('flags') ? flagList(strs(p.tags.get('flags'))) : [...internalFlags];
           break;
         case 'discard': implicitKeep = false; break;
-        case 'redirect': add({ type: 'redirect', address: str(p.pos[0]) }); if (!p.tags.has('copy')) implicitKeep = false; break;
+        case 'redirect': {
+          // cmd-redirect.c at run time: an invalid address (a variable with CR/LF, say) fails the script, keep happens
+          const raw = str(p.pos[0]);
+          const parsed = parseSieveAddress(raw);
+          if ('error' in parsed) throw new SieveRuntimeError(`specified redirect address '${sanitize(raw, 128)}' is invalid: ${parsed.error}`);
+          add({ type: 'redirect', address: parsed.address });
+          if (!p.tags.has('copy')) implicitKeep = false;
+          break;
+        }
         case 'fileinto':
           add({ type: 'fileinto', mailbox: str(p.pos[0]), flags: p.tags.has('flags') ? flagList(strs(p.tags.get('flags'))) : [...internalFlags], create: p.tags.has('create') });
           if (!p.tags.has('copy')) implicitKeep = false;
@@ -283,10 +297,19 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
           const reason = str(p.pos[0]);
           const subject = p.tags.has('subject') ? str(p.tags.get('subject')) : undefined;
           const from = p.tags.has('from') ? str(p.tags.get('from')) : undefined;
+          // cmd-vacation.c at run time: an invalid :from is reported (the reply folds it, composeVacation),
+          // invalid :addresses items are reported and ignored
+          const fromBad = from !== undefined ? sieveAddressError(from) : null;
+          if (fromBad) ctx.warn?.(`specified :from address '${sanitize(from!, 128)}' is invalid for vacation action: ${fromBad}`);
+          const addresses = strs(p.tags.get('addresses')).filter((a) => {
+            const bad = sieveAddressError(a);
+            if (bad) ctx.warn?.(`specified :addresses item '${sanitize(a, 128)}' is invalid: ${bad} for vacation action (ignored)`);
+            return !bad;
+          });
           const handle = p.tags.has('handle') ? str(p.tags.get('handle'))
             : reason + (subject ?? '') + (from ?? '<default-from>') + (p.tags.has('mime') ? '<MIME>' : '<NO-MIME>');
           if (!actions.some((a) => a.type === 'vacation'))
-            actions.push({ type: 'vacation', reason, subject, from, addresses: strs(p.tags.get('addresses')), seconds: Math.max(1, n) * 86400, handle, mime: p.tags.has('mime') });
+            actions.push({ type: 'vacation', reason, subject, from, addresses, seconds: Math.max(1, n) * 86400, handle, mime: p.tags.has('mime') });
           break;
         }
         case 'setflag': case 'addflag': case 'removeflag': {

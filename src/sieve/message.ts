@@ -26,6 +26,13 @@ function headerEnd(raw: Buffer): number {
   return raw.length;
 }
 
+function trimBlanks(v: string): string {
+  let a = 0, b = v.length;
+  while (a < b && (v[a] === ' ' || v[a] === '\t')) a++;
+  while (b > a && (v[b - 1] === ' ' || v[b - 1] === '\t')) b--;
+  return v.slice(a, b);
+}
+
 export function parseMessage(raw: Buffer | MessageSource): ParsedMessage {
   if (!Buffer.isBuffer(raw)) {
     const src = raw;
@@ -42,7 +49,8 @@ export function parseMessage(raw: Buffer | MessageSource): ParsedMessage {
     if (c <= 0) continue;
     rawHeaders.push({ name: l.slice(0, c).trim().toLowerCase(), value: l.slice(c + 1) });
   }
-  for (const h of rawHeaders) h.value = utf8(h.value).replace(/^[ \t]+|[ \t]+$/g, '');
+  // trimmed by hand: /[ \t]+$/ costs quadratic time on a sender's long run of blanks
+  for (const h of rawHeaders) h.value = trimBlanks(utf8(h.value));
   const headers = rawHeaders.map((h) => ({ name: h.name, value: decodeWords(h.value) }));
   let bodyStart = end;
   if (raw[bodyStart] === 0x0d) bodyStart++;
@@ -103,8 +111,10 @@ export function parseAddresses(value: string): string[] {
   for (const it of items) {
     const t = it.trim();
     if (!t) continue;
-    const a = /<([^>]*)>/.exec(t);
-    let spec = (a ? a[1] : t).trim();
+    // the first <...> (what /<([^>]*)>/ finds), by index: that regex is quadratic on a run of '<'
+    const lt = t.indexOf('<');
+    const gt = lt < 0 ? -1 : t.indexOf('>', lt);
+    let spec = (gt >= 0 ? t.slice(lt + 1, gt) : t).trim();
     spec = spec.replace(/^@[^:]*:/, ''); // obsolete source route
     out.push(spec);
   }

@@ -23,6 +23,10 @@ const HAM = 'From: "Alice A." <alice+lists@friends.example>\r\nTo: john@example.
 const DATED = 'Received: from mx2.example.org by mx.example.org; Tue, 24 Nov 2026 01:02:03 +0100\r\nReceived: from relay.example.net by mx2.example.org; Mon, 23 Nov 2026 23:59:58 -0800\r\nReceived: from client by relay.example.net; 3 Feb 2026 04:05:06 +0000\r\nFrom: Alice <alice@friends.example>\r\nTo: john@example.org\r\nCc: carol@example.org\r\nCc: dave@example.org\r\nDate: Sat, 7 Mar 2026 05:00:09 +0300\r\nResent-Date: 1 Jan 26 12:00 EST\r\nX-Date: yesterday\r\nSubject: dated\r\n\r\nbody\r\n';
 const DATE_PARTS = ['year', 'month', 'day', 'date', 'julian', 'hour', 'minute', 'second', 'time', 'iso8601', 'std11', 'zone', 'weekday'];
 
+// A long header for the catastrophic patterns (Pigeonhole's glibc matcher answers in milliseconds, so must Sealmail's).
+const LONG = `From: a@example.net\r\nTo: john@example.org\r\nSubject: ${'a'.repeat(5000)}!\r\nX-Tag: aaaa\r\n\r\nbody\r\n`;
+const RX = 'require ["regex","fileinto","variables"];\n';
+
 interface Case { name: string; script: string; msg?: string; from?: string; to?: string }
 
 const CASES: Case[] = [
@@ -70,6 +74,48 @@ const CASES: Case[] = [
   { name: 'comments', script: '# comment\nrequire /* inline */ "fileinto";\nfileinto "C"; # trailing\n' },
   { name: 'body :contains', script: 'require ["body","fileinto"];\nif body :raw :contains "Cheap" { fileinto "B"; }\n' },
   { name: 'regex', msg: HAM, script: 'require ["regex","fileinto","variables"];\nif header :regex "Subject" "\\\\[([a-z-]+)\\\\]" { fileinto "R-${1}"; }\n' },
+  // :regex is POSIX ERE as glibc regcomp/regexec runs it for Pigeonhole; ${N} are the submatches
+  { name: 'regex address submatches', msg: HAM, script: RX + 'if address :regex "from" "^(.*)\\+(.*)@(.*)$" { fileinto "r.${1}.${2}.${3}"; }\n' },
+  { name: 'regex leftmost-longest', script: RX + 'if header :regex "Subject" "(Bu|Buy)( now|y now)?" { fileinto "r.${1}.${2}"; }\n' },
+  { name: 'regex alternation submatches', script: RX + 'if string :regex "abcd" "(a|ab)(c|bcd)(d*)" { fileinto "r.${1}.${2}.${3}x"; }\n' },
+  { name: 'regex repeated group keeps last', script: RX + 'if string :regex "ab" "((a)|b)+" { fileinto "r.${1}.${2}"; }\n' },
+  { name: 'regex empty iteration not taken', script: RX + 'if string :regex "a" "(a|()){1,2}" { fileinto "r.${1}x"; }\n' },
+  { name: 'regex star of star', script: RX + 'if string :regex "b" "(a*)*" { fileinto "r.${0}.${1}x"; }\n' },
+  { name: 'regex classes', msg: HAM, script: RX + 'if header :regex "X-Spam-Score" "^[[:digit:]]+$" { if header :regex "Subject" "[[:space:]]([[:alpha:]]+)$" { fileinto "c.${1}"; } }\n' },
+  { name: 'regex bracket edge cases', script: RX + 'if string :regex "a]-b" "[]a]([-x]+)[^[:space:]]" { fileinto "b${1}"; }\n' },
+  { name: 'regex anchors mid-pattern', script: RX + 'if header :regex "Subject" "x|^Buy" { fileinto "A"; }\n' },
+  { name: 'regex icase default', script: RX + 'if header :regex "Subject" "^BUY (N)OW$" { fileinto "I${1}"; }\n' },
+  { name: 'regex i;octet case-sensitive', script: RX + 'if header :regex :comparator "i;octet" "Subject" "^BUY" { fileinto "O"; }\n' },
+  { name: 'regex bounded repetition', script: RX + 'if string :regex "aaaaa" "^(a{2,3})(a{1,})$" { fileinto "n${1}.${2}"; }\n' },
+  { name: 'regex {,n} and {m,}', script: RX + 'if string :regex "xaaaay" "a{,2}(a{2,})y" { fileinto "n${0}.${1}"; }\n' },
+  { name: 'regex GNU escapes', script: RX + 'if string :regex "foo_bar baz" "\\<(\\w+)\\>$" { fileinto "w${1}"; }\n' },
+  { name: 'regex back reference', script: RX + 'if string :regex "abcabc" "^(abc)\\1$" { fileinto "b${1}"; }\n' },
+  { name: 'regex dot matches any byte', script: RX + 'if string :regex "a\tb" "^a.b$" { fileinto "T"; }\n' },
+  { name: 'regex over bytes as in the C locale', script: RX + 'if string :regex "üüü" "^ü+$" { fileinto "U"; }\nif string :regex "aü" "^a.$" { fileinto "dot1"; }\nif string :regex "aü" "^a..$" { fileinto "dot2"; }\nif string :regex "Ü" "ü" { fileinto "icase"; }\n' },
+  { name: 'regex key from a variable', script: RX + 'set "p" "^(Buy) ";\nif header :regex "Subject" "${p}" { fileinto "v${1}"; }\n' },
+  { name: 'regex invalid key from a variable never matches', script: RX + 'set "p" "a(";\nif header :regex "Subject" "${p}" { fileinto "never"; }\nfileinto "after";\n' },
+  { name: 'regex catastrophic (a+)+$ on 5000 bytes', msg: LONG, script: RX + 'if header :regex "Subject" "^(a+)+$" { fileinto "never"; } else { fileinto "fine"; }\n' },
+  { name: 'regex catastrophic nested repetitions', msg: LONG, script: RX + 'if header :regex "Subject" "((a*)*|b)*c" { fileinto "never"; }\nif header :regex "Subject" "(a|aa)+!$" { fileinto "l${1}"; }\n' },
+  { name: 'regex big counts', msg: LONG, script: RX + 'if header :regex "Subject" "(a{1,10}){20}!" { fileinto "big${1}"; }\n' },
+  { name: 'err regex not required', script: 'if header :regex "Subject" "a" { keep; }\n' },
+  { name: 'err regex numeric comparator', script: 'require ["regex","comparator-i;ascii-numeric"];\nif header :regex :comparator "i;ascii-numeric" "Subject" "1" { keep; }\n' },
+  ...([['unmatched (', 'a(b'], ['unmatched [', '[a'], ['bracket at end', 'x['], ['nothing to repeat', '*a'], ['repeat an anchor', '^*'], ['unmatched {', 'a{1'],
+    ['bad interval', 'a{2,1}'], ['too big', 'a{40000}'], ['bad class', '[[:foo:]]'], ['bad range', '[z-a]'], ['bad collation', '[[.ab.]]'],
+    ['trailing backslash', 'a\\'], ['bad back reference', '(a)\\2'], ['first of two keys', '['], ['long key sanitized', '(' + 'x'.repeat(200)]] as const)
+    .map(([n, k]) => ({ name: `err regex ${n}`, script: `require "regex";\nif header :regex "Subject" ${n === 'first of two keys' ? '["ok", "a(", "["]' : `"${k}"`} { keep; }\n` })),
+  // CR/LF in addresses would be SMTP commands or headers: refused as Pigeonhole refuses them
+  { name: 'err redirect with CRLF', script: 'redirect "a@example.net\r\nRCPT TO:<x@y.example>";\n' },
+  { name: 'err redirect with encoded CRLF', script: 'require "encoded-character";\nredirect "a@example.net${hex:0d 0a}RCPT TO:<x@y.example>";\n' },
+  { name: 'err redirect with LF only', script: 'redirect "a@example.net\nRCPT TO:<x@y.example>";\n' },
+  { name: 'err vacation :from with CRLF', script: 'require "vacation";\nvacation :from "me@example.org\r\nBcc: x@y.example" "away";\n' },
+  { name: 'err redirect two addresses', script: 'redirect "a@example.net, b@example.net";\n' },
+  { name: 'err redirect no domain', script: 'redirect "postmaster";\n' },
+  { name: 'err redirect missing >', script: 'redirect "Name <a@example.net";\n' },
+  { name: 'err redirect empty', script: 'redirect "";\n' },
+  { name: 'err redirect bad domain', script: 'redirect "a@";\n' },
+  { name: 'redirect with a name and comment', script: 'redirect "Other (x) <other@example.net>";\n' },
+  { name: 'vacation :addresses with CRLF ignored', msg: SPAM, script: 'require "vacation";\nvacation :addresses ["me@example.org\r\nBcc: x"] "away";\n' },
+  { name: 'vacation :from with a name', msg: SPAM, script: 'require "vacation";\nvacation :from "Me <me@example.org>" "away";\n' },
   { name: 'encoded-character', script: 'require ["encoded-character","fileinto"];\nif header :contains "Subject" "${hex:42 75}y" { fileinto "${unicode:263a}"; }\n' },
   { name: ':matches captures (shortest first wildcard)', msg: HAM, script: 'require ["variables","fileinto"];\nif header :matches "From" "*<*@*>*" { fileinto "m.${1}.${2}.${3}"; }\n' },
   { name: ':matches * then ?', msg: HAM, script: 'require ["variables","fileinto"];\nif header :matches "Subject" "*[*]*" { fileinto "s.${2}"; }\n' },

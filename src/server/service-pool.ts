@@ -66,6 +66,8 @@ export type WorkerMessage =
 
 /** Connections waiting for a process (start-up, replacement) before new ones are dropped. */
 export const MAX_WAITING = 1024;
+/** Penalty changes kept for processes started later (the oldest go first; an hour is the most they count). */
+const MAX_PENALTY_LOG = 10_000;
 /** Dovecot's SERVICE_STARTUP_FAILURE_THROTTLE_MIN_MSECS / _MAX_MSECS. */
 const THROTTLE_MIN_MS = 2000;
 const THROTTLE_MAX_MS = 60_000;
@@ -106,7 +108,7 @@ export class PenaltyRelay {
 
   relay(change: PenaltyChange, from: ChildProcess): void {
     this.log.push(change);
-    if (this.log.length > 100_000) this.log.splice(0, this.log.length - 100_000);
+    if (this.log.length > MAX_PENALTY_LOG) this.log.splice(0, this.log.length - MAX_PENALTY_LOG);
     for (const p of this.pools) p.tell({ t: 'penalty', ...change }, from);
   }
 }

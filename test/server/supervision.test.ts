@@ -209,3 +209,22 @@ service auth {
   assert.ok(acked.size > 4, `deliveries went on (${acked.size} acknowledged)`);
   assertDelivered(srv, acked);
 });
+
+test('the auth penalty is one for all processes: an IMAP failure delays the next ManageSieve login, in a process started after it', async (t) => {
+  const sievePort = await freePort();
+  const srv = await startSealmail(t, {
+    extraConf: `protocols = imap sieve\nservice imap-login {\n  process_min_avail = 2\n}\nservice managesieve-login {\n  inet_listener sieve {\n    port = ${sievePort}\n  }\n}\n`,
+    ready: (out) => pidsOf(out, 'imap').length > 0 && pidsOf(out, 'managesieve').length > 0,
+  });
+  const c = await ImapLine.open(srv.imapPort, false);
+  assert.match(await c.cmd('a', 'LOGIN alice wrong'), /a NO /);
+  c.close();
+  // the ManageSieve process that will serve the next login starts after the failure
+  const [victim] = pidsOf(srv.output(), 'managesieve');
+  process.kill(victim, 'SIGKILL');
+  await until('managesieve replaced', () => { const now = pidsOf(srv.output(), 'managesieve'); return now.length === 1 && now[0] !== victim; }, 30_000);
+  const t0 = Date.now();
+  (await sieveLogin(sievePort)).close();
+  // Dovecot's anvil penalty after one failure: 2 s before the next attempt is looked at (a lower bound: load only adds)
+  assert.ok(Date.now() - t0 >= 1900, `the login waited the penalty (${Date.now() - t0} ms)`);
+});

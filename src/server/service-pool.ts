@@ -52,7 +52,9 @@ export type PenaltyChange = { op: 'failed' | 'succeeded'; ip: string; now: numbe
 /** Messages between the master and a service process. */
 export type WorkerMessage =
   | { t: 'init'; files: ConfigFilesSnapshot; penalties: PenaltyChange[] }
-  | { t: 'conn'; spec: ListenerSpec; id: number }
+  | { t: 'conn'; spec: ListenerSpec; id: number; seq: number }
+  /** process → master: hand-off `seq` arrived, before anything was read from or written to it */
+  | { t: 'taken'; seq: number }
   /** master → process: end connection `id`, the login service is full; the verdict on a login */
   | { t: 'evict'; id: number }
   | { t: 'admitted'; id: number; verdict: Admission }
@@ -113,7 +115,13 @@ export class PenaltyRelay {
   }
 }
 
-interface Worker { child: ChildProcess; sessions: number; ready: boolean }
+interface Worker {
+  child: ChildProcess;
+  sessions: number;
+  ready: boolean;
+  /** Connections sent but not yet confirmed ('taken'): the master's copy stays open until then. */
+  unconfirmed: Map<number, Waiting>;
+}
 
 interface Waiting { socket: Socket; spec: ListenerSpec }
 
@@ -137,6 +145,7 @@ export class ServicePool {
   private started = false;
   private throttleMs = new Map<number, number>();
   private lastDropWarning = 0;
+  private seq = 1;
 
   constructor(private readonly o: PoolOptions) {
     o.penalties?.join(this);
@@ -161,7 +170,7 @@ export class ServicePool {
     // the log files the master opened as root, at fds 4… (logger.ts): an unprivileged process could not open them
     const logs = logFdsForChild(4);
     const child = fork(this.o.script, ['--service', service, ...this.o.args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc', ...logs.stdio], env: { ...process.env, ...logs.env }, serialization: 'json' });
-    const w: Worker = { child, sessions: 0, ready: false };
+    const w: Worker = { child, sessions: 0, ready: false, unconfirmed: new Map() };
     this.workers[slot] = w;
     // a send to a process whose channel just closed (it died, 'exit' not seen yet) is an 'error' event: unlistened, it would end the master
     child.on('error', (e) => log.error(`service(${service}): child ${child.pid}: ${e.message}`));
@@ -176,6 +185,7 @@ export class ServicePool {
           resolve();
         }
         else if (m.t === 'load') w.sessions = m.sessions;
+        else if (m.t === 'taken') { w.unconfirmed.get(m.seq)?.socket.destroy(); w.unconfirmed.delete(m.seq); } // the process holds its own descriptor now
         else if (m.t === 'admit') child.send({ t: 'admitted', id: m.id, verdict: this.o.table?.admit(m.id, m.user) ?? 'ok' } satisfies WorkerMessage);
         else if (m.t === 'closed') this.o.table?.close(m.id);
         else if (m.t === 'penalty') this.o.penalties?.relay({ op: m.op, ip: m.ip, now: m.now }, child);
@@ -184,6 +194,11 @@ export class ServicePool {
         const wasReady = w.ready;
         w.ready = false;
         this.o.table?.closeOwner(w); // its connections died with it
+        // …but not those it never took: sent while it was dying, they go to the next process, unread
+        const untaken = [...w.unconfirmed.values()].filter((c) => !c.socket.destroyed);
+        w.unconfirmed.clear();
+        if (this.stopping) for (const c of untaken) c.socket.destroy();
+        else { this.waiting.unshift(...untaken); this.drain(); }
         if (!this.stopping && this.workers[slot] === w) {
           // Dovecot's service_process_log_status_error(): nothing for a clean exit
           const signo = sig ? osSignal(sig) : 0;
@@ -246,11 +261,15 @@ export class ServicePool {
     const id = table ? table.open({ rip: ip(socket.remoteAddress), lip: ip(socket.localAddress) }, () => {
       if (to.child.connected) to.child.send({ t: 'evict', id } satisfies WorkerMessage);
     }, to) : 0;
-    to.child.send({ t: 'conn', spec, id } satisfies WorkerMessage, socket, { keepOpen: false }, (e) => {
+    // keepOpen: the master's descriptor stays open until the process confirms (a process killed after
+    // it was chosen never takes the connection: it waits for the next process instead of being lost)
+    const seq = this.seq++;
+    to.unconfirmed.set(seq, { socket, spec });
+    to.child.send({ t: 'conn', spec, id, seq } satisfies WorkerMessage, socket, { keepOpen: true }, (e) => {
       if (!e) return;
       this.o.log.error(`service(${this.o.service}): handing a connection to child ${to.child.pid}: ${e.message}`);
       if (id) table?.close(id);
-      // the process went away between the choice and the send: the connection waits for the next one
+      if (!to.unconfirmed.delete(seq)) return; // already re-queued by its exit
       if (!socket.destroyed) { this.waiting.unshift({ socket, spec }); this.drain(); }
     });
   }

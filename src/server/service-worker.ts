@@ -49,8 +49,8 @@ export function runServiceWorker(service: HandedOffService, log: Logger, penalti
   let closing = false;
   const close = () => { if (closing) return; closing = true; void service.close().catch(() => undefined).finally(() => process.exit(0)); };
   process.on('message', (m: WorkerMessage, handle?: unknown) => {
-    if (m.t === 'conn' && handle) accept(handle as Socket, m.spec, m.id);
-    else if (m.t === 'conn') send({ t: 'closed', id: m.id }); // the socket was lost on the way
+    if (m.t === 'conn' && handle) { send({ t: 'taken', seq: m.seq }); accept(handle as Socket, m.spec, m.id); }
+    else if (m.t === 'conn') { send({ t: 'taken', seq: m.seq }); send({ t: 'closed', id: m.id }); } // the socket was lost on the way
     else if (m.t === 'evict') service.evict?.(m.id);
     else if (m.t === 'admitted') { verdicts.get(m.id)?.(m.verdict); verdicts.delete(m.id); }
     else if (m.t === 'penalty') penalty?.apply(m.op, m.ip, m.now);

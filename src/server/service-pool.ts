@@ -14,7 +14,11 @@
  * process is ready (start-up, a replacement under way): it waits in a
  * bounded queue and is handed over the moment a process says it is ready.
  * Only when that queue is full is a connection dropped, with the master's
- * warning (Dovecot: the kernel's listen backlog overflows).
+ * warning (Dovecot: the kernel's listen backlog overflows). A hand-off is
+ * confirmed: the master keeps its descriptor until the process says it took
+ * the connection (before reading or writing it), so one sent to a process
+ * killed in between goes, still unread, to the next process (in Dovecot the
+ * kernel keeps it in the listen queue: a dead process never accepted it).
  *
  * Processes are forked after the master dropped root, so they never hold
  * privileges; they inherit the master's log descriptors (logger.ts). A

@@ -106,14 +106,14 @@ export default async function imapServerBench(): Promise<BenchRow[]> {
     await new Promise((r) => setTimeout(r, 2500));
     const d = await measure(port);
     const s = await measure(srv.imapPort);
-    // the master and its IMAP worker processes (src/server/imap-workers.ts)
+    // the master and its IMAP worker processes (src/server/service-pool.ts)
     const dMem = await idleMemory(port, () => pidsOf(`dovecot/imap`));
     // a fresh server for the memory figure: the one above grew its heaps on the 100k FETCH, and
     // idle sessions would then fit in freed heap without showing in RSS
     // the same connection limits as Dovecot's above: 2,000 sessions of one user from one IP
     const idleSrv = await startSealmail(fakeT, { extraConf: `service imap {\n  process_limit = ${CONNS + 100}\n}\nmail_max_userip_connections = ${CONNS + 100}\n` });
     installCopy(join(src, '.Ten'), join(idleSrv.home(USER), 'Maildir', '.Ten'), idleSrv.home(USER));
-    // the master and its IMAP worker processes (src/server/imap-workers.ts)
+    // the master and its IMAP worker processes (src/server/service-pool.ts)
     const sealPids = () => [idleSrv.pid, ...spawnSync('pgrep', ['-P', String(idleSrv.pid)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number)];
     const sMem = await idleMemory(idleSrv.imapPort, sealPids);
     const ms = (x: number) => `${x.toFixed(0)} ms`;

@@ -9,10 +9,15 @@
  * doveadm running beside Sealmail (ISPmail's quota-warning.sh). The other
  * Dovecot-internal auth sockets (auth-master, login/…) are not served:
  * nothing but Dovecot's own processes talk to them.
+ *
+ * The master opens these listeners as root (owner and mode as configured)
+ * and hands each connection to the supervised process of its service
+ * (service-pool.ts): lmtp, auth (the client socket and auth-userdb) and
+ * quota-status each run in processes of their own, so a crash in one never
+ * takes another down, as with Dovecot's separate services.
  */
 import { isAbsolute, join, basename } from 'node:path';
 import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
 import { AuthEngine } from '../auth/engine.js';
 import { AuthPenalty } from '../auth/penalty.js';
 import type { DovecotConfig } from '../config/settings.js';
@@ -21,7 +26,7 @@ import { AuthClientSession } from '../authsock/server.js';
 import { AuthUserdbSession } from '../authsock/userdb.js';
 import { LmtpSession } from '../lmtp/session.js';
 import { QuotaStatusSession } from '../quota/status-policy.js';
-import { openUnixListener, parseListen, type ListenerSpec, type OpenUnixListener, type UnixListenerSpec } from './listeners.js';
+import { parseListen, type ListenerSpec, type UnixListenerSpec } from './listeners.js';
 import { resolveGroup, resolveUser } from './privileges.js';
 
 const INTERNAL_AUTH = new Set(['auth-master', 'auth-login', 'auth-worker']);
@@ -56,6 +61,15 @@ export function unixListenerSpecs(config: DovecotConfig, service: 'lmtp' | 'auth
   return out;
 }
 
+/** The unix listeners the master opens for lmtp (when `protocols` has lmtp), auth and quota-status. */
+export function deliveryUnixSpecs(config: DovecotConfig): UnixListenerSpec[] {
+  const lmtp = config.get('protocols').split(/\s+/).includes('lmtp');
+  return [...(lmtp ? unixListenerSpecs(config, 'lmtp') : []), ...unixListenerSpecs(config, 'auth'), ...unixListenerSpecs(config, 'quota-status')];
+}
+
+/** The pool (Dovecot service) that serves a delivery listener: auth-userdb is a listener of `service auth`. */
+export const deliveryService = (listener: string): 'lmtp' | 'auth' | 'quota-status' => (listener === 'auth-userdb' ? 'auth' : listener as 'lmtp' | 'auth' | 'quota-status');
+
 export function lmtpInetSpecs(config: DovecotConfig): ListenerSpec[] {
   const listen = parseListen(config.get('listen'));
   const specs: ListenerSpec[] = [];
@@ -75,9 +89,9 @@ export class DeliveryServices {
   private readonly smtpAuth: AuthEngine;
   /** auth-userdb: each request names its service; the engine's own protocol only picks `protocol X {}` auth settings. */
   private readonly userdbAuth: AuthEngine;
-  private readonly penalty = new AuthPenalty();
+  /** The Postfix auth socket's per-IP penalty: shared with every other process through the master. */
+  readonly penalty = new AuthPenalty();
   private readonly log = new Logger('auth');
-  readonly open: OpenUnixListener[] = [];
 
   constructor(readonly config: DovecotConfig) {
     this.lmtpAuth = new AuthEngine(config, 'lmtp');
@@ -107,25 +121,18 @@ export class DeliveryServices {
     new AuthClientSession(s, this.config, this.smtpAuth, this.penalty, this.log);
   }
 
-  /**
-   * Unix listeners of lmtp (when `protocols` has lmtp) and auth; a path that can't be created is a
-   * warning, not fatal. `gate` holds new connections back (until root is given up).
-   */
-  async openUnix(warn: (m: string) => void, gate: <S extends Duplex>(serve: (s: S) => void) => (s: S) => void = (serve) => serve): Promise<void> {
-    const protocols = this.config.get('protocols').split(/\s+/);
-    const specs = [...(protocols.includes('lmtp') ? unixListenerSpecs(this.config, 'lmtp') : []), ...unixListenerSpecs(this.config, 'auth'), ...unixListenerSpecs(this.config, 'quota-status')];
-    for (const spec of specs) {
-      try {
-        const accept = spec.service === 'lmtp' ? this.acceptLmtp : spec.service === 'auth' ? this.acceptAuth : spec.service === 'auth-userdb' ? this.acceptAuthUserdb : this.acceptQuotaStatus;
-        this.open.push(await openUnixListener(spec, gate((s) => accept.call(this, s))));
-      } catch (e) {
-        warn(`${(e as Error).message} (not served)`);
-      }
+  /** A connection the master handed over (service-pool.ts), served by the listener's service. */
+  acceptHandedOff(s: Socket, spec: ListenerSpec): void {
+    switch (spec.service) {
+      case 'lmtp': this.acceptLmtp(s); break;
+      case 'auth': this.acceptAuth(s); break;
+      case 'auth-userdb': this.acceptAuthUserdb(s); break;
+      case 'quota-status': this.acceptQuotaStatus(s); break;
+      default: s.destroy();
     }
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.open.map((l) => new Promise<void>((r) => l.server.close(() => r()))));
-    await this.lmtpAuth.close();
+    await this.lmtpAuth.close(); // closes every SQL backend of the process
   }
 }

@@ -8,14 +8,14 @@
  * when it serves IMAP itself, the master's over IPC in an IMAP worker.
  */
 import type { Socket } from 'node:net';
-import { TLSSocket, createSecureContext } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { DovecotConfig } from '../config/settings.js';
 import { Logger } from '../log/logger.js';
 import { LoginService } from '../imap/login.js';
 import { Session } from '../imap/session.js';
 import type { ListenerSpec, TlsMaterial } from './listeners.js';
-import { serverStartTls } from './starttls.js';
+import { implicitTls, serverStartTls } from './starttls.js';
 import { protocolLimits, type ConnectionAddresses, type ConnectionSlot } from '../config/connection-limits.js';
 import { ConnectionTable } from './connection-table.js';
 
@@ -23,8 +23,6 @@ export class ImapService {
   readonly login: LoginService;
   private readonly sessions = new Set<Session>();
   private readonly log = new Logger('imap-login');
-  /** Told the number of sessions whenever it changes (an IMAP worker reports it to the master). */
-  onLoad?: (sessions: number) => void;
   /** The connection counts when this process serves IMAP itself (an IMAP worker gets slots from the master). */
   private table: ConnectionTable | null = null;
   /** Handed-off connections by the master's id, for its evictions. */
@@ -39,17 +37,13 @@ export class ImapService {
 
   /**
    * A raw TCP connection handed over by the master process (see
-   * imap-workers.ts): on an imaps listener TLS starts here.
+   * service-pool.ts): on an imaps listener TLS starts here.
    */
   acceptHandedOff(raw: Socket, spec: ListenerSpec, id: number, slot: ConnectionSlot): void {
     const addr = { rip: raw.remoteAddress, lip: raw.localAddress };
     const release = () => { this.byId.delete(id); slot.release(); };
     const counted = { admit: (user: string) => slot.admit(user), release };
-    if (!spec.ssl || !this.tls) { this.byId.set(id, this.accept(raw, spec, addr, counted)); return; }
-    const t = this.tls;
-    raw.on('error', () => raw.destroy());
-    const ctx = createSecureContext({ cert: t.cert, key: t.key, passphrase: t.passphrase, minVersion: t.minVersion });
-    this.byId.set(id, this.accept(new TLSSocket(raw, { isServer: true, secureContext: ctx }), spec, addr, counted));
+    this.byId.set(id, this.accept(spec.ssl && this.tls ? implicitTls(raw, this.tls) : raw, spec, addr, counted));
   }
 
   /** The master dropped handed-off connection `id` (its login service is full). */
@@ -68,8 +62,7 @@ export class ImapService {
       secured: spec.ssl, starttls, slot,
     });
     this.sessions.add(session);
-    this.onLoad?.(this.sessions.size);
-    socket.once('close', () => { this.sessions.delete(session); this.onLoad?.(this.sessions.size); });
+    socket.once('close', () => this.sessions.delete(session));
     void session.start().catch((e) => { this.log.error(`session: ${(e as Error).message}`); socket.destroy(); });
     return session;
   }

@@ -75,11 +75,12 @@ export interface OpenUnixListener { spec: UnixListenerSpec; server: Server }
  * A unix socket listener as Dovecot's master makes one: a stale socket is
  * unlinked, the new one gets the configured mode and owner (Postfix's
  * private/auth, private/dovecot-lmtp), its directory is created if missing.
+ * Its connections stay unread: the master hands them to a service process.
  */
 export async function openUnixListener(spec: UnixListenerSpec, onConnection: (s: Socket) => void): Promise<OpenUnixListener> {
   await mkdir(dirname(spec.path), { recursive: true });
   await unlink(spec.path).catch(() => undefined);
-  const server = createServer((s) => onConnection(s));
+  const server = createServer({ pauseOnConnect: true }, (s) => onConnection(s));
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => reject(new Error(`service(${spec.service}): listen(${spec.path}) failed: ${e.message}`)));
     server.listen(spec.path, () => resolve());

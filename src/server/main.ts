@@ -5,26 +5,25 @@
  * drops root, and runs in the foreground until SIGTERM/SIGINT, which close the
  * listeners and exit 0.
  *
- * IMAP runs in several worker processes when configured (imap-workers.ts);
- * the master then only accepts IMAP connections and hands them over, and
- * serves LMTP, the auth socket, quota-status and ManageSieve itself.
+ * The master serves no client itself: every service (IMAP, ManageSieve,
+ * LMTP, the auth sockets, quota-status) runs in its own supervised pool of
+ * processes (service-pool.ts), forked after root is given up; the master
+ * accepts each connection and hands it over unread (service-processes.ts).
  */
 import { ImapService } from './imap-service.js';
-import { ImapWorkerPool, imapProcessCount, type WorkerMessage } from './imap-workers.js';
-import { DeliveryServices, lmtpInetSpecs } from './delivery-services.js';
-import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
-import { ManageSieveService, managesieveListenerSpecs } from './managesieve-service.js';
-import { ConnectionTable } from './connection-table.js';
-import { protocolLimits, type Admission, type ConnectionSlot } from '../config/connection-limits.js';
+import type { WorkerMessage } from './service-pool.js';
+import { DeliveryServices } from './delivery-services.js';
+import { ManageSieveService } from './managesieve-service.js';
 import { loadConfig, ConfigError, type DovecotConfig } from '../config/index.js';
 import { compatStatus } from '../config/known-settings.js';
 import { adoptLogFds, configureLogging, Logger, openLogFiles, reopenLogFiles } from '../log/logger.js';
-import { closeListeners, openListeners, parseListen, tlsMinVersion, type ListenerSpec, type TlsMaterial } from './listeners.js';
+import { parseListen, tlsMinVersion, type ListenerSpec, type TlsMaterial } from './listeners.js';
 import { dropPrivileges } from './privileges.js';
-import { guardAccept, installLastResort } from './faults.js';
+import { installLastResort } from './faults.js';
 import { configFilesSnapshot, installConfigFiles, preloadConfigFile, startRecording, stopRecording, type ConfigFilesSnapshot } from '../config/privileged-files.js';
 import { prepareDemo, type DemoInstance } from './demo.js';
+import { runServiceWorker, type HandedOffService } from './service-worker.js';
+import { ServiceProcesses, SERVICE_NAMES, type ServiceName } from './service-processes.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { realpathSync } from 'node:fs';
@@ -35,15 +34,19 @@ const EXIT_FATAL = 89;
 /** Dovecot's exit code when a log file cannot be opened (FATAL_LOGOPEN). */
 const EXIT_LOGOPEN = 80;
 
-interface Args { configPath: string; demo: boolean; imapWorker: boolean }
+interface Args { configPath: string; demo: boolean; service: ServiceName | null }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { configPath: process.env.SEALMAIL_CONFIG ?? '/etc/dovecot/dovecot.conf', demo: false, imapWorker: false };
+  const a: Args = { configPath: process.env.SEALMAIL_CONFIG ?? '/etc/dovecot/dovecot.conf', demo: false, service: null };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i];
     if (v === '-c') { a.configPath = argv[++i] ?? ''; if (!a.configPath) throw new Error('-c needs a file'); }
     else if (v === '--demo') a.demo = true;
-    else if (v === '--imap-worker') a.imapWorker = true; // internal: started by the master over IPC
+    else if (v === '--service') { // internal: a service process started by the master over IPC
+      const name = argv[++i] as ServiceName;
+      if (!SERVICE_NAMES.includes(name)) throw new Error(`--service: unknown service ${name}`);
+      a.service = name;
+    }
     else if (v === '-F') { /* always in the foreground; accepted for dovecot -F scripts */ }
     else throw new Error(`unknown option ${v} (usage: sealmail [-c FILE] [-F] [--demo])`);
   }
@@ -122,43 +125,29 @@ async function loadServerConfig(path: string): Promise<DovecotConfig> {
   return config;
 }
 
-/**
- * An IMAP worker process (see imap-workers.ts): started by the master after
- * it dropped root, it serves the connections the master hands over.
- */
-async function runImapWorker(config: DovecotConfig): Promise<void> {
-  const imap = new ImapService(config, tlsMaterial(config));
-  dropPrivileges(config.get('mail_uid'), config.get('mail_gid')); // a no-op: the master forks us after dropping root
-  // a master killed with -9 leaves a broken channel before 'disconnect' arrives: a failed send ends us quietly
-  const send = (m: WorkerMessage) => { if (process.connected) process.send!(m, undefined, {}, (e) => { if (e) process.exit(0); }); };
-  imap.login.penalty.onChange = (op, ip, now) => send({ t: 'penalty', op, ip, now });
-  imap.onLoad = (sessions) => send({ t: 'load', sessions });
-  // the master counts every connection (connection-table.ts): logins wait for its verdict
-  const verdicts = new Map<number, (v: Admission) => void>();
-  const slot = (id: number): ConnectionSlot => ({
-    admit: (user) => new Promise<Admission>((resolve) => { verdicts.set(id, resolve); send({ t: 'admit', id, user }); }),
-    release: () => { verdicts.get(id)?.('full'); verdicts.delete(id); send({ t: 'closed', id }); },
-  });
-  const accept = guardAccept(new Logger('imap-login'), (s: Socket, spec: ListenerSpec, id: number) => imap.acceptHandedOff(s, spec, id, slot(id)));
-  process.on('message', (m: WorkerMessage, handle?: unknown) => {
-    if (m.t === 'conn' && handle) accept(handle as Socket, m.spec, m.id);
-    else if (m.t === 'conn') send({ t: 'closed', id: m.id }); // the socket was lost on the way
-    else if (m.t === 'evict') imap.evict(m.id);
-    else if (m.t === 'admitted') { verdicts.get(m.id)?.(m.verdict); verdicts.delete(m.id); }
-    else if (m.t === 'penalty') imap.login.penalty.apply(m.op, m.ip, m.now);
-    else if (m.t === 'shutdown') void imap.close().finally(() => process.exit(0));
-  });
-  // the master is gone (even kill -9): stop at once rather than serve on alone
-  process.on('disconnect', () => process.exit(0));
-  process.on('SIGINT', () => undefined); // Ctrl-C reaches the whole group: the master decides
-  process.on('SIGTERM', () => void imap.close().finally(() => process.exit(0)));
-  send({ t: 'ready' });
+/** What a service process serves (service-worker.ts): its service, built from the configuration. */
+function serviceFor(name: ServiceName, config: DovecotConfig): HandedOffService {
+  const tls = tlsMaterial(config);
+  switch (name) {
+    case 'imap': {
+      const imap = new ImapService(config, tls);
+      return {
+        acceptHandedOff: (s, spec, id, slot) => imap.acceptHandedOff(s, spec, id, slot),
+        evict: (id) => imap.evict(id),
+        penalty: imap.login.penalty,
+        close: () => imap.close(),
+      };
+    }
+    case 'managesieve': return new ManageSieveService(config, tls);
+    default: return new DeliveryServices(config); // lmtp, auth, quota-status: each in processes of its own
+  }
 }
 
 export async function main(argv: string[]): Promise<void> {
   const log = new Logger('master');
   // what escapes every session's fault boundary is a bug: Panic line, exit, restarted by the supervisor
-  installLastResort(argv.includes('--imap-worker') ? new Logger('imap') : log);
+  const serviceArg = argv.indexOf('--service');
+  installLastResort(serviceArg >= 0 ? new Logger(argv[serviceArg + 1] ?? 'service') : log);
   let args: Args;
   try { args = parseArgs(argv); } catch (e) { process.stderr.write(`Fatal: ${(e as Error).message}\n`); process.exit(64); }
   let demo: DemoInstance | null = null;
@@ -167,14 +156,15 @@ export async function main(argv: string[]): Promise<void> {
     demo = await prepareDemo(repoRoot);
     args.configPath = demo.configPath;
   }
-  if (args.imapWorker) {
+  if (args.service) {
     // first thing: relayed by the master (doveadm log reopen); Node's default for SIGUSR1 would start its inspector
     process.on('SIGUSR1', () => reopenLogFiles());
-    // the master sends the files it read as root first (privileged-files.ts)
-    const files = await new Promise<ConfigFilesSnapshot>((resolve) => process.once('message', (m: WorkerMessage) => resolve(m.t === 'init' ? m.files : { files: {}, globs: {} })));
-    installConfigFiles(files);
+    // the master sends the files it read as root first (privileged-files.ts), and the auth penalties so far
+    const init = await new Promise<WorkerMessage>((resolve) => process.once('message', resolve));
+    installConfigFiles(init.t === 'init' ? init.files : { files: {}, globs: {} });
     adoptLogFds(); // the master's log files, opened as root (logger.ts)
-    await runImapWorker(await loadServerConfig(args.configPath));
+    const config = await loadServerConfig(args.configPath);
+    runServiceWorker(serviceFor(args.service, config), new Logger(args.service), init.t === 'init' ? init.penalties : []);
     return;
   }
   startRecording(); // root-only files stay readable after privileges are dropped (privileged-files.ts)
@@ -186,65 +176,34 @@ export async function main(argv: string[]): Promise<void> {
     if (compatStatus(key) === 'accepted, no effect yet (warns)') log.warn(`${key}: not supported by Sealmail yet, setting has no effect (see dovecot-compat.md)`);
   }
 
-  let open;
-  const tls = tlsMaterial(config);
-  const imap = new ImapService(config, tls);
-  const managesieve = new ManageSieveService(config, tls, imap.login.penalty); // one anvil for every login
-  const delivery = new DeliveryServices(config);
-  let workers: ImapWorkerPool | null = null;
-  // Listeners open as root, but no client is served before root is given up: an LMTP delivery or a
-  // ManageSieve upload made in between would leave mail files owned by root (seen under kill -9
-  // restarts, where clients connect the moment the port is there)
-  let unprivileged!: () => void;
-  const dropped = new Promise<void>((r) => { unprivileged = r; });
-  const afterDrop = <S extends Duplex, A extends unknown[]>(serve: (s: S, ...a: A) => void) => guardAccept(log, (s: S, ...a: A) => {
-    s.on('error', () => undefined); // a client gone while it waits is not an error
-    return dropped.then(() => serve(s, ...a));
-  });
+  const services = new ServiceProcesses(config, fileURLToPath(import.meta.url), ['-c', args.configPath], log);
   try {
-    const imapSpecs = listenerSpecs(config);
-    const processes = imapSpecs.length ? imapProcessCount(config) : 1;
-    if (processes > 1) {
-      workers = new ImapWorkerPool(processes, fileURLToPath(import.meta.url), ['-c', args.configPath], log, new ConnectionTable(protocolLimits(config, 'imap'), log));
-      // TLS happens in the worker: the master only accepts and hands the socket on, unread
-      const w = workers;
-      w.sharePenalty(imap.login.penalty); // ManageSieve's logins count with the workers' IMAP ones
-      open = await openListeners(imapSpecs, tls, guardAccept(log, (s, spec) => w.dispatch(s as Socket, spec)), { handOff: true });
-    } else {
-      open = await openListeners(imapSpecs, tls, afterDrop((s, spec) => imap.accept(s, spec)));
-    }
-    open.push(...await openListeners(managesieveListenerSpecs(config), tls, afterDrop((s, spec) => managesieve.accept(s, spec))));
-    if (config.get('protocols').split(/\s+/).includes('lmtp')) open.push(...await openListeners(lmtpInetSpecs(config), null, afterDrop((s) => delivery.acceptLmtp(s as Socket))));
-    await delivery.openUnix((m) => log.warn(m), afterDrop);
+    await services.listen(listenerSpecs(config), tlsMaterial(config));
     preloadAuthFiles(config);
     dropPrivileges(config.get('mail_uid'), config.get('mail_gid'));
-    unprivileged();
     stopRecording();
-    if (workers) await workers.start(configFilesSnapshot());
+    // connections arriving until a process is ready wait for it (service-pool.ts)
+    await services.start(configFilesSnapshot());
   } catch (e) {
     log.fatal((e as Error).message);
-    await workers?.close();
+    await services.close();
     process.exit(EXIT_FATAL);
   }
   log.info(`Sealmail v${VERSION} starting up for ${config.get('protocols').trim()}`);
-  for (const l of open) log.info(`listening on ${l.spec.address}:${l.port} (${l.spec.service}/${l.spec.name}${l.spec.ssl ? ', ssl' : ''})`);
-  for (const l of delivery.open) log.info(`listening on ${l.spec.path} (${l.spec.service})`);
-  if (workers) log.info(`imap: ${workers.pids.length} worker processes (${workers.pids.join(' ')})`);
+  for (const l of services.inet) log.info(`listening on ${l.spec.address}:${l.port} (${l.spec.service}/${l.spec.name}${l.spec.ssl ? ', ssl' : ''})`);
+  for (const l of services.unix) log.info(`listening on ${l.spec.path} (${l.spec.service})`);
+  for (const p of services.pools) log.info(`${p.service}: ${p.pids.length} worker processes (${p.pids.join(' ')})`);
   if (demo) printDemo(demo);
 
   const stop = async (sig: string) => {
     log.info(`Sealmail v${VERSION} stopping (${sig})`);
-    // together: a handed-off connection keeps its listener open until its worker closes it
-    await Promise.all([closeListeners(open), workers?.close()]);
-    await imap.close();
-    await managesieve.close();
-    await delivery.close();
+    await services.close();
     process.exit(0);
   };
   process.once('SIGTERM', () => void stop('SIGTERM'));
   process.once('SIGINT', () => void stop('SIGINT'));
-  // doveadm log reopen / logrotate: reopen here and in every worker
-  process.on('SIGUSR1', () => { reopenLogFiles(); for (const pid of workers?.pids ?? []) { try { process.kill(pid, 'SIGUSR1'); } catch { /* exiting */ } } });
+  // doveadm log reopen / logrotate: reopen here and in every service process
+  process.on('SIGUSR1', () => { reopenLogFiles(); services.signal('SIGUSR1'); });
 }
 
 // Run when executed directly (node dist/src/server/main.js …), as tests do; bin/sealmail imports main().

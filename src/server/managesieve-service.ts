@@ -6,20 +6,23 @@
  * connection; authentication through the shared AuthEngine (protocol "sieve",
  * so `protocol sieve { }` filters and %s apply) and the server's per-IP
  * auth penalty, the one IMAP uses (Dovecot has one anvil for all logins).
- * ManageSieve runs in the master, so its ConnectionTable is here: the
+ * ManageSieve runs in its own supervised processes (service-pool.ts); its
+ * connection counts are the master's ConnectionTable for sieve: the
  * managesieve-login cap (oldest unauthenticated connection dropped),
  * `service managesieve`'s cap and mail_max_userip_connections of
- * `protocol sieve`, counted apart from IMAP's as Dovecot does.
+ * `protocol sieve`, counted apart from IMAP's as Dovecot does. Served
+ * directly (accept(), as tests do), a table of its own counts them.
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import type { ConnectionSlot } from '../config/connection-limits.js';
 import type { DovecotConfig } from '../config/settings.js';
 import { AuthEngine } from '../auth/engine.js';
 import { AuthPenalty } from '../auth/penalty.js';
 import { resolveMailUser } from '../mailstore/user-store.js';
 import { ManageSieveSession } from '../managesieve/session.js';
 import { parseListen, type ListenerSpec, type TlsMaterial } from './listeners.js';
-import { serverStartTls } from './starttls.js';
+import { implicitTls, serverStartTls } from './starttls.js';
 import { protocolLimits } from '../config/connection-limits.js';
 import { Logger } from '../log/logger.js';
 import { ConnectionTable } from './connection-table.js';
@@ -51,14 +54,30 @@ export class ManageSieveService {
     this.table = new ConnectionTable(protocolLimits(config, 'sieve'), new Logger('master'));
   }
 
-  accept(socket: Socket | TLSSocket, spec: ListenerSpec): void {
+  /** Handed-off connections by the master's id, for its evictions. */
+  private readonly byId = new Map<number, ManageSieveSession>();
+
+  /** A raw connection handed over by the master (service-pool.ts), counted in its table. */
+  acceptHandedOff(raw: Socket, spec: ListenerSpec, id: number, slot: ConnectionSlot): void {
+    const addr = { rip: raw.remoteAddress, lip: raw.localAddress };
+    const counted: ConnectionSlot = { admit: (user) => slot.admit(user), release: () => { this.byId.delete(id); slot.release(); } };
+    this.byId.set(id, this.accept(spec.ssl && this.tls ? implicitTls(raw, this.tls) : raw, spec, addr, counted));
+  }
+
+  /** The master dropped handed-off connection `id` (its login service is full). */
+  evict(id: number): void { this.byId.get(id)?.evict(); }
+
+  accept(socket: Socket | TLSSocket, spec: ListenerSpec, addr: { rip?: string; lip?: string } = { rip: socket.remoteAddress, lip: socket.localAddress }, slot?: ConnectionSlot): ManageSieveSession {
     socket.setNoDelay(true);
     socket.on('error', () => socket.destroy());
     const tls = this.tls;
-    const remoteIp = socket.remoteAddress?.replace(/^::ffff:/, '');
-    const localIp = socket.localAddress?.replace(/^::ffff:/, '');
-    const table = this.table;
-    const id = table.open({ rip: remoteIp ?? '', lip: localIp ?? '' }, () => session.evict());
+    const remoteIp = addr.rip?.replace(/^::ffff:/, '');
+    const localIp = addr.lip?.replace(/^::ffff:/, '');
+    if (!slot) {
+      const table = this.table;
+      const id = table.open({ rip: remoteIp ?? '', lip: localIp ?? '' }, () => session.evict());
+      slot = { admit: async (user) => table.admit(id, user), release: () => table.close(id) };
+    }
     const session: ManageSieveSession = new ManageSieveSession(socket, {
       config: this.config,
       auth: this.auth,
@@ -67,11 +86,12 @@ export class ManageSieveService {
       tlsAvailable: !!tls && !spec.ssl,
       secured: spec.ssl,
       remoteIp,
-      slot: { admit: async (user) => table.admit(id, user), release: () => table.close(id) },
+      slot,
       localIp,
       startTls: tls ? () => serverStartTls(socket, tls) : undefined,
     });
     session.start();
+    return session;
   }
 
   async close(): Promise<void> { await this.auth.close(); }

@@ -49,3 +49,14 @@ export function serverStartTls(raw: Duplex, tls: TlsMaterial): Promise<Duplex> {
     t.once('secure', () => { if (!settled) { settled = true; resolve(t); } });
   });
 }
+
+/**
+ * A connection handed over unread by the master (service-pool.ts) on an
+ * `ssl = yes` listener: TLS starts here, in the service process, as the
+ * master's own TLS server would have started it.
+ */
+export function implicitTls(raw: Socket, tls: TlsMaterial): TLSSocket {
+  raw.on('error', () => raw.destroy());
+  const ctx = createSecureContext({ cert: tls.cert, key: tls.key, passphrase: tls.passphrase, minVersion: tls.minVersion });
+  return new TLSSocket(raw, { isServer: true, secureContext: ctx });
+}

@@ -23,7 +23,21 @@ export class SqliteDriver implements SqlDriver {
 
   constructor(readonly path: string) {}
 
-  private async open(): Promise<Database> {
+  /**
+   * Run `fn` on the current database, loading (or re-loading) the file first.
+   * The only await is the one-time WebAssembly start; from there to the end
+   * of `fn` everything is synchronous, so no other query can swap or close
+   * the database between the load and its use. (Awaiting an `open()` that
+   * returned the database let concurrent first queries each load the file
+   * and close the copy the others were about to use: "Database closed".)
+   */
+  private async use<T>(fn: (db: Database) => T): Promise<T> {
+    sqlJs ??= initSqlJs();
+    const SQL = await sqlJs;
+    return fn(this.current(SQL));
+  }
+
+  private current(SQL: SqlJsStatic): Database {
     let st;
     try {
       st = statSync(this.path);
@@ -32,8 +46,6 @@ export class SqliteDriver implements SqlDriver {
     }
     const stamp = `${st.mtimeMs}:${st.size}:${st.ino}`;
     if (this.db && stamp === this.stamp) return this.db;
-    sqlJs ??= initSqlJs();
-    const SQL = await sqlJs;
     this.db?.close();
     try {
       this.db = new SQL.Database(readFileSync(this.path));
@@ -45,8 +57,11 @@ export class SqliteDriver implements SqlDriver {
     return this.db;
   }
 
-  async query(text: SqlText): Promise<SqlResult> {
-    const db = await this.open();
+  query(text: SqlText): Promise<SqlResult> {
+    return this.use((db) => this.select(db, text));
+  }
+
+  private select(db: Database, text: SqlText): SqlResult {
     const sql = buildSql(text, escapeQuotesOnly);
     try {
       const res = db.exec(sql);
@@ -63,8 +78,12 @@ export class SqliteDriver implements SqlDriver {
     }
   }
 
-  async exec(text: SqlText): Promise<number> {
-    const db = await this.open();
+  exec(text: SqlText): Promise<number> {
+    return this.use((db) => this.write(db, text));
+  }
+
+  /** Synchronous from the statement to the rename: the in-memory copy and the file never diverge under a concurrent query. */
+  private write(db: Database, text: SqlText): number {
     try {
       db.run(buildSql(text, escapeQuotesOnly));
     } catch (e) {

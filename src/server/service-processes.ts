@@ -1,0 +1,105 @@
+/**
+ * The master's side of Dovecot's process model: it binds every listener
+ * (as root, before privileges are dropped), keeps one supervised pool per
+ * service (service-pool.ts) and hands each accepted connection, unread, to
+ * the pool of the listener's service. The master parses nothing a client
+ * sends, so a client cannot crash it; a crash in a service process takes
+ * only that process's connections with it, and its pool replaces it.
+ *
+ * Pools: imap (listeners of `service imap-login`; one process is both
+ * login and mail process), managesieve (`managesieve-login`), lmtp,
+ * auth (the Postfix client socket and auth-userdb) and quota-status. The
+ * delivery services get one pool each rather than one shared process, so
+ * that, as in Dovecot, an LMTP crash never closes Postfix's SMTP AUTH
+ * socket or the quota policy service; each costs one Node process.
+ * IMAP and ManageSieve keep their connection counts in the master (one
+ * ConnectionTable per protocol); the auth penalty is relayed between all
+ * pools (PenaltyRelay).
+ */
+import type { Socket } from 'node:net';
+import type { DovecotConfig } from '../config/settings.js';
+import type { ConfigFilesSnapshot } from '../config/privileged-files.js';
+import { protocolLimits } from '../config/connection-limits.js';
+import type { Logger } from '../log/logger.js';
+import { ConnectionTable } from './connection-table.js';
+import { deliveryService, deliveryUnixSpecs, lmtpInetSpecs } from './delivery-services.js';
+import { guardAccept } from './faults.js';
+import { closeListeners, openListeners, openUnixListener, type ListenerSpec, type OpenListener, type OpenUnixListener, type TlsMaterial } from './listeners.js';
+import { managesieveListenerSpecs } from './managesieve-service.js';
+import { PenaltyRelay, ServicePool, serviceProcessCount } from './service-pool.js';
+
+export const SERVICE_NAMES = ['imap', 'managesieve', 'lmtp', 'auth', 'quota-status'] as const;
+export type ServiceName = typeof SERVICE_NAMES[number];
+
+/** The `service {}` section whose process settings a pool follows. */
+const SETTINGS_SECTION: Record<ServiceName, string> = { imap: 'imap-login', managesieve: 'managesieve-login', lmtp: 'lmtp', auth: 'auth', 'quota-status': 'quota-status' };
+
+export class ServiceProcesses {
+  readonly inet: OpenListener[] = [];
+  readonly unix: OpenUnixListener[] = [];
+  private readonly byName = new Map<ServiceName, ServicePool>();
+  private readonly penalties = new PenaltyRelay();
+
+  constructor(private readonly config: DovecotConfig, private readonly script: string, private readonly args: string[], private readonly log: Logger) {}
+
+  get pools(): ServicePool[] { return [...this.byName.values()]; }
+
+  private pool(name: ServiceName): ServicePool {
+    let p = this.byName.get(name);
+    if (!p) {
+      const table = name === 'imap' ? new ConnectionTable(protocolLimits(this.config, 'imap'), this.log)
+        : name === 'managesieve' ? new ConnectionTable(protocolLimits(this.config, 'sieve'), this.log) : null;
+      p = new ServicePool({ service: name, count: serviceProcessCount(this.config, SETTINGS_SECTION[name]), script: this.script, args: this.args, log: this.log, table, penalties: this.penalties });
+      this.byName.set(name, p);
+    }
+    return p;
+  }
+
+  private handOff(name: ServiceName) {
+    const pool = this.pool(name);
+    return guardAccept(this.log, (s: Socket, spec: ListenerSpec) => pool.dispatch(s, spec));
+  }
+
+  /**
+   * Open every listener (`imapSpecs`: service imap-login's). A unix socket
+   * that cannot be created is a warning (not served), as before; an inet
+   * listener that cannot be bound is fatal.
+   */
+  async listen(imapSpecs: ListenerSpec[], tls: TlsMaterial | null): Promise<void> {
+    // TLS happens in the service process: the master only accepts and hands the socket on, unread
+    if (imapSpecs.length) this.inet.push(...await openListeners(imapSpecs, tls, this.handOff('imap'), { handOff: true }));
+    const sieve = managesieveListenerSpecs(this.config);
+    if (sieve.length) this.inet.push(...await openListeners(sieve, tls, this.handOff('managesieve'), { handOff: true }));
+    const lmtp = this.config.get('protocols').split(/\s+/).includes('lmtp') ? lmtpInetSpecs(this.config) : [];
+    if (lmtp.length) this.inet.push(...await openListeners(lmtp, null, this.handOff('lmtp'), { handOff: true }));
+    for (const u of deliveryUnixSpecs(this.config)) {
+      const name = deliveryService(u.service);
+      const spec: ListenerSpec = { service: u.service, name: u.path, address: u.path, port: 0, ssl: false };
+      const serve = this.handOff(name);
+      try {
+        this.unix.push(await openUnixListener(u, (s) => serve(s, spec)));
+      } catch (e) {
+        this.log.warn(`${(e as Error).message} (not served)`);
+      }
+    }
+  }
+
+  /** Fork every pool's processes (after root is given up) and wait until each is ready. */
+  async start(files: ConfigFilesSnapshot): Promise<void> {
+    await Promise.all(this.pools.map((p) => p.start(files)));
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    for (const p of this.pools) for (const pid of p.pids) { try { process.kill(pid, sig); } catch { /* exiting */ } }
+  }
+
+  /** Stop accepting, let every process say goodbye to its sessions, and end them. */
+  async close(): Promise<void> {
+    // together: a handed-off connection keeps its listener open until its process closes it
+    await Promise.all([
+      closeListeners(this.inet),
+      ...this.unix.map((l) => new Promise<void>((r) => l.server.close(() => r()))),
+      ...this.pools.map((p) => p.close()),
+    ]);
+  }
+}

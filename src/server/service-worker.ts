@@ -1,0 +1,64 @@
+/**
+ * The service-process side of service-pool.ts: a process forked by the
+ * master (after it dropped root) serves the connections the master hands
+ * over, reports how many it holds (least-loaded hand-off), relays its auth
+ * penalty changes and takes the others' (Dovecot's one anvil), and, for IMAP
+ * and ManageSieve, asks the master's connection table before a login
+ * becomes a session. It exits when the master's channel goes away (even
+ * `kill -9` of the master): it never serves on alone.
+ */
+import type { Socket } from 'node:net';
+import type { AuthPenalty } from '../auth/penalty.js';
+import type { Admission, ConnectionSlot } from '../config/connection-limits.js';
+import type { Logger } from '../log/logger.js';
+import type { ListenerSpec } from './listeners.js';
+import { guardAccept } from './faults.js';
+import type { PenaltyChange, WorkerMessage } from './service-pool.js';
+
+/** What a service process runs: IMAP, ManageSieve, or one of the delivery services. */
+export interface HandedOffService {
+  /** `slot`: the connection's place in the master's table (unused where the master keeps none). */
+  acceptHandedOff(raw: Socket, spec: ListenerSpec, id: number, slot: ConnectionSlot): void;
+  /** The master's table is full: end connection `id`. */
+  evict?(id: number): void;
+  /** This process's copy of the shared auth penalty. */
+  readonly penalty?: AuthPenalty;
+  close(): Promise<void>;
+}
+
+export function runServiceWorker(service: HandedOffService, log: Logger, penalties: PenaltyChange[]): void {
+  // a master killed with -9 leaves a broken channel before 'disconnect' arrives: a failed send ends us quietly
+  const send = (m: WorkerMessage) => { if (process.connected) process.send!(m, undefined, {}, (e) => { if (e) process.exit(0); }); };
+  const penalty = service.penalty;
+  if (penalty) {
+    for (const c of penalties) penalty.apply(c.op, c.ip, c.now);
+    penalty.onChange = (op, ip, now) => send({ t: 'penalty', op, ip, now });
+  }
+  let load = 0;
+  const verdicts = new Map<number, (v: Admission) => void>();
+  const slot = (id: number): ConnectionSlot => ({
+    admit: (user) => new Promise<Admission>((resolve) => { verdicts.set(id, resolve); send({ t: 'admit', id, user }); }),
+    release: () => { verdicts.get(id)?.('full'); verdicts.delete(id); send({ t: 'closed', id }); },
+  });
+  const accept = guardAccept(log, (s: Socket, spec: ListenerSpec, id: number) => {
+    load++;
+    send({ t: 'load', sessions: load });
+    s.once('close', () => { load--; send({ t: 'load', sessions: load }); });
+    service.acceptHandedOff(s, spec, id, slot(id));
+  });
+  let closing = false;
+  const close = () => { if (closing) return; closing = true; void service.close().catch(() => undefined).finally(() => process.exit(0)); };
+  process.on('message', (m: WorkerMessage, handle?: unknown) => {
+    if (m.t === 'conn' && handle) { send({ t: 'taken', seq: m.seq }); accept(handle as Socket, m.spec, m.id); }
+    else if (m.t === 'conn') { send({ t: 'taken', seq: m.seq }); send({ t: 'closed', id: m.id }); } // the socket was lost on the way
+    else if (m.t === 'evict') service.evict?.(m.id);
+    else if (m.t === 'admitted') { verdicts.get(m.id)?.(m.verdict); verdicts.delete(m.id); }
+    else if (m.t === 'penalty') penalty?.apply(m.op, m.ip, m.now);
+    else if (m.t === 'shutdown') close();
+  });
+  // the master is gone (even kill -9): stop at once rather than serve on alone
+  process.on('disconnect', () => process.exit(0));
+  process.on('SIGINT', () => undefined); // Ctrl-C reaches the whole group: the master decides
+  process.on('SIGTERM', close);
+  send({ t: 'ready' });
+}

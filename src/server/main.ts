@@ -25,6 +25,11 @@ import { dropPrivileges } from './privileges.js';
 import { guardAccept, installLastResort } from './faults.js';
 import { configFilesSnapshot, installConfigFiles, preloadConfigFile, startRecording, stopRecording, type ConfigFilesSnapshot } from '../config/privileged-files.js';
 import { prepareDemo, type DemoInstance } from './demo.js';
+import { RootMaster, rootMasterApplies } from './root-master.js';
+import { ROLE_FLAG, type ChildMessage, type Role } from './process-model.js';
+import { runLoginProcess } from './login-process.js';
+import { runAuthProcess } from './auth-process.js';
+import { runMailProcess } from './mail-process.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { realpathSync } from 'node:fs';
@@ -35,7 +40,7 @@ const EXIT_FATAL = 89;
 /** Dovecot's exit code when a log file cannot be opened (FATAL_LOGOPEN). */
 const EXIT_LOGOPEN = 80;
 
-interface Args { configPath: string; demo: boolean; imapWorker: boolean }
+interface Args { configPath: string; demo: boolean; imapWorker: boolean; role?: Role }
 
 function parseArgs(argv: string[]): Args {
   const a: Args = { configPath: process.env.SEALMAIL_CONFIG ?? '/etc/dovecot/dovecot.conf', demo: false, imapWorker: false };
@@ -44,6 +49,7 @@ function parseArgs(argv: string[]): Args {
     if (v === '-c') { a.configPath = argv[++i] ?? ''; if (!a.configPath) throw new Error('-c needs a file'); }
     else if (v === '--demo') a.demo = true;
     else if (v === '--imap-worker') a.imapWorker = true; // internal: started by the master over IPC
+    else if (Object.values(ROLE_FLAG).includes(v)) a.role = (Object.keys(ROLE_FLAG) as Role[]).find((r) => ROLE_FLAG[r] === v); // internal: root-master.ts
     else if (v === '-F') { /* always in the foreground; accepted for dovecot -F scripts */ }
     else throw new Error(`unknown option ${v} (usage: sealmail [-c FILE] [-F] [--demo])`);
   }
@@ -87,16 +93,59 @@ Stop with Ctrl-C.
 `);
 }
 
-/**
- * Read the passdb/userdb files ISPmail keeps root-only (dovecot-sql.conf.ext)
- * while still root; the SQL connection is opened lazily, later.
- */
-function preloadAuthFiles(config: DovecotConfig): void {
+/** The passdb/userdb files ISPmail keeps root-only (dovecot-sql.conf.ext). */
+function authFiles(config: DovecotConfig): string[] {
+  const out: string[] = [];
   for (const db of [...config.passdbs(), ...config.userdbs()]) {
-    if (!['sql', 'passwd-file', 'dict'].includes(db.driver ?? '')) continue;
     const path = (db.args ?? '').split(/\s+/).filter(Boolean).pop();
-    if (path && path.startsWith('/') && db.driver === 'sql') preloadConfigFile(path);
+    if (path && path.startsWith('/') && db.driver === 'sql') out.push(path);
   }
+  return out;
+}
+
+/** Read the auth files while still root; the SQL connection is opened lazily, later. */
+function preloadAuthFiles(config: DovecotConfig): void {
+  for (const path of authFiles(config)) preloadConfigFile(path);
+}
+
+/** A child of the root master (root-master.ts), started as its service's user. */
+async function runChild(role: Role, configPath: string): Promise<void> {
+  process.on('SIGUSR1', () => reopenLogFiles());
+  const init = await new Promise<Extract<ChildMessage, { t: 'init' }>>((resolve) => process.once('message', (m: ChildMessage) => resolve(m.t === 'init' ? m : { t: 'init', files: { files: {}, globs: {} } })));
+  installConfigFiles(init.files);
+  adoptLogFds();
+  const config = await loadServerConfig(configPath);
+  if (role === 'login') runLoginProcess(config, tlsMaterial(config), { login: init.loginSocket ?? '', auth: init.authSocket ?? '' });
+  else if (role === 'auth') runAuthProcess(config);
+  else runMailProcess(config);
+}
+
+/**
+ * Root on a tree without mail_uid (ISPmail: the uid comes from the userdb):
+ * Dovecot's process model, root-master.ts. IMAP only so far.
+ */
+async function runAsRootMaster(config: DovecotConfig, configPath: string, log: Logger, demo: DemoInstance | null): Promise<void> {
+  preloadAuthFiles(config);
+  const master = new RootMaster({ config, script: fileURLToPath(import.meta.url), args: ['-c', configPath], imapSpecs: listenerSpecs(config), tls: tlsMaterial(config), authFiles: authFiles(config) });
+  let lines: string[];
+  try { lines = await master.start(); } catch (e) {
+    const text = (e as Error).message;
+    // a configuration error is doveconf's, on stderr; anything else the master's, in the log
+    if (text.startsWith('Error in configuration file')) process.stderr.write(`doveconf: Fatal: ${text}\n`); else log.fatal(text);
+    await master.close();
+    process.exit(EXIT_FATAL);
+  }
+  log.info(`Sealmail v${VERSION} starting up for imap (root master; not yet in this mode: lmtp, managesieve, the auth sockets, quota-status)`);
+  for (const l of lines) log.info(l);
+  if (demo) printDemo(demo);
+  const stop = async (sig: string) => {
+    log.info(`Sealmail v${VERSION} stopping (${sig})`);
+    await master.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGUSR1', () => { reopenLogFiles(); for (const c of master.pids) { try { process.kill(c.pid, 'SIGUSR1'); } catch { /* exiting */ } } });
 }
 
 /** The configuration and logging, as `dovecot` sets them up (exit 89 on errors). */
@@ -158,7 +207,7 @@ async function runImapWorker(config: DovecotConfig): Promise<void> {
 export async function main(argv: string[]): Promise<void> {
   const log = new Logger('master');
   // what escapes every session's fault boundary is a bug: Panic line, exit, restarted by the supervisor
-  installLastResort(argv.includes('--imap-worker') ? new Logger('imap') : log);
+  installLastResort(argv.includes('--imap-worker') || argv.includes(ROLE_FLAG.mail) ? new Logger('imap') : argv.includes(ROLE_FLAG.login) ? new Logger('imap-login') : argv.includes(ROLE_FLAG.auth) ? new Logger('auth') : log);
   let args: Args;
   try { args = parseArgs(argv); } catch (e) { process.stderr.write(`Fatal: ${(e as Error).message}\n`); process.exit(64); }
   let demo: DemoInstance | null = null;
@@ -167,6 +216,7 @@ export async function main(argv: string[]): Promise<void> {
     demo = await prepareDemo(repoRoot);
     args.configPath = demo.configPath;
   }
+  if (args.role) { await runChild(args.role, args.configPath); return; }
   if (args.imapWorker) {
     // first thing: relayed by the master (doveadm log reopen); Node's default for SIGUSR1 would start its inspector
     process.on('SIGUSR1', () => reopenLogFiles());
@@ -185,6 +235,7 @@ export async function main(argv: string[]): Promise<void> {
   for (const key of config.explicitGlobals()) {
     if (compatStatus(key) === 'accepted, no effect yet (warns)') log.warn(`${key}: not supported by Sealmail yet, setting has no effect (see dovecot-compat.md)`);
   }
+  if (rootMasterApplies(config)) { await runAsRootMaster(config, args.configPath, log, demo); return; }
 
   let open;
   const tls = tlsMaterial(config);

@@ -1,0 +1,57 @@
+/**
+ * A mail process (Dovecot's `imap` service after the login): started by the
+ * root master for one userdb uid:gid and running as it, it serves every
+ * session the master hands it for users of that uid — the login process's
+ * proxy connection, with the login request (user, userdb fields, the login
+ * password for mail-crypt, kept in memory only, and the LOGIN's tag). It
+ * opens the user's mail (imap/login.ts openImapUser: first_valid_uid and
+ * last_valid_uid, mail-crypt, quota, metadata, IMAPSieve) and answers the
+ * LOGIN as Dovecot's imap process does: `OK [CAPABILITY …] Logged in`, or
+ * `OK Logged in, but initialization failed.` and BYE.
+ */
+import type { Socket } from 'node:net';
+import type { DovecotConfig } from '../config/settings.js';
+import { Logger } from '../log/logger.js';
+import { openImapUser, type ImapLogin } from '../imap/login.js';
+import { Session } from '../imap/session.js';
+import { faultText } from '../util/fault.js';
+import { sendTo, type ChildMessage, type LoginRequest } from './process-model.js';
+import type { Fields } from '../auth/databases.js';
+
+const INTERNAL = 'Internal error occurred. Refer to server log for more information.';
+
+export function runMailProcess(config: DovecotConfig): void {
+  const log = new Logger('imap');
+  const sessions = new Set<Session>();
+  // no logins happen here: a LOGIN after login is answered by the authenticated state's own handler
+  const login: ImapLogin = { log, login: () => Promise.resolve({ ok: false, text: INTERNAL }) };
+
+  const serve = async (sock: Socket, req: LoginRequest, fields: Fields) => {
+    sock.on('error', () => sock.destroy());
+    const r = await openImapUser(config, req.user, fields, req.password);
+    if (!r.ok) {
+      const text = 'initFailed' in r ? 'Logged in, but initialization failed.' : null;
+      sock.end(text ? `${req.tag} OK ${text}\r\n* BYE ${INTERNAL}\r\n` : `${req.tag} NO [UNAVAILABLE] ${INTERNAL}\r\n`);
+      return;
+    }
+    const session = new Session(sock, {
+      config, log: new Logger(`imap(${req.user})`), login, rip: req.rip, lip: req.lip, secured: req.secured,
+      preauth: r, loginReply: { tag: req.tag, capabilityAsked: req.capabilityAsked },
+    });
+    sessions.add(session);
+    sock.once('close', () => sessions.delete(session));
+    await session.start();
+  };
+
+  process.on('message', (m: ChildMessage, handle?: unknown) => {
+    if (m.t === 'session' && handle) {
+      const sock = handle as Socket;
+      serve(sock, m.req, m.fields).catch((e) => { log.error(`session of ${m.req.user}: ${faultText(e)}`); sock.destroy(); });
+    } else if (m.t === 'shutdown') {
+      void Promise.all([...sessions].map((s) => s.bye('Server shutting down.').catch(() => undefined))).finally(() => process.exit(0));
+    }
+  });
+  process.on('disconnect', () => process.exit(0));
+  process.on('SIGINT', () => undefined);
+  sendTo(process, { t: 'ready' });
+}

@@ -1,0 +1,164 @@
+/**
+ * Dovecot's process model on the ISPmail tree shape: Sealmail started as
+ * root with no mail_uid (uid/gid from the userdb only) starts, and serves
+ * IMAP (plain, STARTTLS, IMAPS) with the master as root, imap-login
+ * processes as default_login_user, the auth process as
+ * default_internal_user and the mail processes as the userdb's uid — one per
+ * uid — with mail files owned by that uid; kill -9 of a login or mail process
+ * is logged and replaced; Dovecot's texts for a userdb uid of 0, a missing
+ * uid, a uid outside first/last_valid_uid and an unknown default_login_user.
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { connect as tlsConnect } from 'node:tls';
+import { join } from 'node:path';
+import { startSealmail, type SealmailServer } from '../helpers/sealmail-server.js';
+import { ImapLine } from '../helpers/imap-line.js';
+import { mailIds } from '../helpers/dovecot.js';
+import { until } from '../helpers/lmtp-wire.js';
+
+const root = process.getuid?.() === 0;
+const skip = root ? false : 'needs root (the mode is root without mail_uid)';
+const passwdUid = (name: string) => Number(spawnSync('id', ['-u', name], { encoding: 'utf8' }).stdout.trim());
+
+/** The server's conf without mail_uid/mail_gid: the ISPmail shape. */
+const noMailUid = (text: string) => text.replace(/^mail_uid = .*\n/m, '').replace(/^mail_gid = .*\n/m, '');
+
+function start(t: TestContext, opts: Parameters<typeof startSealmail>[1] = {}): Promise<SealmailServer> {
+  const rewrite = opts.rewriteConf;
+  return startSealmail(t, { ...opts, rewriteConf: (text, dir) => noMailUid(rewrite ? rewrite(text, dir) : text) });
+}
+
+/** The server's processes: role (from the command line) and real uid (from /proc/PID/status). */
+function processes(masterPid: number): { pid: number; role: string; uid: number }[] {
+  const out: { pid: number; role: string; uid: number }[] = [];
+  for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let status: string;
+    let cmd: string;
+    try { status = readFileSync(`/proc/${p}/status`, 'utf8'); cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8'); } catch { continue; }
+    const ppid = Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]);
+    if (Number(p) !== masterPid && ppid !== masterPid) continue;
+    const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
+    const role = Number(p) === masterPid ? 'master' : cmd.includes('--login-process') ? 'login' : cmd.includes('--auth-process') ? 'auth' : cmd.includes('--mail-process') ? 'mail' : 'other';
+    out.push({ pid: Number(p), role, uid });
+  }
+  return out;
+}
+
+const files = (home: string) => ['cur', 'new'].flatMap((d) => (existsSync(join(home, 'Maildir', d)) ? readdirSync(join(home, 'Maildir', d)).map((f) => join(home, 'Maildir', d, f)) : []));
+
+async function loginAndAppend(port: number, user: string, how: 'plain' | 'starttls' | 'imaps'): Promise<string> {
+  let c = await ImapLine.open(port, how === 'imaps');
+  if (how === 'starttls') {
+    await c.cmd('s', 'STARTTLS');
+    c.sock.removeAllListeners('data');
+    const tls = tlsConnect({ socket: c.sock, rejectUnauthorized: false });
+    c = new ImapLine(tls);
+    await new Promise((r) => tls.once('secureConnect', r));
+  }
+  const login = await c.cmd('a', `LOGIN ${user} pass`);
+  assert.match(login, /^a OK \[CAPABILITY IMAP4rev1 [^\]]*\] Logged in\r\n$/m, `${how} login: ${login}`);
+  const msg = `Subject: ${how}\r\n\r\nhello\r\n`;
+  c.sock.write(`b APPEND INBOX {${msg.length}}\r\n`);
+  await c.until(/^\+ /m, 'continuation');
+  c.sock.write(`${msg}\r\n`);
+  await c.until(/^b OK/m, 'APPEND');
+  const sel = await c.cmd('c', 'SELECT INBOX');
+  assert.match(sel, /\* \d+ EXISTS/);
+  await c.cmd('d', 'LOGOUT');
+  c.close();
+  return login;
+}
+
+test('root without mail_uid: IMAP plain, STARTTLS and IMAPS, processes separated as Dovecot separates them', { skip }, async (t) => {
+  const { uid, gid } = mailIds();
+  const srv = await start(t);
+  for (const how of ['plain', 'starttls', 'imaps'] as const) await loginAndAppend(how === 'imaps' ? srv.imapsPort : srv.imapPort, 'u@example.org', how);
+  const stored = files(srv.home('u@example.org'));
+  assert.equal(stored.length, 3);
+  for (const f of stored) assert.deepEqual([statSync(f).uid, statSync(f).gid], [uid, gid], `${f} owned by the userdb's uid`);
+  const ps = processes(srv.pid);
+  const byRole = (r: string) => ps.filter((p) => p.role === r);
+  assert.deepEqual(byRole('master').map((p) => p.uid), [0]);
+  assert.ok(byRole('login').length >= 1);
+  for (const p of byRole('login')) assert.equal(p.uid, passwdUid('dovenull'), 'imap-login as default_login_user');
+  assert.deepEqual(byRole('auth').map((p) => p.uid), [passwdUid('dovecot')], 'auth as default_internal_user');
+  assert.deepEqual(byRole('mail').map((p) => p.uid), [uid], 'one mail process, as the userdb uid');
+  assert.deepEqual(byRole('other'), []);
+});
+
+test('root without mail_uid: users of two uids from an SQLite user_query, each served by a process of its own uid', { skip }, async (t) => {
+  const uids = { 'a@example.org': 65534, 'b@example.org': 60001 };
+  const srv = await start(t, {
+    passdb: 'passdb {\n  driver = sql\n  args = SQLEXT\n}',
+    beforeStart: (dir) => {
+      const db = join(dir, 'users.sqlite');
+      const rows = Object.entries(uids).map(([u, id]) => `INSERT INTO u VALUES ('${u}', '{PLAIN}pass', ${id}, ${id});`).join(' ');
+      const r = spawnSync('sqlite3', [db, `CREATE TABLE u (email TEXT, password TEXT, uid INTEGER, gid INTEGER); ${rows}`], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      chmodSync(db, 0o644); // the auth process (default_internal_user) reads it
+      writeFileSync(join(dir, 'dovecot-sql.conf.ext'), `driver = sqlite\nconnect = ${db}\npassword_query = SELECT email AS user, password FROM u WHERE email = '%u'\nuser_query = SELECT '${dir}/home/%u' AS home, uid, gid FROM u WHERE email = '%u'\n`, { mode: 0o600 });
+      chownSync(join(dir, 'dovecot-sql.conf.ext'), 0, 0); // ISPmail: root-only
+      chmodSync(join(dir, 'home'), 0o777); // each uid creates its own home
+    },
+    rewriteConf: (text, dir) => text.replace('SQLEXT', join(dir, 'dovecot-sql.conf.ext')).replace(/userdb \{\n  driver = static\n  args = [^\n]*\n\}/, `userdb {\n  driver = sql\n  args = ${join(dir, 'dovecot-sql.conf.ext')}\n}`),
+  });
+  // two sessions at once: both stay open while the processes are inspected
+  const sessions: ImapLine[] = [];
+  t.after(() => { for (const s of sessions) s.close(); });
+  for (const user of Object.keys(uids)) {
+    await loginAndAppend(srv.imapPort, user, 'plain');
+    const c = await ImapLine.open(srv.imapPort);
+    sessions.push(c);
+    assert.match(await c.cmd('a', `LOGIN ${user} pass`), /^a OK /m);
+  }
+  for (const [user, id] of Object.entries(uids)) {
+    const stored = files(srv.home(user));
+    assert.equal(stored.length, 1, user);
+    assert.equal(statSync(stored[0]).uid, id, `${user}'s mail owned by uid ${id}`);
+  }
+  const mail = processes(srv.pid).filter((p) => p.role === 'mail').map((p) => p.uid).sort();
+  assert.deepEqual(mail, Object.values(uids).sort(), 'one mail process per uid, running as it');
+});
+
+test('root without mail_uid: a login or mail process killed with -9 is logged and replaced', { skip }, async (t) => {
+  const srv = await start(t);
+  await loginAndAppend(srv.imapPort, 'u@example.org', 'plain');
+  for (const role of ['login', 'mail', 'auth']) {
+    const victim = processes(srv.pid).find((p) => p.role === role)!;
+    process.kill(victim.pid, 'SIGKILL');
+    await until(`${role} ${victim.pid} logged`, () => srv.output().includes(`child ${victim.pid} killed with signal 9`));
+    if (role !== 'mail') await until(`a new ${role} process`, () => processes(srv.pid).some((p) => p.role === role && p.pid !== victim.pid));
+    // served again (a mail process is started on the next login)
+    await loginAndAppend(srv.imapsPort, 'u@example.org', 'imaps').catch((e: Error) => { throw new Error(`after killing the ${role} process: ${e.message}\n${srv.output()}`); });
+  }
+  assert.equal(files(srv.home('u@example.org')).length, 4);
+});
+
+for (const [name, userdbArgs, extraConf, logText] of [
+  ['a userdb uid of 0', 'uid=0 gid=0', '', 'userdb returned 0 as uid'],
+  ['a missing uid and no mail_uid', 'gid=65534', '', 'User is missing UID (see mail_uid setting)'],
+  ['a uid below first_valid_uid', 'uid=65534 gid=65534', 'first_valid_uid = 65535\n', 'Mail access for users with UID 65534 not permitted (see first_valid_uid in config file, uid from userdb lookup).'],
+] as const) {
+  test(`root without mail_uid: ${name} is refused at login with Dovecot's texts`, { skip }, async (t) => {
+    const srv = await start(t, { extraConf, rewriteConf: (text) => text.replace(/(userdb \{\n  driver = static\n  args = )uid=\S+ gid=\S+/, `$1${userdbArgs}`) });
+    const c = await ImapLine.open(srv.imapPort);
+    t.after(() => c.close());
+    c.sock.write('a LOGIN u@example.org pass\r\n');
+    const reply = await c.until(/\* BYE [^\r]*\r\n/, 'BYE');
+    assert.equal(reply, 'a OK Logged in, but initialization failed.\r\n* BYE Internal error occurred. Refer to server log for more information.\r\n');
+    await until('the log line', () => srv.output().includes(logText));
+    assert.doesNotMatch(srv.output(), /NaN|TypeError|RangeError|ERR_/);
+    assert.equal(processes(srv.pid).filter((p) => p.role === 'mail').length, 0, 'no mail process started');
+  });
+}
+
+test('root without mail_uid: an unknown default_login_user stops the start with Dovecot\'s text', { skip }, async (t) => {
+  await assert.rejects(start(t, { extraConf: 'default_login_user = nosuchuser\n', startMs: 20_000 }), (e: Error) => {
+    assert.match(e.message, /doveconf: Fatal: Error in configuration file \S+dovecot\.conf: default_login_user doesn't exist: nosuchuser/);
+    assert.doesNotMatch(e.message, /NaN|TypeError|ERR_/);
+    return true;
+  });
+});

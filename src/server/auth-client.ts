@@ -8,7 +8,8 @@
  */
 import { connect, type Socket } from 'node:net';
 
-export type AuthReply = { ok: true; user: string } | { ok: false; temp: boolean; reason?: string };
+/** `ref`: the auth process's CUID and the request id, for the userdb lookup after the login (Dovecot's auth master REQUEST). */
+export type AuthReply = { ok: true; user: string; ref: string } | { ok: false; temp: boolean; reason?: string };
 
 const escape = (v: string) => v.replace(/[\x01\t\n]/g, (c) => (c === '\t' ? '\x01t' : c === '\n' ? '\x01n' : '\x011'));
 const unescape = (v: string) => v.replace(/\x01(.)/g, (_m, c: string) => (c === 't' ? '\t' : c === 'n' ? '\n' : c === '1' ? '\x01' : c));
@@ -17,6 +18,8 @@ export class AuthClient {
   private sock: Socket | null = null;
   private buf = '';
   private nextId = 0;
+  /** The CUID the auth process gave this connection. */
+  private cuid = '';
   private readonly waiting = new Map<string, (r: AuthReply) => void>();
 
   constructor(private readonly path: string) {}
@@ -45,12 +48,13 @@ export class AuthClient {
     while ((nl = this.buf.indexOf('\n')) >= 0) {
       const f = this.buf.slice(0, nl).split('\t');
       this.buf = this.buf.slice(nl + 1);
+      if (f[0] === 'CUID') { this.cuid = f[1] ?? ''; continue; }
       if (f[0] !== 'OK' && f[0] !== 'FAIL') continue; // the handshake lines, and CONT (never asked for: PLAIN has its response)
       const done = this.waiting.get(f[1]);
       if (!done) continue;
       this.waiting.delete(f[1]);
       const fields = new Map(f.slice(2).map((p) => { const eq = p.indexOf('='); return eq < 0 ? [p, ''] : [p.slice(0, eq), unescape(p.slice(eq + 1))]; }));
-      if (f[0] === 'OK') done({ ok: true, user: fields.get('user') ?? '' });
+      if (f[0] === 'OK') done({ ok: true, user: fields.get('user') ?? '', ref: `${this.cuid}:${f[1]}` });
       else done({ ok: false, temp: fields.has('temp'), reason: fields.get('reason') });
     }
   }

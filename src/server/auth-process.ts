@@ -14,18 +14,30 @@ import { AuthPenalty } from '../auth/penalty.js';
 import { AuthClientSession } from '../authsock/server.js';
 import { Logger } from '../log/logger.js';
 import { sendTo, type ChildMessage } from './process-model.js';
+import type { Fields } from '../auth/databases.js';
+
+/** How long a finished login's userdb_* fields wait for the master's lookup (Dovecot's MASTER_AUTH_SERVER_TIMEOUT_SECS, 150 s). */
+const PREFETCH_TTL_MS = 150_000;
 
 export function runAuthProcess(config: DovecotConfig): void {
   const log = new Logger('auth');
   const engine = new AuthEngine(config, 'imap');
   const penalty = new AuthPenalty(); // Dovecot's anvil: one per server, the logins of every login process count
+  /** The passdb's userdb_* fields of finished logins (prefetch: userdb_quota_rule=…), until the master's userdb lookup takes them. */
+  const prefetched = new Map<string, Fields>();
   process.on('message', (m: ChildMessage, handle?: unknown) => {
     if (m.t === 'auth-conn' && handle) {
       const s = handle as Socket;
       s.on('error', () => s.destroy());
-      new AuthClientSession(s, config, engine, penalty, log);
+      new AuthClientSession(s, config, engine, penalty, log, (cuid, id, fields) => {
+        const ref = `${cuid}:${id}`;
+        prefetched.set(ref, fields);
+        setTimeout(() => prefetched.delete(ref), PREFETCH_TTL_MS).unref();
+      });
     } else if (m.t === 'userdb') {
-      engine.lookupUser(m.user, { service: m.service, rip: m.rip, lip: m.lip }).then(
+      const fields = prefetched.get(m.authRef) ?? [];
+      prefetched.delete(m.authRef);
+      engine.lookupUser(m.user, { service: m.service, rip: m.rip, lip: m.lip }, fields).then(
         (u) => sendTo(process, { t: 'userdb-reply', id: m.id, result: u.result, fields: u.fields }),
         (e: Error) => { log.error(`userdb lookup: ${e.message}`); sendTo(process, { t: 'userdb-reply', id: m.id, result: 'tempfail', fields: [] }); });
     } else if (m.t === 'shutdown') void engine.close().finally(() => process.exit(0));

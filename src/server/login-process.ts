@@ -53,7 +53,7 @@ export function runLoginProcess(config: DovecotConfig, tls: TlsMaterial | null, 
           log.info(`Disconnected: Aborted login (auth failed, 1 attempts): user=<${user}>, method=${info.mech ?? 'PLAIN'}, rip=${rip}, lip=${lip}`);
           return { ok: false, code: 'AUTHENTICATIONFAILED', text: a.reason ?? 'Authentication failed.' };
         }
-        return { ok: false, handOff: (tag) => handOff(session, { id: ++nextId, user: a.user, password, mech: info.mech ?? 'PLAIN', tag, rip, lip, secured: session.secured, capabilityAsked: session.capabilityAskedBeforeLogin }) };
+        return { ok: false, handOff: (tag) => handOff(session, { id: ++nextId, authRef: a.ref, user: a.user, password, mech: info.mech ?? 'PLAIN', tag, rip, lip, secured: session.secured, capabilityAsked: session.capabilityAskedBeforeLogin }) };
       },
     };
     const starttls = tls && !spec.ssl ? (d: Duplex) => serverStartTls(d, tls) : undefined;

@@ -19,7 +19,7 @@ export type Role = 'login' | 'auth' | 'mail';
 export const ROLE_FLAG: Record<Role, string> = { login: '--login-process', auth: '--auth-process', mail: '--mail-process' };
 
 /** What a login process asks of the master after the auth process accepted a login. */
-export interface LoginRequest { id: number; user: string; password: string; mech: string; tag: string; rip: string; lip: string; secured: boolean; capabilityAsked: boolean }
+export interface LoginRequest { id: number; authRef: string; user: string; password: string; mech: string; tag: string; rip: string; lip: string; secured: boolean; capabilityAsked: boolean }
 
 export type ChildMessage =
   /** master → child, first: the files read as root this child may see (privileged-files.ts) */
@@ -34,7 +34,7 @@ export type ChildMessage =
   | { t: 'login-failed'; id: number; reason: 'init' | 'internal' }
   /** master → auth process: a connection to the auth-client socket; a userdb lookup */
   | { t: 'auth-conn' }
-  | { t: 'userdb'; id: number; user: string; service: string; rip: string; lip: string }
+  | { t: 'userdb'; id: number; authRef: string; user: string; service: string; rip: string; lip: string }
   | { t: 'userdb-reply'; id: number; result: 'ok' | 'tempfail' | 'unknown'; fields: Fields }
   /** master → mail process: the proxied session of a login (the handle is the login process's connection) */
   | { t: 'session'; req: LoginRequest; fields: Fields }

@@ -213,7 +213,7 @@ export class RootMaster {
     if (!a) return { t: 'userdb-reply', id, result: 'tempfail', fields: [] };
     return new Promise((resolve) => {
       this.userdbWaits.set(id, resolve);
-      sendTo(a.child, { t: 'userdb', id, user: req.user, service: 'imap', rip: req.rip, lip: req.lip });
+      sendTo(a.child, { t: 'userdb', id, authRef: req.authRef, user: req.user, service: 'imap', rip: req.rip, lip: req.lip });
     });
   }
 

@@ -18,6 +18,7 @@ import { startSealmail, type SealmailServer } from '../helpers/sealmail-server.j
 import { ImapLine } from '../helpers/imap-line.js';
 import { mailIds } from '../helpers/dovecot.js';
 import { until } from '../helpers/lmtp-wire.js';
+import { CRYPT_CONF, CRYPT_PASSDB } from '../helpers/mail-crypt.js';
 
 const root = process.getuid?.() === 0;
 const skip = root ? false : 'needs root (the mode is root without mail_uid)';
@@ -121,6 +122,33 @@ test('root without mail_uid: users of two uids from an SQLite user_query, each s
   }
   const mail = processes(srv.pid).filter((p) => p.role === 'mail').map((p) => p.uid).sort();
   assert.deepEqual(mail, Object.values(uids).sort(), 'one mail process per uid, running as it');
+});
+
+test('root without mail_uid: a mail-crypt user (key password from the login, userdb_mail_crypt_private_password=%w) stores encrypted and reads back', { skip }, async (t) => {
+  const srv = await start(t, { passdb: CRYPT_PASSDB, extraConf: CRYPT_CONF });
+  await loginAndAppend(srv.imapsPort, 'eve@example.org', 'imaps');
+  const stored = files(srv.home('eve@example.org'));
+  assert.equal(stored.length, 1);
+  assert.equal(readFileSync(stored[0]).subarray(0, 7).toString(), 'CRYPTED', 'stored encrypted');
+  const c = await ImapLine.open(srv.imapsPort, true);
+  t.after(() => c.close());
+  await c.cmd('a', 'LOGIN eve@example.org pass');
+  await c.cmd('b', 'SELECT INBOX');
+  assert.match(await c.cmd('c', 'FETCH 1 BODY[]'), /Subject: imaps\r\n\r\nhello/);
+  assert.doesNotMatch(srv.output(), /mail-crypt|Error/);
+});
+
+test('root without mail_uid: the passdb\'s userdb_uid/userdb_gid (prefetch) decide the mail process\'s uid', { skip }, async (t) => {
+  const srv = await start(t, {
+    passdb: 'passdb {\n  driver = static\n  args = password=pass userdb_uid=60002 userdb_gid=60002\n}',
+    beforeStart: (dir) => chmodSync(join(dir, 'home'), 0o777),
+    rewriteConf: (text) => text.replace(/(userdb \{\n  driver = static\n  args = )uid=\S+ gid=\S+ /, '$1'),
+  });
+  await loginAndAppend(srv.imapPort, 'p@example.org', 'plain');
+  const stored = files(srv.home('p@example.org'));
+  assert.equal(stored.length, 1);
+  assert.equal(statSync(stored[0]).uid, 60002);
+  assert.deepEqual(processes(srv.pid).filter((p) => p.role === 'mail').map((p) => p.uid), [60002]);
 });
 
 test('root without mail_uid: a login or mail process killed with -9 is logged and replaced', { skip }, async (t) => {

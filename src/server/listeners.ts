@@ -76,10 +76,11 @@ export interface OpenUnixListener { spec: UnixListenerSpec; server: Server }
  * unlinked, the new one gets the configured mode and owner (Postfix's
  * private/auth, private/dovecot-lmtp), its directory is created if missing.
  */
-export async function openUnixListener(spec: UnixListenerSpec, onConnection: (s: Socket) => void): Promise<OpenUnixListener> {
+/** `handOff`: connections stay unread, for a child process to serve (root-master.ts). */
+export async function openUnixListener(spec: UnixListenerSpec, onConnection: (s: Socket) => void, opts: { handOff?: boolean } = {}): Promise<OpenUnixListener> {
   await mkdir(dirname(spec.path), { recursive: true });
   await unlink(spec.path).catch(() => undefined);
-  const server = createServer((s) => onConnection(s));
+  const server = createServer({ pauseOnConnect: opts.handOff ?? false }, (s) => onConnection(s));
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => reject(new Error(`service(${spec.service}): listen(${spec.path}) failed: ${e.message}`)));
     server.listen(spec.path, () => resolve());

@@ -135,7 +135,7 @@ async function runAsRootMaster(config: DovecotConfig, configPath: string, log: L
     await master.close();
     process.exit(EXIT_FATAL);
   }
-  log.info(`Sealmail v${VERSION} starting up for imap (root master; not yet in this mode: lmtp, managesieve, the auth sockets, quota-status)`);
+  log.info(`Sealmail v${VERSION} starting up for imap (root master; not yet in this mode: lmtp, managesieve, quota-status)`);
   for (const l of lines) log.info(l);
   if (demo) printDemo(demo);
   const stop = async (sig: string) => {

@@ -33,7 +33,7 @@ export type ChildMessage =
   | { t: 'login-go'; id: number; key: string }
   | { t: 'login-failed'; id: number; reason: 'init' | 'internal' }
   /** master → auth process: a connection to the auth-client socket; a userdb lookup */
-  | { t: 'auth-conn' }
+  | { t: 'auth-conn'; kind: 'login' | 'auth' | 'auth-userdb' }
   | { t: 'userdb'; id: number; authRef: string; user: string; service: string; rip: string; lip: string }
   | { t: 'userdb-reply'; id: number; result: 'ok' | 'tempfail' | 'unknown'; fields: Fields }
   /** master → mail process: the proxied session of a login (the handle is the login process's connection) */

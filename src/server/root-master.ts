@@ -27,7 +27,8 @@ import { configFilesSnapshot, stopRecording, type ConfigFilesSnapshot } from '..
 import { mailAccessRefusal, resolveMailUser } from '../mailstore/user-store.js';
 import { resolveGroup, resolveUser, type Identity } from '../util/passwd.js';
 import type { Fields } from '../auth/databases.js';
-import { closeListeners, openListeners, type ListenerSpec, type OpenListener, type TlsMaterial } from './listeners.js';
+import { closeListeners, openListeners, openUnixListener, type ListenerSpec, type OpenListener, type OpenUnixListener, type TlsMaterial } from './listeners.js';
+import { unixListenerSpecs } from './delivery-services.js';
 import { guardAccept } from './faults.js';
 import { forkChild, sendTo, serviceUser, type ChildMessage, type LoginRequest, type Role } from './process-model.js';
 
@@ -59,6 +60,8 @@ export class RootMaster {
   private stopping = false;
   private open: OpenListener[] = [];
   private readonly sockets: Server[] = [];
+  /** The auth sockets other programs use (Postfix's private/auth, auth-userdb). */
+  private readonly unix: OpenUnixListener[] = [];
   private dir = '';
   private loginUser!: Identity;
   private internalUser!: Identity;
@@ -92,7 +95,12 @@ export class RootMaster {
     const loginSocket = join(this.dir, 'login-imap');
     const authSocket = join(this.dir, 'auth-login');
     // a connection that comes while the auth process restarts waits for the new one to be ready
-    await this.bindUnix(authSocket, (s) => { void this.authReady().then((a) => { if (a) sendTo(a.child, { t: 'auth-conn' }, s); else s.destroy(); }); });
+    await this.bindUnix(authSocket, (s) => this.toAuth(s, 'login'));
+    // Postfix's SASL socket and auth-userdb, with the owner and mode the tree gives (delivery-services.ts)
+    for (const spec of unixListenerSpecs(config, 'auth')) {
+      const kind = spec.service === 'auth-userdb' ? 'auth-userdb' : 'auth';
+      try { this.unix.push(await openUnixListener(spec, (s) => this.toAuth(s, kind), { handOff: true })); } catch (e) { this.log.warn(`${(e as Error).message} (not served)`); }
+    }
     await this.bindUnix(loginSocket, (s) => this.onLoginSocket(s));
 
     this.auth = this.spawnAuth();
@@ -101,6 +109,7 @@ export class RootMaster {
     await Promise.all([this.auth.ready, ...this.logins.map((l) => l!.ready)]);
     this.open = await openListeners(this.o.imapSpecs, this.o.tls, guardAccept(this.log, (s, spec) => this.dispatch(s as Socket, spec)), { handOff: true });
     return [
+      ...this.unix.map((l) => `listening on ${l.spec.path} (${l.spec.service})`),
       ...this.open.map((l) => `listening on ${l.spec.address}:${l.port} (${l.spec.service}/${l.spec.name}${l.spec.ssl ? ', ssl' : ''})`),
       `imap-login: ${count} processes as ${this.loginUser.name}, auth as ${this.internalUser.name}, imap as the userdb's uid`,
     ];
@@ -201,6 +210,12 @@ export class RootMaster {
     else if (m.t === 'userdb-reply') { this.userdbWaits.get(m.id)?.(m); this.userdbWaits.delete(m.id); }
   }
 
+  /** A connection to one of the auth sockets, to the auth process (waiting for it while it restarts). */
+  private toAuth(s: Socket, kind: 'login' | 'auth' | 'auth-userdb'): void {
+    s.on('error', () => s.destroy());
+    void this.authReady().then((a) => { if (a) sendTo(a.child, { t: 'auth-conn', kind }, s); else s.destroy(); });
+  }
+
   /** The auth process once it is ready; null when it died before (its replacement is for the next request). */
   private async authReady(): Promise<Child | null> {
     const a = this.auth;
@@ -275,7 +290,7 @@ export class RootMaster {
   async close(): Promise<void> {
     this.stopping = true;
     await closeListeners(this.open);
-    for (const s of this.sockets) s.close();
+    for (const s of [...this.sockets, ...this.unix.map((u) => u.server)]) s.close();
     const children = [...this.logins.map((l) => l?.child), this.auth?.child, ...[...this.mail.values()].map((c) => c.child)].filter((c): c is ChildProcess => !!c);
     await Promise.all(children.map((c) => new Promise<void>((resolve) => {
       if (c.exitCode !== null || c.signalCode !== null) { resolve(); return; }

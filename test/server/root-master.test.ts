@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { connect as tlsConnect } from 'node:tls';
+import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { startSealmail, type SealmailServer } from '../helpers/sealmail-server.js';
 import { ImapLine } from '../helpers/imap-line.js';
@@ -149,6 +150,28 @@ test('root without mail_uid: the passdb\'s userdb_uid/userdb_gid (prefetch) deci
   assert.equal(stored.length, 1);
   assert.equal(statSync(stored[0]).uid, 60002);
   assert.deepEqual(processes(srv.pid).filter((p) => p.role === 'mail').map((p) => p.uid), [60002]);
+});
+
+/** One request on a unix socket: send, then collect until a line matches. */
+async function unixExchange(path: string, send: string, done: RegExp): Promise<string> {
+  const s = netConnect(path);
+  let buf = '';
+  s.setEncoding('utf8');
+  s.on('data', (d: string) => { buf += d; });
+  s.on('error', () => undefined);
+  s.write(send);
+  try { return await until(`a reply on ${path}`, () => done.test(buf) && buf); } finally { s.destroy(); }
+}
+
+test('root without mail_uid: Postfix\'s SASL socket and auth-userdb are served by the auth process', { skip }, async (t) => {
+  const srv = await start(t, { extraConf: 'service auth {\n  unix_listener auth-postfix {\n    mode = 0666\n  }\n  unix_listener auth-userdb {\n    mode = 0600\n  }\n}\n' });
+  const resp = Buffer.from('\0u@example.org\0pass').toString('base64');
+  const ok = await unixExchange(join(srv.dir, 'base', 'auth-postfix'), `VERSION\t1\t2\nCPID\t1\nAUTH\t1\tPLAIN\tservice=smtp\tresp=${resp}\n`, /^(OK|FAIL)\t1\b.*\n/m);
+  assert.match(ok, /^OK\t1\tuser=u@example\.org\n/m);
+  const user = await unixExchange(join(srv.dir, 'base', 'auth-userdb'), 'VERSION\t1\t0\nUSER\t1\tu@example.org\tservice=lda\n', /^(USER|NOTFOUND|FAIL)\t1\b.*\n/m);
+  assert.match(user, /^USER\t1\tu@example\.org\t.*uid=65534/m);
+  const auth = processes(srv.pid).find((p) => p.role === 'auth');
+  assert.equal(auth?.uid, passwdUid('dovecot'));
 });
 
 test('root without mail_uid: a login or mail process killed with -9 is logged and replaced', { skip }, async (t) => {

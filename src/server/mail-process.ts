@@ -7,7 +7,8 @@
  * opens the user's mail (imap/login.ts openImapUser: first_valid_uid and
  * last_valid_uid, mail-crypt, quota, metadata, IMAPSieve) and answers the
  * LOGIN as Dovecot's imap process does: `OK [CAPABILITY …] Logged in`, or
- * `OK Logged in, but initialization failed.` and BYE.
+ * `OK Logged in, but initialization failed.` and BYE. It also stores the
+ * LMTP copies of its uid's users (lmtp-process.ts).
  */
 import type { Socket } from 'node:net';
 import type { DovecotConfig } from '../config/settings.js';
@@ -15,10 +16,29 @@ import { Logger } from '../log/logger.js';
 import { openImapUser, type ImapLogin } from '../imap/login.js';
 import { Session } from '../imap/session.js';
 import { faultText } from '../util/fault.js';
-import { sendTo, type ChildMessage, type LoginRequest } from './process-model.js';
+import { sendTo, type ChildMessage, type DeliveryReply, type DeliveryRequest, type LoginRequest } from './process-model.js';
+import { deliver } from '../lmtp/delivery.js';
+import { SPOOL_MEMORY_LIMIT, type SpooledMessage } from '../lmtp/data-spool.js';
+import type { AuthEngine } from '../auth/engine.js';
 import type { Fields } from '../auth/databases.js';
 
 const INTERNAL = 'Internal error occurred. Refer to server log for more information.';
+
+/**
+ * One LMTP recipient's copy (lmtp-process.ts), stored here as the user's uid
+ * with the userdb fields the LMTP process found (no second lookup: this
+ * process has no userdb).
+ */
+function storeCopy(config: DovecotConfig, r: DeliveryRequest): Promise<DeliveryReply> {
+  const bytes = Buffer.from(r.message, 'base64');
+  const message: SpooledMessage = {
+    size: bytes.length, crlfSize: r.crlfSize, head: bytes.subarray(0, SPOOL_MEMORY_LIMIT),
+    async *stream() { yield bytes; },
+    buffer: () => Promise.resolve(bytes),
+  };
+  const auth = { lookupUser: () => Promise.resolve({ result: 'ok' as const, user: r.user, fields: r.fields }) } as unknown as AuthEngine;
+  return deliver({ config, auth, user: r.user, detail: r.detail, rcpt: r.rcpt, mailFrom: r.mailFrom, heloName: r.heloName, rip: r.rip, sessionId: r.sessionId, single: r.single, message });
+}
 
 export function runMailProcess(config: DovecotConfig): void {
   const log = new Logger('imap');
@@ -44,7 +64,13 @@ export function runMailProcess(config: DovecotConfig): void {
   };
 
   process.on('message', (m: ChildMessage, handle?: unknown) => {
-    if (m.t === 'session' && handle) {
+    if (m.t === 'deliver') {
+      const reply = (result: DeliveryReply) => sendTo(process, { t: 'delivered', id: m.req.id, result });
+      storeCopy(config, m.req).then(reply, (e) => {
+        log.error(`delivery to ${m.req.user}: ${faultText(e)}`);
+        reply({ ok: false, temp: true, code: '451 4.3.0', text: 'Temporary internal error' });
+      });
+    } else if (m.t === 'session' && handle) {
       const sock = handle as Socket;
       serve(sock, m.req, m.fields).catch((e) => { log.error(`session of ${m.req.user}: ${faultText(e)}`); sock.destroy(); });
     } else if (m.t === 'shutdown') {

@@ -30,6 +30,7 @@ import { ROLE_FLAG, type ChildMessage, type Role } from './process-model.js';
 import { runLoginProcess } from './login-process.js';
 import { runAuthProcess } from './auth-process.js';
 import { runMailProcess } from './mail-process.js';
+import { runLmtpProcess } from './lmtp-process.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { realpathSync } from 'node:fs';
@@ -117,12 +118,13 @@ async function runChild(role: Role, configPath: string): Promise<void> {
   const config = await loadServerConfig(configPath);
   if (role === 'login') runLoginProcess(config, tlsMaterial(config), { login: init.loginSocket ?? '', auth: init.authSocket ?? '' });
   else if (role === 'auth') runAuthProcess(config);
+  else if (role === 'lmtp') runLmtpProcess(config);
   else runMailProcess(config);
 }
 
 /**
  * Root on a tree without mail_uid (ISPmail: the uid comes from the userdb):
- * Dovecot's process model, root-master.ts. IMAP only so far.
+ * Dovecot's process model, root-master.ts: IMAP, LMTP and the auth sockets so far.
  */
 async function runAsRootMaster(config: DovecotConfig, configPath: string, log: Logger, demo: DemoInstance | null): Promise<void> {
   preloadAuthFiles(config);
@@ -135,7 +137,8 @@ async function runAsRootMaster(config: DovecotConfig, configPath: string, log: L
     await master.close();
     process.exit(EXIT_FATAL);
   }
-  log.info(`Sealmail v${VERSION} starting up for imap (root master; not yet in this mode: lmtp, managesieve, quota-status)`);
+  const served = config.get('protocols').split(/\s+/).filter((p) => p === 'imap' || p === 'lmtp');
+  log.info(`Sealmail v${VERSION} starting up for ${served.join(' ')} (root master; not yet in this mode: managesieve, quota-status)`);
   for (const l of lines) log.info(l);
   if (demo) printDemo(demo);
   const stop = async (sig: string) => {
@@ -207,7 +210,7 @@ async function runImapWorker(config: DovecotConfig): Promise<void> {
 export async function main(argv: string[]): Promise<void> {
   const log = new Logger('master');
   // what escapes every session's fault boundary is a bug: Panic line, exit, restarted by the supervisor
-  installLastResort(argv.includes('--imap-worker') || argv.includes(ROLE_FLAG.mail) ? new Logger('imap') : argv.includes(ROLE_FLAG.login) ? new Logger('imap-login') : argv.includes(ROLE_FLAG.auth) ? new Logger('auth') : log);
+  installLastResort(argv.includes('--imap-worker') || argv.includes(ROLE_FLAG.mail) ? new Logger('imap') : argv.includes(ROLE_FLAG.login) ? new Logger('imap-login') : argv.includes(ROLE_FLAG.auth) ? new Logger('auth') : argv.includes(ROLE_FLAG.lmtp) ? new Logger('lmtp') : log);
   let args: Args;
   try { args = parseArgs(argv); } catch (e) { process.stderr.write(`Fatal: ${(e as Error).message}\n`); process.exit(64); }
   let demo: DemoInstance | null = null;

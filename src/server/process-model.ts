@@ -14,9 +14,17 @@ import type { ConfigFilesSnapshot } from '../config/privileged-files.js';
 import type { ListenerSpec } from './listeners.js';
 import { resolveUser, type Identity } from '../util/passwd.js';
 
-export type Role = 'login' | 'auth' | 'mail';
+export type Role = 'login' | 'auth' | 'mail' | 'lmtp';
 /** The command-line flag that makes `sealmail` one of the children (internal). */
-export const ROLE_FLAG: Record<Role, string> = { login: '--login-process', auth: '--auth-process', mail: '--mail-process' };
+export const ROLE_FLAG: Record<Role, string> = { login: '--login-process', auth: '--auth-process', mail: '--mail-process', lmtp: '--lmtp-process' };
+
+/** One recipient's copy, from the LMTP front process to the mail process of the recipient's uid. */
+export interface DeliveryRequest {
+  id: number; user: string; fields: Fields; detail: string; rcpt: string; mailFrom: string; heloName: string; rip: string; sessionId: string; single: boolean;
+  /** The message as spooled (LF line ends), base64 over the JSON channel, and its CRLF size for the quota check. */
+  message: string; crlfSize: number;
+}
+export type DeliveryReply = { ok: true } | { ok: false; temp: boolean; code: string; text: string };
 
 /** What a login process asks of the master after the auth process accepted a login. */
 export interface LoginRequest { id: number; authRef: string; user: string; password: string; mech: string; tag: string; rip: string; lip: string; secured: boolean; capabilityAsked: boolean }
@@ -38,6 +46,10 @@ export type ChildMessage =
   | { t: 'userdb-reply'; id: number; result: 'ok' | 'tempfail' | 'unknown'; fields: Fields }
   /** master → mail process: the proxied session of a login (the handle is the login process's connection) */
   | { t: 'session'; req: LoginRequest; fields: Fields }
+  /** master → lmtp process: an LMTP connection; lmtp → master → mail process: a copy to store; and the reply back */
+  | { t: 'lmtp-conn' }
+  | { t: 'deliver'; req: DeliveryRequest }
+  | { t: 'delivered'; id: number; result: DeliveryReply }
   | { t: 'shutdown' };
 
 /** `default_login_user` / `default_internal_user`, as Dovecot's master-settings.c checks them at start. */

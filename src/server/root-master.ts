@@ -28,9 +28,9 @@ import { mailAccessRefusal, resolveMailUser } from '../mailstore/user-store.js';
 import { resolveGroup, resolveUser, type Identity } from '../util/passwd.js';
 import type { Fields } from '../auth/databases.js';
 import { closeListeners, openListeners, openUnixListener, type ListenerSpec, type OpenListener, type OpenUnixListener, type TlsMaterial } from './listeners.js';
-import { unixListenerSpecs } from './delivery-services.js';
+import { lmtpInetSpecs, unixListenerSpecs } from './delivery-services.js';
 import { guardAccept } from './faults.js';
-import { forkChild, sendTo, serviceUser, type ChildMessage, type LoginRequest, type Role } from './process-model.js';
+import { forkChild, sendTo, serviceUser, type ChildMessage, type DeliveryReply, type DeliveryRequest, type LoginRequest, type Role } from './process-model.js';
 
 /** True where this mode applies: root, and no mail_uid to drop to. */
 export function rootMasterApplies(config: DovecotConfig): boolean {
@@ -68,6 +68,10 @@ export class RootMaster {
   private logins: (Child | null)[] = [];
   private nextLogin = 0;
   private auth: Child | null = null;
+  private lmtp: Child | null = null;
+  /** LMTP copies being stored by a mail process, by the master's id: whom to answer. */
+  private readonly deliveries = new Map<number, { from: ChildProcess; id: number; to: Child }>();
+  private nextDelivery = 0;
   private readonly mail = new Map<string, Child>();
   private readonly userdbWaits = new Map<number, (m: Extract<ChildMessage, { t: 'userdb-reply' }>) => void>();
   private nextUserdb = 0;
@@ -104,10 +108,18 @@ export class RootMaster {
     await this.bindUnix(loginSocket, (s) => this.onLoginSocket(s));
 
     this.auth = this.spawnAuth();
+    const lmtp = config.get('protocols').split(/\s+/).includes('lmtp');
+    if (lmtp) {
+      this.lmtp = this.spawnLmtp();
+      for (const spec of unixListenerSpecs(config, 'lmtp')) {
+        try { this.unix.push(await openUnixListener(spec, (s) => this.toLmtp(s), { handOff: true })); } catch (e) { this.log.warn(`${(e as Error).message} (not served)`); }
+      }
+    }
     const count = Math.max(1, Number(config.services().find((s) => s.name === 'imap-login')?.settings.process_min_avail ?? 0) || 1);
     for (let i = 0; i < count; i++) this.logins.push(this.spawnLogin(i, { loginSocket, authSocket }));
     await Promise.all([this.auth.ready, ...this.logins.map((l) => l!.ready)]);
     this.open = await openListeners(this.o.imapSpecs, this.o.tls, guardAccept(this.log, (s, spec) => this.dispatch(s as Socket, spec)), { handOff: true });
+    if (lmtp) this.open.push(...await openListeners(lmtpInetSpecs(config), null, guardAccept(this.log, (s) => this.toLmtp(s as Socket)), { handOff: true }));
     return [
       ...this.unix.map((l) => `listening on ${l.spec.path} (${l.spec.service})`),
       ...this.open.map((l) => `listening on ${l.spec.address}:${l.port} (${l.spec.service}/${l.spec.name}${l.spec.ssl ? ', ssl' : ''})`),
@@ -165,6 +177,37 @@ export class RootMaster {
     return c;
   }
 
+  private spawnLmtp(): Child {
+    return this.spawn('lmtp', 'lmtp', this.internalUser, this.files, {}, () => { this.lmtp = this.spawnLmtp(); });
+  }
+
+  /** An LMTP connection (unread) to the LMTP process, waiting for it while it restarts. */
+  private toLmtp(s: Socket): void {
+    s.on('error', () => s.destroy());
+    const l = this.lmtp;
+    if (!l) { s.destroy(); return; }
+    void l.ready.then((ok) => { if (ok && l.child.connected) sendTo(l.child, { t: 'lmtp-conn' }, s); else s.destroy(); });
+  }
+
+  /**
+   * One LMTP recipient's copy: the uid/gid checked as for a login (the
+   * delivery answers 451 as Dovecot's lmtp does when the user can't be
+   * initialized), stored by the mail process of that uid.
+   */
+  private async routeDelivery(from: ChildProcess, req: DeliveryRequest): Promise<void> {
+    const answer = (result: DeliveryReply) => sendTo(from, { t: 'delivered', id: req.id, result });
+    const internal: DeliveryReply = { ok: false, temp: true, code: '451 4.3.0', text: 'Temporary internal error' };
+    const user = resolveMailUser(this.o.config, req.user, req.fields, 'lmtp');
+    const ids = mailIds(user.uid, user.gid);
+    const refused = typeof ids === 'string' ? ids : mailAccessRefusal(this.o.config, user, 'lmtp');
+    if (refused || typeof ids === 'string') { Logger.forUser('lmtp', req.user).error(`Failed to initialize user: ${refused}`); answer(internal); return; }
+    const to = this.mailProcess(ids.uid, ids.gid);
+    if (!await to.ready) { answer(internal); return; }
+    const id = ++this.nextDelivery;
+    this.deliveries.set(id, { from, id: req.id, to });
+    sendTo(to.child, { t: 'deliver', req: { ...req, id } });
+  }
+
   private spawnLogin(i: number, sockets: { loginSocket: string; authSocket: string }): Child {
     return this.spawn('imap-login', 'login', this.loginUser, this.filesWithout(this.o.authFiles), sockets, () => { this.logins[i] = this.spawnLogin(i, sockets); });
   }
@@ -174,7 +217,15 @@ export class RootMaster {
     const key = `${uid}:${gid}`;
     let c = this.mail.get(key);
     if (!c) {
-      c = this.spawn('imap', 'mail', { uid, gid }, this.filesWithout(this.o.authFiles), {}, () => { if (this.mail.get(key) === c) this.mail.delete(key); });
+      c = this.spawn('imap', 'mail', { uid, gid }, this.filesWithout(this.o.authFiles), {}, () => {
+        if (this.mail.get(key) === c) this.mail.delete(key);
+        // its copies in flight are not stored: 451, the sender retries
+        for (const [id, d] of this.deliveries) {
+          if (d.to !== c) continue;
+          this.deliveries.delete(id);
+          sendTo(d.from, { t: 'delivered', id: d.id, result: { ok: false, temp: true, code: '451 4.3.0', text: 'Temporary internal error' } });
+        }
+      });
       this.mail.set(key, c);
     }
     return c;
@@ -207,7 +258,12 @@ export class RootMaster {
       this.log.error(`login of ${m.req.user}: ${(e as Error).message}`);
       sendTo(child, { t: 'login-failed', id: m.req.id, reason: 'internal' });
     });
-    else if (m.t === 'userdb-reply') { this.userdbWaits.get(m.id)?.(m); this.userdbWaits.delete(m.id); }
+    else if (m.t === 'deliver') void this.routeDelivery(child, m.req);
+    else if (m.t === 'delivered') {
+      const d = this.deliveries.get(m.id);
+      this.deliveries.delete(m.id);
+      if (d) sendTo(d.from, { t: 'delivered', id: d.id, result: m.result });
+    } else if (m.t === 'userdb-reply') { this.userdbWaits.get(m.id)?.(m); this.userdbWaits.delete(m.id); }
   }
 
   /** A connection to one of the auth sockets, to the auth process (waiting for it while it restarts). */
@@ -283,6 +339,7 @@ export class RootMaster {
     const out: { role: string; pid: number }[] = [];
     for (const l of this.logins) if (l?.child.pid) out.push({ role: 'imap-login', pid: l.child.pid });
     if (this.auth?.child.pid) out.push({ role: 'auth', pid: this.auth.child.pid });
+    if (this.lmtp?.child.pid) out.push({ role: 'lmtp', pid: this.lmtp.child.pid });
     for (const [k, c] of this.mail) if (c.child.pid) out.push({ role: `imap ${k}`, pid: c.child.pid });
     return out;
   }
@@ -291,7 +348,7 @@ export class RootMaster {
     this.stopping = true;
     await closeListeners(this.open);
     for (const s of [...this.sockets, ...this.unix.map((u) => u.server)]) s.close();
-    const children = [...this.logins.map((l) => l?.child), this.auth?.child, ...[...this.mail.values()].map((c) => c.child)].filter((c): c is ChildProcess => !!c);
+    const children = [...this.logins.map((l) => l?.child), this.auth?.child, this.lmtp?.child, ...[...this.mail.values()].map((c) => c.child)].filter((c): c is ChildProcess => !!c);
     await Promise.all(children.map((c) => new Promise<void>((resolve) => {
       if (c.exitCode !== null || c.signalCode !== null) { resolve(); return; }
       c.once('exit', () => resolve());

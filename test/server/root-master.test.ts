@@ -18,7 +18,8 @@ import { join } from 'node:path';
 import { startSealmail, type SealmailServer } from '../helpers/sealmail-server.js';
 import { ImapLine } from '../helpers/imap-line.js';
 import { mailIds } from '../helpers/dovecot.js';
-import { until } from '../helpers/lmtp-wire.js';
+import { LmtpWire, until } from '../helpers/lmtp-wire.js';
+import { freePort } from '../helpers/databases.js';
 import { CRYPT_CONF, CRYPT_PASSDB } from '../helpers/mail-crypt.js';
 
 const root = process.getuid?.() === 0;
@@ -43,7 +44,7 @@ function processes(masterPid: number): { pid: number; role: string; uid: number 
     const ppid = Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]);
     if (Number(p) !== masterPid && ppid !== masterPid) continue;
     const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
-    const role = Number(p) === masterPid ? 'master' : cmd.includes('--login-process') ? 'login' : cmd.includes('--auth-process') ? 'auth' : cmd.includes('--mail-process') ? 'mail' : 'other';
+    const role = Number(p) === masterPid ? 'master' : cmd.includes('--login-process') ? 'login' : cmd.includes('--auth-process') ? 'auth' : cmd.includes('--mail-process') ? 'mail' : cmd.includes('--lmtp-process') ? 'lmtp' : 'other';
     out.push({ pid: Number(p), role, uid });
   }
   return out;
@@ -91,13 +92,15 @@ test('root without mail_uid: IMAP plain, STARTTLS and IMAPS, processes separated
   assert.deepEqual(byRole('other'), []);
 });
 
-test('root without mail_uid: users of two uids from an SQLite user_query, each served by a process of its own uid', { skip }, async (t) => {
-  const uids = { 'a@example.org': 65534, 'b@example.org': 60001 };
-  const srv = await start(t, {
+/** Users of two uids from an SQLite user_query (the ISPmail shape: `… uid, gid FROM …`), passdb and userdb from a root-only dovecot-sql.conf.ext. */
+const TWO_UIDS = { 'a@example.org': 65534, 'b@example.org': 60001 };
+function twoUidServer(t: TestContext, extraConf = ''): Promise<SealmailServer> {
+  return start(t, {
+    extraConf,
     passdb: 'passdb {\n  driver = sql\n  args = SQLEXT\n}',
     beforeStart: (dir) => {
       const db = join(dir, 'users.sqlite');
-      const rows = Object.entries(uids).map(([u, id]) => `INSERT INTO u VALUES ('${u}', '{PLAIN}pass', ${id}, ${id});`).join(' ');
+      const rows = Object.entries(TWO_UIDS).map(([u, id]) => `INSERT INTO u VALUES ('${u}', '{PLAIN}pass', ${id}, ${id});`).join(' ');
       const r = spawnSync('sqlite3', [db, `CREATE TABLE u (email TEXT, password TEXT, uid INTEGER, gid INTEGER); ${rows}`], { encoding: 'utf8' });
       assert.equal(r.status, 0, r.stderr);
       chmodSync(db, 0o644); // the auth process (default_internal_user) reads it
@@ -107,6 +110,11 @@ test('root without mail_uid: users of two uids from an SQLite user_query, each s
     },
     rewriteConf: (text, dir) => text.replace('SQLEXT', join(dir, 'dovecot-sql.conf.ext')).replace(/userdb \{\n  driver = static\n  args = [^\n]*\n\}/, `userdb {\n  driver = sql\n  args = ${join(dir, 'dovecot-sql.conf.ext')}\n}`),
   });
+}
+
+test('root without mail_uid: users of two uids from an SQLite user_query, each served by a process of its own uid', { skip }, async (t) => {
+  const uids = TWO_UIDS;
+  const srv = await twoUidServer(t);
   // two sessions at once: both stay open while the processes are inspected
   const sessions: ImapLine[] = [];
   t.after(() => { for (const s of sessions) s.close(); });
@@ -152,6 +160,28 @@ test('root without mail_uid: the passdb\'s userdb_uid/userdb_gid (prefetch) deci
   assert.deepEqual(processes(srv.pid).filter((p) => p.role === 'mail').map((p) => p.uid), [60002]);
 });
 
+test('root without mail_uid: LMTP stores each recipient\'s copy as that recipient\'s uid, in one transaction', { skip }, async (t) => {
+  const lmtpPort = await freePort();
+  const srv = await twoUidServer(t, `protocols = imap lmtp\nservice lmtp {\n  inet_listener lmtp {\n    port = ${lmtpPort}\n    address = 127.0.0.1\n  }\n}\n`);
+  const w = new LmtpWire(lmtpPort);
+  t.after(() => w.sock.destroy());
+  await w.hello();
+  await w.send('MAIL FROM:<x@example.net>\r\n', /^250 .*\r\n/m);
+  for (const u of Object.keys(TWO_UIDS)) await w.send(`RCPT TO:<${u}>\r\n`, /^250 .*\r\n/m);
+  await w.send('DATA\r\n', /^354 .*\r\n/m);
+  const replies = await w.send('Subject: both\r\n\r\nhello\r\n.\r\n', /^250 [^\r]*\r\n(?:.*\r\n)?250 [^\r]*\r\n/m);
+  assert.match(replies, /<a@example\.org> [^\r]*Saved/);
+  for (const [user, id] of Object.entries(TWO_UIDS)) {
+    const stored = files(srv.home(user));
+    assert.equal(stored.length, 1, user);
+    assert.equal(statSync(stored[0]).uid, id, `${user}'s copy owned by uid ${id}`);
+    assert.match(readFileSync(stored[0], 'utf8'), /^Return-Path: <x@example\.net>/);
+  }
+  const ps = processes(srv.pid);
+  assert.deepEqual(ps.filter((p) => p.role === 'lmtp').map((p) => p.uid), [passwdUid('dovecot')], 'the LMTP front as default_internal_user');
+  assert.deepEqual(ps.filter((p) => p.role === 'mail').map((p) => p.uid).sort(), Object.values(TWO_UIDS).sort());
+});
+
 /** One request on a unix socket: send, then collect until a line matches. */
 async function unixExchange(path: string, send: string, done: RegExp): Promise<string> {
   const s = netConnect(path);
@@ -174,18 +204,32 @@ test('root without mail_uid: Postfix\'s SASL socket and auth-userdb are served b
   assert.equal(auth?.uid, passwdUid('dovecot'));
 });
 
-test('root without mail_uid: a login or mail process killed with -9 is logged and replaced', { skip }, async (t) => {
-  const srv = await start(t);
+/** One LMTP delivery to `rcpt`; the final reply. */
+async function lmtpDeliver(port: number, rcpt: string): Promise<string> {
+  const w = new LmtpWire(port);
+  try {
+    await w.hello();
+    await w.send('MAIL FROM:<x@example.net>\r\n', /^250 .*\r\n/m);
+    await w.send(`RCPT TO:<${rcpt}>\r\n`, /^250 .*\r\n/m);
+    await w.send('DATA\r\n', /^354 .*\r\n/m);
+    return await w.send('Subject: x\r\n\r\nhello\r\n.\r\n', /^\d{3} .*\r\n/m);
+  } finally { w.sock.destroy(); }
+}
+
+test('root without mail_uid: a login, mail, auth or LMTP process killed with -9 is logged and replaced', { skip }, async (t) => {
+  const lmtpPort = await freePort();
+  const srv = await start(t, { extraConf: `protocols = imap lmtp\nservice lmtp {\n  inet_listener lmtp {\n    port = ${lmtpPort}\n    address = 127.0.0.1\n  }\n}\n` });
   await loginAndAppend(srv.imapPort, 'u@example.org', 'plain');
-  for (const role of ['login', 'mail', 'auth']) {
+  for (const role of ['login', 'mail', 'auth', 'lmtp']) {
     const victim = processes(srv.pid).find((p) => p.role === role)!;
     process.kill(victim.pid, 'SIGKILL');
     await until(`${role} ${victim.pid} logged`, () => srv.output().includes(`child ${victim.pid} killed with signal 9`));
     if (role !== 'mail') await until(`a new ${role} process`, () => processes(srv.pid).some((p) => p.role === role && p.pid !== victim.pid));
     // served again (a mail process is started on the next login)
     await loginAndAppend(srv.imapsPort, 'u@example.org', 'imaps').catch((e: Error) => { throw new Error(`after killing the ${role} process: ${e.message}\n${srv.output()}`); });
+    assert.match(await lmtpDeliver(lmtpPort, 'u@example.org'), /^250 2\.0\.0 <u@example\.org> [^\r]*Saved/m, `LMTP after killing the ${role} process`);
   }
-  assert.equal(files(srv.home('u@example.org')).length, 4);
+  assert.equal(files(srv.home('u@example.org')).length, 9);
 });
 
 for (const [name, userdbArgs, extraConf, logText] of [
@@ -193,14 +237,20 @@ for (const [name, userdbArgs, extraConf, logText] of [
   ['a missing uid and no mail_uid', 'gid=65534', '', 'User is missing UID (see mail_uid setting)'],
   ['a uid below first_valid_uid', 'uid=65534 gid=65534', 'first_valid_uid = 65535\n', 'Mail access for users with UID 65534 not permitted (see first_valid_uid in config file, uid from userdb lookup).'],
 ] as const) {
-  test(`root without mail_uid: ${name} is refused at login with Dovecot's texts`, { skip }, async (t) => {
-    const srv = await start(t, { extraConf, rewriteConf: (text) => text.replace(/(userdb \{\n  driver = static\n  args = )uid=\S+ gid=\S+/, `$1${userdbArgs}`) });
+  test(`root without mail_uid: ${name} is refused at login and at delivery with Dovecot's texts`, { skip }, async (t) => {
+    const lmtpPort = await freePort();
+    const lmtp = `protocols = imap lmtp\nservice lmtp {\n  inet_listener lmtp {\n    port = ${lmtpPort}\n    address = 127.0.0.1\n  }\n}\n`;
+    const srv = await start(t, { extraConf: extraConf + lmtp, rewriteConf: (text) => text.replace(/(userdb \{\n  driver = static\n  args = )uid=\S+ gid=\S+/, `$1${userdbArgs}`) });
     const c = await ImapLine.open(srv.imapPort);
     t.after(() => c.close());
     c.sock.write('a LOGIN u@example.org pass\r\n');
     const reply = await c.until(/\* BYE [^\r]*\r\n/, 'BYE');
     assert.equal(reply, 'a OK Logged in, but initialization failed.\r\n* BYE Internal error occurred. Refer to server log for more information.\r\n');
     await until('the log line', () => srv.output().includes(logText));
+    // LMTP: the recipient is accepted, its copy fails with 451 (Dovecot: "Failed to initialize user"), nothing is stored
+    assert.match(await lmtpDeliver(lmtpPort, 'u@example.org'), /^451 4\.3\.0 <u@example\.org> Temporary internal error\r\n/);
+    await until('the LMTP log line', () => srv.output().includes(`Failed to initialize user: ${logText}`));
+    assert.deepEqual(files(srv.home('u@example.org')), []);
     assert.doesNotMatch(srv.output(), /NaN|TypeError|RangeError|ERR_/);
     assert.equal(processes(srv.pid).filter((p) => p.role === 'mail').length, 0, 'no mail process started');
   });

@@ -1,5 +1,5 @@
 /**
- * An imap-login process (Dovecot's login-common + imap-login), running as
+ * An imap-login (and managesieve-login) process (Dovecot's login-common + imap-login), running as
  * `default_login_user` with no access to mail: it gets client connections
  * from the root master unread, does TLS (imaps, STARTTLS) and the whole
  * pre-login dialogue with the ordinary Session (commands/prelogin.ts), asks
@@ -22,6 +22,7 @@ import { Session } from '../imap/session.js';
 import type { ListenerSpec, TlsMaterial } from './listeners.js';
 import { serverStartTls } from './starttls.js';
 import { AuthClient } from './auth-client.js';
+import { ManageSieveSession, type SessionDeps } from '../managesieve/session.js';
 import { sendTo, type ChildMessage, type LoginRequest } from './process-model.js';
 
 const log = new Logger('imap-login');
@@ -43,6 +44,7 @@ export function runLoginProcess(config: DovecotConfig, tls: TlsMaterial | null, 
       socket = new TLSSocket(raw, { isServer: true, secureContext: createSecureContext({ cert: tls.cert, key: tls.key, passphrase: tls.passphrase, minVersion: tls.minVersion }) });
       socket.on('error', () => socket.destroy());
     }
+    if (spec.service === 'managesieve-login') { acceptSieve(socket, raw, spec, rip, lip); return; }
     let session: Session;
     const login: ImapLogin = {
       log,
@@ -53,7 +55,7 @@ export function runLoginProcess(config: DovecotConfig, tls: TlsMaterial | null, 
           log.info(`Disconnected: Aborted login (auth failed, 1 attempts): user=<${user}>, method=${info.mech ?? 'PLAIN'}, rip=${rip}, lip=${lip}`);
           return { ok: false, code: 'AUTHENTICATIONFAILED', text: a.reason ?? 'Authentication failed.' };
         }
-        return { ok: false, handOff: (tag) => handOff(session, { id: ++nextId, authRef: a.ref, user: a.user, password, mech: info.mech ?? 'PLAIN', tag, rip, lip, secured: session.secured, capabilityAsked: session.capabilityAskedBeforeLogin }) };
+        return { ok: false, handOff: (tag) => handOff(session, { id: ++nextId, protocol: 'imap', authRef: a.ref, user: a.user, password, mech: info.mech ?? 'PLAIN', tag, rip, lip, secured: session.secured, capabilityAsked: session.capabilityAskedBeforeLogin }) };
       },
     };
     const starttls = tls && !spec.ssl ? (d: Duplex) => serverStartTls(d, tls) : undefined;
@@ -63,26 +65,19 @@ export function runLoginProcess(config: DovecotConfig, tls: TlsMaterial | null, 
     void session.start().catch(() => socket.destroy());
   };
 
-  /** After the auth process said OK: the master moves the session to a mail process; we proxy. */
-  const handOff = async (session: Session, req: LoginRequest): Promise<void> => {
-    const reply = await new Promise<Extract<ChildMessage, { t: 'login-go' | 'login-failed' }>>((resolve) => { pending.set(req.id, resolve); sendTo(process, { t: 'login', req }); });
-    pending.delete(req.id);
-    if (reply.t === 'login-failed') {
-      if (reply.reason === 'init') {
-        await session.send({ kind: 'tagged', tag: req.tag, status: 'OK', text: 'Logged in, but initialization failed.' });
-        await session.bye(INTERNAL);
-      } else {
-        log.info(`Disconnected: Internal login failure: user=<${req.user}>, method=${req.mech}, rip=${req.rip}, lip=${req.lip}${req.secured ? ', TLS' : ''}`);
-        await session.send({ kind: 'tagged', tag: req.tag, status: 'NO', code: { name: 'UNAVAILABLE' }, text: INTERNAL });
-      }
-      return;
-    }
-    const client = session.detach();
+  /** After the auth process said OK: the master picks the mail process; the reply says go (with the key) or why not. */
+  const askMaster = (req: LoginRequest) => new Promise<Extract<ChildMessage, { t: 'login-go' | 'login-failed' }>>((resolve) => {
+    pending.set(req.id, (m) => { pending.delete(req.id); resolve(m); });
+    sendTo(process, { t: 'login', req });
+  });
+
+  /** From now on the session lives in the mail process: copy bytes both ways through the master's login socket. */
+  const proxy = (client: Duplex, key: string) => {
     const upstream = connect(sockets.login);
     upstream.on('error', () => { upstream.destroy(); client.destroy(); });
     client.on('error', () => upstream.destroy());
-    upstream.write(`${reply.key}\n`);
-    // the mail process speaks first (the tagged OK): only then is anything of the client's passed on
+    upstream.write(`${key}\n`);
+    // the mail process speaks first (its login reply): only then is anything of the client's passed on
     upstream.once('data', (first: Buffer) => {
       client.write(first);
       upstream.pipe(client);
@@ -90,7 +85,48 @@ export function runLoginProcess(config: DovecotConfig, tls: TlsMaterial | null, 
     });
     upstream.on('close', () => client.destroy());
     client.on('close', () => upstream.destroy());
-    log.info(`Login: user=<${req.user}>, method=${req.mech}, rip=${req.rip}, lip=${req.lip}${req.secured ? ', TLS' : ''}`);
+  };
+
+  const who = (req: LoginRequest) => `user=<${req.user}>, method=${req.mech}, rip=${req.rip}, lip=${req.lip}${req.secured ? ', TLS' : ''}`;
+
+  const handOff = async (session: Session, req: LoginRequest): Promise<void> => {
+    const reply = await askMaster(req);
+    if (reply.t === 'login-failed') {
+      if (reply.reason === 'init') {
+        await session.send({ kind: 'tagged', tag: req.tag, status: 'OK', text: 'Logged in, but initialization failed.' });
+        await session.bye(INTERNAL);
+      } else {
+        log.info(`Disconnected: Internal login failure: ${who(req)}`);
+        await session.send({ kind: 'tagged', tag: req.tag, status: 'NO', code: { name: 'UNAVAILABLE' }, text: INTERNAL });
+      }
+      return;
+    }
+    proxy(session.detach(), reply.key);
+    log.info(`Login: ${who(req)}`);
+  };
+
+  /** A ManageSieve connection (managesieve-login): the same steps, Pigeonhole's texts. */
+  const acceptSieve = (socket: Socket | TLSSocket, raw: Socket, spec: ListenerSpec, rip: string, lip: string) => {
+    const slog = new Logger('managesieve-login');
+    const deps: SessionDeps = {
+      config, resolveHome: () => undefined, tlsAvailable: !!tls && !spec.ssl, secured: spec.ssl, remoteIp: rip, localIp: lip,
+      startTls: tls ? () => serverStartTls(raw, tls) : undefined,
+      async login({ mech, authz, login, password }) {
+        const a = await auth.authenticate(login, password, { service: 'sieve', rip, lip, secured: deps.secured, loginUser: authz && authz !== login ? authz : undefined });
+        if (!a.ok) {
+          session.reply(a.temp ? 'NO (TRYLATER) "Temporary authentication failure."\r\n' : 'NO "Authentication failed."\r\n');
+          if (!a.temp) slog.info(`Disconnected: auth failed (user=<${login}>, method=${mech}, rip=${rip})`);
+          return;
+        }
+        const req: LoginRequest = { id: ++nextId, protocol: 'sieve', authRef: a.ref, user: a.user, password, mech, tag: '', rip, lip, secured: deps.secured, capabilityAsked: false };
+        const reply = await askMaster(req);
+        if (reply.t === 'login-failed') { session.reply(`NO "${INTERNAL}"\r\n`); return; }
+        proxy(session.detach(), reply.key);
+        slog.info(`Login: user=<${a.user}>, method=${mech}, rip=${rip}`);
+      },
+    };
+    const session = new ManageSieveSession(socket, deps);
+    session.start();
   };
 
   process.on('message', (m: ChildMessage, handle?: unknown) => {

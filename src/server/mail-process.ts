@@ -14,6 +14,8 @@ import type { Socket } from 'node:net';
 import type { DovecotConfig } from '../config/settings.js';
 import { Logger } from '../log/logger.js';
 import { openImapUser, type ImapLogin } from '../imap/login.js';
+import { ManageSieveSession } from '../managesieve/session.js';
+import { resolveMailUser } from '../mailstore/user-store.js';
 import { Session } from '../imap/session.js';
 import { faultText } from '../util/fault.js';
 import { sendTo, type ChildMessage, type DeliveryReply, type DeliveryRequest, type LoginRequest } from './process-model.js';
@@ -48,6 +50,12 @@ export function runMailProcess(config: DovecotConfig): void {
 
   const serve = async (sock: Socket, req: LoginRequest, fields: Fields) => {
     sock.on('error', () => sock.destroy());
+    if (req.protocol === 'sieve') {
+      // managesieve: the user's Sieve scripts under the home the userdb gives
+      const s = new ManageSieveSession(sock, { config, resolveHome: (u, f) => resolveMailUser(config, u, f, 'sieve').home, tlsAvailable: false, secured: req.secured, remoteIp: req.rip, localIp: req.lip });
+      s.startLoggedIn(req.user, fields);
+      return;
+    }
     const r = await openImapUser(config, req.user, fields, req.password);
     if (!r.ok) {
       const text = 'initFailed' in r ? 'Logged in, but initialization failed.' : null;

@@ -124,11 +124,11 @@ async function runChild(role: Role, configPath: string): Promise<void> {
 
 /**
  * Root on a tree without mail_uid (ISPmail: the uid comes from the userdb):
- * Dovecot's process model, root-master.ts: IMAP, LMTP and the auth sockets so far.
+ * Dovecot's process model, root-master.ts: IMAP, ManageSieve, LMTP and the auth sockets so far.
  */
 async function runAsRootMaster(config: DovecotConfig, configPath: string, log: Logger, demo: DemoInstance | null): Promise<void> {
   preloadAuthFiles(config);
-  const master = new RootMaster({ config, script: fileURLToPath(import.meta.url), args: ['-c', configPath], imapSpecs: listenerSpecs(config), tls: tlsMaterial(config), authFiles: authFiles(config) });
+  const master = new RootMaster({ config, script: fileURLToPath(import.meta.url), args: ['-c', configPath], imapSpecs: listenerSpecs(config), sieveSpecs: managesieveListenerSpecs(config), tls: tlsMaterial(config), authFiles: authFiles(config) });
   let lines: string[];
   try { lines = await master.start(); } catch (e) {
     const text = (e as Error).message;
@@ -137,8 +137,7 @@ async function runAsRootMaster(config: DovecotConfig, configPath: string, log: L
     await master.close();
     process.exit(EXIT_FATAL);
   }
-  const served = config.get('protocols').split(/\s+/).filter((p) => p === 'imap' || p === 'lmtp');
-  log.info(`Sealmail v${VERSION} starting up for ${served.join(' ')} (root master; not yet in this mode: managesieve, quota-status)`);
+  log.info(`Sealmail v${VERSION} starting up for ${config.get('protocols').trim()} (root master; not yet in this mode: quota-status)`);
   for (const l of lines) log.info(l);
   if (demo) printDemo(demo);
   const stop = async (sig: string) => {

@@ -27,7 +27,7 @@ export interface DeliveryRequest {
 export type DeliveryReply = { ok: true } | { ok: false; temp: boolean; code: string; text: string };
 
 /** What a login process asks of the master after the auth process accepted a login. */
-export interface LoginRequest { id: number; authRef: string; user: string; password: string; mech: string; tag: string; rip: string; lip: string; secured: boolean; capabilityAsked: boolean }
+export interface LoginRequest { id: number; protocol: 'imap' | 'sieve'; authRef: string; user: string; password: string; mech: string; tag: string; rip: string; lip: string; secured: boolean; capabilityAsked: boolean }
 
 export type ChildMessage =
   /** master → child, first: the files read as root this child may see (privileged-files.ts) */

@@ -43,6 +43,8 @@ export interface RootMasterOptions {
   script: string;
   args: string[];
   imapSpecs: ListenerSpec[];
+  /** managesieve-login's listeners: served by the same login processes. */
+  sieveSpecs: ListenerSpec[];
   tls: TlsMaterial | null;
   /** Files only the auth process may see (passdb/userdb args files such as dovecot-sql.conf.ext). */
   authFiles: string[];
@@ -118,7 +120,7 @@ export class RootMaster {
     const count = Math.max(1, Number(config.services().find((s) => s.name === 'imap-login')?.settings.process_min_avail ?? 0) || 1);
     for (let i = 0; i < count; i++) this.logins.push(this.spawnLogin(i, { loginSocket, authSocket }));
     await Promise.all([this.auth.ready, ...this.logins.map((l) => l!.ready)]);
-    this.open = await openListeners(this.o.imapSpecs, this.o.tls, guardAccept(this.log, (s, spec) => this.dispatch(s as Socket, spec)), { handOff: true });
+    this.open = await openListeners([...this.o.imapSpecs, ...this.o.sieveSpecs], this.o.tls, guardAccept(this.log, (s, spec) => this.dispatch(s as Socket, spec)), { handOff: true });
     if (lmtp) this.open.push(...await openListeners(lmtpInetSpecs(config), null, guardAccept(this.log, (s) => this.toLmtp(s as Socket)), { handOff: true }));
     return [
       ...this.unix.map((l) => `listening on ${l.spec.path} (${l.spec.service})`),
@@ -284,7 +286,7 @@ export class RootMaster {
     if (!a) return { t: 'userdb-reply', id, result: 'tempfail', fields: [] };
     return new Promise((resolve) => {
       this.userdbWaits.set(id, resolve);
-      sendTo(a.child, { t: 'userdb', id, authRef: req.authRef, user: req.user, service: 'imap', rip: req.rip, lip: req.lip });
+      sendTo(a.child, { t: 'userdb', id, authRef: req.authRef, user: req.user, service: req.protocol, rip: req.rip, lip: req.lip });
     });
   }
 
@@ -296,16 +298,16 @@ export class RootMaster {
   private async routeLogin(from: ChildProcess, req: LoginRequest): Promise<void> {
     const fail = (reason: 'init' | 'internal') => sendTo(from, { t: 'login-failed', id: req.id, reason });
     const u = await this.userdb(req);
-    const ulog = Logger.forUser('imap', req.user);
+    const ulog = Logger.forUser(req.protocol === 'sieve' ? 'managesieve' : 'imap', req.user);
     if (u.result !== 'ok') {
       ulog.error(u.result === 'tempfail' ? 'user lookup failed (temporary failure)' : 'User doesn\'t exist');
       fail('internal');
       return;
     }
     const { config } = this.o;
-    const user = resolveMailUser(config, req.user, u.fields, 'imap');
+    const user = resolveMailUser(config, req.user, u.fields, req.protocol);
     const ids = mailIds(user.uid, user.gid);
-    const refused = typeof ids === 'string' ? ids : mailAccessRefusal(config, user, 'imap');
+    const refused = typeof ids === 'string' ? ids : mailAccessRefusal(config, user, req.protocol);
     if (refused || typeof ids === 'string') { ulog.error(refused!); fail('init'); return; }
     const to = this.mailProcess(ids.uid, ids.gid);
     if (!await to.ready) { fail('internal'); return; }

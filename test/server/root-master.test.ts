@@ -182,6 +182,27 @@ test('root without mail_uid: LMTP stores each recipient\'s copy as that recipien
   assert.deepEqual(ps.filter((p) => p.role === 'mail').map((p) => p.uid).sort(), Object.values(TWO_UIDS).sort());
 });
 
+test('root without mail_uid: ManageSieve logs in through a login process and stores scripts as the userdb uid', { skip }, async (t) => {
+  const { uid } = mailIds();
+  const sievePort = await freePort();
+  const srv = await start(t, { extraConf: `protocols = imap sieve\nservice managesieve-login {\n  inet_listener sieve {\n    port = ${sievePort}\n  }\n}\nplugin {\n  sieve = file:~/sieve;active=~/.dovecot.sieve\n}\n` });
+  const w = new LmtpWire(sievePort); // a line client: ManageSieve's replies are lines too
+  t.after(() => w.sock.destroy());
+  await w.expect(/^OK "Sealmail test ready\."\r\n/m);
+  assert.match(await w.send(`AUTHENTICATE "PLAIN" "${Buffer.from('\0u@example.org\0wrong').toString('base64')}"\r\n`, /^(OK|NO)[^\r]*\r\n/m), /^NO "Authentication failed\."/m);
+  await w.send(`AUTHENTICATE "PLAIN" "${Buffer.from('\0u@example.org\0pass').toString('base64')}"\r\n`, /^OK "Logged in\."\r\n/m);
+  const script = 'keep;\r\n';
+  assert.match(await w.send(`PUTSCRIPT "s" {${script.length}+}\r\n${script}\r\n`, /^(OK|NO) [^\r]*\r\n/m), /^OK "PUTSCRIPT completed\."/);
+  assert.match(await w.send('SETACTIVE "s"\r\n', /^(OK|NO) [^\r]*\r\n/m), /^OK /);
+  await w.send('LISTSCRIPTS\r\n', /^OK [^\r]*\r\n/m);
+  assert.match(w.text, /^"s" ACTIVE\r\n/m);
+  const stored = join(srv.home('u@example.org'), 'sieve', 's.sieve');
+  assert.equal(statSync(stored).uid, uid, 'the script is owned by the userdb uid');
+  const ps = processes(srv.pid);
+  assert.deepEqual(ps.filter((p) => p.role === 'mail').map((p) => p.uid), [uid]);
+  for (const p of ps.filter((p) => p.role === 'login')) assert.equal(p.uid, passwdUid('dovenull'));
+});
+
 /** One request on a unix socket: send, then collect until a line matches. */
 async function unixExchange(path: string, send: string, done: RegExp): Promise<string> {
   const s = netConnect(path);

@@ -18,8 +18,9 @@ import { ManageSieveSession } from '../managesieve/session.js';
 import { resolveMailUser } from '../mailstore/user-store.js';
 import { Session } from '../imap/session.js';
 import { faultText } from '../util/fault.js';
-import { sendTo, type ChildMessage, type DeliveryReply, type DeliveryRequest, type LoginRequest } from './process-model.js';
+import { sendTo, type ChildMessage, type DeliveryReply, type DeliveryRequest, type LoginRequest, type QuotaReply } from './process-model.js';
 import { deliver } from '../lmtp/delivery.js';
+import { overQuotaAction } from '../quota/status-policy.js';
 import { SPOOL_MEMORY_LIMIT, type SpooledMessage } from '../lmtp/data-spool.js';
 import type { AuthEngine } from '../auth/engine.js';
 import type { Fields } from '../auth/databases.js';
@@ -72,7 +73,14 @@ export function runMailProcess(config: DovecotConfig): void {
   };
 
   process.on('message', (m: ChildMessage, handle?: unknown) => {
-    if (m.t === 'deliver') {
+    if (m.t === 'quota') {
+      const reply = (result: QuotaReply) => sendTo(process, { t: 'quota-reply', id: m.req.id, result });
+      overQuotaAction(config, m.req.user, m.req.fields, m.req.size).then((action) => reply({ action }), (e) => {
+        // quota-status.c's QUOTA_ALLOC_RESULT_TEMPFAIL: the front answers DEFER_IF_PERMIT
+        log.error(`quota check of ${m.req.user.slice(0, 256)} failed: ${faultText(e).slice(0, 512)}`);
+        reply({ error: true });
+      });
+    } else if (m.t === 'deliver') {
       const reply = (result: DeliveryReply) => sendTo(process, { t: 'delivered', id: m.req.id, result });
       storeCopy(config, m.req).then(reply, (e) => {
         log.error(`delivery to ${m.req.user}: ${faultText(e)}`);

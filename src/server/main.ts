@@ -124,7 +124,7 @@ async function runChild(role: Role, configPath: string): Promise<void> {
 
 /**
  * Root on a tree without mail_uid (ISPmail: the uid comes from the userdb):
- * Dovecot's process model, root-master.ts: IMAP, ManageSieve, LMTP and the auth sockets so far.
+ * Dovecot's process model, root-master.ts: IMAP, ManageSieve, LMTP, quota-status and the auth sockets.
  */
 async function runAsRootMaster(config: DovecotConfig, configPath: string, log: Logger, demo: DemoInstance | null): Promise<void> {
   preloadAuthFiles(config);
@@ -137,7 +137,7 @@ async function runAsRootMaster(config: DovecotConfig, configPath: string, log: L
     await master.close();
     process.exit(EXIT_FATAL);
   }
-  log.info(`Sealmail v${VERSION} starting up for ${config.get('protocols').trim()} (root master; not yet in this mode: quota-status)`);
+  log.info(`Sealmail v${VERSION} starting up for ${config.get('protocols').trim()} (root master)`);
   for (const l of lines) log.info(l);
   if (demo) printDemo(demo);
   const stop = async (sig: string) => {

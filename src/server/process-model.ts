@@ -24,6 +24,10 @@ export interface DeliveryRequest {
   /** The message as spooled (LF line ends), base64 over the JSON channel, and its CRLF size for the quota check. */
   message: string; crlfSize: number;
 }
+/** quota-status (Postfix's policy check) for one recipient: does `size` fit, asked of the mail process of the user's uid. */
+export interface QuotaRequest { id: number; user: string; fields: Fields; size: number }
+/** The policy action when over quota, null when it fits; `error` when the usage could not be read. */
+export type QuotaReply = { action: string | null } | { error: true };
 export type DeliveryReply = { ok: true } | { ok: false; temp: boolean; code: string; text: string };
 
 /** What a login process asks of the master after the auth process accepted a login. */
@@ -47,9 +51,11 @@ export type ChildMessage =
   /** master → mail process: the proxied session of a login (the handle is the login process's connection) */
   | { t: 'session'; req: LoginRequest; fields: Fields }
   /** master → lmtp process: an LMTP connection; lmtp → master → mail process: a copy to store; and the reply back */
-  | { t: 'lmtp-conn' }
+  | { t: 'lmtp-conn'; kind: 'lmtp' | 'quota-status' }
   | { t: 'deliver'; req: DeliveryRequest }
   | { t: 'delivered'; id: number; result: DeliveryReply }
+  | { t: 'quota'; req: QuotaRequest }
+  | { t: 'quota-reply'; id: number; result: QuotaReply }
   | { t: 'shutdown' };
 
 /** `default_login_user` / `default_internal_user`, as Dovecot's master-settings.c checks them at start. */

@@ -30,7 +30,7 @@ import type { Fields } from '../auth/databases.js';
 import { closeListeners, openListeners, openUnixListener, type ListenerSpec, type OpenListener, type OpenUnixListener, type TlsMaterial } from './listeners.js';
 import { lmtpInetSpecs, unixListenerSpecs } from './delivery-services.js';
 import { guardAccept } from './faults.js';
-import { forkChild, sendTo, serviceUser, type ChildMessage, type DeliveryReply, type DeliveryRequest, type LoginRequest, type Role } from './process-model.js';
+import { forkChild, sendTo, serviceUser, type ChildMessage, type LoginRequest, type Role } from './process-model.js';
 
 /** True where this mode applies: root, and no mail_uid to drop to. */
 export function rootMasterApplies(config: DovecotConfig): boolean {
@@ -71,9 +71,9 @@ export class RootMaster {
   private nextLogin = 0;
   private auth: Child | null = null;
   private lmtp: Child | null = null;
-  /** LMTP copies being stored by a mail process, by the master's id: whom to answer. */
-  private readonly deliveries = new Map<number, { from: ChildProcess; id: number; to: Child }>();
-  private nextDelivery = 0;
+  /** LMTP copies being stored and quota checks made by a mail process, by the master's id: whom to answer. */
+  private readonly jobs = new Map<number, { from: ChildProcess; id: number; to: Child; kind: MailJob['t'] }>();
+  private nextJob = 0;
   private readonly mail = new Map<string, Child>();
   private readonly userdbWaits = new Map<number, (m: Extract<ChildMessage, { t: 'userdb-reply' }>) => void>();
   private nextUserdb = 0;
@@ -111,17 +111,18 @@ export class RootMaster {
 
     this.auth = this.spawnAuth();
     const lmtp = config.get('protocols').split(/\s+/).includes('lmtp');
-    if (lmtp) {
-      this.lmtp = this.spawnLmtp();
-      for (const spec of unixListenerSpecs(config, 'lmtp')) {
-        try { this.unix.push(await openUnixListener(spec, (s) => this.toLmtp(s), { handOff: true })); } catch (e) { this.log.warn(`${(e as Error).message} (not served)`); }
-      }
+    // the LMTP process serves LMTP and quota-status (Postfix's policy check)
+    const lmtpSpecs = [...(lmtp ? unixListenerSpecs(config, 'lmtp') : []), ...unixListenerSpecs(config, 'quota-status')];
+    if (lmtp || lmtpSpecs.length) this.lmtp = this.spawnLmtp();
+    for (const spec of lmtpSpecs) {
+      const kind = spec.service === 'quota-status' ? 'quota-status' : 'lmtp';
+      try { this.unix.push(await openUnixListener(spec, (s) => this.toLmtp(s, kind), { handOff: true })); } catch (e) { this.log.warn(`${(e as Error).message} (not served)`); }
     }
     const count = Math.max(1, Number(config.services().find((s) => s.name === 'imap-login')?.settings.process_min_avail ?? 0) || 1);
     for (let i = 0; i < count; i++) this.logins.push(this.spawnLogin(i, { loginSocket, authSocket }));
     await Promise.all([this.auth.ready, ...this.logins.map((l) => l!.ready)]);
     this.open = await openListeners([...this.o.imapSpecs, ...this.o.sieveSpecs], this.o.tls, guardAccept(this.log, (s, spec) => this.dispatch(s as Socket, spec)), { handOff: true });
-    if (lmtp) this.open.push(...await openListeners(lmtpInetSpecs(config), null, guardAccept(this.log, (s) => this.toLmtp(s as Socket)), { handOff: true }));
+    if (lmtp) this.open.push(...await openListeners(lmtpInetSpecs(config), null, guardAccept(this.log, (s) => this.toLmtp(s as Socket, 'lmtp')), { handOff: true }));
     return [
       ...this.unix.map((l) => `listening on ${l.spec.path} (${l.spec.service})`),
       ...this.open.map((l) => `listening on ${l.spec.address}:${l.port} (${l.spec.service}/${l.spec.name}${l.spec.ssl ? ', ssl' : ''})`),
@@ -184,30 +185,33 @@ export class RootMaster {
   }
 
   /** An LMTP connection (unread) to the LMTP process, waiting for it while it restarts. */
-  private toLmtp(s: Socket): void {
+  private toLmtp(s: Socket, kind: 'lmtp' | 'quota-status'): void {
     s.on('error', () => s.destroy());
     const l = this.lmtp;
     if (!l) { s.destroy(); return; }
-    void l.ready.then((ok) => { if (ok && l.child.connected) sendTo(l.child, { t: 'lmtp-conn' }, s); else s.destroy(); });
+    void l.ready.then((ok) => { if (ok && l.child.connected) sendTo(l.child, { t: 'lmtp-conn', kind }, s); else s.destroy(); });
   }
 
   /**
-   * One LMTP recipient's copy: the uid/gid checked as for a login (the
-   * delivery answers 451 as Dovecot's lmtp does when the user can't be
-   * initialized), stored by the mail process of that uid.
+   * One LMTP recipient's copy, or a quota-status check: the uid/gid checked
+   * as for a login (the delivery answers 451 as Dovecot's lmtp does when the
+   * user can't be initialized), done by the mail process of that uid.
    */
-  private async routeDelivery(from: ChildProcess, req: DeliveryRequest): Promise<void> {
-    const answer = (result: DeliveryReply) => sendTo(from, { t: 'delivered', id: req.id, result });
-    const internal: DeliveryReply = { ok: false, temp: true, code: '451 4.3.0', text: 'Temporary internal error' };
+  private async routeMailJob(from: ChildProcess, m: MailJob): Promise<void> {
+    const { req } = m;
     const user = resolveMailUser(this.o.config, req.user, req.fields, 'lmtp');
     const ids = mailIds(user.uid, user.gid);
     const refused = typeof ids === 'string' ? ids : mailAccessRefusal(this.o.config, user, 'lmtp');
-    if (refused || typeof ids === 'string') { Logger.forUser('lmtp', req.user).error(`Failed to initialize user: ${refused}`); answer(internal); return; }
+    if (refused || typeof ids === 'string') {
+      Logger.forUser(m.t === 'deliver' ? 'lmtp' : 'quota-status', req.user).error(`Failed to initialize user: ${refused}`);
+      failJob(from, m.t, req.id);
+      return;
+    }
     const to = this.mailProcess(ids.uid, ids.gid);
-    if (!await to.ready) { answer(internal); return; }
-    const id = ++this.nextDelivery;
-    this.deliveries.set(id, { from, id: req.id, to });
-    sendTo(to.child, { t: 'deliver', req: { ...req, id } });
+    if (!await to.ready) { failJob(from, m.t, req.id); return; }
+    const id = ++this.nextJob;
+    this.jobs.set(id, { from, id: req.id, to, kind: m.t });
+    sendTo(to.child, m.t === 'deliver' ? { t: 'deliver', req: { ...m.req, id } } : { t: 'quota', req: { ...m.req, id } });
   }
 
   private spawnLogin(i: number, sockets: { loginSocket: string; authSocket: string }): Child {
@@ -221,11 +225,11 @@ export class RootMaster {
     if (!c) {
       c = this.spawn('imap', 'mail', { uid, gid }, this.filesWithout(this.o.authFiles), {}, () => {
         if (this.mail.get(key) === c) this.mail.delete(key);
-        // its copies in flight are not stored: 451, the sender retries
-        for (const [id, d] of this.deliveries) {
-          if (d.to !== c) continue;
-          this.deliveries.delete(id);
-          sendTo(d.from, { t: 'delivered', id: d.id, result: { ok: false, temp: true, code: '451 4.3.0', text: 'Temporary internal error' } });
+        // its copies in flight are not stored (451, the sender retries); its quota checks are deferred
+        for (const [id, j] of this.jobs) {
+          if (j.to !== c) continue;
+          this.jobs.delete(id);
+          failJob(j.from, j.kind, j.id);
         }
       });
       this.mail.set(key, c);
@@ -260,11 +264,11 @@ export class RootMaster {
       this.log.error(`login of ${m.req.user}: ${(e as Error).message}`);
       sendTo(child, { t: 'login-failed', id: m.req.id, reason: 'internal' });
     });
-    else if (m.t === 'deliver') void this.routeDelivery(child, m.req);
-    else if (m.t === 'delivered') {
-      const d = this.deliveries.get(m.id);
-      this.deliveries.delete(m.id);
-      if (d) sendTo(d.from, { t: 'delivered', id: d.id, result: m.result });
+    else if (m.t === 'deliver' || m.t === 'quota') void this.routeMailJob(child, m);
+    else if (m.t === 'delivered' || m.t === 'quota-reply') {
+      const j = this.jobs.get(m.id);
+      this.jobs.delete(m.id);
+      if (j) sendTo(j.from, { ...m, id: j.id });
     } else if (m.t === 'userdb-reply') { this.userdbWaits.get(m.id)?.(m); this.userdbWaits.delete(m.id); }
   }
 
@@ -359,6 +363,14 @@ export class RootMaster {
     })));
     if (this.dir) rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+type MailJob = Extract<ChildMessage, { t: 'deliver' | 'quota' }>;
+
+/** A job its mail process could not do: 451 for a copy, an unreadable usage for a quota check. */
+function failJob(to: ChildProcess, kind: MailJob['t'], id: number): void {
+  if (kind === 'deliver') sendTo(to, { t: 'delivered', id, result: { ok: false, temp: true, code: '451 4.3.0', text: 'Temporary internal error' } });
+  else sendTo(to, { t: 'quota-reply', id, result: { error: true } });
 }
 
 /**

@@ -203,6 +203,18 @@ test('root without mail_uid: ManageSieve logs in through a login process and sto
   for (const p of ps.filter((p) => p.role === 'login')) assert.equal(p.uid, passwdUid('dovenull'));
 });
 
+test('root without mail_uid: quota-status answers from the usage read by the mail process of the recipient\'s uid', { skip }, async (t) => {
+  const srv = await start(t, {
+    extraConf: 'mail_plugins = $mail_plugins quota\nplugin {\n  quota = maildir:User quota\n  quota_grace = 0\n}\nservice quota-status {\n  unix_listener quota-status {\n    mode = 0666\n  }\n}\n',
+    rewriteConf: (text) => text.replace(/(userdb \{\n  driver = static\n  args = uid=\S+ gid=\S+ home=\S+)/, '$1 quota_rule=*:storage=2K'),
+  });
+  await loginAndAppend(srv.imapPort, 'u@example.org', 'plain'); // the mail process made the Maildir and its maildirsize
+  const policy = (size: number) => unixExchange(join(srv.dir, 'base', 'quota-status'), `request=smtpd_access_policy\nprotocol_state=RCPT\nrecipient=u@example.org\nsize=${size}\n\n`, /\n\n/);
+  assert.equal(await policy(100), 'action=OK\n\n');
+  assert.match(await policy(5000), /^action=554 5\.2\.2 Quota exceeded/);
+  assert.deepEqual(processes(srv.pid).filter((p) => p.role === 'lmtp').map((p) => p.uid), [passwdUid('dovecot')], 'quota-status in the LMTP process');
+});
+
 /** One request on a unix socket: send, then collect until a line matches. */
 async function unixExchange(path: string, send: string, done: RegExp): Promise<string> {
   const s = netConnect(path);

@@ -16,9 +16,8 @@
  * process on the next login of its uid); its sessions end, the others go on.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { chmodSync, chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { DovecotConfig } from '../config/settings.js';
@@ -56,6 +55,8 @@ interface Child { child: ChildProcess; ready: Promise<boolean>; isReady: boolean
 const HANDOFF_TIMEOUT_MS = 30_000;
 /** Connections kept waiting while every login process restarts (Dovecot's listen backlog plays this part). */
 const MAX_WAITING_CONNS = 1000;
+/** How long a child may take to end its sessions at shutdown before it is killed. */
+const SHUTDOWN_GRACE_MS = 5000;
 
 export class RootMaster {
   private readonly log = new Logger('master');
@@ -95,8 +96,10 @@ export class RootMaster {
     } catch (e) { throw new Error(where + (e as Error).message); }
     this.files = configFilesSnapshot();
     stopRecording();
-    // the sockets between the children: root binds them, only the login user may connect (as Dovecot's login/ directory)
-    this.dir = mkdtempSync(join(tmpdir(), 'sealmail-master-'));
+    // the sockets between the children, under base_dir as Dovecot's login/ directory: root binds them, only the login user may connect
+    this.dir = join(config.get('base_dir') || '/run/dovecot', 'sealmail-login');
+    rmSync(this.dir, { recursive: true, force: true }); // a previous run's, killed before it could clean up
+    mkdirSync(this.dir, { recursive: true, mode: 0o755 });
     chmodSync(this.dir, 0o755);
     const loginSocket = join(this.dir, 'login-imap');
     const authSocket = join(this.dir, 'auth-login');
@@ -350,17 +353,17 @@ export class RootMaster {
     return out;
   }
 
+  /** Stop: listeners and children together (a listener closes only once the child serving its connections ends them). */
   async close(): Promise<void> {
     this.stopping = true;
-    await closeListeners(this.open);
     for (const s of [...this.sockets, ...this.unix.map((u) => u.server)]) s.close();
     const children = [...this.logins.map((l) => l?.child), this.auth?.child, this.lmtp?.child, ...[...this.mail.values()].map((c) => c.child)].filter((c): c is ChildProcess => !!c);
-    await Promise.all(children.map((c) => new Promise<void>((resolve) => {
+    await Promise.all([closeListeners(this.open), ...children.map((c) => new Promise<void>((resolve) => {
       if (c.exitCode !== null || c.signalCode !== null) { resolve(); return; }
       c.once('exit', () => resolve());
       sendTo(c, { t: 'shutdown' });
-      setTimeout(() => { c.kill('SIGKILL'); }, 5000).unref();
-    })));
+      setTimeout(() => { c.kill('SIGKILL'); }, SHUTDOWN_GRACE_MS).unref();
+    }))]);
     if (this.dir) rmSync(this.dir, { recursive: true, force: true });
   }
 }

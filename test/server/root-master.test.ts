@@ -215,6 +215,18 @@ test('root without mail_uid: quota-status answers from the usage read by the mai
   assert.deepEqual(processes(srv.pid).filter((p) => p.role === 'lmtp').map((p) => p.uid), [passwdUid('dovecot')], 'quota-status in the LMTP process');
 });
 
+test('root without mail_uid: SIGTERM stops the master and every child, and removes the login sockets', { skip }, async (t) => {
+  const srv = await start(t);
+  await loginAndAppend(srv.imapPort, 'u@example.org', 'plain');
+  const children = processes(srv.pid).filter((p) => p.role !== 'master');
+  assert.ok(children.some((p) => p.role === 'mail'));
+  const code = await Promise.race([srv.stop(), new Promise<string>((r) => setTimeout(() => r('still running after 20 s'), 20_000).unref())]);
+  assert.equal(code, 0);
+  const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+  await until('every child gone', () => children.every((p) => !alive(p.pid)));
+  assert.equal(existsSync(join(srv.dir, 'base', 'sealmail-login')), false);
+});
+
 /** One request on a unix socket: send, then collect until a line matches. */
 async function unixExchange(path: string, send: string, done: RegExp): Promise<string> {
   const s = netConnect(path);

@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { AuthEngine } from '../auth/engine.js';
+import type { Fields } from '../auth/databases.js';
 import { AuthPenalty, failureDelayMs } from '../auth/penalty.js';
 import { plaintextMechanisms } from '../auth/mechanisms.js';
 import type { DovecotConfig } from '../config/settings.js';
@@ -32,10 +33,18 @@ export class AuthClientSession {
   private cpid = false;
   private closed = false;
 
+  private readonly cuid = ++cuidCounter;
+
+  /**
+   * `onLogin`: told each successful login's passdb-given userdb fields
+   * (userdb_*), by this connection's CUID and the request id, for the userdb
+   * lookup that follows it (as Dovecot's auth master REQUEST finds the
+   * finished request by them).
+   */
   constructor(private readonly sock: Duplex, private readonly config: DovecotConfig, private readonly engine: AuthEngine,
-    private readonly penalty: AuthPenalty, private readonly log: Logger) {
+    private readonly penalty: AuthPenalty, private readonly log: Logger, private readonly onLogin?: (cuid: number, id: string, userdbFields: Fields) => void) {
     const mechs = plaintextMechanisms(config);
-    const lines = ['VERSION\t1\t2', ...mechs.map((m) => `MECH\t${m}\tplaintext`), `SPID\t${process.pid}`, `CUID\t${++cuidCounter}`, `COOKIE\t${randomBytes(16).toString('hex')}`, 'DONE'];
+    const lines = ['VERSION\t1\t2', ...mechs.map((m) => `MECH\t${m}\tplaintext`), `SPID\t${process.pid}`, `CUID\t${this.cuid}`, `COOKIE\t${randomBytes(16).toString('hex')}`, 'DONE'];
     sock.write(lines.join('\n') + '\n');
     sock.setEncoding?.('utf8');
     sock.on('data', guarded((e) => this.fault(e), (d: string | Buffer) => this.onData(d.toString())));
@@ -157,6 +166,7 @@ export class AuthClientSession {
     const master = a.masterUser !== undefined ? `\toriginal_user=${escape(a.masterUser)}\tauth_user=${escape(a.masterUser)}` : undefined;
     if (a.result === 'ok' && !a.nologin) {
       this.penalty.succeeded(rip);
+      this.onLogin?.(this.cuid, id, a.userdbFields);
       const extra = master ?? (a.user !== user ? `\t\toriginal_user=${escape(user)}` : '');
       this.send(`OK\t${id}\tuser=${escape(a.user)}${extra}`);
       return;

@@ -191,12 +191,14 @@ export const SEALMAIL_HONOURS = new Set([
   'sendmail_path', 'submission_host', 'submission_timeout',
   // LMTP's message spool (src/lmtp/data-spool.ts) and its per-user RCPT limit
   'mail_temp_dir', 'lmtp_user_concurrency_limit',
+  // the users of the root master mode's login and auth/LMTP processes (src/server/root-master.ts)
+  'default_login_user', 'default_internal_user',
 ]);
 
 /** Settings that only shape Dovecot's own processes; accepted without a warning. */
 export const PROCESS_TUNING = new Set([
   'default_idle_kill', 'default_vsz_limit',
-  'default_login_user', 'default_internal_user', 'default_internal_group', 'version_ignore',
+  'default_internal_group', 'version_ignore',
   'instance_name', 'shutdown_clients', 'verbose_proctitle', 'state_dir',
 ]);
 

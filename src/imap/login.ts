@@ -10,6 +10,7 @@
 import { AuthEngine, type RequestInfo } from '../auth/engine.js';
 import { AuthPenalty, failureDelayMs } from '../auth/penalty.js';
 import type { DovecotConfig } from '../config/settings.js';
+import type { Fields } from '../auth/databases.js';
 import { CryptError } from '../crypt/keys.js';
 import { unlockUserCrypt } from '../crypt/user-crypt.js';
 import { Logger } from '../log/logger.js';
@@ -23,7 +24,12 @@ export type LoginResult =
   | { ok: true; user: string; store: MailStore; quota: UserQuota | null; mailPlugins: string[]; metadata: UserMetadata | 'disabled' | 'no-dict'; imapSieve: ImapSieveHook | null }
   | { ok: false; code?: string; text: string }
   /** Authenticated, but the user's mail cannot be opened (Dovecot: "Logged in, but initialization failed." and BYE). */
-  | { ok: false; initFailed: true };
+  | { ok: false; initFailed: true }
+  /** Authenticated in a login process: the session goes on in a mail process (server/login-process.ts). */
+  | { ok: false; handOff: (tag: string) => Promise<void> };
+
+/** What a pre-login session needs of its login service: the login, and the imap-login log. */
+export type ImapLogin = Pick<LoginService, 'login' | 'log'>;
 
 export class LoginService {
   readonly engine: AuthEngine;
@@ -48,35 +54,46 @@ export class LoginService {
     const u = await this.engine.lookupUser(a.user, { ...info, service: 'imap' }, a.userdbFields);
     if (u.result !== 'ok') return { ok: false, code: 'UNAVAILABLE', text: u.result === 'tempfail' ? 'Temporary user lookup failure.' : 'User doesn\'t exist.' };
     const user = resolveMailUser(this.config, a.user, u.fields, 'imap');
-    const ulog = Logger.forUser('imap', a.user);
-    const refused = mailAccessRefusal(this.config, user, 'imap');
-    if (refused) { ulog.error(refused); return { ok: false, initFailed: true }; }
     const myUid = process.geteuid?.();
-    if (user.uid && /^\d+$/.test(user.uid) && myUid !== undefined && myUid !== 0 && Number(user.uid) !== myUid) {
-      ulog.error(`Mail access refused: the userdb gives uid ${user.uid}, this Sealmail process runs as uid ${myUid} (run one instance per mail uid)`);
+    if (user.uid && /^\d+$/.test(user.uid) && myUid !== undefined && myUid !== 0 && Number(user.uid) !== myUid && !mailAccessRefusal(this.config, user, 'imap')) {
+      Logger.forUser('imap', a.user).error(`Mail access refused: the userdb gives uid ${user.uid}, this Sealmail process runs as uid ${myUid} (run one instance per mail uid)`);
       return { ok: false, code: 'UNAVAILABLE', text: 'Internal error occurred. Refer to server log for more information.' };
     }
-    const mailboxes = mailboxConfig(this.config, 'imap');
-    const plain = openUserStore(user, undefined, mailboxes);
-    try {
-      const crypt = await unlockUserCrypt(this.config, cryptUserFor(user, plain, 'imap'), password, { promotePending: true });
-      const store = openUserStore(user, crypt, mailboxes);
-      await store.ensureRoot(); // Dovecot creates INBOX on first login
-      const plugins = u.fields.find(([k]) => k === 'mail_plugins')?.[1] ?? this.config.get('mail_plugins', { protocol: 'imap' });
-      const mailPlugins = splitPlugins(plugins);
-      return {
-        ok: true, user: a.user, store, quota: UserQuota.forUser(this.config, 'imap', a.user, u.fields, store), mailPlugins,
-        metadata: openUserMetadata(this.config, user, store, 'imap'),
-        imapSieve: ImapSieve.forUser(this.config, user, store, mailPlugins, ulog),
-      };
-    } catch (e) {
-      if (!(e instanceof CryptError)) throw e;
-      ulog.error(`mail-crypt: ${e.message}`);
-      return { ok: false, code: 'UNAVAILABLE', text: 'Internal error occurred. Refer to server log for more information.' };
-    }
+    return openImapUser(this.config, a.user, u.fields, password);
   }
 
   async close(): Promise<void> { await this.engine.close(); }
+}
+
+/**
+ * The imap process's half of a login: the user's mail store opened with the
+ * userdb fields, mail-crypt unlocked with the login password (Dovecot passes
+ * it to the mail process with the login request), quota, metadata and
+ * IMAPSieve hooks. first_valid_uid/last_valid_uid refuse mail access here.
+ */
+export async function openImapUser(config: DovecotConfig, username: string, fields: Fields, password: string): Promise<LoginResult> {
+  const user = resolveMailUser(config, username, fields, 'imap');
+  const ulog = Logger.forUser('imap', username);
+  const refused = mailAccessRefusal(config, user, 'imap');
+  if (refused) { ulog.error(refused); return { ok: false, initFailed: true }; }
+  const mailboxes = mailboxConfig(config, 'imap');
+  const plain = openUserStore(user, undefined, mailboxes);
+  try {
+    const crypt = await unlockUserCrypt(config, cryptUserFor(user, plain, 'imap'), password, { promotePending: true });
+    const store = openUserStore(user, crypt, mailboxes);
+    await store.ensureRoot(); // Dovecot creates INBOX on first login
+    const plugins = fields.find(([k]) => k === 'mail_plugins')?.[1] ?? config.get('mail_plugins', { protocol: 'imap' });
+    const mailPlugins = splitPlugins(plugins);
+    return {
+      ok: true, user: username, store, quota: UserQuota.forUser(config, 'imap', username, fields, store), mailPlugins,
+      metadata: openUserMetadata(config, user, store, 'imap'),
+      imapSieve: ImapSieve.forUser(config, user, store, mailPlugins, ulog),
+    };
+  } catch (e) {
+    if (!(e instanceof CryptError)) throw e;
+    ulog.error(`mail-crypt: ${e.message}`);
+    return { ok: false, code: 'UNAVAILABLE', text: 'Internal error occurred. Refer to server log for more information.' };
+  }
 }
 
 export function splitPlugins(list: string): string[] {

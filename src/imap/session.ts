@@ -24,7 +24,7 @@ import { writeResponse, type Response, type ResponseCode, type ImapValue, atom, 
 import { formatSequenceSet, normalizeSequenceSet } from './wire/sequence.js';
 import type { Selected, Update } from './selected.js';
 import { COMMANDS, type CommandContext } from './commands/index.js';
-import { splitPlugins, type LoginResult, type LoginService } from './login.js';
+import { splitPlugins, type ImapLogin, type LoginResult } from './login.js';
 import { PRELOGIN_BAD_TEXT, PRELOGIN_MAX_BAD_COMMANDS, preloginCommands } from './commands/prelogin.js';
 import { appendOverQuota, startAppendLiteral } from './commands/append.js';
 import { faultText, guarded } from '../util/fault.js';
@@ -35,7 +35,7 @@ export type SessionState = 'not-authenticated' | 'authenticated' | 'selected' | 
 export interface SessionOptions {
   config: DovecotConfig;
   log: Logger;
-  login: LoginService;
+  login: ImapLogin;
   rip: string;
   lip: string;
   /** Connection already inside TLS (imaps, or after STARTTLS). */
@@ -43,7 +43,9 @@ export interface SessionOptions {
   /** Wrap the socket in TLS (STARTTLS); absent when no certificate is configured. */
   starttls?: (socket: Duplex) => Promise<Duplex>;
   /** Pre-authenticated user (tests, `sealmail imap -u`): skips LOGIN. */
-  preauth?: { user: string; store: MailStore; quota?: UserQuota | null; mailPlugins?: string[]; metadata?: UserMetadata; imapSieve?: ImapSieveHook | null };
+  preauth?: { user: string; store: MailStore; quota?: UserQuota | null; mailPlugins?: string[]; metadata?: UserMetadata | 'disabled' | 'no-dict'; imapSieve?: ImapSieveHook | null };
+  /** With preauth: the LOGIN a login process accepted, answered here (a mail process, server/mail-process.ts) instead of PREAUTH. */
+  loginReply?: { tag: string; capabilityAsked: boolean };
   /** This connection's place in the master's connection count; none = no limits (tests, `sealmail imap -u`). */
   slot?: ConnectionSlot;
 }
@@ -201,6 +203,14 @@ export class Session {
       this.mailPlugins = this.opts.preauth.mailPlugins ?? splitPlugins(this.config.get('mail_plugins', { protocol: 'imap' }));
       this.state = 'authenticated';
       this.touch();
+      const reply = this.opts.loginReply;
+      if (reply?.capabilityAsked) {
+        await this.untagged([atom('CAPABILITY'), ...this.capabilities().split(' ').map(atom)]);
+        await this.send({ kind: 'tagged', tag: reply.tag, status: 'OK', text: 'Logged in' });
+      } else if (reply) {
+        await this.send({ kind: 'tagged', tag: reply.tag, status: 'OK', code: { name: 'CAPABILITY', args: this.capabilities() }, text: 'Logged in' });
+      }
+      if (reply) return;
       await this.send({ kind: 'status', status: 'PREAUTH', code: { name: 'CAPABILITY', args: this.capabilities() }, text: `Logged in as ${this.user}` });
       return;
     }
@@ -367,6 +377,19 @@ export class Session {
     if (this.closed) return Promise.resolve(null);
     this.inSasl = this.state === 'not-authenticated'; // before login only AUTHENTICATE reads raw lines
     return new Promise((res) => { this.rawWaiter = res; });
+  }
+
+  /**
+   * A login process gives the connection away after the login (to the mail
+   * process it proxies to): no more reading, no timers, no disconnect line.
+   */
+  detach(): Duplex {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    for (const ev of ['data', 'end', 'close', 'error']) this.socket.removeAllListeners(ev);
+    this.socket.on('error', () => undefined);
+    return this.socket;
   }
 
   private onClose(): void {

@@ -28,7 +28,7 @@ import type { DovecotConfig } from '../config/settings.js';
 import { Logger } from '../log/logger.js';
 import { CrlfDecoder, DotDecoder } from './data-decoder.js';
 import { MessageSpool, type SpooledMessage } from './data-spool.js';
-import { checkRecipient, deliver } from './delivery.js';
+import { checkRecipient, deliver, type DeliveryInput, type DeliveryResult } from './delivery.js';
 import { faultText, guarded } from '../util/fault.js';
 import { takeUserSlot, type UserSlot } from './user-concurrency.js';
 
@@ -79,7 +79,9 @@ export class LmtpSession {
   private idle: NodeJS.Timeout | null = null;
   private readonly idleMs: number;
 
-  constructor(private readonly sock: Duplex, private readonly config: DovecotConfig, private readonly auth: AuthEngine, private readonly rip: string) {
+  /** `deliverer`: where a recipient's copy is stored (server/lmtp-process.ts: in the mail process of the user's uid). */
+  constructor(private readonly sock: Duplex, private readonly config: DovecotConfig, private readonly auth: AuthEngine, private readonly rip: string,
+    private readonly deliverer: (d: DeliveryInput) => Promise<DeliveryResult> = deliver) {
     this.host = config.get('hostname') || hostname();
     this.idleMs = Number(process.env.SEALMAIL_TEST_LMTP_IDLE_MS) || IDLE_MS;
     sock.on('data', guarded((e) => this.fault(e), (d: Buffer) => this.onData(d)));
@@ -399,7 +401,7 @@ export class LmtpSession {
       if (prev) { r.slot.release(); this.reply(prev); continue; }
       const sid = r.index > 1 ? `${tid}:R${r.index}` : tid;
       // anything unexpected (a home the mail user cannot write…) is a temporary failure for this recipient, never a crash
-      const res = await deliver({ config: this.config, auth: this.auth, user: r.user, detail: r.detail, rcpt: r.address, mailFrom: from, heloName: this.helo, rip: this.rip, sessionId: tid, single: rcpts.length === 1, message })
+      const res = await this.deliverer({ config: this.config, auth: this.auth, user: r.user, detail: r.detail, rcpt: r.address, mailFrom: from, heloName: this.helo, rip: this.rip, sessionId: tid, single: rcpts.length === 1, message })
         .catch((e: Error) => { Logger.forUser('lmtp', r.user).error(`delivery failed: ${e.message}`); return { ok: false as const, temp: true, code: '451 4.2.0', text: 'Temporary internal error' }; })
         .finally(() => r.slot.release());
       const line = res.ok ? `250 2.0.0 <${r.address}> ${sid} Saved` : `${res.code} <${r.address}> ${res.text}`;

@@ -47,7 +47,14 @@ const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 export interface SessionDeps {
   config: DovecotConfig;
-  auth: AuthEngine;
+  /** The passdb/userdb; absent where `login` replaces them (a login process) or no login happens (a mail process). */
+  auth?: AuthEngine;
+  /**
+   * A login process's own ending of AUTHENTICATE (server/login-process.ts):
+   * it authenticates elsewhere and answers with `reply`, or gives the
+   * connection away (`detach`).
+   */
+  login?(a: { mech: string; authz: string; login: string; password: string }): Promise<void>;
   /** userdb answer → home for the script storage */
   resolveHome(user: string, fields: Fields): string | undefined;
   tlsAvailable: boolean;
@@ -512,6 +519,8 @@ export class ManageSieveSession {
   }
 
   private async finishAuth(mech: string, authz: string, login: string, password: string): Promise<void> {
+    if (this.deps.login) return this.deps.login({ mech, authz, login, password });
+    if (!this.deps.auth) throw new Error('no auth engine');
     const info = { service: 'sieve', rip: this.deps.remoteIp, lip: this.deps.localIp, mech, secured: this.deps.secured };
     // the per-IP penalty is waited out before the attempt is even looked at, as IMAP does (login.ts)
     const wait = this.deps.penalty?.delayBefore(this.deps.remoteIp) ?? 0;
@@ -527,12 +536,8 @@ export class ManageSieveSession {
     }
     this.deps.penalty?.succeeded(this.deps.remoteIp);
     const u = await this.deps.auth.lookupUser(out.user, info, out.userdbFields);
-    const home = u.result === 'ok' ? this.deps.resolveHome(u.user, u.fields) : undefined;
-    if (!home) {
-      this.write('NO (TRYLATER) "Temporary authentication failure."\r\n');
-      Logger.forUser('managesieve', out.user).error('user has no home directory: cannot store Sieve scripts');
-      return;
-    }
+    const home = u.result === 'ok' ? this.homeOrRefuse(u.user, u.fields) : undefined;
+    if (!home) return;
     // the master counts sessions: mail_max_userip_connections, service managesieve's limits
     const verdict = this.deps.slot ? await this.deps.slot.admit(u.user) : 'ok';
     if (verdict !== 'ok') {
@@ -548,11 +553,43 @@ export class ManageSieveSession {
       this.hangUp();
       return;
     }
-    this.user = u.user;
+    Logger.forUser('managesieve-login', u.user).info(`Login: user=<${u.user}>, method=${mech}, rip=${this.deps.remoteIp ?? ''}`);
+    this.loggedIn(u.user, u.fields, home);
+  }
+
+  private homeOrRefuse(user: string, fields: Fields): string | undefined {
+    const home = this.deps.resolveHome(user, fields);
+    if (!home) {
+      this.write('NO (TRYLATER) "Temporary authentication failure."\r\n');
+      Logger.forUser('managesieve', user).error('user has no home directory: cannot store Sieve scripts');
+    }
+    return home;
+  }
+
+  private loggedIn(user: string, fields: Fields, home: string): void {
+    this.user = user;
     this.touch(); // the login deadline gives way to autologout
     const plugin = this.deps.config.plugin({ protocol: 'sieve' });
-    this.storage = new ScriptStorage(plugin.sieve ?? '', { username: u.user, home, fields: u.fields });
-    Logger.forUser('managesieve-login', u.user).info(`Login: user=<${u.user}>, method=${mech}, rip=${this.deps.remoteIp ?? ''}`);
+    this.storage = new ScriptStorage(plugin.sieve ?? '', { username: user, home, fields });
     this.write('OK "Logged in."\r\n');
+  }
+
+  /** A login process's answer to the AUTHENTICATE it ended (`login`). */
+  reply(text: string): void { this.write(text); }
+
+  /** A login process gives the connection away after the login: no more reading, no timers. */
+  detach(): Duplex {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    for (const ev of ['data', 'end', 'close', 'error', 'finish']) this.stream.removeAllListeners(ev);
+    this.stream.on('error', () => undefined);
+    return this.stream;
+  }
+
+  /** A mail process: the session of a user a login process authenticated, answered `OK "Logged in."` here. */
+  startLoggedIn(user: string, fields: Fields): void {
+    this.attach();
+    const home = this.homeOrRefuse(user, fields);
+    if (home) this.loggedIn(user, fields, home); else this.hangUp();
   }
 }

@@ -18,6 +18,21 @@ import { openUserStore, resolveMailUser } from '../mailstore/user-store.js';
 import { UserQuota } from './quota.js';
 import { Logger } from '../log/logger.js';
 import { faultText, guarded } from '../util/fault.js';
+import type { Fields } from '../auth/databases.js';
+
+/**
+ * Does a message of `size` bytes fit the user's INBOX: null when it does,
+ * else the policy action for over quota (quota_status_overquota). Throws
+ * when the usage cannot be read.
+ */
+export async function overQuotaAction(config: DovecotConfig, user: string, fields: Fields, size: number): Promise<string | null> {
+  const plugin = config.plugin({ protocol: 'quota-status' });
+  const store = openUserStore(resolveMailUser(config, user, fields, 'lmtp'));
+  const quota = UserQuota.forUser(config, 'quota-status', user, fields, store);
+  // quota-status.c tests at least one byte against INBOX's limits (grace included)
+  if (quota && !(await quota.fits('INBOX', [Math.max(1, size)]))) return plugin.quota_status_overquota ?? `554 5.2.2 ${quota.exceededMessage()}`;
+  return null;
+}
 
 export class QuotaStatusSession {
   private buf = '';
@@ -25,7 +40,9 @@ export class QuotaStatusSession {
   /** quota-status.c keeps the attributes of the connection: a request without size= reuses the last one. */
   private size = 0;
 
-  constructor(private readonly sock: Duplex, private readonly config: DovecotConfig, private readonly auth: AuthEngine) {
+  /** `overQuota`: where the usage is read (server/lmtp-process.ts: in the mail process of the user's uid). */
+  constructor(private readonly sock: Duplex, private readonly config: DovecotConfig, private readonly auth: AuthEngine,
+    private readonly overQuota: typeof overQuotaAction = overQuotaAction) {
     // the connection's fault boundary: an exception ends this policy connection (Postfix defers and reconnects)
     const fault = (e: unknown) => { new Logger('quota-status').error(`Internal error: ${faultText(e)}`); sock.destroy(); };
     sock.on('data', guarded(fault, (d: Buffer) => {
@@ -56,11 +73,7 @@ export class QuotaStatusSession {
       if (r.result !== 'ok') action = r.result === 'tempfail' ? 'DEFER_IF_PERMIT Temporary user lookup failure' : nouser;
       else {
         try {
-          const store = openUserStore(resolveMailUser(this.config, r.user, r.fields, 'lmtp'));
-          const quota = UserQuota.forUser(this.config, 'quota-status', r.user, r.fields, store);
-          // quota-status.c tests at least one byte against INBOX's limits (grace included)
-          const size = Math.max(1, this.size);
-          if (quota && !(await quota.fits('INBOX', [size]))) action = plugin.quota_status_overquota ?? `554 5.2.2 ${quota.exceededMessage()}`;
+          action = await this.overQuota(this.config, r.user, r.fields, this.size) ?? success;
         } catch (e) {
           // a usage that cannot be read (a home path over the file system's limits, a broken maildirsize…):
           // quota-status.c's QUOTA_ALLOC_RESULT_TEMPFAIL answer, and the connection goes on

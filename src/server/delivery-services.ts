@@ -50,7 +50,8 @@ export function unixListenerSpecs(config: DovecotConfig, service: 'lmtp' | 'auth
       if (kind === 'auth-userdb' && mode === 0o666) {
         // Dovecot answers the clients of a 0666 auth-userdb by their peer uid (SO_PEERCRED: only users whose
         // userdb uid is theirs), which Node cannot read: only the mail user (dovecot-lda in quota-warning.sh) and root may connect
-        const mail = resolveUser(config.get('mail_uid'));
+        // no mail_uid (root master, uid from the userdb): root only, there is no single mail user to give it to
+        const mail = config.get('mail_uid') ? resolveUser(config.get('mail_uid')) : null;
         mode = 0o600;
         uid = mail?.uid;
         gid = config.get('mail_gid') ? resolveGroup(config.get('mail_gid')) ?? mail?.gid : mail?.gid;

@@ -77,10 +77,12 @@ export interface OpenUnixListener { spec: UnixListenerSpec; server: Server }
  * private/auth, private/dovecot-lmtp), its directory is created if missing.
  * Its connections stay unread: the master hands them to a service process.
  */
-export async function openUnixListener(spec: UnixListenerSpec, onConnection: (s: Socket) => void): Promise<OpenUnixListener> {
+/** `handOff`: connections stay unread, for a child process to serve (root-master.ts). */
+export async function openUnixListener(spec: UnixListenerSpec, onConnection: (s: Socket) => void, opts: { handOff?: boolean } = {}): Promise<OpenUnixListener> {
   await mkdir(dirname(spec.path), { recursive: true });
   await unlink(spec.path).catch(() => undefined);
-  const server = createServer({ pauseOnConnect: true }, (s) => onConnection(s));
+  // paused until handed over to the process that serves it (service-processes.ts, root-master.ts)
+  const server = createServer({ pauseOnConnect: opts.handOff ?? true }, (s) => onConnection(s));
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => reject(new Error(`service(${spec.service}): listen(${spec.path}) failed: ${e.message}`)));
     server.listen(spec.path, () => resolve());

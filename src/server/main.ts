@@ -13,7 +13,7 @@
 import { ImapService } from './imap-service.js';
 import type { WorkerMessage } from './service-pool.js';
 import { DeliveryServices } from './delivery-services.js';
-import { ManageSieveService } from './managesieve-service.js';
+import { ManageSieveService, managesieveListenerSpecs } from './managesieve-service.js';
 import { loadConfig, ConfigError, type DovecotConfig } from '../config/index.js';
 import { compatStatus } from '../config/known-settings.js';
 import { adoptLogFds, configureLogging, Logger, openLogFiles, reopenLogFiles } from '../log/logger.js';
@@ -24,6 +24,12 @@ import { configFilesSnapshot, installConfigFiles, preloadConfigFile, startRecord
 import { prepareDemo, type DemoInstance } from './demo.js';
 import { runServiceWorker, type HandedOffService } from './service-worker.js';
 import { ServiceProcesses, SERVICE_NAMES, type ServiceName } from './service-processes.js';
+import { RootMaster, rootMasterApplies } from './root-master.js';
+import { ROLE_FLAG, type ChildMessage, type Role } from './process-model.js';
+import { runLoginProcess } from './login-process.js';
+import { runAuthProcess } from './auth-process.js';
+import { runMailProcess } from './mail-process.js';
+import { runLmtpProcess } from './lmtp-process.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { realpathSync } from 'node:fs';
@@ -34,7 +40,7 @@ const EXIT_FATAL = 89;
 /** Dovecot's exit code when a log file cannot be opened (FATAL_LOGOPEN). */
 const EXIT_LOGOPEN = 80;
 
-interface Args { configPath: string; demo: boolean; service: ServiceName | null }
+interface Args { configPath: string; demo: boolean; service: ServiceName | null; role?: Role }
 
 function parseArgs(argv: string[]): Args {
   const a: Args = { configPath: process.env.SEALMAIL_CONFIG ?? '/etc/dovecot/dovecot.conf', demo: false, service: null };
@@ -47,6 +53,7 @@ function parseArgs(argv: string[]): Args {
       if (!SERVICE_NAMES.includes(name)) throw new Error(`--service: unknown service ${name}`);
       a.service = name;
     }
+    else if (Object.values(ROLE_FLAG).includes(v)) a.role = (Object.keys(ROLE_FLAG) as Role[]).find((r) => ROLE_FLAG[r] === v); // internal: root-master.ts
     else if (v === '-F') { /* always in the foreground; accepted for dovecot -F scripts */ }
     else throw new Error(`unknown option ${v} (usage: sealmail [-c FILE] [-F] [--demo])`);
   }
@@ -90,16 +97,69 @@ Stop with Ctrl-C.
 `);
 }
 
-/**
- * Read the passdb/userdb files ISPmail keeps root-only (dovecot-sql.conf.ext)
- * while still root; the SQL connection is opened lazily, later.
- */
-function preloadAuthFiles(config: DovecotConfig): void {
+/** The passdb/userdb files ISPmail keeps root-only (dovecot-sql.conf.ext). */
+function authFiles(config: DovecotConfig): string[] {
+  const out: string[] = [];
   for (const db of [...config.passdbs(), ...config.userdbs()]) {
-    if (!['sql', 'passwd-file', 'dict'].includes(db.driver ?? '')) continue;
     const path = (db.args ?? '').split(/\s+/).filter(Boolean).pop();
-    if (path && path.startsWith('/') && db.driver === 'sql') preloadConfigFile(path);
+    if (path && path.startsWith('/') && db.driver === 'sql') out.push(path);
   }
+  return out;
+}
+
+/** Read the auth files while still root; the SQL connection is opened lazily, later. */
+function preloadAuthFiles(config: DovecotConfig): void {
+  for (const path of authFiles(config)) preloadConfigFile(path);
+}
+
+/** A child of the root master (root-master.ts), started as its service's user. */
+async function runChild(role: Role, configPath: string): Promise<void> {
+  process.on('SIGUSR1', () => reopenLogFiles());
+  const init = await new Promise<Extract<ChildMessage, { t: 'init' }>>((resolve) => process.once('message', (m: ChildMessage) => resolve(m.t === 'init' ? m : { t: 'init', files: { files: {}, globs: {} } })));
+  installConfigFiles(init.files);
+  adoptLogFds();
+  const config = await loadServerConfig(configPath);
+  if (role === 'login') runLoginProcess(config, tlsMaterial(config), { login: init.loginSocket ?? '', auth: init.authSocket ?? '' });
+  else if (role === 'auth') runAuthProcess(config);
+  else if (role === 'lmtp') runLmtpProcess(config);
+  else runMailProcess(config);
+}
+
+/** What the root-master mode does not do yet (said at start; README and dovecot-compat.md list them too). */
+const ROOT_MASTER_GAPS = [
+  'connection limits are not enforced in this mode yet (mail_max_userip_connections, service client_limit/process_limit/process_min_avail): set mail_uid to have them',
+  'commands a client pipelines behind its LOGIN/AUTHENTICATE before the reply are not passed to the mail process',
+  'an LMTP message is copied whole to the recipient\'s mail process (memory grows with message size)',
+];
+
+/**
+ * Root on a tree without mail_uid (ISPmail: the uid comes from the userdb):
+ * Dovecot's process model, root-master.ts: IMAP, ManageSieve, LMTP, quota-status and the auth sockets.
+ */
+async function runAsRootMaster(config: DovecotConfig, configPath: string, log: Logger, demo: DemoInstance | null): Promise<void> {
+  preloadAuthFiles(config);
+  const master = new RootMaster({ config, script: fileURLToPath(import.meta.url), args: ['-c', configPath], imapSpecs: listenerSpecs(config), sieveSpecs: managesieveListenerSpecs(config), tls: tlsMaterial(config), authFiles: authFiles(config) });
+  let lines: string[];
+  try { lines = await master.start(); } catch (e) {
+    const text = (e as Error).message;
+    // a configuration error is doveconf's, on stderr; anything else the master's, in the log
+    if (text.startsWith('Error in configuration file')) process.stderr.write(`doveconf: Fatal: ${text}\n`); else log.fatal(text);
+    await master.close();
+    process.exit(EXIT_FATAL);
+  }
+  log.info(`Sealmail v${VERSION} starting up for ${config.get('protocols').trim()} (root master)`);
+  for (const l of lines) log.info(l);
+  // nothing silent: what this mode does not do yet is said at every start (dovecot-compat.md, `mail_uid`)
+  for (const w of ROOT_MASTER_GAPS) log.warn(`root master (no mail_uid): ${w}`);
+  if (demo) printDemo(demo);
+  const stop = async (sig: string) => {
+    log.info(`Sealmail v${VERSION} stopping (${sig})`);
+    await master.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGUSR1', () => { reopenLogFiles(); for (const c of master.pids) { try { process.kill(c.pid, 'SIGUSR1'); } catch { /* exiting */ } } });
 }
 
 /** The configuration and logging, as `dovecot` sets them up (exit 89 on errors). */
@@ -147,7 +207,8 @@ export async function main(argv: string[]): Promise<void> {
   const log = new Logger('master');
   // what escapes every session's fault boundary is a bug: Panic line, exit, restarted by the supervisor
   const serviceArg = argv.indexOf('--service');
-  installLastResort(serviceArg >= 0 ? new Logger(argv[serviceArg + 1] ?? 'service') : log);
+  const roleLog = argv.includes(ROLE_FLAG.mail) ? 'imap' : argv.includes(ROLE_FLAG.login) ? 'imap-login' : argv.includes(ROLE_FLAG.auth) ? 'auth' : argv.includes(ROLE_FLAG.lmtp) ? 'lmtp' : null;
+  installLastResort(serviceArg >= 0 ? new Logger(argv[serviceArg + 1] ?? 'service') : roleLog ? new Logger(roleLog) : log);
   let args: Args;
   try { args = parseArgs(argv); } catch (e) { process.stderr.write(`Fatal: ${(e as Error).message}\n`); process.exit(64); }
   let demo: DemoInstance | null = null;
@@ -156,6 +217,7 @@ export async function main(argv: string[]): Promise<void> {
     demo = await prepareDemo(repoRoot);
     args.configPath = demo.configPath;
   }
+  if (args.role) { await runChild(args.role, args.configPath); return; }
   if (args.service) {
     // first thing: relayed by the master (doveadm log reopen); Node's default for SIGUSR1 would start its inspector
     process.on('SIGUSR1', () => reopenLogFiles());
@@ -175,6 +237,7 @@ export async function main(argv: string[]): Promise<void> {
   for (const key of config.explicitGlobals()) {
     if (compatStatus(key) === 'accepted, no effect yet (warns)') log.warn(`${key}: not supported by Sealmail yet, setting has no effect (see dovecot-compat.md)`);
   }
+  if (rootMasterApplies(config)) { await runAsRootMaster(config, args.configPath, log, demo); return; }
 
   const services = new ServiceProcesses(config, fileURLToPath(import.meta.url), ['-c', args.configPath], log);
   try {

@@ -41,6 +41,7 @@ function validId(args: ImapArg[]): boolean {
 async function login(ctx: CommandContext, user: string, password: string, mech: string, loginUser?: string): Promise<void> {
   const s = ctx.session;
   const r = await s.opts.login.login(user, password, { service: 'imap', rip: s.opts.rip, lip: s.opts.lip, secured: s.secured, mech, loginUser });
+  if (!r.ok && 'handOff' in r) { await r.handOff(ctx.tag); return; } // a mail process answers from here on
   if (!r.ok && 'initFailed' in r) {
     // as Dovecot's imap process: the login itself succeeded, opening the user's mail did not
     await ctx.ok('Logged in, but initialization failed.');

@@ -1,0 +1,62 @@
+/**
+ * The LMTP front process of the root master mode (root-master.ts), running
+ * as `default_internal_user` with no access to mail: it speaks LMTP with
+ * the ordinary LmtpSession (RCPT lookups in its own userdb, DATA spooled),
+ * and has each recipient's copy stored by the mail process of that
+ * recipient's uid, through the master, which checks the uid as for a login.
+ * Dovecot's lmtp switches its effective uid per recipient instead; in Node a
+ * seteuid applies to the whole process and its I/O threads while other
+ * deliveries are in flight, so the copy travels to a process that already is
+ * the user's uid. The copy goes as base64 over the IPC channel (messages are
+ * bounded by lmtp's size limits); the password-less mail-crypt delivery
+ * (public key) and Sieve run in the mail process. quota-status (Postfix's
+ * policy check) is served here too, its usage read by the mail process of
+ * the recipient's uid.
+ */
+import type { Socket } from 'node:net';
+import type { DovecotConfig } from '../config/settings.js';
+import { AuthEngine } from '../auth/engine.js';
+import { LmtpSession } from '../lmtp/session.js';
+import type { DeliveryInput, DeliveryResult } from '../lmtp/delivery.js';
+import { sendTo, type ChildMessage, type DeliveryReply, type QuotaReply } from './process-model.js';
+import { QuotaStatusSession } from '../quota/status-policy.js';
+import type { Fields } from '../auth/databases.js';
+
+export function runLmtpProcess(config: DovecotConfig): void {
+  const auth = new AuthEngine(config, 'lmtp');
+  let quotaEngine: AuthEngine | null = null;
+  const quotaAuth = () => (quotaEngine ??= new AuthEngine(config, 'lmtp'));
+  const waiting = new Map<number, (r: DeliveryReply) => void>();
+  let nextId = 0;
+  const deliverRemote = async (d: DeliveryInput): Promise<DeliveryResult> => {
+    const u = await d.auth.lookupUser(d.user, { service: 'lmtp' });
+    if (u.result !== 'ok') return { ok: false, temp: true, code: '451 4.3.0', text: 'Temporary user lookup failure' };
+    const message = (await d.message.buffer()).toString('base64');
+    const id = ++nextId;
+    return new Promise((resolve) => {
+      waiting.set(id, resolve);
+      sendTo(process, { t: 'deliver', req: { id, user: u.user, fields: u.fields, detail: d.detail, rcpt: d.rcpt, mailFrom: d.mailFrom, heloName: d.heloName, rip: d.rip, sessionId: d.sessionId, single: d.single, message, crlfSize: d.message.crlfSize } });
+    });
+  };
+  const quotaWaits = new Map<number, (r: QuotaReply) => void>();
+  /** quota-status: the usage is read by the mail process of the user's uid. */
+  const overQuotaRemote = (_config: DovecotConfig, user: string, fields: Fields, size: number) => new Promise<string | null>((resolve, reject) => {
+    const id = ++nextId;
+    quotaWaits.set(id, (r) => ('error' in r ? reject(new Error('the usage could not be read (see the log)')) : resolve(r.action)));
+    sendTo(process, { t: 'quota', req: { id, user, fields, size } });
+  });
+  process.on('message', (m: ChildMessage, handle?: unknown) => {
+    if (m.t === 'lmtp-conn' && handle) {
+      const s = handle as Socket;
+      s.on('error', () => s.destroy());
+      if (m.kind === 'quota-status') { new QuotaStatusSession(s, config, quotaAuth(), overQuotaRemote); return; }
+      s.setNoDelay(true);
+      new LmtpSession(s, config, auth, s.remoteAddress?.replace(/^::ffff:/, '') ?? '', deliverRemote);
+    } else if (m.t === 'delivered') { waiting.get(m.id)?.(m.result); waiting.delete(m.id); }
+    else if (m.t === 'quota-reply') { quotaWaits.get(m.id)?.(m.result); quotaWaits.delete(m.id); }
+    else if (m.t === 'shutdown') void auth.close().finally(() => process.exit(0));
+  });
+  process.on('disconnect', () => process.exit(0));
+  process.on('SIGINT', () => undefined);
+  sendTo(process, { t: 'ready' });
+}

@@ -1,0 +1,99 @@
+/**
+ * A mail process (Dovecot's `imap` service after the login): started by the
+ * root master for one userdb uid:gid and running as it, it serves every
+ * session the master hands it for users of that uid — the login process's
+ * proxy connection, with the login request (user, userdb fields, the login
+ * password for mail-crypt, kept in memory only, and the LOGIN's tag). It
+ * opens the user's mail (imap/login.ts openImapUser: first_valid_uid and
+ * last_valid_uid, mail-crypt, quota, metadata, IMAPSieve) and answers the
+ * LOGIN as Dovecot's imap process does: `OK [CAPABILITY …] Logged in`, or
+ * `OK Logged in, but initialization failed.` and BYE. It also stores the
+ * LMTP copies of its uid's users (lmtp-process.ts).
+ */
+import type { Socket } from 'node:net';
+import type { DovecotConfig } from '../config/settings.js';
+import { Logger } from '../log/logger.js';
+import { openImapUser, type ImapLogin } from '../imap/login.js';
+import { ManageSieveSession } from '../managesieve/session.js';
+import { resolveMailUser } from '../mailstore/user-store.js';
+import { Session } from '../imap/session.js';
+import { faultText } from '../util/fault.js';
+import { sendTo, type ChildMessage, type DeliveryReply, type DeliveryRequest, type LoginRequest, type QuotaReply } from './process-model.js';
+import { deliver } from '../lmtp/delivery.js';
+import { overQuotaAction } from '../quota/status-policy.js';
+import { SPOOL_MEMORY_LIMIT, type SpooledMessage } from '../lmtp/data-spool.js';
+import type { AuthEngine } from '../auth/engine.js';
+import type { Fields } from '../auth/databases.js';
+
+const INTERNAL = 'Internal error occurred. Refer to server log for more information.';
+
+/**
+ * One LMTP recipient's copy (lmtp-process.ts), stored here as the user's uid
+ * with the userdb fields the LMTP process found (no second lookup: this
+ * process has no userdb).
+ */
+function storeCopy(config: DovecotConfig, r: DeliveryRequest): Promise<DeliveryReply> {
+  const bytes = Buffer.from(r.message, 'base64');
+  const message: SpooledMessage = {
+    size: bytes.length, crlfSize: r.crlfSize, head: bytes.subarray(0, SPOOL_MEMORY_LIMIT),
+    async *stream() { yield bytes; },
+    buffer: () => Promise.resolve(bytes),
+  };
+  const auth = { lookupUser: () => Promise.resolve({ result: 'ok' as const, user: r.user, fields: r.fields }) } as unknown as AuthEngine;
+  return deliver({ config, auth, user: r.user, detail: r.detail, rcpt: r.rcpt, mailFrom: r.mailFrom, heloName: r.heloName, rip: r.rip, sessionId: r.sessionId, single: r.single, message });
+}
+
+export function runMailProcess(config: DovecotConfig): void {
+  const log = new Logger('imap');
+  const sessions = new Set<Session>();
+  // no logins happen here: a LOGIN after login is answered by the authenticated state's own handler
+  const login: ImapLogin = { log, login: () => Promise.resolve({ ok: false, text: INTERNAL }) };
+
+  const serve = async (sock: Socket, req: LoginRequest, fields: Fields) => {
+    sock.on('error', () => sock.destroy());
+    if (req.protocol === 'sieve') {
+      // managesieve: the user's Sieve scripts under the home the userdb gives
+      const s = new ManageSieveSession(sock, { config, resolveHome: (u, f) => resolveMailUser(config, u, f, 'sieve').home, tlsAvailable: false, secured: req.secured, remoteIp: req.rip, localIp: req.lip });
+      s.startLoggedIn(req.user, fields);
+      return;
+    }
+    const r = await openImapUser(config, req.user, fields, req.password);
+    if (!r.ok) {
+      const text = 'initFailed' in r ? 'Logged in, but initialization failed.' : null;
+      sock.end(text ? `${req.tag} OK ${text}\r\n* BYE ${INTERNAL}\r\n` : `${req.tag} NO [UNAVAILABLE] ${INTERNAL}\r\n`);
+      return;
+    }
+    const session = new Session(sock, {
+      config, log: new Logger(`imap(${req.user})`), login, rip: req.rip, lip: req.lip, secured: req.secured,
+      preauth: r, loginReply: { tag: req.tag, capabilityAsked: req.capabilityAsked },
+    });
+    sessions.add(session);
+    sock.once('close', () => sessions.delete(session));
+    await session.start();
+  };
+
+  process.on('message', (m: ChildMessage, handle?: unknown) => {
+    if (m.t === 'quota') {
+      const reply = (result: QuotaReply) => sendTo(process, { t: 'quota-reply', id: m.req.id, result });
+      overQuotaAction(config, m.req.user, m.req.fields, m.req.size).then((action) => reply({ action }), (e) => {
+        // quota-status.c's QUOTA_ALLOC_RESULT_TEMPFAIL: the front answers DEFER_IF_PERMIT
+        log.error(`quota check of ${m.req.user.slice(0, 256)} failed: ${faultText(e).slice(0, 512)}`);
+        reply({ error: true });
+      });
+    } else if (m.t === 'deliver') {
+      const reply = (result: DeliveryReply) => sendTo(process, { t: 'delivered', id: m.req.id, result });
+      storeCopy(config, m.req).then(reply, (e) => {
+        log.error(`delivery to ${m.req.user}: ${faultText(e)}`);
+        reply({ ok: false, temp: true, code: '451 4.3.0', text: 'Temporary internal error' });
+      });
+    } else if (m.t === 'session' && handle) {
+      const sock = handle as Socket;
+      serve(sock, m.req, m.fields).catch((e) => { log.error(`session of ${m.req.user}: ${faultText(e)}`); sock.destroy(); });
+    } else if (m.t === 'shutdown') {
+      void Promise.all([...sessions].map((s) => s.bye('Server shutting down.').catch(() => undefined))).finally(() => process.exit(0));
+    }
+  });
+  process.on('disconnect', () => process.exit(0));
+  process.on('SIGINT', () => undefined);
+  sendTo(process, { t: 'ready' });
+}

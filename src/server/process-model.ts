@@ -1,0 +1,88 @@
+/**
+ * Dovecot's process model when Sealmail is started as root on a tree
+ * without `mail_uid` (ISPmail: uid/gid come from the userdb only): a root
+ * master that binds, spawns and supervises (root-master.ts); imap-login
+ * processes as `default_login_user` (login-process.ts); an auth process as
+ * `default_internal_user` (auth-process.ts); mail processes, one pool per
+ * userdb uid:gid, as that uid (mail-process.ts). This file holds what they
+ * share: the roles, the IPC messages and how a child is started.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import type { Fields } from '../auth/databases.js';
+import { logFdsForChild } from '../log/logger.js';
+import type { ConfigFilesSnapshot } from '../config/privileged-files.js';
+import type { ListenerSpec } from './listeners.js';
+import { resolveUser, type Identity } from '../util/passwd.js';
+
+export type Role = 'login' | 'auth' | 'mail' | 'lmtp';
+/** The command-line flag that makes `sealmail` one of the children (internal). */
+export const ROLE_FLAG: Record<Role, string> = { login: '--login-process', auth: '--auth-process', mail: '--mail-process', lmtp: '--lmtp-process' };
+
+/** One recipient's copy, from the LMTP front process to the mail process of the recipient's uid. */
+export interface DeliveryRequest {
+  id: number; user: string; fields: Fields; detail: string; rcpt: string; mailFrom: string; heloName: string; rip: string; sessionId: string; single: boolean;
+  /** The message as spooled (LF line ends), base64 over the JSON channel, and its CRLF size for the quota check. */
+  message: string; crlfSize: number;
+}
+/** quota-status (Postfix's policy check) for one recipient: does `size` fit, asked of the mail process of the user's uid. */
+export interface QuotaRequest { id: number; user: string; fields: Fields; size: number }
+/** The policy action when over quota, null when it fits; `error` when the usage could not be read. */
+export type QuotaReply = { action: string | null } | { error: true };
+export type DeliveryReply = { ok: true } | { ok: false; temp: boolean; code: string; text: string };
+
+/** What a login process asks of the master after the auth process accepted a login. */
+export interface LoginRequest { id: number; protocol: 'imap' | 'sieve'; authRef: string; user: string; password: string; mech: string; tag: string; rip: string; lip: string; secured: boolean; capabilityAsked: boolean }
+
+export type ChildMessage =
+  /** master → child, first: the files read as root this child may see (privileged-files.ts) */
+  | { t: 'init'; files: ConfigFilesSnapshot; loginSocket?: string; authSocket?: string }
+  | { t: 'ready' }
+  /** master → login process: a client connection, unread */
+  | { t: 'conn'; spec: ListenerSpec }
+  /** login process → master: authenticated, move the session to a mail process */
+  | { t: 'login'; req: LoginRequest }
+  /** master → login process: connect to the login socket and send `key` (go), or the login failed there */
+  | { t: 'login-go'; id: number; key: string }
+  | { t: 'login-failed'; id: number; reason: 'init' | 'internal' }
+  /** master → auth process: a connection to the auth-client socket; a userdb lookup */
+  | { t: 'auth-conn'; kind: 'login' | 'auth' | 'auth-userdb' }
+  | { t: 'userdb'; id: number; authRef: string; user: string; service: string; rip: string; lip: string }
+  | { t: 'userdb-reply'; id: number; result: 'ok' | 'tempfail' | 'unknown'; fields: Fields }
+  /** master → mail process: the proxied session of a login (the handle is the login process's connection) */
+  | { t: 'session'; req: LoginRequest; fields: Fields }
+  /** master → lmtp process: an LMTP connection; lmtp → master → mail process: a copy to store; and the reply back */
+  | { t: 'lmtp-conn'; kind: 'lmtp' | 'quota-status' }
+  | { t: 'deliver'; req: DeliveryRequest }
+  | { t: 'delivered'; id: number; result: DeliveryReply }
+  | { t: 'quota'; req: QuotaRequest }
+  | { t: 'quota-reply'; id: number; result: QuotaReply }
+  | { t: 'shutdown' };
+
+/** `default_login_user` / `default_internal_user`, as Dovecot's master-settings.c checks them at start. */
+export function serviceUser(setting: 'default_login_user' | 'default_internal_user', name: string): Identity {
+  const id = resolveUser(name);
+  if (!id) throw new Error(`${setting} doesn't exist: ${name}`);
+  return id;
+}
+
+/**
+ * Fork `script` as one of the roles, running as `as` (libuv drops the
+ * supplementary groups with the setgid/setuid), with the master's log files
+ * inherited (logger.ts).
+ */
+export function forkChild(script: string, role: Role, args: string[], as: { uid: number; gid: number }): ChildProcess {
+  const logs = logFdsForChild(4);
+  return fork(script, [ROLE_FLAG[role], ...args], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc', ...logs.stdio],
+    env: { ...process.env, ...logs.env },
+    serialization: 'json',
+    uid: as.uid,
+    gid: as.gid,
+  });
+}
+
+/** Send over IPC, quietly dropping what a dying peer can no longer take. */
+export function sendTo(child: { connected: boolean; send?: ChildProcess['send'] } | NodeJS.Process, m: ChildMessage, handle?: import('node:net').Socket): void {
+  if (!child.connected || !child.send) { handle?.destroy(); return; }
+  child.send(m, handle as never, { keepOpen: false } as never, (e: Error | null) => { if (e) handle?.destroy(); });
+}

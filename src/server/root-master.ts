@@ -1,0 +1,392 @@
+/**
+ * The root master of Dovecot's process model (src/master/ in Dovecot), used
+ * when Sealmail is started as root and the tree sets no `mail_uid` — the
+ * ISPmail shape, where the uid/gid come from the userdb only. The master
+ * stays root and touches no mail: it binds the listeners, reads the
+ * root-only files (TLS key, dovecot-sql.conf.ext) and hands each child only
+ * what it needs, starts and restarts the children, and routes a login:
+ *
+ *   client ─▶ master (accept, unread) ─▶ imap-login process (default_login_user:
+ *   TLS, pre-login, AUTH to the auth process) ─▶ master: userdb lookup in the
+ *   auth process (default_internal_user) → uid/gid checked as Dovecot's
+ *   mail-storage-service does ─▶ the mail process of that uid:gid (started
+ *   on first use), which gets the login process's proxy connection.
+ *
+ * A dying child is logged as Dovecot's master logs it and replaced (a mail
+ * process on the next login of its uid); its sessions end, the others go on.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { chmodSync, chownSync, mkdirSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import type { DovecotConfig } from '../config/settings.js';
+import { Logger } from '../log/logger.js';
+import { configFilesSnapshot, stopRecording, type ConfigFilesSnapshot } from '../config/privileged-files.js';
+import { mailAccessRefusal, resolveMailUser } from '../mailstore/user-store.js';
+import { resolveGroup, resolveUser, type Identity } from '../util/passwd.js';
+import type { Fields } from '../auth/databases.js';
+import { closeListeners, openListeners, openUnixListener, type ListenerSpec, type OpenListener, type OpenUnixListener, type TlsMaterial } from './listeners.js';
+import { lmtpInetSpecs, unixListenerSpecs } from './delivery-services.js';
+import { guardAccept } from './faults.js';
+import { forkChild, sendTo, serviceUser, type ChildMessage, type LoginRequest, type Role } from './process-model.js';
+
+/** True where this mode applies: root, and no mail_uid to drop to. */
+export function rootMasterApplies(config: DovecotConfig): boolean {
+  return typeof process.getuid === 'function' && process.getuid() === 0 && !config.get('mail_uid');
+}
+
+export interface RootMasterOptions {
+  config: DovecotConfig;
+  /** The `sealmail` script and its `-c FILE` for the children. */
+  script: string;
+  args: string[];
+  imapSpecs: ListenerSpec[];
+  /** managesieve-login's listeners: served by the same login processes. */
+  sieveSpecs: ListenerSpec[];
+  tls: TlsMaterial | null;
+  /** Files only the auth process may see (passdb/userdb args files such as dovecot-sql.conf.ext). */
+  authFiles: string[];
+}
+
+interface Child { child: ChildProcess; ready: Promise<boolean>; isReady: boolean }
+
+/** How long a login waits for the mail process to take its connection before it counts as failed. */
+const HANDOFF_TIMEOUT_MS = 30_000;
+/** Connections kept waiting while every login process restarts (Dovecot's listen backlog plays this part). */
+const MAX_WAITING_CONNS = 1000;
+/** How long a child may take to end its sessions at shutdown before it is killed. */
+const SHUTDOWN_GRACE_MS = 5000;
+
+export class RootMaster {
+  private readonly log = new Logger('master');
+  private stopping = false;
+  private open: OpenListener[] = [];
+  private readonly sockets: Server[] = [];
+  /** The auth sockets other programs use (Postfix's private/auth, auth-userdb). */
+  private readonly unix: OpenUnixListener[] = [];
+  private dir = '';
+  private loginUser!: Identity;
+  private internalUser!: Identity;
+  private logins: (Child | null)[] = [];
+  private nextLogin = 0;
+  private auth: Child | null = null;
+  private lmtp: Child | null = null;
+  /** LMTP copies being stored and quota checks made by a mail process, by the master's id: whom to answer. */
+  private readonly jobs = new Map<number, { from: ChildProcess; id: number; to: Child; kind: MailJob['t'] }>();
+  private nextJob = 0;
+  private readonly mail = new Map<string, Child>();
+  private readonly userdbWaits = new Map<number, (m: Extract<ChildMessage, { t: 'userdb-reply' }>) => void>();
+  private nextUserdb = 0;
+  /** Logins routed to a mail process, by the key the login process sends on the login socket. */
+  private readonly handoffs = new Map<string, { req: LoginRequest; fields: Fields; to: Child; timer: NodeJS.Timeout }>();
+  private files!: ConfigFilesSnapshot;
+  /** Client connections that came while no login process was ready (a restart): served when one is. */
+  private readonly waitingConns: { socket: Socket; spec: ListenerSpec }[] = [];
+
+  constructor(private readonly o: RootMasterOptions) {}
+
+  /** Resolve the service users (Dovecot's texts), bind, start the children. Throws a start-up error's text. */
+  async start(): Promise<string[]> {
+    const { config } = this.o;
+    const where = `Error in configuration file ${config.path}: `;
+    try {
+      this.loginUser = serviceUser('default_login_user', config.get('default_login_user') || 'dovenull');
+      this.internalUser = serviceUser('default_internal_user', config.get('default_internal_user') || 'dovecot');
+    } catch (e) { throw new Error(where + (e as Error).message); }
+    this.files = configFilesSnapshot();
+    stopRecording();
+    // the sockets between the children, under base_dir as Dovecot's login/ directory: root binds them, only the login user may connect
+    this.dir = join(config.get('base_dir') || '/run/dovecot', 'sealmail-login');
+    rmSync(this.dir, { recursive: true, force: true }); // a previous run's, killed before it could clean up
+    mkdirSync(this.dir, { recursive: true, mode: 0o755 });
+    chmodSync(this.dir, 0o755);
+    const loginSocket = join(this.dir, 'login-imap');
+    const authSocket = join(this.dir, 'auth-login');
+    // a connection that comes while the auth process restarts waits for the new one to be ready
+    await this.bindUnix(authSocket, (s) => this.toAuth(s, 'login'));
+    // Postfix's SASL socket and auth-userdb, with the owner and mode the tree gives (delivery-services.ts)
+    for (const spec of unixListenerSpecs(config, 'auth')) {
+      const kind = spec.service === 'auth-userdb' ? 'auth-userdb' : 'auth';
+      try { this.unix.push(await openUnixListener(spec, (s) => this.toAuth(s, kind), { handOff: true })); } catch (e) { this.log.warn(`${(e as Error).message} (not served)`); }
+    }
+    await this.bindUnix(loginSocket, (s) => this.onLoginSocket(s));
+
+    this.auth = this.spawnAuth();
+    const lmtp = config.get('protocols').split(/\s+/).includes('lmtp');
+    // the LMTP process serves LMTP and quota-status (Postfix's policy check)
+    const lmtpSpecs = [...(lmtp ? unixListenerSpecs(config, 'lmtp') : []), ...unixListenerSpecs(config, 'quota-status')];
+    if (lmtp || lmtpSpecs.length) this.lmtp = this.spawnLmtp();
+    for (const spec of lmtpSpecs) {
+      const kind = spec.service === 'quota-status' ? 'quota-status' : 'lmtp';
+      try { this.unix.push(await openUnixListener(spec, (s) => this.toLmtp(s, kind), { handOff: true })); } catch (e) { this.log.warn(`${(e as Error).message} (not served)`); }
+    }
+    const count = Math.max(1, Number(config.services().find((s) => s.name === 'imap-login')?.settings.process_min_avail ?? 0) || 1);
+    for (let i = 0; i < count; i++) this.logins.push(this.spawnLogin(i, { loginSocket, authSocket }));
+    await Promise.all([this.auth.ready, ...this.logins.map((l) => l!.ready)]);
+    this.open = await openListeners([...this.o.imapSpecs, ...this.o.sieveSpecs], this.o.tls, guardAccept(this.log, (s, spec) => this.dispatch(s as Socket, spec)), { handOff: true });
+    if (lmtp) this.open.push(...await openListeners(lmtpInetSpecs(config), null, guardAccept(this.log, (s) => this.toLmtp(s as Socket, 'lmtp')), { handOff: true }));
+    return [
+      ...this.unix.map((l) => `listening on ${l.spec.path} (${l.spec.service})`),
+      ...this.open.map((l) => `listening on ${l.spec.address}:${l.port} (${l.spec.service}/${l.spec.name}${l.spec.ssl ? ', ssl' : ''})`),
+      `imap-login: ${count} processes as ${this.loginUser.name}, auth as ${this.internalUser.name}, imap as the userdb's uid`,
+    ];
+  }
+
+  private async bindUnix(path: string, onConn: (s: Socket) => void): Promise<void> {
+    const server = createServer({ pauseOnConnect: true }, onConn);
+    await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(path, () => resolve()); });
+    chownSync(path, this.loginUser.uid, this.loginUser.gid);
+    chmodSync(path, 0o600);
+    this.sockets.push(server);
+  }
+
+  /** A child of `role` as `as`, supervised: its exit is logged as Dovecot's master logs it, `restart` replaces it. */
+  private spawn(service: string, role: Role, as: { uid: number; gid: number }, files: ConfigFilesSnapshot, extra: Partial<Extract<ChildMessage, { t: 'init' }>>, restart: () => void): Child {
+    const child = forkChild(this.o.script, role, this.o.args, as);
+    const c: Child = { child, ready: Promise.resolve(false), isReady: false };
+    c.ready = new Promise<boolean>((resolve) => {
+      child.on('message', (m: ChildMessage) => {
+        if (m.t !== 'ready') { this.onChildMessage(child, m); return; }
+        c.isReady = true;
+        resolve(true);
+        if (role === 'login') this.flushWaiting();
+      });
+      child.once('disconnect', () => { c.isReady = false; });
+      child.once('exit', (code, signal) => {
+        c.isReady = false;
+        resolve(false);
+        if (this.stopping) return;
+        if (signal) this.log.error(`service(${service}): child ${child.pid} killed with signal ${signal === 'SIGKILL' ? 9 : signal}`);
+        else if (code) this.log.error(`service(${service}): child ${child.pid} returned error ${code}`);
+        restart();
+      });
+    });
+    child.on('error', () => undefined);
+    sendTo(child, { t: 'init', files, ...extra });
+    return c;
+  }
+
+  /** What a login or mail process may see: the tree and the TLS key, not the auth process's files. */
+  private filesWithout(paths: string[]): ConfigFilesSnapshot {
+    const files = { ...this.files.files };
+    for (const p of paths) delete files[p];
+    return { files, globs: this.files.globs };
+  }
+
+  private spawnAuth(): Child {
+    const c = this.spawn('auth', 'auth', this.internalUser, this.files, {}, () => {
+      for (const w of this.userdbWaits.values()) w({ t: 'userdb-reply', id: 0, result: 'tempfail', fields: [] });
+      this.userdbWaits.clear();
+      this.auth = this.spawnAuth();
+    });
+    return c;
+  }
+
+  private spawnLmtp(): Child {
+    return this.spawn('lmtp', 'lmtp', this.internalUser, this.files, {}, () => { this.lmtp = this.spawnLmtp(); });
+  }
+
+  /** An LMTP connection (unread) to the LMTP process, waiting for it while it restarts. */
+  private toLmtp(s: Socket, kind: 'lmtp' | 'quota-status'): void {
+    s.on('error', () => s.destroy());
+    const l = this.lmtp;
+    if (!l) { s.destroy(); return; }
+    void l.ready.then((ok) => { if (ok && l.child.connected) sendTo(l.child, { t: 'lmtp-conn', kind }, s); else s.destroy(); });
+  }
+
+  /**
+   * One LMTP recipient's copy, or a quota-status check: the uid/gid checked
+   * as for a login (the delivery answers 451 as Dovecot's lmtp does when the
+   * user can't be initialized), done by the mail process of that uid.
+   */
+  private async routeMailJob(from: ChildProcess, m: MailJob): Promise<void> {
+    const { req } = m;
+    const user = resolveMailUser(this.o.config, req.user, req.fields, 'lmtp');
+    const ids = mailIds(user.uid, user.gid);
+    const refused = typeof ids === 'string' ? ids : mailAccessRefusal(this.o.config, user, 'lmtp');
+    if (refused || typeof ids === 'string') {
+      Logger.forUser(m.t === 'deliver' ? 'lmtp' : 'quota-status', req.user).error(`Failed to initialize user: ${refused}`);
+      failJob(from, m.t, req.id);
+      return;
+    }
+    const to = this.mailProcess(ids.uid, ids.gid);
+    if (!await to.ready) { failJob(from, m.t, req.id); return; }
+    const id = ++this.nextJob;
+    this.jobs.set(id, { from, id: req.id, to, kind: m.t });
+    sendTo(to.child, m.t === 'deliver' ? { t: 'deliver', req: { ...m.req, id } } : { t: 'quota', req: { ...m.req, id } });
+  }
+
+  private spawnLogin(i: number, sockets: { loginSocket: string; authSocket: string }): Child {
+    return this.spawn('imap-login', 'login', this.loginUser, this.filesWithout(this.o.authFiles), sockets, () => { this.logins[i] = this.spawnLogin(i, sockets); });
+  }
+
+  /** The mail process pool of one uid:gid (one process here), started on first use. */
+  private mailProcess(uid: number, gid: number): Child {
+    const key = `${uid}:${gid}`;
+    let c = this.mail.get(key);
+    if (!c) {
+      c = this.spawn('imap', 'mail', { uid, gid }, this.filesWithout(this.o.authFiles), {}, () => {
+        if (this.mail.get(key) === c) this.mail.delete(key);
+        // its copies in flight are not stored (451, the sender retries); its quota checks are deferred
+        for (const [id, j] of this.jobs) {
+          if (j.to !== c) continue;
+          this.jobs.delete(id);
+          failJob(j.from, j.kind, j.id);
+        }
+      });
+      this.mail.set(key, c);
+    }
+    return c;
+  }
+
+  /**
+   * A client connection, unread, to the next ready login process (round
+   * robin); while none is (all restarting) it waits, up to
+   * MAX_WAITING_CONNS, rather than being closed without a greeting.
+   */
+  private dispatch(socket: Socket, spec: ListenerSpec): void {
+    for (let n = 0; n < this.logins.length; n++) {
+      const l = this.logins[this.nextLogin++ % this.logins.length];
+      if (!l?.isReady || !l.child.connected) continue;
+      // a process that died a moment ago fails the send: the connection then waits for its replacement
+      l.child.send({ t: 'conn', spec } satisfies ChildMessage, socket, { keepOpen: false }, (e) => { if (e && !socket.destroyed) this.dispatch(socket, spec); });
+      return;
+    }
+    if (this.waitingConns.length >= MAX_WAITING_CONNS) { socket.destroy(); return; }
+    socket.on('error', () => socket.destroy());
+    this.waitingConns.push({ socket, spec });
+  }
+
+  private flushWaiting(): void {
+    for (const w of this.waitingConns.splice(0)) if (!w.socket.destroyed) this.dispatch(w.socket, w.spec);
+  }
+
+  private onChildMessage(child: ChildProcess, m: ChildMessage): void {
+    if (m.t === 'login') void this.routeLogin(child, m.req).catch((e) => {
+      this.log.error(`login of ${m.req.user}: ${(e as Error).message}`);
+      sendTo(child, { t: 'login-failed', id: m.req.id, reason: 'internal' });
+    });
+    else if (m.t === 'deliver' || m.t === 'quota') void this.routeMailJob(child, m);
+    else if (m.t === 'delivered' || m.t === 'quota-reply') {
+      const j = this.jobs.get(m.id);
+      this.jobs.delete(m.id);
+      if (j) sendTo(j.from, { ...m, id: j.id });
+    } else if (m.t === 'userdb-reply') { this.userdbWaits.get(m.id)?.(m); this.userdbWaits.delete(m.id); }
+  }
+
+  /** A connection to one of the auth sockets, to the auth process (waiting for it while it restarts). */
+  private toAuth(s: Socket, kind: 'login' | 'auth' | 'auth-userdb'): void {
+    s.on('error', () => s.destroy());
+    void this.authReady().then((a) => { if (a) sendTo(a.child, { t: 'auth-conn', kind }, s); else s.destroy(); });
+  }
+
+  /** The auth process once it is ready; null when it died before (its replacement is for the next request). */
+  private async authReady(): Promise<Child | null> {
+    const a = this.auth;
+    return a && await a.ready && a.child.connected ? a : null;
+  }
+
+  private async userdb(req: LoginRequest): Promise<Extract<ChildMessage, { t: 'userdb-reply' }>> {
+    const id = ++this.nextUserdb;
+    const a = await this.authReady();
+    if (!a) return { t: 'userdb-reply', id, result: 'tempfail', fields: [] };
+    return new Promise((resolve) => {
+      this.userdbWaits.set(id, resolve);
+      sendTo(a.child, { t: 'userdb', id, authRef: req.authRef, user: req.user, service: req.protocol, rip: req.rip, lip: req.lip });
+    });
+  }
+
+  /**
+   * After the auth process's OK: the userdb decides the uid/gid (mail_uid and
+   * mail_gid as fallbacks), checked as Dovecot's mail-storage-service checks
+   * them, and the session goes to that uid's mail process.
+   */
+  private async routeLogin(from: ChildProcess, req: LoginRequest): Promise<void> {
+    const fail = (reason: 'init' | 'internal') => sendTo(from, { t: 'login-failed', id: req.id, reason });
+    const u = await this.userdb(req);
+    const ulog = Logger.forUser(req.protocol === 'sieve' ? 'managesieve' : 'imap', req.user);
+    if (u.result !== 'ok') {
+      ulog.error(u.result === 'tempfail' ? 'user lookup failed (temporary failure)' : 'User doesn\'t exist');
+      fail('internal');
+      return;
+    }
+    const { config } = this.o;
+    const user = resolveMailUser(config, req.user, u.fields, req.protocol);
+    const ids = mailIds(user.uid, user.gid);
+    const refused = typeof ids === 'string' ? ids : mailAccessRefusal(config, user, req.protocol);
+    if (refused || typeof ids === 'string') { ulog.error(refused!); fail('init'); return; }
+    const to = this.mailProcess(ids.uid, ids.gid);
+    if (!await to.ready) { fail('internal'); return; }
+    const key = randomBytes(16).toString('hex');
+    const timer = setTimeout(() => this.handoffs.delete(key), HANDOFF_TIMEOUT_MS);
+    this.handoffs.set(key, { req, fields: u.fields, to, timer });
+    sendTo(from, { t: 'login-go', id: req.id, key });
+  }
+
+  /** The login process's proxy connection: its first line is the key of its login; then it goes to the mail process. */
+  private onLoginSocket(s: Socket): void {
+    let buf = '';
+    s.on('error', () => s.destroy());
+    const onData = (d: Buffer) => {
+      buf += d.toString('latin1');
+      const nl = buf.indexOf('\n');
+      if (nl < 0) { if (buf.length > 64) s.destroy(); return; }
+      s.off('data', onData);
+      s.pause();
+      const h = this.handoffs.get(buf.slice(0, nl));
+      if (!h) { s.destroy(); return; }
+      this.handoffs.delete(buf.slice(0, nl));
+      clearTimeout(h.timer);
+      sendTo(h.to.child, { t: 'session', req: h.req, fields: h.fields }, s);
+    };
+    s.on('data', onData);
+    s.resume();
+  }
+
+  get pids(): { role: string; pid: number }[] {
+    const out: { role: string; pid: number }[] = [];
+    for (const l of this.logins) if (l?.child.pid) out.push({ role: 'imap-login', pid: l.child.pid });
+    if (this.auth?.child.pid) out.push({ role: 'auth', pid: this.auth.child.pid });
+    if (this.lmtp?.child.pid) out.push({ role: 'lmtp', pid: this.lmtp.child.pid });
+    for (const [k, c] of this.mail) if (c.child.pid) out.push({ role: `imap ${k}`, pid: c.child.pid });
+    return out;
+  }
+
+  /** Stop: listeners and children together (a listener closes only once the child serving its connections ends them). */
+  async close(): Promise<void> {
+    this.stopping = true;
+    for (const s of [...this.sockets, ...this.unix.map((u) => u.server)]) s.close();
+    const children = [...this.logins.map((l) => l?.child), this.auth?.child, this.lmtp?.child, ...[...this.mail.values()].map((c) => c.child)].filter((c): c is ChildProcess => !!c);
+    await Promise.all([closeListeners(this.open), ...children.map((c) => new Promise<void>((resolve) => {
+      if (c.exitCode !== null || c.signalCode !== null) { resolve(); return; }
+      c.once('exit', () => resolve());
+      sendTo(c, { t: 'shutdown' });
+      setTimeout(() => { c.kill('SIGKILL'); }, SHUTDOWN_GRACE_MS).unref();
+    }))]);
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+type MailJob = Extract<ChildMessage, { t: 'deliver' | 'quota' }>;
+
+/** A job its mail process could not do: 451 for a copy, an unreadable usage for a quota check. */
+function failJob(to: ChildProcess, kind: MailJob['t'], id: number): void {
+  if (kind === 'deliver') sendTo(to, { t: 'delivered', id, result: { ok: false, temp: true, code: '451 4.3.0', text: 'Temporary internal error' } });
+  else sendTo(to, { t: 'quota-reply', id, result: { error: true } });
+}
+
+/**
+ * The userdb's uid/gid (names or numbers) as numbers, or Dovecot's text for
+ * what is missing (mail-storage-service.c: the uid and gid must both be known).
+ */
+function mailIds(uidSpec: string | undefined, gidSpec: string | undefined): { uid: number; gid: number } | string {
+  const uid = !uidSpec ? undefined : /^\d+$/.test(uidSpec) ? Number(uidSpec) : resolveUser(uidSpec)?.uid;
+  if (uidSpec && uid === undefined) return `Unknown UNIX UID user: ${uidSpec}`;
+  if (uid === 0) return 'userdb returned 0 as uid'; // never a mail process as root, whatever first_valid_uid says
+  const gid = !gidSpec ? undefined : /^\d+$/.test(gidSpec) ? Number(gidSpec) : resolveGroup(gidSpec) ?? undefined;
+  if (gidSpec && gid === undefined) return `Unknown UNIX GID group: ${gidSpec}`;
+  if (uid === undefined) return 'User is missing UID (see mail_uid setting)';
+  if (gid === undefined) return 'User is missing GID (see mail_gid setting)';
+  return { uid, gid };
+}

@@ -73,9 +73,25 @@ async function inbox(srv: SealmailServer): Promise<Buffer[]> {
   return out;
 }
 
-/** The server's open descriptors on files under `dir`: [fd path, target]. */
-function spoolFds(pid: number, dir: string): [string, string][] {
+/**
+ * The process that serves LMTP: the master's child started as `--service lmtp`
+ * (service-processes.ts; the master itself serves no client).
+ */
+function lmtpPid(master: number): number {
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const ppid = Number(/^PPid:\s+(\d+)$/m.exec(readFileSync(`/proc/${d}/status`, 'utf8'))![1]);
+      if (ppid === master && readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').join(' ').includes('--service lmtp')) return Number(d);
+    } catch { /* gone meanwhile */ }
+  }
+  throw new Error(`no LMTP service process under ${master}`);
+}
+
+/** The LMTP process's open descriptors on files under `dir`: [fd path, target]. */
+function spoolFds(master: number, dir: string): [string, string][] {
   const out: [string, string][] = [];
+  const pid = lmtpPid(master);
   for (const fd of readdirSync(`/proc/${pid}/fd`)) {
     let target = '';
     try { target = readlinkSync(`/proc/${pid}/fd/${fd}`); } catch { continue; }
@@ -130,7 +146,7 @@ for (const mode of ['plain', 'mail-crypt'] as const) {
     c.sock.write(wire.subarray(0, half));
     // mid-DATA: the spool is an open descriptor on a file that has no name any more
     const [fdPath, target] = (await until('a spool file descriptor', () => spoolFds(srv.pid, spoolDir).find(([, tg]) => tg.endsWith(' (deleted)'))))!;
-    assert.match(target, new RegExp(`^${spoolDir}/dovecot\\.lmtp\\.[^/]+\\.${srv.pid}\\.[0-9a-f]{16} \\(deleted\\)$`));
+    assert.match(target, new RegExp(`^${spoolDir}/dovecot\\.lmtp\\.[^/]+\\.${lmtpPid(srv.pid)}\\.[0-9a-f]{16} \\(deleted\\)$`));
     assert.deepEqual(readdirSync(spoolDir), [], 'the spool file is unlinked at once');
     assert.equal(statSync(fdPath).mode & 0o777, 0o600);
     await until('spooled bytes', () => statSync(fdPath).size > 1024 * 1024);
@@ -188,14 +204,15 @@ test('a client that drops mid-DATA leaves no spool behind and nothing stored', a
 
 test('ten concurrent 30 MB deliveries keep the server\'s peak RSS bounded', async (t) => {
   const { srv, port } = await server(t, false);
-  const hwm = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${srv.pid}/status`, 'utf8'))![1]) / 1024;
+  const lmtp = lmtpPid(srv.pid);
+  const hwm = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${lmtp}/status`, 'utf8'))![1]) / 1024;
   const before = hwm();
   const msgs = Array.from({ length: 10 }, (_, i) => markerMessage(`rss-${i}`, 30 * 1024 * 1024));
   const ok = await Promise.all(msgs.map((m) => lmtpDeliver(port, USER, m, 300_000)));
   assert.deepEqual(ok, Array(10).fill(true), srv.output().slice(-2000));
   const peak = hwm();
   t.diagnostic(`VmHWM ${before.toFixed(0)} MB at start, ${peak.toFixed(0)} MB after 10 × 30 MB (before the spool: ~1240 MB)`);
-  // 300 MB of mail in flight; the spool keeps the master far below that (bench/lmtp.bench.ts has the figure)
+  // 300 MB of mail in flight; the spool keeps the LMTP process far below that (bench/lmtp.bench.ts has the figure)
   assert.ok(peak < 400, `peak RSS ${peak.toFixed(0)} MB`);
 });
 
@@ -206,6 +223,8 @@ test('a server killed mid-DATA leaves nothing in mail_temp_dir', async (t) => {
   await c.send('DATA\r\n', /^354 .*\r\n/m);
   c.sock.write(dotStuff(bigMessage('crash', 2 * 1024 * 1024)).subarray(0, 1024 * 1024));
   await until('a spool file descriptor', () => spoolFds(srv.pid, spoolDir).length === 1);
+  // the process holding the spool dies, then the whole server
+  process.kill(lmtpPid(srv.pid), 'SIGKILL');
   process.kill(srv.pid, 'SIGKILL');
   await srv.stop();
   assert.deepEqual(readdirSync(spoolDir), [], 'a spool file outlived the server');

@@ -6,8 +6,9 @@
  * Sealmail server during deliveries, reporting acknowledged / found /
  * duplicates / partial messages afterwards. And memory: the peak RSS of
  * LMTP_BENCH_BIG_N (10) concurrent deliveries of 30 MB each (Sealmail: the
- * master's VmHWM, where LMTP runs; Dovecot: the sum of its lmtp processes'
- * VmHWM, one process per connection).
+ * sum of the VmHWM of the master and its service processes, LMTP's among
+ * them; Dovecot: the sum of its lmtp processes' VmHWM, one process per
+ * connection).
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -54,15 +55,15 @@ function hwmMb(pid: number): number {
   try { return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024; } catch { return 0; }
 }
 
-/** Dovecot's lmtp processes: children of its master named lmtp. */
-function dovecotLmtpPids(masterPid: number): number[] {
+/** Children of `masterPid` whose command name is `comm` (any child when null). */
+function childPids(masterPid: number, want: string | null): number[] {
   const out: number[] = [];
   for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     try {
       const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
       const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === masterPid && comm === 'lmtp') out.push(Number(p));
+      if (ppid === masterPid && (want === null || comm === want)) out.push(Number(p));
     } catch { /* gone */ }
   }
   return out;
@@ -79,7 +80,8 @@ async function bigMessagesRow(fakeT: TestContext, passdb: string): Promise<Bench
   const t0 = Date.now();
   await deliverBig(smPort, 'big-s');
   const secs = (Date.now() - t0) / 1000;
-  const sm = hwmMb(srv.pid);
+  // the whole server: the master and its service processes (LMTP has its own since the service pools)
+  const sm = [srv.pid, ...childPids(srv.pid, null)].reduce((a, p) => a + hwmMb(p), 0);
   await srv.stop();
   let dv = 'not installed';
   const dvPort = await freePort();
@@ -89,7 +91,7 @@ async function bigMessagesRow(fakeT: TestContext, passdb: string): Promise<Bench
     const master = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : 0;
     // lmtp processes outlive their connection (idle_kill): their peaks are read after the run
     await deliverBig(dvPort, 'big-d');
-    const pids = dovecotLmtpPids(master);
+    const pids = childPids(master, 'lmtp');
     dv = `${pids.reduce((a, p) => a + hwmMb(p), 0).toFixed(0)} MB (${pids.length} lmtp processes)`;
     d.stop();
   }

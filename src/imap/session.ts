@@ -24,7 +24,8 @@ import { writeResponse, type Response, type ResponseCode, type ImapValue, atom, 
 import { formatSequenceSet, normalizeSequenceSet } from './wire/sequence.js';
 import type { Selected, Update } from './selected.js';
 import { COMMANDS, type CommandContext } from './commands/index.js';
-import { splitPlugins, type LoginResult, type LoginService } from './login.js';
+import type { LoginResult, LoginService } from './login.js';
+import { splitPlugins } from '../config/mail-plugins.js';
 import { PRELOGIN_BAD_TEXT, PRELOGIN_MAX_BAD_COMMANDS, preloginCommands } from './commands/prelogin.js';
 import { appendOverQuota, startAppendLiteral } from './commands/append.js';
 import { faultText, guarded } from '../util/fault.js';

@@ -11,6 +11,7 @@
  * does (see `changed`); warning.ts executes them.
  */
 import type { DovecotConfig } from '../config/settings.js';
+import { resolveMailPlugins } from '../config/mail-plugins.js';
 import { expandVars, withDerivedNames, type VarTable } from '../config/vars.js';
 import { Logger } from '../log/logger.js';
 import type { MailStore } from '../mailstore/store.js';
@@ -46,15 +47,13 @@ export class UserQuota {
   }
 
   /**
-   * The quota root of a user for a protocol: needs `quota` in mail_plugins
-   * (the quota-status service always loads it) and a `quota` root setting;
+   * The quota root of a user for a protocol: needs `quota` in the user's
+   * mail_plugins (resolved once by the mail-user service, src/mailuser; the
+   * quota-status service always loads it) and a `quota` root setting;
    * userdb fields override plugin settings.
    */
-  static forUser(config: DovecotConfig, protocol: string, username: string, fields: [string, string][], store: MailStore): UserQuota | null {
-    if (protocol !== 'quota-status') {
-      const plugins = config.get('mail_plugins', { protocol }).split(/[\s,]+/);
-      if (!plugins.includes('quota')) return null;
-    }
+  static forUser(config: DovecotConfig, protocol: string, username: string, fields: [string, string][], store: MailStore, mailPlugins: readonly string[] = resolveMailPlugins(config, [], protocol)): UserQuota | null {
+    if (protocol !== 'quota-status' && !mailPlugins.includes('quota')) return null;
     const s = quotaSettings(config.plugin({ protocol }), fields);
     if (!s) return null;
     const f = new Map(fields);

@@ -20,7 +20,7 @@ import { Logger } from '../log/logger.js';
 import { AuthClientSession } from '../authsock/server.js';
 import { AuthUserdbSession } from '../authsock/userdb.js';
 import { LmtpSession } from '../lmtp/session.js';
-import { QuotaStatusSession } from '../quota/status-policy.js';
+import { QuotaStatusSession } from '../quota-status/session.js';
 import { openUnixListener, parseListen, type ListenerSpec, type OpenUnixListener, type UnixListenerSpec } from './listeners.js';
 import { resolveGroup, resolveUser } from './privileges.js';
 

@@ -18,7 +18,7 @@ import { ManageSieveSession } from '../../src/managesieve/session.js';
 import { LmtpSession } from '../../src/lmtp/session.js';
 import { AuthClientSession } from '../../src/authsock/server.js';
 import { AuthUserdbSession } from '../../src/authsock/userdb.js';
-import { QuotaStatusSession } from '../../src/quota/status-policy.js';
+import { QuotaStatusSession } from '../../src/quota-status/session.js';
 import { escapes, memSocket, until, type MemSocket } from '../fuzz/mem-socket.js';
 
 const boom = () => { throw new Error('userdb exploded'); };

@@ -5,7 +5,8 @@
  * per connection. Recipient lowercased and detail-stripped; unknown user →
  * quota_status_nouser, over quota (src/quota/quota.ts: used + size > limit
  * + quota_grace, or already over) →
- * quota_status_overquota, otherwise quota_status_success. Unset, they are
+ * quota_status_overquota, otherwise quota_status_success. The user's quota
+ * comes from the mail-user service (src/mailuser), as LMTP's and IMAP's do. Unset, they are
  * Dovecot 2.3's quota-status.c defaults: `OK`, `REJECT Unknown user` and
  * `554 5.2.2 <quota_exceeded_message>` (ISPmail sets DUNNO, DUNNO and
  * "552 5.2.2 Mailbox is full" in 90-quota.conf).
@@ -14,8 +15,7 @@ import type { Duplex } from 'node:stream';
 import type { AuthEngine } from '../auth/engine.js';
 import type { DovecotConfig } from '../config/settings.js';
 import { splitDetail } from '../auth/recipient.js';
-import { openUserStore, resolveMailUser } from '../mailstore/user-store.js';
-import { UserQuota } from './quota.js';
+import { openMailUser } from '../mailuser/open-mail-user.js';
 import { Logger } from '../log/logger.js';
 import { faultText, guarded } from '../util/fault.js';
 
@@ -56,8 +56,8 @@ export class QuotaStatusSession {
       if (r.result !== 'ok') action = r.result === 'tempfail' ? 'DEFER_IF_PERMIT Temporary user lookup failure' : nouser;
       else {
         try {
-          const store = openUserStore(resolveMailUser(this.config, r.user, r.fields, 'lmtp'));
-          const quota = UserQuota.forUser(this.config, 'quota-status', r.user, r.fields, store);
+          // quota-status.c links the quota plugin in: every user has quota here, whatever their mail_plugins
+          const { quota } = await openMailUser(this.config, { user: r.user, fields: r.fields, protocol: 'quota-status', crypt: { kind: 'none' } });
           // quota-status.c tests at least one byte against INBOX's limits (grace included)
           const size = Math.max(1, this.size);
           if (quota && !(await quota.fits('INBOX', [size]))) action = plugin.quota_status_overquota ?? `554 5.2.2 ${quota.exceededMessage()}`;

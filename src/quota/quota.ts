@@ -11,7 +11,6 @@
  * does (see `changed`); warning.ts executes them.
  */
 import type { DovecotConfig } from '../config/settings.js';
-import { resolveMailPlugins } from '../config/mail-plugins.js';
 import { expandVars, withDerivedNames, type VarTable } from '../config/vars.js';
 import { Logger } from '../log/logger.js';
 import type { MailStore } from '../mailstore/store.js';
@@ -52,7 +51,7 @@ export class UserQuota {
    * quota-status service always loads it) and a `quota` root setting;
    * userdb fields override plugin settings.
    */
-  static forUser(config: DovecotConfig, protocol: string, username: string, fields: [string, string][], store: MailStore, mailPlugins: readonly string[] = resolveMailPlugins(config, [], protocol)): UserQuota | null {
+  static forUser(config: DovecotConfig, protocol: string, username: string, fields: [string, string][], store: MailStore, mailPlugins: readonly string[]): UserQuota | null {
     if (protocol !== 'quota-status' && !mailPlugins.includes('quota')) return null;
     const s = quotaSettings(config.plugin({ protocol }), fields);
     if (!s) return null;

@@ -16,7 +16,7 @@ import type { DovecotConfig } from '../config/settings.js';
 import { Logger } from '../log/logger.js';
 import type { MailStore } from '../mailstore/store.js';
 import type { UserMetadata } from '../mailstore/metadata.js';
-import { mutf7ToUtf8, utf8ToMutf7 } from '../mailstore/maildir/utf7.js';
+import { mutf7ToUtf8, utf8ToMutf7 } from '../mailstore/api/mailbox-utf7.js';
 import type { UserQuota } from '../quota/quota.js';
 import type { ImapSieveHook } from '../sieve/imapsieve.js';
 import { CommandReader, badText, type ImapArg, type LiteralInfo, type ReaderEvent } from './wire/parser.js';

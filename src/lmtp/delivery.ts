@@ -6,7 +6,7 @@
  * plugin is enabled (a broken script keeps the mail in INBOX and logs, as
  * Pigeonhole; `sieve` in the user's mail_plugins, as settled by src/mailuser), `lmtp_save_to_detail_mailbox`, and the message written with
  * tmp/ → fsync → rename → directory fsync so it is acknowledged only once it
- * is on disk (MaildirFolder.deliver: concurrent deliveries to a folder are
+ * is on disk (MailFolder.deliver: concurrent deliveries to a folder are
  * committed together, and get UIDs only if the uidlist lock is free, as
  * Dovecot's LMTP saves do).
  * Quota (src/quota) is tested per save with the incoming message's CRLF
@@ -25,7 +25,7 @@ import { splitDetail } from '../auth/recipient.js';
 import type { DovecotConfig } from '../config/settings.js';
 import { Logger } from '../log/logger.js';
 import { MailStoreError } from '../mailstore/errors.js';
-import type { SystemFlag } from '../mailstore/maildir/filename.js';
+import type { SystemFlag } from '../mailstore/api/flags.js';
 import { MailAccessRefused, openMailUser, type OpenedMailUser } from '../mailuser/open-mail-user.js';
 import { runSieveForDelivery, type SieveOutcomeAction } from '../sieve/deliver.js';
 import { sendSieveMail } from './submit.js';

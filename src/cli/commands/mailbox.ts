@@ -13,7 +13,7 @@ import type { DovecotConfig } from '../../config/settings.js';
 import type { CryptUser } from '../../crypt/user-crypt.js';
 import { MailAccessRefused, openMailUser, type OpenedMailUser } from '../../mailuser/open-mail-user.js';
 import { MailStoreError } from '../../mailstore/errors.js';
-import { mutf7ToUtf8, utf8ToMutf7 } from '../../mailstore/maildir/utf7.js';
+import { mutf7ToUtf8, utf8ToMutf7 } from '../../mailstore/api/mailbox-utf7.js';
 import { CommandError, EX_NOUSER, EX_TEMPFAIL, EX_DATAERR, EX_USAGE, UsageError, type CliCommand, type CommandContext } from '../command.js';
 import { getopt } from '../args.js';
 import { resolveGroup, resolveUser } from '../../server/privileges.js';

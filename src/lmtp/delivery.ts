@@ -30,7 +30,7 @@ import { MailAccessRefused, openMailUser, type OpenedMailUser } from '../mailuse
 import { runSieveForDelivery, type SieveOutcomeAction } from '../sieve/deliver.js';
 import { sendSieveMail } from './submit.js';
 import type { SpooledMessage } from './data-spool.js';
-import type { UserQuota } from '../quota/quota.js';
+import { OVER_MAXSIZE_MESSAGE as OVER_MAXSIZE, type UserQuota } from '../quota/quota.js';
 
 export type RcptCheck = { ok: true; user: string; detail: string } | { ok: false; temp: boolean; text: string };
 export type DeliveryResult = { ok: true } | { ok: false; temp: boolean; code: string; text: string };
@@ -84,7 +84,6 @@ function messageId(head: Buffer): string {
 
 class OverQuota extends Error {}
 class OverMaxSize extends Error {}
-const OVER_MAXSIZE = 'Mail size is larger than the maximum size allowed by server configuration';
 
 /** Dovecot's trace header: `for <rcpt>` (and Delivered-To) only when the transaction has one recipient; no `([ip])` over a unix socket. */
 function received(d: DeliveryInput): string {

@@ -20,6 +20,9 @@ import { runQuotaWarning } from './warning.js';
 export interface QuotaUsed { bytes: number; count: number }
 export interface QuotaResource { type: 'STORAGE' | 'MESSAGE'; value: number; limit: number }
 
+/** quota.c's text for a message over quota_max_mail_size (QUOTA_ALLOC_RESULT_OVER_MAXSIZE). */
+export const OVER_MAXSIZE_MESSAGE = 'Mail size is larger than the maximum size allowed by server configuration';
+
 /** A save refused by quota (the protocol layer words the reply). */
 export class QuotaExceeded extends Error {}
 

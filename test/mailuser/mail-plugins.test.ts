@@ -27,6 +27,7 @@ plugin {
 `;
 const ANN = 'ann@example.org'; // no mail_plugins in the userdb: the protocol's setting (quota)
 const BOB = 'bob@example.org'; // userdb_mail_plugins without quota: no quota anywhere
+const CY = 'cy@example.org'; // like ann, for quota_max_mail_size
 
 function usersFile(dir: string, home: (u: string) => string): string {
   const { uid, gid } = mailIds();
@@ -34,6 +35,7 @@ function usersFile(dir: string, home: (u: string) => string): string {
   writeFileSync(path, [
     `${ANN}::${uid}:${gid}::${home(ANN)}::`,
     `${BOB}::${uid}:${gid}::${home(BOB)}::userdb_mail_plugins=notify`,
+    `${CY}::${uid}:${gid}::${home(CY)}::`,
   ].join('\n') + '\n');
   return path;
 }
@@ -77,7 +79,7 @@ test('sealadm save over quota is refused as doveadm save refuses it', async (t) 
   const home = (u: string) => join(dir, 'home', u);
   const dv = setupDovecot(t, { start: true, userdb: `userdb {\n  driver = passwd-file\n  args = ${usersFile(dir, home)}\n}`, mailLocation: 'maildir:~/Maildir', extraConf: QUOTA });
   if (!dv) return;
-  const sealadm = (user: string, size: number) => spawnSync(process.execPath, [sealadmJs, '-c', dv.conf, 'save', '-u', user], { input: message(size, 'by sealadm'), encoding: 'utf8', timeout: 60_000 });
+  const sealadm = (user: string, size: number, opts: string[] = []) => spawnSync(process.execPath, [sealadmJs, '-c', dv.conf, ...opts, 'save', '-u', user], { input: message(size, 'by sealadm'), encoding: 'utf8', timeout: 60_000 });
   const errorText = (stderr: string) => stderr.split('\n').find((l) => l.includes('Error: '))?.replace(/^.*?Error: /, 'Error: ');
   for (const user of [ANN, BOB]) {
     const first = dv.doveadm(['save', '-u', user], message(2000, 'first'));
@@ -87,6 +89,13 @@ test('sealadm save over quota is refused as doveadm save refuses it', async (t) 
     assert.equal(ours.status, theirs.status, `${user}: exit status (doveadm: ${theirs.stderr})`);
     assert.equal(errorText(ours.stderr), errorText(theirs.stderr), `${user}: error text`);
   }
+  // quota_max_mail_size: refused whatever the usage, with quota.c's text
+  const max = ['-o', 'plugin/quota_max_mail_size=1000'];
+  const theirs = dv.doveadm([...max, 'save', '-u', CY], message(1500, 'too big'));
+  const ours = sealadm(CY, 1500, max);
+  assert.equal(ours.status, theirs.status, `max size: exit status (doveadm: ${theirs.stderr})`);
+  assert.equal(errorText(ours.stderr), errorText(theirs.stderr), 'max size: error text');
+  assert.equal(stored(join(home(CY), 'Maildir')), 0);
   assert.equal(stored(join(home(ANN), 'Maildir')), 1, 'over quota: neither stored anything for ann');
   assert.equal(stored(join(home(BOB), 'Maildir')), 3, 'bob has no quota: both saved');
 });

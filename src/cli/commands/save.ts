@@ -13,11 +13,11 @@
 import { MailStoreError } from '../../mailstore/errors.js';
 import { getopt } from '../args.js';
 import { CommandError, EX_DATAERR, EX_TEMPFAIL, UsageError, type CliCommand } from '../command.js';
+import { OVER_MAXSIZE_MESSAGE as OVER_MAXSIZE } from '../../quota/quota.js';
 import { openUserContext } from './mailbox.js';
 
 /** sysexits.h EX_CANTCREAT: doveadm's exit for MAIL_ERROR_NOQUOTA. */
 const EX_CANTCREAT = 73;
-const OVER_MAXSIZE = 'Mail size is larger than the maximum size allowed by server configuration';
 
 async function* stdinChunks(): AsyncIterable<Buffer> {
   for await (const c of process.stdin) yield c as Buffer;

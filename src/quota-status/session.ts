@@ -15,7 +15,7 @@ import type { Duplex } from 'node:stream';
 import type { AuthEngine } from '../auth/engine.js';
 import type { DovecotConfig } from '../config/settings.js';
 import { splitDetail } from '../auth/recipient.js';
-import { openMailUser } from '../mailuser/open-mail-user.js';
+import { MailAccessRefused, openMailUser } from '../mailuser/open-mail-user.js';
 import { Logger } from '../log/logger.js';
 import { faultText, guarded } from '../util/fault.js';
 
@@ -62,10 +62,17 @@ export class QuotaStatusSession {
           const size = Math.max(1, this.size);
           if (quota && !(await quota.fits('INBOX', [size]))) action = plugin.quota_status_overquota ?? `554 5.2.2 ${quota.exceededMessage()}`;
         } catch (e) {
-          // a usage that cannot be read (a home path over the file system's limits, a broken maildirsize…):
-          // quota-status.c's QUOTA_ALLOC_RESULT_TEMPFAIL answer, and the connection goes on
-          new Logger('quota-status').error(`quota check of ${r.user.length > 256 ? r.user.slice(0, 256) + '...' : r.user} failed: ${(e as Error).message.slice(0, 512)}`);
-          action = 'DEFER_IF_PERMIT Internal quota calculation error';
+          const name = r.user.length > 256 ? r.user.slice(0, 256) + '...' : r.user;
+          if (e instanceof MailAccessRefused) {
+            // a user whose mail may not be opened (uid outside first_valid_uid…): quota-status.c's failed lookup
+            new Logger('quota-status').error(`Failed to lookup user ${name}: ${e.message}`);
+            action = 'DEFER_IF_PERMIT Temporary internal error';
+          } else {
+            // a usage that cannot be read (a home path over the file system's limits, a broken maildirsize…):
+            // quota-status.c's QUOTA_ALLOC_RESULT_TEMPFAIL answer, and the connection goes on
+            new Logger('quota-status').error(`quota check of ${name} failed: ${(e as Error).message.slice(0, 512)}`);
+            action = 'DEFER_IF_PERMIT Internal quota calculation error';
+          }
         }
       }
     }

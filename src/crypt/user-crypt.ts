@@ -15,6 +15,7 @@ import { createCipheriv, createDecipheriv, createHash, createPrivateKey, createP
 import { promises as fsp } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { DovecotConfig } from '../config/settings.js';
+import { resolveMailPlugins } from '../config/mail-plugins.js';
 import type { IndexCipher, MessageCodec } from './codec.js';
 import { identityCipher, identityCodec } from './codec.js';
 import { AttributeDict, attributeDictFile } from './attributes.js';
@@ -37,6 +38,8 @@ export interface CryptUser {
   /** userdb fields (userdb_ prefix already removed). */
   fields: [string, string][];
   protocol: string;
+  /** The user's mail_plugins as the mail-user service resolved them; without it they are resolved here the same way. */
+  mailPlugins?: string[];
   /** IMAP mailbox name → its GUID (from dovecot-uidlist, created if needed). */
   mailboxGuid(mailbox: string): Promise<string>;
 }
@@ -53,9 +56,7 @@ export interface CryptSettings {
 }
 
 function pluginsEnabled(config: DovecotConfig, user: CryptUser): boolean {
-  const f = user.fields.find(([k]) => k === 'mail_plugins')?.[1];
-  const plugins = f ?? config.get('mail_plugins', { protocol: user.protocol });
-  return plugins.split(/[\s,]+/).includes('mail_crypt');
+  return (user.mailPlugins ?? resolveMailPlugins(config, user.fields, user.protocol)).includes('mail_crypt');
 }
 
 /** A key given as a dovecot key string, PEM, or base64(PEM) (global keys). */

@@ -7,7 +7,8 @@
  * replies.
  */
 import { atom, list } from './wire/encoder.js';
-import { SYSTEM_FLAGS, type Selected } from './selected.js';
+import type { Selected } from './selected.js';
+import { SYSTEM_FLAGS } from '../mailstore/api/flags.js';
 import type { Session } from './session.js';
 
 /** The untagged FLAGS and OK [PERMANENTFLAGS] lines for a keyword list (SELECT sends them too). */

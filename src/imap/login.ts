@@ -1,9 +1,10 @@
 /**
  * IMAP login as Dovecot's imap-login + auth + mail process do it: passdb
  * check (with auth_failure_delay and the per-IP penalty), userdb lookup
- * (prefetched userdb_* fields first), the user's mail store, and mail-crypt
- * unlocked once with the login password (a staged password change is
- * finished here, since the passdb just accepted this password). A user
+ * (prefetched userdb_* fields first), then the mail user opened by
+ * src/mailuser with mail-crypt unlocked once with the login password (a
+ * staged password change is finished there, since the passdb just accepted
+ * this password). A user
  * whose mail uid is not this process's uid is refused with a clear reason:
  * one Sealmail process serves one mail uid (ISPmail's vmail).
  */
@@ -12,13 +13,12 @@ import { AuthPenalty, failureDelayMs } from '../auth/penalty.js';
 import type { DovecotConfig } from '../config/settings.js';
 import type { Fields } from '../auth/databases.js';
 import { CryptError } from '../crypt/keys.js';
-import { unlockUserCrypt } from '../crypt/user-crypt.js';
 import { Logger } from '../log/logger.js';
 import type { MailStore } from '../mailstore/store.js';
-import { cryptUserFor, mailAccessRefusal, mailboxConfig, openUserStore, resolveMailUser } from '../mailstore/user-store.js';
-import { UserQuota } from '../quota/quota.js';
-import { openUserMetadata, type UserMetadata } from '../mailstore/metadata.js';
-import { ImapSieve, type ImapSieveHook } from '../sieve/imapsieve.js';
+import type { UserMetadata } from '../mailstore/metadata.js';
+import type { UserQuota } from '../quota/quota.js';
+import type { ImapSieveHook } from '../sieve/imapsieve.js';
+import { MailAccessRefused, openMailUser } from '../mailuser/open-mail-user.js';
 
 export type LoginResult =
   | { ok: true; user: string; store: MailStore; quota: UserQuota | null; mailPlugins: string[]; metadata: UserMetadata | 'disabled' | 'no-dict'; imapSieve: ImapSieveHook | null }
@@ -53,51 +53,43 @@ export class LoginService {
     this.penalty.succeeded(info.rip);
     const u = await this.engine.lookupUser(a.user, { ...info, service: 'imap' }, a.userdbFields);
     if (u.result !== 'ok') return { ok: false, code: 'UNAVAILABLE', text: u.result === 'tempfail' ? 'Temporary user lookup failure.' : 'User doesn\'t exist.' };
-    const user = resolveMailUser(this.config, a.user, u.fields, 'imap');
     const myUid = process.geteuid?.();
-    if (user.uid && /^\d+$/.test(user.uid) && myUid !== undefined && myUid !== 0 && Number(user.uid) !== myUid && !mailAccessRefusal(this.config, user, 'imap')) {
-      Logger.forUser('imap', a.user).error(`Mail access refused: the userdb gives uid ${user.uid}, this Sealmail process runs as uid ${myUid} (run one instance per mail uid)`);
-      return { ok: false, code: 'UNAVAILABLE', text: 'Internal error occurred. Refer to server log for more information.' };
-    }
-    return openImapUser(this.config, a.user, u.fields, password);
+    return openImapUser(this.config, a.user, u.fields, password, ({ uid }) => {
+      if (uid && /^\d+$/.test(uid) && myUid !== undefined && myUid !== 0 && Number(uid) !== myUid) throw new WrongUid(uid, myUid);
+    });
   }
 
   async close(): Promise<void> { await this.engine.close(); }
 }
 
 /**
- * The imap process's half of a login: the user's mail store opened with the
- * userdb fields, mail-crypt unlocked with the login password (Dovecot passes
- * it to the mail process with the login request), quota, metadata and
- * IMAPSieve hooks. first_valid_uid/last_valid_uid refuse mail access here.
+ * The imap process's half of a login: the user opened by the mail-user
+ * service (src/mailuser) with mail-crypt unlocked by the login password
+ * (Dovecot passes it to the mail process with the login request), quota,
+ * metadata and IMAPSieve hooks; first_valid_uid/last_valid_uid refuse mail
+ * access there. `beforeOpen` may refuse the user's uid first (a process
+ * that serves one mail uid).
  */
-export async function openImapUser(config: DovecotConfig, username: string, fields: Fields, password: string): Promise<LoginResult> {
-  const user = resolveMailUser(config, username, fields, 'imap');
+export async function openImapUser(config: DovecotConfig, username: string, fields: Fields, password: string, beforeOpen?: (user: { uid?: string }) => void): Promise<LoginResult> {
   const ulog = Logger.forUser('imap', username);
-  const refused = mailAccessRefusal(config, user, 'imap');
-  if (refused) { ulog.error(refused); return { ok: false, initFailed: true }; }
-  const mailboxes = mailboxConfig(config, 'imap');
-  const plain = openUserStore(user, undefined, mailboxes);
   try {
-    const crypt = await unlockUserCrypt(config, cryptUserFor(user, plain, 'imap'), password, { promotePending: true });
-    const store = openUserStore(user, crypt, mailboxes);
-    await store.ensureRoot(); // Dovecot creates INBOX on first login
-    const plugins = fields.find(([k]) => k === 'mail_plugins')?.[1] ?? config.get('mail_plugins', { protocol: 'imap' });
-    const mailPlugins = splitPlugins(plugins);
-    return {
-      ok: true, user: username, store, quota: UserQuota.forUser(config, 'imap', username, fields, store), mailPlugins,
-      metadata: openUserMetadata(config, user, store, 'imap'),
-      imapSieve: ImapSieve.forUser(config, user, store, mailPlugins, ulog),
-    };
+    const mu = await openMailUser(config, { user: username, fields, protocol: 'imap', crypt: { kind: 'login', password }, beforeOpen });
+    return { ok: true, user: username, store: mu.store, quota: mu.quota, mailPlugins: mu.mailPlugins, metadata: mu.metadata, imapSieve: mu.imapSieve };
   } catch (e) {
+    if (e instanceof MailAccessRefused) { ulog.error(e.message); return { ok: false, initFailed: true }; }
+    if (e instanceof WrongUid) {
+      ulog.error(`Mail access refused: the userdb gives uid ${e.uid}, this Sealmail process runs as uid ${e.myUid} (run one instance per mail uid)`);
+      return { ok: false, code: 'UNAVAILABLE', text: 'Internal error occurred. Refer to server log for more information.' };
+    }
     if (!(e instanceof CryptError)) throw e;
     ulog.error(`mail-crypt: ${e.message}`);
     return { ok: false, code: 'UNAVAILABLE', text: 'Internal error occurred. Refer to server log for more information.' };
   }
 }
 
-export function splitPlugins(list: string): string[] {
-  return list.split(/[\s,]+/).filter(Boolean);
+/** The userdb's uid is not this process's: one Sealmail process serves one mail uid. */
+class WrongUid extends Error {
+  constructor(readonly uid: string, readonly myUid: number) { super('wrong mail uid'); }
 }
 
 function sleep(ms: number): Promise<void> {

@@ -6,11 +6,10 @@
  * or Dovecot. EXPUNGE is only announced when the caller says it may be
  * (never during FETCH/STORE/SEARCH), so sequence numbers stay valid.
  */
-import type { MaildirFolder, MaildirMessage } from '../mailstore/maildir/folder.js';
-import type { SystemFlag } from '../mailstore/maildir/filename.js';
+import type { MailFolder, MailMessage } from '../mailstore/api/mailbox.js';
+import { SYSTEM_FLAGS } from '../mailstore/api/flags.js';
 import { normalizeSequenceSet, type SequenceSet } from './wire/sequence.js';
 
-export const SYSTEM_FLAGS: SystemFlag[] = ['\\Answered', '\\Flagged', '\\Deleted', '\\Seen', '\\Draft'];
 
 export type Update = { kind: 'expunge'; seq: number } | { kind: 'vanished'; uids: number[] } | { kind: 'exists'; count: number } | { kind: 'recent'; count: number }
   | { kind: 'flags'; seq: number; uid: number; flags: string[]; modseq: number };
@@ -35,14 +34,14 @@ export class Selected {
   rev2 = false;
 
   /** `release` gives the shared folder handle back (UNSELECT, CLOSE, LOGOUT). */
-  constructor(readonly name: string, readonly folder: MaildirFolder, readonly readOnly: boolean, readonly release: () => void = () => undefined) {}
+  constructor(readonly name: string, readonly folder: MailFolder, readonly readOnly: boolean, readonly release: () => void = () => undefined) {}
 
   /** Flags as the client sees them: system flags in Dovecot's order, \Recent, keywords. */
-  flagsOf(m: MaildirMessage): string[] {
+  flagsOf(m: MailMessage): string[] {
     return [...SYSTEM_FLAGS.filter((f) => m.flags.has(f)), ...(!this.rev2 && this.recent.has(m.uid) ? ['\\Recent'] : []), ...m.keywords];
   }
 
-  message(uid: number): MaildirMessage | undefined { return this.known(uid); }
+  message(uid: number): MailMessage | undefined { return this.known(uid); }
 
   /** The first sync at SELECT: the read-write open takes the \Recent messages. */
   async open(): Promise<void> {
@@ -65,7 +64,7 @@ export class Selected {
    * (up to the highest UID it knows, so one it hasn't seen stays for others);
    * a read-only one (EXAMINE) shows them without taking them (Dovecot).
    */
-  private async takeRecent(msgs: MaildirMessage[], untracked: (m: MaildirMessage) => boolean): Promise<Set<number>> {
+  private async takeRecent(msgs: MailMessage[], untracked: (m: MailMessage) => boolean): Promise<Set<number>> {
     if (this.readOnly) return this.folder.recentAmong(msgs, untracked);
     const own = this.ownRecent;
     this.ownRecent = [];
@@ -160,16 +159,16 @@ export class Selected {
   async refresh(): Promise<void> { await this.folder.sync({ moveNew: !this.readOnly }); }
 
   /** Record flags the client was just told about (a STORE reply) so sync() doesn't repeat them. */
-  noteFlags(m: MaildirMessage): void { this.ownChanges.set(m.uid, m.changed); }
+  noteFlags(m: MailMessage): void { this.ownChanges.set(m.uid, m.changed); }
 
   /** A message this client knows: still in the folder, or expunged and not yet announced to it. */
-  private known(uid: number): MaildirMessage | undefined { return this.folder.message(uid) ?? this.folder.removedMessage(uid); }
+  private known(uid: number): MailMessage | undefined { return this.folder.message(uid) ?? this.folder.removedMessage(uid); }
 
   seqOf(uid: number): number { return this.uids.indexOf(uid) + 1; }
 
   /** Messages a sequence set names, in sequence order (`*` = the last; UIDs outside are skipped, as RFC 3501 says). */
-  resolve(set: SequenceSet, uid: boolean, saved: number[] = this.saved): { seq: number; m: MaildirMessage }[] {
-    const out: { seq: number; m: MaildirMessage }[] = [];
+  resolve(set: SequenceSet, uid: boolean, saved: number[] = this.saved): { seq: number; m: MailMessage }[] {
+    const out: { seq: number; m: MailMessage }[] = [];
     if (set.type === 'saved') {
       // expunged UIDs simply drop out of the saved result (RFC 5182 §2.1)
       const want = new Set(saved);

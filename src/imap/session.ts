@@ -16,7 +16,7 @@ import type { DovecotConfig } from '../config/settings.js';
 import { Logger } from '../log/logger.js';
 import type { MailStore } from '../mailstore/store.js';
 import type { UserMetadata } from '../mailstore/metadata.js';
-import { mutf7ToUtf8, utf8ToMutf7 } from '../mailstore/maildir/utf7.js';
+import { mutf7ToUtf8, utf8ToMutf7 } from '../mailstore/api/mailbox-utf7.js';
 import type { UserQuota } from '../quota/quota.js';
 import type { ImapSieveHook } from '../sieve/imapsieve.js';
 import { CommandReader, badText, type ImapArg, type LiteralInfo, type ReaderEvent } from './wire/parser.js';
@@ -24,7 +24,8 @@ import { writeResponse, type Response, type ResponseCode, type ImapValue, atom, 
 import { formatSequenceSet, normalizeSequenceSet } from './wire/sequence.js';
 import type { Selected, Update } from './selected.js';
 import { COMMANDS, type CommandContext } from './commands/index.js';
-import { splitPlugins, type ImapLogin, type LoginResult } from './login.js';
+import type { ImapLogin, LoginResult } from './login.js';
+import { splitPlugins } from '../config/mail-plugins.js';
 import { PRELOGIN_BAD_TEXT, PRELOGIN_MAX_BAD_COMMANDS, preloginCommands } from './commands/prelogin.js';
 import { appendOverQuota, startAppendLiteral } from './commands/append.js';
 import { faultText, guarded } from '../util/fault.js';

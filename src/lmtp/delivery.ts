@@ -1,12 +1,12 @@
 /**
  * Delivering one message to one recipient, as Dovecot's LMTP does: userdb
- * lookup (detail stripped at `recipient_delimiter`), the user's store with
- * mail-crypt's public keys only (the user is offline), Dovecot's
+ * lookup (detail stripped at `recipient_delimiter`), the mail user opened by
+ * src/mailuser with mail-crypt's public keys only (the user is offline), Dovecot's
  * Return-Path / Delivered-To / Received headers, Sieve when the `sieve`
  * plugin is enabled (a broken script keeps the mail in INBOX and logs, as
- * Pigeonhole), `lmtp_save_to_detail_mailbox`, and the message written with
+ * Pigeonhole; `sieve` in the user's mail_plugins, as settled by src/mailuser), `lmtp_save_to_detail_mailbox`, and the message written with
  * tmp/ → fsync → rename → directory fsync so it is acknowledged only once it
- * is on disk (MaildirFolder.deliver: concurrent deliveries to a folder are
+ * is on disk (MailFolder.deliver: concurrent deliveries to a folder are
  * committed together, and get UIDs only if the uidlist lock is free, as
  * Dovecot's LMTP saves do).
  * Quota (src/quota) is tested per save with the incoming message's CRLF
@@ -23,15 +23,14 @@ import { hostname } from 'node:os';
 import type { AuthEngine } from '../auth/engine.js';
 import { splitDetail } from '../auth/recipient.js';
 import type { DovecotConfig } from '../config/settings.js';
-import { deliveryCrypt } from '../crypt/user-crypt.js';
 import { Logger } from '../log/logger.js';
 import { MailStoreError } from '../mailstore/errors.js';
-import type { SystemFlag } from '../mailstore/maildir/filename.js';
-import { cryptUserFor, mailAccessRefusal, mailboxConfig, openUserStore, resolveMailUser } from '../mailstore/user-store.js';
+import type { SystemFlag } from '../mailstore/api/flags.js';
+import { MailAccessRefused, openMailUser, type OpenedMailUser } from '../mailuser/open-mail-user.js';
 import { runSieveForDelivery, type SieveOutcomeAction } from '../sieve/deliver.js';
 import { sendSieveMail } from './submit.js';
 import type { SpooledMessage } from './data-spool.js';
-import { UserQuota } from '../quota/quota.js';
+import { OVER_MAXSIZE_MESSAGE as OVER_MAXSIZE, type UserQuota } from '../quota/quota.js';
 
 export type RcptCheck = { ok: true; user: string; detail: string } | { ok: false; temp: boolean; text: string };
 export type DeliveryResult = { ok: true } | { ok: false; temp: boolean; code: string; text: string };
@@ -43,7 +42,12 @@ export async function checkRecipient(config: DovecotConfig, auth: AuthEngine, ad
   if (r.result === 'tempfail') return { ok: false, temp: true, text: '451 4.3.0 <' + address + '> Temporary internal error' };
   if (r.result !== 'ok') return { ok: false, temp: false, text: `550 5.1.1 <${address}> User doesn't exist: ${user.toLowerCase()}` };
   if (config.getBool('lmtp_rcpt_check_quota', { protocol: 'lmtp' })) {
-    const quota = UserQuota.forUser(config, 'lmtp', r.user, r.fields, openUserStore(resolveMailUser(config, r.user, r.fields, 'lmtp')));
+    // a user whose mail may not be opened is refused at DATA, with the delivery's reply
+    const mu = await openMailUser(config, { user: r.user, fields: r.fields, protocol: 'lmtp', crypt: { kind: 'none' } }).catch((e: unknown) => {
+      if (e instanceof MailAccessRefused) return null;
+      throw e;
+    });
+    const quota = mu?.quota;
     if (quota && await quota.overAlready()) {
       const q = quotaReply(config, quota);
       return { ok: false, temp: q.temp, text: `${q.code} <${address}> ${q.text}` };
@@ -80,7 +84,6 @@ function messageId(head: Buffer): string {
 
 class OverQuota extends Error {}
 class OverMaxSize extends Error {}
-const OVER_MAXSIZE = 'Mail size is larger than the maximum size allowed by server configuration';
 
 /** Dovecot's trace header: `for <rcpt>` (and Delivered-To) only when the transaction has one recipient; no `([ip])` over a unix socket. */
 function received(d: DeliveryInput): string {
@@ -109,15 +112,16 @@ export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
   const log = Logger.forUser('lmtp', d.user);
   const u = await d.auth.lookupUser(d.user, { service: 'lmtp' });
   if (u.result !== 'ok') return { ok: false, temp: true, code: '451 4.3.0', text: 'Temporary user lookup failure' };
-  const mu = resolveMailUser(d.config, u.user, u.fields, 'lmtp');
-  const refused = mailAccessRefusal(d.config, mu, 'lmtp');
-  if (refused) { log.error(`Failed to initialize user: ${refused}`); return { ok: false, temp: true, code: '451 4.3.0', text: 'Temporary internal error' }; }
-  const plain = openUserStore(mu);
-  const crypt = await deliveryCrypt(d.config, cryptUserFor(mu, plain, 'lmtp'));
-  // `auto` mailboxes exist for delivery too (fileinto "Junk" creates ISPmail's Junk, as Dovecot's lmtp does)
-  const store = openUserStore(mu, crypt, mailboxConfig(d.config, 'lmtp'));
-  await store.ensureRoot();
-  const quota = UserQuota.forUser(d.config, 'lmtp', u.user, u.fields, store);
+  let mu: OpenedMailUser;
+  try {
+    // `auto` mailboxes exist for delivery too (fileinto "Junk" creates ISPmail's Junk, as Dovecot's lmtp does)
+    mu = await openMailUser(d.config, { user: u.user, fields: u.fields, protocol: 'lmtp', crypt: { kind: 'delivery' } });
+  } catch (e) {
+    if (!(e instanceof MailAccessRefused)) throw e;
+    log.error(`Failed to initialize user: ${e.message}`);
+    return { ok: false, temp: true, code: '451 4.3.0', text: 'Temporary internal error' };
+  }
+  const { store, quota } = mu;
   const added = headerBlock(`Return-Path: <${d.mailFrom}>\n${d.single ? `Delivered-To: ${d.rcpt}\n` : ''}${received(d)}`);
   const full = async function* (): AsyncIterable<Buffer> { yield added.bytes; yield* d.message.stream(); };
   // one copy of the whole message, made only when something needs it at once (Sieve's body test, redirect)
@@ -126,14 +130,13 @@ export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
   const msgid = messageId(d.message.head);
   let targets: { mailbox: string; flags: string[]; create: boolean }[] = [];
   const detailBox = d.config.getBool('lmtp_save_to_detail_mailbox', { protocol: 'lmtp' }) && d.detail ? d.detail : 'INBOX';
-  const plugins = d.config.get('mail_plugins', { protocol: 'lmtp' }).split(/[\s,]+/);
   let discarded = false;
   const outgoing: SieveOutcomeAction[] = [];
-  if (plugins.includes('sieve') && mu.home) {
+  if (mu.sieveAtDelivery && mu.user.home) {
     try {
       const header = headerOf(d.message.head);
       const sieveMessage = header ? { head: Buffer.concat([added.bytes, header, Buffer.from('\n')]), size: added.bytes.length + d.message.size, load: wholeMessage } : await wholeMessage();
-      const outcome = await runSieveForDelivery(d.config, { username: u.user, home: mu.home, fields: u.fields }, sieveMessage,
+      const outcome = await runSieveForDelivery(d.config, { username: u.user, home: mu.user.home, fields: u.fields }, sieveMessage,
         { from: d.mailFrom, to: d.rcpt }, { mailboxExists: (n) => store.exists(n), protocol: 'lmtp' });
       for (const e of outcome.errors) log.error(`sieve: ${e}`);
       for (const a of outcome.actions) {

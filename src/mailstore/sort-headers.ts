@@ -8,7 +8,7 @@
  * them) are also kept in memory with the shared folder handle: re-sorting a
  * warm mailbox parses nothing.
  */
-import type { MaildirFolder, MaildirMessage } from './maildir/folder.js';
+import type { MailFolder, MailMessage } from './api/mailbox.js';
 import { MailStoreError } from './errors.js';
 import { headerEnd } from './message-headers.js';
 import { SORT_HEADER_NAMES, type SortHeaders, type SortMessage } from './sort.js';
@@ -21,10 +21,10 @@ const HEAD_BYTES = 16384;
 interface Cached { h: SortHeaders; received: number; memo?: Map<string, unknown> }
 
 /** Per shared folder handle: uid → record (messages never change under a UID; a new UIDVALIDITY starts afresh). */
-const MEMORY = new WeakMap<MaildirFolder, { validity: number; map: Map<number, Cached> }>();
+const MEMORY = new WeakMap<MailFolder, { validity: number; map: Map<number, Cached> }>();
 
 /** The header block only, and INTERNALDATE. */
-async function readHeader(folder: MaildirFolder, m: MaildirMessage): Promise<{ head: Buffer; mtime: Date }> {
+async function readHeader(folder: MailFolder, m: MailMessage): Promise<{ head: Buffer; mtime: Date }> {
   const { head, mtime } = await folder.readHead(m, HEAD_BYTES);
   const end = headerEnd(head);
   if (end < head.length || head.length < HEAD_BYTES) return { head: head.subarray(0, end), mtime };
@@ -56,7 +56,7 @@ function firstValues(head: Buffer): SortHeaders {
   return h;
 }
 
-async function fromMessage(folder: MaildirFolder, m: MaildirMessage): Promise<Cached> {
+async function fromMessage(folder: MailFolder, m: MailMessage): Promise<Cached> {
   const { head, mtime } = await readHeader(folder, m);
   return { h: firstValues(head), received: Math.floor(mtime.getTime() / 1000) };
 }
@@ -66,7 +66,7 @@ async function fromMessage(folder: MaildirFolder, m: MaildirMessage): Promise<Ca
  * THREAD numbering). A message expunged by another session meanwhile is
  * left out, as Dovecot leaves out what it can no longer read.
  */
-export async function loadSortMessages(folder: MaildirFolder, items: { seq: number; m: MaildirMessage }[]): Promise<SortMessage[]> {
+export async function loadSortMessages(folder: MailFolder, items: { seq: number; m: MailMessage }[]): Promise<SortMessage[]> {
   let held = MEMORY.get(folder);
   if (!held || held.validity !== folder.uidValidity) MEMORY.set(folder, (held = { validity: folder.uidValidity, map: new Map() }));
   const mem = held.map;

@@ -19,7 +19,7 @@ import { readMaildirsize, readMaildirsizeFile, writeMaildirsize, type QuotaUsage
 import { readSubscriptions, updateSubscriptions } from './maildir/subscriptions.js';
 import { emptyUidlist, readUidlistHeader, rewriteUidlist } from './maildir/uidlist.js';
 import { nextUidValidity } from './maildir/uidvalidity.js';
-import { mutf7ToUtf8 } from './maildir/utf7.js';
+import { mutf7ToUtf8 } from './api/mailbox-utf7.js';
 import { verifyCreateName } from './mailbox-name.js';
 import { cleanTmpIfDue, DEFAULT_TEMP_SCAN_INTERVAL_MS } from './maildir/tmp-cleanup.js';
 import { folderStamp, readStatusCache, writeStatusCache } from './status-cache.js';

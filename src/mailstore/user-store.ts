@@ -106,9 +106,9 @@ export function openUserStore(user: MailUser, crypt?: UserCrypt, mailboxes: Mail
 }
 
 /** What the crypt layer needs to know about the user; mailbox GUIDs come from the store. */
-export function cryptUserFor(user: MailUser, store: MailStore, protocol: string): CryptUser {
+export function cryptUserFor(user: MailUser, store: MailStore, protocol: string, mailPlugins?: string[]): CryptUser {
   return {
-    username: user.username, mailRoot: store.loc.root, home: user.home, fields: user.fields, protocol,
+    username: user.username, mailRoot: store.loc.root, home: user.home, fields: user.fields, protocol, mailPlugins,
     mailboxGuid: (name) => store.mailboxGuid(name),
   };
 }

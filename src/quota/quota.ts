@@ -20,6 +20,9 @@ import { runQuotaWarning } from './warning.js';
 export interface QuotaUsed { bytes: number; count: number }
 export interface QuotaResource { type: 'STORAGE' | 'MESSAGE'; value: number; limit: number }
 
+/** quota.c's text for a message over quota_max_mail_size (QUOTA_ALLOC_RESULT_OVER_MAXSIZE). */
+export const OVER_MAXSIZE_MESSAGE = 'Mail size is larger than the maximum size allowed by server configuration';
+
 /** A save refused by quota (the protocol layer words the reply). */
 export class QuotaExceeded extends Error {}
 
@@ -46,15 +49,13 @@ export class UserQuota {
   }
 
   /**
-   * The quota root of a user for a protocol: needs `quota` in mail_plugins
-   * (the quota-status service always loads it) and a `quota` root setting;
+   * The quota root of a user for a protocol: needs `quota` in the user's
+   * mail_plugins (resolved once by the mail-user service, src/mailuser; the
+   * quota-status service always loads it) and a `quota` root setting;
    * userdb fields override plugin settings.
    */
-  static forUser(config: DovecotConfig, protocol: string, username: string, fields: [string, string][], store: MailStore): UserQuota | null {
-    if (protocol !== 'quota-status') {
-      const plugins = config.get('mail_plugins', { protocol }).split(/[\s,]+/);
-      if (!plugins.includes('quota')) return null;
-    }
+  static forUser(config: DovecotConfig, protocol: string, username: string, fields: [string, string][], store: MailStore, mailPlugins: readonly string[]): UserQuota | null {
+    if (protocol !== 'quota-status' && !mailPlugins.includes('quota')) return null;
     const s = quotaSettings(config.plugin({ protocol }), fields);
     if (!s) return null;
     const f = new Map(fields);

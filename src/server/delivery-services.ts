@@ -25,7 +25,7 @@ import { Logger } from '../log/logger.js';
 import { AuthClientSession } from '../authsock/server.js';
 import { AuthUserdbSession } from '../authsock/userdb.js';
 import { LmtpSession } from '../lmtp/session.js';
-import { QuotaStatusSession } from '../quota/status-policy.js';
+import { QuotaStatusSession } from '../quota-status/session.js';
 import { parseListen, type ListenerSpec, type UnixListenerSpec } from './listeners.js';
 import { resolveGroup, resolveUser } from './privileges.js';
 

@@ -19,7 +19,7 @@ import { AuthEngine } from '../auth/engine.js';
 import { LmtpSession } from '../lmtp/session.js';
 import type { DeliveryInput, DeliveryResult } from '../lmtp/delivery.js';
 import { sendTo, type ChildMessage, type DeliveryReply, type QuotaReply } from './process-model.js';
-import { QuotaStatusSession } from '../quota/status-policy.js';
+import { QuotaStatusSession } from '../quota-status/session.js';
 import type { Fields } from '../auth/databases.js';
 
 export function runLmtpProcess(config: DovecotConfig): void {

@@ -20,7 +20,7 @@ import { Session } from '../imap/session.js';
 import { faultText } from '../util/fault.js';
 import { sendTo, type ChildMessage, type DeliveryReply, type DeliveryRequest, type LoginRequest, type QuotaReply } from './process-model.js';
 import { deliver } from '../lmtp/delivery.js';
-import { overQuotaAction } from '../quota/status-policy.js';
+import { overQuotaAction } from '../quota-status/session.js';
 import { SPOOL_MEMORY_LIMIT, type SpooledMessage } from '../lmtp/data-spool.js';
 import type { AuthEngine } from '../auth/engine.js';
 import type { Fields } from '../auth/databases.js';

@@ -20,9 +20,9 @@ import type { DovecotConfig } from '../config/settings.js';
 import type { Logger } from '../log/logger.js';
 import type { MailStore } from '../mailstore/store.js';
 import type { MailUser } from '../mailstore/user-store.js';
-import type { MaildirFolder, MaildirMessage } from '../mailstore/maildir/folder.js';
-import { SYSTEM_FLAGS, type SystemFlag } from '../mailstore/maildir/filename.js';
-import { mutf7ToUtf8 } from '../mailstore/maildir/utf7.js';
+import type { MailFolder, MailMessage } from '../mailstore/api/mailbox.js';
+import { SYSTEM_FLAGS, type SystemFlag } from '../mailstore/api/flags.js';
+import { mutf7ToUtf8 } from '../mailstore/api/mailbox-utf7.js';
 import { imapPattern } from '../util/wildcard.js';
 import { SieveCompileError, type CompiledScript } from './compile.js';
 import { runScript, type SieveAction } from './interpreter.js';
@@ -230,7 +230,7 @@ export class ImapSieve implements ImapSieveHook {
     }
   }
 
-  private async runMail(ev: ImapSieveEvent, folder: MaildirFolder, m: MaildirMessage, scripts: Array<{ path: string; compiled: CompiledScript | null }>): Promise<void> {
+  private async runMail(ev: ImapSieveEvent, folder: MailFolder, m: MailMessage, scripts: Array<{ path: string; compiled: CompiledScript | null }>): Promise<void> {
     const raw = await folder.readAll(m);
     const msg = parseMessage(raw);
     const current = [...m.flags, ...m.keywords];
@@ -283,7 +283,7 @@ export class ImapSieve implements ImapSieveHook {
   }
 
   /** keep with imap4flags changes: the message's flags become the script's. */
-  private async applyFlags(folder: MaildirFolder, m: MaildirMessage, want: string[]): Promise<void> {
+  private async applyFlags(folder: MailFolder, m: MailMessage, want: string[]): Promise<void> {
     const sys = want.map((f) => SYSTEM_FLAGS.find((x) => x.toLowerCase() === f.toLowerCase())).filter((x): x is SystemFlag => !!x);
     const kws = want.filter((f) => !f.startsWith('\\'));
     const same = sys.length === m.flags.size && sys.every((f) => m.flags.has(f)) && kws.length === m.keywords.length && kws.every((k) => m.keywords.includes(k));
@@ -291,7 +291,7 @@ export class ImapSieve implements ImapSieveHook {
   }
 
   /** Perform one action on the message (`raw`: its plaintext, read once through the store); false when it failed (logged). */
-  private async perform(a: SieveAction, folder: MaildirFolder, m: MaildirMessage, raw: Buffer): Promise<boolean> {
+  private async perform(a: SieveAction, folder: MailFolder, m: MailMessage, raw: Buffer): Promise<boolean> {
     switch (a.type) {
       case 'pipe': {
         if (!this.pipe) {

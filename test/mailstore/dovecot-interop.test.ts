@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { mutf7ToUtf8, utf8ToMutf7 } from '../../src/mailstore/maildir/utf7.js';
+import { mutf7ToUtf8, utf8ToMutf7 } from '../../src/mailstore/api/mailbox-utf7.js';
 import { distRoot, sealadmJs } from '../helpers/paths.js';
 import { requireTool } from '../helpers/tools.js';
 import { killDaemon, onAbort } from '../helpers/children.js';

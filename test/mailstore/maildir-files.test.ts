@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { mutf7ToUtf8, utf8ToMutf7 } from '../../src/mailstore/maildir/utf7.js';
+import { mutf7ToUtf8, utf8ToMutf7 } from '../../src/mailstore/api/mailbox-utf7.js';
 import { compareBaseNames, infoSuffix, parseName } from '../../src/mailstore/maildir/filename.js';
 import { nextUid, parseUidlist, serializeUidlist } from '../../src/mailstore/maildir/uidlist.js';
 import { KeywordMap } from '../../src/mailstore/maildir/keywords.js';

@@ -5,7 +5,7 @@
  * prints the results as JSON.
  */
 import { MailStore } from '../../src/mailstore/store.js';
-import type { SystemFlag } from '../../src/mailstore/maildir/filename.js';
+import type { SystemFlag } from '../../src/mailstore/api/flags.js';
 
 type Op =
   | { op: 'append'; mailbox: string; text: string; flags?: SystemFlag[]; keywords?: string[] }

@@ -18,7 +18,7 @@ import { ManageSieveSession } from '../../src/managesieve/session.js';
 import { LmtpSession } from '../../src/lmtp/session.js';
 import { AuthClientSession } from '../../src/authsock/server.js';
 import { AuthUserdbSession } from '../../src/authsock/userdb.js';
-import { QuotaStatusSession } from '../../src/quota/status-policy.js';
+import { QuotaStatusSession } from '../../src/quota-status/session.js';
 import { escapes, memSocket, until, type MemSocket } from '../fuzz/mem-socket.js';
 
 const boom = () => { throw new Error('userdb exploded'); };
@@ -26,7 +26,7 @@ const boom = () => { throw new Error('userdb exploded'); };
 const broken = { authenticate: async () => boom(), lookupUser: async () => boom(), iterateUsers: async () => boom(), normalizeUser: (u: string) => u } as unknown as AuthEngine;
 
 async function setup(t: import('node:test').TestContext) {
-  const config = await parseConfigText('mail_location = maildir:~/Maildir\nauth_failure_delay = 0\nauth_mechanisms = plain login\npassdb {\n  driver = static\n  args = password=pass\n}\nuserdb {\n  driver = static\n  args = uid=1 gid=1 home=/nonexistent/%u\n}\n');
+  const config = await parseConfigText('mail_location = maildir:~/Maildir\nauth_failure_delay = 0\nauth_mechanisms = plain login\npassdb {\n  driver = static\n  args = password=pass\n}\nuserdb {\n  driver = static\n  args = uid=1000 gid=1000 home=/nonexistent/%u\n}\n');
   const good = new AuthEngine(config, 'smtp');
   t.after(() => good.close());
   const lines: string[] = [];

@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { CryptError, privateKeyPem } from '../../crypt/keys.js';
 import { cryptSettings, keystoreFor } from '../../crypt/user-crypt.js';
 import type { UserKeystore } from '../../crypt/keystore.js';
-import { mutf7ToUtf8 } from '../../mailstore/maildir/utf7.js';
+import { mutf7ToUtf8 } from '../../mailstore/api/mailbox-utf7.js';
 import { getopt } from '../args.js';
 import { CommandError, EX_DATAERR, EX_TEMPFAIL, UsageError, type CliCommand, type CommandContext } from '../command.js';
 import { listUsers, openUserContext, type UserContext } from './mailbox.js';

@@ -11,8 +11,8 @@
  */
 import { MailStoreError } from '../../mailstore/errors.js';
 import { headerEnd, headerValues, parseMessageDate } from '../../mailstore/message-headers.js';
-import { mutf7ToUtf8 } from '../../mailstore/maildir/utf7.js';
-import type { MaildirFolder, MaildirMessage } from '../../mailstore/maildir/folder.js';
+import { mutf7ToUtf8 } from '../../mailstore/api/mailbox-utf7.js';
+import type { MailFolder, MailMessage } from '../../mailstore/api/mailbox.js';
 import { getopt } from '../args.js';
 import { CommandError, EX_TEMPFAIL, UsageError, type CliCommand, type CommandContext } from '../command.js';
 import type { Header } from '../printer.js';
@@ -52,7 +52,7 @@ function parseFields(spec: string): string[] {
   return fields.map((f) => f.toLowerCase());
 }
 
-async function readAll(folder: MaildirFolder, m: MaildirMessage): Promise<Buffer> {
+async function readAll(folder: MailFolder, m: MailMessage): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const c of folder.read(m)) parts.push(c);
   return Buffer.concat(parts);
@@ -64,7 +64,7 @@ async function fetchUser(ctx: CommandContext, user: string, fields: string[], qu
   for (const entry of await store.list(true)) {
     if (entry.flags.includes('\\Noselect') || entry.flags.includes('\\NonExistent')) continue;
     const name = mutf7ToUtf8(entry.name);
-    let folder: MaildirFolder;
+    let folder: MailFolder;
     try {
       folder = await store.open(entry.name);
       if (mailboxMatches(query, name, '') === false) continue;

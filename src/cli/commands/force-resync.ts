@@ -10,7 +10,7 @@ import { EX_DATAERR, EX_TEMPFAIL, UsageError, type CliCommand } from '../command
 import { openUserStore } from './mailbox.js';
 import { getopt } from '../args.js';
 import { mailboxMask } from '../search-query.js';
-import { mutf7ToUtf8 } from '../../mailstore/maildir/utf7.js';
+import { mutf7ToUtf8 } from '../../mailstore/api/mailbox-utf7.js';
 
 export const forceResyncCommand: CliCommand = {
   name: 'force-resync',

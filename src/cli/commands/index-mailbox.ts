@@ -7,7 +7,7 @@
  * doveadm; `-q` (queue to the indexer) runs in place, `-n` is accepted.
  */
 import { MailStoreError } from '../../mailstore/errors.js';
-import { mutf7ToUtf8 } from '../../mailstore/maildir/utf7.js';
+import { mutf7ToUtf8 } from '../../mailstore/api/mailbox-utf7.js';
 import { getopt } from '../args.js';
 import { EX_DATAERR, EX_TEMPFAIL, UsageError, type CliCommand } from '../command.js';
 import { mailboxMask } from '../search-query.js';

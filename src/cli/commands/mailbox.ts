@@ -3,24 +3,22 @@
  * syntax and output layout: names printed in UTF-8 (doveadm decodes mUTF-7),
  * `mailbox status` fields `messages recent uidnext uidvalidity unseen vsize
  * guid` (and `all`) with the mailbox as an untitled first column. The
- * user's home and mail location come from the userdb (src/auth), with
- * `mail_location` from the config as fallback, %-variables expanded.
+ * user is opened by the mail-user service (src/mailuser) from the userdb's
+ * answer, as every protocol opens it.
  */
 import { loadConfig } from '../../config/index.js';
 import { AuthEngine } from '../../auth/engine.js';
-import { expandVars } from '../../config/vars.js';
-import { MailStore } from '../../mailstore/store.js';
+import type { MailStore } from '../../mailstore/store.js';
 import type { DovecotConfig } from '../../config/settings.js';
-import { CryptError } from '../../crypt/keys.js';
-import { identityCodec } from '../../crypt/codec.js';
-import { deliveryCrypt, unlockUserCrypt, type CryptUser } from '../../crypt/user-crypt.js';
+import type { CryptUser } from '../../crypt/user-crypt.js';
+import { MailAccessRefused, openMailUser, type OpenedMailUser } from '../../mailuser/open-mail-user.js';
 import { MailStoreError } from '../../mailstore/errors.js';
-import { mutf7ToUtf8, utf8ToMutf7 } from '../../mailstore/maildir/utf7.js';
+import { mutf7ToUtf8, utf8ToMutf7 } from '../../mailstore/api/mailbox-utf7.js';
 import { CommandError, EX_NOUSER, EX_TEMPFAIL, EX_DATAERR, EX_USAGE, UsageError, type CliCommand, type CommandContext } from '../command.js';
 import { getopt } from '../args.js';
 import { resolveGroup, resolveUser } from '../../server/privileges.js';
 
-/** Opens the MailStore of `-u USER` through the userdb. */
+/** `-u USER` opened through the userdb and the mail-user service (src/mailuser), as doveadm prepares a mail user. */
 export interface UserContext {
   config: DovecotConfig;
   user: string;
@@ -28,73 +26,42 @@ export interface UserContext {
   /** The store without mail-crypt (for key management and listing). */
   plainStore: MailStore;
   cryptUser: CryptUser;
+  mailUser: OpenedMailUser;
 }
 
-/** userdb lookup, mail location and effective mail uid for one user, as doveadm prepares a mail user. */
-export async function openUserContext(ctx: CommandContext, user: string): Promise<UserContext> {
+/**
+ * userdb lookup, effective mail uid and the opened mail user; `crypt`:
+ * 'admin' unlocks mail-crypt for reading and saving, 'none' leaves it to
+ * the key-management commands.
+ */
+export async function openUserContext(ctx: CommandContext, user: string, crypt: 'admin' | 'none' = 'none'): Promise<UserContext> {
   // back to root for the config and userdb (an earlier user of -A left us as its mail uid)
   if (process.getuid?.() === 0 && process.geteuid?.() !== 0) { process.seteuid!(0); process.setegid!(0); }
   const config = await loadConfig(ctx.configPath, { overrides: ctx.overrides });
   const engine = new AuthEngine(config, 'doveadm');
+  let r;
   try {
-    const r = await engine.lookupUser(user, { service: 'doveadm' });
-    if (r.result === 'tempfail') throw new CommandError(`Error: User lookup failed: Internal error occurred. Refer to server log for more information.`, EX_TEMPFAIL);
-    if (r.result !== 'ok') throw new CommandError(`Error: User doesn't exist`, EX_NOUSER);
-    const get = (k: string) => r.fields.find(([f]) => f === k)?.[1];
-    const home = get('home') ?? config.get('mail_home', { protocol: 'doveadm' }) ?? undefined;
-    const vars = { user, home, h: home, u: user };
-    const loc = get('mail') ?? config.get('mail_location', { protocol: 'doveadm' });
-    actAsMailUser(user, get('uid') ?? config.get('mail_uid', { protocol: 'doveadm' }), get('gid') ?? config.get('mail_gid', { protocol: 'doveadm' }));
-    const plainStore = new MailStore({ mailLocation: expandVars(loc ?? '', vars), home: home ? expandVars(home, vars) : undefined });
-    const cryptUser: CryptUser = { username: user, mailRoot: plainStore.loc.root, home: plainStore.opts.home, fields: r.fields, protocol: 'doveadm', mailboxGuid: mailboxGuidOf(plainStore) };
-    return { config, user, fields: r.fields, plainStore, cryptUser };
+    r = await engine.lookupUser(user, { service: 'doveadm' });
   } finally {
     await engine.close();
   }
-}
-
-export async function openUserStore(ctx: CommandContext, user: string): Promise<MailStore> {
-  const uc = await openUserContext(ctx, user);
-  return withUserCrypt(uc);
-}
-
-/** The mailbox's GUID from its dovecot-uidlist (INBOX and its uidlist are created when missing, as on first access). */
-export function mailboxGuidOf(store: MailStore): (name: string) => Promise<string> {
-  return async (name) => {
-    if (name.toUpperCase() === 'INBOX') await store.ensureRoot();
-    const f = await store.open(name);
-    await f.sync();
-    return f.guid;
-  };
-}
-
-/**
- * mail-crypt for doveadm-style commands: unlock with the password from
- * `-o plugin/mail_crypt_private_password=…` or the userdb; without one (or
- * with a wrong one) listing and counting still work, and reading an
- * encrypted body fails with a clear error naming user, mailbox and UID.
- */
-async function withUserCrypt(uc: UserContext): Promise<MailStore> {
-  const { config, plainStore: store, cryptUser: cu } = uc;
-  let crypt;
+  if (r.result === 'tempfail') throw new CommandError(`Error: User lookup failed: Internal error occurred. Refer to server log for more information.`, EX_TEMPFAIL);
+  if (r.result !== 'ok') throw new CommandError(`Error: User doesn't exist`, EX_NOUSER);
   try {
-    crypt = await unlockUserCrypt(config, cu);
+    const mailUser = await openMailUser(config, {
+      user, fields: r.fields, protocol: 'doveadm', crypt: { kind: crypt },
+      beforeOpen: (mu) => actAsMailUser(user, mu.uid ?? '', mu.gid ?? ''),
+    });
+    return { config, user, fields: r.fields, plainStore: mailUser.plainStore, cryptUser: mailUser.cryptUser, mailUser };
   } catch (e) {
-    if (!(e instanceof CryptError)) throw e;
-    crypt = await deliveryCrypt(config, cu);
-    const why = e.message;
-    const codec = crypt.codec;
-    // reads fail with the reason the key did not open
-    crypt = { ...crypt, codec: { ...codec, decrypt: (mb: string, st: AsyncIterable<Buffer>) => (async function* () {
-      const it = st[Symbol.asyncIterator]();
-      const first = await it.next();
-      if (first.done) return;
-      if (codec.isEncrypted(first.value)) throw new CryptError(why);
-      yield* codec.decrypt(mb, (async function* () { yield first.value; for (;;) { const r = await it.next(); if (r.done) return; yield r.value; } })());
-    })() } };
+    if (e instanceof MailAccessRefused) throw new CommandError(`Error: user ${user}: ${e.message}`, EX_TEMPFAIL);
+    throw e;
   }
-  if (crypt.codec === identityCodec) return store;
-  return new MailStore({ ...store.opts, codec: crypt.codec, cipher: crypt.cipher });
+}
+
+/** The user's store for reading and saving (mail-crypt unlocked when the password is configured). */
+export async function openUserStore(ctx: CommandContext, user: string): Promise<MailStore> {
+  return (await openUserContext(ctx, user, 'admin')).mailUser.store;
 }
 
 /**

@@ -8,7 +8,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { mutf7ToUtf8 } from '../../mailstore/maildir/utf7.js';
+import { mutf7ToUtf8 } from '../../mailstore/api/mailbox-utf7.js';
 import { readUidlist } from '../../mailstore/maildir/uidlist.js';
 import { baseName } from '../../mailstore/maildir/filename.js';
 import { EX_TEMPFAIL, UsageError, type CliCommand, type CommandContext } from '../command.js';

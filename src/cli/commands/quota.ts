@@ -29,7 +29,7 @@ async function targetUsers(ctx: CommandContext): Promise<{ users: string[]; all:
 
 async function userQuota(ctx: CommandContext, user: string): Promise<UserQuota | null> {
   const uc = await openUserContext(ctx, user);
-  return UserQuota.forUser(uc.config, 'doveadm', user, uc.fields, uc.plainStore);
+  return uc.mailUser.quota;
 }
 
 async function printRoot(p: Printer, q: UserQuota, user: string | null): Promise<void> {

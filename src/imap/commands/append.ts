@@ -11,10 +11,9 @@
  */
 import { MailStoreError } from '../../mailstore/errors.js';
 import { QuotaExceeded } from '../../quota/quota.js';
-import type { SystemFlag } from '../../mailstore/maildir/filename.js';
+import { SYSTEM_FLAGS, type SystemFlag } from '../../mailstore/api/flags.js';
 import type { ImapArg, LiteralInfo } from '../wire/parser.js';
 import type { Session } from '../session.js';
-import { SYSTEM_FLAGS } from '../selected.js';
 import { AUTHED, type Command } from './types.js';
 import { astring, inboxCased } from './args.js';
 import { displayName, replyError } from './errors.js';

@@ -4,7 +4,7 @@
  * decided here.
  */
 import { MailStoreError } from '../../mailstore/errors.js';
-import { mutf7ToUtf8 } from '../../mailstore/maildir/utf7.js';
+import { mutf7ToUtf8 } from '../../mailstore/api/mailbox-utf7.js';
 import type { CommandContext } from './types.js';
 import { ArgError, BadCharsetError } from './args.js';
 

@@ -8,7 +8,7 @@
  * new FLAGS. Keys of the following messages are warmed while one streams
  * (mail-crypt: their unwrapping overlaps the transfer).
  */
-import type { MaildirMessage } from '../../mailstore/maildir/folder.js';
+import type { MailMessage } from '../../mailstore/api/mailbox.js';
 import { MailStoreError } from '../../mailstore/errors.js';
 import { parseMime, toCrlf } from '../../mailstore/mime/parts.js';
 import { atom, list, num, responseBytes, str, type ImapValue } from '../wire/encoder.js';
@@ -161,7 +161,7 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
     // resync of a big mailbox) is rendered straight to text: no value tree, no promise per message
     const simple = !setsSeen && items.every((i) => FAST_KINDS.has(i.k));
     const ordered = [...items.filter((i) => BUFFERED.has(i.k)), ...items.filter((i) => !BUFFERED.has(i.k))];
-    const fastLine = (seq: number, m: MaildirMessage) => (simple ? simpleFetchLine(s, sel, seq, m, ordered) : null);
+    const fastLine = (seq: number, m: MailMessage) => (simple ? simpleFetchLine(s, sel, seq, m, ordered) : null);
     // items made by parsing (ENVELOPE, BODYSTRUCTURE… on a first sync, before they are cached) are
     // rendered a window ahead, so reading and parsing overlap instead of one message's open/read/close
     // after another (a first FETCH 1:* ENVELOPE of 100k messages); bodies and \Seen changes stay in turn
@@ -256,7 +256,7 @@ const FAST_KINDS = new Set(['UID', 'FLAGS', 'RFC822.SIZE', 'MODSEQ', 'ENVELOPE',
 const CACHED_FIELD: Record<string, string> = { ENVELOPE: `envelope${RENDER}`, BODY: `body${RENDER}`, BODYSTRUCTURE: `bodystructure${RENDER}` };
 
 /** Every cached item of this FETCH is in the loaded field cache (the text fast path can write the message). */
-function inFieldCache(sel: Selected, m: MaildirMessage, items: Item[]): boolean {
+function inFieldCache(sel: Selected, m: MailMessage, items: Item[]): boolean {
   const fc = sel.folder.fieldCache;
   return items.every((i) => !CACHED_FIELD[i.k] || fc?.peek(m.uid, CACHED_FIELD[i.k]) !== undefined);
 }
@@ -268,7 +268,7 @@ function inFieldCache(sel: Selected, m: MaildirMessage, items: Item[]): boolean 
  * (buffered first). Same bytes as the general encoder: numbers and flag atoms
  * need no quoting, cached values are stored as their wire bytes.
  */
-function simpleFetchLine(s: CommandContext['session'], sel: Selected, seq: number, m: MaildirMessage, items: Item[]): string | null {
+function simpleFetchLine(s: CommandContext['session'], sel: Selected, seq: number, m: MailMessage, items: Item[]): string | null {
   let out = `* ${seq} FETCH (`;
   for (let i = 0; i < items.length; i++) {
     if (i) out += ' ';
@@ -295,7 +295,7 @@ const RENDER_AHEAD = 16;
 /** Messages up to this size (S= in the file name) are read whole rather than streamed. */
 const WHOLE_READ_MAX = 1024 * 1024;
 
-async function renderItems(ctx: CommandContext, m: MaildirMessage, items: Item[], flagsChanged: boolean): Promise<ImapValue[]> {
+async function renderItems(ctx: CommandContext, m: MailMessage, items: Item[], flagsChanged: boolean): Promise<ImapValue[]> {
   const sel = ctx.session.selected!;
   const folder = sel.folder;
   let crlf: Buffer | null = null;

@@ -10,7 +10,7 @@ import { atom, list, num, str, type ImapValue } from '../wire/encoder.js';
 import type { ImapArg } from '../wire/parser.js';
 import { formatSequenceSet, normalizeSequenceSet } from '../wire/sequence.js';
 import { SELECTED, type Command, type CommandContext } from './types.js';
-import type { MaildirMessage } from '../../mailstore/maildir/folder.js';
+import type { MailMessage } from '../../mailstore/api/mailbox.js';
 import { ArgError, BadCharsetError, astring, modseqArg, seqSet } from './args.js';
 import { replyError } from './errors.js';
 import { announceKeywords } from '../keyword-flags.js';
@@ -136,9 +136,9 @@ function queryKeywords(q: Query): string[] {
 }
 
 /** Messages of the selected mailbox that match, in sequence order. */
-export async function searchSelected(ctx: CommandContext, q: Query): Promise<{ seq: number; m: MaildirMessage }[]> {
+export async function searchSelected(ctx: CommandContext, q: Query): Promise<{ seq: number; m: MailMessage }[]> {
   const sel = ctx.session.selected!;
-  const hits: { seq: number; m: MaildirMessage }[] = [];
+  const hits: { seq: number; m: MailMessage }[] = [];
   if (q.k === 'all') {
     for (let n = 0; n < sel.uids.length; n++) { const m = sel.message(sel.uids[n]); if (m) hits.push({ seq: n + 1, m }); }
     return hits;
@@ -146,7 +146,7 @@ export async function searchSelected(ctx: CommandContext, q: Query): Promise<{ s
   // Messages are tested a window at a time, concurrently, so that the file
   // reads (and mail-crypt key unwraps) of a body search overlap; the window is
   // bounded in bytes too, so a search never holds more than a few MiB of mail.
-  let window: Promise<{ seq: number; m: MaildirMessage } | null>[] = [];
+  let window: Promise<{ seq: number; m: MailMessage } | null>[] = [];
   let windowBytes = 0;
   const flush = async () => {
     for (const r of await Promise.all(window)) if (r) hits.push(r);
@@ -169,7 +169,7 @@ const SEARCH_WINDOW = 32;
 const SEARCH_WINDOW_BYTES = 4 << 20;
 
 /** One message against the search program (its body read only if a key needs it). */
-async function searchOne(sel: NonNullable<CommandContext['session']['selected']>, q: Query, m: MaildirMessage, seq: number): Promise<{ seq: number; m: MaildirMessage } | null> {
+async function searchOne(sel: NonNullable<CommandContext['session']['selected']>, q: Query, m: MailMessage, seq: number): Promise<{ seq: number; m: MailMessage } | null> {
   let text: Buffer | undefined;
   const view: MessageView = {
     mailbox: sel.name, mailboxGuid: sel.folder.guid, uid: m.uid, seq, guid: m.base,

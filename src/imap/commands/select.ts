@@ -7,7 +7,8 @@
  */
 import { sendFlagLines } from '../keyword-flags.js';
 import { atom, list, num, str, type ImapValue } from '../wire/encoder.js';
-import { Selected, SYSTEM_FLAGS } from '../selected.js';
+import { Selected } from '../selected.js';
+import { SYSTEM_FLAGS } from '../../mailstore/api/flags.js';
 import { AUTHED, SELECTED, type Command, type CommandContext } from './types.js';
 import { ArgError, astring, mailboxArg, modseqArg, seqSet } from './args.js';
 import type { ImapArg } from '../wire/parser.js';

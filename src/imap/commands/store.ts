@@ -7,13 +7,12 @@
  * With IMAPSieve, messages whose flags changed go to the mailbox rules
  * (cause FLAG, imap.changedflags as Pigeonhole writes it) before the replies.
  */
-import type { SystemFlag } from '../../mailstore/maildir/filename.js';
+import { SYSTEM_FLAGS, type SystemFlag } from '../../mailstore/api/flags.js';
 import { atom, list, num } from '../wire/encoder.js';
-import { SYSTEM_FLAGS } from '../selected.js';
 import { SELECTED, type Command, type CommandContext } from './types.js';
 import { ArgError, astring, flagList, modseqArg, seqSet } from './args.js';
 import type { ImapArg } from '../wire/parser.js';
-import type { MaildirMessage } from '../../mailstore/maildir/folder.js';
+import type { MailMessage } from '../../mailstore/api/mailbox.js';
 import { uidSetText } from '../session.js';
 import { announceKeywords } from '../keyword-flags.js';
 import { replyError } from './errors.js';
@@ -69,7 +68,7 @@ async function store(ctx: CommandContext, uidMode: boolean): Promise<void> {
     const targets = sel.resolve(set, uidMode);
     const condstore = s.condstore;
     const modified: number[] = [];
-    const replies: { seq: number; msg: MaildirMessage }[] = [];
+    const replies: { seq: number; msg: MailMessage }[] = [];
     const sieveFlags = s.imapSieve?.wants('FLAG', sel.name, sel.name) ? new Map<number, string>() : null;
     for (const { seq, m: msg } of targets) {
       // RFC 7162 §3.1.3: changed since the client's modseq = not stored, reported in [MODIFIED]

@@ -7,8 +7,7 @@
  */
 import { hostname } from 'node:os';
 
-export const SYSTEM_FLAGS = ['\\Answered', '\\Flagged', '\\Deleted', '\\Seen', '\\Draft'] as const;
-export type SystemFlag = typeof SYSTEM_FLAGS[number];
+import { SYSTEM_FLAGS, type SystemFlag } from '../api/flags.js';
 
 const FLAG_LETTER: Record<SystemFlag, string> = { '\\Draft': 'D', '\\Flagged': 'F', '\\Answered': 'R', '\\Seen': 'S', '\\Deleted': 'T' };
 const LETTER_FLAG: Record<string, SystemFlag> = { D: '\\Draft', F: '\\Flagged', R: '\\Answered', S: '\\Seen', T: '\\Deleted' };

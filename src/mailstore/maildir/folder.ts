@@ -16,7 +16,9 @@ import { FieldCache } from '../field-cache.js';
 import { MailStoreError, ioError } from '../errors.js';
 import { announceChange } from '../changes.js';
 import { acquireDotlock, writeAtomic, type Dotlock, type DotlockOptions } from './dotlock.js';
-import { baseName, compareBaseNames, infoSuffix, newBaseName, parseName, type SystemFlag } from './filename.js';
+import { baseName, compareBaseNames, infoSuffix, newBaseName, parseName } from './filename.js';
+import type { SystemFlag } from '../api/flags.js';
+import type { MailFolder, MailMessage } from '../api/mailbox.js';
 import { KeywordMap, readKeywords, writeKeywords } from './keywords.js';
 import { appendMaildirsize } from './maildirsize.js';
 import { MAX_UID, appendUidlist, emptyUidlist, nextUid, readUidlist, rewriteUidlist, type Uidlist, type UidlistRecord } from './uidlist.js';
@@ -27,7 +29,8 @@ import { readUidlistTail } from './uidlist-tail.js';
 
 export const RECENT_FILE = 'sealmail.recent';
 
-export interface MaildirMessage {
+/** A message of the Maildir driver: the storage API's MailMessage and where its file is. */
+export interface MaildirMessage extends MailMessage {
   uid: number;
   base: string;
   /** Current file name inside `sub`. */
@@ -173,7 +176,7 @@ interface PendingDelivery {
  */
 const deliveryQueues = new Map<string, PendingDelivery[]>();
 
-export class MaildirFolder {
+export class MaildirFolder implements MailFolder {
   readonly codec: MessageCodec;
   readonly controlDir: string;
   readonly uidlistPath: string;
@@ -683,13 +686,18 @@ export class MaildirFolder {
     return { tmp, base: `${prefix},S=${count.stored},W=${count.virt}`, stored: count.stored };
   }
 
-  /** Hard-link (Dovecot's maildir_copy_with_hardlinks) or copy a message file from another folder. */
-  async copyFrom(src: MaildirFolder, m: MaildirMessage, opts: AppendOptions = {}): Promise<number> {
+  /**
+   * Hard-link (Dovecot's maildir_copy_with_hardlinks) or copy a message file
+   * from another folder; a message of another storage driver is saved from
+   * its content.
+   */
+  async copyFrom(src: MailFolder, msg: MailMessage, opts: AppendOptions = {}): Promise<number> {
     if (!this.uidlist) await this.sync();
+    const m = msg as MaildirMessage;
     // mail-crypt: a message names its folder's key, and Dovecot looks keys up
     // in the folder it reads from, so a copy into another folder is
     // re-encrypted to that folder's key (a hard link would not open there)
-    if (src.dir !== this.dir && this.codec !== identityCodec && await src.isEncryptedFile(m)) {
+    if (!(src instanceof MaildirFolder) || (src.dir !== this.dir && this.codec !== identityCodec && await src.isEncryptedFile(m))) {
       const st = await src.stat(m);
       return this.append(src.read(m), { ...opts, internalDate: opts.internalDate ?? st.mtime });
     }

@@ -11,7 +11,7 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { MailStoreError } from '../errors.js';
 import type { MaildirLocation } from './location.js';
-import { mutf7ToUtf8, utf8ToMutf7, Mutf7Error } from './utf7.js';
+import { mutf7ToUtf8, utf8ToMutf7, Mutf7Error } from '../api/mailbox-utf7.js';
 import { verifyMailboxName } from '../mailbox-name.js';
 
 export const IMAP_SEP = '.';

@@ -5,7 +5,8 @@
  * per connection. Recipient lowercased and detail-stripped; unknown user →
  * quota_status_nouser, over quota (src/quota/quota.ts: used + size > limit
  * + quota_grace, or already over) →
- * quota_status_overquota, otherwise quota_status_success. Unset, they are
+ * quota_status_overquota, otherwise quota_status_success. The user's quota
+ * comes from the mail-user service (src/mailuser), as LMTP's and IMAP's do. Unset, they are
  * Dovecot 2.3's quota-status.c defaults: `OK`, `REJECT Unknown user` and
  * `554 5.2.2 <quota_exceeded_message>` (ISPmail sets DUNNO, DUNNO and
  * "552 5.2.2 Mailbox is full" in 90-quota.conf).
@@ -14,8 +15,7 @@ import type { Duplex } from 'node:stream';
 import type { AuthEngine } from '../auth/engine.js';
 import type { DovecotConfig } from '../config/settings.js';
 import { splitDetail } from '../auth/recipient.js';
-import { openUserStore, resolveMailUser } from '../mailstore/user-store.js';
-import { UserQuota } from './quota.js';
+import { MailAccessRefused, openMailUser } from '../mailuser/open-mail-user.js';
 import { Logger } from '../log/logger.js';
 import { faultText, guarded } from '../util/fault.js';
 import type { Fields } from '../auth/databases.js';
@@ -27,8 +27,8 @@ import type { Fields } from '../auth/databases.js';
  */
 export async function overQuotaAction(config: DovecotConfig, user: string, fields: Fields, size: number): Promise<string | null> {
   const plugin = config.plugin({ protocol: 'quota-status' });
-  const store = openUserStore(resolveMailUser(config, user, fields, 'lmtp'));
-  const quota = UserQuota.forUser(config, 'quota-status', user, fields, store);
+  // quota-status.c links the quota plugin in: every user has quota here, whatever their mail_plugins
+  const { quota } = await openMailUser(config, { user, fields, protocol: 'quota-status', crypt: { kind: 'none' } });
   // quota-status.c tests at least one byte against INBOX's limits (grace included)
   if (quota && !(await quota.fits('INBOX', [Math.max(1, size)]))) return plugin.quota_status_overquota ?? `554 5.2.2 ${quota.exceededMessage()}`;
   return null;
@@ -75,10 +75,17 @@ export class QuotaStatusSession {
         try {
           action = await this.overQuota(this.config, r.user, r.fields, this.size) ?? success;
         } catch (e) {
-          // a usage that cannot be read (a home path over the file system's limits, a broken maildirsize…):
-          // quota-status.c's QUOTA_ALLOC_RESULT_TEMPFAIL answer, and the connection goes on
-          new Logger('quota-status').error(`quota check of ${r.user.length > 256 ? r.user.slice(0, 256) + '...' : r.user} failed: ${(e as Error).message.slice(0, 512)}`);
-          action = 'DEFER_IF_PERMIT Internal quota calculation error';
+          const name = r.user.length > 256 ? r.user.slice(0, 256) + '...' : r.user;
+          if (e instanceof MailAccessRefused) {
+            // a user whose mail may not be opened (uid outside first_valid_uid…): quota-status.c's failed lookup
+            new Logger('quota-status').error(`Failed to lookup user ${name}: ${e.message}`);
+            action = 'DEFER_IF_PERMIT Temporary internal error';
+          } else {
+            // a usage that cannot be read (a home path over the file system's limits, a broken maildirsize…):
+            // quota-status.c's QUOTA_ALLOC_RESULT_TEMPFAIL answer, and the connection goes on
+            new Logger('quota-status').error(`quota check of ${name} failed: ${(e as Error).message.slice(0, 512)}`);
+            action = 'DEFER_IF_PERMIT Internal quota calculation error';
+          }
         }
       }
     }

@@ -1,0 +1,30 @@
+/**
+ * The mail-user service refuses a uid outside first_valid_uid…last_valid_uid
+ * for every protocol that opens a mail user, quota-status included (it used
+ * to check the quota of such a user): quota-status.c's failed lookup,
+ * `Failed to lookup user …` logged and `DEFER_IF_PERMIT Temporary internal
+ * error` answered, and the connection goes on.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseConfigText } from '../helpers/config-text.js';
+import { setLogSink } from '../../src/log/logger.js';
+import { AuthEngine } from '../../src/auth/engine.js';
+import { QuotaStatusSession } from '../../src/quota-status/session.js';
+import { memSocket, until } from '../fuzz/mem-socket.js';
+
+test('quota-status answers for a user with a uid below first_valid_uid as Dovecot does', async (t) => {
+  const config = await parseConfigText('mail_location = maildir:~/Maildir\nplugin {\n  quota = maildir:User quota\n}\npassdb {\n  driver = static\n  args = password=pass\n}\nuserdb {\n  driver = static\n  args = uid=1 gid=1000 home=/nonexistent/%u\n}\n');
+  const auth = new AuthEngine(config, 'quota-status');
+  t.after(() => auth.close());
+  const lines: string[] = [];
+  setLogSink((l) => lines.push(l));
+  t.after(() => setLogSink(null));
+  const m = memSocket();
+  new QuotaStatusSession(m.sock, config, auth);
+  const req = 'request=smtpd_access_policy\nrecipient=u@x\n\n';
+  m.sock.push(Buffer.from(req + req));
+  assert.ok(await until(() => m.text().split('\n\n').length > 2), m.text());
+  assert.equal(m.text(), 'action=DEFER_IF_PERMIT Temporary internal error\n\n'.repeat(2));
+  assert.ok(lines.some((l) => l.startsWith('quota-status: Error: Failed to lookup user u@x: Mail access for users with UID 1 not permitted (see first_valid_uid in config file, uid from userdb lookup).')), lines.join('\n'));
+});

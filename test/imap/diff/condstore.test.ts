@@ -236,20 +236,32 @@ async function transcript(port: number, lines: string[]): Promise<string> {
 }
 
 test('CONDSTORE/QRESYNC: Sealmail answers as Dovecot does', async (t) => {
-  const port = await freePort();
   // no "* OK Still here" in IDLE: Dovecot sends it on a wall-clock phase (imap_keepalive_interval_msecs),
   // so whether one falls inside an IDLE of the script is chance
   const noKeepalive = 'imap_idle_notify_interval = 0\n';
-  const dv = setupDovecot(t, { start: true, extraConf: `disable_plaintext_auth = no\nservice imap-login {\n  inet_listener imap {\n    port = ${port}\n  }\n}\n${noKeepalive}` });
-  if (!dv) return;
-  const srv = await startSealmail(t, { extraConf: noKeepalive });
-  const ours = normalise(await transcript(srv.imapPort, SCRIPT));
-  const theirs = normalise(await transcript(port, SCRIPT));
-  // CONDSTORE_OUT=DIR keeps both normalised transcripts for a diff
-  if (process.env.CONDSTORE_OUT) {
-    mkdirSync(process.env.CONDSTORE_OUT, { recursive: true });
-    writeFileSync(join(process.env.CONDSTORE_OUT, 'condstore.dovecot'), `${theirs.join('\n')}\n`, 'latin1');
-    writeFileSync(join(process.env.CONDSTORE_OUT, 'condstore.sealmail'), `${ours.join('\n')}\n`, 'latin1');
+  // The oracle itself is not deterministic under load: on a loaded 2-core machine Dovecot's QRESYNC
+  // session now and then misses the inotify wake-up of an IDLE, reports nothing for 15 s and not at
+  // DONE either (its IDLE-end sync is a fast one), and every later IDLE then shows the change before.
+  // So a difference is checked again on fresh instances of both servers, up to three runs in all: a
+  // Sealmail that differs from Dovecot in every run fails; each mismatch is reported.
+  let last: { ours: string[]; theirs: string[] } | null = null;
+  for (let run = 1; run <= 3; run++) {
+    const port = await freePort();
+    const dv = setupDovecot(t, { start: true, extraConf: `disable_plaintext_auth = no\nservice imap-login {\n  inet_listener imap {\n    port = ${port}\n  }\n}\n${noKeepalive}` });
+    if (!dv) return;
+    const srv = await startSealmail(t, { extraConf: noKeepalive });
+    const ours = normalise(await transcript(srv.imapPort, SCRIPT));
+    const theirs = normalise(await transcript(port, SCRIPT));
+    // CONDSTORE_OUT=DIR keeps both normalised transcripts for a diff
+    if (process.env.CONDSTORE_OUT) {
+      mkdirSync(process.env.CONDSTORE_OUT, { recursive: true });
+      writeFileSync(join(process.env.CONDSTORE_OUT, `condstore.${run}.dovecot`), `${theirs.join('\n')}\n`, 'latin1');
+      writeFileSync(join(process.env.CONDSTORE_OUT, `condstore.${run}.sealmail`), `${ours.join('\n')}\n`, 'latin1');
+    }
+    if (ours.length === theirs.length && ours.every((l, i) => l === theirs[i])) return;
+    const at = ours.findIndex((l, i) => l !== theirs[i]);
+    t.diagnostic(`run ${run}: the transcripts differ at line ${at + 1} (Dovecot: ${theirs[at]}; Sealmail: ${ours[at]})`);
+    last = { ours, theirs };
   }
-  assertSameTranscript(ours, theirs);
+  assertSameTranscript(last!.ours, last!.theirs);
 });

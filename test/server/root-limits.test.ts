@@ -8,14 +8,16 @@
  * IP and protocol; other users go on logging in), the login services'
  * client_limit × process_limit (the oldest pre-login connection dropped
  * with `Connection queue full`, across login processes), service imap /
- * managesieve client_limit × process_limit over the mail processes; and
+ * managesieve client_limit × process_limit over the mail processes, the
+ * login processes kept (process_min_avail); and
  * commands pipelined behind LOGIN / AUTHENTICATE reach the mail process and
  * are answered in order (imap-login passes its input buffer with the fd).
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { Wire } from '../helpers/line-wire.js';
-import { IMAP_GREETING, SESSION_CAP_CONF, SIEVE_GREETING, USERIP_CONF, limitServer, loginCapConf, loginCapDropsOldest, plain, sessionCap, userIpLimit, type LimitServer } from '../helpers/limit-scenarios.js';
+import { IMAP_GREETING, SESSION_CAP_CONF, SIEVE_GREETING, USERIP_CONF, imapLogin, limitServer, loginCapConf, loginCapDropsOldest, plain, sessionCap, sieveLogin, userIpLimit, type LimitServer } from '../helpers/limit-scenarios.js';
 
 const root = process.getuid?.() === 0;
 const skip = root ? false : 'needs root (the mode is root without mail_uid)';
@@ -33,6 +35,14 @@ test('root master: the login services\' client_limit × process_limit drop the o
 
 test('root master: service imap / managesieve client_limit × process_limit cap the logged-in sessions of all mail processes', { skip }, async (t) => {
   await sessionCap(t, await server(t, SESSION_CAP_CONF));
+});
+
+test('root master: the login processes kept are the larger process_min_avail of imap-login and managesieve-login', { skip }, async (t) => {
+  const { srv, sieve } = await server(t, 'service imap-login {\n  process_min_avail = 1\n}\nservice managesieve-login {\n  process_min_avail = 3\n}\n');
+  const logins = spawnSync('pgrep', ['-P', String(srv.pid), '-f', '--', '--login-process'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
+  assert.equal(logins.length, 3, `login processes: ${logins.join(' ')}`);
+  // a login of each protocol in each of them (round robin)
+  for (let i = 0; i < 3; i++) { await imapLogin(t, srv.imapPort, `i${i}@example.org`); await sieveLogin(t, sieve, `s${i}@example.org`); }
 });
 
 for (const tls of [false, true]) {

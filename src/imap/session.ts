@@ -113,6 +113,13 @@ const POSTLOGIN_CAPABILITIES: Array<[string, boolean | ((s: Session) => boolean)
 /** Largest SETMETADATA value held in memory (Dovecot streams any size into its dict; the file dict is rewritten whole anyway). */
 const METADATA_VALUE_LIMIT = 1024 * 1024;
 
+/**
+ * Before login, the most client bytes kept for passing on while a command is
+ * being handled; past it the socket is paused until the command ends (the
+ * rest waits in the kernel, as behind Dovecot's login input buffer).
+ */
+const PRELOGIN_INPUT_MAX = 1024 * 1024;
+
 /** How long a finished connection's socket may linger for its last bytes (see end()). */
 const HANGUP_GRACE_MS = 1000;
 
@@ -151,7 +158,9 @@ export class Session {
    * `preInput` holds the stream from offset `preBase`, `received` counts
    * every byte, `consumed` is where the last handled command (or SASL
    * response line) ended; `inputEnds` maps each reader event to the offset
-   * where its bytes end.
+   * where its bytes end. Only bytes that came while a command is being
+   * handled are kept: with none in hand, the next command to be handled
+   * ends beyond everything received.
    */
   private preInput: Buffer[] = [];
   private preBase = 0;
@@ -201,7 +210,7 @@ export class Session {
 
   private attach(socket: Duplex): void {
     socket.on('data', guarded((e) => this.fault(e), (d: Buffer) => {
-      if (this.state === 'not-authenticated') { this.preInput.push(d); this.received += d.length; }
+      if (this.state === 'not-authenticated') this.keepPrelogin(d);
       this.onData(d);
     }));
     socket.on('end', () => this.onClose());
@@ -394,6 +403,14 @@ export class Session {
     }
   }
 
+  /** Pre-login bytes as they come (see preInput), within PRELOGIN_INPUT_MAX. */
+  private keepPrelogin(d: Buffer): void {
+    if (!this.running) { this.preInput = []; this.preBase = this.consumed = this.received; }
+    this.preInput.push(d);
+    this.received += d.length;
+    if (this.running && this.received - this.consumed > PRELOGIN_INPUT_MAX) this.socket.pause();
+  }
+
   /** Pre-login input up to stream offset `end` was handled: only what follows is kept. */
   private consumedTo(end: number): void {
     if (this.state !== 'not-authenticated') { this.preInput = []; return; } // logged in here: nothing to pass on
@@ -473,6 +490,8 @@ export class Session {
       }
     } finally {
       this.running = false;
+      // a pause for PRELOGIN_INPUT_MAX ends with the command (the queue is empty: the pause above doesn't apply)
+      if (this.state === 'not-authenticated' && !this.closed) this.socket.resume();
     }
   }
 

@@ -57,6 +57,11 @@ for (const tls of [false, true]) {
     const v = await Wire.open(t, port, IMAP_GREETING, tls);
     v.sock.write(`a AUTHENTICATE PLAIN ${plain('v@example.org')}\r\nb APPEND INBOX {5+}\r\nhello\r\nc STATUS INBOX (MESSAGES)\r\n`);
     assert.match(await v.until(/^c OK [^\r]*\r\n/m, 'AUTHENTICATE, APPEND, STATUS'), /^a OK [^\r]*Logged in\r\nb OK \[APPENDUID \d+ 1\] Append completed[^\r]*\r\n\* STATUS INBOX \(MESSAGES 1\)\r\nc OK /m);
+    // more behind the LOGIN than the login process keeps at once (a 3 MB APPEND): the rest waits in the socket, nothing is lost
+    const big = Buffer.alloc(3 * 1024 * 1024, 'x');
+    const z = await Wire.open(t, port, IMAP_GREETING, tls);
+    z.sock.write(Buffer.concat([Buffer.from(`a LOGIN z@example.org pass\r\nb APPEND INBOX {${big.length}+}\r\n`), big, Buffer.from('\r\nc STATUS INBOX (MESSAGES SIZE)\r\n')]));
+    assert.match(await z.until(/^c OK [^\r]*\r\n/m, 'LOGIN, a 3 MB APPEND, STATUS', 60_000), /^a OK [^\r]*Logged in\r\nb OK \[APPENDUID \d+ 1\] Append completed[^\r]*\r\n\* STATUS INBOX \(MESSAGES 1 SIZE 3145728\)\r\nc OK /m);
     // a LOGIN whose user name is a literal: what follows its last line is passed on
     const x = await Wire.open(t, port, IMAP_GREETING, tls);
     x.sock.write('a LOGIN {13}\r\n');

@@ -113,6 +113,13 @@ const POSTLOGIN_CAPABILITIES: Array<[string, boolean | ((s: Session) => boolean)
 /** Largest SETMETADATA value held in memory (Dovecot streams any size into its dict; the file dict is rewritten whole anyway). */
 const METADATA_VALUE_LIMIT = 1024 * 1024;
 
+/**
+ * Before login, the most client bytes kept for passing on while a command is
+ * being handled; past it the socket is paused until the command ends (the
+ * rest waits in the kernel, as behind Dovecot's login input buffer).
+ */
+const PRELOGIN_INPUT_MAX = 1024 * 1024;
+
 /** How long a finished connection's socket may linger for its last bytes (see end()). */
 const HANGUP_GRACE_MS = 1000;
 
@@ -145,6 +152,21 @@ export class Session {
   capabilityAskedBeforeLogin = false;
   private rawWaiter: ((line: string | null) => void) | null = null;
   private rawBuf = Buffer.alloc(0);
+  /**
+   * Before login, the client's bytes not yet consumed by a command this
+   * session handled (what detach() passes on with the connection):
+   * `preInput` holds the stream from offset `preBase`, `received` counts
+   * every byte, `consumed` is where the last handled command (or SASL
+   * response line) ended; `inputEnds` maps each reader event to the offset
+   * where its bytes end. Only bytes that came while a command is being
+   * handled are kept: with none in hand, the next command to be handled
+   * ends beyond everything received.
+   */
+  private preInput: Buffer[] = [];
+  private preBase = 0;
+  private received = 0;
+  private consumed = 0;
+  private readonly inputEnds = new WeakMap<ReaderEvent, number>();
   /** The login deadline before login, the autologout timer after it. */
   private timer: NodeJS.Timeout | null = null;
   private idleTimerArmed = false;
@@ -187,7 +209,10 @@ export class Session {
   get config(): DovecotConfig { return this.opts.config; }
 
   private attach(socket: Duplex): void {
-    socket.on('data', guarded((e) => this.fault(e), (d: Buffer) => this.onData(d)));
+    socket.on('data', guarded((e) => this.fault(e), (d: Buffer) => {
+      if (this.state === 'not-authenticated') this.keepPrelogin(d);
+      this.onData(d);
+    }));
     socket.on('end', () => this.onClose());
     socket.on('close', () => this.onClose());
     socket.on('error', () => this.onClose());
@@ -348,6 +373,7 @@ export class Session {
       const line = this.rawBuf.subarray(0, nl).toString('utf8').replace(/\r$/, '');
       const rest = this.rawBuf.subarray(nl + 1);
       this.rawBuf = Buffer.alloc(0);
+      this.consumedTo(this.received - rest.length);
       const w = this.rawWaiter;
       this.rawWaiter = null;
       this.inSasl = false;
@@ -355,10 +381,42 @@ export class Session {
       if (rest.length) this.onData(rest);
       return;
     }
-    for (const ev of this.reader.push(d)) this.queue.push(ev);
+    if (this.state === 'not-authenticated') this.readPrelogin(d);
+    else for (const ev of this.reader.push(d)) this.queue.push(ev);
     // a client that pipelines without reading our answers can't make us buffer without bound
     if (this.queue.length > 200) { this.socket.pause(); this.inflate?.pause(); }
     this.pump().catch((e) => this.fault(e));
+  }
+
+  /**
+   * Pre-login input, a line at a time, so that each event is known to end
+   * where its line ends in the stream (`d` is the stream's tail: it ends at
+   * `received`).
+   */
+  private readPrelogin(d: Buffer): void {
+    for (let from = 0; from < d.length;) {
+      const lf = d.indexOf(0x0a, from);
+      const to = lf < 0 ? d.length : lf + 1;
+      const end = this.received - (d.length - to);
+      for (const ev of this.reader.push(d.subarray(from, to))) { this.inputEnds.set(ev, end); this.queue.push(ev); }
+      from = to;
+    }
+  }
+
+  /** Pre-login bytes as they come (see preInput), within PRELOGIN_INPUT_MAX. */
+  private keepPrelogin(d: Buffer): void {
+    if (!this.running) { this.preInput = []; this.preBase = this.consumed = this.received; }
+    this.preInput.push(d);
+    this.received += d.length;
+    if (this.running && this.received - this.consumed > PRELOGIN_INPUT_MAX) this.socket.pause();
+  }
+
+  /** Pre-login input up to stream offset `end` was handled: only what follows is kept. */
+  private consumedTo(end: number): void {
+    if (this.state !== 'not-authenticated') { this.preInput = []; return; } // logged in here: nothing to pass on
+    if (end <= this.consumed) return;
+    this.consumed = end;
+    while (this.preInput.length && this.preBase + this.preInput[0].length <= end) this.preBase += this.preInput.shift()!.length;
   }
 
   /**
@@ -383,14 +441,22 @@ export class Session {
   /**
    * A login process gives the connection away after the login (to the mail
    * process it proxies to): no more reading, no timers, no disconnect line.
+   * `input`: what the client sent after the command being handled (the
+   * LOGIN / AUTHENTICATE), pipelined before its reply, for the mail process
+   * to read first (imap-login passes its input buffer with the fd); the
+   * socket is paused so that nothing more is read until it is passed on.
    */
-  detach(): Duplex {
+  detach(): { stream: Duplex; input: Buffer } {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     for (const ev of ['data', 'end', 'close', 'error']) this.socket.removeAllListeners(ev);
     this.socket.on('error', () => undefined);
-    return this.socket;
+    this.socket.pause();
+    const input = Buffer.concat(this.preInput).subarray(this.consumed - this.preBase);
+    this.preInput = [];
+    this.queue.length = 0;
+    return { stream: this.socket, input };
   }
 
   private onClose(): void {
@@ -417,11 +483,15 @@ export class Session {
     try {
       while (this.queue.length && !this.closed) {
         const ev = this.queue.shift()!;
+        const end = this.inputEnds.get(ev);
+        if (end !== undefined) this.consumedTo(end);
         if (this.queue.length < 50) { this.socket.resume(); this.inflate?.resume(); }
         await this.handle(ev);
       }
     } finally {
       this.running = false;
+      // a pause for PRELOGIN_INPUT_MAX ends with the command (the queue is empty: the pause above doesn't apply)
+      if (this.state === 'not-authenticated' && !this.closed) this.socket.resume();
     }
   }
 
@@ -708,6 +778,9 @@ export class Session {
     this.socket.removeAllListeners('close');
     this.socket.removeAllListeners('error');
     this.queue.length = 0;
+    // what came before the handshake is not carried into TLS (nor passed on at login)
+    this.preInput = [];
+    this.preBase = this.consumed = this.received;
     let tls: Duplex;
     try {
       tls = await this.opts.starttls(this.socket);

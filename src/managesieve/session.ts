@@ -538,23 +538,30 @@ export class ManageSieveSession {
     const u = await this.deps.auth.lookupUser(out.user, info, out.userdbFields);
     const home = u.result === 'ok' ? this.homeOrRefuse(u.user, u.fields) : undefined;
     if (!home) return;
-    // the master counts sessions: mail_max_userip_connections, service managesieve's limits
-    const verdict = this.deps.slot ? await this.deps.slot.admit(u.user) : 'ok';
-    if (verdict !== 'ok') {
-      const who = `user=<${u.user}>, method=${mech}, rip=${this.deps.remoteIp ?? ''}, lip=${this.deps.localIp ?? ''}${this.deps.secured ? ', TLS' : ''}`;
-      if (verdict === 'userip') {
-        const text = userIpText(maxUserIpConnections(this.deps.config, 'sieve', { rip: this.deps.remoteIp ?? '', lip: this.deps.localIp ?? '' }));
-        this.log.info(`Disconnected: ${text}: ${who}`);
-        this.write(`NO ${quote(text)}\r\n`);
-      } else {
-        this.log.error(`master(sieve): destination service { process_limit } reached (rip=${this.deps.remoteIp ?? ''})`);
-        this.log.info(`Disconnected: Internal login failure: ${who}`);
-      }
-      this.hangUp();
-      return;
-    }
+    if (!await this.admit(u.user, mech)) return;
     Logger.forUser('managesieve-login', u.user).info(`Login: user=<${u.user}>, method=${mech}, rip=${this.deps.remoteIp ?? ''}`);
     this.loggedIn(u.user, u.fields, home);
+  }
+
+  /**
+   * After the passdb accepted a login: the master's verdict on the counts
+   * (mail_max_userip_connections, service managesieve's limits), refused as
+   * managesieve-login refuses it; false when refused (the connection is closing).
+   */
+  async admit(user: string, mech: string): Promise<boolean> {
+    const verdict = this.deps.slot ? await this.deps.slot.admit(user) : 'ok';
+    if (verdict === 'ok') return true;
+    const who = `user=<${user}>, method=${mech}, rip=${this.deps.remoteIp ?? ''}, lip=${this.deps.localIp ?? ''}${this.deps.secured ? ', TLS' : ''}`;
+    if (verdict === 'userip') {
+      const text = userIpText(maxUserIpConnections(this.deps.config, 'sieve', { rip: this.deps.remoteIp ?? '', lip: this.deps.localIp ?? '' }));
+      this.log.info(`Disconnected: ${text}: ${who}`);
+      this.write(`NO ${quote(text)}\r\n`);
+    } else {
+      this.log.error(`master(sieve): destination service { process_limit } reached (rip=${this.deps.remoteIp ?? ''})`);
+      this.log.info(`Disconnected: Internal login failure: ${who}`);
+    }
+    this.hangUp();
+    return false;
   }
 
   private homeOrRefuse(user: string, fields: Fields): string | undefined {
@@ -577,13 +584,23 @@ export class ManageSieveSession {
   /** A login process's answer to the AUTHENTICATE it ended (`login`). */
   reply(text: string): void { this.write(text); }
 
-  /** A login process gives the connection away after the login: no more reading, no timers. */
-  detach(): Duplex {
+  /**
+   * A login process gives the connection away after the login: no more
+   * reading, no timers. `input`: what the client sent after the command
+   * that logged it in (pipelined), for the mail process; the stream is
+   * paused so that nothing more is read until it is passed on.
+   */
+  detach(): { stream: Duplex; input: Buffer } {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     for (const ev of ['data', 'end', 'close', 'error', 'finish']) this.stream.removeAllListeners(ev);
     this.stream.on('error', () => undefined);
-    return this.stream;
+    this.stream.pause();
+    const input = Buffer.concat([this.buf, ...this.pending]);
+    this.buf = Buffer.alloc(0);
+    this.pending = [];
+    this.pendingBytes = 0;
+    return { stream: this.stream, input };
   }
 
   /** A mail process: the session of a user a login process authenticated, answered `OK "Logged in."` here. */

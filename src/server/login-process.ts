@@ -10,6 +10,15 @@
  * copies bytes between the client and that socket (as imap-login proxies a
  * TLS connection; plain ones are proxied the same way here). The password
  * goes to the master with the login request over IPC, for mail-crypt.
+ *
+ * What the client sent after its LOGIN / AUTHENTICATE, before the reply
+ * (pipelined commands), goes to the mail process first, as imap-login sends
+ * its input buffer along with the fd (login-common's master_send_request).
+ * The master counts every connection (root-master.ts): a session starts
+ * only once it admits it (mail_max_userip_connections, the mail service's
+ * limit, refused with the texts of imap/session.ts and
+ * managesieve/session.ts), and it may ask for the oldest pre-login
+ * connection to be dropped when the login service is full.
  */
 import { connect, type Socket } from 'node:net';
 import { TLSSocket, createSecureContext } from 'node:tls';
@@ -23,7 +32,8 @@ import type { ListenerSpec, TlsMaterial } from './listeners.js';
 import { serverStartTls } from './starttls.js';
 import { AuthClient } from './auth-client.js';
 import { ManageSieveSession, type SessionDeps } from '../managesieve/session.js';
-import { sendTo, type ChildMessage, type LoginRequest } from './process-model.js';
+import { sendTo, type ChildMessage, type ConnProto, type LoginRequest } from './process-model.js';
+import type { Admission, ConnectionSlot } from '../config/connection-limits.js';
 
 const log = new Logger('imap-login');
 const INTERNAL = 'Internal error occurred. Refer to server log for more information.';
@@ -33,8 +43,24 @@ export function runLoginProcess(config: DovecotConfig, tls: TlsMaterial | null, 
   const pending = new Map<number, (m: Extract<ChildMessage, { t: 'login-go' | 'login-failed' }>) => void>();
   let nextId = 0;
   const sessions = new Set<Session>();
+  /** This process's connections in the master's count, by protocol and id: how to drop one it evicts. */
+  const counted = new Map<string, { evict(): void }>();
+  const verdicts = new Map<string, (v: Admission) => void>();
 
-  const accept = (raw: Socket, spec: ListenerSpec) => {
+  /** Connection `id`'s place in the master's count; released once, when the client connection ends. */
+  const slot = (proto: ConnProto, id: number, conn: { evict(): void }): ConnectionSlot & { release(): void } => {
+    const key = `${proto}/${id}`;
+    counted.set(key, conn);
+    return {
+      admit: (user) => new Promise<Admission>((resolve) => { verdicts.set(key, resolve); sendTo(process, { t: 'admit', proto, id, user }); }),
+      release: () => {
+        if (!counted.delete(key)) return;
+        sendTo(process, { t: 'conn-closed', proto, id });
+      },
+    };
+  };
+
+  const accept = (raw: Socket, spec: ListenerSpec, id: number) => {
     raw.setNoDelay(true);
     raw.on('error', () => raw.destroy());
     const rip = (raw.remoteAddress ?? '').replace(/^::ffff:/, '');
@@ -44,8 +70,10 @@ export function runLoginProcess(config: DovecotConfig, tls: TlsMaterial | null, 
       socket = new TLSSocket(raw, { isServer: true, secureContext: createSecureContext({ cert: tls.cert, key: tls.key, passphrase: tls.passphrase, minVersion: tls.minVersion }) });
       socket.on('error', () => socket.destroy());
     }
-    if (spec.service === 'managesieve-login') { acceptSieve(socket, raw, spec, rip, lip); return; }
+    if (spec.service === 'managesieve-login') { acceptSieve(socket, raw, spec, rip, lip, id); return; }
     let session: Session;
+    const count = slot('imap', id, { evict: () => session.evict() });
+    raw.once('close', () => count.release());
     const login: ImapLogin = {
       log,
       async login(user: string, password: string, info: RequestInfo): Promise<LoginResult> {
@@ -55,13 +83,13 @@ export function runLoginProcess(config: DovecotConfig, tls: TlsMaterial | null, 
           log.info(`Disconnected: Aborted login (auth failed, 1 attempts): user=<${user}>, method=${info.mech ?? 'PLAIN'}, rip=${rip}, lip=${lip}`);
           return { ok: false, code: 'AUTHENTICATIONFAILED', text: a.reason ?? 'Authentication failed.' };
         }
-        return { ok: false, handOff: (tag) => handOff(session, { id: ++nextId, protocol: 'imap', authRef: a.ref, user: a.user, password, mech: info.mech ?? 'PLAIN', tag, rip, lip, secured: session.secured, capabilityAsked: session.capabilityAskedBeforeLogin }) };
+        return { ok: false, handOff: (tag) => handOff(session, count, { id: ++nextId, protocol: 'imap', authRef: a.ref, user: a.user, password, mech: info.mech ?? 'PLAIN', tag, rip, lip, secured: session.secured, capabilityAsked: session.capabilityAskedBeforeLogin }) };
       },
     };
     const starttls = tls && !spec.ssl ? (d: Duplex) => serverStartTls(d, tls) : undefined;
-    session = new Session(socket, { config, log: new Logger(`imap-login(${rip})`), login, rip, lip, secured: spec.ssl, starttls });
+    session = new Session(socket, { config, log: new Logger(`imap-login(${rip})`), login, rip, lip, secured: spec.ssl, starttls, slot: count });
     sessions.add(session);
-    socket.once('close', () => sessions.delete(session));
+    raw.once('close', () => sessions.delete(session));
     void session.start().catch(() => socket.destroy());
   };
 
@@ -71,25 +99,34 @@ export function runLoginProcess(config: DovecotConfig, tls: TlsMaterial | null, 
     sendTo(process, { t: 'login', req });
   });
 
-  /** From now on the session lives in the mail process: copy bytes both ways through the master's login socket. */
-  const proxy = (client: Duplex, key: string) => {
+  /**
+   * From now on the session lives in the mail process: copy bytes both ways
+   * through the master's login socket. `input`: what the client sent after
+   * its login command (the detached stream is paused: nothing is lost);
+   * `release`: the connection leaves the master's count when it ends.
+   */
+  const proxy = ({ stream: client, input }: { stream: Duplex; input: Buffer }, key: string, release: () => void) => {
     const upstream = connect(sockets.login);
     upstream.on('error', () => { upstream.destroy(); client.destroy(); });
     client.on('error', () => upstream.destroy());
     upstream.write(`${key}\n`);
-    // the mail process speaks first (its login reply): only then is anything of the client's passed on
+    // the mail process speaks first (its login reply): only then is anything of the client's passed on,
+    // the pipelined commands first, in the order they came
     upstream.once('data', (first: Buffer) => {
       client.write(first);
+      if (input.length) upstream.write(input);
       upstream.pipe(client);
       client.pipe(upstream);
     });
     upstream.on('close', () => client.destroy());
-    client.on('close', () => upstream.destroy());
+    client.on('close', () => { upstream.destroy(); release(); });
   };
 
   const who = (req: LoginRequest) => `user=<${req.user}>, method=${req.mech}, rip=${req.rip}, lip=${req.lip}${req.secured ? ', TLS' : ''}`;
 
-  const handOff = async (session: Session, req: LoginRequest): Promise<void> => {
+  const handOff = async (session: Session, count: ConnectionSlot, req: LoginRequest): Promise<void> => {
+    // the master's count first (as imap-login asks anvil before the master request)
+    if (!await session.admitLogin(req.tag, req.user, req.mech)) return;
     const reply = await askMaster(req);
     if (reply.t === 'login-failed') {
       if (reply.reason === 'init') {
@@ -101,16 +138,19 @@ export function runLoginProcess(config: DovecotConfig, tls: TlsMaterial | null, 
       }
       return;
     }
-    proxy(session.detach(), reply.key);
+    sessions.delete(session); // it lives in the mail process now
+    proxy(session.detach(), reply.key, () => count.release());
     log.info(`Login: ${who(req)}`);
   };
 
   /** A ManageSieve connection (managesieve-login): the same steps, Pigeonhole's texts. */
-  const acceptSieve = (socket: Socket | TLSSocket, raw: Socket, spec: ListenerSpec, rip: string, lip: string) => {
+  const acceptSieve = (socket: Socket | TLSSocket, raw: Socket, spec: ListenerSpec, rip: string, lip: string, id: number) => {
     const slog = new Logger('managesieve-login');
+    const count = slot('sieve', id, { evict: () => session.evict() });
+    raw.once('close', () => count.release());
     const deps: SessionDeps = {
       config, resolveHome: () => undefined, tlsAvailable: !!tls && !spec.ssl, secured: spec.ssl, remoteIp: rip, localIp: lip,
-      startTls: tls ? () => serverStartTls(raw, tls) : undefined,
+      startTls: tls ? () => serverStartTls(raw, tls) : undefined, slot: count,
       async login({ mech, authz, login, password }) {
         const a = await auth.authenticate(login, password, { service: 'sieve', rip, lip, secured: deps.secured, loginUser: authz && authz !== login ? authz : undefined });
         if (!a.ok) {
@@ -118,10 +158,11 @@ export function runLoginProcess(config: DovecotConfig, tls: TlsMaterial | null, 
           if (!a.temp) slog.info(`Disconnected: auth failed (user=<${login}>, method=${mech}, rip=${rip})`);
           return;
         }
+        if (!await session.admit(a.user, mech)) return;
         const req: LoginRequest = { id: ++nextId, protocol: 'sieve', authRef: a.ref, user: a.user, password, mech, tag: '', rip, lip, secured: deps.secured, capabilityAsked: false };
         const reply = await askMaster(req);
         if (reply.t === 'login-failed') { session.reply(`NO "${INTERNAL}"\r\n`); return; }
-        proxy(session.detach(), reply.key);
+        proxy(session.detach(), reply.key, () => count.release());
         slog.info(`Login: user=<${a.user}>, method=${mech}, rip=${rip}`);
       },
     };
@@ -130,7 +171,9 @@ export function runLoginProcess(config: DovecotConfig, tls: TlsMaterial | null, 
   };
 
   process.on('message', (m: ChildMessage, handle?: unknown) => {
-    if (m.t === 'conn' && handle) accept(handle as Socket, m.spec);
+    if (m.t === 'conn' && handle) accept(handle as Socket, m.spec, m.id);
+    else if (m.t === 'evict') counted.get(`${m.proto}/${m.id}`)?.evict();
+    else if (m.t === 'admitted') { verdicts.get(`${m.proto}/${m.id}`)?.(m.verdict); verdicts.delete(`${m.proto}/${m.id}`); }
     else if (m.t === 'login-go' || m.t === 'login-failed') pending.get(m.id)?.(m);
     else if (m.t === 'shutdown') process.exit(0);
   });

@@ -127,8 +127,6 @@ async function runChild(role: Role, configPath: string): Promise<void> {
 
 /** What the root-master mode does not do yet (said at start; README and dovecot-compat.md list them too). */
 const ROOT_MASTER_GAPS = [
-  'connection limits are not enforced in this mode yet (mail_max_userip_connections, service client_limit/process_limit/process_min_avail): set mail_uid to have them',
-  'commands a client pipelines behind its LOGIN/AUTHENTICATE before the reply are not passed to the mail process',
   'an LMTP message is copied whole to the recipient\'s mail process (memory grows with message size)',
 ];
 

@@ -12,6 +12,7 @@ import type { Fields } from '../auth/databases.js';
 import { logFdsForChild } from '../log/logger.js';
 import type { ConfigFilesSnapshot } from '../config/privileged-files.js';
 import type { ListenerSpec } from './listeners.js';
+import type { Admission } from '../config/connection-limits.js';
 import { resolveUser, type Identity } from '../util/passwd.js';
 
 export type Role = 'login' | 'auth' | 'mail' | 'lmtp';
@@ -33,12 +34,21 @@ export type DeliveryReply = { ok: true } | { ok: false; temp: boolean; code: str
 /** What a login process asks of the master after the auth process accepted a login. */
 export interface LoginRequest { id: number; protocol: 'imap' | 'sieve'; authRef: string; user: string; password: string; mech: string; tag: string; rip: string; lip: string; secured: boolean; capabilityAsked: boolean }
 
+/** The master counts the connections of each protocol apart (connection-table.ts). */
+export type ConnProto = 'imap' | 'sieve';
+
 export type ChildMessage =
   /** master → child, first: the files read as root this child may see (privileged-files.ts) */
   | { t: 'init'; files: ConfigFilesSnapshot; loginSocket?: string; authSocket?: string }
   | { t: 'ready' }
-  /** master → login process: a client connection, unread */
-  | { t: 'conn'; spec: ListenerSpec }
+  /** master → login process: a client connection, unread; `id` is its entry in the master's ConnectionTable of `proto` */
+  | { t: 'conn'; spec: ListenerSpec; id: number }
+  /** login process → master: may this authenticated user's session start (counted when ok)? the connection ended */
+  | { t: 'admit'; proto: ConnProto; id: number; user: string }
+  | { t: 'admitted'; proto: ConnProto; id: number; verdict: Admission }
+  | { t: 'conn-closed'; proto: ConnProto; id: number }
+  /** master → login process: drop this unauthenticated connection, the login service is full ("Connection queue full") */
+  | { t: 'evict'; proto: ConnProto; id: number }
   /** login process → master: authenticated, move the session to a mail process */
   | { t: 'login'; req: LoginRequest }
   /** master → login process: connect to the login socket and send `key` (go), or the login failed there */

@@ -14,6 +14,15 @@
  *
  * A dying child is logged as Dovecot's master logs it and replaced (a mail
  * process on the next login of its uid); its sessions end, the others go on.
+ *
+ * The master sees every connection it routes, so it keeps the counts of
+ * config/connection-limits.ts (a ConnectionTable per protocol, as the
+ * pools mode does): the login services' client_limit × process_limit (the
+ * oldest unauthenticated connection is dropped, in whichever login process
+ * it is), service imap / managesieve client_limit × process_limit for the
+ * logged-in sessions of all mail processes together, and
+ * mail_max_userip_connections; the login processes ask before a session
+ * starts and say when a connection ends.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { chmodSync, chownSync, mkdirSync, rmSync } from 'node:fs';
@@ -29,7 +38,10 @@ import type { Fields } from '../auth/databases.js';
 import { closeListeners, openListeners, openUnixListener, type ListenerSpec, type OpenListener, type OpenUnixListener, type TlsMaterial } from './listeners.js';
 import { lmtpInetSpecs, unixListenerSpecs } from './delivery-services.js';
 import { guardAccept } from './faults.js';
-import { forkChild, sendTo, serviceUser, type ChildMessage, type LoginRequest, type Role } from './process-model.js';
+import { forkChild, sendTo, serviceUser, type ChildMessage, type ConnProto, type LoginRequest, type Role } from './process-model.js';
+import { ConnectionTable } from './connection-table.js';
+import { protocolLimits } from '../config/connection-limits.js';
+import { serviceProcessCount } from './service-pool.js';
 
 /** True where this mode applies: root, and no mail_uid to drop to. */
 export function rootMasterApplies(config: DovecotConfig): boolean {
@@ -83,6 +95,8 @@ export class RootMaster {
   private files!: ConfigFilesSnapshot;
   /** Client connections that came while no login process was ready (a restart): served when one is. */
   private readonly waitingConns: { socket: Socket; spec: ListenerSpec }[] = [];
+  /** The connection counts of each protocol (see header). */
+  private tables!: Record<ConnProto, ConnectionTable>;
 
   constructor(private readonly o: RootMasterOptions) {}
 
@@ -93,6 +107,7 @@ export class RootMaster {
     try {
       this.loginUser = serviceUser('default_login_user', config.get('default_login_user') || 'dovenull');
       this.internalUser = serviceUser('default_internal_user', config.get('default_internal_user') || 'dovecot');
+      this.tables = { imap: new ConnectionTable(protocolLimits(config, 'imap'), this.log), sieve: new ConnectionTable(protocolLimits(config, 'sieve'), this.log) };
     } catch (e) { throw new Error(where + (e as Error).message); }
     this.files = configFilesSnapshot();
     stopRecording();
@@ -121,7 +136,7 @@ export class RootMaster {
       const kind = spec.service === 'quota-status' ? 'quota-status' : 'lmtp';
       try { this.unix.push(await openUnixListener(spec, (s) => this.toLmtp(s, kind), { handOff: true })); } catch (e) { this.log.warn(`${(e as Error).message} (not served)`); }
     }
-    const count = Math.max(1, Number(config.services().find((s) => s.name === 'imap-login')?.settings.process_min_avail ?? 0) || 1);
+    const count = this.loginProcessCount();
     for (let i = 0; i < count; i++) this.logins.push(this.spawnLogin(i, { loginSocket, authSocket }));
     await Promise.all([this.auth.ready, ...this.logins.map((l) => l!.ready)]);
     this.open = await openListeners([...this.o.imapSpecs, ...this.o.sieveSpecs], this.o.tls, guardAccept(this.log, (s, spec) => this.dispatch(s as Socket, spec)), { handOff: true });
@@ -131,6 +146,21 @@ export class RootMaster {
       ...this.open.map((l) => `listening on ${l.spec.address}:${l.port} (${l.spec.service}/${l.spec.name}${l.spec.ssl ? ', ssl' : ''})`),
       `imap-login: ${count} processes as ${this.loginUser.name}, auth as ${this.internalUser.name}, imap as the userdb's uid`,
     ];
+  }
+
+  /**
+   * The login processes to keep: process_min_avail of imap-login (0: one
+   * per core, as the pools mode) or of managesieve-login when it listens,
+   * whichever is more, never beyond process_limit (service-pool.ts).
+   */
+  private loginProcessCount(): number {
+    const { config } = this.o;
+    let count: number;
+    try {
+      count = serviceProcessCount(config, 'imap-login');
+      if (this.o.sieveSpecs.length) count = Math.max(count, serviceProcessCount(config, 'managesieve-login'));
+    } catch (e) { throw new Error(`Error in configuration file ${config.path}: ${(e as Error).message}`); }
+    return count;
   }
 
   private async bindUnix(path: string, onConn: (s: Socket) => void): Promise<void> {
@@ -218,7 +248,12 @@ export class RootMaster {
   }
 
   private spawnLogin(i: number, sockets: { loginSocket: string; authSocket: string }): Child {
-    return this.spawn('imap-login', 'login', this.loginUser, this.filesWithout(this.o.authFiles), sockets, () => { this.logins[i] = this.spawnLogin(i, sockets); });
+    const c: Child = this.spawn('imap-login', 'login', this.loginUser, this.filesWithout(this.o.authFiles), sockets, () => {
+      // its connections, pre-login and proxied, ended with it
+      for (const table of Object.values(this.tables)) table.closeOwner(c.child);
+      this.logins[i] = this.spawnLogin(i, sockets);
+    });
+    return c;
   }
 
   /** The mail process pool of one uid:gid (one process here), started on first use. */
@@ -249,13 +284,37 @@ export class RootMaster {
     for (let n = 0; n < this.logins.length; n++) {
       const l = this.logins[this.nextLogin++ % this.logins.length];
       if (!l?.isReady || !l.child.connected) continue;
+      const { proto, id } = this.countConnection(socket, spec, l.child);
       // a process that died a moment ago fails the send: the connection then waits for its replacement
-      l.child.send({ t: 'conn', spec } satisfies ChildMessage, socket, { keepOpen: false }, (e) => { if (e && !socket.destroyed) this.dispatch(socket, spec); });
+      l.child.send({ t: 'conn', spec, id } satisfies ChildMessage, socket, { keepOpen: false }, (e) => {
+        if (!e) return;
+        this.tables[proto].close(id);
+        if (!socket.destroyed) this.dispatch(socket, spec);
+      });
       return;
     }
     if (this.waitingConns.length >= MAX_WAITING_CONNS) { socket.destroy(); return; }
     socket.on('error', () => socket.destroy());
     this.waitingConns.push({ socket, spec });
+  }
+
+  /**
+   * A new connection in its protocol's count, held by login process `to`:
+   * should the login service be full, the oldest unauthenticated one, in
+   * whichever login process, is told to go (client_destroy_oldest).
+   */
+  private countConnection(socket: Socket, spec: ListenerSpec, to: ChildProcess): { proto: ConnProto; id: number } {
+    const proto: ConnProto = spec.service === 'managesieve-login' ? 'sieve' : 'imap';
+    const addr = { rip: (socket.remoteAddress ?? '').replace(/^::ffff:/, ''), lip: (socket.localAddress ?? '').replace(/^::ffff:/, '') };
+    const id = this.tables[proto].open(addr, () => sendTo(to, { t: 'evict', proto, id }), to);
+    return { proto, id };
+  }
+
+  /** A login process's question on a connection's count (admit), or its end. */
+  private onConnCount(from: ChildProcess, m: Extract<ChildMessage, { t: 'admit' | 'conn-closed' }>): void {
+    const table = this.tables[m.proto];
+    if (m.t === 'conn-closed') { table.close(m.id); return; }
+    sendTo(from, { t: 'admitted', proto: m.proto, id: m.id, verdict: table.admit(m.id, m.user) });
   }
 
   private flushWaiting(): void {
@@ -267,6 +326,7 @@ export class RootMaster {
       this.log.error(`login of ${m.req.user}: ${(e as Error).message}`);
       sendTo(child, { t: 'login-failed', id: m.req.id, reason: 'internal' });
     });
+    else if (m.t === 'admit' || m.t === 'conn-closed') this.onConnCount(child, m);
     else if (m.t === 'deliver' || m.t === 'quota') void this.routeMailJob(child, m);
     else if (m.t === 'delivered' || m.t === 'quota-reply') {
       const j = this.jobs.get(m.id);

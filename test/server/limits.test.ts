@@ -13,85 +13,12 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, type Socket } from 'node:net';
-import { startSealmail, type SealmailServer } from '../helpers/sealmail-server.js';
-import { freePort } from '../helpers/databases.js';
+import { connect } from 'node:net';
+import { Wire, logged } from '../helpers/line-wire.js';
+import { IMAP_GREETING, SIEVE_GREETING, SESSION_CAP_CONF, USERIP_CONF, imapLogin, limitServer, loginCapConf, loginCapDropsOldest, sessionCap, sieveLogin, userIpLimit, type LimitServer } from '../helpers/limit-scenarios.js';
 
-/** A raw line client: everything the server said, waits for a pattern or the close. */
-class Wire {
-  buf = '';
-  closed = false;
-  private constructor(readonly sock: Socket) {
-    sock.setEncoding('latin1');
-    sock.on('data', (d: string) => { this.buf += d; });
-    sock.on('close', () => { this.closed = true; });
-    sock.on('error', () => undefined);
-  }
-  static async open(t: TestContext, port: number, greeting: RegExp): Promise<Wire> {
-    const w = new Wire(connect(port, '127.0.0.1'));
-    t.after(() => w.sock.destroy());
-    await w.until(greeting, 'greeting');
-    return w;
-  }
-  /** Wait (bounded) until the text since the last wait matches; returns it. */
-  async until(re: RegExp, what: string, ms = 20_000): Promise<string> {
-    for (const end = Date.now() + ms; !re.test(this.buf);) {
-      if (Date.now() > end || (this.closed && !re.test(this.buf))) {
-        if (this.closed && Date.now() <= end) await new Promise((r) => setTimeout(r, 50)); // bytes in flight
-        if (re.test(this.buf)) break;
-        throw new Error(`no ${what}${this.closed ? ' (closed)' : ''}; got ${JSON.stringify(this.buf.slice(-400))}`);
-      }
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    const out = this.buf;
-    this.buf = '';
-    return out;
-  }
-  async gone(what: string, ms = 20_000): Promise<void> {
-    for (const end = Date.now() + ms; !this.closed;) {
-      if (Date.now() > end) throw new Error(`connection not closed: ${what}; got ${JSON.stringify(this.buf.slice(-300))}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-  send(line: string): void { this.sock.write(`${line}\r\n`); }
-}
-
-const IMAP_GREETING = /^\* OK .*\r\n/;
-const SIEVE_GREETING = /OK "Sealmail test ready\."\r\n/;
-const plain = (user: string) => Buffer.from(`\0${user}\0pass`).toString('base64');
-
-async function server(t: TestContext, conf: string, env: Record<string, string> = {}): Promise<{ srv: SealmailServer; sieve: number }> {
-  const sieve = await freePort();
-  const srv = await startSealmail(t, {
-    env,
-    extraConf: `service managesieve-login {\n  inet_listener sieve {\n    port = ${sieve}\n  }\n}\n${conf}`,
-    rewriteConf: (text) => text.replace('protocols = imap\n', 'protocols = imap sieve\n'),
-  });
-  return { srv, sieve };
-}
-
-async function imapLogin(t: TestContext, port: number, user: string): Promise<Wire> {
-  const w = await Wire.open(t, port, IMAP_GREETING);
-  w.send(`a LOGIN ${user} pass`);
-  await w.until(/^a OK .*\r\n/m, `login of ${user}`);
-  return w;
-}
-
-async function sieveLogin(t: TestContext, port: number, user: string): Promise<Wire> {
-  const w = await Wire.open(t, port, SIEVE_GREETING);
-  w.send(`AUTHENTICATE "PLAIN" "${plain(user)}"`);
-  await w.until(/^OK "Logged in\."\r\n/m, `sieve login of ${user}`);
-  return w;
-}
-
-/** Wait (bounded) for a line in the server's log. */
-async function logged(srv: SealmailServer, re: RegExp, what: string): Promise<string> {
-  for (const end = Date.now() + 20_000; ;) {
-    const m = re.exec(srv.output());
-    if (m) return m[0];
-    if (Date.now() > end) throw new Error(`not logged: ${what}\n${srv.output().slice(-2000)}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+async function server(t: TestContext, conf: string, env: Record<string, string> = {}): Promise<LimitServer> {
+  return limitServer(t, conf, { env });
 }
 
 test('an unauthenticated connection is cut at the login deadline whatever it sends; logged-in ones stay', async (t) => {
@@ -147,77 +74,16 @@ test('autologout after login ends silent sessions; IDLE\'s keepalive keeps one',
 
 for (const processes of [2, 1]) {
   test(`the login service's cap drops the oldest unauthenticated connection (${processes === 1 ? 'IMAP in the master' : 'two IMAP workers'}, ManageSieve)`, async (t) => {
-    const { srv, sieve } = await server(t, `service imap-login {\n  process_min_avail = ${processes}\n  process_limit = 2\n}\nservice managesieve-login {\n  client_limit = 2\n  process_limit = 1\n  service_count = 0\n}\n`);
-    // logged-in sessions do not count against the login service
-    const authed = await imapLogin(t, srv.imapPort, 'a@example.org');
-    const sieveAuthed = await sieveLogin(t, sieve, 'a@example.org');
-    const first = await Wire.open(t, srv.imapPort, IMAP_GREETING);
-    const second = await Wire.open(t, srv.imapPort, IMAP_GREETING);
-    const third = await Wire.open(t, srv.imapPort, IMAP_GREETING);
-    assert.equal(await first.until(/\r\n$/, 'queue-full BYE'), '* BYE Connection queue full\r\n');
-    await first.gone('oldest');
-    const sFirst = await Wire.open(t, sieve, SIEVE_GREETING);
-    const sSecond = await Wire.open(t, sieve, SIEVE_GREETING);
-    const sThird = await Wire.open(t, sieve, SIEVE_GREETING);
-    assert.equal(await sFirst.until(/\r\n$/, 'sieve queue-full BYE'), 'BYE "Connection queue full"\r\n');
-    await sFirst.gone('sieve oldest');
-    for (const [w, tag] of [[second, 'b'], [third, 'c'], [authed, 'd']] as const) {
-      w.send(`${tag} NOOP`);
-      await w.until(new RegExp(`^${tag} OK `, 'm'), `NOOP on ${tag}`);
-    }
-    for (const w of [sSecond, sThird, sieveAuthed]) { w.send('NOOP'); await w.until(/^OK /m, 'sieve NOOP'); }
-    await logged(srv, /master: Warning: service\(imap-login\): process_limit \(2\) reached, client connections are being dropped/, 'imap-login warning');
-    await logged(srv, /imap-login: Info: Disconnected: Connection queue full \(no auth attempts in \d+ secs\): user=<>, rip=127\.0\.0\.1, lip=127\.0\.0\.1/, 'imap eviction');
-    await logged(srv, /master: Warning: service\(managesieve-login\): client_limit \(2\) reached, client connections are being dropped/, 'managesieve-login warning');
-    await logged(srv, /managesieve-login: Info: Disconnected: Connection queue full \(no auth attempts in \d+ secs\): user=<>/, 'sieve eviction');
+    await loginCapDropsOldest(t, await server(t, loginCapConf(processes)));
   });
 }
 
 test('mail_max_userip_connections per user, IP and protocol across IMAP workers; a freed slot is reusable', async (t) => {
-  const { srv, sieve } = await server(t, 'mail_max_userip_connections = 2\nprotocol sieve {\n  mail_max_userip_connections = 1\n}\nservice imap-login {\n  process_min_avail = 2\n}\n');
-  const one = await imapLogin(t, srv.imapPort, 'u@example.org');
-  await imapLogin(t, srv.imapPort, 'u@example.org');
-  const third = await Wire.open(t, srv.imapPort, IMAP_GREETING);
-  third.send('a LOGIN u@example.org pass');
-  assert.equal(await third.until(/\r\n$/, 'userip refusal'), 'a NO [LIMIT] Maximum number of connections from user+IP exceeded (mail_max_userip_connections=2)\r\n');
-  await third.gone('refused login');
-  await logged(srv, /imap-login: Info: Disconnected: Maximum number of connections from user\+IP exceeded \(mail_max_userip_connections=2\): user=<u@example\.org>, method=PLAIN, rip=127\.0\.0\.1, lip=127\.0\.0\.1/, 'userip log');
-  // another user, and the same user over ManageSieve (counted apart, its own limit of 1)
-  await imapLogin(t, srv.imapPort, 'other@example.org');
-  await sieveLogin(t, sieve, 'u@example.org');
-  const sieveSecond = await Wire.open(t, sieve, SIEVE_GREETING);
-  sieveSecond.send(`AUTHENTICATE "PLAIN" "${plain('u@example.org')}"`);
-  assert.equal(await sieveSecond.until(/\r\n$/, 'sieve userip refusal'), 'NO "Maximum number of connections from user+IP exceeded (mail_max_userip_connections=1)"\r\n');
-  await sieveSecond.gone('refused sieve login');
-  await logged(srv, /managesieve-login: Info: Disconnected: Maximum number of connections from user\+IP exceeded \(mail_max_userip_connections=1\): user=<u@example\.org>, method=PLAIN/, 'sieve userip log');
-  // one session ends: its slot is free again (the master hears of the end from the worker)
-  one.send('z LOGOUT');
-  await one.gone('logout');
-  for (const end = Date.now() + 20_000; ;) {
-    const w = await Wire.open(t, srv.imapPort, IMAP_GREETING);
-    w.send('a LOGIN u@example.org pass');
-    const r = await w.until(/^a (OK|NO) .*\r\n/m, 'login after logout');
-    if (r.includes('a OK')) break;
-    if (Date.now() > end) assert.fail(`slot not freed: ${r}`);
-  }
+  await userIpLimit(t, await server(t, USERIP_CONF));
 });
 
 test('service imap / managesieve client_limit × process_limit caps logged-in sessions across workers', async (t) => {
-  const { srv, sieve } = await server(t, 'service imap-login {\n  process_min_avail = 2\n}\nservice imap {\n  process_limit = 2\n}\nservice managesieve {\n  client_limit = 1\n  process_limit = 1\n}\n');
-  await imapLogin(t, srv.imapPort, 'a@example.org');
-  await imapLogin(t, srv.imapPort, 'b@example.org');
-  const third = await Wire.open(t, srv.imapPort, IMAP_GREETING);
-  third.send('a LOGIN c@example.org pass');
-  await third.gone('login beyond service imap\'s cap');
-  assert.equal(third.buf, '', 'Dovecot closes without a reply');
-  await logged(srv, /master: Warning: service\(imap\): process_limit \(2\) reached, client connections are being dropped/, 'imap warning');
-  await logged(srv, /imap-login: Info: Disconnected: Internal login failure: user=<c@example\.org>, method=PLAIN/, 'imap refusal log');
-  await sieveLogin(t, sieve, 'a@example.org');
-  const sieveSecond = await Wire.open(t, sieve, SIEVE_GREETING);
-  sieveSecond.send(`AUTHENTICATE "PLAIN" "${plain('b@example.org')}"`);
-  await sieveSecond.gone('sieve login beyond the cap');
-  assert.equal(sieveSecond.buf, '');
-  await logged(srv, /master: Warning: service\(managesieve\): client_limit\/service_count \(1\) reached, client connections are being dropped/, 'managesieve warning');
+  await sessionCap(t, await server(t, SESSION_CAP_CONF));
 });
 
 test('a client that logs out but never closes its side does not keep the connection', async (t) => {

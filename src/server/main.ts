@@ -121,7 +121,7 @@ async function runChild(role: Role, configPath: string): Promise<void> {
   const config = await loadServerConfig(configPath);
   if (role === 'login') runLoginProcess(config, tlsMaterial(config), { login: init.loginSocket ?? '', auth: init.authSocket ?? '' });
   else if (role === 'auth') runAuthProcess(config);
-  else if (role === 'lmtp') runLmtpProcess(config);
+  else if (role === 'lmtp') runLmtpProcess(config, init.copySocket ?? '');
   else runMailProcess(config);
 }
 
@@ -129,7 +129,6 @@ async function runChild(role: Role, configPath: string): Promise<void> {
 const ROOT_MASTER_GAPS = [
   'connection limits are not enforced in this mode yet (mail_max_userip_connections, service client_limit/process_limit/process_min_avail): set mail_uid to have them',
   'commands a client pipelines behind its LOGIN/AUTHENTICATE before the reply are not passed to the mail process',
-  'an LMTP message is copied whole to the recipient\'s mail process (memory grows with message size)',
 ];
 
 /**

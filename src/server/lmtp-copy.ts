@@ -35,6 +35,14 @@ import type { SpooledMessage } from '../lmtp/data-spool.js';
 const SEND = 0x53; // 'S'
 /** The key line a copy socket must start with: 32 hex digits and LF. */
 const KEY_LINE_MAX = 64;
+/**
+ * Readings of one copy the LMTP process serves: a delivery reads its copy
+ * once per mailbox it saves to (Pigeonhole's sieve_max_actions is 32) and
+ * once for Sieve's body test or a redirect; past this a mail process asking
+ * again is cut off (it cannot make the shared LMTP process decrypt its
+ * message without end).
+ */
+const MAX_READINGS = 64;
 
 /** Does this message travel over a copy socket (true) or inside the 'deliver' message (false)? */
 export const streamed = (m: SpooledMessage): boolean => m.size > m.head.length;
@@ -47,6 +55,7 @@ export const streamed = (m: SpooledMessage): boolean => m.size > m.head.length;
 export function offerCopy(path: string, key: string, message: SpooledMessage, onError: (text: string) => void): Socket {
   const s = connect(path);
   let asked = 0;
+  let readings = 0;
   let sending = false;
   let closed = false;
   s.on('error', () => s.destroy());
@@ -75,6 +84,8 @@ export function offerCopy(path: string, key: string, message: SpooledMessage, on
   };
   s.on('data', (d: Buffer) => {
     for (const b of d) if (b !== SEND) { s.destroy(); return; }
+    readings += d.length;
+    if (readings > MAX_READINGS) { onError(`the mail process asked for its copy more than ${MAX_READINGS} times`); s.destroy(); return; }
     asked += d.length;
     void send();
   });
@@ -133,7 +144,8 @@ export class CopyFromSocket implements SpooledMessage {
         if (b.length > max) { this.sock!.unshift(b.subarray(max)); return b.subarray(0, max); }
         return b;
       }
-      if (this.ended) return null;
+      // (a socket that ended before this reader was made has no 'end' left to tell it)
+      if (this.ended || this.sock!.readableEnded || this.sock!.destroyed) return null;
       await new Promise<void>((resolve) => { this.wake = resolve; });
     }
   }

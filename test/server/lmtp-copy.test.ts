@@ -4,14 +4,16 @@
  * key line is all the master reads; each reading the mail side asks for
  * gets the whole message, a reading abandoned halfway is skipped by the
  * next; a message within the spool's in-memory head needs no socket; a
- * peer that sends anything but the ask byte is cut off, and a socket closed
- * mid-message fails the reading instead of ending it short.
+ * peer that sends anything but the ask byte, or asks more than 64 times, is
+ * cut off, and a socket closed mid-message fails the reading instead of
+ * ending it short.
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/lmtp-wire.js';
 import { MessageSpool, type SpooledMessage } from '../../src/lmtp/data-spool.js';
 import { CopyFromSocket, offerCopy, readCopyKey, streamed } from '../../src/server/lmtp-copy.js';
 
@@ -23,14 +25,14 @@ async function spooled(t: TestContext, dir: string, message: Buffer): Promise<Sp
 }
 
 /** A listening socket standing in for the master's: the first connection's key and socket (unread past the key). */
-async function copyPair(t: TestContext, msg: SpooledMessage): Promise<{ key: string; mail: Socket; lmtp: Socket }> {
+async function copyPair(t: TestContext, msg: SpooledMessage, onError: (e: string) => void = (e) => { throw new Error(e); }): Promise<{ key: string; mail: Socket; lmtp: Socket }> {
   const path = join(tempDir(t, 'lmtp-copy'), 'copy');
   let got: (v: { key: string; s: Socket }) => void;
   const accepted = new Promise<{ key: string; s: Socket }>((r) => { got = r; });
   const server = createServer({ pauseOnConnect: true }, (s) => readCopyKey(s, (key) => got({ key, s })));
   await new Promise<void>((r) => server.listen(path, () => r()));
   t.after(() => server.close());
-  const lmtp = offerCopy(path, 'k'.repeat(32), msg, (e) => { throw new Error(e); });
+  const lmtp = offerCopy(path, 'k'.repeat(32), msg, onError);
   t.after(() => lmtp.destroy());
   const { key, s } = await accepted;
   t.after(() => s.destroy());
@@ -67,9 +69,18 @@ test('anything but the ask byte cuts the copy socket; a socket closed mid-messag
   const sent = message(1024 * 1024);
   const msg = await spooled(t, tempDir(t, 'lmtp-copy-spool'), sent);
   const { mail, lmtp } = await copyPair(t, msg);
-  const closed = new Promise((r) => lmtp.once('close', r));
   mail.write('X');
-  await closed;
+  await until('the copy socket cut', () => lmtp.destroyed);
   const copy = new CopyFromSocket(mail, msg.size, msg.crlfSize, msg.head);
   await assert.rejects(copy.buffer(), /closed the copy stream/);
+});
+
+test('a mail process asking for its copy more than 64 times is cut off', async (t) => {
+  const msg = await spooled(t, tempDir(t, 'lmtp-copy-spool'), message(200 * 1024));
+  const errors: string[] = [];
+  const { mail, lmtp } = await copyPair(t, msg, (e) => errors.push(e));
+  mail.on('data', () => undefined);
+  mail.write(Buffer.alloc(65, 'S'));
+  await until('the copy socket cut', () => lmtp.destroyed, 5000);
+  assert.deepEqual(errors, ['the mail process asked for its copy more than 64 times']);
 });

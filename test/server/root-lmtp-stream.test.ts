@@ -6,7 +6,9 @@
  * process of the tree (master, LMTP, mail processes, auth, login) grows its
  * peak RSS (VmHWM) by half the message's size; a mail process killed
  * mid-copy of a 30 MB message gives its recipient a 451 and the other
- * recipient is stored all the same.
+ * recipient is stored all the same. Sieve reads a streamed copy as often as
+ * it needs, and a mail-crypt user's streamed copy is stored encrypted and
+ * reads back byte for byte.
  *
  * Why 96 MB: V8 frees dead Buffers in batches, once up to 64 MB of them
  * have gathered, so any streamed delivery raises a process's peak by a
@@ -23,6 +25,8 @@ import { join } from 'node:path';
 import { startSealmail, type SealmailServer } from '../helpers/sealmail-server.js';
 import { LmtpWire, until } from '../helpers/lmtp-wire.js';
 import { freePort } from '../helpers/databases.js';
+import { CRYPT_CONF, CRYPT_PASSDB } from '../helpers/mail-crypt.js';
+import { ImapFlow } from 'imapflow';
 
 const skip = process.getuid?.() === 0 ? false : 'needs root (the mode is root without mail_uid)';
 /** Two users of two uids (a passwd-file userdb), in the order they are delivered to. */
@@ -33,12 +37,16 @@ const SIZE = 30 * 1024 * 1024;
 
 interface Root { srv: SealmailServer; port: number }
 
-/** Root, no mail_uid, uids from a passwd-file userdb, LMTP on a TCP port; `sieve`: a sieve_before script for every user. */
-async function rootServer(t: TestContext, sieve = ''): Promise<Root> {
+/**
+ * Root, no mail_uid, uids from a passwd-file userdb, LMTP on a TCP port; `sieve`: a sieve_before script for every
+ * user; `crypt`: mail-crypt with the key password from the login (ISPmail's).
+ */
+async function rootServer(t: TestContext, sieve = '', crypt = false): Promise<Root> {
   const port = await freePort();
   const sieveConf = sieve ? 'lda_mailbox_autocreate = yes\nprotocol lmtp {\n  mail_plugins = $mail_plugins sieve\n}\nplugin {\n  sieve_before = %DIR%/before.sieve\n}\n' : '';
   const srv = await startSealmail(t, {
-    extraConf: `protocols = imap lmtp\n${sieveConf}service lmtp {\n  inet_listener lmtp {\n    port = ${port}\n    address = 127.0.0.1\n  }\n}\n`,
+    ...(crypt ? { passdb: CRYPT_PASSDB } : {}),
+    extraConf: `protocols = imap lmtp\n${crypt ? CRYPT_CONF : ''}${sieveConf}service lmtp {\n  inet_listener lmtp {\n    port = ${port}\n    address = 127.0.0.1\n  }\n}\n`,
     beforeStart: (dir) => {
       writeFileSync(join(dir, 'users'), USERS.map(([u, id]) => `${u}::${id}:${id}::${dir}/home/${u}::\n`).join(''), { mode: 0o644 });
       if (sieve) writeFileSync(join(dir, 'before.sieve'), sieve, { mode: 0o644 });
@@ -161,5 +169,33 @@ test('root without mail_uid: Sieve in the mail process reads a streamed message 
       assert.equal(files.length, 1, `${u}: one copy in ${box || 'INBOX'}`);
       assertStoredAs(join(dir, files[0]), msg);
     }
+  }
+});
+
+test('root without mail_uid: a mail-crypt user\'s streamed copy is stored encrypted and reads back byte for byte', { skip }, async (t) => {
+  const { srv, port } = await rootServer(t, '', true);
+  const imap = async (user: string) => {
+    const c = new ImapFlow({ host: '127.0.0.1', port: srv.imapsPort, secure: true, auth: { user, pass: 'pass' }, logger: false, tls: { rejectUnauthorized: false } });
+    await c.connect();
+    t.after(() => c.close());
+    return c;
+  };
+  // the first login makes each user's key pair; the delivery then uses the public key
+  for (const [u] of USERS) await (await imap(u)).logout();
+  const msg = message('crypt', 3 * 1024 * 1024);
+  const replies = await deliverToAll(port, msg);
+  for (const [i, [u]] of USERS.entries()) assert.match(replies[i], new RegExp(`^250 2\\.0\\.0 <${u}> \\S+ Saved$`), srv.output().slice(-2000));
+  for (const [u] of USERS) {
+    const files = stored(srv.home(u));
+    assert.equal(files.length, 1);
+    assert.equal(readFileSync(files[0]).subarray(0, 7).toString(), 'CRYPTED', `${u}: stored encrypted`);
+    const c = await imap(u);
+    const lock = await c.getMailboxLock('INBOX');
+    try {
+      const m = await c.fetchOne('1', { source: true });
+      const got = m && m.source ? m.source : Buffer.alloc(0);
+      assert.ok(got.length > msg.length && got.subarray(got.length - msg.length).equals(msg), `${u}: the message read back differs from the one sent`);
+    } finally { lock.release(); }
+    await c.logout();
   }
 });

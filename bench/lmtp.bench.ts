@@ -8,7 +8,9 @@
  * LMTP_BENCH_BIG_N (10) concurrent deliveries of 30 MB each (Sealmail: the
  * sum of the VmHWM of the master and its service processes, LMTP's among
  * them; Dovecot: the sum of its lmtp processes' VmHWM, one process per
- * connection).
+ * connection); as root, once more in the root master mode (no mail_uid:
+ * the LMTP process streams each copy to the mail process of the user's
+ * uid, src/server/lmtp-copy.ts), the sum over the master and all its children.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -74,15 +76,24 @@ async function deliverBig(port: number, prefix: string): Promise<void> {
   if (ok.includes(false)) throw new Error(`${ok.filter((x) => !x).length} big deliveries failed`);
 }
 
-async function bigMessagesRow(fakeT: TestContext, passdb: string): Promise<BenchRow> {
+/** `rootMaster`: Sealmail alone, started as root with no mail_uid (root-master.ts: LMTP, master and mail processes). */
+async function bigMessagesRow(fakeT: TestContext, passdb: string, rootMaster = false): Promise<BenchRow> {
   const smPort = await freePort();
-  const srv = await startSealmail(fakeT, { passdb, extraConf: `protocols = imap lmtp\nservice lmtp {\n  inet_listener lmtp {\n    port = ${smPort}\n  }\n}\n` });
+  const noMailUid = (text: string) => text.replace(/^mail_[ug]id = .*\n/gm, '');
+  const srv = await startSealmail(fakeT, { passdb, extraConf: `protocols = imap lmtp\nservice lmtp {\n  inet_listener lmtp {\n    port = ${smPort}\n  }\n}\n`, rewriteConf: rootMaster ? noMailUid : undefined });
   const t0 = Date.now();
   await deliverBig(smPort, 'big-s');
   const secs = (Date.now() - t0) / 1000;
   // the whole server: the master and its service processes (LMTP has its own since the service pools)
   const sm = [srv.pid, ...childPids(srv.pid, null)].reduce((a, p) => a + hwmMb(p), 0);
   await srv.stop();
+  if (rootMaster) {
+    return {
+      name: `LMTP peak RSS, ${BIG_N} concurrent × 30 MB deliveries, root master mode (no mail_uid)`,
+      sealmail: `${sm.toFixed(0)} MB (${secs.toFixed(1)} s)`,
+      note: 'master + LMTP + mail + auth + login processes; each copy streamed from the LMTP process\'s spool to the mail process',
+    };
+  }
   let dv = 'not installed';
   const dvPort = await freePort();
   const d = setupDovecot(fakeT, { start: true, passdb, extraConf: `service lmtp {\n  inet_listener lmtp {\n    port = ${dvPort}\n  }\n}\n` });
@@ -110,6 +121,7 @@ export default async function (): Promise<BenchRow[]> {
   const passdb = `passdb {\n  driver = static\n  args = password=${PW} userdb_mail_crypt_private_password=%w\n}`;
   try {
     rows.push(await bigMessagesRow(fakeT, passdb));
+    if (process.getuid?.() === 0) rows.push(await bigMessagesRow(fakeT, passdb, true));
     for (const [label, curve] of [['plain', ''], ['mail-crypt P-256', 'prime256v1'], ['mail-crypt P-521', 'secp521r1']] as const) {
       const conf = curve ? cryptConf(curve) : '';
       const smPort = await freePort();

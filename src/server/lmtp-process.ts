@@ -7,9 +7,11 @@
  * Dovecot's lmtp switches its effective uid per recipient instead; in Node a
  * seteuid applies to the whole process and its I/O threads while other
  * deliveries are in flight, so the copy travels to a process that already is
- * the user's uid. The copy goes as base64 over the IPC channel (messages are
- * bounded by lmtp's size limits); the password-less mail-crypt delivery
- * (public key) and Sieve run in the mail process. quota-status (Postfix's
+ * the user's uid: streamed from this process's spool over a socket the
+ * master hands to the mail process (lmtp-copy.ts: never whole in memory in
+ * any of the three), or inside the IPC message when it fits the spool's
+ * in-memory head. The password-less mail-crypt delivery (public key) and
+ * Sieve run in the mail process. quota-status (Postfix's
  * policy check) is served here too, its usage read by the mail process of
  * the recipient's uid.
  */
@@ -21,22 +23,33 @@ import type { DeliveryInput, DeliveryResult } from '../lmtp/delivery.js';
 import { sendTo, type ChildMessage, type DeliveryReply, type QuotaReply } from './process-model.js';
 import { QuotaStatusSession } from '../quota-status/session.js';
 import type { Fields } from '../auth/databases.js';
+import { Logger } from '../log/logger.js';
+import { offerCopy, streamed } from './lmtp-copy.js';
 
-export function runLmtpProcess(config: DovecotConfig): void {
+/** `copySocket`: the master's socket the streamed copies go through (lmtp-copy.ts). */
+export function runLmtpProcess(config: DovecotConfig, copySocket: string): void {
   const auth = new AuthEngine(config, 'lmtp');
   let quotaEngine: AuthEngine | null = null;
   const quotaAuth = () => (quotaEngine ??= new AuthEngine(config, 'lmtp'));
-  const waiting = new Map<number, (r: DeliveryReply) => void>();
+  /** Copies sent to the master, by id: whom to answer, and the message a 'copy-go' streams. */
+  const waiting = new Map<number, { resolve: (r: DeliveryReply) => void; d: DeliveryInput }>();
   let nextId = 0;
   const deliverRemote = async (d: DeliveryInput): Promise<DeliveryResult> => {
     const u = await d.auth.lookupUser(d.user, { service: 'lmtp' });
     if (u.result !== 'ok') return { ok: false, temp: true, code: '451 4.3.0', text: 'Temporary user lookup failure' };
-    const message = (await d.message.buffer()).toString('base64');
+    const m = d.message;
     const id = ++nextId;
     return new Promise((resolve) => {
-      waiting.set(id, resolve);
-      sendTo(process, { t: 'deliver', req: { id, user: u.user, fields: u.fields, detail: d.detail, rcpt: d.rcpt, mailFrom: d.mailFrom, heloName: d.heloName, rip: d.rip, sessionId: d.sessionId, single: d.single, message, crlfSize: d.message.crlfSize } });
+      waiting.set(id, { resolve, d });
+      sendTo(process, { t: 'deliver', req: { id, user: u.user, fields: u.fields, detail: d.detail, rcpt: d.rcpt, mailFrom: d.mailFrom, heloName: d.heloName, rip: d.rip, sessionId: d.sessionId, single: d.single, head: m.head.toString('base64'), size: m.size, crlfSize: m.crlfSize, streamed: streamed(m) } });
     });
+  };
+  /** The master has a mail process ready for copy `id`: stream it until that copy is answered. */
+  const streamCopy = (id: number, key: string) => {
+    const w = waiting.get(id);
+    if (!w) return;
+    const s = offerCopy(copySocket, key, w.d.message, (text) => Logger.forUser('lmtp', w.d.user).error(text));
+    waiting.set(id, { d: w.d, resolve: (r) => { s.destroy(); w.resolve(r); } });
   };
   const quotaWaits = new Map<number, (r: QuotaReply) => void>();
   /** quota-status: the usage is read by the mail process of the user's uid. */
@@ -52,7 +65,8 @@ export function runLmtpProcess(config: DovecotConfig): void {
       if (m.kind === 'quota-status') { new QuotaStatusSession(s, config, quotaAuth(), overQuotaRemote); return; }
       s.setNoDelay(true);
       new LmtpSession(s, config, auth, s.remoteAddress?.replace(/^::ffff:/, '') ?? '', deliverRemote);
-    } else if (m.t === 'delivered') { waiting.get(m.id)?.(m.result); waiting.delete(m.id); }
+    } else if (m.t === 'delivered') { waiting.get(m.id)?.resolve(m.result); waiting.delete(m.id); }
+    else if (m.t === 'copy-go') streamCopy(m.id, m.key);
     else if (m.t === 'quota-reply') { quotaWaits.get(m.id)?.(m.result); quotaWaits.delete(m.id); }
     else if (m.t === 'shutdown') void auth.close().finally(() => process.exit(0));
   });

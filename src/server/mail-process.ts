@@ -21,7 +21,7 @@ import { faultText } from '../util/fault.js';
 import { sendTo, type ChildMessage, type DeliveryReply, type DeliveryRequest, type LoginRequest, type QuotaReply } from './process-model.js';
 import { deliver } from '../lmtp/delivery.js';
 import { overQuotaAction } from '../quota-status/session.js';
-import { SPOOL_MEMORY_LIMIT, type SpooledMessage } from '../lmtp/data-spool.js';
+import { CopyFromSocket } from './lmtp-copy.js';
 import type { AuthEngine } from '../auth/engine.js';
 import type { Fields } from '../auth/databases.js';
 
@@ -30,15 +30,12 @@ const INTERNAL = 'Internal error occurred. Refer to server log for more informat
 /**
  * One LMTP recipient's copy (lmtp-process.ts), stored here as the user's uid
  * with the userdb fields the LMTP process found (no second lookup: this
- * process has no userdb).
+ * process has no userdb). The message is read from the copy socket as the
+ * store writes it (lmtp-copy.ts), or is all in the request when small.
  */
-function storeCopy(config: DovecotConfig, r: DeliveryRequest): Promise<DeliveryReply> {
-  const bytes = Buffer.from(r.message, 'base64');
-  const message: SpooledMessage = {
-    size: bytes.length, crlfSize: r.crlfSize, head: bytes.subarray(0, SPOOL_MEMORY_LIMIT),
-    async *stream() { yield bytes; },
-    buffer: () => Promise.resolve(bytes),
-  };
+function storeCopy(config: DovecotConfig, r: DeliveryRequest, sock: Socket | null): Promise<DeliveryReply> {
+  if (r.streamed && !sock) return Promise.reject(new Error('the copy socket is missing'));
+  const message = new CopyFromSocket(r.streamed ? sock : null, r.size, r.crlfSize, Buffer.from(r.head, 'base64'));
   const auth = { lookupUser: () => Promise.resolve({ result: 'ok' as const, user: r.user, fields: r.fields }) } as unknown as AuthEngine;
   return deliver({ config, auth, user: r.user, detail: r.detail, rcpt: r.rcpt, mailFrom: r.mailFrom, heloName: r.heloName, rip: r.rip, sessionId: r.sessionId, single: r.single, message });
 }
@@ -82,10 +79,12 @@ export function runMailProcess(config: DovecotConfig): void {
       });
     } else if (m.t === 'deliver') {
       const reply = (result: DeliveryReply) => sendTo(process, { t: 'delivered', id: m.req.id, result });
-      storeCopy(config, m.req).then(reply, (e) => {
+      const sock = (handle as Socket | undefined) ?? null;
+      sock?.on('error', () => sock.destroy());
+      storeCopy(config, m.req, sock).then(reply, (e) => {
         log.error(`delivery to ${m.req.user}: ${faultText(e)}`);
         reply({ ok: false, temp: true, code: '451 4.3.0', text: 'Temporary internal error' });
-      });
+      }).finally(() => sock?.destroy());
     } else if (m.t === 'session' && handle) {
       const sock = handle as Socket;
       serve(sock, m.req, m.fields).catch((e) => { log.error(`session of ${m.req.user}: ${faultText(e)}`); sock.destroy(); });

@@ -121,13 +121,13 @@ async function runChild(role: Role, configPath: string): Promise<void> {
   const config = await loadServerConfig(configPath);
   if (role === 'login') runLoginProcess(config, tlsMaterial(config), { login: init.loginSocket ?? '', auth: init.authSocket ?? '' });
   else if (role === 'auth') runAuthProcess(config);
-  else if (role === 'lmtp') runLmtpProcess(config);
+  else if (role === 'lmtp') runLmtpProcess(config, init.copySocket ?? '');
   else runMailProcess(config);
 }
 
 /** What the root-master mode does not do yet (said at start; README and dovecot-compat.md list them too). */
 const ROOT_MASTER_GAPS = [
-  'an LMTP message is copied whole to the recipient\'s mail process (memory grows with message size)',
+  'the service {} settings service_count, user, vsz_limit and idle_kill are not applied in this mode',
 ];
 
 /**
@@ -149,6 +149,7 @@ async function runAsRootMaster(config: DovecotConfig, configPath: string, log: L
   for (const l of lines) log.info(l);
   // nothing silent: what this mode does not do yet is said at every start (dovecot-compat.md, `mail_uid`)
   for (const w of ROOT_MASTER_GAPS) log.warn(`root master (no mail_uid): ${w}`);
+  if (config.getBool('lmtp_rcpt_check_quota', { protocol: 'lmtp' })) log.warn('root master (no mail_uid): lmtp_rcpt_check_quota is not applied at RCPT in this mode (the LMTP front process cannot read the user\'s mail); over-quota recipients are refused after DATA');
   if (demo) printDemo(demo);
   const stop = async (sig: string) => {
     log.info(`Sealmail v${VERSION} stopping (${sig})`);

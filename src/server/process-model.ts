@@ -22,8 +22,12 @@ export const ROLE_FLAG: Record<Role, string> = { login: '--login-process', auth:
 /** One recipient's copy, from the LMTP front process to the mail process of the recipient's uid. */
 export interface DeliveryRequest {
   id: number; user: string; fields: Fields; detail: string; rcpt: string; mailFrom: string; heloName: string; rip: string; sessionId: string; single: boolean;
-  /** The message as spooled (LF line ends), base64 over the JSON channel, and its CRLF size for the quota check. */
-  message: string; crlfSize: number;
+  /**
+   * The message's first bytes as spooled (LF line ends, up to SPOOL_MEMORY_LIMIT), base64 over the JSON
+   * channel: the whole message unless `streamed`, when the rest comes over a copy socket (lmtp-copy.ts).
+   * `size` and the CRLF size (for the quota check) are the whole message's.
+   */
+  head: string; size: number; crlfSize: number; streamed: boolean;
 }
 /** quota-status (Postfix's policy check) for one recipient: does `size` fit, asked of the mail process of the user's uid. */
 export interface QuotaRequest { id: number; user: string; fields: Fields; size: number }
@@ -39,7 +43,7 @@ export type ConnProto = 'imap' | 'sieve';
 
 export type ChildMessage =
   /** master → child, first: the files read as root this child may see (privileged-files.ts) */
-  | { t: 'init'; files: ConfigFilesSnapshot; loginSocket?: string; authSocket?: string }
+  | { t: 'init'; files: ConfigFilesSnapshot; loginSocket?: string; authSocket?: string; copySocket?: string }
   | { t: 'ready' }
   /** master → login process: a client connection, unread; `id` is its entry in the master's ConnectionTable of `proto` */
   | { t: 'conn'; spec: ListenerSpec; id: number }
@@ -63,6 +67,8 @@ export type ChildMessage =
   /** master → lmtp process: an LMTP connection; lmtp → master → mail process: a copy to store; and the reply back */
   | { t: 'lmtp-conn'; kind: 'lmtp' | 'quota-status' }
   | { t: 'deliver'; req: DeliveryRequest }
+  /** master → lmtp process: connect to the copy socket and send `key`; the socket then goes to the mail process (lmtp-copy.ts) */
+  | { t: 'copy-go'; id: number; key: string }
   | { t: 'delivered'; id: number; result: DeliveryReply }
   | { t: 'quota'; req: QuotaRequest }
   | { t: 'quota-reply'; id: number; result: QuotaReply }

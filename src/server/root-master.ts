@@ -23,6 +23,9 @@
  * logged-in sessions of all mail processes together, and
  * mail_max_userip_connections; the login processes ask before a session
  * starts and say when a connection ends.
+ *
+ * An LMTP copy too big for the IPC message is streamed from the LMTP process
+ * to the mail process over a socket the master routes (lmtp-copy.ts).
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { chmodSync, chownSync, mkdirSync, rmSync } from 'node:fs';
@@ -38,10 +41,11 @@ import type { Fields } from '../auth/databases.js';
 import { closeListeners, openListeners, openUnixListener, type ListenerSpec, type OpenListener, type OpenUnixListener, type TlsMaterial } from './listeners.js';
 import { lmtpInetSpecs, unixListenerSpecs } from './delivery-services.js';
 import { guardAccept } from './faults.js';
-import { forkChild, sendTo, serviceUser, type ChildMessage, type ConnProto, type LoginRequest, type Role } from './process-model.js';
+import { forkChild, sendTo, serviceUser, type ChildMessage, type ConnProto, type DeliveryRequest, type LoginRequest, type Role } from './process-model.js';
 import { ConnectionTable } from './connection-table.js';
 import { protocolLimits } from '../config/connection-limits.js';
 import { serviceProcessCount } from './service-pool.js';
+import { readCopyKey } from './lmtp-copy.js';
 
 /** True where this mode applies: root, and no mail_uid to drop to. */
 export function rootMasterApplies(config: DovecotConfig): boolean {
@@ -87,6 +91,10 @@ export class RootMaster {
   /** LMTP copies being stored and quota checks made by a mail process, by the master's id: whom to answer. */
   private readonly jobs = new Map<number, { from: ChildProcess; id: number; to: Child; kind: MailJob['t'] }>();
   private nextJob = 0;
+  /** Streamed LMTP copies whose socket the LMTP process is to open, by the key it will send (lmtp-copy.ts). */
+  private readonly copies = new Map<string, { req: DeliveryRequest; job: number; timer: NodeJS.Timeout }>();
+  /** The socket the LMTP process opens for each streamed copy. */
+  private copySocket = '';
   private readonly mail = new Map<string, Child>();
   private readonly userdbWaits = new Map<number, (m: Extract<ChildMessage, { t: 'userdb-reply' }>) => void>();
   private nextUserdb = 0;
@@ -131,7 +139,11 @@ export class RootMaster {
     const lmtp = config.get('protocols').split(/\s+/).includes('lmtp');
     // the LMTP process serves LMTP and quota-status (Postfix's policy check)
     const lmtpSpecs = [...(lmtp ? unixListenerSpecs(config, 'lmtp') : []), ...unixListenerSpecs(config, 'quota-status')];
-    if (lmtp || lmtpSpecs.length) this.lmtp = this.spawnLmtp();
+    if (lmtp || lmtpSpecs.length) {
+      this.copySocket = join(this.dir, 'lmtp-copy');
+      await this.bindUnix(this.copySocket, (s) => readCopyKey(s, (key) => this.onCopySocket(key, s)), this.internalUser);
+      this.lmtp = this.spawnLmtp();
+    }
     for (const spec of lmtpSpecs) {
       const kind = spec.service === 'quota-status' ? 'quota-status' : 'lmtp';
       try { this.unix.push(await openUnixListener(spec, (s) => this.toLmtp(s, kind), { handOff: true })); } catch (e) { this.log.warn(`${(e as Error).message} (not served)`); }
@@ -163,10 +175,11 @@ export class RootMaster {
     return count;
   }
 
-  private async bindUnix(path: string, onConn: (s: Socket) => void): Promise<void> {
+  /** A socket between the children, that only `owner` (the login user unless said) may connect to. */
+  private async bindUnix(path: string, onConn: (s: Socket) => void, owner: Identity = this.loginUser): Promise<void> {
     const server = createServer({ pauseOnConnect: true }, onConn);
     await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(path, () => resolve()); });
-    chownSync(path, this.loginUser.uid, this.loginUser.gid);
+    chownSync(path, owner.uid, owner.gid);
     chmodSync(path, 0o600);
     this.sockets.push(server);
   }
@@ -214,7 +227,7 @@ export class RootMaster {
   }
 
   private spawnLmtp(): Child {
-    return this.spawn('lmtp', 'lmtp', this.internalUser, this.files, {}, () => { this.lmtp = this.spawnLmtp(); });
+    return this.spawn('lmtp', 'lmtp', this.internalUser, this.files, { copySocket: this.copySocket }, () => { this.lmtp = this.spawnLmtp(); });
   }
 
   /** An LMTP connection (unread) to the LMTP process, waiting for it while it restarts. */
@@ -244,7 +257,38 @@ export class RootMaster {
     if (!await to.ready) { failJob(from, m.t, req.id); return; }
     const id = ++this.nextJob;
     this.jobs.set(id, { from, id: req.id, to, kind: m.t });
-    sendTo(to.child, m.t === 'deliver' ? { t: 'deliver', req: { ...m.req, id } } : { t: 'quota', req: { ...m.req, id } });
+    if (m.t === 'deliver' && m.req.streamed) this.awaitCopySocket({ ...m.req, id });
+    else sendTo(to.child, m.t === 'deliver' ? { t: 'deliver', req: { ...m.req, id } } : { t: 'quota', req: { ...m.req, id } });
+  }
+
+  /**
+   * A streamed copy (lmtp-copy.ts): the LMTP process is told to open the
+   * copy socket with a fresh key; that socket then goes, unread past the key,
+   * to the mail process with the copy's request. The master never holds the
+   * message. A socket that does not come in time fails the copy (451).
+   */
+  private awaitCopySocket(req: DeliveryRequest): void {
+    const job = this.jobs.get(req.id)!;
+    const key = randomBytes(16).toString('hex');
+    const timer = setTimeout(() => {
+      this.copies.delete(key);
+      if (this.jobs.get(req.id) !== job) return;
+      this.jobs.delete(req.id);
+      failJob(job.from, 'deliver', job.id);
+    }, HANDOFF_TIMEOUT_MS).unref();
+    this.copies.set(key, { req, job: req.id, timer });
+    sendTo(job.from, { t: 'copy-go', id: job.id, key });
+  }
+
+  private onCopySocket(key: string, s: Socket): void {
+    const c = this.copies.get(key);
+    if (!c) { s.destroy(); return; }
+    this.copies.delete(key);
+    clearTimeout(c.timer);
+    // the mail process may have died meanwhile: its jobs were answered 451 already
+    const job = this.jobs.get(c.job);
+    if (!job) { s.destroy(); return; }
+    sendTo(job.to.child, { t: 'deliver', req: c.req }, s);
   }
 
   private spawnLogin(i: number, sockets: { loginSocket: string; authSocket: string }): Child {

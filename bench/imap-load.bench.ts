@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import type { BenchRow } from './harness.js';
 import { Conn } from './imap-client.js';
-import { describeTree, treeMemory, treePids, type TreeMemory } from './process-tree.js';
+import { describeCpu, describeTree, treeCpu, treeMemory, treePids, type TreeMemory } from './process-tree.js';
 import { benchUser, makeUserDb, PASSWORD, startDovecotSide, startSealmailSide } from './ispmail-pair.js';
 import { tempDir } from '../test/helpers/tmp.js';
 
@@ -102,7 +102,7 @@ async function idleSessions(label: string, port: number, masterPid: number): Pro
 interface Storm { max: number; p99: number; noops: number; secs: number; failed: number; /** median NOOP before the storm */ before: number }
 
 /** One login storm while a probe session sends NOOPs back to back; the NOOPs that overlapped the storm. */
-async function storm(port: number, firstUser: number): Promise<Storm> {
+async function storm(label: string, port: number, masterPid: number, firstUser: number): Promise<Storm> {
   const probe = await session(port, 'probe');
   const samples: { start: number; ms: number }[] = [];
   let stop = false;
@@ -115,6 +115,7 @@ async function storm(port: number, firstUser: number): Promise<Storm> {
   })();
   try {
     await sleep(300);
+    const cpu0 = treeCpu(masterPid);
     const t0 = performance.now();
     const results = await Promise.allSettled(Array.from({ length: STORM }, async (_, i) => {
       const c = STEPS === 'tls' ? await Conn.openTls(port) : STEPS === 'login' ? await login(port, firstUser + i) : await session(port, firstUser + i);
@@ -122,6 +123,8 @@ async function storm(port: number, firstUser: number): Promise<Storm> {
       c.sock.destroy();
     }));
     const t1 = performance.now();
+    // where the storm's CPU went: which process of the tree was busy while the probe waited
+    log(`${label} storm: CPU ${describeCpu(cpu0, treeCpu(masterPid))}`);
     await sleep(300);
     stop = true;
     await loop;
@@ -197,9 +200,9 @@ export default async function imapLoadBench(): Promise<BenchRow[]> {
     const sStorms: Storm[] = [];
     const dStorms: Storm[] = [];
     for (let i = 0; i < REPEAT; i++) {
-      sStorms.push(await storm(seal.port, 1 + i * STORM));
+      sStorms.push(await storm('Sealmail', seal.port, seal.masterPid, 1 + i * STORM));
       log(`Sealmail storm ${i + 1}: ${JSON.stringify(sStorms[i])}`);
-      if (dove) { dStorms.push(await storm(dove.port, 1 + i * STORM)); log(`Dovecot storm ${i + 1}: ${JSON.stringify(dStorms[i])}`); }
+      if (dove) { dStorms.push(await storm('Dovecot', dove.port, dove.masterPid, 1 + i * STORM)); log(`Dovecot storm ${i + 1}: ${JSON.stringify(dStorms[i])}`); }
     }
     rows.push(stormRow(root, sStorms, dove ? dStorms : null));
     await seal.srv.stop();
@@ -208,7 +211,7 @@ export default async function imapLoadBench(): Promise<BenchRow[]> {
       const pIdle = await idleSessions('Sealmail (mail_uid, pools)', pools.port, pools.masterPid);
       rows.push(...idleRow('mail_uid set', pIdle, dIdle));
       const pStorms: Storm[] = [];
-      for (let i = 0; i < REPEAT; i++) pStorms.push(await storm(pools.port, 1 + i * STORM));
+      for (let i = 0; i < REPEAT; i++) pStorms.push(await storm('Sealmail (mail_uid)', pools.port, pools.masterPid, 1 + i * STORM));
       rows.push(stormRow('mail_uid set; Dovecot: the storms above', pStorms, dove ? dStorms : null));
       await pools.srv.stop();
     }

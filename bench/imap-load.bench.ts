@@ -13,10 +13,11 @@
  *   during the storm, LOAD_BENCH_REPEAT (3) storms per server, alternating.
  * Sealmail as the ISPmail tree runs it (root, no mail_uid: the root master);
  * with LOAD_BENCH_MAIL_UID=1 also with mail_uid set (the supervised pools;
- * +2 minutes). Per-process breakdowns go to stderr. About 10 minutes on a
+ * +2 minutes). LOAD_BENCH_DOVECOT_LOGIN=security: Dovecot's imap-login as
+ * its defaults have it (a process per connection) rather than service_count = 0. Per-process breakdowns go to stderr. About 10 minutes on a
  * loaded 2-core machine, most of it Dovecot forking 2,000 imap processes.
  */
-import { chmodSync } from 'node:fs';
+import { chmodSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import type { BenchRow } from './harness.js';
@@ -31,6 +32,8 @@ const REPEAT = Number(process.env.LOAD_BENCH_REPEAT ?? 3);
 const WITH_MAIL_UID = process.env.LOAD_BENCH_MAIL_UID === '1';
 /** What each storm client does (to find where a stall comes from): `tls` connect and close, `login` without SELECT, `full` (default). */
 const STEPS = process.env.LOAD_BENCH_STORM_STEPS ?? 'full';
+/** `security`: Dovecot's imap-login in its default mode (a process per connection) instead of the high-performance one. */
+const DOVECOT_LOGIN = process.env.LOAD_BENCH_DOVECOT_LOGIN === 'security' ? 'security' : 'performance';
 /** Connections being opened at once while the idle sessions are set up. */
 const OPENING = 20;
 
@@ -77,13 +80,17 @@ async function idleSessions(label: string, port: number, masterPid: number): Pro
   const t0 = Date.now();
   try {
     let next = 1;
-    await Promise.all(Array.from({ length: OPENING }, async () => {
-      while (next <= CONNS) {
-        const c = await session(port, next++);
-        conns.push(c);
-        await c.idle();
-      }
+    let failed = false; // one refused session stops the other openers, and all have stopped before the clean-up below
+    const openers = await Promise.allSettled(Array.from({ length: OPENING }, async () => {
+      try {
+        while (next <= CONNS && !failed) {
+          const c = await session(port, next++);
+          conns.push(c);
+          await c.idle();
+        }
+      } catch (e) { failed = true; throw e; }
     }));
+    for (const o of openers) if (o.status === 'rejected') throw o.reason;
     const secs = (Date.now() - t0) / 1000;
     const loaded = await settledMemory(masterPid);
     const alive = conns.filter((c) => !c.sock.destroyed).length;
@@ -178,7 +185,20 @@ function stormRow(mode: string, s: Storm[], d: Storm[] | null): BenchRow {
   };
 }
 
+/**
+ * The servers inherit this process's descriptor limit (Node cannot raise it):
+ * a Sealmail login process holds two descriptors per proxied session, and
+ * this process one per client. Too low a limit would show as refused
+ * sessions; say what to raise instead.
+ */
+function checkFdLimit(): void {
+  const soft = Number(/^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1].replace('unlimited', 'Infinity'));
+  const need = 2 * CONNS + 1000;
+  if (soft < need) throw new Error(`the open-files limit is ${soft}, ${CONNS} sessions need ${need}: run under \`ulimit -n ${need}\``);
+}
+
 export default async function imapLoadBench(): Promise<BenchRow[]> {
+  checkFdLimit();
   const cleanups: (() => unknown)[] = [];
   const fakeT = { after: (fn: () => unknown) => { cleanups.push(fn); }, skip: () => undefined, diagnostic: () => undefined } as unknown as TestContext;
   const rows: BenchRow[] = [];
@@ -189,8 +209,8 @@ export default async function imapLoadBench(): Promise<BenchRow[]> {
     const users = Math.max(CONNS, STORM * REPEAT);
     makeUserDb(db, users);
     const seal = await startSealmailSide(fakeT, db, users, CONNS, false);
-    const dove = await startDovecotSide(fakeT, db, users, CONNS, seal.srv.dir);
-    const root = 'root, no mail_uid';
+    const dove = await startDovecotSide(fakeT, db, users, CONNS, seal.srv.dir, DOVECOT_LOGIN);
+    const root = `root, no mail_uid${DOVECOT_LOGIN === 'security' ? '; Dovecot: imap-login process per connection' : ''}`;
     // a failure shows the server's own account of it
     cleanups.push(() => { if (!rows.length) log(`Sealmail's output (tail):\n${seal.srv.output().slice(-3000)}${dove ? `\nDovecot's log (tail):\n${dove.dv.log().slice(-3000)}` : ''}`); });
     const sIdle = await idleSessions('Sealmail (root master)', seal.port, seal.masterPid);

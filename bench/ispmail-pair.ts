@@ -42,6 +42,15 @@ default_client_limit = ${2 * conns + 1000}
 `;
 }
 
+/**
+ * Dovecot's default imap-login (what the ISPmail tree leaves it at): one
+ * process per connection, which stays to proxy a TLS session; only its
+ * process_limit raised.
+ */
+function highSecurityLogin(conns: number): string {
+  return `service imap-login {\n  service_count = 1\n  client_limit = 1\n  process_limit = ${conns + 200}\n}\n`;
+}
+
 /** ISPmail's conf.d (10-auth, 10-mail, 10-ssl, 20-imap, 90-quota) as far as these benches touch it. */
 function ispmailConf(sqlExt: string, certDir: string): string {
   return `disable_plaintext_auth = yes
@@ -137,15 +146,15 @@ export async function startSealmailSide(t: TestContext, db: string, users: numbe
   return { srv, port: srv.imapsPort, masterPid: srv.pid };
 }
 
-/** Dovecot on the same shape, with a copy of Sealmail's certificate (from `certDir`). */
-export async function startDovecotSide(t: TestContext, db: string, users: number, conns: number, certDir: string): Promise<DovecotSide | null> {
+/** Dovecot on the same shape, with a copy of Sealmail's certificate (from `certDir`); `loginMode` `security`: imap-login as Dovecot's defaults have it (highSecurityLogin). */
+export async function startDovecotSide(t: TestContext, db: string, users: number, conns: number, certDir: string, loginMode: 'performance' | 'security' = 'performance'): Promise<DovecotSide | null> {
   const port = await freePort();
   // the conf names files in its own directory, known once it exists: placeholders, filled in below
   const dv = setupDovecot(t, {
     protocols: 'imap',
     passdb: '',
     userdb: '',
-    extraConf: `${ispmailConf('SQLEXT', 'CERTDIR')}${limits(conns)}service imap-login {\n  inet_listener imaps {\n    port = ${port}\n    ssl = yes\n  }\n}\n`,
+    extraConf: `${ispmailConf('SQLEXT', 'CERTDIR')}${limits(conns)}${loginMode === 'security' ? highSecurityLogin(conns) : ''}service imap-login {\n  inet_listener imaps {\n    port = ${port}\n    ssl = yes\n  }\n}\n`,
   });
   if (!dv) return null;
   for (const f of ['cert.pem', 'key.pem']) copyFileSync(join(certDir, f), join(dv.dir, f));

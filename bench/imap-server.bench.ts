@@ -2,12 +2,12 @@
  * The IMAP server side by side with Dovecot 2.3, both over TCP on copies of
  * the same Maildirs: SELECT of a big mailbox (IMAP_BENCH_N, default 100k),
  * `FETCH 1:* (FLAGS UID RFC822.SIZE)` and `(… ENVELOPE)` on it (first time
- * and warm), `FETCH 1:2000 ENVELOPE`, `UID SEARCH TEXT` over 10k messages,
- * and resident memory per idle IDLE connection (IMAP_BENCH_CONNS, default
- * 2000, each server freshly started for it).
+ * and warm), `FETCH 1:2000 ENVELOPE`, `UID SEARCH TEXT` over 10k messages.
+ * Memory per idle IDLE connection: bench/imap-load.bench.ts (whole process
+ * trees, IMAPS, the ISPmail shape).
  */
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { setupDovecot, mailIds } from '../test/helpers/dovecot.js';
@@ -17,7 +17,6 @@ import type { BenchRow } from './harness.js';
 import { Conn } from './imap-client.js';
 
 const N = Number(process.env.IMAP_BENCH_N ?? 100_000);
-const CONNS = Number(process.env.IMAP_BENCH_CONNS ?? 2000); // the issue's figure: 2,000 idle IDLE connections
 const USER = 'bench@example.org';
 
 export function makeMaildir(root: string, n: number, bodyFor: (i: number) => string): void {
@@ -39,19 +38,6 @@ export function installCopy(src: string, dest: string, home: string): void {
 
 const msg = (i: number) => `From: Sender ${i % 97} <s${i % 97}@example.org>\nTo: ${USER}\nSubject: bench message ${i}\nDate: Mon, 2 Feb 2026 10:00:00 +0000\nMessage-ID: <${i}@bench>\n\n${i % 500 === 0 ? 'needle in this one\n' : ''}${'filler text line\n'.repeat(5)}`;
 
-function rssKiB(pids: number[]): number {
-  let sum = 0;
-  for (const p of pids) {
-    try { sum += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0); } catch { /* gone */ }
-  }
-  return sum;
-}
-
-function pidsOf(pattern: string): number[] {
-  const r = spawnSync('pgrep', ['-f', pattern], { encoding: 'utf8' });
-  return r.stdout.split('\n').filter(Boolean).map(Number);
-}
-
 async function measure(port: number): Promise<{ select: number; fetch: number; fetchEnv: number; env: number; search: number }> {
   const c = await Conn.open(port);
   await c.cmd(`LOGIN ${USER} pass`);
@@ -66,22 +52,6 @@ async function measure(port: number): Promise<{ select: number; fetch: number; f
   return { select, fetch, fetchEnv, env, search };
 }
 
-async function idleMemory(port: number, pids: () => number[]): Promise<number> {
-  const before = rssKiB(pids());
-  const conns: Conn[] = [];
-  for (let i = 0; i < CONNS; i++) {
-    const c = await Conn.open(port);
-    await c.cmd(`LOGIN ${USER} pass`);
-    await c.cmd('SELECT Ten');
-    c.sock.write('i IDLE\r\n');
-    conns.push(c);
-  }
-  await new Promise((r) => setTimeout(r, 1000));
-  const after = rssKiB(pids());
-  for (const c of conns) c.sock.destroy();
-  return (after - before) / CONNS;
-}
-
 export default async function imapServerBench(): Promise<BenchRow[]> {
   const fakeT = { after: (fn: () => unknown) => { cleanups.push(fn); }, skip: () => undefined, diagnostic: () => undefined } as unknown as TestContext;
   const cleanups: (() => unknown)[] = [];
@@ -89,7 +59,7 @@ export default async function imapServerBench(): Promise<BenchRow[]> {
     const port = await freePort();
     const dv = setupDovecot(fakeT, {
       start: true,
-      extraConf: `disable_plaintext_auth = no\nservice imap-login {\n  inet_listener imap {\n    port = ${port}\n  }\n  process_min_avail = 4\n  client_limit = ${CONNS + 100}\n}\nservice imap {\n  process_limit = ${CONNS + 100}\n}\nmail_max_userip_connections = ${CONNS + 100}\ndefault_client_limit = ${CONNS + 200}\n`,
+      extraConf: `disable_plaintext_auth = no\nservice imap-login {\n  inet_listener imap {\n    port = ${port}\n  }\n}\n`,
     });
     if (!dv) return [{ name: 'imap server', sealmail: 'skipped', dovecot: 'Dovecot not installed' }];
     const srv = await startSealmail(fakeT, { extraConf: process.env.IMAP_BENCH_PROCS ? `service imap-login {\n  process_min_avail = ${process.env.IMAP_BENCH_PROCS}\n}\n` : "" });
@@ -106,16 +76,6 @@ export default async function imapServerBench(): Promise<BenchRow[]> {
     await new Promise((r) => setTimeout(r, 2500));
     const d = await measure(port);
     const s = await measure(srv.imapPort);
-    // the master and its IMAP worker processes (src/server/service-pool.ts)
-    const dMem = await idleMemory(port, () => pidsOf(`dovecot/imap`));
-    // a fresh server for the memory figure: the one above grew its heaps on the 100k FETCH, and
-    // idle sessions would then fit in freed heap without showing in RSS
-    // the same connection limits as Dovecot's above: 2,000 sessions of one user from one IP
-    const idleSrv = await startSealmail(fakeT, { extraConf: `service imap {\n  process_limit = ${CONNS + 100}\n}\nmail_max_userip_connections = ${CONNS + 100}\n` });
-    installCopy(join(src, '.Ten'), join(idleSrv.home(USER), 'Maildir', '.Ten'), idleSrv.home(USER));
-    // the master and its IMAP worker processes (src/server/service-pool.ts)
-    const sealPids = () => [idleSrv.pid, ...spawnSync('pgrep', ['-P', String(idleSrv.pid)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number)];
-    const sMem = await idleMemory(idleSrv.imapPort, sealPids);
     const ms = (x: number) => `${x.toFixed(0)} ms`;
     return [
       { name: `IMAP: SELECT of ${N} msgs (warm)`, sealmail: ms(s.select), dovecot: ms(d.select) },
@@ -124,7 +84,6 @@ export default async function imapServerBench(): Promise<BenchRow[]> {
       { name: `IMAP: FETCH 1:* (FLAGS UID RFC822.SIZE ENVELOPE) on ${N} (warm)`, sealmail: ms(s.fetchEnv), dovecot: ms(d.fetchEnv), note: 'from the caches' },
       { name: 'IMAP: FETCH 1:2000 ENVELOPE (warm)', sealmail: ms(s.env), dovecot: ms(d.env), note: 'both from their caches (Sealmail: sealmail.cache)' },
       { name: 'IMAP: UID SEARCH TEXT over 10k msgs (plain)', sealmail: ms(s.search), dovecot: ms(d.search), note: 'no FTS on either side' },
-      { name: `IMAP: RSS per idle IDLE connection (${CONNS} connections)`, sealmail: `${sMem.toFixed(0)} KiB`, dovecot: `${dMem.toFixed(0)} KiB`, note: `goal ≤ 1/20 of Dovecot: ${(dMem / Math.max(1, sMem)).toFixed(1)}x less` },
     ];
   } finally {
     for (const fn of cleanups.reverse()) await fn();

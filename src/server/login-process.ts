@@ -24,6 +24,7 @@ import { serverStartTls } from './starttls.js';
 import { AuthClient } from './auth-client.js';
 import { ManageSieveSession, type SessionDeps } from '../managesieve/session.js';
 import { sendTo, type ChildMessage, type LoginRequest } from './process-model.js';
+import { quickAck } from '../util/tcp-socket.js';
 
 const log = new Logger('imap-login');
 const INTERNAL = 'Internal error occurred. Refer to server log for more information.';
@@ -82,6 +83,8 @@ export function runLoginProcess(config: DovecotConfig, tls: TlsMaterial | null, 
       client.write(first);
       upstream.pipe(client);
       client.pipe(upstream);
+      // the client's bytes are ACKed as soon as read: one holding a small write for that ACK (Nagle) never waits 40 ms
+      client.on('data', () => quickAck(client));
     });
     upstream.on('close', () => client.destroy());
     client.on('close', () => upstream.destroy());

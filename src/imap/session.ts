@@ -425,6 +425,8 @@ export class Session {
         if (this.queue.length < 50) { this.socket.resume(); this.inflate?.resume(); }
         this.cork();
         await this.handle(ev);
+        // a command's response leaves when it is complete, not behind the next pipelined command's work
+        if (ev.type !== 'literal-data') this.uncork();
       }
     } finally {
       this.running = false;
@@ -583,10 +585,14 @@ export class Session {
    * delayed-ACK timer.
    */
   flushOutput(): void {
+    this.uncork();
+    quickAck(this.socket);
+  }
+
+  private uncork(): void {
     const out = this.corked;
     this.corked = null;
     if (out) while (out.writableCorked > 0) out.uncork();
-    quickAck(this.socket);
   }
 
   private write(chunk: Buffer): Promise<void> | void {

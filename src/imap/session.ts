@@ -584,7 +584,7 @@ export class Session {
    * sends an APPEND literal and its CRLF separately) never waits for the
    * delayed-ACK timer.
    */
-  flushOutput(): void {
+  private flushOutput(): void {
     this.uncork();
     quickAck(this.socket);
   }

@@ -29,6 +29,7 @@ import { splitPlugins } from '../config/mail-plugins.js';
 import { PRELOGIN_BAD_TEXT, PRELOGIN_MAX_BAD_COMMANDS, preloginCommands } from './commands/prelogin.js';
 import { appendOverQuota, startAppendLiteral } from './commands/append.js';
 import { faultText, guarded } from '../util/fault.js';
+import { quickAck } from '../util/tcp-socket.js';
 import { DEADLINES, LoginProgress, maxUserIpConnections, userIpText, type ConnectionSlot } from '../config/connection-limits.js';
 
 export type SessionState = 'not-authenticated' | 'authenticated' | 'selected' | 'logout';
@@ -181,6 +182,8 @@ export class Session {
   private deflate: DeflateRaw | null = null;
   private inflate: InflateRaw | null = null;
   private flushPending = false;
+  /** The stream our responses are corked on while input is handled (flushOutput uncorks it). */
+  private corked: Writable | null = null;
   /** Streamed APPEND literal in progress. */
   literalSink: { push(b: Buffer): void; end(): void; abort(): void } | null = null;
   onLiteralStart: ((info: LiteralInfo) => void) | null = null;
@@ -368,6 +371,7 @@ export class Session {
       const nl = this.rawBuf.indexOf(0x0a);
       if (nl < 0) {
         if (this.rawBuf.length > 65536) this.bye('Too long line').catch((e) => this.fault(e));
+        else quickAck(this.socket);
         return;
       }
       const line = this.rawBuf.subarray(0, nl).toString('utf8').replace(/\r$/, '');
@@ -447,6 +451,7 @@ export class Session {
    * socket is paused so that nothing more is read until it is passed on.
    */
   detach(): { stream: Duplex; input: Buffer } {
+    this.flushOutput();
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
@@ -486,12 +491,17 @@ export class Session {
         const end = this.inputEnds.get(ev);
         if (end !== undefined) this.consumedTo(end);
         if (this.queue.length < 50) { this.socket.resume(); this.inflate?.resume(); }
+        this.cork();
         await this.handle(ev);
+        // a command's response leaves when it is complete, not behind the next pipelined command's work
+        if (ev.type !== 'literal-data') this.uncork();
       }
     } finally {
       this.running = false;
       // a pause for PRELOGIN_INPUT_MAX ends with the command (the queue is empty: the pause above doesn't apply)
       if (this.state === 'not-authenticated' && !this.closed) this.socket.resume();
+      // all input so far handled: the responses leave together, and our ACK of the input now
+      this.flushOutput();
     }
   }
 
@@ -621,12 +631,46 @@ export class Session {
   async send(r: Response): Promise<void> {
     if (this.closed) return;
     await writeResponse((chunk) => this.write(chunk), r);
+    // a continuation request is waited for by the client: it never waits in the cork
+    if (r.kind === 'continue') this.flushOutput();
+  }
+
+  /**
+   * Responses to the input being handled are corked (Dovecot corks its
+   * ostream the same way): the untagged lines and the tagged reply of a
+   * command leave in one write, one TCP segment where they fit, instead of
+   * one small segment each, which a client's delayed ACK would hold up.
+   */
+  private cork(): void {
+    if (this.corked || this.closed) return;
+    this.corked = this.deflate ?? this.socket;
+    this.corked.cork();
+  }
+
+  /**
+   * What was written leaves now; then TCP_QUICKACK (tcp-socket.ts), as
+   * Dovecot sets it on every uncork: what the client sent is ACKed at once,
+   * so a client holding its next small write for that ACK (Nagle: imaplib
+   * sends an APPEND literal and its CRLF separately) never waits for the
+   * delayed-ACK timer.
+   */
+  private flushOutput(): void {
+    this.uncork();
+    quickAck(this.socket);
+  }
+
+  private uncork(): void {
+    const out = this.corked;
+    this.corked = null;
+    if (out) while (out.writableCorked > 0) out.uncork();
   }
 
   private write(chunk: Buffer): Promise<void> | void {
     if (this.closed) return;
     const out: Writable = this.deflate ?? this.socket;
     if (out.write(chunk)) { this.scheduleFlush(); return; }
+    // a big response streams: what is corked leaves before we wait for 'drain'
+    this.flushOutput();
     return new Promise((res) => {
       const done = () => { out.off('drain', done); this.socket.off('close', done); this.scheduleFlush(); res(); };
       out.once('drain', done);
@@ -658,6 +702,7 @@ export class Session {
    * may be the TLS wrapper). The reader starts afresh as after STARTTLS.
    */
   startCompression(level: number): void {
+    this.flushOutput(); // its tagged OK, uncompressed
     const raw = this.socket;
     const inflate = createInflateRaw();
     const deflate = createDeflateRaw({ level });
@@ -762,6 +807,7 @@ export class Session {
    * once), so a client that neither reads nor closes cannot hold it.
    */
   end(): void {
+    this.flushOutput();
     this.state = 'logout';
     // a compressed stream is finished (Z_FINISH) and then ends the socket through the pipe
     if (this.deflate) this.deflate.end(); else this.socket.end();
@@ -773,6 +819,7 @@ export class Session {
   /** STARTTLS: swap the socket for its TLS wrapper; the reader starts afresh (RFC 3501 §6.2.1). */
   async upgradeTls(): Promise<void> {
     if (!this.opts.starttls) throw new Error('no TLS configured');
+    this.flushOutput(); // its tagged OK, in plain text before the handshake
     this.socket.removeAllListeners('data');
     this.socket.removeAllListeners('end');
     this.socket.removeAllListeners('close');

@@ -31,6 +31,7 @@ import { MessageSpool, type SpooledMessage } from './data-spool.js';
 import { checkRecipient, deliver, type DeliveryInput, type DeliveryResult } from './delivery.js';
 import { faultText, guarded } from '../util/fault.js';
 import { takeUserSlot, type UserSlot } from './user-concurrency.js';
+import { quickAck } from '../util/tcp-socket.js';
 
 const MAX_BAD = 10;
 const MAX_VERB = 32;
@@ -190,6 +191,8 @@ export class LmtpSession {
     if (this.running) return;
     this.running = true;
     this.disarmIdle();
+    // the replies to what the client pipelined leave together (lib-smtp corks its ostream the same way)
+    this.sock.cork();
     try {
       while (!this.closed) {
         if (this.chunk) {
@@ -225,6 +228,9 @@ export class LmtpSession {
       }
     } finally {
       this.running = false;
+      while (this.sock.writableCorked > 0) this.sock.uncork();
+      // our ACK of the input at once: a client holding its next small write for it never waits 40 ms (tcp-socket.ts)
+      quickAck(this.sock);
       if (!this.closed) { this.sock.resume(); this.armIdle(); }
     }
   }

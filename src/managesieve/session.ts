@@ -25,6 +25,7 @@ import { failureDelayMs, type AuthPenalty } from '../auth/penalty.js';
 import { plaintextMechanisms } from '../auth/mechanisms.js';
 import { ScriptStorage, ScriptError } from './storage.js';
 import { faultText, guarded } from '../util/fault.js';
+import { quickAck } from '../util/tcp-socket.js';
 import { DEADLINES, LoginProgress, maxUserIpConnections, userIpText, type ConnectionSlot } from '../config/connection-limits.js';
 
 /** Longest literal accepted (a script); larger ones are refused, the connection closed. */
@@ -281,7 +282,11 @@ export class ManageSieveSession {
         this.buf = this.buf.subarray(parsed.used);
         await this.handle(parsed.tokens);
       }
-    } finally { this.busy = false; }
+    } finally {
+      this.busy = false;
+      // our ACK of the input at once: a client holding its next small write for it (a literal's CRLF) never waits 40 ms
+      quickAck(this.stream);
+    }
   }
 
   private async handle(tokens: Token[]): Promise<void> {

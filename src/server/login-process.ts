@@ -34,6 +34,7 @@ import { AuthClient } from './auth-client.js';
 import { ManageSieveSession, type SessionDeps } from '../managesieve/session.js';
 import { sendTo, type ChildMessage, type ConnProto, type LoginRequest } from './process-model.js';
 import type { Admission, ConnectionSlot } from '../config/connection-limits.js';
+import { quickAck } from '../util/tcp-socket.js';
 
 const log = new Logger('imap-login');
 const INTERNAL = 'Internal error occurred. Refer to server log for more information.';
@@ -117,6 +118,8 @@ export function runLoginProcess(config: DovecotConfig, tls: TlsMaterial | null, 
       if (input.length) upstream.write(input);
       upstream.pipe(client);
       client.pipe(upstream);
+      // the client's bytes are ACKed as soon as read: one holding a small write for that ACK (Nagle) never waits 40 ms
+      client.on('data', () => quickAck(client));
     });
     upstream.on('close', () => client.destroy());
     client.on('close', () => { upstream.destroy(); release(); });

@@ -30,6 +30,7 @@ import { runLoginProcess } from './login-process.js';
 import { runAuthProcess } from './auth-process.js';
 import { runMailProcess } from './mail-process.js';
 import { runLmtpProcess } from './lmtp-process.js';
+import { tcpAddonError } from '../util/tcp-socket.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { realpathSync } from 'node:fs';
@@ -233,6 +234,8 @@ export async function main(argv: string[]): Promise<void> {
   // as root, before the drop: a root-owned log file keeps receiving lines (logger.ts)
   try { openLogFiles(); } catch (e) { process.stderr.write(`Fatal: ${(e as Error).message}\n`); process.exit(EXIT_LOGOPEN); }
   for (const w of config.warnings) log.warn(w);
+  // said once: without the addon a client with Nagle on waits for our delayed ACKs (tcp-socket.ts)
+  if (tcpAddonError) log.warn(`TCP_QUICKACK unavailable, delayed ACKs may stall clients: ${tcpAddonError}`);
   for (const key of config.explicitGlobals()) {
     if (compatStatus(key) === 'accepted, no effect yet (warns)') log.warn(`${key}: not supported by Sealmail yet, setting has no effect (see dovecot-compat.md)`);
   }

@@ -28,6 +28,7 @@ interface Entry {
   evict: () => void;
   /** `ip/user` once logged in. */
   userip: string | null;
+  user: string;
 }
 
 export class ConnectionTable {
@@ -57,7 +58,7 @@ export class ConnectionTable {
       }
     }
     const id = this.nextId++;
-    this.entries.set(id, { id, addr, owner, evict, userip: null });
+    this.entries.set(id, { id, addr, owner, evict, userip: null, user: '' });
     this.unauthenticated++;
     return id;
   }
@@ -72,6 +73,7 @@ export class ConnectionTable {
     if (max > 0 && (this.perUserIp.get(key) ?? 0) >= max) return 'userip';
     if (this.sessions >= this.limits.sessions.cap) { this.warn(this.limits.sessions.warning); return 'full'; }
     e.userip = key;
+    e.user = user;
     this.perUserIp.set(key, (this.perUserIp.get(key) ?? 0) + 1);
     this.unauthenticated--;
     this.sessions++;
@@ -91,6 +93,13 @@ export class ConnectionTable {
   /** Every connection of `owner` is gone (its worker process died). */
   closeOwner(owner: unknown): void {
     for (const e of [...this.entries.values()]) if (e.owner === owner) this.close(e.id);
+  }
+
+  /** The logged-in sessions, oldest first (sealadm who/kick, the admin socket). */
+  loggedIn(): { id: number; user: string; rip: string; owner: unknown }[] {
+    const out: { id: number; user: string; rip: string; owner: unknown }[] = [];
+    for (const e of this.entries.values()) if (e.userip !== null) out.push({ id: e.id, user: e.user, rip: e.addr.rip, owner: e.owner });
+    return out;
   }
 
   get counts(): { unauthenticated: number; sessions: number } {

@@ -3,7 +3,10 @@
  * Dovecot configuration tree (any error names file:line and exits non-zero
  * before a single listener opens, as `dovecot` does), binds the listeners,
  * drops root, and runs in the foreground until SIGTERM/SIGINT, which close the
- * listeners and exit 0.
+ * listeners and exit 0. SIGHUP re-reads the tree for new connections and
+ * leaves the sessions as they are (reloadOnSighup); base_dir/master.pid and
+ * the admin socket (sealadm who/kick) are kept as Dovecot keeps master.pid
+ * and anvil's socket.
  *
  * The master serves no client itself: every service (IMAP, ManageSieve,
  * LMTP, the auth sockets, quota-status) runs in its own supervised pool of
@@ -33,6 +36,12 @@ import { runLmtpProcess } from './lmtp-process.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { realpathSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
+import { rereadConfigFiles } from '../config/privileged-files.js';
+import { createPidFile, masterPidPath, removePidFile } from './master-pid.js';
+import { adminSocketPath, closeAdminSocket, openAdminSocket, type AdminTarget } from './admin-socket.js';
+import { resolveGroup, resolveUser } from '../util/passwd.js';
+import type { Server } from 'node:net';
 
 const VERSION = '0.1.0';
 /** Dovecot's exit code for fatal start-up errors (FATAL_DEFAULT). */
@@ -162,6 +171,73 @@ async function runAsRootMaster(config: DovecotConfig, configPath: string, log: L
   process.on('SIGUSR1', () => { reopenLogFiles(); for (const c of master.pids) { try { process.kill(c.pid, 'SIGUSR1'); } catch { /* exiting */ } } });
 }
 
+/**
+ * SIGHUP's re-read of the tree (Dovecot's sig_settings_reload): every file
+ * read afresh (privileged-files.ts), the certificate and key tried, and on
+ * any error Dovecot's line and null: the settings in force stay.
+ */
+async function rereadTree(configPath: string, log: Logger): Promise<DovecotConfig | null> {
+  log.warn('SIGHUP received - reloading configuration');
+  let config: DovecotConfig;
+  let kept: string[];
+  try {
+    ({ value: config, kept } = await rereadConfigFiles(async () => {
+      const c = await loadConfig(configPath, { readValueFiles: true });
+      preloadAuthFiles(c);
+      return c;
+    }));
+  } catch (e) {
+    log.error(`Error reading configuration: ${e instanceof ConfigError ? e.message : (e as Error).message}`);
+    return null;
+  }
+  for (const p of kept) log.warn(`reload: ${p} is no longer readable (root was given up at start): its content from the start is kept, a restart reads it`);
+  const tls = tlsMaterial(config);
+  try { if (tls) createSecureContext({ cert: tls.cert, key: tls.key, passphrase: tls.passphrase }); } catch (e) {
+    log.error(`Config reload failed: ssl_cert/ssl_key: ${(e as Error).message}`);
+    return null;
+  }
+  for (const w of config.warnings) log.warn(w);
+  return config;
+}
+
+/** SIGHUP (sealadm/doveadm reload): one reload at a time, the next after it; `apply` puts a good tree in force. */
+function reloadOnSighup(configPath: string, log: Logger, apply: (config: DovecotConfig) => Promise<void>): void {
+  let queue = Promise.resolve();
+  process.on('SIGHUP', () => {
+    queue = queue.then(async () => {
+      const config = await rereadTree(configPath, log);
+      if (!config) return;
+      try { await apply(config); } catch (e) { log.error(`Config reload failed: ${(e as Error).message}`); }
+    });
+  });
+}
+
+/**
+ * master.pid (Dovecot's refusal when another master is alive) and the admin
+ * socket, as root before anything is bound; `dropTo`: the mail uid the
+ * master gives root up to (it may then only empty master.pid at stop).
+ */
+async function adminFiles(config: DovecotConfig, log: Logger, target: () => AdminTarget | null, dropTo?: { uid: number; gid: number }): Promise<{ stop(): void }> {
+  const pidPath = masterPidPath(config);
+  try { createPidFile(pidPath, (l) => log.error(l), dropTo); } catch (e) {
+    log.fatal((e as Error).message);
+    process.exit(EXIT_FATAL);
+  }
+  const sockPath = adminSocketPath(config);
+  let server: Server | null = null;
+  try { server = await openAdminSocket(sockPath, target); } catch (e) { log.warn(`${sockPath}: ${(e as Error).message} (sealadm who/kick unavailable)`); }
+  return { stop: () => { closeAdminSocket(server, sockPath); removePidFile(pidPath); } };
+}
+
+/** The mail uid:gid the pool-mode master drops to (null: not root, nothing to drop). */
+function dropIds(config: DovecotConfig): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const u = resolveUser(config.get('mail_uid'));
+  if (!u) return undefined;
+  const g = config.get('mail_gid') ? resolveGroup(config.get('mail_gid')) : u.gid;
+  return { uid: u.uid, gid: g ?? u.gid };
+}
+
 /** The configuration and logging, as `dovecot` sets them up (exit 89 on errors). */
 async function loadServerConfig(path: string): Promise<DovecotConfig> {
   let config: DovecotConfig;
@@ -194,6 +270,7 @@ function serviceFor(name: ServiceName, config: DovecotConfig): HandedOffService 
       return {
         acceptHandedOff: (s, spec, id, slot) => imap.acceptHandedOff(s, spec, id, slot),
         evict: (id) => imap.evict(id),
+        kick: (id) => imap.kick(id),
         penalty: imap.login.penalty,
         close: () => imap.close(),
       };
@@ -240,6 +317,7 @@ export async function main(argv: string[]): Promise<void> {
   if (rootMasterApplies(config)) { await runAsRootMaster(config, args.configPath, log, demo); return; }
 
   const services = new ServiceProcesses(config, fileURLToPath(import.meta.url), ['-c', args.configPath], log);
+  const admin = await adminFiles(config, log, () => services.admin(), dropIds(config));
   try {
     await services.listen(listenerSpecs(config), tlsMaterial(config));
     preloadAuthFiles(config);
@@ -250,6 +328,7 @@ export async function main(argv: string[]): Promise<void> {
   } catch (e) {
     log.fatal((e as Error).message);
     await services.close();
+    admin.stop();
     process.exit(EXIT_FATAL);
   }
   log.info(`Sealmail v${VERSION} starting up for ${config.get('protocols').trim()}`);
@@ -261,10 +340,12 @@ export async function main(argv: string[]): Promise<void> {
   const stop = async (sig: string) => {
     log.info(`Sealmail v${VERSION} stopping (${sig})`);
     await services.close();
+    admin.stop();
     process.exit(0);
   };
   process.once('SIGTERM', () => void stop('SIGTERM'));
   process.once('SIGINT', () => void stop('SIGINT'));
+  reloadOnSighup(args.configPath, log, (c) => services.reload(c, configFilesSnapshot(), listenerSpecs(c), tlsMaterial(c)));
   // doveadm log reopen / logrotate: reopen here and in every service process
   process.on('SIGUSR1', () => { reopenLogFiles(); services.signal('SIGUSR1'); });
 }

@@ -21,12 +21,14 @@ import type { DeliveryInput, DeliveryResult } from '../lmtp/delivery.js';
 import { sendTo, type ChildMessage, type DeliveryReply, type QuotaReply } from './process-model.js';
 import { QuotaStatusSession } from '../quota-status/session.js';
 import type { Fields } from '../auth/databases.js';
+import { Liveness } from './retire.js';
 
 export function runLmtpProcess(config: DovecotConfig): void {
   const auth = new AuthEngine(config, 'lmtp');
   let quotaEngine: AuthEngine | null = null;
   const quotaAuth = () => (quotaEngine ??= new AuthEngine(config, 'lmtp'));
   const waiting = new Map<number, (r: DeliveryReply) => void>();
+  const live = new Liveness(); // LMTP and quota-status connections: a retired process exits after the last
   let nextId = 0;
   const deliverRemote = async (d: DeliveryInput): Promise<DeliveryResult> => {
     const u = await d.auth.lookupUser(d.user, { service: 'lmtp' });
@@ -49,12 +51,14 @@ export function runLmtpProcess(config: DovecotConfig): void {
     if (m.t === 'lmtp-conn' && handle) {
       const s = handle as Socket;
       s.on('error', () => s.destroy());
+      live.track(s);
       if (m.kind === 'quota-status') { new QuotaStatusSession(s, config, quotaAuth(), overQuotaRemote); return; }
       s.setNoDelay(true);
       new LmtpSession(s, config, auth, s.remoteAddress?.replace(/^::ffff:/, '') ?? '', deliverRemote);
     } else if (m.t === 'delivered') { waiting.get(m.id)?.(m.result); waiting.delete(m.id); }
     else if (m.t === 'quota-reply') { quotaWaits.get(m.id)?.(m.result); quotaWaits.delete(m.id); }
     else if (m.t === 'shutdown') void auth.close().finally(() => process.exit(0));
+    else if (m.t === 'retire') live.retire();
   });
   process.on('disconnect', () => process.exit(0));
   process.on('SIGINT', () => undefined);

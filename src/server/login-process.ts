@@ -24,6 +24,7 @@ import { serverStartTls } from './starttls.js';
 import { AuthClient } from './auth-client.js';
 import { ManageSieveSession, type SessionDeps } from '../managesieve/session.js';
 import { sendTo, type ChildMessage, type LoginRequest } from './process-model.js';
+import { Liveness } from './retire.js';
 
 const log = new Logger('imap-login');
 const INTERNAL = 'Internal error occurred. Refer to server log for more information.';
@@ -33,10 +34,12 @@ export function runLoginProcess(config: DovecotConfig, tls: TlsMaterial | null, 
   const pending = new Map<number, (m: Extract<ChildMessage, { t: 'login-go' | 'login-failed' }>) => void>();
   let nextId = 0;
   const sessions = new Set<Session>();
+  const live = new Liveness(); // client connections, pre-login and proxied: a retired process exits after the last
 
   const accept = (raw: Socket, spec: ListenerSpec) => {
     raw.setNoDelay(true);
     raw.on('error', () => raw.destroy());
+    live.track(raw);
     const rip = (raw.remoteAddress ?? '').replace(/^::ffff:/, '');
     const lip = (raw.localAddress ?? '').replace(/^::ffff:/, '');
     let socket: Socket | TLSSocket = raw;
@@ -133,6 +136,7 @@ export function runLoginProcess(config: DovecotConfig, tls: TlsMaterial | null, 
     if (m.t === 'conn' && handle) accept(handle as Socket, m.spec);
     else if (m.t === 'login-go' || m.t === 'login-failed') pending.get(m.id)?.(m);
     else if (m.t === 'shutdown') process.exit(0);
+    else if (m.t === 'retire') live.retire();
   });
   process.on('disconnect', () => process.exit(0));
   process.on('SIGINT', () => undefined); // Ctrl-C reaches the whole group: the master decides

@@ -147,13 +147,16 @@ const ROOT_MASTER_GAPS = [
  */
 async function runAsRootMaster(config: DovecotConfig, configPath: string, log: Logger, demo: DemoInstance | null): Promise<void> {
   preloadAuthFiles(config);
-  const master = new RootMaster({ config, script: fileURLToPath(import.meta.url), args: ['-c', configPath], imapSpecs: listenerSpecs(config), sieveSpecs: managesieveListenerSpecs(config), tls: tlsMaterial(config), authFiles: authFiles(config) });
+  const options = (c: DovecotConfig) => ({ config: c, script: fileURLToPath(import.meta.url), args: ['-c', configPath], imapSpecs: listenerSpecs(c), sieveSpecs: managesieveListenerSpecs(c), tls: tlsMaterial(c), authFiles: authFiles(c) });
+  const master = new RootMaster(options(config));
+  const admin = await adminFiles(config, log, () => master.admin());
   let lines: string[];
   try { lines = await master.start(); } catch (e) {
     const text = (e as Error).message;
     // a configuration error is doveconf's, on stderr; anything else the master's, in the log
     if (text.startsWith('Error in configuration file')) process.stderr.write(`doveconf: Fatal: ${text}\n`); else log.fatal(text);
     await master.close();
+    admin.stop();
     process.exit(EXIT_FATAL);
   }
   log.info(`Sealmail v${VERSION} starting up for ${config.get('protocols').trim()} (root master)`);
@@ -164,10 +167,12 @@ async function runAsRootMaster(config: DovecotConfig, configPath: string, log: L
   const stop = async (sig: string) => {
     log.info(`Sealmail v${VERSION} stopping (${sig})`);
     await master.close();
+    admin.stop();
     process.exit(0);
   };
   process.once('SIGTERM', () => void stop('SIGTERM'));
   process.once('SIGINT', () => void stop('SIGINT'));
+  reloadOnSighup(configPath, log, (c) => master.reload(options(c), configFilesSnapshot()));
   process.on('SIGUSR1', () => { reopenLogFiles(); for (const c of master.pids) { try { process.kill(c.pid, 'SIGUSR1'); } catch { /* exiting */ } } });
 }
 

@@ -36,6 +36,12 @@ export class Printer {
   private rows: (string | Buffer)[][] = [];
   private rowCount = 0;
   private headerPrinted = false;
+  /**
+   * table: column widths from the titles and the first row only, as doveadm
+   * lays out a command that flushes after every row (who: later, longer
+   * values overflow their column).
+   */
+  widthsFromFirstRow = false;
 
   constructor(readonly format: FormatterName, private readonly out: Output) {}
 
@@ -125,7 +131,8 @@ export class Printer {
       // and followed by one space (the last one column wider instead).
       const str = (v: string | Buffer) => (typeof v === 'string' ? v : v.toString('utf8'));
       const len = (v: string) => [...v].length;
-      const widths = hs.map((h, i) => Math.max(h.minWidth ?? 0, len(this.title(h)), ...this.rows.map((r) => len(str(r[i])))));
+      const sized = this.widthsFromFirstRow ? this.rows.slice(0, 1) : this.rows;
+      const widths = hs.map((h, i) => Math.max(h.minWidth ?? 0, len(this.title(h)), ...sized.map((r) => len(str(r[i])))));
       const sum = widths.reduce((a, b) => a + b, 0);
       const room = 80 - sum - hs.length - 1;
       // the first EXPAND column takes the room instead, when it is not the last (doveadm who -1's username)

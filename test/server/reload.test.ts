@@ -10,7 +10,7 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { chownSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { connect as tlsConnect } from 'node:tls';
 import { connect as netConnect } from 'node:net';
@@ -52,6 +52,17 @@ async function peerCert(port: number): Promise<string> {
 
 const fingerprint = (pem: string) => new X509Certificate(pem).fingerprint256;
 
+/** The master's child processes (from /proc: PPid). */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try { if (Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1]) === pid) out.push(Number(p)); } catch { /* gone */ }
+  }
+  return out;
+}
+
+const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+
 async function start(t: TestContext, rewrite: (text: string) => string): Promise<SealmailServer> {
   return startSealmail(t, { rewriteConf: rewrite });
 }
@@ -83,6 +94,7 @@ for (const mode of MODES) {
       c.sock.write('b IDLE\r\n');
       await c.until(/^\+ idling\r\n/m, 'IDLE continuation');
     }
+    const before = childrenOf(srv.pid);
     const certPem = newCertificate(srv);
     editTree(srv, (text) => text.replace('login_greeting = Sealmail test ready.', 'login_greeting = Reloaded and ready.')
       .replace(/^ssl_cert = .*$/m, `ssl_cert = <${srv.dir}/cert2.pem`).replace(/^ssl_key = .*$/m, `ssl_key = <${srv.dir}/key2.pem`));
@@ -97,6 +109,11 @@ for (const mode of MODES) {
       await c.until(/^b OK [^\r\n]*\r\n/m, `IDLE end of session ${i}`);
       assert.match(await c.cmd('c', 'NOOP'), /^c OK/m, `session ${i} after the reload`);
     }
+    assert.ok(before.some(alive), 'the old processes still serve their sessions');
+    // once their sessions end, the processes of the old tree exit (Dovecot's old processes after a reload)
+    for (const c of idle) { await c.cmd('z', 'LOGOUT').catch(() => ''); c.close(); }
+    await waitFor('the old processes to exit', () => !before.some(alive));
+    assert.match(await greeting(srv.imapPort), /Reloaded and ready\./);
     assert.doesNotMatch(srv.output(), /Error reading configuration|Config reload failed/);
     assert.equal(await srv.stop(), 0);
   });

@@ -90,6 +90,7 @@ export const whoCommand: CliCommand = {
       p.header('ip');
       for (const s of all) { p.value(s.user); p.value(s.service); p.value(String(s.pid)); p.value(s.ip); }
     } else {
+      p.widthsFromFirstRow = true; // who_print_user flushes after each user
       p.header('username');
       p.header({ key: 'connections', title: '#', right: true });
       p.header({ key: 'service', title: 'proto' });
@@ -124,8 +125,11 @@ export const kickCommand: CliCommand = {
     const hit = (await sessions(ctx)).filter((s) => matches(s, filter));
     const told = hit.length ? Number((await ask(ctx, ['KICK', ...hit.map((s) => s.key)].join('\t')))[0]?.split('\t')[1] ?? 0) : 0;
     if (!hit.length || !told) { ctx.out.write('no users kicked\n'); return EX_NOTFOUND; }
-    const users = [...new Set(hit.map((s) => s.user))].sort();
-    ctx.out.write(`kicked connections from the following users:\n${users.map((u) => `${u} `).join('')}\n`);
+    const users = [...new Set(hit.map((s) => s.user))].sort().map((u) => `${u} `).join('');
+    // doveadm writes the names through its print stream and the rest with printf: on a pipe the
+    // names come out first (stdio's buffer is flushed at exit), on a terminal in reading order
+    const tty = ctx.out === process.stdout && process.stdout.isTTY;
+    ctx.out.write(tty ? `kicked connections from the following users:\n${users}\n` : `${users}kicked connections from the following users:\n\n`);
     return 0;
   },
 };

@@ -40,7 +40,8 @@ export class ConnectionTable {
   private nextId = 1;
   private readonly lastWarning = new Map<string, number>();
 
-  constructor(readonly limits: ProtocolLimits, private readonly log: Logger) {}
+  /** `limits` is replaced on a reload (service-processes.ts): the counts so far stay. */
+  constructor(public limits: ProtocolLimits, private readonly log: Logger) {}
 
   /**
    * A new connection (`addr`: remote and local IP); `evict` ends it with "Connection queue

@@ -311,6 +311,8 @@ export async function main(argv: string[]): Promise<void> {
     runServiceWorker(serviceFor(args.service, config), new Logger(args.service), init.t === 'init' ? init.penalties : []);
     return;
   }
+  // until the reload handler is in place (reloadOnSighup), a SIGHUP must not end the master (Node's default)
+  process.on('SIGHUP', () => undefined);
   startRecording(); // root-only files stay readable after privileges are dropped (privileged-files.ts)
   const config = await loadServerConfig(args.configPath);
   // as root, before the drop: a root-owned log file keeps receiving lines (logger.ts)

@@ -116,6 +116,7 @@ export class ServiceProcesses {
       this.config = before;
       throw e;
     }
+    for (const [name, table] of this.tables) table.limits = protocolLimits(config, name === 'imap' ? 'imap' : 'sieve');
     const kept = await rebindListeners(this.inet, wanted, tls, this.log);
     this.inet.splice(0, this.inet.length, ...kept);
   }

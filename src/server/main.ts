@@ -36,12 +36,8 @@ import { runLmtpProcess } from './lmtp-process.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { realpathSync } from 'node:fs';
-import { createSecureContext } from 'node:tls';
-import { rereadConfigFiles } from '../config/privileged-files.js';
-import { createPidFile, masterPidPath, removePidFile } from './master-pid.js';
-import { adminSocketPath, closeAdminSocket, openAdminSocket, type AdminTarget } from './admin-socket.js';
-import { resolveGroup, resolveUser } from '../util/passwd.js';
-import type { Server } from 'node:net';
+import { reloadOnSighup } from './reload.js';
+import { adminFiles } from './master-pid.js';
 
 const VERSION = '0.1.0';
 /** Dovecot's exit code for fatal start-up errors (FATAL_DEFAULT). */
@@ -149,7 +145,7 @@ async function runAsRootMaster(config: DovecotConfig, configPath: string, log: L
   preloadAuthFiles(config);
   const options = (c: DovecotConfig) => ({ config: c, script: fileURLToPath(import.meta.url), args: ['-c', configPath], imapSpecs: listenerSpecs(c), sieveSpecs: managesieveListenerSpecs(c), tls: tlsMaterial(c), authFiles: authFiles(c) });
   const master = new RootMaster(options(config));
-  const admin = await adminFiles(config, log, () => master.admin());
+  const admin = await adminFiles(config, log, () => master.admin(), false);
   let lines: string[];
   try { lines = await master.start(); } catch (e) {
     const text = (e as Error).message;
@@ -172,75 +168,8 @@ async function runAsRootMaster(config: DovecotConfig, configPath: string, log: L
   };
   process.once('SIGTERM', () => void stop('SIGTERM'));
   process.once('SIGINT', () => void stop('SIGINT'));
-  reloadOnSighup(configPath, log, (c) => master.reload(options(c), configFilesSnapshot()));
+  reloadOnSighup(configPath, log, { preload: preloadAuthFiles, tls: tlsMaterial }, (c) => master.reload(options(c), configFilesSnapshot()));
   process.on('SIGUSR1', () => { reopenLogFiles(); for (const c of master.pids) { try { process.kill(c.pid, 'SIGUSR1'); } catch { /* exiting */ } } });
-}
-
-/**
- * SIGHUP's re-read of the tree (Dovecot's sig_settings_reload): every file
- * read afresh (privileged-files.ts), the certificate and key tried, and on
- * any error Dovecot's line and null: the settings in force stay.
- */
-async function rereadTree(configPath: string, log: Logger): Promise<DovecotConfig | null> {
-  log.warn('SIGHUP received - reloading configuration');
-  let config: DovecotConfig;
-  let kept: string[];
-  try {
-    ({ value: config, kept } = await rereadConfigFiles(async () => {
-      const c = await loadConfig(configPath, { readValueFiles: true });
-      preloadAuthFiles(c);
-      return c;
-    }));
-  } catch (e) {
-    log.error(`Error reading configuration: ${e instanceof ConfigError ? e.message : (e as Error).message}`);
-    return null;
-  }
-  for (const p of kept) log.warn(`reload: ${p} is no longer readable (root was given up at start): its content from the start is kept, a restart reads it`);
-  const tls = tlsMaterial(config);
-  try { if (tls) createSecureContext({ cert: tls.cert, key: tls.key, passphrase: tls.passphrase }); } catch (e) {
-    log.error(`Config reload failed: ssl_cert/ssl_key: ${(e as Error).message}`);
-    return null;
-  }
-  for (const w of config.warnings) log.warn(w);
-  return config;
-}
-
-/** SIGHUP (sealadm/doveadm reload): one reload at a time, the next after it; `apply` puts a good tree in force. */
-function reloadOnSighup(configPath: string, log: Logger, apply: (config: DovecotConfig) => Promise<void>): void {
-  let queue = Promise.resolve();
-  process.on('SIGHUP', () => {
-    queue = queue.then(async () => {
-      const config = await rereadTree(configPath, log);
-      if (!config) return;
-      try { await apply(config); } catch (e) { log.error(`Config reload failed: ${(e as Error).message}`); }
-    });
-  });
-}
-
-/**
- * master.pid (Dovecot's refusal when another master is alive) and the admin
- * socket, as root before anything is bound; `dropTo`: the mail uid the
- * master gives root up to (it may then only empty master.pid at stop).
- */
-async function adminFiles(config: DovecotConfig, log: Logger, target: () => AdminTarget | null, dropTo?: { uid: number; gid: number }): Promise<{ stop(): void }> {
-  const pidPath = masterPidPath(config);
-  try { createPidFile(pidPath, (l) => log.error(l), dropTo); } catch (e) {
-    log.fatal((e as Error).message);
-    process.exit(EXIT_FATAL);
-  }
-  const sockPath = adminSocketPath(config);
-  let server: Server | null = null;
-  try { server = await openAdminSocket(sockPath, target); } catch (e) { log.warn(`${sockPath}: ${(e as Error).message} (sealadm who/kick unavailable)`); }
-  return { stop: () => { closeAdminSocket(server, sockPath); removePidFile(pidPath); } };
-}
-
-/** The mail uid:gid the pool-mode master drops to (null: not root, nothing to drop). */
-function dropIds(config: DovecotConfig): { uid: number; gid: number } | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  const u = resolveUser(config.get('mail_uid'));
-  if (!u) return undefined;
-  const g = config.get('mail_gid') ? resolveGroup(config.get('mail_gid')) : u.gid;
-  return { uid: u.uid, gid: g ?? u.gid };
 }
 
 /** The configuration and logging, as `dovecot` sets them up (exit 89 on errors). */
@@ -324,7 +253,7 @@ export async function main(argv: string[]): Promise<void> {
   if (rootMasterApplies(config)) { await runAsRootMaster(config, args.configPath, log, demo); return; }
 
   const services = new ServiceProcesses(config, fileURLToPath(import.meta.url), ['-c', args.configPath], log);
-  const admin = await adminFiles(config, log, () => services.admin(), dropIds(config));
+  const admin = await adminFiles(config, log, () => services.admin(), true);
   try {
     await services.listen(listenerSpecs(config), tlsMaterial(config));
     preloadAuthFiles(config);
@@ -352,7 +281,7 @@ export async function main(argv: string[]): Promise<void> {
   };
   process.once('SIGTERM', () => void stop('SIGTERM'));
   process.once('SIGINT', () => void stop('SIGINT'));
-  reloadOnSighup(args.configPath, log, (c) => services.reload(c, configFilesSnapshot(), listenerSpecs(c), tlsMaterial(c)));
+  reloadOnSighup(args.configPath, log, { preload: preloadAuthFiles, tls: tlsMaterial }, (c) => services.reload(c, configFilesSnapshot(), listenerSpecs(c), tlsMaterial(c)));
   // doveadm log reopen / logrotate: reopen here and in every service process
   process.on('SIGUSR1', () => { reopenLogFiles(); services.signal('SIGUSR1'); });
 }

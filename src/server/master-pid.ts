@@ -5,11 +5,16 @@
  * file is logged ("Empty PID file in …, overriding") and replaced; a dead
  * pid is stale and replaced — then written with our pid and a newline
  * (mode 0644), and removed at a clean stop. `doveadm reload/stop` scripts
- * and `sealadm reload/stop` read it to find the master.
+ * and `sealadm reload/stop` read it to find the master. adminFiles() sets
+ * it up with the admin socket (admin-socket.ts) for both server modes.
  */
 import { chownSync, mkdirSync, readFileSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Server } from 'node:net';
 import type { DovecotConfig } from '../config/settings.js';
+import type { Logger } from '../log/logger.js';
+import { resolveGroup, resolveUser } from '../util/passwd.js';
+import { adminSocketPath, closeAdminSocket, openAdminSocket, type AdminTarget } from './admin-socket.js';
 
 export const MASTER_PID_FILE_NAME = 'master.pid';
 
@@ -63,4 +68,31 @@ export function removePidFile(path: string): void {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EACCES' || code === 'EPERM') { try { truncateSync(path, 0); } catch { /* left for the next start's liveness check */ } }
   }
+}
+
+/** The mail uid:gid the pool-mode master drops to (undefined: not root, nothing to drop). */
+function dropIds(config: DovecotConfig): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const u = resolveUser(config.get('mail_uid'));
+  if (!u) return undefined;
+  const g = config.get('mail_gid') ? resolveGroup(config.get('mail_gid')) : u.gid;
+  return { uid: u.uid, gid: g ?? u.gid };
+}
+
+/**
+ * master.pid (Dovecot's refusal when another master is alive: logged fatal,
+ * exit 89) and the admin socket, as root before anything is bound.
+ * `dropsRoot`: the master gives root up to mail_uid (it may then only empty
+ * master.pid at stop). stop() undoes both at a clean stop.
+ */
+export async function adminFiles(config: DovecotConfig, log: Logger, target: () => AdminTarget | null, dropsRoot: boolean): Promise<{ stop(): void }> {
+  const pidPath = masterPidPath(config);
+  try { createPidFile(pidPath, (l) => log.error(l), dropsRoot ? dropIds(config) : undefined); } catch (e) {
+    log.fatal((e as Error).message);
+    process.exit(89);
+  }
+  const sockPath = adminSocketPath(config);
+  let server: Server | null = null;
+  try { server = await openAdminSocket(sockPath, target); } catch (e) { log.warn(`${sockPath}: ${(e as Error).message} (sealadm who/kick unavailable)`); }
+  return { stop: () => { closeAdminSocket(server, sockPath); removePidFile(pidPath); } };
 }

@@ -12,7 +12,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startSealmail } from '../helpers/sealmail-server.js';
 import { ImapLine } from '../helpers/imap-line.js';
@@ -114,5 +114,10 @@ for (const mode of MODES) {
     const whoDown = sealadm(srv.conf, 'who');
     assert.equal(whoDown.code, 75);
     assert.match(whoDown.err, /^Fatal: net_connect_unix\(.*sealmail-admin\) failed: (No such file or directory|Connection refused)\n$/);
+    // a tree that does not parse: doveadm reads it first and stops with doveconf's error (exit 89)
+    writeFileSync(srv.conf, readFileSync(srv.conf, 'utf8') + '\nservice imap-login {\n');
+    const broken = sealadm(srv.conf, 'reload');
+    assert.equal(broken.code, 89);
+    assert.match(broken.err, /^doveconf: Fatal: Error in configuration file .*dovecot\.conf: Missing '}'/);
   });
 }

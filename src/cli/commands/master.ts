@@ -5,7 +5,7 @@
  * master: "Fatal: Dovecot is not running (read from …)", exit 75, as
  * doveadm's i_fatal.
  */
-import { loadConfig } from '../../config/index.js';
+import { ConfigError, loadConfig, type DovecotConfig } from '../../config/index.js';
 import { masterPidPath, readPidFile } from '../../server/master-pid.js';
 import { CommandError, EX_TEMPFAIL, UsageError, type CliCommand, type CommandContext } from '../command.js';
 
@@ -15,10 +15,17 @@ const STOP_WAIT_MS = 100;
 
 const fatal = (text: string) => new CommandError(`Fatal: ${text}`, EX_TEMPFAIL);
 
+/** The tree, as doveadm reads it before doing anything: a broken one is doveconf's fatal error, exit 89. */
+export async function adminConfig(ctx: CommandContext): Promise<DovecotConfig> {
+  try { return await loadConfig(ctx.configPath, { overrides: ctx.overrides }); } catch (e) {
+    if (e instanceof ConfigError) throw new CommandError(`doveconf: Fatal: ${e.message}`, 89);
+    throw e;
+  }
+}
+
 async function sendSignal(ctx: CommandContext, sig: 'SIGHUP' | 'SIGTERM'): Promise<number> {
   if (ctx.args.length) throw new UsageError(`Unknown parameter: ${ctx.args[0]}`);
-  const config = await loadConfig(ctx.configPath, { overrides: ctx.overrides });
-  const path = masterPidPath(config);
+  const path = masterPidPath(await adminConfig(ctx));
   let r: ReturnType<typeof readPidFile>;
   try { r = readPidFile(path); } catch (e) { throw fatal((e as Error).message); }
   if (r.empty) ctx.err.write(`Error: Empty PID file in ${path}\n`);

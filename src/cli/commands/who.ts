@@ -17,12 +17,12 @@
  */
 import { connect } from 'node:net';
 import { isIP } from 'node:net';
-import { loadConfig } from '../../config/index.js';
 import { ipInNetwork } from '../../config/settings.js';
 import { adminSocketPath, type AdminSession } from '../../server/admin-socket.js';
 import { wildcardMask } from '../../util/wildcard.js';
 import { getopt } from '../args.js';
 import { CommandError, EX_TEMPFAIL, EX_USAGE, type CliCommand, type CommandContext } from '../command.js';
+import { adminConfig } from './master.js';
 
 /** doveadm's DOVEADM_EX_NOTFOUND. */
 const EX_NOTFOUND = 68;
@@ -52,8 +52,7 @@ const matches = (s: AdminSession, f: Filter) => (!f.user || f.user(s.user)) && (
 
 /** One request to the master's admin socket; its answer's lines. */
 async function ask(ctx: CommandContext, request: string): Promise<string[]> {
-  const config = await loadConfig(ctx.configPath, { overrides: ctx.overrides });
-  const path = adminSocketPath(config);
+  const path = adminSocketPath(await adminConfig(ctx));
   return new Promise((resolve, reject) => {
     const s = connect(path);
     let text = '';

@@ -36,6 +36,12 @@ export class Printer {
   private rows: (string | Buffer)[][] = [];
   private rowCount = 0;
   private headerPrinted = false;
+  /**
+   * table: column widths from the titles and the first row only, as doveadm
+   * lays out a command that flushes after every row (who: later, longer
+   * values overflow their column).
+   */
+  widthsFromFirstRow = false;
 
   constructor(readonly format: FormatterName, private readonly out: Output) {}
 
@@ -125,15 +131,20 @@ export class Printer {
       // and followed by one space (the last one column wider instead).
       const str = (v: string | Buffer) => (typeof v === 'string' ? v : v.toString('utf8'));
       const len = (v: string) => [...v].length;
-      const widths = hs.map((h, i) => Math.max(h.minWidth ?? 0, len(this.title(h)), ...this.rows.map((r) => len(str(r[i])))));
+      const sized = this.widthsFromFirstRow ? this.rows.slice(0, 1) : this.rows;
+      const widths = hs.map((h, i) => Math.max(h.minWidth ?? 0, len(this.title(h)), ...sized.map((r) => len(str(r[i])))));
       const sum = widths.reduce((a, b) => a + b, 0);
       const room = 80 - sum - hs.length - 1;
-      if (room > 0 && widths.length) widths[widths.length - 1] += Math.floor(room / 2);
+      // the first EXPAND column takes the room instead, when it is not the last (doveadm who -1's username)
+      const expandAt = hs.findIndex((h) => h.expand);
+      const grow = expandAt >= 0 && expandAt < hs.length - 1 ? expandAt : -1;
+      if (grow >= 0 && room + 2 > 0) widths[grow] += Math.floor((room + 2) / 2);
+      else if (room > 0 && widths.length) widths[widths.length - 1] += Math.floor(room / 2);
       const pad = (c: string, w: number, right?: boolean) => (right ? ' '.repeat(Math.max(0, w - len(c))) + c : c + ' '.repeat(Math.max(0, w - len(c))));
       // doveadm separates cells by one space; its last column is one wider than ours and has no
       // separator after it, which only shows when that column is right-justified (quota get's %)
       const last = hs.length - 1;
-      const line = (cells: string[]) => cells.map((c, i) => (i === last ? pad(c, widths[i] + 1, hs[i].right) : pad(c, widths[i], hs[i].right) + ' ')).join('') + '\n';
+      const line = (cells: string[]) => cells.map((c, i) => (i === last ? pad(c, widths[i] + (grow >= 0 ? 0 : 1), hs[i].right) : pad(c, widths[i], hs[i].right) + ' ')).join('') + '\n';
       if (!hs.every((h) => h.hideTitle)) this.out.write(line(hs.map((h) => this.title(h))));
       for (const r of this.rows) this.out.write(line(r.map(str)));
     } else if (this.format === 'json') {

@@ -8,8 +8,9 @@
  * Sealmail runs as the mail uid after start-up, so every such file is read
  * once while still root (recorded here) and later reads — a lazy SQL
  * connection, an IMAP worker process loading the same configuration — are
- * served from the record. A change to these files needs a restart, as in
- * Dovecot (which needs a reload).
+ * served from the record. A reload (SIGHUP, rereadConfigFiles) reads every
+ * file afresh; one the server can no longer read (root-only, root given up)
+ * keeps its recorded content, and the caller is told which.
  */
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -17,12 +18,25 @@ import { readFile } from 'node:fs/promises';
 const files = new Map<string, string>();
 const globs = new Map<string, string[]>();
 let recording = false; // only the server process records (startRecording); tools and tests read afresh
+/** During a reload: the previous record, for files no longer readable (see rereadConfigFiles). */
+let previous: { files: Map<string, string>; globs: Map<string, string[]>; kept: string[] } | null = null;
+
+/** A file the reload cannot read any more (EACCES: root-only, root given up): its recorded content. */
+function keptContent(path: string, e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  const old = previous?.files.get(path);
+  if (old === undefined || (code !== 'EACCES' && code !== 'EPERM')) throw e;
+  previous!.kept.push(path);
+  files.set(path, old);
+  return old;
+}
 
 /** readFileSync(path, 'utf8') through the record (see header). */
 export function readConfigFileSync(path: string): string {
   const hit = files.get(path);
   if (hit !== undefined) return hit;
-  const text = readFileSync(path, 'utf8');
+  let text: string;
+  try { text = readFileSync(path, 'utf8'); } catch (e) { return keptContent(path, e); }
   if (recording) files.set(path, text);
   return text;
 }
@@ -30,7 +44,8 @@ export function readConfigFileSync(path: string): string {
 export async function readConfigFile(path: string): Promise<string> {
   const hit = files.get(path);
   if (hit !== undefined) return hit;
-  const text = await readFile(path, 'utf8');
+  let text: string;
+  try { text = await readFile(path, 'utf8'); } catch (e) { return keptContent(path, e); }
   if (recording) files.set(path, text);
   return text;
 }
@@ -39,7 +54,9 @@ export async function readConfigFile(path: string): Promise<string> {
 export function globConfigFiles(pattern: string, glob: (p: string) => string[]): string[] {
   const hit = globs.get(pattern);
   if (hit) return hit;
-  const found = glob(pattern);
+  let found = glob(pattern);
+  // an unreadable conf.d during a reload matches nothing: its start-up matches stay
+  if (!found.length && previous?.globs.get(pattern)?.length) found = previous.globs.get(pattern)!;
   if (recording) globs.set(pattern, found);
   return found;
 }
@@ -65,4 +82,30 @@ export function installConfigFiles(snapshot: ConfigFilesSnapshot): void {
   for (const [k, v] of Object.entries(snapshot.files)) files.set(k, v);
   for (const [k, v] of Object.entries(snapshot.globs)) globs.set(k, v);
   recording = false;
+}
+
+/**
+ * A reload (SIGHUP): run `load` with every file read afresh and recorded
+ * anew. A file that cannot be read any more keeps its recorded content
+ * (returned in `kept`, for a warning); when `load` fails the old record is
+ * restored, so the settings in force stay as they were.
+ */
+export async function rereadConfigFiles<T>(load: () => Promise<T>): Promise<{ value: T; kept: string[] }> {
+  const old = { files: new Map(files), globs: new Map(globs), kept: [] as string[] };
+  const wasRecording = recording;
+  files.clear();
+  globs.clear();
+  previous = old;
+  recording = true;
+  try {
+    return { value: await load(), kept: [...new Set(old.kept)] };
+  } catch (e) {
+    files.clear(); globs.clear();
+    for (const [k, v] of old.files) files.set(k, v);
+    for (const [k, v] of old.globs) globs.set(k, v);
+    throw e;
+  } finally {
+    previous = null;
+    recording = wasRecording;
+  }
 }

@@ -341,6 +341,13 @@ export class Session {
     void this.bye('Connection queue full');
   }
 
+  /** sealadm kick (doveadm kick: SIGTERM to Dovecot's imap process): clients_destroy_all's BYE and log line. */
+  kick(): void {
+    if (this.closed) return;
+    if (this.user) Logger.forUser('imap', this.user).info('Disconnected: Server shutting down.');
+    void this.bye('Server shutting down.').catch(() => undefined);
+  }
+
   /**
    * After the passdb accepted a login: the master's verdict on the counts.
    * Refused as imap-login does: mail_max_userip_connections with

@@ -240,6 +240,13 @@ export class ManageSieveSession {
     this.bye('Connection queue full');
   }
 
+  /** sealadm kick (doveadm kick: SIGTERM to the managesieve process): its clients get Pigeonhole's shutdown BYE. */
+  kick(): void {
+    if (this.closed) return;
+    if (this.user !== null) Logger.forUser('managesieve', this.user).info('Disconnected: Server shutting down.');
+    this.bye('Server shutting down.');
+  }
+
   private write(s: string | Buffer): void { if (!this.closed) this.stream.write(s); }
 
   capabilities(authed: boolean): string {

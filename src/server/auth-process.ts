@@ -17,6 +17,7 @@ import { AuthClientSession } from '../authsock/server.js';
 import { AuthUserdbSession } from '../authsock/userdb.js';
 import { Logger } from '../log/logger.js';
 import { sendTo, type ChildMessage } from './process-model.js';
+import { Liveness } from './retire.js';
 import type { Fields } from '../auth/databases.js';
 
 /** How long a finished login's userdb_* fields wait for the master's lookup (Dovecot's MASTER_AUTH_SERVER_TIMEOUT_SECS, 150 s). */
@@ -32,10 +33,12 @@ export function runAuthProcess(config: DovecotConfig): void {
   const penalty = new AuthPenalty(); // Dovecot's anvil: one per server, the logins of every login process count
   /** The passdb's userdb_* fields of finished logins (prefetch: userdb_quota_rule=…), until the master's userdb lookup takes them. */
   const prefetched = new Map<string, Fields>();
+  const live = new Liveness(); // auth client connections: a retired process exits after the last
   process.on('message', (m: ChildMessage, handle?: unknown) => {
     if (m.t === 'auth-conn' && handle) {
       const s = handle as Socket;
       s.on('error', () => s.destroy());
+      live.track(s);
       // Postfix's SASL (service auth's unix listeners) and dovecot-lda/doveadm's auth-userdb, as delivery-services.ts serves them
       if (m.kind === 'auth') { new AuthClientSession(s, config, smtpEngine(), penalty, log); return; }
       if (m.kind === 'auth-userdb') { new AuthUserdbSession(s, userdbEngine(), log); return; }
@@ -51,6 +54,7 @@ export function runAuthProcess(config: DovecotConfig): void {
         (u) => sendTo(process, { t: 'userdb-reply', id: m.id, result: u.result, fields: u.fields }),
         (e: Error) => { log.error(`userdb lookup: ${e.message}`); sendTo(process, { t: 'userdb-reply', id: m.id, result: 'tempfail', fields: [] }); });
     } else if (m.t === 'shutdown') void engine.close().finally(() => process.exit(0));
+    else if (m.t === 'retire') live.retire();
   });
   process.on('disconnect', () => process.exit(0));
   process.on('SIGINT', () => undefined);

@@ -28,6 +28,7 @@ interface Entry {
   evict: () => void;
   /** `ip/user` once logged in. */
   userip: string | null;
+  user: string;
 }
 
 export class ConnectionTable {
@@ -39,7 +40,8 @@ export class ConnectionTable {
   private nextId = 1;
   private readonly lastWarning = new Map<string, number>();
 
-  constructor(readonly limits: ProtocolLimits, private readonly log: Logger) {}
+  /** `limits` is replaced on a reload (service-processes.ts): the counts so far stay. */
+  constructor(public limits: ProtocolLimits, private readonly log: Logger) {}
 
   /**
    * A new connection (`addr`: remote and local IP); `evict` ends it with "Connection queue
@@ -57,7 +59,7 @@ export class ConnectionTable {
       }
     }
     const id = this.nextId++;
-    this.entries.set(id, { id, addr, owner, evict, userip: null });
+    this.entries.set(id, { id, addr, owner, evict, userip: null, user: '' });
     this.unauthenticated++;
     return id;
   }
@@ -72,6 +74,7 @@ export class ConnectionTable {
     if (max > 0 && (this.perUserIp.get(key) ?? 0) >= max) return 'userip';
     if (this.sessions >= this.limits.sessions.cap) { this.warn(this.limits.sessions.warning); return 'full'; }
     e.userip = key;
+    e.user = user;
     this.perUserIp.set(key, (this.perUserIp.get(key) ?? 0) + 1);
     this.unauthenticated--;
     this.sessions++;
@@ -91,6 +94,13 @@ export class ConnectionTable {
   /** Every connection of `owner` is gone (its worker process died). */
   closeOwner(owner: unknown): void {
     for (const e of [...this.entries.values()]) if (e.owner === owner) this.close(e.id);
+  }
+
+  /** The logged-in sessions, oldest first (sealadm who/kick, the admin socket). */
+  loggedIn(): { id: number; user: string; rip: string; owner: unknown }[] {
+    const out: { id: number; user: string; rip: string; owner: unknown }[] = [];
+    for (const e of this.entries.values()) if (e.userip !== null) out.push({ id: e.id, user: e.user, rip: e.addr.rip, owner: e.owner });
+    return out;
   }
 
   get counts(): { unauthenticated: number; sessions: number } {

@@ -49,6 +49,9 @@ export class ImapService {
   /** The master dropped handed-off connection `id` (its login service is full). */
   evict(id: number): void { this.byId.get(id)?.evict(); }
 
+  /** sealadm kick of handed-off connection `id`. */
+  kick(id: number): void { this.byId.get(id)?.kick(); }
+
   accept(socket: Socket | TLSSocket, spec: ListenerSpec, addr: { rip?: string; lip?: string } = { rip: socket.remoteAddress, lip: socket.localAddress }, slot?: ConnectionSlot): Session {
     socket.setNoDelay(true);
     socket.on('error', () => socket.destroy());

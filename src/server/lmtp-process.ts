@@ -25,6 +25,7 @@ import { QuotaStatusSession } from '../quota-status/session.js';
 import type { Fields } from '../auth/databases.js';
 import { Logger } from '../log/logger.js';
 import { offerCopy, streamed } from './lmtp-copy.js';
+import { Liveness } from './retire.js';
 
 /** `copySocket`: the master's socket the streamed copies go through (lmtp-copy.ts). */
 export function runLmtpProcess(config: DovecotConfig, copySocket: string): void {
@@ -33,6 +34,7 @@ export function runLmtpProcess(config: DovecotConfig, copySocket: string): void 
   const quotaAuth = () => (quotaEngine ??= new AuthEngine(config, 'lmtp'));
   /** Copies sent to the master, by id: whom to answer, and the message a 'copy-go' streams. */
   const waiting = new Map<number, { resolve: (r: DeliveryReply) => void; d: DeliveryInput }>();
+  const live = new Liveness(); // LMTP and quota-status connections: a retired process exits after the last
   let nextId = 0;
   const deliverRemote = async (d: DeliveryInput): Promise<DeliveryResult> => {
     const u = await d.auth.lookupUser(d.user, { service: 'lmtp' });
@@ -62,6 +64,7 @@ export function runLmtpProcess(config: DovecotConfig, copySocket: string): void 
     if (m.t === 'lmtp-conn' && handle) {
       const s = handle as Socket;
       s.on('error', () => s.destroy());
+      live.track(s);
       if (m.kind === 'quota-status') { new QuotaStatusSession(s, config, quotaAuth(), overQuotaRemote); return; }
       s.setNoDelay(true);
       new LmtpSession(s, config, auth, s.remoteAddress?.replace(/^::ffff:/, '') ?? '', deliverRemote);
@@ -69,6 +72,7 @@ export function runLmtpProcess(config: DovecotConfig, copySocket: string): void 
     else if (m.t === 'copy-go') streamCopy(m.id, m.key);
     else if (m.t === 'quota-reply') { quotaWaits.get(m.id)?.(m.result); quotaWaits.delete(m.id); }
     else if (m.t === 'shutdown') void auth.close().finally(() => process.exit(0));
+    else if (m.t === 'retire') live.retire();
   });
   process.on('disconnect', () => process.exit(0));
   process.on('SIGINT', () => undefined);

@@ -35,6 +35,7 @@ import { ManageSieveSession, type SessionDeps } from '../managesieve/session.js'
 import { sendTo, type ChildMessage, type ConnProto, type LoginRequest } from './process-model.js';
 import type { Admission, ConnectionSlot } from '../config/connection-limits.js';
 import { quickAck } from '../util/tcp-socket.js';
+import { Liveness } from './retire.js';
 
 const log = new Logger('imap-login');
 const INTERNAL = 'Internal error occurred. Refer to server log for more information.';
@@ -47,6 +48,7 @@ export function runLoginProcess(config: DovecotConfig, tls: TlsMaterial | null, 
   /** This process's connections in the master's count, by protocol and id: how to drop one it evicts. */
   const counted = new Map<string, { evict(): void }>();
   const verdicts = new Map<string, (v: Admission) => void>();
+  const live = new Liveness(); // client connections, pre-login and proxied: a retired process exits after the last
 
   /** Connection `id`'s place in the master's count; released once, when the client connection ends. */
   const slot = (proto: ConnProto, id: number, conn: { evict(): void }): ConnectionSlot & { release(): void } => {
@@ -64,6 +66,7 @@ export function runLoginProcess(config: DovecotConfig, tls: TlsMaterial | null, 
   const accept = (raw: Socket, spec: ListenerSpec, id: number) => {
     raw.setNoDelay(true);
     raw.on('error', () => raw.destroy());
+    live.track(raw);
     const rip = (raw.remoteAddress ?? '').replace(/^::ffff:/, '');
     const lip = (raw.localAddress ?? '').replace(/^::ffff:/, '');
     let socket: Socket | TLSSocket = raw;
@@ -179,6 +182,7 @@ export function runLoginProcess(config: DovecotConfig, tls: TlsMaterial | null, 
     else if (m.t === 'admitted') { verdicts.get(`${m.proto}/${m.id}`)?.(m.verdict); verdicts.delete(`${m.proto}/${m.id}`); }
     else if (m.t === 'login-go' || m.t === 'login-failed') pending.get(m.id)?.(m);
     else if (m.t === 'shutdown') process.exit(0);
+    else if (m.t === 'retire') live.retire();
   });
   process.on('disconnect', () => process.exit(0));
   process.on('SIGINT', () => undefined); // Ctrl-C reaches the whole group: the master decides

@@ -24,6 +24,7 @@ import { overQuotaAction } from '../quota-status/session.js';
 import { CopyFromSocket } from './lmtp-copy.js';
 import type { AuthEngine } from '../auth/engine.js';
 import type { Fields } from '../auth/databases.js';
+import { Liveness } from './retire.js';
 
 const INTERNAL = 'Internal error occurred. Refer to server log for more information.';
 
@@ -43,15 +44,21 @@ function storeCopy(config: DovecotConfig, r: DeliveryRequest, sock: Socket | nul
 export function runMailProcess(config: DovecotConfig): void {
   const log = new Logger('imap');
   const sessions = new Set<Session>();
+  /** The master's session ids (sealadm who/kick): reported when they end, kicked on its word. */
+  const bySid = new Map<number, { kick(): void }>();
+  const live = new Liveness(); // sessions and copies in flight: a retired process exits after the last
   // no logins happen here: a LOGIN after login is answered by the authenticated state's own handler
   const login: ImapLogin = { log, login: () => Promise.resolve({ ok: false, text: INTERNAL }) };
 
-  const serve = async (sock: Socket, req: LoginRequest, fields: Fields) => {
+  const serve = async (sock: Socket, req: LoginRequest, fields: Fields, sid = 0) => {
     sock.on('error', () => sock.destroy());
+    live.track(sock);
+    if (sid) sock.once('close', () => { bySid.delete(sid); sendTo(process, { t: 'session-end', sid }); });
     if (req.protocol === 'sieve') {
       // managesieve: the user's Sieve scripts under the home the userdb gives
       const s = new ManageSieveSession(sock, { config, resolveHome: (u, f) => resolveMailUser(config, u, f, 'sieve').home, tlsAvailable: false, secured: req.secured, remoteIp: req.rip, localIp: req.lip });
       s.startLoggedIn(req.user, fields);
+      if (sid) bySid.set(sid, s);
       return;
     }
     const r = await openImapUser(config, req.user, fields, req.password);
@@ -65,20 +72,23 @@ export function runMailProcess(config: DovecotConfig): void {
       preauth: r, loginReply: { tag: req.tag, capabilityAsked: req.capabilityAsked },
     });
     sessions.add(session);
+    if (sid && !sock.destroyed) bySid.set(sid, session);
     sock.once('close', () => sessions.delete(session));
     await session.start();
   };
 
   process.on('message', (m: ChildMessage, handle?: unknown) => {
     if (m.t === 'quota') {
-      const reply = (result: QuotaReply) => sendTo(process, { t: 'quota-reply', id: m.req.id, result });
+      const done = live.hold();
+      const reply = (result: QuotaReply) => { sendTo(process, { t: 'quota-reply', id: m.req.id, result }); done(); };
       overQuotaAction(config, m.req.user, m.req.fields, m.req.size).then((action) => reply({ action }), (e) => {
         // quota-status.c's QUOTA_ALLOC_RESULT_TEMPFAIL: the front answers DEFER_IF_PERMIT
         log.error(`quota check of ${m.req.user.slice(0, 256)} failed: ${faultText(e).slice(0, 512)}`);
         reply({ error: true });
       });
     } else if (m.t === 'deliver') {
-      const reply = (result: DeliveryReply) => sendTo(process, { t: 'delivered', id: m.req.id, result });
+      const done = live.hold();
+      const reply = (result: DeliveryReply) => { sendTo(process, { t: 'delivered', id: m.req.id, result }); done(); };
       const sock = (handle as Socket | undefined) ?? null;
       sock?.on('error', () => sock.destroy());
       storeCopy(config, m.req, sock).then(reply, (e) => {
@@ -87,8 +97,10 @@ export function runMailProcess(config: DovecotConfig): void {
       }).finally(() => sock?.destroy());
     } else if (m.t === 'session' && handle) {
       const sock = handle as Socket;
-      serve(sock, m.req, m.fields).catch((e) => { log.error(`session of ${m.req.user}: ${faultText(e)}`); sock.destroy(); });
-    } else if (m.t === 'shutdown') {
+      serve(sock, m.req, m.fields, m.sid).catch((e) => { log.error(`session of ${m.req.user}: ${faultText(e)}`); sock.destroy(); });
+    } else if (m.t === 'kick') bySid.get(m.sid)?.kick();
+    else if (m.t === 'retire') live.retire();
+    else if (m.t === 'shutdown') {
       void Promise.all([...sessions].map((s) => s.bye('Server shutting down.').catch(() => undefined))).finally(() => process.exit(0));
     }
   });

@@ -3,7 +3,10 @@
  * Dovecot configuration tree (any error names file:line and exits non-zero
  * before a single listener opens, as `dovecot` does), binds the listeners,
  * drops root, and runs in the foreground until SIGTERM/SIGINT, which close the
- * listeners and exit 0.
+ * listeners and exit 0. SIGHUP re-reads the tree for new connections and
+ * leaves the sessions as they are (reloadOnSighup); base_dir/master.pid and
+ * the admin socket (sealadm who/kick) are kept as Dovecot keeps master.pid
+ * and anvil's socket.
  *
  * The master serves no client itself: every service (IMAP, ManageSieve,
  * LMTP, the auth sockets, quota-status) runs in its own supervised pool of
@@ -34,6 +37,8 @@ import { tcpAddonError } from '../util/tcp-socket.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { realpathSync } from 'node:fs';
+import { reloadOnSighup } from './reload.js';
+import { adminFiles } from './master-pid.js';
 
 const VERSION = '0.1.0';
 /** Dovecot's exit code for fatal start-up errors (FATAL_DEFAULT). */
@@ -137,13 +142,16 @@ const ROOT_MASTER_GAPS = [
  */
 async function runAsRootMaster(config: DovecotConfig, configPath: string, log: Logger, demo: DemoInstance | null): Promise<void> {
   preloadAuthFiles(config);
-  const master = new RootMaster({ config, script: fileURLToPath(import.meta.url), args: ['-c', configPath], imapSpecs: listenerSpecs(config), sieveSpecs: managesieveListenerSpecs(config), tls: tlsMaterial(config), authFiles: authFiles(config) });
+  const options = (c: DovecotConfig) => ({ config: c, script: fileURLToPath(import.meta.url), args: ['-c', configPath], imapSpecs: listenerSpecs(c), sieveSpecs: managesieveListenerSpecs(c), tls: tlsMaterial(c), authFiles: authFiles(c) });
+  const master = new RootMaster(options(config));
+  const admin = await adminFiles(config, log, () => master.admin(), false);
   let lines: string[];
   try { lines = await master.start(); } catch (e) {
     const text = (e as Error).message;
     // a configuration error is doveconf's, on stderr; anything else the master's, in the log
     if (text.startsWith('Error in configuration file')) process.stderr.write(`doveconf: Fatal: ${text}\n`); else log.fatal(text);
     await master.close();
+    admin.stop();
     process.exit(EXIT_FATAL);
   }
   log.info(`Sealmail v${VERSION} starting up for ${config.get('protocols').trim()} (root master)`);
@@ -155,10 +163,12 @@ async function runAsRootMaster(config: DovecotConfig, configPath: string, log: L
   const stop = async (sig: string) => {
     log.info(`Sealmail v${VERSION} stopping (${sig})`);
     await master.close();
+    admin.stop();
     process.exit(0);
   };
   process.once('SIGTERM', () => void stop('SIGTERM'));
   process.once('SIGINT', () => void stop('SIGINT'));
+  reloadOnSighup(configPath, log, { preload: preloadAuthFiles, tls: tlsMaterial }, (c) => master.reload(options(c), configFilesSnapshot()));
   process.on('SIGUSR1', () => { reopenLogFiles(); for (const c of master.pids) { try { process.kill(c.pid, 'SIGUSR1'); } catch { /* exiting */ } } });
 }
 
@@ -194,6 +204,7 @@ function serviceFor(name: ServiceName, config: DovecotConfig): HandedOffService 
       return {
         acceptHandedOff: (s, spec, id, slot) => imap.acceptHandedOff(s, spec, id, slot),
         evict: (id) => imap.evict(id),
+        kick: (id) => imap.kick(id),
         penalty: imap.login.penalty,
         close: () => imap.close(),
       };
@@ -229,6 +240,8 @@ export async function main(argv: string[]): Promise<void> {
     runServiceWorker(serviceFor(args.service, config), new Logger(args.service), init.t === 'init' ? init.penalties : []);
     return;
   }
+  // until the reload handler is in place (reloadOnSighup), a SIGHUP must not end the master (Node's default)
+  process.on('SIGHUP', () => undefined);
   startRecording(); // root-only files stay readable after privileges are dropped (privileged-files.ts)
   const config = await loadServerConfig(args.configPath);
   // as root, before the drop: a root-owned log file keeps receiving lines (logger.ts)
@@ -242,6 +255,7 @@ export async function main(argv: string[]): Promise<void> {
   if (rootMasterApplies(config)) { await runAsRootMaster(config, args.configPath, log, demo); return; }
 
   const services = new ServiceProcesses(config, fileURLToPath(import.meta.url), ['-c', args.configPath], log);
+  const admin = await adminFiles(config, log, () => services.admin(), true);
   try {
     await services.listen(listenerSpecs(config), tlsMaterial(config));
     preloadAuthFiles(config);
@@ -252,6 +266,7 @@ export async function main(argv: string[]): Promise<void> {
   } catch (e) {
     log.fatal((e as Error).message);
     await services.close();
+    admin.stop();
     process.exit(EXIT_FATAL);
   }
   log.info(`Sealmail v${VERSION} starting up for ${config.get('protocols').trim()}`);
@@ -263,10 +278,12 @@ export async function main(argv: string[]): Promise<void> {
   const stop = async (sig: string) => {
     log.info(`Sealmail v${VERSION} stopping (${sig})`);
     await services.close();
+    admin.stop();
     process.exit(0);
   };
   process.once('SIGTERM', () => void stop('SIGTERM'));
   process.once('SIGINT', () => void stop('SIGINT'));
+  reloadOnSighup(args.configPath, log, { preload: preloadAuthFiles, tls: tlsMaterial }, (c) => services.reload(c, configFilesSnapshot(), listenerSpecs(c), tlsMaterial(c)));
   // doveadm log reopen / logrotate: reopen here and in every service process
   process.on('SIGUSR1', () => { reopenLogFiles(); services.signal('SIGUSR1'); });
 }

@@ -63,7 +63,12 @@ export type ChildMessage =
   | { t: 'userdb'; id: number; authRef: string; user: string; service: string; rip: string; lip: string }
   | { t: 'userdb-reply'; id: number; result: 'ok' | 'tempfail' | 'unknown'; fields: Fields }
   /** master → mail process: the proxied session of a login (the handle is the login process's connection) */
-  | { t: 'session'; req: LoginRequest; fields: Fields }
+  | { t: 'session'; req: LoginRequest; fields: Fields; sid?: number }
+  /** mail process → master: session `sid` ended; master → mail process: sealadm kick of `sid` */
+  | { t: 'session-end'; sid: number }
+  | { t: 'kick'; sid: number }
+  /** master → any child after a reload: no new connections will come, exit when the last one ends (retire.ts) */
+  | { t: 'retire' }
   /** master → lmtp process: an LMTP connection; lmtp → master → mail process: a copy to store; and the reply back */
   | { t: 'lmtp-conn'; kind: 'lmtp' | 'quota-status' }
   | { t: 'deliver'; req: DeliveryRequest }

@@ -26,6 +26,13 @@
  *
  * An LMTP copy too big for the IPC message is streamed from the LMTP process
  * to the mail process over a socket the master routes (lmtp-copy.ts).
+ *
+ * Reload (SIGHUP, reload()): new auth, LMTP and login processes start with
+ * the re-read tree (and root-only files read again); once ready they take
+ * every new connection and login, new logins get new mail processes, and
+ * the old children, told to `retire` (retire.ts), serve their sessions to
+ * the end and exit. The master also keeps the logged-in sessions (reported
+ * by the mail processes) for sealadm who/kick (admin()).
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { chmodSync, chownSync, mkdirSync, rmSync } from 'node:fs';
@@ -46,6 +53,8 @@ import { ConnectionTable } from './connection-table.js';
 import { protocolLimits } from '../config/connection-limits.js';
 import { serviceProcessCount } from './service-pool.js';
 import { readCopyKey } from './lmtp-copy.js';
+import { rebindListeners, type WantedListener } from './listener-reload.js';
+import type { AdminTarget } from './admin-socket.js';
 
 /** True where this mode applies: root, and no mail_uid to drop to. */
 export function rootMasterApplies(config: DovecotConfig): boolean {
@@ -96,7 +105,14 @@ export class RootMaster {
   /** The socket the LMTP process opens for each streamed copy. */
   private copySocket = '';
   private readonly mail = new Map<string, Child>();
-  private readonly userdbWaits = new Map<number, (m: Extract<ChildMessage, { t: 'userdb-reply' }>) => void>();
+  private readonly userdbWaits = new Map<number, { to: Child; done: (m: Extract<ChildMessage, { t: 'userdb-reply' }>) => void }>();
+  /** After a reload: children of the old tree, serving their sessions to the end (and the auth process each old login process uses). */
+  private readonly retired = new Set<Child>();
+  private readonly retiredAuth = new Map<ChildProcess, Child>();
+  private sockPaths = { loginSocket: '', authSocket: '' };
+  /** Logged-in sessions, by the id given to the mail process (sealadm who/kick). */
+  private readonly live = new Map<number, { user: string; service: string; ip: string; to: Child }>();
+  private nextSid = 0;
   private nextUserdb = 0;
   /** Logins routed to a mail process, by the key the login process sends on the login socket. */
   private readonly handoffs = new Map<string, { req: LoginRequest; fields: Fields; to: Child; timer: NodeJS.Timeout }>();
@@ -106,7 +122,7 @@ export class RootMaster {
   /** The connection counts of each protocol (see header). */
   private tables!: Record<ConnProto, ConnectionTable>;
 
-  constructor(private readonly o: RootMasterOptions) {}
+  constructor(private o: RootMasterOptions) {}
 
   /** Resolve the service users (Dovecot's texts), bind, start the children. Throws a start-up error's text. */
   async start(): Promise<string[]> {
@@ -149,6 +165,7 @@ export class RootMaster {
       try { this.unix.push(await openUnixListener(spec, (s) => this.toLmtp(s, kind), { handOff: true })); } catch (e) { this.log.warn(`${(e as Error).message} (not served)`); }
     }
     const count = this.loginProcessCount();
+    this.sockPaths = { loginSocket, authSocket };
     for (let i = 0; i < count; i++) this.logins.push(this.spawnLogin(i, { loginSocket, authSocket }));
     await Promise.all([this.auth.ready, ...this.logins.map((l) => l!.ready)]);
     this.open = await openListeners([...this.o.imapSpecs, ...this.o.sieveSpecs], this.o.tls, guardAccept(this.log, (s, spec) => this.dispatch(s as Socket, spec)), { handOff: true });
@@ -199,6 +216,8 @@ export class RootMaster {
       child.once('exit', (code, signal) => {
         c.isReady = false;
         resolve(false);
+        this.retired.delete(c);
+        this.retiredAuth.delete(child);
         if (this.stopping) return;
         if (signal) this.log.error(`service(${service}): child ${child.pid} killed with signal ${signal === 'SIGKILL' ? 9 : signal}`);
         else if (code) this.log.error(`service(${service}): child ${child.pid} returned error ${code}`);
@@ -219,15 +238,15 @@ export class RootMaster {
 
   private spawnAuth(): Child {
     const c = this.spawn('auth', 'auth', this.internalUser, this.files, {}, () => {
-      for (const w of this.userdbWaits.values()) w({ t: 'userdb-reply', id: 0, result: 'tempfail', fields: [] });
-      this.userdbWaits.clear();
-      this.auth = this.spawnAuth();
+      for (const [id, w] of this.userdbWaits) if (w.to === c) { w.done({ t: 'userdb-reply', id: 0, result: 'tempfail', fields: [] }); this.userdbWaits.delete(id); }
+      if (this.auth === c) this.auth = this.spawnAuth();
     });
     return c;
   }
 
   private spawnLmtp(): Child {
-    return this.spawn('lmtp', 'lmtp', this.internalUser, this.files, { copySocket: this.copySocket }, () => { this.lmtp = this.spawnLmtp(); });
+    const c: Child = this.spawn('lmtp', 'lmtp', this.internalUser, this.files, { copySocket: this.copySocket }, () => { if (this.lmtp === c) this.lmtp = this.spawnLmtp(); });
+    return c;
   }
 
   /** An LMTP connection (unread) to the LMTP process, waiting for it while it restarts. */
@@ -293,9 +312,9 @@ export class RootMaster {
 
   private spawnLogin(i: number, sockets: { loginSocket: string; authSocket: string }): Child {
     const c: Child = this.spawn('imap-login', 'login', this.loginUser, this.filesWithout(this.o.authFiles), sockets, () => {
-      // its connections, pre-login and proxied, ended with it
+      // its connections, pre-login and proxied, ended with it (a retired one's too)
       for (const table of Object.values(this.tables)) table.closeOwner(c.child);
-      this.logins[i] = this.spawnLogin(i, sockets);
+      if (this.logins[i] === c) this.logins[i] = this.spawnLogin(i, sockets);
     });
     return c;
   }
@@ -307,6 +326,7 @@ export class RootMaster {
     if (!c) {
       c = this.spawn('imap', 'mail', { uid, gid }, this.filesWithout(this.o.authFiles), {}, () => {
         if (this.mail.get(key) === c) this.mail.delete(key);
+        for (const [sid, l] of this.live) if (l.to === c) this.live.delete(sid);
         // its copies in flight are not stored (451, the sender retries); its quota checks are deferred
         for (const [id, j] of this.jobs) {
           if (j.to !== c) continue;
@@ -376,7 +396,8 @@ export class RootMaster {
       const j = this.jobs.get(m.id);
       this.jobs.delete(m.id);
       if (j) sendTo(j.from, { ...m, id: j.id });
-    } else if (m.t === 'userdb-reply') { this.userdbWaits.get(m.id)?.(m); this.userdbWaits.delete(m.id); }
+    } else if (m.t === 'userdb-reply') { this.userdbWaits.get(m.id)?.done(m); this.userdbWaits.delete(m.id); }
+    else if (m.t === 'session-end') this.live.delete(m.sid);
   }
 
   /** A connection to one of the auth sockets, to the auth process (waiting for it while it restarts). */
@@ -391,12 +412,14 @@ export class RootMaster {
     return a && await a.ready && a.child.connected ? a : null;
   }
 
-  private async userdb(req: LoginRequest): Promise<Extract<ChildMessage, { t: 'userdb-reply' }>> {
+  private async userdb(req: LoginRequest, from: ChildProcess): Promise<Extract<ChildMessage, { t: 'userdb-reply' }>> {
     const id = ++this.nextUserdb;
-    const a = await this.authReady();
+    // a login process of the old tree authenticated with the old auth process: its lookup (and prefetched fields) are there
+    const old = this.retiredAuth.get(from);
+    const a = old && old.isReady && old.child.connected ? old : await this.authReady();
     if (!a) return { t: 'userdb-reply', id, result: 'tempfail', fields: [] };
     return new Promise((resolve) => {
-      this.userdbWaits.set(id, resolve);
+      this.userdbWaits.set(id, { to: a, done: resolve });
       sendTo(a.child, { t: 'userdb', id, authRef: req.authRef, user: req.user, service: req.protocol, rip: req.rip, lip: req.lip });
     });
   }
@@ -408,7 +431,7 @@ export class RootMaster {
    */
   private async routeLogin(from: ChildProcess, req: LoginRequest): Promise<void> {
     const fail = (reason: 'init' | 'internal') => sendTo(from, { t: 'login-failed', id: req.id, reason });
-    const u = await this.userdb(req);
+    const u = await this.userdb(req, from);
     const ulog = Logger.forUser(req.protocol === 'sieve' ? 'managesieve' : 'imap', req.user);
     if (u.result !== 'ok') {
       ulog.error(u.result === 'tempfail' ? 'user lookup failed (temporary failure)' : 'User doesn\'t exist');
@@ -442,7 +465,9 @@ export class RootMaster {
       if (!h) { s.destroy(); return; }
       this.handoffs.delete(buf.slice(0, nl));
       clearTimeout(h.timer);
-      sendTo(h.to.child, { t: 'session', req: h.req, fields: h.fields }, s);
+      const sid = ++this.nextSid;
+      this.live.set(sid, { user: h.req.user, service: h.req.protocol, ip: h.req.rip, to: h.to });
+      sendTo(h.to.child, { t: 'session', req: h.req, fields: h.fields, sid }, s);
     };
     s.on('data', onData);
     s.resume();
@@ -454,14 +479,90 @@ export class RootMaster {
     if (this.auth?.child.pid) out.push({ role: 'auth', pid: this.auth.child.pid });
     if (this.lmtp?.child.pid) out.push({ role: 'lmtp', pid: this.lmtp.child.pid });
     for (const [k, c] of this.mail) if (c.child.pid) out.push({ role: `imap ${k}`, pid: c.child.pid });
+    for (const c of this.retired) if (c.child.pid) out.push({ role: 'retired', pid: c.child.pid });
     return out;
+  }
+
+  /** The TCP listeners of the tree: IMAP and ManageSieve to the login processes, LMTP to the LMTP process. */
+  private wantedListeners(): WantedListener[] {
+    const { config } = this.o;
+    const lmtp = config.get('protocols').split(/\s+/).includes('lmtp') ? lmtpInetSpecs(config) : [];
+    return [
+      ...[...this.o.imapSpecs, ...this.o.sieveSpecs].map((spec) => ({ spec, onConnection: guardAccept(this.log, (s: Socket, sp: ListenerSpec) => this.dispatch(s, sp)) })),
+      ...lmtp.map((spec) => ({ spec, onConnection: guardAccept(this.log, (s: Socket) => this.toLmtp(s, 'lmtp')) })),
+    ];
+  }
+
+  /**
+   * SIGHUP: the re-read tree for everything new. New auth, LMTP and login
+   * processes are started with it; when all are ready they replace the old
+   * ones, which are told to retire, as are the mail processes (new logins
+   * get new ones). Changed TCP listeners are rebound. Throws, changing
+   * nothing, when the service users do not resolve or a new process fails
+   * to start. The unix listeners (auth, LMTP sockets) stay as they are.
+   */
+  async reload(o: RootMasterOptions, files: ConfigFilesSnapshot): Promise<void> {
+    const { config } = o;
+    const where = `Error in configuration file ${config.path}: `;
+    let loginUser: Identity, internalUser: Identity;
+    try {
+      loginUser = serviceUser('default_login_user', config.get('default_login_user') || 'dovenull');
+      internalUser = serviceUser('default_internal_user', config.get('default_internal_user') || 'dovecot');
+    } catch (e) { throw new Error(where + (e as Error).message); }
+    let limits: Record<ConnProto, ConnectionTable['limits']>;
+    try { limits = { imap: protocolLimits(config, 'imap'), sieve: protocolLimits(config, 'sieve') }; } catch (e) { throw new Error(where + (e as Error).message); }
+    const before = { o: this.o, files: this.files, loginUser: this.loginUser, internalUser: this.internalUser };
+    Object.assign(this, { o, files, loginUser, internalUser });
+    let count: number;
+    try { count = this.loginProcessCount(); } catch (e) { Object.assign(this, before); throw e; }
+    const fresh: Child[] = [];
+    const auth = this.spawnAuth();
+    fresh.push(auth);
+    const lmtp = this.lmtp ? this.spawnLmtp() : null;
+    if (lmtp) fresh.push(lmtp);
+    const logins = Array.from({ length: count }, (_, i) => this.spawnLogin(i, this.sockPaths));
+    fresh.push(...logins);
+    const ok = (await Promise.all(fresh.map((c) => c.ready))).every(Boolean);
+    if (!ok || this.stopping) {
+      Object.assign(this, before);
+      for (const c of fresh) c.child.kill('SIGKILL');
+      throw new Error('a process of the new configuration failed to start (see the log above)');
+    }
+    const oldAuth = this.auth;
+    const old = [oldAuth, this.lmtp, ...this.logins, ...this.mail.values()].filter((c): c is Child => !!c);
+    for (const l of this.logins) if (l && oldAuth) this.retiredAuth.set(l.child, oldAuth);
+    this.auth = auth;
+    this.lmtp = lmtp;
+    this.logins = logins;
+    this.mail.clear();
+    for (const c of old) { this.retired.add(c); sendTo(c.child, { t: 'retire' }); }
+    // the counts so far stay (retired login processes still report their connections' ends); the limits are the new tree's
+    for (const p of ['imap', 'sieve'] as const) this.tables[p].limits = limits[p];
+    this.open = await rebindListeners(this.open, this.wantedListeners(), this.o.tls, this.log);
+  }
+
+  /** sealadm who / kick: the sessions the mail processes serve. */
+  admin(): AdminTarget {
+    return {
+      sessions: () => [...this.live].map(([sid, l]) => ({ key: String(sid), user: l.user, service: l.service, pid: l.to.child.pid ?? 0, ip: l.ip })),
+      kick: (keys) => {
+        let n = 0;
+        for (const k of keys) {
+          const l = this.live.get(Number(k));
+          if (!l || !l.to.child.connected) continue;
+          sendTo(l.to.child, { t: 'kick', sid: Number(k) });
+          n++;
+        }
+        return n;
+      },
+    };
   }
 
   /** Stop: listeners and children together (a listener closes only once the child serving its connections ends them). */
   async close(): Promise<void> {
     this.stopping = true;
     for (const s of [...this.sockets, ...this.unix.map((u) => u.server)]) s.close();
-    const children = [...this.logins.map((l) => l?.child), this.auth?.child, this.lmtp?.child, ...[...this.mail.values()].map((c) => c.child)].filter((c): c is ChildProcess => !!c);
+    const children = [...this.logins.map((l) => l?.child), this.auth?.child, this.lmtp?.child, ...[...this.mail.values(), ...this.retired].map((c) => c.child)].filter((c): c is ChildProcess => !!c);
     await Promise.all([closeListeners(this.open), ...children.map((c) => new Promise<void>((resolve) => {
       if (c.exitCode !== null || c.signalCode !== null) { resolve(); return; }
       c.once('exit', () => resolve());

@@ -40,6 +40,12 @@
  * has no idle processes to end; V8 reserves more address space than
  * Dovecot's 256 MB default, so an address-space limit would stop Node
  * from starting).
+ *
+ * Reload (SIGHUP, reload()): a new generation of processes is started with
+ * the re-read tree; once every one is ready it takes all new connections,
+ * and the old processes, which get none any more, serve their sessions to
+ * the end and are then told to exit, as Dovecot's old processes keep
+ * their clients after a reload.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { availableParallelism, constants } from 'node:os';
@@ -67,6 +73,8 @@ export type WorkerMessage =
   | { t: 'closed'; id: number }
   | ({ t: 'penalty' } & PenaltyChange)
   | { t: 'load'; sessions: number }
+  /** master → process: sealadm kick: end connection `id` as Dovecot's imap ends its clients on SIGTERM */
+  | { t: 'kick'; id: number }
   | { t: 'ready' }
   | { t: 'shutdown' };
 
@@ -142,7 +150,9 @@ export interface PoolOptions {
 }
 
 export class ServicePool {
-  private readonly workers: Worker[] = [];
+  private workers: Worker[] = [];
+  /** Processes of an earlier configuration (reload): no new connections; asked to exit once idle. */
+  private readonly retired = new Set<Worker>();
   private readonly waiting: Waiting[] = [];
   private stopping = false;
   private files: ConfigFilesSnapshot = { files: {}, globs: {} };
@@ -166,16 +176,18 @@ export class ServicePool {
 
   /** Send `m` to every ready process but `except` (the one that reported it). */
   tell(m: WorkerMessage, except?: ChildProcess): void {
-    for (const w of this.workers) if (w?.ready && w.child !== except && w.child.connected) w.child.send(m);
+    for (const w of this.all()) if (w.ready && w.child !== except && w.child.connected) w.child.send(m);
   }
 
-  private spawn(slot: number): Promise<void> {
+  private all(): Worker[] { return [...this.workers.filter(Boolean), ...this.retired]; }
+
+  private spawn(slot: number, gen: Worker[] = this.workers): Promise<void> {
     const { service, log } = this.o;
     // the log files the master opened as root, at fds 4… (logger.ts): an unprivileged process could not open them
     const logs = logFdsForChild(4);
     const child = fork(this.o.script, ['--service', service, ...this.o.args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc', ...logs.stdio], env: { ...process.env, ...logs.env }, serialization: 'json' });
     const w: Worker = { child, sessions: 0, ready: false, unconfirmed: new Map() };
-    this.workers[slot] = w;
+    gen[slot] = w;
     // a send to a process whose channel just closed (it died, 'exit' not seen yet) is an 'error' event: unlistened, it would end the master
     child.on('error', (e) => log.error(`service(${service}): child ${child.pid}: ${e.message}`));
     child.send({ t: 'init', files: this.files, penalties: this.o.penalties?.changes ?? [] } satisfies WorkerMessage);
@@ -184,12 +196,12 @@ export class ServicePool {
         if (m.t === 'ready') {
           w.ready = true;
           this.throttleMs.delete(slot);
-          if (this.started) log.info(`${service}: ${this.pids.length} worker processes (${this.pids.join(' ')})`);
+          if (this.started && gen === this.workers) log.info(`${service}: ${this.pids.length} worker processes (${this.pids.join(' ')})`);
           this.drain();
           resolve();
         }
-        else if (m.t === 'load') w.sessions = m.sessions;
-        else if (m.t === 'taken') { w.unconfirmed.get(m.seq)?.socket.destroy(); w.unconfirmed.delete(m.seq); } // the process holds its own descriptor now
+        else if (m.t === 'load') { w.sessions = m.sessions; this.retireIfIdle(w); }
+        else if (m.t === 'taken') { w.unconfirmed.get(m.seq)?.socket.destroy(); w.unconfirmed.delete(m.seq); this.retireIfIdle(w); } // the process holds its own descriptor now
         else if (m.t === 'admit') child.send({ t: 'admitted', id: m.id, verdict: this.o.table?.admit(m.id, m.user) ?? 'ok' } satisfies WorkerMessage);
         else if (m.t === 'closed') this.o.table?.close(m.id);
         else if (m.t === 'penalty') this.o.penalties?.relay({ op: m.op, ip: m.ip, now: m.now }, child);
@@ -197,13 +209,14 @@ export class ServicePool {
       child.on('exit', (code, sig) => {
         const wasReady = w.ready;
         w.ready = false;
+        this.retired.delete(w);
         this.o.table?.closeOwner(w); // its connections died with it
         // …but not those it never took: sent while it was dying, they go to the next process, unread
         const untaken = [...w.unconfirmed.values()].filter((c) => !c.socket.destroyed);
         w.unconfirmed.clear();
         if (this.stopping) for (const c of untaken) c.socket.destroy();
         else { this.waiting.unshift(...untaken); this.drain(); }
-        if (!this.stopping && this.workers[slot] === w) {
+        if (!this.stopping && gen === this.workers && gen[slot] === w) {
           // Dovecot's service_process_log_status_error(): nothing for a clean exit
           const signo = sig ? osSignal(sig) : 0;
           if (sig) log.error(`service(${service}): child ${child.pid} killed with signal ${signo}`);
@@ -280,11 +293,59 @@ export class ServicePool {
 
   get pids(): number[] { return this.workers.filter(Boolean).map((w) => w.child.pid!).filter(Boolean); }
 
+  /** With the processes of earlier configurations still serving their sessions (signals, sealadm who). */
+  get allPids(): number[] { return this.all().map((w) => w.child.pid!).filter(Boolean); }
+
+  /**
+   * Reload: start `count` processes with `files` (the re-read tree); when
+   * all are ready they replace the current ones, which finish their
+   * sessions and exit (retireIfIdle). Should one fail to start, the new
+   * ones are ended and the current ones go on (the caller logs why).
+   */
+  async reload(count: number, files: ConfigFilesSnapshot): Promise<void> {
+    const gen: Worker[] = [];
+    const before = this.files;
+    this.files = files;
+    try {
+      await Promise.all(Array.from({ length: count }, (_, i) => this.spawn(i, gen)));
+    } catch (e) {
+      this.files = before;
+      for (const w of gen) w?.child.kill('SIGKILL');
+      throw e;
+    }
+    if (this.stopping) { for (const w of gen) w.child.kill('SIGKILL'); return; }
+    const old = this.workers.filter(Boolean);
+    this.workers = gen;
+    this.started = true;
+    this.o.log.info(`${this.o.service}: ${this.pids.length} worker processes (${this.pids.join(' ')})`);
+    for (const w of old) { this.retired.add(w); this.retireIfIdle(w); }
+    this.drain();
+  }
+
+  /** A retired process with no session left and no hand-off in flight is asked to exit. */
+  private retireIfIdle(w: Worker): void {
+    if (!this.retired.has(w) || w.sessions > 0 || w.unconfirmed.size || !w.child.connected) return;
+    w.child.send({ t: 'shutdown' } satisfies WorkerMessage);
+  }
+
+  /** sealadm kick: end the session the table knows as `id`, in the process `owner` holding it. */
+  kick(owner: unknown, id: number): boolean {
+    const w = this.all().find((x) => x === owner);
+    if (!w?.child.connected) return false;
+    w.child.send({ t: 'kick', id } satisfies WorkerMessage);
+    return true;
+  }
+
+  /** The pid of a process the table names as owner (sealadm who). */
+  pidOf(owner: unknown): number {
+    return this.all().find((x) => x === owner)?.child.pid ?? 0;
+  }
+
   /** Ask every process to finish its sessions and exit; kill what lingers. */
   async close(): Promise<void> {
     this.stopping = true;
     for (const { socket } of this.waiting.splice(0)) socket.destroy();
-    await Promise.all(this.workers.filter(Boolean).map((w) => new Promise<void>((r) => {
+    await Promise.all(this.all().map((w) => new Promise<void>((r) => {
       if (w.child.exitCode !== null || w.child.signalCode !== null) { r(); return; }
       const t = setTimeout(() => w.child.kill('SIGKILL'), 5000);
       w.child.once('exit', () => { clearTimeout(t); r(); });

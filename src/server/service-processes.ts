@@ -15,6 +15,11 @@
  * IMAP and ManageSieve keep their connection counts in the master (one
  * ConnectionTable per protocol); the auth penalty is relayed between all
  * pools (PenaltyRelay).
+ *
+ * Reload (SIGHUP): reload() starts each pool's new processes with the
+ * re-read tree and rebinds only the listeners that changed
+ * (listener-reload.ts); sessions() and kick() answer sealadm who/kick
+ * through the admin socket (admin-socket.ts).
  */
 import type { Socket } from 'node:net';
 import type { DovecotConfig } from '../config/settings.js';
@@ -27,6 +32,8 @@ import { guardAccept } from './faults.js';
 import { closeListeners, openListeners, openUnixListener, type ListenerSpec, type OpenListener, type OpenUnixListener, type TlsMaterial } from './listeners.js';
 import { managesieveListenerSpecs } from './managesieve-service.js';
 import { PenaltyRelay, ServicePool, serviceProcessCount } from './service-pool.js';
+import { rebindListeners, type WantedListener } from './listener-reload.js';
+import type { AdminSession, AdminTarget } from './admin-socket.js';
 
 export const SERVICE_NAMES = ['imap', 'managesieve', 'lmtp', 'auth', 'quota-status'] as const;
 export type ServiceName = typeof SERVICE_NAMES[number];
@@ -39,8 +46,9 @@ export class ServiceProcesses {
   readonly unix: OpenUnixListener[] = [];
   private readonly byName = new Map<ServiceName, ServicePool>();
   private readonly penalties = new PenaltyRelay();
+  private readonly tables = new Map<ServiceName, ConnectionTable>();
 
-  constructor(private readonly config: DovecotConfig, private readonly script: string, private readonly args: string[], private readonly log: Logger) {}
+  constructor(private config: DovecotConfig, private readonly script: string, private readonly args: string[], private readonly log: Logger) {}
 
   get pools(): ServicePool[] { return [...this.byName.values()]; }
 
@@ -49,6 +57,7 @@ export class ServiceProcesses {
     if (!p) {
       const table = name === 'imap' ? new ConnectionTable(protocolLimits(this.config, 'imap'), this.log)
         : name === 'managesieve' ? new ConnectionTable(protocolLimits(this.config, 'sieve'), this.log) : null;
+      if (table) this.tables.set(name, table);
       p = new ServicePool({ service: name, count: serviceProcessCount(this.config, SETTINGS_SECTION[name]), script: this.script, args: this.args, log: this.log, table, penalties: this.penalties });
       this.byName.set(name, p);
     }
@@ -66,12 +75,7 @@ export class ServiceProcesses {
    * listener that cannot be bound is fatal.
    */
   async listen(imapSpecs: ListenerSpec[], tls: TlsMaterial | null): Promise<void> {
-    // TLS happens in the service process: the master only accepts and hands the socket on, unread
-    if (imapSpecs.length) this.inet.push(...await openListeners(imapSpecs, tls, this.handOff('imap'), { handOff: true }));
-    const sieve = managesieveListenerSpecs(this.config);
-    if (sieve.length) this.inet.push(...await openListeners(sieve, tls, this.handOff('managesieve'), { handOff: true }));
-    const lmtp = this.config.get('protocols').split(/\s+/).includes('lmtp') ? lmtpInetSpecs(this.config) : [];
-    if (lmtp.length) this.inet.push(...await openListeners(lmtp, null, this.handOff('lmtp'), { handOff: true }));
+    for (const w of this.inetWanted(imapSpecs)) this.inet.push(...await openListeners([w.spec], tls, w.onConnection, { handOff: true }));
     for (const u of deliveryUnixSpecs(this.config)) {
       const name = deliveryService(u.service);
       const spec: ListenerSpec = { service: u.service, name: u.path, address: u.path, port: 0, ssl: false };
@@ -84,13 +88,68 @@ export class ServiceProcesses {
     }
   }
 
+  /** The TCP listeners of the tree: TLS happens in the service process, the master only accepts and hands the socket on, unread. */
+  private inetWanted(imapSpecs: ListenerSpec[]): WantedListener[] {
+    const lmtp = this.config.get('protocols').split(/\s+/).includes('lmtp') ? lmtpInetSpecs(this.config) : [];
+    return [
+      ...imapSpecs.map((spec) => ({ spec, onConnection: this.handOff('imap') })),
+      ...managesieveListenerSpecs(this.config).map((spec) => ({ spec, onConnection: this.handOff('managesieve') })),
+      ...lmtp.map((spec) => ({ spec, onConnection: this.handOff('lmtp') })),
+    ];
+  }
+
+  /**
+   * SIGHUP: the re-read tree (`config`, its files in `files`) for new
+   * connections. Changed TCP listeners are rebound; every pool starts its
+   * new processes, which take the new connections once ready, and the old
+   * ones finish their sessions. Throws when a pool's new processes fail to
+   * start (the old ones then go on; the caller logs it). unix_listener
+   * changes need a restart.
+   */
+  async reload(config: DovecotConfig, files: ConfigFilesSnapshot, imapSpecs: ListenerSpec[], tls: TlsMaterial | null): Promise<void> {
+    const before = this.config;
+    this.config = config;
+    const wanted = this.inetWanted(imapSpecs); // creates the pool of a newly enabled service: started below with the others
+    try {
+      await Promise.all(this.pools.map((p) => p.reload(serviceProcessCount(config, SETTINGS_SECTION[p.service as ServiceName]), files)));
+    } catch (e) {
+      this.config = before;
+      throw e;
+    }
+    for (const [name, table] of this.tables) table.limits = protocolLimits(config, name === 'imap' ? 'imap' : 'sieve');
+    const kept = await rebindListeners(this.inet, wanted, tls, this.log);
+    this.inet.splice(0, this.inet.length, ...kept);
+  }
+
+  /** sealadm who / kick, through the admin socket: the logged-in IMAP and ManageSieve sessions. */
+  admin(): AdminTarget {
+    const named = (): { s: AdminSession; pool: ServicePool; owner: unknown; id: number }[] => {
+      const out: { s: AdminSession; pool: ServicePool; owner: unknown; id: number }[] = [];
+      for (const [name, table] of this.tables) {
+        const pool = this.byName.get(name)!;
+        const service = name === 'managesieve' ? 'sieve' : name; // anvil's service names
+        for (const e of table.loggedIn()) out.push({ s: { key: `${name}:${e.id}`, user: e.user, service, pid: pool.pidOf(e.owner), ip: e.rip }, pool, owner: e.owner, id: e.id });
+      }
+      return out;
+    };
+    return {
+      sessions: () => named().map((n) => n.s),
+      kick: (keys) => {
+        const want = new Set(keys);
+        let n = 0;
+        for (const x of named()) if (want.has(x.s.key) && x.pool.kick(x.owner, x.id)) n++;
+        return n;
+      },
+    };
+  }
+
   /** Fork every pool's processes (after root is given up) and wait until each is ready. */
   async start(files: ConfigFilesSnapshot): Promise<void> {
     await Promise.all(this.pools.map((p) => p.start(files)));
   }
 
   signal(sig: NodeJS.Signals): void {
-    for (const p of this.pools) for (const pid of p.pids) { try { process.kill(pid, sig); } catch { /* exiting */ } }
+    for (const p of this.pools) for (const pid of p.allPids) { try { process.kill(pid, sig); } catch { /* exiting */ } }
   }
 
   /** Stop accepting, let every process say goodbye to its sessions, and end them. */

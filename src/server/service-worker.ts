@@ -21,6 +21,8 @@ export interface HandedOffService {
   acceptHandedOff(raw: Socket, spec: ListenerSpec, id: number, slot: ConnectionSlot): void;
   /** The master's table is full: end connection `id`. */
   evict?(id: number): void;
+  /** sealadm kick: end connection `id` as a shutting-down process ends its clients. */
+  kick?(id: number): void;
   /** This process's copy of the shared auth penalty. */
   readonly penalty?: AuthPenalty;
   close(): Promise<void>;
@@ -52,6 +54,7 @@ export function runServiceWorker(service: HandedOffService, log: Logger, penalti
     if (m.t === 'conn' && handle) { send({ t: 'taken', seq: m.seq }); accept(handle as Socket, m.spec, m.id); }
     else if (m.t === 'conn') { send({ t: 'taken', seq: m.seq }); send({ t: 'closed', id: m.id }); } // the socket was lost on the way
     else if (m.t === 'evict') service.evict?.(m.id);
+    else if (m.t === 'kick') service.kick?.(m.id);
     else if (m.t === 'admitted') { verdicts.get(m.id)?.(m.verdict); verdicts.delete(m.id); }
     else if (m.t === 'penalty') penalty?.apply(m.op, m.ip, m.now);
     else if (m.t === 'shutdown') close();

@@ -15,6 +15,8 @@ import { saveCommand } from './save.js';
 import { cryptokeyExportCommand, cryptokeyGenerateCommand, cryptokeyListCommand, cryptokeyPasswordCommand, cryptokeyRecoveryCommand } from './cryptokey.js';
 import { passwordChangeCommand } from './password.js';
 import { quotaGetCommand, quotaRecalcCommand } from './quota.js';
+import { reloadCommand, stopCommand } from './master.js';
+import { kickCommand, whoCommand } from './who.js';
 import { mailboxCreateCommand, mailboxDeleteCommand, mailboxListCommand, mailboxRenameCommand, mailboxStatusCommand } from './mailbox.js';
 
 export const commands: CliCommand[] = [
@@ -41,4 +43,8 @@ export const commands: CliCommand[] = [
   passwordChangeCommand,
   quotaGetCommand,
   quotaRecalcCommand,
+  reloadCommand,
+  stopCommand,
+  whoCommand,
+  kickCommand,
 ];

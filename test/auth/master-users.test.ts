@@ -21,6 +21,7 @@ import { ImapLine } from '../helpers/imap-line.js';
 import { sealadmJs } from '../helpers/paths.js';
 import { requireTool } from '../helpers/tools.js';
 import { tempDir } from '../helpers/tmp.js';
+import { ownDaemon } from '../helpers/children.js';
 import { setupDovecot } from '../helpers/dovecot.js';
 import { transcript, type Step } from '../helpers/line-transcript.js';
 
@@ -119,7 +120,7 @@ test('sealadm auth test and the real doveadm agree on master logins', async (t) 
     writeFileSync(conf, `base_dir = ${dir}/run\nstate_dir = ${dir}/state\nlog_path = ${dir}/dovecot.log\nprotocols = imap\nlisten = 127.0.0.1\nssl = no\nauth_failure_delay = 0\nauth_master_user_separator = *\nservice imap-login {\n  inet_listener imap {\n    port = 0\n  }\n  inet_listener imaps {\n    port = 0\n  }\n}\n${passdbs(dir, pass)}userdb {\n  driver = static\n  args = uid=5000 gid=5000 home=/nonexistent/%u\n}\n`, { mode: 0o644 });
     const start = spawnSync('dovecot', ['-c', conf], { stdio: 'ignore' });
     if (start.status !== 0) throw new Error(`dovecot failed to start; see ${dir}/dovecot.log`);
-    t.after(() => { spawnSync('doveadm', ['-c', conf, 'stop'], { stdio: 'ignore' }); });
+    ownDaemon(t, join(dir, 'run', 'master.pid'));
     const cases: string[][] = [
       ['ann@example.org*admin', 'adminpw'],
       ['ann@example.org*admin', 'annpw'],

@@ -23,6 +23,7 @@ import { removeDir, requireDb, startDb, type DbKind, type StringsMode, type Test
 import { startSealmail } from '../helpers/sealmail-server.js';
 import { ImapLine } from '../helpers/imap-line.js';
 import { tempDir } from '../helpers/tmp.js';
+import { ownDaemon } from '../helpers/children.js';
 import { sealadmJs } from '../helpers/paths.js';
 import { findTool } from '../helpers/tools.js';
 
@@ -154,7 +155,7 @@ function dovecotChecks(t: TestContext, sqlConf: string): void {
   const conf = join(dir, 'dovecot.conf');
   writeFileSync(conf, `base_dir = ${dir}/run\nstate_dir = ${dir}/state\nlog_path = ${dir}/dovecot.log\nprotocols = imap\nlisten = 127.0.0.1\nssl = no\nauth_failure_delay = 0\nauth_username_chars =\nservice imap-login {\n  inet_listener imap {\n    port = 0\n  }\n  inet_listener imaps {\n    port = 0\n  }\n}\npassdb {\n  driver = sql\n  args = ${sqlConf}\n}\nuserdb {\n  driver = static\n  args = uid=5000 gid=5000 home=/nonexistent/%u\n}\n`, { mode: 0o644 });
   if (spawnSync('dovecot', ['-c', conf], { stdio: 'ignore' }).status !== 0) throw new Error(`dovecot failed to start; see ${dir}/dovecot.log`);
-  t.after(() => { spawnSync(doveadm, ['-c', conf, 'stop'], { stdio: 'ignore' }); });
+  ownDaemon(t, join(dir, 'run', 'master.pid'));
   const cases: [string, string, number][] = [
     ...INJECTIONS.slice(0, 3).map((pw): [string, string, number] => ['ann@example.org', pw, 77]),
     ...LOGIN_INJECTIONS.map((u): [string, string, number] => [u, 'x', 77]),

@@ -88,6 +88,41 @@ export function killDaemon(pidFile: string): void {
 }
 
 /**
+ * The pid a daemon's master wrote: its starting process may return before the
+ * forked master has written the file, so it is waited for (10 s at most).
+ */
+function daemonPid(pidFile: string): number {
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  const end = Date.now() + 10_000;
+  for (;;) {
+    let text = '';
+    try { text = readFileSync(pidFile, 'utf8'); } catch { /* not written yet */ }
+    const pid = Number(text.trim());
+    if (text.endsWith('\n') && Number.isInteger(pid) && pid > 1) return pid;
+    if (Date.now() > end) throw new Error(`no daemon pid in ${pidFile} after 10 s`);
+    Atomics.wait(nap, 0, 0, 20); // a synchronous wait: the callers start the daemon with spawnSync
+  }
+}
+
+/**
+ * A daemon that detached itself (started by spawnSync and setsid()), owned by
+ * the test from now on: its pid is read here, once, so the kill after the
+ * test does not depend on its pid file or config still existing (a temp dir
+ * removed by an earlier after hook left `doveadm stop` nothing to read, and
+ * the daemon ran on). SIGKILL of its whole group after `t` or when the test
+ * process ends; call it right after the daemon started.
+ */
+export function ownDaemon(t: TestContext, pidFile: string): void {
+  const pid = daemonPid(pidFile);
+  const kill = () => {
+    try { process.kill(-pid, 'SIGKILL'); } catch { /* not a group leader, or gone */ }
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  };
+  const unregister = onAbort(kill);
+  t.after(() => { kill(); unregister(); });
+}
+
+/**
  * spawn() in a process group of its own, killed (SIGKILL, whole group) after
  * the test `t`, or when the test process ends. Register it before any await.
  */

@@ -21,16 +21,10 @@
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { TlsMaterial } from './listeners.js';
 
-/** How many contexts this process has built (tests: one per certificate set, not one per connection). */
-let built = 0;
-export function serverContextsBuilt(): number { return built; }
-
 export class ServerTlsContext {
   private context: SecureContext | null = null;
 
   constructor(private tlsMaterial: TlsMaterial) {}
-
-  get material(): TlsMaterial { return this.tlsMaterial; }
 
   /**
    * The context for a connection starting now. Built on first use, so a key
@@ -41,7 +35,6 @@ export class ServerTlsContext {
     if (!this.context) {
       const m = this.tlsMaterial;
       this.context = createSecureContext({ cert: m.cert, key: m.key, passphrase: m.passphrase, minVersion: m.minVersion });
-      built++;
     }
     return this.context;
   }

@@ -8,15 +8,20 @@
  * supervised service pools) and, as root, without it (the root master's
  * login processes). The resumption attempts are spread over several
  * connections because a service may have more than one process and a
- * ticket only resumes in the process that issued it.
+ * ticket only resumes in the process that issued it. And the reload hook:
+ * after setTlsMaterial() new connections are served the new certificate.
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import { connect, type Socket } from 'node:net';
+import { X509Certificate } from 'node:crypto';
+import { connect, createServer, type Socket } from 'node:net';
 import { startSealmail } from '../helpers/sealmail-server.js';
 import { freePort } from '../helpers/databases.js';
 import { until } from '../helpers/lmtp-wire.js';
+import { makeSelfSignedCert } from '../../src/server/selfsigned.js';
+import { ServerTlsContext } from '../../src/server/tls-context.js';
+import { implicitTls } from '../../src/server/starttls.js';
 
 type How = 'imaps' | 'imap-starttls' | 'sieve-starttls';
 
@@ -93,4 +98,23 @@ const root = process.getuid?.() === 0;
 
 test('TLS sessions resume on a later connection: one context per login process (root master)', { timeout: 120_000, skip: root ? false : 'needs root (the mode is root without mail_uid)' }, async (t) => {
   await allResume(await serve(t, (text) => text.replace(/^mail_uid = .*\n/m, '').replace(/^mail_gid = .*\n/m, '')));
+});
+
+test('setTlsMaterial: connections after it get a context built from the new certificate', async (t) => {
+  const [a, b] = [makeSelfSignedCert('localhost'), makeSelfSignedCert('localhost')];
+  const tls = new ServerTlsContext({ cert: a.certPem, key: a.keyPem });
+  const first = tls.current();
+  assert.equal(tls.current(), first, 'one context until the material changes');
+  const server = createServer((raw) => { implicitTls(raw, tls.current()).on('error', () => undefined); });
+  t.after(() => server.close());
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const served = () => new Promise<string>((resolve, reject) => {
+    const c = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => { resolve(c.getPeerX509Certificate()!.fingerprint256); c.destroy(); });
+    c.on('error', reject);
+  });
+  assert.equal(await served(), new X509Certificate(a.certPem).fingerprint256);
+  tls.setTlsMaterial({ cert: b.certPem, key: b.keyPem });
+  assert.notEqual(tls.current(), first);
+  assert.equal(await served(), new X509Certificate(b.certPem).fingerprint256);
 });

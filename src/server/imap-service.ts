@@ -16,6 +16,7 @@ import { LoginService } from '../imap/login.js';
 import { Session } from '../imap/session.js';
 import type { ListenerSpec, TlsMaterial } from './listeners.js';
 import { implicitTls, serverStartTls } from './starttls.js';
+import { ServerTlsContext } from './tls-context.js';
 import { protocolLimits, type ConnectionAddresses, type ConnectionSlot } from '../config/connection-limits.js';
 import { ConnectionTable } from './connection-table.js';
 
@@ -28,7 +29,11 @@ export class ImapService {
   /** Handed-off connections by the master's id, for its evictions. */
   private readonly byId = new Map<number, Session>();
 
-  constructor(readonly config: DovecotConfig, readonly tls: TlsMaterial | null) {
+  /** One TLS context for all of this process's connections (null: no certificate); setTlsMaterial() on it replaces it. */
+  readonly tls: ServerTlsContext | null;
+
+  constructor(readonly config: DovecotConfig, tls: TlsMaterial | null) {
+    this.tls = tls ? new ServerTlsContext(tls) : null;
     // ssl = required: no plaintext authentication outside TLS (Dovecot 2.3 behaviour)
     this.login = new LoginService(config, this.log);
   }
@@ -43,7 +48,7 @@ export class ImapService {
     const addr = { rip: raw.remoteAddress, lip: raw.localAddress };
     const release = () => { this.byId.delete(id); slot.release(); };
     const counted = { admit: (user: string) => slot.admit(user), release };
-    this.byId.set(id, this.accept(spec.ssl && this.tls ? implicitTls(raw, this.tls) : raw, spec, addr, counted));
+    this.byId.set(id, this.accept(spec.ssl && this.tls ? implicitTls(raw, this.tls.current()) : raw, spec, addr, counted));
   }
 
   /** The master dropped handed-off connection `id` (its login service is full). */
@@ -59,7 +64,7 @@ export class ImapService {
     const lip = addr.lip?.replace(/^::ffff:/, '') ?? '';
     if (!slot) slot = this.localSlot({ rip, lip }, () => session.evict());
     const tls = this.tls;
-    const starttls = tls && !spec.ssl ? (raw: Duplex) => serverStartTls(raw, tls) : undefined;
+    const starttls = tls && !spec.ssl ? (raw: Duplex) => serverStartTls(raw, () => tls.current()) : undefined;
     const session = new Session(socket, {
       config: this.config, log: new Logger(`imap(${rip})`), login: this.login, rip, lip,
       secured: spec.ssl, starttls, slot,

@@ -21,7 +21,7 @@
  * connection to be dropped when the login service is full.
  */
 import { connect, type Socket } from 'node:net';
-import { TLSSocket, createSecureContext } from 'node:tls';
+import { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { DovecotConfig } from '../config/settings.js';
 import { Logger } from '../log/logger.js';
@@ -30,6 +30,7 @@ import type { RequestInfo } from '../auth/engine.js';
 import { Session } from '../imap/session.js';
 import type { ListenerSpec, TlsMaterial } from './listeners.js';
 import { serverStartTls } from './starttls.js';
+import { ServerTlsContext } from './tls-context.js';
 import { AuthClient } from './auth-client.js';
 import { ManageSieveSession, type SessionDeps } from '../managesieve/session.js';
 import { sendTo, type ChildMessage, type ConnProto, type LoginRequest } from './process-model.js';
@@ -40,7 +41,9 @@ import { Liveness } from './retire.js';
 const log = new Logger('imap-login');
 const INTERNAL = 'Internal error occurred. Refer to server log for more information.';
 
-export function runLoginProcess(config: DovecotConfig, tls: TlsMaterial | null, sockets: { login: string; auth: string }): void {
+export function runLoginProcess(config: DovecotConfig, material: TlsMaterial | null, sockets: { login: string; auth: string }): void {
+  // one context for every connection of this process, as imap-login keeps one (tls-context.ts)
+  const tls = material ? new ServerTlsContext(material) : null;
   const auth = new AuthClient(sockets.auth);
   const pending = new Map<number, (m: Extract<ChildMessage, { t: 'login-go' | 'login-failed' }>) => void>();
   let nextId = 0;
@@ -71,7 +74,7 @@ export function runLoginProcess(config: DovecotConfig, tls: TlsMaterial | null, 
     const lip = (raw.localAddress ?? '').replace(/^::ffff:/, '');
     let socket: Socket | TLSSocket = raw;
     if (spec.ssl && tls) {
-      socket = new TLSSocket(raw, { isServer: true, secureContext: createSecureContext({ cert: tls.cert, key: tls.key, passphrase: tls.passphrase, minVersion: tls.minVersion }) });
+      socket = new TLSSocket(raw, { isServer: true, secureContext: tls.current() });
       socket.on('error', () => socket.destroy());
     }
     if (spec.service === 'managesieve-login') { acceptSieve(socket, raw, spec, rip, lip, id); return; }
@@ -90,7 +93,7 @@ export function runLoginProcess(config: DovecotConfig, tls: TlsMaterial | null, 
         return { ok: false, handOff: (tag) => handOff(session, count, { id: ++nextId, protocol: 'imap', authRef: a.ref, user: a.user, password, mech: info.mech ?? 'PLAIN', tag, rip, lip, secured: session.secured, capabilityAsked: session.capabilityAskedBeforeLogin }) };
       },
     };
-    const starttls = tls && !spec.ssl ? (d: Duplex) => serverStartTls(d, tls) : undefined;
+    const starttls = tls && !spec.ssl ? (d: Duplex) => serverStartTls(d, () => tls.current()) : undefined;
     session = new Session(socket, { config, log: new Logger(`imap-login(${rip})`), login, rip, lip, secured: spec.ssl, starttls, slot: count });
     sessions.add(session);
     raw.once('close', () => sessions.delete(session));
@@ -156,7 +159,7 @@ export function runLoginProcess(config: DovecotConfig, tls: TlsMaterial | null, 
     raw.once('close', () => count.release());
     const deps: SessionDeps = {
       config, resolveHome: () => undefined, tlsAvailable: !!tls && !spec.ssl, secured: spec.ssl, remoteIp: rip, localIp: lip,
-      startTls: tls ? () => serverStartTls(raw, tls) : undefined, slot: count,
+      startTls: tls ? () => serverStartTls(raw, () => tls.current()) : undefined, slot: count,
       async login({ mech, authz, login, password }) {
         const a = await auth.authenticate(login, password, { service: 'sieve', rip, lip, secured: deps.secured, loginUser: authz && authz !== login ? authz : undefined });
         if (!a.ok) {

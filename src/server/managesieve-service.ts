@@ -23,6 +23,7 @@ import { resolveMailUser } from '../mailstore/user-store.js';
 import { ManageSieveSession } from '../managesieve/session.js';
 import { parseListen, type ListenerSpec, type TlsMaterial } from './listeners.js';
 import { implicitTls, serverStartTls } from './starttls.js';
+import { ServerTlsContext } from './tls-context.js';
 import { protocolLimits } from '../config/connection-limits.js';
 import { Logger } from '../log/logger.js';
 import { ConnectionTable } from './connection-table.js';
@@ -49,7 +50,11 @@ export class ManageSieveService {
   private readonly table: ConnectionTable;
 
   /** `penalty`: the server's shared one (main.ts passes IMAP's); a private one when alone (tests). */
-  constructor(readonly config: DovecotConfig, readonly tls: TlsMaterial | null, readonly penalty = new AuthPenalty()) {
+  /** One TLS context for all of this process's connections (null: no certificate); setTlsMaterial() on it replaces it. */
+  readonly tls: ServerTlsContext | null;
+
+  constructor(readonly config: DovecotConfig, tls: TlsMaterial | null, readonly penalty = new AuthPenalty()) {
+    this.tls = tls ? new ServerTlsContext(tls) : null;
     this.auth = new AuthEngine(config, 'sieve');
     this.table = new ConnectionTable(protocolLimits(config, 'sieve'), new Logger('master'));
   }
@@ -61,7 +66,7 @@ export class ManageSieveService {
   acceptHandedOff(raw: Socket, spec: ListenerSpec, id: number, slot: ConnectionSlot): void {
     const addr = { rip: raw.remoteAddress, lip: raw.localAddress };
     const counted: ConnectionSlot = { admit: (user) => slot.admit(user), release: () => { this.byId.delete(id); slot.release(); } };
-    this.byId.set(id, this.accept(spec.ssl && this.tls ? implicitTls(raw, this.tls) : raw, spec, addr, counted));
+    this.byId.set(id, this.accept(spec.ssl && this.tls ? implicitTls(raw, this.tls.current()) : raw, spec, addr, counted));
   }
 
   /** The master dropped handed-off connection `id` (its login service is full). */
@@ -91,7 +96,7 @@ export class ManageSieveService {
       remoteIp,
       slot,
       localIp,
-      startTls: tls ? () => serverStartTls(socket, tls) : undefined,
+      startTls: tls ? () => serverStartTls(socket, () => tls.current()) : undefined,
     });
     session.start();
     return session;

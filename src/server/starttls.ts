@@ -10,9 +10,8 @@
  * would end every session of the process).
  */
 import type { Socket } from 'node:net';
-import { TLSSocket, createSecureContext } from 'node:tls';
+import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Duplex } from 'node:stream';
-import type { TlsMaterial } from './listeners.js';
 
 /**
  * OpenSSL's error as Dovecot logs it (`SSL_accept() failed: error:0A00010B:SSL
@@ -29,7 +28,12 @@ export function handshakeErrorText(e: Error): string {
   return `SSL_accept() failed: ${f.slice(0, 5).join(':')}${extra ? `: ${extra}` : ''}`;
 }
 
-export function serverStartTls(raw: Duplex, tls: TlsMaterial): Promise<Duplex> {
+/**
+ * `context`: the process's shared one (tls-context.ts), asked when STARTTLS
+ * comes (after a reload, the new one); a context that cannot be built
+ * rejects the promise.
+ */
+export function serverStartTls(raw: Duplex, context: () => SecureContext): Promise<Duplex> {
   return new Promise<Duplex>((resolve, reject) => {
     let settled = false;
     const fail = (e: Error) => {
@@ -39,8 +43,7 @@ export function serverStartTls(raw: Duplex, tls: TlsMaterial): Promise<Duplex> {
       raw.destroy();
       reject(new Error(handshakeErrorText(e)));
     };
-    const ctx = createSecureContext({ cert: tls.cert, key: tls.key, passphrase: tls.passphrase, minVersion: tls.minVersion });
-    const t = new TLSSocket(raw as Socket, { isServer: true, secureContext: ctx });
+    const t = new TLSSocket(raw as Socket, { isServer: true, secureContext: context() });
     // the raw socket keeps a listener of its own: the TLSSocket does not always relay its errors
     raw.on('error', (e: Error) => fail(e));
     // `on`, not `once`: OpenSSL can report a second error (the alert, then the reset) on the same socket
@@ -55,8 +58,7 @@ export function serverStartTls(raw: Duplex, tls: TlsMaterial): Promise<Duplex> {
  * `ssl = yes` listener: TLS starts here, in the service process, as the
  * master's own TLS server would have started it.
  */
-export function implicitTls(raw: Socket, tls: TlsMaterial): TLSSocket {
+export function implicitTls(raw: Socket, ctx: SecureContext): TLSSocket {
   raw.on('error', () => raw.destroy());
-  const ctx = createSecureContext({ cert: tls.cert, key: tls.key, passphrase: tls.passphrase, minVersion: tls.minVersion });
   return new TLSSocket(raw, { isServer: true, secureContext: ctx });
 }

@@ -14,6 +14,7 @@ import { parseConfigText } from '../helpers/config-text.js';
 import { AuthEngine } from '../../src/auth/engine.js';
 import { ManageSieveSession } from '../../src/managesieve/session.js';
 import { serverStartTls } from '../../src/server/starttls.js';
+import { ServerTlsContext } from '../../src/server/tls-context.js';
 import { makeSelfSignedCert } from '../../src/server/selfsigned.js';
 import { memTempDir, rnd } from './mem-socket.js';
 import { CASES, fuzzSessions, fuzzSockets, type FuzzTarget } from './driver.js';
@@ -47,12 +48,12 @@ test(`ManageSieve fuzz: ${CASES} cases in memory, then over real sockets`, { tim
   const auth = new AuthEngine(config, 'sieve');
   t.after(() => auth.close());
   const { certPem, keyPem } = makeSelfSignedCert('localhost');
-  const tls = { cert: certPem, key: keyPem };
+  const tls = new ServerTlsContext({ cert: certPem, key: keyPem });
 
   const target: FuzzTarget = {
     start: (sock) => new ManageSieveSession(sock, {
       config, auth, resolveHome: (u) => join(dir, 'home', u), tlsAvailable: true, secured: false, remoteIp: '127.0.0.1', localIp: '127.0.0.1',
-      startTls: () => serverStartTls(sock, tls),
+      startTls: () => serverStartTls(sock, () => tls.current()),
     }).start(),
     dialogue: () => {
       const lines = [PRELOGIN[rnd(PRELOGIN.length)]()];

@@ -27,6 +27,8 @@ const BIG_N = Number(process.env.LMTP_BENCH_BIG_N ?? 10);
 const BIG_SIZE = 30 * 1024 * 1024;
 const KILLS = Number(process.env.LMTP_BENCH_KILLS ?? 200);
 const CLIENTS = 4;
+// LMTP_BENCH_ONLY=throughput: only the deliveries/s rows (no 30 MB or kill -9 runs), for a quick before/after
+const THROUGHPUT_ONLY = process.env.LMTP_BENCH_ONLY === 'throughput';
 const PW = 'benchpass';
 const USER = 'bench@example.org';
 
@@ -120,8 +122,8 @@ export default async function (): Promise<BenchRow[]> {
   const fakeT = { after: (fn: () => unknown) => { cleanups.push(fn); }, skip: () => undefined, diagnostic: () => undefined } as unknown as TestContext;
   const passdb = `passdb {\n  driver = static\n  args = password=${PW} userdb_mail_crypt_private_password=%w\n}`;
   try {
-    rows.push(await bigMessagesRow(fakeT, passdb));
-    if (process.getuid?.() === 0) rows.push(await bigMessagesRow(fakeT, passdb, true));
+    if (!THROUGHPUT_ONLY) rows.push(await bigMessagesRow(fakeT, passdb));
+    if (!THROUGHPUT_ONLY && process.getuid?.() === 0) rows.push(await bigMessagesRow(fakeT, passdb, true));
     for (const [label, curve] of [['plain', ''], ['mail-crypt P-256', 'prime256v1'], ['mail-crypt P-521', 'secp521r1']] as const) {
       const conf = curve ? cryptConf(curve) : '';
       const smPort = await freePort();
@@ -147,6 +149,7 @@ export default async function (): Promise<BenchRow[]> {
       rows.push({ name: `LMTP deliveries/s, ${label}, ${CLIENTS} clients, ${N} × 5 KiB`, sealmail: `${s.toFixed(0)}/s`, dovecot: Number.isNaN(d) ? 'not installed' : `${d.toFixed(0)}/s`, note: Number.isNaN(d) ? '' : `${(s / d).toFixed(2)}x Dovecot` });
     }
 
+    if (THROUGHPUT_ONLY) return rows;
     // crash run: SIGKILL during deliveries, then count
     const port = await freePort();
     const srv0 = await startSealmail(fakeT, { passdb, extraConf: `protocols = imap lmtp\nservice lmtp {\n  inet_listener lmtp {\n    port = ${port}\n  }\n}\n` });

@@ -14,6 +14,7 @@
  */
 import { createCipheriv, createDecipheriv, createHash, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { CryptError, ecdh, generateKey, keyId, type PrivateKey, type PublicKey } from './keys.js';
+import { keyDataCheck } from './keydata-check.js';
 
 export const MAGIC = Buffer.from('435259505445440307', 'hex');
 const GCM_OID = Buffer.from('060960864801650304012e', 'hex');
@@ -118,18 +119,6 @@ export function parseHeader(head: Buffer): MailHeader {
   const check = r.bytes(r.u32());
   if (r.off !== headerLen) throw new CryptError('malformed mail-crypt header (length)');
   return { version: 2, headerLen, flags, rounds, keyId: id.toString('hex'), ephemeral, wrapped, check };
-}
-
-/** Dovecot's key-data check: SHA-256, then 2048 rounds of SHA-256(h ‖ uint32_be(i)). */
-function keyDataCheck(keydata: Buffer): Buffer {
-  let h = createHash('sha256').update(keydata).digest();
-  const buf = Buffer.alloc(36);
-  for (let i = 1; i <= 2048; i++) {
-    h.copy(buf, 0);
-    buf.writeUInt32BE(i, 32);
-    h = createHash('sha256').update(buf).digest();
-  }
-  return h;
 }
 
 /**

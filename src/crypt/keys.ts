@@ -115,33 +115,57 @@ export function privateFromScalar(curve: Curve, scalar: Buffer): PrivateKey {
   const s = scalar.subarray(Math.max(0, scalar.length - curve.size));
   if (scalar.subarray(0, scalar.length - s.length).some((b) => b !== 0)) throw new CryptError('private key scalar too long');
   s.copy(d, curve.size - s.length);
+  let e: ECDH;
   try {
-    const e = createECDH(curve.name);
+    e = createECDH(curve.name);
+    ecOps.multiplications++;
     e.setPrivateKey(d);
-    return { curve, d, point: e.getPublicKey() };
   } catch {
     throw new CryptError('invalid private key scalar');
   }
+  return withEcdh({ curve, d, point: e.getPublicKey() }, e);
 }
 
+/** A fresh key pair: one base-point multiplication, and its ECDH object kept for ecdh(). */
 export function generateKey(curve: Curve): PrivateKey {
   const e = createECDH(curve.name);
+  ecOps.multiplications++;
   e.generateKeys();
-  return privateFromScalar(curve, e.getPrivateKey());
+  const raw = e.getPrivateKey();
+  const d = Buffer.alloc(curve.size);
+  raw.copy(d, curve.size - raw.length);
+  return withEcdh({ curve, d, point: e.getPublicKey() }, e);
 }
 
+/**
+ * Counts the EC scalar multiplications this thread asked OpenSSL for (key
+ * generation, setPrivateKey, ECDH). P-521 makes each one cost milliseconds on
+ * Node's bundled OpenSSL, so how many a message takes is part of the contract:
+ * test/crypt/ec-op-count.test.ts holds a delivery to one keygen + one ECDH.
+ */
+export const ecOps = { multiplications: 0 };
+
 // setPrivateKey() recomputes the public point (a full scalar multiplication,
-// ~1.3 ms on P-521): keep one ECDH object per private key
+// ~3 ms on P-521): the ECDH object that made or loaded a key stays with it,
+// so ecdh() never re-creates one for a key whose public point is known
 const ecdhObjects = new WeakMap<PrivateKey, ECDH>();
+
+function withEcdh(k: PrivateKey, e: ECDH): PrivateKey {
+  ecdhObjects.set(k, e);
+  return k;
+}
 
 /** ECDH shared secret = X coordinate, field-size bytes (what OpenSSL's derive gives Dovecot). */
 export function ecdh(priv: PrivateKey, peer: Buffer): Buffer {
   let e = ecdhObjects.get(priv);
   if (!e) {
+    // a PrivateKey built by hand (not by this module): load it once
     e = createECDH(priv.curve.name);
+    ecOps.multiplications++;
     e.setPrivateKey(priv.d);
     ecdhObjects.set(priv, e);
   }
+  ecOps.multiplications++;
   try {
     return e.computeSecret(peer);
   } catch {

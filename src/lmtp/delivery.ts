@@ -24,6 +24,8 @@ import type { AuthEngine } from '../auth/engine.js';
 import { splitDetail } from '../auth/recipient.js';
 import type { DovecotConfig } from '../config/settings.js';
 import { Logger } from '../log/logger.js';
+import { faultText } from '../util/fault.js';
+import type { Fields } from '../auth/databases.js';
 import { MailStoreError } from '../mailstore/errors.js';
 import type { SystemFlag } from '../mailstore/api/flags.js';
 import { MailAccessRefused, openMailUser, type OpenedMailUser } from '../mailuser/open-mail-user.js';
@@ -35,28 +37,42 @@ import { OVER_MAXSIZE_MESSAGE as OVER_MAXSIZE, type UserQuota } from '../quota/q
 export type RcptCheck = { ok: true; user: string; detail: string } | { ok: false; temp: boolean; text: string };
 export type DeliveryResult = { ok: true } | { ok: false; temp: boolean; code: string; text: string };
 
+/** lmtp_rcpt_check_quota's refusal of a user over quota already: `552 5.2.2` / `452 4.2.2` and quota_exceeded_message. */
+export interface QuotaRefusal { temp: boolean; code: string; text: string }
+
+/**
+ * lmtp_rcpt_check_quota: is this user over quota already? The refusal, or
+ * null. Rejects when the user's mail can't be opened (a uid outside
+ * first_valid_uid…last_valid_uid included). Where the mail is read is the
+ * caller's (server/lmtp-process.ts: the mail process of the user's uid).
+ */
+export type OverQuotaCheck = (config: DovecotConfig, user: string, fields: Fields) => Promise<QuotaRefusal | null>;
+
+/** OverQuotaCheck in this process: the user's mail opened here (the mail_uid mode, and the root mode's mail processes). */
+export async function overQuotaAlready(config: DovecotConfig, user: string, fields: Fields): Promise<QuotaRefusal | null> {
+  const { quota } = await openMailUser(config, { user, fields, protocol: 'lmtp', crypt: { kind: 'none' } });
+  return quota && await quota.overAlready() ? quotaReply(config, quota) : null;
+}
+
 /** RCPT TO: the userdb user behind the address (detail stripped), or the reply Dovecot gives. */
-export async function checkRecipient(config: DovecotConfig, auth: AuthEngine, address: string): Promise<RcptCheck> {
+export async function checkRecipient(config: DovecotConfig, auth: AuthEngine, address: string, overQuota: OverQuotaCheck = overQuotaAlready): Promise<RcptCheck> {
   const { user, detail } = splitDetail(address, config.get('recipient_delimiter', { protocol: 'lmtp' }));
   const r = await auth.lookupUser(user, { service: 'lmtp' });
   if (r.result === 'tempfail') return { ok: false, temp: true, text: '451 4.3.0 <' + address + '> Temporary internal error' };
   if (r.result !== 'ok') return { ok: false, temp: false, text: `550 5.1.1 <${address}> User doesn't exist: ${user.toLowerCase()}` };
   if (config.getBool('lmtp_rcpt_check_quota', { protocol: 'lmtp' })) {
-    // a user whose mail may not be opened is refused at DATA, with the delivery's reply
-    const mu = await openMailUser(config, { user: r.user, fields: r.fields, protocol: 'lmtp', crypt: { kind: 'none' } }).catch((e: unknown) => {
-      if (e instanceof MailAccessRefused) return null;
-      throw e;
+    // lmtp-local.c's lmtp_local_rcpt_check_quota: a user whose mail can't be opened gets 451 at RCPT
+    const q = await overQuota(config, r.user, r.fields).catch((e: unknown) => {
+      Logger.forUser('lmtp', r.user).error(`Failed to initialize user ${address}: ${e instanceof MailAccessRefused ? e.message : faultText(e)}`);
+      return 'failed' as const;
     });
-    const quota = mu?.quota;
-    if (quota && await quota.overAlready()) {
-      const q = quotaReply(config, quota);
-      return { ok: false, temp: q.temp, text: `${q.code} <${address}> ${q.text}` };
-    }
+    if (q === 'failed') return { ok: false, temp: true, text: `451 4.3.0 <${address}> Temporary internal error` };
+    if (q) return { ok: false, temp: q.temp, text: `${q.code} <${address}> ${q.text}` };
   }
   return { ok: true, user: r.user, detail };
 }
 
-function quotaReply(config: DovecotConfig, quota: UserQuota): { temp: boolean; code: string; text: string } {
+function quotaReply(config: DovecotConfig, quota: UserQuota): QuotaRefusal {
   const temp = config.getBool('quota_full_tempfail', { protocol: 'lmtp' });
   return { temp, code: temp ? '452 4.2.2' : '552 5.2.2', text: quota.exceededMessage() };
 }

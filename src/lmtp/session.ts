@@ -28,7 +28,7 @@ import type { DovecotConfig } from '../config/settings.js';
 import { Logger } from '../log/logger.js';
 import { CrlfDecoder, DotDecoder } from './data-decoder.js';
 import { MessageSpool, type SpooledMessage } from './data-spool.js';
-import { checkRecipient, deliver, type DeliveryInput, type DeliveryResult } from './delivery.js';
+import { checkRecipient, deliver, overQuotaAlready, type DeliveryInput, type DeliveryResult, type OverQuotaCheck } from './delivery.js';
 import { faultText, guarded } from '../util/fault.js';
 import { takeUserSlot, type UserSlot } from './user-concurrency.js';
 import { quickAck } from '../util/tcp-socket.js';
@@ -80,9 +80,13 @@ export class LmtpSession {
   private idle: NodeJS.Timeout | null = null;
   private readonly idleMs: number;
 
-  /** `deliverer`: where a recipient's copy is stored (server/lmtp-process.ts: in the mail process of the user's uid). */
+  /**
+   * `deliverer`: where a recipient's copy is stored; `overQuota`: where lmtp_rcpt_check_quota reads the
+   * usage at RCPT (server/lmtp-process.ts: both in the mail process of the user's uid).
+   */
   constructor(private readonly sock: Duplex, private readonly config: DovecotConfig, private readonly auth: AuthEngine, private readonly rip: string,
-    private readonly deliverer: (d: DeliveryInput) => Promise<DeliveryResult> = deliver) {
+    private readonly deliverer: (d: DeliveryInput) => Promise<DeliveryResult> = deliver,
+    private readonly overQuota: OverQuotaCheck = overQuotaAlready) {
     this.host = config.get('hostname') || hostname();
     this.idleMs = Number(process.env.SEALMAIL_TEST_LMTP_IDLE_MS) || IDLE_MS;
     sock.on('data', guarded((e) => this.fault(e), (d: Buffer) => this.onData(d)));
@@ -343,7 +347,7 @@ export class LmtpSession {
     if (typeof p === 'string') { this.reply(p); return; }
     if (p.params.length) { this.reply('555 5.5.4 Unsupported parameters'); return; }
     const index = ++this.rcptCount;
-    const c = await checkRecipient(this.config, this.auth, p.path);
+    const c = await checkRecipient(this.config, this.auth, p.path, this.overQuota);
     if (!c.ok) { this.reply(c.text); return; }
     const slot = takeUserSlot(c.user, Number(this.config.get('lmtp_user_concurrency_limit', { protocol: 'lmtp' })) || 0);
     if (!slot) { this.reply(`451 4.3.0 <${p.path}> Too many concurrent deliveries for user`); return; }

@@ -13,13 +13,13 @@
  * in-memory head. The password-less mail-crypt delivery (public key) and
  * Sieve run in the mail process. quota-status (Postfix's
  * policy check) is served here too, its usage read by the mail process of
- * the recipient's uid.
+ * the recipient's uid, and so is lmtp_rcpt_check_quota's test at RCPT.
  */
 import type { Socket } from 'node:net';
 import type { DovecotConfig } from '../config/settings.js';
 import { AuthEngine } from '../auth/engine.js';
 import { LmtpSession } from '../lmtp/session.js';
-import type { DeliveryInput, DeliveryResult } from '../lmtp/delivery.js';
+import type { DeliveryInput, DeliveryResult, OverQuotaCheck } from '../lmtp/delivery.js';
 import { sendTo, type ChildMessage, type DeliveryReply, type QuotaReply } from './process-model.js';
 import { QuotaStatusSession } from '../quota-status/session.js';
 import type { Fields } from '../auth/databases.js';
@@ -57,8 +57,17 @@ export function runLmtpProcess(config: DovecotConfig, copySocket: string): void 
   /** quota-status: the usage is read by the mail process of the user's uid. */
   const overQuotaRemote = (_config: DovecotConfig, user: string, fields: Fields, size: number) => new Promise<string | null>((resolve, reject) => {
     const id = ++nextId;
-    quotaWaits.set(id, (r) => ('error' in r ? reject(new Error('the usage could not be read (see the log)')) : resolve(r.action)));
+    quotaWaits.set(id, (r) => ('action' in r ? resolve(r.action) : reject(new Error('the usage could not be read (see the log)'))));
     sendTo(process, { t: 'quota', req: { id, user, fields, size } });
+  });
+  /** lmtp_rcpt_check_quota at RCPT: "over quota already?" asked of the mail process of the user's uid. */
+  const overQuotaAtRcpt: OverQuotaCheck = (_config, user, fields) => new Promise((resolve, reject) => {
+    const id = ++nextId;
+    quotaWaits.set(id, (r) => {
+      if ('over' in r) resolve(r.over);
+      else reject(new Error('error' in r && r.reason ? r.reason : 'the mail process of the user\'s uid did not answer (see the log)'));
+    });
+    sendTo(process, { t: 'quota', req: { id, user, fields, size: 0, rcpt: true } });
   });
   process.on('message', (m: ChildMessage, handle?: unknown) => {
     if (m.t === 'lmtp-conn' && handle) {
@@ -67,7 +76,7 @@ export function runLmtpProcess(config: DovecotConfig, copySocket: string): void 
       live.track(s);
       if (m.kind === 'quota-status') { new QuotaStatusSession(s, config, quotaAuth(), overQuotaRemote); return; }
       s.setNoDelay(true);
-      new LmtpSession(s, config, auth, s.remoteAddress?.replace(/^::ffff:/, '') ?? '', deliverRemote);
+      new LmtpSession(s, config, auth, s.remoteAddress?.replace(/^::ffff:/, '') ?? '', deliverRemote, overQuotaAtRcpt);
     } else if (m.t === 'delivered') { waiting.get(m.id)?.resolve(m.result); waiting.delete(m.id); }
     else if (m.t === 'copy-go') streamCopy(m.id, m.key);
     else if (m.t === 'quota-reply') { quotaWaits.get(m.id)?.(m.result); quotaWaits.delete(m.id); }

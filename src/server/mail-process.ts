@@ -8,7 +8,8 @@
  * last_valid_uid, mail-crypt, quota, metadata, IMAPSieve) and answers the
  * LOGIN as Dovecot's imap process does: `OK [CAPABILITY …] Logged in`, or
  * `OK Logged in, but initialization failed.` and BYE. It also stores the
- * LMTP copies of its uid's users (lmtp-process.ts).
+ * LMTP copies of its uid's users and reads their quota usage for
+ * quota-status and lmtp_rcpt_check_quota (lmtp-process.ts).
  */
 import type { Socket } from 'node:net';
 import type { DovecotConfig } from '../config/settings.js';
@@ -19,7 +20,8 @@ import { resolveMailUser } from '../mailstore/user-store.js';
 import { Session } from '../imap/session.js';
 import { faultText } from '../util/fault.js';
 import { sendTo, type ChildMessage, type DeliveryReply, type DeliveryRequest, type LoginRequest, type QuotaReply } from './process-model.js';
-import { deliver } from '../lmtp/delivery.js';
+import { deliver, overQuotaAlready } from '../lmtp/delivery.js';
+import { MailAccessRefused } from '../mailuser/open-mail-user.js';
 import { overQuotaAction } from '../quota-status/session.js';
 import { CopyFromSocket } from './lmtp-copy.js';
 import type { AuthEngine } from '../auth/engine.js';
@@ -81,6 +83,13 @@ export function runMailProcess(config: DovecotConfig): void {
     if (m.t === 'quota') {
       const done = live.hold();
       const reply = (result: QuotaReply) => { sendTo(process, { t: 'quota-reply', id: m.req.id, result }); done(); };
+      if (m.req.rcpt) {
+        // lmtp_rcpt_check_quota: the LMTP process logs why the user could not be opened, and answers 451
+        overQuotaAlready(config, m.req.user, m.req.fields).then((over) => reply({ over }), (e) => {
+          reply({ error: true, reason: e instanceof MailAccessRefused ? e.message : faultText(e).slice(0, 1024) });
+        });
+        return;
+      }
       overQuotaAction(config, m.req.user, m.req.fields, m.req.size).then((action) => reply({ action }), (e) => {
         // quota-status.c's QUOTA_ALLOC_RESULT_TEMPFAIL: the front answers DEFER_IF_PERMIT
         log.error(`quota check of ${m.req.user.slice(0, 256)} failed: ${faultText(e).slice(0, 512)}`);

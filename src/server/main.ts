@@ -158,7 +158,6 @@ async function runAsRootMaster(config: DovecotConfig, configPath: string, log: L
   for (const l of lines) log.info(l);
   // nothing silent: what this mode does not do yet is said at every start (dovecot-compat.md, `mail_uid`)
   for (const w of ROOT_MASTER_GAPS) log.warn(`root master (no mail_uid): ${w}`);
-  if (config.getBool('lmtp_rcpt_check_quota', { protocol: 'lmtp' })) log.warn('root master (no mail_uid): lmtp_rcpt_check_quota is not applied at RCPT in this mode (the LMTP front process cannot read the user\'s mail); over-quota recipients are refused after DATA');
   if (demo) printDemo(demo);
   const stop = async (sig: string) => {
     log.info(`Sealmail v${VERSION} stopping (${sig})`);

@@ -9,6 +9,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import type { Fields } from '../auth/databases.js';
+import type { QuotaRefusal } from '../lmtp/delivery.js';
 import { logFdsForChild } from '../log/logger.js';
 import type { ConfigFilesSnapshot } from '../config/privileged-files.js';
 import type { ListenerSpec } from './listeners.js';
@@ -29,10 +30,16 @@ export interface DeliveryRequest {
    */
   head: string; size: number; crlfSize: number; streamed: boolean;
 }
-/** quota-status (Postfix's policy check) for one recipient: does `size` fit, asked of the mail process of the user's uid. */
-export interface QuotaRequest { id: number; user: string; fields: Fields; size: number }
-/** The policy action when over quota, null when it fits; `error` when the usage could not be read. */
-export type QuotaReply = { action: string | null } | { error: true };
+/**
+ * A quota check asked of the mail process of the user's uid: quota-status's (Postfix's policy check:
+ * does `size` fit?) or lmtp_rcpt_check_quota's at RCPT (`rcpt`: is the user over quota already?).
+ */
+export interface QuotaRequest { id: number; user: string; fields: Fields; size: number; rcpt?: true }
+/**
+ * quota-status: the policy action when over quota, null when it fits; RCPT: the refusal (code and text), null
+ * when not over quota. `error` when the user's mail could not be opened or the usage read, `reason` for the log.
+ */
+export type QuotaReply = { action: string | null } | { over: QuotaRefusal | null } | { error: true; reason?: string };
 export type DeliveryReply = { ok: true } | { ok: false; temp: boolean; code: string; text: string };
 
 /** What a login process asks of the master after the auth process accepted a login. */

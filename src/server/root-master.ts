@@ -268,6 +268,8 @@ export class RootMaster {
     const ids = mailIds(user.uid, user.gid);
     const refused = typeof ids === 'string' ? ids : mailAccessRefusal(this.o.config, user, 'lmtp');
     if (refused || typeof ids === 'string') {
+      // lmtp_rcpt_check_quota's refusal is logged by the LMTP process, with the recipient (lmtp-local.c)
+      if (m.t === 'quota' && m.req.rcpt) { failJob(from, m.t, req.id, refused ?? undefined); return; }
       Logger.forUser(m.t === 'deliver' ? 'lmtp' : 'quota-status', req.user).error(`Failed to initialize user: ${refused}`);
       failJob(from, m.t, req.id);
       return;
@@ -575,10 +577,10 @@ export class RootMaster {
 
 type MailJob = Extract<ChildMessage, { t: 'deliver' | 'quota' }>;
 
-/** A job its mail process could not do: 451 for a copy, an unreadable usage for a quota check. */
-function failJob(to: ChildProcess, kind: MailJob['t'], id: number): void {
+/** A job its mail process could not do: 451 for a copy, an unreadable usage for a quota check (`reason`: why, for the log). */
+function failJob(to: ChildProcess, kind: MailJob['t'], id: number, reason?: string): void {
   if (kind === 'deliver') sendTo(to, { t: 'delivered', id, result: { ok: false, temp: true, code: '451 4.3.0', text: 'Temporary internal error' } });
-  else sendTo(to, { t: 'quota-reply', id, result: { error: true } });
+  else sendTo(to, { t: 'quota-reply', id, result: reason ? { error: true, reason } : { error: true } });
 }
 
 /**

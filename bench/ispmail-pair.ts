@@ -102,7 +102,7 @@ COMMIT;
 }
 
 /** dovecot-sql.conf.ext as ISPmail writes it (root-only), homes under `homes`. */
-function writeSqlExt(path: string, db: string, homes: string): void {
+export function writeSqlExt(path: string, db: string, homes: string): void {
   const { uid, gid } = mailIds();
   writeFileSync(path, `driver = sqlite
 connect = ${db}

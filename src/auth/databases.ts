@@ -60,7 +60,7 @@ export class SqlBackend implements Backend {
         if (!get('driver')) throw new Error(`${path}: sql: driver not set`);
         if (get('connect') === undefined) throw new Error(`${path}: sql: connect string not set`);
         const settings = new Map([...ext.values].map(([k, v]) => [k, v.value]));
-        return new SqlBackend(createSqlDriver(get('driver')!, get('connect')!), settings, (get('default_pass_scheme') ?? 'MD5').toUpperCase());
+        return new SqlBackend(await createSqlDriver(get('driver')!, get('connect')!), settings, (get('default_pass_scheme') ?? 'MD5').toUpperCase());
       })();
       sqlCache.set(path, p);
       p.catch(() => sqlCache.delete(path));

@@ -39,11 +39,18 @@ export interface CommandContext {
   readPassword(prompt: string): Promise<string>;
 }
 
+/** A command's implementation, what each file in commands/ exports. */
 export interface CliCommand {
+  /** Returns the exit code. Throw UsageError / CommandError for failures. */
+  run(ctx: CommandContext): Promise<number>;
+}
+
+/** A row of the command table (commands/index.ts): known without loading the implementation. */
+export interface CommandEntry {
   /** Command words, e.g. "mailbox cryptokey generate". */
   name: string;
   /** Text after the name in the usage line. */
   usage: string;
-  /** Returns the exit code. Throw UsageError / CommandError for failures. */
-  run(ctx: CommandContext): Promise<number>;
+  /** Import the command's module (only the command that runs is loaded). */
+  load(): Promise<CliCommand>;
 }

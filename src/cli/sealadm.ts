@@ -6,7 +6,7 @@
  * words, longest first, like doveadm's command table.
  */
 import { commands } from './commands/index.js';
-import { CommandError, EX_USAGE, UsageError, type CliCommand, type CommandContext } from './command.js';
+import { CommandError, EX_USAGE, UsageError, type CommandEntry, type CommandContext } from './command.js';
 import { FORMATTERS, Printer, type FormatterName } from './printer.js';
 import { readPassword } from './password-prompt.js';
 import { setLogSink } from '../log/logger.js';
@@ -53,8 +53,8 @@ export function parseGlobalOptions(argv: string[]): GlobalOptions {
   return g;
 }
 
-function findCommand(words: string[]): { cmd: CliCommand; used: number } | null {
-  let best: { cmd: CliCommand; used: number } | null = null;
+function findCommand(words: string[]): { cmd: CommandEntry; used: number } | null {
+  let best: { cmd: CommandEntry; used: number } | null = null;
   for (const cmd of commands) {
     const parts = cmd.name.split(' ');
     if (parts.length > words.length) continue;
@@ -100,7 +100,7 @@ export async function runCli(argv: string[], io: { out: NodeJS.WritableStream; e
     readPassword,
   };
   try {
-    return await found.cmd.run(ctx);
+    return await (await found.cmd.load()).run(ctx);
   } catch (e) {
     if (e instanceof UsageError) {
       io.err.write(`doveadm ${found.cmd.name}: ${e.message}\n`.replace(/^doveadm/, 'sealadm'));

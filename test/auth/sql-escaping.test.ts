@@ -78,7 +78,7 @@ async function setup(t: TestContext, kind: DbKind, strings: StringsMode): Promis
   const sqlConf = join(dir, 'sql.conf.ext');
   writeFileSync(sqlConf, `driver = ${kind}\nconnect = "${db.connect}"\ndefault_pass_scheme = SHA512-CRYPT\npassword_query = ${QUERY}\nuser_query = SELECT email AS user FROM virtual_users WHERE email='%u'\n`, { mode: 0o644 });
   // the server really is in that mode: 'a\b' is two characters when the backslash escapes
-  const drv = createSqlDriver(kind, db.connect);
+  const drv = await createSqlDriver(kind, db.connect);
   try {
     const r = await drv.query("SELECT LENGTH('a\\b') AS n");
     if (kind !== 'sqlite') assert.equal(r.rows[0][0], strings === 'backslash' ? '2' : '3', `${kind} is in ${strings} mode`);

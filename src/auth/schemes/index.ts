@@ -1,11 +1,12 @@
 /**
  * Password schemes, the async face: verification and hashing run on the hash
  * worker pool so bcrypt, SHA-crypt rounds and Argon2 never stall the event
- * loop (a login storm must not freeze other sessions).
+ * loop (a login storm must not freeze other sessions). The schemes themselves
+ * (registry.ts) load only on the workers.
  */
 import { runOnHashWorker } from '../hash-worker.js';
 
-export { SchemeError, SCHEME_NAMES, parseStored } from './registry.js';
+export { SchemeError } from './errors.js';
 
 export interface VerifyOptions {
   defaultScheme: string;

@@ -9,8 +9,9 @@ import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from
 import { argon2i, argon2id } from '@noble/hashes/argon2.js';
 import { cramMd5Context } from './cram-md5.js';
 import { bcryptHash, cryptDispatch, cryptSalt, md5Crypt, shaCrypt } from './crypt-algorithms.js';
+import { SchemeError } from './errors.js';
 
-export class SchemeError extends Error {}
+export { SchemeError };
 
 type Encoding = 'base64' | 'hex' | 'none';
 

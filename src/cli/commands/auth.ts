@@ -32,8 +32,6 @@ function authInfo(opts: Map<string, string | true>): { service: string; rip?: st
 }
 
 export const authTestCommand: CliCommand = {
-  name: 'auth test',
-  usage: '[-a <auth socket path>] [-x <auth info>] [-M <master user>] <user> [<password>]',
   async run(ctx) {
     const { opts, rest } = getopt(ctx.args, 'a:x:M:');
     const [login, given] = rest;
@@ -67,8 +65,6 @@ export const authTestCommand: CliCommand = {
 };
 
 export const authLookupCommand: CliCommand = {
-  name: 'auth lookup',
-  usage: '[-a <auth socket path>] [-x <auth info>] [-f field] <user> [<user> ...]',
   async run(ctx) {
     const { opts, rest } = getopt(ctx.args, 'a:x:f:');
     if (rest.length === 0) throw new UsageError('missing user');

@@ -11,8 +11,6 @@ import { CommandError, UsageError, type CliCommand } from '../command.js';
 const EX_CONFIG_FATAL = 89;
 
 export const configCommand: CliCommand = {
-  name: 'config',
-  usage: '[-a] [-n] [-P] [-h] [-c <config>] [<setting> ...]',
   async run(ctx) {
     let nonDefault = false;
     let showSecrets = false;

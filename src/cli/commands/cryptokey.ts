@@ -34,8 +34,6 @@ async function mailboxes(uc: UserContext, names: string[], all: boolean): Promis
 }
 
 export const cryptokeyGenerateCommand: CliCommand = {
-  name: 'mailbox cryptokey generate',
-  usage: '[-u <user>|-A] [-U] [-R] [-f] <mailbox mask> [...]',
   async run(ctx) {
     const { opts, rest } = getopt(ctx.args, 'u:AURfS:');
     if (!opts.has('u') && !opts.has('A')) throw new UsageError('missing -u USER or -A');
@@ -80,8 +78,6 @@ export const cryptokeyGenerateCommand: CliCommand = {
 };
 
 export const cryptokeyListCommand: CliCommand = {
-  name: 'mailbox cryptokey list',
-  usage: '[-u <user>|-A] [-U] <mailbox mask> [...]',
   async run(ctx) {
     const { opts, rest } = getopt(ctx.args, 'u:AUS:');
     if (!opts.has('u') && !opts.has('A')) throw new UsageError('missing -u USER or -A');
@@ -104,8 +100,6 @@ export const cryptokeyListCommand: CliCommand = {
 };
 
 export const cryptokeyPasswordCommand: CliCommand = {
-  name: 'mailbox cryptokey password',
-  usage: '[-u <user>|-A] [-N | -n <new password>] [-O | -o <old password>] [-C]',
   async run(ctx) {
     const { opts } = getopt(ctx.args, 'u:An:No:OCS:');
     if (!opts.has('u') && !opts.has('A')) throw new UsageError('missing -u USER or -A');
@@ -139,8 +133,6 @@ export const cryptokeyPasswordCommand: CliCommand = {
 };
 
 export const cryptokeyExportCommand: CliCommand = {
-  name: 'mailbox cryptokey export',
-  usage: '[-u <user>|-A] [-U] <mailbox mask> [...]',
   async run(ctx) {
     const { opts, rest } = getopt(ctx.args, 'u:AUS:');
     if (!opts.has('u') && !opts.has('A')) throw new UsageError('missing -u USER or -A');
@@ -184,8 +176,6 @@ export function newRecoveryCode(): string {
 }
 
 export const cryptokeyRecoveryCommand: CliCommand = {
-  name: 'mailbox cryptokey recovery',
-  usage: '-u <user>',
   async run(ctx) {
     const { opts } = getopt(ctx.args, 'u:');
     const user = opts.get('u');

@@ -129,8 +129,6 @@ async function fetchUser(ctx: CommandContext, user: string, fields: string[], qu
 }
 
 export const fetchCommand: CliCommand = {
-  name: 'fetch',
-  usage: '[-u <user>|-A] [-S <socket_path>] <fields> <search query>',
   async run(ctx) {
     const { opts, rest } = getopt(ctx.args, 'u:AS:F:');
     if (rest.length < 2 || (!opts.has('u') && !opts.has('A'))) throw new UsageError('doveadm fetch [-u <user>|-A] [-S <socket_path>] <fields> <search query>');

@@ -13,8 +13,6 @@ import { mailboxMask } from '../search-query.js';
 import { mutf7ToUtf8 } from '../../mailstore/api/mailbox-utf7.js';
 
 export const forceResyncCommand: CliCommand = {
-  name: 'force-resync',
-  usage: '[-f] -u <user> <mailbox mask>',
   async run(ctx) {
     const { opts, rest } = getopt(ctx.args, 'u:f');
     const user = opts.get('u');

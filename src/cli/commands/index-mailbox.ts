@@ -14,8 +14,6 @@ import { mailboxMask } from '../search-query.js';
 import { listUsers, openUserStore } from './mailbox.js';
 
 export const indexCommand: CliCommand = {
-  name: 'index',
-  usage: '[-u <user>|-A] [-q] [-n <max recent>] <mailbox mask>',
   async run(ctx) {
     const { opts, rest } = getopt(ctx.args, 'u:Aqn:S:F:');
     if (rest.length !== 1 || (!opts.has('u') && !opts.has('A'))) throw new UsageError('doveadm index [-u <user>|-A] [-S <socket_path>] [-q] [-n <max recent>] <mailbox mask>');

@@ -106,8 +106,6 @@ function storeError(e: unknown): never {
 }
 
 export const mailboxListCommand: CliCommand = {
-  name: 'mailbox list',
-  usage: '[-s] -u <user> [<mailbox mask> [...]]',
   async run(ctx) {
     const { user, opts } = userArg(ctx, 's');
     const store = await openUserStore(ctx, user);
@@ -125,8 +123,6 @@ export const mailboxListCommand: CliCommand = {
 const STATUS_FIELDS = ['messages', 'recent', 'uidnext', 'uidvalidity', 'unseen', 'vsize', 'guid'] as const;
 
 export const mailboxStatusCommand: CliCommand = {
-  name: 'mailbox status',
-  usage: '[-t] -u <user> <fields> <mailbox mask> [...]',
   async run(ctx) {
     const { user, rest } = userArg(ctx, 't');
     if (rest.length < 2) throw new UsageError('missing fields or mailbox');
@@ -154,10 +150,8 @@ export const mailboxStatusCommand: CliCommand = {
   },
 };
 
-function simple(name: string, fn: (s: MailStore, args: string[]) => Promise<void>, n: number): CliCommand {
+function simple(fn: (s: MailStore, args: string[]) => Promise<void>, n: number): CliCommand {
   return {
-    name: `mailbox ${name}`,
-    usage: name === 'rename' ? '-u <user> <old name> <new name>' : `-u <user> <mailbox> [...]`,
     async run(ctx) {
       const { user, rest } = userArg(ctx, 's');
       if (rest.length < n) throw new UsageError('missing mailbox');
@@ -176,8 +170,8 @@ function createError(name: string, e: unknown): unknown {
   return new CommandError(`Error: Can't create mailbox ${mutf7ToUtf8(name)}: ${why}`, EX_USAGE);
 }
 
-export const mailboxCreateCommand = simple('create', async (s, a) => {
+export const mailboxCreateCommand = simple(async (s, a) => {
   for (const m of a) await s.create(m).catch((e: unknown) => { throw createError(m, e); });
 }, 1);
-export const mailboxDeleteCommand = simple('delete', async (s, a) => { for (const m of a) await s.delete(m); }, 1);
-export const mailboxRenameCommand = simple('rename', async (s, a) => { await s.rename(a[0], a[1]); }, 2);
+export const mailboxDeleteCommand = simple(async (s, a) => { for (const m of a) await s.delete(m); }, 1);
+export const mailboxRenameCommand = simple(async (s, a) => { await s.rename(a[0], a[1]); }, 2);

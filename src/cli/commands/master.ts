@@ -41,5 +41,5 @@ async function sendSignal(ctx: CommandContext, sig: 'SIGHUP' | 'SIGTERM'): Promi
   return 0;
 }
 
-export const reloadCommand: CliCommand = { name: 'reload', usage: '', run: (ctx) => sendSignal(ctx, 'SIGHUP') };
-export const stopCommand: CliCommand = { name: 'stop', usage: '', run: (ctx) => sendSignal(ctx, 'SIGTERM') };
+export const reloadCommand: CliCommand = { run: (ctx) => sendSignal(ctx, 'SIGHUP') };
+export const stopCommand: CliCommand = { run: (ctx) => sendSignal(ctx, 'SIGTERM') };

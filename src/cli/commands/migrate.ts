@@ -57,8 +57,6 @@ async function checkUser(ctx: CommandContext, user: string, p: Printer, withUser
 }
 
 export const migrateCheckCommand: CliCommand = {
-  name: 'migrate check',
-  usage: '-u <user> | -A',
   async run(ctx) {
     const { opts } = getopt(ctx.args, 'u:A');
     const user = opts.get('u');

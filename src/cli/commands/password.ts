@@ -39,8 +39,6 @@ async function asRoot<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 export const passwordChangeCommand: CliCommand = {
-  name: 'password change',
-  usage: '-u <user> [--recovery]',
   async run(ctx) {
     const recovery = ctx.args.includes('--recovery');
     const { opts, rest } = getopt(ctx.args.filter((a) => a !== '--recovery'), 'u:');

@@ -47,8 +47,6 @@ async function printRoot(p: Printer, q: UserQuota, user: string | null): Promise
 }
 
 export const quotaGetCommand: CliCommand = {
-  name: 'quota get',
-  usage: '[-u <user>|-A]',
   async run(ctx) {
     const { users, all } = await targetUsers(ctx);
     const p = ctx.printer('table');
@@ -77,8 +75,6 @@ export const quotaGetCommand: CliCommand = {
 };
 
 export const quotaRecalcCommand: CliCommand = {
-  name: 'quota recalc',
-  usage: '[-u <user>|-A]',
   async run(ctx) {
     const { users } = await targetUsers(ctx);
     let code = 0;

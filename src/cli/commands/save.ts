@@ -31,8 +31,6 @@ async function stdinMessage(): Promise<Buffer> {
 }
 
 export const saveCommand: CliCommand = {
-  name: 'save',
-  usage: '[-u <user>] [-m <mailbox>]',
   async run(ctx) {
     const { opts, rest } = getopt(ctx.args, 'u:m:S:');
     const user = opts.get('u');

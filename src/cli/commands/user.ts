@@ -12,8 +12,6 @@ import { getopt } from '../args.js';
 import { wildcardMask } from '../../util/wildcard.js';
 
 export const userCommand: CliCommand = {
-  name: 'user',
-  usage: '[-a <userdb socket path>] [-x <auth info>] [-f field] [-m] [-u] <user mask> [...]',
   async run(ctx) {
     const { opts, rest } = getopt(ctx.args, 'a:x:f:mu');
     if (rest.length === 0) throw new UsageError('missing user');

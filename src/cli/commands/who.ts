@@ -75,8 +75,6 @@ async function sessions(ctx: CommandContext): Promise<AdminSession[]> {
 }
 
 export const whoCommand: CliCommand = {
-  name: 'who',
-  usage: '[-a <anvil socket path>] [-1] [<user mask>] [<ip/bits>]',
   async run(ctx) {
     const { opts, rest } = getopt(ctx.args, 'a:1');
     const filter = parseMasks(rest);
@@ -115,8 +113,6 @@ export const whoCommand: CliCommand = {
 };
 
 export const kickCommand: CliCommand = {
-  name: 'kick',
-  usage: '[-a <anvil socket path>] [-f] <user mask>[|]<ip/bits>',
   async run(ctx) {
     const { rest } = getopt(ctx.args, 'a:f');
     if (!rest.length) throw new CommandError('Error: user and/or ip[/bits] must be specified.', EX_USAGE);

@@ -1,0 +1,105 @@
+/**
+ * One admin CLI call, as a script or an admin runs it: wall time of a whole
+ * `sealadm` process (start, config, userdb, mail store, exit) beside
+ * `doveadm` on the same config in the same run. Two ISPmail-shaped trees: the
+ * SQLite `virtual_users` table ({BLF-CRYPT} passwords, quota_rule from SQL)
+ * and a passwd-file. doveadm asks the running Dovecot's auth process for
+ * `user` and `auth test`, so a private Dovecot runs on each tree; sealadm
+ * reads the same userdb itself. Issue goal: simple commands under 0.3 s.
+ * SEALADM_BENCH_BEFORE=<path to another build's sealadm.js> adds that build's
+ * figures to the notes (before/after in one run).
+ */
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { mailIds, setupDovecot } from '../test/helpers/dovecot.js';
+import { findTool } from '../test/helpers/tools.js';
+import { sealadmJs } from '../test/helpers/paths.js';
+import { benchUser, DOMAIN, makeUserDb, PASSWORD, writeSqlExt } from './ispmail-pair.js';
+import { makeMaildir } from './imap-server.bench.js';
+import type { BenchRow } from './harness.js';
+
+const USER = benchUser(1);
+/** The user's home as writeSqlExt's user_query gives it. */
+const home = (homes: string) => join(homes, DOMAIN, USER.split('@')[0]);
+const RUNS = 7;
+
+/** Median and minimum wall time of a whole process, in ms; the exit code must be `want`. */
+function timeProcess(cmd: string, args: string[], want = 0): { med: number; min: number } {
+  const times: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 60_000 });
+    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    if (r.status !== want) throw new Error(`${cmd} ${args.join(' ')}: exit ${r.status}: ${r.stderr}`);
+  }
+  times.sort((a, b) => a - b);
+  return { med: times[Math.floor(times.length / 2)], min: times[0] };
+}
+
+/** The two userdb shapes (passdb+userdb blocks for dovecot.conf): ISPmail's SQLite table (ispmail-pair.ts) and a passwd-file, files in `dir`. */
+function userdbs(dir: string, homes: string): { name: string; conf: string }[] {
+  const { uid, gid } = mailIds();
+  const db = join(dir, 'users.db');
+  makeUserDb(db, 1);
+  const ext = join(dir, 'dovecot-sql.conf.ext');
+  writeSqlExt(ext, db, homes);
+  const hash = spawnSync('sqlite3', [db, `SELECT password FROM virtual_users WHERE email='${USER}'`], { encoding: 'utf8' }).stdout.trim();
+  const passwd = join(dir, 'passwd');
+  writeFileSync(passwd, `${USER}:${hash}:${uid}:${gid}::${home(homes)}::\n`, { mode: 0o644 });
+  const block = (driver: string, args: string) => `passdb {\n  driver = ${driver}\n  args = ${args}\n}\nuserdb {\n  driver = ${driver}\n  args = ${args}\n}`;
+  return [{ name: 'SQLite userdb', conf: block('sql', ext) }, { name: 'passwd-file', conf: block('passwd-file', passwd) }];
+}
+
+export default async function sealadmBench(): Promise<BenchRow[]> {
+  const doveadm = findTool('doveadm');
+  if (!doveadm) return [{ name: 'sealadm per call', sealmail: 'skipped', dovecot: 'Dovecot not installed' }];
+  const before = process.env.SEALADM_BENCH_BEFORE;
+  const cleanups: (() => unknown)[] = [];
+  const fakeT = { after: (fn: () => unknown) => { cleanups.push(fn); }, skip: () => undefined, diagnostic: () => undefined } as unknown as TestContext;
+  const dir = mkdtempSync(join(tmpdir(), 'bench-sealadm-'));
+  chmodSync(dir, 0o755);
+  const rows: BenchRow[] = [];
+  try {
+    const { uid, gid } = mailIds();
+    const homes = join(dir, 'home');
+    makeMaildir(join(home(homes), 'Maildir'), 20, (i) => `From: s${i}@example.net\nTo: ${USER}\nSubject: message ${i}\n\n${'filler text line\n'.repeat(40)}`);
+    if (process.getuid?.() === 0) spawnSync('chown', ['-R', `${uid}:${gid}`, homes]);
+    for (const shape of userdbs(dir, homes)) {
+      const dv = setupDovecot(fakeT, {
+        start: true, protocols: 'imap', passdb: shape.conf, userdb: '',
+        mailLocation: 'maildir:~/Maildir',
+        extraConf: 'namespace inbox {\n  inbox = yes\n  separator = .\n}\nmail_plugins = $mail_plugins quota\nplugin {\n  quota = maildir:User quota\n}\n',
+      });
+      if (!dv) return [{ name: 'sealadm per call', sealmail: 'skipped', dovecot: 'Dovecot not installed' }];
+      const calls: [string, string[]][] = [
+        ['user', ['user', USER]],
+        ['mailbox status', ['mailbox', 'status', '-u', USER, 'messages', 'INBOX']],
+        ['auth test', ['auth', 'test', USER, PASSWORD]],
+      ];
+      for (const [label, args] of calls) {
+        // warm the page cache and Dovecot's auth process once, untimed
+        spawnSync(process.execPath, [sealadmJs, '-c', dv.conf, ...args], { timeout: 60_000 });
+        dv.doveadm(args);
+        const ours = timeProcess(process.execPath, [sealadmJs, '-c', dv.conf, ...args]);
+        const theirs = timeProcess(doveadm, ['-c', dv.conf, ...args]);
+        const old = before ? timeProcess(process.execPath, [before, '-c', dv.conf, ...args]) : null;
+        rows.push({
+          name: `sealadm ${label}, ${shape.name} (median of ${RUNS})`,
+          sealmail: `${ours.med.toFixed(0)} ms (min ${ours.min.toFixed(0)})`,
+          dovecot: `${theirs.med.toFixed(0)} ms (min ${theirs.min.toFixed(0)})`,
+          note: `ratio ${(ours.med / theirs.med).toFixed(1)}×; goal < 300 ms${old ? `; before: ${old.med.toFixed(0)} ms (min ${old.min.toFixed(0)})` : ''}`,
+        });
+      }
+      dv.stop();
+    }
+    const node = timeProcess(process.execPath, ['-e', '0']);
+    rows.push({ name: 'node -e 0 (process start alone, same run)', sealmail: `${node.med.toFixed(0)} ms (min ${node.min.toFixed(0)})` });
+    return rows;
+  } finally {
+    for (const fn of cleanups.reverse()) await fn();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -56,6 +56,21 @@ import { readCopyKey } from './lmtp-copy.js';
 import { rebindListeners, type WantedListener } from './listener-reload.js';
 import type { AdminTarget } from './admin-socket.js';
 
+/**
+ * What start() and reload() take from a tree before anything changes: the
+ * service users and the connection limits, with doveconf's
+ * `Error in configuration file F: …` when they do not resolve.
+ */
+function treeSettings(config: DovecotConfig): { loginUser: Identity; internalUser: Identity; limits: Record<ConnProto, ConnectionTable['limits']> } {
+  try {
+    return {
+      loginUser: serviceUser('default_login_user', config.get('default_login_user') || 'dovenull'),
+      internalUser: serviceUser('default_internal_user', config.get('default_internal_user') || 'dovecot'),
+      limits: { imap: protocolLimits(config, 'imap'), sieve: protocolLimits(config, 'sieve') },
+    };
+  } catch (e) { throw new Error(`Error in configuration file ${config.path}: ${(e as Error).message}`); }
+}
+
 /** True where this mode applies: root, and no mail_uid to drop to. */
 export function rootMasterApplies(config: DovecotConfig): boolean {
   return typeof process.getuid === 'function' && process.getuid() === 0 && !config.get('mail_uid');
@@ -127,12 +142,10 @@ export class RootMaster {
   /** Resolve the service users (Dovecot's texts), bind, start the children. Throws a start-up error's text. */
   async start(): Promise<string[]> {
     const { config } = this.o;
-    const where = `Error in configuration file ${config.path}: `;
-    try {
-      this.loginUser = serviceUser('default_login_user', config.get('default_login_user') || 'dovenull');
-      this.internalUser = serviceUser('default_internal_user', config.get('default_internal_user') || 'dovecot');
-      this.tables = { imap: new ConnectionTable(protocolLimits(config, 'imap'), this.log), sieve: new ConnectionTable(protocolLimits(config, 'sieve'), this.log) };
-    } catch (e) { throw new Error(where + (e as Error).message); }
+    const t = treeSettings(config);
+    this.loginUser = t.loginUser;
+    this.internalUser = t.internalUser;
+    this.tables = { imap: new ConnectionTable(t.limits.imap, this.log), sieve: new ConnectionTable(t.limits.sieve, this.log) };
     this.files = configFilesSnapshot();
     stopRecording();
     // the sockets between the children, under base_dir as Dovecot's login/ directory: root binds them, only the login user may connect
@@ -168,8 +181,8 @@ export class RootMaster {
     this.sockPaths = { loginSocket, authSocket };
     for (let i = 0; i < count; i++) this.logins.push(this.spawnLogin(i, { loginSocket, authSocket }));
     await Promise.all([this.auth.ready, ...this.logins.map((l) => l!.ready)]);
-    this.open = await openListeners([...this.o.imapSpecs, ...this.o.sieveSpecs], this.o.tls, guardAccept(this.log, (s, spec) => this.dispatch(s as Socket, spec)), { handOff: true });
-    if (lmtp) this.open.push(...await openListeners(lmtpInetSpecs(config), null, guardAccept(this.log, (s) => this.toLmtp(s as Socket, 'lmtp')), { handOff: true }));
+    this.open = [];
+    for (const w of this.wantedListeners()) this.open.push(...await openListeners([w.spec], this.o.tls, w.onConnection, { handOff: true }));
     return [
       ...this.unix.map((l) => `listening on ${l.spec.path} (${l.spec.service})`),
       ...this.open.map((l) => `listening on ${l.spec.address}:${l.port} (${l.spec.service}/${l.spec.name}${l.spec.ssl ? ', ssl' : ''})`),
@@ -504,15 +517,7 @@ export class RootMaster {
    * to start. The unix listeners (auth, LMTP sockets) stay as they are.
    */
   async reload(o: RootMasterOptions, files: ConfigFilesSnapshot): Promise<void> {
-    const { config } = o;
-    const where = `Error in configuration file ${config.path}: `;
-    let loginUser: Identity, internalUser: Identity;
-    try {
-      loginUser = serviceUser('default_login_user', config.get('default_login_user') || 'dovenull');
-      internalUser = serviceUser('default_internal_user', config.get('default_internal_user') || 'dovecot');
-    } catch (e) { throw new Error(where + (e as Error).message); }
-    let limits: Record<ConnProto, ConnectionTable['limits']>;
-    try { limits = { imap: protocolLimits(config, 'imap'), sieve: protocolLimits(config, 'sieve') }; } catch (e) { throw new Error(where + (e as Error).message); }
+    const { loginUser, internalUser, limits } = treeSettings(o.config);
     const before = { o: this.o, files: this.files, loginUser: this.loginUser, internalUser: this.internalUser };
     Object.assign(this, { o, files, loginUser, internalUser });
     let count: number;

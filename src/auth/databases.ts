@@ -7,7 +7,7 @@
  * engine.ts.
  */
 import { readFile } from 'node:fs/promises';
-import { checkKnownKeys, parseExtFile } from '../config/index.js';
+import { checkKnownKeys, ConfigError, parseExtFile } from '../config/index.js';
 import { expandVarsChecked, type VarTable } from '../config/vars.js';
 import { createSqlDriver, SqlError, type SqlDriver, type SqlText } from './sql/index.js';
 
@@ -31,7 +31,7 @@ export interface Backend {
   close?(): Promise<void>;
 }
 
-const SQL_KEYS = ['driver', 'connect', 'password_query', 'user_query', 'update_query', 'iterate_query', 'default_pass_scheme', 'userdb_warning_disable', 'password_update_query'];
+const SQL_KEYS = ['driver', 'connect', 'password_query', 'user_query', 'update_query', 'iterate_query', 'default_pass_scheme', 'userdb_warning_disable'];
 
 /** Dovecot's built-in queries, used only when the file leaves them unset. */
 const DEFAULT_QUERIES = {
@@ -55,6 +55,12 @@ export class SqlBackend implements Backend {
     if (!p) {
       p = (async () => {
         const ext = await parseExtFile(path);
+        const moved = ext.values.get('password_update_query');
+        if (moved) {
+          // Dovecot's auth process dies on this key, so it cannot live here: a
+          // rollback to Dovecot must start on the same files.
+          throw new ConfigError(path, moved.line, 'Unknown setting: password_update_query (Dovecot refuses it here too: move it to dovecot.conf as plugin { sealmail_password_update_query = … })');
+        }
         checkKnownKeys(ext, SQL_KEYS);
         const get = (k: string) => ext.values.get(k)?.value;
         if (!get('driver')) throw new Error(`${path}: sql: driver not set`);

@@ -395,9 +395,10 @@ export class AuthEngine {
 
   /**
    * Store a new password hash for `user` in the first SQL passdb, with the
-   * passdb's default_pass_scheme, through `password_update_query` (a
-   * Sealmail setting of dovecot-sql.conf.ext; `%{new_password_hash}` is the
-   * new hash with its {SCHEME} prefix). ISPmail's schema gets a working
+   * passdb's default_pass_scheme, through `plugin { sealmail_password_update_query }`
+   * (Sealmail's own setting, in the plugin section Dovecot leaves alone, so
+   * Dovecot still starts on the same tree; `%{new_password_hash}` is the new
+   * hash with its {SCHEME} prefix). ISPmail's schema gets a working
    * default. Exactly one row must change: anything else is an error and the
    * caller must not go on.
    */
@@ -405,13 +406,13 @@ export class AuthEngine {
     for (const db of this.passdbs) {
       const b = await db.backend;
       if (!(b instanceof SqlBackend)) continue;
-      const tpl = b.settings.get('password_update_query') ?? defaultPasswordUpdateQuery(b.settings.get('password_query') ?? '');
-      if (!tpl) throw new Error('no password_update_query in the SQL passdb settings (dovecot-sql.conf.ext), and the schema is not ISPmail\'s virtual_users: set one, e.g. UPDATE users SET password = \'%{new_password_hash}\' WHERE userid = \'%u\'');
+      const tpl = this.config.plugin({ protocol: this.protocol }).sealmail_password_update_query || defaultPasswordUpdateQuery(b.settings.get('password_query') ?? '');
+      if (!tpl) throw new Error('no plugin { sealmail_password_update_query } in dovecot.conf, and the schema is not ISPmail\'s virtual_users: set one, e.g. UPDATE users SET password = \'%{new_password_hash}\' WHERE userid = \'%u\'');
       const scheme = b.defaultScheme;
       const hash = await hashPassword(scheme, Buffer.from(newPassword, "utf8"), { user }); // with its {SCHEME} prefix
       const vars = { ...this.vars(user, user, info), new_password_hash: hash };
       const n = await b.update(tpl, vars);
-      if (n !== 1) throw new Error(`password_update_query changed ${n} rows for ${user} (expected exactly 1)`);
+      if (n !== 1) throw new Error(`sealmail_password_update_query changed ${n} rows for ${user} (expected exactly 1)`);
       this.cache.flush();
       return { scheme };
     }

@@ -86,7 +86,12 @@ export async function runCli(argv: string[], io: { out: NodeJS.WritableStream; e
   // Commands report on stdout/stderr themselves. The layers below log as a
   // server would (auth: sql(user): Password mismatch …); doveadm leaves those
   // to the server's log, so sealadm shows them only with -v (-D adds debug).
-  setLogSink((line, level) => { if (g.debug || (g.verbose && level !== 'debug')) io.err.write(line + '\n'); });
+  // A configuration error met on the way (a dovecot-sql.conf.ext key Dovecot
+  // refuses, say) is shown always: doveadm would fail on it too ("Couldn't
+  // connect to auth socket"), and sealadm's log is the only place it appears.
+  setLogSink((line, level) => {
+    if (g.debug || (g.verbose && level !== 'debug') || line.includes(': Error in configuration file ')) io.err.write(line + '\n');
+  });
   const ctx: CommandContext = {
     args: g.rest.slice(found.used),
     configPath: g.configPath,

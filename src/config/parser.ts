@@ -3,8 +3,11 @@
  * lexer.ts assembled into per-filter settings trees (tree.ts), with
  * `!include`/`!include_try` (include.ts), `<file` values, `$setting`
  * snapshots, section merging, filters, value validation and Dovecot's
- * warnings. Differences from Dovecot, on purpose: an unknown setting is a
- * warning, not fatal (trees with plugins we lack still load).
+ * warnings. An unknown setting or section is fatal with Dovecot's text
+ * (`Unknown setting: service { foo`, the enclosing sections' names first), as
+ * doveconf refuses it: a misspelled setting must never fall back to its
+ * default silently. Settings Dovecot knows but Sealmail does not honour are
+ * warned about elsewhere (settings.ts), by name.
  */
 import { globConfigFiles, readConfigFileSync } from './privileged-files.js';
 import { ConfigError, type Origin } from './errors.js';
@@ -37,6 +40,14 @@ export interface ParsedConfig {
 }
 
 const LIST_SECTIONS = new Set(['passdb', 'userdb', 'namespace']);
+
+/**
+ * The enclosing sections as config-parser.c's get_setting_full_path() writes
+ * them in errors: each section's key followed by " { ", filters left out.
+ */
+function sectionPath(types: readonly string[]): string {
+  return types.map((t) => `${t} { `).join('');
+}
 
 interface Frame {
   filter: Filter;
@@ -164,7 +175,9 @@ class Parser {
     const allowed = SECTION_PARENTS[type];
     if (!allowed || !allowed.includes(parentType)) {
       if (!(parentType && FREE_FORM_SECTIONS.has(parentType))) {
-        this.warnings.push(`${at.file} line ${at.line}: Unknown section: ${type}${name ? ' ' + name : ''} (ignored)`);
+        // config-parser.c pushes the section before checking its key, so the
+        // path ends with the section's own name twice ("servce { servce").
+        throw new ConfigError(at.file, at.line, `Unknown setting: ${sectionPath([...top.types, type])}${type}`);
       }
     }
     if (type === 'service' && !name) throw new ConfigError(at.file, at.line, 'service must have a name');
@@ -192,7 +205,7 @@ class Parser {
       throw new ConfigError(at.file, at.line, `Auth settings not supported inside local/remote blocks: ${key}`);
     }
     if (!isKnownKey(types, key)) {
-      this.warnings.push(`${at.file} line ${at.line}: Unknown setting: ${key} (ignored)`);
+      throw new ConfigError(at.file, at.line, `Unknown setting: ${sectionPath(types)}${key}`);
     } else if (!fromFile) {
       this.validate(types, key, value, at);
       value = normalizeValue(settingType(types, key), value);

@@ -12,6 +12,7 @@ export { ConfigError } from './errors.js';
 export { DovecotConfig, type FilterContext, type ServiceConfig, type NamespaceConfig, type InetListener, type UnixListener } from './settings.js';
 export { parseExtFile, parseExtText, checkKnownKeys, type ExtFile } from './ext-parser.js';
 export { dumpNonDefault } from './dump.js';
+export { supportFindings, type Finding } from './support-report.js';
 
 export interface LoadOptions {
   /** `-o key=value` overrides (doveadm/doveconf), applied after the files; `plugin/x` and `service/NAME/x` paths work. */

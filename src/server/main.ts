@@ -18,7 +18,7 @@ import type { WorkerMessage } from './service-pool.js';
 import { DeliveryServices } from './delivery-services.js';
 import { ManageSieveService, managesieveListenerSpecs } from './managesieve-service.js';
 import { loadConfig, ConfigError, type DovecotConfig } from '../config/index.js';
-import { compatStatus } from '../config/known-settings.js';
+import { supportFindings } from '../config/support-report.js';
 import { adoptLogFds, configureLogging, Logger, openLogFiles, reopenLogFiles } from '../log/logger.js';
 import { parseListen, tlsMinVersion, type ListenerSpec, type TlsMaterial } from './listeners.js';
 import { dropPrivileges } from './privileges.js';
@@ -248,9 +248,11 @@ export async function main(argv: string[]): Promise<void> {
   for (const w of config.warnings) log.warn(w);
   // said once: without the addon a client with Nagle on waits for our delayed ACKs (tcp-socket.ts)
   if (tcpAddonError) log.warn(`TCP_QUICKACK unavailable, delayed ACKs may stall clients: ${tcpAddonError}`);
-  for (const key of config.explicitGlobals()) {
-    if (compatStatus(key) === 'accepted, no effect yet (warns)') log.warn(`${key}: not supported by Sealmail yet, setting has no effect (see dovecot-compat.md)`);
-  }
+  // what Sealmail does not do as Dovecot would, each said once by name (support-report.ts);
+  // anything that would lose or hide mail stops the start before a listener opens
+  const findings = supportFindings(config);
+  for (const f of findings) (f.level === 'fatal' ? log.fatal(f.text) : log.warn(f.text));
+  if (findings.some((f) => f.level === 'fatal')) process.exit(EXIT_FATAL);
   if (rootMasterApplies(config)) { await runAsRootMaster(config, args.configPath, log, demo); return; }
 
   const services = new ServiceProcesses(config, fileURLToPath(import.meta.url), ['-c', args.configPath], log);

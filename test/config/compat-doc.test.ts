@@ -11,4 +11,5 @@ test('dovecot-compat.md settings table is up to date (npm run gen:compat)', () =
   assert.equal(doc, withTable(doc));
   assert.match(doc, /^\| `auth_failure_delay` \| `2 secs` \| supported \|$/m);
   assert.match(doc, /^\| `imap_fetch_failure` \| `disconnect-immediately` \| accepted, no effect yet \(warns\) \|$/m);
+  assert.match(doc, /^\| `lazy_expunge` \| refused \(does not start\) \| /m);
 });

@@ -3,9 +3,11 @@
  * non-default settings in doveconf's layout; with setting names it prints
  * `key = value` lines (or bare values with -h) as `doveconf KEY` does.
  * Warnings (unknown settings …) go to stderr; an error names file:line and
- * exits 89 like doveconf.
+ * exits 89 like doveconf. `-W` (Sealmail's own) lists instead what the server
+ * would warn about or refuse at start (config/support-report.ts), one line
+ * each, and exits 89 when something would stop the start.
  */
-import { ConfigError, dumpNonDefault, loadConfig } from '../../config/index.js';
+import { ConfigError, dumpNonDefault, loadConfig, supportFindings } from '../../config/index.js';
 import { CommandError, UsageError, type CliCommand } from '../command.js';
 
 const EX_CONFIG_FATAL = 89;
@@ -15,6 +17,7 @@ export const configCommand: CliCommand = {
     let nonDefault = false;
     let showSecrets = false;
     let hideKey = false;
+    let findings = false;
     let configPath = ctx.configPath;
     const names: string[] = [];
     const args = [...ctx.args];
@@ -24,6 +27,7 @@ export const configCommand: CliCommand = {
       else if (a === '-a') nonDefault = false;
       else if (a === '-P') showSecrets = true;
       else if (a === '-h') hideKey = true;
+      else if (a === '-W') findings = true;
       else if (a === '-c') { configPath = args.shift() ?? ''; if (!configPath) throw new UsageError('-c needs a file'); }
       else if (a.startsWith('-')) throw new UsageError(`Unknown parameter: ${a}`);
       else names.push(a);
@@ -31,12 +35,17 @@ export const configCommand: CliCommand = {
     let config;
     try {
       // doveconf -n shows values as written: only self-references are expanded.
-      config = await loadConfig(configPath, { overrides: ctx.overrides, expandValues: names.length > 0 });
+      config = await loadConfig(configPath, { overrides: ctx.overrides, expandValues: names.length > 0 || findings });
     } catch (e) {
       if (e instanceof ConfigError) throw new CommandError(`doveconf: Fatal: ${e.message}`, EX_CONFIG_FATAL);
       throw e;
     }
     for (const w of config.warnings) ctx.err.write(`doveconf: Warning: ${w}\n`);
+    if (findings) {
+      const list = supportFindings(config);
+      for (const f of list) ctx.out.write(`${f.level === 'fatal' ? 'Fatal' : 'Warning'}: ${f.text}\n`);
+      return list.some((f) => f.level === 'fatal') ? EX_CONFIG_FATAL : 0;
+    }
     if (names.length) {
       for (const n of names) ctx.out.write(hideKey ? `${config.get(n)}\n` : `${n} = ${config.get(n)}\n`);
       return 0;

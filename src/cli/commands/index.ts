@@ -9,7 +9,7 @@
 import type { CommandEntry } from '../command.js';
 
 export const commands: CommandEntry[] = [
-  { name: 'config', usage: '[-a] [-n] [-P] [-h] [-c <config>] [<setting> ...]', load: async () => (await import('./config.js')).configCommand },
+  { name: 'config', usage: '[-a] [-n] [-P] [-h] [-W] [-c <config>] [<setting> ...]', load: async () => (await import('./config.js')).configCommand },
   { name: 'pw', usage: '[-l] [-p plaintext] [-r rounds] [-s scheme] [-t hash] [-u user] [-V]', load: async () => (await import('./pw.js')).pwCommand },
   { name: 'auth test', usage: '[-a <auth socket path>] [-x <auth info>] [-M <master user>] <user> [<password>]', load: async () => (await import('./auth.js')).authTestCommand },
   { name: 'auth lookup', usage: '[-a <auth socket path>] [-x <auth info>] [-f field] <user> [<user> ...]', load: async () => (await import('./auth.js')).authLookupCommand },

@@ -1,0 +1,64 @@
+/**
+ * Nothing Sealmail skips is silent (config/support-report.ts): a plugin it
+ * lacks, a setting with no effect and a protocol it does not serve are each
+ * one warning naming file:line; a plugin or storage driver whose absence
+ * would lose or hide mail stops the start (exit 89) before a listener
+ * opens. `sealadm config -W` lists the same findings.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { MAIL_PLUGINS } from '../../src/config/mail-plugin-support.js';
+import { sealadmJs } from '../helpers/paths.js';
+import { startSealmail } from '../helpers/sealmail-server.js';
+import { tempDir } from '../helpers/tmp.js';
+
+function findings(t: import('node:test').TestContext, text: string): { status: number | null; lines: string[]; conf: string } {
+  const dir = tempDir(t, 'findings');
+  const conf = join(dir, 'dovecot.conf');
+  writeFileSync(conf, text);
+  const r = spawnSync(process.execPath, [sealadmJs, 'config', '-W', '-c', conf], { encoding: 'utf8', timeout: 60_000 });
+  return { status: r.status, lines: r.stdout.split('\n').filter(Boolean), conf };
+}
+
+test('sealadm config -W: each plugin Sealmail lacks is named with file:line and what is lost; zlib and lazy_expunge are fatal', (t) => {
+  const r = findings(t, 'mail_location = maildir:~/Maildir\nmail_plugins = quota mail_crypt\nprotocol imap {\n  mail_plugins = $mail_plugins imap_quota acl lazy_expunge\n}\nprotocol lmtp {\n  mail_plugins = $mail_plugins sieve trash fts frobnicate\n}\n');
+  const c = r.conf;
+  assert.equal(r.status, 89);
+  assert.ok(r.lines.includes(`Warning: ${c} line 4: mail_plugins: acl is not supported by Sealmail: ${MAIL_PLUGINS.acl.note}`), r.lines.join('\n'));
+  assert.ok(r.lines.includes(`Fatal: ${c} line 4: mail_plugins: lazy_expunge is not supported by Sealmail, which will not start with it: ${MAIL_PLUGINS.lazy_expunge.note}. Remove it from mail_plugins, or keep running Dovecot`), r.lines.join('\n'));
+  assert.ok(r.lines.includes(`Warning: ${c} line 7: mail_plugins: trash is not supported by Sealmail: ${MAIL_PLUGINS.trash.note}`));
+  assert.ok(r.lines.includes(`Warning: ${c} line 7: mail_plugins: fts is not supported by Sealmail: ${MAIL_PLUGINS.fts.note}`));
+  assert.ok(r.lines.some((l) => l.startsWith(`Warning: ${c} line 7: mail_plugins: frobnicate is not supported by Sealmail: Dovecot 2.3 ships no such plugin`)));
+  // supported plugins, repeated through $mail_plugins, are never mentioned
+  assert.ok(!r.lines.some((l) => /: (quota|mail_crypt|imap_quota|sieve) is/.test(l)), r.lines.join('\n'));
+  assert.equal(r.lines.length, 5, r.lines.join('\n'));
+});
+
+test('sealadm config -W: another storage driver is fatal, globally or in a namespace; unserved protocols and no-effect settings warn', (t) => {
+  const r = findings(t, 'protocols = imap pop3 lmtp submission\nmail_location = mdbox:~/mdbox\nssl_prefer_server_ciphers = yes\nnamespace archive {\n  prefix = Archive/\n  location = sdbox:~/archive\n}\n');
+  const c = r.conf;
+  assert.equal(r.status, 89);
+  assert.deepEqual(r.lines.sort(), [
+    `Fatal: ${c} line 2: mail_location = mdbox:~/mdbox: Sealmail stores mail only in Maildir, not mdbox; it will not start on mail it cannot read`,
+    'Fatal: namespace archive: location = sdbox:~/archive: Sealmail stores mail only in Maildir, not sdbox; it will not start on mail it cannot read',
+    `Warning: ${c} line 1: protocols: Sealmail has no submission service; no listener opens for it`,
+    `Warning: ${c} line 3: ssl_prefer_server_ciphers: not supported by Sealmail yet, the setting has no effect (see dovecot-compat.md)`,
+    ...(r.lines.some((l) => l.includes('no pop3 service')) ? [`Warning: ${c} line 1: protocols: Sealmail has no pop3 service; no listener opens for it`] : []),
+  ].sort());
+});
+
+test('the server says the same at start: warnings by name and it runs; with lazy_expunge it refuses before any listener', async (t) => {
+  const srv = await startSealmail(t, { extraConf: 'mail_plugins = acl last_login\n' });
+  assert.match(srv.output(), /dovecot\.conf line \d+: mail_plugins: acl is not supported by Sealmail: ACL files are not read/);
+  assert.match(srv.output(), /dovecot\.conf line \d+: mail_plugins: last_login is not supported by Sealmail: the last-login dict is not updated/);
+  await srv.stop();
+
+  await assert.rejects(startSealmail(t, { extraConf: 'mail_plugins = lazy_expunge\n', startMs: 60_000 }), (e: Error) => {
+    assert.match(e.message, /Fatal: .*dovecot\.conf line \d+: mail_plugins: lazy_expunge is not supported by Sealmail, which will not start with it/);
+    assert.doesNotMatch(e.message, /listening on/);
+    return true;
+  });
+});

@@ -191,6 +191,8 @@ export const SEALMAIL_HONOURS = new Set([
   'sendmail_path', 'submission_host', 'submission_timeout',
   // LMTP's message spool (src/lmtp/data-spool.ts) and its per-user RCPT limit
   'mail_temp_dir', 'lmtp_user_concurrency_limit',
+  // the trusted edge (src/server/haproxy.ts, imap/commands/prelogin.ts)
+  'haproxy_trusted_networks', 'haproxy_timeout', 'login_trusted_networks',
   // the users of the root master mode's login and auth/LMTP processes (src/server/root-master.ts)
   'default_login_user', 'default_internal_user',
 ]);

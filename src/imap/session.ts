@@ -42,6 +42,13 @@ export interface SessionOptions {
   lip: string;
   /** Connection already inside TLS (imaps, or after STARTTLS). */
   secured: boolean;
+  /**
+   * The client is in login_trusted_networks (login-common's client->trusted):
+   * plaintext logins are allowed as over TLS, and its first ID may forward
+   * the real client's address (x-originating-ip …), which then replaces
+   * rip/lip for logging and the auth penalty.
+   */
+  trusted?: boolean;
   /** Wrap the socket in TLS (STARTTLS); absent when no certificate is configured. */
   starttls?: (socket: Duplex) => Promise<Duplex>;
   /** Pre-authenticated user (tests, `sealmail imap -u`): skips LOGIN. */
@@ -151,6 +158,8 @@ export class Session {
   tlsStarted = false;
   /** CAPABILITY before login: the login reply then lists the capabilities untagged (imap-login). */
   capabilityAskedBeforeLogin = false;
+  /** imap-login's id_logged: only the first ID may forward a trusted proxy's client address. */
+  idSeen = false;
   private rawWaiter: ((line: string | null) => void) | null = null;
   private rawBuf = Buffer.alloc(0);
   /**
@@ -285,7 +294,7 @@ export class Session {
   }
 
   plaintextDisabled(): boolean {
-    if (this.secured) return false;
+    if (this.secured || this.opts.trusted) return false;
     if (this.opts.rip === '127.0.0.1' || this.opts.rip === '::1' || this.opts.rip === this.opts.lip) return false; // Dovecot trusts localhost
     return this.config.getBool('disable_plaintext_auth');
   }

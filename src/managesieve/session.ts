@@ -60,6 +60,8 @@ export interface SessionDeps {
   resolveHome(user: string, fields: Fields): string | undefined;
   tlsAvailable: boolean;
   secured: boolean;
+  /** The client is in login_trusted_networks: plaintext logins allowed as over TLS (login-common). */
+  trusted?: boolean;
   remoteIp?: string;
   localIp?: string;
   /** The server's per-IP auth penalty (Dovecot's anvil), shared with IMAP; none in unit tests. */
@@ -471,7 +473,7 @@ export class ManageSieveSession {
   private plaintextAllowed(): boolean {
     const cfg = this.deps.config;
     const off = cfg.getBool('disable_plaintext_auth') || cfg.get('ssl') === 'required';
-    if (!off || this.deps.secured) return true;
+    if (!off || this.deps.secured || this.deps.trusted) return true;
     const rip = this.deps.remoteIp ?? '';
     return rip === '' || rip === '::1' || rip.startsWith('127.') || rip === this.deps.localIp;
   }

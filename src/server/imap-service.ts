@@ -15,7 +15,8 @@ import { Logger } from '../log/logger.js';
 import { LoginService } from '../imap/login.js';
 import { Session } from '../imap/session.js';
 import type { ListenerSpec, TlsMaterial } from './listeners.js';
-import { implicitTls, serverStartTls } from './starttls.js';
+import { serverStartTls } from './starttls.js';
+import { fromListener } from './haproxy.js';
 import { ServerTlsContext } from './tls-context.js';
 import { protocolLimits, type ConnectionAddresses, type ConnectionSlot } from '../config/connection-limits.js';
 import { ConnectionTable } from './connection-table.js';
@@ -45,10 +46,10 @@ export class ImapService {
    * service-pool.ts): on an imaps listener TLS starts here.
    */
   acceptHandedOff(raw: Socket, spec: ListenerSpec, id: number, slot: ConnectionSlot): void {
-    const addr = { rip: raw.remoteAddress, lip: raw.localAddress };
     const release = () => { this.byId.delete(id); slot.release(); };
     const counted = { admit: (user: string) => slot.admit(user), release };
-    this.byId.set(id, this.accept(spec.ssl && this.tls ? implicitTls(raw, this.tls.current()) : raw, spec, addr, counted));
+    fromListener(raw, spec, { config: this.config, log: this.log, tls: () => this.tls?.current() ?? null },
+      (stream, addr) => this.byId.set(id, this.accept(stream, spec, addr, counted)), release);
   }
 
   /** The master dropped handed-off connection `id` (its login service is full). */
@@ -57,7 +58,7 @@ export class ImapService {
   /** sealadm kick of handed-off connection `id`. */
   kick(id: number): void { this.byId.get(id)?.kick(); }
 
-  accept(socket: Socket | TLSSocket, spec: ListenerSpec, addr: { rip?: string; lip?: string } = { rip: socket.remoteAddress, lip: socket.localAddress }, slot?: ConnectionSlot): Session {
+  accept(socket: Socket | TLSSocket, spec: ListenerSpec, addr: { rip?: string; lip?: string; proxiedSsl?: boolean; trusted?: boolean } = { rip: socket.remoteAddress, lip: socket.localAddress }, slot?: ConnectionSlot): Session {
     socket.setNoDelay(true);
     socket.on('error', () => socket.destroy());
     const rip = addr.rip?.replace(/^::ffff:/, '') ?? '';
@@ -67,7 +68,7 @@ export class ImapService {
     const starttls = tls && !spec.ssl ? (raw: Duplex) => serverStartTls(raw, () => tls.current()) : undefined;
     const session = new Session(socket, {
       config: this.config, log: new Logger(`imap(${rip})`), login: this.login, rip, lip,
-      secured: spec.ssl, starttls, slot,
+      secured: spec.ssl || !!addr.proxiedSsl, trusted: !!addr.trusted, starttls, slot,
     });
     this.sessions.add(session);
     socket.once('close', () => this.sessions.delete(session));

@@ -16,6 +16,8 @@ export interface ListenerSpec {
   address: string;
   port: number;
   ssl: boolean;
+  /** `haproxy = yes`: every connection starts with a PROXY header (haproxy.ts). */
+  haproxy?: boolean;
 }
 
 export interface TlsMaterial { cert: string; key: string; passphrase?: string; minVersion?: 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3' }

@@ -30,6 +30,7 @@ import type { RequestInfo } from '../auth/engine.js';
 import { Session } from '../imap/session.js';
 import type { ListenerSpec, TlsMaterial } from './listeners.js';
 import { serverStartTls } from './starttls.js';
+import { fromListener, type ClientAddresses } from './haproxy.js';
 import { ServerTlsContext } from './tls-context.js';
 import { AuthClient } from './auth-client.js';
 import { ManageSieveSession, type SessionDeps } from '../managesieve/session.js';
@@ -70,20 +71,24 @@ export function runLoginProcess(config: DovecotConfig, material: TlsMaterial | n
     raw.setNoDelay(true);
     raw.on('error', () => raw.destroy());
     live.track(raw);
-    const rip = (raw.remoteAddress ?? '').replace(/^::ffff:/, '');
-    const lip = (raw.localAddress ?? '').replace(/^::ffff:/, '');
-    let socket: Socket | TLSSocket = raw;
-    if (spec.ssl && tls) {
-      socket = new TLSSocket(raw, { isServer: true, secureContext: tls.current() });
-      socket.on('error', () => socket.destroy());
-    }
-    if (spec.service === 'managesieve-login') { acceptSieve(socket, raw, spec, rip, lip, id); return; }
+    const proto: ConnProto = spec.service === 'managesieve-login' ? 'sieve' : 'imap';
+    // a refused PROXY header ends the connection before this process counted it: tell the master
+    fromListener(raw, spec, { config, log: proto === 'sieve' ? new Logger('managesieve-login') : log, tls: () => tls?.current() ?? null },
+      (socket, addr) => connected(socket, raw, spec, id, addr), () => sendTo(process, { t: 'conn-closed', proto, id }));
+  };
+
+  const connected = (socket: Socket | TLSSocket, raw: Socket, spec: ListenerSpec, id: number, addr: ClientAddresses) => {
+    const { rip, lip } = addr;
+    socket.on('error', () => socket.destroy());
+    if (spec.service === 'managesieve-login') { acceptSieve(socket, raw, spec, addr, id); return; }
     let session: Session;
     const count = slot('imap', id, { evict: () => session.evict() });
     raw.once('close', () => count.release());
     const login: ImapLogin = {
       log,
       async login(user: string, password: string, info: RequestInfo): Promise<LoginResult> {
+        // the session's addresses: a trusted client's ID may have replaced them (prelogin.ts)
+        const { rip, lip } = session.opts;
         const a = await auth.authenticate(user, password, { service: 'imap', rip, lip, secured: session.secured, loginUser: info.loginUser });
         if (!a.ok) {
           if (a.temp) return { ok: false, code: 'UNAVAILABLE', text: 'Temporary authentication failure.' };
@@ -94,7 +99,7 @@ export function runLoginProcess(config: DovecotConfig, material: TlsMaterial | n
       },
     };
     const starttls = tls && !spec.ssl ? (d: Duplex) => serverStartTls(d, () => tls.current()) : undefined;
-    session = new Session(socket, { config, log: new Logger(`imap-login(${rip})`), login, rip, lip, secured: spec.ssl, starttls, slot: count });
+    session = new Session(socket, { config, log: new Logger(`imap-login(${rip})`), login, rip, lip, secured: spec.ssl || addr.proxiedSsl, trusted: addr.trusted, starttls, slot: count });
     sessions.add(session);
     raw.once('close', () => sessions.delete(session));
     void session.start().catch(() => socket.destroy());
@@ -153,12 +158,13 @@ export function runLoginProcess(config: DovecotConfig, material: TlsMaterial | n
   };
 
   /** A ManageSieve connection (managesieve-login): the same steps, Pigeonhole's texts. */
-  const acceptSieve = (socket: Socket | TLSSocket, raw: Socket, spec: ListenerSpec, rip: string, lip: string, id: number) => {
+  const acceptSieve = (socket: Socket | TLSSocket, raw: Socket, spec: ListenerSpec, addr: ClientAddresses, id: number) => {
+    const { rip, lip } = addr;
     const slog = new Logger('managesieve-login');
     const count = slot('sieve', id, { evict: () => session.evict() });
     raw.once('close', () => count.release());
     const deps: SessionDeps = {
-      config, resolveHome: () => undefined, tlsAvailable: !!tls && !spec.ssl, secured: spec.ssl, remoteIp: rip, localIp: lip,
+      config, resolveHome: () => undefined, tlsAvailable: !!tls && !spec.ssl, secured: spec.ssl || addr.proxiedSsl, trusted: addr.trusted, remoteIp: rip, localIp: lip,
       startTls: tls ? () => serverStartTls(raw, () => tls.current()) : undefined, slot: count,
       async login({ mech, authz, login, password }) {
         const a = await auth.authenticate(login, password, { service: 'sieve', rip, lip, secured: deps.secured, loginUser: authz && authz !== login ? authz : undefined });

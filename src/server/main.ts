@@ -78,7 +78,7 @@ export function listenerSpecs(config: DovecotConfig): ListenerSpec[] {
       if (!port) continue; // port = 0 disables a listener, as in Dovecot
       const ssl = l.ssl === 'yes';
       const addresses = l.address ? parseListen(l.address) : listen;
-      for (const address of addresses) specs.push({ service: svc.name, name: l.name, address, port, ssl });
+      for (const address of addresses) specs.push({ service: svc.name, name: l.name, address, port, ssl, haproxy: l.haproxy === 'yes' });
     }
   }
   return specs;

@@ -22,7 +22,8 @@ import { AuthPenalty } from '../auth/penalty.js';
 import { resolveMailUser } from '../mailstore/user-store.js';
 import { ManageSieveSession } from '../managesieve/session.js';
 import { parseListen, type ListenerSpec, type TlsMaterial } from './listeners.js';
-import { implicitTls, serverStartTls } from './starttls.js';
+import { serverStartTls } from './starttls.js';
+import { fromListener } from './haproxy.js';
 import { ServerTlsContext } from './tls-context.js';
 import { protocolLimits } from '../config/connection-limits.js';
 import { Logger } from '../log/logger.js';
@@ -40,7 +41,7 @@ export function managesieveListenerSpecs(config: DovecotConfig): ListenerSpec[] 
   for (const l of listeners) {
     const port = Number(l.port ?? 0);
     if (!port) continue;
-    for (const address of l.address ? parseListen(l.address) : listen) specs.push({ service: 'managesieve-login', name: l.name, address, port, ssl: l.ssl === 'yes' });
+    for (const address of l.address ? parseListen(l.address) : listen) specs.push({ service: 'managesieve-login', name: l.name, address, port, ssl: l.ssl === 'yes', haproxy: l.haproxy === 'yes' });
   }
   return specs;
 }
@@ -64,9 +65,9 @@ export class ManageSieveService {
 
   /** A raw connection handed over by the master (service-pool.ts), counted in its table. */
   acceptHandedOff(raw: Socket, spec: ListenerSpec, id: number, slot: ConnectionSlot): void {
-    const addr = { rip: raw.remoteAddress, lip: raw.localAddress };
     const counted: ConnectionSlot = { admit: (user) => slot.admit(user), release: () => { this.byId.delete(id); slot.release(); } };
-    this.byId.set(id, this.accept(spec.ssl && this.tls ? implicitTls(raw, this.tls.current()) : raw, spec, addr, counted));
+    fromListener(raw, spec, { config: this.config, log: new Logger('managesieve-login'), tls: () => this.tls?.current() ?? null },
+      (stream, addr) => this.byId.set(id, this.accept(stream, spec, addr, counted)), () => counted.release());
   }
 
   /** The master dropped handed-off connection `id` (its login service is full). */
@@ -75,7 +76,7 @@ export class ManageSieveService {
   /** sealadm kick of handed-off connection `id`. */
   kick(id: number): void { this.byId.get(id)?.kick(); }
 
-  accept(socket: Socket | TLSSocket, spec: ListenerSpec, addr: { rip?: string; lip?: string } = { rip: socket.remoteAddress, lip: socket.localAddress }, slot?: ConnectionSlot): ManageSieveSession {
+  accept(socket: Socket | TLSSocket, spec: ListenerSpec, addr: { rip?: string; lip?: string; proxiedSsl?: boolean; trusted?: boolean } = { rip: socket.remoteAddress, lip: socket.localAddress }, slot?: ConnectionSlot): ManageSieveSession {
     socket.setNoDelay(true);
     socket.on('error', () => socket.destroy());
     const tls = this.tls;
@@ -92,7 +93,8 @@ export class ManageSieveService {
       penalty: this.penalty,
       resolveHome: (user, fields) => resolveMailUser(this.config, user, fields, 'sieve').home,
       tlsAvailable: !!tls && !spec.ssl,
-      secured: spec.ssl,
+      secured: spec.ssl || !!addr.proxiedSsl,
+      trusted: !!addr.trusted,
       remoteIp,
       slot,
       localIp,

@@ -58,7 +58,7 @@ export function serverStartTls(raw: Duplex, context: () => SecureContext): Promi
  * `ssl = yes` listener: TLS starts here, in the service process, as the
  * master's own TLS server would have started it.
  */
-export function implicitTls(raw: Socket, ctx: SecureContext): TLSSocket {
+export function implicitTls(raw: Socket | Duplex, ctx: SecureContext): TLSSocket {
   raw.on('error', () => raw.destroy());
   return new TLSSocket(raw, { isServer: true, secureContext: ctx });
 }

@@ -10,6 +10,7 @@
  * `* BYE Too many invalid IMAP commands.` instead of its BAD.
  */
 import { plaintextMechanisms } from '../../auth/mechanisms.js';
+import { isIP } from 'node:net';
 import type { ImapArg } from '../wire/parser.js';
 import { atom, list, str } from '../wire/encoder.js';
 import { astring } from './args.js';
@@ -36,6 +37,29 @@ function validId(args: ImapArg[]): boolean {
   if (a.type === 'nil') return true;
   if (a.type !== 'list') return false;
   return a.items.every((x, i) => (i % 2 === 0 ? stringArg(x) !== null : x.type === 'nil' || stringArg(x) !== null));
+}
+
+/**
+ * imap-login-cmd-id.c: a client in login_trusted_networks (a webmail, a
+ * proxy) names the real client in its first ID, and from then on that
+ * address is the one logged, penalised and checked: x-originating-ip
+ * (rip) and x-connected-ip (lip); keys match case-insensitively, values that
+ * do not parse are ignored, NIL values are never applied. The port and
+ * session-id keys are accepted and unused (Sealmail's lines carry neither).
+ */
+function forwardedClient(ctx: CommandContext): void {
+  const s = ctx.session;
+  const first = !s.idSeen;
+  s.idSeen = true;
+  const [a] = ctx.args;
+  if (!first || !s.opts.trusted || a.type !== 'list') return;
+  for (let i = 0; i + 1 < a.items.length; i += 2) {
+    const key = stringArg(a.items[i])?.toLowerCase();
+    const value = stringArg(a.items[i + 1]); // null for NIL
+    if (key === undefined || value === null) continue;
+    if (key === 'x-originating-ip' && isIP(value)) s.opts.rip = value;
+    else if (key === 'x-connected-ip' && isIP(value)) s.opts.lip = value;
+  }
 }
 
 async function login(ctx: CommandContext, user: string, password: string, mech: string, loginUser?: string): Promise<void> {
@@ -97,6 +121,7 @@ export const preloginCommands: Record<string, Handler> = {
   },
   async ID(ctx) {
     if (!validId(ctx.args)) { await ctx.bad('Invalid ID parameters'); return 'done'; }
+    forwardedClient(ctx);
     await ctx.session.untagged([atom('ID'), list([str('name'), str('Dovecot')])]);
     await ctx.ok('ID completed.');
     return 'done';

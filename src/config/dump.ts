@@ -15,6 +15,12 @@ export interface DumpOptions {
   /** -P: show secrets */
   showSecrets?: boolean;
   version?: string;
+  /**
+   * Global lines a settings plugin computes (Pigeonhole's
+   * managesieve_sieve_capability / _notify_capability), printed in their
+   * sorted place unless the configuration sets them itself.
+   */
+  computed?: Record<string, string>;
 }
 
 function quoteValue(v: string): string {
@@ -55,8 +61,9 @@ function nodeItems(node: Node, types: string[], inFilter: boolean, opts: DumpOpt
   for (const [key, e] of node.settings) {
     // Built-in services (imap-login's imap listener on 143 …) have their own defaults.
     const def = defNode?.get(key) ?? defaultFor(types, key);
-    // Inside services doveconf prints every explicitly set value, default or not.
-    const explicitShown = types.includes('service');
+    // Inside services, namespaces and their mailboxes doveconf prints every explicitly set
+    // value, default or not (`auto = no`, `type = private`); passdb/userdb only non-defaults.
+    const explicitShown = types.includes('service') || t === 'namespace' || t === 'mailbox';
     if (!inFilter && !explicitShown && def !== undefined && def === e.value && !e.fromFile && !always.includes(key)) continue;
     let shown: string;
     if (isSecretKey(key) && !opts.showSecrets) shown = '# hidden, use -P to show it';
@@ -101,7 +108,11 @@ export function dumpNonDefault(config: DovecotConfig, opts: DumpOptions = {}): s
   ];
   const sorted = (items: Item[]) => items.sort((a, b) => (a.sort < b.sort ? -1 : a.sort > b.sort ? 1 : 0));
   const [global, ...filters] = config.filters;
-  for (const item of sorted(nodeItems(global.root, [], false, opts, DEFAULTS))) out.push(...item.lines(''));
+  const globals = nodeItems(global.root, [], false, opts, DEFAULTS);
+  for (const [key, value] of Object.entries(opts.computed ?? {})) {
+    if (!global.root.settings.has(key)) globals.push({ sort: key, lines: (ind) => [`${ind}${key} = ${quoteValue(value)}`] });
+  }
+  for (const item of sorted(globals)) out.push(...item.lines(''));
   for (const f of filters) {
     const items = sorted(nodeItems(f.root, [], true, opts));
     if (items.length === 0) continue;

@@ -16,7 +16,7 @@ import { repoRoot, sealadmJs } from '../helpers/paths.js';
 import { requireTool } from '../helpers/tools.js';
 import { tempDir } from '../helpers/tmp.js';
 
-interface Run { code: number | null; out: string; warnings: string[]; fatal: string }
+interface Run { code: number | null; out: string; warnings: string[]; fatal: string; capability?: string }
 
 function split(stdout: string, stderr: string, code: number | null): Run {
   const lines = stderr.split('\n').filter(Boolean);
@@ -24,8 +24,9 @@ function split(stdout: string, stderr: string, code: number | null): Run {
     code,
     // Header comment lines name the program, version, OS and host: they must differ. With
     // Pigeonhole's managesieve installed, doveconf adds the two capability strings its settings
-    // plugin computes; Sealmail has no ManageSieve yet and prints neither (dovecot-compat.md).
+    // plugin computes; both print them, each with its own server's list (checked apart below).
     out: stdout.split('\n').filter((l) => !l.startsWith('# ') && !/^managesieve_(notify|sieve)_capability = /.test(l)).join('\n'),
+    capability: /^managesieve_sieve_capability = (.*)$/m.exec(stdout)?.[1],
     // (with Pigeonhole installed doveconf parses the tree twice and repeats every warning)
     warnings: [...new Set(lines.filter((l) => l.includes(': Warning: ') && !l.includes('NOTE: You can get a new clean config')).map((l) => l.replace(/^doveconf: Warning: /, '')))],
     // (with Pigeonhole installed doveconf reports a fatal error twice)
@@ -49,6 +50,10 @@ function assertSame(doveconf: string, conf: string, label: string, env: NodeJS.P
   if (theirs.code === 0) {
     assert.equal(ours.code, 0, `${label}: doveconf accepted it, we failed: ${ours.fatal}`);
     assert.equal(ours.out, theirs.out, `${label}: doveconf -n output differs`);
+    // the SIEVE capability line: present in both, Sealmail's extensions a subset of Pigeonhole's
+    assert.ok(theirs.capability && ours.capability, `${label}: managesieve_sieve_capability printed by both`);
+    const pigeonhole = new Set(theirs.capability.split(' '));
+    assert.deepEqual(ours.capability.split(' ').filter((x) => !pigeonhole.has(x)), [], `${label}: extensions Pigeonhole does not list`);
     assert.deepEqual(ours.warnings, theirs.warnings, `${label}: warnings differ`);
   } else {
     assert.notEqual(ours.code, 0, `${label}: doveconf failed (${theirs.fatal}), we accepted it`);
@@ -149,6 +154,16 @@ test("doveconf -n differential: Debian's stock /etc/dovecot", (t) => {
   cpSync('/etc/dovecot', dir, { recursive: true });
   const r = assertSame(doveconf, join(dir, 'dovecot.conf'), 'stock');
   assert.equal(r.code, 0);
+});
+
+test('doveconf -n differential: explicitly set defaults inside namespace and mailbox sections are printed', (t) => {
+  const doveconf = requireTool(t, 'doveconf');
+  if (!doveconf) return;
+  const dir = tempDir(t, 'ns-defaults');
+  const conf = materialise(dir, { 'dovecot.conf': 'mail_location = maildir:~/M\nnamespace inbox {\n  inbox = yes\n  type = private\n  hidden = no\n  mailbox Junk {\n    auto = no\n    special_use = \\Junk\n  }\n  mailbox Trash {\n    autoexpunge = 0\n  }\n}\npassdb {\n  driver = static\n  deny = no\n}\n' });
+  const r = assertSame(doveconf, conf, 'namespace defaults');
+  assert.equal(r.code, 0);
+  assert.match(r.out, /^    auto = no$/m);
 });
 
 test('doveconf -n differential: the sample tree in conf.d/', (t) => {

@@ -9,6 +9,7 @@
  */
 import { ConfigError, dumpNonDefault, loadConfig, supportFindings } from '../../config/index.js';
 import { CommandError, UsageError, type CliCommand } from '../command.js';
+import { SUPPORTED_EXTENSIONS } from '../../sieve/compile.js';
 
 const EX_CONFIG_FATAL = 89;
 
@@ -51,7 +52,9 @@ export const configCommand: CliCommand = {
       return 0;
     }
     void nonDefault; // -a (all settings) prints the same non-default view for now; see dovecot-compat.md
-    ctx.out.write(dumpNonDefault(config, { showSecrets }));
+    // as doveconf with Pigeonhole's managesieve installed: the capability ManageSieve announces
+    // (Sealmail's own extensions; no notify methods, as enotify is not implemented)
+    ctx.out.write(dumpNonDefault(config, { showSecrets, computed: { managesieve_sieve_capability: SUPPORTED_EXTENSIONS.join(' ') } }));
     return 0;
   },
 };

@@ -39,6 +39,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { realpathSync } from 'node:fs';
 import { reloadOnSighup } from './reload.js';
 import { adminFiles } from './master-pid.js';
+import { zlibStartupWarnings } from '../mailstore/compression/settings.js';
 
 const VERSION = '0.1.0';
 /** Dovecot's exit code for fatal start-up errors (FATAL_DEFAULT). */
@@ -251,6 +252,7 @@ export async function main(argv: string[]): Promise<void> {
   for (const key of config.explicitGlobals()) {
     if (compatStatus(key) === 'accepted, no effect yet (warns)') log.warn(`${key}: not supported by Sealmail yet, setting has no effect (see dovecot-compat.md)`);
   }
+  for (const w of zlibStartupWarnings(config)) log.warn(w);
   if (rootMasterApplies(config)) { await runAsRootMaster(config, args.configPath, log, demo); return; }
 
   const services = new ServiceProcesses(config, fileURLToPath(import.meta.url), ['-c', args.configPath], log);

@@ -17,6 +17,7 @@ import { readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from
 import { join } from 'node:path';
 import { sealadmJs } from '../helpers/paths.js';
 import { setupDovecot } from '../helpers/dovecot.js';
+import { inCI } from '../helpers/tools.js';
 import { zlibPlaintexts } from '../helpers/zlib-plaintexts.js';
 
 type Run = { stdout: string; stderr: string; status: number | null };
@@ -116,6 +117,7 @@ plugin {
     if (!crypt) {
       // 4. migrate check: an xz file (Dovecot reads it, Sealmail cannot) counts as unreadable
       const xz = spawnSync('xz', ['-c'], { input: 'Subject: xz\n\nxz body\n' });
+      if (xz.error && inCI) throw new Error('CI=true and xz is not installed (xz-utils, see .ci/run)');
       if (xz.status === 0) {
         writeFileSync(join(dv.home(U), 'Maildir', 'new', `1700000000.M1P1.host,S=22,W=25`), xz.stdout);
         const chk = S(['migrate', 'check', '-u', U]);

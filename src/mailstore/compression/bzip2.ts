@@ -34,20 +34,27 @@ const CRC_TABLE = (() => {
 
 /** MSB-first bit reader over the buffered input; NeedMore/truncation at its end. */
 class BitReader {
-  bit: number;
-  constructor(readonly input: InputBuffer, startByte: number) { this.bit = startByte * 8; }
+  private byte: number;
+  private acc = 0;
+  private accBits = 0;
+  constructor(readonly input: InputBuffer, startByte: number, startBit: number) {
+    this.byte = startByte;
+    if (startBit) this.bits(startBit);
+  }
+  /** Bit position in the input (for where the next unit starts). */
+  get bit(): number { return this.byte * 8 - this.accBits; }
   bits(n: number): number {
-    let v = 0;
-    for (let i = 0; i < n; i++) {
-      const byte = this.bit >>> 3;
-      if (byte >= this.input.buf.length) {
+    if (n > 24) { const hi = this.bits(n - 16); return hi * 0x10000 + this.bits(16); }
+    while (this.accBits < n) {
+      if (this.byte >= this.input.buf.length) {
         if (!this.input.ended) throw new NeedMore();
         throw new CorruptStream('unexpected end of input (truncated bz2 stream)');
       }
-      v = (v * 2) + ((this.input.buf[byte] >> (7 - (this.bit & 7))) & 1);
-      this.bit++;
+      this.acc = ((this.acc << 8) | this.input.buf[this.byte++]) & 0xffffffff;
+      this.accBits += 8;
     }
-    return v;
+    this.accBits -= n;
+    return (this.acc >>> this.accBits) & ((1 << n) - 1);
   }
   bit1(): number { return this.bits(1); }
 }
@@ -115,8 +122,7 @@ export class Bzip2Decoder implements UnitDecoder {
       input.pos += 4;
       return Buffer.alloc(0);
     }
-    const r = new BitReader(input, input.pos);
-    r.bit += this.bitOffset;
+    const r = new BitReader(input, input.pos, this.bitOffset);
     const hi = r.bits(24), lo = r.bits(24);
     if (hi === EOS_MAGIC_HI && lo === EOS_MAGIC_LO) {
       const crc = r.bits(32);
@@ -234,10 +240,6 @@ export class Bzip2Decoder implements UnitDecoder {
     const parts: Buffer[] = [];
     let out = Buffer.allocUnsafe(Math.max(n, 4096));
     let op = 0;
-    const put = (b: number) => {
-      if (op === out.length) { parts.push(out); out = Buffer.allocUnsafe(out.length); op = 0; }
-      out[op++] = b;
-    };
     let crc = -1;
     let pos = tt[origPtr] >>> 8;
     let last = -1, same = 0;
@@ -245,14 +247,15 @@ export class Bzip2Decoder implements UnitDecoder {
       const e = tt[pos];
       const b = e & 0xff;
       pos = e >>> 8;
-      if (same === 4) {
-        for (let k = 0; k < b; k++) { put(last); crc = (crc << 8) ^ CRC_TABLE[((crc >>> 24) ^ last) & 0xff]; }
-        same = 0; last = -1;
-        continue;
+      // after 4 equal bytes the next one is a repeat count (0–255)
+      const reps = same === 4 ? b : 1;
+      const v = same === 4 ? last : b;
+      if (same === 4) { same = 0; last = -1; } else if (b === last) same++; else { last = b; same = 1; }
+      for (let k = 0; k < reps; k++) {
+        if (op === out.length) { parts.push(out); out = Buffer.allocUnsafe(out.length); op = 0; }
+        out[op++] = v;
+        crc = (crc << 8) ^ CRC_TABLE[((crc >>> 24) ^ v) & 0xff];
       }
-      if (b === last) same++; else { last = b; same = 1; }
-      put(b);
-      crc = (crc << 8) ^ CRC_TABLE[((crc >>> 24) ^ b) & 0xff];
     }
     crc = ~crc;
     if ((crc | 0) !== wantCrc) throw new CorruptStream('bz2: block CRC mismatch (corrupt data)');

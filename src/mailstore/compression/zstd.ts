@@ -33,7 +33,14 @@ class BackBits {
     if (n === 0) return 0;
     if (n > 24) { const hi = this.read(n - 24); return hi * 0x1000000 + this.read(24); }
     this.left -= n;
-    let pos = this.left;
+    const pos = this.left;
+    if (pos >= 0) {
+      // the common case: n ≤ 24 bits inside the stream, one 32-bit window (bytes past the end are masked off)
+      const i = this.start + (pos >>> 3);
+      const b = this.b;
+      const w = (b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)) >>> (pos & 7);
+      return (w & ((1 << n) - 1)) >>> 0;
+    }
     let v = 0;
     // bits [pos, pos + n) of the little-endian stream, zeros before its start
     for (let got = 0; got < n;) {
@@ -45,7 +52,6 @@ class BackBits {
       v += ((byte >>> off) & ((1 << take) - 1)) * 2 ** got;
       got += take;
     }
-    void pos;
     return v;
   }
 }
@@ -465,8 +471,9 @@ export class ZstdDecoder implements UnitDecoder {
         // execute: literals, then the match (possibly reaching into earlier blocks)
         if (lp + lLen > lits.length) bad('sequence literals beyond the literals section');
         if (op + lLen + mLen > blockMax) bad('sequence output beyond the block size');
-        out.set(lits.subarray(lp, lp + lLen), op);
-        op += lLen; lp += lLen;
+        // short runs byte by byte: a subarray per sequence costs more than the copy
+        if (lLen > 32) { out.set(lits.subarray(lp, lp + lLen), op); op += lLen; lp += lLen; }
+        else for (let k = 0; k < lLen; k++) out[op++] = lits[lp++];
         if (offset > histBase + op || offset > f.window) bad('match offset beyond the window');
         let k = 0;
         // part of the match in earlier blocks (the history)
@@ -477,7 +484,8 @@ export class ZstdDecoder implements UnitDecoder {
           op += n; k = n;
         }
         let src = op - offset;
-        for (; k < mLen; k++) out[op++] = out[src++];
+        if (offset >= mLen - k && mLen - k > 32) { out.copyWithin(op, src, src + mLen - k); op += mLen - k; }
+        else for (; k < mLen; k++) out[op++] = out[src++];
         offVal = 0;
       }
       if (r.left !== 0) bad('sequence bit stream not fully consumed (corrupt block)');

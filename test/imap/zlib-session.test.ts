@@ -2,7 +2,7 @@
  * The zlib plugin over IMAP against a Sealmail server: mail Dovecot stored
  * compressed (fixtures from test/fixtures/dovecot-zlib) is served with
  * Dovecot's RFC822.SIZE, BODY[], BINARY and found by SEARCH BODY; APPEND
- * with zlib_save compresses; a truncated file makes that FETCH answer
+ * and LMTP delivery with zlib_save compress; a truncated file makes that FETCH answer
  * NO [SERVERBUG] (logged with user, mailbox and UID) while the session and
  * the other messages go on, and a broken one over 1 MiB (streamed: its
  * literal size is already out) disconnects as Dovecot; start-up names the zlib_save Sealmail cannot
@@ -12,7 +12,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chownSync, copyFileSync, mkdirSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { LmtpWire } from '../helpers/lmtp-wire.js';
+import { freePort } from '../helpers/databases.js';
 import { logged } from '../helpers/line-wire.js';
 import { join } from 'node:path';
 import { startSealmail } from '../helpers/sealmail-server.js';
@@ -28,11 +30,12 @@ test('compressed mail over IMAP: sizes, bodies, SEARCH, APPEND, and a broken fil
   const manifest = JSON.parse(readFileSync(join(FIX, 'manifest.json'), 'utf8')) as { file: string; plaintext: string; dovecotName: string }[];
   const used = ['small.zstd', 'large.bz2', 'small.lz4', 'small.gz'].map((f) => manifest.find((m) => m.file === f)!);
   let maildir = '';
+  const lmtpPort = await freePort();
   const big = Buffer.from(`Subject: big\n\n${'a line of a big message, compressed\n'.repeat(60_000)}`);
   const bigLines = big.toString('latin1').split('\n').length - 1;
   const bigGz = gzipSync(big);
   const srv = await startSealmail(t, {
-    extraConf: 'mail_plugins = $mail_plugins zlib\nplugin {\n  zlib_save = zstd\n  zlib_save_level = 19\n}\n',
+    extraConf: `protocols = imap lmtp\nservice lmtp {\n  inet_listener lmtp {\n    port = ${lmtpPort}\n    address = 127.0.0.1\n  }\n}\nmail_plugins = $mail_plugins zlib\nplugin {\n  zlib_save = zstd\n  zlib_save_level = 19\n}\n`,
     beforeStart: (dir) => {
       maildir = join(dir, 'home', USER, 'Maildir');
       const { uid, gid } = mailIds();
@@ -106,4 +109,21 @@ test('compressed mail over IMAP: sizes, bodies, SEARCH, APPEND, and a broken fil
   assert.doesNotMatch(raw, /^c (OK|NO|BAD)/m);
   assert.ok(raw.length < 1700 + W, 'the literal was cut short by the disconnect');
   await logged(srv, /Disconnected: FETCH read\(\) failed/, 'disconnect logged');
+
+  // an LMTP delivery is saved compressed too (gz here), and reads back
+  const before = new Set(['new', 'cur'].flatMap((sub) => readdirSync(join(maildir, sub))));
+  const w = new LmtpWire(lmtpPort);
+  t.after(() => w.sock.destroy());
+  await w.hello();
+  await w.send('MAIL FROM:<alice@example.org>\r\n', /^250 .*\r\n/m);
+  await w.send(`RCPT TO:<${USER}>\r\n`, /^250 .*\r\n/m);
+  await w.send('DATA\r\n', /^354 .*\r\n/m);
+  await w.send('Subject: by LMTP\r\n\r\ndelivered over LMTP\r\n.\r\n', /^250 .*\r\n/m);
+  const delivered = ['new', 'cur'].flatMap((sub) => readdirSync(join(maildir, sub)).filter((f) => !before.has(f)).map((f) => join(maildir, sub, f)));
+  assert.equal(delivered.length, 1);
+  const stored = readFileSync(delivered[0]);
+  assert.equal(detectCompression(stored), 'gz');
+  const text = gunzipSync(stored).toString('latin1');
+  assert.match(text, /Subject: by LMTP\n\ndelivered over LMTP\n$/);
+  assert.match(delivered[0], new RegExp(`,S=${text.length},W=${text.length + text.split('\n').length - 1}`));
 });

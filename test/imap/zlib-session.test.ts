@@ -6,7 +6,7 @@
  * NO [SERVERBUG] (logged with user, mailbox and UID) while the session and
  * the other messages go on, and a broken one over 1 MiB (streamed: its
  * literal size is already out) disconnects as Dovecot; start-up names the zlib_save Sealmail cannot
- * write and the format it cannot read.
+ * write.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -28,7 +28,7 @@ const USER = 'bob@example.org';
 
 test('compressed mail over IMAP: sizes, bodies, SEARCH, APPEND, and a broken file', async (t) => {
   const manifest = JSON.parse(readFileSync(join(FIX, 'manifest.json'), 'utf8')) as { file: string; plaintext: string; dovecotName: string }[];
-  const used = ['small.zstd', 'large.bz2', 'small.lz4', 'small.gz'].map((f) => manifest.find((m) => m.file === f)!);
+  const used = ['small.zstd', 'large.bz2', 'small.xz', 'small.gz'].map((f) => manifest.find((m) => m.file === f)!);
   let maildir = '';
   const lmtpPort = await freePort();
   const big = Buffer.from(`Subject: big\n\n${'a line of a big message, compressed\n'.repeat(60_000)}`);
@@ -54,7 +54,6 @@ test('compressed mail over IMAP: sizes, bodies, SEARCH, APPEND, and a broken fil
   truncateSync(gzFile, statSync(gzFile).size - 12);
   const brokenBytes = readFileSync(gzFile);
   assert.match(srv.output(), /zlib_save = zstd: Sealmail reads zstd but cannot write it; new mail is saved as gz \(level 6\)/);
-  assert.match(srv.output(), /xz-compressed mail .* cannot be read/);
 
   const plain = used.map((m) => readFileSync(join(FIX, m.plaintext), 'latin1'));
   const crlf = (s: string) => s.replace(/\n/g, '\r\n');
@@ -80,7 +79,7 @@ test('compressed mail over IMAP: sizes, bodies, SEARCH, APPEND, and a broken fil
   assert.match(out, /\* SEARCH 1 3\r\n/);
   assert.match(out, /f NO \[SERVERBUG\] Internal error occurred\. Refer to server log for more information/);
   assert.match(out, /g OK /);
-  assert.ok(out.includes(`* 3 FETCH (BODY[TEXT] {${crlf(plain[2].split('\n\n').slice(1).join('\n\n')).length}}`), 'lz4 text after the failure');
+  assert.ok(out.includes(`* 3 FETCH (BODY[TEXT] {${crlf(plain[2].split('\n\n').slice(1).join('\n\n')).length}}`), 'xz text after the failure');
   assert.match(out, /i OK \[APPENDUID \d+ 6\] Append completed/);
   assert.ok(out.includes(`* 6 FETCH (RFC822.SIZE ${appended.length} BODY[] {${appended.length}}\r\n${appended})`), 'appended mail reads back');
   // the broken file is named in the log and left as it was

@@ -6,8 +6,9 @@
  * what Sealmail saves with zlib_save = gz|lz4 (and bz2, written as gz) Dovecot
  * reads byte-identical, under the same Maildir S=/W= names; for the
  * mail-crypt user the decrypted file is compressed (compress, then encrypt);
- * `sealadm migrate check` counts a file Sealmail cannot read (xz) as
- * unreadable; a truncated file fails `sealadm fetch` with user, mailbox and
+ * an xz file (Dovecot reads xz but cannot write it) reads the same in both;
+ * `sealadm migrate check` counts compressed files as unreadable while zlib
+ * is not in mail_plugins; a truncated file fails `sealadm fetch` with user, mailbox and
  * UID named and stays as it was.
  */
 import { test } from 'node:test';
@@ -115,16 +116,26 @@ plugin {
     ok(S(['-f', 'flow', 'fetch', '-u', U, 'text', 'mailbox', 'INBOX', 'uid', '3']), 'sealadm fetch uid 3');
 
     if (!crypt) {
-      // 4. migrate check: an xz file (Dovecot reads it, Sealmail cannot) counts as unreadable
-      const xz = spawnSync('xz', ['-c'], { input: 'Subject: xz\n\nxz body\n' });
+      // 4. xz (Dovecot reads it but cannot write it): a file made by xz-utils reads the same in both
+      const xzText = texts.small.replace('Subject: ', 'Subject: [xz] ');
+      const xz = spawnSync('xz', ['-c'], { input: xzText });
       if (xz.error && inCI) throw new Error('CI=true and xz is not installed (xz-utils, see .ci/run)');
       if (xz.status === 0) {
-        writeFileSync(join(dv.home(U), 'Maildir', 'new', `1700000000.M1P1.host,S=22,W=25`), xz.stdout);
-        const chk = S(['migrate', 'check', '-u', U]);
-        ok(chk, 'migrate check');
-        assert.match(chk.stdout, /^INBOX +\d+ +8 +9 +1 +1 +0 *$/m, 'the xz file: without a UID yet, and unreadable');
-        assert.match(chk.stderr, /xz/);
+        const size = Buffer.byteLength(xzText);
+        writeFileSync(join(dv.home(U), 'Maildir', 'new', `1999999999.M1P1.host,S=${size},W=${size + xzText.split('\n').length - 1}`), xz.stdout);
+        const xzFetch = ['-f', 'flow', 'fetch', '-u', U, 'text size.virtual', 'mailbox', 'INBOX', 'uid', '9'];
+        const dx = D(xzFetch);
+        ok(dx, 'doveadm fetch xz');
+        assert.equal(dx.stdout, `text=${xzText} size.virtual=${size + xzText.split('\n').length - 1}\n`);
+        assert.equal(S(xzFetch).stdout, dx.stdout);
       }
+      // 5. migrate check: compressed files while zlib is not in mail_plugins would be served compressed
+      const chk = S(['-o', 'mail_plugins=', 'migrate', 'check', '-u', U]);
+      ok(chk, 'migrate check');
+      const n = xz.status === 0 ? 9 : 8;
+      assert.match(chk.stdout, new RegExp(`^INBOX +\\d+ +${n} +${n + 1} +0 +${n} +0 *$`, 'm'), 'every compressed file counted as unreadable');
+      assert.match(chk.stderr, /INBOX: (new|cur)\/\S+: gz-compressed, but zlib is not in mail_plugins: it would be served compressed/);
+      assert.ok(S(['migrate', 'check', '-u', U]).stdout.match(/^INBOX +\d+ +\d+ +\d+ +0 +0 +0 *$/m), 'with zlib: nothing unreadable');
     }
   });
 }

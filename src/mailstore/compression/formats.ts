@@ -4,8 +4,9 @@
  * message is recognised when read — by its first bytes only, in Dovecot's
  * order (gz, bz2, xz, lz4, zstd; `deflate` has no magic, so a raw deflate
  * file is never detected, by Dovecot or here). What Sealmail itself can
- * read and write is said per format; Debian's Dovecot 2.3.19 reads all five
- * and writes all but xz ("zlib_save: Support not compiled in for handler: xz").
+ * read and write is said per format (it reads all five, as Debian's Dovecot
+ * 2.3.19, which writes all but xz: "zlib_save: Support not compiled in for
+ * handler: xz").
  */
 
 export type CompressionFormat = 'gz' | 'bz2' | 'deflate' | 'xz' | 'lz4' | 'zstd';
@@ -35,7 +36,7 @@ export const FORMATS: Record<CompressionFormat, FormatInfo> = {
     is: (h) => h[0] === 0x42 && h[1] === 0x5a && h[2] === 0x68 && h[3] >= 0x31 && h[3] <= 0x39,
   },
   deflate: { ext: '', magicLen: 0, is: () => false, read: false, write: false, levels: { min: 1, max: 9, def: 6 } },
-  xz: { ext: '.xz', magicLen: 6, is: (h) => h.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])), read: false, write: false, levels: null },
+  xz: { ext: '.xz', magicLen: 6, is: (h) => h.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])), read: true, write: false, levels: null },
   lz4: { ext: '.lz4', magicLen: DOVECOT_LZ4_MAGIC.length, is: (h) => h.subarray(0, DOVECOT_LZ4_MAGIC.length).equals(DOVECOT_LZ4_MAGIC), read: true, write: true, levels: { min: 1, max: 1, def: 1 } },
   zstd: { ext: '.zstd', magicLen: 4, is: (h) => h.length >= 4 && h.readUInt32LE(0) === 0xfd2fb528, read: true, write: false, levels: { min: 1, max: 22, def: 3 } },
 };

@@ -4,8 +4,8 @@
  * for compression (by its magic bytes); `plugin { zlib_save = gz|bz2|lz4|zstd }`
  * compresses new mail (APPEND, LMTP, sealadm save; COPY keeps the file) at
  * `zlib_save_level` (the handler's default when unset or out of range, with
- * Dovecot's error text). Sealmail writes gz and lz4 itself; for bz2 and zstd,
- * which it reads but cannot write, it saves gz instead (Dovecot reads every
+ * Dovecot's error text). Sealmail reads gz, bz2, lz4, zstd and xz, and
+ * writes gz and lz4 itself; for bz2 and zstd, which it reads but cannot write, it saves gz instead (Dovecot reads every
  * format whatever zlib_save says) and says so at start. `deflate` (raw, which
  * neither Dovecot nor Sealmail can recognise when reading) and unknown or
  * unbuildable handlers save uncompressed, as Dovecot does after its error.
@@ -70,13 +70,8 @@ export function resolveZlib(user: string, plugins: readonly string[], plugin: Re
 /** Start-up warnings for the zlib plugin of the configured protocols (a userdb's own mail_plugins are seen per user). */
 export function zlibStartupWarnings(config: DovecotConfig): string[] {
   const out = new Set<string>();
-  let enabled = false;
   for (const protocol of ['imap', 'lmtp']) {
-    const plugins = splitPlugins(config.get('mail_plugins', { protocol }));
-    const z = resolveZlib('', plugins, config.plugin({ protocol }));
-    enabled ||= z.settings !== null;
-    for (const w of z.warnings) out.add(w);
+    for (const w of resolveZlib('', splitPlugins(config.get('mail_plugins', { protocol })), config.plugin({ protocol })).warnings) out.add(w);
   }
-  if (enabled) out.add(`zlib plugin: Sealmail reads gz, bz2, lz4 (Dovecot's framing) and zstd mail; xz-compressed mail (which Dovecot 2.3 reads but cannot write) cannot be read and fails with an error naming user, mailbox and UID`);
   return [...out];
 }

@@ -11,6 +11,7 @@ import { Bzip2Decoder } from './bzip2.js';
 import { FORMATS, type CompressionFormat } from './formats.js';
 import { CorruptStream, runUnits, type UnitDecoder } from './input.js';
 import { Lz4Decoder, lz4Compress } from './lz4.js';
+import { XzDecoder } from './xz.js';
 import { ZstdDecoder } from './zstd.js';
 
 async function* through(stream: NodeJS.ReadWriteStream & { destroy(e?: Error): void }, src: AsyncIterable<Buffer>, limit: number, name: string): AsyncIterable<Buffer> {
@@ -58,6 +59,7 @@ function unitDecoder(format: CompressionFormat): UnitDecoder | null {
     case 'bz2': return new Bzip2Decoder();
     case 'lz4': return new Lz4Decoder();
     case 'zstd': return new ZstdDecoder();
+    case 'xz': return new XzDecoder();
     default: return null;
   }
 }

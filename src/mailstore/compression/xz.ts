@@ -6,7 +6,7 @@
  * padding. LZMA2 chunks are the units: uncompressed chunks, and LZMA chunks
  * (≤ 2 MiB of output each) decoded by the LZMA range decoder with state,
  * property and dictionary resets as the control byte says. Limits: a
- * dictionary up to 2^27 bytes (more is refused). Not verified: the header
+ * dictionary up to 80 MiB (Dovecot's liblzma memory limit; more is refused). Not verified: the header
  * CRC32s and the block checks (CRC32/CRC64/SHA-256) are skipped; a corrupt
  * stream still fails on its LZMA2 structure in nearly every case.
  */
@@ -14,7 +14,8 @@ import { CorruptStream, type InputBuffer, type UnitDecoder } from './input.js';
 
 const bad = (why: string): never => { throw new CorruptStream(`xz: ${why}`); };
 const MAGIC = Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]);
-const MAX_DICT = 1 << 27;
+/** Dovecot opens liblzma with LZMA_MEMORY_LIMIT (80 MiB, istream-lzma.c): a bigger dictionary fails there too. */
+const MAX_DICT = 80 * 1024 * 1024;
 const CHECK_SIZES = [0, 4, 4, 4, 8, 8, 8, 16, 16, 16, 32, 32, 32, 64, 64, 64];
 
 /** A variable-length integer (xz's VLI, ≤ 9 bytes) at `p`; [value, bytes]. */

@@ -27,7 +27,7 @@ export const MAIL_PLUGINS: Record<string, PluginSupport> = {
   imap_sieve: { status: 'supported', note: 'IMAPSieve rules from plugin settings' },
   imap_zlib: { status: 'supported', note: 'COMPRESS=DEFLATE' },
   notify: { status: 'supported', note: 'nothing to do on its own: it only feeds mail_log, push_notification and replication' },
-  zlib: { status: 'refuses', note: 'messages Dovecot stored compressed would read as empty' },
+  zlib: { status: 'supported', note: 'reads gz, bz2, lz4 (Dovecot\'s framing), zstd and xz; saves gz and lz4 (`zlib_save = bz2|zstd` saves gz, with a warning at start); see the Maildir section' },
   lazy_expunge: { status: 'refuses', note: 'expunged mail would be deleted for good instead of kept in the lazy_expunge mailbox' },
   acl: { status: 'warns', note: 'ACL files are not read: every mailbox is fully writable by its owner, and nothing is shared' },
   imap_acl: { status: 'warns', note: 'no ACL/MYRIGHTS/LISTRIGHTS commands (RFC 4314)' },

@@ -22,6 +22,7 @@ import { nextUidValidity } from './maildir/uidvalidity.js';
 import { mutf7ToUtf8 } from './api/mailbox-utf7.js';
 import { verifyCreateName } from './mailbox-name.js';
 import { cleanTmpIfDue, DEFAULT_TEMP_SCAN_INTERVAL_MS } from './maildir/tmp-cleanup.js';
+import type { CompressionSettings } from './compression/settings.js';
 import { folderStamp, readStatusCache, writeStatusCache } from './status-cache.js';
 
 export interface StoreOptions {
@@ -30,6 +31,8 @@ export interface StoreOptions {
   home?: string;
   codec?: MessageCodec;
   cipher?: IndexCipher;
+  /** Dovecot's zlib plugin (compression/settings.ts); absent without `zlib` in mail_plugins. */
+  compression?: CompressionSettings;
   /** IMAP name → special-use flag (`namespace inbox { mailbox X { special_use } }`). */
   specialUse?: Record<string, string>;
   /** `mailbox X { auto = create|subscribe }`, in configuration order. */
@@ -262,7 +265,7 @@ export class MailStore {
     // Dovecot cleans a Maildir's tmp/ when it opens it, when due (tmp-cleanup.ts)
     await cleanTmpIfDue(this.dirOf(name), this.opts.tempScanIntervalMs ?? DEFAULT_TEMP_SCAN_INTERVAL_MS);
     return new MaildirFolder(this.dirOf(name), {
-      codec: this.codec, cipher: this.cipher, mailboxName: isInbox(name) ? 'INBOX' : name, rootDir: this.rootControl,
+      codec: this.codec, cipher: this.cipher, compression: this.opts.compression, mailboxName: isInbox(name) ? 'INBOX' : name, rootDir: this.rootControl,
       controlDir: this.controlDirOf(name), lock: this.opts.lock, warn: this.opts.warn,
       quotaCounted: !this.quotaIgnored?.(isInbox(name) ? 'INBOX' : name), quotaChanged: this.quotaChanged ?? undefined,
     });

@@ -13,6 +13,7 @@ import { expandVars } from '../config/vars.js';
 import type { Fields } from '../auth/databases.js';
 import type { UserCrypt, CryptUser } from '../crypt/user-crypt.js';
 import { MailStore, type AutoMailbox } from './store.js';
+import type { CompressionSettings } from './compression/settings.js';
 import { parseTime } from '../config/values.js';
 
 export interface MailUser {
@@ -101,8 +102,8 @@ export function mailboxConfig(config: DovecotConfig, protocol: string): MailboxC
   return out;
 }
 
-export function openUserStore(user: MailUser, crypt?: UserCrypt, mailboxes: MailboxConfig = {}): MailStore {
-  return new MailStore({ mailLocation: user.mailLocation, home: user.home, codec: crypt?.codec, cipher: crypt?.cipher, ...mailboxes });
+export function openUserStore(user: MailUser, crypt?: UserCrypt, mailboxes: MailboxConfig = {}, compression?: CompressionSettings): MailStore {
+  return new MailStore({ mailLocation: user.mailLocation, home: user.home, codec: crypt?.codec, cipher: crypt?.cipher, compression, ...mailboxes });
 }
 
 /** What the crypt layer needs to know about the user; mailbox GUIDs come from the store. */

@@ -19,6 +19,7 @@ import { identityCodec } from '../crypt/codec.js';
 import { CryptError } from '../crypt/keys.js';
 import { deliveryCrypt, unlockUserCrypt, type CryptUser, type UserCrypt } from '../crypt/user-crypt.js';
 import { Logger } from '../log/logger.js';
+import { resolveZlib } from '../mailstore/compression/settings.js';
 import { openUserMetadata, type UserMetadata } from '../mailstore/metadata.js';
 import type { MailStore } from '../mailstore/store.js';
 import { cryptUserFor, mailAccessRefusal, mailboxConfig, openUserStore, resolveMailUser, type MailUser } from '../mailstore/user-store.js';
@@ -98,10 +99,14 @@ export async function openMailUser(config: DovecotConfig, lookup: MailUserLookup
   const log = Logger.forUser(protocol, lookup.user);
   // the CLI and quota-status see the tree as it is; IMAP and LMTP create `auto` mailboxes (Junk for fileinto…)
   const mailboxes = protocol === 'imap' || protocol === 'lmtp' ? mailboxConfig(config, sp) : {};
-  const plainStore = openUserStore(user, undefined, mailboxes);
+  // the zlib plugin: its warnings for a userdb's own mail_plugins (the configured ones were said at start)
+  const zlib = resolveZlib(lookup.user, mailPlugins, config.plugin({ protocol: sp }));
+  if (fields.some(([k]) => k === 'mail_plugins')) for (const w of zlib.warnings) log.warn(w);
+  const compression = zlib.settings ?? undefined;
+  const plainStore = openUserStore(user, undefined, mailboxes, compression);
   const cryptUser = cryptUserFor(user, plainStore, protocol === 'quota-status' ? sp : protocol, mailPlugins);
   const crypt = await openCrypt(config, cryptUser, lookup.crypt);
-  const store = crypt && crypt.codec !== identityCodec ? openUserStore(user, crypt, mailboxes) : plainStore;
+  const store = crypt && crypt.codec !== identityCodec ? openUserStore(user, crypt, mailboxes, compression) : plainStore;
   // Dovecot creates INBOX when a session or a delivery first opens the user (a quota look touches nothing)
   if ((protocol === 'imap' || protocol === 'lmtp') && lookup.crypt.kind !== 'none') await store.ensureRoot();
   const quota = UserQuota.forUser(config, protocol, lookup.user, fields, store, mailPlugins);

@@ -39,6 +39,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { realpathSync } from 'node:fs';
 import { reloadOnSighup } from './reload.js';
 import { adminFiles } from './master-pid.js';
+import { zlibStartupWarnings } from '../mailstore/compression/settings.js';
 
 const VERSION = '0.1.0';
 /** Dovecot's exit code for fatal start-up errors (FATAL_DEFAULT). */
@@ -253,6 +254,7 @@ export async function main(argv: string[]): Promise<void> {
   const findings = supportFindings(config);
   for (const f of findings) (f.level === 'fatal' ? log.fatal(f.text) : log.warn(f.text));
   if (findings.some((f) => f.level === 'fatal')) process.exit(EXIT_FATAL);
+  for (const w of zlibStartupWarnings(config)) log.warn(w);
   if (rootMasterApplies(config)) { await runAsRootMaster(config, args.configPath, log, demo); return; }
 
   const services = new ServiceProcesses(config, fileURLToPath(import.meta.url), ['-c', args.configPath], log);

@@ -2,7 +2,9 @@
  * `sealadm migrate check -u USER | -A`: what Sealmail will see before the switch
  * from Dovecot, without changing anything (no lock, no UID assignment):
  * every folder with UIDVALIDITY, message count, UIDNEXT, files that would
- * get new UIDs, uidlist problems and unreadable files. With -A every user of
+ * get new UIDs, uidlist problems and unreadable files (also: compressed by
+ * Dovecot's zlib plugin in a format Sealmail cannot read, or while zlib is
+ * not in mail_plugins; each such file is named on stderr). With -A every user of
  * the userdb, a progress bar on stderr when it is a terminal and a summary
  * line either way; a broken account is reported and the others still checked.
  */
@@ -15,6 +17,27 @@ import { EX_TEMPFAIL, UsageError, type CliCommand, type CommandContext } from '.
 import type { Printer } from '../printer.js';
 import { listUsers, openUserStore } from './mailbox.js';
 import { getopt } from '../args.js';
+import { FORMATS, MAGIC_MAX, detectCompression } from '../../mailstore/compression/formats.js';
+import type { CompressionSettings } from '../../mailstore/compression/settings.js';
+
+/**
+ * Why Sealmail could not serve this file, or null: it cannot be opened, or
+ * it is compressed (Dovecot's zlib plugin) in a format Sealmail does not read
+ * (xz) or while `zlib` is not in the user's mail_plugins (then Dovecot and
+ * Sealmail alike would serve the compressed bytes).
+ */
+async function unreadableWhy(path: string, zlib: CompressionSettings | undefined): Promise<string | null> {
+  let head: Buffer;
+  try {
+    const h = await fsp.open(path, 'r');
+    try { const b = Buffer.alloc(MAGIC_MAX); head = b.subarray(0, (await h.read(b, 0, MAGIC_MAX, 0)).bytesRead); } finally { await h.close(); }
+  } catch (e) { return `cannot be opened: ${(e as Error).message}`; }
+  const format = detectCompression(head);
+  if (!format) return null;
+  if (!zlib?.read) return `${format}-compressed, but zlib is not in mail_plugins: it would be served compressed`;
+  if (!FORMATS[format].read) return `${format}-compressed (Dovecot reads it, Sealmail cannot)`;
+  return null;
+}
 
 /** One line on a terminal: `[#####.....] 12/40 users` (rewritten in place). */
 function progressBar(done: number, total: number, what: string): string {
@@ -38,7 +61,8 @@ async function checkUser(ctx: CommandContext, user: string, p: Printer, withUser
       const files = (await fsp.readdir(join(f.dir, sub)).catch(() => [] as string[])).filter((n) => !n.startsWith('.'));
       for (const file of files) {
         if (!known.has(baseName(file))) without++;
-        try { const h = await fsp.open(join(f.dir, sub, file), 'r'); await h.close(); } catch { unreadable++; }
+        const why = await unreadableWhy(join(f.dir, sub, file), store.opts.compression);
+        if (why) { unreadable++; ctx.err.write(`${withUser ? `${user}: ` : ''}${mutf7ToUtf8(e.name)}: ${sub}/${file}: ${why}\n`); }
         if (tty && !withUser && ++done % 1000 === 0) ctx.err.write(`\r${mutf7ToUtf8(e.name)}: ${done} files checked`);
       }
     }

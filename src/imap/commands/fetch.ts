@@ -212,7 +212,17 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
         if (batchLen >= 65536) await flush();
       } else {
         await flush();
-        await s.untagged([num(seq), atom('FETCH'), list(values)]);
+        try {
+          await s.untagged([num(seq), atom('FETCH'), list(values)]);
+        } catch (e) {
+          if (!(e instanceof MailStoreError)) throw e;
+          // part of a streamed literal is out and its size was promised: nothing can follow it on
+          // this connection, so as Dovecot (imap-fetch-body.c) the client is disconnected
+          s.log.error(e.message);
+          s.log.info(`Disconnected: ${e.code === 'EXPUNGED' ? 'Mail expunged while it was being FETCHed' : 'FETCH read() failed'}`);
+          s.end();
+          return;
+        }
       }
       if (extra.length) { await flush(); await s.untagged(extra); }
       } catch (e) {

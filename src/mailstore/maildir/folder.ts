@@ -26,6 +26,9 @@ import { nextUidValidity } from './uidvalidity.js';
 import { folderStamp } from '../status-cache.js';
 import { ModseqState } from './modseq.js';
 import { readUidlistTail } from './uidlist-tail.js';
+import { CorruptStream } from '../compression/input.js';
+import { bodyForSave, decompressedBody, needsDecompression } from '../compression/message-body.js';
+import type { CompressionSettings } from '../compression/settings.js';
 
 export const RECENT_FILE = 'sealmail.recent';
 
@@ -66,6 +69,8 @@ export interface FolderOptions {
   lock?: DotlockOptions;
   /** Log sink for repairs (Dovecot logs these as errors/warnings). */
   warn?: (msg: string) => void;
+  /** Dovecot's zlib plugin for this user (mail_plugins has `zlib`); absent = files are read and written as they are. */
+  compression?: CompressionSettings;
   /** false: saves and expunges here leave maildirsize alone (a quota rule `ignore`s this mailbox). */
   quotaCounted?: boolean;
   /** After maildirsize got counted changes (quota warnings); never throws. */
@@ -485,11 +490,16 @@ export class MaildirFolder implements MailFolder {
     yield* this.decrypted(m, raw());
   }
 
+  /** Stored bytes → plaintext: mail-crypt, then the zlib plugin (Dovecot's plugin order). */
   private async *decrypted(m: MaildirMessage, raw: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
     try {
-      yield* this.codec.decrypt(this.opts.mailboxName, raw);
+      yield* decompressedBody(this.opts.compression, this.codec.decrypt(this.opts.mailboxName, raw));
     } catch (e) {
       if (e instanceof MailStoreError) throw e;
+      if (e instanceof CorruptStream) {
+        // Dovecot logs such a mail as a read() failure of its compress() stream; nothing is rewritten
+        throw new MailStoreError('CORRUPT', `user ${this.opts.compression?.user ?? '?'}: Mailbox ${this.opts.mailboxName}: UID ${m.uid}: read(compress(${this.path(m)})) failed: ${e.message}`, this.path(m), { cause: e });
+      }
       // a codec failure names the user; add what only the store knows: UID and file
       throw new MailStoreError('CRYPT', `${(e as Error).message.replace(/ \(mailbox [^)]*\)$/, '')} (mailbox ${this.opts.mailboxName}, UID ${m.uid}, file ${m.file})`, this.path(m), { cause: e });
     }
@@ -504,7 +514,7 @@ export class MaildirFolder implements MailFolder {
   async readAll(m: MaildirMessage): Promise<Buffer> {
     // callback readFile: plain fds (a promise FileHandle per message cost more main-thread time than the reads)
     const data = await this.withFile(m, (p) => new Promise<Buffer>((resolve, reject) => readFileCb(p, (e, b) => (e ? reject(e) : resolve(b)))));
-    if (!this.codec.isEncrypted(data)) return data;
+    if (!this.codec.isEncrypted(data) && !needsDecompression(this.opts.compression, data)) return data;
     const parts: Buffer[] = [];
     for await (const c of this.decrypted(m, (async function* () { yield data; })())) parts.push(c);
     return Buffer.concat(parts);
@@ -532,7 +542,7 @@ export class MaildirFolder implements MailFolder {
         });
       });
     }));
-    if (!this.codec.isEncrypted(head)) return { head, mtime };
+    if (!this.codec.isEncrypted(head) && !needsDecompression(this.opts.compression, head)) return { head, mtime };
     const parts: Buffer[] = [];
     let n = 0;
     for await (const c of this.read(m)) { parts.push(c); n += c.length; if (n >= max) break; }
@@ -674,7 +684,8 @@ export class MaildirFolder implements MailFolder {
     try {
       const fh = await fsp.open(tmp, 'wx', 0o600);
       try {
-        for await (const chunk of this.codec.encrypt(this.opts.mailboxName, normalise(toIterable(data), count))) await writeFully(fh, chunk);
+        // Dovecot's plugin order: the zlib plugin compresses, mail-crypt encrypts what it wrote
+        for await (const chunk of this.codec.encrypt(this.opts.mailboxName, bodyForSave(this.opts.compression, normalise(toIterable(data), count)))) await writeFully(fh, chunk);
         await fh.sync();
       } finally { await fh.close(); }
       if (internalDate) await fsp.utimes(tmp, internalDate, internalDate);

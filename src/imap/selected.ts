@@ -47,7 +47,7 @@ export class Selected {
   async open(): Promise<void> {
     await this.folder.sync({ moveNew: !this.readOnly });
     const msgs = this.folder.messages;
-    this.uids = msgs.map((m) => m.uid);
+    this.uids = this.folder.uidList();
     this.seenSerial = this.folder.serial;
     this.seenGeneration = this.folder.generation;
     for (const u of await this.takeRecent(msgs, (m) => m.recent)) this.recent.add(u);
@@ -91,7 +91,7 @@ export class Selected {
       return out;
     }
     const generation = this.folder.generation;
-    const live = new Set(this.folder.messages.map((m) => m.uid));
+    const live = new Set(this.folder.uidList());
     this.delayedExpunges = !allowExpunge && this.uids.some((u) => !live.has(u));
     // Dovecot's order: flag changes first (sequence numbers as the client knows them), then the
     // expunges (with QRESYNC one VANISHED, RFC 7162 §3.2.10), then new messages
@@ -113,7 +113,7 @@ export class Selected {
       }
     }
     const known = new Set(this.uids);
-    const added = this.folder.messages.filter((m) => !known.has(m.uid));
+    const added = [...live].filter((u) => !known.has(u)).map((u) => this.folder.message(u)!);
     if (added.length) {
       for (const m of added) this.uids.push(m.uid);
       // before any session took one, a read-write session takes every new message, a read-only one those in new/

@@ -114,7 +114,7 @@ export function vanishedIn(sel: Selected, ranges: SeqRange[], modseq: number): n
   const inSet = (u: number) => rs.some((r) => u >= r.from && u <= r.to);
   const known = sel.folder.vanishedSince(modseq);
   if (known) return known.filter(inSet);
-  const live = new Set(sel.folder.messages.map((m) => m.uid));
+  const live = new Set(sel.folder.uidList());
   const out: number[] = [];
   for (const r of rs) for (let u = r.from; u <= r.to && out.length < 1_000_000; u++) if (!live.has(u)) out.push(u);
   return out;

@@ -57,6 +57,10 @@ export interface MailFolder {
   readonly fieldCache: FieldCache | null;
   sync(opts?: { moveNew?: boolean; assignUids?: boolean }): Promise<void>;
   message(uid: number): MailMessage | undefined;
+  /** The UIDs of `messages`, in order (without a view object per message). */
+  uidList(): number[];
+  /** Position in `messages` of the first message without `flag` (SELECT's [UNSEEN]), -1 if none. */
+  firstWithout(flag: SystemFlag): number;
   /** A message expunged by the last sync (for the session's EXPUNGE/VANISHED replies). */
   removedMessage(uid: number): MailMessage | undefined;
   /** \Recent: which candidates are recent to nobody else yet, and taking them (RFC 3501 §2.3.2: one session has each). */

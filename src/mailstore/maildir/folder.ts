@@ -375,6 +375,15 @@ export class MaildirFolder implements MailFolder, TableOwner {
     return out;
   }
 
+  uidList(): number[] {
+    const t = this.table;
+    const out = new Array<number>(t.length);
+    for (let i = 0; i < t.length; i++) out[i] = t.uid(i);
+    return out;
+  }
+
+  firstWithout(flag: SystemFlag): number { return this.table.firstRow(flag, false); }
+
   message(uid: number): MaildirMessage | undefined {
     const row = this.table.rowOf(uid);
     return row < 0 ? undefined : new MessageRef(this, uid, this.table, row);

@@ -13,12 +13,12 @@
  * go to stderr. BIG_BENCH_ONLY=sealmail skips Dovecot (profiling runs).
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import type { BenchRow } from './harness.js';
 import { Conn } from './imap-client.js';
-import { describeTree, treeMemory, type TreeMemory } from './process-tree.js';
+import { describeTree, treeMemory, treePids, type TreeMemory } from './process-tree.js';
 import { benchUser, makeUserDb, PASSWORD, startDovecotSide, startSealmailSide } from './ispmail-pair.js';
 import { mailIds } from '../test/helpers/dovecot.js';
 import { tempDir } from '../test/helpers/tmp.js';
@@ -132,6 +132,14 @@ async function measure(label: string, port: number, masterPid: number): Promise<
     log(`${label}: first SELECT ${first.select.toFixed(0)} ms, first FETCH ENVELOPE ${firstFetch.toFixed(0)} ms`);
     const one = await settledMemory(masterPid);
     log(`${label} with 1 session: RSS ${mib(one.rssKiB)}, PSS ${mib(one.pssKiB)}\n${describeTree(one)}`);
+    if (process.env.BIG_BENCH_HEAPSNAP) {
+      // diagnosis (NODE_OPTIONS=--heapsnapshot-signal=SIGUSR2): a snapshot runs a full GC first, so the
+      // memory after it says how much of the figure above was garbage not yet collected
+      for (const p of treePids(masterPid)) { try { if (readFileSync(`/proc/${p}/cmdline`, 'latin1').includes('--mail-process')) process.kill(p, 'SIGUSR2'); } catch { /* gone */ } }
+      await sleep(20_000);
+      const gc = await settledMemory(masterPid);
+      log(`${label} with 1 session after a full GC: RSS ${mib(gc.rssKiB)}, PSS ${mib(gc.pssKiB)}\n${describeTree(gc)}`);
+    }
     for (let i = 1; i < SESSIONS; i++) conns.push((await session(port)).c);
     const ten = await settledMemory(masterPid);
     log(`${label} with ${SESSIONS} sessions: RSS ${mib(ten.rssKiB)}, PSS ${mib(ten.pssKiB)}\n${describeTree(ten)}`);

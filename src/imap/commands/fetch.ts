@@ -295,17 +295,6 @@ const HEADER_ONLY_OK = new Set(['UID', 'FLAGS', 'MODSEQ', 'INTERNALDATE', 'SAVED
 /** Bytes read for a header-only item; a longer header is read with the whole message. */
 const HEADER_READ = 16384;
 
-/** Offset just past the blank line ending the header (LF or CRLF line ends), -1 when not in `b`. */
-function headerEnd(b: Buffer): number {
-  if (b[0] === 0x0a) return 1; // an empty header
-  if (b[0] === 0x0d && b[1] === 0x0a) return 2;
-  for (let i = b.indexOf(0x0a); i >= 0 && i + 1 < b.length; i = b.indexOf(0x0a, i + 1)) {
-    if (b[i + 1] === 0x0a) return i + 2;
-    if (b[i + 1] === 0x0d && b[i + 2] === 0x0a) return i + 3;
-  }
-  return -1;
-}
-
 /** How many messages' items are rendered ahead of the one being sent. */
 const RENDER_AHEAD = 16;
 /** Messages up to this size (S= in the file name) are read whole rather than streamed. */
@@ -330,11 +319,8 @@ async function renderItems(ctx: CommandContext, m: MailMessage, items: Item[], f
   const headerOnly = items.every((i) => HEADER_ONLY_OK.has(i.k));
   const mime = async () => (tree ??= parseMime(headerOnly && !crlf ? await header() : await message()));
   const header = async (): Promise<Buffer> => {
-    const { head } = await folder.readHead(m, HEADER_READ);
-    const end = headerEnd(head);
-    if (end >= 0) return toCrlf(head.subarray(0, end));
-    // no end of header in what was read: all of it when that was the whole message, else read it all
-    return head.length < HEADER_READ ? toCrlf(head) : message();
+    const head = await folder.readHeader(m, HEADER_READ);
+    return head ? toCrlf(head) : message();
   };
   // Dovecot sends its buffered items (UID, FLAGS, INTERNALDATE, RFC822.SIZE) first, then the rest, each group in request order
   const out: ImapValue[] = [];

@@ -73,6 +73,8 @@ export interface MailFolder {
   read(m: MailMessage): AsyncIterable<Buffer>;
   readAll(m: MailMessage): Promise<Buffer>;
   readHead(m: MailMessage, max?: number): Promise<{ head: Buffer; mtime: Date }>;
+  /** The header through its empty line, plaintext; null when longer than `max`. */
+  readHeader(m: MailMessage, max?: number): Promise<Buffer | null>;
   prefetch(ms: MailMessage[]): void;
   stat(m: MailMessage): Promise<{ mtime: Date; ctime: Date; size: number }>;
   saveDate(m: MailMessage): Promise<Date>;

@@ -27,6 +27,7 @@ import { nextUidValidity } from './uidvalidity.js';
 import { folderStamp } from '../status-cache.js';
 import { ModseqState } from './modseq.js';
 import { readUidlistTail } from './uidlist-tail.js';
+import { headerEnd } from '../message-headers.js';
 
 export const RECENT_FILE = 'sealmail.recent';
 
@@ -567,6 +568,36 @@ export class MaildirFolder implements MailFolder, TableOwner {
   }
 
   /**
+   * The message's header through its empty line (the whole message when it
+   * has no body) as a Buffer of its own; null when the header is longer than
+   * `max` bytes (the caller reads the message). A plain file costs one open,
+   * pread and close into a reused scratch buffer (ENVELOPE of 100k messages:
+   * no fstat and no 16 KiB allocation per message); an encrypted one goes
+   * through readHead().
+   */
+  async readHeader(m: MaildirMessage, max = 16384): Promise<Buffer | null> {
+    const pooled = max <= HEADER_SCRATCH_SIZE ? HEADER_SCRATCH.pop() : undefined;
+    const scratch = pooled ?? Buffer.allocUnsafeSlow(Math.max(max, HEADER_SCRATCH_SIZE));
+    try {
+      let head = scratch.subarray(0, max);
+      const n = await this.withFile(m, (p) => new Promise<number>((resolve, reject) => {
+        openCb(p, 'r', (err, fd) => {
+          if (err) { reject(err); return; }
+          readCb(fd, head, 0, head.length, 0, (e, bytes) => { closeCb(fd, () => undefined); if (e) reject(e); else resolve(bytes); });
+        });
+      }));
+      head = head.subarray(0, n);
+      if (this.codec.isEncrypted(head)) head = (await this.readHead(m, max)).head;
+      const end = headerEnd(head);
+      // no empty line in a full read: the header goes on beyond `max`
+      if (end === head.length && head.length >= max) return null;
+      return Buffer.from(head.subarray(0, end));
+    } finally {
+      if (scratch.length === HEADER_SCRATCH_SIZE && HEADER_SCRATCH.length < 64) HEADER_SCRATCH.push(scratch);
+    }
+  }
+
+  /**
    * Let the codec start on the next messages of a FETCH while the current one
    * streams (mail-crypt unwraps their keys on worker threads). Best effort.
    */
@@ -997,6 +1028,10 @@ export class MaildirFolder implements MailFolder, TableOwner {
 void createReadStream;
 
 const SAVEDATE_FIELD = 'savedate';
+
+/** Read buffers of readHeader(), reused (a FETCH renders a few messages at once). */
+const HEADER_SCRATCH: Buffer[] = [];
+const HEADER_SCRATCH_SIZE = 16384;
 
 /** S= or W= of a base name ("…,S=1234,W=1260"), undefined when absent (filename.ts parseName, without its allocations). */
 function sizeField(base: string, key: 'S' | 'W'): number | undefined {

@@ -6,7 +6,8 @@
  *   ENVELOPE)` (every message parsed, both servers fill their caches);
  * - RSS and PSS of the whole process tree at rest, with the INBOX selected
  *   by 1 session and by 10 sessions (bench/process-tree.ts);
- * - a warm SELECT of the INBOX (median of 5).
+ * - a warm SELECT of the INBOX (median of 5);
+ * - in this process: the heap one opened folder handle holds for the mailbox.
  * The Maildir comes from a deterministic generator and is cached under
  * /tmp (bigMaildir), each server gets a hard-linked copy (Maildir files are
  * never written in place; flag changes are renames). Per-process breakdowns
@@ -20,6 +21,9 @@ import type { BenchRow } from './harness.js';
 import { Conn } from './imap-client.js';
 import { describeTree, treeMemory, treePids, type TreeMemory } from './process-tree.js';
 import { benchUser, makeUserDb, PASSWORD, startDovecotSide, startSealmailSide } from './ispmail-pair.js';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { MaildirFolder } from '../src/mailstore/maildir/folder.js';
 import { mailIds } from '../test/helpers/dovecot.js';
 import { tempDir } from '../test/helpers/tmp.js';
 
@@ -173,6 +177,35 @@ function rows(s: Figures, d: Figures | null): BenchRow[] {
   ];
 }
 
+/** A full GC (V8's gc() made reachable without starting node with --expose-gc). */
+function fullGc(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
+
+/**
+ * Memory one opened folder handle holds for the mailbox, in this process:
+ * heap and array buffers after a full GC, before and after its first sync
+ * (UIDs assigned on a hard-linked copy), and for a second handle of it.
+ */
+export async function folderHeap(src: string, parent: string): Promise<{ first: number; second: number; syncMs: number }> {
+  const dir = join(parent, 'Maildir');
+  const r = spawnSync('cp', ['-al', src, dir]);
+  if (r.status !== 0) throw new Error(`cp -al: ${r.stderr}`);
+  const used = () => { fullGc(); const m = process.memoryUsage(); return m.heapUsed + m.arrayBuffers; };
+  const base = used();
+  const a = new MaildirFolder(dir, { mailboxName: 'INBOX', rootDir: dir });
+  const t0 = performance.now();
+  await a.sync({ moveNew: true });
+  const syncMs = performance.now() - t0;
+  const one = used();
+  const b = new MaildirFolder(dir, { mailboxName: 'INBOX', rootDir: dir });
+  await b.sync({ moveNew: true });
+  const two = used();
+  if (a.messages.length !== N || b.messages.length !== N) throw new Error('folder handles do not see every message');
+  return { first: (one - base) / 1048576, second: (two - one) / 1048576, syncMs };
+}
+
 export default async function bigMailboxBench(): Promise<BenchRow[]> {
   const cleanups: (() => unknown)[] = [];
   const fakeT = { after: (fn: () => unknown) => { cleanups.push(fn); }, skip: () => undefined, diagnostic: () => undefined } as unknown as TestContext;
@@ -180,6 +213,9 @@ export default async function bigMailboxBench(): Promise<BenchRow[]> {
     const t0 = Date.now();
     const src = bigMaildir(N);
     log(`Maildir of ${N} messages: ${src} (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+    const heap = await folderHeap(src, tempDir(fakeT, 'sealmail-bigheap'));
+    log(`one folder handle: ${heap.first.toFixed(1)} MiB (first sync ${heap.syncMs.toFixed(0)} ms), a second one: ${heap.second.toFixed(1)} MiB`);
+    const heapRow: BenchRow = { name: `Maildir, ${N} msgs: heap + array buffers held by an opened folder (after GC, in-process)`, sealmail: `${heap.first.toFixed(1)} MiB (a second handle +${heap.second.toFixed(1)} MiB)`, dovecot: '–', note: 'first includes the per-process MODSEQ state' };
     const dbDir = tempDir(fakeT, 'sealmail-bigbench');
     chmodSync(dbDir, 0o755);
     const db = join(dbDir, 'mailserver.sqlite');
@@ -201,8 +237,8 @@ export default async function bigMailboxBench(): Promise<BenchRow[]> {
         dove.dv.stop();
       }
     }
-    if (!s) return [];
-    return rows(s, d);
+    if (!s) return [heapRow];
+    return [heapRow, ...rows(s, d)];
   } finally {
     for (const fn of cleanups.reverse()) await fn();
   }

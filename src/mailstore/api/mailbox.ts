@@ -63,9 +63,11 @@ export interface MailFolder {
   firstWithout(flag: SystemFlag): number;
   /** A message expunged by the last sync (for the session's EXPUNGE/VANISHED replies). */
   removedMessage(uid: number): MailMessage | undefined;
-  /** \Recent: which candidates are recent to nobody else yet, and taking them (RFC 3501 §2.3.2: one session has each). */
-  recentAmong(candidates: MailMessage[], untracked: (m: MailMessage) => boolean): Promise<Set<number>>;
-  takeRecent(candidates: MailMessage[], upTo: number, untracked: (m: MailMessage) => boolean): Promise<Set<number>>;
+  /** \Recent: which candidates (UIDs) are recent to nobody else yet, and taking them (RFC 3501 §2.3.2: one session has each). */
+  recentAmong(candidates: number[], untracked: (uid: number) => boolean): Promise<Set<number>>;
+  takeRecent(candidates: number[], upTo: number, untracked: (uid: number) => boolean): Promise<Set<number>>;
+  /** MailMessage.recent by UID, without a message object. */
+  isRecentCandidate(uid: number): boolean;
   /** CONDSTORE/QRESYNC (RFC 7162): start tracking MODSEQs, write pending ones, UIDs expunged since a MODSEQ (null: unknown). */
   trackModseqs(): Promise<void>;
   commitModseqs(): Promise<void>;

@@ -385,6 +385,12 @@ export class MaildirFolder implements MailFolder, TableOwner {
 
   firstWithout(flag: SystemFlag): number { return this.table.firstRow(flag, false); }
 
+  /** First seen by this handle in new/ or as a new UID (a \Recent candidate); false for a message not in the table. */
+  isRecentCandidate(uid: number): boolean {
+    const row = this.table.rowOf(uid);
+    return row >= 0 && this.table.recent(row);
+  }
+
   message(uid: number): MaildirMessage | undefined {
     const row = this.table.rowOf(uid);
     return row < 0 ? undefined : new MessageRef(this, uid, this.table, row);
@@ -629,9 +635,9 @@ export class MaildirFolder implements MailFolder, TableOwner {
   }
 
   /** Which of `candidates` are \Recent, without taking them (EXAMINE); `untracked` decides before any session took one. */
-  async recentAmong(candidates: MaildirMessage[], untracked: (m: MaildirMessage) => boolean): Promise<Set<number>> {
+  async recentAmong(candidates: number[], untracked: (uid: number) => boolean): Promise<Set<number>> {
     const first = await this.firstRecentUid();
-    return new Set(candidates.filter((m) => (first === null ? untracked(m) : m.uid >= first)).map((m) => m.uid));
+    return new Set(candidates.filter((u) => (first === null ? untracked(u) : u >= first)));
   }
 
   /**
@@ -641,8 +647,8 @@ export class MaildirFolder implements MailFolder, TableOwner {
    * first_recent_uid inside its index sync lock): two sessions syncing at
    * once must never both take the same message.
    */
-  async takeRecent(candidates: MaildirMessage[], upTo: number, untracked: (m: MaildirMessage) => boolean): Promise<Set<number>> {
-    const pick = (first: number | null) => new Set(candidates.filter((m) => (first === null ? untracked(m) : m.uid >= first)).map((m) => m.uid));
+  async takeRecent(candidates: number[], upTo: number, untracked: (uid: number) => boolean): Promise<Set<number>> {
+    const pick = (first: number | null) => new Set(candidates.filter((u) => (first === null ? untracked(u) : u >= first)));
     const seen = await this.firstRecentUid();
     // the mark only grows: nothing below it is left to take (the common case, no lock)
     if (seen !== null && seen >= upTo) return pick(seen);

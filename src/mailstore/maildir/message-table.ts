@@ -135,6 +135,8 @@ export class MessageTable {
   add(r: RowInit): number {
     if (this.length && r.uid <= this.uids[this.length - 1]) throw new RangeError(`message table: UID ${r.uid} after ${this.uids[this.length - 1]}`);
     if (!r.file.startsWith(r.base)) throw new RangeError(`message table: file ${r.file} does not start with its base name`);
+    // lengths are 16-bit (a file name has at most NAME_MAX = 255 bytes)
+    if (r.base.length > 0xffff) throw new RangeError(`message table: base name of ${r.base.length} characters`);
     if (this.length === this.uids.length) this.grow();
     const i = this.length++;
     this.uids[i] = r.uid;

@@ -46,11 +46,10 @@ export class Selected {
   /** The first sync at SELECT: the read-write open takes the \Recent messages. */
   async open(): Promise<void> {
     await this.folder.sync({ moveNew: !this.readOnly });
-    const msgs = this.folder.messages;
-    this.uids = msgs.map((m) => m.uid);
+    this.uids = this.folder.uidList();
     this.seenSerial = this.folder.serial;
     this.seenGeneration = this.folder.generation;
-    for (const u of await this.takeRecent(msgs, (m) => m.recent)) this.recent.add(u);
+    for (const u of await this.takeRecent(this.uids, (u) => this.folder.isRecentCandidate(u))) this.recent.add(u);
     this.reportedRecent = this.recent.size;
   }
 
@@ -64,13 +63,13 @@ export class Selected {
    * (up to the highest UID it knows, so one it hasn't seen stays for others);
    * a read-only one (EXAMINE) shows them without taking them (Dovecot).
    */
-  private async takeRecent(msgs: MailMessage[], untracked: (m: MailMessage) => boolean): Promise<Set<number>> {
-    if (this.readOnly) return this.folder.recentAmong(msgs, untracked);
+  private async takeRecent(uids: number[], untracked: (uid: number) => boolean): Promise<Set<number>> {
+    if (this.readOnly) return this.folder.recentAmong(uids, untracked);
     const own = this.ownRecent;
     this.ownRecent = [];
     const mine = (u: number) => own.some(([from, to]) => u >= from && u <= to);
-    const rest = msgs.filter((m) => !mine(m.uid));
-    const out = new Set(msgs.filter((m) => mine(m.uid)).map((m) => m.uid));
+    const rest = own.length ? uids.filter((u) => !mine(u)) : uids;
+    const out = new Set(own.length ? uids.filter(mine) : []);
     const upTo = this.uids.length ? this.uids[this.uids.length - 1] + 1 : 1;
     for (const u of await this.folder.takeRecent(rest, upTo, untracked)) out.add(u);
     return out;
@@ -91,7 +90,7 @@ export class Selected {
       return out;
     }
     const generation = this.folder.generation;
-    const live = new Set(this.folder.messages.map((m) => m.uid));
+    const live = new Set(this.folder.uidList());
     this.delayedExpunges = !allowExpunge && this.uids.some((u) => !live.has(u));
     // Dovecot's order: flag changes first (sequence numbers as the client knows them), then the
     // expunges (with QRESYNC one VANISHED, RFC 7162 §3.2.10), then new messages
@@ -113,11 +112,11 @@ export class Selected {
       }
     }
     const known = new Set(this.uids);
-    const added = this.folder.messages.filter((m) => !known.has(m.uid));
+    const added = [...live].filter((u) => !known.has(u));
     if (added.length) {
-      for (const m of added) this.uids.push(m.uid);
+      for (const u of added) this.uids.push(u);
       // before any session took one, a read-write session takes every new message, a read-only one those in new/
-      for (const u of await this.takeRecent(added, (m) => !this.readOnly || m.recent)) this.recent.add(u);
+      for (const u of await this.takeRecent(added, (u) => !this.readOnly || this.folder.isRecentCandidate(u))) this.recent.add(u);
       out.push({ kind: 'exists', count: this.uids.length });
     }
     if (this.recent.size !== this.reportedRecent) {

@@ -7,6 +7,12 @@
  * value sealed with the user's IndexCipher — for mail-crypt users nothing of
  * the message is at rest in plaintext. Rebuildable: a damaged tail, another
  * UIDVALIDITY or a record that does not open is simply not used.
+ *
+ * In memory a value is a latin1 string (one char per byte) in a map per
+ * field keyed by UID: a 100k-message mailbox holds 100k ENVELOPEs, and a
+ * small Buffer per value pinned a whole 8 KiB pool slab each (~370 MiB for
+ * 100k), where a one-byte string costs its length plus a small header; the
+ * FETCH fast path writes the text as it is.
  */
 import { constants, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
@@ -17,8 +23,15 @@ const MAGIC = 'SMC1';
 /** Values held back before an append is forced (a few hundred KiB at most). */
 const WRITE_BEHIND_MAX = 512;
 
+function put(m: Map<string, Map<number, string>>, uid: number, field: string, value: Buffer): void {
+  let f = m.get(field);
+  if (!f) m.set(field, f = new Map());
+  f.set(uid, value.toString('latin1'));
+}
+
 export class FieldCache {
-  private map: Map<string, Buffer> | null = null;
+  /** field → uid → value (latin1 text of the bytes). */
+  private map: Map<string, Map<number, string>> | null = null;
   private pending: [uid: number, field: string, value: Buffer][] = [];
   private flushSoon: NodeJS.Immediate | null = null;
   private writing: Promise<unknown> = Promise.resolve();
@@ -29,10 +42,10 @@ export class FieldCache {
     this.path = join(controlDir, FIELD_CACHE_FILE);
   }
 
-  private async load(): Promise<Map<string, Buffer>> {
+  private async load(): Promise<Map<string, Map<number, string>>> {
     if (this.map) return this.map;
     this.loading ??= (async () => {
-      const m = new Map<string, Buffer>();
+      const m = new Map<string, Map<number, string>>();
       let raw: Buffer;
       try { raw = await fsp.readFile(this.path); } catch { raw = Buffer.alloc(0); }
       const head = `${MAGIC} ${this.uidValidity}\n`;
@@ -50,7 +63,7 @@ export class FieldCache {
         const end = off + 9 + flen + vlen;
         if (end > raw.length) break; // torn last record
         const field = raw.subarray(off + 9, off + 9 + flen).toString('latin1');
-        try { m.set(`${uid}\0${field}`, this.cipher.open(raw.subarray(off + 9 + flen, end))); } catch { /* not ours to open */ }
+        try { put(m, uid, field, this.cipher.open(raw.subarray(off + 9 + flen, end))); } catch { /* not ours to open */ }
         off = end;
       }
       this.map = m;
@@ -61,11 +74,23 @@ export class FieldCache {
 
   /** A value without waiting: undefined when absent or while the file is not loaded yet. */
   peek(uid: number, field: string): Buffer | undefined {
-    return this.map?.get(`${uid}\0${field}`);
+    const v = this.peekText(uid, field);
+    return v === undefined ? undefined : Buffer.from(v, 'latin1');
+  }
+
+  /** peek() as latin1 text (one char per byte): what a response line is built from, without a Buffer. */
+  peekText(uid: number, field: string): string | undefined {
+    return this.map?.get(field)?.get(uid);
+  }
+
+  /** get() as latin1 text. */
+  async getText(uid: number, field: string): Promise<string | undefined> {
+    return (await this.load()).get(field)?.get(uid);
   }
 
   async get(uid: number, field: string): Promise<Buffer | undefined> {
-    return (await this.load()).get(`${uid}\0${field}`);
+    const v = (await this.load()).get(field)?.get(uid);
+    return v === undefined ? undefined : Buffer.from(v, 'latin1');
   }
 
   /**
@@ -75,7 +100,7 @@ export class FieldCache {
    * first ENVELOPE fetch of a big mailbox); `flush()` writes what is pending.
    */
   async set(uid: number, field: string, value: Buffer): Promise<void> {
-    (await this.load()).set(`${uid}\0${field}`, value);
+    put(await this.load(), uid, field, value);
     this.pending.push([uid, field, value]);
     if (this.pending.length >= WRITE_BEHIND_MAX) await this.flush();
     else this.flushSoon ??= setImmediate(() => { void this.flush(); });
@@ -94,7 +119,7 @@ export class FieldCache {
   /** Several values in one append (a SORT filling the cache for a whole mailbox). */
   async setMany(entries: [uid: number, field: string, value: Buffer][]): Promise<void> {
     const m = await this.load();
-    for (const [uid, field, value] of entries) m.set(`${uid}\0${field}`, value);
+    for (const [uid, field, value] of entries) put(m, uid, field, value);
     this.pending.push(...entries);
     await this.flush();
   }

@@ -114,7 +114,7 @@ export function vanishedIn(sel: Selected, ranges: SeqRange[], modseq: number): n
   const inSet = (u: number) => rs.some((r) => u >= r.from && u <= r.to);
   const known = sel.folder.vanishedSince(modseq);
   if (known) return known.filter(inSet);
-  const live = new Set(sel.folder.messages.map((m) => m.uid));
+  const live = new Set(sel.folder.uidList());
   const out: number[] = [];
   for (const r of rs) for (let u = r.from; u <= r.to && out.length < 1_000_000; u++) if (!live.has(u)) out.push(u);
   return out;
@@ -268,7 +268,7 @@ const CACHED_FIELD: Record<string, string> = { ENVELOPE: `envelope${RENDER}`, BO
 /** Every cached item of this FETCH is in the loaded field cache (the text fast path can write the message). */
 function inFieldCache(sel: Selected, m: MailMessage, items: Item[]): boolean {
   const fc = sel.folder.fieldCache;
-  return items.every((i) => !CACHED_FIELD[i.k] || fc?.peek(m.uid, CACHED_FIELD[i.k]) !== undefined);
+  return items.every((i) => !CACHED_FIELD[i.k] || fc?.peekText(m.uid, CACHED_FIELD[i.k]) !== undefined);
 }
 
 /**
@@ -284,9 +284,9 @@ function simpleFetchLine(s: CommandContext['session'], sel: Selected, seq: numbe
     if (i) out += ' ';
     const field = CACHED_FIELD[items[i].k];
     if (field) {
-      const v = sel.folder.fieldCache?.peek(m.uid, field);
-      if (!v) return null;
-      out += `${items[i].k} ${v.toString('latin1')}`;
+      const v = sel.folder.fieldCache?.peekText(m.uid, field);
+      if (v === undefined) return null;
+      out += `${items[i].k} ${v}`;
       continue;
     }
     switch (items[i].k) {
@@ -299,6 +299,11 @@ function simpleFetchLine(s: CommandContext['session'], sel: Selected, seq: numbe
   }
   return `${out})\r\n`;
 }
+
+/** Items renderItems can answer from the message's header alone (ENVELOPE) or without the message. */
+const HEADER_ONLY_OK = new Set(['UID', 'FLAGS', 'MODSEQ', 'INTERNALDATE', 'SAVEDATE', 'RFC822.SIZE', 'ENVELOPE']);
+/** Bytes read for a header-only item; a longer header is read with the whole message. */
+const HEADER_READ = 16384;
 
 /** How many messages' items are rendered ahead of the one being sent. */
 const RENDER_AHEAD = 16;
@@ -320,7 +325,13 @@ async function renderItems(ctx: CommandContext, m: MailMessage, items: Item[], f
     return crlf;
   };
   let tree: ReturnType<typeof parseMime> | null = null;
-  const mime = async () => (tree ??= parseMime(await message()));
+  // ENVELOPE alone needs only the header: its first bytes are read and parsed, not the whole message
+  const headerOnly = items.every((i) => HEADER_ONLY_OK.has(i.k));
+  const mime = async () => (tree ??= parseMime(headerOnly && !crlf ? await header() : await message()));
+  const header = async (): Promise<Buffer> => {
+    const head = await folder.readHeader(m, HEADER_READ);
+    return head ? toCrlf(head) : message();
+  };
   // Dovecot sends its buffered items (UID, FLAGS, INTERNALDATE, RFC822.SIZE) first, then the rest, each group in request order
   const out: ImapValue[] = [];
   const late: ImapValue[] = [];
@@ -329,8 +340,8 @@ async function renderItems(ctx: CommandContext, m: MailMessage, items: Item[], f
   // ENVELOPE/BODY/BODYSTRUCTURE are cached per message (sealed for mail-crypt users) as their wire bytes
   const cachedValue = async (field: string, make: () => Promise<ImapValue>): Promise<ImapValue> => {
     const fc = folder.fieldCache;
-    const hit = await fc?.get(m.uid, field);
-    if (hit) return { type: 'raw', value: hit.toString('latin1') };
+    const hit = await fc?.getText(m.uid, field);
+    if (hit !== undefined) return { type: 'raw', value: hit };
     const v = await make();
     const bytes = responseBytes({ kind: 'data', values: [v] });
     await fc?.set(m.uid, field, bytes.subarray(2, bytes.length - 2));

@@ -79,7 +79,7 @@ async function select(ctx: CommandContext, readOnly: boolean): Promise<void> {
     // RFC 9051 §6.3.2: no RECENT and no [UNSEEN] in IMAP4rev2, a LIST of the mailbox instead
     if (!s.rev2) await s.untagged([num(sel.recent.size), atom('RECENT')]);
     else await s.untagged(await selectedListLine(s, name, ctx.args[0]));
-    const firstUnseen = s.rev2 ? -1 : folder.messages.findIndex((m) => !m.flags.has('\\Seen'));
+    const firstUnseen = s.rev2 ? -1 : folder.firstWithout('\\Seen');
     if (firstUnseen >= 0) await s.send({ kind: 'status', status: 'OK', code: { name: 'UNSEEN', args: [num(firstUnseen + 1)] }, text: 'First unseen.' });
     await s.send({ kind: 'status', status: 'OK', code: { name: 'UIDVALIDITY', args: [num(folder.uidValidity)] }, text: 'UIDs valid' });
     await s.send({ kind: 'status', status: 'OK', code: { name: 'UIDNEXT', args: [num(folder.uidNext)] }, text: 'Predicted next UID' });

@@ -57,11 +57,17 @@ export interface MailFolder {
   readonly fieldCache: FieldCache | null;
   sync(opts?: { moveNew?: boolean; assignUids?: boolean }): Promise<void>;
   message(uid: number): MailMessage | undefined;
+  /** The UIDs of `messages`, in order (without a view object per message). */
+  uidList(): number[];
+  /** Position in `messages` of the first message without `flag` (SELECT's [UNSEEN]), -1 if none. */
+  firstWithout(flag: SystemFlag): number;
   /** A message expunged by the last sync (for the session's EXPUNGE/VANISHED replies). */
   removedMessage(uid: number): MailMessage | undefined;
-  /** \Recent: which candidates are recent to nobody else yet, and taking them (RFC 3501 §2.3.2: one session has each). */
-  recentAmong(candidates: MailMessage[], untracked: (m: MailMessage) => boolean): Promise<Set<number>>;
-  takeRecent(candidates: MailMessage[], upTo: number, untracked: (m: MailMessage) => boolean): Promise<Set<number>>;
+  /** \Recent: which candidates (UIDs) are recent to nobody else yet, and taking them (RFC 3501 §2.3.2: one session has each). */
+  recentAmong(candidates: number[], untracked: (uid: number) => boolean): Promise<Set<number>>;
+  takeRecent(candidates: number[], upTo: number, untracked: (uid: number) => boolean): Promise<Set<number>>;
+  /** MailMessage.recent by UID, without a message object. */
+  isRecentCandidate(uid: number): boolean;
   /** CONDSTORE/QRESYNC (RFC 7162): start tracking MODSEQs, write pending ones, UIDs expunged since a MODSEQ (null: unknown). */
   trackModseqs(): Promise<void>;
   commitModseqs(): Promise<void>;
@@ -69,6 +75,8 @@ export interface MailFolder {
   read(m: MailMessage): AsyncIterable<Buffer>;
   readAll(m: MailMessage): Promise<Buffer>;
   readHead(m: MailMessage, max?: number): Promise<{ head: Buffer; mtime: Date }>;
+  /** The header through its empty line, plaintext; null when longer than `max`. */
+  readHeader(m: MailMessage, max?: number): Promise<Buffer | null>;
   prefetch(ms: MailMessage[]): void;
   stat(m: MailMessage): Promise<{ mtime: Date; ctime: Date; size: number }>;
   saveDate(m: MailMessage): Promise<Date>;

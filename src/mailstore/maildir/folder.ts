@@ -19,6 +19,7 @@ import { acquireDotlock, writeAtomic, type Dotlock, type DotlockOptions } from '
 import { baseName, compareBaseNames, infoSuffix, newBaseName, parseName } from './filename.js';
 import type { SystemFlag } from '../api/flags.js';
 import type { MailFolder, MailMessage } from '../api/mailbox.js';
+import { MessageRef, MessageTable, type MaildirMessage, type TableOwner } from './message-table.js';
 import { KeywordMap, readKeywords, writeKeywords } from './keywords.js';
 import { appendMaildirsize } from './maildirsize.js';
 import { MAX_UID, appendUidlist, emptyUidlist, nextUid, readUidlist, rewriteUidlist, type Uidlist, type UidlistRecord } from './uidlist.js';
@@ -29,32 +30,11 @@ import { readUidlistTail } from './uidlist-tail.js';
 import { CorruptStream } from '../compression/input.js';
 import { bodyForSave, decompressedBody, needsDecompression } from '../compression/message-body.js';
 import type { CompressionSettings } from '../compression/settings.js';
+import { headerEnd } from '../message-headers.js';
 
 export const RECENT_FILE = 'sealmail.recent';
 
-/** A message of the Maildir driver: the storage API's MailMessage and where its file is. */
-export interface MaildirMessage extends MailMessage {
-  uid: number;
-  base: string;
-  /** Current file name inside `sub`. */
-  file: string;
-  sub: 'new' | 'cur';
-  flags: Set<SystemFlag>;
-  /** Keyword names, in letter order. */
-  keywords: string[];
-  keywordIdx: number[];
-  otherLetters: string;
-  extra: string;
-  /** S= and W= from the name, or computed lazily. */
-  size?: number;
-  vsize?: number;
-  /** True when first seen by this handle in new/ or as a new UID (\Recent candidate). */
-  recent: boolean;
-  /** The folder's change serial when this message's flags/keywords last changed (sessions compare it with the serial they last saw). */
-  changed: number;
-  /** RFC 7162 MODSEQ (0 while unknown: a handle that cannot seal, e.g. delivery without the user's key). */
-  modseq: number;
-}
+export type { MaildirMessage } from './message-table.js';
 
 export interface FolderOptions {
   codec?: MessageCodec;
@@ -181,16 +161,18 @@ interface PendingDelivery {
  */
 const deliveryQueues = new Map<string, PendingDelivery[]>();
 
-export class MaildirFolder implements MailFolder {
+export class MaildirFolder implements MailFolder, TableOwner {
   readonly codec: MessageCodec;
   readonly controlDir: string;
   readonly uidlistPath: string;
   readonly keywordsPath: string;
   uidlist: Uidlist | null = null;
   keywords = new KeywordMap();
-  /** Messages in UID order after the last sync. */
-  messages: MaildirMessage[] = [];
-  private byUid = new Map<number, MaildirMessage>();
+  /** The messages after the last sync, in UID order (message-table.ts: no object per message). */
+  table = new MessageTable(0, (i) => this.keywords.nameFor(i));
+  /** Made once here, not in build(): a closure made there would keep build's scan (every file name) alive with the table. */
+  private readonly keywordName = (i: number): string => this.keywords.nameFor(i);
+  /** Base names this handle saw before that are no longer in its table (a returning base is not \Recent). */
   private seenBases = new Set<string>();
   private firstSync = true;
   /** Keywords in the order Dovecot's rebuilt index lists them (first use by UID). */
@@ -353,44 +335,71 @@ export class MaildirFolder implements MailFolder {
   }
 
   private build(ul: Uidlist | null, scan: Scan): void {
-    this.uidlist = ul;
-    const msgs: MaildirMessage[] = [];
-    const order: string[] = [];
-    if (ul) {
-      for (const r of ul.records) {
-        const f = scan.files.get(r.base);
-        if (!f) continue;
-        const p = parseName(f.file);
-        const idx = [...new Set(p.keywordIdx)].sort((a, b) => a - b);
-        const kws = idx.map((i) => this.keywords.nameFor(i));
-        for (const k of kws) if (!order.includes(k)) order.push(k);
-        const old = this.byUid.get(r.uid);
-        const recent = this.firstSync ? f.sub === 'new' : !this.seenBases.has(r.base);
-        const same = old !== undefined && old.file === f.file;
-        // changed by this process after our scan began (our own STORE): the object is newer than the scan
-        if (old && old.changed > this.scanSerial && old.file !== f.file) { msgs.push(old); continue; }
-        msgs.push({
-          uid: r.uid, base: r.base, file: f.file, sub: f.sub, flags: p.flags, keywords: kws, keywordIdx: idx,
-          otherLetters: p.otherLetters, extra: p.extra,
-          size: p.size ?? (r.ext.has('S') ? Number(r.ext.get('S')) : old?.size),
-          vsize: p.vsize ?? (r.ext.has('W') ? Number(r.ext.get('W')) : old?.vsize),
-          recent: old ? old.recent : recent,
-          changed: same ? old.changed : old ? ++this.serial : this.serial,
-          modseq: old?.modseq ?? 0,
-        });
-      }
+    // kept for its header (UIDVALIDITY, next UID, GUID): the records are in the table now
+    this.uidlist = ul && { ...ul, records: ul.records.slice(-1), problems: [] };
+    const old = this.table;
+    const live: UidlistRecord[] = ul ? ul.records.filter((r) => scan.files.has(r.base)) : [];
+    // rows leaving the table first: their bases are "seen" (a base back under a new UID is not \Recent)
+    const gone = new Set<number>();
+    for (let o = 0, n = 0; o < old.length; o++) {
+      const u = old.uid(o);
+      while (n < live.length && live[n].uid < u) n++;
+      if (n >= live.length || live[n].uid !== u) gone.add(u);
     }
-    const byUid = new Map(msgs.map((m) => [m.uid, m]));
-    for (const m of this.messages) if (!byUid.has(m.uid)) this.noteRemoved(m);
-    this.messages = msgs;
-    this.byUid = byUid;
+    if (gone.size) for (const m of old.snapshotsOf(gone)) this.noteRemoved(m);
+    const table = new MessageTable(live.length, this.keywordName);
+    let hint = -1;
+    for (const r of live) {
+      const f = scan.files.get(r.base)!;
+      const o = old.rowOf(r.uid, hint + 1);
+      if (o >= 0) hint = o;
+      const row = table.add({
+        uid: r.uid, base: r.base, file: f.file, sub: f.sub,
+        size: sizeField(r.base, 'S') ?? (r.ext.has('S') ? Number(r.ext.get('S')) : o >= 0 ? old.size(o) : undefined),
+        vsize: sizeField(r.base, 'W') ?? (r.ext.has('W') ? Number(r.ext.get('W')) : o >= 0 ? old.vsize(o) : undefined),
+        recent: o >= 0 ? old.recent(o) : this.firstSync ? f.sub === 'new' : !this.seenBases.has(r.base),
+        changed: this.serial,
+        modseq: o >= 0 ? old.modseq(o) : 0,
+      });
+      if (o < 0) continue;
+      const oldFile = old.file(o);
+      // changed by this process after our scan began (our own STORE): the row is newer than the scan
+      if (old.changed(o) > this.scanSerial && oldFile !== f.file) { table.setFile(row, old.sub(o), oldFile); table.setChanged(row, old.changed(o)); continue; }
+      table.setChanged(row, oldFile === f.file ? old.changed(o) : ++this.serial);
+    }
+    this.table = table;
     this.generation++;
-    for (const m of msgs) this.seenBases.add(m.base);
-    this.keywordOrder = order;
+    this.keywordOrder = table.keywordOrder();
     this.firstSync = false;
   }
 
-  message(uid: number): MaildirMessage | undefined { return this.byUid.get(uid); }
+  /** The messages as of the last sync, in UID order: views of the table's rows, made when asked for. */
+  get messages(): MaildirMessage[] {
+    const t = this.table;
+    const out = new Array<MaildirMessage>(t.length);
+    for (let i = 0; i < t.length; i++) out[i] = new MessageRef(this, t.uid(i), t, i);
+    return out;
+  }
+
+  uidList(): number[] {
+    const t = this.table;
+    const out = new Array<number>(t.length);
+    for (let i = 0; i < t.length; i++) out[i] = t.uid(i);
+    return out;
+  }
+
+  firstWithout(flag: SystemFlag): number { return this.table.firstRow(flag, false); }
+
+  /** First seen by this handle in new/ or as a new UID (a \Recent candidate); false for a message not in the table. */
+  isRecentCandidate(uid: number): boolean {
+    const row = this.table.rowOf(uid);
+    return row >= 0 && this.table.recent(row);
+  }
+
+  message(uid: number): MaildirMessage | undefined {
+    const row = this.table.rowOf(uid);
+    return row < 0 ? undefined : new MessageRef(this, uid, this.table, row);
+  }
 
   /**
    * Messages that left the folder lately, as last seen: a session that has not
@@ -401,6 +410,8 @@ export class MaildirFolder implements MailFolder {
   private noteRemoved(m: MaildirMessage): void {
     this.removed.set(m.uid, m);
     if (this.removed.size > 10_000) this.removed.delete(this.removed.keys().next().value!);
+    this.seenBases.add(m.base);
+    if (this.seenBases.size > 100_000) this.seenBases.delete(this.seenBases.values().next().value!);
   }
 
   /** This folder's MODSEQ state, shared with every other handle of the folder in this process. */
@@ -426,16 +437,39 @@ export class MaildirFolder implements MailFolder {
     for (const sub of ['cur', 'new'] as const) {
       for (const f of await readdirSafe(join(this.dir, sub))) {
         if (baseName(f) === m.base) {
-          const p = parseName(f);
-          m.sub = sub; m.file = f; m.flags = p.flags; m.keywordIdx = [...new Set(p.keywordIdx)].sort((a, b) => a - b);
-          m.keywords = m.keywordIdx.map((i) => this.keywords.nameFor(i)); m.otherLetters = p.otherLetters; m.extra = p.extra;
-          m.changed = ++this.serial;
-          if (this.modseqs.active) this.modseqs.change(m);
+          const objs = this.moved(m, sub, f);
+          if (this.modseqs.active) this.modseqs.change(...objs);
           return;
         }
       }
     }
     throw new MailStoreError('EXPUNGED', `message UID ${m.uid} of ${this.opts.mailboxName} was expunged (${m.base})`, join(this.dir, m.sub, m.file));
+  }
+
+  /**
+   * `m`'s file is now `sub`/`file` (renamed by us, or found renamed): its row
+   * and, for a message no longer in the table, the snapshot sessions still
+   * show get the new name, flags and a new change serial. Returns the objects
+   * whose MODSEQ follows the change.
+   */
+  private moved(m: MaildirMessage, sub: 'new' | 'cur', file: string): MaildirMessage[] {
+    const changed = ++this.serial;
+    const out: MaildirMessage[] = [];
+    const row = this.table.rowOf(m.uid);
+    if (row >= 0 && file.startsWith(this.table.base(row))) {
+      this.table.setFile(row, sub, file);
+      this.table.setChanged(row, changed);
+      out.push(m instanceof MessageRef ? m : new MessageRef(this, m.uid, this.table, row));
+    }
+    const plain = m instanceof MessageRef ? (row < 0 ? this.removed.get(m.uid) : undefined) : m;
+    if (plain) {
+      const p = parseName(file);
+      plain.sub = sub; plain.file = file; plain.flags = p.flags; plain.keywordIdx = [...new Set(p.keywordIdx)].sort((a, b) => a - b);
+      plain.keywords = plain.keywordIdx.map((i) => this.keywords.nameFor(i)); plain.otherLetters = p.otherLetters; plain.extra = p.extra;
+      plain.changed = changed;
+      out.push(plain);
+    }
+    return out;
   }
 
   private async withFile<T>(m: MaildirMessage, fn: (p: string) => Promise<T>): Promise<T> {
@@ -550,6 +584,37 @@ export class MaildirFolder implements MailFolder {
   }
 
   /**
+   * The message's header through its empty line (the whole message when it
+   * has no body) as a Buffer of its own; null when the header is longer than
+   * `max` bytes (the caller reads the message). A plain file costs one open,
+   * pread and close into a reused scratch buffer (ENVELOPE of 100k messages:
+   * no fstat and no 16 KiB allocation per message); an encrypted or
+   * compressed one goes through readHead().
+   */
+  async readHeader(m: MaildirMessage, max = 16384): Promise<Buffer | null> {
+    const pooled = max <= HEADER_SCRATCH_SIZE ? HEADER_SCRATCH.pop() : undefined;
+    const scratch = pooled ?? Buffer.allocUnsafeSlow(Math.max(max, HEADER_SCRATCH_SIZE));
+    try {
+      let head = scratch.subarray(0, max);
+      const n = await this.withFile(m, (p) => new Promise<number>((resolve, reject) => {
+        openCb(p, 'r', (err, fd) => {
+          if (err) { reject(err); return; }
+          readCb(fd, head, 0, head.length, 0, (e, bytes) => { closeCb(fd, () => undefined); if (e) reject(e); else resolve(bytes); });
+        });
+      }));
+      head = head.subarray(0, n);
+      // encrypted or zlib-compressed: readHead() decrypts and decompresses
+      if (this.codec.isEncrypted(head) || needsDecompression(this.opts.compression, head)) head = (await this.readHead(m, max)).head;
+      const end = headerEnd(head);
+      // no empty line in a full read: the header goes on beyond `max`
+      if (end === head.length && head.length >= max) return null;
+      return Buffer.from(head.subarray(0, end));
+    } finally {
+      if (scratch.length === HEADER_SCRATCH_SIZE && HEADER_SCRATCH.length < 64) HEADER_SCRATCH.push(scratch);
+    }
+  }
+
+  /**
    * Let the codec start on the next messages of a FETCH while the current one
    * streams (mail-crypt unwraps their keys on worker threads). Best effort.
    */
@@ -581,9 +646,9 @@ export class MaildirFolder implements MailFolder {
   }
 
   /** Which of `candidates` are \Recent, without taking them (EXAMINE); `untracked` decides before any session took one. */
-  async recentAmong(candidates: MaildirMessage[], untracked: (m: MaildirMessage) => boolean): Promise<Set<number>> {
+  async recentAmong(candidates: number[], untracked: (uid: number) => boolean): Promise<Set<number>> {
     const first = await this.firstRecentUid();
-    return new Set(candidates.filter((m) => (first === null ? untracked(m) : m.uid >= first)).map((m) => m.uid));
+    return new Set(candidates.filter((u) => (first === null ? untracked(u) : u >= first)));
   }
 
   /**
@@ -593,8 +658,8 @@ export class MaildirFolder implements MailFolder {
    * first_recent_uid inside its index sync lock): two sessions syncing at
    * once must never both take the same message.
    */
-  async takeRecent(candidates: MaildirMessage[], upTo: number, untracked: (m: MaildirMessage) => boolean): Promise<Set<number>> {
-    const pick = (first: number | null) => new Set(candidates.filter((m) => (first === null ? untracked(m) : m.uid >= first)).map((m) => m.uid));
+  async takeRecent(candidates: number[], upTo: number, untracked: (uid: number) => boolean): Promise<Set<number>> {
+    const pick = (first: number | null) => new Set(candidates.filter((u) => (first === null ? untracked(u) : u >= first)));
     const seen = await this.firstRecentUid();
     // the mark only grows: nothing below it is left to take (the common case, no lock)
     if (seen !== null && seen >= upTo) return pick(seen);
@@ -940,14 +1005,11 @@ export class MaildirFolder implements MailFolder {
     const file = m.base + infoSuffix(fl, idx, m.otherLetters, m.extra);
     if (file === m.file && m.sub === 'cur') return;
     await this.withFile(m, (p) => fsp.rename(p, join(this.dir, 'cur', file)));
-    m.sub = 'cur'; m.file = file; m.flags = fl; m.keywordIdx = idx; m.keywords = idx.map((i) => kw.nameFor(i));
-    m.changed = ++this.serial;
-    // a sync by another session may have replaced the object while we renamed: update the current one too
-    const cur = this.byUid.get(m.uid);
-    if (cur && cur !== m) { cur.sub = m.sub; cur.file = m.file; cur.flags = new Set(fl); cur.keywordIdx = idx; cur.keywords = m.keywords; cur.changed = m.changed; }
-    // the new MODSEQ is handed out (to both objects) by the next flush: one per STORE command, as Dovecot's transaction
+    // the row (and a snapshot the caller may hold): a sync since the caller looked keeps the row by UID
+    const objs = this.moved(m, 'cur', file);
+    // the new MODSEQ is handed out (to every view of it) by the next flush: one per STORE command, as Dovecot's transaction
     const ms = this.modseqs;
-    if (ms.active) ms.change(m, ...(cur && cur !== m ? [cur] : []));
+    if (ms.active) ms.change(...objs);
     if (ms.active && !opts.deferModseq) await ms.flush();
     announceChange(this.dir);
   }
@@ -973,10 +1035,10 @@ export class MaildirFolder implements MailFolder {
       announceChange(this.dir);
     }
     const gone = new Set(done);
-    for (const m of this.messages) if (gone.has(m.uid)) this.noteRemoved(m);
-    this.messages = this.messages.filter((m) => !gone.has(m.uid));
-    if (gone.size) this.generation++;
-    for (const u of done) this.byUid.delete(u);
+    if (gone.size) {
+      for (const m of this.table.remove(gone)) this.noteRemoved(m);
+      this.generation++;
+    }
     return done;
   }
 }
@@ -984,6 +1046,23 @@ export class MaildirFolder implements MailFolder {
 void createReadStream;
 
 const SAVEDATE_FIELD = 'savedate';
+
+/** Read buffers of readHeader(), reused (a FETCH renders a few messages at once). */
+const HEADER_SCRATCH: Buffer[] = [];
+const HEADER_SCRATCH_SIZE = 16384;
+
+/** S= or W= of a base name ("…,S=1234,W=1260"), undefined when absent (filename.ts parseName, without its allocations). */
+function sizeField(base: string, key: 'S' | 'W'): number | undefined {
+  let found: number | undefined; // the last such field counts, as in parseName
+  for (let c = base.indexOf(','); c >= 0; c = base.indexOf(',', c + 1)) {
+    if (base.charCodeAt(c + 1) !== key.charCodeAt(0) || base.charCodeAt(c + 2) !== 0x3d) continue;
+    let end = c + 3;
+    while (end < base.length && base.charCodeAt(end) >= 0x30 && base.charCodeAt(end) <= 0x39) end++;
+    // the whole field must be digits, as parseName's /^([SW])=(\d+)$/
+    if (end > c + 3 && (end === base.length || base.charCodeAt(end) === 0x2c)) found = Number(base.slice(c + 3, end));
+  }
+  return found;
+}
 
 function secondsBytes(secs: number): Buffer {
   const b = Buffer.alloc(8);

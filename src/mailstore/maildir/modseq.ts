@@ -27,13 +27,13 @@ import { join } from 'node:path';
 import type { IndexCipher } from '../../crypt/codec.js';
 import { acquireDotlock, writeAtomic, type Dotlock } from './dotlock.js';
 import { readDovecotHighestModseq } from './dovecot-modseq.js';
+import { ModseqEntries } from './modseq-entries.js';
 
 export const MODSEQ_FILE = 'sealmail.modseq';
 const MAGIC = 'SMQ1';
 /** Expunges remembered for VANISHED (Dovecot keeps them as long as its transaction log). */
 const MAX_VANISHED = 20_000;
 
-interface Entry { sig: string; modseq: number; at: number }
 
 /** What a message's flags look like on disk (the info after ":2,"); new/ and cur/ without flags are the same. */
 export function flagSignature(file: string): string {
@@ -61,7 +61,7 @@ export class ModseqState {
    * a mailbox's index then, for good, and SELECT shows HIGHESTMODSEQ to every client after).
    */
   tracked = false;
-  private entries = new Map<number, Entry>();
+  private entries = new ModseqEntries();
   /** Expunged UIDs with their modseq, in modseq order. */
   private vanished: { uid: number; modseq: number }[] = [];
   /** Expunges with a modseq at or below this are forgotten. */

@@ -1,6 +1,6 @@
 /**
- * LMTP delivery throughput, Sealmail beside Dovecot's lmtp: 4 parallel
- * clients deliver LMTP_BENCH_N (1000) messages of ~5 KiB to one user, for a
+ * LMTP delivery throughput, Sealmail beside Dovecot's lmtp: 4 and 20 parallel
+ * clients (LMTP_BENCH_CLIENTS) deliver LMTP_BENCH_N (1000) messages of ~5 KiB to one user, for a
  * plain user and mail-crypt users on P-256 and P-521 (public key only, as at
  * delivery). Then the crash run: LMTP_BENCH_KILLS (200) SIGKILLs of the
  * Sealmail server during deliveries, reporting acknowledged / found /
@@ -27,6 +27,8 @@ const BIG_N = Number(process.env.LMTP_BENCH_BIG_N ?? 10);
 const BIG_SIZE = 30 * 1024 * 1024;
 const KILLS = Number(process.env.LMTP_BENCH_KILLS ?? 200);
 const CLIENTS = 4;
+/** The concurrent Postfix-like clients of the deliveries/s rows (LMTP_BENCH_CLIENTS=4,20). */
+const CLIENT_COUNTS = (process.env.LMTP_BENCH_CLIENTS ?? '4,20').split(',').map(Number).filter((n) => n > 0);
 // LMTP_BENCH_ONLY=throughput: only the deliveries/s rows (no 30 MB or kill -9 runs), for a quick before/after
 const THROUGHPUT_ONLY = process.env.LMTP_BENCH_ONLY === 'throughput';
 const PW = 'benchpass';
@@ -40,11 +42,11 @@ plugin {
 }
 `;
 
-async function run(port: number, prefix: string): Promise<number> {
+async function run(port: number, prefix: string, clients: number): Promise<number> {
   let next = 0;
   let failed = 0;
   const t0 = Date.now();
-  await Promise.all(Array.from({ length: CLIENTS }, async () => {
+  await Promise.all(Array.from({ length: clients }, async () => {
     while (next < N) {
       const i = next++;
       if (!(await lmtpDeliver(port, USER, markerMessage(`${prefix}-${i}`, 5 * 1024)))) failed++;
@@ -133,20 +135,21 @@ export default async function (): Promise<BenchRow[]> {
         await c.connect();
         await c.logout();
       }
-      const s = await run(smPort, `s-${curve}`);
+      const s: number[] = [];
+      for (const n of CLIENT_COUNTS) s.push(await run(smPort, `s-${curve}-${n}`, n));
       await srv.stop();
       const dvPort = await freePort();
       const dv = setupDovecot(fakeT, { start: true, passdb, extraConf: `${conf}service lmtp {\n  inet_listener lmtp {\n    port = ${dvPort}\n  }\n}\n` });
-      let d = NaN;
+      const d: number[] = [];
       if (dv) {
         if (curve) {
           const gen = dv.doveadm(['-o', `plugin/mail_crypt_private_password=${PW}`, 'mailbox', 'cryptokey', 'generate', '-u', USER, '-U']);
           if (gen.status !== 0) throw new Error(`doveadm cryptokey generate: ${gen.stderr}`);
         }
-        d = await run(dvPort, `d-${curve}`);
+        for (const n of CLIENT_COUNTS) d.push(await run(dvPort, `d-${curve}-${n}`, n));
         dv.stop();
       }
-      rows.push({ name: `LMTP deliveries/s, ${label}, ${CLIENTS} clients, ${N} × 5 KiB`, sealmail: `${s.toFixed(0)}/s`, dovecot: Number.isNaN(d) ? 'not installed' : `${d.toFixed(0)}/s`, note: Number.isNaN(d) ? '' : `${(s / d).toFixed(2)}x Dovecot` });
+      CLIENT_COUNTS.forEach((n, i) => rows.push({ name: `LMTP deliveries/s, ${label}, ${n} clients, ${N} × 5 KiB`, sealmail: `${s[i].toFixed(0)}/s`, dovecot: dv ? `${d[i].toFixed(0)}/s` : 'not installed', note: dv ? `${(s[i] / d[i]).toFixed(2)}x Dovecot` : '' }));
     }
 
     if (THROUGHPUT_ONLY) return rows;

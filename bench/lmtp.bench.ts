@@ -1,8 +1,10 @@
 /**
- * LMTP delivery throughput, Sealmail beside Dovecot's lmtp: 4 parallel
- * clients deliver LMTP_BENCH_N (1000) messages of ~5 KiB to one user, for a
+ * LMTP delivery throughput, Sealmail beside Dovecot's lmtp: 4 and 20 parallel
+ * clients (LMTP_BENCH_CLIENTS) deliver LMTP_BENCH_N (1000) messages of ~5 KiB to one user, for a
  * plain user and mail-crypt users on P-256 and P-521 (public key only, as at
- * delivery). Then the crash run: LMTP_BENCH_KILLS (200) SIGKILLs of the
+ * delivery), both servers running, in slices that take turns (Sealmail's,
+ * Dovecot's, …: LMTP_BENCH_ROUNDS), so that the load of a shared machine
+ * weighs on both alike. Then the crash run: LMTP_BENCH_KILLS (200) SIGKILLs of the
  * Sealmail server during deliveries, reporting acknowledged / found /
  * duplicates / partial messages afterwards. And memory: the peak RSS of
  * LMTP_BENCH_BIG_N (10) concurrent deliveries of 30 MB each (Sealmail: the
@@ -27,6 +29,10 @@ const BIG_N = Number(process.env.LMTP_BENCH_BIG_N ?? 10);
 const BIG_SIZE = 30 * 1024 * 1024;
 const KILLS = Number(process.env.LMTP_BENCH_KILLS ?? 200);
 const CLIENTS = 4;
+/** The concurrent Postfix-like clients of the deliveries/s rows (LMTP_BENCH_CLIENTS=4,20). */
+const CLIENT_COUNTS = (process.env.LMTP_BENCH_CLIENTS ?? '4,20').split(',').map(Number).filter((n) => n > 0);
+/** Slices each deliveries/s figure is measured in, Sealmail's and Dovecot's taking turns (LMTP_BENCH_ROUNDS). */
+const ROUNDS = Math.max(1, Number(process.env.LMTP_BENCH_ROUNDS ?? 5));
 // LMTP_BENCH_ONLY=throughput: only the deliveries/s rows (no 30 MB or kill -9 runs), for a quick before/after
 const THROUGHPUT_ONLY = process.env.LMTP_BENCH_ONLY === 'throughput';
 const PW = 'benchpass';
@@ -40,18 +46,19 @@ plugin {
 }
 `;
 
-async function run(port: number, prefix: string): Promise<number> {
+/** Deliveries/s of `count` messages sent by `clients` parallel clients. */
+async function run(port: number, prefix: string, clients: number, count = N): Promise<number> {
   let next = 0;
   let failed = 0;
   const t0 = Date.now();
-  await Promise.all(Array.from({ length: CLIENTS }, async () => {
-    while (next < N) {
+  await Promise.all(Array.from({ length: clients }, async () => {
+    while (next < count) {
       const i = next++;
       if (!(await lmtpDeliver(port, USER, markerMessage(`${prefix}-${i}`, 5 * 1024)))) failed++;
     }
   }));
   if (failed) throw new Error(`${failed} deliveries failed`);
-  return N / ((Date.now() - t0) / 1000);
+  return count / ((Date.now() - t0) / 1000);
 }
 
 /** VmHWM of a process in MB (0 when it is gone). */
@@ -133,20 +140,31 @@ export default async function (): Promise<BenchRow[]> {
         await c.connect();
         await c.logout();
       }
-      const s = await run(smPort, `s-${curve}`);
-      await srv.stop();
       const dvPort = await freePort();
       const dv = setupDovecot(fakeT, { start: true, passdb, extraConf: `${conf}service lmtp {\n  inet_listener lmtp {\n    port = ${dvPort}\n  }\n}\n` });
-      let d = NaN;
-      if (dv) {
-        if (curve) {
-          const gen = dv.doveadm(['-o', `plugin/mail_crypt_private_password=${PW}`, 'mailbox', 'cryptokey', 'generate', '-u', USER, '-U']);
-          if (gen.status !== 0) throw new Error(`doveadm cryptokey generate: ${gen.stderr}`);
-        }
-        d = await run(dvPort, `d-${curve}`);
-        dv.stop();
+      if (dv && curve) {
+        const gen = dv.doveadm(['-o', `plugin/mail_crypt_private_password=${PW}`, 'mailbox', 'cryptokey', 'generate', '-u', USER, '-U']);
+        if (gen.status !== 0) throw new Error(`doveadm cryptokey generate: ${gen.stderr}`);
       }
-      rows.push({ name: `LMTP deliveries/s, ${label}, ${CLIENTS} clients, ${N} × 5 KiB`, sealmail: `${s.toFixed(0)}/s`, dovecot: Number.isNaN(d) ? 'not installed' : `${d.toFixed(0)}/s`, note: Number.isNaN(d) ? '' : `${(s / d).toFixed(2)}x Dovecot` });
+      // warmed up first (Sealmail's processes load the delivery code on their first message, Dovecot starts its lmtp processes)
+      const warm = 2 * Math.max(...CLIENT_COUNTS);
+      await run(smPort, `s-${curve}-warm`, Math.max(...CLIENT_COUNTS), warm);
+      if (dv) await run(dvPort, `d-${curve}-warm`, Math.max(...CLIENT_COUNTS), warm);
+      // both servers up at once, and their runs interleaved in ROUNDS slices (Sealmail, Dovecot, Sealmail, …):
+      // on a machine shared with other work the load then weighs on both alike, and the ratio holds
+      for (const n of CLIENT_COUNTS) {
+        const slice = Math.max(1, Math.round(N / ROUNDS));
+        let sSecs = 0; let dSecs = 0;
+        for (let r = 0; r < ROUNDS; r++) {
+          sSecs += slice / await run(smPort, `s-${curve}-${n}-${r}`, n, slice);
+          if (dv) dSecs += slice / await run(dvPort, `d-${curve}-${n}-${r}`, n, slice);
+        }
+        const sRate = (slice * ROUNDS) / sSecs;
+        const dRate = (slice * ROUNDS) / dSecs;
+        rows.push({ name: `LMTP deliveries/s, ${label}, ${n} clients, ${slice * ROUNDS} × 5 KiB`, sealmail: `${sRate.toFixed(0)}/s`, dovecot: dv ? `${dRate.toFixed(0)}/s` : 'not installed', note: dv ? `${(sRate / dRate).toFixed(2)}x Dovecot` : '' });
+      }
+      await srv.stop();
+      dv?.stop();
     }
 
     if (THROUGHPUT_ONLY) return rows;

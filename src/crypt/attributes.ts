@@ -52,8 +52,47 @@ export function attributeDictFile(setting: string, user: { username: string; hom
 const STALE_MS = 60_000;
 const GIVE_UP_MS = 120_000;
 
+/** A dict file's identity: any rewrite (Dovecot's and ours go through a rename) changes the inode, and mtime and size too. */
+const stampOf = (st: { ino: bigint; size: bigint; mtimeNs: bigint; ctimeNs: bigint }) => `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+
+/**
+ * The last content read of each dict file, by path, with the stamp it was
+ * read at: a delivery asks for the user's and folder's public keys of the
+ * same file again and again, and a stat is cheaper than a read and a parse.
+ * Bounded: the oldest entries go first.
+ */
+const sharedReads = new Map<string, { stamp: string; dict: ReadonlyMap<string, string> }>();
+const SHARED_READS_MAX = 1000;
+
 export class AttributeDict {
   constructor(readonly path: string) {}
+
+  /**
+   * The whole dict as read() gives it, from the last read of this file when
+   * the file is still the one read then (same inode, size, mtime and ctime
+   * to the nanosecond): a key generated or re-encrypted since (sealadm or
+   * doveadm `mailbox cryptokey generate -f`, `password`) is a rewrite, and
+   * is read. Read-only: never edit the map it returns.
+   */
+  async readShared(): Promise<ReadonlyMap<string, string>> {
+    let st;
+    try { st = await fsp.stat(this.path, { bigint: true }); } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') { sharedReads.delete(this.path); return new Map(); }
+      throw new CryptError(`${this.path}: ${(e as Error).message}`);
+    }
+    const stamp = stampOf(st);
+    const hit = sharedReads.get(this.path);
+    if (hit?.stamp === stamp) return hit.dict;
+    const dict = await this.read();
+    // the file may have changed between the stat and the read: kept only when the stamp still holds after it
+    const after = await fsp.stat(this.path, { bigint: true }).catch(() => null);
+    if (after && stampOf(after) === stamp) {
+      sharedReads.delete(this.path);
+      sharedReads.set(this.path, { stamp, dict });
+      if (sharedReads.size > SHARED_READS_MAX) sharedReads.delete(sharedReads.keys().next().value!);
+    }
+    return dict;
+  }
 
   /** The whole dict; a missing file is an empty dict. */
   async read(): Promise<Map<string, string>> {

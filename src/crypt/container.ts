@@ -13,7 +13,7 @@
  * everything before checking the tag.)
  */
 import { createCipheriv, createDecipheriv, createHash, pbkdf2Sync, randomBytes } from 'node:crypto';
-import { CryptError, ecdh, generateKey, keyId, type PrivateKey, type PublicKey } from './keys.js';
+import { CryptError, ecdh, ephemeralAgreement, keyId, type PrivateKey, type PublicKey } from './keys.js';
 import { keyDataCheck } from './keydata-check.js';
 
 export const MAGIC = Buffer.from('435259505445440307', 'hex');
@@ -153,8 +153,8 @@ export function unwrapV1Key(h: V1Header, key: PrivateKey): Buffer {
 /** A fresh v2 header for one message to `to` (the folder public key) and its key data. */
 export function newV2Header(to: PublicKey): { header: Buffer; keydata: Buffer } {
   const keydata = randomBytes(KEYDATA_LEN);
-  const eph = generateKey(to.curve);
-  const secret = ecdh(eph, to.point);
+  const eph = ephemeralAgreement(to);
+  const secret = eph.secret;
   const kek = pbkdf2Sync(secret, eph.point, 2048, 48, 'sha256');
   const c = createCipheriv('aes-256-cbc', kek.subarray(0, 32), kek.subarray(32, 48));
   const wrapped = Buffer.concat([c.update(keydata), c.final()]);

@@ -25,19 +25,23 @@ export type CryptJob =
 
 export const toWirePriv = (k: PrivateKey): WirePriv => ({ curve: k.curve.name, d: k.d });
 export const toWirePub = (k: PublicKey): WirePub => ({ curve: k.curve.name, point: k.point });
-// the same folder/user keys come back job after job: rebuilding one costs a scalar multiplication
-const keyCache = new Map<string, PrivateKey>();
-export const fromWirePriv = (w: WirePriv): PrivateKey => {
-  const id = `${w.curve}:${Buffer.from(w.d).toString('hex')}`;
-  let k = keyCache.get(id);
+/** A key rebuilt from its wire form once, then taken from `cache` by its bytes (at most 256 kept). */
+function rebuilt<K>(cache: Map<string, K>, curve: string, bytes: Uint8Array, make: () => K): K {
+  const id = `${curve}:${Buffer.from(bytes).toString('hex')}`;
+  let k = cache.get(id);
   if (!k) {
-    k = privateFromScalar(curveByName(w.curve), Buffer.from(w.d));
-    if (keyCache.size > 256) keyCache.clear();
-    keyCache.set(id, k);
+    k = make();
+    if (cache.size > 256) cache.clear();
+    cache.set(id, k);
   }
   return k;
-};
-const fromWirePub = (w: WirePub): PublicKey => publicFromPoint(curveByName(w.curve), Buffer.from(w.point));
+}
+// the same folder/user keys come back job after job: rebuilding one costs a scalar multiplication
+const keyCache = new Map<string, PrivateKey>();
+export const fromWirePriv = (w: WirePriv): PrivateKey => rebuilt(keyCache, w.curve, w.d, () => privateFromScalar(curveByName(w.curve), Buffer.from(w.d)));
+// and so do the folder public keys every delivery encrypts to: checking a point is on its curve is not free on P-521
+const pubCache = new Map<string, PublicKey>();
+const fromWirePub = (w: WirePub): PublicKey => rebuilt(pubCache, w.curve, w.point, () => publicFromPoint(curveByName(w.curve), Buffer.from(w.point)));
 
 function run(job: CryptJob): unknown {
   switch (job.op) {

@@ -208,7 +208,13 @@ export class MessageSpool implements SpooledMessage {
   }
 
   async *stream(): AsyncIterable<Buffer> {
-    if (!this.fh) { yield* this.mem; return; }
+    // in memory (up to SPOOL_MEMORY_LIMIT): one piece, not the line-sized ones it arrived in (each piece costs every consumer a step)
+    // (a message held in memory beyond it, with no spool file possible, is not copied again)
+    if (!this.fh) {
+      if (this.memSize > this.memoryLimit) yield* this.mem;
+      else if (this.memSize) yield this.mem.length === 1 ? this.mem[0] : Buffer.concat(this.mem, this.memSize);
+      return;
+    }
     const d = createDecipheriv('aes-256-gcm', this.key!, this.iv!);
     d.setAuthTag(this.tag!);
     for (let pos = 0; pos < this.fileSize;) {

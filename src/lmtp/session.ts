@@ -18,7 +18,8 @@
  * message data is awaited, not while a delivery runs): `421 4.4.2 <host>
  * Disconnected for inactivity`. Test hook: SEALMAIL_TEST_LMTP_IDLE_MS
  * replaces the 5 minutes (tests only). `lmtp_user_concurrency_limit` is
- * checked at RCPT (src/lmtp/user-concurrency.ts).
+ * checked at RCPT (src/lmtp/user-concurrency.ts: the master's count over
+ * every LMTP process, `slots`).
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -30,7 +31,7 @@ import { CrlfDecoder, DotDecoder } from './data-decoder.js';
 import { MessageSpool, type SpooledMessage } from './data-spool.js';
 import { checkRecipient, deliver, overQuotaAlready, type DeliveryInput, type DeliveryResult, type OverQuotaCheck } from './delivery.js';
 import { faultText, guarded } from '../util/fault.js';
-import { takeUserSlot, type UserSlot } from './user-concurrency.js';
+import { localSlots, takeUserSlot, type UserSlot, type UserSlotTaker } from './user-concurrency.js';
 import { quickAck } from '../util/tcp-socket.js';
 
 const MAX_BAD = 10;
@@ -82,11 +83,13 @@ export class LmtpSession {
 
   /**
    * `deliverer`: where a recipient's copy is stored; `overQuota`: where lmtp_rcpt_check_quota reads the
-   * usage at RCPT (server/lmtp-process.ts: both in the mail process of the user's uid).
+   * usage at RCPT (server/lmtp-process.ts: both in the mail process of the user's uid); `slots`: where
+   * lmtp_user_concurrency_limit is counted (the master's count when LMTP runs in several processes).
    */
   constructor(private readonly sock: Duplex, private readonly config: DovecotConfig, private readonly auth: AuthEngine, private readonly rip: string,
     private readonly deliverer: (d: DeliveryInput) => Promise<DeliveryResult> = deliver,
-    private readonly overQuota: OverQuotaCheck = overQuotaAlready) {
+    private readonly overQuota: OverQuotaCheck = overQuotaAlready,
+    private readonly slots: UserSlotTaker = localSlots) {
     this.host = config.get('hostname') || hostname();
     this.idleMs = Number(process.env.SEALMAIL_TEST_LMTP_IDLE_MS) || IDLE_MS;
     sock.on('data', guarded((e) => this.fault(e), (d: Buffer) => this.onData(d)));
@@ -349,7 +352,7 @@ export class LmtpSession {
     const index = ++this.rcptCount;
     const c = await checkRecipient(this.config, this.auth, p.path, this.overQuota);
     if (!c.ok) { this.reply(c.text); return; }
-    const slot = takeUserSlot(c.user, Number(this.config.get('lmtp_user_concurrency_limit', { protocol: 'lmtp' })) || 0);
+    const slot = await takeUserSlot(c.user, Number(this.config.get('lmtp_user_concurrency_limit', { protocol: 'lmtp' })) || 0, this.slots);
     if (!slot) { this.reply(`451 4.3.0 <${p.path}> Too many concurrent deliveries for user`); return; }
     // the connection may have gone while the userdb answered
     if (this.closed) { slot.release(); return; }

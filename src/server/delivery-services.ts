@@ -25,6 +25,7 @@ import { Logger } from '../log/logger.js';
 import { AuthClientSession } from '../authsock/server.js';
 import { AuthUserdbSession } from '../authsock/userdb.js';
 import { LmtpSession } from '../lmtp/session.js';
+import { localSlots, type UserSlotTaker } from '../lmtp/user-concurrency.js';
 import { QuotaStatusSession } from '../quota-status/session.js';
 import { parseListen, type ListenerSpec, type UnixListenerSpec } from './listeners.js';
 import { resolveGroup, resolveUser } from './privileges.js';
@@ -100,11 +101,16 @@ export class DeliveryServices {
     this.userdbAuth = new AuthEngine(config, 'lda');
   }
 
+  /** lmtp_user_concurrency_limit's count: this process's own, or the master's (useUserSlots). */
+  private userSlots: UserSlotTaker = localSlots;
+
+  useUserSlots(taker: UserSlotTaker): void { this.userSlots = taker; }
+
   acceptLmtp(s: Socket): void {
     s.on('error', () => s.destroy());
     // replies are small writes answered by the client's next command: Nagle would hold each for the peer's delayed ACK (40 ms)
     s.setNoDelay(true);
-    new LmtpSession(s, this.config, this.lmtpAuth, s.remoteAddress?.replace(/^::ffff:/, '') ?? '');
+    new LmtpSession(s, this.config, this.lmtpAuth, s.remoteAddress?.replace(/^::ffff:/, '') ?? '', undefined, undefined, this.userSlots);
   }
 
   acceptQuotaStatus(s: Socket): void {

@@ -1,5 +1,6 @@
 /**
- * The LMTP front process of the root master mode (root-master.ts), running
+ * An LMTP front process of the root master mode (root-master.ts: one per
+ * core, lmtp_user_concurrency_limit counted by the master), running
  * as `default_internal_user` with no access to mail: it speaks LMTP with
  * the ordinary LmtpSession (RCPT lookups in its own userdb, DATA spooled),
  * and has each recipient's copy stored by the mail process of that
@@ -26,6 +27,7 @@ import type { Fields } from '../auth/databases.js';
 import { Logger } from '../log/logger.js';
 import { offerCopy, streamed } from './lmtp-copy.js';
 import { Liveness } from './retire.js';
+import { RemoteUserSlots } from '../lmtp/user-concurrency.js';
 
 /** `copySocket`: the master's socket the streamed copies go through (lmtp-copy.ts). */
 export function runLmtpProcess(config: DovecotConfig, copySocket: string): void {
@@ -35,6 +37,8 @@ export function runLmtpProcess(config: DovecotConfig, copySocket: string): void 
   /** Copies sent to the master, by id: whom to answer, and the message a 'copy-go' streams. */
   const waiting = new Map<number, { resolve: (r: DeliveryReply) => void; d: DeliveryInput }>();
   const live = new Liveness(); // LMTP and quota-status connections: a retired process exits after the last
+  // lmtp_user_concurrency_limit: counted by the master over every LMTP process
+  const userSlots = new RemoteUserSlots((id, user, limit) => sendTo(process, { t: 'user-slot', id, user, limit }), (user) => sendTo(process, { t: 'user-slot-free', user }));
   let nextId = 0;
   const deliverRemote = async (d: DeliveryInput): Promise<DeliveryResult> => {
     const u = await d.auth.lookupUser(d.user, { service: 'lmtp' });
@@ -76,10 +80,11 @@ export function runLmtpProcess(config: DovecotConfig, copySocket: string): void 
       live.track(s);
       if (m.kind === 'quota-status') { new QuotaStatusSession(s, config, quotaAuth(), overQuotaRemote); return; }
       s.setNoDelay(true);
-      new LmtpSession(s, config, auth, s.remoteAddress?.replace(/^::ffff:/, '') ?? '', deliverRemote, overQuotaAtRcpt);
+      new LmtpSession(s, config, auth, s.remoteAddress?.replace(/^::ffff:/, '') ?? '', deliverRemote, overQuotaAtRcpt, userSlots.take);
     } else if (m.t === 'delivered') { waiting.get(m.id)?.resolve(m.result); waiting.delete(m.id); }
     else if (m.t === 'copy-go') streamCopy(m.id, m.key);
     else if (m.t === 'quota-reply') { quotaWaits.get(m.id)?.(m.result); quotaWaits.delete(m.id); }
+    else if (m.t === 'user-slot-reply') userSlots.answered(m.id, m.ok);
     else if (m.t === 'shutdown') void auth.close().finally(() => process.exit(0));
     else if (m.t === 'retire') live.retire();
   });

@@ -83,6 +83,10 @@ export type ChildMessage =
   | { t: 'copy-go'; id: number; key: string }
   | { t: 'delivered'; id: number; result: DeliveryReply }
   | { t: 'quota'; req: QuotaRequest }
+  /** lmtp process → master: a slot of lmtp_user_concurrency_limit for `user`? one let go; the master's answer (user-concurrency.ts) */
+  | { t: 'user-slot'; id: number; user: string; limit: number }
+  | { t: 'user-slot-free'; user: string }
+  | { t: 'user-slot-reply'; id: number; ok: boolean }
   | { t: 'quota-reply'; id: number; result: QuotaReply }
   | { t: 'shutdown' };
 

@@ -53,6 +53,7 @@ import { ConnectionTable } from './connection-table.js';
 import { protocolLimits } from '../config/connection-limits.js';
 import { serviceProcessCount } from './service-pool.js';
 import { readCopyKey } from './lmtp-copy.js';
+import { UserConcurrency } from '../lmtp/user-concurrency.js';
 import { rebindListeners, type WantedListener } from './listener-reload.js';
 import type { AdminTarget } from './admin-socket.js';
 
@@ -111,7 +112,11 @@ export class RootMaster {
   private logins: (Child | null)[] = [];
   private nextLogin = 0;
   private auth: Child | null = null;
-  private lmtp: Child | null = null;
+  /** The LMTP front processes (one per core unless service lmtp's process_min_avail says), taking connections in turn. */
+  private lmtps: (Child | null)[] = [];
+  private nextLmtp = 0;
+  /** lmtp_user_concurrency_limit over every LMTP process (user-concurrency.ts). */
+  private readonly userSlots = new UserConcurrency();
   /** LMTP copies being stored and quota checks made by a mail process, by the master's id: whom to answer. */
   private readonly jobs = new Map<number, { from: ChildProcess; id: number; to: Child; kind: MailJob['t'] }>();
   private nextJob = 0;
@@ -171,7 +176,7 @@ export class RootMaster {
     if (lmtp || lmtpSpecs.length) {
       this.copySocket = join(this.dir, 'lmtp-copy');
       await this.bindUnix(this.copySocket, (s) => readCopyKey(s, (key) => this.onCopySocket(key, s)), this.internalUser);
-      this.lmtp = this.spawnLmtp();
+      this.lmtps = Array.from({ length: this.lmtpProcessCount() }, (_, i) => this.spawnLmtp(i));
     }
     for (const spec of lmtpSpecs) {
       const kind = spec.service === 'quota-status' ? 'quota-status' : 'lmtp';
@@ -257,17 +262,28 @@ export class RootMaster {
     return c;
   }
 
-  private spawnLmtp(): Child {
-    const c: Child = this.spawn('lmtp', 'lmtp', this.internalUser, this.files, { copySocket: this.copySocket }, () => { if (this.lmtp === c) this.lmtp = this.spawnLmtp(); });
+  /** service lmtp's processes: process_min_avail, 0 meaning one per core (service-pool.ts), within process_limit. */
+  private lmtpProcessCount(): number {
+    try { return serviceProcessCount(this.o.config, 'lmtp'); } catch (e) { throw new Error(`Error in configuration file ${this.o.config.path}: ${(e as Error).message}`); }
+  }
+
+  private spawnLmtp(i: number): Child {
+    const c: Child = this.spawn('lmtp', 'lmtp', this.internalUser, this.files, { copySocket: this.copySocket }, () => {
+      this.userSlots.releaseOwner(c.child); // its deliveries ended with it
+      if (this.lmtps[i] === c) this.lmtps[i] = this.spawnLmtp(i);
+    });
     return c;
   }
 
-  /** An LMTP connection (unread) to the LMTP process, waiting for it while it restarts. */
+  /** An LMTP connection (unread) to the next ready LMTP process in turn, or to the next one once it is ready (a restart). */
   private toLmtp(s: Socket, kind: 'lmtp' | 'quota-status'): void {
     s.on('error', () => s.destroy());
-    const l = this.lmtp;
+    if (!this.lmtps.length) { s.destroy(); return; }
+    let l: Child | null = null;
+    for (let n = 0; n < this.lmtps.length && !l?.isReady; n++) l = this.lmtps[this.nextLmtp++ % this.lmtps.length];
     if (!l) { s.destroy(); return; }
-    void l.ready.then((ok) => { if (ok && l.child.connected) sendTo(l.child, { t: 'lmtp-conn', kind }, s); else s.destroy(); });
+    const to = l;
+    void to.ready.then((ok) => { if (ok && to.child.connected) sendTo(to.child, { t: 'lmtp-conn', kind }, s); else s.destroy(); });
   }
 
   /**
@@ -287,7 +303,7 @@ export class RootMaster {
       failJob(from, m.t, req.id);
       return;
     }
-    const to = this.mailProcess(ids.uid, ids.gid);
+    const to = m.t === 'deliver' ? this.deliveryProcess(ids.uid, ids.gid) : this.mailProcess(ids.uid, ids.gid);
     if (!await to.ready) { failJob(from, m.t, req.id); return; }
     const id = ++this.nextJob;
     this.jobs.set(id, { from, id: req.id, to, kind: m.t });
@@ -334,9 +350,34 @@ export class RootMaster {
     return c;
   }
 
-  /** The mail process pool of one uid:gid (one process here), started on first use. */
-  private mailProcess(uid: number, gid: number): Child {
-    const key = `${uid}:${gid}`;
+  /**
+   * The mail process for a delivery to uid:gid: the one with the fewest
+   * copies in flight among the uid's mail processes (its IMAP one and up to
+   * service lmtp's process count less one more, started when every one is
+   * busy), so that deliveries to one uid (ISPmail: every user is vmail) use
+   * every core, as Dovecot's lmtp processes do. What one delivery does
+   * stays in one process; all of them read the same files.
+   */
+  private deliveryProcess(uid: number, gid: number): Child {
+    const max = Math.max(1, this.lmtps.length);
+    const inFlight = new Map<Child, number>();
+    for (const j of this.jobs.values()) inFlight.set(j.to, (inFlight.get(j.to) ?? 0) + 1);
+    let best: Child | null = null;
+    let bestN = Infinity;
+    let free = -1;
+    for (let k = 0; k < max; k++) {
+      const c = this.mail.get(mailKey(uid, gid, k));
+      if (!c) { if (free < 0) free = k; continue; }
+      const n = inFlight.get(c) ?? 0;
+      if (n < bestN) { best = c; bestN = n; }
+    }
+    if (best && (bestN === 0 || free < 0)) return best;
+    return this.mailProcess(uid, gid, free < 0 ? 0 : free);
+  }
+
+  /** Mail process `k` of one uid:gid (k 0: its IMAP sessions' and quota checks'), started on first use. */
+  private mailProcess(uid: number, gid: number, k = 0): Child {
+    const key = mailKey(uid, gid, k);
     let c = this.mail.get(key);
     if (!c) {
       c = this.spawn('imap', 'mail', { uid, gid }, this.filesWithout(this.o.authFiles), {}, () => {
@@ -407,6 +448,8 @@ export class RootMaster {
     });
     else if (m.t === 'admit' || m.t === 'conn-closed') this.onConnCount(child, m);
     else if (m.t === 'deliver' || m.t === 'quota') void this.routeMailJob(child, m);
+    else if (m.t === 'user-slot') sendTo(child, { t: 'user-slot-reply', id: m.id, ok: this.userSlots.take(m.user, m.limit, child) });
+    else if (m.t === 'user-slot-free') this.userSlots.release(m.user, child);
     else if (m.t === 'delivered' || m.t === 'quota-reply') {
       const j = this.jobs.get(m.id);
       this.jobs.delete(m.id);
@@ -492,7 +535,7 @@ export class RootMaster {
     const out: { role: string; pid: number }[] = [];
     for (const l of this.logins) if (l?.child.pid) out.push({ role: 'imap-login', pid: l.child.pid });
     if (this.auth?.child.pid) out.push({ role: 'auth', pid: this.auth.child.pid });
-    if (this.lmtp?.child.pid) out.push({ role: 'lmtp', pid: this.lmtp.child.pid });
+    for (const l of this.lmtps) if (l?.child.pid) out.push({ role: 'lmtp', pid: l.child.pid });
     for (const [k, c] of this.mail) if (c.child.pid) out.push({ role: `imap ${k}`, pid: c.child.pid });
     for (const c of this.retired) if (c.child.pid) out.push({ role: 'retired', pid: c.child.pid });
     return out;
@@ -525,8 +568,13 @@ export class RootMaster {
     const fresh: Child[] = [];
     const auth = this.spawnAuth();
     fresh.push(auth);
-    const lmtp = this.lmtp ? this.spawnLmtp() : null;
-    if (lmtp) fresh.push(lmtp);
+    let lmtps: Child[] = [];
+    try { lmtps = this.lmtps.length ? Array.from({ length: this.lmtpProcessCount() }, (_, i) => this.spawnLmtp(i)) : []; } catch (e) {
+      Object.assign(this, before);
+      auth.child.kill('SIGKILL');
+      throw e;
+    }
+    fresh.push(...lmtps);
     const logins = Array.from({ length: count }, (_, i) => this.spawnLogin(i, this.sockPaths));
     fresh.push(...logins);
     const ok = (await Promise.all(fresh.map((c) => c.ready))).every(Boolean);
@@ -536,10 +584,10 @@ export class RootMaster {
       throw new Error('a process of the new configuration failed to start (see the log above)');
     }
     const oldAuth = this.auth;
-    const old = [oldAuth, this.lmtp, ...this.logins, ...this.mail.values()].filter((c): c is Child => !!c);
+    const old = [oldAuth, ...this.lmtps, ...this.logins, ...this.mail.values()].filter((c): c is Child => !!c);
     for (const l of this.logins) if (l && oldAuth) this.retiredAuth.set(l.child, oldAuth);
     this.auth = auth;
-    this.lmtp = lmtp;
+    this.lmtps = lmtps;
     this.logins = logins;
     this.mail.clear();
     for (const c of old) { this.retired.add(c); sendTo(c.child, { t: 'retire' }); }
@@ -569,7 +617,7 @@ export class RootMaster {
   async close(): Promise<void> {
     this.stopping = true;
     for (const s of [...this.sockets, ...this.unix.map((u) => u.server)]) s.close();
-    const children = [...this.logins.map((l) => l?.child), this.auth?.child, this.lmtp?.child, ...[...this.mail.values(), ...this.retired].map((c) => c.child)].filter((c): c is ChildProcess => !!c);
+    const children = [...this.logins.map((l) => l?.child), this.auth?.child, ...this.lmtps.map((l) => l?.child), ...[...this.mail.values(), ...this.retired].map((c) => c.child)].filter((c): c is ChildProcess => !!c);
     await Promise.all([closeListeners(this.open), ...children.map((c) => new Promise<void>((resolve) => {
       if (c.exitCode !== null || c.signalCode !== null) { resolve(); return; }
       c.once('exit', () => resolve());
@@ -581,6 +629,9 @@ export class RootMaster {
 }
 
 type MailJob = Extract<ChildMessage, { t: 'deliver' | 'quota' }>;
+
+/** The key of mail process `k` of uid:gid (0: the one IMAP logins go to). */
+const mailKey = (uid: number, gid: number, k: number) => (k ? `${uid}:${gid}#${k}` : `${uid}:${gid}`);
 
 /** A job its mail process could not do: 451 for a copy, an unreadable usage for a quota check (`reason`: why, for the log). */
 function failJob(to: ChildProcess, kind: MailJob['t'], id: number, reason?: string): void {

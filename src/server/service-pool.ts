@@ -33,8 +33,8 @@
  * login becomes a session and reports every connection's end.
  *
  * `service {}` settings (serviceProcessCount): `process_min_avail` is the
- * number of processes (0 = one; imap-login: one per core, Dovecot's
- * high-performance-mode advice), capped by `process_limit`. `client_limit`
+ * number of processes (0 = one; imap-login and lmtp: one per core),
+ * capped by `process_limit`. `client_limit`
  * and `service_count` are the connection limits of connection-limits.ts;
  * `idle_kill` and `vsz_limit` are accepted without effect (a fixed pool
  * has no idle processes to end; V8 reserves more address space than
@@ -56,6 +56,7 @@ import type { ListenerSpec } from './listeners.js';
 import type { ConfigFilesSnapshot } from '../config/privileged-files.js';
 import type { Admission } from '../config/connection-limits.js';
 import type { ConnectionTable } from './connection-table.js';
+import type { UserConcurrency } from '../lmtp/user-concurrency.js';
 
 export type PenaltyChange = { op: 'failed' | 'succeeded'; ip: string; now: number };
 
@@ -73,6 +74,10 @@ export type WorkerMessage =
   | { t: 'closed'; id: number }
   | ({ t: 'penalty' } & PenaltyChange)
   | { t: 'load'; sessions: number }
+  /** LMTP process → master: a slot of lmtp_user_concurrency_limit for `user`? one let go; the master's answer */
+  | { t: 'user-slot'; id: number; user: string; limit: number }
+  | { t: 'user-slot-free'; user: string }
+  | { t: 'user-slot-reply'; id: number; ok: boolean }
   /** master → process: sealadm kick: end connection `id` as Dovecot's imap ends its clients on SIGTERM */
   | { t: 'kick'; id: number }
   | { t: 'ready' }
@@ -95,13 +100,21 @@ function count(config: DovecotConfig, service: string, key: string): number {
 }
 
 /**
+ * The services whose work is spread over every core when process_min_avail
+ * is 0: imap-login (Dovecot's high-performance-mode advice) and lmtp (Dovecot
+ * runs an lmtp process per connection; deliveries to one user from several
+ * Postfix connections then run side by side as there).
+ */
+const PER_CORE = new Set(['imap-login', 'lmtp']);
+
+/**
  * Processes for `service` (see header): process_min_avail, 0 meaning one
- * (imap-login: one per core), never more than process_limit
+ * (imap-login and lmtp: one per core), never more than process_limit
  * (0 = default_process_limit).
  */
 export function serviceProcessCount(config: DovecotConfig, service: string): number {
   const min = count(config, service, 'process_min_avail');
-  const want = min || (service === 'imap-login' ? availableParallelism() : 1);
+  const want = min || (PER_CORE.has(service) ? availableParallelism() : 1);
   const limit = count(config, service, 'process_limit') || Number(config.get('default_process_limit') || 100);
   return Math.max(1, Math.min(want, limit));
 }
@@ -147,6 +160,8 @@ export interface PoolOptions {
   /** IMAP and ManageSieve: the master's connection counts. */
   table?: ConnectionTable | null;
   penalties?: PenaltyRelay;
+  /** LMTP: the master's lmtp_user_concurrency_limit count over all its processes (user-concurrency.ts). */
+  userSlots?: UserConcurrency;
 }
 
 export class ServicePool {
@@ -205,12 +220,15 @@ export class ServicePool {
         else if (m.t === 'admit') child.send({ t: 'admitted', id: m.id, verdict: this.o.table?.admit(m.id, m.user) ?? 'ok' } satisfies WorkerMessage);
         else if (m.t === 'closed') this.o.table?.close(m.id);
         else if (m.t === 'penalty') this.o.penalties?.relay({ op: m.op, ip: m.ip, now: m.now }, child);
+        else if (m.t === 'user-slot') child.send({ t: 'user-slot-reply', id: m.id, ok: this.o.userSlots?.take(m.user, m.limit, w) ?? true } satisfies WorkerMessage);
+        else if (m.t === 'user-slot-free') this.o.userSlots?.release(m.user, w);
       });
       child.on('exit', (code, sig) => {
         const wasReady = w.ready;
         w.ready = false;
         this.retired.delete(w);
         this.o.table?.closeOwner(w); // its connections died with it
+        this.o.userSlots?.releaseOwner(w); // …and its deliveries
         // …but not those it never took: sent while it was dying, they go to the next process, unread
         const untaken = [...w.unconfirmed.values()].filter((c) => !c.socket.destroyed);
         w.unconfirmed.clear();

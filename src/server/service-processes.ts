@@ -13,8 +13,9 @@
  * that, as in Dovecot, an LMTP crash never closes Postfix's SMTP AUTH
  * socket or the quota policy service; each costs one Node process.
  * IMAP and ManageSieve keep their connection counts in the master (one
- * ConnectionTable per protocol); the auth penalty is relayed between all
- * pools (PenaltyRelay).
+ * ConnectionTable per protocol), and LMTP, one process per core, its
+ * lmtp_user_concurrency_limit count (UserConcurrency); the auth penalty is
+ * relayed between all pools (PenaltyRelay).
  *
  * Reload (SIGHUP): reload() starts each pool's new processes with the
  * re-read tree and rebinds only the listeners that changed
@@ -34,6 +35,7 @@ import { managesieveListenerSpecs } from './managesieve-service.js';
 import { PenaltyRelay, ServicePool, serviceProcessCount } from './service-pool.js';
 import { rebindListeners, type WantedListener } from './listener-reload.js';
 import type { AdminSession, AdminTarget } from './admin-socket.js';
+import { UserConcurrency } from '../lmtp/user-concurrency.js';
 
 export const SERVICE_NAMES = ['imap', 'managesieve', 'lmtp', 'auth', 'quota-status'] as const;
 export type ServiceName = typeof SERVICE_NAMES[number];
@@ -47,6 +49,8 @@ export class ServiceProcesses {
   private readonly byName = new Map<ServiceName, ServicePool>();
   private readonly penalties = new PenaltyRelay();
   private readonly tables = new Map<ServiceName, ConnectionTable>();
+  /** lmtp_user_concurrency_limit, counted here over every LMTP process (user-concurrency.ts). */
+  private readonly userSlots = new UserConcurrency();
 
   constructor(private config: DovecotConfig, private readonly script: string, private readonly args: string[], private readonly log: Logger) {}
 
@@ -58,7 +62,8 @@ export class ServiceProcesses {
       const table = name === 'imap' ? new ConnectionTable(protocolLimits(this.config, 'imap'), this.log)
         : name === 'managesieve' ? new ConnectionTable(protocolLimits(this.config, 'sieve'), this.log) : null;
       if (table) this.tables.set(name, table);
-      p = new ServicePool({ service: name, count: serviceProcessCount(this.config, SETTINGS_SECTION[name]), script: this.script, args: this.args, log: this.log, table, penalties: this.penalties });
+      const userSlots = name === 'lmtp' ? this.userSlots : undefined;
+      p = new ServicePool({ service: name, count: serviceProcessCount(this.config, SETTINGS_SECTION[name]), script: this.script, args: this.args, log: this.log, table, penalties: this.penalties, userSlots });
       this.byName.set(name, p);
     }
     return p;

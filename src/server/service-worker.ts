@@ -2,9 +2,10 @@
  * The service-process side of service-pool.ts: a process forked by the
  * master (after it dropped root) serves the connections the master hands
  * over, reports how many it holds (least-loaded hand-off), relays its auth
- * penalty changes and takes the others' (Dovecot's one anvil), and, for IMAP
+ * penalty changes and takes the others' (Dovecot's one anvil), for IMAP
  * and ManageSieve, asks the master's connection table before a login
- * becomes a session. It exits when the master's channel goes away (even
+ * becomes a session, and, for LMTP, takes lmtp_user_concurrency_limit's
+ * slots from the master's count. It exits when the master's channel goes away (even
  * `kill -9` of the master): it never serves on alone.
  */
 import type { Socket } from 'node:net';
@@ -14,6 +15,7 @@ import type { Logger } from '../log/logger.js';
 import type { ListenerSpec } from './listeners.js';
 import { guardAccept } from './faults.js';
 import type { PenaltyChange, WorkerMessage } from './service-pool.js';
+import { RemoteUserSlots, type UserSlotTaker } from '../lmtp/user-concurrency.js';
 
 /** What a service process runs: IMAP, ManageSieve, or one of the delivery services. */
 export interface HandedOffService {
@@ -23,6 +25,8 @@ export interface HandedOffService {
   evict?(id: number): void;
   /** sealadm kick: end connection `id` as a shutting-down process ends its clients. */
   kick?(id: number): void;
+  /** LMTP: count lmtp_user_concurrency_limit with `taker` (the master's count over all LMTP processes). */
+  useUserSlots?(taker: UserSlotTaker): void;
   /** This process's copy of the shared auth penalty. */
   readonly penalty?: AuthPenalty;
   close(): Promise<void>;
@@ -36,6 +40,8 @@ export function runServiceWorker(service: HandedOffService, log: Logger, penalti
     for (const c of penalties) penalty.apply(c.op, c.ip, c.now);
     penalty.onChange = (op, ip, now) => send({ t: 'penalty', op, ip, now });
   }
+  const userSlots = new RemoteUserSlots((id, user, limit) => send({ t: 'user-slot', id, user, limit }), (user) => send({ t: 'user-slot-free', user }));
+  service.useUserSlots?.(userSlots.take);
   let load = 0;
   const verdicts = new Map<number, (v: Admission) => void>();
   const slot = (id: number): ConnectionSlot => ({
@@ -57,6 +63,7 @@ export function runServiceWorker(service: HandedOffService, log: Logger, penalti
     else if (m.t === 'kick') service.kick?.(m.id);
     else if (m.t === 'admitted') { verdicts.get(m.id)?.(m.verdict); verdicts.delete(m.id); }
     else if (m.t === 'penalty') penalty?.apply(m.op, m.ip, m.now);
+    else if (m.t === 'user-slot-reply') userSlots.answered(m.id, m.ok);
     else if (m.t === 'shutdown') close();
   });
   // the master is gone (even kill -9): stop at once rather than serve on alone

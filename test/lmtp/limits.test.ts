@@ -6,7 +6,8 @@
  * lib-smtp's disconnect reason and drops a half-received message's spool;
  * `lmtp_user_concurrency_limit` refuses a RCPT beyond the user's limit with
  * `451 4.3.0 <rcpt> Too many concurrent deliveries for user` until a
- * delivery of that user is done; a message bigger than anything a size
+ * delivery of that user is done, counted over the connections of every LMTP
+ * process (the master's count); a message bigger than anything a size
  * limit would allow is delivered (lmtp has no message size limit).
  */
 import { test, type TestContext } from 'node:test';
@@ -20,13 +21,14 @@ import { LmtpWire, until } from '../helpers/lmtp-wire.js';
 
 const HOST = 'mx.example.test';
 
-async function server(t: TestContext, extra = '', env: Record<string, string> = {}): Promise<{ srv: SealmailServer; port: number }> {
+/** `service`: more settings of `service lmtp`. */
+async function server(t: TestContext, extra = '', env: Record<string, string> = {}, service = ''): Promise<{ srv: SealmailServer; port: number }> {
   const port = await freePort();
   // the server inherits the environment: the hook is set only while it starts
   const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
   Object.assign(process.env, env);
   try {
-    const srv = await startSealmail(t, { extraConf: `protocols = imap lmtp\nhostname = ${HOST}\n${extra}service lmtp {\n  inet_listener lmtp {\n    port = ${port}\n  }\n}\n` });
+    const srv = await startSealmail(t, { extraConf: `protocols = imap lmtp\nhostname = ${HOST}\n${extra}service lmtp {\n  inet_listener lmtp {\n    port = ${port}\n  }\n${service}}\n` });
     return { srv, port };
   } finally {
     for (const [k, v] of Object.entries(saved)) { if (v === undefined) delete process.env[k]; else process.env[k] = v; }
@@ -56,8 +58,9 @@ test('an idle client is disconnected with 421 4.4.2, in any state, and its half-
   await until('the spool closed', () => spoolFds().length === 0);
 });
 
-test('lmtp_user_concurrency_limit: a RCPT beyond the user\'s limit is refused until a delivery is done', async (t) => {
-  const { port } = await server(t, 'lmtp_user_concurrency_limit = 1\n');
+test('lmtp_user_concurrency_limit: a RCPT beyond the user\'s limit is refused until a delivery is done, over the connections of every LMTP process', async (t) => {
+  // two LMTP processes whatever the core count: a and b are handed to different ones (least-loaded), and still share john's count
+  const { port } = await server(t, 'lmtp_user_concurrency_limit = 1\n', {}, '  process_min_avail = 2\n');
   const a = new LmtpWire(port);
   const b = new LmtpWire(port);
   t.after(() => { a.sock.destroy(); b.sock.destroy(); });

@@ -178,7 +178,8 @@ test('root without mail_uid: LMTP stores each recipient\'s copy as that recipien
     assert.match(readFileSync(stored[0], 'utf8'), /^Return-Path: <x@example\.net>/);
   }
   const ps = processes(srv.pid);
-  assert.deepEqual(ps.filter((p) => p.role === 'lmtp').map((p) => p.uid), [passwdUid('dovecot')], 'the LMTP front as default_internal_user');
+  // one LMTP front process per core (service lmtp's process_min_avail), every one as default_internal_user
+  assert.deepEqual([...new Set(ps.filter((p) => p.role === 'lmtp').map((p) => p.uid))], [passwdUid('dovecot')], 'the LMTP front as default_internal_user');
   assert.deepEqual(ps.filter((p) => p.role === 'mail').map((p) => p.uid).sort(), Object.values(TWO_UIDS).sort());
 });
 
@@ -203,6 +204,41 @@ test('root without mail_uid: ManageSieve logs in through a login process and sto
   for (const p of ps.filter((p) => p.role === 'login')) assert.equal(p.uid, passwdUid('dovenull'));
 });
 
+test('root without mail_uid: several LMTP front processes take connections in turn, and lmtp_user_concurrency_limit counts over all of them', { skip }, async (t) => {
+  const lmtpPort = await freePort();
+  const srv = await start(t, { extraConf: `protocols = imap lmtp\nlmtp_user_concurrency_limit = 1\nservice lmtp {\n  process_min_avail = 2\n  inet_listener lmtp {\n    port = ${lmtpPort}\n    address = 127.0.0.1\n  }\n}\n` });
+  const fronts = processes(srv.pid).filter((p) => p.role === 'lmtp');
+  assert.equal(fronts.length, 2, 'two LMTP front processes');
+  for (const p of fronts) assert.equal(p.uid, passwdUid('dovecot'));
+  // in turn: a and b are in different front processes, and b still finds u's one slot taken
+  const a = new LmtpWire(lmtpPort);
+  const b = new LmtpWire(lmtpPort);
+  t.after(() => { a.sock.destroy(); b.sock.destroy(); });
+  await a.hello();
+  await b.hello();
+  assert.equal(await a.send('MAIL FROM:<x@example.net>\r\nRCPT TO:<u@example.org>\r\n', /^250 2\.1\.5 .*\r\n/m), '250 2.1.5 OK\r\n');
+  await b.send('MAIL FROM:<x@example.net>\r\n', /^250 .*\r\n/m);
+  assert.equal(await b.send('RCPT TO:<u@example.org>\r\n', /^\d{3} .*\r\n/m), '451 4.3.0 <u@example.org> Too many concurrent deliveries for user\r\n');
+  await a.send('DATA\r\n', /^354 .*\r\n/m);
+  await a.send('Subject: one\r\n\r\nbody\r\n.\r\n', /^250 2\.0\.0 <u@example\.org> .*\r\n/m);
+  assert.equal(await b.send('RCPT TO:<u@example.org>\r\n', /^\d{3} .*\r\n/m), '250 2.1.5 OK\r\n');
+  await b.send('DATA\r\n', /^354 .*\r\n/m);
+  await b.send('Subject: two\r\n\r\nbody\r\n.\r\n', /^250 2\.0\.0 <u@example\.org> .*\r\n/m);
+  assert.equal(files(srv.home('u@example.org')).length, 2);
+  // and so does the slot of a connection dropped in the other process
+  assert.equal(await a.send('MAIL FROM:<x@example.net>\r\nRCPT TO:<u@example.org>\r\n', /^250 2\.1\.0 .*\r\n\d{3} .*\r\n/m), '250 2.1.0 OK\r\n250 2.1.5 OK\r\n');
+  await b.send('RSET\r\nMAIL FROM:<x@example.net>\r\n', /^250 .*\r\n250 .*\r\n/m);
+  assert.match(await b.send('RCPT TO:<u@example.org>\r\n', /^\d{3} .*\r\n/m), /^451 /);
+  a.sock.destroy();
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const r = await b.send('RCPT TO:<u@example.org>\r\n', /^\d{3} .*\r\n/m);
+    if (r.startsWith('250')) break;
+    assert.ok(Date.now() < deadline, 'the slot of a dropped connection is never released');
+    await new Promise((res) => setTimeout(res, 50));
+  }
+});
+
 test('root without mail_uid: quota-status answers from the usage read by the mail process of the recipient\'s uid', { skip }, async (t) => {
   const srv = await start(t, {
     extraConf: 'mail_plugins = $mail_plugins quota\nplugin {\n  quota = maildir:User quota\n  quota_grace = 0\n}\nservice quota-status {\n  unix_listener quota-status {\n    mode = 0666\n  }\n}\n',
@@ -212,7 +248,7 @@ test('root without mail_uid: quota-status answers from the usage read by the mai
   const policy = (size: number) => unixExchange(join(srv.dir, 'base', 'quota-status'), `request=smtpd_access_policy\nprotocol_state=RCPT\nrecipient=u@example.org\nsize=${size}\n\n`, /\n\n/);
   assert.equal(await policy(100), 'action=OK\n\n');
   assert.match(await policy(5000), /^action=554 5\.2\.2 Quota exceeded/);
-  assert.deepEqual(processes(srv.pid).filter((p) => p.role === 'lmtp').map((p) => p.uid), [passwdUid('dovecot')], 'quota-status in the LMTP process');
+  assert.deepEqual([...new Set(processes(srv.pid).filter((p) => p.role === 'lmtp').map((p) => p.uid))], [passwdUid('dovecot')], 'quota-status in the LMTP processes');
 });
 
 test('root without mail_uid: SIGTERM stops the master and every child, and removes the login sockets', { skip }, async (t) => {

@@ -416,6 +416,15 @@ export class MaildirFolder implements MailFolder {
 
   path(m: MaildirMessage): string { return join(this.dir, m.sub, m.file); }
 
+  /** dovecot-uidlist's `P` extension field (MAILDIR_UIDLIST_REC_EXT_POP3_UIDL) of the message's record. */
+  pop3Uidl(m: MailMessage): string | undefined {
+    const u = this.uidlist;
+    if (!u) return undefined;
+    this.hasRecord(u, m.base); // builds the base → record index of this uidlist
+    const v = this.recIndex.get(u)?.get(m.base)?.ext.get('P');
+    return v || undefined;
+  }
+
   /** Find a message's current file after a foreign rename; EXPUNGED when it is gone. */
   private async relocate(m: MaildirMessage): Promise<void> {
     for (const sub of ['cur', 'new'] as const) {

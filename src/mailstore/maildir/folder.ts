@@ -416,13 +416,14 @@ export class MaildirFolder implements MailFolder {
 
   path(m: MaildirMessage): string { return join(this.dir, m.sub, m.file); }
 
-  /** dovecot-uidlist's `P` extension field (MAILDIR_UIDLIST_REC_EXT_POP3_UIDL) of the message's record. */
+  /** dovecot-uidlist's `P` extension field (MAILDIR_UIDLIST_REC_EXT_POP3_UIDL) of the message's record; an empty one means the base name. */
   pop3Uidl(m: MailMessage): string | undefined {
     const u = this.uidlist;
     if (!u) return undefined;
     this.hasRecord(u, m.base); // builds the base → record index of this uidlist
     const v = this.recIndex.get(u)?.get(m.base)?.ext.get('P');
-    return v || undefined;
+    // an empty P is Dovecot's shorthand for "the file's base name" (maildir-mail.c)
+    return v === undefined ? undefined : v === '' ? m.base : v;
   }
 
   /** Find a message's current file after a foreign rename; EXPUNGED when it is gone. */

@@ -127,11 +127,11 @@ const ROOT_MASTER_GAPS = [
 
 /**
  * Root on a tree without mail_uid (ISPmail: the uid comes from the userdb):
- * Dovecot's process model, root-master.ts: IMAP, ManageSieve, LMTP, quota-status and the auth sockets.
+ * Dovecot's process model, root-master.ts: IMAP, ManageSieve, POP3, LMTP, quota-status and the auth sockets.
  */
 async function runAsRootMaster(config: DovecotConfig, configPath: string, log: Logger, demo: DemoInstance | null): Promise<void> {
   preloadAuthFiles(config);
-  const options = (c: DovecotConfig) => ({ config: c, script: fileURLToPath(import.meta.url), args: ['-c', configPath], imapSpecs: listenerSpecs(c), sieveSpecs: managesieveListenerSpecs(c), tls: tlsMaterial(c), authFiles: authFiles(c) });
+  const options = (c: DovecotConfig) => ({ config: c, script: fileURLToPath(import.meta.url), args: ['-c', configPath], imapSpecs: listenerSpecs(c), sieveSpecs: managesieveListenerSpecs(c), pop3Specs: pop3ListenerSpecs(c), tls: tlsMaterial(c), authFiles: authFiles(c) });
   const master = new RootMaster(options(config));
   const admin = await adminFiles(config, log, () => master.admin(), false);
   let lines: string[];

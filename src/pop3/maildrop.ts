@@ -196,6 +196,20 @@ export class Maildrop {
     }
   }
 
+  /** RSET with pop3_enable_last: \Seen off every message, at once (RFC 1460's LAST semantics, as Dovecot's cmd_rset). */
+  async unseeAll(): Promise<void> {
+    for (const m of this.messages) {
+      if (!m.flags.has('\\Seen')) continue;
+      const flags = new Set(m.flags);
+      flags.delete('\\Seen');
+      try {
+        await this.folder.setFlags(m, flags, m.keywords);
+      } catch (e) {
+        if (!(e instanceof MailStoreError && e.code === 'EXPUNGED')) throw e;
+      }
+    }
+  }
+
   async close(): Promise<void> {
     if (this.lockTimer) clearInterval(this.lockTimer);
     this.lockTimer = null;

@@ -129,6 +129,7 @@ export class Pop3Transaction {
         this.deleted.clear();
         this.deletedSize = 0;
         this.seenNow.clear();
+        if (this.enableLast) await this.drop.unseeAll();
         this.line('+OK');
         return 'ok';
       case 'QUIT': {

@@ -40,6 +40,7 @@ const MESSAGES: { sub: 'new' | 'cur'; name: string; text: string }[] = [
   { sub: 'new', name: '1700000004.M1P1.host', text: 'From: d@example.org\nSubject: header only\n' },
   { sub: 'cur', name: '1700000005.M1P1.host:2,F', text: 'Subject: stored uidl\n\n' + 'x'.repeat(300) + '\n\n\nafter blank lines\n.\n' },
   { sub: 'new', name: '1700000006.M1P1.host', text: 'Subject: empty stored uidl\n\nbody\n' },
+  { sub: 'new', name: '1700000007.M1P1.host', text: 'Subject: same X-UIDL as 2\nX-UIDL: xuidl-from-header\n\nseven\n' },
 ];
 
 function writeFixture(maildir: string): void {
@@ -122,11 +123,11 @@ async function bothServers(t: import('node:test').TestContext, opts: { crypt: bo
   return { dv, seal, dvPort, sealPort };
 }
 
-async function compareSessions(t: import('node:test').TestContext, s: NonNullable<Awaited<ReturnType<typeof bothServers>>>, user: string): Promise<void> {
+async function compareSessions(t: import('node:test').TestContext, s: NonNullable<Awaited<ReturnType<typeof bothServers>>>, user: string, list = scripts(user)): Promise<void> {
   const { dv, seal } = s;
   const dvMaildir = join(dv.home(user), 'Maildir');
   const sealMaildir = join(seal.home(user), 'Maildir');
-  for (const script of scripts(user)) {
+  for (const script of list) {
     const theirs = await pop3Script(s.dvPort, script.steps);
     const ours = await pop3Script(s.sealPort, script.steps);
     // the greeting is login_greeting (each server's own); everything else must be Dovecot's
@@ -139,6 +140,8 @@ async function compareSessions(t: import('node:test').TestContext, s: NonNullabl
     await waitFor(() => maildirState(sealMaildir).join() === maildirState(dvMaildir).join(), `${script.name}: Maildirs differ:\nDovecot: ${maildirState(dvMaildir).join(' ')}\nSealmail: ${maildirState(sealMaildir).join(' ')}`);
   }
   assert.equal(await pipelined(s.sealPort, user), await pipelined(s.dvPort, user), 'pipelined session');
+  const keywords = (m: string) => { try { return readFileSync(join(m, 'dovecot-keywords'), 'utf8'); } catch { return ''; } };
+  assert.equal(keywords(sealMaildir), keywords(dvMaildir), 'dovecot-keywords');
   void t;
 }
 
@@ -183,4 +186,40 @@ test('POP3 against dovecot-pop3d for a mail-crypt user: plaintext sizes, decrypt
   assert.ok(files.length > 0 && files.every((f) => readFileSync(join(cur, f)).subarray(0, 4).toString('latin1') === 'CRYP'), 'encrypted on disk');
   await primeAndCopy(s, user);
   await compareSessions(t, s, user);
+});
+
+test('POP3 settings against dovecot-pop3d: pop3_deleted_flag, pop3_no_flag_updates, pop3_enable_last, pop3_uidl_format, pop3_uidl_duplicates, pop3_lock_session', async (t) => {
+  const s = await bothServers(t, {
+    crypt: false,
+    extra: 'protocol pop3 {\n  pop3_reuse_xuidl = yes\n  pop3_deleted_flag = Pop3Deleted\n  pop3_no_flag_updates = yes\n  pop3_enable_last = yes\n  pop3_uidl_format = %f-%08Xv\n  pop3_uidl_duplicates = rename\n  pop3_lock_session = yes\n}\n',
+  });
+  if (!s) return;
+  const user = 'set@example.org';
+  writeFixture(join(s.dv.home(user), 'Maildir'));
+  if (process.getuid?.() === 0) chownTree(s.dv.home(user), s.dv.uid, s.dv.gid);
+  await primeAndCopy(s, user);
+  const login = [`USER ${user}`, 'PASS pass'];
+  await compareSessions(t, s, user, [
+    { name: 'flag instead of expunge, LAST, no \\Seen', steps: [...login, 'UIDL', 'LAST', 'RETR 3', 'LAST', 'DELE 2', 'DELE 4', 'RSET', 'LAST', 'DELE 2', 'QUIT'] },
+    { name: 'the flagged message is hidden', steps: [...login, 'STAT', 'LIST', 'UIDL', 'LAST', 'QUIT'] },
+  ]);
+  // pop3_lock_session: a second session of the user waits for the lock (10 s), then is refused
+  const dvMaildir = join(s.dv.home(user), 'Maildir');
+  const holders = await Promise.all([s.dvPort, s.sealPort].map(async (port) => {
+    const w = await Pop3Wire.connect(port);
+    await w.reply(false);
+    w.send(`USER ${user}\r\nPASS pass\r\n`);
+    await w.reply(false);
+    assert.equal(await w.reply(false), '+OK Logged in.\r\n');
+    return w;
+  }));
+  try {
+    const [theirs, ours] = await Promise.all([s.dvPort, s.sealPort].map((port) => pop3Script(port, [...login, 'STAT'])));
+    theirs[0] = ours[0] = '<greeting>';
+    assert.deepEqual(ours, theirs, 'second session while the first holds the lock');
+    assert.match(theirs[2], /IN-USE/);
+  } finally {
+    for (const w of holders) w.close();
+  }
+  void dvMaildir;
 });

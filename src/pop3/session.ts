@@ -452,7 +452,11 @@ export class Pop3Session {
     this.loginLog.info(`Disconnected: Aborted login (auth failed, 1 attempts): user=<${login}>, method=${mech}, rip=${this.deps.rip}, lip=${this.deps.lip}`);
   }
 
-  /** The master's verdict on the counts after a successful authentication; false when refused (closing). */
+  /**
+   * The master's verdict on the counts after a successful authentication
+   * (login-common's anvil check: `-ERR [SYS/TEMP] Maximum number of
+   * connections from user+IP exceeded …`); false when refused (closing).
+   */
   async admit(user: string, mech: string): Promise<boolean> {
     const verdict = this.deps.slot ? await this.deps.slot.admit(user) : 'ok';
     if (verdict === 'ok') return true;
@@ -460,11 +464,11 @@ export class Pop3Session {
     if (verdict === 'userip') {
       const text = userIpText(maxUserIpConnections(this.deps.config, 'pop3', { rip: this.deps.rip, lip: this.deps.lip }));
       this.loginLog.info(`Disconnected: ${text}: ${who}`);
-      this.hangUp(`-ERR [LOGIN-DELAY] ${text}`);
+      this.hangUp(`-ERR [SYS/TEMP] ${text}`);
     } else {
       this.loginLog.error(`master(pop3): destination service { process_limit } reached (rip=${this.deps.rip})`);
       this.loginLog.info(`Disconnected: Internal login failure: ${who}`);
-      this.hangUp(`-ERR [SYS/TEMP] ${INTERNAL}`);
+      this.hangUp('-ERR [SYS/TEMP] Internal login failure. Refer to server log for more information.');
     }
     return false;
   }

@@ -41,6 +41,8 @@ const MESSAGES: { sub: 'new' | 'cur'; name: string; text: string }[] = [
   { sub: 'cur', name: '1700000005.M1P1.host:2,F', text: 'Subject: stored uidl\n\n' + 'x'.repeat(300) + '\n\n\nafter blank lines\n.\n' },
   { sub: 'new', name: '1700000006.M1P1.host', text: 'Subject: empty stored uidl\n\nbody\n' },
   { sub: 'new', name: '1700000007.M1P1.host', text: 'Subject: same X-UIDL as 2\nX-UIDL: xuidl-from-header\n\nseven\n' },
+  // S= (the physical, LF size) in the name: what pop3_fast_size_lookups reports without reading the file
+  { sub: 'cur', name: '1700000008.M1P1.host,S=35:2,S', text: 'Subject: physical size\n\nfour\nlines\n' },
 ];
 
 function writeFixture(maildir: string): void {
@@ -137,7 +139,7 @@ async function compareSessions(t: import('node:test').TestContext, s: NonNullabl
       assert.equal(ours[i], theirs[i], `${script.name}: reply to ${JSON.stringify(script.steps[i - 1] ?? '<greeting>').slice(0, 60)} differs`);
     }
     // an aborted session: both servers finish with it before the next one looks
-    await waitFor(() => maildirState(sealMaildir).join() === maildirState(dvMaildir).join(), `${script.name}: Maildirs differ:\nDovecot: ${maildirState(dvMaildir).join(' ')}\nSealmail: ${maildirState(sealMaildir).join(' ')}`);
+    await waitFor(() => maildirState(sealMaildir).join() === maildirState(dvMaildir).join(), () => `${script.name}: Maildirs differ:\nDovecot: ${maildirState(dvMaildir).join(' ')}\nSealmail: ${maildirState(sealMaildir).join(' ')}`);
   }
   assert.equal(await pipelined(s.sealPort, user), await pipelined(s.dvPort, user), 'pipelined session');
   const keywords = (m: string) => { try { return readFileSync(join(m, 'dovecot-keywords'), 'utf8'); } catch { return ''; } };
@@ -145,9 +147,9 @@ async function compareSessions(t: import('node:test').TestContext, s: NonNullabl
   void t;
 }
 
-async function waitFor(cond: () => boolean, what: string): Promise<void> {
+async function waitFor(cond: () => boolean, what: () => string): Promise<void> {
   for (const end = Date.now() + 20_000; !cond();) {
-    if (Date.now() > end) assert.fail(what);
+    if (Date.now() > end) assert.fail(what());
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -188,10 +190,10 @@ test('POP3 against dovecot-pop3d for a mail-crypt user: plaintext sizes, decrypt
   await compareSessions(t, s, user);
 });
 
-test('POP3 settings against dovecot-pop3d: pop3_deleted_flag, pop3_no_flag_updates, pop3_enable_last, pop3_uidl_format, pop3_uidl_duplicates, pop3_lock_session', async (t) => {
+test('POP3 settings against dovecot-pop3d: pop3_deleted_flag, pop3_no_flag_updates, pop3_enable_last, pop3_uidl_format, pop3_uidl_duplicates, pop3_lock_session, pop3_fast_size_lookups', async (t) => {
   const s = await bothServers(t, {
     crypt: false,
-    extra: 'protocol pop3 {\n  pop3_reuse_xuidl = yes\n  pop3_deleted_flag = Pop3Deleted\n  pop3_no_flag_updates = yes\n  pop3_enable_last = yes\n  pop3_uidl_format = %f-%08Xv\n  pop3_uidl_duplicates = rename\n  pop3_lock_session = yes\n}\n',
+    extra: 'protocol pop3 {\n  pop3_reuse_xuidl = yes\n  pop3_deleted_flag = Pop3Deleted\n  pop3_no_flag_updates = yes\n  pop3_enable_last = yes\n  pop3_uidl_format = %f-%08Xv\n  pop3_uidl_duplicates = rename\n  pop3_lock_session = yes\n  pop3_fast_size_lookups = yes\n}\n',
   });
   if (!s) return;
   const user = 'set@example.org';

@@ -94,7 +94,7 @@ export class Pop3Session {
     this.timer = setTimeout(() => {
       if (this.user !== null || this.closed) return;
       this.log.info(this.progress.disconnectLine(this.sasl ? 'Inactivity during authentication' : 'Inactivity', this.sasl !== null, this.conn()));
-      this.hangUp('-ERR Disconnected for inactivity.');
+      this.hangUp(this.sasl ? '-ERR Disconnected for inactivity during authentication.' : '-ERR Disconnected for inactivity.');
     }, DEADLINES.loginMs);
     this.timer.unref();
     this.write(`+OK ${this.deps.config.get('login_greeting') || 'Dovecot ready.'}\r\n`);
@@ -130,13 +130,12 @@ export class Pop3Session {
 
   private ended(): void {
     if (this.timer) clearTimeout(this.timer);
-    const wasClosed = this.closed;
     this.closed = true;
     this.deps.slot?.release();
     if (this.tx && !this.loggedOut) {
       // a connection that ended without QUIT: its RETRs still mark \Seen, its DELEs are forgotten (RFC 1939 §6)
       const tx = this.tx;
-      this.logout(wasClosed ? 'Disconnected' : 'Connection closed');
+      this.logout('Connection closed');
       void tx.commitSeenOnly().catch((e) => this.log.error(`updating \\Seen flags: ${faultText(e)}`));
     }
     void this.drop?.close();
@@ -323,7 +322,7 @@ export class Pop3Session {
         await this.authBegin('PLAIN', '', user, args);
         break;
       }
-      case 'AUTH': await this.auth(sp < 0 ? '' : line.slice(sp + 1), sp >= 0); break;
+      case 'AUTH': await this.auth(sp < 0 ? '' : line.slice(sp + 1)); break;
       case 'APOP': this.write('-ERR APOP not enabled.\r\n'); break;
       case 'STLS': await this.stls(); break;
       case 'QUIT':
@@ -373,11 +372,10 @@ export class Pop3Session {
   }
 
   /** AUTH [mech [initial-response]]; a bare AUTH lists the mechanisms (the old SASL probe Outlook uses). */
-  private async auth(rest: string, hadSpace: boolean): Promise<void> {
+  private async auth(rest: string): Promise<void> {
     const sp = rest.indexOf(' ');
     const mech = (sp < 0 ? rest : rest.slice(0, sp)).toUpperCase();
-    if (mech === '' ) {
-      void hadSpace;
+    if (mech === '') {
       const mechs = this.plaintextAllowed() ? plaintextMechanisms(this.deps.config) : [];
       this.write(`+OK\r\n${mechs.map((m) => m + '\r\n').join('')}.\r\n`);
       return;

@@ -452,8 +452,9 @@ export class Pop3Session {
 
   /**
    * The master's verdict on the counts after a successful authentication
-   * (login-common's anvil check: `-ERR [SYS/TEMP] Maximum number of
-   * connections from user+IP exceeded …`); false when refused (closing).
+   * (login-common's anvil check: `-ERR [IN-USE] Maximum number of
+   * connections from user+IP exceeded …`, as dovecot-pop3d
+   * 2.3.19 answers); false when refused (closing).
    */
   async admit(user: string, mech: string): Promise<boolean> {
     const verdict = this.deps.slot ? await this.deps.slot.admit(user) : 'ok';
@@ -462,7 +463,7 @@ export class Pop3Session {
     if (verdict === 'userip') {
       const text = userIpText(maxUserIpConnections(this.deps.config, 'pop3', { rip: this.deps.rip, lip: this.deps.lip }));
       this.loginLog.info(`Disconnected: ${text}: ${who}`);
-      this.hangUp(`-ERR [SYS/TEMP] ${text}`);
+      this.hangUp(`-ERR [IN-USE] ${text}`);
     } else {
       this.loginLog.error(`master(pop3): destination service { process_limit } reached (rip=${this.deps.rip})`);
       this.loginLog.info(`Disconnected: Internal login failure: ${who}`);

@@ -25,7 +25,7 @@ import { Pop3Wire, pop3Script } from '../helpers/pop3-client.js';
 
 const root = process.getuid?.() === 0;
 
-async function startPop3(t: TestContext, opts: { rootMaster?: boolean; protocols?: string } = {}): Promise<{ srv: SealmailServer; pop3: number; pop3s: number }> {
+async function startPop3(t: TestContext, opts: { rootMaster?: boolean; protocols?: string; extra?: string } = {}): Promise<{ srv: SealmailServer; pop3: number; pop3s: number }> {
   const pop3 = await freePort();
   const pop3s = await freePort();
   const srv = await startSealmail(t, {
@@ -34,7 +34,7 @@ async function startPop3(t: TestContext, opts: { rootMaster?: boolean; protocols
       if (opts.rootMaster) text = text.replace(/^mail_uid = .*\n/m, '').replace(/^mail_gid = .*\n/m, '');
       return text;
     },
-    extraConf: `service pop3-login {\n  inet_listener pop3 {\n    port = ${pop3}\n  }\n  inet_listener pop3s {\n    port = ${pop3s}\n  }\n}\n`,
+    extraConf: `${opts.extra ?? ''}service pop3-login {\n  inet_listener pop3 {\n    port = ${pop3}\n  }\n  inet_listener pop3s {\n    port = ${pop3s}\n  }\n}\n`,
     ready: (o) => o.includes('starting up for'),
   });
   return { srv, pop3, pop3s };
@@ -182,4 +182,27 @@ test('a hostile POP3 client harms no other session', async (t) => {
   assert.match(again[3], /^\+OK 2 \d+\r\n$/);
   assert.equal(srv.output().match(/pop3: \d+ worker processes \(([\d ]+)\)/)?.[1], pidsBefore);
   assert.doesNotMatch(srv.output(), /Panic|Fatal|killed by signal/);
+});
+
+test('mail_max_userip_connections of protocol pop3: the second session is refused with dovecot-pop3d\'s text', async (t) => {
+  const { srv, pop3 } = await startPop3(t, { extra: 'protocol pop3 {\n  mail_max_userip_connections = 1\n}\n' });
+  const user = 'limit@example.org';
+  deliver(srv, user, ['Subject: x\n\nx\n']);
+  const first = await Pop3Wire.connect(pop3);
+  t.after(() => first.close());
+  await first.reply(false);
+  first.send(`USER ${user}\r\nPASS pass\r\n`);
+  await first.reply(false);
+  assert.equal(await first.reply(false), '+OK Logged in.\r\n');
+  const second = await pop3Script(pop3, [`USER ${user}`, 'PASS pass', 'STAT']);
+  assert.deepEqual(second.slice(1), ['+OK\r\n', '-ERR [IN-USE] Maximum number of connections from user+IP exceeded (mail_max_userip_connections=1)\r\n', '<closed>']);
+  first.send('QUIT\r\n');
+  assert.equal(await first.reply(false), '+OK Logging out.\r\n');
+  // the slot is free again once the first session ended
+  for (const end = Date.now() + 20_000; ;) {
+    const again = await pop3Script(pop3, [`USER ${user}`, 'PASS pass', 'QUIT']);
+    if (again[2] === '+OK Logged in.\r\n') break;
+    if (Date.now() > end) assert.fail(`still refused: ${again.join('')}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 });

@@ -91,8 +91,8 @@ export interface ProtocolLimits {
   userip: (conn: ConnectionAddresses) => number;
 }
 
-export function protocolLimits(config: DovecotConfig, protocol: 'imap' | 'sieve'): ProtocolLimits {
-  const [login, mail] = protocol === 'imap' ? ['imap-login', 'imap'] : ['managesieve-login', 'managesieve'];
+export function protocolLimits(config: DovecotConfig, protocol: 'imap' | 'sieve' | 'pop3'): ProtocolLimits {
+  const [login, mail] = protocol === 'imap' ? ['imap-login', 'imap'] : protocol === 'pop3' ? ['pop3-login', 'pop3'] : ['managesieve-login', 'managesieve'];
   return { protocol, login: serviceLimit(config, login), sessions: serviceLimit(config, mail), userip: (conn) => maxUserIpConnections(config, protocol, conn) };
 }
 

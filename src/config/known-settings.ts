@@ -193,6 +193,9 @@ export const SEALMAIL_HONOURS = new Set([
   'mail_temp_dir', 'lmtp_user_concurrency_limit',
   // the trusted edge (src/server/haproxy.ts, imap/commands/prelogin.ts)
   'haproxy_trusted_networks', 'haproxy_timeout', 'login_trusted_networks',
+  // POP3 (src/pop3); pop3_save_uidl and pop3_client_workarounds are not done (they warn)
+  'pop3_uidl_format', 'pop3_reuse_xuidl', 'pop3_deleted_flag', 'pop3_delete_type', 'pop3_no_flag_updates',
+  'pop3_fast_size_lookups', 'pop3_lock_session', 'pop3_logout_format', 'pop3_uidl_duplicates', 'pop3_enable_last',
   // the users of the root master mode's login and auth/LMTP processes (src/server/root-master.ts)
   'default_login_user', 'default_internal_user',
 ]);

@@ -23,7 +23,7 @@ export interface Finding {
 }
 
 /** The protocols Sealmail has services for. */
-export const SERVED_PROTOCOLS = new Set(['imap', 'lmtp', 'sieve']);
+export const SERVED_PROTOCOLS = new Set(['imap', 'pop3', 'lmtp', 'sieve']);
 
 const at = (o: Origin): string => (o.line > 0 ? `${o.file} line ${o.line}` : o.file || 'command line');
 

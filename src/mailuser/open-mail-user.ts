@@ -8,7 +8,7 @@
  * keys only; admin: the configured password, else public keys), the store
  * reopened with that crypt context, and the plugins' hooks: quota (`quota`),
  * IMAP METADATA and IMAPSieve (`imap_sieve`) for IMAP, Sieve at delivery
- * (`sieve`) for LMTP. IMAP login, LMTP delivery and its RCPT quota check,
+ * (`sieve`) for LMTP. IMAP and POP3 login, LMTP delivery and its RCPT quota check,
  * `sealadm` and the quota-status policy service all come through here, so a
  * per-user mail_plugins means the same thing to each of them.
  */
@@ -27,7 +27,7 @@ import { UserQuota } from '../quota/quota.js';
 import { ImapSieve, type ImapSieveHook } from '../sieve/imapsieve.js';
 
 /** The services that open mail users (Dovecot's service names, used as the `protocol` filter of the configuration). */
-export type MailUserProtocol = 'imap' | 'lmtp' | 'doveadm' | 'quota-status';
+export type MailUserProtocol = 'imap' | 'pop3' | 'lmtp' | 'doveadm' | 'quota-status';
 
 /**
  * How mail-crypt is opened: `login` with the password the passdb just
@@ -97,8 +97,8 @@ export async function openMailUser(config: DovecotConfig, lookup: MailUserLookup
   lookup.beforeOpen?.(user);
   const mailPlugins = resolveMailPlugins(config, fields, protocol);
   const log = Logger.forUser(protocol, lookup.user);
-  // the CLI and quota-status see the tree as it is; IMAP and LMTP create `auto` mailboxes (Junk for fileinto…)
-  const mailboxes = protocol === 'imap' || protocol === 'lmtp' ? mailboxConfig(config, sp) : {};
+  // the CLI and quota-status see the tree as it is; IMAP, POP3 and LMTP create `auto` mailboxes (Junk for fileinto…)
+  const mailboxes = protocol === 'imap' || protocol === 'pop3' || protocol === 'lmtp' ? mailboxConfig(config, sp) : {};
   // the zlib plugin: its warnings for a userdb's own mail_plugins (the configured ones were said at start)
   const zlib = resolveZlib(lookup.user, mailPlugins, config.plugin({ protocol: sp }));
   if (fields.some(([k]) => k === 'mail_plugins')) for (const w of zlib.warnings) log.warn(w);
@@ -108,7 +108,7 @@ export async function openMailUser(config: DovecotConfig, lookup: MailUserLookup
   const crypt = await openCrypt(config, cryptUser, lookup.crypt);
   const store = crypt && crypt.codec !== identityCodec ? openUserStore(user, crypt, mailboxes, compression) : plainStore;
   // Dovecot creates INBOX when a session or a delivery first opens the user (a quota look touches nothing)
-  if ((protocol === 'imap' || protocol === 'lmtp') && lookup.crypt.kind !== 'none') await store.ensureRoot();
+  if ((protocol === 'imap' || protocol === 'pop3' || protocol === 'lmtp') && lookup.crypt.kind !== 'none') await store.ensureRoot();
   const quota = UserQuota.forUser(config, protocol, lookup.user, fields, store, mailPlugins);
   return {
     user, protocol, mailPlugins, plainStore, store, cryptUser, crypt, quota, log,

@@ -34,6 +34,24 @@ export function tlsMinVersion(v: string): TlsMaterial['minVersion'] {
   return (['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const).find((x) => x === v);
 }
 
+/**
+ * The inet_listeners of `service <name>` (Dovecot's defaults included) on
+ * their addresses: `address`, else the global `listen`; `port = 0` skipped.
+ */
+export function serviceListenerSpecs(config: { get(k: string): string; services(): { name: string; inetListeners: { name: string; port?: string; address?: string; ssl?: string; haproxy?: string }[] }[] }, service: string): ListenerSpec[] {
+  const listen = parseListen(config.get('listen'));
+  const specs: ListenerSpec[] = [];
+  for (const svc of config.services()) {
+    if (svc.name !== service) continue;
+    for (const l of svc.inetListeners) {
+      const port = Number(l.port ?? 0);
+      if (!port) continue; // port = 0 disables a listener, as in Dovecot
+      for (const address of l.address ? parseListen(l.address) : listen) specs.push({ service: svc.name, name: l.name, address, port, ssl: l.ssl === 'yes', haproxy: l.haproxy === 'yes' });
+    }
+  }
+  return specs;
+}
+
 export interface OpenListener { spec: ListenerSpec; server: Server; port: number }
 
 /**

@@ -1,5 +1,5 @@
 /**
- * An imap-login (and managesieve-login) process (Dovecot's login-common + imap-login), running as
+ * An imap-login (and managesieve-login, pop3-login) process (Dovecot's login-common + imap-login), running as
  * `default_login_user` with no access to mail: it gets client connections
  * from the root master unread, does TLS (imaps, STARTTLS) and the whole
  * pre-login dialogue with the ordinary Session (commands/prelogin.ts), asks
@@ -34,6 +34,7 @@ import { fromListener, type ClientAddresses } from './haproxy.js';
 import { ServerTlsContext } from './tls-context.js';
 import { AuthClient } from './auth-client.js';
 import { ManageSieveSession, type SessionDeps } from '../managesieve/session.js';
+import { Pop3Session, type Pop3Deps } from '../pop3/session.js';
 import { sendTo, type ChildMessage, type ConnProto, type LoginRequest } from './process-model.js';
 import type { Admission, ConnectionSlot } from '../config/connection-limits.js';
 import { quickAck } from '../util/tcp-socket.js';
@@ -71,9 +72,9 @@ export function runLoginProcess(config: DovecotConfig, material: TlsMaterial | n
     raw.setNoDelay(true);
     raw.on('error', () => raw.destroy());
     live.track(raw);
-    const proto: ConnProto = spec.service === 'managesieve-login' ? 'sieve' : 'imap';
+    const proto: ConnProto = spec.service === 'managesieve-login' ? 'sieve' : spec.service === 'pop3-login' ? 'pop3' : 'imap';
     // a refused PROXY header ends the connection before this process counted it: tell the master
-    fromListener(raw, spec, { config, log: proto === 'sieve' ? new Logger('managesieve-login') : log, tls: () => tls?.current() ?? null },
+    fromListener(raw, spec, { config, log: proto === 'imap' ? log : new Logger(spec.service), tls: () => tls?.current() ?? null },
       (socket, addr) => connected(socket, raw, spec, id, addr), () => sendTo(process, { t: 'conn-closed', proto, id }));
   };
 
@@ -81,6 +82,7 @@ export function runLoginProcess(config: DovecotConfig, material: TlsMaterial | n
     const { rip, lip } = addr;
     socket.on('error', () => socket.destroy());
     if (spec.service === 'managesieve-login') { acceptSieve(socket, raw, spec, addr, id); return; }
+    if (spec.service === 'pop3-login') { acceptPop3(socket, raw, spec, addr, id); return; }
     let session: Session;
     const count = slot('imap', id, { evict: () => session.evict() });
     raw.once('close', () => count.release());
@@ -182,6 +184,30 @@ export function runLoginProcess(config: DovecotConfig, material: TlsMaterial | n
       },
     };
     const session = new ManageSieveSession(socket, deps);
+    session.start();
+  };
+
+  /** A POP3 connection (pop3-login): the same steps, pop3-login's texts; "+OK Logged in." comes from the mail process. */
+  const acceptPop3 = (socket: Socket | TLSSocket, raw: Socket, spec: ListenerSpec, addr: ClientAddresses, id: number) => {
+    const { rip, lip } = addr;
+    const plog = new Logger('pop3-login');
+    const count = slot('pop3', id, { evict: () => session.evict() });
+    raw.once('close', () => count.release());
+    const deps: Pop3Deps = {
+      config, tlsAvailable: !!tls && !spec.ssl, secured: spec.ssl || addr.proxiedSsl, trusted: addr.trusted, rip, lip, slot: count,
+      startTls: tls ? () => serverStartTls(raw, () => tls.current()) : undefined,
+      async login({ mech, authz, login, password }) {
+        const a = await auth.authenticate(login, password, { service: 'pop3', rip, lip, secured: deps.secured, loginUser: authz && authz !== login ? authz : undefined });
+        if (!a.ok) { session.authFailed(login, mech, !!a.temp, a.reason); return; }
+        if (!await session.admit(a.user, mech)) return;
+        const req: LoginRequest = { id: ++nextId, protocol: 'pop3', authRef: a.ref, user: a.user, password, mech, tag: '', rip, lip, secured: deps.secured, capabilityAsked: false };
+        const reply = await askMaster(req);
+        if (reply.t === 'login-failed') { session.reply(`-ERR [SYS/TEMP] ${INTERNAL}\r\n`); return; }
+        proxy(session.detach(), reply.key, () => count.release());
+        plog.info(`Login: ${who(req)}`);
+      },
+    };
+    const session = new Pop3Session(socket, deps);
     session.start();
   };
 

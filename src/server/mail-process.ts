@@ -16,6 +16,7 @@ import type { DovecotConfig } from '../config/settings.js';
 import { Logger } from '../log/logger.js';
 import { openImapUser, type ImapLogin } from '../imap/login.js';
 import { ManageSieveSession } from '../managesieve/session.js';
+import { Pop3Session } from '../pop3/session.js';
 import { resolveMailUser } from '../mailstore/user-store.js';
 import { Session } from '../imap/session.js';
 import { faultText } from '../util/fault.js';
@@ -46,6 +47,7 @@ function storeCopy(config: DovecotConfig, r: DeliveryRequest, sock: Socket | nul
 export function runMailProcess(config: DovecotConfig): void {
   const log = new Logger('imap');
   const sessions = new Set<Session>();
+  const pop3Sessions = new Set<Pop3Session>();
   /** The master's session ids (sealadm who/kick): reported when they end, kicked on its word. */
   const bySid = new Map<number, { kick(): void }>();
   const live = new Liveness(); // sessions and copies in flight: a retired process exits after the last
@@ -61,6 +63,15 @@ export function runMailProcess(config: DovecotConfig): void {
       const s = new ManageSieveSession(sock, { config, resolveHome: (u, f) => resolveMailUser(config, u, f, 'sieve').home, tlsAvailable: false, secured: req.secured, remoteIp: req.rip, localIp: req.lip });
       s.startLoggedIn(req.user, fields);
       if (sid) bySid.set(sid, s);
+      return;
+    }
+    if (req.protocol === 'pop3') {
+      // pop3: "+OK Logged in." and the maildrop opened here, as Dovecot's pop3 process does
+      const s = new Pop3Session(sock, { config, tlsAvailable: false, secured: req.secured, rip: req.rip, lip: req.lip });
+      if (sid) bySid.set(sid, s);
+      pop3Sessions.add(s);
+      sock.once('close', () => pop3Sessions.delete(s));
+      await s.startLoggedIn(req.user, fields, req.password);
       return;
     }
     const r = await openImapUser(config, req.user, fields, req.password);
@@ -110,6 +121,7 @@ export function runMailProcess(config: DovecotConfig): void {
     } else if (m.t === 'kick') bySid.get(m.sid)?.kick();
     else if (m.t === 'retire') live.retire();
     else if (m.t === 'shutdown') {
+      for (const s of pop3Sessions) s.kick();
       void Promise.all([...sessions].map((s) => s.bye('Server shutting down.').catch(() => undefined))).finally(() => process.exit(0));
     }
   });

@@ -17,10 +17,11 @@ import { ImapService } from './imap-service.js';
 import type { WorkerMessage } from './service-pool.js';
 import { DeliveryServices } from './delivery-services.js';
 import { ManageSieveService, managesieveListenerSpecs } from './managesieve-service.js';
+import { Pop3Service, pop3ListenerSpecs } from './pop3-service.js';
 import { loadConfig, ConfigError, type DovecotConfig } from '../config/index.js';
 import { supportFindings } from '../config/support-report.js';
 import { adoptLogFds, configureLogging, Logger, openLogFiles, reopenLogFiles } from '../log/logger.js';
-import { parseListen, tlsMinVersion, type ListenerSpec, type TlsMaterial } from './listeners.js';
+import { serviceListenerSpecs, tlsMinVersion, type ListenerSpec, type TlsMaterial } from './listeners.js';
 import { dropPrivileges } from './privileges.js';
 import { installLastResort } from './faults.js';
 import { configFilesSnapshot, installConfigFiles, preloadConfigFile, startRecording, stopRecording, type ConfigFilesSnapshot } from '../config/privileged-files.js';
@@ -67,22 +68,10 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
-/** The listeners of the protocols we serve, from `service` sections. */
+/** The listeners of `service imap-login` when `protocols` has imap. */
 export function listenerSpecs(config: DovecotConfig): ListenerSpec[] {
   const protocols = config.get('protocols').split(/\s+/).filter(Boolean);
-  const listen = parseListen(config.get('listen'));
-  const specs: ListenerSpec[] = [];
-  for (const svc of config.services()) {
-    if (svc.name !== 'imap-login' || !protocols.includes('imap')) continue;
-    for (const l of svc.inetListeners) {
-      const port = Number(l.port ?? 0);
-      if (!port) continue; // port = 0 disables a listener, as in Dovecot
-      const ssl = l.ssl === 'yes';
-      const addresses = l.address ? parseListen(l.address) : listen;
-      for (const address of addresses) specs.push({ service: svc.name, name: l.name, address, port, ssl, haproxy: l.haproxy === 'yes' });
-    }
-  }
-  return specs;
+  return protocols.includes('imap') ? serviceListenerSpecs(config, 'imap-login') : [];
 }
 
 function tlsMaterial(config: DovecotConfig): TlsMaterial | null {
@@ -139,11 +128,11 @@ const ROOT_MASTER_GAPS = [
 
 /**
  * Root on a tree without mail_uid (ISPmail: the uid comes from the userdb):
- * Dovecot's process model, root-master.ts: IMAP, ManageSieve, LMTP, quota-status and the auth sockets.
+ * Dovecot's process model, root-master.ts: IMAP, ManageSieve, POP3, LMTP, quota-status and the auth sockets.
  */
 async function runAsRootMaster(config: DovecotConfig, configPath: string, log: Logger, demo: DemoInstance | null): Promise<void> {
   preloadAuthFiles(config);
-  const options = (c: DovecotConfig) => ({ config: c, script: fileURLToPath(import.meta.url), args: ['-c', configPath], imapSpecs: listenerSpecs(c), sieveSpecs: managesieveListenerSpecs(c), tls: tlsMaterial(c), authFiles: authFiles(c) });
+  const options = (c: DovecotConfig) => ({ config: c, script: fileURLToPath(import.meta.url), args: ['-c', configPath], imapSpecs: listenerSpecs(c), sieveSpecs: managesieveListenerSpecs(c), pop3Specs: pop3ListenerSpecs(c), tls: tlsMaterial(c), authFiles: authFiles(c) });
   const master = new RootMaster(options(config));
   const admin = await adminFiles(config, log, () => master.admin(), false);
   let lines: string[];
@@ -210,6 +199,7 @@ function serviceFor(name: ServiceName, config: DovecotConfig): HandedOffService 
       };
     }
     case 'managesieve': return new ManageSieveService(config, tls);
+    case 'pop3': return new Pop3Service(config, tls);
     default: return new DeliveryServices(config); // lmtp, auth, quota-status: each in processes of its own
   }
 }

@@ -43,10 +43,10 @@ export type QuotaReply = { action: string | null } | { over: QuotaRefusal | null
 export type DeliveryReply = { ok: true } | { ok: false; temp: boolean; code: string; text: string };
 
 /** What a login process asks of the master after the auth process accepted a login. */
-export interface LoginRequest { id: number; protocol: 'imap' | 'sieve'; authRef: string; user: string; password: string; mech: string; tag: string; rip: string; lip: string; secured: boolean; capabilityAsked: boolean }
+export interface LoginRequest { id: number; protocol: 'imap' | 'sieve' | 'pop3'; authRef: string; user: string; password: string; mech: string; tag: string; rip: string; lip: string; secured: boolean; capabilityAsked: boolean }
 
 /** The master counts the connections of each protocol apart (connection-table.ts). */
-export type ConnProto = 'imap' | 'sieve';
+export type ConnProto = 'imap' | 'sieve' | 'pop3';
 
 export type ChildMessage =
   /** master → child, first: the files read as root this child may see (privileged-files.ts) */

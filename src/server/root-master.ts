@@ -19,7 +19,7 @@
  * config/connection-limits.ts (a ConnectionTable per protocol, as the
  * pools mode does): the login services' client_limit × process_limit (the
  * oldest unauthenticated connection is dropped, in whichever login process
- * it is), service imap / managesieve client_limit × process_limit for the
+ * it is), service imap / managesieve / pop3 client_limit × process_limit for the
  * logged-in sessions of all mail processes together, and
  * mail_max_userip_connections; the login processes ask before a session
  * starts and say when a connection ends.
@@ -67,7 +67,7 @@ function treeSettings(config: DovecotConfig): { loginUser: Identity; internalUse
     return {
       loginUser: serviceUser('default_login_user', config.get('default_login_user') || 'dovenull'),
       internalUser: serviceUser('default_internal_user', config.get('default_internal_user') || 'dovecot'),
-      limits: { imap: protocolLimits(config, 'imap'), sieve: protocolLimits(config, 'sieve') },
+      limits: { imap: protocolLimits(config, 'imap'), sieve: protocolLimits(config, 'sieve'), pop3: protocolLimits(config, 'pop3') },
     };
   } catch (e) { throw new Error(`Error in configuration file ${config.path}: ${(e as Error).message}`); }
 }
@@ -85,6 +85,8 @@ export interface RootMasterOptions {
   imapSpecs: ListenerSpec[];
   /** managesieve-login's listeners: served by the same login processes. */
   sieveSpecs: ListenerSpec[];
+  /** pop3-login's listeners: served by the same login processes. */
+  pop3Specs: ListenerSpec[];
   tls: TlsMaterial | null;
   /** Files only the auth process may see (passdb/userdb args files such as dovecot-sql.conf.ext). */
   authFiles: string[];
@@ -150,7 +152,7 @@ export class RootMaster {
     const t = treeSettings(config);
     this.loginUser = t.loginUser;
     this.internalUser = t.internalUser;
-    this.tables = { imap: new ConnectionTable(t.limits.imap, this.log), sieve: new ConnectionTable(t.limits.sieve, this.log) };
+    this.tables = { imap: new ConnectionTable(t.limits.imap, this.log), sieve: new ConnectionTable(t.limits.sieve, this.log), pop3: new ConnectionTable(t.limits.pop3, this.log) };
     this.files = configFilesSnapshot();
     stopRecording();
     // the sockets between the children, under base_dir as Dovecot's login/ directory: root binds them, only the login user may connect
@@ -206,6 +208,7 @@ export class RootMaster {
     try {
       count = serviceProcessCount(config, 'imap-login');
       if (this.o.sieveSpecs.length) count = Math.max(count, serviceProcessCount(config, 'managesieve-login'));
+      if (this.o.pop3Specs.length) count = Math.max(count, serviceProcessCount(config, 'pop3-login'));
     } catch (e) { throw new Error(`Error in configuration file ${config.path}: ${(e as Error).message}`); }
     return count;
   }
@@ -424,7 +427,7 @@ export class RootMaster {
    * whichever login process, is told to go (client_destroy_oldest).
    */
   private countConnection(socket: Socket, spec: ListenerSpec, to: ChildProcess): { proto: ConnProto; id: number } {
-    const proto: ConnProto = spec.service === 'managesieve-login' ? 'sieve' : 'imap';
+    const proto: ConnProto = spec.service === 'managesieve-login' ? 'sieve' : spec.service === 'pop3-login' ? 'pop3' : 'imap';
     const addr = { rip: (socket.remoteAddress ?? '').replace(/^::ffff:/, ''), lip: (socket.localAddress ?? '').replace(/^::ffff:/, '') };
     const id = this.tables[proto].open(addr, () => sendTo(to, { t: 'evict', proto, id }), to);
     return { proto, id };
@@ -490,7 +493,7 @@ export class RootMaster {
   private async routeLogin(from: ChildProcess, req: LoginRequest): Promise<void> {
     const fail = (reason: 'init' | 'internal') => sendTo(from, { t: 'login-failed', id: req.id, reason });
     const u = await this.userdb(req, from);
-    const ulog = Logger.forUser(req.protocol === 'sieve' ? 'managesieve' : 'imap', req.user);
+    const ulog = Logger.forUser(req.protocol === 'sieve' ? 'managesieve' : req.protocol, req.user);
     if (u.result !== 'ok') {
       ulog.error(u.result === 'tempfail' ? 'user lookup failed (temporary failure)' : 'User doesn\'t exist');
       fail('internal');
@@ -546,7 +549,7 @@ export class RootMaster {
     const { config } = this.o;
     const lmtp = config.get('protocols').split(/\s+/).includes('lmtp') ? lmtpInetSpecs(config) : [];
     return [
-      ...[...this.o.imapSpecs, ...this.o.sieveSpecs].map((spec) => ({ spec, onConnection: guardAccept(this.log, (s: Socket, sp: ListenerSpec) => this.dispatch(s, sp)) })),
+      ...[...this.o.imapSpecs, ...this.o.sieveSpecs, ...this.o.pop3Specs].map((spec) => ({ spec, onConnection: guardAccept(this.log, (s: Socket, sp: ListenerSpec) => this.dispatch(s, sp)) })),
       ...lmtp.map((spec) => ({ spec, onConnection: guardAccept(this.log, (s: Socket) => this.toLmtp(s, 'lmtp')) })),
     ];
   }
@@ -592,7 +595,7 @@ export class RootMaster {
     this.mail.clear();
     for (const c of old) { this.retired.add(c); sendTo(c.child, { t: 'retire' }); }
     // the counts so far stay (retired login processes still report their connections' ends); the limits are the new tree's
-    for (const p of ['imap', 'sieve'] as const) this.tables[p].limits = limits[p];
+    for (const p of ['imap', 'sieve', 'pop3'] as const) this.tables[p].limits = limits[p];
     this.open = await rebindListeners(this.open, this.wantedListeners(), this.o.tls, this.log);
   }
 

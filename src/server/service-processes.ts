@@ -7,12 +7,13 @@
  * only that process's connections with it, and its pool replaces it.
  *
  * Pools: imap (listeners of `service imap-login`; one process is both
- * login and mail process), managesieve (`managesieve-login`), lmtp,
+ * login and mail process), managesieve (`managesieve-login`), pop3
+ * (`pop3-login`), lmtp,
  * auth (the Postfix client socket and auth-userdb) and quota-status. The
  * delivery services get one pool each rather than one shared process, so
  * that, as in Dovecot, an LMTP crash never closes Postfix's SMTP AUTH
  * socket or the quota policy service; each costs one Node process.
- * IMAP and ManageSieve keep their connection counts in the master (one
+ * IMAP, ManageSieve and POP3 keep their connection counts in the master (one
  * ConnectionTable per protocol), and LMTP, one process per core, its
  * lmtp_user_concurrency_limit count (UserConcurrency); the auth penalty is
  * relayed between all pools (PenaltyRelay).
@@ -32,16 +33,20 @@ import { deliveryService, deliveryUnixSpecs, lmtpInetSpecs } from './delivery-se
 import { guardAccept } from './faults.js';
 import { closeListeners, openListeners, openUnixListener, type ListenerSpec, type OpenListener, type OpenUnixListener, type TlsMaterial } from './listeners.js';
 import { managesieveListenerSpecs } from './managesieve-service.js';
+import { pop3ListenerSpecs } from './pop3-service.js';
 import { PenaltyRelay, ServicePool, serviceProcessCount } from './service-pool.js';
 import { rebindListeners, type WantedListener } from './listener-reload.js';
 import type { AdminSession, AdminTarget } from './admin-socket.js';
 import { UserConcurrency } from '../lmtp/user-concurrency.js';
 
-export const SERVICE_NAMES = ['imap', 'managesieve', 'lmtp', 'auth', 'quota-status'] as const;
+export const SERVICE_NAMES = ['imap', 'managesieve', 'pop3', 'lmtp', 'auth', 'quota-status'] as const;
 export type ServiceName = typeof SERVICE_NAMES[number];
 
 /** The `service {}` section whose process settings a pool follows. */
-const SETTINGS_SECTION: Record<ServiceName, string> = { imap: 'imap-login', managesieve: 'managesieve-login', lmtp: 'lmtp', auth: 'auth', 'quota-status': 'quota-status' };
+const SETTINGS_SECTION: Record<ServiceName, string> = { imap: 'imap-login', managesieve: 'managesieve-login', pop3: 'pop3-login', lmtp: 'lmtp', auth: 'auth', 'quota-status': 'quota-status' };
+
+/** The protocols whose connections the master counts (Dovecot's anvil names), by pool. */
+const COUNTED: Partial<Record<ServiceName, 'imap' | 'sieve' | 'pop3'>> = { imap: 'imap', managesieve: 'sieve', pop3: 'pop3' };
 
 export class ServiceProcesses {
   readonly inet: OpenListener[] = [];
@@ -59,8 +64,8 @@ export class ServiceProcesses {
   private pool(name: ServiceName): ServicePool {
     let p = this.byName.get(name);
     if (!p) {
-      const table = name === 'imap' ? new ConnectionTable(protocolLimits(this.config, 'imap'), this.log)
-        : name === 'managesieve' ? new ConnectionTable(protocolLimits(this.config, 'sieve'), this.log) : null;
+      const proto = COUNTED[name];
+      const table = proto ? new ConnectionTable(protocolLimits(this.config, proto), this.log) : null;
       if (table) this.tables.set(name, table);
       const userSlots = name === 'lmtp' ? this.userSlots : undefined;
       p = new ServicePool({ service: name, count: serviceProcessCount(this.config, SETTINGS_SECTION[name]), script: this.script, args: this.args, log: this.log, table, penalties: this.penalties, userSlots });
@@ -99,6 +104,7 @@ export class ServiceProcesses {
     return [
       ...imapSpecs.map((spec) => ({ spec, onConnection: this.handOff('imap') })),
       ...managesieveListenerSpecs(this.config).map((spec) => ({ spec, onConnection: this.handOff('managesieve') })),
+      ...pop3ListenerSpecs(this.config).map((spec) => ({ spec, onConnection: this.handOff('pop3') })),
       ...lmtp.map((spec) => ({ spec, onConnection: this.handOff('lmtp') })),
     ];
   }
@@ -121,18 +127,18 @@ export class ServiceProcesses {
       this.config = before;
       throw e;
     }
-    for (const [name, table] of this.tables) table.limits = protocolLimits(config, name === 'imap' ? 'imap' : 'sieve');
+    for (const [name, table] of this.tables) table.limits = protocolLimits(config, COUNTED[name]!);
     const kept = await rebindListeners(this.inet, wanted, tls, this.log);
     this.inet.splice(0, this.inet.length, ...kept);
   }
 
-  /** sealadm who / kick, through the admin socket: the logged-in IMAP and ManageSieve sessions. */
+  /** sealadm who / kick, through the admin socket: the logged-in IMAP, ManageSieve and POP3 sessions. */
   admin(): AdminTarget {
     const named = (): { s: AdminSession; pool: ServicePool; owner: unknown; id: number }[] => {
       const out: { s: AdminSession; pool: ServicePool; owner: unknown; id: number }[] = [];
       for (const [name, table] of this.tables) {
         const pool = this.byName.get(name)!;
-        const service = name === 'managesieve' ? 'sieve' : name; // anvil's service names
+        const service = COUNTED[name]!; // anvil's service names
         for (const e of table.loggedIn()) out.push({ s: { key: `${name}:${e.id}`, user: e.user, service, pid: pool.pidOf(e.owner), ip: e.rip }, pool, owner: e.owner, id: e.id });
       }
       return out;

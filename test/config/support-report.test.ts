@@ -46,7 +46,6 @@ test('sealadm config -W: another storage driver is fatal, globally or in a names
     'Fatal: namespace archive: location = sdbox:~/archive: Sealmail stores mail only in Maildir, not sdbox; it will not start on mail it cannot read',
     `Warning: ${c} line 1: protocols: Sealmail has no submission service; no listener opens for it`,
     `Warning: ${c} line 3: ssl_prefer_server_ciphers: not supported by Sealmail yet, the setting has no effect (see dovecot-compat.md)`,
-    ...(r.lines.some((l) => l.includes('no pop3 service')) ? [`Warning: ${c} line 1: protocols: Sealmail has no pop3 service; no listener opens for it`] : []),
   ].sort());
 });
 

@@ -72,6 +72,8 @@ export interface MailFolder {
   trackModseqs(): Promise<void>;
   commitModseqs(): Promise<void>;
   vanishedSince(modseq: number): number[] | null;
+  /** The POP3 UIDL the storage keeps for a message (Dovecot's dovecot-uidlist `P` field), when it has one. */
+  pop3Uidl(m: MailMessage): string | undefined;
   read(m: MailMessage): AsyncIterable<Buffer>;
   readAll(m: MailMessage): Promise<Buffer>;
   readHead(m: MailMessage, max?: number): Promise<{ head: Buffer; mtime: Date }>;

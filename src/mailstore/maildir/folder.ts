@@ -357,6 +357,12 @@ export class MaildirFolder implements MailFolder, TableOwner {
   private build(ul: Uidlist | null, scan: Scan): void {
     // kept for its header (UIDVALIDITY, next UID, GUID): the records are in the table now
     this.uidlist = ul && { ...ul, records: ul.records.slice(-1), problems: [] };
+    // POP3 UIDLs Dovecot saved in the records' P field (pop3_save_uidl, migrations): few, kept by base
+    this.pop3Uidls = null;
+    for (const r of ul?.records ?? []) {
+      const p = r.ext.get('P');
+      if (p !== undefined) (this.pop3Uidls ??= new Map()).set(r.base, p);
+    }
     const old = this.table;
     const live: UidlistRecord[] = ul ? ul.records.filter((r) => scan.files.has(r.base)) : [];
     // rows leaving the table first: their bases are "seen" (a base back under a new UID is not \Recent)
@@ -451,6 +457,16 @@ export class MaildirFolder implements MailFolder, TableOwner {
   vanishedSince(modseq: number): number[] | null { return this.modseqs.vanishedSince(modseq); }
 
   path(m: MaildirMessage): string { return join(this.dir, m.sub, m.file); }
+
+  /** dovecot-uidlist's `P` extension field (MAILDIR_UIDLIST_REC_EXT_POP3_UIDL) of the message's record; an empty one means the base name. */
+  /** Bases whose uidlist record has a P (POP3 UIDL) field, from the last full read of the uidlist. */
+  private pop3Uidls: Map<string, string> | null = null;
+
+  pop3Uidl(m: MailMessage): string | undefined {
+    const v = this.pop3Uidls?.get(m.base);
+    // an empty P is Dovecot's shorthand for "the file's base name" (maildir-mail.c)
+    return v === undefined ? undefined : v === '' ? m.base : v;
+  }
 
   /** Find a message's current file after a foreign rename; EXPUNGED when it is gone. */
   private async relocate(m: MaildirMessage): Promise<void> {

@@ -33,7 +33,7 @@ const MACROS: Record<string, string[]> = {
   FULL: ['FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODY'],
 };
 /** Field-cache key suffix: bumped when the rendering changes, so values cached by an older Sealmail are not served. */
-const RENDER = '.3';
+const RENDER = '.4';
 /** Messages up to this size are sent from memory (mail-crypt verifies them whole anyway); bigger ones stream. */
 const STREAM_ABOVE = 1 << 20;
 const SIMPLE = new Set(['UID', 'FLAGS', 'MODSEQ', 'INTERNALDATE', 'SAVEDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODY', 'BODYSTRUCTURE', 'RFC822', 'RFC822.HEADER', 'RFC822.TEXT']);
@@ -372,7 +372,8 @@ async function renderItems(ctx: CommandContext, m: MailMessage, items: Item[], f
       }
     }
     } catch (e) {
-      if (e instanceof UnknownCteError) throw new CteAbort(out.length ? out : [atom('UID'), num(m.uid)]);
+            // Dovecot stops at the failing item: what was written before it goes out
+      if (e instanceof UnknownCteError) throw new CteAbort(out.length || late.length ? [...out, ...late] : [atom('UID'), num(m.uid)]);
       throw e;
     }
   }

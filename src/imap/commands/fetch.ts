@@ -40,10 +40,13 @@ const SIMPLE = new Set(['UID', 'FLAGS', 'MODSEQ', 'INTERNALDATE', 'SAVEDATE', 'R
 
 function parseItems(arg: ImapArg | undefined): Item[] {
   if (!arg) throw new ArgError('Invalid arguments.');
+  // Dovecot's cmd_fetch: a list or an atom (not NIL) at the top, atoms (NIL is one there) in a list
+  if (arg.type !== 'list' && arg.type !== 'atom') throw new ArgError('Invalid arguments.');
+  if (arg.type === 'list' && !arg.items.length) throw new ArgError('FETCH list is empty.');
   const atoms = arg.type === 'list' ? arg.items : [arg];
   const out: Item[] = [];
   for (const a of atoms) {
-    if (a.type !== 'atom') throw new ArgError('Invalid fetch attribute');
+    if (a.type !== 'atom' && a.type !== 'nil') throw new ArgError('FETCH list contains non-atoms.');
     const u = a.value.toUpperCase();
     if (arg.type !== 'list' && MACROS[u]) { out.push(...MACROS[u].map((k) => ({ k }) as Item)); continue; }
     if (SIMPLE.has(u)) { if (!out.some((i) => i.k === u)) out.push({ k: u } as Item); continue; }

@@ -72,7 +72,8 @@ function parseKeys(args: ImapArg[], maxSeq: number, maxUid: number, saved: numbe
       return { k: 'modseq', n: modseqArg(args[i++], 'Invalid MODSEQ value') };
     }
     if (w === 'KEYWORD' || w === 'UNKEYWORD') return { k: 'keyword', v: str(), want: w === 'KEYWORD' };
-    if (['FROM', 'TO', 'CC', 'BCC', 'SUBJECT'].includes(w)) return { k: 'header', name: w.toLowerCase(), v: str() };
+    if (['FROM', 'TO', 'CC', 'BCC'].includes(w)) return { k: 'header', name: w.toLowerCase(), v: str(), address: true };
+    if (w === 'SUBJECT') return { k: 'header', name: 'subject', v: str() };
     if (w === 'HEADER') { const n = str(); return { k: 'header', name: n.toLowerCase(), v: str() }; }
     if (w === 'BODY' || w === 'TEXT') return { k: w.toLowerCase() as 'body' | 'text', v: str() };
     if (w === 'LARGER' || w === 'SMALLER') { const n = str(); if (!/^\d+$/.test(n) || BigInt(n) >= 1n << 64n) throw new ArgError('Invalid search size parameter'); return { k: w.toLowerCase() as 'larger' | 'smaller', n: Number(n) }; }

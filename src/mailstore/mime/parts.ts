@@ -142,16 +142,17 @@ export function parseMime(buf: Buffer, start = 0, end = buf.length): MimePart {
   return parsePart(buf, start, end, false, false, 0, { total: 1, overflow: false, end });
 }
 
-/** 1 when the line at `pos` is `delim`, 2 when it is `delim--` (trailing blanks ignored), else 0. */
+/**
+ * 1 when the line at `pos` starts with `delim`, 2 when `--` follows it (a close delimiter), else 0.
+ * Only the prefix counts, as in Dovecot's message-parser (boundary_find: "the full message line
+ * doesn't have to match the boundary, only the beginning"): `--b  `, `--bx` and `--b--x` are all
+ * boundary lines of `b`. (Dovecot picks the longest of the open boundaries; a nested multipart
+ * whose boundary extends this one's is the case this recursive parser does not see.)
+ */
 function delimiterAt(buf: Buffer, pos: number, limit: number, delim: Buffer): number {
   if (pos + delim.length > limit || buf.compare(delim, 0, delim.length, pos, pos + delim.length) !== 0) return 0;
-  let i = pos + delim.length;
-  let close = false;
-  if (buf[i] === 0x2d && buf[i + 1] === 0x2d && i + 2 <= limit) { close = true; i += 2; }
-  while (i < limit && (buf[i] === 0x20 || buf[i] === 0x09)) i++;
-  if (i < limit && buf[i] === 0x0d) i++;
-  if (i < limit && buf[i] !== 0x0a) return 0;
-  return close ? 2 : 1;
+  const i = pos + delim.length;
+  return i + 2 <= limit && buf[i] === 0x2d && buf[i + 1] === 0x2d ? 2 : 1;
 }
 
 /** The parts still open when boundary recognition stopped run to the end of the message, as in Dovecot's streaming parser. */

@@ -102,7 +102,8 @@ export function parseQuery(args: string[]): Query {
     if (FLAG_KEYS[u]) return { k: 'flag', flag: FLAG_KEYS[u][0], want: FLAG_KEYS[u][1] };
     if (u === 'RECENT' || u === 'NEW' || u === 'OLD') return { k: u.toLowerCase() as 'recent' | 'new' | 'old' };
     if (u === 'KEYWORD' || u === 'UNKEYWORD') return { k: 'keyword', v: next(), want: u === 'KEYWORD' };
-    if (HEADER_KEYS.has(u)) return { k: 'header', name: u.toLowerCase(), v: next() };
+    // FROM/TO/CC/BCC match the parsed addresses, as in Dovecot (SEARCH_HEADER_ADDRESS)
+    if (HEADER_KEYS.has(u)) return { k: 'header', name: u.toLowerCase(), v: next(), ...(u === 'SUBJECT' ? {} : { address: true }) };
     if (u === 'HEADER') { const name = next(); return { k: 'header', name: name.toLowerCase(), v: next() }; }
     if (u === 'BODY' || u === 'TEXT') return { k: u.toLowerCase() as 'body' | 'text', v: next() };
     if (u === 'LARGER' || u === 'SMALLER') {

@@ -91,15 +91,20 @@ function paramList(params: [string, string][]): ImapValue {
   return params.length ? list(params.flatMap(([k, v]) => [dstr(k), dstr(v)])) : NIL;
 }
 
+/** A Content-* field BODYSTRUCTURE reads: none of a message that is not MIME (see MimePart.isMime). */
+function contentField(p: MimePart, name: string): string | null {
+  return p.isMime ? rawHeader(p, name, 'first') : null;
+}
+
 function disposition(p: MimePart): ImapValue {
-  const d = rawHeader(p, 'content-disposition', 'first');
+  const d = contentField(p, 'content-disposition');
   const parsed = d === null ? null : parseDisposition(d);
   if (!parsed) return NIL;
   return list([dstr(parsed.value), paramList(parsed.params)]);
 }
 
 function language(p: MimePart): ImapValue {
-  const l = rawHeader(p, 'content-language', 'first');
+  const l = contentField(p, 'content-language');
   const items = l === null ? [] : parseLanguages(l);
   return items.length ? list(items.map(dstr)) : NIL;
 }
@@ -110,7 +115,7 @@ const EMPTY_PART = (extended: boolean): ImapValue => ({ type: 'raw', value: `("t
 /** BODY (extended = false) or BODYSTRUCTURE (extended = true) of a part, over the CRLF message. */
 export function bodyStructure(buf: Buffer, p: MimePart, extended: boolean): ImapValue {
   const ct = p.contentType;
-  const first = (n: string) => dstrNolf(rawHeader(p, n, 'first'));
+  const first = (n: string) => dstrNolf(contentField(p, n));
   if (ct.type === 'multipart' && !p.truncated) {
     const kids = p.children.length ? p.children.map((c) => bodyStructure(buf, c, extended)) : [EMPTY_PART(extended)];
     const items: ImapValue[] = [...kids, dstr(ct.rawSubtype)];
@@ -121,7 +126,7 @@ export function bodyStructure(buf: Buffer, p: MimePart, extended: boolean): Imap
   const text = !rfc822 && !p.truncated && ct.type === 'text';
   let params = ct.params;
   if (text && !params.some(([k]) => k.toLowerCase() === 'charset')) params = [...params, ['charset', 'us-ascii']];
-  const encRaw = rawHeader(p, 'content-transfer-encoding', 'first');
+  const encRaw = contentField(p, 'content-transfer-encoding');
   const enc = encRaw === null ? null : parseTransferEncoding(encRaw);
   const size = p.bodyEnd - p.bodyStart;
   // past the MIME caps Dovecot writes the container as application/octet-stream (imap-bodystructure.c part_is_truncated)

@@ -8,6 +8,7 @@
  */
 import { decodeWords, headerValues, parseMessageDate } from './message-headers.js';
 import { searchText } from './mime/decode.js';
+import { parseAddressList, writeAddressList } from './mime/rfc822-tokens.js';
 import type { NameMatcher } from '../util/wildcard.js';
 
 export type Query =
@@ -20,7 +21,8 @@ export type Query =
   | { k: 'flag'; flag: string; want: boolean }
   | { k: 'recent' | 'new' | 'old' }
   | { k: 'keyword'; v: string; want: boolean }
-  | { k: 'header'; name: string; v: string }
+  /** `address`: FROM/TO/CC/BCC, matched against the parsed and rewritten address list (Dovecot's SEARCH_HEADER_ADDRESS). */
+  | { k: 'header'; name: string; v: string; address?: boolean }
   | { k: 'body' | 'text'; v: string }
   | { k: 'larger' | 'smaller'; n: number }
   | { k: 'modseq'; n: number }
@@ -100,6 +102,8 @@ export async function matches(q: Query, m: MessageView): Promise<boolean> {
     case 'header': {
       const vals = headerValues(await m.text(), q.name);
       if (!vals.length) return false;
+      // the address list as Dovecot writes it back (comments and spacing inside addresses gone), encoded words decoded after
+      if (q.address && q.v !== '') return vals.some((v) => fold(decodeWords(writeAddressList(parseAddressList(v)))).includes(fold(q.v)));
       // whitespace runs (folding included) count as one space, as Dovecot compares header values
       return vals.some((v) => fold(decodeWords(v.replace(/[ \t\r\n]+/g, ' '))).includes(fold(q.v)));
     }

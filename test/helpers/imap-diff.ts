@@ -14,6 +14,9 @@
  *   @keywords $Work Junk           dovecot-keywords of every folder (letters a, b, …)
  *   @load FOLDER FILE [FLAGS]      a corpus file into FOLDER (Maildir++), flags in Maildir
  *                                  letters (S F R T D, a… for keywords); UIDs in load order
+ *   @modseq-ranks                  modification sequences are compared by rank (each value
+ *                                  replaced by its place among the transcript's distinct
+ *                                  values, `<m1>` lowest) instead of hidden, ESEARCH's too
  *   @conn NAME                     following commands go to connection NAME (opened and
  *                                  logged in on first use); the default is A
  *   @sleep MS                      wait, then record what every connection received
@@ -60,6 +63,8 @@ export interface ImapScript {
   name: string;
   /** Why Sealmail deliberately answers otherwise; `expect` holds its lines. */
   differs?: string;
+  /** Compare modseq values by rank rather than hide them (`@modseq-ranks`). */
+  modseqRanks?: boolean;
   expect: string[];
   keywords: string[];
   loads: LoadSpec[];
@@ -94,6 +99,7 @@ export function parseScript(name: string, text: string): ImapScript {
       const arg = rest.join(' ');
       switch (dir) {
         case 'differs': s.differs = arg || 'not given'; return;
+        case 'modseq-ranks': s.modseqRanks = true; return;
         case 'expect': s.expect.push(arg); return;
         case 'keywords': s.keywords = rest.filter(Boolean); return;
         case 'load': {
@@ -308,8 +314,24 @@ export async function runScript(script: ImapScript, target: Target): Promise<str
   return out;
 }
 
+const MODSEQ_VALUE = /(\[HIGHESTMODSEQ |MODSEQ \(|MODSEQ )(\d+)/g;
+
+/**
+ * Modseq values replaced by their rank among the distinct values of the
+ * transcript (`<m1>` the lowest): the two servers count differently, but which
+ * message has the higher modseq, and which one a reply reports, must agree.
+ */
+function modseqRanks(lines: string[]): string[] {
+  // the server's values only (a command's MODSEQ argument is the script's)
+  const values = new Set<bigint>();
+  for (const l of lines) if (l.startsWith('S[')) for (const m of l.matchAll(MODSEQ_VALUE)) values.add(BigInt(m[2]));
+  const rank = new Map([...values].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map((v, i) => [v, i + 1]));
+  return lines.map((l) => (l.startsWith('S[') ? l.replace(MODSEQ_VALUE, (_, k: string, n: string) => `${k}<m${rank.get(BigInt(n))}>`) : l));
+}
+
 /** Normalise what must differ between two servers; see the header comment. */
-export function normalise(lines: string[], fixedUidValidity: Set<number>): string[] {
+export function normalise(lines: string[], fixedUidValidity: Set<number>, ranks = false): string[] {
+  if (ranks) lines = modseqRanks(lines);
   const uv = new Map<string, string>();
   const mapUv = (n: string) => {
     if (fixedUidValidity.has(Number(n))) return n;

@@ -10,9 +10,10 @@ export class ArgError extends Error {}
 /** An unknown CHARSET (SEARCH/SORT/THREAD): Dovecot answers NO [BADCHARSET] Unknown charset. */
 export class BadCharsetError extends Error {}
 
+/** An astring; NIL reads as the string "NIL" in the case it was sent (Dovecot's imap_arg_get_astring, RFC 3501 §4.5). */
 export function astring(a: ImapArg | undefined): string | null {
   if (!a) return null;
-  if (a.type === 'atom') return a.value;
+  if (a.type === 'atom' || a.type === 'nil') return a.value;
   if (a.type === 'string') return a.value.toString('utf8');
   if (a.type === 'literal' && a.value) return a.value.toString('utf8');
   return null;
@@ -43,7 +44,8 @@ export function flagList(a: ImapArg | undefined): string[] {
   if (!a) throw new ArgError('Invalid arguments.');
   const items = a.type === 'list' ? a.items : [a];
   return items.map((i) => {
-    if (i.type !== 'atom') throw new ArgError('Invalid flags.');
+    // a flag is read as an atom, and NIL is one there (imap_arg_get_atom): the keyword NIL
+    if (i.type !== 'atom' && i.type !== 'nil') throw new ArgError('Invalid flags.');
     return i.value;
   });
 }

@@ -11,7 +11,7 @@
 import type { MailMessage } from '../../mailstore/api/mailbox.js';
 import { MailStoreError } from '../../mailstore/errors.js';
 import { parseMime, toCrlf } from '../../mailstore/mime/parts.js';
-import { atom, list, num, responseBytes, str, type ImapValue } from '../wire/encoder.js';
+import { atom, list, NIL, num, responseBytes, str, type ImapValue } from '../wire/encoder.js';
 import type { ImapArg } from '../wire/parser.js';
 import { binarySection, bodyStructure, envelope, internalDate, sectionBytes, sectionName } from '../fetch-render.js';
 import { UnknownCteError } from '../../mailstore/mime/binary.js';
@@ -33,17 +33,20 @@ const MACROS: Record<string, string[]> = {
   FULL: ['FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODY'],
 };
 /** Field-cache key suffix: bumped when the rendering changes, so values cached by an older Sealmail are not served. */
-const RENDER = '.3';
+const RENDER = '.4';
 /** Messages up to this size are sent from memory (mail-crypt verifies them whole anyway); bigger ones stream. */
 const STREAM_ABOVE = 1 << 20;
 const SIMPLE = new Set(['UID', 'FLAGS', 'MODSEQ', 'INTERNALDATE', 'SAVEDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODY', 'BODYSTRUCTURE', 'RFC822', 'RFC822.HEADER', 'RFC822.TEXT']);
 
 function parseItems(arg: ImapArg | undefined): Item[] {
   if (!arg) throw new ArgError('Invalid arguments.');
+  // Dovecot's cmd_fetch: a list or an atom (not NIL) at the top, atoms (NIL is one there) in a list
+  if (arg.type !== 'list' && arg.type !== 'atom') throw new ArgError('Invalid arguments.');
+  if (arg.type === 'list' && !arg.items.length) throw new ArgError('FETCH list is empty.');
   const atoms = arg.type === 'list' ? arg.items : [arg];
   const out: Item[] = [];
   for (const a of atoms) {
-    if (a.type !== 'atom') throw new ArgError('Invalid fetch attribute');
+    if (a.type !== 'atom' && a.type !== 'nil') throw new ArgError('FETCH list contains non-atoms.');
     const u = a.value.toUpperCase();
     if (arg.type !== 'list' && MACROS[u]) { out.push(...MACROS[u].map((k) => ({ k }) as Item)); continue; }
     if (SIMPLE.has(u)) { if (!out.some((i) => i.k === u)) out.push({ k: u } as Item); continue; }
@@ -150,6 +153,8 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
     const needBody = items.some((i) => i.k === 'SECTION' || i.k.startsWith('RFC822') && i.k !== 'RFC822.SIZE');
     const setsSeen = !sel.readOnly && items.some((i) => (i.k === 'SECTION' && !i.peek) || i.k === 'RFC822' || i.k === 'RFC822.TEXT');
     let vanished = false;
+    // messages another session expunged whose data was asked for (sent as NIL): Dovecot's OK [EXPUNGEISSUED]
+    const lost = new Set<number>();
     // responses are encoded here and written in 64 KiB batches (a FETCH 1:* on 100k messages would
     // otherwise pay one socket write per message); only a streamed big body goes out on its own
     let batch: Buffer[] = [];
@@ -167,10 +172,10 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
     // after another (a first FETCH 1:* ENVELOPE of 100k messages); bodies and \Seen changes stay in turn
     const ahead = !needBody && !setsSeen ? new Map<number, Promise<ImapValue[]>>() : null;
     const rendered = (n: number): Promise<ImapValue[]> => {
-      if (!ahead) return renderItems(ctx, msgs[n].m, items, false);
+      if (!ahead) return renderItems(ctx, msgs[n].m, items, false, lost);
       for (let k = n; k < Math.min(msgs.length, n + RENDER_AHEAD); k++) {
         if (ahead.has(k) || (k > n && simple && inFieldCache(sel, msgs[k].m, items))) continue; // that one goes the fast way
-        const p = renderItems(ctx, msgs[k].m, items, false);
+        const p = renderItems(ctx, msgs[k].m, items, false, lost);
         p.catch(() => undefined); // awaited in turn; one never awaited (the command ended early) is no unhandled rejection
         ahead.set(k, p);
       }
@@ -192,10 +197,15 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
       if (needBody && n % 16 === 0) sel.folder.prefetch(msgs.slice(n, n + 32).map((x) => x.m));
       let flagsChanged = false;
       if (setsSeen && !m.flags.has('\\Seen')) {
-        await sel.folder.setFlags(m, [...m.flags, '\\Seen'], m.keywords);
-        flagsChanged = true;
+        try {
+          await sel.folder.setFlags(m, [...m.flags, '\\Seen'], m.keywords);
+          flagsChanged = true;
+        } catch (e) {
+          // expunged by another session: nothing to mark, its data items come out NIL
+          if (!(e instanceof MailStoreError && e.code === 'EXPUNGED')) throw e;
+        }
       }
-      const values = flagsChanged ? await renderItems(ctx, m, items, true) : await rendered(n);
+      const values = flagsChanged ? await renderItems(ctx, m, items, true, lost) : await rendered(n);
       if (flagsChanged) sel.noteFlags(m);
       const extra: ImapValue[] = [];
       if (flagsChanged && s.condstore) {
@@ -240,6 +250,7 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
     await flush();
     // Dovecot ends every command with a sync: others' changes (expunges only after UID commands)
     if (vanished) { await s.sendUpdates(uidMode, undefined, false, uidMode); await ctx.no('Some of the requested messages no longer exist.', { name: 'EXPUNGEISSUED' }); }
+    else if (lost.size) { await s.sendUpdates(uidMode, undefined, false, uidMode); await ctx.ok('Some messages were already expunged', { name: 'EXPUNGEISSUED' }); }
     else await ctx.ok('Fetch completed', await s.sendUpdates(uidMode, undefined, true, uidMode));
   } catch (e) {
     await replyError(ctx, e);
@@ -305,12 +316,25 @@ const HEADER_ONLY_OK = new Set(['UID', 'FLAGS', 'MODSEQ', 'INTERNALDATE', 'SAVED
 /** Bytes read for a header-only item; a longer header is read with the whole message. */
 const HEADER_READ = 16384;
 
+/** The name an item's value is sent under (`BODY[TEXT]<0>`, `BINARY.SIZE[1]`, `ENVELOPE`). */
+function itemLabel(it: Item): string {
+  if (it.k === 'BINARY.SIZE') return `BINARY.SIZE[${sectionName(it.section)}]`;
+  if (it.k !== 'SECTION') return it.k;
+  return `${it.binary ? 'BINARY' : 'BODY'}[${sectionName(it.section)}]${it.partial ? `<${it.partial[0]}>` : ''}`;
+}
+
 /** How many messages' items are rendered ahead of the one being sent. */
 const RENDER_AHEAD = 16;
 /** Messages up to this size (S= in the file name) are read whole rather than streamed. */
 const WHOLE_READ_MAX = 1024 * 1024;
 
-async function renderItems(ctx: CommandContext, m: MailMessage, items: Item[], flagsChanged: boolean): Promise<ImapValue[]> {
+/**
+ * The values of one message's FETCH items. An item whose data is gone (the
+ * message was expunged by another session, this one still sees it) is sent
+ * as `NAME NIL` and its UID added to `lost`, as Dovecot's
+ * imap_fetch_send_nil_reply; the other items still go out.
+ */
+async function renderItems(ctx: CommandContext, m: MailMessage, items: Item[], flagsChanged: boolean, lost: Set<number>): Promise<ImapValue[]> {
   const sel = ctx.session.selected!;
   const folder = sel.folder;
   let crlf: Buffer | null = null;
@@ -393,7 +417,13 @@ async function renderItems(ctx: CommandContext, m: MailMessage, items: Item[], f
       }
     }
     } catch (e) {
-      if (e instanceof UnknownCteError) throw new CteAbort(out.length ? out : [atom('UID'), num(m.uid)]);
+      // Dovecot stops at the failing item: what was written before it goes out
+      if (e instanceof UnknownCteError) throw new CteAbort(out.length || late.length ? [...out, ...late] : [atom('UID'), num(m.uid)]);
+      if (e instanceof MailStoreError && e.code === 'EXPUNGED') {
+        lost.add(m.uid);
+        (BUFFERED.has(it.k) ? out : late).push({ type: 'raw', value: itemLabel(it) }, NIL);
+        continue;
+      }
       throw e;
     }
   }

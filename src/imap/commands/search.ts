@@ -72,7 +72,8 @@ function parseKeys(args: ImapArg[], maxSeq: number, maxUid: number, saved: numbe
       return { k: 'modseq', n: modseqArg(args[i++], 'Invalid MODSEQ value') };
     }
     if (w === 'KEYWORD' || w === 'UNKEYWORD') return { k: 'keyword', v: str(), want: w === 'KEYWORD' };
-    if (['FROM', 'TO', 'CC', 'BCC', 'SUBJECT'].includes(w)) return { k: 'header', name: w.toLowerCase(), v: str() };
+    if (['FROM', 'TO', 'CC', 'BCC'].includes(w)) return { k: 'header', name: w.toLowerCase(), v: str(), address: true };
+    if (w === 'SUBJECT') return { k: 'header', name: 'subject', v: str() };
     if (w === 'HEADER') { const n = str(); return { k: 'header', name: n.toLowerCase(), v: str() }; }
     if (w === 'BODY' || w === 'TEXT') return { k: w.toLowerCase() as 'body' | 'text', v: str() };
     if (w === 'LARGER' || w === 'SMALLER') { const n = str(); if (!/^\d+$/.test(n) || BigInt(n) >= 1n << 64n) throw new ArgError('Invalid search size parameter'); return { k: w.toLowerCase() as 'larger' | 'smaller', n: Number(n) }; }
@@ -230,6 +231,19 @@ function orderedSet(ns: number[]): string {
   return parts.join(',');
 }
 
+/**
+ * The MODSEQ an answer reports when the program searched MODSEQ (RFC 7162
+ * §3.1.5, RFC 4731): the highest of the messages it returns, counted as
+ * Dovecot's imap-search.c does: with MIN and/or MAX alone (SAVE aside) only
+ * those messages, else every match. `ordered` in the answer's order (SORT's).
+ */
+export function returnedModseq(ret: Set<string> | null, ordered: { modseq: number }[]): number {
+  const ends = ret !== null && !ret.has('ALL') && !ret.has('COUNT') && (ret.has('MIN') || ret.has('MAX'));
+  const counted = !ends || !ordered.length ? ordered
+    : [...(ret.has('MIN') ? [ordered[0]] : []), ...(ret.has('MAX') ? [ordered[ordered.length - 1]] : [])];
+  return counted.reduce((a, m) => Math.max(a, m.modseq), 0);
+}
+
 /** A MODSEQ key anywhere in the program (RFC 7162 §3.1.5: it enables CONDSTORE and adds the highest MODSEQ to the answer). */
 export function usesModseq(q: Query): boolean {
   if (q.k === 'modseq') return true;
@@ -271,10 +285,10 @@ async function search(ctx: CommandContext, uidMode: boolean): Promise<void> {
     await sel.refresh();
     const found = await searchSelected(ctx, q);
     const hits = found.map((h) => (uidMode ? h.m.uid : h.seq));
-    // RFC 7162 §3.1.5: the highest MODSEQ of the matches when MODSEQ was searched
-    const top = byModseq ? found.reduce((a, h) => Math.max(a, h.m.modseq), 0) : 0;
+    // RFC 7162 §3.1.5: the highest MODSEQ of the returned messages when MODSEQ was searched
+    const top = byModseq ? returnedModseq(ret, found.map((h) => h.m)) : 0;
     if (saving) sel.saved = savedResult(ret!, found.map((h) => h.m.uid));
-    if (ret && saving && !ret.size) { /* SAVE alone: no ESEARCH response */ }
+    if (ret && saving && !ret.size && !top) { /* SAVE alone: no ESEARCH response, unless it has a MODSEQ to report (Dovecot) */ }
     else if (ret) await ctx.session.untagged([...esearchResponse(ctx.tag, uidMode, ret, hits, false), ...(top ? [atom('MODSEQ'), num(top)] : [])]);
     else await ctx.session.untagged([atom('SEARCH'), ...hits.map((h) => num(h)), ...(top ? [list([atom('MODSEQ'), num(top)])] : [])]);
     // a keyword named here joins the mailbox's list in Dovecot, which then announces it

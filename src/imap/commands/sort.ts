@@ -12,7 +12,7 @@ import { SORT_KEYS, sortMessages, type SortCriterion, type SortKey } from '../..
 import { SELECTED, type Command, type CommandContext } from './types.js';
 import { ArgError, astring } from './args.js';
 import { replyError } from './errors.js';
-import { esearchResponse, parseReturn, parseSearchProgram, recodeArgs, savedResult, searchSelected, usesModseq } from './search.js';
+import { esearchResponse, parseReturn, parseSearchProgram, recodeArgs, returnedModseq, savedResult, searchSelected, usesModseq } from './search.js';
 
 function sortProgram(a: ImapArg | undefined): SortCriterion[] {
   if (!a || a.type !== 'list') throw new ArgError('Invalid sort argument.');
@@ -55,10 +55,11 @@ async function sort(ctx: CommandContext, uidMode: boolean): Promise<void> {
     const hits = await searchSelected(ctx, q);
     const sorted = sortMessages(await loadSortMessages(sel.folder, hits), program);
     const ns = sorted.map((m) => (uidMode ? m.uid : m.seq));
-    // RFC 7162 §3.1.5 (and Dovecot): a MODSEQ key adds the highest MODSEQ of the matches
-    const top = byModseq ? hits.reduce((a, h) => Math.max(a, h.m.modseq), 0) : 0;
+    // RFC 7162 §3.1.5 (and Dovecot): a MODSEQ key adds the highest MODSEQ of the returned messages
+    const modseqOf = new Map(hits.map((h) => [h.m.uid, h.m.modseq]));
+    const top = byModseq ? returnedModseq(ret, sorted.map((m) => ({ modseq: modseqOf.get(m.uid) ?? 0 }))) : 0;
     if (saving) sel.saved = savedResult(ret!, sorted.map((m) => m.uid));
-    if (ret && saving && !ret.size) { /* SAVE alone: no ESEARCH response */ } else if (ret) await ctx.session.untagged([...esearchResponse(ctx.tag, uidMode, ret, ns, true), ...(top ? [atom('MODSEQ'), num(top)] : [])]);
+    if (ret && saving && !ret.size && !top) { /* SAVE alone: no ESEARCH response, unless it has a MODSEQ to report (Dovecot) */ } else if (ret) await ctx.session.untagged([...esearchResponse(ctx.tag, uidMode, ret, ns, true), ...(top ? [atom('MODSEQ'), num(top)] : [])]);
     else await ctx.session.untagged([atom('SORT'), ...ns.map(num), ...(top ? [list([atom('MODSEQ'), num(top)])] : [])]);
     await ctx.ok('Sort completed');
   } catch (e) {

@@ -11,6 +11,7 @@ import { SYSTEM_FLAGS, type SystemFlag } from '../../mailstore/api/flags.js';
 import { atom, list, num } from '../wire/encoder.js';
 import { SELECTED, type Command, type CommandContext } from './types.js';
 import { ArgError, astring, flagList, modseqArg, seqSet } from './args.js';
+import { MailStoreError } from '../../mailstore/errors.js';
 import type { ImapArg } from '../wire/parser.js';
 import type { MailMessage } from '../../mailstore/api/mailbox.js';
 import { uidSetText } from '../session.js';
@@ -80,7 +81,18 @@ async function store(ctx: CommandContext, uidMode: boolean): Promise<void> {
       else { nf = sys; nk = kws; }
       const same = nf.size === msg.flags.size && [...nf].every((x) => msg.flags.has(x)) && nk.join(' ') === msg.keywords.join(' ');
       if (!same && sieveFlags) sieveFlags.set(msg.uid, changedFlags(msg.flags, msg.keywords, nf, nk));
-      if (!same) await sel.folder.setFlags(msg, nf, nk, { deferModseq: true });
+      if (!same) {
+        try {
+          await sel.folder.setFlags(msg, nf, nk, { deferModseq: true });
+        } catch (e) {
+          if (!(e instanceof MailStoreError && e.code === 'EXPUNGED')) throw e;
+          // expunged by another session, not yet reported here (RFC 2180 §4.2): Dovecot's UID STORE
+          // skips it; its STORE changes the flags this session sees until the EXPUNGE, and both answer OK
+          if (uidMode) { sieveFlags?.delete(msg.uid); continue; }
+          msg.flags = nf;
+          msg.keywords = nk;
+        }
+      }
       sel.noteFlags(msg);
       // Dovecot reports only what changed; with CONDSTORE the new MODSEQ even when SILENT
       if (!same && (condstore || !m[2])) replies.push({ seq, msg });

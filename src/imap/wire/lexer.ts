@@ -11,7 +11,8 @@
 /** An argument as the wire carries it; the command layer interprets atoms. */
 export type ImapArg =
   | { type: 'atom'; value: string }
-  | { type: 'nil' }
+  /** The atom NIL in any case, as sent: NIL where a command takes nstring, else the atom/astring "NIL" (RFC 3501 §4.5). */
+  | { type: 'nil'; value: string }
   | { type: 'string'; value: Buffer }
   | { type: 'literal'; value: Buffer | null; size: number; literal8: boolean; streamed: boolean }
   | { type: 'list'; items: ImapArg[] };
@@ -140,7 +141,7 @@ export class ArgTokenizer {
       }
     }
     const text = seg.toString('latin1', from, i);
-    this.push(text.length === 3 && text.toUpperCase() === 'NIL' ? { type: 'nil' } : { type: 'atom', value: text });
+    this.push(text.length === 3 && text.toUpperCase() === 'NIL' ? { type: 'nil', value: text } : { type: 'atom', value: text });
     return i;
   }
 

@@ -35,14 +35,20 @@ function partCte(p: MimePart): Cte {
   return cte;
 }
 
-/** The header without its Content-Transfer-Encoding fields, `Content-Transfer-Encoding: binary` before the blank line. */
+/**
+ * The header without its Content-Transfer-Encoding fields, `Content-Transfer-Encoding: binary`
+ * before the blank line. Dovecot's header filter reads the part's header from its start up to a
+ * blank line without stopping at the part's end (index-mail-binary.c add_binary_part), so a
+ * header that the part's boundary cut before its blank line still gets that blank line (or
+ * whatever lines follow, up to one); the caller goes on after the part's own header.
+ */
 function rewrittenHeader(buf: Buffer, p: MimePart): Buffer {
   const out: Buffer[] = [];
   let skip = false;
   let blank: Buffer | null = null;
-  for (let pos = p.headerStart; pos < p.headerEnd;) {
+  for (let pos = p.headerStart; pos < buf.length;) {
     const nl = buf.indexOf(0x0a, pos);
-    const e = nl < 0 || nl >= p.headerEnd ? p.headerEnd : nl + 1;
+    const e = nl < 0 ? buf.length : nl + 1;
     const line = buf.subarray(pos, e);
     const text = line.toString('latin1');
     if (text === '\r\n' || text === '\n') { blank = line; break; }
@@ -65,14 +71,15 @@ export function binaryOf(buf: Buffer, p: MimePart, withHeader: boolean): BinaryR
   let nul = false;
   const walk = (q: MimePart, hdr: boolean): void => {
     const cte = partCte(q);
-    const leaf = q.contentType.type !== 'multipart' && !q.message;
-    const decodes = leaf && cte !== 'none';
+    // Dovecot rewrites the header of every encoded part, a multipart or message/rfc822 too; it decodes leaves only
     if (hdr) {
-      const h = decodes ? rewrittenHeader(buf, q) : buf.subarray(q.headerStart, q.headerEnd);
+      const h = cte !== 'none' ? rewrittenHeader(buf, q) : buf.subarray(q.headerStart, q.headerEnd);
+      if (cte !== 'none') converted = true;
       if (h.includes(0)) nul = true;
       chunks.push(h);
     }
-    if (q.message) { walk(q.message, true); return; }
+    // (the part may end past its embedded message: a line break the embedded header gave it)
+    if (q.message) { walk(q.message, true); chunks.push(buf.subarray(q.message.bodyEnd, q.bodyEnd)); return; }
     if (q.contentType.type === 'multipart') {
       let at = q.bodyStart;
       for (const c of q.children) {
@@ -132,7 +139,7 @@ export function encodeBinaryParts(buf: Buffer, root: MimePart): Buffer | null {
   const walk = (p: MimePart): void => {
     const convert = isBinary(p);
     header(p, convert);
-    if (p.message) { walk(p.message); return; }
+    if (p.message) { walk(p.message); out.push(buf.subarray(p.message.bodyEnd, p.bodyEnd)); return; }
     if (p.contentType.type === 'multipart') {
       let at = p.bodyStart;
       for (const c of p.children) {

@@ -9,22 +9,64 @@
 import { decodeWords } from '../message-headers.js';
 import { parseMime, type MimePart } from './parts.js';
 
-/** Quoted-printable (RFC 2045 §6.7): soft line breaks joined, `=XX` decoded, broken escapes kept. */
+/** Dovecot keeps at most this much whitespace of a run that turns out not to be trailing (qp-decoder.c QP_MAX_WHITESPACE_LEN). */
+const QP_MAX_WHITESPACE = 76;
+
+const hexVal = (c: number) => (c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x41 && c <= 0x46 ? c - 0x37 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1);
+const isWs = (c: number) => c === 0x20 || c === 0x09;
+
+/**
+ * Quoted-printable (RFC 2045 §6.7) as Dovecot 2.3's qp-decoder.c decodes it:
+ * `=XX` (lower-case hex too) decoded; soft line breaks (`=`, optional
+ * blanks, [CR]LF) joined; trailing blanks of a line deleted (rule 3), at the
+ * end of the data too; every line break written as CRLF; broken input kept
+ * as it is (`=` not followed by two hex digits, `=` and blanks not followed
+ * by a line break, a CR without LF). A blank run longer than 76 characters
+ * followed by more text keeps only its first 77 characters, as Dovecot does.
+ */
 export function decodeQuotedPrintable(b: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(b.length);
+  // at most one output byte per input byte, plus a CR for every bare LF
+  const out = Buffer.allocUnsafe(b.length * 2);
   let o = 0;
-  const hex = (c: number) => (c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x41 && c <= 0x46 ? c - 0x37 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1);
-  for (let i = 0; i < b.length; i++) {
+  const put = (c: number) => { out[o++] = c; };
+  const n = b.length;
+  let i = 0;
+  while (i < n) {
     const c = b[i];
-    if (c !== 0x3d) { out[o++] = c; continue; }
-    // soft line break: '=' then optional whitespace, then (CR)LF
+    if (c === 0x0a) { put(0x0d); put(0x0a); i++; continue; }
+    if (c === 0x0d) {
+      if (b[i + 1] === 0x0a) { put(0x0d); put(0x0a); i += 2; } else { put(0x0d); i++; }
+      continue;
+    }
+    if (isWs(c)) {
+      let j = i;
+      while (j < n && isWs(b[j])) j++;
+      // trailing: before a line break or the end of the data
+      if (j >= n || b[j] === 0x0a || (b[j] === 0x0d && b[j + 1] === 0x0a)) { i = j; continue; }
+      const keep = Math.min(j - i, QP_MAX_WHITESPACE + 1);
+      for (let k = 0; k < keep; k++) put(b[i + k]);
+      i = j;
+      continue;
+    }
+    if (c !== 0x3d) { put(c); i++; continue; }
+    // '='
+    const h = i + 1 < n ? hexVal(b[i + 1]) : -1;
+    if (h >= 0) {
+      const l = i + 2 < n ? hexVal(b[i + 2]) : -1;
+      if (l >= 0) { put(h * 16 + l); i += 3; continue; }
+      // '=' and one hex digit: kept, the next byte read as text
+      put(0x3d); put(b[i + 1]); i += 2;
+      continue;
+    }
     let j = i + 1;
-    while (j < b.length && (b[j] === 0x20 || b[j] === 0x09)) j++;
-    if (j < b.length && (b[j] === 0x0a || (b[j] === 0x0d && b[j + 1] === 0x0a))) { i = b[j] === 0x0d ? j + 1 : j; continue; }
-    if (j >= b.length) break;
-    const h = hex(b[i + 1] ?? 0);
-    const l = hex(b[i + 2] ?? 0);
-    if (h >= 0 && l >= 0) { out[o++] = h * 16 + l; i += 2; } else out[o++] = c;
+    while (j < n && isWs(b[j])) j++;
+    if (j < n && b[j] === 0x0a) { i = j + 1; continue; } // soft line break
+    if (j + 1 < n && b[j] === 0x0d && b[j + 1] === 0x0a) { i = j + 2; continue; }
+    // not a soft line break: '=' and its blanks (and a lone CR) kept, the rest read as text
+    put(0x3d);
+    for (let k = i + 1; k < Math.min(j, i + 2 + QP_MAX_WHITESPACE); k++) put(b[k]);
+    if (j < n && b[j] === 0x0d) { put(0x0d); j++; }
+    i = j;
   }
   return out.subarray(0, o);
 }

@@ -22,6 +22,12 @@ export interface MimePart {
   contentType: ContentType;
   /** Explicit Content-Type present (a default one is text/plain, or message/rfc822 in digests). */
   explicitType: boolean;
+  /**
+   * Its Content-* fields count (Dovecot's MESSAGE_PART_FLAG_IS_MIME): always in a multipart; a
+   * message (the root, or one embedded in message/rfc822) needs MIME-Version or Content-Type,
+   * else BODYSTRUCTURE ignores its Content-Transfer-Encoding, -ID, -Disposition… (message-part-data.c).
+   */
+  isMime: boolean;
   children: MimePart[];
   /** The embedded message of a message/rfc822 part. */
   message?: MimePart;
@@ -91,19 +97,23 @@ function lineEndWithin(buf: Buffer, pos: number, limit: number): number {
 /**
  * Does the line break before the boundary at `next` belong to this part?
  * In Dovecot it does when something inside consumed it first: the closing
- * delimiter line of a nested multipart, or the blank line ending a header
- * that reaches the boundary (an empty body). Then the part, and the message
- * it holds, extend to `next`.
+ * delimiter line of a nested multipart, or the header of an embedded
+ * message (message/rfc822) that reaches the boundary. Dovecot's parser
+ * (message-parser.c parse_next_header) reads that line break as the end of
+ * the header's last line, or as its blank line, then finds the boundary and
+ * gives the line break to the header's parent: the message/rfc822 part
+ * (and every part holding it) extends to `next`, the embedded header does
+ * not. The part's own MIME header leaves it to the boundary (a multipart's
+ * body), so an embedded message that starts right at the boundary claims
+ * nothing.
  */
-function claimLineBreak(buf: Buffer, p: MimePart, e: number, next: number, embedded = false): boolean {
+function claimLineBreak(p: MimePart, e: number, next: number): boolean {
   let claimed = false;
   if (p.closeLineEnd !== undefined) claimed = p.closeLineEnd === next;
-  // (a part's own MIME header leaves that blank line to the boundary; an embedded message's header takes it)
-  else if (embedded && !p.headerClosed && p.headerEnd === e && (e === p.headerStart || buf[e - 1] === 0x0a)) {
-    p.headerEnd = p.bodyStart = next;
-    p.headerClosed = true;
-    claimed = true;
-  } else if (p.message) claimed = claimLineBreak(buf, p.message, e, next, true);
+  else if (p.message) {
+    const m = p.message;
+    claimed = p.headerClosed && !m.headerClosed && m.headerEnd === e ? true : claimLineBreak(m, e, next);
+  } else if (p.children.length) claimed = claimLineBreak(p.children[p.children.length - 1], e, next);
   if (claimed) p.bodyEnd = next;
   return claimed;
 }
@@ -129,19 +139,20 @@ interface ParseState {
 }
 
 export function parseMime(buf: Buffer, start = 0, end = buf.length): MimePart {
-  return parsePart(buf, start, end, false, 0, { total: 1, overflow: false, end });
+  return parsePart(buf, start, end, false, false, 0, { total: 1, overflow: false, end });
 }
 
-/** 1 when the line at `pos` is `delim`, 2 when it is `delim--` (trailing blanks ignored), else 0. */
+/**
+ * 1 when the line at `pos` starts with `delim`, 2 when `--` follows it (a close delimiter), else 0.
+ * Only the prefix counts, as in Dovecot's message-parser (boundary_find: "the full message line
+ * doesn't have to match the boundary, only the beginning"): `--b  `, `--bx` and `--b--x` are all
+ * boundary lines of `b`. (Dovecot picks the longest of the open boundaries; a nested multipart
+ * whose boundary extends this one's is the case this recursive parser does not see.)
+ */
 function delimiterAt(buf: Buffer, pos: number, limit: number, delim: Buffer): number {
   if (pos + delim.length > limit || buf.compare(delim, 0, delim.length, pos, pos + delim.length) !== 0) return 0;
-  let i = pos + delim.length;
-  let close = false;
-  if (buf[i] === 0x2d && buf[i + 1] === 0x2d && i + 2 <= limit) { close = true; i += 2; }
-  while (i < limit && (buf[i] === 0x20 || buf[i] === 0x09)) i++;
-  if (i < limit && buf[i] === 0x0d) i++;
-  if (i < limit && buf[i] !== 0x0a) return 0;
-  return close ? 2 : 1;
+  const i = pos + delim.length;
+  return i + 2 <= limit && buf[i] === 0x2d && buf[i + 1] === 0x2d ? 2 : 1;
 }
 
 /** The parts still open when boundary recognition stopped run to the end of the message, as in Dovecot's streaming parser. */
@@ -152,17 +163,18 @@ function extendOpen(p: MimePart, end: number): void {
   else if (p.children.length && p.closeLineEnd === undefined) extendOpen(p.children[p.children.length - 1], end);
 }
 
-function parsePart(buf: Buffer, start: number, end: number, parentDigest: boolean, depth: number, st: ParseState): MimePart {
+function parsePart(buf: Buffer, start: number, end: number, inMultipart: boolean, parentDigest: boolean, depth: number, st: ParseState): MimePart {
   const h = parseHeader(buf, start, end);
   const { ct, explicit } = contentType(h.fields, parentDigest);
-  const part: MimePart = { headerStart: start, headerEnd: h.end, bodyStart: h.end, bodyEnd: end, headerClosed: h.closed, headers: h.fields, contentType: ct, explicitType: explicit, children: [] };
+  const isMime = inMultipart || h.fields.some(([k]) => /^(mime-version|content-type)$/i.test(k));
+  const part: MimePart = { headerStart: start, headerEnd: h.end, bodyStart: h.end, bodyEnd: end, headerClosed: h.closed, headers: h.fields, contentType: ct, explicitType: explicit, isMime, children: [] };
   const rfc822 = ct.type === 'message' && ct.subtype === 'rfc822';
   if (ct.type !== 'multipart' && !rfc822) return part;
   // Dovecot's parse_too_many_nested_mime_parts: the root is level 0
   if (depth + 1 >= MAX_NESTED_MIME_PARTS || (rfc822 && st.total >= MAX_TOTAL_MIME_PARTS)) { part.truncated = true; return part; }
   if (rfc822) {
     st.total++;
-    part.message = parsePart(buf, h.end, end, false, depth + 1, st);
+    part.message = parsePart(buf, h.end, end, false, false, depth + 1, st);
     if (st.overflow) part.bodyEnd = st.end;
     return part;
   }
@@ -202,10 +214,10 @@ function addChild(buf: Buffer, part: MimePart, s: number, next: number, digest: 
   let e = next >= 0 ? next : end;
   // the line break before a boundary belongs to the boundary
   if (next >= 0 && e > cs && buf[e - 1] === 0x0a) e -= buf[e - 2] === 0x0d ? 2 : 1;
-  const child = parsePart(buf, cs, Math.max(cs, e), digest, depth + 1, st);
+  const child = parsePart(buf, cs, Math.max(cs, e), true, digest, depth + 1, st);
   part.children.push(child);
   if (st.overflow) { extendOpen(part, st.end); return true; }
-  if (next >= 0 && e < next) claimLineBreak(buf, child, e, next);
+  if (next >= 0 && e < next) claimLineBreak(child, e, next);
   return false;
 }
 

@@ -419,3 +419,59 @@ export function parseAddressList(value: string): Address[] {
   }
   return out;
 }
+
+/** Dovecot's str_append_maybe_escape (message-address.c): as is when all atext (`.` too unless `escapeDot`), else quoted, `"` `\` `'` escaped. */
+function maybeEscape(s: string, escapeDot: boolean): string {
+  let plain = true;
+  for (let i = 0; i < s.length && plain; i++) {
+    const c = s.charCodeAt(i);
+    if (!isAtext(c) && (escapeDot || c !== 0x2e)) plain = false;
+  }
+  if (plain) return s;
+  return `"${s.replace(/["\\']/g, '\\$&')}"`;
+}
+
+/**
+ * An address list written back as Dovecot's message_address_write does:
+ * `name <route:mailbox@domain>` (name and mailbox quoted when needed, a name
+ * with an encoded word as it is), `group: a, b;`, joined by `, `. Dovecot's
+ * SEARCH FROM/TO/CC/BCC match this normalised form (index-search.c
+ * SEARCH_HEADER_ADDRESS), so comments and odd spacing inside an address do
+ * not hide it.
+ */
+export function writeAddressList(list: Address[]): string {
+  if (list.length && list[0].mailbox === null && list[0].domain === null) return '<>';
+  let s = '';
+  let first = true;
+  let inGroup = false;
+  for (const a of list) {
+    if (first) first = false;
+    else s += ', ';
+    if (a.domain === null) {
+      if (!inGroup) {
+        // the start of a group: its name in `mailbox`
+        const n = a.mailbox;
+        s += n ? (n.includes('=?') ? n : maybeEscape(n, true)) : '""';
+        s += ': ';
+        first = true;
+      } else {
+        if (s.endsWith(', ')) s = s.slice(0, -2);
+        else if (s.endsWith(': ')) s = s.slice(0, -1);
+        s += ';';
+      }
+      inGroup = !inGroup;
+      continue;
+    }
+    const mailbox = a.mailbox ?? '';
+    if (a.name !== null) s += a.name.includes('=?') ? a.name : maybeEscape(a.name, true);
+    if (a.route !== null || mailbox !== '' || a.domain !== '') {
+      if (a.name) s += ' ';
+      s += '<';
+      if (a.route !== null) s += `${a.route}:`;
+      s += mailbox === '' ? '""' : maybeEscape(mailbox, false);
+      if (a.domain !== '') s += `@${a.domain}`;
+      s += '>';
+    }
+  }
+  return s;
+}

@@ -31,7 +31,7 @@ test('tag, name and atoms; the same events whatever the chunking', () => {
     { type: 'command', tag: 'a1', name: 'FETCH', args: [
       { type: 'atom', value: '1:*' },
       { type: 'list', items: [{ type: 'atom', value: 'FLAGS' }, { type: 'atom', value: 'BODY.PEEK[HEADER.FIELDS (FROM TO)]<0.100>' }] },
-      { type: 'nil' },
+      { type: 'nil', value: 'NIL' },
       { type: 'string', value: 'q"x\\' },
       { type: 'literal', value: 'abc', size: 3, literal8: false, streamed: false },
       { type: 'atom', value: '~x' },

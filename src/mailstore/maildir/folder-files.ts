@@ -57,13 +57,9 @@ export interface FolderSnapshot {
   readonly keywordsVersion: number;
 }
 
-/** Counters of file-system work, for tests that keep a no-change sync cheap. */
-export const fileWork = { stats: 0, listings: 0, reads: 0 };
-
 const EMPTY: DirState = { key: '-', trusted: true, files: new Map(), dups: [] };
 
 async function statKey(p: string): Promise<{ key: string; mtimeMs: number }> {
-  fileWork.stats++;
   try {
     const st = await fsp.stat(p, { bigint: true });
     return { key: fileKey(st), mtimeMs: Number(st.mtimeNs / 1_000_000n) };
@@ -136,7 +132,6 @@ export class FolderFiles {
       this.dirs[sub] = next;
     }
     if (!this.ul || this.ul.key !== u.key) {
-      fileWork.reads++;
       const ul = await readUidlistFrom(this.uidlistPath, this.ul);
       if (ul !== this.ul) changed = true;
       this.ul = ul;
@@ -149,7 +144,6 @@ export class FolderFiles {
   }
 
   private async list(sub: Sub): Promise<DirListing> {
-    fileWork.listings++;
     const dir = join(this.dir, sub);
     let names: string[];
     try { names = await fsp.readdir(dir); } catch (e) {
@@ -173,7 +167,6 @@ export class FolderFiles {
     if (this.kw && this.kw.key === st.key) return;
     let text = '';
     if (st.key !== '-') {
-      fileWork.reads++;
       try { text = await fsp.readFile(this.keywordsPath, 'utf8'); } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('reading keywords', this.keywordsPath, e);
       }

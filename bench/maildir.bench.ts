@@ -7,12 +7,12 @@
  * (private dovecot in a temp dir, mail as nobody when run as root).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { MailStore } from '../src/mailstore/store.js';
-import type { BenchRow } from './harness.js';
+import { medianMs, type BenchRow } from './harness.js';
 import { killDaemon, onAbort } from '../test/helpers/children.js';
 
 const N = Number(process.env.MAILDIR_BENCH_N ?? 100_000);
@@ -93,11 +93,30 @@ export default async function maildirBench(): Promise<BenchRow[]> {
       for (let i = 0; i < DELIVERIES / 4; i++) await (await store.open('INBOX')).deliver(mail);
     })));
     loop.disable();
+    // a selected folder's sync (every IMAP command's end): nothing changed, and one flag changed by another handle
+    const shared = await store.openShared('INBOX');
+    const sel = shared.folder;
+    await sel.sync({ moveNew: true });
+    const old = new Date(Date.now() - 3_600_000);
+    for (const d of ['new', 'cur']) utimesSync(join(home, 'Maildir', d), old, old);
+    await sel.sync({ moveNew: true });
+    const quiet = await medianMs(20, () => sel.sync({ moveNew: true }));
+    const other = await store.open('INBOX');
+    await other.sync();
+    let flip = 0;
+    const oneChange = await medianMs(10, async () => {
+      const m = other.messages[flip++ % 100];
+      await other.setFlags(m, m.flags.has('\\Flagged') ? [] : ['\\Flagged'], m.keywords);
+      await sel.sync({ moveNew: true });
+    });
+    shared.release();
     return [
       { name: `maildir: first open of ${N} msgs, no uidlist (assign UIDs)`, sealmail: `${cold.toFixed(0)} ms`, dovecot: dv.resync },
       { name: `maildir: STATUS of ${N} msgs after a change (rescan)`, sealmail: `${warm.toFixed(0)} ms`, dovecot: dv.status, note: 'Dovecot figure: warm index, unchanged folder' },
       { name: `maildir: STATUS of ${N} msgs, folder unchanged (status cache)`, sealmail: `${cached.toFixed(1)} ms`, dovecot: dv.status },
       { name: `maildir: ${DELIVERIES} deliveries into ${N} msgs, 4 at a time`, sealmail: `${(DELIVERIES / (delivered / 1000)).toFixed(0)}/s`, note: `longest event-loop stall meanwhile ${(loop.max / 1e6).toFixed(1)} ms` },
+      { name: `maildir: sync of a selected ${N}-msg folder, nothing changed`, sealmail: `${quiet.toFixed(2)} ms`, note: 'three stats (new/, cur/, uidlist): Dovecot\'s quick check' },
+      { name: `maildir: flag change by another handle + sync of a selected ${N}-msg folder`, sealmail: `${oneChange.toFixed(0)} ms`, note: 'cur/ listed again, unchanged messages kept, uidlist and keywords not re-read' },
       { name: `maildir: heap growth for ${N} msgs`, sealmail: `${((heap1 - heap0) / 1048576).toFixed(1)} MiB`, note: 'run node with --expose-gc for a stable figure' },
     ];
   } finally {

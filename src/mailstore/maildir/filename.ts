@@ -70,9 +70,11 @@ export function flagFromName(name: string): SystemFlag | undefined {
 
 let lastSec = 0;
 let lastUsec = 0;
-/** Host part as Dovecot writes it (no escaping; '/' and ':' would break names). */
+let host: string | undefined;
+/** Host part as Dovecot writes it (no escaping; '/' and ':' would break names); read once per process, as Dovecot's my_hostname (a uname() per file name and lock otherwise). */
 export function localHost(): string {
-  return hostname().replace(/[/:]/g, '_') || 'localhost';
+  host ??= hostname().replace(/[/:]/g, '_') || 'localhost';
+  return host;
 }
 
 /** A new unique base name `<sec>.M<usec>P<pid>.<host>,S=…,W=…` (strictly increasing within this process). */

@@ -20,13 +20,13 @@ import { baseName, compareBaseNames, infoSuffix, newBaseName, parseName } from '
 import type { SystemFlag } from '../api/flags.js';
 import type { MailFolder, MailMessage } from '../api/mailbox.js';
 import { MessageRef, MessageTable, type MaildirMessage, type TableOwner } from './message-table.js';
-import { KeywordMap, readKeywords, writeKeywords } from './keywords.js';
+import { KeywordMap, writeKeywords } from './keywords.js';
 import { appendMaildirsize } from './maildirsize.js';
-import { MAX_UID, appendUidlist, emptyUidlist, nextUid, readUidlist, rewriteUidlist, type Uidlist, type UidlistRecord } from './uidlist.js';
+import { MAX_UID, appendUidlist, emptyUidlist, nextUid, rewriteUidlist, type Uidlist, type UidlistRecord } from './uidlist.js';
 import { nextUidValidity } from './uidvalidity.js';
-import { folderStamp } from '../status-cache.js';
 import { ModseqState } from './modseq.js';
-import { readUidlistTail } from './uidlist-tail.js';
+import { readUidlistTail, recordOf } from './uidlist-tail.js';
+import { FolderFiles, type FolderSnapshot } from './folder-files.js';
 import { CorruptStream } from '../compression/input.js';
 import { bodyForSave, decompressedBody, needsDecompression } from '../compression/message-body.js';
 import type { CompressionSettings } from '../compression/settings.js';
@@ -82,9 +82,32 @@ export interface AppendOptions {
   tookRecent?: (from: number, to: number) => void;
 }
 
+/** new/ and cur/ as listed: base name → file name per directory, and the names to rename (duplicates). */
 interface Scan {
-  files: Map<string, { sub: 'new' | 'cur'; file: string }>;
+  cur: ReadonlyMap<string, string>;
+  new: ReadonlyMap<string, string>;
   dups: { sub: 'new' | 'cur'; file: string }[];
+}
+
+function scanOf(s: FolderSnapshot): Scan {
+  const dups: Scan['dups'] = [...s.cur.dups.map((file) => ({ sub: 'cur' as const, file })), ...s.new.dups.map((file) => ({ sub: 'new' as const, file }))];
+  // a base name in both: the one in new/ is the duplicate (cur/ is listed first)
+  for (const [base, file] of s.new.files) if (s.cur.files.has(base)) dups.push({ sub: 'new', file });
+  return { cur: s.cur.files, new: s.new.files, dups };
+}
+
+/** Where a message's file is. */
+function fileOf(scan: Scan, base: string): { sub: 'new' | 'cur'; file: string } | undefined {
+  const c = scan.cur.get(base);
+  if (c !== undefined) return { sub: 'cur', file: c };
+  const n = scan.new.get(base);
+  return n === undefined ? undefined : { sub: 'new', file: n };
+}
+
+/** Every base name listed (one in both directories once). */
+function* basesOf(scan: Scan): Iterable<string> {
+  yield* scan.cur.keys();
+  for (const b of scan.new.keys()) if (!scan.cur.has(b)) yield b;
 }
 
 async function readdirSafe(dir: string): Promise<string[]> {
@@ -202,8 +225,11 @@ export class MaildirFolder implements MailFolder, TableOwner {
   /** Grows whenever the message list may have changed (a full scan, an expunge): sessions skip comparing it otherwise. */
   generation = 0;
   private scanSerial = 0;
-  private lastStamp: string | null = null;
+  /** The FolderFiles snapshot the message list was last built from (0: none yet). */
+  private builtVersion = 0;
   private newWasEmpty = false;
+  /** The folder's files as this process last read them, shared with every other handle of it. */
+  private readonly files: FolderFiles;
 
   constructor(readonly dir: string, readonly opts: FolderOptions) {
     this.codec = opts.codec ?? identityCodec;
@@ -211,6 +237,7 @@ export class MaildirFolder implements MailFolder, TableOwner {
     this.uidlistPath = join(this.controlDir, 'dovecot-uidlist');
     this.keywordsPath = join(this.controlDir, 'dovecot-keywords');
     this.modseqs = ModseqState.of(this.controlDir);
+    this.files = FolderFiles.of(dir, this.controlDir, (m) => this.warn(m));
   }
 
   get uidValidity(): number { return this.uidlist?.uidValidity ?? 0; }
@@ -219,51 +246,46 @@ export class MaildirFolder implements MailFolder, TableOwner {
 
   private warn(msg: string): void { this.opts.warn?.(msg); }
 
-  private async scan(): Promise<Scan> {
-    const files = new Map<string, { sub: 'new' | 'cur'; file: string }>();
-    const dups: { sub: 'new' | 'cur'; file: string }[] = [];
-    for (const sub of ['cur', 'new'] as const) {
-      for (const file of await readdirSafe(join(this.dir, sub))) {
-        if (file.startsWith('.')) continue;
-        if (/[\r\n]/.test(file)) { this.warn(`Maildir ${this.dir}/${sub}: file name with CR/LF skipped`); continue; }
-        if (file.startsWith(':')) { dups.push({ sub, file }); continue; }
-        const base = baseName(file);
-        if (files.has(base)) dups.push({ sub, file }); else files.set(base, { sub, file });
-      }
-    }
-    return { files, dups };
-  }
-
   /**
    * Re-read the folder. Files without a UID get one under the uidlist lock
    * (if it cannot be taken they stay invisible, like Dovecot).
    */
   async sync(opts: SyncOptions = {}): Promise<void> {
     // one sync at a time per handle (it may be shared by many sessions): a
-    // slower, older scan must never overwrite the result of a newer one
-    const run = this.syncing.then(() => this.syncNow(opts));
+    // slower, older scan must never overwrite the result of a newer one.
+    // Callers arriving while one waits to start share it: it starts after
+    // their call, so it sees every change made before it.
+    const kind = `${opts.moveNew === true} ${opts.assignUids !== false}`;
+    const waiting = this.waitingSyncs.get(kind);
+    if (waiting) return waiting;
+    const run = this.syncing.then(() => { this.waitingSyncs.delete(kind); return this.syncNow(opts); });
+    this.waitingSyncs.set(kind, run);
     this.syncing = run.catch(() => undefined);
     return run;
   }
 
   private syncing: Promise<void> = Promise.resolve();
+  private waitingSyncs = new Map<string, Promise<void>>();
 
   private async syncNow(opts: SyncOptions): Promise<void> {
-    // Dovecot's quick check: new/, cur/, the uidlist and keywords unchanged since our last
-    // full sync (and not too fresh to trust) = nothing to do, no 100k-entry readdir
-    const stamp = await folderStamp(this.dir, this.controlDir, false);
-    if (stamp !== null && stamp === this.lastStamp && (!opts.moveNew || this.newWasEmpty)) return;
+    // Dovecot's quick check: nothing in new/, cur/ or the uidlist changed since the message
+    // list was built (folder-files.ts) = nothing to do: three stats, no listing, no reads
+    let snap = await this.files.refresh();
+    if (snap.version === this.builtVersion && (!opts.moveNew || this.newWasEmpty)) return;
     this.scanSerial = this.serial;
     const modseqs = this.modseqs;
     const modseqSince = modseqs.tick;
     const assign = opts.assignUids !== false;
-    let ul = await readUidlist(this.uidlistPath);
-    let scan = await this.scan();
-    const needsLock = (u: Uidlist | null, s: Scan) => !u || u.problems.length > 0 || s.dups.length > 0
-      || [...s.files.keys()].some((b) => !this.hasRecord(u, b))
-      || (opts.moveNew === true && [...s.files.values()].some((f) => f.sub === 'new'));
+    const needsLock = (s: FolderSnapshot) => {
+      const u = s.uidlist;
+      if (!u.uidlist || u.uidlist.problems.length > 0 || s.cur.dups.length > 0 || s.new.dups.length > 0) return true;
+      if (opts.moveNew === true && s.new.files.size > 0) return true;
+      for (const b of s.new.files.keys()) if (!recordOf(u, b) || s.cur.files.has(b)) return true;
+      for (const b of s.cur.files.keys()) if (!recordOf(u, b)) return true;
+      return false;
+    };
     let lock: Dotlock | null = null;
-    if (assign && needsLock(ul, scan)) {
+    if (assign && needsLock(snap)) {
       try {
         lock = await acquireDotlock(this.uidlistPath, this.opts.lock);
       } catch (e) {
@@ -273,36 +295,29 @@ export class MaildirFolder implements MailFolder, TableOwner {
     }
     try {
       if (lock) {
-        ul = await readUidlist(this.uidlistPath);
-        scan = await this.scan();
-        ul = await this.assignLocked(ul, scan, opts.moveNew === true);
-        scan = await this.scan();
+        snap = await this.files.refresh();
+        await this.assignLocked(snap.uidlist.uidlist, scanOf(snap), opts.moveNew === true);
+        snap = await this.files.refresh();
       }
-      // read after the scan: writers update dovecot-keywords before renaming a file to use a
-      // new letter, so a letter we see is always in the file we read now (no false unknown-N)
-      this.keywords = await readKeywords(this.keywordsPath);
-      this.build(ul, scan);
+      // the snapshot read dovecot-keywords after listing: writers update it before renaming a
+      // file to use a new letter, so a letter we see is always in it (no false unknown-N)
+      this.keywords = snap.keywords.clone();
+      const ul = snap.uidlist.uidlist;
+      this.build(ul, scanOf(snap));
       if (ul && await modseqs.ready(this.opts.cipher ?? identityCipher, ul.uidValidity, nextUid(ul) > 1)) await modseqs.reconcile(this.messages, modseqSince);
       if (lock && this.keywords.dirty) await writeKeywords(this.keywordsPath, this.keywords);
-      this.newWasEmpty = ![...scan.files.values()].some((f) => f.sub === 'new');
-      // the stamp taken before this scan: a change during the scan makes the next sync look again
-      this.lastStamp = stamp;
+      this.newWasEmpty = snap.new.files.size === 0;
+      this.builtVersion = snap.version;
     } finally {
       await lock?.release();
     }
   }
 
-  private recIndex: WeakMap<Uidlist, Map<string, UidlistRecord>> = new WeakMap();
-  private hasRecord(u: Uidlist | null, base: string): boolean {
-    if (!u) return false;
-    let m = this.recIndex.get(u);
-    if (!m) { m = new Map(u.records.map((r) => [r.base, r])); this.recIndex.set(u, m); }
-    return m.has(base);
-  }
-
   /** With the lock held: repair/create the uidlist, fix duplicates, assign UIDs, move new → cur. */
-  private async assignLocked(ul: Uidlist | null, scan: Scan, moveNew: boolean): Promise<Uidlist> {
+  private async assignLocked(read: Uidlist | null, scan: Scan, moveNew: boolean): Promise<Uidlist> {
     let rewrite = false;
+    // a copy: what was read is shared (folder-files.ts)
+    let ul = read && { ...read, records: [...read.records], problems: [...read.problems], extraHeader: [...read.extraHeader] };
     if (!ul) {
       ul = emptyUidlist(await nextUidValidity(this.opts.rootDir));
       rewrite = true;
@@ -324,9 +339,9 @@ export class MaildirFolder implements MailFolder, TableOwner {
         this.warn(`Maildir ${this.dir}: fixed a duplicate: ${d.sub}/${d.file} -> ${target.slice(this.dir.length + 1)}`);
       } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('renaming duplicate', d.file, e); }
     }
-    if (scan.dups.length) scan = await this.scan();
+    if (scan.dups.length) scan = scanOf(await this.files.refresh());
     const known = new Set(ul.records.map((r) => r.base));
-    const pending = [...scan.files.keys()].filter((b) => !known.has(b)).sort(compareBaseNames);
+    const pending = [...basesOf(scan)].filter((b) => !known.has(b)).sort(compareBaseNames);
     const added: UidlistRecord[] = [];
     let uid = nextUid(ul);
     for (const base of pending) {
@@ -334,20 +349,21 @@ export class MaildirFolder implements MailFolder, TableOwner {
       const rec = { uid: uid++, base, ext: new Map<string, string>() };
       ul.records.push(rec); added.push(rec);
     }
-    const live = ul.records.filter((r) => scan.files.has(r.base)).length;
+    const listed = (b: string) => scan.cur.has(b) || scan.new.has(b);
+    const live = ul.records.filter((r) => listed(r.base)).length;
     if (!rewrite && ul.records.length > 16 && live < ul.records.length * 0.75) {
       ul.headerNextUid = nextUid(ul);
-      ul.records = ul.records.filter((r) => scan.files.has(r.base));
+      ul.records = ul.records.filter((r) => listed(r.base));
       rewrite = true;
     }
     if (rewrite) await rewriteUidlist(this.uidlistPath, ul);
     else await appendUidlist(this.uidlistPath, added);
     if (moveNew) {
-      for (const [base, f] of scan.files) {
-        if (f.sub !== 'new') continue;
-        const target = f.file.includes(':') ? f.file : `${base}:2,`;
-        await fsp.rename(join(this.dir, 'new', f.file), join(this.dir, 'cur', target)).catch((e) => {
-          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('moving new/ to cur/', f.file, e);
+      for (const [base, file] of scan.new) {
+        if (scan.cur.has(base)) continue;
+        const target = file.includes(':') ? file : `${base}:2,`;
+        await fsp.rename(join(this.dir, 'new', file), join(this.dir, 'cur', target)).catch((e) => {
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('moving new/ to cur/', file, e);
         });
       }
     }
@@ -364,7 +380,7 @@ export class MaildirFolder implements MailFolder, TableOwner {
       if (p !== undefined) (this.pop3Uidls ??= new Map()).set(r.base, p);
     }
     const old = this.table;
-    const live: UidlistRecord[] = ul ? ul.records.filter((r) => scan.files.has(r.base)) : [];
+    const live: UidlistRecord[] = ul ? ul.records.filter((r) => scan.cur.has(r.base) || scan.new.has(r.base)) : [];
     // rows leaving the table first: their bases are "seen" (a base back under a new UID is not \Recent)
     const gone = new Set<number>();
     for (let o = 0, n = 0; o < old.length; o++) {
@@ -376,7 +392,7 @@ export class MaildirFolder implements MailFolder, TableOwner {
     const table = new MessageTable(live.length, this.keywordName);
     let hint = -1;
     for (const r of live) {
-      const f = scan.files.get(r.base)!;
+      const f = fileOf(scan, r.base)!;
       const o = old.rowOf(r.uid, hint + 1);
       if (o >= 0) hint = o;
       const row = table.add({
@@ -886,7 +902,7 @@ export class MaildirFolder implements MailFolder, TableOwner {
     const placed: [PendingDelivery, string][] = [];
     let assigned: { uidValidity: number; uids: Map<string, number> } | null = null;
     try {
-      const kw = needLock ? await readKeywords(this.keywordsPath) : null;
+      const kw = needLock ? await this.files.keywords() : null;
       const targets: [PendingDelivery, string][] = [];
       for (const d of batch) {
         const kidx = d.keywords.map((k) => kw!.allocate(k));
@@ -942,7 +958,8 @@ export class MaildirFolder implements MailFolder, TableOwner {
     const wanted = new Set(bases);
     const tail = await readUidlistTail(this.uidlistPath);
     if (!tail) {
-      const ul = await this.assignLocked(await readUidlist(this.uidlistPath), await this.scan(), false);
+      const snap = await this.files.refresh();
+      const ul = await this.assignLocked(snap.uidlist.uidlist, scanOf(snap), false);
       return { uidValidity: ul.uidValidity, uids: new Map(ul.records.filter((r) => wanted.has(r.base)).map((r) => [r.base, r.uid])) };
     }
     // a session's sync may have numbered some of them between our rename and our lock
@@ -963,26 +980,26 @@ export class MaildirFolder implements MailFolder, TableOwner {
     const lock = await acquireDotlock(this.uidlistPath, this.opts.lock);
     let uid = 0;
     try {
-      this.keywords = await readKeywords(this.keywordsPath);
+      const kw = await this.files.keywords();
       const flags = [...(opts.flags ?? [])];
       const kidx: number[] = [];
       for (const k of opts.keywords ?? []) {
-        const i = this.keywords.allocate(k);
+        const i = kw.allocate(k);
         if (i < 0) throw new MailStoreError('NOTPOSSIBLE', `${this.opts.mailboxName}: more than 26 keywords cannot be stored in Maildir file names`);
         kidx.push(i);
       }
-      if (this.keywords.dirty) await writeKeywords(this.keywordsPath, this.keywords);
+      if (kw.dirty) await writeKeywords(this.keywordsPath, kw);
+      this.keywords = kw;
       const target = flags.length || kidx.length ? join(this.dir, 'cur', base + infoSuffix(flags, kidx)) : join(this.dir, 'new', base);
       await fsp.rename(tmp, target).catch((e) => { throw ioError('delivering', target, e); });
       // not on disk, not saved: the client hears NO, so the file must not stay (Dovecot unlinks it too)
       await syncDir(join(target, '..')).catch(async (e) => { await fsp.unlink(target).catch(() => {}); throw ioError('syncing', target, e); });
-      let ul = await readUidlist(this.uidlistPath);
-      const scan = await this.scan();
-      ul = await this.assignLocked(ul, scan, false);
-      const rec = ul.records.find((r) => r.base === base);
-      if (!rec) throw new MailStoreError('IO', `${this.opts.mailboxName}: saved message ${base} vanished before it got a UID`);
+      // only the saved file gets its UID (Dovecot's MAILDIR_UIDLIST_SYNC_PARTIAL): the uidlist's
+      // new lines are read, no directory is listed; others' files get theirs at the next sync
+      const got = (await this.assignDelivered([base])).uids.get(base);
+      if (got === undefined) throw new MailStoreError('IO', `${this.opts.mailboxName}: saved message ${base} vanished before it got a UID`);
       await this.countQuota(physSize, 1);
-      uid = rec.uid;
+      uid = got;
       if (opts.tookRecent) {
         const first = await this.firstRecentUid();
         await this.raiseFirstRecent(first, uid + 1);
@@ -1026,11 +1043,11 @@ export class MaildirFolder implements MailFolder, TableOwner {
     const fl = new Set(flags);
     const names = [...keywords];
     // a local map: a concurrent sync may replace this.keywords with an older read meanwhile
-    let kw = await readKeywords(this.keywordsPath);
+    let kw = await this.files.keywords();
     if (names.some((k) => kw.indexOf(k) < 0)) {
       const lock = await acquireDotlock(this.uidlistPath, this.opts.lock);
       try {
-        kw = await readKeywords(this.keywordsPath);
+        kw = await this.files.keywords();
         for (const k of names) {
           if (kw.allocate(k) < 0) throw new MailStoreError('NOTPOSSIBLE', `${this.opts.mailboxName}: more than 26 keywords cannot be stored in Maildir file names`);
         }

@@ -29,6 +29,15 @@ export class KeywordMap {
     return k;
   }
 
+  /** A copy to change (allocate, unknown-N) without touching the original. */
+  clone(): KeywordMap {
+    const k = new KeywordMap();
+    k.names.splice(0, MAX_KEYWORDS, ...this.names);
+    k.problems = [...this.problems];
+    k.dirty = this.dirty;
+    return k;
+  }
+
   indexOf(name: string): number {
     const n = name.toLowerCase();
     return this.names.findIndex((x) => x !== undefined && x.toLowerCase() === n);

@@ -1,0 +1,49 @@
+/**
+ * Randomized multi-session consistency (test/helpers/imap-consistency.ts):
+ * ten sessions of one user on one mailbox run a seeded random mix of
+ * commands, each checking every response against what the server told it,
+ * and all agreeing after every NOOP/CHECK round. The same tester runs
+ * against the real Dovecot 2.3 (which must come out clean: that validates the
+ * checker), against Sealmail with a plain user whose sessions are spread over
+ * two IMAP processes (changes reach a session through the Maildir and the
+ * MODSEQ file, not a shared handle), and against Sealmail with a mail-crypt
+ * user. CONSISTENCY_OPS sets the commands per server (default below),
+ * CONSISTENCY_SEED the seed (default: a new one each run, printed);
+ * `npm run bench -- consistency` runs a longer one.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setupDovecot } from '../../helpers/dovecot.js';
+import { startSealmail } from '../../helpers/sealmail-server.js';
+import { freePort } from '../../helpers/databases.js';
+import { CRYPT_CONF, CRYPT_PASSDB } from '../../helpers/mail-crypt.js';
+import { runConsistency } from '../../helpers/imap-consistency.js';
+
+/** Commands per server: three servers, ~20,000 in all where the machine allows (see the report). */
+const OPS = Number(process.env.CONSISTENCY_OPS ?? 6700);
+const SEED = Number(process.env.CONSISTENCY_SEED ?? Math.floor(Math.random() * 2 ** 31));
+/** Ten sessions: Dovecot's default mail_max_userip_connections; raised so the round checks fit beside them. */
+const LIMITS = 'mail_max_userip_connections = 100\n';
+
+test('consistency tester: the real Dovecot comes out clean', async (t) => {
+  const port = await freePort();
+  const dv = setupDovecot(t, { start: true, protocols: 'imap', extraConf: `disable_plaintext_auth = no\n${LIMITS}service imap-login {\n  inet_listener imap {\n    port = ${port}\n  }\n}\n` });
+  if (!dv) return;
+  const r = await runConsistency({ port, user: 'bob@example.org', password: 'pass', name: 'Dovecot', seed: SEED, operations: OPS });
+  t.diagnostic(r.report.split('\n')[0]);
+  assert.deepEqual(r.errors, [], `${r.report}\n--- Dovecot log:\n${dv.log().slice(-3000)}`);
+});
+
+test('consistency tester: Sealmail, plain user, sessions in two IMAP processes', async (t) => {
+  const srv = await startSealmail(t, { extraConf: `${LIMITS}service imap {\n  process_min_avail = 2\n}\n` });
+  const r = await runConsistency({ port: srv.imapPort, user: 'bob@example.org', password: 'pass', name: 'Sealmail (plain)', seed: SEED, operations: OPS });
+  t.diagnostic(r.report.split('\n')[0]);
+  assert.deepEqual(r.errors, [], r.report);
+});
+
+test('consistency tester: Sealmail, mail-crypt user', async (t) => {
+  const srv = await startSealmail(t, { passdb: CRYPT_PASSDB, extraConf: `${LIMITS}${CRYPT_CONF}` });
+  const r = await runConsistency({ port: srv.imapPort, user: 'carol@example.org', password: 'pass', name: 'Sealmail (mail-crypt)', seed: SEED, operations: OPS });
+  t.diagnostic(r.report.split('\n')[0]);
+  assert.deepEqual(r.errors, [], r.report);
+});

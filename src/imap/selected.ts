@@ -19,8 +19,15 @@ export class Selected {
   uids: number[] = [];
   /** The shared folder's change serial this client is up to date with. */
   private seenSerial = 0;
-  /** Flag changes this client made itself and was already told about (uid → serial). */
-  private ownChanges = new Map<number, number>();
+  /** Flag changes this client made itself and was already told about (uid → serial and MODSEQ then). */
+  private ownChanges = new Map<number, { changed: number; modseq: number }>();
+  /**
+   * The folder's HIGHESTMODSEQ when this client last heard of every change: a
+   * message whose MODSEQ is above it changed since, even when its flags look
+   * the same (another process set a flag and cleared it again, RFC 7162
+   * §3.1.4.1; Dovecot reports such a message too, from its log's flag updates).
+   */
+  private seenModseq = 0;
   readonly recent = new Set<number>();
   /** RFC 5182 SEARCHRES: the UIDs of the last SEARCH RETURN (SAVE), `$` in later commands (empty before any). */
   saved: number[] = [];
@@ -49,6 +56,7 @@ export class Selected {
     const msgs = this.folder.messages;
     this.uids = msgs.map((m) => m.uid);
     this.seenSerial = this.folder.serial;
+    this.seenModseq = this.folder.highestModseq;
     this.seenGeneration = this.folder.generation;
     for (const u of await this.takeRecent(msgs, (m) => m.recent)) this.recent.add(u);
     this.reportedRecent = this.recent.size;
@@ -139,16 +147,19 @@ export class Selected {
   /** FETCH FLAGS updates for messages changed since the client last heard (not its own changes, not new ones). */
   private flagUpdates(quietUids: Set<number>): Update[] {
     const out: Update[] = [];
-    if (this.folder.serial === this.seenSerial) return out;
+    if (this.folder.serial === this.seenSerial && this.folder.highestModseq === this.seenModseq) return out;
     const since = this.seenSerial;
+    const sinceModseq = this.seenModseq;
     this.uids.forEach((uid, i) => {
       const m = this.folder.message(uid);
       // (an expunged message is not in the folder any more: its expunge is what the client hears)
-      if (!m || m.changed <= since || quietUids.has(uid)) return;
-      if (this.ownChanges.get(uid) === m.changed) return;
+      if (!m || (m.changed <= since && (!sinceModseq || m.modseq <= sinceModseq)) || quietUids.has(uid)) return;
+      const own = this.ownChanges.get(uid);
+      if (own && own.changed === m.changed && own.modseq === m.modseq) return;
       out.push({ kind: 'flags', seq: i + 1, uid, flags: this.flagsOf(m), modseq: m.modseq });
     });
     this.seenSerial = this.folder.serial;
+    this.seenModseq = this.folder.highestModseq;
     return out;
   }
 
@@ -159,7 +170,7 @@ export class Selected {
   async refresh(): Promise<void> { await this.folder.sync({ moveNew: !this.readOnly }); }
 
   /** Record flags the client was just told about (a STORE reply) so sync() doesn't repeat them. */
-  noteFlags(m: MailMessage): void { this.ownChanges.set(m.uid, m.changed); }
+  noteFlags(m: MailMessage): void { this.ownChanges.set(m.uid, { changed: m.changed, modseq: m.modseq }); }
 
   /** A message this client knows: still in the folder, or expunged and not yet announced to it. */
   private known(uid: number): MailMessage | undefined { return this.folder.message(uid) ?? this.folder.removedMessage(uid); }

@@ -21,6 +21,7 @@ import { normalizeSequenceSet, type SeqRange } from '../wire/sequence.js';
 import type { Selected } from '../selected.js';
 import { uidSetText } from '../session.js';
 import { replyError } from './errors.js';
+import { announceMailboxKeywords } from '../keyword-flags.js';
 
 type Item =
   | { k: 'UID' | 'FLAGS' | 'MODSEQ' | 'INTERNALDATE' | 'SAVEDATE' | 'RFC822.SIZE' | 'ENVELOPE' | 'BODY' | 'BODYSTRUCTURE' | 'RFC822' | 'RFC822.HEADER' | 'RFC822.TEXT' }
@@ -149,6 +150,8 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
     if (mods.changedSince !== undefined) msgs = msgs.filter((x) => x.m.modseq > mods.changedSince!);
     const needBody = items.some((i) => i.k === 'SECTION' || i.k.startsWith('RFC822') && i.k !== 'RFC822.SIZE');
     const setsSeen = !sel.readOnly && items.some((i) => (i.k === 'SECTION' && !i.peek) || i.k === 'RFC822' || i.k === 'RFC822.TEXT');
+    // keywords another session set are announced before a FETCH line carries them (Dovecot's client_get_keyword_names)
+    if (msgs.length && (setsSeen || items.some((i) => i.k === 'FLAGS'))) await announceMailboxKeywords(s, sel, msgs.flatMap((x) => x.m.keywords));
     let vanished = false;
     // responses are encoded here and written in 64 KiB batches (a FETCH 1:* on 100k messages would
     // otherwise pay one socket write per message); only a streamed big body goes out on its own

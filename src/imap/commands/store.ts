@@ -14,7 +14,7 @@ import { ArgError, astring, flagList, modseqArg, seqSet } from './args.js';
 import type { ImapArg } from '../wire/parser.js';
 import type { MailMessage } from '../../mailstore/api/mailbox.js';
 import { uidSetText } from '../session.js';
-import { announceKeywords } from '../keyword-flags.js';
+import { announceMailboxKeywords, keywordsIn } from '../keyword-flags.js';
 import { replyError } from './errors.js';
 
 /** `(UNCHANGEDSINCE n)` (RFC 7162 §3.1.3), the only STORE modifier. */
@@ -69,6 +69,7 @@ async function store(ctx: CommandContext, uidMode: boolean): Promise<void> {
     const condstore = s.condstore;
     const modified: number[] = [];
     const replies: { seq: number; msg: MailMessage }[] = [];
+    const stored: MailMessage[] = [];
     const sieveFlags = s.imapSieve?.wants('FLAG', sel.name, sel.name) ? new Map<number, string>() : null;
     for (const { seq, m: msg } of targets) {
       // RFC 7162 §3.1.3: changed since the client's modseq = not stored, reported in [MODIFIED]
@@ -80,15 +81,18 @@ async function store(ctx: CommandContext, uidMode: boolean): Promise<void> {
       else { nf = sys; nk = kws; }
       const same = nf.size === msg.flags.size && [...nf].every((x) => msg.flags.has(x)) && nk.join(' ') === msg.keywords.join(' ');
       if (!same && sieveFlags) sieveFlags.set(msg.uid, changedFlags(msg.flags, msg.keywords, nf, nk));
-      if (!same) await sel.folder.setFlags(msg, nf, nk, { deferModseq: true });
-      sel.noteFlags(msg);
+      if (!same) { await sel.folder.setFlags(msg, nf, nk, { deferModseq: true }); stored.push(msg); }
       // Dovecot reports only what changed; with CONDSTORE the new MODSEQ even when SILENT
       if (!same && (condstore || !m[2])) replies.push({ seq, msg });
     }
     // the modseqs are on disk before any client sees them
     await sel.folder.commitModseqs();
+    // with their new MODSEQs: this client's own changes are not repeated by the next sync (a message
+    // it left as it was is not noted: another session's change to it is still to be reported)
+    for (const msg of stored) sel.noteFlags(msg);
     if (sieveFlags?.size) await s.imapSieve!.run({ cause: 'FLAG', mailbox: sel.name, from: sel.name, uids: [...sieveFlags.keys()], changedFlags: sieveFlags });
-    await announceKeywords(s, sel, kws);
+    // its own new keywords, and any another session set on the messages it reports
+    await announceMailboxKeywords(s, sel, [...kws, ...keywordsIn(replies.map(({ msg }) => msg.keywords))]);
     for (const { seq, msg } of replies) {
       const uid = uidMode || s.qresync ? [atom('UID'), num(msg.uid)] : [];
       const modseq = condstore ? [atom('MODSEQ'), list([num(msg.modseq)])] : [];

@@ -24,7 +24,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import type { IndexCipher } from '../../crypt/codec.js';
+import { identityCipher, type IndexCipher } from '../../crypt/codec.js';
 import { acquireDotlock, writeAtomic, type Dotlock } from './dotlock.js';
 import { readDovecotHighestModseq } from './dovecot-modseq.js';
 
@@ -103,9 +103,16 @@ export class ModseqState {
    * new messages by its rescan). Returns false when unusable.
    */
   async ready(cipher: IndexCipher, uidValidity: number, usedBefore: boolean): Promise<boolean> {
-    if (!this.loading) {
-      if (!cipherWorks(cipher)) return false;
+    // A mail-crypt user's first folder access in a process may come before the key is unlocked (the
+    // INBOX GUID the keys are filed under, read with the plain cipher): the user's sealing cipher,
+    // when it comes, takes over, or this process would write frames the user's other processes cannot
+    // open, and each would take the other's for a lost file (HIGHESTMODSEQ jumping on every change).
+    const upgrade = this.loading !== null && this.cipher === identityCipher && cipher !== identityCipher;
+    if (!this.loading || upgrade) {
+      if (!cipherWorks(cipher)) return !upgrade ? false : true;
       this.cipher = cipher;
+      this.fileIno = -1;
+      this.fileBytes = 0;
       this.loading = this.locked(() => this.loadLocked(uidValidity, usedBefore));
     }
     await this.loading;

@@ -169,6 +169,13 @@ export class Selected {
    */
   async refresh(): Promise<void> { await this.folder.sync({ moveNew: !this.readOnly }); }
 
+  /** Another session changed the message since this client last heard (what the next sync would report). */
+  hasUpdate(m: MailMessage): boolean {
+    if (m.changed <= this.seenSerial && (!this.seenModseq || m.modseq <= this.seenModseq)) return false;
+    const own = this.ownChanges.get(m.uid);
+    return !own || own.changed !== m.changed || own.modseq !== m.modseq;
+  }
+
   /** Record flags the client was just told about (a STORE reply) so sync() doesn't repeat them. */
   noteFlags(m: MailMessage): void { this.ownChanges.set(m.uid, { changed: m.changed, modseq: m.modseq }); }
 

@@ -14,7 +14,7 @@ import { ArgError, astring, flagList, modseqArg, seqSet } from './args.js';
 import type { ImapArg } from '../wire/parser.js';
 import type { MailMessage } from '../../mailstore/api/mailbox.js';
 import { uidSetText } from '../session.js';
-import { announceMailboxKeywords, keywordsIn } from '../keyword-flags.js';
+import { announceKeywords, keywordsIn } from '../keyword-flags.js';
 import { replyError } from './errors.js';
 
 /** `(UNCHANGEDSINCE n)` (RFC 7162 §3.1.3), the only STORE modifier. */
@@ -82,8 +82,11 @@ async function store(ctx: CommandContext, uidMode: boolean): Promise<void> {
       const same = nf.size === msg.flags.size && [...nf].every((x) => msg.flags.has(x)) && nk.join(' ') === msg.keywords.join(' ');
       if (!same && sieveFlags) sieveFlags.set(msg.uid, changedFlags(msg.flags, msg.keywords, nf, nk));
       if (!same) { await sel.folder.setFlags(msg, nf, nk, { deferModseq: true }); stored.push(msg); }
-      // Dovecot reports only what changed; with CONDSTORE the new MODSEQ even when SILENT
+      // Dovecot reports only what changed; with CONDSTORE the new MODSEQ even when SILENT. A message
+      // this STORE left alone that another session changed comes in its place too (Dovecot's replies
+      // are its sync's, in sequence order)
       if (!same && (condstore || !m[2])) replies.push({ seq, msg });
+      else if (same && !m[2] && sel.hasUpdate(msg)) { replies.push({ seq, msg }); stored.push(msg); }
     }
     // the modseqs are on disk before any client sees them
     await sel.folder.commitModseqs();
@@ -92,7 +95,8 @@ async function store(ctx: CommandContext, uidMode: boolean): Promise<void> {
     for (const msg of stored) sel.noteFlags(msg);
     if (sieveFlags?.size) await s.imapSieve!.run({ cause: 'FLAG', mailbox: sel.name, from: sel.name, uids: [...sieveFlags.keys()], changedFlags: sieveFlags });
     // its own new keywords, and any another session set on the messages it reports
-    await announceMailboxKeywords(s, sel, [...kws, ...keywordsIn(replies.map(({ msg }) => msg.keywords))]);
+    // (its own first, as Dovecot's view adds them before it syncs others')
+    await announceKeywords(s, sel, [...kws, ...sel.folder.keywordOrder, ...keywordsIn(replies.map(({ msg }) => msg.keywords))]);
     for (const { seq, msg } of replies) {
       const uid = uidMode || s.qresync ? [atom('UID'), num(msg.uid)] : [];
       const modseq = condstore ? [atom('MODSEQ'), list([num(msg.modseq)])] : [];

@@ -245,7 +245,7 @@ export class MaildirFolder implements MailFolder {
     // Dovecot's quick check: new/, cur/, the uidlist and keywords unchanged since our last
     // full sync (and not too fresh to trust) = nothing to do, no 100k-entry readdir
     const stamp = await folderStamp(this.dir, this.controlDir, false);
-    if (stamp !== null && stamp === this.lastStamp && (!opts.moveNew || this.newWasEmpty)) return;
+    if (stamp !== null && stamp === this.lastStamp && (!opts.moveNew || this.newWasEmpty)) { await this.modseqs.catchUp(this.messages); return; }
     this.scanSerial = this.serial;
     const modseqs = this.modseqs;
     const modseqSince = modseqs.tick;

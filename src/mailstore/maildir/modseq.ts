@@ -289,6 +289,24 @@ export class ModseqState {
     });
   }
 
+  /**
+   * Between scans (the Maildir looked unchanged): frames other processes
+   * appended since — the modseqs of their flag changes, which they may write
+   * after the rename a scan of ours already saw and gave a modseq of its own —
+   * are applied to the messages whose flags they recorded as we see them, so
+   * every process reports a message with the same MODSEQ.
+   */
+  async catchUp(msgs: ModseqMessage[]): Promise<void> {
+    if (!this.cipher || !this.loading) return;
+    const [ino, bytes] = [this.fileIno, this.fileBytes];
+    await this.refresh(false);
+    if (this.fileIno === ino && this.fileBytes === bytes) return;
+    for (const m of msgs) {
+      const e = this.entries.get(m.uid);
+      if (e && e.sig === flagSignature(m.file)) m.modseq = e.modseq;
+    }
+  }
+
   /** Remember that a CONDSTORE client used the folder. */
   async track(): Promise<void> {
     if (this.tracked || !this.cipher) return;

@@ -36,6 +36,15 @@ export class Selected {
 
   /** Keywords the client was told in FLAGS (grows only, as Dovecot's list does; keyword-flags.ts). */
   keywordsAnnounced: string[] = [];
+  private announcedSet: { n: number; set: Set<string> } | null = null;
+
+  /** Some of these keywords were not in a FLAGS list this client was sent. */
+  unannounced(keywords: string[]): boolean {
+    if (!keywords.length) return false;
+    if (this.announcedSet?.n !== this.keywordsAnnounced.length) this.announcedSet = { n: this.keywordsAnnounced.length, set: new Set(this.keywordsAnnounced.map((k) => k.toLowerCase())) };
+    const set = this.announcedSet.set;
+    return keywords.some((k) => !set.has(k.toLowerCase()));
+  }
 
   /** IMAP4rev2 enabled (RFC 9051 has no \Recent flag). */
   rev2 = false;

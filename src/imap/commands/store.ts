@@ -98,6 +98,7 @@ async function store(ctx: CommandContext, uidMode: boolean): Promise<void> {
     // (its own first, as Dovecot's view adds them before it syncs others')
     await announceKeywords(s, sel, [...kws, ...sel.folder.keywordOrder, ...keywordsIn(replies.map(({ msg }) => msg.keywords))]);
     for (const { seq, msg } of replies) {
+      if (!m[2] && sel.unannounced(msg.keywords)) await announceKeywords(s, sel, msg.keywords); // changed meanwhile by another session
       const uid = uidMode || s.qresync ? [atom('UID'), num(msg.uid)] : [];
       const modseq = condstore ? [atom('MODSEQ'), list([num(msg.modseq)])] : [];
       if (condstore) s.noteModseq(msg.modseq);

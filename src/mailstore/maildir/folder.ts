@@ -377,6 +377,8 @@ export class MaildirFolder implements MailFolder {
     }
     const byUid = new Map(msgs.map((m) => [m.uid, m]));
     for (const m of this.messages) if (!byUid.has(m.uid)) this.noteRemoved(m);
+    // a change renamed before this scan and not yet given its modseq: the new object gets it too
+    if (this.modseqs.pending) for (const m of msgs) if (m !== this.byUid.get(m.uid)) this.modseqs.alsoFor(m);
     this.messages = msgs;
     this.byUid = byUid;
     this.generation++;

@@ -330,6 +330,18 @@ export class ModseqState {
     this.changes.set(uid, list);
   }
 
+  /**
+   * A newer object of a message whose change waits for its modseq (a sync
+   * rebuilt the message list between the rename and the flush) gets that
+   * modseq too, or it would keep the old one while HIGHESTMODSEQ moves on.
+   */
+  get pending(): boolean { return this.changes.size > 0; }
+
+  alsoFor(m: ModseqMessage): void {
+    const list = this.changes.get(m.uid);
+    if (list && !list.includes(m)) list.push(m);
+  }
+
   private takeChanges(next: () => number): string[] {
     const lines: string[] = [];
     for (const [uid, objs] of this.changes) {

@@ -146,18 +146,26 @@ export class ModseqState {
    * false when the file is missing or damaged. With `locked`, an incomplete
    * last frame is damage (its writer died); without, it is still being written.
    */
-  private async refresh(locked: boolean): Promise<boolean> {
+  private async refresh(locked: boolean, msgs?: ModseqMessage[]): Promise<boolean> {
     let fh: fsp.FileHandle;
     try { fh = await fsp.open(this.path, 'r'); } catch { return false; }
+    let st: import('node:fs').Stats;
+    let from: number;
+    let raw: Buffer;
+    let bytesRead: number;
     try {
-      const st = await fh.stat();
-      // what we read after having read the file before is another process's newer state
-      const fresh = this.fileIno !== -1;
-      let from = this.fileBytes;
+      st = await fh.stat();
+      from = this.fileBytes;
       if (st.ino !== this.fileIno || st.size < this.fileBytes) from = 0;
       if (from === st.size) return true;
-      const raw = Buffer.alloc(st.size - from);
-      const { bytesRead } = await fh.read(raw, 0, raw.length, from);
+      raw = Buffer.alloc(st.size - from);
+      ({ bytesRead } = await fh.read(raw, 0, raw.length, from));
+    } finally { await fh.close(); }
+    // from here on no await: what other processes wrote reaches the state and `msgs` at once, so no
+    // session sees the new HIGHESTMODSEQ while a message still shows its old MODSEQ
+    {
+      // what we read after having read the file before is another process's newer state
+      const fresh = this.fileIno !== -1;
       let off = 0;
       const data = raw.subarray(0, bytesRead);
       if (from === 0) {
@@ -181,8 +189,17 @@ export class ModseqState {
       }
       this.fileIno = st.ino;
       this.fileBytes = from + off;
+      if (msgs) this.adopt(msgs);
       return true;
-    } finally { await fh.close(); }
+    }
+  }
+
+  /** Messages whose flags are as another process recorded them take its modseq. */
+  private adopt(msgs: ModseqMessage[]): void {
+    for (const m of msgs) {
+      const e = this.entries.get(m.uid);
+      if (e && e.sig === flagSignature(m.file)) m.modseq = e.modseq;
+    }
   }
 
   /**
@@ -190,8 +207,8 @@ export class ModseqState {
    * (its writer died mid-frame, someone deleted it) held changes we cannot
    * know: HIGHESTMODSEQ jumps as for a lost file, and it is rewritten from memory.
    */
-  private async refreshLocked(): Promise<void> {
-    if (await this.refresh(true)) return;
+  private async refreshLocked(msgs?: ModseqMessage[]): Promise<void> {
+    if (await this.refresh(true, msgs)) return;
     this.highest = Math.max(this.highest, Date.now());
     this.vanishedFloor = this.highest;
     await this.compactLocked();
@@ -268,11 +285,11 @@ export class ModseqState {
    */
   async reconcile(msgs: ModseqMessage[], since: number): Promise<void> {
     // the common case (nothing changed) needs no lock: catch up with others, compare
-    await this.refresh(false);
+    await this.refresh(false, msgs);
     const quick = this.diff(msgs, since);
     if (!quick.changed.length && !quick.gone.length && !this.changes.size) return;
     await this.locked(async () => {
-      await this.refreshLocked();
+      await this.refreshLocked(msgs);
       const { changed, gone } = this.diff(msgs, since);
       const lines: string[] = [];
       let ms = 0;
@@ -298,13 +315,7 @@ export class ModseqState {
    */
   async catchUp(msgs: ModseqMessage[]): Promise<void> {
     if (!this.cipher || !this.loading) return;
-    const [ino, bytes] = [this.fileIno, this.fileBytes];
-    await this.refresh(false);
-    if (this.fileIno === ino && this.fileBytes === bytes) return;
-    for (const m of msgs) {
-      const e = this.entries.get(m.uid);
-      if (e && e.sig === flagSignature(m.file)) m.modseq = e.modseq;
-    }
+    await this.refresh(false, msgs);
   }
 
   /** Remember that a CONDSTORE client used the folder. */

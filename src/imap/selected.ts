@@ -22,12 +22,17 @@ export class Selected {
   /** Flag changes this client made itself and was already told about (uid → serial and MODSEQ then). */
   private ownChanges = new Map<number, { changed: number; modseq: number }>();
   /**
-   * The folder's HIGHESTMODSEQ when this client last heard of every change: a
-   * message whose MODSEQ is above it changed since, even when its flags look
-   * the same (another process set a flag and cleared it again, RFC 7162
-   * §3.1.4.1; Dovecot reports such a message too, from its log's flag updates).
+   * The highest MODSEQ among the messages as this client last heard of them:
+   * a message whose MODSEQ is above it changed since, even when its flags
+   * look the same (another process set a flag and cleared it again, RFC 7162
+   * §3.1.4.1; Dovecot reports such a message too, from its log's flag
+   * updates). Taken from the messages, not the folder's HIGHESTMODSEQ: that
+   * may move before a message shows its new MODSEQ (another process's frame
+   * read before our rescan saw its rename).
    */
   private seenModseq = 0;
+  /** The folder's HIGHESTMODSEQ and generation at the last look (nothing to compare while both stay). */
+  private lookedAt = { highest: 0, generation: -1 };
   readonly recent = new Set<number>();
   /** RFC 5182 SEARCHRES: the UIDs of the last SEARCH RETURN (SAVE), `$` in later commands (empty before any). */
   saved: number[] = [];
@@ -65,7 +70,8 @@ export class Selected {
     const msgs = this.folder.messages;
     this.uids = msgs.map((m) => m.uid);
     this.seenSerial = this.folder.serial;
-    this.seenModseq = this.folder.highestModseq;
+    this.seenModseq = msgs.reduce((a, m) => Math.max(a, m.modseq), 0);
+    this.lookedAt = { highest: this.folder.highestModseq, generation: this.folder.generation };
     this.seenGeneration = this.folder.generation;
     for (const u of await this.takeRecent(msgs, (m) => m.recent)) this.recent.add(u);
     this.reportedRecent = this.recent.size;
@@ -132,7 +138,8 @@ export class Selected {
     const known = new Set(this.uids);
     const added = this.folder.messages.filter((m) => !known.has(m.uid));
     if (added.length) {
-      for (const m of added) this.uids.push(m.uid);
+      // new to this client: their MODSEQs are not changes to report later
+      for (const m of added) { this.uids.push(m.uid); if (m.modseq > this.seenModseq) this.seenModseq = m.modseq; }
       // before any session took one, a read-write session takes every new message, a read-only one those in new/
       for (const u of await this.takeRecent(added, (m) => !this.readOnly || m.recent)) this.recent.add(u);
       out.push({ kind: 'exists', count: this.uids.length });
@@ -156,19 +163,23 @@ export class Selected {
   /** FETCH FLAGS updates for messages changed since the client last heard (not its own changes, not new ones). */
   private flagUpdates(quietUids: Set<number>): Update[] {
     const out: Update[] = [];
-    if (this.folder.serial === this.seenSerial && this.folder.highestModseq === this.seenModseq) return out;
+    const f = this.folder;
+    if (f.serial === this.seenSerial && f.highestModseq === this.lookedAt.highest && f.generation === this.lookedAt.generation) return out;
     const since = this.seenSerial;
     const sinceModseq = this.seenModseq;
+    let top = sinceModseq;
     this.uids.forEach((uid, i) => {
       const m = this.folder.message(uid);
+      if (m && m.modseq > top) top = m.modseq;
       // (an expunged message is not in the folder any more: its expunge is what the client hears)
       if (!m || (m.changed <= since && (!sinceModseq || m.modseq <= sinceModseq)) || quietUids.has(uid)) return;
       const own = this.ownChanges.get(uid);
       if (own && own.changed === m.changed && own.modseq === m.modseq) return;
       out.push({ kind: 'flags', seq: i + 1, uid, flags: this.flagsOf(m), modseq: m.modseq });
     });
-    this.seenSerial = this.folder.serial;
-    this.seenModseq = this.folder.highestModseq;
+    this.seenSerial = f.serial;
+    this.seenModseq = top;
+    this.lookedAt = { highest: f.highestModseq, generation: f.generation };
     return out;
   }
 

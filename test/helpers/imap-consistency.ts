@@ -43,7 +43,7 @@ export interface ConsistencyOptions {
   transcriptLines?: number;
   /**
    * A MODSEQ a session still holds stale after NOOP (or two sessions disagreeing on one) is an
-   * error (default); false counts it in `modseqLag` instead (Sealmail's known gap, see the test).
+   * error (default); false counts it in `modseqLag` instead (the bench reports the count).
    */
   strictModseq?: boolean;
 }

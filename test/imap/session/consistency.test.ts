@@ -29,17 +29,13 @@ const SEED = Number(process.env.CONSISTENCY_SEED ?? Math.floor(Math.random() * 2
 const LIMITS = 'mail_max_userip_connections = 100\n';
 /**
  * IMAP processes for Sealmail (CONSISTENCY_PROCESSES, default 1). With two, a session hears of
- * another's change through the Maildir and the MODSEQ file: that still loses a MODSEQ now and then
- * (a flag change whose modseq frame lands after the other process's scan gave it one of its own),
- * so CI runs one process until that is fixed; the bench runs two.
+ * another's change through the Maildir and the MODSEQ file (the default on a multi-core machine);
+ * CI runs one until what that still shows is fixed (see the report of issue #16: a BINARY of a part
+ * that came back empty for two messages appended at the same moment from two processes).
  */
 const PROCESSES = Number(process.env.CONSISTENCY_PROCESSES ?? 1);
-/**
- * Sealmail still leaves a session with a stale MODSEQ after NOOP now and then (a handful in thousands
- * of commands; flags and keywords are right): counted and shown, an error with CONSISTENCY_STRICT_MODSEQ=1.
- * Dovecot always runs strict.
- */
-const STRICT_MODSEQ = process.env.CONSISTENCY_STRICT_MODSEQ === '1';
+/** CONSISTENCY_STRICT_MODSEQ=0: a stale MODSEQ after NOOP is counted and shown instead of failing. */
+const STRICT_MODSEQ = process.env.CONSISTENCY_STRICT_MODSEQ !== '0';
 const POOL = `service imap-login {\n  process_min_avail = ${PROCESSES}\n}\nservice imap {\n  process_min_avail = ${PROCESSES}\n}\n`;
 
 test('consistency tester: the real Dovecot comes out clean', async (t) => {

@@ -228,11 +228,17 @@ export class UserKeystore {
       ? await cryptJob<string>({ op: 'wrapWithPassword', key: toWirePriv(key), password })
       : privateKeyStringPlain(key);
     const id = keyId(key);
+    // another process (a second login of the same user at the same moment) may have made one meanwhile:
+    // checked again under the dict's lock, its key is the user's (two keys would seal the index differently)
+    let theirs: string | undefined;
     await this.dict.update((m) => {
+      theirs = force ? undefined : m.get(attrKeys.userActive(this.inboxGuid));
+      if (theirs) return;
       m.set(attrKeys.userPub(this.inboxGuid, id), publicKeyString(key));
       m.set(attrKeys.userPriv(this.inboxGuid, id), priv);
       m.set(attrKeys.userActive(this.inboxGuid), id);
     });
+    if (theirs) { await this.unlock(password); return { id: theirs, created: false }; }
     this.userKeys.set(id, key);
     return { id, created: true };
   }

@@ -17,6 +17,26 @@ export async function sendFlagLines(s: Session, keywords: string[], readOnly: bo
   await s.send({ kind: 'status', status: 'OK', code: { name: 'PERMANENTFLAGS', args: [list(readOnly ? [] : [...SYSTEM_FLAGS, ...keywords, '\\*'].map(atom))] }, text: readOnly ? 'Read-only mailbox.' : 'Flags permitted.' });
 }
 
+/**
+ * Before flags go out (a sync's updates, FETCH, STORE replies): keywords the
+ * mailbox has now, or that `names` carry, which the client was not told of
+ * yet — set by another session, process or Dovecot — are announced first,
+ * as Dovecot's client_send_mailbox_flags does at every sync and before any
+ * FETCH line with keywords (RFC 3501 §7.2.6: a client learns of a flag from
+ * FLAGS before it sees it on a message). The list only grows, so it never
+ * drops a keyword still set on a message.
+ */
+export async function announceMailboxKeywords(s: Session, sel: Selected, names: Iterable<string> = []): Promise<void> {
+  await announceKeywords(s, sel, [...sel.folder.keywordOrder, ...names]);
+}
+
+/** Keywords (not system flags) of flag lists. */
+export function keywordsIn(flagLists: Iterable<string[]>): string[] {
+  const out: string[] = [];
+  for (const fl of flagLists) for (const f of fl) if (!f.startsWith('\\')) out.push(f);
+  return out;
+}
+
 /** Add keywords the client has not been told about; announce the list when it grew. */
 export async function announceKeywords(s: Session, sel: Selected, names: string[]): Promise<void> {
   const known = new Set(sel.keywordsAnnounced.map((k) => k.toLowerCase()));

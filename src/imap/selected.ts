@@ -19,8 +19,20 @@ export class Selected {
   uids: number[] = [];
   /** The shared folder's change serial this client is up to date with. */
   private seenSerial = 0;
-  /** Flag changes this client made itself and was already told about (uid → serial). */
-  private ownChanges = new Map<number, number>();
+  /** Flag changes this client made itself and was already told about (uid → serial and MODSEQ then). */
+  private ownChanges = new Map<number, { changed: number; modseq: number }>();
+  /**
+   * The highest MODSEQ among the messages as this client last heard of them:
+   * a message whose MODSEQ is above it changed since, even when its flags
+   * look the same (another process set a flag and cleared it again, RFC 7162
+   * §3.1.4.1; Dovecot reports such a message too, from its log's flag
+   * updates). Taken from the messages, not the folder's HIGHESTMODSEQ: that
+   * may move before a message shows its new MODSEQ (another process's frame
+   * read before our rescan saw its rename).
+   */
+  private seenModseq = 0;
+  /** The folder's HIGHESTMODSEQ and generation at the last look (nothing to compare while both stay). */
+  private lookedAt = { highest: 0, generation: -1 };
   readonly recent = new Set<number>();
   /** RFC 5182 SEARCHRES: the UIDs of the last SEARCH RETURN (SAVE), `$` in later commands (empty before any). */
   saved: number[] = [];
@@ -29,6 +41,15 @@ export class Selected {
 
   /** Keywords the client was told in FLAGS (grows only, as Dovecot's list does; keyword-flags.ts). */
   keywordsAnnounced: string[] = [];
+  private announcedSet: { n: number; set: Set<string> } | null = null;
+
+  /** Some of these keywords were not in a FLAGS list this client was sent. */
+  unannounced(keywords: string[]): boolean {
+    if (!keywords.length) return false;
+    if (this.announcedSet?.n !== this.keywordsAnnounced.length) this.announcedSet = { n: this.keywordsAnnounced.length, set: new Set(this.keywordsAnnounced.map((k) => k.toLowerCase())) };
+    const set = this.announcedSet.set;
+    return keywords.some((k) => !set.has(k.toLowerCase()));
+  }
 
   /** IMAP4rev2 enabled (RFC 9051 has no \Recent flag). */
   rev2 = false;
@@ -48,6 +69,8 @@ export class Selected {
     await this.folder.sync({ moveNew: !this.readOnly });
     this.uids = this.folder.uidList();
     this.seenSerial = this.folder.serial;
+    this.seenModseq = this.folder.maxMessageModseq();
+    this.lookedAt = { highest: this.folder.highestModseq, generation: this.folder.generation };
     this.seenGeneration = this.folder.generation;
     for (const u of await this.takeRecent(this.uids, (u) => this.folder.isRecentCandidate(u))) this.recent.add(u);
     this.reportedRecent = this.recent.size;
@@ -114,7 +137,12 @@ export class Selected {
     const known = new Set(this.uids);
     const added = [...live].filter((u) => !known.has(u));
     if (added.length) {
-      for (const u of added) this.uids.push(u);
+      // new to this client: their MODSEQs are not changes to report later
+      for (const u of added) {
+        this.uids.push(u);
+        const ms = this.folder.message(u)?.modseq ?? 0;
+        if (ms > this.seenModseq) this.seenModseq = ms;
+      }
       // before any session took one, a read-write session takes every new message, a read-only one those in new/
       for (const u of await this.takeRecent(added, (u) => !this.readOnly || this.folder.isRecentCandidate(u))) this.recent.add(u);
       out.push({ kind: 'exists', count: this.uids.length });
@@ -138,16 +166,23 @@ export class Selected {
   /** FETCH FLAGS updates for messages changed since the client last heard (not its own changes, not new ones). */
   private flagUpdates(quietUids: Set<number>): Update[] {
     const out: Update[] = [];
-    if (this.folder.serial === this.seenSerial) return out;
+    const f = this.folder;
+    if (f.serial === this.seenSerial && f.highestModseq === this.lookedAt.highest && f.generation === this.lookedAt.generation) return out;
     const since = this.seenSerial;
+    const sinceModseq = this.seenModseq;
+    let top = sinceModseq;
     this.uids.forEach((uid, i) => {
       const m = this.folder.message(uid);
+      if (m && m.modseq > top) top = m.modseq;
       // (an expunged message is not in the folder any more: its expunge is what the client hears)
-      if (!m || m.changed <= since || quietUids.has(uid)) return;
-      if (this.ownChanges.get(uid) === m.changed) return;
+      if (!m || (m.changed <= since && (!sinceModseq || m.modseq <= sinceModseq)) || quietUids.has(uid)) return;
+      const own = this.ownChanges.get(uid);
+      if (own && own.changed === m.changed && own.modseq === m.modseq) return;
       out.push({ kind: 'flags', seq: i + 1, uid, flags: this.flagsOf(m), modseq: m.modseq });
     });
-    this.seenSerial = this.folder.serial;
+    this.seenSerial = f.serial;
+    this.seenModseq = top;
+    this.lookedAt = { highest: f.highestModseq, generation: f.generation };
     return out;
   }
 
@@ -157,8 +192,15 @@ export class Selected {
    */
   async refresh(): Promise<void> { await this.folder.sync({ moveNew: !this.readOnly }); }
 
+  /** Another session changed the message since this client last heard (what the next sync would report). */
+  hasUpdate(m: MailMessage): boolean {
+    if (m.changed <= this.seenSerial && (!this.seenModseq || m.modseq <= this.seenModseq)) return false;
+    const own = this.ownChanges.get(m.uid);
+    return !own || own.changed !== m.changed || own.modseq !== m.modseq;
+  }
+
   /** Record flags the client was just told about (a STORE reply) so sync() doesn't repeat them. */
-  noteFlags(m: MailMessage): void { this.ownChanges.set(m.uid, m.changed); }
+  noteFlags(m: MailMessage): void { this.ownChanges.set(m.uid, { changed: m.changed, modseq: m.modseq }); }
 
   /** A message this client knows: still in the folder, or expunged and not yet announced to it. */
   private known(uid: number): MailMessage | undefined { return this.folder.message(uid) ?? this.folder.removedMessage(uid); }

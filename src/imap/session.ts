@@ -23,6 +23,7 @@ import { CommandReader, badText, type ImapArg, type LiteralInfo, type ReaderEven
 import { writeResponse, type Response, type ResponseCode, type ImapValue, atom, num, list } from './wire/encoder.js';
 import { formatSequenceSet, normalizeSequenceSet } from './wire/sequence.js';
 import type { Selected, Update } from './selected.js';
+import { announceMailboxKeywords, keywordsIn } from './keyword-flags.js';
 import { COMMANDS, type CommandContext } from './commands/index.js';
 import type { ImapLogin, LoginResult } from './login.js';
 import { splitPlugins } from '../config/mail-plugins.js';
@@ -756,6 +757,8 @@ export class Session {
   async sendUpdates(allowExpunge: boolean, quiet?: Set<number>, tagged = false, uidCommand = false): Promise<ResponseCode | undefined> {
     if (!this.selected) return undefined;
     const ups: Update[] = await this.selected.sync(allowExpunge, quiet, this.qresync);
+    // keywords another session created are announced before any update carries them (Dovecot's imap_sync_init)
+    await announceMailboxKeywords(this, this.selected, keywordsIn(ups.map((u) => (u.kind === 'flags' ? u.flags : []))));
     for (const u of ups) {
       if (u.kind === 'expunge') await this.untagged([num(u.seq), atom('EXPUNGE')]);
       else if (u.kind === 'vanished') await this.untagged([atom('VANISHED'), atom(uidSetText(u.uids))]);

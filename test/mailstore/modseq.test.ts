@@ -131,3 +131,24 @@ test('modseq: two processes share one counter (IMAP workers, sealadm): same mods
   assert.deepEqual(g.messages.map((m) => m.modseq), [h0 + 1, h0 + 2, f.message(3)!.modseq]);
   assert.equal(g.highestModseq, h0 + 2);
 });
+
+test('modseq: a folder first opened with the plain cipher (before the user key was unlocked) is sealed once the user cipher comes', async (t) => {
+  // a mail-crypt login reads the INBOX GUID before its key is open: that first handle must not
+  // leave this process writing frames that the user's other processes (sealing) cannot open
+  ModseqState.forgetAll();
+  const home = tempDir(t);
+  const plain = new MailStore({ mailLocation: 'maildir:~/Maildir', home });
+  await plain.ensureRoot();
+  const f0 = await plain.open('INBOX');
+  await f0.sync();
+  const f = await openInbox(home, testCipher);
+  await f.append(Buffer.from('Subject: a\n\nx\n'));
+  await f.setFlags(f.messages[0], ['\\Seen'], []);
+  const raw = readFileSync(join(home, 'Maildir', MODSEQ_FILE));
+  assert.ok(!raw.includes(Buffer.from('\nm 1 ')), 'no plaintext modseq record on disk');
+  // another process (a fresh state) with the user cipher reads the same modseq
+  const seen = f.message(1)!.modseq;
+  ModseqState.forgetAll();
+  const g = await openInbox(home, testCipher);
+  assert.equal(g.message(1)!.modseq, seen, 'the other process reads what this one wrote');
+});

@@ -21,6 +21,7 @@ import { normalizeSequenceSet, type SeqRange } from '../wire/sequence.js';
 import type { Selected } from '../selected.js';
 import { uidSetText } from '../session.js';
 import { replyError } from './errors.js';
+import { announceMailboxKeywords, keywordsIn } from '../keyword-flags.js';
 
 type Item =
   | { k: 'UID' | 'FLAGS' | 'MODSEQ' | 'INTERNALDATE' | 'SAVEDATE' | 'RFC822.SIZE' | 'ENVELOPE' | 'BODY' | 'BODYSTRUCTURE' | 'RFC822' | 'RFC822.HEADER' | 'RFC822.TEXT' }
@@ -132,6 +133,13 @@ async function* crlfStream(src: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
   }
 }
 
+/** The flags a rendered FETCH item list carries (none without FLAGS). */
+function flagsIn(values: ImapValue[]): string[] {
+  const i = values.findIndex((v) => v.type === 'atom' && v.value === 'FLAGS');
+  const l = i >= 0 ? values[i + 1] : undefined;
+  return l?.type === 'list' ? l.items.flatMap((v) => (v.type === 'atom' ? [v.value] : [])) : [];
+}
+
 async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
   const s = ctx.session;
   const sel = s.selected!;
@@ -152,6 +160,8 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
     if (mods.changedSince !== undefined) msgs = msgs.filter((x) => x.m.modseq > mods.changedSince!);
     const needBody = items.some((i) => i.k === 'SECTION' || i.k.startsWith('RFC822') && i.k !== 'RFC822.SIZE');
     const setsSeen = !sel.readOnly && items.some((i) => (i.k === 'SECTION' && !i.peek) || i.k === 'RFC822' || i.k === 'RFC822.TEXT');
+    // keywords another session set are announced before a FETCH line carries them (Dovecot's client_get_keyword_names)
+    if (msgs.length && (setsSeen || items.some((i) => i.k === 'FLAGS'))) await announceMailboxKeywords(s, sel, msgs.flatMap((x) => x.m.keywords));
     let vanished = false;
     // messages another session expunged whose data was asked for (sent as NIL): Dovecot's OK [EXPUNGEISSUED]
     const lost = new Set<number>();
@@ -188,6 +198,8 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
       if (simple) {
         const line = fastLine(seq, m);
         if (line !== null) {
+          // a keyword set meanwhile by another session: FLAGS first (Dovecot's client_get_keyword_names)
+          if (sel.unannounced(m.keywords)) { await flush(); await announceMailboxKeywords(s, sel, m.keywords); }
           text += line;
           if (text.length >= 65536) { textOut(); await flush(); }
           continue;
@@ -214,6 +226,8 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
         extra.push(num(seq), atom('FETCH'), list([...(uidMode || s.qresync ? [atom('UID'), num(m.uid)] : []), atom('MODSEQ'), list([num(m.modseq)])]));
         s.noteModseq(m.modseq);
       }
+      const shown = keywordsIn([flagsIn(values)]);
+      if (sel.unannounced(shown)) { await flush(); await announceMailboxKeywords(s, sel, shown); }
       const streamed = values.some((v) => v.type === 'literal' && !Buffer.isBuffer(v.body));
       if (!streamed) {
         textOut(); // keep fast-path lines before this one

@@ -15,7 +15,7 @@ import { MailStoreError } from '../../mailstore/errors.js';
 import type { ImapArg } from '../wire/parser.js';
 import type { MailMessage } from '../../mailstore/api/mailbox.js';
 import { uidSetText } from '../session.js';
-import { announceKeywords } from '../keyword-flags.js';
+import { announceKeywords, keywordsIn } from '../keyword-flags.js';
 import { replyError } from './errors.js';
 
 /** `(UNCHANGEDSINCE n)` (RFC 7162 §3.1.3), the only STORE modifier. */
@@ -70,6 +70,7 @@ async function store(ctx: CommandContext, uidMode: boolean): Promise<void> {
     const condstore = s.condstore;
     const modified: number[] = [];
     const replies: { seq: number; msg: MailMessage }[] = [];
+    const stored: MailMessage[] = [];
     const sieveFlags = s.imapSieve?.wants('FLAG', sel.name, sel.name) ? new Map<number, string>() : null;
     for (const { seq, m: msg } of targets) {
       // RFC 7162 §3.1.3: changed since the client's modseq = not stored, reported in [MODIFIED]
@@ -92,16 +93,25 @@ async function store(ctx: CommandContext, uidMode: boolean): Promise<void> {
           msg.flags = nf;
           msg.keywords = nk;
         }
+        stored.push(msg);
       }
-      sel.noteFlags(msg);
-      // Dovecot reports only what changed; with CONDSTORE the new MODSEQ even when SILENT
+      // Dovecot reports only what changed; with CONDSTORE the new MODSEQ even when SILENT. A message
+      // this STORE left alone that another session changed comes in its place too (Dovecot's replies
+      // are its sync's, in sequence order)
       if (!same && (condstore || !m[2])) replies.push({ seq, msg });
+      else if (same && !m[2] && sel.hasUpdate(msg)) { replies.push({ seq, msg }); stored.push(msg); }
     }
     // the modseqs are on disk before any client sees them
     await sel.folder.commitModseqs();
+    // with their new MODSEQs: this client's own changes are not repeated by the next sync (a message
+    // it left as it was is not noted: another session's change to it is still to be reported)
+    for (const msg of stored) sel.noteFlags(msg);
     if (sieveFlags?.size) await s.imapSieve!.run({ cause: 'FLAG', mailbox: sel.name, from: sel.name, uids: [...sieveFlags.keys()], changedFlags: sieveFlags });
-    await announceKeywords(s, sel, kws);
+    // its own new keywords, and any another session set on the messages it reports
+    // (its own first, as Dovecot's view adds them before it syncs others')
+    await announceKeywords(s, sel, [...kws, ...sel.folder.keywordOrder, ...keywordsIn(replies.map(({ msg }) => msg.keywords))]);
     for (const { seq, msg } of replies) {
+      if (!m[2] && sel.unannounced(msg.keywords)) await announceKeywords(s, sel, msg.keywords); // changed meanwhile by another session
       const uid = uidMode || s.qresync ? [atom('UID'), num(msg.uid)] : [];
       const modseq = condstore ? [atom('MODSEQ'), list([num(msg.modseq)])] : [];
       if (condstore) s.noteModseq(msg.modseq);

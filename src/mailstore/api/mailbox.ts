@@ -57,6 +57,8 @@ export interface MailFolder {
   readonly fieldCache: FieldCache | null;
   sync(opts?: { moveNew?: boolean; assignUids?: boolean }): Promise<void>;
   message(uid: number): MailMessage | undefined;
+  /** The highest MODSEQ any current message has (0 without modseqs): a session's point of comparison. */
+  maxMessageModseq(): number;
   /** The UIDs of `messages`, in order (without a view object per message). */
   uidList(): number[];
   /** Position in `messages` of the first message without `flag` (SELECT's [UNSEEN]), -1 if none. */

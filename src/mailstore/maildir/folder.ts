@@ -271,7 +271,11 @@ export class MaildirFolder implements MailFolder, TableOwner {
     // Dovecot's quick check: nothing in new/, cur/ or the uidlist changed since the message
     // list was built (folder-files.ts) = nothing to do: three stats, no listing, no reads
     let snap = await this.files.refresh();
-    if (snap.version === this.builtVersion && (!opts.moveNew || this.newWasEmpty)) return;
+    if (snap.version === this.builtVersion && (!opts.moveNew || this.newWasEmpty)) {
+      // other processes' modseq frames for flag changes this process already saw renamed
+      await this.modseqs.catchUp(() => this.messages);
+      return;
+    }
     this.scanSerial = this.serial;
     const modseqs = this.modseqs;
     const modseqSince = modseqs.tick;
@@ -410,6 +414,8 @@ export class MaildirFolder implements MailFolder, TableOwner {
       table.setChanged(row, oldFile === f.file ? old.changed(o) : ++this.serial);
     }
     this.table = table;
+    // (a change waiting for its modseq holds MessageRef views, which follow the new table by UID:
+    // the flush reaches the new row without re-registering anything)
     this.generation++;
     this.keywordOrder = table.keywordOrder();
     this.firstSync = false;
@@ -436,6 +442,13 @@ export class MaildirFolder implements MailFolder, TableOwner {
   isRecentCandidate(uid: number): boolean {
     const row = this.table.rowOf(uid);
     return row >= 0 && this.table.recent(row);
+  }
+
+  maxMessageModseq(): number {
+    const t = this.table;
+    let max = 0;
+    for (let i = 0; i < t.length; i++) if (t.modseq(i) > max) max = t.modseq(i);
+    return max;
   }
 
   message(uid: number): MaildirMessage | undefined {

@@ -24,7 +24,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import type { IndexCipher } from '../../crypt/codec.js';
+import { identityCipher, type IndexCipher } from '../../crypt/codec.js';
 import { acquireDotlock, writeAtomic, type Dotlock } from './dotlock.js';
 import { readDovecotHighestModseq } from './dovecot-modseq.js';
 import { ModseqEntries } from './modseq-entries.js';
@@ -103,9 +103,16 @@ export class ModseqState {
    * new messages by its rescan). Returns false when unusable.
    */
   async ready(cipher: IndexCipher, uidValidity: number, usedBefore: boolean): Promise<boolean> {
-    if (!this.loading) {
-      if (!cipherWorks(cipher)) return false;
+    // A mail-crypt user's first folder access in a process may come before the key is unlocked (the
+    // INBOX GUID the keys are filed under, read with the plain cipher): the user's sealing cipher,
+    // when it comes, takes over, or this process would write frames the user's other processes cannot
+    // open, and each would take the other's for a lost file (HIGHESTMODSEQ jumping on every change).
+    const upgrade = this.loading !== null && this.cipher === identityCipher && cipher !== identityCipher;
+    if (!this.loading || upgrade) {
+      if (!cipherWorks(cipher)) return !upgrade ? false : true;
       this.cipher = cipher;
+      this.fileIno = -1;
+      this.fileBytes = 0;
       this.loading = this.locked(() => this.loadLocked(uidValidity, usedBefore));
     }
     await this.loading;
@@ -139,18 +146,26 @@ export class ModseqState {
    * false when the file is missing or damaged. With `locked`, an incomplete
    * last frame is damage (its writer died); without, it is still being written.
    */
-  private async refresh(locked: boolean): Promise<boolean> {
+  private async refresh(locked: boolean, msgs?: ModseqMessage[] | (() => ModseqMessage[])): Promise<boolean> {
     let fh: fsp.FileHandle;
     try { fh = await fsp.open(this.path, 'r'); } catch { return false; }
+    let st: import('node:fs').Stats;
+    let from: number;
+    let raw: Buffer;
+    let bytesRead: number;
     try {
-      const st = await fh.stat();
-      // what we read after having read the file before is another process's newer state
-      const fresh = this.fileIno !== -1;
-      let from = this.fileBytes;
+      st = await fh.stat();
+      from = this.fileBytes;
       if (st.ino !== this.fileIno || st.size < this.fileBytes) from = 0;
       if (from === st.size) return true;
-      const raw = Buffer.alloc(st.size - from);
-      const { bytesRead } = await fh.read(raw, 0, raw.length, from);
+      raw = Buffer.alloc(st.size - from);
+      ({ bytesRead } = await fh.read(raw, 0, raw.length, from));
+    } finally { await fh.close(); }
+    // from here on no await: what other processes wrote reaches the state and `msgs` at once, so no
+    // session sees the new HIGHESTMODSEQ while a message still shows its old MODSEQ
+    {
+      // what we read after having read the file before is another process's newer state
+      const fresh = this.fileIno !== -1;
       let off = 0;
       const data = raw.subarray(0, bytesRead);
       if (from === 0) {
@@ -174,8 +189,18 @@ export class ModseqState {
       }
       this.fileIno = st.ino;
       this.fileBytes = from + off;
+      // a list built only when another process wrote something (a folder's views cost one object each)
+      if (msgs) this.adopt(typeof msgs === 'function' ? msgs() : msgs);
       return true;
-    } finally { await fh.close(); }
+    }
+  }
+
+  /** Messages whose flags are as another process recorded them take its modseq. */
+  private adopt(msgs: ModseqMessage[]): void {
+    for (const m of msgs) {
+      const e = this.entries.get(m.uid);
+      if (e && e.sig === flagSignature(m.file)) m.modseq = e.modseq;
+    }
   }
 
   /**
@@ -183,8 +208,8 @@ export class ModseqState {
    * (its writer died mid-frame, someone deleted it) held changes we cannot
    * know: HIGHESTMODSEQ jumps as for a lost file, and it is rewritten from memory.
    */
-  private async refreshLocked(): Promise<void> {
-    if (await this.refresh(true)) return;
+  private async refreshLocked(msgs?: ModseqMessage[]): Promise<void> {
+    if (await this.refresh(true, msgs)) return;
     this.highest = Math.max(this.highest, Date.now());
     this.vanishedFloor = this.highest;
     await this.compactLocked();
@@ -261,11 +286,11 @@ export class ModseqState {
    */
   async reconcile(msgs: ModseqMessage[], since: number): Promise<void> {
     // the common case (nothing changed) needs no lock: catch up with others, compare
-    await this.refresh(false);
+    await this.refresh(false, msgs);
     const quick = this.diff(msgs, since);
     if (!quick.changed.length && !quick.gone.length && !this.changes.size) return;
     await this.locked(async () => {
-      await this.refreshLocked();
+      await this.refreshLocked(msgs);
       const { changed, gone } = this.diff(msgs, since);
       const lines: string[] = [];
       let ms = 0;
@@ -280,6 +305,23 @@ export class ModseqState {
       lines.push(...this.takeChanges(next));
       await this.write(lines);
     });
+  }
+
+  /**
+   * Between scans (the Maildir looked unchanged): frames other processes
+   * appended since — the modseqs of their flag changes, which they may write
+   * after the rename a scan of ours already saw and gave a modseq of its own —
+   * are applied to the messages whose flags they recorded as we see them, so
+   * every process reports a message with the same MODSEQ.
+   */
+  async catchUp(msgs: () => ModseqMessage[]): Promise<void> {
+    if (!this.cipher || !this.loading) return;
+    // one stat when nothing was appended (the NOOP path): the file is opened only when it grew
+    try {
+      const st = await fsp.stat(this.path);
+      if (st.ino === this.fileIno && st.size === this.fileBytes) return;
+    } catch { return; }
+    await this.refresh(false, msgs);
   }
 
   /** Remember that a CONDSTORE client used the folder. */
@@ -303,6 +345,18 @@ export class ModseqState {
     const list = this.changes.get(uid) ?? [];
     for (const m of ms) if (!list.includes(m)) list.push(m);
     this.changes.set(uid, list);
+  }
+
+  /**
+   * A newer object of a message whose change waits for its modseq (a sync
+   * rebuilt the message list between the rename and the flush) gets that
+   * modseq too, or it would keep the old one while HIGHESTMODSEQ moves on.
+   */
+  get pending(): boolean { return this.changes.size > 0; }
+
+  alsoFor(m: ModseqMessage): void {
+    const list = this.changes.get(m.uid);
+    if (list && !list.includes(m)) list.push(m);
   }
 
   private takeChanges(next: () => number): string[] {

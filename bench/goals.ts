@@ -115,8 +115,10 @@ export async function goals(quick: boolean): Promise<{ rows: BenchRow[]; table: 
   const cells = out.map((g) => [g.goal, g.sealmail, g.dovecot, Number.isFinite(g.ratio) ? g.ratio.toFixed(2) : '–', g.met === null ? '–' : g.met ? 'yes' : 'no', g.note ?? '']);
   const widths = cols.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i].length)));
   const line = (r: string[]) => '| ' + r.map((c, i) => c.padEnd(widths[i])).join(' | ') + ' |';
+  // the sizes this run was given, so that the header names the command that reproduces it
+  const sizes = Object.entries(process.env).filter(([k]) => /^(W1|MIX|LMTP_BENCH|LOAD_BENCH)_/.test(k) && !(quick && QUICK_SIZES[k] === process.env[k])).map(([k, v]) => `${k}=${v} `).join('');
   const table = [
-    `Issue 15 goals, ${started.toISOString().slice(0, 16).replace('T', ' ')}–${new Date().toISOString().slice(11, 16)} UTC; ${machineLine()}; \`npm run bench -- goals${quick ? ' quick' : ''}\``,
+    `Issue 15 goals, ${started.toISOString().slice(0, 16).replace('T', ' ')}–${new Date().toISOString().slice(11, 16)} UTC; ${machineLine()}; \`${sizes}npm run bench -- goals${quick ? ' quick' : ''}\``,
     '',
     line(cols),
     '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|',

@@ -10,7 +10,11 @@
  * - the longest NOOP stall during a login storm: one session sends NOOPs
  *   back to back while LOAD_BENCH_STORM (50) clients connect (TLS), LOGIN,
  *   SELECT INBOX and LOGOUT all at once; max and p99 of the NOOPs that ran
- *   during the storm, LOAD_BENCH_REPEAT (3) storms per server, alternating.
+ *   during the storm, LOAD_BENCH_REPEAT (3) storms per server, alternating;
+ * - the whole tree at rest (freshly started) and with one user's
+ *   LOAD_BENCH_BIG (100,000)-message INBOX selected by 1 and then by 10
+ *   sessions (copies of one Maildir cached under the temp dir, see
+ *   cachedMaildir), measured first, before the idle sessions.
  * Sealmail as the ISPmail tree runs it (root, no mail_uid: the root master);
  * with LOAD_BENCH_MAIL_UID=1 also with mail_uid set (the supervised pools;
  * +2 minutes). LOAD_BENCH_DOVECOT_LOGIN=security: Dovecot's imap-login as
@@ -23,7 +27,8 @@ import type { TestContext } from 'node:test';
 import type { BenchRow } from './harness.js';
 import { Conn } from './imap-client.js';
 import { describeCpu, describeTree, treeCpu, treeMemory, treePids, type TreeMemory } from './process-tree.js';
-import { benchUser, makeUserDb, PASSWORD, startDovecotSide, startSealmailSide } from './ispmail-pair.js';
+import { benchUser, makeUserDb, PASSWORD, replaceMaildir, startDovecotSide, startSealmailSide } from './ispmail-pair.js';
+import { cachedMaildir } from './imap-server.bench.js';
 import { tempDir } from '../test/helpers/tmp.js';
 
 const CONNS = Number(process.env.LOAD_BENCH_CONNS ?? 2000);
@@ -36,6 +41,9 @@ const STEPS = process.env.LOAD_BENCH_STORM_STEPS ?? 'full';
 const DOVECOT_LOGIN = process.env.LOAD_BENCH_DOVECOT_LOGIN === 'security' ? 'security' : 'performance';
 /** Connections being opened at once while the idle sessions are set up. */
 const OPENING = 20;
+/** Messages of the big INBOX, and the session counts that select it. */
+const BIG = Number(process.env.LOAD_BENCH_BIG ?? 100_000);
+const BIG_SESSIONS = [1, 10];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -70,7 +78,29 @@ async function settledMemory(pid: number): Promise<TreeMemory> {
   return prev;
 }
 
-interface IdleFigures { rest: TreeMemory; loaded: TreeMemory; rssPer: number; pssPer: number; secs: number }
+export interface BigFigures { rest: TreeMemory; selected: Map<number, TreeMemory> }
+
+/** The tree at rest, then with `user`'s big INBOX selected by each of BIG_SESSIONS sessions (opened one after another). */
+async function bigMailbox(label: string, port: number, masterPid: number, user: number): Promise<BigFigures> {
+  const rest = await settledMemory(masterPid);
+  log(`${label} at rest: ${rest.processes} processes, RSS ${(rest.rssKiB / 1024).toFixed(1)} MiB, PSS ${(rest.pssKiB / 1024).toFixed(1)} MiB\n${describeTree(rest)}`);
+  const selected = new Map<number, TreeMemory>();
+  const conns: Conn[] = [];
+  try {
+    for (const n of BIG_SESSIONS) {
+      const t0 = Date.now();
+      while (conns.length < n) conns.push(await session(port, user));
+      const m = await settledMemory(masterPid);
+      log(`${label} with the ${BIG}-message INBOX selected by ${n} sessions (opened in ${((Date.now() - t0) / 1000).toFixed(1)} s): RSS ${(m.rssKiB / 1024).toFixed(1)} MiB, PSS ${(m.pssKiB / 1024).toFixed(1)} MiB\n${describeTree(m)}`);
+      selected.set(n, m);
+    }
+  } finally {
+    for (const c of conns) c.sock.destroy();
+  }
+  return { rest, selected };
+}
+
+export interface IdleFigures { rest: TreeMemory; loaded: TreeMemory; rssPer: number; pssPer: number; secs: number }
 
 /** CONNS idle IDLE sessions on a freshly started server; its tree at rest and with them. */
 async function idleSessions(label: string, port: number, masterPid: number): Promise<IdleFigures> {
@@ -106,7 +136,7 @@ async function idleSessions(label: string, port: number, masterPid: number): Pro
   }
 }
 
-interface Storm { max: number; p99: number; noops: number; secs: number; failed: number; /** median NOOP before the storm */ before: number }
+export interface Storm { max: number; p99: number; noops: number; secs: number; failed: number; /** median NOOP before the storm */ before: number }
 
 /** One login storm while a probe session sends NOOPs back to back; the NOOPs that overlapped the storm. */
 async function storm(label: string, port: number, masterPid: number, firstUser: number): Promise<Storm> {
@@ -197,22 +227,58 @@ function checkFdLimit(): void {
   if (soft < need) throw new Error(`the open-files limit is ${soft}, ${CONNS} sessions need ${need}: run under \`ulimit -n ${need}\``);
 }
 
+function bigRows(s: BigFigures, d: BigFigures | null): BenchRow[] {
+  const cell = (m: TreeMemory) => `RSS ${mib(m.rssKiB)}, PSS ${mib(m.pssKiB)} (${m.processes} processes)`;
+  const ratio = (a: TreeMemory, b: TreeMemory) => `RSS ${(a.rssKiB / b.rssKiB).toFixed(2)}x, PSS ${(a.pssKiB / b.pssKiB).toFixed(2)}x`;
+  return [
+    { name: 'IMAPS: whole process tree at rest (freshly started)', sealmail: cell(s.rest), dovecot: d ? cell(d.rest) : 'not installed', note: d ? `${ratio(s.rest, d.rest)} (goal RSS ≤ 2x)` : '' },
+    ...BIG_SESSIONS.map((n) => ({
+      name: `IMAPS: whole process tree, a ${BIG}-message INBOX selected by ${n} session${n > 1 ? 's' : ''}`,
+      sealmail: cell(s.selected.get(n)!), dovecot: d ? cell(d.selected.get(n)!) : 'not installed',
+      note: d ? `${ratio(s.selected.get(n)!, d.selected.get(n)!)} (goal RSS ≤ 2x)` : '',
+    })),
+  ];
+}
+
+export interface LoadFigures { big: { s: BigFigures; d: BigFigures | null }; idle: { s: IdleFigures; d: IdleFigures | null }; storms: { s: Storm[]; d: Storm[] | null } }
+
 export default async function imapLoadBench(): Promise<BenchRow[]> {
+  return (await loadBench()).rows;
+}
+
+/** Every measurement of this file; the figures (for the goals table) and the rows. */
+export async function loadBench(): Promise<{ figures: LoadFigures; rows: BenchRow[] }> {
   checkFdLimit();
   const cleanups: (() => unknown)[] = [];
   const fakeT = { after: (fn: () => unknown) => { cleanups.push(fn); }, skip: () => undefined, diagnostic: () => undefined } as unknown as TestContext;
   const rows: BenchRow[] = [];
+  let figures: LoadFigures;
+  let finished = false;
   try {
     const dbDir = tempDir(fakeT, 'sealmail-loadbench');
     chmodSync(dbDir, 0o755); // the auth processes (Sealmail's as default_internal_user) open the table
     const db = join(dbDir, 'mailserver.sqlite');
+    // the big INBOX on a pair of its own, freshly started (what the idle sessions leave behind would blur it)
+    const bigDb = join(dbDir, 'big.sqlite');
+    makeUserDb(bigDb, 1);
+    const bigSrc = cachedMaildir(BIG);
+    const bigSeal = await startSealmailSide(fakeT, bigDb, 1, 100, false);
+    const bigDove = await startDovecotSide(fakeT, bigDb, 1, 100, bigSeal.srv.dir, DOVECOT_LOGIN);
+    replaceMaildir(bigSeal.srv.dir, benchUser(1), bigSrc);
+    if (bigDove) replaceMaildir(bigDove.dv.dir, benchUser(1), bigSrc);
+    const sBig = await bigMailbox('Sealmail (root master)', bigSeal.port, bigSeal.masterPid, 1);
+    const dBig = bigDove ? await bigMailbox('Dovecot', bigDove.port, bigDove.masterPid, 1) : null;
+    rows.push(...bigRows(sBig, dBig));
+    await bigSeal.srv.stop();
+    bigDove?.dv.stop();
+
     const users = Math.max(CONNS, STORM * REPEAT);
     makeUserDb(db, users);
     const seal = await startSealmailSide(fakeT, db, users, CONNS, false);
     const dove = await startDovecotSide(fakeT, db, users, CONNS, seal.srv.dir, DOVECOT_LOGIN);
     const root = `root, no mail_uid${DOVECOT_LOGIN === 'security' ? '; Dovecot: imap-login process per connection' : ''}`;
     // a failure shows the server's own account of it
-    cleanups.push(() => { if (!rows.length) log(`Sealmail's output (tail):\n${seal.srv.output().slice(-3000)}${dove ? `\nDovecot's log (tail):\n${dove.dv.log().slice(-3000)}` : ''}`); });
+    cleanups.push(() => { if (!finished) log(`Sealmail's output (tail):\n${seal.srv.output().slice(-3000)}${dove ? `\nDovecot's log (tail):\n${dove.dv.log().slice(-3000)}` : ''}`); });
     const sIdle = await idleSessions('Sealmail (root master)', seal.port, seal.masterPid);
     const dIdle = dove ? await idleSessions('Dovecot', dove.port, dove.masterPid) : null;
     rows.push(...idleRow(root, sIdle, dIdle));
@@ -225,6 +291,8 @@ export default async function imapLoadBench(): Promise<BenchRow[]> {
       if (dove) { dStorms.push(await storm('Dovecot', dove.port, dove.masterPid, 1 + i * STORM)); log(`Dovecot storm ${i + 1}: ${JSON.stringify(dStorms[i])}`); }
     }
     rows.push(stormRow(root, sStorms, dove ? dStorms : null));
+    figures = { big: { s: sBig, d: dBig }, idle: { s: sIdle, d: dIdle }, storms: { s: sStorms, d: dove ? dStorms : null } };
+    finished = true;
     await seal.srv.stop();
     if (WITH_MAIL_UID) {
       const pools = await startSealmailSide(fakeT, db, users, CONNS, true);
@@ -238,5 +306,5 @@ export default async function imapLoadBench(): Promise<BenchRow[]> {
   } finally {
     for (const fn of cleanups.reverse()) await fn();
   }
-  return rows;
+  return { figures, rows };
 }

@@ -7,7 +7,8 @@
  * trees, IMAPS, the ISPmail shape).
  */
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { setupDovecot, mailIds } from '../test/helpers/dovecot.js';
@@ -28,6 +29,20 @@ export function makeMaildir(root: string, n: number, bodyFor: (i: number) => str
   }
 }
 
+/**
+ * A Maildir of `n` bench messages (`msg`) generated once into a cache under
+ * the temp dir and reused by later runs (a 100k-message Maildir takes a
+ * minute to write); servers get copies of it (installCopy).
+ */
+export function cachedMaildir(n: number): string {
+  const dir = join(tmpdir(), 'sealmail-bench-cache', `maildir-${n}`);
+  if (existsSync(`${dir}.complete`)) return dir;
+  rmSync(dir, { recursive: true, force: true });
+  makeMaildir(dir, n, msg);
+  writeFileSync(`${dir}.complete`, '');
+  return dir;
+}
+
 /** A copy of `src` as `dest` (a home's Maildir or one folder of it), owned by the mail user when run as root. */
 export function installCopy(src: string, dest: string, home: string): void {
   mkdirSync(join(dest, '..'), { recursive: true });
@@ -36,7 +51,8 @@ export function installCopy(src: string, dest: string, home: string): void {
   if (process.getuid?.() === 0) spawnSync('chown', ['-R', `${uid}:${gid}`, home]);
 }
 
-const msg = (i: number) => `From: Sender ${i % 97} <s${i % 97}@example.org>\nTo: ${USER}\nSubject: bench message ${i}\nDate: Mon, 2 Feb 2026 10:00:00 +0000\nMessage-ID: <${i}@bench>\n\n${i % 500 === 0 ? 'needle in this one\n' : ''}${'filler text line\n'.repeat(5)}`;
+/** The bench's message i: a small text message, one in 500 with the word `needle`. */
+export const msg = (i: number) => `From: Sender ${i % 97} <s${i % 97}@example.org>\nTo: ${USER}\nSubject: bench message ${i}\nDate: Mon, 2 Feb 2026 10:00:00 +0000\nMessage-ID: <${i}@bench>\n\n${i % 500 === 0 ? 'needle in this one\n' : ''}${'filler text line\n'.repeat(5)}`;
 
 async function measure(port: number): Promise<{ select: number; fetch: number; fetchEnv: number; env: number; search: number }> {
   const c = await Conn.open(port);

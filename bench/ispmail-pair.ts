@@ -12,18 +12,20 @@
  * clients: service_count = 0, one process per core).
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { mailIds, setupDovecot, type Dovecot } from '../test/helpers/dovecot.js';
 import { startSealmail, type SealmailServer } from '../test/helpers/sealmail-server.js';
 import { freePort } from '../test/helpers/databases.js';
 import { repoRoot } from '../test/helpers/paths.js';
-import { makeMaildir } from './imap-server.bench.js';
+import { installCopy, makeMaildir } from './imap-server.bench.js';
 
 export const DOMAIN = 'example.org';
 export const PASSWORD = 'benchpass';
 const USER_MESSAGES = 20;
+/** ISPmail's mail_max_userip_connections (20-imap.conf); a bench with more sessions of one user raises it on both servers. */
+const USERIP_CONNS = 20;
 
 /** The n-th bench user (1-based); `probe` is the latency probe's. */
 export const benchUser = (n: number | 'probe') => (n === 'probe' ? `probe@${DOMAIN}` : `u${String(n).padStart(4, '0')}@${DOMAIN}`);
@@ -52,7 +54,7 @@ function highSecurityLogin(conns: number): string {
 }
 
 /** ISPmail's conf.d (10-auth, 10-mail, 10-ssl, 20-imap, 90-quota) as far as these benches touch it. */
-function ispmailConf(sqlExt: string, certDir: string): string {
+function ispmailConf(sqlExt: string, certDir: string, userIpConns: number): string {
   return `disable_plaintext_auth = yes
 auth_mechanisms = plain login
 auth_username_format = %Lu
@@ -71,7 +73,7 @@ namespace inbox {
 mail_plugins = $mail_plugins quota
 protocol imap {
   mail_plugins = $mail_plugins imap_quota
-  mail_max_userip_connections = 20
+  mail_max_userip_connections = ${userIpConns}
 }
 plugin {
   quota = maildir:User quota
@@ -125,11 +127,23 @@ function makeHomes(homes: string, users: number): void {
   spawnSync('chown', ['-R', `${uid}:${gid}`, homes]);
 }
 
+/**
+ * Replaces `user`'s Maildir under a server's home tree (`<dir>/home`, as
+ * writeSqlExt's user_query has it) with a copy of `src`, owned by the mail
+ * user; before the server first opens it.
+ */
+export function replaceMaildir(serverDir: string, user: string, src: string): void {
+  const [local, domain] = user.split('@');
+  const home = join(serverDir, 'home', domain, local);
+  rmSync(join(home, 'Maildir'), { recursive: true, force: true });
+  installCopy(src, join(home, 'Maildir'), home);
+}
+
 export interface SealmailSide { srv: SealmailServer; port: number; masterPid: number }
 export interface DovecotSide { dv: Dovecot; port: number; masterPid: number }
 
 /** Sealmail on the ISPmail shape; `mailUid`: keep the mail_uid/mail_gid the test helper sets (the supervised pools) instead of the root master. */
-export async function startSealmailSide(t: TestContext, db: string, users: number, conns: number, mailUid: boolean): Promise<SealmailSide> {
+export async function startSealmailSide(t: TestContext, db: string, users: number, conns: number, mailUid: boolean, userIpConns = USERIP_CONNS): Promise<SealmailSide> {
   const srv = await startSealmail(t, {
     passdb: '',
     beforeStart: (dir) => {
@@ -140,21 +154,21 @@ export async function startSealmailSide(t: TestContext, db: string, users: numbe
       // the helper's static userdb goes: users come from the SQL table
       let conf = text.replace(/userdb \{\n  driver = static\n  args = [^\n]*\n\}\n/, '');
       if (!mailUid) conf = conf.replace(/^mail_uid = .*\n/m, '').replace(/^mail_gid = .*\n/m, '');
-      return conf + ispmailConf(join(dir, 'dovecot-sql.conf.ext'), dir) + limits(conns);
+      return conf + ispmailConf(join(dir, 'dovecot-sql.conf.ext'), dir, userIpConns) + limits(conns);
     },
   });
   return { srv, port: srv.imapsPort, masterPid: srv.pid };
 }
 
 /** Dovecot on the same shape, with a copy of Sealmail's certificate (from `certDir`); `loginMode` `security`: imap-login as Dovecot's defaults have it (highSecurityLogin). */
-export async function startDovecotSide(t: TestContext, db: string, users: number, conns: number, certDir: string, loginMode: 'performance' | 'security' = 'performance'): Promise<DovecotSide | null> {
+export async function startDovecotSide(t: TestContext, db: string, users: number, conns: number, certDir: string, loginMode: 'performance' | 'security' = 'performance', userIpConns = USERIP_CONNS): Promise<DovecotSide | null> {
   const port = await freePort();
   // the conf names files in its own directory, known once it exists: placeholders, filled in below
   const dv = setupDovecot(t, {
     protocols: 'imap',
     passdb: '',
     userdb: '',
-    extraConf: `${ispmailConf('SQLEXT', 'CERTDIR')}${limits(conns)}${loginMode === 'security' ? highSecurityLogin(conns) : ''}service imap-login {\n  inet_listener imaps {\n    port = ${port}\n    ssl = yes\n  }\n}\n`,
+    extraConf: `${ispmailConf('SQLEXT', 'CERTDIR', userIpConns)}${limits(conns)}${loginMode === 'security' ? highSecurityLogin(conns) : ''}service imap-login {\n  inet_listener imaps {\n    port = ${port}\n    ssl = yes\n  }\n}\n`,
   });
   if (!dv) return null;
   for (const f of ['cert.pem', 'key.pem']) copyFileSync(join(certDir, f), join(dv.dir, f));

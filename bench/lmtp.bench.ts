@@ -28,6 +28,9 @@ const N = Number(process.env.LMTP_BENCH_N ?? 1000);
 const BIG_N = Number(process.env.LMTP_BENCH_BIG_N ?? 10);
 const BIG_SIZE = 30 * 1024 * 1024;
 const KILLS = Number(process.env.LMTP_BENCH_KILLS ?? 200);
+/** Concurrent clients of the throughput rows, as Postfix's lmtp delivery agents connect (one transaction per connection): LMTP_BENCH_CLIENTS, default 4 and 20. */
+const CLIENT_COUNTS = (process.env.LMTP_BENCH_CLIENTS ?? '4,20').split(',').map(Number);
+/** Clients of the crash run. */
 const CLIENTS = 4;
 /** The concurrent Postfix-like clients of the deliveries/s rows (LMTP_BENCH_CLIENTS=4,20). */
 const CLIENT_COUNTS = (process.env.LMTP_BENCH_CLIENTS ?? '4,20').split(',').map(Number).filter((n) => n > 0);
@@ -37,6 +40,7 @@ const ROUNDS = Math.max(1, Number(process.env.LMTP_BENCH_ROUNDS ?? 5));
 const THROUGHPUT_ONLY = process.env.LMTP_BENCH_ONLY === 'throughput';
 const PW = 'benchpass';
 const USER = 'bench@example.org';
+const PASSDB = `passdb {\n  driver = static\n  args = password=${PW} userdb_mail_crypt_private_password=%w\n}`;
 
 const cryptConf = (curve: string) => `mail_attribute_dict = file:%h/Maildir/dovecot-attributes
 mail_plugins = $mail_plugins mail_crypt
@@ -123,49 +127,68 @@ async function bigMessagesRow(fakeT: TestContext, passdb: string, rootMaster = f
   };
 }
 
+export interface LmtpFigure { label: string; clients: number; s: number; d: number }
+
+/**
+ * Deliveries/s for a plain, a P-256 and a P-521 user with each of
+ * CLIENT_COUNTS concurrent clients: per user shape a fresh Sealmail, then a
+ * fresh Dovecot (d NaN when Dovecot is not installed).
+ */
+export async function lmtpThroughput(fakeT: TestContext, passdb = PASSDB): Promise<{ figures: LmtpFigure[]; rows: BenchRow[] }> {
+  const figures: LmtpFigure[] = [];
+  let per = N;
+  for (const [label, curve] of [['plain', ''], ['mail-crypt P-256', 'prime256v1'], ['mail-crypt P-521', 'secp521r1']] as const) {
+    const conf = curve ? cryptConf(curve) : '';
+    const smPort = await freePort();
+    const srv = await startSealmail(fakeT, { passdb, extraConf: `protocols = imap lmtp\n${conf}service lmtp {\n  inet_listener lmtp {\n    port = ${smPort}\n  }\n}\n` });
+    if (curve) {
+      const c = new ImapFlow({ host: '127.0.0.1', port: srv.imapsPort, secure: true, auth: { user: USER, pass: PW }, logger: false, tls: { rejectUnauthorized: false } });
+      await c.connect();
+      await c.logout();
+    }
+    const dvPort = await freePort();
+    const dv = setupDovecot(fakeT, { start: true, passdb, extraConf: `${conf}service lmtp {\n  inet_listener lmtp {\n    port = ${dvPort}\n  }\n}\n` });
+    if (dv && curve) {
+      const gen = dv.doveadm(['-o', `plugin/mail_crypt_private_password=${PW}`, 'mailbox', 'cryptokey', 'generate', '-u', USER, '-U']);
+      if (gen.status !== 0) throw new Error(`doveadm cryptokey generate: ${gen.stderr}`);
+    }
+    // warmed up first (Sealmail's processes load the delivery code on their first message, Dovecot starts its lmtp processes)
+    const warm = 2 * Math.max(...CLIENT_COUNTS);
+    await run(smPort, `s-${curve}-warm`, Math.max(...CLIENT_COUNTS), warm);
+    if (dv) await run(dvPort, `d-${curve}-warm`, Math.max(...CLIENT_COUNTS), warm);
+    // both servers up at once, and their runs interleaved in ROUNDS slices (Sealmail, Dovecot, Sealmail, …):
+    // on a machine shared with other work the load then weighs on both alike, and the ratio holds
+    for (const clients of CLIENT_COUNTS) {
+      const slice = Math.max(1, Math.round(N / ROUNDS));
+      per = slice * ROUNDS;
+      let sSecs = 0; let dSecs = 0;
+      for (let r = 0; r < ROUNDS; r++) {
+        sSecs += slice / await run(smPort, `s-${curve}-${clients}-${r}`, clients, slice);
+        if (dv) dSecs += slice / await run(dvPort, `d-${curve}-${clients}-${r}`, clients, slice);
+      }
+      figures.push({ label, clients, s: per / sSecs, d: dv ? per / dSecs : NaN });
+    }
+    await srv.stop();
+    dv?.stop();
+  }
+  const rows = figures.map(({ label, clients, s, d }) => ({
+    name: `LMTP deliveries/s, ${label}, ${clients} clients, ${per} × 5 KiB`,
+    sealmail: `${s.toFixed(0)}/s`,
+    dovecot: Number.isNaN(d) ? 'not installed' : `${d.toFixed(0)}/s`,
+    note: Number.isNaN(d) ? '' : `${(s / d).toFixed(2)}x Dovecot`,
+  }));
+  return { figures, rows };
+}
+
 export default async function (): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const cleanups: (() => unknown)[] = [];
   const fakeT = { after: (fn: () => unknown) => { cleanups.push(fn); }, skip: () => undefined, diagnostic: () => undefined } as unknown as TestContext;
-  const passdb = `passdb {\n  driver = static\n  args = password=${PW} userdb_mail_crypt_private_password=%w\n}`;
+  const passdb = PASSDB;
   try {
     if (!THROUGHPUT_ONLY) rows.push(await bigMessagesRow(fakeT, passdb));
     if (!THROUGHPUT_ONLY && process.getuid?.() === 0) rows.push(await bigMessagesRow(fakeT, passdb, true));
-    for (const [label, curve] of [['plain', ''], ['mail-crypt P-256', 'prime256v1'], ['mail-crypt P-521', 'secp521r1']] as const) {
-      const conf = curve ? cryptConf(curve) : '';
-      const smPort = await freePort();
-      const srv = await startSealmail(fakeT, { passdb, extraConf: `protocols = imap lmtp\n${conf}service lmtp {\n  inet_listener lmtp {\n    port = ${smPort}\n  }\n}\n` });
-      if (curve) {
-        const c = new ImapFlow({ host: '127.0.0.1', port: srv.imapsPort, secure: true, auth: { user: USER, pass: PW }, logger: false, tls: { rejectUnauthorized: false } });
-        await c.connect();
-        await c.logout();
-      }
-      const dvPort = await freePort();
-      const dv = setupDovecot(fakeT, { start: true, passdb, extraConf: `${conf}service lmtp {\n  inet_listener lmtp {\n    port = ${dvPort}\n  }\n}\n` });
-      if (dv && curve) {
-        const gen = dv.doveadm(['-o', `plugin/mail_crypt_private_password=${PW}`, 'mailbox', 'cryptokey', 'generate', '-u', USER, '-U']);
-        if (gen.status !== 0) throw new Error(`doveadm cryptokey generate: ${gen.stderr}`);
-      }
-      // warmed up first (Sealmail's processes load the delivery code on their first message, Dovecot starts its lmtp processes)
-      const warm = 2 * Math.max(...CLIENT_COUNTS);
-      await run(smPort, `s-${curve}-warm`, Math.max(...CLIENT_COUNTS), warm);
-      if (dv) await run(dvPort, `d-${curve}-warm`, Math.max(...CLIENT_COUNTS), warm);
-      // both servers up at once, and their runs interleaved in ROUNDS slices (Sealmail, Dovecot, Sealmail, …):
-      // on a machine shared with other work the load then weighs on both alike, and the ratio holds
-      for (const n of CLIENT_COUNTS) {
-        const slice = Math.max(1, Math.round(N / ROUNDS));
-        let sSecs = 0; let dSecs = 0;
-        for (let r = 0; r < ROUNDS; r++) {
-          sSecs += slice / await run(smPort, `s-${curve}-${n}-${r}`, n, slice);
-          if (dv) dSecs += slice / await run(dvPort, `d-${curve}-${n}-${r}`, n, slice);
-        }
-        const sRate = (slice * ROUNDS) / sSecs;
-        const dRate = (slice * ROUNDS) / dSecs;
-        rows.push({ name: `LMTP deliveries/s, ${label}, ${n} clients, ${slice * ROUNDS} × 5 KiB`, sealmail: `${sRate.toFixed(0)}/s`, dovecot: dv ? `${dRate.toFixed(0)}/s` : 'not installed', note: dv ? `${(sRate / dRate).toFixed(2)}x Dovecot` : '' });
-      }
-      await srv.stop();
-      dv?.stop();
-    }
+    rows.push(...(await lmtpThroughput(fakeT, passdb)).rows);
 
     if (THROUGHPUT_ONLY) return rows;
     // crash run: SIGKILL during deliveries, then count

@@ -54,8 +54,16 @@ function userdbs(dir: string, homes: string): { name: string; conf: string }[] {
 }
 
 export default async function sealadmBench(): Promise<BenchRow[]> {
+  return (await sealadmFigures()).rows;
+}
+
+/** One command on one userdb shape: median ms of sealadm and of doveadm. */
+export interface SealadmFigure { label: string; shape: string; ours: number; theirs: number }
+
+export async function sealadmFigures(): Promise<{ figures: SealadmFigure[]; rows: BenchRow[] }> {
+  const figures: SealadmFigure[] = [];
   const doveadm = findTool('doveadm');
-  if (!doveadm) return [{ name: 'sealadm per call', sealmail: 'skipped', dovecot: 'Dovecot not installed' }];
+  if (!doveadm) return { figures, rows: [{ name: 'sealadm per call', sealmail: 'skipped', dovecot: 'Dovecot not installed' }] };
   const before = process.env.SEALADM_BENCH_BEFORE;
   const cleanups: (() => unknown)[] = [];
   const fakeT = { after: (fn: () => unknown) => { cleanups.push(fn); }, skip: () => undefined, diagnostic: () => undefined } as unknown as TestContext;
@@ -73,7 +81,7 @@ export default async function sealadmBench(): Promise<BenchRow[]> {
         mailLocation: 'maildir:~/Maildir',
         extraConf: 'namespace inbox {\n  inbox = yes\n  separator = .\n}\nmail_plugins = $mail_plugins quota\nplugin {\n  quota = maildir:User quota\n}\n',
       });
-      if (!dv) return [{ name: 'sealadm per call', sealmail: 'skipped', dovecot: 'Dovecot not installed' }];
+      if (!dv) return { figures, rows: [{ name: 'sealadm per call', sealmail: 'skipped', dovecot: 'Dovecot not installed' }] };
       const calls: [string, string[]][] = [
         ['user', ['user', USER]],
         ['mailbox status', ['mailbox', 'status', '-u', USER, 'messages', 'INBOX']],
@@ -86,6 +94,7 @@ export default async function sealadmBench(): Promise<BenchRow[]> {
         const ours = timeProcess(process.execPath, [sealadmJs, '-c', dv.conf, ...args]);
         const theirs = timeProcess(doveadm, ['-c', dv.conf, ...args]);
         const old = before ? timeProcess(process.execPath, [before, '-c', dv.conf, ...args]) : null;
+        figures.push({ label, shape: shape.name, ours: ours.med, theirs: theirs.med });
         rows.push({
           name: `sealadm ${label}, ${shape.name} (median of ${RUNS})`,
           sealmail: `${ours.med.toFixed(0)} ms (min ${ours.min.toFixed(0)})`,
@@ -97,7 +106,7 @@ export default async function sealadmBench(): Promise<BenchRow[]> {
     }
     const node = timeProcess(process.execPath, ['-e', '0']);
     rows.push({ name: 'node -e 0 (process start alone, same run)', sealmail: `${node.med.toFixed(0)} ms (min ${node.min.toFixed(0)})` });
-    return rows;
+    return { figures, rows };
   } finally {
     for (const fn of cleanups.reverse()) await fn();
     rmSync(dir, { recursive: true, force: true });

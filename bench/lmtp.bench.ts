@@ -28,11 +28,9 @@ const N = Number(process.env.LMTP_BENCH_N ?? 1000);
 const BIG_N = Number(process.env.LMTP_BENCH_BIG_N ?? 10);
 const BIG_SIZE = 30 * 1024 * 1024;
 const KILLS = Number(process.env.LMTP_BENCH_KILLS ?? 200);
-/** Concurrent clients of the throughput rows, as Postfix's lmtp delivery agents connect (one transaction per connection): LMTP_BENCH_CLIENTS, default 4 and 20. */
-const CLIENT_COUNTS = (process.env.LMTP_BENCH_CLIENTS ?? '4,20').split(',').map(Number);
 /** Clients of the crash run. */
 const CLIENTS = 4;
-/** The concurrent Postfix-like clients of the deliveries/s rows (LMTP_BENCH_CLIENTS=4,20). */
+/** Concurrent clients of the deliveries/s rows, as Postfix's lmtp agents connect (one transaction per connection): LMTP_BENCH_CLIENTS, default 4 and 20. */
 const CLIENT_COUNTS = (process.env.LMTP_BENCH_CLIENTS ?? '4,20').split(',').map(Number).filter((n) => n > 0);
 /** Slices each deliveries/s figure is measured in, Sealmail's and Dovecot's taking turns (LMTP_BENCH_ROUNDS). */
 const ROUNDS = Math.max(1, Number(process.env.LMTP_BENCH_ROUNDS ?? 5));

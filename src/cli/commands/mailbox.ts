@@ -16,6 +16,7 @@ import { MailStoreError } from '../../mailstore/errors.js';
 import { mutf7ToUtf8, utf8ToMutf7 } from '../../mailstore/api/mailbox-utf7.js';
 import { CommandError, EX_NOUSER, EX_TEMPFAIL, EX_DATAERR, EX_USAGE, UsageError, type CliCommand, type CommandContext } from '../command.js';
 import { getopt } from '../args.js';
+import { imapPatterns } from '../../util/wildcard.js';
 import { resolveGroup, resolveUser } from '../../server/privileges.js';
 
 /** `-u USER` opened through the userdb and the mail-user service (src/mailuser), as doveadm prepares a mail user. */
@@ -107,43 +108,81 @@ function storeError(e: unknown): never {
 
 export const mailboxListCommand: CliCommand = {
   async run(ctx) {
-    const { user, opts } = userArg(ctx, 's');
+    const { user, opts, rest } = userArg(ctx, 's');
     const store = await openUserStore(ctx, user);
     const p = ctx.printer('flow');
     p.header({ key: 'mailbox', hideTitle: true });
     try {
       const names = opts.has('s') ? await store.subscriptions() : (await store.list()).map((e) => e.name);
-      for (const n of names) p.value(mutf7ToUtf8(n));
+      const match = masks(rest);
+      for (const n of names) if (match(mutf7ToUtf8(n))) p.value(mutf7ToUtf8(n));
     } catch (e) { storeError(e); }
     p.flush();
     return 0;
   },
 };
 
-const STATUS_FIELDS = ['messages', 'recent', 'uidnext', 'uidvalidity', 'unseen', 'vsize', 'guid'] as const;
+/**
+ * doveadm's mailbox masks (doveadm-mail-mailbox.c): LIST patterns over the
+ * UTF-8 names, `*` and `%` as wildcards, any of them matching; none = all.
+ */
+function masks(args: string[]): (name: string) => boolean {
+  if (!args.length) return () => true;
+  const m = imapPatterns(args, '.');
+  return (name) => m.test(name);
+}
+
+/**
+ * doveadm mailbox status fields in the order doveadm prints them whatever the
+ * order asked (doveadm-mail-mailbox-status.c); `all` is every one, with -t
+ * the summable ones. firstsaved is the first message's save date as a Unix
+ * time, `never` in an empty mailbox (index-status.c).
+ */
+const STATUS_FIELDS = ['messages', 'recent', 'uidnext', 'uidvalidity', 'unseen', 'highestmodseq', 'vsize', 'guid', 'firstsaved'] as const;
+type StatusField = typeof STATUS_FIELDS[number];
+const TOTAL_FIELDS: readonly StatusField[] = ['messages', 'recent', 'unseen', 'vsize'];
 
 export const mailboxStatusCommand: CliCommand = {
   async run(ctx) {
-    const { user, rest } = userArg(ctx, 't');
+    const { user, rest, opts } = userArg(ctx, 't');
+    const total = opts.has('t');
     if (rest.length < 2) throw new UsageError('missing fields or mailbox');
-    const fields = rest[0].split(' ').filter(Boolean).flatMap((f) => (f === 'all' ? [...STATUS_FIELDS] : [f]));
-    for (const f of fields) if (!(STATUS_FIELDS as readonly string[]).includes(f)) throw new UsageError(`Unknown status field: ${f}`);
+    const wanted = new Set<StatusField>();
+    for (const f of rest[0].split(' ').filter(Boolean)) {
+      if (f === 'all') { for (const x of total ? TOTAL_FIELDS : STATUS_FIELDS) wanted.add(x); continue; }
+      if (!(STATUS_FIELDS as readonly string[]).includes(f)) throw new CommandError(`Fatal: Unknown status field: ${f}`, EX_USAGE);
+      if (total && !TOTAL_FIELDS.includes(f as StatusField)) throw new CommandError(`Fatal: Status field ${f} can't be used with -t`, EX_USAGE);
+      wanted.add(f as StatusField);
+    }
+    const fields = STATUS_FIELDS.filter((f) => wanted.has(f));
     const store = await openUserStore(ctx, user);
     const p = ctx.printer('flow');
-    p.header({ key: 'mailbox', hideTitle: true });
+    if (!total) p.header({ key: 'mailbox', hideTitle: true });
     for (const f of fields) p.header(f);
+    const sums = { messages: 0, recent: 0, unseen: 0, vsize: 0 };
     try {
-      for (const name of rest.slice(1)) {
-        const mb = utf8ToMutf7(name);
-        const f = await store.open(mb);
+      const match = masks(rest.slice(1));
+      for (const entry of await store.list()) {
+        const name = mutf7ToUtf8(entry.name);
+        if (!match(name)) continue;
+        const f = await store.open(entry.name);
         await f.sync();
-        const st = await store.status(mb);
+        const st = await store.status(entry.name);
         let vsize = 0;
         if (fields.includes('vsize')) for (const m of f.messages) vsize += await f.virtualSize(m);
-        const vals: Record<string, string | number> = { messages: st.messages, recent: st.recent, uidnext: st.uidnext, uidvalidity: st.uidvalidity, unseen: st.unseen, vsize, guid: st.guid };
+        let firstsaved: string | number = 'never';
+        if (fields.includes('firstsaved')) {
+          // the first message whose save date can be read (one expunged meanwhile is skipped, as Dovecot)
+          for (const m of f.messages) {
+            try { firstsaved = Math.floor((await f.saveDate(m)).getTime() / 1000); break; } catch (e) { if (!(e instanceof MailStoreError && e.code === 'EXPUNGED')) throw e; }
+          }
+        }
+        const vals: Record<StatusField, string | number> = { messages: st.messages, recent: st.recent, uidnext: st.uidnext, uidvalidity: st.uidvalidity, unseen: st.unseen, highestmodseq: st.highestModseq, vsize, guid: st.guid, firstsaved };
+        if (total) { sums.messages += st.messages; sums.recent += st.recent; sums.unseen += st.unseen; sums.vsize += vsize; continue; }
         p.value(name);
         for (const k of fields) p.value(vals[k]);
       }
+      if (total) for (const k of fields) p.value(sums[k as keyof typeof sums]);
     } catch (e) { storeError(e); }
     p.flush();
     return 0;

@@ -9,7 +9,6 @@
  */
 import { ConfigError, dumpNonDefault, loadConfig, supportFindings } from '../../config/index.js';
 import { CommandError, UsageError, type CliCommand } from '../command.js';
-import { SUPPORTED_EXTENSIONS } from '../../sieve/compile.js';
 
 const EX_CONFIG_FATAL = 89;
 
@@ -54,6 +53,8 @@ export const configCommand: CliCommand = {
     void nonDefault; // -a (all settings) prints the same non-default view for now; see dovecot-compat.md
     // as doveconf with Pigeonhole's managesieve installed: the capability ManageSieve announces
     // (Sealmail's own extensions; no notify methods, as enotify is not implemented)
+    // (loaded here only: `sealadm config KEY` stays free of the Sieve code, lazy-load.test.ts)
+    const { SUPPORTED_EXTENSIONS } = await import('../../sieve/compile.js');
     ctx.out.write(dumpNonDefault(config, { showSecrets, computed: { managesieve_sieve_capability: SUPPORTED_EXTENSIONS.join(' ') } }));
     return 0;
   },

@@ -16,8 +16,12 @@ export interface ParsedOptions {
   rest: string[];
 }
 
-/** `spec` is a getopt string: a letter per option, followed by ':' when it takes a value. */
-export function getopt(args: string[], spec: string): ParsedOptions {
+/**
+ * `spec` is a getopt string: a letter per option, followed by ':' when it
+ * takes a value. `longs` names flags such as `help` accepted as `--help`
+ * (listed under that name); doveadm has none, sealadm adds --help/--version.
+ */
+export function getopt(args: string[], spec: string, longs: readonly string[] = []): ParsedOptions {
   const opts = new Map<string, string | true>();
   const list: [string, string | true][] = [];
   let i = 0;
@@ -25,6 +29,11 @@ export function getopt(args: string[], spec: string): ParsedOptions {
     const a = args[i];
     if (a === '--') { i++; break; }
     if (!a.startsWith('-') || a === '-') break;
+    if (a.startsWith('--') && longs.includes(a.slice(2))) {
+      opts.set(a.slice(2), true);
+      list.push([a.slice(2), true]);
+      continue;
+    }
     for (let j = 1; j < a.length; j++) {
       const o = a[j];
       const k = spec.indexOf(o);

@@ -3,7 +3,9 @@
  * (getopt "+c:Df:hi:o:v": -c config file, -o key=value override, -f output
  * formatter, -D debug, -v verbose, -i instance accepted and ignored), so
  * existing scripts only swap the binary name. Commands are matched by their
- * words, longest first, like doveadm's command table.
+ * words, longest first, like doveadm's command table. `--help`, `help [CMD]`,
+ * `CMD --help` and `--version` are Sealmail's own (doveadm's `help CMD` opens
+ * a man page); an unknown command or option gets doveadm's answer.
  */
 import { commands } from './commands/index.js';
 import { CommandError, EX_USAGE, UsageError, type CommandEntry, type CommandContext } from './command.js';
@@ -12,9 +14,11 @@ import { readPassword } from './password-prompt.js';
 import { setLogSink } from '../log/logger.js';
 import { getopt } from './args.js';
 import { pathToFileURL } from 'node:url';
-import { realpathSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 
 export const DEFAULT_CONFIG = '/etc/dovecot/dovecot.conf';
+/** doveadm's exit for a getopt error in its global options (FATAL_DEFAULT: `return FATAL_DEFAULT` in doveadm.c). */
+const EX_FATAL_DEFAULT = 89;
 
 interface GlobalOptions {
   configPath: string;
@@ -22,13 +26,23 @@ interface GlobalOptions {
   formatter?: FormatterName;
   debug: boolean;
   verbose: boolean;
+  help: boolean;
+  version: boolean;
   rest: string[];
 }
 
 export function parseGlobalOptions(argv: string[]): GlobalOptions {
-  const g: GlobalOptions = { configPath: process.env.SEALMAIL_CONFIG ?? DEFAULT_CONFIG, overrides: [], debug: false, verbose: false, rest: [] };
+  const g: GlobalOptions = { configPath: process.env.SEALMAIL_CONFIG ?? DEFAULT_CONFIG, overrides: [], debug: false, verbose: false, help: false, version: false, rest: [] };
   // "+" in doveadm's getopt string: stop at the first non-option (the command).
-  const { list, rest } = getopt(argv, 'c:Df:hi:o:v');
+  // A getopt error: doveadm's one line ("doveadm: invalid option -- 'Z'") and exit 89, no usage.
+  let parsed: ReturnType<typeof getopt>;
+  try {
+    parsed = getopt(argv, 'c:Df:hi:o:v', ['help', 'version']);
+  } catch (e) {
+    if (e instanceof UsageError) throw new CommandError(`sealadm: ${e.message}`, EX_FATAL_DEFAULT);
+    throw e;
+  }
+  const { list, rest } = parsed;
   for (const [opt, v] of list) {
     const val = v as string;
     switch (opt) {
@@ -47,6 +61,8 @@ export function parseGlobalOptions(argv: string[]): GlobalOptions {
       case 'D': g.debug = true; g.verbose = true; break;
       case 'v': g.verbose = true; break;
       case 'h': break;
+      case 'help': g.help = true; break;
+      case 'version': g.version = true; break;
     }
   }
   g.rest = rest;
@@ -63,10 +79,41 @@ function findCommand(words: string[]): { cmd: CommandEntry; used: number } | nul
   return best;
 }
 
-function usage(err: NodeJS.WritableStream, prefix?: string): void {
-  if (prefix) err.write(prefix);
-  err.write('usage: sealadm [-Dv] [-f <formatter>] [-c <config>] [-o <key>=<value>] <command> [<args>]\n');
-  for (const c of [...commands].sort((a, b) => a.name.localeCompare(b.name))) err.write(`  ${c.name} ${c.usage}\n`);
+/** The commands under a first word such as `mailbox` (doveadm_has_subcommands), or null. */
+function groupOf(word: string | undefined): string | null {
+  return word !== undefined && commands.some((c) => c.name.startsWith(word + ' ')) ? word : null;
+}
+
+/** doveadm's usage_prefix(): the global usage line, then every command (of `group` only, named without it). */
+function usage(out: NodeJS.WritableStream, group?: string | null): void {
+  out.write(`usage: sealadm [-Dv] [-f <formatter>] [-c <config>] [-o <key>=<value>] ${group ? group + ' ' : ''}<command> [<args>]\n`);
+  const shown = group ? commands.filter((c) => c.name.startsWith(group + ' ')) : commands;
+  for (const c of [...shown].sort((a, b) => a.name.localeCompare(b.name))) out.write(`  ${group ? c.name.slice(group.length + 1) : c.name} ${c.usage}\n`);
+}
+
+function commandUsage(cmd: CommandEntry): string {
+  return `usage: sealadm ${cmd.name} ${cmd.usage}`.trimEnd() + '\n';
+}
+
+/** doveadm's answer to an unknown command: usage (of its group, if the first word is one) on stderr, exit 64; sealadm names the cause last. */
+function unknownCommand(words: string[], err: NodeJS.WritableStream): number {
+  usage(err, groupOf(words[0]));
+  err.write(`sealadm: Unknown command '${words.join(' ')}'\n`);
+  return EX_USAGE;
+}
+
+/** `help [CMD]`, `--help [CMD]`: on stdout, exit 0; an unknown CMD as an unknown command. */
+function help(words: string[], io: { out: NodeJS.WritableStream; err: NodeJS.WritableStream }): number {
+  if (words.length === 0) { usage(io.out); return 0; }
+  const found = findCommand(words);
+  if (found && found.used === words.length) { io.out.write(commandUsage(found.cmd)); return 0; }
+  if (words.length === 1 && groupOf(words[0])) { usage(io.out, words[0]); return 0; }
+  return unknownCommand(words, io.err);
+}
+
+function packageVersion(): string {
+  // dist/src/cli/sealadm.js -> the package root, in the repository and in an installed package alike.
+  return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 }
 
 export async function runCli(argv: string[], io: { out: NodeJS.WritableStream; err: NodeJS.WritableStream } = { out: process.stdout, err: process.stderr }): Promise<number> {
@@ -74,15 +121,20 @@ export async function runCli(argv: string[], io: { out: NodeJS.WritableStream; e
   try {
     g = parseGlobalOptions(argv);
   } catch (e) {
-    usage(io.err, `Fatal: ${(e as Error).message}\n`);
+    if (e instanceof CommandError) { io.err.write(e.message + '\n'); return e.exitCode; }
+    io.err.write(`Fatal: ${(e as Error).message}\n`);
+    usage(io.err);
     return EX_USAGE;
   }
+  if (g.version) { io.out.write(`sealadm (Sealmail) ${packageVersion()}\n`); return 0; }
+  if (g.help) return help(g.rest, io);
+  if (g.rest[0] === 'help') return help(g.rest.slice(1), io);
   if (g.rest.length === 0) { usage(io.err); return EX_USAGE; }
   const found = findCommand(g.rest);
-  if (!found) {
-    usage(io.err, `Unknown command '${g.rest.join(' ')}'\n`);
-    return EX_USAGE;
-  }
+  if (!found) return unknownCommand(g.rest, io.err);
+  const cmdArgs = g.rest.slice(found.used);
+  const dashDash = cmdArgs.indexOf('--');
+  if ((dashDash < 0 ? cmdArgs : cmdArgs.slice(0, dashDash)).includes('--help')) { io.out.write(commandUsage(found.cmd)); return 0; }
   // Commands report on stdout/stderr themselves. The layers below log as a
   // server would (auth: sql(user): Password mismatch …); doveadm leaves those
   // to the server's log, so sealadm shows them only with -v (-D adds debug).
@@ -93,7 +145,7 @@ export async function runCli(argv: string[], io: { out: NodeJS.WritableStream; e
     if (g.debug || (g.verbose && level !== 'debug') || line.includes(': Error in configuration file ')) io.err.write(line + '\n');
   });
   const ctx: CommandContext = {
-    args: g.rest.slice(found.used),
+    args: cmdArgs,
     configPath: g.configPath,
     overrides: g.overrides,
     formatter: g.formatter,
@@ -109,7 +161,7 @@ export async function runCli(argv: string[], io: { out: NodeJS.WritableStream; e
   } catch (e) {
     if (e instanceof UsageError) {
       io.err.write(`doveadm ${found.cmd.name}: ${e.message}\n`.replace(/^doveadm/, 'sealadm'));
-      io.err.write(`usage: sealadm ${found.cmd.name} ${found.cmd.usage}\n`);
+      io.err.write(commandUsage(found.cmd));
       return EX_USAGE;
     }
     if (e instanceof CommandError) {

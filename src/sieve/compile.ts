@@ -16,7 +16,7 @@ import { sieveAddressError } from './address.js';
 export const SUPPORTED_EXTENSIONS = [
   'fileinto', 'reject', 'envelope', 'encoded-character', 'vacation', 'subaddress',
   'comparator-i;ascii-numeric', 'relational', 'regex', 'imap4flags', 'copy', 'body',
-  'variables', 'mailbox', 'date', 'index', 'include',
+  'variables', 'mailbox', 'date', 'index', 'ihave', 'include',
 ];
 
 /**
@@ -66,6 +66,8 @@ const COMMANDS: Record<string, Spec> = {
   global: { ext: 'include', min: 1, max: 1, tags: {} },
   // sieve_extprograms: pipe [:try] [:copy] <program-name: string> [<arguments: string-list>]
   pipe: { ext: 'vnd.dovecot.pipe', min: 1, max: 2, tags: { copy: { arg: 'none', ext: 'copy' }, try: 'none' } },
+  // RFC 5463: error <message: string> fails the script (the implicit keep then happens)
+  error: { ext: 'ihave', min: 1, max: 1, tags: {} },
 };
 
 const TESTS: Record<string, Spec> = {
@@ -86,7 +88,14 @@ const TESTS: Record<string, Spec> = {
   mailboxexists: { ext: 'mailbox', min: 1, max: 1, tags: {} },
   body: { ext: 'body', min: 1, max: 1, tags: { ...MATCH_TAGS, raw: 'none', text: 'none', content: 'strlist' } },
   environment: { ext: 'environment', min: 2, max: 2, tags: { ...MATCH_TAGS } },
+  ihave: { ext: 'ihave', min: 1, max: 1, tags: {} },
 };
+
+/**
+ * RFC 5463 4: ihave must not enable extensions that change how a script's
+ * strings are read; Pigeonhole's tst-ihave.c makes the test false for these.
+ */
+export const IHAVE_NEVER = ['variables', 'encoded-character'];
 
 /** An `include` of the script: what deliver.ts must find before the script may run (Pigeonhole checks at compile time). */
 export interface IncludeRef { name: string; global: boolean; optional: boolean; line: number }
@@ -194,20 +203,60 @@ export function compileScript(src: string, name = 'script', opts: CompileOptions
     }
   }
 
-  function checkTests(tests: Test[], owner: Test, kind: 'command' | 'test', spec: Spec) {
+  /*
+   * Constant tests, as Pigeonhole's validate_const: 1 always true, 0 always
+   * false, -1 decided when the script runs. A block behind a constant false
+   * test is not validated (that is what lets `if ihave "x" { xcommand; }`
+   * compile where x is unknown), and allof/anyof stop validating at the
+   * first test that decides them.
+   */
+
+  /** Validates the sub-tests; the owner's constant value (if/elsif: its test's). */
+  function checkTests(tests: Test[], owner: Test, kind: 'command' | 'test', spec: Spec): number {
     if (spec.test === 'one' && tests.length !== 1) err(owner.line, `the ${owner.name} ${kind} requires one test argument`);
     if (!spec.test && tests.length) err(owner.line, kind === 'test' ? `the ${owner.name} test accepts no sub-tests, but tests are specified` : `the ${owner.name} command accepts no test argument`);
-    for (const t of tests) checkTest(t);
+    let value = -2;
+    for (const t of tests) {
+      const v = checkTest(t);
+      if ((owner.name === 'allof' && v === 0) || (owner.name === 'anyof' && v === 1)) return v;
+      if (value !== -1) value = v;
+    }
+    if (owner.name === 'not') return value < 0 ? -1 : 1 - value;
+    return value === -2 ? -1 : value;
   }
 
-  function checkTest(t: Test) {
+  function checkTest(t: Test): number {
     const spec = TESTS[t.name];
     if (!spec || (spec.ext && !ext.has(spec.ext))) {
       if (!reported.has('test:' + t.name)) { reported.add('test:' + t.name); err(t.line, `unknown test '${t.name}' (only reported once at first occurrence)`); }
-      return;
+      return -1;
     }
     checkArgs(t, spec, 'test');
-    checkTests(t.tests, t, 'test', spec);
+    const sub = checkTests(t.tests, t, 'test', spec);
+    if (t.name === 'true') return 1;
+    if (t.name === 'false') return 0;
+    if (t.name === 'ihave') return checkIhave(t);
+    return spec.test ? sub : -1;
+  }
+
+  /**
+   * tst-ihave.c: true only when every named extension is one this context
+   * allows (and none is in IHAVE_NEVER); then they are loaded for the rest of
+   * the script, as a `require` would, so the guarded block may use them.
+   * Only false is constant: a true ihave is asked again when the script runs
+   * (so an `else` behind it is still validated, as in Pigeonhole).
+   */
+  function checkIhave(t: Test): number {
+    const a = t.args.find((x): x is Extract<Arg, { kind: 'str' }> => x.kind === 'str');
+    if (!a) return -1;
+    if (!a.values.every((v) => allowed.includes(v)) || a.values.some((v) => IHAVE_NEVER.includes(v))) return 0;
+    for (const v of a.values) enable(v);
+    return -1;
+  }
+  function enable(v: string) {
+    ext.add(v);
+    // vnd.dovecot.environment builds on environment (Pigeonhole loads it along)
+    if (v === 'vnd.dovecot.environment') ext.add('environment');
   }
 
   /** sieve-extprograms-common.c: a literal program name without '/' or control characters, arguments without CR/LF. */
@@ -258,6 +307,8 @@ export function compileScript(src: string, name = 'script', opts: CompileOptions
 
   function checkBlock(cmds: Command[], top: boolean) {
     let prev = '';
+    /** An earlier if/elsif of this chain is constant true: the rest of the chain is never run nor validated (cmd-if.c). */
+    let chainDecided = false;
     let requireAllowed = top;
     for (const c of cmds) {
       if (c.name === 'require') {
@@ -265,8 +316,7 @@ export function compileScript(src: string, name = 'script', opts: CompileOptions
         else for (const a of c.args) {
           if (a.kind !== 'str') continue;
           for (const v of a.values) {
-            // vnd.dovecot.environment builds on environment (Pigeonhole loads it along)
-            if (allowed.includes(v)) { ext.add(v); if (v === 'vnd.dovecot.environment') ext.add('environment'); }
+            if (allowed.includes(v)) enable(v);
             else err(c.line, `require command: unknown Sieve capability \`${v}'`);
           }
         }
@@ -284,10 +334,13 @@ export function compileScript(src: string, name = 'script', opts: CompileOptions
       if (c.name === 'pipe') checkProgram(c);
       if (c.name === 'redirect' || c.name === 'vacation') checkAddresses(c);
       if (c.name === 'include') checkInclude(c);
-      checkTests(c.tests, c, 'command', spec);
+      if (c.name === 'if') chainDecided = false;
+      const skipped = (c.name === 'elsif' || c.name === 'else') && chainDecided;
+      const value = skipped ? 0 : checkTests(c.tests, c, 'command', spec);
+      if (value === 1 && (c.name === 'if' || c.name === 'elsif')) chainDecided = true;
       if (spec.block && !c.block) err(c.line, `the ${c.name} command requires a command block, but it is missing`);
       if (!spec.block && c.block) err(c.line, `the ${c.name} command does not accept a command block, but one was found`);
-      if (c.block) checkBlock(c.block, false);
+      if (c.block && value !== 0) checkBlock(c.block, false);
       prev = c.name;
     }
   }

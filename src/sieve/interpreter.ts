@@ -8,13 +8,13 @@
  * caller finds the included scripts), environment (RFC 5183; the items are the caller's, e.g.
  * IMAPSieve's imap.*) with Pigeonhole's `${env.NAME}` variables
  * (vnd.dovecot.environment) and Pigeonhole's `pipe` (vnd.dovecot.pipe, an
- * action: running the program is the caller's). Pure: the only outside call
+ * action: running the program is the caller's), ihave and error (RFC 5463). Pure: the only outside call
  * is `mailboxExists`.
  * The result is the action list plus whether keep is still in effect, which
  * is what Pigeonhole's multiscript sequencing (deliver.ts) needs.
  */
 import type { Arg, Command, Test } from './parser.js';
-import type { CompiledScript } from './compile.js';
+import { IHAVE_NEVER, type CompiledScript } from './compile.js';
 import { matchAny, sanitize, type Comparator, type MatchSpec } from './match.js';
 import { parseSieveAddress, sieveAddressError } from './address.js';
 import { MAX_RUN_STEPS } from './regex.js';
@@ -76,6 +76,7 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
   // Per script (an included script has its own requires and local variables, RFC 6609 3.3)
   let useVars = script.extensions.has('variables');
   let useEnvVars = useVars && script.extensions.has('vnd.dovecot.environment');
+  let exts = script.extensions;
   let vars = new Map<string, string>();
   let globalNames = new Set<string>();
   const globals = new Map<string, string>();
@@ -230,6 +231,8 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
         for (const m of strs(p.pos[0])) if (!ctx.mailboxExists || !(await ctx.mailboxExists(m))) return false;
         return true;
       }
+      // compile.ts loaded every extension of a true ihave into the script's set (a false one never ran its block)
+      case 'ihave': return strs(p.pos[0]).every((n) => exts.has(n) && !IHAVE_NEVER.includes(n));
       case 'environment': {
         const v = ctx.environment?.[str(p.pos[0]).toLowerCase()];
         return v !== undefined && doMatch([v], strs(p.pos[1]), matchSpec(p));
@@ -337,6 +340,8 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
         }
         case 'global': for (const n of strs(p.pos[0])) globalNames.add(n.toLowerCase()); break;
         case 'return': throw new Return();
+        // RFC 5463 5: the script fails with the message; the caller logs it and keeps the message (implicit keep)
+        case 'error': throw new SieveRuntimeError(str(p.pos[0]));
         case 'include': {
           const name = str(p.pos[0]);
           const isGlobal = p.tags.has('global');
@@ -349,14 +354,15 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
           }
           if (depth >= MAX_INCLUDE_DEPTH) throw new SieveRuntimeError(`include: maximum nesting depth ${MAX_INCLUDE_DEPTH} exceeded`);
           included.add(key);
-          const saved = [useVars, useEnvVars, vars, globalNames, captures] as const;
+          const saved = [useVars, useEnvVars, exts, vars, globalNames, captures] as const;
+          exts = sub.extensions;
           useVars = sub.extensions.has('variables');
           useEnvVars = useVars && sub.extensions.has('vnd.dovecot.environment');
           vars = new Map(); globalNames = new Set(); captures = [];
           depth++;
           try { await block(sub.commands); } catch (e) { if (!(e instanceof Return)) throw e; } finally {
             depth--;
-            [useVars, useEnvVars, vars, globalNames, captures] = saved;
+            [useVars, useEnvVars, exts, vars, globalNames, captures] = saved;
           }
           break;
         }

@@ -215,3 +215,16 @@ test('include at delivery: personal scripts from the user sieve dir, global ones
   assert.deepEqual(summary(o), ['keep::']);
   assert.match(readFileSync(join(s.home, '.dovecot.sieve.log'), 'utf8'), /main: line 2: error: included personal script 'gone' does not exist\./);
 });
+
+test('RFC 5463 error at delivery: the script fails, its actions are dropped, the message is kept and the reason logged', async (t) => {
+  const s = await setup(t);
+  const lines: string[] = [];
+  setLogSink((l) => { lines.push(l); });
+  t.after(() => setLogSink(null));
+  s.activate('main', 'require ["ihave","fileinto"];\nfileinto "A";\nif ihave "x-nope" { xnope "on"; }\nerror "no filing today";\nfileinto "B";\n');
+  const o = await runSieveForDelivery(s.config, s.user, HAM, ENV);
+  assert.deepEqual(summary(o), ['keep::']);
+  assert.deepEqual(o.errors, [`${join(s.home, 'sieve', 'main.sieve')}: no filing today`]);
+  assert.ok(lines.some((l) => l.includes('sieve: ') && l.includes('no filing today')), lines.join(''));
+  assert.ok(lines.some((l) => l.includes('failed, but implicit keep was successful')), lines.join(''));
+});

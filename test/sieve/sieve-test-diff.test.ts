@@ -13,7 +13,7 @@ import { tempDir } from '../helpers/tmp.js';
 import { requireTool } from '../helpers/tools.js';
 import { SieveCompileError, type CompiledScript } from '../../src/sieve/compile.js';
 import { includeLoader, loadWithIncludes, type IncludeDirs } from '../../src/sieve/deliver.js';
-import { runScript } from '../../src/sieve/interpreter.js';
+import { runScript, SieveRuntimeError } from '../../src/sieve/interpreter.js';
 import { parseMessage } from '../../src/sieve/message.js';
 
 const SPAM = 'From: Spammer <spam@bad.example>\r\nTo: John <john@example.org>\r\nSubject: Buy now\r\nX-Spam-Flag: YES\r\nX-Spam: Yes\r\nX-Spam-Score: 12\r\nMessage-ID: <1@bad.example>\r\n\r\nCheap stuff\r\n';
@@ -170,6 +170,19 @@ const CASES: Case[] = [
   { name: 'err include global missing', script: 'require "include";\nkeep;\ninclude :global "sub";\n' },
   { name: 'err include invalid name', script: 'require "include";\ninclude "a/b";\n' },
   { name: 'err include not required', script: 'include "sub";\n' },
+  // RFC 5463 ihave: a true test loads the extension (require-less use inside and after), a false one skips its block at compile time.
+  { name: 'ihave true', script: 'require "ihave";\nif ihave "fileinto" { fileinto "A"; }\nfileinto "B";\n' },
+  { name: 'ihave false skips unknown commands', script: 'require "ihave";\nif ihave "x-nope" { frob "a"; if bogus { x; } } else { discard; }\n' },
+  { name: 'ihave list with an unknown one', script: 'require ["ihave","fileinto"];\nif ihave ["fileinto","x-nope"] { fileinto "A"; } elsif ihave "fileinto" { fileinto "B"; } else { discard; }\n' },
+  { name: 'constant true if skips its else', script: 'if true { keep; } else { frob; }\n' },
+  { name: 'err a true ihave is not constant', script: 'require ["ihave","fileinto"];\nif ihave "fileinto" { fileinto "B"; } else { frob; }\n' },
+  { name: 'ihave variables is false', script: 'require ["ihave","variables","fileinto"];\nif ihave "variables" { fileinto "V"; } else { fileinto "NoV"; }\n' },
+  { name: 'not ihave', script: 'require ["ihave","fileinto"];\nif not ihave "x-nope" { fileinto "N"; }\nif anyof (ihave "x-nope", header :is "X-Spam" "Yes") { fileinto "S"; }\n' },
+  { name: 'constant false block not validated', script: 'if false { frob; }\nif allof (false, frob) { keep; }\n' },
+  { name: 'error fails the script, implicit keep', script: 'require ["ihave","fileinto"];\nfileinto "A";\nerror "boom here";\nfileinto "X";\n' },
+  { name: 'err ihave not required', script: 'if ihave "fileinto" { keep; }\n' },
+  { name: 'err unknown command after a false ihave', script: 'require "ihave";\nif ihave "x-nope" { frob; }\nfrob;\n' },
+  { name: 'err error not required', script: 'error "x";\n' },
   // Compile errors: line and text must match Pigeonhole's.
   { name: 'err missing semicolon', script: 'require "fileinto";\nif header :is "x" "y" { fileinto "J" }\n' },
   { name: 'err unterminated block', script: 'require "fileinto";\nif true { fileinto "J";\n' },
@@ -287,6 +300,15 @@ test('Sealmail Sieve agrees with Pigeonhole sieve-test', async (t) => {
         await assert.rejects(loadWithIncludes(sp, dirs), (e: unknown) => {
           assert.ok(e instanceof SieveCompileError);
           assert.deepEqual(e.errors, oracleErrors);
+          return true;
+        });
+        return;
+      }
+      if (r.stderr.includes('final result: failed; resolved with successful implicit keep')) {
+        // a runtime failure (RFC 5463 error): Sealmail's run fails with the same message; deliver.ts then keeps
+        await assert.rejects(ourActions(c, await loadWithIncludes(sp, dirs), dirs), (e: unknown) => {
+          assert.ok(e instanceof SieveRuntimeError);
+          assert.ok(r.stderr.split('\n').includes(`error: ${e.message}.`), r.stderr);
           return true;
         });
         return;

@@ -28,6 +28,9 @@ export interface Finding {
 /** The protocols Sealmail has services for. */
 export const SERVED_PROTOCOLS = new Set(['imap', 'pop3', 'lmtp', 'sieve']);
 
+/** `:LAYOUT=fs` in a mail location: its hierarchy separator is "/" unless a namespace sets one. */
+const isFsLayout = (location: string): boolean => /(^|:)LAYOUT=fs(:|$)/i.test(location);
+
 const at = (o: Origin): string => (o.line > 0 ? `${o.file} line ${o.line}` : o.file || 'command line');
 
 export function supportFindings(config: DovecotConfig): Finding[] {
@@ -71,7 +74,7 @@ export function supportFindings(config: DovecotConfig): Finding[] {
     }
     if (++privates > 1) add('warning', `${where}: Sealmail serves one private namespace (the inbox one): this one's mailboxes are not listed`);
     // an unset separator is the layout's: "/" for LAYOUT=fs (Dovecot's fs mailbox list), "." for Maildir++
-    const fsLayout = /(^|:)LAYOUT=fs(:|$)/i.test(location || globalLocation);
+    const fsLayout = isFsLayout(location || globalLocation);
     const sep = ns.settings.separator || (fsLayout ? '/' : '.');
     const shown = ns.settings.separator ? `separator = ${sep}` : `separator (unset: "${sep}")`;
     if (sep !== '.') {
@@ -84,7 +87,7 @@ export function supportFindings(config: DovecotConfig): Finding[] {
     if (prefix !== '') add('warning', `${where}: prefix = ${prefix} is not supported by Sealmail: folders are listed without it, so clients that knew "${prefix}Sent" see "Sent" (and may download those folders again)`);
   }
   // no namespace at all: Dovecot makes one with the layout's separator
-  if (config.namespaces().length === 0 && /(^|:)LAYOUT=fs(:|$)/i.test(globalLocation)) {
+  if (config.namespaces().length === 0 && isFsLayout(globalLocation)) {
     add('fatal', 'namespace (none configured: Dovecot\'s default, separator "/") with LAYOUT=fs: Sealmail names folders with "." only, so folders Dovecot created with "." in their names would be hidden; it will not start on them (with no "." in any folder name, a namespace inbox { separator = . } makes Dovecot show the same names)');
   }
   return out;

@@ -27,6 +27,7 @@ import { ScriptStorage, ScriptError } from './storage.js';
 import { faultText, guarded } from '../util/fault.js';
 import { quickAck } from '../util/tcp-socket.js';
 import { DEADLINES, LoginProgress, maxUserIpConnections, userIpText, type ConnectionSlot } from '../config/connection-limits.js';
+import { stopReading } from '../util/hand-off.js';
 
 /** Longest literal accepted (a script); larger ones are refused, the connection closed. */
 const MAX_LITERAL = 8 * 1024 * 1024;
@@ -607,9 +608,7 @@ export class ManageSieveSession {
   detach(): { stream: Duplex; input: Buffer } {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
-    for (const ev of ['data', 'end', 'close', 'error', 'finish']) this.stream.removeAllListeners(ev);
-    this.stream.on('error', () => undefined);
-    this.stream.pause();
+    stopReading(this.stream);
     const input = Buffer.concat([this.buf, ...this.pending]);
     this.buf = Buffer.alloc(0);
     this.pending = [];

@@ -30,6 +30,7 @@ import type { Maildrop } from './maildrop.js';
 import { openPop3User, type Pop3OpenResult } from './login.js';
 import { POP3_CAPABILITY, Pop3Disconnect, Pop3Transaction } from './transaction.js';
 import { logoutLine } from './logout-format.js';
+import { stopReading } from '../util/hand-off.js';
 
 /** login-common's LOGIN_MAX_INBUF_SIZE: MASTER_AUTH_MAX_DATA_SIZE − master prefix − session id (1218 − 128 − 64). */
 const LOGIN_MAX_INBUF = 1026;
@@ -505,9 +506,7 @@ export class Pop3Session {
   detach(): { stream: Duplex; input: Buffer } {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
-    for (const ev of ['data', 'end', 'close', 'error', 'finish']) this.stream.removeAllListeners(ev);
-    this.stream.on('error', () => undefined);
-    this.stream.pause();
+    stopReading(this.stream);
     const input = this.buf;
     this.buf = Buffer.alloc(0);
     return { stream: this.stream, input };

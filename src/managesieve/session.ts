@@ -28,6 +28,7 @@ import { faultText, guarded } from '../util/fault.js';
 import { quickAck } from '../util/tcp-socket.js';
 import { DEADLINES, LoginProgress, maxUserIpConnections, userIpText, type ConnectionSlot } from '../config/connection-limits.js';
 import { stopReading } from '../util/hand-off.js';
+import { parseXclient } from '../util/xclient.js';
 
 /** Longest literal accepted (a script); larger ones are refused, the connection closed. */
 const MAX_LITERAL = 8 * 1024 * 1024;
@@ -265,6 +266,7 @@ export class ManageSieveSession {
       if (this.deps.tlsAvailable && !this.deps.secured) lines.push('"STARTTLS"');
     }
     lines.push('"VERSION" "1.0"');
+    if (!authed && this.deps.trusted) lines.push('"XCLIENT"');
     return lines.map((l) => l + '\r\n').join('');
   }
 
@@ -339,6 +341,15 @@ export class ManageSieveSession {
     }
     if (this.user === null) {
       switch (cmd) {
+        case 'XCLIENT': {
+          // managesieve-login's cmd_xclient: atoms only; anything else, or a bad value, is an invalid command
+          if (!this.deps.trusted) { this.write('NO "You are not from trusted IP"\r\n'); return; }
+          const u = args.every((a) => a.kind === 'atom') ? parseXclient(args.map((a) => a.v.toString())) : null;
+          if (!u) { this.invalid(); return; }
+          if (u.rip !== undefined) this.deps.remoteIp = u.rip;
+          this.write('OK "Updated"\r\n');
+          return;
+        }
         case 'STARTTLS': {
           if (this.deps.secured) { this.write('NO "TLS is already active."\r\n'); return; }
           if (!this.deps.tlsAvailable || !this.deps.startTls) { this.write('NO "TLS support isn\'t enabled."\r\n'); return; }

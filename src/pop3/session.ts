@@ -31,6 +31,7 @@ import { openPop3User, type Pop3OpenResult } from './login.js';
 import { POP3_CAPABILITY, Pop3Disconnect, Pop3Transaction } from './transaction.js';
 import { logoutLine } from './logout-format.js';
 import { stopReading } from '../util/hand-off.js';
+import { parseXclient } from '../util/xclient.js';
 
 /** login-common's LOGIN_MAX_INBUF_SIZE: MASTER_AUTH_MAX_DATA_SIZE − master prefix − session id (1218 − 128 − 64). */
 const LOGIN_MAX_INBUF = 1026;
@@ -100,7 +101,9 @@ export class Pop3Session {
       this.hangUp(this.sasl ? '-ERR Disconnected for inactivity during authentication.' : '-ERR Disconnected for inactivity.');
     }, DEADLINES.loginMs);
     this.timer.unref();
-    this.write(`+OK ${this.deps.config.get('login_greeting') || 'Dovecot ready.'}\r\n`);
+    // "[XCLIENT]" tells a trusted proxy it may forward the client without asking CAPA (pop3-login)
+    const xclient = this.deps.trusted ? '[XCLIENT] ' : '';
+    this.write(`+OK ${xclient}${this.deps.config.get('login_greeting') || 'Dovecot ready.'}\r\n`);
   }
 
   /** A mail process: a user a login process authenticated; "+OK Logged in." and the maildrop opened here. */
@@ -300,6 +303,15 @@ export class Pop3Session {
     return s + `SASL${mechs.map((m) => ' ' + m).join('')}\r\n.\r\n`;
   }
 
+  /** XCLIENT from a trusted proxy (src/util/xclient.ts); from anyone else pop3-login answers +OK and ignores it. */
+  private xclient(params: string[]): void {
+    if (!this.deps.trusted) { this.write('+OK You are not from trusted IP - ignoring\r\n'); return; }
+    const u = parseXclient(params);
+    if (!u) { this.write('-ERR Invalid parameters\r\n'); return; }
+    if (u.rip !== undefined) this.deps.rip = u.rip;
+    this.write('+OK Updated\r\n');
+  }
+
   private async authorization(line: string): Promise<void> {
     // pop3-login reads at most 8 characters of command name (CLIENT_MAX_CMD_LEN)
     const sp = line.indexOf(' ');
@@ -328,6 +340,9 @@ export class Pop3Session {
       case 'AUTH': await this.auth(sp < 0 ? '' : line.slice(sp + 1)); break;
       case 'APOP': this.write('-ERR APOP not enabled.\r\n'); break;
       case 'STLS': await this.stls(); break;
+      case 'XCLIENT': this.xclient(args.split(' ')); break;
+      // Zimbra's patched nginx (pop3-login keeps it): XOIP <address>
+      case 'XOIP': this.xclient([`ADDR=${args}`]); break;
       case 'QUIT':
         this.write('+OK Logging out\r\n');
         this.log.info(this.progress.disconnectLine('Aborted login', false, this.conn()));

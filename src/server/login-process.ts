@@ -161,14 +161,15 @@ export function runLoginProcess(config: DovecotConfig, material: TlsMaterial | n
 
   /** A ManageSieve connection (managesieve-login): the same steps, Pigeonhole's texts. */
   const acceptSieve = (socket: Socket | TLSSocket, raw: Socket, spec: ListenerSpec, addr: ClientAddresses, id: number) => {
-    const { rip, lip } = addr;
+    const { lip } = addr;
     const slog = new Logger('managesieve-login');
     const count = slot('sieve', id, { evict: () => session.evict() });
     raw.once('close', () => count.release());
     const deps: SessionDeps = {
-      config, resolveHome: () => undefined, tlsAvailable: !!tls && !spec.ssl, secured: spec.ssl || addr.proxiedSsl, trusted: addr.trusted, remoteIp: rip, localIp: lip,
+      config, resolveHome: () => undefined, tlsAvailable: !!tls && !spec.ssl, secured: spec.ssl || addr.proxiedSsl, trusted: addr.trusted, remoteIp: addr.rip, localIp: lip,
       startTls: tls ? () => serverStartTls(raw, () => tls.current()) : undefined, slot: count,
       async login({ mech, authz, login, password }) {
+        const rip = deps.remoteIp ?? ''; // XCLIENT may have named the real client
         const a = await auth.authenticate(login, password, { service: 'sieve', rip, lip, secured: deps.secured, loginUser: authz && authz !== login ? authz : undefined });
         if (!a.ok) {
           session.reply(a.temp ? 'NO (TRYLATER) "Temporary authentication failure."\r\n' : 'NO "Authentication failed."\r\n');
@@ -189,14 +190,15 @@ export function runLoginProcess(config: DovecotConfig, material: TlsMaterial | n
 
   /** A POP3 connection (pop3-login): the same steps, pop3-login's texts; "+OK Logged in." comes from the mail process. */
   const acceptPop3 = (socket: Socket | TLSSocket, raw: Socket, spec: ListenerSpec, addr: ClientAddresses, id: number) => {
-    const { rip, lip } = addr;
+    const { lip } = addr;
     const plog = new Logger('pop3-login');
     const count = slot('pop3', id, { evict: () => session.evict() });
     raw.once('close', () => count.release());
     const deps: Pop3Deps = {
-      config, tlsAvailable: !!tls && !spec.ssl, secured: spec.ssl || addr.proxiedSsl, trusted: addr.trusted, rip, lip, slot: count,
+      config, tlsAvailable: !!tls && !spec.ssl, secured: spec.ssl || addr.proxiedSsl, trusted: addr.trusted, rip: addr.rip, lip, slot: count,
       startTls: tls ? () => serverStartTls(raw, () => tls.current()) : undefined,
       async login({ mech, authz, login, password }) {
+        const rip = deps.rip; // XCLIENT may have named the real client
         const a = await auth.authenticate(login, password, { service: 'pop3', rip, lip, secured: deps.secured, loginUser: authz && authz !== login ? authz : undefined });
         if (!a.ok) { session.authFailed(login, mech, !!a.temp, a.reason); return; }
         if (!await session.admit(a.user, mech)) return;

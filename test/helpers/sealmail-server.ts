@@ -27,8 +27,8 @@ export interface SealmailServer {
   stop(): Promise<number | null>;
 }
 
-/** `env`: added to the server's environment (the SEALMAIL_TEST_* hooks of src/config/connection-limits.ts). */
-export async function startSealmail(t: TestContext, opts: { extraConf?: string; passdb?: string; env?: Record<string, string>; beforeStart?: (dir: string) => void; rewriteConf?: (text: string, dir: string) => string; ready?: (output: string, dir: string) => boolean; startMs?: number } = {}): Promise<SealmailServer> {
+/** `env`: added to the server's environment (the SEALMAIL_TEST_* hooks of src/config/connection-limits.ts); `bin`: an installed `sealmail` to run instead of this tree's. */
+export async function startSealmail(t: TestContext, opts: { extraConf?: string; passdb?: string; env?: Record<string, string>; beforeStart?: (dir: string) => void; rewriteConf?: (text: string, dir: string) => string; ready?: (output: string, dir: string) => boolean; startMs?: number; bin?: string } = {}): Promise<SealmailServer> {
   const dir = tempDir(t, 'sealmail-srv');
   chmodSync(dir, 0o755);
   const { uid, gid } = mailIds();
@@ -72,7 +72,7 @@ ${opts.extraConf ?? ''}
   opts.beforeStart?.(dir);
   if (opts.rewriteConf) writeFileSync(conf, opts.rewriteConf(readFileSync(conf, 'utf8'), dir));
   // killed with its workers after the test even when the start below fails (children.ts)
-  const child: ChildProcess = spawnOwned(t, process.execPath, [sealmailJs, '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  const child: ChildProcess = (opts.bin ? spawnOwned(t, opts.bin, ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } }) : spawnOwned(t, process.execPath, [sealmailJs, '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } }));
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));

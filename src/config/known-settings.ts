@@ -169,6 +169,8 @@ export function isAuthSetting(key: string): boolean {
 export const SEALMAIL_HONOURS = new Set([
   'protocols', 'listen', 'log_path', 'info_log_path', 'debug_log_path', 'log_timestamp', 'auth_debug',
   'mail_debug', 'mail_uid', 'mail_gid', 'ssl', 'ssl_cert', 'ssl_key', 'ssl_key_password', 'ssl_min_protocol',
+  // TLS per name and cipher policy (src/server/tls-settings.ts)
+  'ssl_alt_cert', 'ssl_alt_key', 'ssl_cipher_list', 'ssl_cipher_suites', 'ssl_curve_list', 'ssl_dh', 'ssl_prefer_server_ciphers',
   // unix sockets (service listeners, auth-userdb) and quota warning commands are relative to it; scripts run in it
   'base_dir',
   // authentication (src/auth)

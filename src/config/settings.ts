@@ -7,7 +7,7 @@
  */
 import { isIP } from 'node:net';
 import type { ParsedConfig } from './parser.js';
-import type { Filter, FilterSpec, Node } from './tree.js';
+import type { Entry, Filter, FilterSpec, Node } from './tree.js';
 import { DEFAULTS, PLUGIN_SERVICE_DEFAULTS, SECTION_DEFAULTS, SERVICE_DEFAULTS } from './known-settings.js';
 import { parseBool, parseSize, parseTime } from './values.js';
 
@@ -56,9 +56,28 @@ export function ipInNetwork(ip: string, net: string): boolean {
   return a.v >> shift === n.v >> shift;
 }
 
-function nameMatches(pattern: string, name: string): boolean {
-  if (pattern.startsWith('*.')) return name.toLowerCase().endsWith(pattern.slice(1).toLowerCase());
-  return pattern.toLowerCase() === name.toLowerCase();
+/**
+ * A `local_name` mask against an SNI name as Dovecot's dns_match_wildcard
+ * (RFC 4592 style, case-insensitive): `*` stands for exactly one label and
+ * must be followed by `.` (`*.b.test` matches `x.b.test`, not `y.x.b.test`),
+ * `?` for one character.
+ */
+export function localNameMatches(mask: string, name: string): boolean {
+  let i = 0;
+  let j = 0;
+  const lower = (c: string) => c.toLowerCase();
+  while (i < name.length && j < mask.length) {
+    if (mask[j] === '*') {
+      const dot = name.indexOf('.', i);
+      if (dot < 0 || mask[j + 1] !== '.') return false;
+      i = dot;
+      j++;
+    } else if (mask[j] !== '?' && lower(name[i]) !== lower(mask[j])) return false;
+    i++;
+    j++;
+  }
+  if (mask[j] === '*') j++;
+  return i >= name.length && j >= mask.length;
 }
 
 export function filterMatches(spec: FilterSpec, ctx: FilterContext): boolean {
@@ -68,7 +87,7 @@ export function filterMatches(spec: FilterSpec, ctx: FilterContext): boolean {
   }
   if (spec.local !== undefined && !(ctx.localIp && ipInNetwork(ctx.localIp, spec.local))) return false;
   if (spec.remote !== undefined && !(ctx.remoteIp && ipInNetwork(ctx.remoteIp, spec.remote))) return false;
-  if (spec.localName !== undefined && !(ctx.localName && spec.localName.split(/\s+/).some((n) => nameMatches(n, ctx.localName!)))) return false;
+  if (spec.localName !== undefined && !(ctx.localName && spec.localName.split(' ').some((n) => localNameMatches(n, ctx.localName!)))) return false;
   return true;
 }
 
@@ -101,6 +120,13 @@ export class DovecotConfig {
       if (e) v = e.value;
     }
     return v ?? DEFAULTS.get(key) ?? '';
+  }
+
+  /** Where the value get() returns came from (file:line, the `<path` it was read from); undefined for a default. */
+  source(key: string, ctx?: FilterContext): Entry | undefined {
+    let e: Entry | undefined;
+    for (const f of this.matching(ctx)) e = f.root.settings.get(key) ?? e;
+    return e;
   }
 
   /** Was the setting given anywhere that applies (not just defaulted)? */

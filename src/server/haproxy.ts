@@ -13,7 +13,8 @@
 import type { Socket } from 'node:net';
 import { isIP } from 'node:net';
 import { Duplex } from 'node:stream';
-import type { SecureContext, TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
+import type { ServerTlsOptions } from './tls-context.js';
 import { ipInNetwork, type DovecotConfig } from '../config/settings.js';
 import type { ListenerSpec } from './listeners.js';
 import { implicitTls } from './starttls.js';
@@ -265,7 +266,7 @@ export interface ListenerConnectionDeps {
   /** The login service's logger (imap-login, managesieve-login), for haproxy's lines. */
   log: HaproxyOptions['log'];
   /** The TLS context for ssl = yes listeners (null: none configured). */
-  tls: () => SecureContext | null;
+  tls: () => ServerTlsOptions | null;
 }
 
 /**

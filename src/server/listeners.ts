@@ -9,6 +9,8 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { chmod, chown, mkdir, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { ServerTlsContext } from './tls-context.js';
+import type { TlsMaterial } from './tls-settings.js';
 
 export interface ListenerSpec {
   service: string;
@@ -20,7 +22,7 @@ export interface ListenerSpec {
   haproxy?: boolean;
 }
 
-export interface TlsMaterial { cert: string; key: string; passphrase?: string; minVersion?: 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3' }
+export type { TlsMaterial } from './tls-settings.js';
 
 export type ConnectionHandler = (socket: Socket | TLSSocket, spec: ListenerSpec) => void;
 
@@ -29,10 +31,6 @@ export function parseListen(value: string): string[] {
   return value.split(/[\s,]+/).filter(Boolean).map((a) => (a === '*' ? '0.0.0.0' : a === '[::]' ? '::' : a));
 }
 
-/** Dovecot's ssl_min_protocol names (TLSv1.2 …) map 1:1 to Node's; ANY / SSLv3 mean "no floor". */
-export function tlsMinVersion(v: string): TlsMaterial['minVersion'] {
-  return (['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const).find((x) => x === v);
-}
 
 /**
  * The inet_listeners of `service <name>` (Dovecot's defaults included) on
@@ -66,7 +64,7 @@ export async function openListeners(specs: ListenerSpec[], tls: TlsMaterial | nu
       const server = opts.handOff
         ? createServer({ pauseOnConnect: true }, (s) => onConnection(s, spec))
         : spec.ssl
-        ? createTlsServer({ cert: tls!.cert, key: tls!.key, passphrase: tls!.passphrase, minVersion: tls!.minVersion }, (s) => onConnection(s, spec))
+        ? createTlsServer(new ServerTlsContext(tls!).current(), (s) => onConnection(s, spec))
         : createServer((s) => onConnection(s, spec));
       await new Promise<void>((resolve, reject) => {
         server.once('error', (e: NodeJS.ErrnoException) =>

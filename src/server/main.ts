@@ -21,7 +21,8 @@ import { Pop3Service, pop3ListenerSpecs } from './pop3-service.js';
 import { loadConfig, ConfigError, type DovecotConfig } from '../config/index.js';
 import { supportFindings } from '../config/support-report.js';
 import { adoptLogFds, configureLogging, Logger, openLogFiles, reopenLogFiles } from '../log/logger.js';
-import { serviceListenerSpecs, tlsMinVersion, type ListenerSpec, type TlsMaterial } from './listeners.js';
+import { serviceListenerSpecs, type ListenerSpec } from './listeners.js';
+import { tlsMaterial } from './tls-settings.js';
 import { dropPrivileges } from './privileges.js';
 import { installLastResort } from './faults.js';
 import { configFilesSnapshot, installConfigFiles, preloadConfigFile, startRecording, stopRecording, type ConfigFilesSnapshot } from '../config/privileged-files.js';
@@ -72,14 +73,6 @@ function parseArgs(argv: string[]): Args {
 export function listenerSpecs(config: DovecotConfig): ListenerSpec[] {
   const protocols = config.get('protocols').split(/\s+/).filter(Boolean);
   return protocols.includes('imap') ? serviceListenerSpecs(config, 'imap-login') : [];
-}
-
-function tlsMaterial(config: DovecotConfig): TlsMaterial | null {
-  if (config.get('ssl') === 'no') return null;
-  const cert = config.get('ssl_cert');
-  const key = config.get('ssl_key');
-  if (!cert || !key) return null;
-  return { cert, key, passphrase: config.get('ssl_key_password') || undefined, minVersion: tlsMinVersion(config.get('ssl_min_protocol')) };
 }
 
 function printDemo(demo: DemoInstance): void {

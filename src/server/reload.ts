@@ -8,7 +8,7 @@
  * is handed to the mode's apply (service-processes.ts, root-master.ts).
  * One reload at a time: a SIGHUP during one is done after it.
  */
-import { createSecureContext } from 'node:tls';
+import { secureContextFor } from './tls-context.js';
 import { ConfigError, loadConfig, type DovecotConfig } from '../config/index.js';
 import { rereadConfigFiles } from '../config/privileged-files.js';
 import type { Logger } from '../log/logger.js';
@@ -36,9 +36,12 @@ async function rereadTree(configPath: string, log: Logger, h: ReloadHelpers): Pr
   }
   for (const p of kept) log.warn(`reload: ${p} is no longer readable (root was given up at start): its content from the start is kept, a restart reads it`);
   const tls = h.tls(config);
-  try { if (tls) createSecureContext({ cert: tls.cert, key: tls.key, passphrase: tls.passphrase }); } catch (e) {
-    log.error(`Config reload failed: ssl_cert/ssl_key: ${(e as Error).message}`);
-    return null;
+  // every certificate (the default and each local_name section's) must load, else the old ones stay
+  for (const s of tls ? [tls, ...tls.named()] : []) {
+    try { secureContextFor(s); } catch (e) {
+      log.error(`Config reload failed: ${s.sources.join(', ')}: ${(e as Error).message}; the previous certificates stay in use`);
+      return null;
+    }
   }
   for (const w of config.warnings) log.warn(w);
   return config;

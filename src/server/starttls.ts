@@ -10,7 +10,8 @@
  * would end every session of the process).
  */
 import type { Socket } from 'node:net';
-import { TLSSocket, type SecureContext } from 'node:tls';
+import { TLSSocket } from 'node:tls';
+import type { ServerTlsOptions } from './tls-context.js';
 import type { Duplex } from 'node:stream';
 
 /**
@@ -33,7 +34,7 @@ export function handshakeErrorText(e: Error): string {
  * comes (after a reload, the new one); a context that cannot be built
  * rejects the promise.
  */
-export function serverStartTls(raw: Duplex, context: () => SecureContext): Promise<Duplex> {
+export function serverStartTls(raw: Duplex, context: () => ServerTlsOptions): Promise<Duplex> {
   return new Promise<Duplex>((resolve, reject) => {
     let settled = false;
     const fail = (e: Error) => {
@@ -43,7 +44,7 @@ export function serverStartTls(raw: Duplex, context: () => SecureContext): Promi
       raw.destroy();
       reject(new Error(handshakeErrorText(e)));
     };
-    const t = new TLSSocket(raw as Socket, { isServer: true, secureContext: context() });
+    const t = new TLSSocket(raw as Socket, { isServer: true, ...context() });
     // the raw socket keeps a listener of its own: the TLSSocket does not always relay its errors
     raw.on('error', (e: Error) => fail(e));
     // `on`, not `once`: OpenSSL can report a second error (the alert, then the reset) on the same socket
@@ -58,7 +59,7 @@ export function serverStartTls(raw: Duplex, context: () => SecureContext): Promi
  * `ssl = yes` listener: TLS starts here, in the service process, as the
  * master's own TLS server would have started it.
  */
-export function implicitTls(raw: Socket | Duplex, ctx: SecureContext): TLSSocket {
+export function implicitTls(raw: Socket | Duplex, ctx: ServerTlsOptions): TLSSocket {
   raw.on('error', () => raw.destroy());
-  return new TLSSocket(raw, { isServer: true, secureContext: ctx });
+  return new TLSSocket(raw, { isServer: true, ...ctx });
 }

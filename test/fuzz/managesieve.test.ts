@@ -19,6 +19,7 @@ import { makeSelfSignedCert } from '../../src/server/selfsigned.js';
 import { memTempDir, rnd } from './mem-socket.js';
 import { CASES, fuzzSessions, fuzzSockets, type FuzzTarget } from './driver.js';
 import { allAnswer, startLiveServer } from './live-server.js';
+import { simpleTlsMaterial } from '../../src/server/tls-settings.js';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const lit = (s: string) => `{${Buffer.byteLength(s)}${rnd(2) ? '+' : ''}}\r\n${s}`;
@@ -48,7 +49,7 @@ test(`ManageSieve fuzz: ${CASES} cases in memory, then over real sockets`, { tim
   const auth = new AuthEngine(config, 'sieve');
   t.after(() => auth.close());
   const { certPem, keyPem } = makeSelfSignedCert('localhost');
-  const tls = new ServerTlsContext({ cert: certPem, key: keyPem });
+  const tls = new ServerTlsContext(simpleTlsMaterial(certPem, keyPem));
 
   const target: FuzzTarget = {
     start: (sock) => new ManageSieveSession(sock, {

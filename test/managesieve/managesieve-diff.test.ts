@@ -24,6 +24,7 @@ import { parseConfigText } from '../helpers/config-text.js';
 import { openListeners, closeListeners } from '../../src/server/listeners.js';
 import { ManageSieveService, managesieveListenerSpecs } from '../../src/server/managesieve-service.js';
 import { runSieveForDelivery } from '../../src/sieve/deliver.js';
+import { simpleTlsMaterial } from '../../src/server/tls-settings.js';
 
 async function freePort(): Promise<number> {
   const s = net.createServer();
@@ -229,7 +230,7 @@ test('STARTTLS: same replies as managesieved (capabilities re-issued, no second 
   const { uid, gid } = mailIds();
   const sPort = await freePort();
   const config = await parseConfigText(`protocols = sieve\nlisten = 127.0.0.1\nlogin_greeting = Dovecot (Debian) ready.\npassdb {\n  driver = static\n  args = password=pass\n}\nuserdb {\n  driver = static\n  args = uid=${uid} gid=${gid} home=${dir}/%u\n}\nservice managesieve-login {\n  inet_listener sieve {\n    port = ${sPort}\n  }\n}\n`);
-  const material = { cert: certPem, key: keyPem };
+  const material = simpleTlsMaterial(certPem, keyPem);
   const svc = new ManageSieveService(config, material);
   const open = await openListeners(managesieveListenerSpecs(config), material, (s, spec) => svc.accept(s, spec));
   t.after(async () => { await closeListeners(open); await svc.close(); });

@@ -31,6 +31,7 @@ import type { ListenerSpec } from '../../src/server/listeners.js';
 import { TCP_NODELAY, TCP_QUICKACK, tcpAddonError, tcpOption } from '../../src/util/tcp-socket.js';
 import { buildNative } from '../../scripts/build-native.js';
 import { setLogSink } from '../../src/log/logger.js';
+import { simpleTlsMaterial } from '../../src/server/tls-settings.js';
 
 const uid = process.getuid!();
 const gid = process.getgid!();
@@ -59,7 +60,7 @@ userdb {
 }
 `);
   const { certPem, keyPem } = makeSelfSignedCert('localhost');
-  return { config, dir, tls: { cert: certPem, key: keyPem } };
+  return { config, dir, tls: simpleTlsMaterial(certPem, keyPem) };
 }
 
 /** A listener whose connections go to `serve` (the test keeps the served socket to read its options). */

@@ -11,6 +11,7 @@ import type { Query } from '../mailstore/search.js';
 export { matches, mailboxMatches, QueryError, type MessageView, type Query } from '../mailstore/search.js';
 import { QueryError } from '../mailstore/search.js';
 import { imapPattern, type NameMatcher } from '../util/wildcard.js';
+import { parseTime } from '../config/values.js';
 
 const FLAG_KEYS: Record<string, [string, boolean]> = {
   SEEN: ['\\Seen', true], UNSEEN: ['\\Seen', false], ANSWERED: ['\\Answered', true], UNANSWERED: ['\\Answered', false],
@@ -44,13 +45,16 @@ function parseSet(s: string, what: string): [number, number][] {
   return out;
 }
 
-/** A day as UTC midnight ms: YYYY-MM-DD, IMAP's d-Mon-yyyy, or a UNIX time. */
+/** A day as UTC midnight ms: YYYY-MM-DD, IMAP's d-Mon-yyyy, a UNIX time, or an interval back from now. */
 function parseDay(s: string): number {
   let m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(s);
   if (m) return Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]));
   m = /^(\d{1,2})-([A-Za-z]{3})-(\d{4})$/.exec(s);
   if (m && IMAP_MONTHS.includes(m[2].toLowerCase())) return Date.UTC(Number(m[3]), IMAP_MONTHS.indexOf(m[2].toLowerCase()), Number(m[1]));
   if (/^\d+$/.test(s)) return Number(s) * 1000;
+  // an interval back from now (`30d`, `2w`, `12 hours`), as mail_parse_human_timestamp's settings_get_time
+  const back = parseTime(s, false);
+  if (typeof back === 'number') return Math.floor((Date.now() - back) / 1000) * 1000;
   throw new QueryError(`Invalid search date parameter: ${s}`);
 }
 

@@ -194,9 +194,10 @@ export class MailStore {
     return true;
   }
 
-  async subscribe(name: string, on = true): Promise<void> {
+  /** `anyName`: doveadm's mailbox subscribe, which subscribes a name whether or not it exists (IMAP's SUBSCRIBE does not). */
+  async subscribe(name: string, on = true, anyName = false): Promise<void> {
     const levels = storageLevels(this.loc, name);
-    if (on && !(await folderExists(this.loc, name)) && !this.auto(name)) throw new MailStoreError('NONEXISTENT', `mailbox ${name} does not exist`);
+    if (on && !anyName && !(await folderExists(this.loc, name)) && !this.auto(name)) throw new MailStoreError('NONEXISTENT', `mailbox ${name} does not exist`);
     await updateSubscriptions(this.subscriptionsPath, this.subSep, (s) => {
       const key = levels.join('\t');
       const i = s.names.findIndex((l) => l.join('\t') === key);

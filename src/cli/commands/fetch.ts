@@ -9,15 +9,13 @@
  * body.<section>/binary.<section> are refused with a clear error until the
  * MIME layer provides them.
  */
-import { MailStoreError } from '../../mailstore/errors.js';
 import { headerEnd, headerValues, parseMessageDate } from '../../mailstore/message-headers.js';
-import { mutf7ToUtf8 } from '../../mailstore/api/mailbox-utf7.js';
-import type { MailFolder, MailMessage } from '../../mailstore/api/mailbox.js';
 import { getopt } from '../args.js';
 import { CommandError, EX_TEMPFAIL, UsageError, type CliCommand, type CommandContext } from '../command.js';
 import type { Header } from '../printer.js';
-import { mailboxMatches, matches, parseQuery, QueryError, type MessageView } from '../search-query.js';
-import { listUsers, openUserStore } from './mailbox.js';
+import { parseQuery, QueryError } from '../search-query.js';
+import { forEachMatch } from '../message-iter.js';
+import { listUsers } from './mailbox.js';
 
 /** doveadm's list, printed as is when a field is unknown. */
 const AVAILABLE = 'hdr.<name> body.<section> binary.<section> user mailbox mailbox-guid seq uid guid flags modseq hdr body body.preview body.snippet text text.utf8 size.physical size.virtual date.received date.sent date.saved date.received.unixtime date.sent.unixtime date.saved.unixtime imap.envelope imap.body imap.bodystructure pop3.uidl pop3.order refcount storageid';
@@ -52,80 +50,38 @@ function parseFields(spec: string): string[] {
   return fields.map((f) => f.toLowerCase());
 }
 
-async function readAll(folder: MailFolder, m: MailMessage): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const c of folder.read(m)) parts.push(c);
-  return Buffer.concat(parts);
-}
-
 async function fetchUser(ctx: CommandContext, user: string, fields: string[], queryArgs: string[], print: (v: string | Buffer) => void): Promise<void> {
-  const query = parseQuery(queryArgs);
-  const store = await openUserStore(ctx, user);
-  for (const entry of await store.list(true)) {
-    if (entry.flags.includes('\\Noselect') || entry.flags.includes('\\NonExistent')) continue;
-    const name = mutf7ToUtf8(entry.name);
-    let folder: MailFolder;
-    try {
-      folder = await store.open(entry.name);
-      if (mailboxMatches(query, name, '') === false) continue;
-      await folder.sync();
-    } catch (e) {
-      if (e instanceof MailStoreError && e.code === 'NONEXISTENT') continue;
-      throw e;
-    }
-    if (mailboxMatches(query, name, folder.guid) === false) continue;
-    // MODSEQs are ours (sealmail.modseq, kept up to date by the sync; Dovecot's live in its index)
-    let seq = 0;
-    for (const m of folder.messages) {
-      seq++;
-      let text: Buffer | undefined;
-      let st: { mtime: Date; ctime: Date; size: number } | undefined;
-      const getText = async () => (text ??= await readAll(folder, m));
-      const getStat = async () => (st ??= await folder.stat(m));
-      const view: MessageView = {
-        mailbox: name, mailboxGuid: folder.guid, uid: m.uid, seq, guid: m.base,
-        flags: new Set(m.flags), keywords: m.keywords, recent: m.recent,
-        vsize: () => folder.virtualSize(m),
-        received: async () => (await getStat()).mtime,
-        saved: () => folder.saveDate(m),
-        text: getText,
-      };
-      try {
-        if (!(await matches(query, view))) continue;
-        for (const f of fields) {
-          switch (f) {
-            case 'user': print(user); break;
-            case 'mailbox': print(name); break;
-            case 'mailbox-guid': print(folder.guid); break;
-            case 'seq': print(String(seq)); break;
-            case 'uid': print(String(m.uid)); break;
-            case 'guid': print(m.base); break;
-            case 'flags': print([...FLAG_ORDER.filter((x) => m.flags.has(x as never)), ...(m.recent ? ['\\Recent'] : []), ...m.keywords].join(' ')); break;
-            case 'modseq': print(String(m.modseq || 1)); break;
-            case 'size.physical': print(String(m.size ?? (await getStat()).size)); break;
-            case 'size.virtual': print(String(await folder.virtualSize(m))); break;
-            case 'date.received': print(localStamp((await getStat()).mtime)); break;
-            case 'date.saved': print(localStamp(await folder.saveDate(m))); break;
-            case 'date.received.unixtime': print(String(Math.floor((await getStat()).mtime.getTime() / 1000))); break;
-            case 'date.saved.unixtime': print(String(Math.floor((await folder.saveDate(m)).getTime() / 1000))); break;
-            case 'date.sent':
-            case 'date.sent.unixtime': {
-              const d = parseMessageDate(headerValues(await getText(), 'date')[0] ?? '') ?? { time: 0, tz: 0 };
-              print(f === 'date.sent' ? sentStamp(d.time, d.tz) : String(Math.floor(d.time / 1000)));
-              break;
-            }
-            case 'hdr': { const t = await getText(); print(t.subarray(0, headerEnd(t))); break; }
-            case 'body': { const t = await getText(); print(t.subarray(headerEnd(t))); break; }
-            case 'text': case 'text.utf8': print(await getText()); break;
-            default: print(headerValues(await getText(), f.slice(4)).join('\n'));
-          }
+  // MODSEQs are ours (sealmail.modseq, kept up to date by the sync; Dovecot's live in its index)
+  await forEachMatch(ctx, user, queryArgs, async ({ name, folder, m, seq, text: getText, stat: getStat }) => {
+    for (const f of fields) {
+      switch (f) {
+        case 'user': print(user); break;
+        case 'mailbox': print(name); break;
+        case 'mailbox-guid': print(folder.guid); break;
+        case 'seq': print(String(seq)); break;
+        case 'uid': print(String(m.uid)); break;
+        case 'guid': print(m.base); break;
+        case 'flags': print([...FLAG_ORDER.filter((x) => m.flags.has(x as never)), ...(m.recent ? ['\\Recent'] : []), ...m.keywords].join(' ')); break;
+        case 'modseq': print(String(m.modseq || 1)); break;
+        case 'size.physical': print(String(m.size ?? (await getStat()).size)); break;
+        case 'size.virtual': print(String(await folder.virtualSize(m))); break;
+        case 'date.received': print(localStamp((await getStat()).mtime)); break;
+        case 'date.saved': print(localStamp(await folder.saveDate(m))); break;
+        case 'date.received.unixtime': print(String(Math.floor((await getStat()).mtime.getTime() / 1000))); break;
+        case 'date.saved.unixtime': print(String(Math.floor((await folder.saveDate(m)).getTime() / 1000))); break;
+        case 'date.sent':
+        case 'date.sent.unixtime': {
+          const d = parseMessageDate(headerValues(await getText(), 'date')[0] ?? '') ?? { time: 0, tz: 0 };
+          print(f === 'date.sent' ? sentStamp(d.time, d.tz) : String(Math.floor(d.time / 1000)));
+          break;
         }
-      } catch (e) {
-        if (e instanceof MailStoreError && e.code === 'EXPUNGED') continue; // vanished meanwhile, as doveadm skips it
-        throw e;
+        case 'hdr': { const t = await getText(); print(t.subarray(0, headerEnd(t))); break; }
+        case 'body': { const t = await getText(); print(t.subarray(headerEnd(t))); break; }
+        case 'text': case 'text.utf8': print(await getText()); break;
+        default: print(headerValues(await getText(), f.slice(4)).join('\n'));
       }
     }
-  }
+  });
 }
 
 export const fetchCommand: CliCommand = {

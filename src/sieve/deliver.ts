@@ -245,7 +245,8 @@ export async function runSieveForDelivery(config: DovecotConfig, user: SieveUser
         const userEmail = plugin.sieve_user_email || undefined;
         const sender = a.notify.from !== undefined ? parseFromAddress(a.notify.from) : userEmail ?? parseFromAddress(postmaster);
         const envFrom = envelope.from && envelope.from !== '<>' ? sender : null;
-        const from = a.notify.from ?? (userEmail ? `<${userEmail}>` : postmaster);
+        // (the postmaster as message_address_write shows postmaster_address: "Postmaster" when it has no name)
+        const from = a.notify.from ?? (userEmail ? `<${userEmail}>` : postmaster.includes('<') ? postmaster : `Postmaster <${postmaster}>`);
         const n = composeNotification({ ...a.notify, from }, msg, { owner: userEmail ?? envelope.to, envelopeFrom: envFrom, postmaster, now: opts.now });
         out.push({ type: 'notify', reply: n.message, mailFrom: n.envelopeFrom, rcpts: n.recipients });
         break;

@@ -275,6 +275,13 @@ function NOTIFY_CASES(): Case[] {
     { name: 'err virustest :percent', script: 'require "virustest";\nif virustest :percent "50" { keep; }\n' },
     { name: 'err spamtest number', script: 'require "spamtest";\nif spamtest 5 { keep; }\n' },
     { name: 'err spamtest not required', script: 'if spamtest "5" { keep; }\n' },
+    // sieve_max_actions (32): the 33rd action fails the script
+    { name: 'sieve_max_actions', script: 'require "fileinto";\n' + Array.from({ length: 33 }, (_, i) => `fileinto "f${i}";\n`).join('') },
+    { name: '32 actions are fine', script: 'require "fileinto";\n' + Array.from({ length: 32 }, (_, i) => `fileinto "f${i}";\n`).join('') },
+    { name: 'notify :from from a variable', script: N + 'set "f" "Me <me@example.org>";\nnotify :from "${f}" "mailto:a@example.net";\n' },
+    { name: 'err duplicate :seconds without value', script: 'require "duplicate";\nif duplicate :seconds { keep; }\n' },
+    { name: 'err notify :from list', script: N + 'notify :from ["a@b.example"] "mailto:a@b.example";\n' },
+    { name: 'err notify :options number', script: N + 'notify :options 1 "mailto:a@b.example";\n' },
   ];
 }
 

@@ -12,6 +12,7 @@ import { hostname } from 'node:os';
 import { parseSieveAddress } from './address.js';
 import { sanitize } from './match.js';
 import type { ParsedMessage } from './message.js';
+import { foldHeader } from './vacation.js';
 
 /** ntfy-mailto.c: NTFY_MAILTO_MAX_RECIPIENTS, _MAX_HEADERS, _MAX_SUBJECT. */
 export const MAILTO_MAX_RECIPIENTS = 8;
@@ -218,7 +219,7 @@ export function dropDuplicateRecipients(later: NotifyAction, earlier: NotifyActi
 
 /** rfc2822_header_write: a value with CR/LF folded, so it never starts a field of its own. */
 function field(name: string, value: string): string {
-  return `${name}: ${value.replace(/[ \t]*\r?\n[ \t]*/g, '\r\n\t')}\r\n`;
+  return `${name}: ${foldHeader(value)}\r\n`;
 }
 /** rfc2822_header_utf8_printf: a value with 8-bit characters as one RFC 2047 encoded word. */
 function utf8Field(name: string, value: string): string {

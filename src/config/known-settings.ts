@@ -191,6 +191,8 @@ export const SEALMAIL_HONOURS = new Set([
   // LMTP (src/lmtp)
   'hostname', 'recipient_delimiter', 'lmtp_save_to_detail_mailbox', 'lda_mailbox_autocreate',
   'sendmail_path', 'submission_host', 'submission_timeout',
+  // Sieve enotify's mailto notifications (src/sieve/deliver.ts): their sender when no :from is given
+  'postmaster_address',
   // LMTP's message spool (src/lmtp/data-spool.ts) and its per-user RCPT limit
   'mail_temp_dir', 'lmtp_user_concurrency_limit',
   // the trusted edge (src/server/haproxy.ts, imap/commands/prelogin.ts)

@@ -148,6 +148,7 @@ export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
   const detailBox = d.config.getBool('lmtp_save_to_detail_mailbox', { protocol: 'lmtp' }) && d.detail ? d.detail : 'INBOX';
   let discarded = false;
   const outgoing: SieveOutcomeAction[] = [];
+  let sieveCommit: (() => Promise<void>) | null = null;
   if (mu.sieveAtDelivery && mu.user.home) {
     try {
       const header = headerOf(d.message.head);
@@ -155,11 +156,12 @@ export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
       const outcome = await runSieveForDelivery(d.config, { username: u.user, home: mu.user.home, fields: u.fields }, sieveMessage,
         { from: d.mailFrom, to: d.rcpt }, { mailboxExists: (n) => store.exists(n), protocol: 'lmtp' });
       for (const e of outcome.errors) log.error(`sieve: ${e}`);
+      sieveCommit = outcome.commit;
       for (const a of outcome.actions) {
         if (a.type === 'keep') targets.push({ mailbox: detailBox, flags: a.flags ?? [], create: false });
         else if (a.type === 'fileinto' && a.mailbox) targets.push({ mailbox: a.mailbox.replace(/\//g, '.'), flags: a.flags ?? [], create: a.create ?? false });
         else if (a.type === 'discard') discarded = true;
-        else if (a.type === 'redirect' || a.type === 'vacation') outgoing.push(a);
+        else if (a.type === 'redirect' || a.type === 'vacation' || a.type === 'notify') outgoing.push(a);
         else log.info(`sieve: action ${a.type} is not carried out by Sealmail yet`);
       }
       // a redirect replaces the implicit keep; one that could not be sent keeps the message instead
@@ -169,6 +171,7 @@ export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
       else if (!targets.length) targets.push({ mailbox: detailBox, flags: [], create: false });
     } catch (e) {
       log.error(`sieve: ${(e as Error).message}: keeping the message in ${detailBox}`);
+      sieveCommit = null;
       targets = [];
       discarded = false;
     }
@@ -197,6 +200,8 @@ export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
       await folder.deliver(full(), { flags: sys, keywords: kws });
       log.info(`msgid=${msgid}: saved mail to ${box}`);
     }
+    // RFC 7352: the duplicate ids count only for a message that was delivered
+    if (sieveCommit) await sieveCommit();
     return { ok: true };
   } catch (e) {
     if (e instanceof OverQuota && quota) { const q = quotaReply(d.config, quota); return { ok: false, ...q }; }

@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { hostname } from 'node:os';
 import type { DovecotConfig } from '../config/settings.js';
+import { recipientSummary } from '../sieve/notify.js';
 
 export type SubmitResult = { ok: true } | { ok: false; temp: boolean; error: string };
 
@@ -84,17 +85,25 @@ function smtpSubmit(hostPort: string, helo: string, mailFrom: string, rcpts: str
 interface Logger { info(m: string): void; error(m: string): void }
 
 /**
- * Carries out a delivery's Sieve redirect and vacation actions as Pigeonhole
- * does: a redirect goes out with the original envelope sender, the message
+ * Carries out a delivery's Sieve redirect, vacation and notify (mailto)
+ * actions as Pigeonhole does (a notification goes to its recipients with
+ * the sender deliver.ts chose): a redirect goes out with the original envelope sender, the message
  * without Return-Path and with `X-Sieve` / `X-Sieve-Redirected-From`
  * prepended; a vacation reply goes out with sender <>. Returns false when a
  * redirect failed (the caller then keeps the message, as Pigeonhole's
  * implicit keep after a failed action).
  */
 export async function sendSieveMail(config: DovecotConfig, o: { user: string; mailFrom: string; message: Buffer; msgid: string; log: Logger },
-  actions: { type: string; address?: string; reply?: Buffer }[]): Promise<boolean> {
+  actions: { type: string; address?: string; reply?: Buffer; mailFrom?: string; rcpts?: string[] }[]): Promise<boolean> {
   let ok = true;
   for (const a of actions) {
+    if (a.type === 'notify' && a.reply && a.rcpts?.length) {
+      const all = recipientSummary(a.rcpts);
+      const r = await submitMail(config, a.mailFrom ?? '', a.rcpts, a.reply);
+      if (r.ok) o.log.info(`sieve: msgid=${o.msgid}: notify action: sent mail notification to ${all}`);
+      else o.log.error(`sieve: msgid=${o.msgid}: notify action: failed to send mail notification to ${all}: ${r.error} (${r.temp ? 'temporary' : 'permanent'} failure)`);
+      continue;
+    }
     if (!a.address) continue;
     if (a.type === 'redirect') {
       const text = o.message.toString('latin1');

@@ -16,7 +16,8 @@
  * Protocol only: storage is ScriptStorage's job.
  */
 import type { Duplex } from 'node:stream';
-import { compileScript, SieveCompileError, SUPPORTED_EXTENSIONS } from '../sieve/compile.js';
+import { compileScript, SieveCompileError, SUPPORTED_EXTENSIONS, type CompileOptions } from '../sieve/compile.js';
+import { extensionSwitches, sieveCapability, notifyCapability } from '../sieve/extensions.js';
 import type { DovecotConfig } from '../config/settings.js';
 import type { AuthEngine } from '../auth/engine.js';
 import type { Fields } from '../auth/databases.js';
@@ -253,15 +254,25 @@ export class ManageSieveSession {
 
   private write(s: string | Buffer): void { if (!this.closed) this.stream.write(s); }
 
+  /** A user's script may use the extensions sieve_extensions switches on. */
+  private compileOptions(): CompileOptions {
+    return { enabled: extensionSwitches(this.deps.config.plugin({ protocol: 'sieve' })).enabled };
+  }
+
   capabilities(authed: boolean): string {
     const cfg = this.deps.config;
     const impl = cfg.get('managesieve_implementation_string') || 'Dovecot (Debian) Pigeonhole';
-    const sieve = cfg.get('managesieve_sieve_capability') || SUPPORTED_EXTENSIONS.join(' ');
+    // as Pigeonhole's settings plugin computes them from sieve_extensions (explicit settings win)
+    const plugin = cfg.plugin({ protocol: 'sieve' });
+    const sieve = cfg.get('managesieve_sieve_capability') || sieveCapability(plugin, SUPPORTED_EXTENSIONS);
+    const notify = cfg.get('managesieve_notify_capability') || notifyCapability(plugin, SUPPORTED_EXTENSIONS);
     // managesieved announces the enabled mechanisms, none where plaintext is refused
     const mechs = this.plaintextAllowed() ? plaintextMechanisms(cfg) : [];
     const lines = [`"IMPLEMENTATION" ${quote(impl)}`, `"SIEVE" ${quote(sieve)}`];
+    // managesieved: MAXREDIRECTS before NOTIFY; managesieve-login: NOTIFY before SASL
     if (authed) lines.push(`"MAXREDIRECTS" ${quote(cfg.get('sieve_max_redirects') || '4')}`);
-    else {
+    if (notify) lines.push(`"NOTIFY" ${quote(notify)}`);
+    if (!authed) {
       lines.push(`"SASL" ${quote(mechs.join(' '))}`);
       if (this.deps.tlsAvailable && !this.deps.secured) lines.push('"STARTTLS"');
     }
@@ -411,7 +422,7 @@ export class ManageSieveSession {
           const name = cmd === 'PUTSCRIPT' ? a[0] : '';
           const data = (args[args.length - 1].v as Buffer);
           if (cmd === 'PUTSCRIPT' && !(await this.nameOk(name))) return;
-          try { compileScript(data.toString('utf8'), name); } catch (e) {
+          try { compileScript(data.toString('utf8'), name, this.compileOptions()); } catch (e) {
             if (!(e instanceof SieveCompileError)) throw e;
             const pre = name ? `${name}: ` : '';
             const text = e.errors.join('\r\n') + `\r\n${pre}error: ${e.kind} failed.\r\n`;
@@ -433,7 +444,7 @@ export class ManageSieveSession {
             return;
           }
           // Activating a script re-checks it, as Pigeonhole does.
-          compileScript((await st.get(a[0])).toString('utf8'), a[0]);
+          compileScript((await st.get(a[0])).toString('utf8'), a[0], this.compileOptions());
           await st.setActive(a[0]);
           this.write('OK "Setactive completed."\r\n');
           return;

@@ -11,12 +11,15 @@ import { SieveSyntaxError } from './lexer.js';
 import { validateRegex, RegexSyntaxError } from './regex.js';
 import { regexErrorText, sanitize } from './match.js';
 import { sieveAddressError } from './address.js';
+import { CORE_EXTENSIONS } from './extensions.js';
+import { NOTIFY_COMMANDS, notifyTests, ENCODEURL_TAG, checkExtensionCommand, requireConflict } from './compile-notify.js';
 
 /** Capabilities Sealmail implements (RFC names as in the `require` list). */
 export const SUPPORTED_EXTENSIONS = [
   'fileinto', 'reject', 'envelope', 'encoded-character', 'vacation', 'subaddress',
   'comparator-i;ascii-numeric', 'relational', 'regex', 'imap4flags', 'copy', 'body',
   'variables', 'mailbox', 'date', 'index', 'ihave', 'include',
+  'enotify', 'duplicate', 'vnd.dovecot.duplicate', 'spamtest', 'spamtestplus', 'virustest',
 ];
 
 /**
@@ -31,10 +34,23 @@ export const CONTEXT_EXTENSIONS = ['imapsieve', 'environment', 'vnd.dovecot.envi
 export interface CompileOptions {
   /** Context extensions (CONTEXT_EXTENSIONS) this script may require. */
   extensions?: readonly string[];
+  /** The extensions switched on (src/sieve/extensions.ts: sieve_extensions, plus sieve_global_extensions for admin scripts); Pigeonhole's core set when absent. */
+  enabled?: readonly string[];
 }
 
 type TagArg = 'none' | 'str' | 'strlist' | 'num';
-interface Spec { ext?: string; min: number; max: number; tags: Record<string, TagArg | { arg: TagArg; ext: string }>; block?: boolean; test?: 'one' | 'list' | 'none' }
+/**
+ * A command or test: its extension(s), positional argument count, tags (with
+ * the extension a tag needs; `parameter`: the tag's value is checked as
+ * sieve_validate_tag_parameter does, or with :importance's own text), block and sub-tests, and where given the positional
+ * arguments' names and types (checked as sieve_validate_positional_argument).
+ */
+export interface Spec {
+  ext?: string | string[]; min: number; max: number; tags: Record<string, TagArg | { arg: TagArg; ext?: string; parameter?: 'importance' | 'tag' }>;
+  block?: boolean; test?: 'one' | 'list' | 'none'; pos?: [string, 'str' | 'strlist'][];
+}
+/** Is the command's extension (one of them) loaded? */
+const specOn = (spec: Spec, ext: ReadonlySet<string>) => !spec.ext || (typeof spec.ext === 'string' ? ext.has(spec.ext) : spec.ext.some((e) => ext.has(e)));
 
 const MATCH_TAGS: Spec['tags'] = {
   is: 'none', contains: 'none', matches: 'none', comparator: 'str',
@@ -59,7 +75,7 @@ const COMMANDS: Record<string, Spec> = {
   setflag: { ext: 'imap4flags', min: 1, max: 2, tags: {} },
   addflag: { ext: 'imap4flags', min: 1, max: 2, tags: {} },
   removeflag: { ext: 'imap4flags', min: 1, max: 2, tags: {} },
-  set: { ext: 'variables', min: 2, max: 2, tags: { lower: 'none', upper: 'none', lowerfirst: 'none', upperfirst: 'none', quotewildcard: 'none', length: 'none' } },
+  set: { ext: 'variables', min: 2, max: 2, tags: { lower: 'none', upper: 'none', lowerfirst: 'none', upperfirst: 'none', quotewildcard: 'none', length: 'none', ...ENCODEURL_TAG } },
   // RFC 6609: the included script is looked up by the caller (deliver.ts); compile only checks the name
   include: { ext: 'include', min: 1, max: 1, tags: { personal: 'none', global: 'none', once: 'none', optional: 'none' } },
   return: { ext: 'include', min: 0, max: 0, tags: {} },
@@ -68,6 +84,7 @@ const COMMANDS: Record<string, Spec> = {
   pipe: { ext: 'vnd.dovecot.pipe', min: 1, max: 2, tags: { copy: { arg: 'none', ext: 'copy' }, try: 'none' } },
   // RFC 5463: error <message: string> fails the script (the implicit keep then happens)
   error: { ext: 'ihave', min: 1, max: 1, tags: {} },
+  ...NOTIFY_COMMANDS,
 };
 
 const TESTS: Record<string, Spec> = {
@@ -89,6 +106,7 @@ const TESTS: Record<string, Spec> = {
   body: { ext: 'body', min: 1, max: 1, tags: { ...MATCH_TAGS, raw: 'none', text: 'none', content: 'strlist' } },
   environment: { ext: 'environment', min: 2, max: 2, tags: { ...MATCH_TAGS } },
   ihave: { ext: 'ihave', min: 1, max: 1, tags: {} },
+  ...notifyTests(MATCH_TAGS),
 };
 
 /**
@@ -112,7 +130,8 @@ export class SieveCompileError extends Error {
  * ManageSieve's CHECKSCRIPT).
  */
 export function compileScript(src: string, name = 'script', opts: CompileOptions = {}): CompiledScript {
-  const allowed = [...SUPPORTED_EXTENSIONS, ...(opts.extensions ?? []).filter((e) => CONTEXT_EXTENSIONS.includes(e))];
+  const on = opts.enabled ?? CORE_EXTENSIONS;
+  const allowed = [...SUPPORTED_EXTENSIONS.filter((e) => on.includes(e)), ...(opts.extensions ?? []).filter((e) => CONTEXT_EXTENSIONS.includes(e))];
   const pre = name ? `${name}: ` : '';
   let commands: Command[];
   try {
@@ -146,6 +165,12 @@ export function compileScript(src: string, name = 'script', opts: CompileOptions
       if (want !== 'none') {
         const v = args[i + 1];
         const ok = v && (want === 'num' ? v.kind === 'num' : v.kind === 'str' && (want === 'strlist' || !v.list));
+        if (!ok && typeof t === 'object' && t.parameter) {
+          const type = want === 'num' ? 'a number' : want === 'str' ? 'a string' : 'a string list';
+          if (t.parameter === 'importance') err((v ?? a).line, `the :${a.name} tag for the ${node.name} ${kind} requires a string parameter, but ${v ? describeArg(v) : 'none'} was found`);
+          else err((v ?? a).line, `the :${a.name} tag for the ${node.name} ${kind} requires ${type} as parameter, but ${v ? `${describeArg(v)} was found` : 'no parameters were found'}`);
+          return;
+        }
         if (!ok) { err(a.line, `the :${a.name} tag for the ${node.name} ${kind} requires one ${want === 'num' ? 'number' : want === 'str' ? 'string' : 'string list'} argument, but ${v ? describeArg(v) : 'none'} was found`); continue; }
         i++;
       }
@@ -160,7 +185,19 @@ export function compileScript(src: string, name = 'script', opts: CompileOptions
     if (positional < spec.min || positional > spec.max) {
       const n = positional < spec.min ? spec.min : spec.max;
       err(node.line, `the ${node.name} ${kind} requires ${n} positional argument(s), but ${positional} is/are specified`);
+      return;
     }
+    if (spec.pos) {
+      const pos = args.slice(args.length - positional);
+      for (let k = 0; k < spec.pos.length; k++) {
+        const [what, type] = spec.pos[k];
+        const a = pos[k];
+        if (a.kind === 'str' && (type === 'strlist' || !a.list)) continue;
+        err(a.line, `the ${node.name} ${kind} expects a ${type === 'str' ? 'string' : 'string list'} as argument ${k + 1} (${what}), but ${describeArg(a)} was found`);
+        return;
+      }
+    }
+    checkExtensionCommand(node, { ext, err, literal: (a): a is Extract<Arg, { kind: 'str' }> => a?.kind === 'str' && !a.list && !(ext.has('variables') && hasVariableRef(a.values[0])) });
   }
 
   /**
@@ -227,7 +264,7 @@ export function compileScript(src: string, name = 'script', opts: CompileOptions
 
   function checkTest(t: Test): number {
     const spec = TESTS[t.name];
-    if (!spec || (spec.ext && !ext.has(spec.ext))) {
+    if (!spec || !specOn(spec, ext)) {
       if (!reported.has('test:' + t.name)) { reported.add('test:' + t.name); err(t.line, `unknown test '${t.name}' (only reported once at first occurrence)`); }
       return -1;
     }
@@ -316,7 +353,9 @@ export function compileScript(src: string, name = 'script', opts: CompileOptions
         else for (const a of c.args) {
           if (a.kind !== 'str') continue;
           for (const v of a.values) {
-            if (allowed.includes(v)) enable(v);
+            const conflict = allowed.includes(v) ? requireConflict(v, ext) : null;
+            if (conflict) err(a.line, conflict);
+            else if (allowed.includes(v)) enable(v);
             else err(c.line, `require command: unknown Sieve capability \`${v}'`);
           }
         }
@@ -325,7 +364,7 @@ export function compileScript(src: string, name = 'script', opts: CompileOptions
       }
       requireAllowed = false;
       const spec = COMMANDS[c.name];
-      if (!spec || (spec.ext && !ext.has(spec.ext))) {
+      if (!spec || !specOn(spec, ext)) {
         if (!reported.has('cmd:' + c.name)) { reported.add('cmd:' + c.name); err(c.line, `unknown command '${c.name}' (only reported once at first occurrence)`); }
         prev = c.name; continue;
       }

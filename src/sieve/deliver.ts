@@ -13,24 +13,41 @@
  * and global ones in `sieve_global` (or the older `sieve_global_dir`); a
  * missing one without `:optional` is a compile error, as in Pigeonhole.
  * Actions are returned, not performed: the LMTP layer stores, redirects and
- * sends (vacation replies are composed here, sending is the caller's).
+ * sends (vacation replies and enotify mailto notifications are composed
+ * here, sending is the caller's). Which extensions a script may use follows
+ * `sieve_extensions`; administrator scripts (sieve_before/sieve_after) may
+ * also use `sieve_global_extensions`. RFC 7352 duplicate checks read the
+ * user's `~/.dovecot.lda-dupes`; the ids are recorded there only after the
+ * message was delivered (SieveOutcome.commit), as Pigeonhole marks them
+ * when the result executed successfully.
  */
 import { promises as fs } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
 import type { DovecotConfig } from '../config/settings.js';
 import type { Fields } from '../auth/databases.js';
 import { expandVars } from '../config/vars.js';
+import { hostname } from 'node:os';
+import { parseSieveAddress } from './address.js';
 import { Logger, formatTimestamp } from '../log/logger.js';
 import { compileScript, SieveCompileError, type CompiledScript, type CompileOptions } from './compile.js';
 import { runScript, type SieveAction, type SieveEnvelope } from './interpreter.js';
 import { parseMessage, type MessageSource } from './message.js';
 import { vacationSuppressed, vacationDue, composeVacation } from './vacation.js';
+import { extensionSwitches } from './extensions.js';
+import { composeNotification, autoSubmitted } from './notify.js';
+import { duplicateExists, markDuplicates } from './duplicate.js';
 
 export interface SieveOutcomeAction {
-  type: 'keep' | 'fileinto' | 'discard' | 'redirect' | 'vacation' | 'reject';
+  type: 'keep' | 'fileinto' | 'discard' | 'redirect' | 'vacation' | 'reject' | 'notify';
   mailbox?: string; flags?: string[]; create?: boolean; address?: string; reply?: Buffer;
+  /** notify: the envelope sender ('' for <>) and recipients of `reply`. */
+  mailFrom?: string; rcpts?: string[];
 }
-export interface SieveOutcome { actions: SieveOutcomeAction[]; errors: string[] }
+export interface SieveOutcome {
+  actions: SieveOutcomeAction[]; errors: string[];
+  /** Call once the message is delivered: records the RFC 7352 duplicate ids of the run. */
+  commit: () => Promise<void>;
+}
 
 export interface SieveUser { username: string; home: string; fields: Fields }
 export interface DeliverOptions {
@@ -46,7 +63,7 @@ const cache = new Map<string, CacheEntry>();
 /** Compile a script file, reusing the last compilation while the file is unchanged (per set of context extensions). */
 export async function loadScript(path: string, opts: CompileOptions = {}): Promise<CompiledScript> {
   const st = await fs.stat(path);
-  const key = opts.extensions?.length ? `${path}\0${[...opts.extensions].sort().join(' ')}` : path;
+  const key = opts.extensions?.length || opts.enabled ? `${path}\0${[...opts.extensions ?? []].sort().join(' ')}\0${opts.enabled?.join(' ') ?? ''}` : path;
   const hit = cache.get(key);
   if (hit && hit.mtimeMs === st.mtimeMs && hit.size === st.size) {
     if (hit.result instanceof SieveCompileError) throw hit.result;
@@ -172,14 +189,19 @@ export async function runSieveForDelivery(config: DovecotConfig, user: SieveUser
 
   const msg = parseMessage(message);
   const dirs = includeDirs(plugin, user);
-  const include = includeLoader(dirs);
+  const switches = extensionSwitches(plugin);
+  const personal = { enabled: switches.enabled };
+  const admin = { enabled: [...switches.enabled, ...switches.global] };
+  const dupeExists = (id: Buffer) => duplicateExists(user.home, user.username, id, opts.now?.getTime());
   const actions: SieveAction[] = [];
   let keep = true;
   let keepFlags: string[] = [];
   for (const path of scripts) {
     try {
-      const compiled = await loadWithIncludes(path, dirs);
-      const r = await runScript(compiled, { message: msg, envelope, mailboxExists: opts.mailboxExists, include, warn: (m) => log.error(`sieve: ${path}: ${m}`) });
+      const copts = path === active ? personal : admin;
+      const compiled = await loadWithIncludes(path, dirs, copts);
+      const r = await runScript(compiled, { message: msg, envelope, mailboxExists: opts.mailboxExists, include: includeLoader(dirs, copts), warn: (m) => log.error(`sieve: ${path}: ${m}`),
+        duplicateExists: dupeExists, settings: plugin });
       for (const a of r.actions) {
         if (a.type === 'vacation' && actions.some((x) => x.type === 'vacation')) continue;
         const same = actions.findIndex((x) => (x.type === 'fileinto' && a.type === 'fileinto' && x.mailbox === a.mailbox) || (x.type === 'redirect' && a.type === 'redirect' && x.address.toLowerCase() === a.address.toLowerCase()));
@@ -209,8 +231,26 @@ export async function runSieveForDelivery(config: DovecotConfig, user: SieveUser
   }
 
   const out: SieveOutcomeAction[] = [];
+  const marks: { id: Buffer; expires: number }[] = [];
+  const nowMs = opts.now?.getTime() ?? Date.now();
   for (const a of actions) {
     switch (a.type) {
+      case 'duplicate': marks.push({ id: a.id, expires: Math.floor(nowMs / 1000) + a.seconds }); break;
+      case 'notify': {
+        // ntfy_mailto_action_execute: never for an automatic message, nothing without recipients
+        if (autoSubmitted(msg)) { log.info(`sieve: not sending notification for auto-submitted message${envelope.from ? ` from <${envelope.from}>` : ''}`); break; }
+        if (!a.notify.uri.recipients.length) { log.info('sieve: notify mailto uri specifies no recipients; action has no effect'); break; }
+        // ntfy_mailto_send: sender and From are :from, else sieve_user_email, else postmaster_address; <> answers <>
+        const postmaster = postmasterAddress(config, user, protocol);
+        const userEmail = plugin.sieve_user_email || undefined;
+        const sender = a.notify.from !== undefined ? parseFromAddress(a.notify.from) : userEmail ?? parseFromAddress(postmaster);
+        const envFrom = envelope.from && envelope.from !== '<>' ? sender : null;
+        // (the postmaster as message_address_write shows postmaster_address: "Postmaster" when it has no name)
+        const from = a.notify.from ?? (userEmail ? `<${userEmail}>` : postmaster.includes('<') ? postmaster : `Postmaster <${postmaster}>`);
+        const n = composeNotification({ ...a.notify, from }, msg, { owner: userEmail ?? envelope.to, envelopeFrom: envFrom, postmaster, now: opts.now });
+        out.push({ type: 'notify', reply: n.message, mailFrom: n.envelopeFrom, rcpts: n.recipients });
+        break;
+      }
       case 'fileinto': out.push({ type: 'fileinto', mailbox: a.mailbox, flags: a.flags, create: a.create }); break;
       case 'redirect': out.push({ type: 'redirect', address: a.address }); break;
       case 'reject': out.push({ type: 'reject', address: envelope.from, reply: Buffer.from(a.reason, 'utf8') }); break;
@@ -228,5 +268,19 @@ export async function runSieveForDelivery(config: DovecotConfig, user: SieveUser
   }
   if (keep) out.push({ type: 'keep', flags: keepFlags });
   else if (!out.some((a) => a.type === 'fileinto' || a.type === 'redirect' || a.type === 'reject')) out.push({ type: 'discard' });
-  return { actions: out, errors };
+  const commit = async () => {
+    try { await markDuplicates(user.home, user.username, marks, nowMs); } catch (e) { log.error(`sieve: failed to record duplicates: ${(e as Error).message}`); }
+  };
+  return { actions: out, errors, commit };
+}
+
+/** `postmaster_address` with its %-variables (Dovecot's default: postmaster@ the recipient's domain, else the host name). */
+function postmasterAddress(config: DovecotConfig, user: SieveUser, protocol: string): string {
+  return expandVars(config.get('postmaster_address', { protocol }) || 'postmaster@%{if;%d;ne;;%d;%{hostname}}', { user: user.username, hostname: config.get('hostname', { protocol }) || hostname() });
+}
+
+/** The addr-spec of a notify :from (already valid: the script checked it). */
+function parseFromAddress(from: string): string {
+  const r = parseSieveAddress(from);
+  return 'address' in r ? r.address : '';
 }

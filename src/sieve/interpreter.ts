@@ -8,8 +8,12 @@
  * caller finds the included scripts), environment (RFC 5183; the items are the caller's, e.g.
  * IMAPSieve's imap.*) with Pigeonhole's `${env.NAME}` variables
  * (vnd.dovecot.environment) and Pigeonhole's `pipe` (vnd.dovecot.pipe, an
- * action: running the program is the caller's), ihave and error (RFC 5463). Pure: the only outside call
- * is `mailboxExists`.
+ * action: running the program is the caller's), ihave and error (RFC 5463),
+ * enotify with mailto (RFC 5435/5436: the notify action, composing and
+ * sending it is the caller's), duplicate (RFC 7352: the check asks the
+ * caller's database, marking is an action the caller carries out after a
+ * successful delivery) and spamtest/virustest (RFC 5235). Pure: the only
+ * outside calls are `mailboxExists` and `duplicateExists`.
  * The result is the action list plus whether keep is still in effect, which
  * is what Pigeonhole's multiscript sequencing (deliver.ts) needs.
  */
@@ -20,6 +24,9 @@ import { parseSieveAddress, sieveAddressError } from './address.js';
 import { MAX_RUN_STEPS } from './regex.js';
 import { parseAddresses, splitAddress, type ParsedMessage } from './message.js';
 import { datePart, localOffset, parseRfc2822Date, parseZone, type ZonedDate } from './date.js';
+import { encodeUrl, parseMailto, uriScheme, NOTIFY_METHODS, dropDuplicateRecipients, type NotifyAction, type UriLog } from './notify.js';
+import { duplicateId, messageIdValue, DEFAULT_PERIOD, DEFAULT_MAX_PERIOD } from './duplicate.js';
+import { spamVirusValue } from './spamtest.js';
 
 export type SieveAction =
   | { type: 'fileinto'; mailbox: string; flags: string[]; create: boolean }
@@ -28,7 +35,10 @@ export type SieveAction =
   | { type: 'redirect'; address: string }
   | { type: 'reject'; reason: string }
   | { type: 'vacation'; reason: string; subject?: string; from?: string; addresses: string[]; seconds: number; handle: string; mime: boolean }
-  | { type: 'pipe'; program: string; args: string[]; try: boolean };
+  | { type: 'pipe'; program: string; args: string[]; try: boolean }
+  | { type: 'notify'; notify: NotifyAction }
+  /** RFC 7352: remember this id once the message is handled (`seconds` already within sieve_duplicate_max_period). */
+  | { type: 'duplicate'; id: Buffer; seconds: number; last: boolean; handle?: string };
 
 export interface SieveEnvelope { from: string; to: string; origTo?: string }
 
@@ -46,6 +56,10 @@ export interface RunContext {
   warn?: (msg: string) => void;
   /** The clock for `currentdate` (ms since the epoch); now when absent. */
   now?: number;
+  /** RFC 7352: is this duplicate id recorded (the user's duplicate database)? Never, when absent. */
+  duplicateExists?: (id: Buffer) => Promise<boolean>;
+  /** Plugin settings the extensions read: sieve_duplicate_*_period, sieve_spamtest_*, sieve_virustest_*, sieve_max_actions. */
+  settings?: Record<string, string>;
 }
 
 export interface RunResult { actions: SieveAction[]; keep: boolean; keepFlags: string[] }
@@ -71,6 +85,18 @@ class Stop {}
 class Return {}
 /** Pigeonhole's sieve_include_max_nesting_depth default. */
 const MAX_INCLUDE_DEPTH = 10;
+/** Pigeonhole's sieve_max_actions default. */
+const MAX_ACTIONS = 32;
+
+/** A Dovecot time setting in seconds ("12h", "2 days", "300"); `def` when unset or invalid. */
+function seconds(v: string | undefined, def: number): number {
+  const m = /^\s*(\d+)\s*([a-z]*)\s*$/i.exec(v ?? '');
+  if (!m) return def;
+  const unit: Record<string, number> = { '': 1, s: 1, sec: 1, secs: 1, second: 1, seconds: 1, m: 60, min: 60, mins: 60, minute: 60, minutes: 60,
+    h: 3600, hour: 3600, hours: 3600, d: 86400, day: 86400, days: 86400, w: 604800, week: 604800, weeks: 604800 };
+  const u = unit[m[2].toLowerCase()];
+  return u === undefined ? def : Number(m[1]) * u;
+}
 
 export async function runScript(script: CompiledScript, ctx: RunContext): Promise<RunResult> {
   // Per script (an included script has its own requires and local variables, RFC 6609 3.3)
@@ -117,7 +143,8 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
       const a = args[i];
       if (a.kind === 'tag') {
         const nx = args[i + 1];
-        const takes = ['comparator', 'value', 'count', 'days', 'subject', 'from', 'addresses', 'handle', 'flags', 'content', 'zone', 'index'].includes(a.name);
+        const takes = ['comparator', 'value', 'count', 'days', 'subject', 'from', 'addresses', 'handle', 'flags', 'content', 'zone', 'index',
+          'importance', 'options', 'message', 'seconds', 'header', 'uniqueid'].includes(a.name);
         if (takes && nx) { tags.set(a.name, nx); i++; } else tags.set(a.name, true);
       } else pos.push(a);
     }
@@ -237,6 +264,19 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
         const v = ctx.environment?.[str(p.pos[0]).toLowerCase()];
         return v !== undefined && doMatch([v], strs(p.pos[1]), matchSpec(p));
       }
+      case 'valid_notify_method': return strs(p.pos[0]).every((u) => notifyUri(u, null) !== null);
+      case 'notify_method_capability': {
+        const uri = str(p.pos[0]);
+        const s = uriScheme(uri);
+        if (!s) { ctx.warn?.(`invalid scheme part for method URI '${sanitize(uri, 80)}'`); return false; }
+        if (!NOTIFY_METHODS.includes(s.scheme.toLowerCase())) { ctx.warn?.(`invalid notify method '${s.scheme}'`); return false; }
+        // ntfy_mailto_runtime_get_notify_capability: a valid URI is "maybe" online, nothing else is known
+        if (!notifyUri(uri, null) || str(p.pos[1]).toLowerCase() !== 'online') return false;
+        return doMatch(['maybe'], strs(p.pos[2]), matchSpec(p));
+      }
+      case 'duplicate': return duplicateTest(p);
+      case 'spamtest': case 'virustest':
+        return doMatch([await spamVirusValue(ctx.settings ?? {}, t.name, p.tags.has('percent'), ctx.message, ctx.warn)], strs(p.pos[0]), matchSpec(p));
       case 'body': {
         const raw = ctx.message.whole ? await ctx.message.whole() : ctx.message.raw;
         const body = raw.subarray(ctx.message.bodyStart).toString('utf8');
@@ -246,9 +286,57 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
     throw new SieveRuntimeError(`unknown test ${t.name}`);
   }
 
+  /** The mailto URI of a notify method, or null (errors logged through `log` when given). */
+  function notifyUri(uri: string, log: UriLog | null) {
+    const s = uriScheme(uri);
+    if (!s || !NOTIFY_METHODS.includes(s.scheme.toLowerCase())) return null;
+    return parseMailto(s.body, log ?? { error: () => undefined, warning: () => undefined });
+  }
+
+  /**
+   * tst-duplicate.c / ext_duplicate_check: the value (:uniqueid, the first
+   * :header field, else the Message-ID), its id, asked once per run per
+   * id+handle+:last; a mark is added when it is new or with :last.
+   */
+  const dupChecked = new Map<string, boolean>();
+  async function duplicateTest(p: Parsed): Promise<boolean> {
+    let value: string | undefined;
+    if (p.tags.has('uniqueid') || p.tags.has('value')) value = str(p.tags.get(p.tags.has('uniqueid') ? 'uniqueid' : 'value'));
+    else if (p.tags.has('header')) value = headerValues([str(p.tags.get('header'))])[0];
+    else value = messageIdValue(headerValues(['message-id'])[0]);
+    if (value === undefined) return false;
+    const handle = p.tags.has('handle') ? str(p.tags.get('handle')) : undefined;
+    const last = p.tags.has('last');
+    const id = duplicateId(handle, value, last);
+    const key = `${id.toString('hex')}\0${handle ?? ''}\0${last}`;
+    const cached = dupChecked.get(key);
+    if (cached !== undefined) return cached;
+    const s = p.tags.get('seconds');
+    const max = seconds(ctx.settings?.sieve_duplicate_max_period, DEFAULT_MAX_PERIOD);
+    let period = s && s !== true && s.kind === 'num' ? s.value : seconds(ctx.settings?.sieve_duplicate_default_period, DEFAULT_PERIOD);
+    if (max > 0 && period > max) period = max;
+    let dup = ctx.duplicateExists ? await ctx.duplicateExists(id) : false;
+    if (!dup && last && ctx.duplicateExists) dup = await ctx.duplicateExists(duplicateId(handle, value, false));
+    if (!dup || last) add({ type: 'duplicate', id, seconds: period, last, handle });
+    dupChecked.set(key, dup);
+    return dup;
+  }
+
+  const maxActions = Number(ctx.settings?.sieve_max_actions ?? MAX_ACTIONS) || 0;
   const keyOf = (a: SieveAction) => a.type === 'fileinto' ? 'f:' + a.mailbox : a.type === 'redirect' ? 'r:' + a.address.toLowerCase() : a.type;
   const add = (a: SieveAction) => {
-    if (a.type === 'pipe') { actions.push(a); return; } // each pipe runs its program
+    const push = (x: SieveAction) => {
+      // sieve_result_add_action: a new action past sieve_max_actions fails the script
+      if (maxActions > 0 && actions.length >= maxActions) throw new SieveRuntimeError(`total number of actions exceeds policy limit (${actions.length + 1} > ${maxActions})`);
+      actions.push(x);
+    };
+    if (a.type === 'pipe' || a.type === 'duplicate') { push(a); return; } // each pipe runs its program
+    if (a.type === 'notify') {
+      // act_notify_check_duplicate: recipients an earlier notify has are dropped; one left with none is not added
+      for (const x of actions) if (x.type === 'notify' && dropDuplicateRecipients(a.notify, x.notify)) return;
+      push(a);
+      return;
+    }
     const k = keyOf(a);
     const prev = actions.findIndex((x) => keyOf(x) === k);
     if (prev >= 0) {
@@ -256,7 +344,7 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
       if (a.type === 'fileinto') actions[prev] = a;
       return;
     }
-    actions.push(a);
+    push(a);
   };
 
   async function block(cmds: Command[]): Promise<void> {
@@ -294,6 +382,21 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
           add({ type: 'pipe', program: str(p.pos[0]), args: strs(p.pos[1]), try: p.tags.has('try') });
           if (!p.tags.has('copy')) implicitKeep = false;
           break;
+        case 'notify': {
+          const uri = str(p.pos[0]);
+          const s = uriScheme(uri);
+          if (!s) throw new SieveRuntimeError(`invalid scheme part for method URI '${sanitize(uri, 80)}'`);
+          if (!NOTIFY_METHODS.includes(s.scheme.toLowerCase())) throw new SieveRuntimeError(`invalid notify method '${s.scheme}'`);
+          const from = p.tags.has('from') ? str(p.tags.get('from')) : undefined;
+          const fromBad = from !== undefined ? sieveAddressError(from) : null;
+          if (fromBad) throw new SieveRuntimeError(`notify_action: specified :from address '${sanitize(from!, 128)}' is invalid for the mailto method: ${fromBad}`);
+          let failed: string | null = null;
+          const parsed = parseMailto(s.body, { error: (m) => { failed = m; }, warning: (m) => ctx.warn?.(`notify_action: mailto URI: ${m}`) });
+          if (!parsed) throw new SieveRuntimeError(`notify_action: mailto URI: ${failed}`);
+          const imp = Number(str(p.tags.get('importance')) || 2);
+          add({ type: 'notify', notify: { method: 'mailto', importance: Math.min(3, Math.max(1, imp || 2)), message: p.tags.has('message') ? str(p.tags.get('message')) : undefined, from, uri: parsed } });
+          break;
+        }
         case 'vacation': {
           const days = p.tags.get('days');
           const n = days && days !== true && days.kind === 'num' ? days.value : 7;
@@ -333,6 +436,8 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
           if (p.tags.has('lowerfirst')) v = v.slice(0, 1).toLowerCase() + v.slice(1);
           if (p.tags.has('upperfirst')) v = v.slice(0, 1).toUpperCase() + v.slice(1);
           if (p.tags.has('quotewildcard')) v = v.replace(/[*?\\]/g, '\\$&');
+          // RFC 5435 :encodeurl, precedence 15: after :quotewildcard, before :length
+          if (p.tags.has('encodeurl')) v = encodeUrl(v);
           if (p.tags.has('length')) v = String([...v].length);
           const sc = scopeOf(str(p.pos[0]).toLowerCase());
           if (sc) sc[0].set(sc[1], v);

@@ -76,7 +76,7 @@ export async function vacationDue(home: string, v: Vacation, sender: string, now
  * the blanks around it) becomes a fold, CRLF + TAB, so a value from a
  * script can never start a header field of its own.
  */
-function foldHeader(value: string): string {
+export function foldHeader(value: string): string {
   // a scan, not a regular expression: a long run of blanks must not cost quadratic time
   let out = '';
   for (let i = 0; i < value.length;) {

@@ -10,12 +10,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { join } from 'node:path';
 import { startSealmail } from '../helpers/sealmail-server.js';
 import { freePort } from '../helpers/databases.js';
 import { mailIds } from '../helpers/dovecot.js';
 import { transcript } from '../helpers/line-transcript.js';
+import { smtpSink } from '../helpers/smtp-sink.js';
 
 const SCRIPT = 'require ["vacation", "copy"];\nredirect :copy "other@example.net";\nvacation :days 3 :subject "Away" "I am away.";\n';
 const VACATION_HEADERS = ['X-Sieve', 'Message-ID', 'Date', 'From', 'To', 'Subject', 'In-Reply-To', 'References', 'Auto-Submitted', 'Precedence', 'X-Auto-Response-Suppress', 'MIME-Version', 'Content-Type', 'Content-Transfer-Encoding'];
@@ -84,40 +84,12 @@ test('Sieve redirect and vacation go out through sendmail_path as Pigeonhole sen
 });
 
 test('Sieve redirect through submission_host (SMTP); without :copy nothing is stored; a failing sendmail keeps the message', async (t) => {
-  const got: { from: string; rcpts: string[]; data: string }[] = [];
-  const sink = net.createServer((s) => {
-    let buf = '';
-    let inData = false;
-    let cur = { from: '', rcpts: [] as string[], data: '' };
-    s.on('error', () => undefined);
-    s.write('220 sink ESMTP\r\n');
-    s.on('data', (d) => {
-      buf += d.toString('latin1');
-      let i;
-      while ((i = buf.indexOf('\r\n')) >= 0) {
-        const l = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        if (inData) {
-          if (l === '.') { inData = false; got.push(cur); cur = { from: '', rcpts: [], data: '' }; s.write('250 2.0.0 queued\r\n'); } else cur.data += l.replace(/^\./, '') + '\r\n';
-          continue;
-        }
-        if (/^EHLO /i.test(l)) s.write('250-sink\r\n250 PIPELINING\r\n');
-        else if (/^MAIL FROM:<(.*)>/i.test(l)) { cur.from = /<(.*)>/.exec(l)![1]; s.write('250 2.1.0 Ok\r\n'); }
-        else if (/^RCPT TO:<(.*)>/i.test(l)) { cur.rcpts.push(/<(.*)>/.exec(l)![1]); s.write('250 2.1.5 Ok\r\n'); }
-        else if (/^DATA$/i.test(l)) { inData = true; s.write('354 go\r\n'); }
-        else if (/^QUIT$/i.test(l)) { s.end('221 bye\r\n'); }
-        else s.write('500 what\r\n');
-      }
-    });
-  });
-  await new Promise<void>((r) => sink.listen(0, '127.0.0.1', () => r()));
-  t.after(() => sink.close());
-  const sinkPort = (sink.address() as net.AddressInfo).port;
+  const { port: sinkPort, got, waitFor } = await smtpSink(t);
   const lmtpPort = await freePort();
   const srv = await sealmail(t, lmtpPort, `submission_host = 127.0.0.1:${sinkPort}`, 'redirect "other@example.net";\n');
   const r = await deliver(lmtpPort, 'john@example.org', 'm3');
   assert.ok(r.some((l) => /^S: 250 2\.0\.0 <john@example\.org> \S+ Saved$/.test(l)), r.join('\n'));
-  for (let i = 0; i < 50 && !got.length; i++) await new Promise((res) => setTimeout(res, 50));
+  await waitFor(1);
   assert.equal(got.length, 1, srv.output());
   assert.equal(got[0].from, 'alice@example.net');
   assert.deepEqual(got[0].rcpts, ['other@example.net']);

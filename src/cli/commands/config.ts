@@ -51,11 +51,17 @@ export const configCommand: CliCommand = {
       return 0;
     }
     void nonDefault; // -a (all settings) prints the same non-default view for now; see dovecot-compat.md
-    // as doveconf with Pigeonhole's managesieve installed: the capability ManageSieve announces
-    // (Sealmail's own extensions; no notify methods, as enotify is not implemented)
+    // as doveconf with Pigeonhole's managesieve installed: the capabilities ManageSieve announces
+    // (the extensions sieve_extensions switches on that Sealmail implements; the notify methods with enotify)
     // (loaded here only: `sealadm config KEY` stays free of the Sieve code, lazy-load.test.ts)
     const { SUPPORTED_EXTENSIONS } = await import('../../sieve/compile.js');
-    ctx.out.write(dumpNonDefault(config, { showSecrets, computed: { managesieve_sieve_capability: SUPPORTED_EXTENSIONS.join(' ') } }));
+    const { sieveCapability, notifyCapability } = await import('../../sieve/extensions.js');
+    const plugin = config.plugin();
+    const notify = notifyCapability(plugin, SUPPORTED_EXTENSIONS);
+    ctx.out.write(dumpNonDefault(config, { showSecrets, computed: {
+      ...(notify ? { managesieve_notify_capability: notify } : {}),
+      managesieve_sieve_capability: sieveCapability(plugin, SUPPORTED_EXTENSIONS),
+    } }));
     return 0;
   },
 };

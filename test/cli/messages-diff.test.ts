@@ -21,16 +21,21 @@ const MESSAGES: [string, string, string?][] = [
   ['Archive', 'Subject: old\n\narchived\n', '\\Seen'],
   ['Trash', 'Subject: gone\n\ntrash\n', '\\Seen \\Deleted'],
   ['Trash', 'Subject: gone too\n\ntrash\n'],
+  ['Dupes', 'Message-ID: <a@x>\nSubject: d1\n\none\n'],
+  ['Dupes', 'Message-ID: <a@x>\nSubject: d2\n\nsame id\n'],
+  ['Dupes', 'Subject: d3\n\nno id\n'],
+  ['Dupes', 'Message-ID: <b@x>\nSubject: d4\n\nother\n'],
+  ['Dupes', 'Message-ID: <a@x>\nSubject: d5\n\nsame again\n'],
 ];
 
 function populate(dv: Dovecot): void {
-  for (const box of ['Archive', 'Trash', 'Empty']) assert.equal(dv.doveadm(['mailbox', 'create', '-u', U, box]).status, 0);
+  for (const box of ['Archive', 'Trash', 'Empty', 'Dupes']) assert.equal(dv.doveadm(['mailbox', 'create', '-u', U, box]).status, 0);
   for (const [box, text, flags] of MESSAGES) {
     const r = dv.doveadm(['save', '-u', U, '-m', box], text);
     assert.equal(r.status, 0, r.stderr);
     if (flags) assert.equal(dv.doveadm(['flags', 'add', '-u', U, flags, 'mailbox', box, 'subject', text.match(/Subject: (.*)/)![1]]).status, 0);
   }
-  for (const box of ['INBOX', 'Archive', 'Trash', 'Empty']) dv.imap(U, `a SELECT ${box}\r\nb LOGOUT\r\n`);
+  for (const box of ['INBOX', 'Archive', 'Trash', 'Empty', 'Dupes']) dv.imap(U, `a SELECT ${box}\r\nb LOGOUT\r\n`);
 }
 
 /** What a client would see: every message's mailbox, uid and flags, and the subscriptions. */
@@ -83,6 +88,9 @@ test('sealadm search/expunge/flags/copy/move/subscribe/purge = doveadm on the sa
     ['mailbox', 'subscribe', '-u', U, 'Archive', 'INBOX'],
     ['mailbox', 'unsubscribe', '-u', U, 'INBOX'],
     ['mailbox', 'subscribe', '-u', U, 'Nope'],
+    ['deduplicate', '-u', U, 'mailbox', 'Dupes', 'all'],
+    ['deduplicate', '-u', U, '-m', 'mailbox', 'Dupes', 'not', 'subject', 'd5'],
+    ['deduplicate', '-u', U, '-m', 'mailbox', 'Dupes', 'all'],
     ['purge', '-u', U],
   ];
   const dg = guids(dv);

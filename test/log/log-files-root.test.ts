@@ -10,6 +10,8 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { chownSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { sealadmJs } from '../helpers/paths.js';
 import { startSealmail, type SealmailServer } from '../helpers/sealmail-server.js';
 import { ImapLine } from '../helpers/imap-line.js';
 import { mailIds } from '../helpers/dovecot.js';
@@ -90,7 +92,7 @@ test('a new log file is created 0600 (Dovecot\'s mode), owned by root', async (t
   await until('the worker\'s Login line', () => /Login: user=<alice>/.test(read(log)));
 });
 
-test('SIGUSR1 reopens the log file where the mail uid may, else keeps writing to the old one and says so once', async (t) => {
+test('sealadm log reopen / SIGUSR1 reopens the log file where the mail uid may, else keeps writing to the old one and says so once', async (t) => {
   if (!needRoot(t)) return;
   const { uid, gid } = mailIds();
   const { srv, log } = await start(t, 'dovecot.log');
@@ -100,7 +102,9 @@ test('SIGUSR1 reopens the log file where the mail uid may, else keeps writing to
   renameSync(log, rotated);
   writeFileSync(log, '', { mode: 0o600 });
   chownSync(log, uid, gid);
-  process.kill(srv.pid, 'SIGUSR1');
+  // logrotate's postrotate: `doveadm log reopen` (SIGUSR1 to the pid in base_dir/master.pid)
+  const r = spawnSync(process.execPath, [sealadmJs, '-c', srv.conf, 'log', 'reopen'], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
   await until('worker lines in the reopened file', async () => { await session(srv); return /Login: user=<alice>/.test(read(log)); });
   // a master line too: a worker killed with -9 is reported and replaced by the master
   const pids = workerPidsIn(read(rotated));

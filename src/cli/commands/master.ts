@@ -1,7 +1,7 @@
 /**
- * `sealadm reload` and `sealadm stop` = `doveadm reload` / `doveadm stop`
+ * `sealadm reload`, `stop` and `log reopen` = `doveadm reload` / `stop` / `log reopen`
  * (doveadm-master.c): the master's pid from base_dir/master.pid, SIGHUP or
- * SIGTERM to it; stop then waits up to three seconds for it to go. No live
+ * SIGTERM (SIGUSR1 for log reopen) to it; stop then waits up to three seconds for it to go. No live
  * master: "Fatal: Dovecot is not running (read from …)", exit 75, as
  * doveadm's i_fatal.
  */
@@ -23,7 +23,7 @@ export async function adminConfig(ctx: CommandContext): Promise<DovecotConfig> {
   }
 }
 
-async function sendSignal(ctx: CommandContext, sig: 'SIGHUP' | 'SIGTERM'): Promise<number> {
+async function sendSignal(ctx: CommandContext, sig: 'SIGHUP' | 'SIGTERM' | 'SIGUSR1'): Promise<number> {
   if (ctx.args.length) throw new UsageError(`Unknown parameter: ${ctx.args[0]}`);
   const path = masterPidPath(await adminConfig(ctx));
   let r: ReturnType<typeof readPidFile>;
@@ -31,7 +31,7 @@ async function sendSignal(ctx: CommandContext, sig: 'SIGHUP' | 'SIGTERM'): Promi
   if (r.empty) ctx.err.write(`Error: Empty PID file in ${path}\n`);
   if (r.pid === null) throw fatal(`Dovecot is not running (read from ${path})`);
   const pid = r.pid;
-  try { process.kill(pid, sig); } catch (e) { throw fatal(`kill(${pid}, ${sig === 'SIGHUP' ? 1 : 15}) failed: ${(e as Error).message}`); }
+  try { process.kill(pid, sig); } catch (e) { throw fatal(`kill(${pid}, ${{ SIGHUP: 1, SIGUSR1: 10, SIGTERM: 15 }[sig]}) failed: ${(e as Error).message}`); }
   if (sig === 'SIGTERM') {
     for (let i = 0; i < STOP_WAIT_TRIES; i++) {
       try { process.kill(pid, 0); } catch { break; }
@@ -43,3 +43,5 @@ async function sendSignal(ctx: CommandContext, sig: 'SIGHUP' | 'SIGTERM'): Promi
 
 export const reloadCommand: CliCommand = { run: (ctx) => sendSignal(ctx, 'SIGHUP') };
 export const stopCommand: CliCommand = { run: (ctx) => sendSignal(ctx, 'SIGTERM') };
+/** doveadm log reopen: SIGUSR1 to the master, which reopens its log files and relays it to every process (logrotate's postrotate). */
+export const logReopenCommand: CliCommand = { run: (ctx) => sendSignal(ctx, 'SIGUSR1') };

@@ -9,6 +9,7 @@
  *   flags add|remove|replace [-u|-A] <flags> <query>
  *   copy|move [-u|-A] <destination> <query>  (move: the expunge rule applies)
  *   mailbox subscribe|unsubscribe -u USER <mailbox> ...
+ *   deduplicate [-u|-A] [-m] <query>         later copies of a GUID (-m: Message-ID) in a mailbox expunged
  *   purge [-u|-A]                            nothing to do for Maildir, as in Dovecot
  * Messages of a mail-crypt user are copied as they are stored (encrypted);
  * nothing here needs the user's password.
@@ -20,6 +21,7 @@ import type { MailFolder, MailMessage } from '../../mailstore/api/mailbox.js';
 import { getopt } from '../args.js';
 import { CommandError, EX_TEMPFAIL, EX_USAGE, UsageError, type CliCommand, type CommandContext } from '../command.js';
 import { forEachMatch } from '../message-iter.js';
+import { headerValues } from '../../mailstore/message-headers.js';
 import { parseQuery, QueryError, type Query } from '../search-query.js';
 import { listUsers, openUserStore } from './mailbox.js';
 
@@ -238,6 +240,35 @@ export const purgeCommand: CliCommand = {
     const { rest, users } = mailArgs(ctx, '', usage);
     if (rest.length) throw new UsageError(usage);
     for (const user of await users()) await openUserStore(ctx, user);
+    return 0;
+  },
+};
+
+/**
+ * doveadm deduplicate: in each mailbox, of the messages the query matches,
+ * every later one with a GUID (Maildir: the file's base name) or, with -m,
+ * a first Message-ID already seen is expunged. Messages without one stay.
+ */
+export const deduplicateCommand: CliCommand = {
+  async run(ctx) {
+    const usage = 'doveadm deduplicate [-u <user>|-A] [-S <socket_path>] [-m] <search query>';
+    const { opts, rest, users } = mailArgs(ctx, 'm', usage);
+    if (!rest.length) throw new UsageError(usage);
+    const q = query(rest);
+    for (const user of await users()) {
+      let seen = new Set<string>();
+      let dupes: MailMessage[] = [];
+      await forEachMatch(ctx, user, q, async ({ m, text }) => {
+        const key = opts.has('m') ? (headerValues(await text(), 'message-id')[0] ?? '').trim() : m.base;
+        if (!key) return;
+        if (seen.has(key)) dupes.push(m);
+        else seen.add(key);
+      }, async (folder) => {
+        if (dupes.length) await folder.expunge(dupes);
+        seen = new Set();
+        dupes = [];
+      });
+    }
     return 0;
   },
 };

@@ -91,7 +91,7 @@ const POSTLOGIN_CAPABILITIES: Array<[string, boolean | ((s: Session) => boolean)
   ['NAMESPACE', true],
   ['UIDPLUS', true],
   ['LIST-EXTENDED', true],
-  ['I18NLEVEL=1', false],
+  ['I18NLEVEL=1', true],
   ['CONDSTORE', true],
   ['QRESYNC', true],
   ['ESEARCH', true],

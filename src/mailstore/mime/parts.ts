@@ -136,10 +136,12 @@ interface ParseState {
   /** The part cap stopped boundary recognition: open parts extend to `end`. */
   overflow: boolean;
   end: number;
+  /** Child parses left for nestedOpen in this whole message (shared by the probes' own states). */
+  probes: { left: number };
 }
 
 export function parseMime(buf: Buffer, start = 0, end = buf.length): MimePart {
-  return parsePart(buf, start, end, false, false, 0, { total: 1, overflow: false, end });
+  return parsePart(buf, start, end, false, false, 0, { total: 1, overflow: false, end, probes: { left: MAX_MESSAGE_PROBES } });
 }
 
 /**
@@ -184,17 +186,20 @@ function parsePart(buf: Buffer, start: number, end: number, inMultipart: boolean
   const digest = ct.subtype === 'digest';
   let s = -1; // the current child's delimiter line, -1 in the preamble
   let probes = 0;
+  // only a boundary parameter inside can extend or repeat this one: without the text elsewhere, no look
+  const mayNest = boundaryElsewhere(buf, h.end, end, delim);
   let inner: Buffer[] = []; // delimiters open inside the current child when last looked
   for (let pos = h.end; pos < end; pos = lineEnd(buf, pos)) {
     if (buf[pos] !== 0x2d || buf[pos + 1] !== 0x2d) continue;
     const kind = delimiterAt(buf, pos, end, delim);
     if (!kind) continue;
     // a line that goes on past the delimiter may be the boundary of a multipart open inside the current child
-    if (s >= 0 && lineGoesOn(buf, pos + delim.length, end)) {
+    if (s >= 0 && mayNest && lineGoesOn(buf, pos + delim.length, end)) {
       // one found open before claims it without parsing again (a multipart opened since needs a new look)
       if (claimedBy(buf, pos, end, delim, inner)) continue;
-      if (probes < MAX_BOUNDARY_PROBES) {
+      if (probes < MAX_BOUNDARY_PROBES && st.probes.left > 0) {
         probes++;
+        st.probes.left--;
         inner = nestedOpen(buf, s, pos, end, digest, depth, st);
         if (claimedBy(buf, pos, end, delim, inner)) continue;
       }
@@ -222,6 +227,22 @@ function parsePart(buf: Buffer, start: number, end: number, inMultipart: boolean
  * Past it a line that starts with the boundary is the multipart's, as before.
  */
 const MAX_BOUNDARY_PROBES = 16;
+/** The same for a whole message: nested probes each parse again what is inside them. */
+const MAX_MESSAGE_PROBES = 64;
+
+/**
+ * Does the boundary text occur in [from, end) other than right after the `--` that starts a
+ * line? Only then can a multipart inside declare a boundary that extends or repeats it.
+ * (A boundary parameter split into RFC 2231 sections escapes this look.)
+ */
+function boundaryElsewhere(buf: Buffer, from: number, end: number, delim: Buffer): boolean {
+  const b = delim.subarray(2);
+  for (let i = buf.indexOf(b, from); i >= 0 && i + b.length <= end; i = buf.indexOf(b, i + 1)) {
+    const lineStart = i - 2 === from || (i - 2 > from && buf[i - 3] === 0x0a);
+    if (!(i - 2 >= from && buf[i - 2] === 0x2d && buf[i - 1] === 0x2d && lineStart)) return true;
+  }
+  return false;
+}
 
 /** Anything on the line after `at` but its line break. */
 function lineGoesOn(buf: Buffer, at: number, end: number): boolean {
@@ -248,7 +269,7 @@ function nestedOpen(buf: Buffer, s: number, pos: number, end: number, digest: bo
   const cs = lineEndWithin(buf, s, end);
   let e = pos;
   if (e > cs && buf[e - 1] === 0x0a) e -= buf[e - 2] === 0x0d ? 2 : 1;
-  const probe = { total: st.total, overflow: false, end: st.end };
+  const probe = { total: st.total, overflow: false, end: st.end, probes: st.probes };
   const child = parsePart(buf, cs, Math.max(cs, e), true, digest, depth + 1, probe);
   return probe.overflow ? [] : openDelimiters(child, []);
 }

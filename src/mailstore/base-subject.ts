@@ -8,17 +8,14 @@
  * something follows it, and "[fwd: … ]" unwrapped, repeated until stable.
  */
 import { decodeWords } from './message-headers.js';
+import { casemap } from './unicode-casemap.js';
 
-/** Titlecase every character (simple mappings only), then NFKD: RFC 5051's comparison form. */
-export function casemap(s: string): string {
-  let out = '';
-  for (const ch of s) {
-    const up = ch.toUpperCase();
-    // full mappings that expand (ß → SS) are not simple titlecase mappings: keep the character
-    out += up.length === ch.length || [...up].length === 1 ? up : ch;
-  }
-  return out.normalize('NFKD');
-}
+/**
+ * i;unicode-casemap (RFC 5051) as Dovecot computes it (uni_utf8_to_decomposed_titlecase):
+ * each character's simple titlecase mapping, then one level of its decomposition, Hangul
+ * syllables decomposed into their jamo — from Dovecot's own tables (unicode-casemap.ts).
+ */
+export { casemap };
 
 /** Compare by Unicode code point, as strcmp() over UTF-8 does. */
 export function compareCodepoints(a: string, b: string): number {

@@ -8,6 +8,7 @@
  */
 import { decodeWords, headerValues, parseMessageDate } from './message-headers.js';
 import { searchText } from './mime/decode.js';
+import { casemap } from './unicode-casemap.js';
 import { parseAddressList, writeAddressList } from './mime/rfc822-tokens.js';
 import type { NameMatcher } from '../util/wildcard.js';
 
@@ -73,6 +74,7 @@ export function mailboxMatches(q: Query, name: string, guid: string): boolean | 
   }
 }
 
+/** Keywords compare case-insensitively (ASCII atoms). */
 const fold = (s: string) => s.toLowerCase();
 
 function dayOf(ms: number): number {
@@ -103,13 +105,13 @@ export async function matches(q: Query, m: MessageView): Promise<boolean> {
       const vals = headerValues(await m.text(), q.name);
       if (!vals.length) return false;
       // the address list as Dovecot writes it back (comments and spacing inside addresses gone), encoded words decoded after
-      if (q.address && q.v !== '') return vals.some((v) => fold(decodeWords(writeAddressList(parseAddressList(v)))).includes(fold(q.v)));
+      if (q.address && q.v !== '') return vals.some((v) => casemap(decodeWords(writeAddressList(parseAddressList(v)))).includes(casemap(q.v)));
       // whitespace runs (folding included) count as one space, as Dovecot compares header values
-      return vals.some((v) => fold(decodeWords(v.replace(/[ \t\r\n]+/g, ' '))).includes(fold(q.v)));
+      return vals.some((v) => casemap(decodeWords(v.replace(/[ \t\r\n]+/g, ' '))).includes(casemap(q.v)));
     }
     case 'body':
     case 'text': {
-      return fold(searchText(await m.text(), q.k === 'text')).includes(fold(q.v));
+      return casemap(searchText(await m.text(), q.k === 'text')).includes(casemap(q.v));
     }
     case 'interval': {
       const secs = Math.floor((await m.received()).getTime() / 1000);

@@ -15,6 +15,7 @@ import { atom, list, NIL, num, responseBytes, str, type ImapValue } from '../wir
 import type { ImapArg } from '../wire/parser.js';
 import { binarySection, bodyStructure, envelope, internalDate, sectionBytes, sectionName } from '../fetch-render.js';
 import { UnknownCteError } from '../../mailstore/mime/binary.js';
+import { messageSnippet } from '../../mailstore/mime/snippet.js';
 import { SELECTED, type Command, type CommandContext } from './types.js';
 import { ArgError, astring, modseqArg, seqSet } from './args.js';
 import { normalizeSequenceSet, type SeqRange } from '../wire/sequence.js';
@@ -26,7 +27,9 @@ import { announceMailboxKeywords, keywordsIn } from '../keyword-flags.js';
 type Item =
   | { k: 'UID' | 'FLAGS' | 'MODSEQ' | 'INTERNALDATE' | 'SAVEDATE' | 'RFC822.SIZE' | 'ENVELOPE' | 'BODY' | 'BODYSTRUCTURE' | 'RFC822' | 'RFC822.HEADER' | 'RFC822.TEXT' }
   | { k: 'SECTION'; peek: boolean; section: string; partial?: [number, number | undefined]; binary?: boolean }
-  | { k: 'BINARY.SIZE'; section: string };
+  | { k: 'BINARY.SIZE'; section: string }
+  /** RFC 8970 PREVIEW, or the draft's SNIPPET / FUZZY form (`old`: `NAME (FUZZY "text")`); LAZY: only a stored one. */
+  | { k: 'PREVIEW'; name: string; lazy: boolean; old: boolean };
 
 const MACROS: Record<string, string[]> = {
   ALL: ['FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE'],
@@ -39,18 +42,35 @@ const RENDER = '.4';
 const STREAM_ABOVE = 1 << 20;
 const SIMPLE = new Set(['UID', 'FLAGS', 'MODSEQ', 'INTERNALDATE', 'SAVEDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODY', 'BODYSTRUCTURE', 'RFC822', 'RFC822.HEADER', 'RFC822.TEXT']);
 
-function parseItems(arg: ImapArg | undefined): Item[] {
+/**
+ * The FETCH items (`args[at]`, an atom or a list) and the index of the argument after them:
+ * PREVIEW/SNIPPET take a following list as their modifiers, at the top level too (Dovecot's
+ * handlers read the next argument).
+ */
+function parseItems(args: ImapArg[], at: number): { items: Item[]; next: number } {
+  const arg = args[at];
   if (!arg) throw new ArgError('Invalid arguments.');
   // Dovecot's cmd_fetch: a list or an atom (not NIL) at the top, atoms (NIL is one there) in a list
   if (arg.type !== 'list' && arg.type !== 'atom') throw new ArgError('Invalid arguments.');
   if (arg.type === 'list' && !arg.items.length) throw new ArgError('FETCH list is empty.');
-  const atoms = arg.type === 'list' ? arg.items : [arg];
+  const atoms = arg.type === 'list' ? arg.items : args.slice(at);
   const out: Item[] = [];
-  for (const a of atoms) {
+  let i = 0;
+  for (; i < atoms.length; i++) {
+    const a = atoms[i];
+    if (arg.type !== 'list' && i > 0) break;
     if (a.type !== 'atom' && a.type !== 'nil') throw new ArgError('FETCH list contains non-atoms.');
     const u = a.value.toUpperCase();
     if (arg.type !== 'list' && MACROS[u]) { out.push(...MACROS[u].map((k) => ({ k }) as Item)); continue; }
     if (SIMPLE.has(u)) { if (!out.some((i) => i.k === u)) out.push({ k: u } as Item); continue; }
+    // Dovecot looks a handler up by the name's leading letters, digits and '-'
+    const handler = /^[A-Z0-9-]*/.exec(u)![0];
+    if (handler === 'PREVIEW' || handler === 'SNIPPET') {
+      const [item, used] = previewItem(u, handler === 'PREVIEW', atoms[i + 1]);
+      out.push(item);
+      i += used;
+      continue;
+    }
     const bs = /^BINARY\.SIZE\[([^\]]*)\](?:<[^>]*>)?$/is.exec(a.value);
     if (bs) {
       // Dovecot ignores a partial on BINARY.SIZE
@@ -73,7 +93,28 @@ function parseItems(arg: ImapArg | undefined): Item[] {
     }
     out.push({ k: 'SECTION', peek: !!m[2], section: m[3], partial, binary: kind === 'BINARY' });
   }
-  return out;
+  return { items: out, next: arg.type === 'list' ? at + 1 : at + i };
+}
+
+/**
+ * PREVIEW (RFC 8970) or SNIPPET (the draft) and its modifier list, as imap-fetch-body.c's
+ * fetch_preview_init reads them: LAZY, FUZZY (the draft's form of the answer), LAZY=FUZZY;
+ * SNIPPET always answers in the draft's form. Dovecot then skips as many arguments as the
+ * list had modifiers (not the list alone): an empty list is left in place, and a second
+ * modifier makes it skip the item after the list too — kept, so the answers are the same.
+ */
+function previewItem(name: string, preview: boolean, next: ImapArg | undefined): [Item, number] {
+  const item = { k: 'PREVIEW' as const, name, lazy: false, old: !preview };
+  if (next?.type !== 'list') return [item, 0];
+  for (const m of next.items) {
+    if (m.type !== 'atom' && m.type !== 'nil') throw new ArgError('Invalid PREVIEW modifier');
+    const v = m.value.toUpperCase();
+    if (v === 'LAZY') item.lazy = true;
+    else if (v === 'LAZY=FUZZY') { item.lazy = true; item.old = true; }
+    else if (v === 'FUZZY') item.old = true;
+    else throw new ArgError(`'${m.value}' is not a supported PREVIEW modifier`);
+  }
+  return [item, next.items.length];
 }
 
 /** Section text is one of HEADER, TEXT, HEADER.FIELDS[.NOT] (non-empty list), or a part number with those or MIME. */
@@ -145,8 +186,8 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
   const sel = s.selected!;
   try {
     const set = seqSet(ctx.args[0], uidMode);
-    const items = parseItems(ctx.args[1]);
-    const mods = ctx.args[2] ? fetchModifiers(ctx.args[2], uidMode, s.qresync) : {};
+    const { items, next } = parseItems(ctx.args, 1);
+    const mods = ctx.args[next] ? fetchModifiers(ctx.args[next], uidMode, s.qresync) : {};
     if (uidMode && !items.some((i) => i.k === 'UID')) items.unshift({ k: 'UID' });
     // RFC 7162: MODSEQ is always reported with CHANGEDSINCE; using either enables CONDSTORE
     if (mods.changedSince !== undefined && !items.some((i) => i.k === 'MODSEQ')) items.push({ k: 'MODSEQ' });
@@ -279,7 +320,7 @@ function cut(name: string, data: Buffer, partial: [number, number | undefined] |
 }
 
 /** The items Dovecot writes first (its buffered handlers). */
-const BUFFERED = new Set(['UID', 'FLAGS', 'MODSEQ', 'INTERNALDATE', 'SAVEDATE', 'RFC822.SIZE']);
+const BUFFERED = new Set(['UID', 'FLAGS', 'MODSEQ', 'INTERNALDATE', 'SAVEDATE', 'RFC822.SIZE', 'PREVIEW']);
 
 /** A message whose part has an unknown Content-Transfer-Encoding: Dovecot ends the FETCH there. */
 class CteAbort extends Error {
@@ -288,6 +329,15 @@ class CteAbort extends Error {
 
 /** Items the text fast path can write: buffered ones known without I/O, and values from the field cache. */
 const FAST_KINDS = new Set(['UID', 'FLAGS', 'RFC822.SIZE', 'MODSEQ', 'ENVELOPE', 'BODY', 'BODYSTRUCTURE']);
+/** imap_append_string: quoted unless 8-bit, CR/LF or more than four '"' and '\\' (imap-quote.c QUOTED_MAX_ESCAPE_CHARS). */
+function previewString(b: Buffer): ImapValue {
+  let escapes = 0;
+  for (const c of b) if (c === 0x22 || c === 0x5c) escapes++;
+  return escapes > 4 ? { type: 'literal', size: b.length, body: b } : str(b);
+}
+
+/** The preview text (UTF-8) in the field cache; the suffix is Dovecot's snippet algorithm version. */
+const SNIPPET_FIELD = 'snippet.1';
 const CACHED_FIELD: Record<string, string> = { ENVELOPE: `envelope${RENDER}`, BODY: `body${RENDER}`, BODYSTRUCTURE: `bodystructure${RENDER}` };
 
 /** Every cached item of this FETCH is in the loaded field cache (the text fast path can write the message). */
@@ -333,6 +383,7 @@ const HEADER_READ = 16384;
 /** The name an item's value is sent under (`BODY[TEXT]<0>`, `BINARY.SIZE[1]`, `ENVELOPE`). */
 function itemLabel(it: Item): string {
   if (it.k === 'BINARY.SIZE') return `BINARY.SIZE[${sectionName(it.section)}]`;
+  if (it.k === 'PREVIEW') return it.name;
   if (it.k !== 'SECTION') return it.k;
   return `${it.binary ? 'BINARY' : 'BODY'}[${sectionName(it.section)}]${it.partial ? `<${it.partial[0]}>` : ''}`;
 }
@@ -400,6 +451,20 @@ async function renderItems(ctx: CommandContext, m: MailMessage, items: Item[], f
       case 'ENVELOPE': late.push(atom('ENVELOPE'), await cachedValue(`envelope${RENDER}`, async () => envelope(await mime()))); break;
       case 'BODY': late.push(atom('BODY'), await cachedValue(`body${RENDER}`, async () => bodyStructure(await message(), await mime(), false))); break;
       case 'BODYSTRUCTURE': late.push(atom('BODYSTRUCTURE'), await cachedValue(`bodystructure${RENDER}`, async () => bodyStructure(await message(), await mime(), true))); break;
+      case 'PREVIEW': {
+        // body.snippet as Dovecot caches it: computed once, kept in the field cache (sealed for
+        // mail-crypt users); LAZY only looks there and answers NIL when it is not there yet
+        const fc = folder.fieldCache;
+        let text = await fc?.getText(m.uid, SNIPPET_FIELD);
+        if (text === undefined && !it.lazy) {
+          const b = Buffer.from(messageSnippet(await message(), await mime()), 'utf8');
+          await fc?.set(m.uid, SNIPPET_FIELD, b);
+          text = b.toString('latin1');
+        }
+        const v = text === undefined ? NIL : previewString(Buffer.from(text, 'latin1'));
+        out.push({ type: 'raw', value: it.name }, it.old ? list([atom('FUZZY'), v]) : v);
+        break;
+      }
       case 'RFC822': late.push(atom('RFC822'), lit(await message())); break;
       case 'RFC822.HEADER': late.push(atom('RFC822.HEADER'), lit(sectionBytes(await message(), await mime(), 'HEADER') ?? Buffer.alloc(0))); break;
       case 'RFC822.TEXT': late.push(atom('RFC822.TEXT'), lit(sectionBytes(await message(), await mime(), 'TEXT') ?? Buffer.alloc(0))); break;

@@ -136,18 +136,20 @@ interface ParseState {
   /** The part cap stopped boundary recognition: open parts extend to `end`. */
   overflow: boolean;
   end: number;
+  /** Child parses left for nestedOpen in this whole message (shared by the probes' own states). */
+  probes: { left: number };
 }
 
 export function parseMime(buf: Buffer, start = 0, end = buf.length): MimePart {
-  return parsePart(buf, start, end, false, false, 0, { total: 1, overflow: false, end });
+  return parsePart(buf, start, end, false, false, 0, { total: 1, overflow: false, end, probes: { left: MAX_MESSAGE_PROBES } });
 }
 
 /**
  * 1 when the line at `pos` starts with `delim`, 2 when `--` follows it (a close delimiter), else 0.
  * Only the prefix counts, as in Dovecot's message-parser (boundary_find: "the full message line
  * doesn't have to match the boundary, only the beginning"): `--b  `, `--bx` and `--b--x` are all
- * boundary lines of `b`. (Dovecot picks the longest of the open boundaries; a nested multipart
- * whose boundary extends this one's is the case this recursive parser does not see.)
+ * boundary lines of `b` — unless a multipart open inside the current child has a boundary the
+ * line starts with that is as long or longer (nestedClaims), as Dovecot picks the longest.
  */
 function delimiterAt(buf: Buffer, pos: number, limit: number, delim: Buffer): number {
   if (pos + delim.length > limit || buf.compare(delim, 0, delim.length, pos, pos + delim.length) !== 0) return 0;
@@ -183,10 +185,25 @@ function parsePart(buf: Buffer, start: number, end: number, inMultipart: boolean
   const delim = Buffer.from(`--${boundary}`, 'latin1');
   const digest = ct.subtype === 'digest';
   let s = -1; // the current child's delimiter line, -1 in the preamble
+  let probes = 0;
+  // only a boundary parameter inside can extend or repeat this one: without the text elsewhere, no look
+  const mayNest = boundaryElsewhere(buf, h.end, end, delim);
+  let inner: Buffer[] = []; // delimiters open inside the current child when last looked
   for (let pos = h.end; pos < end; pos = lineEnd(buf, pos)) {
     if (buf[pos] !== 0x2d || buf[pos + 1] !== 0x2d) continue;
     const kind = delimiterAt(buf, pos, end, delim);
     if (!kind) continue;
+    // a line that goes on past the delimiter may be the boundary of a multipart open inside the current child
+    if (s >= 0 && mayNest && lineGoesOn(buf, pos + delim.length, end)) {
+      // one found open before claims it without parsing again (a multipart opened since needs a new look)
+      if (claimedBy(buf, pos, end, delim, inner)) continue;
+      if (probes < MAX_BOUNDARY_PROBES && st.probes.left > 0) {
+        probes++;
+        st.probes.left--;
+        inner = nestedOpen(buf, s, pos, end, digest, depth, st);
+        if (claimedBy(buf, pos, end, delim, inner)) continue;
+      }
+    }
     // the child before this boundary is read first: its parts count before the boundary is looked at
     if (s >= 0 && addChild(buf, part, s, pos, digest, depth, st)) return part;
     if (st.total >= MAX_TOTAL_MIME_PARTS) {
@@ -198,9 +215,84 @@ function parsePart(buf: Buffer, start: number, end: number, inMultipart: boolean
     if (kind === 2) { part.closeLineEnd = lineEnd(buf, pos); return part; }
     st.total++;
     s = pos;
+    inner = [];
   }
   if (s >= 0) addChild(buf, part, s, -1, digest, depth, st);
   return part;
+}
+
+/**
+ * Lines of a multipart checked against the boundaries open inside its current child (each
+ * check parses that child so far): a bound on the work a message full of such lines costs.
+ * Past it a line that starts with the boundary is the multipart's, as before.
+ */
+const MAX_BOUNDARY_PROBES = 16;
+/** The same for a whole message: nested probes each parse again what is inside them. */
+const MAX_MESSAGE_PROBES = 64;
+
+/**
+ * Does the boundary text occur in [from, end) other than right after the `--` that starts a
+ * line? Only then can a multipart inside declare a boundary that extends or repeats it.
+ * (A boundary parameter split into RFC 2231 sections escapes this look.)
+ */
+function boundaryElsewhere(buf: Buffer, from: number, end: number, delim: Buffer): boolean {
+  const b = delim.subarray(2);
+  for (let i = buf.indexOf(b, from); i >= 0 && i + b.length <= end; i = buf.indexOf(b, i + 1)) {
+    const lineStart = i - 2 === from || (i - 2 > from && buf[i - 3] === 0x0a);
+    if (!(i - 2 >= from && buf[i - 2] === 0x2d && buf[i - 1] === 0x2d && lineStart)) return true;
+  }
+  return false;
+}
+
+/** Anything on the line after `at` but its line break. */
+function lineGoesOn(buf: Buffer, at: number, end: number): boolean {
+  return at < end && buf[at] !== 0x0a && !(buf[at] === 0x0d && buf[at + 1] === 0x0a);
+}
+
+/** `--boundary` of a multipart whose boundary is still open at its end (not closed by `--boundary--`). */
+function openDelimiters(p: MimePart, out: Buffer[]): Buffer[] {
+  if (p.message) return openDelimiters(p.message, out);
+  if (p.contentType.type !== 'multipart' || p.truncated || p.closeLineEnd !== undefined) return out;
+  const boundary = p.contentType.params.find(([k]) => k.toLowerCase() === 'boundary')?.[1];
+  if (!boundary) return out;
+  out.push(Buffer.from(`--${boundary}`, 'latin1'));
+  const last = p.children[p.children.length - 1];
+  return last ? openDelimiters(last, out) : out;
+}
+
+/**
+ * The boundaries of the multiparts still open in the child whose delimiter
+ * line is at `s` when its content reaches `pos` (the child parsed that far
+ * on a copy of the part count), outermost first.
+ */
+function nestedOpen(buf: Buffer, s: number, pos: number, end: number, digest: boolean, depth: number, st: ParseState): Buffer[] {
+  const cs = lineEndWithin(buf, s, end);
+  let e = pos;
+  if (e > cs && buf[e - 1] === 0x0a) e -= buf[e - 2] === 0x0d ? 2 : 1;
+  const probe = { total: st.total, overflow: false, end: st.end, probes: st.probes };
+  const child = parsePart(buf, cs, Math.max(cs, e), true, digest, depth + 1, probe);
+  return probe.overflow ? [] : openDelimiters(child, []);
+}
+
+/**
+ * Dovecot's message-parser (boundary_find) gives a boundary line to the
+ * longest of all open boundaries it starts with, the innermost among equals:
+ * is the line at `pos`, which starts with this multipart's `delim`, the
+ * boundary of one of the multiparts `open` inside the current child (e.g.
+ * `--abcd` inside a part of "abcd" nested in one of "abc", or the same
+ * boundary nested)?
+ */
+function claimedBy(buf: Buffer, pos: number, end: number, delim: Buffer, open: Buffer[]): boolean {
+  let best = -1;
+  open.forEach((d, i) => {
+    if (d.length >= delim.length && pos + d.length <= end && buf.compare(d, 0, d.length, pos, pos + d.length) === 0 && (best < 0 || d.length >= open[best].length)) best = i;
+  });
+  if (best < 0) return false;
+  // as the child's parse will: its `--d--` closes d and what is inside it, a `--d` what is inside d
+  const d = open[best];
+  const closes = pos + d.length + 2 <= end && buf[pos + d.length] === 0x2d && buf[pos + d.length + 1] === 0x2d;
+  open.length = closes ? best : best + 1;
+  return true;
 }
 
 /**

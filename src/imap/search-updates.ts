@@ -64,6 +64,9 @@ function fixSets(q: Query, uids: number[]): Query {
   }
 }
 
+/** Messages tested at once (as SEARCH's window in commands/search.ts). */
+const TEST_WINDOW = 32;
+
 export class SearchUpdates {
   private contexts: SearchContext[] = [];
 
@@ -109,11 +112,17 @@ export class SearchUpdates {
       if (!candidates.length) continue;
       const adds: number[] = [];
       const removes: number[] = [];
-      for (const u of candidates.sort((a, b) => a - b)) {
-        const now = await test(ctx.query, u);
-        if (now === undefined) continue;
-        if (now && !ctx.result.has(u)) { ctx.result.add(u); adds.push(u); }
-        else if (!now && ctx.result.delete(u)) removes.push(u);
+      candidates.sort((a, b) => a - b);
+      // a window of messages at a time, concurrently: a body search's reads overlap
+      for (let i = 0; i < candidates.length; i += TEST_WINDOW) {
+        const window = candidates.slice(i, i + TEST_WINDOW);
+        const verdicts = await Promise.all(window.map((u) => test(ctx.query, u)));
+        window.forEach((u, k) => {
+          const now = verdicts[k];
+          if (now === undefined) return;
+          if (now && !ctx.result.has(u)) { ctx.result.add(u); adds.push(u); }
+          else if (!now && ctx.result.delete(u)) removes.push(u);
+        });
       }
       if (adds.length || removes.length) out.push({ ctx, adds, removes });
     }

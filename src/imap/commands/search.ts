@@ -11,7 +11,7 @@ import type { ImapArg } from '../wire/parser.js';
 import { formatSequenceSet, normalizeSequenceSet } from '../wire/sequence.js';
 import { AUTHED, SELECTED, type Command, type CommandContext } from './types.js';
 import { parseUpdateFetch } from './fetch.js';
-import { uidSetText, type Session } from '../session.js';
+import type { Session } from '../session.js';
 import type { Selected } from '../selected.js';
 import type { ContextChange, UpdateFetch } from '../search-updates.js';
 import type { MailMessage } from '../../mailstore/api/mailbox.js';
@@ -402,9 +402,10 @@ async function search(ctx: CommandContext, uidMode: boolean): Promise<void> {
 
 /** `* ESEARCH (TAG "t") [UID] REMOVEFROM (0 set) ADDTO (0 set)` (RFC 5267 §4.3), UIDs or sequence numbers as `seqOf` gives them. */
 function updateLine(c: ContextChange, seqOf: (uid: number) => number): ImapValue[] {
-  const set = (uids: number[]) => list([num(0), atom(uidSetText(c.ctx.uid ? uids : uids.map(seqOf)))]);
+  const set = (ns: number[]) => list([num(0), atom(formatSequenceSet(normalizeSequenceSet(ns.map((n) => ({ from: n, to: n })), 0)))]);
   return [atom('ESEARCH'), list([atom('TAG'), str(c.ctx.tag)]), ...(c.ctx.uid ? [atom('UID')] : []),
-    ...(c.removes.length ? [atom('REMOVEFROM'), set(c.removes)] : []), ...(c.adds.length ? [atom('ADDTO'), set(c.adds)] : [])];
+    ...(c.removes.length ? [atom('REMOVEFROM'), set(c.ctx.uid ? c.removes : c.removes.map(seqOf))] : []),
+    ...(c.adds.length ? [atom('ADDTO'), set(c.ctx.uid ? c.adds : c.adds.map(seqOf))] : [])];
 }
 
 /**

@@ -471,7 +471,15 @@ export function parseUpdateFetch(arg: Extract<ImapArg, { type: 'list' }>, sessio
     const sel = session.selected;
     const m = sel?.message(uid);
     if (!m) return;
-    await session.untagged([num(seq), atom('FETCH'), list(await renderItems(session, m, peek, false, new Set()))]);
+    let values: ImapValue[];
+    try {
+      values = await renderItems(session, m, peek, false, new Set());
+    } catch (e) {
+      // a BINARY of an unknown encoding: no FETCH line for it (an update has no command to fail)
+      if (e instanceof CteAbort) return;
+      throw e;
+    }
+    await session.untagged([num(seq), atom('FETCH'), list(values)]);
   };
 }
 

@@ -2,7 +2,10 @@
  * SEARCH and UID SEARCH (RFC 3501 §6.4.4, RFC 4731 ESEARCH): the IMAP search-key grammar
  * (prefix OR, NOT, parenthesised lists, sequence sets, CHARSET) parsed into
  * the store's query tree and evaluated message by message; bodies are read
- * only when a text key needs them.
+ * only when a text key needs them. The RETURN options and ESEARCH answer of
+ * SEARCH and SORT, with RFC 5267 CONTEXT=SEARCH as Dovecot 2.3 has it:
+ * PARTIAL, UPDATE contexts (kept in ../search-updates.ts, reported here at
+ * each sync) and CANCELUPDATE.
  */
 import { matches, type MessageView, type Query } from '../../mailstore/search.js';
 import { MailStoreError } from '../../mailstore/errors.js';

@@ -9,6 +9,7 @@
 import type { MailFolder, MailMessage } from '../mailstore/api/mailbox.js';
 import { SYSTEM_FLAGS } from '../mailstore/api/flags.js';
 import { normalizeSequenceSet, type SequenceSet } from './wire/sequence.js';
+import { SearchUpdates } from './search-updates.js';
 
 
 export type Update = { kind: 'expunge'; seq: number } | { kind: 'vanished'; uids: number[] } | { kind: 'exists'; count: number } | { kind: 'recent'; count: number }
@@ -36,6 +37,15 @@ export class Selected {
   readonly recent = new Set<number>();
   /** RFC 5182 SEARCHRES: the UIDs of the last SEARCH RETURN (SAVE), `$` in later commands (empty before any). */
   saved: number[] = [];
+  /** RFC 5267 CONTEXT=SEARCH: the SEARCH/SORT RETURN (UPDATE) contexts, which end with this selection. */
+  readonly searchUpdates = new SearchUpdates();
+  /**
+   * What the last sync() found, for the search contexts (kept only while
+   * there are any): UIDs announced expunged with their sequence numbers
+   * before it, UIDs whose flags or MODSEQ changed (this session's own
+   * changes too), UIDs new to the client.
+   */
+  lastSync: { gone: { uid: number; seq: number }[]; changed: number[]; added: number[] } = { gone: [], changed: [], added: [] };
   /** The RECENT count the client was last told. */
   private reportedRecent = 0;
 
@@ -106,6 +116,8 @@ export class Selected {
   async sync(allowExpunge: boolean, quietUids: Set<number> = new Set(), qresync = false): Promise<Update[]> {
     await this.folder.sync({ moveNew: !this.readOnly });
     const out: Update[] = [];
+    const track = this.searchUpdates.size > 0;
+    this.lastSync = { gone: [], changed: [], added: [] };
     if (this.folder.generation === this.seenGeneration && !this.delayedExpunges) {
       // the message list is as this client knows it (the common case, cheap on 100k messages): flags only
       out.push(...this.flagUpdates(quietUids));
@@ -120,6 +132,7 @@ export class Selected {
     out.push(...this.flagUpdates(quietUids));
     if (allowExpunge && qresync) {
       const gone = this.uids.filter((u) => !live.has(u));
+      if (track) this.uids.forEach((u, i) => { if (!live.has(u)) this.lastSync.gone.push({ uid: u, seq: i + 1 }); });
       if (gone.length) {
         out.push({ kind: 'vanished', uids: gone });
         for (const u of gone) this.recent.delete(u);
@@ -129,6 +142,7 @@ export class Selected {
       for (let i = this.uids.length - 1; i >= 0; i--) {
         if (!live.has(this.uids[i])) {
           out.push({ kind: 'expunge', seq: i + 1 });
+          if (track) this.lastSync.gone.push({ uid: this.uids[i], seq: i + 1 });
           this.recent.delete(this.uids[i]);
           this.uids.splice(i, 1);
         }
@@ -136,6 +150,7 @@ export class Selected {
     }
     const known = new Set(this.uids);
     const added = [...live].filter((u) => !known.has(u));
+    if (track) this.lastSync.added = added;
     if (added.length) {
       // new to this client: their MODSEQs are not changes to report later
       for (const u of added) {
@@ -171,11 +186,15 @@ export class Selected {
     const since = this.seenSerial;
     const sinceModseq = this.seenModseq;
     let top = sinceModseq;
+    const changed = this.searchUpdates.size ? this.lastSync.changed : null;
     this.uids.forEach((uid, i) => {
       const m = this.folder.message(uid);
       if (m && m.modseq > top) top = m.modseq;
       // (an expunged message is not in the folder any more: its expunge is what the client hears)
-      if (!m || (m.changed <= since && (!sinceModseq || m.modseq <= sinceModseq)) || quietUids.has(uid)) return;
+      if (!m || (m.changed <= since && (!sinceModseq || m.modseq <= sinceModseq))) return;
+      // search contexts test every changed message again, whoever changed it (Dovecot's hidden updates too)
+      changed?.push(uid);
+      if (quietUids.has(uid)) return;
       const own = this.ownChanges.get(uid);
       if (own && own.changed === m.changed && own.modseq === m.modseq) return;
       out.push({ kind: 'flags', seq: i + 1, uid, flags: this.flagsOf(m), modseq: m.modseq });

@@ -25,6 +25,7 @@ import { formatSequenceSet, normalizeSequenceSet } from './wire/sequence.js';
 import type { Selected, Update } from './selected.js';
 import { announceMailboxKeywords, keywordsIn } from './keyword-flags.js';
 import { COMMANDS, type CommandContext } from './commands/index.js';
+import { sendChangedMatches, sendExpungedMatches } from './commands/search.js';
 import type { ImapLogin, LoginResult } from './login.js';
 import { splitPlugins } from '../config/mail-plugins.js';
 import { PRELOGIN_BAD_TEXT, PRELOGIN_MAX_BAD_COMMANDS, preloginCommands } from './commands/prelogin.js';
@@ -98,7 +99,7 @@ const POSTLOGIN_CAPABILITIES: Array<[string, boolean | ((s: Session) => boolean)
   ['ESORT', true],
   ['SEARCHRES', true],
   ['WITHIN', true],
-  ['CONTEXT=SEARCH', false],
+  ['CONTEXT=SEARCH', true],
   ['LIST-STATUS', true],
   ['BINARY', true],
   ['MOVE', true],
@@ -756,9 +757,12 @@ export class Session {
    */
   async sendUpdates(allowExpunge: boolean, quiet?: Set<number>, tagged = false, uidCommand = false): Promise<ResponseCode | undefined> {
     if (!this.selected) return undefined;
-    const ups: Update[] = await this.selected.sync(allowExpunge, quiet, this.qresync);
+    const sel = this.selected;
+    const ups: Update[] = await sel.sync(allowExpunge, quiet, this.qresync);
     // keywords another session created are announced before any update carries them (Dovecot's imap_sync_init)
-    await announceMailboxKeywords(this, this.selected, keywordsIn(ups.map((u) => (u.kind === 'flags' ? u.flags : []))));
+    await announceMailboxKeywords(this, sel, keywordsIn(ups.map((u) => (u.kind === 'flags' ? u.flags : []))));
+    // RFC 5267 contexts: expunged matches are reported before anything else of this sync
+    if (sel.searchUpdates.size) await sendExpungedMatches(this, sel);
     for (const u of ups) {
       if (u.kind === 'expunge') await this.untagged([num(u.seq), atom('EXPUNGE')]);
       else if (u.kind === 'vanished') await this.untagged([atom('VANISHED'), atom(uidSetText(u.uids))]);
@@ -771,8 +775,10 @@ export class Session {
         await this.untagged([num(u.seq), atom('FETCH'), list([...(this.qresync || uidCommand ? [atom('UID'), num(u.uid)] : []), ...modseq, atom('FLAGS'), list(u.flags.map(atom))])]);
       }
     }
+    // …and what flag changes and new messages moved in or out, after EXISTS/RECENT
+    if (sel.searchUpdates.size) await sendChangedMatches(this, sel);
     if (!this.qresync) return undefined;
-    const code = this.highestModseqCode(this.selected.delayedExpunges);
+    const code = this.highestModseqCode(sel.delayedExpunges);
     if (code && !tagged) { await this.send({ kind: 'status', status: 'OK', code, text: 'Highest' }); return undefined; }
     return code;
   }

@@ -289,6 +289,7 @@ export async function runScript(script: ImapScript, target: Target): Promise<str
         record();
         continue;
       }
+      const sentAt = c.peek().length;
       out.push(`C[${st.conn}] ${st.text.replace(/\{\{(file|rawfile|sync|text|bin|binplus):([^}]*)\}\}/g, '{literal $2}')}`);
       for (let i = 0; i < st.chunks.length; i++) {
         const start = c.peek().length;
@@ -300,7 +301,8 @@ export async function runScript(script: ImapScript, target: Target): Promise<str
         }
       }
       if (st.waitCont) {
-        await c.until((b) => continuation(b) || tagged(st.tag)(b), `reply to ${st.text} (${at})`);
+        // IDLE's updates may follow its `+` at once: any continuation line since the command counts
+        await c.until((b) => /(^|\r\n)\+[^\r\n]*\r\n/.test(b.slice(sentAt)) || tagged(st.tag)(b), `reply to ${st.text} (${at})`);
         if (!tagged(st.tag)(c.peek())) pending.set(st.conn, st.tag);
       } else {
         await c.until(tagged(st.tag), `tagged reply to ${st.tag} (${at})`);

@@ -23,6 +23,7 @@ import type { Selected } from '../selected.js';
 import { uidSetText } from '../session.js';
 import { replyError } from './errors.js';
 import { announceMailboxKeywords, keywordsIn } from '../keyword-flags.js';
+import type { UpdateFetch } from '../search-updates.js';
 
 type Item =
   | { k: 'UID' | 'FLAGS' | 'MODSEQ' | 'INTERNALDATE' | 'SAVEDATE' | 'RFC822.SIZE' | 'ENVELOPE' | 'BODY' | 'BODYSTRUCTURE' | 'RFC822' | 'RFC822.HEADER' | 'RFC822.TEXT' }
@@ -223,10 +224,10 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
     // after another (a first FETCH 1:* ENVELOPE of 100k messages); bodies and \Seen changes stay in turn
     const ahead = !needBody && !setsSeen ? new Map<number, Promise<ImapValue[]>>() : null;
     const rendered = (n: number): Promise<ImapValue[]> => {
-      if (!ahead) return renderItems(ctx, msgs[n].m, items, false, lost);
+      if (!ahead) return renderItems(ctx.session, msgs[n].m, items, false, lost);
       for (let k = n; k < Math.min(msgs.length, n + RENDER_AHEAD); k++) {
         if (ahead.has(k) || (k > n && simple && inFieldCache(sel, msgs[k].m, items))) continue; // that one goes the fast way
-        const p = renderItems(ctx, msgs[k].m, items, false, lost);
+        const p = renderItems(ctx.session, msgs[k].m, items, false, lost);
         p.catch(() => undefined); // awaited in turn; one never awaited (the command ended early) is no unhandled rejection
         ahead.set(k, p);
       }
@@ -258,7 +259,7 @@ async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
           if (!(e instanceof MailStoreError && e.code === 'EXPUNGED')) throw e;
         }
       }
-      const values = flagsChanged ? await renderItems(ctx, m, items, true, lost) : await rendered(n);
+      const values = flagsChanged ? await renderItems(ctx.session, m, items, true, lost) : await rendered(n);
       if (flagsChanged) sel.noteFlags(m);
       const extra: ImapValue[] = [];
       if (flagsChanged && s.condstore) {
@@ -399,8 +400,8 @@ const WHOLE_READ_MAX = 1024 * 1024;
  * as `NAME NIL` and its UID added to `lost`, as Dovecot's
  * imap_fetch_send_nil_reply; the other items still go out.
  */
-async function renderItems(ctx: CommandContext, m: MailMessage, items: Item[], flagsChanged: boolean, lost: Set<number>): Promise<ImapValue[]> {
-  const sel = ctx.session.selected!;
+async function renderItems(session: CommandContext['session'], m: MailMessage, items: Item[], flagsChanged: boolean, lost: Set<number>): Promise<ImapValue[]> {
+  const sel = session.selected!;
   const folder = sel.folder;
   let crlf: Buffer | null = null;
   const message = async (): Promise<Buffer> => {
@@ -443,7 +444,7 @@ async function renderItems(ctx: CommandContext, m: MailMessage, items: Item[], f
     switch (it.k) {
       case 'UID': out.push(atom('UID'), num(m.uid)); break;
       case 'FLAGS': out.push(atom('FLAGS'), list(sel.flagsOf(m).map(atom))); flagsSent = true; break;
-      case 'MODSEQ': out.push(atom('MODSEQ'), list([num(m.modseq)])); ctx.session.noteModseq(m.modseq); break;
+      case 'MODSEQ': out.push(atom('MODSEQ'), list([num(m.modseq)])); session.noteModseq(m.modseq); break;
       case 'INTERNALDATE': out.push(atom('INTERNALDATE'), str(internalDate((await folder.stat(m)).mtime))); break;
       // RFC 8514: buffered with the other quick items, as Dovecot sends it
       case 'SAVEDATE': out.push(atom('SAVEDATE'), str(internalDate(await folder.saveDate(m)))); break;
@@ -508,6 +509,43 @@ async function renderItems(ctx: CommandContext, m: MailMessage, items: Item[], f
   }
   if (flagsChanged && !flagsSent) out.push(atom('FLAGS'), list(sel.flagsOf(m).map(atom)));
   return [...out, ...late];
+}
+
+/**
+ * SEARCH RETURN (UPDATE (fetch-att …)), Dovecot's extension of RFC 5267:
+ * the list parsed as Dovecot's imap_fetch_att_list_parse does (atoms only,
+ * no macros, its error texts); the sender FETCHes those items for a new
+ * message an update adds. Body sections are read as with .PEEK (an update
+ * sets no \Seen here).
+ */
+export function parseUpdateFetch(arg: Extract<ImapArg, { type: 'list' }>, session: CommandContext['session']): UpdateFetch | null {
+  const n = arg.items.findIndex((a) => a.type !== 'atom');
+  const atoms = n < 0 ? arg.items : arg.items.slice(0, n);
+  let items: Item[] = [];
+  try {
+    if (atoms.length) items = parseItems({ type: 'list', items: atoms });
+  } catch (e) {
+    if (e instanceof ArgError) throw new ArgError(`SEARCH UPDATE fetch-att: Invalid fetch-att list: ${e.message}`);
+    throw e;
+  }
+  if (n >= 0) throw new ArgError('SEARCH UPDATE fetch-att: fetch-att list contains non-atoms.');
+  // an empty list is accepted and fetches nothing: no FETCH line at all (Dovecot)
+  if (!items.length) return null;
+  const peek = items.map((i) => (i.k === 'SECTION' ? { ...i, peek: true } : i));
+  return async (seq, uid) => {
+    const sel = session.selected;
+    const m = sel?.message(uid);
+    if (!m) return;
+    let values: ImapValue[];
+    try {
+      values = await renderItems(session, m, peek, false, new Set());
+    } catch (e) {
+      // a BINARY of an unknown encoding: no FETCH line for it (an update has no command to fail)
+      if (e instanceof CteAbort) return;
+      throw e;
+    }
+    await session.untagged([num(seq), atom('FETCH'), list(values)]);
+  };
 }
 
 export const fetchCommands: Record<string, Command> = {

@@ -5,14 +5,13 @@
  * next key, a repeated key is ignored), the search program shared with
  * SEARCH, the ordering done by the store (src/mailstore/sort.ts).
  */
-import { atom, list, num } from '../wire/encoder.js';
 import type { ImapArg } from '../wire/parser.js';
 import { loadSortMessages } from '../../mailstore/sort-headers.js';
 import { SORT_KEYS, sortMessages, type SortCriterion, type SortKey } from '../../mailstore/sort.js';
 import { SELECTED, type Command, type CommandContext } from './types.js';
 import { ArgError, astring } from './args.js';
 import { replyError } from './errors.js';
-import { esearchResponse, parseReturn, parseSearchProgram, recodeArgs, returnedModseq, savedResult, searchSelected, usesModseq } from './search.js';
+import { admitUpdate, answerSearch, parseReturn, parseSearchProgram, recodeArgs, searchSelected, usesModseq, usesSeqSet } from './search.js';
 
 function sortProgram(a: ImapArg | undefined): SortCriterion[] {
   if (!a || a.type !== 'list') throw new ArgError('Invalid sort argument.');
@@ -44,24 +43,23 @@ async function sort(ctx: CommandContext, uidMode: boolean): Promise<void> {
   const sel = ctx.session.selected!;
   let saving = false;
   try {
-    const { ret, rest } = parseReturn(ctx.args, true);
+    // RFC 5267 ESORT and CONTEXT=SORT's options as Dovecot takes them (PARTIAL, UPDATE, SAVE …)
+    const { ret, rest } = parseReturn(ctx.args, ctx);
     // RFC 5182: SORT RETURN (SAVE …) keeps the result as `$`; a failed SORT empties it
-    if (ret?.has('SAVE')) { saving = true; ret.delete('SAVE'); }
+    if (ret?.has.has('SAVE')) saving = true;
     const program = sortProgram(rest[0]);
     const charset = charsetArg(rest[1], 'Invalid charset argument.');
     const q = parseSearchProgram(ctx, recodeArgs(rest.slice(2), charset));
-    const byModseq = usesModseq(q);
-    if (byModseq) await ctx.session.enableCondstore();
+    if (usesModseq(q)) await ctx.session.enableCondstore();
+    const update = await admitUpdate(ctx, ret);
     const hits = await searchSelected(ctx, q);
+    // an UPDATE context holds the matches as a set: its updates carry no sort position (Dovecot's ADDTO (0 …))
+    if (update) sel.searchUpdates.add(ctx.tag, uidMode, q, hits.map((h) => h.m.uid), sel.uids, ret!.fetchAtt);
     const sorted = sortMessages(await loadSortMessages(sel.folder, hits), program);
-    const ns = sorted.map((m) => (uidMode ? m.uid : m.seq));
-    // RFC 7162 §3.1.5 (and Dovecot): a MODSEQ key adds the highest MODSEQ of the returned messages
     const modseqOf = new Map(hits.map((h) => [h.m.uid, h.m.modseq]));
-    const top = byModseq ? returnedModseq(ret, sorted.map((m) => ({ modseq: modseqOf.get(m.uid) ?? 0 }))) : 0;
-    if (saving) sel.saved = savedResult(ret!, sorted.map((m) => m.uid));
-    if (ret && saving && !ret.size && !top) { /* SAVE alone: no ESEARCH response, unless it has a MODSEQ to report (Dovecot) */ } else if (ret) await ctx.session.untagged([...esearchResponse(ctx.tag, uidMode, ret, ns, true), ...(top ? [atom('MODSEQ'), num(top)] : [])]);
-    else await ctx.session.untagged([atom('SORT'), ...ns.map(num), ...(top ? [list([atom('MODSEQ'), num(top)])] : [])]);
-    await ctx.ok('Sort completed');
+    await answerSearch(ctx, uidMode, ret, q, sorted.map((m) => ({ id: uidMode ? m.uid : m.seq, uid: m.uid, modseq: modseqOf.get(m.uid) ?? 0 })), 'SORT');
+    // Dovecot ends SORT with the same sync as SEARCH (cmd_search_more)
+    await ctx.ok('Sort completed', await ctx.session.sendUpdates(uidMode && !usesSeqSet(q), undefined, true, uidMode));
   } catch (e) {
     // a BAD (syntax) leaves `$` as it was, a failure (NO) empties it: Dovecot
     if (saving && !(e instanceof ArgError)) sel.saved = [];

@@ -523,7 +523,7 @@ export function parseUpdateFetch(arg: Extract<ImapArg, { type: 'list' }>, sessio
   const atoms = n < 0 ? arg.items : arg.items.slice(0, n);
   let items: Item[] = [];
   try {
-    if (atoms.length) items = parseItems({ type: 'list', items: atoms });
+    if (atoms.length) items = parseItems([{ type: 'list', items: atoms }], 0).items;
   } catch (e) {
     if (e instanceof ArgError) throw new ArgError(`SEARCH UPDATE fetch-att: Invalid fetch-att list: ${e.message}`);
     throw e;

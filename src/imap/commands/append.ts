@@ -119,16 +119,18 @@ export interface AppendScan {
   readonly verdict: Promise<boolean>;
   decide(ok: boolean): void;
   invalid: boolean;
+  /** What the CATENATE messages may still hold in memory (catenate.ts). */
+  readonly budget: { left: number };
 }
 
-function newScan(tag: string): AppendScan {
+function newScan(tag: string, limit: number): AppendScan {
   let decide!: (ok: boolean) => void;
   const verdict = new Promise<boolean>((r) => { decide = r; });
-  return { tag, pos: 1, open: null, refusals: [], catenates: [], verdict, decide, invalid: false };
+  return { tag, pos: 1, open: null, refusals: [], catenates: [], verdict, decide, invalid: false, budget: { left: limit } };
 }
 
 function scanOf(s: Session, tag: string): AppendScan {
-  if (s.appendScan?.tag !== tag) s.appendScan = newScan(tag);
+  if (s.appendScan?.tag !== tag) s.appendScan = newScan(tag, s.appendLimit);
   return s.appendScan;
 }
 
@@ -203,7 +205,7 @@ function takeParts(st: AppendScan, msg: CatenateMessage, list: ImapArg[], upTo: 
 /** A CATENATE message begins: it goes into the order of the command's messages. */
 function startCatenate(s: Session, st: AppendScan, head: MessageHead, args: readonly ImapArg[], list: ImapArg[], binary: boolean): CatenateMessage {
   const name = appendMailbox(s, args);
-  const msg = new CatenateMessage(s, list, binary, s.appendLimit);
+  const msg = new CatenateMessage(s, list, binary, st.budget);
   // Dovecot opens the mailbox before it reads any part: a missing one answers first
   msg.check(async () => {
     try { await s.store!.open(name); } catch (e) {

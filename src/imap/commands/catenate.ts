@@ -5,7 +5,7 @@
  * messages, read decrypted through the storage interface and cut with the
  * FETCH section code (fetch-render.ts sectionBytes) over the CRLF form, as
  * Dovecot's imap_msgpart_open does. A composed message is held whole while
- * it is built (bounded by APPENDLIMIT) and then saved through the normal
+ * it is built (all of one command's together bounded by APPENDLIMIT) and then saved through the normal
  * save path, so a mail-crypt user's message is encrypted like any APPEND.
  *
  * Failures are recorded in part order, like Dovecot's ctx->failed: the first
@@ -169,14 +169,18 @@ export const discardSink = { push: (): void => undefined, end: (): void => undef
 export class CatenateMessage {
   next = 0;
   private readonly parts: (Buffer | TextPart)[] = [];
-  private size = 0;
   /** Resolves true while every part so far is good; parts are taken in order. */
   chain: Promise<boolean> = Promise.resolve(true);
   failure: AppendRefusal | null = null;
   private closeList!: () => void;
   private readonly closed = new Promise<void>((r) => { this.closeList = r; });
 
-  constructor(private readonly s: Session, readonly list: ImapArg[], readonly binary: boolean, private readonly limit: number) {}
+  /**
+   * `budget`: the bytes the command's CATENATE messages may still hold
+   * (APPENDLIMIT for all of them together: they wait in memory until the
+   * command ends).
+   */
+  constructor(private readonly s: Session, readonly list: ImapArg[], readonly binary: boolean, private readonly budget: { left: number }) {}
 
   /** A failure at this point of the part order. */
   fail(e: AppendRefusal): void {
@@ -201,8 +205,8 @@ export class CatenateMessage {
       if (!ok) return false;
       try {
         const b = await readUrlPart(this.s, url);
-        this.size += b.length;
-        if (this.size > this.limit) throw tooBig();
+        if (b.length > this.budget.left) throw tooBig();
+        this.budget.left -= b.length;
         this.parts[slot] = b;
         return true;
       } catch (e) {
@@ -216,8 +220,8 @@ export class CatenateMessage {
   addText(size: number, literal8: boolean): { push(b: Buffer): void; end(): void; abort(): void } {
     // Dovecot converts binary input only when the first part is a literal8
     if (literal8 && !this.binary) return discardSink; // failed by the caller (unknownCte), before it asks for a refusal
-    if (this.size + size > this.limit) { this.fail(tooBig()); return discardSink; }
-    this.size += size;
+    if (size > this.budget.left) { this.fail(tooBig()); return discardSink; }
+    this.budget.left -= size;
     const part = new TextPart();
     this.parts.push(part);
     this.chain = this.chain.then(async (ok) => ok && part.done);

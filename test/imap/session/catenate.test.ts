@@ -67,9 +67,12 @@ test('CATENATE argument errors Dovecot cannot be compared on: one BAD each, noth
   assert.match(await c.cmd('g', 'UID FETCH 2 BODY.PEEK[]'), /BODY\[\] \{11\}\r\nbody text\r\n\)/);
 });
 
-test('a composed message over APPENDLIMIT is refused with TOOBIG', async () => {
+test('composed messages over APPENDLIMIT (one command\'s together) are refused with TOOBIG', async () => {
   const fake = { log: { error: () => undefined } } as unknown as Session;
-  const msg = new CatenateMessage(fake, [], false, 10);
+  const budget = { left: 14 };
+  const earlier = new CatenateMessage(fake, [], false, budget);
+  earlier.addText(4, false);
+  const msg = new CatenateMessage(fake, [], false, budget);
   const first = msg.addText(6, false);
   first.push(Buffer.from('123456'));
   first.end();

@@ -28,7 +28,7 @@ import { COMMANDS, type CommandContext } from './commands/index.js';
 import type { ImapLogin, LoginResult } from './login.js';
 import { splitPlugins } from '../config/mail-plugins.js';
 import { PRELOGIN_BAD_TEXT, PRELOGIN_MAX_BAD_COMMANDS, preloginCommands } from './commands/prelogin.js';
-import { appendOverQuota, isCatenateUrlLiteral, startAppendLiteral, type AppendScan } from './commands/append.js';
+import { abandonAppend, appendOverQuota, isCatenateUrlLiteral, startAppendLiteral, type AppendScan } from './commands/append.js';
 import type { AppendRefusal } from './commands/catenate.js';
 import { faultText, guarded } from '../util/fault.js';
 import { quickAck } from '../util/tcp-socket.js';
@@ -533,6 +533,7 @@ export class Session {
       case 'continue': await this.send({ kind: 'continue', text: 'OK' }); return;
       case 'bye': await this.bye(ev.text); return;
       case 'error':
+        abandonAppend(this); // an APPEND whose line failed to parse saves nothing more
         if (this.state === 'not-authenticated') {
           // imap-login: a parser error is a BAD with the parser's text; a bad tag or command name is invalid
           if (ev.where === 'args') await this.send({ kind: 'tagged', tag: ev.tag ?? '*', status: 'BAD', text: ev.reason });
@@ -546,8 +547,7 @@ export class Session {
         // Dovecot tests quota before it invites the literal: NO [OVERQUOTA] instead of `+ OK`
         if (ev.info.sync && this.quota && await appendOverQuota(this, ev.info) && this.reader.decisionPending) {
           this.reader.rejectLiteral();
-          this.appendResults.splice(0);
-          this.appendScan = null;
+          abandonAppend(this);
           await this.send({ kind: 'tagged', tag: ev.info.tag, status: 'NO', code: { name: 'OVERQUOTA' }, text: timed(this.quota.exceededMessage(), process.hrtime.bigint()) });
           return;
         }
@@ -558,8 +558,7 @@ export class Session {
           if (refusal && this.reader.decisionPending) {
             this.reader.rejectLiteral();
             this.literalSink = null;
-            this.appendResults.splice(0);
-            this.appendScan = null;
+            abandonAppend(this);
             const text = timed(refusal.text, t0);
             await (refusal.status === 'BAD' ? this.badCommand(ev.info.tag, text) : this.send({ kind: 'tagged', tag: ev.info.tag, status: 'NO', code: refusal.code, text }));
             return;
@@ -574,8 +573,7 @@ export class Session {
       case 'literal-end': this.literalSink?.end(); this.literalSink = null; return;
       case 'literal-aborted': this.literalSink?.abort(); this.literalSink = null; return;
       case 'literal-rejected':
-        this.appendResults.splice(0);
-        this.appendScan = null;
+        abandonAppend(this);
         await this.send({ kind: 'tagged', tag: ev.info.tag, status: 'NO', code: { name: 'TOOBIG' }, text: 'Mail size is larger than the maximum size allowed by server configuration' });
         return;
       case 'command':

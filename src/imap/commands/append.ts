@@ -130,8 +130,22 @@ function newScan(tag: string, limit: number): AppendScan {
 }
 
 function scanOf(s: Session, tag: string): AppendScan {
-  if (s.appendScan?.tag !== tag) s.appendScan = newScan(tag, s.appendLimit);
+  if (s.appendScan?.tag !== tag) {
+    // what an APPEND that never ended left behind (its line failed to parse) is dropped
+    if (s.appendScan || s.appendResults.length) abandonAppend(s);
+    s.appendScan = newScan(tag, s.appendLimit);
+  }
   return s.appendScan;
+}
+
+/** The APPEND being read ends without its command (refused, or its line failed): nothing of it is saved or waited for. */
+export function abandonAppend(s: Session): void {
+  const st = s.appendScan;
+  s.appendScan = null;
+  s.appendResults.splice(0);
+  if (!st) return;
+  st.decide(false);
+  for (const m of st.catenates) m.close();
 }
 
 const isAtom = (a: ImapArg | undefined, v: string): boolean => a?.type === 'atom' && a.value.toUpperCase() === v;
@@ -358,6 +372,7 @@ export const appendCommands: Record<string, Command> = {
       s.appendScan = null;
       const rest = scanMessages(s, st, ctx.args, ctx.args.length);
       if (rest && rest.stop > st.pos) markInvalid(s, st);
+      for (const m of st.catenates) m.close(); // also those a syntax error left open
       // the CATENATE messages are saved only when every one of them could be composed (Dovecot's transaction)
       st.decide((await Promise.all(st.catenates.map((m) => m.chain))).every(Boolean));
       const results = (await Promise.all(s.appendResults.splice(0))) as Result[];

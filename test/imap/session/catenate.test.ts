@@ -55,11 +55,13 @@ test('CATENATE argument errors Dovecot cannot be compared on: one BAD each, noth
   const plain = 'Subject: x\r\n\r\nbody text\r\n';
   await c.cmd('a', `APPEND INBOX {${plain.length}+}\r\n${plain}`);
   await c.cmd('s', 'SELECT INBOX');
-  for (const args of ['(URL)', '(TEXT "abc")', '(URL "/INBOX/;UID=1" BAR)', '(URL NIL)', '(URL ("x"))', '(TEXT {3+}\r\nabc URL)']) {
+  for (const args of ['(URL)', '(TEXT "abc")', '(URL "/INBOX/;UID=1" BAR)', '(URL NIL)', '(URL ("x"))', '(TEXT {3+}\r\nabc URL)', '(FOO TEXT {3+}\r\nabc)', '(URL "/INBOX/;UID=1") (TEXT {3+}\r\nabc)']) {
     const r = await c.cmd('x', `APPEND INBOX CATENATE ${args}`);
     assert.match(r, /^x BAD Error in IMAP command APPEND: Invalid arguments/m, args);
     assert.doesNotMatch(r, /\* BAD/, args);
   }
+  // a line that fails to parse after a TEXT part: its BAD, and the next APPEND is not held up by it
+  assert.match(await c.cmd('p', 'APPEND INBOX CATENATE (TEXT {3+}\r\nabc URL "x'), /^p BAD Error in IMAP command APPEND: Missing '"'/m);
   // a URL may come as a literal (astring)
   const url = '/INBOX/;UID=1/;SECTION=TEXT';
   assert.match(await c.cmd('u', `APPEND INBOX CATENATE (URL {${url.length}+}\r\n${url})`), /u OK \[APPENDUID \d+ 2\]/);

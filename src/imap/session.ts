@@ -29,7 +29,8 @@ import { sendChangedMatches, sendExpungedMatches } from './commands/search.js';
 import type { ImapLogin, LoginResult } from './login.js';
 import { splitPlugins } from '../config/mail-plugins.js';
 import { PRELOGIN_BAD_TEXT, PRELOGIN_MAX_BAD_COMMANDS, preloginCommands } from './commands/prelogin.js';
-import { appendOverQuota, startAppendLiteral } from './commands/append.js';
+import { abandonAppend, appendOverQuota, isCatenateUrlLiteral, startAppendLiteral, type AppendScan } from './commands/append.js';
+import type { AppendRefusal } from './commands/catenate.js';
 import { faultText, guarded } from '../util/fault.js';
 import { quickAck } from '../util/tcp-socket.js';
 import { DEADLINES, LoginProgress, maxUserIpConnections, userIpText, type ConnectionSlot } from '../config/connection-limits.js';
@@ -85,8 +86,8 @@ const POSTLOGIN_CAPABILITIES: Array<[string, boolean | ((s: Session) => boolean)
   ['THREAD=REFS', true],
   ['THREAD=ORDEREDSUBJECT', true],
   ['MULTIAPPEND', true],
-  ['URL-PARTIAL', false],
-  ['CATENATE', false],
+  ['URL-PARTIAL', true],
+  ['CATENATE', true],
   ['UNSELECT', true],
   ['CHILDREN', true],
   ['NAMESPACE', true],
@@ -197,8 +198,12 @@ export class Session {
   private corked: Writable | null = null;
   /** Streamed APPEND literal in progress. */
   literalSink: { push(b: Buffer): void; end(): void; abort(): void } | null = null;
-  onLiteralStart: ((info: LiteralInfo) => void) | null = null;
+  onLiteralStart: ((info: LiteralInfo) => Promise<AppendRefusal | null>) | null = null;
   readonly appendResults: Promise<unknown>[] = [];
+  /** The APPEND whose arguments are being read (commands/append.ts). */
+  appendScan: AppendScan | null = null;
+  /** APPENDLIMIT: the largest message, literal or composed by CATENATE. */
+  get appendLimit(): number { return APPENDLIMIT; }
 
   constructor(socket: Duplex, readonly opts: SessionOptions) {
     this.socket = socket;
@@ -212,7 +217,8 @@ export class Session {
     return new CommandReader({
       maxLineLength: this.opts.config.getSize('imap_max_line_length') || 65536,
       // APPEND's message literals stream; a literal mailbox name (its first argument) is buffered like any string
-      streamLiteral: (info) => (info.name === 'APPEND' && info.args.length > 0 ? (info.size > APPENDLIMIT ? 'reject' : true) : false),
+      // (a CATENATE URL given as a literal is an argument too)
+      streamLiteral: (info) => (info.name === 'APPEND' && info.args.length > 0 && !isCatenateUrlLiteral(info) ? (info.size > APPENDLIMIT ? 'reject' : true) : false),
       // imap-login parses every argument; the imap process skips NOOP's and CHECK's
       argsIgnored: (name) => this.state !== 'not-authenticated' && (name === 'NOOP' || name === 'CHECK'),
       bufferedLiteralLimit: (name) => (name === 'SETMETADATA' ? METADATA_VALUE_LIMIT : 0),
@@ -528,6 +534,7 @@ export class Session {
       case 'continue': await this.send({ kind: 'continue', text: 'OK' }); return;
       case 'bye': await this.bye(ev.text); return;
       case 'error':
+        abandonAppend(this); // an APPEND whose line failed to parse saves nothing more
         if (this.state === 'not-authenticated') {
           // imap-login: a parser error is a BAD with the parser's text; a bad tag or command name is invalid
           if (ev.where === 'args') await this.send({ kind: 'tagged', tag: ev.tag ?? '*', status: 'BAD', text: ev.reason });
@@ -541,11 +548,23 @@ export class Session {
         // Dovecot tests quota before it invites the literal: NO [OVERQUOTA] instead of `+ OK`
         if (ev.info.sync && this.quota && await appendOverQuota(this, ev.info) && this.reader.decisionPending) {
           this.reader.rejectLiteral();
-          this.appendResults.splice(0);
+          abandonAppend(this);
           await this.send({ kind: 'tagged', tag: ev.info.tag, status: 'NO', code: { name: 'OVERQUOTA' }, text: timed(this.quota.exceededMessage(), process.hrtime.bigint()) });
           return;
         }
-        this.onLiteralStart?.(ev.info);
+        {
+          const t0 = process.hrtime.bigint();
+          const refusal = await this.onLiteralStart?.(ev.info);
+          // the command failed already (a CATENATE part): its reply instead of an invitation, as Dovecot does
+          if (refusal && this.reader.decisionPending) {
+            this.reader.rejectLiteral();
+            this.literalSink = null;
+            abandonAppend(this);
+            const text = timed(refusal.text, t0);
+            await (refusal.status === 'BAD' ? this.badCommand(ev.info.tag, text) : this.send({ kind: 'tagged', tag: ev.info.tag, status: 'NO', code: refusal.code, text }));
+            return;
+          }
+        }
         if (!this.literalSink) { // APPEND not possible here (state): swallow the data
           this.literalSink = { push: () => undefined, end: () => undefined, abort: () => undefined };
         }
@@ -555,6 +574,7 @@ export class Session {
       case 'literal-end': this.literalSink?.end(); this.literalSink = null; return;
       case 'literal-aborted': this.literalSink?.abort(); this.literalSink = null; return;
       case 'literal-rejected':
+        abandonAppend(this);
         await this.send({ kind: 'tagged', tag: ev.info.tag, status: 'NO', code: { name: 'TOOBIG' }, text: 'Mail size is larger than the maximum size allowed by server configuration' });
         return;
       case 'command':

@@ -27,6 +27,10 @@ export interface LiteralInfo extends LiteralHeader {
   args: readonly ImapArg[];
   /** Command byte offset of the literal's first data byte. */
   offset: number;
+  /** How deep in parenthesised lists the literal is (0: a top-level argument). */
+  depth: number;
+  /** Its index in the innermost list (`args` index at depth 0): the items before it are complete, later ones may follow. */
+  listIndex: number;
 }
 
 export type ReaderEvent =
@@ -348,7 +352,10 @@ export class CommandReader {
       return;
     }
     // a copy: the caller handles literal-start after the reader has read on (MULTIAPPEND's next arguments)
-    const info: LiteralInfo = { ...hdr, tag: this.tag!, name: this.name!, args: tok.top.slice(), offset };
+    const info: LiteralInfo = {
+      ...hdr, tag: this.tag!, name: this.name!, args: tok.top.slice(), offset,
+      depth: tok.depth, listIndex: tok.stack[tok.stack.length - 1].length,
+    };
     this.literalHdr = hdr;
     this.remaining = hdr.size;
     this.literalParts = [];

@@ -32,7 +32,7 @@ const only = process.env.SEALDIFF_ONLY;
 const scripts = loadScripts(only ? (n) => n.includes(only) : undefined);
 const sanity = process.env.SEALDIFF_BOTH === 'dovecot';
 
-/** The scripts also run on encrypted storage (FETCH rendering from mail-crypt files). */
+/** The scripts also run on encrypted storage (FETCH rendering from mail-crypt files; CATENATE reading and saving them). */
 const CRYPT_SCRIPTS = /^(1[0-2]|40|42|50)-/;
 
 const userOf = (name: string) => `${name.replace(/\.imap$/, '').replace(/[^a-z0-9]/gi, '')}@example.org`;

@@ -25,6 +25,9 @@ import { formatSequenceSet, normalizeSequenceSet } from './wire/sequence.js';
 import type { Selected, Update } from './selected.js';
 import { announceMailboxKeywords, keywordsIn } from './keyword-flags.js';
 import { COMMANDS, type CommandContext } from './commands/index.js';
+import { fetchNewForNotify } from './commands/fetch.js';
+import { NOTIFY_DELAY_MS, type NotifyWatch } from './notify.js';
+import type { NotifySpec } from './notify-filter.js';
 import type { ImapLogin, LoginResult } from './login.js';
 import { splitPlugins } from '../config/mail-plugins.js';
 import { PRELOGIN_BAD_TEXT, PRELOGIN_MAX_BAD_COMMANDS, preloginCommands } from './commands/prelogin.js';
@@ -108,7 +111,8 @@ const POSTLOGIN_CAPABILITIES: Array<[string, boolean | ((s: Session) => boolean)
   ['STATUS=SIZE', true],
   ['SAVEDATE', true],
   ['LITERAL+', true],
-  ['NOTIFY', false],
+  // Dovecot announces it only with mailbox_list_index (its notifier for other mailboxes)
+  ['NOTIFY', (s) => s.notifyAnnounced],
   ['METADATA', (s) => typeof s.metadata === 'object'],
   // Dovecot announces it only when some mailbox has special_use configured
   ['SPECIAL-USE', (s) => Object.keys(s.store?.opts.specialUse ?? {}).length > 0],
@@ -198,6 +202,22 @@ export class Session {
   literalSink: { push(b: Buffer): void; end(): void; abort(): void } | null = null;
   onLiteralStart: ((info: LiteralInfo) => void) | null = null;
   readonly appendResults: Promise<unknown>[] = [];
+  /**
+   * NOTIFY (RFC 5465), Dovecot's client notify_* fields: the watch of other
+   * mailboxes, and what the selected mailbox reports (counts, expunges and
+   * flag changes stop without a SELECTED filter asking for them).
+   */
+  notify: NotifyWatch | null = null;
+  private notifyCountChanges = true;
+  private notifyFlagChanges = true;
+  private notifyImmediateExpunges = false;
+  private notifyFetchAtt: ImapArg | null = null;
+  /** The UID from which MessageNew's FETCH starts (the UIDNEXT at SELECT, then after each such FETCH). */
+  notifyUidnext = 0;
+  private notifyFetching = false;
+  private notifyTimer: NodeJS.Timeout | null = null;
+  /** In IDLE: NOTIFY's changes go out as they come. */
+  idling = false;
 
   constructor(socket: Duplex, readonly opts: SessionOptions) {
     this.socket = socket;
@@ -287,6 +307,58 @@ export class Session {
   mailboxOut(name: string): string {
     if (!this.utf8Names) return name;
     try { return mutf7ToUtf8(name); } catch { return name; } // not valid mUTF-7 on disk: shown as it is
+  }
+
+  /** NOTIFY is announced and watches other mailboxes with mailbox_list_index (Dovecot's condition). */
+  get notifyAnnounced(): boolean { return this.config.getBool('mailbox_list_index'); }
+
+  /** The selected mailbox's name, for NOTIFY (no STATUS about it). */
+  selectedName(): string | null { return this.selected?.name ?? null; }
+
+  /** A NOTIFY command's setting replaces the previous one (NOTIFY NONE: `spec` without filters). */
+  setNotify(watch: NotifyWatch | null, spec: NotifySpec): void {
+    this.notify?.close();
+    this.notify = watch;
+    this.notifyImmediateExpunges = spec.selectedImmediate;
+    this.notifyCountChanges = spec.selectedEvents.has('MessageNew');
+    this.notifyFlagChanges = spec.selectedEvents.has('FlagChange');
+    this.notifyFetchAtt = spec.fetchAtt;
+    if (watch) watch.onDirty = () => this.notifyLater();
+  }
+
+  /** NOOP: NOTIFY's pending changes of other mailboxes now (imap_notify_flush). */
+  async notifyFlush(): Promise<void> {
+    if (!this.notify) return;
+    await this.notifyChain;
+    await this.notify.flush();
+    await this.sendNotifications();
+  }
+
+  /** One look at a time: a NOOP waits for a look the timer started, so nothing it found comes after NOOP's OK. */
+  private notifyChain: Promise<void> = Promise.resolve();
+
+  private sendNotifications(): Promise<void> {
+    const look = this.notifyChain.then(async () => {
+      if (!this.notify?.pending) return;
+      for (const r of await this.notify.collect()) await this.untagged(r);
+    });
+    this.notifyChain = look.catch(() => undefined);
+    return look;
+  }
+
+  /**
+   * Changes of other mailboxes go out NOTIFY_DELAY_MS after they came
+   * (bundled, as Dovecot's notifier does), between commands or in IDLE;
+   * while a command runs they wait for its end.
+   */
+  notifyLater(): void {
+    if (this.notifyTimer || this.closed || !this.notify?.pending) return;
+    this.notifyTimer = setTimeout(() => {
+      this.notifyTimer = null;
+      if (this.closed || (this.running && !this.idling)) return;
+      this.sendNotifications().then(() => this.flushOutput(), (e) => this.fault(e));
+    }, NOTIFY_DELAY_MS);
+    this.notifyTimer.unref();
   }
 
   /** Dovecot's imap_quota plugin is loaded: QUOTA announced, GETQUOTA… known. */
@@ -485,6 +557,8 @@ export class Session {
     if (this.closed) return;
     this.closed = true;
     this.selected?.release();
+    this.notify?.close();
+    if (this.notifyTimer) clearTimeout(this.notifyTimer);
     if (this.timer) clearTimeout(this.timer);
     this.opts.slot?.release();
     this.literalSink?.abort();
@@ -517,6 +591,7 @@ export class Session {
       this.running = false;
       // a pause for PRELOGIN_INPUT_MAX ends with the command (the queue is empty: the pause above doesn't apply)
       if (this.state === 'not-authenticated' && !this.closed) this.socket.resume();
+      this.notifyLater();
       // all input so far handled: the responses leave together, and our ACK of the input now
       this.flushOutput();
     }
@@ -755,8 +830,11 @@ export class Session {
    * the end of a UID command (its expunges may be announced; updates name the UID).
    */
   async sendUpdates(allowExpunge: boolean, quiet?: Set<number>, tagged = false, uidCommand = false): Promise<ResponseCode | undefined> {
-    if (!this.selected) return undefined;
-    const ups: Update[] = await this.selected.sync(allowExpunge, quiet, this.qresync);
+    if (!this.selected || this.notifyFetching) return undefined;
+    // NOTIFY with a SELECTED filter: expunges go out at the end of every command
+    const all: Update[] = await this.selected.sync(allowExpunge || this.notifyImmediateExpunges, quiet, this.qresync);
+    // NOTIFY without MessageNew/FlagChange for the selected mailbox: those updates are not sent (Dovecot's imap-sync.c)
+    const ups = all.filter((u) => (u.kind === 'flags' ? this.notifyFlagChanges : this.notifyCountChanges));
     // keywords another session created are announced before any update carries them (Dovecot's imap_sync_init)
     await announceMailboxKeywords(this, this.selected, keywordsIn(ups.map((u) => (u.kind === 'flags' ? u.flags : []))));
     for (const u of ups) {
@@ -771,10 +849,22 @@ export class Session {
         await this.untagged([num(u.seq), atom('FETCH'), list([...(this.qresync || uidCommand ? [atom('UID'), num(u.uid)] : []), ...modseq, atom('FLAGS'), list(u.flags.map(atom))])]);
       }
     }
+    if (this.notifyFetchAtt && ups.some((u) => u.kind === 'exists')) await this.notifyNewMessages(this.notifyFetchAtt);
     if (!this.qresync) return undefined;
     const code = this.highestModseqCode(this.selected.delayedExpunges);
     if (code && !tagged) { await this.send({ kind: 'status', status: 'OK', code, text: 'Highest' }); return undefined; }
     return code;
+  }
+
+  /** NOTIFY's MessageNew fetch-att: the messages new since the last time FETCHed untagged (imap_client_notify_newmails). */
+  private async notifyNewMessages(att: ImapArg): Promise<void> {
+    const sel = this.selected!;
+    const to = sel.folder.uidNext - 1;
+    const from = this.notifyUidnext || 1;
+    this.notifyUidnext = sel.folder.uidNext;
+    if (from > to) return;
+    this.notifyFetching = true;
+    try { await fetchNewForNotify(this, from, to, att); } finally { this.notifyFetching = false; }
   }
 
   /** RFC 7162 CONDSTORE is on (ENABLEd, or by the first command that used a modseq). */

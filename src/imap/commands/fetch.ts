@@ -449,3 +449,18 @@ export const fetchCommands: Record<string, Command> = {
   FETCH: { states: SELECTED, run: (ctx) => fetch(ctx, false) },
   'UID FETCH': { states: SELECTED, run: (ctx) => fetch(ctx, true) },
 };
+
+/** FETCH's error text for a fetch-att list (NOTIFY's MessageNew checks its list with it), null when it is valid. */
+export function fetchAttError(arg: ImapArg): string | null {
+  try { parseItems(arg); return null; } catch (e) { if (e instanceof ArgError) return e.message; throw e; }
+}
+
+/**
+ * NOTIFY's MessageNew fetch-att (Dovecot's imap_client_notify_newmails):
+ * the new messages, UIDs `from`..`to`, FETCHed as the client asked, untagged.
+ * It goes the UID FETCH way, so UID is among the items even when not asked.
+ */
+export async function fetchNewForNotify(session: CommandContext['session'], from: number, to: number, att: ImapArg): Promise<void> {
+  const quiet = async () => undefined;
+  await fetch({ tag: '*', name: 'FETCH', args: [{ type: 'atom', value: `${from}:${to}` }, att], session, ok: quiet, no: quiet, bad: quiet }, true);
+}

@@ -23,6 +23,8 @@ import { astr, atom, list, num, str, type ImapValue } from './wire/encoder.js';
 export const NOTIFY_MAX_WATCHED = 1000;
 /** Dovecot's NOTIFY_DELAY_MSECS: changes are bundled this long before they are sent between commands. */
 export const NOTIFY_DELAY_MS = 500;
+/** Dovecot's IMAP_NOTIFY_WATCH_ADD_DELAY_MSECS: with a SELECTED filter the selected mailbox is watched from this long after a command. */
+export const NOTIFY_WATCH_SELECTED_DELAY_MS = 1000;
 
 interface Counters { uidvalidity: number; uidnext: number; messages: number; unseen: number; highestModseq: number }
 type StatusEvent = 'uidvalidity' | 'appends' | 'expunges' | 'seen' | 'modseq';

@@ -26,7 +26,8 @@ import type { Selected, Update } from './selected.js';
 import { announceMailboxKeywords, keywordsIn } from './keyword-flags.js';
 import { COMMANDS, type CommandContext } from './commands/index.js';
 import { fetchNewForNotify } from './commands/fetch.js';
-import { NOTIFY_DELAY_MS, type NotifyWatch } from './notify.js';
+import { NOTIFY_DELAY_MS, NOTIFY_WATCH_SELECTED_DELAY_MS, type NotifyWatch } from './notify.js';
+import { watchFolder, type ChangeSubscription } from '../mailstore/changes.js';
 import type { NotifySpec } from './notify-filter.js';
 import type { ImapLogin, LoginResult } from './login.js';
 import { splitPlugins } from '../config/mail-plugins.js';
@@ -215,6 +216,10 @@ export class Session {
   /** The UID from which MessageNew's FETCH starts (the UIDNEXT at SELECT, then after each such FETCH). */
   notifyUidnext = 0;
   private notifyFetching = false;
+  /** A SELECTED filter was given: the selected mailbox is watched between commands. */
+  private notifySelected = false;
+  private selectedWatch: ChangeSubscription | null = null;
+  private selectedWatchTimer: NodeJS.Timeout | null = null;
   private notifyTimer: NodeJS.Timeout | null = null;
   /** In IDLE: NOTIFY's changes go out as they come. */
   idling = false;
@@ -323,7 +328,41 @@ export class Session {
     this.notifyCountChanges = spec.selectedEvents.has('MessageNew');
     this.notifyFlagChanges = spec.selectedEvents.has('FlagChange');
     this.notifyFetchAtt = spec.fetchAtt;
+    this.notifySelected = spec.selectedSet;
     if (watch) watch.onDirty = () => this.notifyLater();
+  }
+
+  /**
+   * With a SELECTED filter, the selected mailbox is watched from 1 s after
+   * the last command on, and its changes go out as they come (Dovecot's
+   * imap_client_notify_command_freed, IMAP_NOTIFY_WATCH_ADD_DELAY_MSECS);
+   * expunges only with SELECTED (not -DELAYED).
+   */
+  private watchSelectedLater(): void {
+    if (!this.notifySelected || !this.selected || this.selectedWatch || this.selectedWatchTimer || this.closed) return;
+    this.selectedWatchTimer = setTimeout(() => {
+      this.selectedWatchTimer = null;
+      const sel = this.selected;
+      if (!sel || this.running || this.closed || !this.notifySelected) return;
+      this.selectedWatch = watchFolder(sel.folder.dir, () => this.pushSelectedUpdates(), 50, sel.folder.controlDir);
+    }, NOTIFY_WATCH_SELECTED_DELAY_MS);
+    this.selectedWatchTimer.unref();
+  }
+
+  private stopSelectedWatch(): void {
+    this.selectedWatch?.close();
+    this.selectedWatch = null;
+    if (this.selectedWatchTimer) clearTimeout(this.selectedWatchTimer);
+    this.selectedWatchTimer = null;
+  }
+
+  private pushSelectedUpdates(): void {
+    const look = this.notifyChain.then(async () => {
+      if (this.running || this.closed || !this.selected) return;
+      await this.sendUpdates(false);
+      this.flushOutput();
+    });
+    this.notifyChain = look.catch((e) => this.fault(e));
   }
 
   /** NOOP: NOTIFY's pending changes of other mailboxes now (imap_notify_flush). */
@@ -558,6 +597,7 @@ export class Session {
     this.closed = true;
     this.selected?.release();
     this.notify?.close();
+    this.stopSelectedWatch();
     if (this.notifyTimer) clearTimeout(this.notifyTimer);
     if (this.timer) clearTimeout(this.timer);
     this.opts.slot?.release();
@@ -583,6 +623,9 @@ export class Session {
         if (end !== undefined) this.consumedTo(end);
         if (this.queue.length < 50) { this.socket.resume(); this.inflate?.resume(); }
         this.cork();
+        // a command starts: NOTIFY's watch of the selected mailbox stops, a look in progress ends first
+        this.stopSelectedWatch();
+        await this.notifyChain;
         await this.handle(ev);
         // a command's response leaves when it is complete, not behind the next pipelined command's work
         if (ev.type !== 'literal-data') this.uncork();
@@ -592,6 +635,7 @@ export class Session {
       // a pause for PRELOGIN_INPUT_MAX ends with the command (the queue is empty: the pause above doesn't apply)
       if (this.state === 'not-authenticated' && !this.closed) this.socket.resume();
       this.notifyLater();
+      this.watchSelectedLater();
       // all input so far handled: the responses leave together, and our ACK of the input now
       this.flushOutput();
     }

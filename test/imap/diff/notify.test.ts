@@ -12,6 +12,7 @@ import { setupDovecot } from '../../helpers/dovecot.js';
 import { startSealmail } from '../../helpers/sealmail-server.js';
 import { freePort } from '../../helpers/databases.js';
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { assertSameTranscript, bothServers, lockstep, withoutListMarks } from '../../helpers/imap-lockstep.js';
 import { multiTranscript } from '../../helpers/imap-multisession.js';
 import { foldTiming } from '../../helpers/dovecot-timing.js';
@@ -228,5 +229,47 @@ test('NOTIFY is announced where Dovecot announces it, and not without mailbox_li
     assert.ok(!caps(tr).includes('NOTIFY'), `port ${port}`);
     assert.match(tr, /c2 NO \[NOTIFICATIONOVERFLOW\] NOTIFY not supported for these mailboxes[ .]/);
     assert.match(tr, /c3 OK NOTIFY completed/);
+  }
+});
+
+/** A raw connection that keeps every byte; `cmd` waits for the tagged reply. */
+async function rawSession(port: number): Promise<{ buf: () => string; cmd: (line: string) => Promise<void>; close: () => void }> {
+  const s = connect(port, '127.0.0.1');
+  let buf = '';
+  let check = () => undefined as void;
+  s.on('data', (d: Buffer) => { buf += d.toString('latin1'); check(); });
+  const until = (re: RegExp) => new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`waited in vain for ${re}: ${buf.slice(-300)}`)), 15_000);
+    check = () => { if (re.test(buf)) { clearTimeout(timer); check = () => undefined; resolve(); } };
+    check();
+  });
+  await until(/\r\n/);
+  const cmd = async (line: string) => { const tag = line.split(' ')[0]; s.write(`${line}\r\n`); await until(new RegExp(`(^|\r\n)${tag} (OK|NO|BAD) [^\r\n]*\r\n$`)); };
+  await cmd('L0 LOGIN bob@example.org pass');
+  return { buf: () => buf, cmd, close: () => s.destroy() };
+}
+
+test('NOTIFY sends changes between commands, without a NOOP, as Dovecot does', async (t) => {
+  const both = await bothServers(t, 'imap_idle_notify_interval = 0\n');
+  if (!both) return;
+  for (const port of [both.dovecot, both.sealmail]) {
+    const one = await rawSession(port);
+    const two = await rawSession(port);
+    t.after(() => { one.close(); two.close(); });
+    await one.cmd('a1 CREATE Other');
+    await one.cmd('a2 SELECT INBOX');
+    await one.cmd('a3 NOTIFY SET (SELECTED (MessageNew (UID) MessageExpunge)) (PERSONAL (MessageNew MessageExpunge))');
+    const from = one.buf().length;
+    // the selected mailbox is watched from a second after the last command on (Dovecot): a change made
+    // before that is seen with the next one, so changes come until both kinds of notification arrived
+    const seen = () => { const b = one.buf().slice(from); return /\* STATUS Other \(MESSAGES \d+ UIDNEXT \d+ UNSEEN \d+\)\r\n/.test(b) && /\* \d+ EXISTS\r\n/.test(b) && /\* \d+ FETCH \(UID \d+\)\r\n/.test(b); };
+    for (let i = 0; i < 10 && !seen(); i++) {
+      await two.cmd(`b${i}a APPEND INBOX {${M1.length}+}\r\n${M1}`);
+      await two.cmd(`b${i}b APPEND Other {${M1.length}+}\r\n${M1}`);
+      const end = Date.now() + 2000;
+      while (!seen() && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(seen(), `port ${port} sent: ${one.buf().slice(from)}`);
+    assert.doesNotMatch(one.buf().slice(from), /^a\d/m, 'nothing tagged');
   }
 });

@@ -57,7 +57,7 @@ export class NotifyWatch {
   /** Told when something became dirty (the session then decides when to look). */
   onDirty: () => void = () => undefined;
 
-  constructor(private readonly client: NotifyClient, readonly spec: NotifySpec) {}
+  constructor(private readonly client: NotifyClient, readonly spec: NotifySpec, private readonly maxWatched = NOTIFY_MAX_WATCHED) {}
 
   private get store(): MailStore { return this.client.store!; }
 
@@ -89,7 +89,9 @@ export class NotifyWatch {
     const names = new Map<string, string>();
     for (const f of await this.store.listInfo()) {
       if (!f.exists) continue;
-      names.set(f.name, this.names.get(f.name) ?? await this.store.mailboxGuid(f.name).catch(() => ''));
+      // GUIDs tell renames from delete+create: only needed when MailboxName is asked for
+      const guid = this.spec.used.has('MailboxName') ? this.names.get(f.name) ?? await this.store.mailboxGuid(f.name).catch(() => '') : '';
+      names.set(f.name, guid);
     }
     const subscribed = new Set(await this.store.subscriptions());
     return { names, subscribed };
@@ -101,7 +103,7 @@ export class NotifyWatch {
     const former = this.former.get(name);
     this.former.delete(name);
     if (former) { this.counters.set(name, former); this.dirty.add(name); } else this.counters.set(name, await this.countersOf(name));
-    if (this.watches.size < NOTIFY_MAX_WATCHED) {
+    if (this.watches.size < this.maxWatched) {
       this.watches.set(name, this.store.watchMailbox(name, () => { if (!this.closed) { this.dirty.add(name); this.onDirty(); } }));
     }
   }
@@ -179,7 +181,7 @@ export class NotifyWatch {
     const gone = [...before.keys()].filter((n) => !names.has(n));
     const added = [...names.keys()].filter((n) => !before.has(n));
     const renames: ListEvent[] = [];
-    for (const n of added) {
+    for (const n of [...added]) {
       const g = names.get(n);
       const old = g ? gone.find((o) => before.get(o) === g) : undefined;
       if (old === undefined) continue;

@@ -140,14 +140,14 @@ function flagsIn(values: ImapValue[]): string[] {
   return l?.type === 'list' ? l.items.flatMap((v) => (v.type === 'atom' ? [v.value] : [])) : [];
 }
 
-async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
+async function fetch(ctx: CommandContext, uidMode: boolean, uidItem = uidMode): Promise<void> {
   const s = ctx.session;
   const sel = s.selected!;
   try {
     const set = seqSet(ctx.args[0], uidMode);
     const items = parseItems(ctx.args[1]);
     const mods = ctx.args[2] ? fetchModifiers(ctx.args[2], uidMode, s.qresync) : {};
-    if (uidMode && !items.some((i) => i.k === 'UID')) items.unshift({ k: 'UID' });
+    if (uidItem && !items.some((i) => i.k === 'UID')) items.unshift({ k: 'UID' });
     // RFC 7162: MODSEQ is always reported with CHANGEDSINCE; using either enables CONDSTORE
     if (mods.changedSince !== undefined && !items.some((i) => i.k === 'MODSEQ')) items.push({ k: 'MODSEQ' });
     if (items.some((i) => i.k === 'MODSEQ')) await s.enableCondstore();
@@ -457,10 +457,10 @@ export function fetchAttError(arg: ImapArg): string | null {
 
 /**
  * NOTIFY's MessageNew fetch-att (Dovecot's imap_client_notify_newmails):
- * the new messages, UIDs `from`..`to`, FETCHed as the client asked, untagged.
- * It goes the UID FETCH way, so UID is among the items even when not asked.
+ * the new messages, UIDs `from`..`to`, FETCHed as the client asked, untagged
+ * (by UID, without adding UID to the items as UID FETCH does).
  */
 export async function fetchNewForNotify(session: CommandContext['session'], from: number, to: number, att: ImapArg): Promise<void> {
   const quiet = async () => undefined;
-  await fetch({ tag: '*', name: 'FETCH', args: [{ type: 'atom', value: `${from}:${to}` }, att], session, ok: quiet, no: quiet, bad: quiet }, true);
+  await fetch({ tag: '*', name: 'FETCH', args: [{ type: 'atom', value: `${from}:${to}` }, att], session, ok: quiet, no: quiet, bad: quiet }, true, false);
 }

@@ -177,6 +177,10 @@ export const SCRIPT2 = [
   `2:f8 APPEND INBOX () ${lit(M1)}`,
   'f9 NOOP',
   'g1 FETCH 1:* (FLAGS)',
+  // MessageNew's fetch-att without UID: none is added
+  'g2 NOTIFY SET (SELECTED (MessageNew (FLAGS RFC822.SIZE) MessageExpunge))',
+  `2:g3 APPEND INBOX (\\Flagged) ${lit(M1)}`,
+  'g4 NOOP',
 ];
 
 function normalise(t: string): string[] {

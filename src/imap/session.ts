@@ -26,6 +26,10 @@ import type { Selected, Update } from './selected.js';
 import { announceMailboxKeywords, keywordsIn } from './keyword-flags.js';
 import { COMMANDS, type CommandContext } from './commands/index.js';
 import { sendChangedMatches, sendExpungedMatches } from './commands/search.js';
+import { fetchNewForNotify } from './commands/fetch.js';
+import { NOTIFY_DELAY_MS, NOTIFY_WATCH_SELECTED_DELAY_MS, type NotifyWatch } from './notify.js';
+import { watchFolder, type ChangeSubscription } from '../mailstore/changes.js';
+import type { NotifySpec } from './notify-filter.js';
 import type { ImapLogin, LoginResult } from './login.js';
 import { splitPlugins } from '../config/mail-plugins.js';
 import { PRELOGIN_BAD_TEXT, PRELOGIN_MAX_BAD_COMMANDS, preloginCommands } from './commands/prelogin.js';
@@ -110,7 +114,8 @@ const POSTLOGIN_CAPABILITIES: Array<[string, boolean | ((s: Session) => boolean)
   ['STATUS=SIZE', true],
   ['SAVEDATE', true],
   ['LITERAL+', true],
-  ['NOTIFY', false],
+  // Dovecot announces it only with mailbox_list_index (its notifier for other mailboxes)
+  ['NOTIFY', (s) => s.notifyAnnounced],
   ['METADATA', (s) => typeof s.metadata === 'object'],
   // Dovecot announces it only when some mailbox has special_use configured
   ['SPECIAL-USE', (s) => Object.keys(s.store?.opts.specialUse ?? {}).length > 0],
@@ -204,6 +209,26 @@ export class Session {
   appendScan: AppendScan | null = null;
   /** APPENDLIMIT: the largest message, literal or composed by CATENATE. */
   get appendLimit(): number { return APPENDLIMIT; }
+  /**
+   * NOTIFY (RFC 5465), Dovecot's client notify_* fields: the watch of other
+   * mailboxes, and what the selected mailbox reports (counts, expunges and
+   * flag changes stop without a SELECTED filter asking for them).
+   */
+  notify: NotifyWatch | null = null;
+  private notifyCountChanges = true;
+  private notifyFlagChanges = true;
+  private notifyImmediateExpunges = false;
+  private notifyFetchAtt: ImapArg | null = null;
+  /** The UID from which MessageNew's FETCH starts (the UIDNEXT at SELECT, then after each such FETCH). */
+  notifyUidnext = 0;
+  private notifyFetching = false;
+  /** A SELECTED filter was given: the selected mailbox is watched between commands. */
+  private notifySelected = false;
+  private selectedWatch: ChangeSubscription | null = null;
+  private selectedWatchTimer: NodeJS.Timeout | null = null;
+  private notifyTimer: NodeJS.Timeout | null = null;
+  /** In IDLE: NOTIFY's changes go out as they come. */
+  idling = false;
 
   constructor(socket: Duplex, readonly opts: SessionOptions) {
     this.socket = socket;
@@ -294,6 +319,92 @@ export class Session {
   mailboxOut(name: string): string {
     if (!this.utf8Names) return name;
     try { return mutf7ToUtf8(name); } catch { return name; } // not valid mUTF-7 on disk: shown as it is
+  }
+
+  /** NOTIFY is announced and watches other mailboxes with mailbox_list_index (Dovecot's condition). */
+  get notifyAnnounced(): boolean { return this.config.getBool('mailbox_list_index'); }
+
+  /** The selected mailbox's name, for NOTIFY (no STATUS about it). */
+  selectedName(): string | null { return this.selected?.name ?? null; }
+
+  /** A NOTIFY command's setting replaces the previous one (NOTIFY NONE: `spec` without filters). */
+  setNotify(watch: NotifyWatch | null, spec: NotifySpec): void {
+    this.notify?.close();
+    this.notify = watch;
+    this.notifyImmediateExpunges = spec.selectedImmediate;
+    this.notifyCountChanges = spec.selectedEvents.has('MessageNew');
+    this.notifyFlagChanges = spec.selectedEvents.has('FlagChange');
+    this.notifyFetchAtt = spec.fetchAtt;
+    this.notifySelected = spec.selectedSet;
+    if (watch) watch.onDirty = () => this.notifyLater();
+  }
+
+  /**
+   * With a SELECTED filter, the selected mailbox is watched from 1 s after
+   * the last command on, and its changes go out as they come (Dovecot's
+   * imap_client_notify_command_freed, IMAP_NOTIFY_WATCH_ADD_DELAY_MSECS);
+   * expunges only with SELECTED (not -DELAYED).
+   */
+  private watchSelectedLater(): void {
+    if (!this.notifySelected || !this.selected || this.selectedWatch || this.selectedWatchTimer || this.closed) return;
+    this.selectedWatchTimer = setTimeout(() => {
+      this.selectedWatchTimer = null;
+      const sel = this.selected;
+      if (!sel || this.running || this.closed || !this.notifySelected) return;
+      this.selectedWatch = watchFolder(sel.folder.dir, () => this.pushSelectedUpdates(), 50, sel.folder.controlDir);
+    }, NOTIFY_WATCH_SELECTED_DELAY_MS);
+    this.selectedWatchTimer.unref();
+  }
+
+  private stopSelectedWatch(): void {
+    this.selectedWatch?.close();
+    this.selectedWatch = null;
+    if (this.selectedWatchTimer) clearTimeout(this.selectedWatchTimer);
+    this.selectedWatchTimer = null;
+  }
+
+  private pushSelectedUpdates(): void {
+    const look = this.notifyChain.then(async () => {
+      if (this.running || this.closed || !this.selected) return;
+      await this.sendUpdates(false);
+      this.flushOutput();
+    });
+    this.notifyChain = look.catch((e) => this.fault(e));
+  }
+
+  /** NOOP: NOTIFY's pending changes of other mailboxes now (imap_notify_flush). */
+  async notifyFlush(): Promise<void> {
+    if (!this.notify) return;
+    await this.notifyChain;
+    await this.notify.flush();
+    await this.sendNotifications();
+  }
+
+  /** One look at a time: a NOOP waits for a look the timer started, so nothing it found comes after NOOP's OK. */
+  private notifyChain: Promise<void> = Promise.resolve();
+
+  private sendNotifications(): Promise<void> {
+    const look = this.notifyChain.then(async () => {
+      if (!this.notify?.pending) return;
+      for (const r of await this.notify.collect()) await this.untagged(r);
+    });
+    this.notifyChain = look.catch(() => undefined);
+    return look;
+  }
+
+  /**
+   * Changes of other mailboxes go out NOTIFY_DELAY_MS after they came
+   * (bundled, as Dovecot's notifier does), between commands or in IDLE;
+   * while a command runs they wait for its end.
+   */
+  notifyLater(): void {
+    if (this.notifyTimer || this.closed || !this.notify?.pending) return;
+    this.notifyTimer = setTimeout(() => {
+      this.notifyTimer = null;
+      if (this.closed || (this.running && !this.idling)) return;
+      this.sendNotifications().then(() => this.flushOutput(), (e) => this.fault(e));
+    }, NOTIFY_DELAY_MS);
+    this.notifyTimer.unref();
   }
 
   /** Dovecot's imap_quota plugin is loaded: QUOTA announced, GETQUOTA… known. */
@@ -492,6 +603,9 @@ export class Session {
     if (this.closed) return;
     this.closed = true;
     this.selected?.release();
+    this.notify?.close();
+    this.stopSelectedWatch();
+    if (this.notifyTimer) clearTimeout(this.notifyTimer);
     if (this.timer) clearTimeout(this.timer);
     this.opts.slot?.release();
     this.literalSink?.abort();
@@ -516,6 +630,9 @@ export class Session {
         if (end !== undefined) this.consumedTo(end);
         if (this.queue.length < 50) { this.socket.resume(); this.inflate?.resume(); }
         this.cork();
+        // a command starts: NOTIFY's watch of the selected mailbox stops, a look in progress ends first
+        this.stopSelectedWatch();
+        await this.notifyChain;
         await this.handle(ev);
         // a command's response leaves when it is complete, not behind the next pipelined command's work
         if (ev.type !== 'literal-data') this.uncork();
@@ -524,6 +641,8 @@ export class Session {
       this.running = false;
       // a pause for PRELOGIN_INPUT_MAX ends with the command (the queue is empty: the pause above doesn't apply)
       if (this.state === 'not-authenticated' && !this.closed) this.socket.resume();
+      this.notifyLater();
+      this.watchSelectedLater();
       // all input so far handled: the responses leave together, and our ACK of the input now
       this.flushOutput();
     }
@@ -776,9 +895,12 @@ export class Session {
    * the end of a UID command (its expunges may be announced; updates name the UID).
    */
   async sendUpdates(allowExpunge: boolean, quiet?: Set<number>, tagged = false, uidCommand = false): Promise<ResponseCode | undefined> {
-    if (!this.selected) return undefined;
+    if (!this.selected || this.notifyFetching) return undefined;
     const sel = this.selected;
-    const ups: Update[] = await sel.sync(allowExpunge, quiet, this.qresync);
+    // NOTIFY with a SELECTED filter: expunges go out at the end of every command
+    const all: Update[] = await sel.sync(allowExpunge || this.notifyImmediateExpunges, quiet, this.qresync);
+    // NOTIFY without MessageNew/FlagChange for the selected mailbox: those updates are not sent (Dovecot's imap-sync.c)
+    const ups = all.filter((u) => (u.kind === 'flags' ? this.notifyFlagChanges : this.notifyCountChanges));
     // keywords another session created are announced before any update carries them (Dovecot's imap_sync_init)
     await announceMailboxKeywords(this, sel, keywordsIn(ups.map((u) => (u.kind === 'flags' ? u.flags : []))));
     // RFC 5267 contexts: expunged matches are reported before anything else of this sync
@@ -797,10 +919,22 @@ export class Session {
     }
     // …and what flag changes and new messages moved in or out, after EXISTS/RECENT
     if (sel.searchUpdates.size) await sendChangedMatches(this, sel);
+    if (this.notifyFetchAtt && ups.some((u) => u.kind === 'exists')) await this.notifyNewMessages(this.notifyFetchAtt);
     if (!this.qresync) return undefined;
     const code = this.highestModseqCode(sel.delayedExpunges);
     if (code && !tagged) { await this.send({ kind: 'status', status: 'OK', code, text: 'Highest' }); return undefined; }
     return code;
+  }
+
+  /** NOTIFY's MessageNew fetch-att: the messages new since the last time FETCHed untagged (imap_client_notify_newmails). */
+  private async notifyNewMessages(att: ImapArg): Promise<void> {
+    const sel = this.selected!;
+    const to = sel.folder.uidNext - 1;
+    const from = this.notifyUidnext || 1;
+    this.notifyUidnext = sel.folder.uidNext;
+    if (from > to) return;
+    this.notifyFetching = true;
+    try { await fetchNewForNotify(this, from, to, att); } finally { this.notifyFetching = false; }
   }
 
   /** RFC 7162 CONDSTORE is on (ENABLEd, or by the first command that used a modseq). */

@@ -57,12 +57,15 @@ function releaseWatch(folderDir: string, controlDir: string, fw: FolderWatch): v
  * the folder at `folderDir`: a delivery, flag change, expunge or uidlist
  * update, by this process or any other. Subscribers of one folder share its
  * watches, so thousands of idle sessions cost one set of inotify watches.
+ * `coalesceMs` 0: called at once, uncoalesced (a subscriber that only marks
+ * the folder for a later look, as NOTIFY does).
  */
 export function watchFolder(folderDir: string, onChange: () => void, coalesceMs = 50, controlDir = folderDir): ChangeSubscription {
   let timer: NodeJS.Timeout | null = null;
   let closed = false;
   const fire = () => {
     if (closed || timer) return;
+    if (coalesceMs <= 0) { onChange(); return; }
     timer = setTimeout(() => { timer = null; if (!closed) onChange(); }, coalesceMs);
   };
   const fw = acquireWatch(folderDir, controlDir);
@@ -76,4 +79,18 @@ export function watchFolder(folderDir: string, onChange: () => void, coalesceMs 
       releaseWatch(folderDir, controlDir, fw);
     },
   };
+}
+
+/**
+ * Calls `onChange` at once whenever an entry of one of `dirs` is added,
+ * removed or renamed, or a file in it changes (a mailbox list: Maildir++
+ * folders are directories of the root, the subscriptions file lives in the
+ * root's control directory). Missing directories are skipped.
+ */
+export function watchDirs(dirs: string[], onChange: () => void): ChangeSubscription {
+  const watchers: FSWatcher[] = [];
+  for (const d of new Set(dirs)) {
+    try { const w = watch(d, { persistent: false }, () => onChange()); w.on('error', () => undefined); watchers.push(w); } catch { /* missing: nothing to watch */ }
+  }
+  return { close() { for (const w of watchers) w.close(); watchers.length = 0; } };
 }

@@ -24,6 +24,7 @@ import { verifyCreateName } from './mailbox-name.js';
 import { cleanTmpIfDue, DEFAULT_TEMP_SCAN_INTERVAL_MS } from './maildir/tmp-cleanup.js';
 import type { CompressionSettings } from './compression/settings.js';
 import { folderStamp, readStatusCache, writeStatusCache } from './status-cache.js';
+import { watchDirs, watchFolder, type ChangeSubscription } from './changes.js';
 
 export interface StoreOptions {
   /** `mail_location` with %-variables already expanded. */
@@ -154,6 +155,29 @@ export class MailStore {
   private controlDirOf(name: string): string | undefined {
     if (!this.loc.control) return undefined;
     return folderDir({ ...this.loc, root: this.loc.control, inbox: this.loc.control }, name);
+  }
+
+  /**
+   * Change watches for NOTIFY (RFC 5465): `watchMailbox` fires on any change
+   * of one mailbox (shared inotify watches plus the in-process bus, see
+   * changes.ts), `watchList` on mailboxes created, deleted or renamed and on
+   * subscription changes; `listStamp` is a cheap stamp of the same (two stats).
+   */
+  watchMailbox(name: string, onChange: () => void): ChangeSubscription {
+    return watchFolder(this.dirOf(name), onChange, 0, this.controlDirOf(name) ?? this.dirOf(name));
+  }
+
+  watchList(onChange: () => void): ChangeSubscription {
+    return watchDirs([this.loc.root, this.rootControl], onChange);
+  }
+
+  async listStamp(): Promise<string> {
+    const parts: string[] = [];
+    for (const p of [this.loc.root, this.subscriptionsPath]) {
+      const st = await fsp.stat(p, { bigint: true }).catch(() => null);
+      parts.push(st ? `${st.ino}:${st.mtimeNs}:${st.size}` : '-');
+    }
+    return parts.join(' ');
   }
 
   /** Make sure the root (INBOX) exists, as Dovecot does on first access. */

@@ -182,14 +182,14 @@ function flagsIn(values: ImapValue[]): string[] {
   return l?.type === 'list' ? l.items.flatMap((v) => (v.type === 'atom' ? [v.value] : [])) : [];
 }
 
-async function fetch(ctx: CommandContext, uidMode: boolean): Promise<void> {
+async function fetch(ctx: CommandContext, uidMode: boolean, uidItem = uidMode): Promise<void> {
   const s = ctx.session;
   const sel = s.selected!;
   try {
     const set = seqSet(ctx.args[0], uidMode);
     const { items, next } = parseItems(ctx.args, 1);
     const mods = ctx.args[next] ? fetchModifiers(ctx.args[next], uidMode, s.qresync) : {};
-    if (uidMode && !items.some((i) => i.k === 'UID')) items.unshift({ k: 'UID' });
+    if (uidItem && !items.some((i) => i.k === 'UID')) items.unshift({ k: 'UID' });
     // RFC 7162: MODSEQ is always reported with CHANGEDSINCE; using either enables CONDSTORE
     if (mods.changedSince !== undefined && !items.some((i) => i.k === 'MODSEQ')) items.push({ k: 'MODSEQ' });
     if (items.some((i) => i.k === 'MODSEQ')) await s.enableCondstore();
@@ -552,3 +552,18 @@ export const fetchCommands: Record<string, Command> = {
   FETCH: { states: SELECTED, run: (ctx) => fetch(ctx, false) },
   'UID FETCH': { states: SELECTED, run: (ctx) => fetch(ctx, true) },
 };
+
+/** FETCH's error text for a fetch-att list (NOTIFY's MessageNew checks its list with it), null when it is valid. */
+export function fetchAttError(arg: ImapArg): string | null {
+  try { parseItems(arg); return null; } catch (e) { if (e instanceof ArgError) return e.message; throw e; }
+}
+
+/**
+ * NOTIFY's MessageNew fetch-att (Dovecot's imap_client_notify_newmails):
+ * the new messages, UIDs `from`..`to`, FETCHed as the client asked, untagged
+ * (by UID, without adding UID to the items as UID FETCH does).
+ */
+export async function fetchNewForNotify(session: CommandContext['session'], from: number, to: number, att: ImapArg): Promise<void> {
+  const quiet = async () => undefined;
+  await fetch({ tag: '*', name: 'FETCH', args: [{ type: 'atom', value: `${from}:${to}` }, att], session, ok: quiet, no: quiet, bad: quiet }, true, false);
+}

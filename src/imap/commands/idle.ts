@@ -24,7 +24,10 @@ export const idleCommands: Record<string, Command> = {
       const keepalive = interval > 0 ? setInterval(() => { busy = busy.then(() => s.send({ kind: 'status', status: 'OK', text: 'Still here' })).then(() => s.keepAlive()); }, interval) : undefined;
       keepalive?.unref();
       notify(); // anything that changed since the last command
+      s.idling = true; // NOTIFY's changes of other mailboxes go out while idling
+      s.notifyLater();
       const line = await s.readRawLine();
+      s.idling = false;
       sub?.close();
       clearInterval(keepalive);
       await busy;

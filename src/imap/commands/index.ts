@@ -17,6 +17,7 @@ import { threadCommands } from './thread.js';
 import { quotaCommands } from './quota.js';
 import { compressCommands } from './compress.js';
 import { metadataCommands } from './metadata.js';
+import { notifyCommands } from './notify.js';
 
 export type { Command, CommandContext } from './types.js';
 import type { Command } from './types.js';
@@ -37,4 +38,5 @@ export const COMMANDS: Record<string, Command> = {
   ...quotaCommands,
   ...compressCommands,
   ...metadataCommands,
+  ...notifyCommands,
 };

@@ -84,6 +84,7 @@ async function select(ctx: CommandContext, readOnly: boolean): Promise<void> {
     await s.send({ kind: 'status', status: 'OK', code: { name: 'UIDVALIDITY', args: [num(folder.uidValidity)] }, text: 'UIDs valid' });
     await s.send({ kind: 'status', status: 'OK', code: { name: 'UIDNEXT', args: [num(folder.uidNext)] }, text: 'Predicted next UID' });
     s.selected = sel;
+    s.notifyUidnext = folder.uidNext; // NOTIFY's MessageNew FETCH starts here (Dovecot's cmd-select.c)
     s.state = 'selected';
     if (s.condstore) await folder.trackModseqs();
     if (folder.modseqTracked) {

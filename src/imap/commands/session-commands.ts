@@ -18,7 +18,11 @@ export const sessionCommands: Record<string, Command> = {
   },
   NOOP: {
     states: AUTHED,
-    async run(ctx) { await ctx.ok('NOOP completed', await ctx.session.sendUpdates(true, undefined, true)); },
+    async run(ctx) {
+      // NOTIFY: changes not yet sent are flushed first (Dovecot's cmd_noop, "mainly useful for testing")
+      await ctx.session.notifyFlush();
+      await ctx.ok('NOOP completed', await ctx.session.sendUpdates(true, undefined, true));
+    },
   },
   CHECK: {
     states: ['selected'],

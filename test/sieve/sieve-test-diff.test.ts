@@ -15,6 +15,7 @@ import { SieveCompileError, type CompiledScript } from '../../src/sieve/compile.
 import { includeLoader, loadWithIncludes, type IncludeDirs } from '../../src/sieve/deliver.js';
 import { runScript, SieveRuntimeError } from '../../src/sieve/interpreter.js';
 import { parseMessage } from '../../src/sieve/message.js';
+import { oracleActions } from '../helpers/sieve-oracle.js';
 
 const SPAM = 'From: Spammer <spam@bad.example>\r\nTo: John <john@example.org>\r\nSubject: Buy now\r\nX-Spam-Flag: YES\r\nX-Spam: Yes\r\nX-Spam-Score: 12\r\nMessage-ID: <1@bad.example>\r\n\r\nCheap stuff\r\n';
 const HAM = 'From: "Alice A." <alice+lists@friends.example>\r\nTo: john@example.org, Bob <bob@example.org>\r\nCc: team: carol@example.org, dave@example.org;\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?= [acme-users] meeting\r\nX-Spam-Flag: NO\r\nX-Spam-Score: 3\r\nList-Id: Acme users <acme-users.lists.example>\r\nDate: Mon, 23 Nov 2026 05:00:00 +0000\r\n\r\nHello John,\r\nsee you at the meeting.\r\n';
@@ -219,36 +220,6 @@ const INCLUDED: Record<string, Record<string, string>> = {
   },
   global: { g: 'require ["fileinto","include","variables"];\nglobal "x";\nfileinto "G-${x}";\nreturn;\nfileinto "never";\n' },
 };
-
-function oracleActions(out: string): string[] {
-  const acts: string[] = [];
-  let cur: string | null = null;
-  const flush = () => { if (cur) acts.push(cur); cur = null; };
-  for (const line of out.split('\n')) {
-    const m = /^ \* (.*)$/.exec(line);
-    if (m) {
-      flush();
-      const a = m[1];
-      let x: RegExpExecArray | null;
-      if ((x = /^store message in folder: (.*)$/.exec(a))) cur = `store ${x[1]}`;
-      else if ((x = /^redirect message to: <(.*)>$/.exec(a))) cur = `redirect ${x[1]}`;
-      else if ((x = /^reject message with reason: (.*)$/.exec(a))) cur = `reject ${x[1]}`;
-      else if (a.startsWith('send vacation message')) cur = 'vacation';
-      else if (a === 'discard') cur = 'discard';
-      else cur = a;
-      continue;
-    }
-    const f = /^\s+\+ add IMAP flags: (.*)$/.exec(line);
-    if (f && cur) cur += ` flags=${f[1].trim().toLowerCase().split(/\s+/).sort().join(',')}`;
-    const v = /^\s+=> (seconds|subject) : (.*)$/.exec(line);
-    if (v && cur === 'vacation') acts.push(`vacation ${v[1]}=${v[2]}`);
-  }
-  flush();
-  // Pigeonhole lists an executed discard even when another action delivers
-  // the message; it has no effect then, and Sealmail does not report it.
-  const final = acts.some((a) => /^(store|redirect|reject) /.test(a)) ? acts.filter((a) => a !== 'discard') : acts;
-  return [...new Set(final)].sort();
-}
 
 async function ourActions(c: Case, s: CompiledScript, dirs: IncludeDirs): Promise<string[]> {
   const r = await runScript(s, { message: parseMessage(Buffer.from(c.msg ?? SPAM)), envelope: { from: c.from ?? 'sender@example.net', to: c.to ?? 'john@example.org' }, include: includeLoader(dirs) });

@@ -124,7 +124,7 @@ function normalize(replies: string[]): string[] {
 }
 
 /** Sealmail's ManageSieve on a free port, configured like the oracle (`extra`: more global settings). */
-async function startSealmail(t: import('node:test').TestContext, extra: string) {
+async function startSealmail(t: import('node:test').TestContext, extra: string, pluginExtra = '') {
   const dir = tempDir(t, 'managesieve');
   chmodSync(dir, 0o755);
   const { uid, gid } = mailIds();
@@ -150,7 +150,7 @@ service managesieve-login {
 }
 plugin {
   sieve = file:~/sieve;active=~/.dovecot.sieve
-}
+  ${pluginExtra}}
 `);
   const svc = new ManageSieveService(config, null);
   const open = await openListeners(managesieveListenerSpecs(config), null, (s, spec) => svc.accept(s, spec));
@@ -296,4 +296,70 @@ test('SASL LOGIN, the invalid-command BYEs and the per-IP auth penalty match man
   // both made the client that just failed wait (the anvil penalty, 2 s) before its next login
   assert.ok(oracle.loginMs >= 1500, `oracle login took ${oracle.loginMs} ms`);
   assert.ok(ours.loginMs >= 1500, `our login took ${ours.loginMs} ms`);
+});
+
+// Script quotas, sieve_max_script_size, managesieve_max_compile_errors and managesieve_max_line_length, small enough to reach.
+const LIMITS_CONF = 'sieve_quota_max_scripts = 2\n  sieve_quota_max_storage = 150\n  sieve_max_script_size = 100\n';
+const LIMIT_STEPS = [
+  `AUTHENTICATE "PLAIN" "${PLAIN}"`,
+  'HAVESPACE "a" 101',
+  'HAVESPACE "a" 100',
+  `PUTSCRIPT "a" {#+}\n${'#'.repeat(80)}\nkeep;\n`,
+  'PUTSCRIPT "a" {#+}\nkeep;\n',
+  `PUTSCRIPT "b" {#+}\n${'#'.repeat(90)}\n`,
+  'PUTSCRIPT "c" {#+}\nkeep;\n',
+  'HAVESPACE "c" 1',
+  'HAVESPACE "a" 100',
+  'HAVESPACE "a" 99',
+  `PUTSCRIPT "a" "${'#'.repeat(101)}"`,
+  `PUTSCRIPT "a" "keep; /*${'x'.repeat(89)}*/"`,
+  `CHECKSCRIPT {#+}\n${'#'.repeat(120)}\n`,
+  'DELETESCRIPT "a"',
+  `PUTSCRIPT "c" {#+}\n${'#'.repeat(99)}\n`,
+  `PUTSCRIPT "c" {#+}\n${'#'.repeat(90)}\n`,
+  'PUTSCRIPT "d" {#+}\nfoo; bar; baz; qux; quux; corge; grault;\n',
+  'DELETESCRIPT "b"',
+  'DELETESCRIPT "c"',
+  'PUTSCRIPT "d" {#+}\nfoo; bar; baz; qux; quux; corge; grault;\n',
+  'CHECKSCRIPT {#+}\nfoo; bar; baz;\n',
+  `NOOP "${'x'.repeat(300)}"`,
+  `NOOP ${'x'.repeat(300)}`,
+  'NOOP',
+  `NOOP ${Array.from({ length: 60 }, () => '"abc"').join(' ')}`,
+  `GETSCRIPT {#+}\n${'z'.repeat(200)}`,
+  // over the line budget: the parser's fatal error, BYE (last: the connection ends)
+  `GETSCRIPT {#+}\n${'z'.repeat(250)}`,
+];
+
+test('script quotas, sieve_max_script_size, managesieve_max_compile_errors and managesieve_max_line_length as managesieved', async (t) => {
+  const dPort = await freePort();
+  const limits = `managesieve_max_compile_errors = 2\nmanagesieve_max_line_length = 256\n`;
+  const dv = setupDovecot(t, {
+    start: true, protocols: 'sieve',
+    extraConf: `${limits}service managesieve-login {\n  inet_listener sieve {\n    port = ${dPort}\n  }\n}\nplugin {\n  sieve = file:~/sieve;active=~/.dovecot.sieve\n  ${LIMITS_CONF}}\n`,
+  });
+  if (!dv) return;
+  const oracle = await converse(dPort, LIMIT_STEPS, true);
+  const { sPort } = await startSealmail(t, limits, LIMITS_CONF);
+  const ours = await converse(sPort, LIMIT_STEPS, true);
+  if (process.env.MS_DEBUG) { console.log(JSON.stringify(oracle, null, 1)); console.log(JSON.stringify(ours, null, 1)); }
+  const o = normalize(oracle), u = normalize(ours);
+  for (let i = 0; i < o.length; i++) assert.equal(u[i], o[i], `step ${i} (${i ? LIMIT_STEPS[i - 1].split('\n')[0].slice(0, 60) : 'greeting'})`);
+  assert.ok(oracle.some((r) => r.includes('QUOTA/MAXSCRIPTS')) && oracle.some((r) => r.includes('QUOTA/MAXSTORAGE')) && oracle.some((r) => r.includes('QUOTA/MAXSIZE')), 'oracle transcript looks real');
+});
+
+test('before login a line over managesieve-login\'s buffer ends the connection as managesieved does', async (t) => {
+  const dPort = await freePort();
+  const dv = setupDovecot(t, {
+    start: true, protocols: 'sieve',
+    extraConf: `service managesieve-login {\n  inet_listener sieve {\n    port = ${dPort}\n  }\n}\nplugin {\n  sieve = file:~/sieve;active=~/.dovecot.sieve\n}\n`,
+  });
+  if (!dv) return;
+  const steps = [`NOOP "${'x'.repeat(1000)}"`, `NOOP ${Array.from({ length: 1000 }, () => '"abcdefg"').join(' ')}`, `NOOP ${Array.from({ length: 500 }, () => '"abcdefg"').join(' ')}`, `NOOP "${'x'.repeat(1100)}"`];
+  const oracle = await converse(dPort, steps, true);
+  const { sPort } = await startSealmail(t, '');
+  const ours = await converse(sPort, steps, true);
+  if (process.env.MS_DEBUG) { console.log(JSON.stringify(oracle.map((x) => x.slice(0, 300)), null, 1)); console.log(JSON.stringify(ours.map((x) => x.slice(0, 300)), null, 1)); }
+  const norm = (r: string[]) => r.map((x) => x.replace(/^"SIEVE" .*\r\n/m, '"SIEVE" <extensions>\r\n').replace(/^"NOTIFY" .*\r\n/m, ''));
+  assert.deepEqual(norm(ours), norm(oracle));
 });

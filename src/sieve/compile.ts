@@ -12,11 +12,15 @@ import { validateRegex, RegexSyntaxError } from './regex.js';
 import { regexErrorText, sanitize } from './match.js';
 import { sieveAddressError } from './address.js';
 
-/** Capabilities Sealmail implements (RFC names as in the `require` list). */
+/**
+ * Capabilities Sealmail implements (RFC names as in the `require` list), in
+ * the order Pigeonhole registers them, which is the order of managesieved's
+ * SIEVE capability line.
+ */
 export const SUPPORTED_EXTENSIONS = [
   'fileinto', 'reject', 'envelope', 'encoded-character', 'vacation', 'subaddress',
-  'comparator-i;ascii-numeric', 'relational', 'regex', 'imap4flags', 'copy', 'body',
-  'variables', 'mailbox', 'date', 'index', 'ihave', 'include',
+  'comparator-i;ascii-numeric', 'relational', 'regex', 'imap4flags', 'copy', 'include',
+  'variables', 'body', 'mailbox', 'date', 'index', 'ihave',
   'mime', 'foreverypart', 'extracttext',
 ];
 

@@ -183,6 +183,9 @@ export class ManageSieveSession {
   private user: string | null = null;
   /** The user's userdb fields: sieve_* ones override plugin settings (sieve_quota_max_storage from SQL). */
   private fields: Fields | null = null;
+  /** Read once at login (the settings and userdb fields of the session). */
+  private postLoginLimits: ParseLimits | null = null;
+  private quotaLimits: ScriptQuotaLimits | null = null;
   private storage: ScriptStorage | null = null;
   private busy = false;
   private closed = false;
@@ -351,14 +354,15 @@ export class ManageSieveSession {
   /** The parser's budgets: managesieve-login's before login, managesieve's settings after. */
   private limits(): ParseLimits {
     if (this.user === null) return { buffer: PRELOGIN_INPUT_BUFFER, line: PRELOGIN_MAX_LINE };
+    if (this.postLoginLimits) return this.postLoginLimits;
     const cfg = this.deps.config;
     const line = sizeSetting(cfg.get('managesieve_max_line_length'), DEFAULT_MAX_LINE);
     const max = this.quota().maxScriptSize;
-    return { buffer: line, line, script: max > 0 ? max : UNLIMITED_SCRIPT_CAP };
+    return (this.postLoginLimits = { buffer: line, line, script: max > 0 ? max : UNLIMITED_SCRIPT_CAP });
   }
 
   private quota(): ScriptQuotaLimits {
-    return scriptQuotaLimits({ ...this.deps.config.plugin({ protocol: 'sieve' }), ...Object.fromEntries((this.fields ?? []).filter(([k]) => k.startsWith('sieve'))) });
+    return (this.quotaLimits ??= scriptQuotaLimits({ ...this.deps.config.plugin({ protocol: 'sieve' }), ...Object.fromEntries((this.fields ?? []).filter(([k]) => k.startsWith('sieve'))) }));
   }
 
   /** Drops what a refused command left (a skipped literal, the rest of its line); false while more is to come. */

@@ -14,10 +14,10 @@ import { parseConfigText } from '../helpers/config-text.js';
 import { AuthEngine } from '../../src/auth/engine.js';
 import { ManageSieveSession, parseCommand } from '../../src/managesieve/session.js';
 
-async function session(t: import('node:test').TestContext, remoteIp?: string) {
+async function session(t: import('node:test').TestContext, remoteIp?: string, userdbExtra = '') {
   const dir = tempDir(t, 'ms-session');
   mkdirSync(join(dir, 'home'));
-  const config = await parseConfigText(`passdb {\n  driver = static\n  args = password=pass\n}\nuserdb {\n  driver = static\n  args = home=${dir}/home/%u\n}\nauth_failure_delay = 0\n`);
+  const config = await parseConfigText(`passdb {\n  driver = static\n  args = password=pass\n}\nuserdb {\n  driver = static\n  args = home=${dir}/home/%u${userdbExtra}\n}\nauth_failure_delay = 0\n`);
   const auth = new AuthEngine(config, 'sieve');
   t.after(() => auth.close());
   const input = new PassThrough();
@@ -103,4 +103,16 @@ test('LOGIN is refused unless auth_mechanisms enables it; the third invalid comm
   assert.equal(await s.send('FOO\r\n', /\r\n$/), 'NO "Error in MANAGESIEVE command received by server."\r\n');
   assert.equal(await s.send('AUTHENTICATE\r\n', /\r\n$/), 'NO "Error in MANAGESIEVE command received by server."\r\n');
   assert.equal(await s.send('BAR\r\n', /\r\n$/), 'BYE "Too many invalid MANAGESIEVE commands."\r\n');
+});
+
+test('script quotas from userdb fields override the plugin settings (a per-user sieve_quota_max_scripts)', async (t) => {
+  const s = await session(t, undefined, ' sieve_quota_max_scripts=1 sieve_max_script_size=20');
+  const b64 = Buffer.from('\0u@example.org\0pass').toString('base64');
+  await s.send(`AUTHENTICATE "PLAIN" "${b64}"\r\n`, /Logged in/);
+  assert.equal(await s.send('PUTSCRIPT "a" {6+}\r\nkeep;\n\r\n', /\r\n$/), 'OK "PUTSCRIPT completed."\r\n');
+  assert.equal(await s.send('PUTSCRIPT "a" {9+}\r\ndiscard;\n\r\n', /\r\n$/), 'OK "PUTSCRIPT completed."\r\n');
+  assert.equal(await s.send('PUTSCRIPT "b" {6+}\r\nkeep;\n\r\n', /\r\n$/), 'NO (QUOTA/MAXSCRIPTS) "Script count quota exceeded (max 1 scripts)."\r\n');
+  assert.equal(await s.send('HAVESPACE "a" 21\r\n', /\r\n$/), 'NO (QUOTA/MAXSIZE) "Script is too large (max 20 bytes)."\r\n');
+  assert.equal(await s.send('HAVESPACE "a" 0\r\n', /\r\n$/), 'NO "Cannot upload empty script."\r\n');
+  assert.ok(!existsSync(join(s.home, 'sieve', 'b.sieve')));
 });

@@ -95,3 +95,15 @@ test('RFC 5703 mime/foreverypart/extracttext agree with Pigeonhole sieve-test', 
     });
   }
 });
+
+test('foreverypart reads the whole message when delivery gave only its header', async () => {
+  // LMTP hands Sieve the header and a way to load the rest from its spool (message.ts MessageSource)
+  const raw = Buffer.from(MP, 'latin1');
+  let loads = 0;
+  const head = raw.subarray(0, raw.indexOf('\r\n\r\n') + 4);
+  const msg = parseMessage({ head, size: raw.length, load: async () => { loads++; return raw; } });
+  const script = compileScript(FP + 'foreverypart { if header :mime :type "content-type" "application" { extracttext "t"; fileinto "${t}"; } }\n', 's');
+  const r = await runScript(script, { message: msg, envelope: { from: 'a@example.net', to: 'b@example.org' } });
+  assert.deepEqual(resultActions(r), ['store JVBERi0']);
+  assert.equal(loads, 1);
+});

@@ -45,7 +45,22 @@ mail_index_log_rotate_min_age = 5 mins
 mail_index_log2_max_age = 2 days
 `;
 
-export const DEFAULTS: Node = parseDefaults(DOVECOT_DEFAULTS_TEXT + HIDDEN_DEFAULTS_TEXT);
+/**
+ * Pigeonhole's managesieve settings (managesieve-settings.c of 0.5.19, as
+ * `doveconf -d` lists them with the plugin installed). The two capability
+ * lines are computed by the plugin when unset, so their default here is empty.
+ */
+const PIGEONHOLE_DEFAULTS_TEXT = `
+managesieve_client_workarounds =
+managesieve_implementation_string = Dovecot (Debian) Pigeonhole
+managesieve_logout_format = bytes=%i/%o
+managesieve_max_compile_errors = 5
+managesieve_max_line_length = 64 k
+managesieve_notify_capability =
+managesieve_sieve_capability =
+`;
+
+export const DEFAULTS: Node = parseDefaults(DOVECOT_DEFAULTS_TEXT + HIDDEN_DEFAULTS_TEXT + PIGEONHOLE_DEFAULTS_TEXT);
 
 export const SECTION_DEFAULTS: Record<string, Record<string, string>> = {
   namespace: {
@@ -200,6 +215,8 @@ export const SEALMAIL_HONOURS = new Set([
   // POP3 (src/pop3); pop3_save_uidl and pop3_client_workarounds are not done (they warn)
   'pop3_uidl_format', 'pop3_reuse_xuidl', 'pop3_deleted_flag', 'pop3_delete_type', 'pop3_no_flag_updates',
   'pop3_fast_size_lookups', 'pop3_lock_session', 'pop3_logout_format', 'pop3_uidl_duplicates', 'pop3_enable_last',
+  // ManageSieve (src/managesieve)
+  'managesieve_implementation_string', 'managesieve_sieve_capability', 'managesieve_max_compile_errors', 'managesieve_max_line_length',
   // the users of the root master mode's login and auth/LMTP processes (src/server/root-master.ts)
   'default_login_user', 'default_internal_user',
 ]);

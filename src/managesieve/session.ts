@@ -25,18 +25,29 @@ import { Logger } from '../log/logger.js';
 import { failureDelayMs, type AuthPenalty } from '../auth/penalty.js';
 import { plaintextMechanisms } from '../auth/mechanisms.js';
 import { ScriptStorage, ScriptError } from './storage.js';
+import { checkScriptQuota, scriptQuotaLimits, sizeSetting, tooLarge, type ScriptQuotaLimits } from './quota.js';
 import { faultText, guarded } from '../util/fault.js';
 import { quickAck } from '../util/tcp-socket.js';
 import { DEADLINES, LoginProgress, maxUserIpConnections, userIpText, type ConnectionSlot } from '../config/connection-limits.js';
 import { stopReading } from '../util/hand-off.js';
 import { parseXclient } from '../util/xclient.js';
 
-/** Longest literal accepted (a script); larger ones are refused, the connection closed. */
-const MAX_LITERAL = 8 * 1024 * 1024;
-const MAX_LINE = 65536;
+/**
+ * The largest script Sealmail reads into memory when `sieve_max_script_size`
+ * is 0 (unlimited: Pigeonhole streams it to disk); a bigger one is refused
+ * as over the size quota.
+ */
+const UNLIMITED_SCRIPT_CAP = 8 * 1024 * 1024;
 /** managesieve-login's MAX_MANAGESIEVE_LINE: before login a command, literals included, fits in 8192 bytes. */
 const PRELOGIN_MAX_LINE = 8192;
-/** managesieve-login's fatal parser error for a literal over that budget: BYE and disconnect. */
+/**
+ * managesieve-login's input buffer (LOGIN_MAX_INBUF_SIZE: MASTER_AUTH_MAX_DATA_SIZE less the
+ * master prefix and session id, 1026 bytes): an argument that does not fit ends the connection.
+ */
+const PRELOGIN_INPUT_BUFFER = 1218 - 128 - 64;
+/** managesieve's default managesieve_max_line_length. */
+const DEFAULT_MAX_LINE = 65536;
+/** The parser's fatal error for a literal over the line budget: BYE and disconnect. */
 const LITERAL_TOO_LARGE = 'Literal size too large';
 /** managesieve-login's CLIENT_MAX_BAD_COMMANDS: the third invalid command gets a BYE instead of its NO. */
 const PRELOGIN_MAX_BAD_COMMANDS = 3;
@@ -77,56 +88,85 @@ export interface SessionDeps {
 
 type Token = { kind: 'atom'; v: string } | { kind: 'str'; v: Buffer };
 
+/**
+ * The budgets of Pigeonhole's managesieve parser (lib-managesieve): `buffer`,
+ * the input an unfinished argument may fill; `line`, the command line
+ * (literals count, except a script's); `script`, after login, the largest
+ * PUTSCRIPT/CHECKSCRIPT script literal read (a bigger one is skipped).
+ */
+export interface ParseLimits { buffer: number; line: number; script?: number }
+const DEFAULT_LIMITS: ParseLimits = { buffer: DEFAULT_MAX_LINE, line: DEFAULT_MAX_LINE, script: 1 << 20 };
+
+/** What went wrong parsing a command line: `syntax` ("received by server"), or a budget exceeded. */
+export class CommandLineError extends Error {
+  constructor(readonly kind: 'syntax' | 'argument' | 'line' | 'literal', readonly command: string | null) {
+    super(kind === 'syntax' ? 'received by server' : kind === 'argument' ? 'Too long argument' : kind === 'line' ? 'MANAGESIEVE command line too large' : LITERAL_TOO_LARGE);
+  }
+}
+
 function quote(s: string): string { return '"' + s.replace(/[\\"]/g, '\\$&') + '"'; }
 function literal(b: Buffer): Buffer { return Buffer.concat([Buffer.from(`{${b.length}}\r\n`), b]); }
 
 /**
- * Parse one complete command from buf: tokens + bytes used, null if incomplete. Throws on garbage.
- * `maxLiteral`: the largest literal accepted at byte offset i (before login, managesieve-login's
- * line budget, over which it throws LITERAL_TOO_LARGE). `hint.need` is set, when a literal's data
- * is what is missing, to the buffer length at which parsing can go on.
+ * Parse one complete command from buf: tokens + bytes used, null if incomplete; throws
+ * CommandLineError. `skip`: a script literal over `limits.script` whose data (that many bytes,
+ * then the rest of the line) the caller discards; the command gets an empty script token with
+ * `oversize` set. `hint.need` is set, when a literal's data is what is missing, to the buffer
+ * length at which parsing can go on.
  */
-export function parseCommand(buf: Buffer, maxLiteral: (i: number) => number = () => MAX_LITERAL, hint?: { need: number }): { tokens: Token[]; used: number } | null {
+export function parseCommand(buf: Buffer, limits: ParseLimits = DEFAULT_LIMITS, hint?: { need: number }): { tokens: Token[]; used: number; skip?: number; oversize?: number } | null {
   const tokens: Token[] = [];
+  const cmd = () => (tokens[0]?.kind === 'atom' ? tokens[0].v.toUpperCase() : null);
+  // an argument fills the input buffer from its first byte: it must end within it
+  const unfinished = (start: number) => { if (buf.length - start >= limits.buffer) throw new CommandLineError('argument', cmd()); return null; };
   let i = 0;
+  /** Script literal bytes: read as a stream by managesieved, not part of the line. */
+  let streamed = 0;
   for (;;) {
     while (buf[i] === 0x20) i++;
+    if (i - streamed > limits.line) throw new CommandLineError('line', cmd());
     if (i >= buf.length) return null;
     const c = buf[i];
     if (c === 0x0d || c === 0x0a) {
-      if (c === 0x0d) { if (i + 1 >= buf.length) return null; if (buf[i + 1] !== 0x0a) throw new Error('received by server'); i++; }
+      if (c === 0x0d) { if (i + 1 >= buf.length) return null; if (buf[i + 1] !== 0x0a) throw new CommandLineError('syntax', cmd()); i++; }
       return { tokens, used: i + 1 };
     }
     if (c === 0x22) {
       const out: number[] = [];
-      i++;
+      const start = i++;
       for (;;) {
-        if (i >= buf.length) { if (i > MAX_LINE) throw new Error('Too long'); return null; }
+        if (i >= buf.length) return unfinished(start);
         const d = buf[i];
-        if (d === 0x5c) { if (i + 1 >= buf.length) return null; out.push(buf[i + 1]); i += 2; continue; }
+        if (d === 0x5c) { if (i + 1 >= buf.length) return unfinished(start); out.push(buf[i + 1]); i += 2; continue; }
         if (d === 0x22) { i++; break; }
-        if (d === 0x0d || d === 0x0a) throw new Error('received by server');
+        if (d === 0x0d || d === 0x0a) throw new CommandLineError('syntax', cmd());
         out.push(d); i++;
       }
+      if (i - start >= limits.buffer) unfinished(start - limits.buffer);
       tokens.push({ kind: 'str', v: Buffer.from(out) });
       continue;
     }
     if (c === 0x7b) {
       const end = buf.indexOf(0x0a, i);
-      if (end < 0) { if (buf.length - i > 32) throw new Error('received by server'); return null; }
+      if (end < 0) { if (buf.length - i > 32) throw new CommandLineError('syntax', cmd()); return null; }
       const m = /^\{(\d+)\+?\}\r?$/.exec(buf.subarray(i, end).toString('latin1'));
-      if (!m) throw new Error('received by server');
+      if (!m) throw new CommandLineError('syntax', cmd());
       const n = Number(m[1]);
-      if (n > maxLiteral(i)) throw new Error(maxLiteral(i) < MAX_LITERAL ? LITERAL_TOO_LARGE : 'literal too large');
       const start = end + 1;
+      // PUTSCRIPT's second and CHECKSCRIPT's first argument is read as a stream, outside the line budget
+      const script = limits.script !== undefined && ((cmd() === 'PUTSCRIPT' && tokens.length === 2) || (cmd() === 'CHECKSCRIPT' && tokens.length === 1));
+      if (script && n > limits.script!) { tokens.push({ kind: 'str', v: Buffer.alloc(0) }); return { tokens, used: start, skip: n, oversize: n }; }
+      if (!script && (i - streamed >= limits.line || n > limits.line - (end + 1 - streamed))) throw new CommandLineError('literal', cmd());
       if (buf.length < start + n) { if (hint) hint.need = start + n; return null; }
       tokens.push({ kind: 'str', v: Buffer.from(buf.subarray(start, start + n)) });
       i = start + n;
+      if (script) streamed += n;
       continue;
     }
     let j = i;
     while (j < buf.length && buf[j] !== 0x20 && buf[j] !== 0x0d && buf[j] !== 0x0a) j++;
-    if (j >= buf.length) { if (j > MAX_LINE) throw new Error('Too long'); return null; }
+    if (j >= buf.length) return unfinished(i);
+    if (j - i >= limits.buffer) unfinished(i - limits.buffer);
     tokens.push({ kind: 'atom', v: buf.subarray(i, j).toString('latin1') });
     i = j;
   }
@@ -143,12 +183,21 @@ export class ManageSieveSession {
   private pendingBytes = 0;
   private readonly hint = { need: 0 };
   private user: string | null = null;
+  /** The user's userdb fields: sieve_* ones override plugin settings (sieve_quota_max_storage from SQL). */
+  private fields: Fields | null = null;
+  /** Read once at login (the settings and userdb fields of the session). */
+  private postLoginLimits: ParseLimits | null = null;
+  private quotaLimits: ScriptQuotaLimits | null = null;
   private storage: ScriptStorage | null = null;
   private busy = false;
   private closed = false;
   /** An AUTHENTICATE waiting for the client's next response: the mechanism and what was said so far. */
   private pendingAuth: { mech: 'PLAIN' | 'LOGIN'; got: string[] } | null = null;
   private badCount = 0;
+  /** After a refused command line: its rest is discarded up to the next LF (input_skip_line). */
+  private skipLine = false;
+  /** Bytes of a refused script literal still to discard. */
+  private skipBytes = 0;
   private lastInvalid = false;
   private log = new Logger('managesieve-login');
   private readonly connectedAt = Date.now();
@@ -286,24 +335,18 @@ export class ManageSieveSession {
     this.busy = true;
     try {
       while (!this.closed) {
+        if (!this.discard()) break;
         let parsed;
         this.hint.need = 0;
-        try { parsed = parseCommand(this.buf, this.user === null ? (i) => PRELOGIN_MAX_LINE - i : undefined, this.hint); } catch (e) {
-          if ((e as Error).message === LITERAL_TOO_LARGE) {
-            this.write(`BYE "${LITERAL_TOO_LARGE}"\r\n`);
-            this.stream.end();
-            this.closed = true;
-            break;
-          }
-          this.write(`NO "Error in MANAGESIEVE command ${(e as Error).message}."\r\n`);
-          const nl = this.buf.indexOf(0x0a);
-          this.buf = nl < 0 ? Buffer.alloc(0) : this.buf.subarray(nl + 1);
-          if ((e as Error).message !== 'received by server') { this.write('BYE "Too much garbage."\r\n'); this.stream.end(); this.closed = true; }
+        try { parsed = parseCommand(this.buf, this.limits(), this.hint); } catch (e) {
+          if (!(e instanceof CommandLineError)) throw e;
+          if (!this.lineError(e)) break;
           continue;
         }
         if (!parsed) break;
         this.buf = this.buf.subarray(parsed.used);
-        await this.handle(parsed.tokens);
+        if (parsed.skip !== undefined) { this.skipBytes = parsed.skip; this.skipLine = true; }
+        await this.handle(parsed.tokens, parsed.oversize);
       }
     } finally {
       this.busy = false;
@@ -312,9 +355,73 @@ export class ManageSieveSession {
     }
   }
 
-  private async handle(tokens: Token[]): Promise<void> {
+  /**
+   * managesieve_max_compile_errors (default 5; 0 = all): Pigeonhole's error
+   * handler stops logging there, the closing "… failed." line included.
+   */
+  private capErrors(lines: string[]): string {
+    const max = Number(this.deps.config.get('managesieve_max_compile_errors') || '5');
+    return (max > 0 ? lines.slice(0, max) : lines).join('\r\n') + '\r\n';
+  }
+
+  /** The parser's budgets: managesieve-login's before login, managesieve's settings after. */
+  private limits(): ParseLimits {
+    if (this.user === null) return { buffer: PRELOGIN_INPUT_BUFFER, line: PRELOGIN_MAX_LINE };
+    if (this.postLoginLimits) return this.postLoginLimits;
+    const cfg = this.deps.config;
+    const line = sizeSetting(cfg.get('managesieve_max_line_length'), DEFAULT_MAX_LINE);
+    const max = this.quota().maxScriptSize;
+    return (this.postLoginLimits = { buffer: line, line, script: max > 0 ? max : UNLIMITED_SCRIPT_CAP });
+  }
+
+  private quota(): ScriptQuotaLimits {
+    return (this.quotaLimits ??= scriptQuotaLimits({ ...this.deps.config.plugin({ protocol: 'sieve' }), ...Object.fromEntries((this.fields ?? []).filter(([k]) => k.startsWith('sieve'))) }));
+  }
+
+  /** Drops what a refused command left (a skipped literal, the rest of its line); false while more is to come. */
+  private discard(): boolean {
+    if (this.skipBytes > 0) {
+      const n = Math.min(this.skipBytes, this.buf.length);
+      this.buf = this.buf.subarray(n);
+      this.skipBytes -= n;
+      if (this.skipBytes > 0) return false;
+    }
+    if (this.skipLine) {
+      const nl = this.buf.indexOf(0x0a);
+      if (nl < 0) { this.buf = Buffer.alloc(0); return false; }
+      this.buf = this.buf.subarray(nl + 1);
+      this.skipLine = false;
+    }
+    return true;
+  }
+
+  /**
+   * A command line over a budget or unparsable, answered as managesieved /
+   * managesieve-login do; false when the connection ends.
+   */
+  private lineError(e: CommandLineError): boolean {
+    const pre = this.user === null;
+    if (e.kind === 'literal' || (pre && e.kind === 'argument')) {
+      // fatal parser errors, and managesieve-login's full input buffer
+      this.write(`BYE ${quote(e.kind === 'literal' ? LITERAL_TOO_LARGE : 'Input buffer full, aborting')}\r\n`);
+      this.hangUp();
+      return false;
+    }
+    if (e.kind === 'syntax') this.write(BAD_RECEIVED);
+    else if (pre) this.write(`NO ${quote(e.message)}\r\n`);
+    else this.write(`NO ${quote(`Error in MANAGESIEVE command ${e.command ?? ''}: ${e.message}${e.kind === 'argument' ? '.' : ''}`)}\r\n`);
+    this.skipLine = true;
+    return true;
+  }
+
+  private async handle(tokens: Token[], oversize?: number): Promise<void> {
     const authed = this.user !== null && !this.pendingAuth;
     this.lastInvalid = false;
+    if (oversize !== undefined) {
+      // the script literal is over sieve_max_script_size: refused before it is read (cmd-putscript.c)
+      this.write(`NO (QUOTA/MAXSIZE) ${quote(`Script is too large (max ${this.limits().script} bytes).`)}\r\n`);
+      return;
+    }
     await this.handleCommand(tokens);
     // after login any command not refused as invalid starts the count again
     if (authed && !this.lastInvalid) this.badCount = 0;
@@ -421,12 +528,16 @@ export class ManageSieveSession {
           const a = cmd === 'PUTSCRIPT' ? strArgs(2) : strArgs(1); if (!a) return;
           const name = cmd === 'PUTSCRIPT' ? a[0] : '';
           const data = (args[args.length - 1].v as Buffer);
+          // quotas are checked before the name and the script (cmd-putscript.c), CHECKSCRIPT only the size
+          const q = this.quota();
+          const refused = cmd === 'PUTSCRIPT' ? await checkScriptQuota(st.dir, st.activeLink, name, data.length, q)
+            : q.maxScriptSize > 0 && data.length > q.maxScriptSize ? tooLarge(q.maxScriptSize) : null;
+          if (refused) { this.write(`NO (${refused.code}) ${quote(refused.text)}\r\n`); return; }
           if (cmd === 'PUTSCRIPT' && !(await this.nameOk(name))) return;
           try { compileScript(data.toString('utf8'), name, this.compileOptions()); } catch (e) {
             if (!(e instanceof SieveCompileError)) throw e;
             const pre = name ? `${name}: ` : '';
-            const text = e.errors.join('\r\n') + `\r\n${pre}error: ${e.kind} failed.\r\n`;
-            this.write(Buffer.concat([Buffer.from('NO '), literal(Buffer.from(text)), Buffer.from('\r\n')]));
+            this.write(Buffer.concat([Buffer.from('NO '), literal(Buffer.from(this.capErrors([...e.errors, `${pre}error: ${e.kind} failed.`]))), Buffer.from('\r\n')]));
             return;
           }
           if (cmd === 'CHECKSCRIPT') { this.write('OK "Script checked successfully."\r\n'); return; }
@@ -453,7 +564,11 @@ export class ManageSieveSession {
         case 'RENAMESCRIPT': { const a = strArgs(2); if (!a) return; if (!(await this.nameOk(a[1]))) return; await st.rename(a[0], a[1]); this.write('OK "Renamescript completed."\r\n'); return; }
         case 'HAVESPACE': {
           if (args.length !== 2 || args[0].kind !== 'str' || args[1].kind !== 'atom' || !/^\d+$/.test(args[1].v)) { bad(args.length < 2 ? 'Missing arguments' : 'Invalid arguments'); return; }
-          if (!(await this.nameOk(args[0].v.toString('utf8')))) return;
+          const name = args[0].v.toString('utf8');
+          if (!(await this.nameOk(name))) return;
+          if (Number(args[1].v) === 0) { this.write('NO "Cannot upload empty script."\r\n'); return; }
+          const refused = await checkScriptQuota(st.dir, st.activeLink, name, Number(args[1].v), this.quota());
+          if (refused) { this.write(`NO (${refused.code}) ${quote(refused.text)}\r\n`); return; }
           this.write('OK "Putscript would succeed."\r\n');
           return;
         }
@@ -464,7 +579,7 @@ export class ManageSieveSession {
       if (e instanceof ScriptError) {
         this.write(e.code === 'INVALID' ? `NO ${quote(e.message)}\r\n` : `NO (${e.code}) ${quote(e.message)}\r\n`);
       } else if (e instanceof SieveCompileError) {
-        this.write(Buffer.concat([Buffer.from('NO '), literal(Buffer.from(e.errors.join('\r\n') + '\r\n')), Buffer.from('\r\n')]));
+        this.write(Buffer.concat([Buffer.from('NO '), literal(Buffer.from(this.capErrors(e.errors))), Buffer.from('\r\n')]));
       } else {
         Logger.forUser('managesieve', this.user!).error(`${cmd}: ${(e as Error).message}`);
         this.write('NO (TRYLATER) "Internal error occurred. Refer to server log for more information."\r\n');
@@ -612,6 +727,7 @@ export class ManageSieveSession {
 
   private loggedIn(user: string, fields: Fields, home: string): void {
     this.user = user;
+    this.fields = fields;
     this.touch(); // the login deadline gives way to autologout
     const plugin = this.deps.config.plugin({ protocol: 'sieve' });
     this.storage = new ScriptStorage(plugin.sieve ?? '', { username: user, home, fields });

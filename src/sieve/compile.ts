@@ -14,11 +14,16 @@ import { sieveAddressError } from './address.js';
 import { CORE_EXTENSIONS } from './extensions.js';
 import { NOTIFY_COMMANDS, notifyTests, ENCODEURL_TAG, checkExtensionCommand, requireConflict } from './compile-notify.js';
 
-/** Capabilities Sealmail implements (RFC names as in the `require` list). */
+/**
+ * Capabilities Sealmail implements (RFC names as in the `require` list), in
+ * the order Pigeonhole registers them, which is the order of managesieved's
+ * SIEVE capability line.
+ */
 export const SUPPORTED_EXTENSIONS = [
   'fileinto', 'reject', 'envelope', 'encoded-character', 'vacation', 'subaddress',
-  'comparator-i;ascii-numeric', 'relational', 'regex', 'imap4flags', 'copy', 'body',
-  'variables', 'mailbox', 'date', 'index', 'ihave', 'include',
+  'comparator-i;ascii-numeric', 'relational', 'regex', 'imap4flags', 'copy', 'include',
+  'variables', 'body', 'mailbox', 'date', 'index', 'ihave',
+  'mime', 'foreverypart', 'extracttext',
   'enotify', 'duplicate', 'vnd.dovecot.duplicate', 'spamtest', 'spamtestplus', 'virustest',
 ];
 
@@ -58,6 +63,15 @@ const MATCH_TAGS: Spec['tags'] = {
 };
 /** RFC 5260 index extension: which occurrence of the header field, from the end with :last. */
 const INDEX_TAGS: Spec['tags'] = { index: { arg: 'num', ext: 'index' }, last: { arg: 'none', ext: 'index' } };
+/** RFC 5703 4: :mime and :anychild on header/address/exists; the option tags on header only. */
+const MIME_TAGS: Spec['tags'] = { mime: { arg: 'none', ext: 'mime' }, anychild: { arg: 'none', ext: 'mime' } };
+const MIME_OPTION_TAGS: Spec['tags'] = {
+  type: { arg: 'none', ext: 'mime' }, subtype: { arg: 'none', ext: 'mime' }, contenttype: { arg: 'none', ext: 'mime' }, param: { arg: 'strlist', ext: 'mime' },
+};
+/** The set command's modifiers (RFC 5229 4.1), which extracttext takes too. */
+const SET_MODIFIERS: Spec['tags'] = { lower: 'none', upper: 'none', lowerfirst: 'none', upperfirst: 'none', quotewildcard: 'none', length: 'none' };
+/** Pigeonhole's SIEVE_MAX_LOOP_DEPTH: foreverypart loops nest at most this deep. */
+export const MAX_LOOP_DEPTH = 4;
 const ADDR_TAGS: Spec['tags'] = { all: 'none', localpart: 'none', domain: 'none', user: { arg: 'none', ext: 'subaddress' }, detail: { arg: 'none', ext: 'subaddress' } };
 
 const COMMANDS: Record<string, Spec> = {
@@ -75,7 +89,11 @@ const COMMANDS: Record<string, Spec> = {
   setflag: { ext: 'imap4flags', min: 1, max: 2, tags: {} },
   addflag: { ext: 'imap4flags', min: 1, max: 2, tags: {} },
   removeflag: { ext: 'imap4flags', min: 1, max: 2, tags: {} },
-  set: { ext: 'variables', min: 2, max: 2, tags: { lower: 'none', upper: 'none', lowerfirst: 'none', upperfirst: 'none', quotewildcard: 'none', length: 'none', ...ENCODEURL_TAG } },
+  set: { ext: 'variables', min: 2, max: 2, tags: { ...SET_MODIFIERS, ...ENCODEURL_TAG } },
+  // RFC 5703 3 and 7
+  foreverypart: { ext: 'foreverypart', min: 0, max: 0, tags: { name: 'str' }, block: true },
+  break: { ext: 'foreverypart', min: 0, max: 0, tags: { name: 'str' } },
+  extracttext: { ext: 'extracttext', min: 1, max: 1, tags: { ...SET_MODIFIERS, ...ENCODEURL_TAG, first: 'num' } },
   // RFC 6609: the included script is looked up by the caller (deliver.ts); compile only checks the name
   include: { ext: 'include', min: 1, max: 1, tags: { personal: 'none', global: 'none', once: 'none', optional: 'none' } },
   return: { ext: 'include', min: 0, max: 0, tags: {} },
@@ -93,10 +111,10 @@ const TESTS: Record<string, Spec> = {
   not: { min: 0, max: 0, tags: {}, test: 'one' },
   allof: { min: 0, max: 0, tags: {}, test: 'list' },
   anyof: { min: 0, max: 0, tags: {}, test: 'list' },
-  exists: { min: 1, max: 1, tags: {} },
+  exists: { min: 1, max: 1, tags: { ...MIME_TAGS } },
   size: { min: 1, max: 1, tags: { over: 'none', under: 'none' } },
-  header: { min: 2, max: 2, tags: { ...MATCH_TAGS, ...INDEX_TAGS } },
-  address: { min: 2, max: 2, tags: { ...MATCH_TAGS, ...ADDR_TAGS, ...INDEX_TAGS } },
+  header: { min: 2, max: 2, tags: { ...MATCH_TAGS, ...INDEX_TAGS, ...MIME_TAGS, ...MIME_OPTION_TAGS } },
+  address: { min: 2, max: 2, tags: { ...MATCH_TAGS, ...ADDR_TAGS, ...INDEX_TAGS, ...MIME_TAGS } },
   date: { ext: 'date', min: 3, max: 3, tags: { ...MATCH_TAGS, ...INDEX_TAGS, zone: 'str', originalzone: 'none' } },
   currentdate: { ext: 'date', min: 2, max: 2, tags: { ...MATCH_TAGS, zone: 'str' } },
   envelope: { ext: 'envelope', min: 2, max: 2, tags: { ...MATCH_TAGS, ...ADDR_TAGS } },
@@ -161,7 +179,12 @@ export function compileScript(src: string, name = 'script', opts: CompileOptions
         // Pigeonhole's validator gives up on this command's arguments here (no positional count error follows)
         return;
       }
+      if (tagExt === 'mime' && a.name !== 'mime' && !checkMimeOption(node, a, kind)) return;
       const want = typeof t === 'object' ? t.arg : t;
+      if (a.name === 'first' && node.name === 'extracttext' && args[i + 1]?.kind !== 'num') {
+        err(a.line, `the :first tag for the extracttext command requires a number as parameter, but ${args[i + 1] ? describeArg(args[i + 1]) : 'none'} was found`);
+        return;
+      }
       if (want !== 'none') {
         const v = args[i + 1];
         const ok = v && (want === 'num' ? v.kind === 'num' : v.kind === 'str' && (want === 'strlist' || !v.list));
@@ -198,6 +221,25 @@ export function compileScript(src: string, name = 'script', opts: CompileOptions
       }
     }
     checkExtensionCommand(node, { ext, err, literal: (a): a is Extract<Arg, { kind: 'str' }> => a?.kind === 'str' && !a.list && !(ext.has('variables') && hasVariableRef(a.values[0])) });
+  }
+
+  /**
+   * tag-mime.c: an option tag needs :mime somewhere in the command, and only
+   * one of :type/:subtype/:contenttype/:param may be given. False ends the
+   * command's argument checks, as Pigeonhole's failing tag validation does.
+   */
+  function checkMimeOption(node: Test, a: Extract<Arg, { kind: 'tag' }>, kind: 'command' | 'test'): boolean {
+    if (!node.args.some((x) => x.kind === 'tag' && x.name === 'mime')) {
+      err(a.line, `the :${a.name} tag for the ${node.name} ${kind} cannot be specified without the :mime tag`);
+      return false;
+    }
+    if (a.name === 'anychild') return true;
+    const opts = node.args.filter((x) => x.kind === 'tag' && x.name in MIME_OPTION_TAGS);
+    if (opts[0] !== a) {
+      err(a.line, `the :type, :subtype, :contenttype, and :param arguments for the ${node.name} ${kind} are mutually exclusive, but more than one was specified`);
+      return false;
+    }
+    return true;
   }
 
   /**
@@ -342,6 +384,34 @@ export function compileScript(src: string, name = 'script', opts: CompileOptions
     includes.push({ name: n, global: tag('global'), optional: tag('optional'), line: c.line });
   }
 
+  /** Enclosing foreverypart loops, innermost last: their :name (null without). */
+  const loops: Array<string | null> = [];
+  /** Lines of the require arguments, for errors Pigeonhole reports there. */
+  const requiredAt = new Map<string, number>();
+  /** An extension's own check failed (sieve-validator.c's fatal): the command at hand is only looked up, then validation ends. */
+  let fatal = false;
+
+  /** ext-extracttext.c, when the first command after the requires is validated: it needs variables and foreverypart. */
+  function checkRequired() {
+    const at = requiredAt.get('extracttext');
+    if (at === undefined) return;
+    const missing = !ext.has('variables') ? 'variables' : !ext.has('foreverypart') ? 'foreverypart' : null;
+    if (!missing) return;
+    err(at, `extracttext extension cannot be used without ${missing} extension`);
+    fatal = true;
+  }
+
+  /** cmd-foreverypart.c, cmd-break.c, cmd-extracttext.c: loop nesting and placement. */
+  function checkLoopCommand(c: Command) {
+    const nameArg = (() => { const i = c.args.findIndex((x) => x.kind === 'tag' && x.name === 'name'); const v = i >= 0 ? c.args[i + 1] : undefined; return v?.kind === 'str' ? v.values[0] : null; })();
+    if (c.name === 'foreverypart' && loops.length + 1 > MAX_LOOP_DEPTH) err(c.line, `the nested foreverypart loop exceeds the nesting limit (<= ${MAX_LOOP_DEPTH} levels)`);
+    if (c.name === 'break' && !loops.some((l) => nameArg === null || l === nameArg)) {
+      err(c.line, nameArg === null ? 'the break command is not placed inside a foreverypart loop' : `the break command is not placed inside a foreverypart loop named \`${nameArg}'`);
+    }
+    if (c.name === 'extracttext' && !loops.length) err(c.line, 'the extracttext command is not placed inside a foreverypart loop');
+    return nameArg;
+  }
+
   function checkBlock(cmds: Command[], top: boolean) {
     let prev = '';
     /** An earlier if/elsif of this chain is constant true: the rest of the chain is never run nor validated (cmd-if.c). */
@@ -352,34 +422,41 @@ export function compileScript(src: string, name = 'script', opts: CompileOptions
         if (!requireAllowed) err(c.line, 'require commands can only be placed at top level at the beginning of the file');
         else for (const a of c.args) {
           if (a.kind !== 'str') continue;
-          for (const v of a.values) {
+          for (const [k, v] of a.values.entries()) {
             const conflict = allowed.includes(v) ? requireConflict(v, ext) : null;
             if (conflict) err(a.line, conflict);
-            else if (allowed.includes(v)) enable(v);
+            else if (allowed.includes(v)) { enable(v); if (!requiredAt.has(v)) requiredAt.set(v, a.itemLines?.[k] ?? a.line); }
             else err(c.line, `require command: unknown Sieve capability \`${v}'`);
           }
         }
         prev = c.name;
         continue;
       }
+      if (requireAllowed) checkRequired();
       requireAllowed = false;
       const spec = COMMANDS[c.name];
       if (!spec || !specOn(spec, ext)) {
         if (!reported.has('cmd:' + c.name)) { reported.add('cmd:' + c.name); err(c.line, `unknown command '${c.name}' (only reported once at first occurrence)`); }
+        if (fatal) break;
         prev = c.name; continue;
       }
+      if (fatal) break;
       if ((c.name === 'elsif' || c.name === 'else') && prev !== 'if' && prev !== 'elsif') err(c.line, `the ${c.name} command must follow an if or elseif command`);
       checkArgs(c, spec, 'command');
       if (c.name === 'pipe') checkProgram(c);
       if (c.name === 'redirect' || c.name === 'vacation') checkAddresses(c);
       if (c.name === 'include') checkInclude(c);
+      const loopName = c.name === 'foreverypart' || c.name === 'break' || c.name === 'extracttext' ? checkLoopCommand(c) : undefined;
       if (c.name === 'if') chainDecided = false;
       const skipped = (c.name === 'elsif' || c.name === 'else') && chainDecided;
       const value = skipped ? 0 : checkTests(c.tests, c, 'command', spec);
       if (value === 1 && (c.name === 'if' || c.name === 'elsif')) chainDecided = true;
       if (spec.block && !c.block) err(c.line, `the ${c.name} command requires a command block, but it is missing`);
       if (!spec.block && c.block) err(c.line, `the ${c.name} command does not accept a command block, but one was found`);
-      if (c.block && value !== 0) checkBlock(c.block, false);
+      if (c.block && value !== 0) {
+        if (c.name === 'foreverypart') loops.push(loopName ?? null);
+        try { checkBlock(c.block, false); } finally { if (c.name === 'foreverypart') loops.pop(); }
+      }
       prev = c.name;
     }
   }

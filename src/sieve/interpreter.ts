@@ -12,7 +12,8 @@
  * enotify with mailto (RFC 5435/5436: the notify action, composing and
  * sending it is the caller's), duplicate (RFC 7352: the check asks the
  * caller's database, marking is an action the caller carries out after a
- * successful delivery) and spamtest/virustest (RFC 5235). Pure: the only
+ * successful delivery), spamtest/virustest (RFC 5235), and mime, foreverypart
+ * and extracttext (RFC 5703; the parts come from mime.ts). Pure: the only
  * outside calls are `mailboxExists` and `duplicateExists`.
  * The result is the action list plus whether keep is still in effect, which
  * is what Pigeonhole's multiscript sequencing (deliver.ts) needs.
@@ -23,6 +24,7 @@ import { matchAny, sanitize, type Comparator, type MatchSpec } from './match.js'
 import { parseSieveAddress, sieveAddressError } from './address.js';
 import { MAX_RUN_STEPS } from './regex.js';
 import { parseAddresses, splitAddress, type ParsedMessage } from './message.js';
+import { sieveParts, iterParts, childParts, mimeOptionValues, type MimeOption, type SievePart } from './mime.js';
 import { datePart, localOffset, parseRfc2822Date, parseZone, type ZonedDate } from './date.js';
 import { encodeUrl, parseMailto, uriScheme, NOTIFY_METHODS, dropDuplicateRecipients, type NotifyAction, type UriLog } from './notify.js';
 import { duplicateId, messageIdValue, DEFAULT_PERIOD, DEFAULT_MAX_PERIOD } from './duplicate.js';
@@ -81,6 +83,8 @@ function flagList(values: string[]): string[] {
 }
 
 class Stop {}
+/** RFC 5703 `break [:name]`: ends the innermost foreverypart loop (with that name). */
+class Break { constructor(readonly name: string | null) {} }
 /** RFC 6609 `return`: ends the current (included) script only. */
 class Return {}
 /** Pigeonhole's sieve_include_max_nesting_depth default. */
@@ -122,6 +126,10 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
   const actions: SieveAction[] = [];
   let implicitKeep = true;
   let explicitKeep = false;
+  // RFC 5703: the message's parts (built when a script first looks at them) and the foreverypart loops running
+  let parts: SievePart[] | null = null;
+  const getParts = async () => (parts ??= sieveParts(ctx.message.whole ? await ctx.message.whole() : ctx.message.raw));
+  const loops: Array<{ name: string | null; part: number }> = [];
 
   const expand = (s: string): string => {
     if (!useVars || !s.includes('${')) return s;
@@ -144,7 +152,7 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
       if (a.kind === 'tag') {
         const nx = args[i + 1];
         const takes = ['comparator', 'value', 'count', 'days', 'subject', 'from', 'addresses', 'handle', 'flags', 'content', 'zone', 'index',
-          'importance', 'options', 'message', 'seconds', 'header', 'uniqueid'].includes(a.name);
+          'importance', 'options', 'message', 'seconds', 'header', 'uniqueid', 'param', 'name', 'first'].includes(a.name);
         if (takes && nx) { tags.set(a.name, nx); i++; } else tags.set(a.name, true);
       } else pos.push(a);
     }
@@ -193,6 +201,44 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
     return out;
   };
 
+  /**
+   * tag-mime.c's header override: without a loop and :anychild the
+   * message's fields; in a foreverypart loop the current part's; :anychild
+   * adds the parts below (outside a loop: every part). With
+   * :type/:subtype/:contenttype/:param (header test) the selected piece.
+   */
+  const mimeValues = async (names: string[], p: Parsed): Promise<string[]> => {
+    const cur = loops.length ? loops[loops.length - 1].part : -1;
+    const any = p.tags.has('anychild');
+    let fields: Array<{ name: string; value: string }>;
+    const lower = names.map((n) => n.toLowerCase());
+    if (cur < 0 && !any) fields = lower.flatMap((n) => ctx.message.headers.filter((h) => h.name === n));
+    else {
+      const ps = await getParts();
+      const idxs = !any ? [cur] : cur < 0 ? iterParts(ps, 0, 0) : iterParts(ps, cur, cur);
+      fields = lower.flatMap((n) => idxs.flatMap((i) => ps[i].headers.filter((h) => h.name === n)));
+    }
+    const opt = (['type', 'subtype', 'contenttype', 'param'] as const).find((o) => p.tags.has(o)) as MimeOption | undefined;
+    if (!opt) return fields.map((f) => f.value);
+    const params = strs(p.tags.get('param'));
+    return fields.flatMap((f) => mimeOptionValues(f.name, f.value, opt, params));
+  };
+  const fieldValues = (names: string[], p: Parsed) => (p.tags.has('mime') ? mimeValues(names, p) : Promise.resolve(headerValues(names, p)));
+
+  /** RFC 5229 4.1 modifiers (set, extracttext), in Pigeonhole's order of precedence. */
+  const modify = (v: string, p: Parsed): string => {
+    if (p.tags.has('lower')) v = v.toLowerCase();
+    if (p.tags.has('upper')) v = v.toUpperCase();
+    if (p.tags.has('lowerfirst')) v = v.slice(0, 1).toLowerCase() + v.slice(1);
+    if (p.tags.has('upperfirst')) v = v.slice(0, 1).toUpperCase() + v.slice(1);
+    if (p.tags.has('quotewildcard')) v = v.replace(/[*?\\]/g, '\\$&');
+    // RFC 5435 :encodeurl, precedence 15: after :quotewildcard, before :length
+    if (p.tags.has('encodeurl')) v = encodeUrl(v);
+    if (p.tags.has('length')) v = String([...v].length);
+    return v;
+  };
+  const assign = (name: string, v: string) => { const sc = scopeOf(name.toLowerCase()); if (sc) sc[0].set(sc[1], v); };
+
   /** The zone a date test shows its dates in: :zone (invalid → local, as Pigeonhole after its warning), :originalzone, else local. */
   const zoned = (p: Parsed, d: ZonedDate): ZonedDate => {
     if (p.tags.has('originalzone')) return d;
@@ -210,12 +256,15 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
       case 'not': return !(await test(t.tests[0]));
       case 'allof': for (const x of t.tests) if (!(await test(x))) return false; return true;
       case 'anyof': for (const x of t.tests) if (await test(x)) return true; return false;
-      case 'exists': return strs(p.pos[0]).every((n) => headerValues([n]).length > 0);
+      case 'exists': {
+        for (const n of strs(p.pos[0])) if (!(await fieldValues([n], p)).length) return false;
+        return true;
+      }
       case 'size': {
         const lim = p.pos[0].kind === 'num' ? p.pos[0].value : 0;
         return p.tags.has('over') ? ctx.message.size > lim : ctx.message.size < lim;
       }
-      case 'header': return doMatch(headerValues(strs(p.pos[0]), p), strs(p.pos[1]), matchSpec(p));
+      case 'header': return doMatch(await fieldValues(strs(p.pos[0]), p), strs(p.pos[1]), matchSpec(p));
       case 'date': {
         // Received: the date follows the last ';' (RFC 5260 4.1). Pigeonhole 0.5
         // reads only the first field of the name and does not apply :index/:last
@@ -232,7 +281,7 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
       }
       case 'address': {
         const values: string[] = [];
-        for (const v of headerValues(strs(p.pos[0]), p)) for (const a of parseAddresses(v)) { const x = addrPart(p, a); if (x !== null) values.push(x); }
+        for (const v of await fieldValues(strs(p.pos[0]), p)) for (const a of parseAddresses(v)) { const x = addrPart(p, a); if (x !== null) values.push(x); }
         return doMatch(values, strs(p.pos[1]), matchSpec(p));
       }
       case 'envelope': {
@@ -429,18 +478,33 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
           if (varName) flagVars.set(varName, next); else internalFlags = next;
           break;
         }
-        case 'set': {
-          let v = str(p.pos[1]);
-          if (p.tags.has('lower')) v = v.toLowerCase();
-          if (p.tags.has('upper')) v = v.toUpperCase();
-          if (p.tags.has('lowerfirst')) v = v.slice(0, 1).toLowerCase() + v.slice(1);
-          if (p.tags.has('upperfirst')) v = v.slice(0, 1).toUpperCase() + v.slice(1);
-          if (p.tags.has('quotewildcard')) v = v.replace(/[*?\\]/g, '\\$&');
-          // RFC 5435 :encodeurl, precedence 15: after :quotewildcard, before :length
-          if (p.tags.has('encodeurl')) v = encodeUrl(v);
-          if (p.tags.has('length')) v = String([...v].length);
-          const sc = scopeOf(str(p.pos[0]).toLowerCase());
-          if (sc) sc[0].set(sc[1], v);
+        case 'set': assign(str(p.pos[0]), modify(str(p.pos[1]), p)); break;
+        case 'foreverypart': {
+          // top level: every part, the message first; nested: the parts below the current one
+          const ps = await getParts();
+          const list = loops.length ? childParts(ps, loops[loops.length - 1].part) : iterParts(ps, 0, 0);
+          const nameArg = p.tags.get('name');
+          const frame = { name: nameArg && nameArg !== true && nameArg.kind === 'str' ? nameArg.values[0] : null, part: -1 };
+          loops.push(frame);
+          try {
+            for (const i of list) { frame.part = i; await block(c.block!); }
+          } catch (e) {
+            if (!(e instanceof Break) || (e.name !== null && e.name !== frame.name)) throw e;
+          } finally { loops.pop(); }
+          break;
+        }
+        case 'break': {
+          const nameArg = p.tags.get('name');
+          throw new Break(nameArg && nameArg !== true && nameArg.kind === 'str' ? nameArg.values[0] : null);
+        }
+        case 'extracttext': {
+          const frame = loops[loops.length - 1];
+          if (!frame) throw new SieveRuntimeError('extracttext outside foreverypart context');
+          let v = (await getParts())[frame.part].text();
+          const first = p.tags.get('first');
+          // :first counts octets, as Pigeonhole does
+          if (first && first !== true && first.kind === 'num') v = Buffer.from(v, 'utf8').subarray(0, first.value).toString('utf8');
+          assign(str(p.pos[0]), modify(v, p));
           break;
         }
         case 'global': for (const n of strs(p.pos[0])) globalNames.add(n.toLowerCase()); break;

@@ -8,7 +8,7 @@ import { tokenize, describeToken, SieveSyntaxError, type Token } from './lexer.j
 export type Arg =
   | { kind: 'tag'; name: string; line: number }
   | { kind: 'num'; value: number; line: number }
-  | { kind: 'str'; values: string[]; list: boolean; line: number };
+  | { kind: 'str'; values: string[]; list: boolean; line: number; itemLines?: number[] };
 
 export interface Test { name: string; args: Arg[]; tests: Test[]; line: number }
 export interface Command extends Test { block: Command[] | null }
@@ -40,9 +40,11 @@ function parseTokens(toks: Token[]): Command[] {
   function stringList(): Arg {
     const open = next();
     const values: string[] = [];
+    const itemLines: number[] = [];
     let t = next();
     if (t.type !== 'str') fail(t, `expecting string after '[' in string list, but found ${describeToken(t)}`);
     values.push(t.value);
+    itemLines.push(t.line);
     for (;;) {
       t = next();
       if (t.type === ']') break;
@@ -50,8 +52,9 @@ function parseTokens(toks: Token[]): Command[] {
       t = next();
       if (t.type !== 'str') fail(t, `expecting string after ',' in string list, but found ${describeToken(t)}`);
       values.push(t.value);
+      itemLines.push(t.line);
     }
-    return { kind: 'str', values, list: true, line: open.line };
+    return { kind: 'str', values, list: true, line: open.line, itemLines };
   }
 
   function args(): { args: Arg[]; tests: Test[] } {

@@ -1,7 +1,7 @@
 /**
  * ManageSieve bad input and the paths the differential transcript does not
  * cover: AUTHENTICATE with a continuation, garbage lines (answered, session
- * goes on), an oversized literal (refused, connection closed, nothing
+ * goes on), an oversized script literal (refused unread, nothing
  * stored), a broken script never replacing a good one, names with '/'.
  */
 import { test } from 'node:test';
@@ -14,10 +14,10 @@ import { parseConfigText } from '../helpers/config-text.js';
 import { AuthEngine } from '../../src/auth/engine.js';
 import { ManageSieveSession, parseCommand } from '../../src/managesieve/session.js';
 
-async function session(t: import('node:test').TestContext, remoteIp?: string) {
+async function session(t: import('node:test').TestContext, remoteIp?: string, userdbExtra = '') {
   const dir = tempDir(t, 'ms-session');
   mkdirSync(join(dir, 'home'));
-  const config = await parseConfigText(`passdb {\n  driver = static\n  args = password=pass\n}\nuserdb {\n  driver = static\n  args = home=${dir}/home/%u\n}\nauth_failure_delay = 0\n`);
+  const config = await parseConfigText(`passdb {\n  driver = static\n  args = password=pass\n}\nuserdb {\n  driver = static\n  args = home=${dir}/home/%u${userdbExtra}\n}\nauth_failure_delay = 0\n`);
   const auth = new AuthEngine(config, 'sieve');
   t.after(() => auth.close());
   const input = new PassThrough();
@@ -69,12 +69,13 @@ test('garbage is answered and the session goes on; a broken script does not repl
   assert.equal(await s.send('NOOP\r\n', /\r\n$/), 'OK "NOOP Completed"\r\n');
 });
 
-test('an oversized literal is refused and nothing is stored', async (t) => {
+test('a script literal over sieve_max_script_size is refused unread and nothing is stored', async (t) => {
   const s = await session(t);
   const b64 = Buffer.from('\0u@example.org\0pass').toString('base64');
   await s.send(`AUTHENTICATE "PLAIN" "${b64}"\r\n`, /Logged in/);
-  const r = await s.send('PUTSCRIPT "big" {999999999+}\r\nkeep;\r\n', /BYE/);
-  assert.match(r, /BYE/);
+  // managesieved: the quota answer before the data, which is then skipped (as the 'keep;' here)
+  const r = await s.send('PUTSCRIPT "big" {999999999+}\r\nkeep;\r\n', /\r\n$/);
+  assert.equal(r, 'NO (QUOTA/MAXSIZE) "Script is too large (max 1048576 bytes)."\r\n');
   assert.ok(!existsSync(join(s.home, 'sieve')) || readdirSync(join(s.home, 'sieve')).length === 0);
 });
 
@@ -102,4 +103,16 @@ test('LOGIN is refused unless auth_mechanisms enables it; the third invalid comm
   assert.equal(await s.send('FOO\r\n', /\r\n$/), 'NO "Error in MANAGESIEVE command received by server."\r\n');
   assert.equal(await s.send('AUTHENTICATE\r\n', /\r\n$/), 'NO "Error in MANAGESIEVE command received by server."\r\n');
   assert.equal(await s.send('BAR\r\n', /\r\n$/), 'BYE "Too many invalid MANAGESIEVE commands."\r\n');
+});
+
+test('script quotas from userdb fields override the plugin settings (a per-user sieve_quota_max_scripts)', async (t) => {
+  const s = await session(t, undefined, ' sieve_quota_max_scripts=1 sieve_max_script_size=20');
+  const b64 = Buffer.from('\0u@example.org\0pass').toString('base64');
+  await s.send(`AUTHENTICATE "PLAIN" "${b64}"\r\n`, /Logged in/);
+  assert.equal(await s.send('PUTSCRIPT "a" {6+}\r\nkeep;\n\r\n', /\r\n$/), 'OK "PUTSCRIPT completed."\r\n');
+  assert.equal(await s.send('PUTSCRIPT "a" {9+}\r\ndiscard;\n\r\n', /\r\n$/), 'OK "PUTSCRIPT completed."\r\n');
+  assert.equal(await s.send('PUTSCRIPT "b" {6+}\r\nkeep;\n\r\n', /\r\n$/), 'NO (QUOTA/MAXSCRIPTS) "Script count quota exceeded (max 1 scripts)."\r\n');
+  assert.equal(await s.send('HAVESPACE "a" 21\r\n', /\r\n$/), 'NO (QUOTA/MAXSIZE) "Script is too large (max 20 bytes)."\r\n');
+  assert.equal(await s.send('HAVESPACE "a" 0\r\n', /\r\n$/), 'NO "Cannot upload empty script."\r\n');
+  assert.ok(!existsSync(join(s.home, 'sieve', 'b.sieve')));
 });

@@ -62,8 +62,9 @@ export const sessionCommands: Record<string, Command> = {
   NAMESPACE: {
     states: AUTHED,
     async run(ctx) {
-      // Sealmail's store has one private namespace with "." as separator (Maildir++)
-      await ctx.session.untagged([atom('NAMESPACE'), list([list([str(''), str('.')])]), NIL, NIL]);
+      // the personal namespaces that are not hidden (cmd-namespace.c); shared and public ones are not served
+      const own = ctx.session.store!.visibleNamespaces();
+      await ctx.session.untagged([atom('NAMESPACE'), own.length ? list(own.map((n) => list([str(ctx.session.mailboxOut(n.prefix)), str(n.sep)]))) : NIL, NIL, NIL]);
       await ctx.ok('Namespace completed');
     },
   },

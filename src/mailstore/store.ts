@@ -175,6 +175,12 @@ export class MailStore {
   /** The separator of a name's namespace (the inbox one's for a name no namespace takes). */
   separatorOf(vname: string): string { return findNamespace(this.namespaces, vname)?.sep ?? this.sep; }
 
+  /** What LIST needs of a name's namespace: its prefix, and whether it is listed without a pattern naming that prefix. */
+  listingOf(vname: string): { nsPrefix: string; nsListed: boolean } {
+    const ns = findNamespace(this.namespaces, vname);
+    return { nsPrefix: ns?.prefix ?? '', nsListed: !!ns && ns.list !== 'no' && !ns.unusable };
+  }
+
   /** Whether two names are in one namespace (throws NONAMESPACE for a name in none). */
   sameNamespace(a: string, b: string): boolean { return this.at(a).ns === this.at(b).ns; }
 
@@ -291,8 +297,16 @@ export class MailStore {
    * (configuration order, as Dovecot lists them), INBOX last.
    */
   async listInfo(): Promise<FolderInfo[]> {
+    // namespace by namespace, an INBOX without prefix after all of them (Dovecot lists it last)
     const out: FolderInfo[] = [];
-    for (const ns of this.namespaces) if (!ns.unusable) out.push(...await this.namespaceInfo(ns));
+    let last: FolderInfo | undefined;
+    for (const ns of this.namespaces) {
+      if (ns.unusable) continue;
+      const part = await this.namespaceInfo(ns);
+      if (ns.inbox && ns.prefix === '') last = part.pop();
+      out.push(...part);
+    }
+    if (last) out.push(last);
     return out;
   }
 
@@ -325,9 +339,9 @@ export class MailStore {
     // Courier's prefix "INBOX.": the prefix is INBOX itself, listed first with the folders as its children
     if (ns.inbox && ns.prefix !== '' && isInbox(root)) out.unshift({ ...inbox, ...base, name: 'INBOX', hasChildren: out.length > 0, specialUse: this.opts.specialUse?.INBOX });
     else if (ns.inbox) out.push({ ...inbox, ...base, name: 'INBOX', specialUse: this.opts.specialUse?.INBOX });
-    // the prefix itself: always with list = yes, with list = children only when something is under it
+    // the prefix itself (a mailbox once its root has cur/): always with list = yes, with list = children when something is under it
     if (ns.prefix !== '' && !isInbox(root) && (ns.list === 'yes' || (ns.list === 'children' && out.length > 0))) {
-      out.unshift({ ...base, name: root, exists: false, noselect: true, hasChildren: out.length > 0, nsRoot: true });
+      out.unshift({ ...base, name: root, exists: await folderExists(ns.loc, ''), noselect: false, hasChildren: out.length > 0, nsRoot: true });
     }
     return out;
   }
@@ -401,8 +415,7 @@ export class MailStore {
   async create(name: string): Promise<void> {
     if (isInbox(name)) throw new MailStoreError('ALREADYEXISTS', 'mailbox INBOX already exists');
     const { ns, loc, name: inner } = this.at(name);
-    if (inner === '') throw new MailStoreError('ALREADYEXISTS', `mailbox ${name} already exists`);
-    splitImapName(loc, inner);
+    if (inner !== '') splitImapName(loc, inner);
     verifyCreateName(mutf7ToUtf8(name), storageLevels(loc, inner));
     const dir = this.dirOf(name);
     if (await this.folderExists(name)) throw new MailStoreError('ALREADYEXISTS', `mailbox ${name} already exists`);
@@ -410,9 +423,10 @@ export class MailStore {
     else await fsp.mkdir(loc.root, { recursive: true, mode: 0o700 }).catch((e) => { throw ioError('creating the mail root', loc.root, e); });
     try {
       await fsp.mkdir(dirname(dir), { recursive: true, mode: 0o700 });
-      await fsp.mkdir(dir, { mode: 0o700 }).catch((e) => { if (e.code !== 'EEXIST' || loc.layout !== 'fs') throw e; });
+      // fs parents and a namespace root exist as plain directories before they are mailboxes
+      await fsp.mkdir(dir, { mode: 0o700 }).catch((e) => { if (e.code !== 'EEXIST' || (loc.layout !== 'fs' && inner !== '')) throw e; });
       for (const d of ['cur', 'new', 'tmp']) await fsp.mkdir(join(dir, d), { mode: 0o700 }).catch((e) => { if (e.code !== 'EEXIST') throw e; });
-      if (loc.layout === 'maildir++') await fsp.writeFile(join(dir, 'maildirfolder'), '', { mode: 0o600 });
+      if (loc.layout === 'maildir++' && inner !== '') await fsp.writeFile(join(dir, 'maildirfolder'), '', { mode: 0o600 });
       const ctl = this.controlDirOf(name) ?? dir;
       await fsp.mkdir(ctl, { recursive: true, mode: 0o700 });
       await rewriteUidlist(join(ctl, 'dovecot-uidlist'), emptyUidlist(await nextUidValidity(loc.control ?? loc.root)));
@@ -459,8 +473,8 @@ export class MailStore {
   async rename(from: string, to: string): Promise<void> {
     if (isInbox(from)) throw new MailStoreError('NOTPOSSIBLE', "Renaming INBOX isn't supported");
     const src = this.at(from);
-    splitImapName(src.loc, src.name);
     if (src.name === '') throw new MailStoreError('NOTPOSSIBLE', "Can't rename mailbox root");
+    splitImapName(src.loc, src.name);
     if (isInbox(to)) throw new MailStoreError('ALREADYEXISTS', 'mailbox INBOX already exists');
     const dst = this.at(to);
     splitImapName(dst.loc, dst.name);

@@ -118,11 +118,11 @@ async function listCmd(ctx: CommandContext, lsub: boolean): Promise<void> {
     const glob = imapPatterns(full, SEP);
     const matches = (name: string) => glob.test(name);
     // a list = no namespace's folders show only when a pattern names its prefix
-    const asked = (f: FolderInfo) => f.nsListed || full.some((p) => p.startsWith(f.nsPrefix));
+    const asked = (f: Pick<FolderInfo, 'nsListed' | 'nsPrefix'>) => f.nsListed || full.some((p) => p.startsWith(f.nsPrefix));
     const showSpecial = lsub || !o.ext || o.retSpecialUse || o.selSpecialUse;
     const infos = (await s.store!.listInfo()).filter(asked);
     const byName = new Map(infos.map((f) => [f.name, f]));
-    const subs = o.retSubscribed || o.selSubscribed ? await s.store!.subscriptions() : [];
+    const subs = o.retSubscribed || o.selSubscribed ? (await s.store!.subscriptions()).filter((n) => asked(s.store!.listingOf(n))) : [];
     const sepOf = (name: string) => s.store!.separatorOf(name);
     const subscribed = new Set(subs);
     /** `parentOnly`: listed only for a subscribed child (RECURSIVEMATCH / LSUB %); `childInfo`: a subscribed child exists. */

@@ -63,8 +63,11 @@ export const sessionCommands: Record<string, Command> = {
     states: AUTHED,
     async run(ctx) {
       // the personal namespaces that are not hidden (cmd-namespace.c); shared and public ones are not served
+      // written as Dovecot writes it: no space between the namespaces' lists
       const own = ctx.session.store!.visibleNamespaces();
-      await ctx.session.untagged([atom('NAMESPACE'), own.length ? list(own.map((n) => list([str(ctx.session.mailboxOut(n.prefix)), str(n.sep)]))) : NIL, NIL, NIL]);
+      const q = (v: string) => `"${v.replace(/[\\"]/g, (c) => '\\' + c)}"`;
+      const personal = own.length ? atom(`(${own.map((n) => `(${q(ctx.session.mailboxOut(n.prefix))} ${q(n.sep)})`).join('')})`) : NIL;
+      await ctx.session.untagged([atom('NAMESPACE'), personal, NIL, NIL]);
       await ctx.ok('Namespace completed');
     },
   },

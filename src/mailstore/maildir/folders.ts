@@ -56,6 +56,7 @@ function levelFromDisk(loc: MaildirLocation, level: string): string | null {
 /** Storage levels of a folder (what subscriptions store). */
 export function storageLevels(loc: MaildirLocation, name: string): string[] {
   if (isInbox(name)) return ['INBOX'];
+  if (name === '') return [];
   return splitImapName(loc, name).map((l) => levelToDisk(loc, l));
 }
 export function imapNameFromStorage(loc: MaildirLocation, levels: string[]): string | null {
@@ -65,9 +66,10 @@ export function imapNameFromStorage(loc: MaildirLocation, levels: string[]): str
   return out.join(loc.sep);
 }
 
-/** Directory of a folder. */
+/** Directory of a folder ('': the root of a namespace with a prefix, a mailbox of its own once it has cur/). */
 export function folderDir(loc: MaildirLocation, name: string): string {
   if (isInbox(name)) return loc.inbox;
+  if (name === '') return loc.root;
   const levels = splitImapName(loc, name).map((l) => levelToDisk(loc, l));
   if (loc.layout === 'fs') {
     if (levels.some((l) => l === 'cur' || l === 'new' || l === 'tmp')) throw new MailStoreError('INVALIDNAME', 'Contains reserved name');
@@ -188,5 +190,6 @@ export async function listFolders(loc: MaildirLocation): Promise<FolderEntry[]> 
 export async function folderExists(loc: MaildirLocation, name: string): Promise<boolean> {
   const dir = folderDir(loc, name);
   if (isInbox(name)) return true;
+  if (name === '') return isDir(join(dir, 'cur'));
   return loc.layout === 'fs' ? isDir(join(dir, 'cur')) : isDir(dir);
 }

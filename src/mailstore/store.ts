@@ -412,13 +412,26 @@ export class MailStore {
     };
   }
 
-  async create(name: string): Promise<void> {
+  /**
+   * CREATE. `directory` (a name sent with a trailing separator): with
+   * LAYOUT=fs only a directory for children is made, a \\Noselect parent;
+   * Maildir++ has no such thing and makes a mailbox (Dovecot's
+   * MAILBOX_LIST_PROP_NO_NOSELECT).
+   */
+  async create(name: string, directory = false): Promise<void> {
     if (isInbox(name)) throw new MailStoreError('ALREADYEXISTS', 'mailbox INBOX already exists');
     const { ns, loc, name: inner } = this.at(name);
     if (inner !== '') splitImapName(loc, inner);
     verifyCreateName(mutf7ToUtf8(name), storageLevels(loc, inner));
     const dir = this.dirOf(name);
     if (await this.folderExists(name)) throw new MailStoreError('ALREADYEXISTS', `mailbox ${name} already exists`);
+    if (directory && loc.layout === 'fs' && inner !== '') {
+      try { await fsp.mkdir(dirname(dir), { recursive: true, mode: 0o700 }); await fsp.mkdir(dir, { mode: 0o700 }); } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new MailStoreError('ALREADYEXISTS', `mailbox ${name} already exists`);
+        throw ioError(`creating mailbox ${name}`, dir, e);
+      }
+      return;
+    }
     if (ns === findNamespace(this.namespaces, 'INBOX')) await this.ensureRoot();
     else await fsp.mkdir(loc.root, { recursive: true, mode: 0o700 }).catch((e) => { throw ioError('creating the mail root', loc.root, e); });
     try {
@@ -494,8 +507,14 @@ export class MailStore {
     try {
       if (src.loc.layout === 'fs') {
         const target = this.dirOf(to);
+        const old = this.dirOf(from);
         await fsp.mkdir(dirname(target), { recursive: true, mode: 0o700 });
-        await fsp.rename(this.dirOf(from), target);
+        await fsp.rename(old, target);
+        // Dovecot's rename_dir of the index/control path (the mail directory unless INDEX= and CONTROL= move them)
+        // then removes the old parents left empty, up to the root (mailbox_list_delete_until_root)
+        if (!src.loc.index || !src.loc.control) {
+          for (let p = dirname(old); p.startsWith(src.loc.root + '/'); p = dirname(p)) if (!(await fsp.rmdir(p).then(() => true, () => false))) break;
+        }
       } else {
         if (src.ns !== dst.ns) await fsp.mkdir(dst.loc.root, { recursive: true, mode: 0o700 });
         const moves = all.filter((f) => (f.name === src.name || f.name.startsWith(src.name + ssep)) && f.exists);

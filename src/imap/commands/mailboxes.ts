@@ -214,9 +214,10 @@ export const mailboxCommands: Record<string, Command> = {
       let name = '';
       try {
         name = mailboxArg(ctx.args[0], ctx.session);
-        // a trailing separator only says the mailbox will have children (RFC 3501 CREATE)
-        if (name.endsWith(ctx.session.store!.separatorOf(name))) name = name.slice(0, -1);
-        await ctx.session.store!.create(name);
+        // a trailing separator says the mailbox will have children (RFC 3501 CREATE): LAYOUT=fs makes just a directory
+        const directory = name.endsWith(ctx.session.store!.separatorOf(name));
+        if (directory) name = name.slice(0, -1);
+        await ctx.session.store!.create(name, directory);
         await ctx.ok('Create completed');
       } catch (e) { await replyError(ctx, e, name); }
     },

@@ -126,7 +126,8 @@ export async function listFolders(loc: MaildirLocation): Promise<FolderEntry[]> 
   } else {
     const walk = async (dir: string, prefix: string[]) => {
       for (const d of await readdirDirs(dir)) {
-        if (d.startsWith('.') || ((d === 'cur' || d === 'new' || d === 'tmp'))) continue;
+        // a leading dot is an ordinary character of an fs layout name (Dovecot lists .hidden)
+        if (d === 'cur' || d === 'new' || d === 'tmp') continue;
         const lvl = levelFromDisk(loc, d);
         if (lvl === null || lvl.includes(loc.sep)) continue;
         const levels = [...prefix, lvl];

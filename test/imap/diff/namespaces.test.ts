@@ -103,3 +103,11 @@ namespace kids {
 test('several private namespaces: an inbox one, Archive/ with its own location, a hidden one, list = children, as Dovecot', async (t) => {
   await runBoth(t, 'ns-two-namespaces.imap', TWO);
 });
+
+test('LAYOUT=fs with its own separator "/": "." in names, \\Noselect parents, DELETE and RENAME as Dovecot', async (t) => {
+  await runBoth(t, 'ns-fs-layout.imap', '', 'maildir:~/Maildir:LAYOUT=fs');
+});
+
+test('LAYOUT=fs with separator "/" set in the inbox namespace, the same', async (t) => {
+  await runBoth(t, 'ns-fs-layout.imap', SLASH, 'maildir:~/Maildir:LAYOUT=fs');
+});

@@ -278,10 +278,11 @@ export class MailStore {
     });
   }
 
-  /** LIST "" "*" RETURN (SPECIAL-USE SUBSCRIBED CHILDREN), or plain LIST with `plain`. */
+  /** LIST "" "*" RETURN (SPECIAL-USE SUBSCRIBED CHILDREN), or plain LIST with `plain` (sealadm, and IMAP's SELECT list line). */
   async list(plain = false): Promise<ListEntry[]> {
     const subs = new Set(plain ? [] : await this.subscriptions());
-    return (await this.listInfo()).map((f) => {
+    // a list = no namespace shows only to a pattern naming its prefix: not in this "*" listing
+    return (await this.listInfo()).filter((f) => f.nsListed).map((f) => {
       const flags: string[] = [];
       if (!f.exists) flags.push(f.noselect || plain ? '\\Noselect' : '\\NonExistent');
       if (subs.has(f.name)) flags.push('\\Subscribed');

@@ -12,7 +12,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { setupDovecot } from '../../helpers/dovecot.js';
+import { sealadmJs } from '../../helpers/paths.js';
+import { lockstep } from '../../helpers/imap-lockstep.js';
 import { startSealmail } from '../../helpers/sealmail-server.js';
 import { freePort } from '../../helpers/databases.js';
 import { compareTranscripts, diffDir, fixedUidValidities, normalise, parseScript, runScript, writeMaildir } from '../../helpers/imap-diff.js';
@@ -111,3 +114,58 @@ test('LAYOUT=fs with its own separator "/": "." in names, \\Noselect parents, DE
 test('LAYOUT=fs with separator "/" set in the inbox namespace, the same', async (t) => {
   await runBoth(t, 'ns-fs-layout.imap', SLASH, 'maildir:~/Maildir:LAYOUT=fs');
 });
+
+/**
+ * One Maildir, both servers: doveadm makes folders (with mail and a
+ * subscription) that sealadm and Sealmail's IMAP list and open; sealadm
+ * makes folders Dovecot then saves into and lists. `mailbox list` (also -s)
+ * and `mailbox status` of sealadm and doveadm agree at each step.
+ */
+async function shared(t: import('node:test').TestContext, conf: string, mailLocation?: string): Promise<void> {
+  const dv = setupDovecot(t, { start: true, protocols: 'imap', extraConf: conf, ...(mailLocation ? { mailLocation } : {}) });
+  if (!dv) return;
+  const U = 'both@example.org';
+  const ok = (r: { status: number | null; stderr: string }, what: string) => assert.equal(r.status, 0, `${what}: ${r.stderr}`);
+  const sealadm = (args: string[]) => spawnSync(process.execPath, [sealadmJs, '-c', dv.conf, ...args], { encoding: 'utf8', timeout: 60_000 });
+  const sorted = (s: string) => s.split('\n').filter(Boolean).sort().join('\n');
+  const agree = (step: string, boxes: string[]) => {
+    for (const args of [['mailbox', 'list', '-u', U], ['mailbox', 'list', '-s', '-u', U], ['mailbox', 'status', '-u', U, 'messages', ...boxes], ['mailbox', 'list', '-u', U, 'Archive/%']]) {
+      const want = dv.doveadm(args);
+      const got = sealadm(args);
+      assert.equal(sorted(got.stdout), sorted(want.stdout), `${step}: ${args.join(' ')} differs (sealadm stderr: ${got.stderr})`);
+    }
+  };
+  for (const box of ['Dv/One', 'Dv/a.b', 'Archive/Dv']) {
+    const r = dv.doveadm(['mailbox', 'create', '-u', U, box]);
+    // "a.b" is a name only LAYOUT=fs can hold
+    if (box === 'Dv/a.b' && !mailLocation?.includes('LAYOUT=fs')) { assert.notEqual(r.status, 0); continue; }
+    ok(r, `doveadm mailbox create ${box}`);
+  }
+  for (const box of ['Dv/One', 'Archive/Dv']) ok(dv.doveadm(['save', '-u', U, '-m', box], `Subject: ${box}\n\nby Dovecot\n`), `doveadm save ${box}`);
+  ok(dv.doveadm(['mailbox', 'subscribe', '-u', U, 'Dv/One', 'Archive/Dv']), 'doveadm mailbox subscribe');
+  agree('after Dovecot made folders', ['Dv/One', 'Archive/Dv']);
+  // Sealmail's IMAP on the same home opens what Dovecot made, and makes folders of its own
+  const seal = await startSealmail(t, { extraConf: conf, rewriteConf: (c) => c.replace(/home=\S+\/home\/%u/, `home=${dv.home('%u')}`).replace('mail_location = maildir:~/Maildir', `mail_location = ${mailLocation ?? `maildir:${dv.home('%u')}/Maildir`}`) });
+  const out = await lockstep(seal.imapPort, ['s1 SELECT Dv/One', 's2 SELECT Archive/Dv', 's3 LSUB "" "*"', 's4 CREATE Archive/Seal/Deep', 's5 SUBSCRIBE Archive/Seal/Deep'], U);
+  assert.equal(out.match(/\* 1 EXISTS/g)?.length, 2, out);
+  assert.match(out, /\* LSUB \(\) "\/" Dv\/One\r\n/);
+  assert.match(out, /s5 OK/);
+  ok(sealadm(['mailbox', 'create', '-u', U, 'Seal/One']), 'sealadm mailbox create Seal/One');
+  for (const box of ['Seal/One', 'Archive/Seal/Deep']) ok(dv.doveadm(['save', '-u', U, '-m', box], `Subject: ${box}\n\nsaved by Dovecot\n`), `doveadm save into ${box}`);
+  agree('after Sealmail made folders', ['Dv/One', 'Archive/Dv', 'Seal/One', 'Archive/Seal/Deep']);
+}
+
+const SHARED = `namespace inbox {
+  inbox = yes
+  separator = /
+}
+namespace archive {
+  prefix = Archive/
+  separator = /
+  location = maildir:~/Archive
+}
+`;
+
+test('one Maildir++ tree, both servers (separator "/", an Archive/ namespace): each lists and opens what the other made', (t) => shared(t, SHARED));
+
+test('one LAYOUT=fs tree, both servers: each lists and opens what the other made, "a.b" included', (t) => shared(t, SHARED.replace('maildir:~/Archive', 'maildir:~/Archive:LAYOUT=fs'), 'maildir:%h/Maildir:LAYOUT=fs'));

@@ -193,6 +193,8 @@ export class MailStore {
   /** The namespace of a name (as clients see it) and the name inside it. */
   private at(vname: string): { ns: Namespace; name: string; loc: MaildirLocation } {
     const { ns, name } = locate(this.namespaces, vname);
+    // '' is a namespace's root only where it has a prefix; without one it is an empty name (refused)
+    if (name === '' && ns.prefix === '') splitImapName(ns.loc, name);
     return { ns, name, loc: ns.loc };
   }
 

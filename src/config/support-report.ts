@@ -18,6 +18,7 @@ import { compatStatus } from './known-settings.js';
 import { pluginSupport } from './mail-plugin-support.js';
 import { splitPlugins } from './mail-plugins.js';
 import type { DovecotConfig } from './settings.js';
+import { namespaceConfigError } from './namespace-check.js';
 
 export interface Finding {
   level: 'warning' | 'fatal';
@@ -56,6 +57,26 @@ export function supportFindings(config: DovecotConfig): Finding[] {
         }
       }
     }
+  }
+  // namespaces Dovecot refuses every login with (mail-namespace.c namespaces_check): so does Sealmail
+  // an unset separator is the layout's: "." for Maildir++ (maildir's default), "/" for LAYOUT=fs and the other drivers' fs lists
+  const layoutSep = (loc: string) => {
+    if (/(^|:)LAYOUT=fs(:|$)/i.test(loc)) return '/';
+    if (/(^|:)LAYOUT=maildir\+\+(:|$)/i.test(loc)) return '.';
+    const driver = /^([a-z0-9]+):/.exec(loc.trim())?.[1] ?? 'maildir';
+    return driver === 'maildir' ? '.' : '/';
+  };
+  const privates = config.namespaces().filter((ns) => (ns.settings.type || 'private') === 'private' && ns.settings.disabled !== 'yes');
+  if (privates.length) {
+    const yes = (v: string | undefined) => v === 'yes';
+    const checked = privates.map((ns) => ({
+      prefix: ns.settings.prefix ?? '', sep: ns.settings.separator || layoutSep(ns.settings.location || config.get('mail_location') || ''),
+      inbox: yes(ns.settings.inbox), hidden: yes(ns.settings.hidden), subscriptions: yes(ns.settings.subscriptions),
+      list: (ns.settings.list === 'no' || ns.settings.list === 'children' ? ns.settings.list : 'yes') as 'yes' | 'no' | 'children',
+    }));
+    if (!checked.some((n) => n.prefix === '')) checked.push({ prefix: '', sep: '.', inbox: false, hidden: true, subscriptions: false, list: 'no' });
+    const error = namespaceConfigError(checked.sort((a, b) => a.prefix.length - b.prefix.length));
+    if (error) add('warning', `namespace configuration error: ${error}: Dovecot refuses every login with this, and so does Sealmail`);
   }
   for (const ns of config.namespaces()) {
     const where = `namespace ${ns.name || '(unnamed)'}`;

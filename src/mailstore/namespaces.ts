@@ -11,6 +11,7 @@
  */
 import { MailStoreError } from './errors.js';
 import { parseMailLocation, type MaildirLocation } from './maildir/location.js';
+import { namespaceConfigError } from '../config/namespace-check.js';
 
 export interface NamespaceOptions {
   name: string;
@@ -38,6 +39,7 @@ export interface Namespace extends NamespaceOptions {
 /** Dovecot's namespace when the configuration has none (mail_namespaces_init_location). */
 export const DEFAULT_NAMESPACE: NamespaceOptions = { name: '', prefix: '', separator: '', inbox: true, hidden: false, list: 'yes', subscriptions: true, location: '' };
 
+/** Builds the namespaces; a set Dovecot would refuse fails the same way (the user's mail can't be opened). */
 export function buildNamespaces(specs: NamespaceOptions[], mailLocation: string, home?: string): Namespace[] {
   const out: Namespace[] = specs.map((s) => {
     const loc = parseMailLocation(s.location || mailLocation, home, s.separator);
@@ -48,7 +50,10 @@ export function buildNamespaces(specs: NamespaceOptions[], mailLocation: string,
     out.push({ name: '', prefix: '', separator: '', inbox: false, hidden: true, list: 'no', subscriptions: false, location: '', sep: loc.sep, loc, unusable: true });
   }
   // stable: equal prefix lengths keep the configuration's order
-  return out.map((n, i) => ({ n, i })).sort((a, b) => a.n.prefix.length - b.n.prefix.length || a.i - b.i).map((x) => x.n);
+  const sorted = out.map((n, i) => ({ n, i })).sort((a, b) => a.n.prefix.length - b.n.prefix.length || a.i - b.i).map((x) => x.n);
+  const error = namespaceConfigError(sorted);
+  if (error) throw new MailStoreError('IO', `namespace configuration error: ${error}`);
+  return sorted;
 }
 
 const isInboxName = (s: string) => s.toUpperCase() === 'INBOX';

@@ -46,11 +46,12 @@ test('sealadm config -W: another storage driver is fatal, globally or in a names
     'Fatal: namespace archive: location = sdbox:~/archive: Sealmail stores mail only in Maildir, not sdbox; it will not start on mail it cannot read',
     `Warning: ${c} line 1: protocols: Sealmail has no submission service; no listener opens for it`,
     `Warning: ${c} line 3: ssl_prefer_server_ciphers: not supported by Sealmail yet, the setting has no effect (see dovecot-compat.md)`,
+    'Warning: namespace configuration error: inbox=yes namespace missing: Dovecot refuses every login with this, and so does Sealmail',
   ].sort());
 });
 
 test('sealadm config -W: private namespaces (separator, prefix, several, LAYOUT=fs) say nothing; shared and public ones warn', (t) => {
-  const plain = findings(t, 'mail_location = maildir:~/Maildir\nnamespace inbox {\n  inbox = yes\n  separator = /\n  prefix = INBOX/\n}\nnamespace shared {\n  type = shared\n  prefix = shared/%%u/\n}\nnamespace pub {\n  type = public\n  prefix = Public/\n  location = maildir:/srv/public\n}\nnamespace archive {\n  prefix = Old/\n  location = maildir:~/old\n}\n');
+  const plain = findings(t, 'mail_location = maildir:~/Maildir\nnamespace inbox {\n  inbox = yes\n  separator = /\n  prefix = INBOX/\n}\nnamespace shared {\n  type = shared\n  prefix = shared/%%u/\n}\nnamespace pub {\n  type = public\n  prefix = Public/\n  location = maildir:/srv/public\n}\nnamespace archive {\n  prefix = Old/\n  separator = /\n  location = maildir:~/old\n}\n');
   assert.equal(plain.status, 0, plain.lines.join('\n'));
   assert.deepEqual(plain.lines, [
     'Warning: namespace shared: type = shared is not supported by Sealmail: its mailboxes are not offered',
@@ -62,6 +63,13 @@ test('sealadm config -W: private namespaces (separator, prefix, several, LAYOUT=
   assert.deepEqual(findings(t, 'mail_location = maildir:~/Maildir:LAYOUT=fs\nnamespace inbox {\n  inbox = yes\n  separator = .\n}\n').lines, []);
   // ISPmail's namespace (separator ".", no prefix) says nothing
   assert.deepEqual(findings(t, 'mail_location = maildir:~/Maildir\nnamespace inbox {\n  inbox = yes\n  separator = .\n}\n').lines, []);
+  // a set Dovecot refuses every login with (namespaces_check) is said, with Dovecot's text
+  assert.deepEqual(findings(t, 'mail_location = maildir:~/Maildir\nnamespace inbox {\n  inbox = yes\n  separator = /\n}\nnamespace archive {\n  prefix = Old/\n  location = maildir:~/old\n}\n').lines,
+    ['Warning: namespace configuration error: list=yes requires prefix=Old/ to end with separator .: Dovecot refuses every login with this, and so does Sealmail']);
+  assert.deepEqual(findings(t, 'mail_location = maildir:~/Maildir\nnamespace a {\n  inbox = yes\n}\nnamespace b {\n  inbox = yes\n  prefix = B.\n}\n').lines,
+    ['Warning: namespace configuration error: There can be only one namespace with inbox=yes: Dovecot refuses every login with this, and so does Sealmail']);
+  assert.deepEqual(findings(t, 'mail_location = maildir:~/Maildir\nnamespace a {\n  prefix = A.\n}\n').lines,
+    ['Warning: namespace configuration error: inbox=yes namespace missing: Dovecot refuses every login with this, and so does Sealmail']);
 });
 
 test('the server says the same at start: warnings by name and it runs; with lazy_expunge it refuses before any listener', async (t) => {

@@ -169,3 +169,18 @@ namespace archive {
 test('one Maildir++ tree, both servers (separator "/", an Archive/ namespace): each lists and opens what the other made', (t) => shared(t, SHARED));
 
 test('one LAYOUT=fs tree, both servers: each lists and opens what the other made, "a.b" included', (t) => shared(t, SHARED.replace('maildir:~/Archive', 'maildir:~/Archive:LAYOUT=fs'), 'maildir:%h/Maildir:LAYOUT=fs'));
+
+test('a namespace set Dovecot refuses (two inbox = yes): the session ends with Dovecot\'s BYE', async (t) => {
+  const conf = 'namespace a {\n  inbox = yes\n}\nnamespace b {\n  inbox = yes\n  prefix = B.\n}\n';
+  const port = await freePort();
+  const dv = setupDovecot(t, { start: true, protocols: 'imap', extraConf: `disable_plaintext_auth = no\nservice imap-login {\n  inet_listener imap {\n    port = ${port}\n  }\n}\n${conf}` });
+  if (!dv) return;
+  const seal = await startSealmail(t, { extraConf: conf });
+  const theirs = await lockstep(port, ['n1 NAMESPACE'], 'bad@example.org').catch((e: Error) => e.message);
+  const ours = await lockstep(seal.imapPort, ['n1 NAMESPACE'], 'bad@example.org').catch((e: Error) => e.message);
+  // Dovecot answers LOGIN OK before the mail user fails, Sealmail opens the store before its OK: both end the session the same way
+  for (const out of [theirs, ours]) {
+    assert.match(out, /\* BYE Internal error occurred\. Refer to server log for more information\.\r\n$/, out);
+    assert.doesNotMatch(out, /n1 OK/, out);
+  }
+});

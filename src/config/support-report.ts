@@ -8,9 +8,8 @@
  * - a mail storage driver other than Maildir, globally or in a namespace
  *   (fatal: Sealmail cannot read that mail at all);
  * - a protocol in `protocols` Sealmail does not serve (warning);
- * - namespace settings Sealmail ignores (a separator other than ".", a
- *   prefix, shared/public or extra private namespaces: warnings; a
- *   separator with LAYOUT=fs would hide folders: fatal).
+ * - shared and public namespaces (warning: their mailboxes are not
+ *   offered; private namespaces are served as Dovecot serves them).
  * Nothing Sealmail skips may be silent (the project's rule); anything that
  * would lose or hide mail stops the start.
  */
@@ -19,6 +18,7 @@ import { compatStatus } from './known-settings.js';
 import { pluginSupport } from './mail-plugin-support.js';
 import { splitPlugins } from './mail-plugins.js';
 import type { DovecotConfig } from './settings.js';
+import { namespaceConfigError } from './namespace-check.js';
 
 export interface Finding {
   level: 'warning' | 'fatal';
@@ -27,9 +27,6 @@ export interface Finding {
 
 /** The protocols Sealmail has services for. */
 export const SERVED_PROTOCOLS = new Set(['imap', 'pop3', 'lmtp', 'sieve']);
-
-/** `:LAYOUT=fs` in a mail location: its hierarchy separator is "/" unless a namespace sets one. */
-const isFsLayout = (location: string): boolean => /(^|:)LAYOUT=fs(:|$)/i.test(location);
 
 const at = (o: Origin): string => (o.line > 0 ? `${o.file} line ${o.line}` : o.file || 'command line');
 
@@ -61,34 +58,33 @@ export function supportFindings(config: DovecotConfig): Finding[] {
       }
     }
   }
-  const globalLocation = config.get('mail_location');
-  let privates = 0;
+  // namespaces Dovecot refuses every login with (mail-namespace.c namespaces_check): so does Sealmail
+  // an unset separator is the layout's: "." for Maildir++ (maildir's default), "/" for LAYOUT=fs and the other drivers' fs lists
+  const layoutSep = (loc: string) => {
+    if (/(^|:)LAYOUT=fs(:|$)/i.test(loc)) return '/';
+    if (/(^|:)LAYOUT=maildir\+\+(:|$)/i.test(loc)) return '.';
+    const driver = /^([a-z0-9]+):/.exec(loc.trim())?.[1] ?? 'maildir';
+    return driver === 'maildir' ? '.' : '/';
+  };
+  const privates = config.namespaces().filter((ns) => (ns.settings.type || 'private') === 'private' && ns.settings.disabled !== 'yes');
+  if (privates.length) {
+    const yes = (v: string | undefined) => v === 'yes';
+    const checked = privates.map((ns) => ({
+      prefix: ns.settings.prefix ?? '', sep: ns.settings.separator || layoutSep(ns.settings.location || config.get('mail_location') || ''),
+      inbox: yes(ns.settings.inbox), hidden: yes(ns.settings.hidden), subscriptions: yes(ns.settings.subscriptions),
+      list: (ns.settings.list === 'no' || ns.settings.list === 'children' ? ns.settings.list : 'yes') as 'yes' | 'no' | 'children',
+    }));
+    if (!checked.some((n) => n.prefix === '')) checked.push({ prefix: '', sep: '.', inbox: false, hidden: true, subscriptions: false, list: 'no' });
+    const error = namespaceConfigError(checked.sort((a, b) => a.prefix.length - b.prefix.length));
+    if (error) add('warning', `namespace configuration error: ${error}: Dovecot refuses every login with this, and so does Sealmail`);
+  }
   for (const ns of config.namespaces()) {
     const where = `namespace ${ns.name || '(unnamed)'}`;
     const location = ns.settings.location;
     if (location) checkDriver(location, `${where}: location`, add);
     const type = ns.settings.type || 'private';
-    if (type !== 'private') {
-      add('warning', `${where}: type = ${type} is not supported by Sealmail: its mailboxes are not offered`);
-      continue;
-    }
-    if (++privates > 1) add('warning', `${where}: Sealmail serves one private namespace (the inbox one): this one's mailboxes are not listed`);
-    // an unset separator is the layout's: "/" for LAYOUT=fs (Dovecot's fs mailbox list), "." for Maildir++
-    const fsLayout = isFsLayout(location || globalLocation);
-    const sep = ns.settings.separator || (fsLayout ? '/' : '.');
-    const shown = ns.settings.separator ? `separator = ${sep}` : `separator (unset: "${sep}")`;
-    if (sep !== '.') {
-      // with LAYOUT=fs the separator is part of what is on disk: a folder Dovecot made as "a.b" would be
-      // split in two levels, mail Sealmail could not show where the user left it
-      if (fsLayout) add('fatal', `${where}: ${shown} with LAYOUT=fs: Sealmail names folders with "." only, so folders Dovecot created with "." in their names would be hidden; it will not start on them (with no "." in any folder name, separator = . makes Dovecot show the same names)`);
-      else add('warning', `${where}: ${shown} is not supported by Sealmail: NAMESPACE and LIST use ".", so clients see Archive.2024 where Dovecot showed Archive${sep}2024 (and may download those folders again)`);
-    }
-    const prefix = ns.settings.prefix ?? '';
-    if (prefix !== '') add('warning', `${where}: prefix = ${prefix} is not supported by Sealmail: folders are listed without it, so clients that knew "${prefix}Sent" see "Sent" (and may download those folders again)`);
-  }
-  // no namespace at all: Dovecot makes one with the layout's separator
-  if (config.namespaces().length === 0 && isFsLayout(globalLocation)) {
-    add('fatal', 'namespace (none configured: Dovecot\'s default, separator "/") with LAYOUT=fs: Sealmail names folders with "." only, so folders Dovecot created with "." in their names would be hidden; it will not start on them (with no "." in any folder name, a namespace inbox { separator = . } makes Dovecot show the same names)');
+    // private namespaces (prefix, separator, list, hidden, subscriptions, location) are served as Dovecot does
+    if (type !== 'private') add('warning', `${where}: type = ${type} is not supported by Sealmail: its mailboxes are not offered`);
   }
   return out;
 }

@@ -315,6 +315,9 @@ export class Session {
   /** A mailbox name (or LIST pattern) from the client in the store's form. */
   mailboxIn(raw: string): string { return this.utf8Names ? utf8ToMutf7(raw) : raw; }
 
+  /** The inbox namespace's separator: `inbox<sep>child` is INBOX's child whatever the case of "inbox". */
+  get inboxSep(): string { return this.store?.sep ?? '.'; }
+
   /** A stored (mUTF-7) mailbox name in the form this client reads. */
   mailboxOut(name: string): string {
     if (!this.utf8Names) return name;

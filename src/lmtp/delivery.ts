@@ -26,6 +26,7 @@ import type { DovecotConfig } from '../config/settings.js';
 import { Logger } from '../log/logger.js';
 import { faultText } from '../util/fault.js';
 import type { Fields } from '../auth/databases.js';
+import { utf8ToMutf7 } from '../mailstore/api/mailbox-utf7.js';
 import { MailStoreError } from '../mailstore/errors.js';
 import type { SystemFlag } from '../mailstore/api/flags.js';
 import { MailAccessRefused, openMailUser, type OpenedMailUser } from '../mailuser/open-mail-user.js';
@@ -159,7 +160,8 @@ export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
       sieveCommit = outcome.commit;
       for (const a of outcome.actions) {
         if (a.type === 'keep') targets.push({ mailbox: detailBox, flags: a.flags ?? [], create: false });
-        else if (a.type === 'fileinto' && a.mailbox) targets.push({ mailbox: a.mailbox.replace(/\//g, '.'), flags: a.flags ?? [], create: a.create ?? false });
+        // the name as the script wrote it (UTF-8, the user's namespace separator: fileinto "Archive/2024" with separator = /), as Pigeonhole
+        else if (a.type === 'fileinto' && a.mailbox) targets.push({ mailbox: utf8ToMutf7(a.mailbox), flags: a.flags ?? [], create: a.create ?? false });
         else if (a.type === 'discard') discarded = true;
         else if (a.type === 'redirect' || a.type === 'vacation' || a.type === 'notify') outgoing.push(a);
         else log.info(`sieve: action ${a.type} is not carried out by Sealmail yet`);
@@ -181,7 +183,14 @@ export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
   try {
     for (const t of targets) {
       let box = t.mailbox;
-      if (box.toUpperCase() !== 'INBOX' && !(await store.exists(box))) {
+      // a name the store refuses (another separator, no such namespace): the message is kept in INBOX, as Pigeonhole does
+      const there = box.toUpperCase() === 'INBOX' || await store.exists(box).catch((e) => {
+        if (!(e instanceof MailStoreError) || e.code === 'IO') throw e;
+        log.info(`mailbox ${box}: ${e.code === 'NONAMESPACE' ? 'no such namespace' : e.message}: saving to INBOX`);
+        box = 'INBOX';
+        return true;
+      });
+      if (!there) {
         if (t.create || d.config.getBool('lda_mailbox_autocreate', { protocol: 'lmtp' })) await store.create(box);
         else { log.info(`mailbox ${box} doesn't exist: saving to INBOX`); box = 'INBOX'; }
       }

@@ -6,6 +6,7 @@
 
 export type MailStoreErrorCode =
   | 'NONEXISTENT'     // mailbox or message does not exist
+  | 'NONAMESPACE'     // the name is in no usable namespace (message: the inbox namespace's prefix)
   | 'ALREADYEXISTS'   // create/rename target exists
   | 'INVALIDNAME'     // mailbox name not allowed (Dovecot's mailbox_verify_name reason; cur/new/tmp in fs layout)
   | 'BADENCODING'     // mailbox name is not valid mUTF-7 (control characters, 8-bit bytes, broken &…-)

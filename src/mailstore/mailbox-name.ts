@@ -16,21 +16,30 @@ export const MAILBOX_LEVEL_MAX_LENGTH = 255;
 /** NAME_MAX: longer directory names do not exist on disk (ENAMETOOLONG), whatever the mailbox. */
 export const FS_NAME_MAX = 255;
 
-/** mailbox_verify_name's reason for refusing `name` (INBOX always passes), or null. */
-export function invalidNameReason(name: string, sep: string): string | null {
+/**
+ * mailbox_verify_name's reason for refusing `name` (INBOX always passes), or
+ * null. `sep` is the namespace's separator, `storageSep` the layout's
+ * (Maildir++ '.', fs '/'): with two different ones the layout's can't be in
+ * a name, it would become a hierarchy level on disk.
+ */
+export function invalidNameReason(name: string, sep: string, storageSep = '.'): string | null {
   if (name.toUpperCase() === 'INBOX') return null;
+  if (sep !== storageSep && name.includes(storageSep)) return `Character not allowed in mailbox name: '${storageSep}'`;
   if (name.startsWith(sep)) return 'Begins with hierarchy separator';
   if (name.includes(sep + sep)) return 'Has adjacent hierarchy separators';
   if (name.endsWith(sep)) return 'Ends with hierarchy separator';
   if (name === '') return 'Name is empty';
-  if (name.includes('/')) return "Name must not have '/' characters";
+  // on the storage name, whose levels are joined by the layout's separator
+  if (storageSep !== '/' && name.split(sep).some((l) => l.includes('/'))) return "Name must not have '/' characters";
   if (name.startsWith('~')) return "Begins with '~'";
   return null;
 }
 
 /** Throws Dovecot's INVALIDNAME error for a name mailbox_verify_name refuses. */
-export function verifyMailboxName(name: string, sep: string): void {
-  const why = invalidNameReason(name, sep);
+export function verifyMailboxName(name: string, sep: string, storageSep = '.'): void {
+  const why = invalidNameReason(name, sep, storageSep);
+  // that one is said without "Invalid mailbox name: " (mail-storage.c)
+  if (why?.startsWith('Character not allowed')) throw new MailStoreError('NOTPOSSIBLE', why);
   if (why) throw new MailStoreError('INVALIDNAME', why);
 }
 

@@ -15,6 +15,8 @@ import type { UserCrypt, CryptUser } from '../crypt/user-crypt.js';
 import { MailStore, type AutoMailbox } from './store.js';
 import type { CompressionSettings } from './compression/settings.js';
 import { parseTime } from '../config/values.js';
+import type { NamespaceConfig } from '../config/settings.js';
+import type { NamespaceOptions } from './namespaces.js';
 
 export interface MailUser {
   username: string;
@@ -23,7 +25,16 @@ export interface MailUser {
   uid?: string;
   gid?: string;
   fields: Fields;
+  /** The private namespaces, `location` expanded (empty: Dovecot's default one). */
+  namespaces?: NamespaceOptions[];
 }
+
+/** The private namespaces Sealmail serves (type = shared/public are refused or warned about at start). */
+export function privateNamespaces(config: DovecotConfig, protocol: string): NamespaceConfig[] {
+  return config.namespaces({ protocol }).filter((ns) => (ns.settings.type || 'private') === 'private' && ns.settings.disabled !== 'yes');
+}
+
+const yes = (v: string | undefined) => v === 'yes';
 
 export function resolveMailUser(config: DovecotConfig, username: string, fields: Fields, protocol: string): MailUser {
   const get = (k: string) => fields.find(([f]) => f === k)?.[1];
@@ -33,8 +44,14 @@ export function resolveMailUser(config: DovecotConfig, username: string, fields:
   const home = homeRaw ? expandVars(homeRaw, base) : undefined;
   const vars = { ...base, home, h: home };
   const loc = get('mail') ?? config.get('mail_location', { protocol });
+  const namespaces = privateNamespaces(config, protocol).map((ns): NamespaceOptions => ({
+    name: ns.name, prefix: expandVars(ns.settings.prefix ?? '', vars), separator: ns.settings.separator ?? '',
+    inbox: yes(ns.settings.inbox), hidden: yes(ns.settings.hidden), subscriptions: yes(ns.settings.subscriptions),
+    list: ns.settings.list === 'no' || ns.settings.list === 'children' ? ns.settings.list : 'yes',
+    location: ns.settings.location ? expandVars(ns.settings.location, vars) : '', order: Number(ns.settings.order || 0),
+  }));
   return {
-    username, home, mailLocation: expandVars(loc ?? '', vars),
+    username, home, mailLocation: expandVars(loc ?? '', vars), namespaces,
     uid: get('uid') ?? (config.get('mail_uid', { protocol }) || undefined),
     gid: get('gid') ?? (config.get('mail_gid', { protocol }) || undefined),
     fields,
@@ -70,11 +87,17 @@ export function mailAccessRefusal(config: DovecotConfig, user: MailUser, protoco
   return check('uid', user.uid) ?? check('gid', user.gid);
 }
 
-/** IMAP name → special-use flag from `namespace … { mailbox NAME { special_use = … } }`. */
+/** A `mailbox` section's name as clients see it: the namespace's prefix before it (mailbox_settings_find), INBOX as INBOX. */
+function mailboxVname(ns: NamespaceConfig, name: string): string {
+  if (ns.settings.inbox === 'yes' && name.toUpperCase() === 'INBOX') return 'INBOX';
+  return (ns.settings.prefix ?? '') + name;
+}
+
+/** Mailbox name → special-use flag from `namespace … { mailbox NAME { special_use = … } }`. */
 export function specialUseMap(config: DovecotConfig, protocol: string): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const ns of config.namespaces({ protocol })) {
-    for (const mb of ns.mailboxes) { const su = mb.settings.special_use; if (su) out[mb.name] = su.split(/\s+/)[0]; }
+  for (const ns of privateNamespaces(config, protocol)) {
+    for (const mb of ns.mailboxes) { const su = mb.settings.special_use; if (su) out[mailboxVname(ns, mb.name)] = su.split(/\s+/)[0]; }
   }
   return out;
 }
@@ -91,19 +114,20 @@ export interface MailboxConfig {
 /** `mailbox` sections of every namespace, in configuration order (Dovecot's order for listing auto mailboxes). */
 export function mailboxConfig(config: DovecotConfig, protocol: string): MailboxConfig {
   const out: Required<MailboxConfig> = { specialUse: specialUseMap(config, protocol), autoMailboxes: [], autoexpunge: [], tempScanIntervalMs: config.getTime('mail_temp_scan_interval', { protocol }) };
-  for (const ns of config.namespaces({ protocol })) {
+  for (const ns of privateNamespaces(config, protocol)) {
     for (const mb of ns.mailboxes) {
+      const name = mailboxVname(ns, mb.name);
       const auto = mb.settings.auto;
-      if (auto === 'create' || auto === 'subscribe') out.autoMailboxes.push({ name: mb.name, auto });
+      if (auto === 'create' || auto === 'subscribe') out.autoMailboxes.push({ name, auto });
       const ms = parseTime(mb.settings.autoexpunge ?? '0', false);
-      if (typeof ms === 'number' && ms > 0) out.autoexpunge.push({ name: mb.name, ms });
+      if (typeof ms === 'number' && ms > 0) out.autoexpunge.push({ name, ms });
     }
   }
   return out;
 }
 
 export function openUserStore(user: MailUser, crypt?: UserCrypt, mailboxes: MailboxConfig = {}, compression?: CompressionSettings): MailStore {
-  return new MailStore({ mailLocation: user.mailLocation, home: user.home, codec: crypt?.codec, cipher: crypt?.cipher, compression, ...mailboxes });
+  return new MailStore({ mailLocation: user.mailLocation, namespaces: user.namespaces, home: user.home, codec: crypt?.codec, cipher: crypt?.cipher, compression, ...mailboxes });
 }
 
 /** What the crypt layer needs to know about the user; mailbox GUIDs come from the store. */

@@ -172,8 +172,8 @@ export class ImapSieve implements ImapSieveHook {
     this.rules = parseImapSieveRules(plugin, (m) => log.warn(m));
     this.extensions = [...enabledExtensions(plugin)];
     this.pipe = pipeSettings(plugin);
-    const inbox = config.namespaces({ protocol: 'imap' }).find((n) => n.settings.inbox === 'yes');
-    this.sep = inbox?.settings.separator || '.';
+    // the mailbox's namespace separator (unset: the layout's, "/" for LAYOUT=fs): the store knows it
+    this.sep = store.sep;
   }
 
   /** The user's IMAPSieve, or null without `imap_sieve` in their mail_plugins or without rules. */

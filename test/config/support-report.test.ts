@@ -46,29 +46,30 @@ test('sealadm config -W: another storage driver is fatal, globally or in a names
     'Fatal: namespace archive: location = sdbox:~/archive: Sealmail stores mail only in Maildir, not sdbox; it will not start on mail it cannot read',
     `Warning: ${c} line 1: protocols: Sealmail has no submission service; no listener opens for it`,
     `Warning: ${c} line 3: ssl_verify_client_cert: not supported by Sealmail yet, the setting has no effect (see dovecot-compat.md)`,
-    'Warning: namespace archive: prefix = Archive/ is not supported by Sealmail: folders are listed without it, so clients that knew "Archive/Sent" see "Sent" (and may download those folders again)',
+    'Warning: namespace configuration error: inbox=yes namespace missing: Dovecot refuses every login with this, and so does Sealmail',
   ].sort());
 });
 
-test('sealadm config -W: namespace settings Sealmail ignores are named; a separator with LAYOUT=fs is fatal', (t) => {
-  const plain = findings(t, 'mail_location = maildir:~/Maildir\nnamespace inbox {\n  inbox = yes\n  separator = /\n  prefix = INBOX/\n}\nnamespace shared {\n  type = shared\n  prefix = shared/%%u/\n}\nnamespace archive {\n  prefix = Old/\n  location = maildir:~/old\n}\n');
+test('sealadm config -W: private namespaces (separator, prefix, several, LAYOUT=fs) say nothing; shared and public ones warn', (t) => {
+  const plain = findings(t, 'mail_location = maildir:~/Maildir\nnamespace inbox {\n  inbox = yes\n  separator = /\n  prefix = INBOX/\n}\nnamespace shared {\n  type = shared\n  prefix = shared/%%u/\n}\nnamespace pub {\n  type = public\n  prefix = Public/\n  location = maildir:/srv/public\n}\nnamespace archive {\n  prefix = Old/\n  separator = /\n  location = maildir:~/old\n}\n');
   assert.equal(plain.status, 0, plain.lines.join('\n'));
   assert.deepEqual(plain.lines, [
-    'Warning: namespace inbox: separator = / is not supported by Sealmail: NAMESPACE and LIST use ".", so clients see Archive.2024 where Dovecot showed Archive/2024 (and may download those folders again)',
-    'Warning: namespace inbox: prefix = INBOX/ is not supported by Sealmail: folders are listed without it, so clients that knew "INBOX/Sent" see "Sent" (and may download those folders again)',
     'Warning: namespace shared: type = shared is not supported by Sealmail: its mailboxes are not offered',
-    'Warning: namespace archive: Sealmail serves one private namespace (the inbox one): this one\'s mailboxes are not listed',
-    'Warning: namespace archive: prefix = Old/ is not supported by Sealmail: folders are listed without it, so clients that knew "Old/Sent" see "Sent" (and may download those folders again)',
+    'Warning: namespace pub: type = public is not supported by Sealmail: its mailboxes are not offered',
   ]);
-  const fs = findings(t, 'mail_location = maildir:~/Maildir:LAYOUT=fs\nnamespace inbox {\n  inbox = yes\n  separator = /\n}\n');
-  assert.equal(fs.status, 89);
-  assert.deepEqual(fs.lines, ['Fatal: namespace inbox: separator = / with LAYOUT=fs: Sealmail names folders with "." only, so folders Dovecot created with "." in their names would be hidden; it will not start on them (with no "." in any folder name, separator = . makes Dovecot show the same names)']);
-  // unset, LAYOUT=fs's own separator is "/" (Dovecot's fs mailbox list)
-  assert.equal(findings(t, 'mail_location = maildir:~/Maildir:LAYOUT=fs\nnamespace inbox {\n  inbox = yes\n}\n').status, 89);
-  assert.equal(findings(t, 'mail_location = maildir:~/Maildir:LAYOUT=fs\n').status, 89);
+  // LAYOUT=fs with its own separator "/" (unset or set), or with ".", is served as Dovecot serves it
+  assert.deepEqual(findings(t, 'mail_location = maildir:~/Maildir:LAYOUT=fs\nnamespace inbox {\n  inbox = yes\n  separator = /\n}\n').lines, []);
+  assert.deepEqual(findings(t, 'mail_location = maildir:~/Maildir:LAYOUT=fs\n').lines, []);
   assert.deepEqual(findings(t, 'mail_location = maildir:~/Maildir:LAYOUT=fs\nnamespace inbox {\n  inbox = yes\n  separator = .\n}\n').lines, []);
   // ISPmail's namespace (separator ".", no prefix) says nothing
   assert.deepEqual(findings(t, 'mail_location = maildir:~/Maildir\nnamespace inbox {\n  inbox = yes\n  separator = .\n}\n').lines, []);
+  // a set Dovecot refuses every login with (namespaces_check) is said, with Dovecot's text
+  assert.deepEqual(findings(t, 'mail_location = maildir:~/Maildir\nnamespace inbox {\n  inbox = yes\n  separator = /\n}\nnamespace archive {\n  prefix = Old/\n  location = maildir:~/old\n}\n').lines,
+    ['Warning: namespace configuration error: list=yes requires prefix=Old/ to end with separator .: Dovecot refuses every login with this, and so does Sealmail']);
+  assert.deepEqual(findings(t, 'mail_location = maildir:~/Maildir\nnamespace a {\n  inbox = yes\n}\nnamespace b {\n  inbox = yes\n  prefix = B.\n}\n').lines,
+    ['Warning: namespace configuration error: There can be only one namespace with inbox=yes: Dovecot refuses every login with this, and so does Sealmail']);
+  assert.deepEqual(findings(t, 'mail_location = maildir:~/Maildir\nnamespace a {\n  prefix = A.\n}\n').lines,
+    ['Warning: namespace configuration error: inbox=yes namespace missing: Dovecot refuses every login with this, and so does Sealmail']);
 });
 
 test('the server says the same at start: warnings by name and it runs; with lazy_expunge it refuses before any listener', async (t) => {

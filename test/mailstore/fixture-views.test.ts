@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MailStore } from '../../src/mailstore/store.js';
+import { DEFAULT_NAMESPACE } from '../../src/mailstore/namespaces.js';
 import { tempDir } from '../helpers/tmp.js';
 import { fixtureViews, imapDate, ISPMAIL_SPECIAL_USE, materialiseCase } from './maildir-fixture.js';
 
@@ -26,10 +27,11 @@ for (const [name, view] of Object.entries(fixtureViews())) {
   test(`fixture ${name}: Sealmail reports Dovecot's view`, async (t) => {
     const home = materialiseCase(name, tempDir(t));
     const warnings: string[] = [];
-    const store = new MailStore({ mailLocation: LOCATIONS[name], home, specialUse: ISPMAIL_SPECIAL_USE, warn: (m) => warnings.push(m) });
-
-    assert.deepEqual((await store.list()).sort(byName), [...view.list_extended].sort(byName), 'LIST RETURN (SPECIAL-USE SUBSCRIBED CHILDREN)');
-    assert.deepEqual((await store.list(true)).sort(byName), [...view.list_plain].sort(byName), 'plain LIST');
+    // the fixtures were made with ISPmail's namespace: separator "." (LAYOUT=fs too)
+    const store = new MailStore({ mailLocation: LOCATIONS[name], home, namespaces: [{ ...DEFAULT_NAMESPACE, separator: '.' }], specialUse: ISPMAIL_SPECIAL_USE, warn: (m) => warnings.push(m) });
+    const plain = (l: { name: string; flags: string[] }[]) => l.map(({ name, flags }) => ({ name, flags })).sort(byName);
+    assert.deepEqual(plain(await store.list()), [...view.list_extended].sort(byName), 'LIST RETURN (SPECIAL-USE SUBSCRIBED CHILDREN)');
+    assert.deepEqual(plain(await store.list(true)), [...view.list_plain].sort(byName), 'plain LIST');
     assert.deepEqual((await store.lsub()).map((e) => `* LSUB (${e.flags.join(' ')}) "." ${quote(e.name)}`), view.lsub, 'LSUB');
 
     for (const mb of view.mailboxes) {

@@ -124,12 +124,13 @@ test('create/rename/delete: Maildir++ outcome like Dovecot (children move, subsc
 });
 
 test('fs layout: create makes nested dirs without maildirfolder; cur/new/tmp names refused', async (t) => {
+  // no namespace configured: Dovecot's default one, with LAYOUT=fs's own separator "/"
   const { home, store } = await freshStore(t, 'maildir:~/Maildir:LAYOUT=fs');
-  await store.create('Archive.2024');
+  await store.create('Archive/2024');
   assert.ok(existsSync(join(home, 'Maildir', 'Archive', '2024', 'cur')));
   assert.ok(!existsSync(join(home, 'Maildir', 'Archive', '2024', 'maildirfolder')));
   assert.deepEqual((await store.list()).find((e) => e.name === 'Archive')?.flags, ['\\Noselect', '\\HasChildren']);
-  await assert.rejects(store.create('x.cur'), (e: unknown) => e instanceof MailStoreError && e.code === 'INVALIDNAME');
+  await assert.rejects(store.create('x/cur'), (e: unknown) => e instanceof MailStoreError && e.code === 'INVALIDNAME');
 });
 
 test('garbage dovecot-uidlist is repaired keeping every UID that can be kept (Dovecot would renumber all)', async (t) => {

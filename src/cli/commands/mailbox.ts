@@ -114,7 +114,7 @@ export const mailboxListCommand: CliCommand = {
     p.header({ key: 'mailbox', hideTitle: true });
     try {
       const names = opts.has('s') ? await store.subscriptions() : (await store.list()).map((e) => e.name);
-      const match = masks(rest);
+      const match = masks(rest, store.listSep);
       for (const n of names) if (match(mutf7ToUtf8(n))) p.value(mutf7ToUtf8(n));
     } catch (e) { storeError(e); }
     p.flush();
@@ -126,9 +126,9 @@ export const mailboxListCommand: CliCommand = {
  * doveadm's mailbox masks (doveadm-mail-mailbox.c): LIST patterns over the
  * UTF-8 names, `*` and `%` as wildcards, any of them matching; none = all.
  */
-function masks(args: string[]): (name: string) => boolean {
+function masks(args: string[], sep: string): (name: string) => boolean {
   if (!args.length) return () => true;
-  const m = imapPatterns(args, '.');
+  const m = imapPatterns(args, sep);
   return (name) => m.test(name);
 }
 
@@ -161,10 +161,11 @@ export const mailboxStatusCommand: CliCommand = {
     for (const f of fields) p.header(f);
     const sums = { messages: 0, recent: 0, unseen: 0, vsize: 0 };
     try {
-      const match = masks(rest.slice(1));
+      const match = masks(rest.slice(1), store.listSep);
       for (const entry of await store.list()) {
         const name = mutf7ToUtf8(entry.name);
-        if (!match(name)) continue;
+        // a parent or namespace prefix that is no mailbox has no status (doveadm skips \\Noselect and \\NonExistent)
+        if (!match(name) || entry.flags.includes('\\Noselect') || entry.flags.includes('\\NonExistent')) continue;
         const f = await store.open(entry.name);
         await f.sync();
         const st = await store.status(entry.name);

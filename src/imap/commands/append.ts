@@ -79,7 +79,7 @@ type Result = { ok: true; uid: number; uidValidity: number; mailbox: string } | 
 
 /** The mailbox an APPEND literal goes to (MULTIAPPEND: every message names the first argument's). */
 function appendMailbox(s: Session, args: readonly ImapArg[]): string {
-  return inboxCased(s.mailboxIn(astring(args[0]) ?? ''));
+  return inboxCased(s.mailboxIn(astring(args[0]) ?? ''), s.inboxSep);
 }
 
 /** Saving into the mailbox selected read-write: the session takes the new messages' \Recent itself (Dovecot). */
@@ -393,7 +393,7 @@ export const appendCommands: Record<string, Command> = {
         else if (e instanceof QuotaExceeded && s.quota) await ctx.no(s.quota.exceededMessage(), { name: 'OVERQUOTA' });
         else if (e instanceof MailStoreError && e.code === 'NOSPACE') await ctx.no('Not enough disk space', { name: 'OVERQUOTA' });
         // a refused name answers as for any other command (Dovecot's mailbox_verify_name texts)
-        else if (e instanceof MailStoreError && (e.code === 'INVALIDNAME' || e.code === 'BADENCODING')) await replyError(ctx, e);
+        else if (e instanceof MailStoreError && (e.code === 'INVALIDNAME' || e.code === 'BADENCODING' || e.code === 'NONAMESPACE' || e.code === 'NOTPOSSIBLE')) await replyError(ctx, e);
         else { s.log.error(`APPEND failed: ${(e as Error).message}`); await ctx.no('Internal error occurred. Refer to server log for more information.', { name: 'SERVERBUG' }); }
         return;
       }

@@ -26,18 +26,18 @@ export function needAstring(a: ImapArg | undefined): string {
 }
 
 /** How a session reads mailbox names: as UTF-8 after ENABLE UTF8=ACCEPT (RFC 6855), else as sent (mUTF-7). */
-export interface MailboxNames { mailboxIn(raw: string): string }
+export interface MailboxNames { mailboxIn(raw: string): string; readonly inboxSep?: string }
 
 /** A mailbox argument: INBOX in any case means INBOX. */
 export function mailboxArg(a: ImapArg | undefined, names?: MailboxNames): string {
   const raw = needAstring(a);
   const s = names ? names.mailboxIn(raw) : raw;
-  return inboxCased(s);
+  return inboxCased(s, names?.inboxSep);
 }
 
-/** INBOX, and the INBOX of `inbox.child`, in capitals as Dovecot names them (client_find_namespace_full). */
-export function inboxCased(s: string): string {
-  return s.length >= 5 && s.slice(0, 5).toUpperCase() === 'INBOX' && (s.length === 5 || s[5] === '.') ? 'INBOX' + s.slice(5) : s;
+/** INBOX, and the INBOX of `inbox.child` (the inbox namespace's separator), in capitals as Dovecot names them (client_find_namespace_full). */
+export function inboxCased(s: string, sep = '.'): string {
+  return s.length >= 5 && s.slice(0, 5).toUpperCase() === 'INBOX' && (s.length === 5 || s[5] === sep) ? 'INBOX' + s.slice(5) : s;
 }
 
 export function flagList(a: ImapArg | undefined): string[] {

@@ -29,6 +29,8 @@ export async function replyError(ctx: CommandContext, e: unknown, mailbox?: stri
       if (ctx.name === 'CREATE') { await ctx.no('Not found'); return; }
       await ctx.no(`Mailbox doesn't exist: ${displayName(mailbox ?? '')}`, ['SELECT', 'EXAMINE', 'STATUS', 'SUBSCRIBE'].includes(ctx.name) ? undefined : { name: 'NONEXISTENT' });
       return;
+    // client_find_namespace_full: the name fell in Dovecot's autocreated prefix="" namespace
+    case 'NONAMESPACE': await ctx.no(`Client tried to access nonexistent namespace. (Mailbox name should probably be prefixed with: ${e.message})`); return;
     case 'INVALIDNAME': await ctx.no(`Invalid mailbox name: ${e.message}`, { name: 'CANNOT' }); return;
     case 'BADENCODING': await ctx.no('Mailbox name is not valid mUTF-7'); return;
     case 'ALREADYEXISTS': await ctx.no('Mailbox already exists', { name: 'ALREADYEXISTS' }); return;

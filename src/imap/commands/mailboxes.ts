@@ -3,7 +3,9 @@
  * LIST-STATUS; RFC 6154 special-use; RFC 3348 CHILDREN; RFC 8438
  * STATUS=SIZE): LIST, LSUB, CREATE, DELETE, RENAME,
  * SUBSCRIBE, UNSUBSCRIBE, STATUS — on the store's Dovecot-compatible
- * folder operations, in Dovecot's LIST order, with "." as separator.
+ * folder operations, in Dovecot's LIST order, each name with its
+ * namespace's separator (the store knows the namespaces; a namespace with
+ * `list = no` shows only to patterns that begin with its prefix).
  */
 import { atom, astr, list, num, str, type ImapValue } from '../wire/encoder.js';
 import { AUTHED, type Command, type CommandContext } from './types.js';
@@ -11,8 +13,8 @@ import { ArgError, astring, mailboxArg, needAstring } from './args.js';
 import type { ImapArg } from '../wire/parser.js';
 import { replyError } from './errors.js';
 import { imapPatterns } from '../../util/wildcard.js';
+import type { FolderInfo } from '../../mailstore/store.js';
 
-const SEP = '.';
 /** Dovecot's STATUS item order. */
 const STATUS_ORDER = ['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'HIGHESTMODSEQ', 'SIZE'];
 
@@ -84,7 +86,7 @@ function parseList(args: ImapArg[]): { ref: string; patterns: string[]; o: ListO
   return { ref, patterns, o };
 }
 
-interface ListLine { name: string; flags: string[]; childInfo: boolean; status: boolean }
+interface ListLine { name: string; sep: string; flags: string[]; childInfo: boolean; status: boolean }
 
 /**
  * LIST and LSUB with LIST-EXTENDED (RFC 5258): selection SUBSCRIBED
@@ -105,29 +107,34 @@ async function listCmd(ctx: CommandContext, lsub: boolean): Promise<void> {
     const patterns = parsed.patterns.map((p) => s.mailboxIn(p));
     if (lsub) { o.selSubscribed = true; o.ext = false; o.retChildren = false; }
     const word = lsub ? 'LSUB' : 'LIST';
+    const SEP = s.store!.listSep;
     if (!lsub && !o.ext && patterns[0] === '') {
       await s.untagged([atom('LIST'), list([atom('\\Noselect')]), str(SEP), str('')]);
       await ctx.ok('List completed');
       return;
     }
     // linear-time matching: a client's pattern never backtracks against a long name
-    const glob = imapPatterns(patterns.filter((p) => p !== '').map((p) => ref + p), SEP);
+    const full = patterns.filter((p) => p !== '').map((p) => ref + p);
+    const glob = imapPatterns(full, SEP);
     const matches = (name: string) => glob.test(name);
+    // a list = no namespace's folders show only when a pattern names its prefix
+    const asked = (f: Pick<FolderInfo, 'nsListed' | 'nsPrefix'>) => f.nsListed || full.some((p) => p.startsWith(f.nsPrefix));
     const showSpecial = lsub || !o.ext || o.retSpecialUse || o.selSpecialUse;
-    const infos = await s.store!.listInfo();
+    const infos = (await s.store!.listInfo()).filter(asked);
     const byName = new Map(infos.map((f) => [f.name, f]));
-    const subs = o.retSubscribed || o.selSubscribed ? await s.store!.subscriptions() : [];
+    const subs = o.retSubscribed || o.selSubscribed ? (await s.store!.subscriptions()).filter((n) => asked(s.store!.listingOf(n))) : [];
+    const sepOf = (name: string) => s.store!.separatorOf(name);
     const subscribed = new Set(subs);
     /** `parentOnly`: listed only for a subscribed child (RECURSIVEMATCH / LSUB %); `childInfo`: a subscribed child exists. */
     const lineFor = (name: string, parentOnly: boolean, childInfo: boolean): ListLine => {
-      const f = byName.get(name) ?? { name, exists: false, noselect: false, hasChildren: false };
+      const f: Partial<FolderInfo> & { exists: boolean; noselect: boolean; hasChildren: boolean } = byName.get(name) ?? { name, exists: false, noselect: false, hasChildren: false };
       const flags: string[] = [];
       if (o.retSubscribed && !lsub && subscribed.has(name)) flags.push('\\Subscribed');
       if (lsub && parentOnly) flags.push('\\Noselect');
       else if (!f.exists && !lsub) flags.push(f.noselect || !o.ext ? '\\Noselect' : '\\NonExistent');
       if (o.retChildren) flags.push(f.hasChildren ? '\\HasChildren' : '\\HasNoChildren');
       if (showSpecial && f.specialUse && f.exists) flags.push(f.specialUse);
-      return { name, flags, childInfo: childInfo && !lsub, status: f.exists && !f.noselect && !parentOnly };
+      return { name, sep: f.sep ?? sepOf(name), flags, childInfo: childInfo && !lsub, status: f.exists && !f.noselect && !parentOnly };
     };
     const out: ListLine[] = [];
     if (o.selSubscribed) {
@@ -164,7 +171,7 @@ async function listCmd(ctx: CommandContext, lsub: boolean): Promise<void> {
       }
     }
     for (const l of out) {
-      const v: ImapValue[] = [atom(word), list(l.flags.map(atom)), str(SEP), astr(s.mailboxOut(l.name))];
+      const v: ImapValue[] = [atom(word), list(l.flags.map(atom)), str(l.sep), astr(s.mailboxOut(l.name))];
       if (l.childInfo) v.push(list([atom('CHILDINFO'), list([str('SUBSCRIBED')])]));
       await s.untagged(v);
       if (o.status && l.status) await s.untagged(await statusResponse(ctx, l.name, o.status));
@@ -206,8 +213,11 @@ export const mailboxCommands: Record<string, Command> = {
     async run(ctx) {
       let name = '';
       try {
-        name = mailboxArg(ctx.args[0], ctx.session).replace(/\.$/, '');
-        await ctx.session.store!.create(name);
+        name = mailboxArg(ctx.args[0], ctx.session);
+        // a trailing separator says the mailbox will have children (RFC 3501 CREATE): LAYOUT=fs makes just a directory
+        const directory = name.endsWith(ctx.session.store!.separatorOf(name));
+        if (directory) name = name.slice(0, -1);
+        await ctx.session.store!.create(name, directory);
         await ctx.ok('Create completed');
       } catch (e) { await replyError(ctx, e, name); }
     },
@@ -218,6 +228,8 @@ export const mailboxCommands: Record<string, Command> = {
       let name = '';
       try {
         name = mailboxArg(ctx.args[0], ctx.session);
+        // cmd-delete.c refuses any INBOX itself, before the storage is asked
+        if (name === 'INBOX') { await ctx.no("INBOX can't be deleted"); return; }
         if (ctx.session.selected?.name === name) { await ctx.no('Can\'t delete selected mailbox', { name: 'CANNOT' }); return; }
         await ctx.session.store!.delete(name);
         await ctx.ok('Delete completed');
@@ -230,7 +242,11 @@ export const mailboxCommands: Record<string, Command> = {
       let from = '';
       try {
         from = mailboxArg(ctx.args[0], ctx.session);
-        await ctx.session.store!.rename(from, mailboxArg(ctx.args[1], ctx.session));
+        const to = mailboxArg(ctx.args[1], ctx.session);
+        const store = ctx.session.store!;
+        // cmd-rename.c: box -> box/child within a namespace is refused before the storage is asked
+        if (store.sameNamespace(from, to) && to.startsWith(from + store.separatorOf(from))) { await ctx.no("Can't rename mailbox under its own child"); return; }
+        await store.rename(from, to);
         await ctx.ok('Rename completed');
       } catch (e) { await replyError(ctx, e, from); }
     },

@@ -52,7 +52,7 @@ function selectParams(a: ImapArg, qresyncOn: boolean): { condstore: boolean; qre
 async function selectedListLine(s: CommandContext['session'], name: string, given: ImapArg | undefined): Promise<ImapValue[]> {
   const info = (await s.store!.listInfo()).find((f) => f.name === name);
   const flags = [info?.hasChildren ? '\\HasChildren' : '\\HasNoChildren', ...(info?.specialUse ? [info.specialUse] : [])];
-  return [atom('LIST'), list(flags.map(atom)), str('.'), str((given ? astring(given) : null) ?? name)];
+  return [atom('LIST'), list(flags.map(atom)), str(info?.sep ?? s.store!.separatorOf(name)), str((given ? astring(given) : null) ?? name)];
 }
 
 async function select(ctx: CommandContext, readOnly: boolean): Promise<void> {

@@ -66,8 +66,12 @@ export const sessionCommands: Record<string, Command> = {
   NAMESPACE: {
     states: AUTHED,
     async run(ctx) {
-      // Sealmail's store has one private namespace with "." as separator (Maildir++)
-      await ctx.session.untagged([atom('NAMESPACE'), list([list([str(''), str('.')])]), NIL, NIL]);
+      // the personal namespaces that are not hidden (cmd-namespace.c); shared and public ones are not served
+      // written as Dovecot writes it: no space between the namespaces' lists
+      const own = ctx.session.store!.visibleNamespaces();
+      const q = (v: string) => `"${v.replace(/[\\"]/g, (c) => '\\' + c)}"`;
+      const personal = own.length ? atom(`(${own.map((n) => `(${q(ctx.session.mailboxOut(n.prefix))} ${q(n.sep)})`).join('')})`) : NIL;
+      await ctx.session.untagged([atom('NAMESPACE'), personal, NIL, NIL]);
       await ctx.ok('Namespace completed');
     },
   },

@@ -2,7 +2,8 @@
  * The folder tree of one Maildir root in Dovecot's two layouts:
  * Maildir++ (`.<name>` directories with '.' between levels, INBOX = root)
  * and LAYOUT=fs (nested directories, no leading dot). Maps IMAP names
- * (mUTF-7, separator '.') to directories and back, with `:UTF-8` storing raw
+ * (mUTF-7, levels joined by the namespace's separator `loc.sep`; the
+ * namespace prefix is already off) to directories and back, with `:UTF-8` storing raw
  * UTF-8 on disk. Listing derives the tree from directories only (spec §6):
  * missing Maildir++ parents are \NonExistent, fs directories without cur/
  * are \Noselect.
@@ -14,10 +15,8 @@ import type { MaildirLocation } from './location.js';
 import { mutf7ToUtf8, utf8ToMutf7, Mutf7Error } from '../api/mailbox-utf7.js';
 import { verifyMailboxName } from '../mailbox-name.js';
 
-export const IMAP_SEP = '.';
-
 export interface FolderEntry {
-  /** IMAP name (mUTF-7, '.' separated). */
+  /** IMAP name (mUTF-7, `loc.sep` separated, without the namespace prefix). */
   name: string;
   /** Exists as a mailbox (selectable). */
   exists: boolean;
@@ -31,14 +30,14 @@ export interface FolderEntry {
  * the encoding (control characters and 8-bit bytes are not mUTF-7), then
  * Dovecot's mailbox_verify_name rules (mailbox-name.ts).
  */
-export function splitImapName(name: string): string[] {
+export function splitImapName(loc: MaildirLocation, name: string): string[] {
   if (name.toUpperCase() === 'INBOX') return ['INBOX'];
   try { mutf7ToUtf8(name); } catch (e) {
     if (e instanceof Mutf7Error) throw new MailStoreError('BADENCODING', `mailbox name "${name}" is not valid mUTF-7`);
     throw e;
   }
-  verifyMailboxName(name, IMAP_SEP);
-  return name.split(IMAP_SEP);
+  verifyMailboxName(name, loc.sep, loc.storageSep);
+  return name.split(loc.sep);
 }
 
 export function isInbox(name: string): boolean {
@@ -57,19 +56,21 @@ function levelFromDisk(loc: MaildirLocation, level: string): string | null {
 /** Storage levels of a folder (what subscriptions store). */
 export function storageLevels(loc: MaildirLocation, name: string): string[] {
   if (isInbox(name)) return ['INBOX'];
-  return splitImapName(name).map((l) => levelToDisk(loc, l));
+  if (name === '') return [];
+  return splitImapName(loc, name).map((l) => levelToDisk(loc, l));
 }
 export function imapNameFromStorage(loc: MaildirLocation, levels: string[]): string | null {
   if (levels.length === 1 && levels[0].toUpperCase() === 'INBOX') return 'INBOX';
   const out: string[] = [];
   for (const l of levels) { const v = levelFromDisk(loc, l); if (v === null) return null; out.push(v); }
-  return out.join(IMAP_SEP);
+  return out.join(loc.sep);
 }
 
-/** Directory of a folder. */
+/** Directory of a folder ('': the root of a namespace with a prefix, a mailbox of its own once it has cur/). */
 export function folderDir(loc: MaildirLocation, name: string): string {
   if (isInbox(name)) return loc.inbox;
-  const levels = splitImapName(name).map((l) => levelToDisk(loc, l));
+  if (name === '') return loc.root;
+  const levels = splitImapName(loc, name).map((l) => levelToDisk(loc, l));
   if (loc.layout === 'fs') {
     if (levels.some((l) => l === 'cur' || l === 'new' || l === 'tmp')) throw new MailStoreError('INVALIDNAME', 'Contains reserved name');
     return join(loc.root, ...levels);
@@ -116,18 +117,21 @@ export async function listFolders(loc: MaildirLocation): Promise<FolderEntry[]> 
   if (loc.layout === 'maildir++') {
     for (const d of await readdirDirs(loc.root)) {
       if (!d.startsWith('.') || d.startsWith('..') || d === '.') continue;
-      const name = imapNameFromStorage(loc, d.slice(1).split('.'));
-      if (name === null || name === 'INBOX' || d.slice(1).split('.').some((l) => l === '')) continue;
+      const levels = d.slice(1).split('.');
+      const name = imapNameFromStorage(loc, levels);
+      // a level with the namespace's separator in it can't be named (Dovecot lists it, but no client could open it)
+      if (name === null || name === 'INBOX' || levels.some((l) => l === '' || (loc.sep !== '.' && l.includes(loc.sep)))) continue;
       found.set(name, { exists: true, noselect: false, born: await bornKey(join(loc.root, d)), seen: seen++ });
     }
   } else {
     const walk = async (dir: string, prefix: string[]) => {
       for (const d of await readdirDirs(dir)) {
-        if (d.startsWith('.') || ((d === 'cur' || d === 'new' || d === 'tmp'))) continue;
+        // a leading dot is an ordinary character of an fs layout name (Dovecot lists .hidden)
+        if (d === 'cur' || d === 'new' || d === 'tmp') continue;
         const lvl = levelFromDisk(loc, d);
-        if (lvl === null || lvl.includes(IMAP_SEP)) continue;
+        if (lvl === null || lvl.includes(loc.sep)) continue;
         const levels = [...prefix, lvl];
-        const name = levels.join(IMAP_SEP);
+        const name = levels.join(loc.sep);
         if (name.toUpperCase() === 'INBOX') continue;
         const sel = await isDir(join(dir, d, 'cur'));
         found.set(name, { exists: sel, noselect: !sel, born: await bornKey(join(dir, d)), seen: seen++ });
@@ -139,7 +143,7 @@ export async function listFolders(loc: MaildirLocation): Promise<FolderEntry[]> 
   const children = new Map<string, string[]>([['', []]]);
   const place = (name: string): void => {
     if (children.has(name)) return;
-    const i = name.lastIndexOf(IMAP_SEP);
+    const i = name.lastIndexOf(loc.sep);
     const parent = i < 0 ? '' : name.slice(0, i);
     if (parent && !found.has(parent)) found.set(parent, { exists: false, noselect: false, born: null, seen: -1 });
     place(parent);
@@ -187,5 +191,6 @@ export async function listFolders(loc: MaildirLocation): Promise<FolderEntry[]> 
 export async function folderExists(loc: MaildirLocation, name: string): Promise<boolean> {
   const dir = folderDir(loc, name);
   if (isInbox(name)) return true;
+  if (name === '') return isDir(join(dir, 'cur'));
   return loc.layout === 'fs' ? isDir(join(dir, 'cur')) : isDir(dir);
 }

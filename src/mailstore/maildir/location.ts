@@ -23,6 +23,12 @@ export interface MaildirLocation {
   control?: string;
   /** Hierarchy separator inside storage names (Maildir++ '.', fs '/'). */
   storageSep: string;
+  /**
+   * The namespace's separator, the one clients see (`namespace { separator }`;
+   * unset: the layout's own, as Dovecot's mail_namespace_get_sep). Folder
+   * names the store is given and gives back use it.
+   */
+  sep: string;
 }
 
 function expandHome(p: string, home: string | undefined, what: string): string {
@@ -37,7 +43,8 @@ function expandHome(p: string, home: string | undefined, what: string): string {
   return p;
 }
 
-export function parseMailLocation(location: string, home?: string): MaildirLocation {
+/** `separator`: the namespace's, '' for the layout's own. */
+export function parseMailLocation(location: string, home?: string, separator = ''): MaildirLocation {
   let rest = location.trim();
   const m = /^([a-z0-9]+):/.exec(rest);
   if (m) {
@@ -59,7 +66,7 @@ export function parseMailLocation(location: string, home?: string): MaildirLocat
   const rootRaw = parts.shift() ?? '';
   if (rootRaw === '') throw new MailStoreError('IO', `mail_location "${location}": missing the Maildir path`);
   const root = expandHome(rootRaw, home, 'path');
-  const loc: MaildirLocation = { root, layout: 'maildir++', utf8: false, inbox: root, storageSep: '.' };
+  const loc: MaildirLocation = { root, layout: 'maildir++', utf8: false, inbox: root, storageSep: '.', sep: '.' };
   for (const p of parts) {
     if (p === '') continue;
     const eq = p.indexOf('=');
@@ -82,5 +89,6 @@ export function parseMailLocation(location: string, home?: string): MaildirLocat
         throw new MailStoreError('NOTPOSSIBLE', `mail_location "${location}": unknown parameter ${key}`);
     }
   }
+  loc.sep = separator || loc.storageSep;
   return loc;
 }

@@ -17,6 +17,14 @@ async function tokens(dir: string): Promise<number[]> {
   return names.filter((n) => /^dovecot-uidvalidity\.[0-9a-f]{8}$/.test(n)).map((n) => parseInt(n.slice(20), 16));
 }
 
+let lastSeed = 0;
+/** mailbox_uidvalidity_next_fallback: the clock, but never the same value twice in one process. */
+function freshSeed(): number {
+  const now = Math.floor(Date.now() / 1000);
+  lastSeed = lastSeed < now ? now : lastSeed + 1;
+  return lastSeed;
+}
+
 export async function nextUidValidity(dir: string): Promise<number> {
   const file = join(dir, 'dovecot-uidvalidity');
   let cur = NaN;
@@ -30,8 +38,9 @@ export async function nextUidValidity(dir: string): Promise<number> {
       cur = ts[ts.length - 1];
       for (const t of ts.slice(0, -1)) await fsp.unlink(join(dir, `dovecot-uidvalidity.${hex(t)}`)).catch(() => {});
     } else {
-      // fresh root: seed from the clock, minus one so the first handed out is "now"
-      cur = Math.floor(Date.now() / 1000) - 1;
+      // fresh root: seed from the clock, minus one so the first handed out is "now" (or one more than
+      // the last fresh root's of this process within the same second, as Dovecot's fallback counter)
+      cur = freshSeed() - 1;
       try { await fsp.writeFile(join(dir, `dovecot-uidvalidity.${hex(cur)}`), '', { mode: 0o444, flag: 'wx' }); } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError('creating UIDVALIDITY token', dir, e);
       }

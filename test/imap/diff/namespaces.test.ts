@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { connect as netConnect } from 'node:net';
 import { setupDovecot } from '../../helpers/dovecot.js';
 import { sealadmJs } from '../../helpers/paths.js';
 import { lockstep } from '../../helpers/imap-lockstep.js';
@@ -170,17 +171,34 @@ test('one Maildir++ tree, both servers (separator "/", an Archive/ namespace): e
 
 test('one LAYOUT=fs tree, both servers: each lists and opens what the other made, "a.b" included', (t) => shared(t, SHARED.replace('maildir:~/Archive', 'maildir:~/Archive:LAYOUT=fs'), 'maildir:%h/Maildir:LAYOUT=fs'));
 
+/** Everything the server says to a LOGIN until it closes the connection (bounded). */
+function loginUntilClosed(port: number, user: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = netConnect(port, '127.0.0.1');
+    let buf = '';
+    let sent = false;
+    const timer = setTimeout(() => { sock.destroy(); reject(new Error(`connection not closed; got ${JSON.stringify(buf)}`)); }, 30_000);
+    sock.on('data', (d) => {
+      buf += d.toString('latin1');
+      if (!sent && buf.includes('\r\n')) { sent = true; sock.write(`a LOGIN ${user} pass\r\n`); }
+    });
+    sock.on('error', () => undefined);
+    sock.on('close', () => { clearTimeout(timer); resolve(buf); });
+  });
+}
+
 test('a namespace set Dovecot refuses (two inbox = yes): the session ends with Dovecot\'s BYE', async (t) => {
   const conf = 'namespace a {\n  inbox = yes\n}\nnamespace b {\n  inbox = yes\n  prefix = B.\n}\n';
   const port = await freePort();
   const dv = setupDovecot(t, { start: true, protocols: 'imap', extraConf: `disable_plaintext_auth = no\nservice imap-login {\n  inet_listener imap {\n    port = ${port}\n  }\n}\n${conf}` });
   if (!dv) return;
   const seal = await startSealmail(t, { extraConf: conf });
-  const theirs = await lockstep(port, ['n1 NAMESPACE'], 'bad@example.org').catch((e: Error) => e.message);
-  const ours = await lockstep(seal.imapPort, ['n1 NAMESPACE'], 'bad@example.org').catch((e: Error) => e.message);
+  // only LOGIN is sent: the server ends the session, and a command written after that would only
+  // race its close (an RST can discard the BYE before it is read)
+  const theirs = await loginUntilClosed(port, 'bad@example.org');
+  const ours = await loginUntilClosed(seal.imapPort, 'bad@example.org');
   // Dovecot answers LOGIN OK before the mail user fails, Sealmail opens the store before its OK: both end the session the same way
   for (const out of [theirs, ours]) {
     assert.match(out, /\* BYE Internal error occurred\. Refer to server log for more information\.\r\n$/, out);
-    assert.doesNotMatch(out, /n1 OK/, out);
   }
 });

@@ -12,11 +12,12 @@
  *
  * Then fail2ban's stock Debian filter (filter.d/dovecot.conf, through
  * fail2ban-regex) must match Sealmail's log exactly as many times as
- * Dovecot's: an admin's jail bans the same clients after the same failures.
+ * Dovecot's (IMAP, POP3, ManageSieve, and SMTP AUTH through the auth socket): an admin's jail bans the same clients after the same failures.
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setupDovecot } from '../helpers/dovecot.js';
 import { startSealmail } from '../helpers/sealmail-server.js';
@@ -35,7 +36,8 @@ log_timestamp = "%b %d %H:%M:%S "
 deliver_log_format = msgid=%m from=<%f> subject=%s envelope=<%e> size=%p/%w: %$
 `;
 
-interface Ports { imap: number; pop3: number; sieve: number; lmtp: number }
+/** The listeners, and the auth-client socket Postfix's SMTP AUTH uses (base_dir/auth-client). */
+interface Ports { imap: number; pop3: number; sieve: number; lmtp: number; authSocket: string }
 
 const listeners = (p: Ports, withImap: boolean) => `${withImap ? `service imap-login {
   inet_listener imap {
@@ -134,6 +136,20 @@ const SCENARIOS: Scenario[] = [
     w.send('LOGOUT');
     await w.gone('logout');
   } },
+  { name: 'smtp auth with a wrong password, over the auth socket', last: /^auth: .*Password mismatch/, async run(t, p) {
+    // Postfix's side of the auth-client protocol: handshake, one AUTH PLAIN, its FAIL
+    const sock = connect(p.authSocket);
+    t.after(() => sock.destroy());
+    let got = '';
+    sock.setEncoding('latin1');
+    sock.on('data', (d: string) => { got += d; });
+    sock.on('error', () => undefined);
+    sock.write(`VERSION\t1\t2\nCPID\t${process.pid}\n`);
+    await until('auth handshake', () => got.includes('\nDONE\n'));
+    sock.write(`AUTH\t1\tPLAIN\tservice=smtp\tnologin\trip=127.0.0.1\tlip=127.0.0.1\tresp=${plain('bad@example.org', 'wrong')}\n`);
+    await until('FAIL', () => /^FAIL\t1\t/m.test(got));
+    sock.destroy();
+  } },
   { name: 'lmtp delivery', last: /^lmtp\(\d+\): Info: Disconnect from/, async run(t, p) {
     const w = new LmtpWire(p.lmtp);
     t.after(() => w.sock.destroy());
@@ -190,16 +206,17 @@ function fail2banMatches(tool: string, logFile: string): number {
 }
 
 test('log lines as Dovecot 2.3.19 logs them, and fail2ban matches them as often', async (t) => {
-  const dp: Ports = { imap: await freePort(), pop3: await freePort(), sieve: await freePort(), lmtp: await freePort() };
+  const dp: Ports = { imap: await freePort(), pop3: await freePort(), sieve: await freePort(), lmtp: await freePort(), authSocket: '' };
   const dv = setupDovecot(t, { start: true, protocols: 'imap pop3 sieve lmtp', extraConf: COMMON + listeners(dp, true) });
   if (!dv) return;
+  dp.authSocket = join(dv.dir, 'base', 'auth-client');
   const theirSeen: Seen = { imapOut: 0 };
   const theirs = await driveAll(t, dp, () => dv.log(), theirSeen);
   const logFiles: string[] = [];
   // mail_uid set: login and session in one process per service; as root without it: Dovecot's
   // process model (login processes hand the session to a mail process, auth in its own process)
   for (const mode of process.getuid?.() === 0 ? ['mail_uid', 'root master'] : ['mail_uid']) {
-    const sp: Ports = { imap: 0, pop3: await freePort(), sieve: await freePort(), lmtp: await freePort() };
+    const sp: Ports = { imap: 0, pop3: await freePort(), sieve: await freePort(), lmtp: await freePort(), authSocket: '' };
     const seal = await startSealmail(t, {
       extraConf: COMMON + listeners(sp, false),
       rewriteConf: (text, dir) => {
@@ -209,6 +226,7 @@ test('log lines as Dovecot 2.3.19 logs them, and fail2ban matches them as often'
       ready: (_out, dir) => existsSync(join(dir, 'sealmail.log')) && readFileSync(join(dir, 'sealmail.log'), 'utf8').includes(`:${sp.lmtp}`),
     });
     sp.imap = seal.imapPort;
+    sp.authSocket = join(seal.dir, 'base', 'auth-client');
     const sealLogFile = join(seal.dir, 'sealmail.log');
     logFiles.push(sealLogFile);
     const ourSeen: Seen = { imapOut: 0 };
@@ -219,7 +237,7 @@ test('log lines as Dovecot 2.3.19 logs them, and fail2ban matches them as often'
     const newDir = join(seal.home('good@example.org'), 'Maildir', 'new');
     const stored = readFileSync(join(newDir, readdirSync(newDir)[0]));
     const lfs = stored.toString('latin1').split('\n').length - 1;
-    assert.match(ours[8].join('\n'), new RegExp(` size=${stored.length}/${stored.length + lfs}: saved mail to INBOX`), `${mode}: %p/%w`);
+    assert.match(ours[9].join('\n'), new RegExp(` size=${stored.length}/${stored.length + lfs}: saved mail to INBOX`), `${mode}: %p/%w`);
     await seal.stop();
   }
   assert.match(theirs[0].join('\n'), new RegExp(` out=${theirSeen.imapOut} `), 'Dovecot: out= is what the client got after the greeting');
@@ -229,6 +247,6 @@ test('log lines as Dovecot 2.3.19 logs them, and fail2ban matches them as often'
   if (!tool) return;
   if (!existsSync(FILTER)) assert.fail(`${FILTER} is missing (apt-get install fail2ban)`);
   const theirCount = fail2banMatches(tool, join(dv.dir, 'dovecot.log'));
-  assert.equal(theirCount, 9, 'Dovecot: two IMAP mismatches + their disconnect, one + its disconnect, POP3 and ManageSieve one + disconnect each');
+  assert.equal(theirCount, 10, 'Dovecot: two IMAP mismatches + their disconnect, one + its disconnect, POP3 and ManageSieve one + disconnect each, SMTP AUTH\'s mismatch');
   for (const f of logFiles) assert.equal(fail2banMatches(tool, f), theirCount, f);
 });

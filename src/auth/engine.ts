@@ -199,11 +199,11 @@ export class AuthEngine {
     let last: PassResult = 'unknown';
     let hadTempfail = false;
     let continues = false;
-    for (const db of dbs) {
+    for (const [i, db] of dbs.entries()) {
       const s = db.settings;
       if (s.skip === 'authenticated' && last === 'ok') continue;
       if (s.skip === 'unauthenticated' && last !== 'ok') continue;
-      const r = await this.passdbOne(db, user, login, password, info, master);
+      const r = await this.passdbOne(db, user, login, password, info, master, i < dbs.length - 1);
       if (r.result === 'tempfail') hadTempfail = true;
       const action = r.result === 'ok' ? s.result_success : r.result === 'tempfail' ? s.result_internalfail : s.result_failure;
       if (r.result !== 'unknown' || r.fields.length) {
@@ -232,10 +232,11 @@ export class AuthEngine {
     return outcome;
   }
 
-  private async passdbOne(db: DbEntry, user: string, origUser: string, password: string | undefined, info: RequestInfo, master = false): Promise<AuthOutcome & { prefix: string }> {
+  private async passdbOne(db: DbEntry, user: string, origUser: string, password: string | undefined, info: RequestInfo, master = false, hasNext = false): Promise<AuthOutcome & { prefix: string }> {
     const s = db.settings;
-    // Dovecot's log prefix marks lookups of a master user with ",master"
-    const prefix = `${s.driver}(${user},${info.rip ?? ''}${master ? ',master' : ''})`;
+    // Dovecot's log prefix (get_log_identifier): driver(user,rip[,<session>]), ",master" for a master user's lookup
+    const prefix = `${s.driver}(${user},${info.rip ?? ''}${info.session ? `,<${info.session}>` : ''}${master ? ',master' : ''})`;
+    const failure = (message: string) => this.logLoginFailure(prefix, message, password, hasNext);
     const out: AuthOutcome & { prefix: string } = { result: 'unknown', origUser, user, fields: [], userdbFields: [], nologin: false, nodelay: false, prefix };
     let backend: Backend;
     try {
@@ -268,7 +269,7 @@ export class AuthEngine {
       return out;
     }
     if (r.kind === 'unknown') {
-      this.log.info(`${prefix}: unknown user`);
+      failure('unknown user');
       return out;
     }
     for (const [k, v] of r.fields) setField(fields, k, v);
@@ -301,7 +302,7 @@ export class AuthEngine {
     if (allowNets && password !== undefined) {
       const ok = info.rip && allowNets.split(/[\s,]+/).filter(Boolean).some((n) => n === 'local' ? info.rip === info.lip : ipInNetwork(info.rip!, n));
       if (!ok) {
-        this.log.info(`${prefix}: allow_nets check failed: IP not in allowed networks`);
+        this.verbose(`${prefix}: allow_nets check failed: IP not in allowed networks`);
         out.result = 'mismatch';
         return out;
       }
@@ -311,7 +312,7 @@ export class AuthEngine {
       return out;
     }
     if (s.deny === 'yes') {
-      this.log.info(`${prefix}: User found from deny passdb`);
+      this.verbose(`${prefix}: User found from deny passdb`);
       out.result = 'mismatch';
       return out;
     }
@@ -320,14 +321,14 @@ export class AuthEngine {
       return out;
     }
     if (stored === null || stored === '') {
-      this.log.info(`${prefix}: No password in passdb`);
+      this.verbose(`${prefix}: No password in passdb`);
       out.result = 'mismatch';
       return out;
     }
     try {
       const defaultScheme = backend.defaultScheme ?? 'MD5';
       const ok = await verifyPassword(Buffer.from(password, 'utf8'), stored, { defaultScheme, user, noScheme });
-      if (!ok) this.log.info(`${prefix}: Password mismatch`);
+      if (!ok) failure('Password mismatch');
       out.result = ok ? 'ok' : 'mismatch';
     } catch (e) {
       // Dovecot: an unusable stored hash fails this login (logged as an error), not a tempfail.
@@ -335,6 +336,30 @@ export class AuthEngine {
       out.result = 'mismatch';
     }
     return out;
+  }
+
+  /** An auth request's info line, logged only with auth_verbose = yes (Dovecot's auth request events). */
+  private verbose(line: string): void {
+    if (this.config.getBool('auth_verbose', { protocol: this.protocol })) this.log.info(line);
+  }
+
+  /**
+   * auth_request_log_login_failure: `prefix: Password mismatch` / `unknown
+   * user` with auth_verbose; with auth_verbose_passwords (plain, sha1,
+   * `yes` = plain, `:N` cuts) always, the given password appended, and
+   * " - trying the next passdb" when one follows.
+   */
+  private logLoginFailure(prefix: string, message: string, password: string | undefined, hasNext: boolean): void {
+    const [kind, cut] = (this.config.get('auth_verbose_passwords', { protocol: this.protocol }) || 'no').split(':');
+    // Dovecot's auth refuses to start on another value; here it logs as `no`
+    if (kind !== 'yes' && kind !== 'plain' && kind !== 'sha1') { this.verbose(`${prefix}: ${message}`); return; }
+    const max = cut && /^\d+$/.test(cut) ? Number(cut) : 1024;
+    let given = '';
+    if (password !== undefined) {
+      given = kind === 'sha1' ? `(SHA1 of given password: ${createHash('sha1').update(password, 'utf8').digest('hex').slice(0, max)})`
+        : `(given password: ${password.slice(0, max)})`;
+    }
+    this.log.info(`${prefix}: ${message} ${given}${hasNext ? ' - trying the next passdb' : ''}`);
   }
 
   /** Userdb chain (LMTP delivery, IMAP login, doveadm -u). */

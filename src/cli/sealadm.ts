@@ -144,10 +144,13 @@ export async function runCli(argv: string[], io: { out: NodeJS.WritableStream; e
   setLogSink((line, level) => {
     if (g.debug || (g.verbose && level !== 'debug') || line.includes(': Error in configuration file ')) io.err.write(line + '\n');
   });
+  // -v is asked to show why a lookup failed: the passdb's "Password mismatch" / "unknown user"
+  // lines, which the server logs only with auth_verbose = yes (auth/engine.ts)
+  const overrides: [string, string][] = g.verbose && !g.overrides.some(([k]) => k === 'auth_verbose') ? [...g.overrides, ['auth_verbose', 'yes']] : g.overrides;
   const ctx: CommandContext = {
     args: cmdArgs,
     configPath: g.configPath,
-    overrides: g.overrides,
+    overrides,
     formatter: g.formatter,
     debug: g.debug,
     verbose: g.verbose,

@@ -23,6 +23,8 @@
  * tests only; never set them in production).
  */
 import type { DovecotConfig } from './settings.js';
+import type { Logger } from '../log/logger.js';
+import { loginLogLine, newLoginSessionId, type LoginConn } from './login-log.js';
 import { PLUGIN_SERVICE_DEFAULTS, SERVICE_DEFAULTS } from './known-settings.js';
 
 /** Dovecot's MASTER_LOGIN_TIMEOUT_SECS: an unauthenticated connection's whole life. */
@@ -117,15 +119,26 @@ export function userIpText(max: number): string {
 }
 
 /**
- * What a login process remembers of a connection for its disconnect log
- * lines (login-common's client_get_extra_disconnect_reason and
- * login_log_format): its age, its authentication attempts and mechanism.
+ * What a login process remembers of a connection for its log lines
+ * (login-common's client_get_extra_disconnect_reason and login_log_format,
+ * config/login-log.ts): its age, its authentication attempts, the last
+ * user and mechanism tried, its session id. The line that ends a connection
+ * that never logged in is logged once, when it ends, not per attempt.
  */
 export class LoginProgress {
   private readonly created = Date.now();
   private attempts = 0;
   private started = 0;
   private mech = '';
+  private user: string | undefined;
+  private done = false;
+  private id = '';
+
+  /** Dovecot's session=<…> for this connection (made on first use); handed to the mail process with the login. */
+  session(conn: Pick<LoginConn, 'rip' | 'rport'>): string {
+    if (!this.id) this.id = newLoginSessionId(conn.rip, conn.rport);
+    return this.id;
+  }
 
   /** A LOGIN / AUTHENTICATE began. */
   attempt(mech: string): void {
@@ -133,14 +146,45 @@ export class LoginProgress {
     this.mech = mech;
   }
 
-  /** `Disconnected: <reason> (<why>): user=<>, method=…, rip=…, lip=…[, TLS]`; `inSasl`: waiting for the client's SASL response. */
-  disconnectLine(reason: string, inSasl: boolean, conn: { rip: string; lip: string; secured: boolean }): string {
+  private temp = false;
+
+  /** The passdb refused `user` (the user the failure line names); `temp`: a temporary failure. */
+  failed(user: string, temp = false): void { this.user = user; this.temp = temp; }
+
+  /** Whether the connection's last line (login or disconnect) was logged. */
+  get ended(): boolean { return this.done; }
+
+  /** `Login: user=<…>, method=…, rip=…, lip=…, mpid=…, TLS, session=<…>`; nothing more is logged for this connection. */
+  logLogin(log: Logger, conn: LoginConn, user: string, mech: string, mpid: number): void {
+    this.done = true;
+    log.info(loginLogLine(conn, 'Login', { user, mech, mpid, session: this.session(conn) }));
+  }
+
+  /** A login the passdb accepted but that goes no further (mail_max_userip_connections, a full service): its last line. */
+  logRefused(log: Logger, conn: LoginConn, reason: string, user: string, mech: string): void {
+    this.done = true;
+    log.info(this.line(conn, `Disconnected: ${reason}`, user, mech));
+  }
+
+  /** `msg` with this connection's elements, as the login process logs anything about it (a refused login). */
+  line(conn: LoginConn, msg: string, user?: string, mech?: string): string {
+    return loginLogLine(conn, msg, { user: user ?? this.user, mech: mech ?? this.mech, session: this.session(conn) });
+  }
+
+  /**
+   * `Disconnected: <reason> (<why>): user=<…>, method=…, rip=…, lip=…[, TLS], session=<…>`;
+   * `inSasl`: waiting for the client's SASL response; no reason: `Disconnected (<why>): …`
+   * (a failed TLS handshake). Nothing once the connection's last line was logged.
+   */
+  logDisconnect(log: Logger, reason: string, inSasl: boolean, conn: LoginConn): void {
+    if (this.done) return;
+    this.done = true;
     const now = Date.now();
     const secs = (t: number) => Math.floor((now - t) / 1000);
     const why = this.attempts === 0 ? `(no auth attempts in ${secs(this.created)} secs)`
       : inSasl && this.attempts === 1 ? `(client didn't finish SASL auth, waited ${secs(this.started)} secs)`
+      : this.temp ? '(auth service reported temporary failure)'
       : `(auth failed, ${this.attempts} attempts in ${secs(this.started)} secs)`;
-    const method = this.mech ? `, method=${this.mech}` : '';
-    return `Disconnected: ${reason} ${why}: user=<>${method}, rip=${conn.rip}, lip=${conn.lip}${conn.secured ? ', TLS' : ''}`;
+    log.info(this.line(conn, reason ? `Disconnected: ${reason} ${why}` : `Disconnected ${why}`));
   }
 }

@@ -143,6 +143,8 @@ export const ENUMS: Record<string, string[]> = {
 const TYPE_OVERRIDES: Record<string, SettingType> = {
   imap_hibernate_timeout: 'time', login_proxy_max_disconnect_delay: 'time', mail_max_lock_timeout: 'time',
   mdbox_rotate_interval: 'time', idle_kill: 'time', autoexpunge: 'time',
+  // Dovecot's auth checks it (no, yes, plain, sha1, with :N), doveconf takes any string
+  auth_verbose_passwords: 'string',
   auth_cache_size: 'size', imapc_max_line_length: 'size', mbox_min_index_size: 'size', submission_max_mail_size: 'size',
 };
 
@@ -217,6 +219,9 @@ export const SEALMAIL_HONOURS = new Set([
   'pop3_fast_size_lookups', 'pop3_lock_session', 'pop3_logout_format', 'pop3_uidl_duplicates', 'pop3_enable_last',
   // ManageSieve (src/managesieve)
   'managesieve_implementation_string', 'managesieve_sieve_capability', 'managesieve_max_compile_errors', 'managesieve_max_line_length',
+  // log lines (config/login-log.ts, imap/logout-format.ts, auth/engine.ts, lmtp/deliver-log.ts, log/logger.ts)
+  'login_log_format_elements', 'login_log_format', 'imap_logout_format', 'auth_verbose', 'auth_verbose_passwords',
+  'deliver_log_format', 'mail_log_prefix',
   // the users of the root master mode's login and auth/LMTP processes (src/server/root-master.ts)
   'default_login_user', 'default_internal_user',
 ]);

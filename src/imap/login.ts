@@ -47,7 +47,6 @@ export class LoginService {
     if (a.result !== 'ok' || a.nologin) {
       this.penalty.failed(info.rip);
       await sleep(failureDelayMs(this.config.getTime('auth_failure_delay'), a.nodelay));
-      this.log.info(`Disconnected: Aborted login (auth failed, 1 attempts): user=<${login}>, method=${info.mech ?? 'PLAIN'}, rip=${info.rip ?? ''}, lip=${info.lip ?? ''}`);
       return { ok: false, code: a.nologin && a.result === 'ok' ? undefined : 'AUTHENTICATIONFAILED', text: a.reason ?? 'Authentication failed.' };
     }
     this.penalty.succeeded(info.rip);

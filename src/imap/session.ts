@@ -37,6 +37,8 @@ import { abandonAppend, appendOverQuota, isCatenateUrlLiteral, startAppendLitera
 import type { AppendRefusal } from './commands/catenate.js';
 import { faultText, guarded } from '../util/fault.js';
 import { quickAck } from '../util/tcp-socket.js';
+import type { LoginConn } from '../config/login-log.js';
+import { ImapSessionStats, imapLogoutLine } from './logout-format.js';
 import { DEADLINES, LoginProgress, maxUserIpConnections, userIpText, type ConnectionSlot } from '../config/connection-limits.js';
 
 export type SessionState = 'not-authenticated' | 'authenticated' | 'selected' | 'logout';
@@ -62,6 +64,8 @@ export interface SessionOptions {
   preauth?: { user: string; store: MailStore; quota?: UserQuota | null; mailPlugins?: string[]; metadata?: UserMetadata | 'disabled' | 'no-dict'; imapSieve?: ImapSieveHook | null };
   /** With preauth: the LOGIN a login process accepted, answered here (a mail process, server/mail-process.ts) instead of PREAUTH. */
   loginReply?: { tag: string; capabilityAsked: boolean };
+  /** With preauth: the login process's session id (the mail process logs as imap(user)<pid><session>). */
+  session?: string;
   /** This connection's place in the master's connection count; none = no limits (tests, `sealmail imap -u`). */
   slot?: ConnectionSlot;
 }
@@ -191,6 +195,11 @@ export class Session {
   private lastInput = 0;
   /** Age and LOGIN/AUTHENTICATE attempts, for imap-login's disconnect log lines. */
   private readonly progress = new LoginProgress();
+  /** After a login in this process: imap(user)<pid><session>. */
+  private sessionLog: Logger | null = null;
+  /** in=, out= and the other counters of imap_logout_format. */
+  readonly stats = new ImapSessionStats();
+  private endLogged = false;
   /** Waiting for the client's next SASL response. */
   private inSasl = false;
   private closed = false;
@@ -250,12 +259,13 @@ export class Session {
     });
   }
 
-  get log(): Logger { return this.opts.log; }
+  get log(): Logger { return this.sessionLog ?? this.opts.log; }
   get config(): DovecotConfig { return this.opts.config; }
 
   private attach(socket: Duplex): void {
     socket.on('data', guarded((e) => this.fault(e), (d: Buffer) => {
       if (this.state === 'not-authenticated') this.keepPrelogin(d);
+      else this.stats.countInput(d);
       this.onData(d);
     }));
     socket.on('end', () => this.onClose());
@@ -447,7 +457,7 @@ export class Session {
     if (this.timer) clearTimeout(this.timer);
     this.idleTimerArmed = true;
     this.timer = setTimeout(() => {
-      Logger.forUser('imap', this.user).info(`Disconnected: Inactivity - no input for ${Math.round((Date.now() - this.lastInput) / 1000)} secs`);
+      this.logSessionEnd(`Inactivity - no input for ${Math.round((Date.now() - this.lastInput) / 1000)} secs`);
       void this.bye('Disconnected for inactivity.');
     }, DEADLINES.idleMs);
     this.timer.unref();
@@ -461,8 +471,39 @@ export class Session {
    * attempts / unfinished SASL / failed attempts, with the seconds), the
    * connection (client_get_extra_disconnect_reason + login_log_format).
    */
-  private loginLog(reason: string): void {
-    this.opts.login.log.info(this.progress.disconnectLine(reason, this.inSasl, { rip: this.opts.rip, lip: this.opts.lip, secured: this.secured }));
+  loginLog(reason: string): void {
+    this.progress.logDisconnect(this.opts.login.log, reason, this.inSasl, this.loginConn());
+  }
+
+  /** The connection as the login process's log lines name it (config/login-log.ts). */
+  loginConn(): LoginConn {
+    return { config: this.config, service: 'imap', rip: this.opts.rip, lip: this.opts.lip, tls: this.secured, trusted: this.opts.trusted };
+  }
+
+  /** This connection's login session id (session=<…>), passed to the mail process with the login. */
+  get loginSession(): string { return this.progress.session(this.loginConn()); }
+
+  /** The passdb refused `user`: the line logged when the connection ends names it. */
+  authFailed(user: string, temp: boolean): void { this.progress.failed(user, temp); }
+
+  /** The login went no further than the login process (a refusal after the passdb's OK): its last line. */
+  logLoginRefused(reason: string, user: string, mech: string): void {
+    this.progress.logRefused(this.opts.login.log, this.loginConn(), reason, user, mech);
+  }
+
+  /** A login process handed the session to mail process `mpid` (0: unknown): imap-login's `Login:` line. */
+  logHandedOff(user: string, mech: string, mpid: number): void {
+    this.progress.logLogin(this.opts.login.log, this.loginConn(), user, mech, mpid);
+  }
+
+  /**
+   * The imap process's last line of a session: `Disconnected: <reason>
+   * <imap_logout_format>` (imap-client.c client_destroy + client_stats), once.
+   */
+  logSessionEnd(reason: string): void {
+    if (this.endLogged || !this.user) return;
+    this.endLogged = true;
+    this.log.info(`Disconnected: ${reason} ${imapLogoutLine(this.config, this.stats)}`);
   }
 
   /** The master dropped this connection to make room (login service full): imap-login's client_destroy_oldest. */
@@ -475,7 +516,7 @@ export class Session {
   /** sealadm kick (doveadm kick: SIGTERM to Dovecot's imap process): clients_destroy_all's BYE and log line. */
   kick(): void {
     if (this.closed) return;
-    if (this.user) Logger.forUser('imap', this.user).info('Disconnected: Server shutting down.');
+    this.logSessionEnd('Server shutting down.');
     void this.bye('Server shutting down.').catch(() => undefined);
   }
 
@@ -489,14 +530,13 @@ export class Session {
   async admitLogin(tag: string, user: string, mech: string): Promise<boolean> {
     const verdict = this.opts.slot ? await this.opts.slot.admit(user) : 'ok';
     if (verdict === 'ok') return true;
-    const who = `user=<${user}>, method=${mech}, rip=${this.opts.rip}, lip=${this.opts.lip}${this.secured ? ', TLS' : ''}`;
     if (verdict === 'userip') {
       const text = userIpText(maxUserIpConnections(this.config, 'imap', { rip: this.opts.rip, lip: this.opts.lip }));
-      this.opts.login.log.info(`Disconnected: ${text}: ${who}`);
+      this.progress.logRefused(this.opts.login.log, this.loginConn(), text, user, mech);
       await this.send({ kind: 'tagged', tag, status: 'NO', code: { name: 'LIMIT' }, text });
     } else {
       this.opts.login.log.error(`master(imap): destination service { process_limit } reached (rip=${this.opts.rip})`);
-      this.opts.login.log.info(`Disconnected: Internal login failure: ${who}`);
+      this.progress.logRefused(this.opts.login.log, this.loginConn(), 'Internal login failure', user, mech);
     }
     this.end();
     return false;
@@ -604,6 +644,8 @@ export class Session {
 
   private onClose(): void {
     if (this.closed) return;
+    if (this.state === 'not-authenticated') this.loginLog('Connection closed');
+    else this.logSessionEnd('Connection closed');
     this.closed = true;
     this.selected?.release();
     this.notify?.close();
@@ -713,7 +755,7 @@ export class Session {
 
   /** An invalid command before login: BAD, and the third one ends the connection instead (imap-login). */
   private async preloginInvalid(tag: string): Promise<void> {
-    if (++this.badCount >= PRELOGIN_MAX_BAD_COMMANDS) { await this.bye('Too many invalid IMAP commands.'); return; }
+    if (++this.badCount >= PRELOGIN_MAX_BAD_COMMANDS) { this.loginLog('Too many invalid commands'); await this.bye('Too many invalid IMAP commands.'); return; }
     await this.send({ kind: 'tagged', tag, status: 'BAD', text: PRELOGIN_BAD_TEXT });
   }
 
@@ -755,7 +797,9 @@ export class Session {
     this.state = 'authenticated';
     this.badCount = 0; // Dovecot's imap process starts its own count
     this.touch(); // the login deadline gives way to autologout
-    this.log.info(`Login: user=<${r.user}>, method=${mech}, rip=${this.opts.rip}, lip=${this.opts.lip}${this.secured ? ', TLS' : ''}`);
+    // login and session in one process: imap-login's line, then the session's lines as the imap process's
+    this.progress.logLogin(this.opts.login.log, this.loginConn(), r.user, mech, process.pid);
+    this.sessionLog = Logger.forUser('imap', r.user, this.loginSession);
   }
 
   private async command(tag: string, name: string, args: ImapArg[]): Promise<void> {
@@ -828,6 +872,7 @@ export class Session {
   private write(chunk: Buffer): Promise<void> | void {
     if (this.closed) return;
     const out: Writable = this.deflate ?? this.socket;
+    if (this.state !== 'not-authenticated') this.stats.output += chunk.length;
     if (out.write(chunk)) { this.scheduleFlush(); return; }
     // a big response streams: what is corked leaves before we wait for 'drain'
     this.flushOutput();
@@ -1015,7 +1060,7 @@ export class Session {
       tls = await this.opts.starttls(this.socket);
     } catch (e) {
       // a failed handshake ends this connection only, as in imap-login (the socket is already destroyed)
-      this.log.info(`Disconnected (no auth attempts in ${Math.round((Date.now() - this.connectedAt) / 1000)} secs): user=<>, rip=${this.opts.rip}, lip=${this.opts.lip}, TLS handshaking: ${(e as Error).message}`);
+      this.progress.logDisconnect(this.opts.login.log, '', false, { ...this.loginConn(), tlsError: (e as Error).message });
       this.socket.destroy();
       this.onClose();
       return;

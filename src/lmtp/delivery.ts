@@ -34,6 +34,7 @@ import { runSieveForDelivery, type SieveOutcomeAction } from '../sieve/deliver.j
 import { sendSieveMail } from './submit.js';
 import type { SpooledMessage } from './data-spool.js';
 import { OVER_MAXSIZE_MESSAGE as OVER_MAXSIZE, type UserQuota } from '../quota/quota.js';
+import { deliverLogLine, fromAddress, headerValue } from './deliver-log.js';
 
 export type RcptCheck = { ok: true; user: string; detail: string } | { ok: false; temp: boolean; text: string };
 export type DeliveryResult = { ok: true } | { ok: false; temp: boolean; code: string; text: string };
@@ -126,7 +127,7 @@ export interface DeliveryInput {
 }
 
 export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
-  const log = Logger.forUser('lmtp', d.user);
+  const log = Logger.forUser('lmtp', d.user, d.sessionId);
   const u = await d.auth.lookupUser(d.user, { service: 'lmtp' });
   if (u.result !== 'ok') return { ok: false, temp: true, code: '451 4.3.0', text: 'Temporary user lookup failure' };
   let mu: OpenedMailUser;
@@ -145,6 +146,12 @@ export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
   let whole: Promise<Buffer> | null = null;
   const wholeMessage = () => (whole ??= d.message.buffer().then((m) => Buffer.concat([added.bytes, m])));
   const msgid = messageId(d.message.head);
+  const headText = (headerOf(d.message.head) ?? d.message.head).toString('latin1');
+  const logVars = {
+    msgid, subject: headerValue(headText, 'Subject'), from: fromAddress(headerValue(headText, 'From')),
+    fromEnvelope: d.mailFrom, toEnvelope: d.rcpt, size: added.bytes.length + d.message.size, vsize: added.crlfSize + d.message.crlfSize,
+  };
+  const delivered = (text: string) => log.info(deliverLogLine(d.config, logVars, text));
   let targets: { mailbox: string; flags: string[]; create: boolean }[] = [];
   const detailBox = d.config.getBool('lmtp_save_to_detail_mailbox', { protocol: 'lmtp' }) && d.detail ? d.detail : 'INBOX';
   let discarded = false;
@@ -196,18 +203,18 @@ export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
       }
       const size = added.crlfSize + d.message.crlfSize;
       if (quota && quota.settings.maxMailSize > 0 && size > quota.settings.maxMailSize) {
-        log.info(`msgid=${msgid}: save failed to ${box}: ${OVER_MAXSIZE}`);
+        delivered(`save failed to ${box}: ${OVER_MAXSIZE}`);
         throw new OverMaxSize();
       }
       if (quota && !(await quota.fits(box, [size]))) {
-        log.info(`msgid=${msgid}: save failed to ${box}: ${quota.exceededMessage()}`);
+        delivered(`save failed to ${box}: ${quota.exceededMessage()}`);
         throw new OverQuota();
       }
       const folder = await store.open(box);
       const sys = t.flags.filter((f) => f.startsWith('\\')) as SystemFlag[];
       const kws = t.flags.filter((f) => !f.startsWith('\\'));
       await folder.deliver(full(), { flags: sys, keywords: kws });
-      log.info(`msgid=${msgid}: saved mail to ${box}`);
+      delivered(`saved mail to ${box}`);
     }
     // RFC 7352: the duplicate ids count only for a message that was delivered
     if (sieveCommit) await sieveCommit();

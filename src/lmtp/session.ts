@@ -78,6 +78,7 @@ export class LmtpSession {
   private readonly id = randomBytes(16).toString('base64').slice(0, 22);
   private readonly host: string;
   private readonly log = new Logger(`lmtp(${process.pid})`);
+  private disconnectLogged = false;
   private idle: NodeJS.Timeout | null = null;
   private readonly idleMs: number;
 
@@ -95,8 +96,16 @@ export class LmtpSession {
     sock.on('data', guarded((e) => this.fault(e), (d: Buffer) => this.onData(d)));
     sock.on('close', () => this.onClose());
     sock.on('error', () => this.onClose());
+    this.log.info(`Connect from ${this.rip || 'local'}`);
     this.reply(`220 ${this.host} ${config.get('login_greeting', { protocol: 'lmtp' }) || 'Dovecot ready.'}`);
     this.armIdle();
+  }
+
+  /** lmtp-client.c's last line of a connection: `Disconnect from <ip>: <reason> (state=…)`, once. */
+  private logDisconnect(reason: string): void {
+    if (this.disconnectLogged) return;
+    this.disconnectLogged = true;
+    this.log.info(`Disconnect from ${this.rip || 'local'}: ${reason} (state=${this.state()})`);
   }
 
   private reply(line: string): void { if (!this.closed) this.sock.write(line + '\r\n'); }
@@ -126,6 +135,7 @@ export class LmtpSession {
 
   /** The client went away: a message being received is dropped (its spool file has no name to leave behind). */
   private onClose(): void {
+    if (!this.closed) this.logDisconnect('Connection closed');
     this.closed = true;
     this.disarmIdle();
     this.buf = Buffer.alloc(0);
@@ -146,7 +156,7 @@ export class LmtpSession {
     this.idle = null;
     if (this.closed) return;
     const unfinished = this.dot || this.chunk ? ` (unfinished ${this.dot ? 'DATA' : 'BDAT'} command)` : '';
-    this.log.info(`Disconnect from ${this.rip || 'local'}: Disconnected for inactivity${unfinished} (state=${this.state()})`);
+    this.logDisconnect(`Disconnected for inactivity${unfinished}`);
     this.reply(`421 4.4.2 ${this.host} Disconnected for inactivity`);
     // closed for good once the reply is out, whether or not the client ever closes its side
     this.sock.end(() => this.sock.destroy());
@@ -296,7 +306,7 @@ export class LmtpSession {
         this.reply('252 2.3.3 Try RCPT instead'); return;
       case 'QUIT':
         if (arg) { this.reply('501 5.5.4 Invalid parameters'); return; }
-        this.reply('221 2.0.0 Bye'); this.sock.end(); this.closed = true; return;
+        this.reply('221 2.0.0 Bye'); this.logDisconnect('Logged out'); this.sock.end(); this.closed = true; return;
       default: this.badCmd('500 5.5.1 Unknown command');
     }
   }

@@ -23,7 +23,8 @@
  * be opened or written is named once on stderr.
  *
  * This module sits below every layer (config → auth → …): it imports nothing
- * from the project. Callers must never pass passwords in messages.
+ * from the project. Callers must never pass passwords in messages (the one
+ * exception: auth_verbose_passwords, which an admin sets to ask for them).
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 
@@ -46,7 +47,11 @@ export interface LogSettings {
   log_timestamp: string;
   /** which debug categories print: auth_debug, mail_debug, … */
   debug: Set<string>;
+  /** the prefix of a mail user's lines (imap, pop3, managesieve, lmtp), Dovecot default `%s(%u)<%{pid}><%{session}>: ` */
+  mail_log_prefix: string;
 }
+
+const DEFAULT_MAIL_LOG_PREFIX = '%s(%u)<%{pid}><%{session}>: ';
 
 const DEFAULT_SETTINGS: LogSettings = {
   log_path: 'syslog',
@@ -54,6 +59,7 @@ const DEFAULT_SETTINGS: LogSettings = {
   debug_log_path: '',
   log_timestamp: '%b %d %H:%M:%S ',
   debug: new Set(),
+  mail_log_prefix: DEFAULT_MAIL_LOG_PREFIX,
 };
 
 let current: LogSettings = { ...DEFAULT_SETTINGS, debug: new Set() };
@@ -181,8 +187,8 @@ function writeFile(dest: string, line: string): void {
   }
 }
 
-function write(level: LogLevel, prefix: string, msg: string): void {
-  const body = `${prefix}: ${LEVEL_TEXT[level]}: ${msg.replace(/[\r\n]/g, ' ')}`;
+function write(level: LogLevel, prefix: string, msg: string, sep = ': '): void {
+  const body = `${prefix}${sep}${LEVEL_TEXT[level]}: ${msg.replace(/[\r\n]/g, ' ')}`;
   if (sink) { sink(body, level); return; }
   const dest = destination(level);
   if (dest === 'syslog' || dest === '/dev/stderr' || dest === '') {
@@ -193,14 +199,33 @@ function write(level: LogLevel, prefix: string, msg: string): void {
   writeFile(dest, formatTimestamp(current.log_timestamp) + body + '\n');
 }
 
-export class Logger {
-  /** e.g. "imap(john@example.org)<4711><sessid>" or "auth" */
-  constructor(readonly prefix: string, private readonly debugCategory = '') {}
+/**
+ * A mail_log_prefix other than Dovecot's default, expanded for one user:
+ * %s service, %u user, %n its name, %d its domain, %{pid} / %p this
+ * process, %{session}, %%; other variables expand to nothing.
+ */
+function mailLogPrefix(format: string, service: string, user: string, session: string): string {
+  const at = user.indexOf('@');
+  const vars: Record<string, string> = {
+    s: service, service, u: user, user, n: at < 0 ? user : user.slice(0, at), username: at < 0 ? user : user.slice(0, at),
+    d: at < 0 ? '' : user.slice(at + 1), domain: at < 0 ? '' : user.slice(at + 1), p: String(process.pid), pid: String(process.pid), session,
+  };
+  return format.replace(/%(?:\{([a-z_]+)\}|([a-z%]))/g, (_m, long: string | undefined, short: string | undefined) => (short === '%' ? '%' : vars[long ?? short!] ?? ''));
+}
 
-  /** Dovecot's per-user prefix: service(user)<pid><session>. */
+export class Logger {
+  /**
+   * e.g. "imap(john@example.org)<4711><sessid>" or "auth"; `sep` goes between
+   * it and the level (a mail_log_prefix set by the admin carries its own).
+   */
+  constructor(readonly prefix: string, private readonly debugCategory = '', private readonly sep = ': ') {}
+
+  /** Dovecot's per-user prefix, mail_log_prefix: service(user)<pid><session> by default. */
   static forUser(service: string, user: string, session?: string): Logger {
+    const category = service === 'auth' ? 'auth' : 'mail';
+    if (current.mail_log_prefix !== DEFAULT_MAIL_LOG_PREFIX) return new Logger(mailLogPrefix(current.mail_log_prefix, service, user, session ?? ''), category, '');
     const sess = session ? `<${session}>` : '';
-    return new Logger(`${service}(${user})<${process.pid}>${sess}`, service === 'auth' ? 'auth' : 'mail');
+    return new Logger(`${service}(${user})<${process.pid}>${sess}`, category);
   }
 
   child(prefix: string): Logger {
@@ -211,11 +236,11 @@ export class Logger {
     return current.debug.has(this.debugCategory) || current.debug.has('all');
   }
 
-  debug(msg: string): void { if (this.debugEnabled) write('debug', this.prefix, msg); }
-  info(msg: string): void { write('info', this.prefix, msg); }
-  warn(msg: string): void { write('warning', this.prefix, msg); }
-  error(msg: string): void { write('error', this.prefix, msg); }
-  fatal(msg: string): void { write('fatal', this.prefix, msg); }
-  panic(msg: string): void { write('panic', this.prefix, msg); }
+  debug(msg: string): void { if (this.debugEnabled) write('debug', this.prefix, msg, this.sep); }
+  info(msg: string): void { write('info', this.prefix, msg, this.sep); }
+  warn(msg: string): void { write('warning', this.prefix, msg, this.sep); }
+  error(msg: string): void { write('error', this.prefix, msg, this.sep); }
+  fatal(msg: string): void { write('fatal', this.prefix, msg, this.sep); }
+  panic(msg: string): void { write('panic', this.prefix, msg, this.sep); }
 }
 

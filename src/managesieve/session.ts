@@ -28,6 +28,8 @@ import { ScriptStorage, ScriptError } from './storage.js';
 import { checkScriptQuota, scriptQuotaLimits, sizeSetting, tooLarge, type ScriptQuotaLimits } from './quota.js';
 import { faultText, guarded } from '../util/fault.js';
 import { quickAck } from '../util/tcp-socket.js';
+import type { LoginConn } from '../config/login-log.js';
+import { expandLogFormat, trailingEol } from '../util/percent-vars.js';
 import { DEADLINES, LoginProgress, maxUserIpConnections, userIpText, type ConnectionSlot } from '../config/connection-limits.js';
 import { stopReading } from '../util/hand-off.js';
 import { parseXclient } from '../util/xclient.js';
@@ -206,6 +208,12 @@ export class ManageSieveSession {
   private idleTimerArmed = false;
   /** Age and AUTHENTICATE attempts, for managesieve-login's disconnect log lines. */
   private readonly progress = new LoginProgress();
+  /** After login: managesieve(user)<pid><session>, and the bytes of managesieve_logout_format. */
+  private sessionLog: Logger | null = null;
+  private bytesIn = 0;
+  private bytesOut = 0;
+  private lastEol = 0;
+  private endLogged = false;
 
   constructor(private stream: Duplex, private readonly deps: SessionDeps) {}
 
@@ -231,6 +239,7 @@ export class ManageSieveSession {
     // the session's fault boundary: whatever a command throws ends this connection only
     this.stream.on('data', guarded((e) => this.fault(e), (d: Buffer) => {
       this.touch();
+      if (this.user !== null) this.countInput(d);
       this.pending.push(d);
       this.pendingBytes += d.length;
       if (this.buf.length + this.pendingBytes < this.hint.need) return;
@@ -244,6 +253,8 @@ export class ManageSieveSession {
   }
 
   private ended(): void {
+    if (this.user === null) this.loginLog('Connection closed');
+    else this.logSessionEnd('Connection closed', false);
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.deps.slot?.release();
@@ -257,7 +268,7 @@ export class ManageSieveSession {
     this.idleTimerArmed = true;
     this.timer = setTimeout(() => {
       if (this.closed) { this.stream.destroy(); return; } // ended by us, never closed by the client
-      Logger.forUser('managesieve', this.user!).info('Disconnected for inactivity');
+      this.logSessionEnd('Disconnected for inactivity');
       this.bye('Disconnected for inactivity');
     }, DEADLINES.idleMs);
     this.timer.unref();
@@ -283,8 +294,39 @@ export class ManageSieveSession {
 
   /** A pre-login disconnect as managesieve-login logs it (client_get_extra_disconnect_reason + login_log_format). */
   private loginLog(reason: string): void {
-    const conn = { rip: this.deps.remoteIp ?? '', lip: this.deps.localIp ?? '', secured: this.deps.secured };
-    this.log.info(this.progress.disconnectLine(reason, this.pendingAuth !== null, conn));
+    this.progress.logDisconnect(this.log, reason, this.pendingAuth !== null, this.conn());
+  }
+
+  private conn(): LoginConn {
+    return { config: this.deps.config, service: 'sieve', rip: this.deps.remoteIp ?? '', lip: this.deps.localIp ?? '', tls: this.deps.secured, trusted: this.deps.trusted };
+  }
+
+  /** This connection's login session id (session=<…>), passed to the mail process with the login. */
+  get loginSession(): string { return this.progress.session(this.conn()); }
+
+  /** A login process handed the session to mail process `mpid`: managesieve-login's `Login:` line. */
+  logHandedOff(user: string, mech: string, mpid: number): void { this.progress.logLogin(this.log, this.conn(), user, mech, mpid); }
+
+  /** The passdb refused `user`: the line logged when the connection ends names it. */
+  authFailed(user: string, temp: boolean): void { this.progress.failed(user, temp); }
+
+  /** Input after login, less the line end of the last command (Dovecot's parser has not consumed it yet). */
+  private countInput(d: Buffer): void {
+    this.bytesIn += d.length;
+    this.lastEol = trailingEol(d);
+  }
+
+  /**
+   * managesieved's last line of a session: `Disconnected: <reason> <managesieve_logout_format>`
+   * (default `bytes=%i/%o`), once; the client's close is logged without the prefix (client_disconnect).
+   */
+  private logSessionEnd(reason: string, prefixed = true): void {
+    if (this.endLogged || this.user === null) return;
+    this.endLogged = true;
+    const format = this.deps.config.get('managesieve_logout_format', { protocol: 'sieve' }) || 'bytes=%i/%o';
+    const input = String(this.bytesIn - this.lastEol);
+    const stats = expandLogFormat(format, { i: input, input, o: String(this.bytesOut), output: String(this.bytesOut) });
+    (this.sessionLog ?? Logger.forUser('managesieve', this.user)).info(`${prefixed ? 'Disconnected: ' : ''}${reason} ${stats}`);
   }
 
   /** The master dropped this connection to make room (login service full): client_destroy_oldest. */
@@ -297,11 +339,15 @@ export class ManageSieveSession {
   /** sealadm kick (doveadm kick: SIGTERM to the managesieve process): its clients get Pigeonhole's shutdown BYE. */
   kick(): void {
     if (this.closed) return;
-    if (this.user !== null) Logger.forUser('managesieve', this.user).info('Disconnected: Server shutting down.');
+    this.logSessionEnd('Server shutting down.');
     this.bye('Server shutting down.');
   }
 
-  private write(s: string | Buffer): void { if (!this.closed) this.stream.write(s); }
+  private write(s: string | Buffer): void {
+    if (this.closed) return;
+    if (this.user !== null) this.bytesOut += s.length;
+    this.stream.write(s);
+  }
 
   /** A user's script may use the extensions sieve_extensions switches on. */
   private compileOptions(): CompileOptions {
@@ -449,7 +495,10 @@ export class ManageSieveSession {
     };
     // Commands in any state
     switch (cmd) {
-      case 'LOGOUT': this.write('OK "Logout completed."\r\n'); this.stream.end(); this.closed = true; return;
+      case 'LOGOUT':
+        this.write('OK "Logout completed."\r\n');
+        if (this.user === null) this.loginLog('Aborted login by logging out'); else this.logSessionEnd('Logged out');
+        this.stream.end(); this.closed = true; return;
       case 'NOOP': {
         const a = strArgs(0, 1); if (!a) return;
         this.write(a.length ? `OK (TAG ${quote(a[0])}) "Done"\r\n` : 'OK "NOOP Completed"\r\n');
@@ -484,7 +533,7 @@ export class ManageSieveSession {
             // a failed handshake ends this connection, as in managesieve-login; startTls destroyed the socket
             this.closed = true;
             this.stream.destroy();
-            this.log.info(`Disconnected (no auth attempts in ${Math.round((Date.now() - this.connectedAt) / 1000)} secs): user=<>, rip=${this.deps.remoteIp ?? ''}, lip=${this.deps.localIp ?? ''}, TLS handshaking: ${(e as Error).message}`);
+            this.progress.logDisconnect(this.log, '', false, { ...this.conn(), tlsError: (e as Error).message });
             return;
           }
           this.deps.secured = true;
@@ -673,7 +722,7 @@ export class ManageSieveSession {
   private async finishAuth(mech: string, authz: string, login: string, password: string): Promise<void> {
     if (this.deps.login) return this.deps.login({ mech, authz, login, password });
     if (!this.deps.auth) throw new Error('no auth engine');
-    const info = { service: 'sieve', rip: this.deps.remoteIp, lip: this.deps.localIp, mech, secured: this.deps.secured };
+    const info = { service: 'sieve', rip: this.deps.remoteIp, lip: this.deps.localIp, mech, secured: this.deps.secured, session: this.loginSession };
     // the per-IP penalty is waited out before the attempt is even looked at, as IMAP does (login.ts)
     const wait = this.deps.penalty?.delayBefore(this.deps.remoteIp) ?? 0;
     if (wait) await new Promise((r) => setTimeout(r, wait));
@@ -683,7 +732,7 @@ export class ManageSieveSession {
       if (out.result !== 'tempfail') this.deps.penalty?.failed(this.deps.remoteIp);
       await new Promise((r) => setTimeout(r, failureDelayMs(this.deps.config.getTime('auth_failure_delay'), out.nodelay)));
       this.write(out.result === 'tempfail' ? 'NO (TRYLATER) "Temporary authentication failure."\r\n' : 'NO "Authentication failed."\r\n');
-      this.log.info(`Disconnected: auth failed (user=<${login}>, method=${mech}, rip=${this.deps.remoteIp ?? ''})`);
+      this.progress.failed(login, out.result === 'tempfail');
       return;
     }
     this.deps.penalty?.succeeded(this.deps.remoteIp);
@@ -691,8 +740,8 @@ export class ManageSieveSession {
     const home = u.result === 'ok' ? this.homeOrRefuse(u.user, u.fields) : undefined;
     if (!home) return;
     if (!await this.admit(u.user, mech)) return;
-    Logger.forUser('managesieve-login', u.user).info(`Login: user=<${u.user}>, method=${mech}, rip=${this.deps.remoteIp ?? ''}`);
-    this.loggedIn(u.user, u.fields, home);
+    this.progress.logLogin(this.log, this.conn(), u.user, mech, process.pid);
+    this.loggedIn(u.user, u.fields, home, this.loginSession);
   }
 
   /**
@@ -703,14 +752,13 @@ export class ManageSieveSession {
   async admit(user: string, mech: string): Promise<boolean> {
     const verdict = this.deps.slot ? await this.deps.slot.admit(user) : 'ok';
     if (verdict === 'ok') return true;
-    const who = `user=<${user}>, method=${mech}, rip=${this.deps.remoteIp ?? ''}, lip=${this.deps.localIp ?? ''}${this.deps.secured ? ', TLS' : ''}`;
     if (verdict === 'userip') {
       const text = userIpText(maxUserIpConnections(this.deps.config, 'sieve', { rip: this.deps.remoteIp ?? '', lip: this.deps.localIp ?? '' }));
-      this.log.info(`Disconnected: ${text}: ${who}`);
+      this.progress.logRefused(this.log, this.conn(), text, user, mech);
       this.write(`NO ${quote(text)}\r\n`);
     } else {
       this.log.error(`master(sieve): destination service { process_limit } reached (rip=${this.deps.remoteIp ?? ''})`);
-      this.log.info(`Disconnected: Internal login failure: ${who}`);
+      this.progress.logRefused(this.log, this.conn(), 'Internal login failure', user, mech);
     }
     this.hangUp();
     return false;
@@ -725,9 +773,10 @@ export class ManageSieveSession {
     return home;
   }
 
-  private loggedIn(user: string, fields: Fields, home: string): void {
+  private loggedIn(user: string, fields: Fields, home: string, session?: string): void {
     this.user = user;
     this.fields = fields;
+    this.sessionLog = Logger.forUser('managesieve', user, session);
     this.touch(); // the login deadline gives way to autologout
     const plugin = this.deps.config.plugin({ protocol: 'sieve' });
     this.storage = new ScriptStorage(plugin.sieve ?? '', { username: user, home, fields });
@@ -755,9 +804,9 @@ export class ManageSieveSession {
   }
 
   /** A mail process: the session of a user a login process authenticated, answered `OK "Logged in."` here. */
-  startLoggedIn(user: string, fields: Fields): void {
+  startLoggedIn(user: string, fields: Fields, session?: string): void {
     this.attach();
     const home = this.homeOrRefuse(user, fields);
-    if (home) this.loggedIn(user, fields, home); else this.hangUp();
+    if (home) this.loggedIn(user, fields, home, session); else this.hangUp();
   }
 }

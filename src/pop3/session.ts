@@ -23,6 +23,7 @@ import type { Fields } from '../auth/databases.js';
 import { failureDelayMs, type AuthPenalty } from '../auth/penalty.js';
 import { plaintextMechanisms } from '../auth/mechanisms.js';
 import { DEADLINES, LoginProgress, maxUserIpConnections, userIpText, type ConnectionSlot } from '../config/connection-limits.js';
+import type { LoginConn } from '../config/login-log.js';
 import { Logger } from '../log/logger.js';
 import { faultText, guarded } from '../util/fault.js';
 import { quickAck } from '../util/tcp-socket.js';
@@ -97,7 +98,7 @@ export class Pop3Session {
     this.attach();
     this.timer = setTimeout(() => {
       if (this.user !== null || this.closed) return;
-      this.log.info(this.progress.disconnectLine(this.sasl ? 'Inactivity during authentication' : 'Inactivity', this.sasl !== null, this.conn()));
+      this.progress.logDisconnect(this.loginLog, this.sasl ? 'Inactivity during authentication' : 'Inactivity', this.sasl !== null, this.conn());
       this.hangUp(this.sasl ? '-ERR Disconnected for inactivity during authentication.' : '-ERR Disconnected for inactivity.');
     }, DEADLINES.loginMs);
     this.timer.unref();
@@ -107,18 +108,24 @@ export class Pop3Session {
   }
 
   /** A mail process: a user a login process authenticated; "+OK Logged in." and the maildrop opened here. */
-  async startLoggedIn(user: string, fields: Fields, password: string): Promise<void> {
+  async startLoggedIn(user: string, fields: Fields, password: string, session?: string): Promise<void> {
     this.attach();
     this.busy = true;
     try {
-      await this.openMaildrop(user, fields, password);
+      await this.openMaildrop(user, fields, password, session);
     } finally {
       this.busy = false;
     }
     if (!this.closed) await this.pump();
   }
 
-  private conn() { return { rip: this.deps.rip, lip: this.deps.lip, secured: this.deps.secured }; }
+  private conn(): LoginConn { return { config: this.deps.config, service: 'pop3', rip: this.deps.rip, lip: this.deps.lip, tls: this.deps.secured, trusted: this.deps.trusted }; }
+
+  /** This connection's login session id (session=<…>), passed to the mail process with the login. */
+  get loginSession(): string { return this.progress.session(this.conn()); }
+
+  /** A login process handed the session to mail process `mpid`: pop3-login's `Login:` line. */
+  logHandedOff(user: string, mech: string, mpid: number): void { this.progress.logLogin(this.loginLog, this.conn(), user, mech, mpid); }
 
   private attach(): void {
     const stream = this.stream;
@@ -138,6 +145,7 @@ export class Pop3Session {
     if (this.timer) clearTimeout(this.timer);
     this.closed = true;
     this.deps.slot?.release();
+    if (this.user === null) this.progress.logDisconnect(this.loginLog, 'Connection closed', this.sasl !== null, this.conn());
     if (this.tx && !this.loggedOut) {
       // a connection that ended without QUIT: its RETRs still mark \Seen, its DELEs are forgotten (RFC 1939 §6)
       const tx = this.tx;
@@ -192,7 +200,7 @@ export class Pop3Session {
   /** The master dropped this unauthenticated connection (login service full). */
   evict(): void {
     if (this.closed || this.user !== null) return;
-    this.log.info(this.progress.disconnectLine('Connection queue full', this.sasl !== null, this.conn()));
+    this.progress.logDisconnect(this.loginLog, 'Connection queue full', this.sasl !== null, this.conn());
     this.hangUp('-ERR Connection queue full');
   }
 
@@ -246,9 +254,9 @@ export class Pop3Session {
   }
 
   private tooLong(): void {
-    if (this.sasl) { this.log.info(this.progress.disconnectLine('Authentication response too large', true, this.conn())); this.hangUp(); return; }
+    if (this.sasl) { this.progress.logDisconnect(this.loginLog, 'Authentication response too large', true, this.conn()); this.hangUp(); return; }
     if (this.user === null) {
-      this.log.info(this.progress.disconnectLine('Input buffer full', false, this.conn()));
+      this.progress.logDisconnect(this.log, 'Input buffer full', false, this.conn());
       this.hangUp('-ERR Input buffer full, aborting');
       return;
     }
@@ -345,7 +353,7 @@ export class Pop3Session {
       case 'XOIP': this.xclient([`ADDR=${args}`]); break;
       case 'QUIT':
         this.write('+OK Logging out\r\n');
-        this.log.info(this.progress.disconnectLine('Aborted login', false, this.conn()));
+        this.progress.logDisconnect(this.loginLog, 'Aborted login by logging out', false, this.conn());
         this.hangUp();
         return;
       default:
@@ -355,7 +363,7 @@ export class Pop3Session {
     if (ok) { this.badCount = 0; return; }
     if (++this.badCount >= LOGIN_MAX_BAD_COMMANDS) {
       this.write('-ERR Too many invalid bad commands.\r\n');
-      this.log.info(this.progress.disconnectLine('Too many bad commands', false, this.conn()));
+      this.progress.logDisconnect(this.loginLog, 'Too many bad commands', false, this.conn());
       this.hangUp();
     }
   }
@@ -382,7 +390,7 @@ export class Pop3Session {
     } catch (e) {
       this.closed = true;
       this.stream.destroy();
-      this.log.info(`${this.progress.disconnectLine('Disconnected', false, this.conn()).replace(/^Disconnected: Disconnected /, 'Disconnected ')}, TLS handshaking: ${(e as Error).message}`);
+      this.progress.logDisconnect(this.loginLog, '', false, { ...this.conn(), tlsError: (e as Error).message });
       return;
     }
     this.deps.secured = true;
@@ -442,7 +450,7 @@ export class Pop3Session {
     if (this.deps.login) return this.deps.login({ mech, authz, login, password });
     const auth = this.deps.auth;
     if (!auth) throw new Error('no auth engine');
-    const info = { service: 'pop3', rip: this.deps.rip, lip: this.deps.lip, mech, secured: this.deps.secured };
+    const info = { service: 'pop3', rip: this.deps.rip, lip: this.deps.lip, mech, secured: this.deps.secured, session: this.loginSession };
     const wait = this.deps.penalty?.delayBefore(this.deps.rip) ?? 0;
     if (wait) await sleep(wait);
     const out = await auth.authenticate(login, password, { ...info, loginUser: authz && authz !== login ? authz : undefined });
@@ -456,16 +464,16 @@ export class Pop3Session {
     const u = await auth.lookupUser(out.user, info, out.userdbFields);
     if (u.result !== 'ok') { this.write(`-ERR [SYS/TEMP] ${INTERNAL}\r\n`); return; }
     if (!await this.admit(u.user, mech)) return;
-    this.loginLog.info(`Login: user=<${u.user}>, method=${mech}, rip=${this.deps.rip}, lip=${this.deps.lip}${this.deps.secured ? ', TLS' : ''}`);
-    await this.openMaildrop(u.user, u.fields, password);
+    this.progress.logLogin(this.loginLog, this.conn(), u.user, mech, process.pid);
+    await this.openMaildrop(u.user, u.fields, password, this.loginSession);
   }
 
   /** A failed authentication as pop3-login answers it. */
   authFailed(login: string, mech: string, temp: boolean, reason?: string): void {
+    this.progress.failed(login, temp);
     if (temp) { this.write('-ERR [SYS/TEMP] Temporary authentication failure.\r\n'); return; }
     const text = reason ?? 'Authentication failed.';
     this.write(text.startsWith('[') ? `-ERR ${text}\r\n` : `-ERR [AUTH] ${text}\r\n`);
-    this.loginLog.info(`Disconnected: Aborted login (auth failed, 1 attempts): user=<${login}>, method=${mech}, rip=${this.deps.rip}, lip=${this.deps.lip}`);
   }
 
   /**
@@ -477,23 +485,22 @@ export class Pop3Session {
   async admit(user: string, mech: string): Promise<boolean> {
     const verdict = this.deps.slot ? await this.deps.slot.admit(user) : 'ok';
     if (verdict === 'ok') return true;
-    const who = `user=<${user}>, method=${mech}, rip=${this.deps.rip}, lip=${this.deps.lip}${this.deps.secured ? ', TLS' : ''}`;
     if (verdict === 'userip') {
       const text = userIpText(maxUserIpConnections(this.deps.config, 'pop3', { rip: this.deps.rip, lip: this.deps.lip }));
-      this.loginLog.info(`Disconnected: ${text}: ${who}`);
+      this.progress.logRefused(this.loginLog, this.conn(), text, user, mech);
       this.hangUp(`-ERR [IN-USE] ${text}`);
     } else {
       this.loginLog.error(`master(pop3): destination service { process_limit } reached (rip=${this.deps.rip})`);
-      this.loginLog.info(`Disconnected: Internal login failure: ${who}`);
+      this.progress.logRefused(this.loginLog, this.conn(), 'Internal login failure', user, mech);
       this.hangUp('-ERR [SYS/TEMP] Internal login failure. Refer to server log for more information.');
     }
     return false;
   }
 
   /** pop3's client_init_session: "+OK Logged in." (after the session lock when pop3_lock_session), then INBOX. */
-  private async openMaildrop(user: string, fields: Fields, password: string): Promise<void> {
+  private async openMaildrop(user: string, fields: Fields, password: string, session?: string): Promise<void> {
     this.user = user;
-    this.log = Logger.forUser('pop3', user);
+    this.log = Logger.forUser('pop3', user, session);
     if (this.timer) { clearTimeout(this.timer); this.timer = null; }
     this.touch();
     const r: Pop3OpenResult = await openPop3User(this.deps.config, user, fields, password, () => {

@@ -60,10 +60,10 @@ export class AuthClient {
   }
 
   /** AUTH PLAIN for `user`/`password` (and `loginUser` for a master-user login). */
-  authenticate(user: string, password: string, info: { service: string; rip: string; lip: string; secured: boolean; loginUser?: string }): Promise<AuthReply> {
+  authenticate(user: string, password: string, info: { service: string; rip: string; lip: string; secured: boolean; loginUser?: string; session?: string }): Promise<AuthReply> {
     const id = String(++this.nextId);
     const resp = Buffer.from(`${info.loginUser ?? ''}\0${user}\0${password}`).toString('base64');
-    const params = [`service=${escape(info.service)}`, `rip=${escape(info.rip)}`, `lip=${escape(info.lip)}`, ...(info.secured ? ['secured'] : []), `resp=${resp}`];
+    const params = [`service=${escape(info.service)}`, `rip=${escape(info.rip)}`, `lip=${escape(info.lip)}`, ...(info.secured ? ['secured'] : []), ...(info.session ? [`session=${escape(info.session)}`] : []), `resp=${resp}`];
     return new Promise((resolve) => {
       this.waiting.set(id, resolve);
       this.connection().write(`AUTH\t${id}\tPLAIN\t${params.join('\t')}\n`);

@@ -91,13 +91,13 @@ export function runLoginProcess(config: DovecotConfig, material: TlsMaterial | n
       async login(user: string, password: string, info: RequestInfo): Promise<LoginResult> {
         // the session's addresses: a trusted client's ID may have replaced them (prelogin.ts)
         const { rip, lip } = session.opts;
-        const a = await auth.authenticate(user, password, { service: 'imap', rip, lip, secured: session.secured, loginUser: info.loginUser });
+        const a = await auth.authenticate(user, password, { service: 'imap', rip, lip, secured: session.secured, loginUser: info.loginUser, session: session.loginSession });
         if (!a.ok) {
+          // the session logs the failure when the connection ends (its attempts counted), prelogin.ts
           if (a.temp) return { ok: false, code: 'UNAVAILABLE', text: 'Temporary authentication failure.' };
-          log.info(`Disconnected: Aborted login (auth failed, 1 attempts): user=<${user}>, method=${info.mech ?? 'PLAIN'}, rip=${rip}, lip=${lip}`);
           return { ok: false, code: 'AUTHENTICATIONFAILED', text: a.reason ?? 'Authentication failed.' };
         }
-        return { ok: false, handOff: (tag) => handOff(session, count, { id: ++nextId, protocol: 'imap', authRef: a.ref, user: a.user, password, mech: info.mech ?? 'PLAIN', tag, rip, lip, secured: session.secured, capabilityAsked: session.capabilityAskedBeforeLogin }) };
+        return { ok: false, handOff: (tag) => handOff(session, count, { id: ++nextId, protocol: 'imap', authRef: a.ref, user: a.user, password, mech: info.mech ?? 'PLAIN', tag, rip, lip, secured: session.secured, capabilityAsked: session.capabilityAskedBeforeLogin, session: session.loginSession }) };
       },
     };
     const starttls = tls && !spec.ssl ? (d: Duplex) => serverStartTls(d, () => tls.current()) : undefined;
@@ -138,7 +138,6 @@ export function runLoginProcess(config: DovecotConfig, material: TlsMaterial | n
     client.on('close', () => { upstream.destroy(); release(); });
   };
 
-  const who = (req: LoginRequest) => `user=<${req.user}>, method=${req.mech}, rip=${req.rip}, lip=${req.lip}${req.secured ? ', TLS' : ''}`;
 
   const handOff = async (session: Session, count: ConnectionSlot, req: LoginRequest): Promise<void> => {
     // the master's count first (as imap-login asks anvil before the master request)
@@ -146,23 +145,24 @@ export function runLoginProcess(config: DovecotConfig, material: TlsMaterial | n
     const reply = await askMaster(req);
     if (reply.t === 'login-failed') {
       if (reply.reason === 'init') {
+        // imap-login's part succeeded; the mail process logged why the user's mail could not be opened
+        session.logHandedOff(req.user, req.mech, 0);
         await session.send({ kind: 'tagged', tag: req.tag, status: 'OK', text: 'Logged in, but initialization failed.' });
         await session.bye(INTERNAL);
       } else {
-        log.info(`Disconnected: Internal login failure: ${who(req)}`);
+        session.logLoginRefused('Internal login failure', req.user, req.mech);
         await session.send({ kind: 'tagged', tag: req.tag, status: 'NO', code: { name: 'UNAVAILABLE' }, text: INTERNAL });
       }
       return;
     }
     sessions.delete(session); // it lives in the mail process now
+    session.logHandedOff(req.user, req.mech, reply.mpid);
     proxy(session.detach(), reply.key, () => count.release());
-    log.info(`Login: ${who(req)}`);
   };
 
   /** A ManageSieve connection (managesieve-login): the same steps, Pigeonhole's texts. */
   const acceptSieve = (socket: Socket | TLSSocket, raw: Socket, spec: ListenerSpec, addr: ClientAddresses, id: number) => {
     const { lip } = addr;
-    const slog = new Logger('managesieve-login');
     const count = slot('sieve', id, { evict: () => session.evict() });
     raw.once('close', () => count.release());
     const deps: SessionDeps = {
@@ -170,18 +170,18 @@ export function runLoginProcess(config: DovecotConfig, material: TlsMaterial | n
       startTls: tls ? () => serverStartTls(raw, () => tls.current()) : undefined, slot: count,
       async login({ mech, authz, login, password }) {
         const rip = deps.remoteIp ?? ''; // XCLIENT may have named the real client
-        const a = await auth.authenticate(login, password, { service: 'sieve', rip, lip, secured: deps.secured, loginUser: authz && authz !== login ? authz : undefined });
+        const a = await auth.authenticate(login, password, { service: 'sieve', rip, lip, secured: deps.secured, loginUser: authz && authz !== login ? authz : undefined, session: session.loginSession });
         if (!a.ok) {
           session.reply(a.temp ? 'NO (TRYLATER) "Temporary authentication failure."\r\n' : 'NO "Authentication failed."\r\n');
-          if (!a.temp) slog.info(`Disconnected: auth failed (user=<${login}>, method=${mech}, rip=${rip})`);
+          session.authFailed(login, !!a.temp);
           return;
         }
         if (!await session.admit(a.user, mech)) return;
-        const req: LoginRequest = { id: ++nextId, protocol: 'sieve', authRef: a.ref, user: a.user, password, mech, tag: '', rip, lip, secured: deps.secured, capabilityAsked: false };
+        const req: LoginRequest = { id: ++nextId, protocol: 'sieve', authRef: a.ref, user: a.user, password, mech, tag: '', rip, lip, secured: deps.secured, capabilityAsked: false, session: session.loginSession };
         const reply = await askMaster(req);
         if (reply.t === 'login-failed') { session.reply(`NO "${INTERNAL}"\r\n`); return; }
+        session.logHandedOff(a.user, mech, reply.mpid);
         proxy(session.detach(), reply.key, () => count.release());
-        slog.info(`Login: user=<${a.user}>, method=${mech}, rip=${rip}`);
       },
     };
     const session = new ManageSieveSession(socket, deps);
@@ -191,7 +191,6 @@ export function runLoginProcess(config: DovecotConfig, material: TlsMaterial | n
   /** A POP3 connection (pop3-login): the same steps, pop3-login's texts; "+OK Logged in." comes from the mail process. */
   const acceptPop3 = (socket: Socket | TLSSocket, raw: Socket, spec: ListenerSpec, addr: ClientAddresses, id: number) => {
     const { lip } = addr;
-    const plog = new Logger('pop3-login');
     const count = slot('pop3', id, { evict: () => session.evict() });
     raw.once('close', () => count.release());
     const deps: Pop3Deps = {
@@ -199,14 +198,14 @@ export function runLoginProcess(config: DovecotConfig, material: TlsMaterial | n
       startTls: tls ? () => serverStartTls(raw, () => tls.current()) : undefined,
       async login({ mech, authz, login, password }) {
         const rip = deps.rip; // XCLIENT may have named the real client
-        const a = await auth.authenticate(login, password, { service: 'pop3', rip, lip, secured: deps.secured, loginUser: authz && authz !== login ? authz : undefined });
+        const a = await auth.authenticate(login, password, { service: 'pop3', rip, lip, secured: deps.secured, loginUser: authz && authz !== login ? authz : undefined, session: session.loginSession });
         if (!a.ok) { session.authFailed(login, mech, !!a.temp, a.reason); return; }
         if (!await session.admit(a.user, mech)) return;
-        const req: LoginRequest = { id: ++nextId, protocol: 'pop3', authRef: a.ref, user: a.user, password, mech, tag: '', rip, lip, secured: deps.secured, capabilityAsked: false };
+        const req: LoginRequest = { id: ++nextId, protocol: 'pop3', authRef: a.ref, user: a.user, password, mech, tag: '', rip, lip, secured: deps.secured, capabilityAsked: false, session: session.loginSession };
         const reply = await askMaster(req);
         if (reply.t === 'login-failed') { session.reply(`-ERR [SYS/TEMP] ${INTERNAL}\r\n`); return; }
+        session.logHandedOff(a.user, mech, reply.mpid);
         proxy(session.detach(), reply.key, () => count.release());
-        plog.info(`Login: ${who(req)}`);
       },
     };
     const session = new Pop3Session(socket, deps);

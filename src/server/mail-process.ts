@@ -61,7 +61,7 @@ export function runMailProcess(config: DovecotConfig): void {
     if (req.protocol === 'sieve') {
       // managesieve: the user's Sieve scripts under the home the userdb gives
       const s = new ManageSieveSession(sock, { config, resolveHome: (u, f) => resolveMailUser(config, u, f, 'sieve').home, tlsAvailable: false, secured: req.secured, remoteIp: req.rip, localIp: req.lip });
-      s.startLoggedIn(req.user, fields);
+      s.startLoggedIn(req.user, fields, req.session);
       if (sid) bySid.set(sid, s);
       return;
     }
@@ -71,7 +71,7 @@ export function runMailProcess(config: DovecotConfig): void {
       if (sid) bySid.set(sid, s);
       pop3Sessions.add(s);
       sock.once('close', () => pop3Sessions.delete(s));
-      await s.startLoggedIn(req.user, fields, req.password);
+      await s.startLoggedIn(req.user, fields, req.password, req.session);
       return;
     }
     const r = await openImapUser(config, req.user, fields, req.password);
@@ -81,7 +81,7 @@ export function runMailProcess(config: DovecotConfig): void {
       return;
     }
     const session = new Session(sock, {
-      config, log: new Logger(`imap(${req.user})`), login, rip: req.rip, lip: req.lip, secured: req.secured,
+      config, log: Logger.forUser('imap', req.user, req.session), login, rip: req.rip, lip: req.lip, secured: req.secured,
       preauth: r, loginReply: { tag: req.tag, capabilityAsked: req.capabilityAsked },
     });
     sessions.add(session);

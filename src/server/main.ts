@@ -169,6 +169,7 @@ async function loadServerConfig(path: string): Promise<DovecotConfig> {
     info_log_path: config.get('info_log_path'),
     debug_log_path: config.get('debug_log_path'),
     log_timestamp: config.get('log_timestamp'),
+    mail_log_prefix: config.get('mail_log_prefix'),
     debug: new Set([
       ...(config.getBool('auth_debug') ? ['auth'] : []),
       ...(config.getBool('mail_debug') ? ['mail'] : []),

@@ -43,7 +43,8 @@ export type QuotaReply = { action: string | null } | { over: QuotaRefusal | null
 export type DeliveryReply = { ok: true } | { ok: false; temp: boolean; code: string; text: string };
 
 /** What a login process asks of the master after the auth process accepted a login. */
-export interface LoginRequest { id: number; protocol: 'imap' | 'sieve' | 'pop3'; authRef: string; user: string; password: string; mech: string; tag: string; rip: string; lip: string; secured: boolean; capabilityAsked: boolean }
+/** `session`: the login process's session id, which the mail process's log prefix carries (imap(user)<pid><session>). */
+export interface LoginRequest { id: number; protocol: 'imap' | 'sieve' | 'pop3'; authRef: string; user: string; password: string; mech: string; tag: string; rip: string; lip: string; secured: boolean; capabilityAsked: boolean; session: string }
 
 /** The master counts the connections of each protocol apart (connection-table.ts). */
 export type ConnProto = 'imap' | 'sieve' | 'pop3';
@@ -63,7 +64,7 @@ export type ChildMessage =
   /** login process → master: authenticated, move the session to a mail process */
   | { t: 'login'; req: LoginRequest }
   /** master → login process: connect to the login socket and send `key` (go), or the login failed there */
-  | { t: 'login-go'; id: number; key: string }
+  | { t: 'login-go'; id: number; key: string; mpid: number }
   | { t: 'login-failed'; id: number; reason: 'init' | 'internal' }
   /** master → auth process: a connection to the auth-client socket; a userdb lookup */
   | { t: 'auth-conn'; kind: 'login' | 'auth' | 'auth-userdb' }

@@ -509,7 +509,7 @@ export class RootMaster {
     const key = randomBytes(16).toString('hex');
     const timer = setTimeout(() => this.handoffs.delete(key), HANDOFF_TIMEOUT_MS);
     this.handoffs.set(key, { req, fields: u.fields, to, timer });
-    sendTo(from, { t: 'login-go', id: req.id, key });
+    sendTo(from, { t: 'login-go', id: req.id, key, mpid: to.child.pid ?? 0 });
   }
 
   /** The login process's proxy connection: its first line is the key of its login; then it goes to the mail process. */

@@ -32,7 +32,7 @@ test('login, prefetch of userdb_* fields, userdb chain, secrets never logged', a
   const lines: string[] = [];
   setLogSink((l) => lines.push(l));
   t.after(() => setLogSink(null));
-  const { engine } = await setup(t);
+  const { engine } = await setup(t, 'auth_verbose = yes\n');
   const ok = await engine.authenticate('Ann@Example.org', 'Secret-1', { service: 'imap', rip: '192.0.2.1' });
   assert.equal(ok.result, 'ok');
   assert.equal(ok.user, 'ann@example.org');
@@ -45,6 +45,31 @@ test('login, prefetch of userdb_* fields, userdb chain, secrets never logged', a
   assert.deepEqual(u.fields.find(([k]) => k === 'home'), ['home', '/var/vmail/example.org/ann']);
   assert.ok(lines.some((l) => l.includes('sql(ann@example.org,192.0.2.1): Password mismatch')));
   for (const l of lines) assert.ok(!/Secret-|\$6\$/.test(l), `secret in log: ${l}`);
+});
+
+test('auth_verbose and auth_verbose_passwords decide the passdb failure lines, as auth_request_log_login_failure', async (t) => {
+  const lines: string[] = [];
+  setLogSink((l) => lines.push(l));
+  t.after(() => setLogSink(null));
+  // Dovecot's default: no line for a wrong password or an unknown user
+  const quiet = (await setup(t)).engine;
+  assert.equal((await quiet.authenticate('ann@example.org', 'Secret-2', { service: 'imap', rip: '192.0.2.1', session: 'AbCdEfGhIjKlMnOp' })).result, 'mismatch');
+  assert.equal((await quiet.authenticate('nobody@example.org', 'x', { service: 'imap', rip: '192.0.2.1' })).result, 'unknown');
+  assert.deepEqual(lines, []);
+  // auth_verbose: driver(user,rip,<session>): the session id of the login process's request
+  const verbose = (await setup(t, 'auth_verbose = yes\n')).engine;
+  await verbose.authenticate('ann@example.org', 'Secret-2', { service: 'imap', rip: '192.0.2.1', session: 'AbCdEfGhIjKlMnOp' });
+  await verbose.authenticate('nobody@example.org', 'x', { service: 'imap', rip: '192.0.2.1' });
+  assert.deepEqual(lines.splice(0), ['auth: Info: sql(ann@example.org,192.0.2.1,<AbCdEfGhIjKlMnOp>): Password mismatch', 'auth: Info: sql(nobody@example.org,192.0.2.1): unknown user']);
+  // auth_verbose_passwords logs even without auth_verbose: the password given (plain / yes), or its SHA1, cut to :N
+  const plain = (await setup(t, 'auth_verbose_passwords = yes\n')).engine;
+  await plain.authenticate('ann@example.org', 'Secret-2', { service: 'imap', rip: '192.0.2.1' });
+  const sha = (await setup(t, 'auth_verbose_passwords = sha1:8\n')).engine;
+  await sha.authenticate('ann@example.org', 'Secret-2', { service: 'imap', rip: '192.0.2.1' });
+  assert.deepEqual(lines.splice(0), [
+    'auth: Info: sql(ann@example.org,192.0.2.1): Password mismatch (given password: Secret-2)',
+    'auth: Info: sql(ann@example.org,192.0.2.1): Password mismatch (SHA1 of given password: b7a37dfe)',
+  ]);
 });
 
 test('auth cache: a changed row is seen only after the TTL; unknown users are cached negatively', async (t) => {

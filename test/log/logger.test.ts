@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { configureLogging, formatTimestamp, Logger } from '../../src/log/logger.js';
+import { configureLogging, formatTimestamp, Logger, setLogSink } from '../../src/log/logger.js';
 import { tempDir } from '../helpers/tmp.js';
 
 test('Dovecot line shape and per-level files', (t) => {
@@ -27,4 +27,15 @@ test('log_timestamp strftime subset', () => {
   const d = new Date(2026, 0, 5, 7, 8, 9);
   assert.equal(formatTimestamp('%b %d %H:%M:%S ', d), 'Jan 05 07:08:09 ');
   assert.equal(formatTimestamp('%e|%%|%q', d), ' 5|%|%q');
+});
+
+test('mail_log_prefix set by the admin shapes the mail users\' lines; the default keeps service(user)<pid><session>', (t) => {
+  const lines: string[] = [];
+  setLogSink((l) => lines.push(l));
+  t.after(() => { setLogSink(null); configureLogging({ mail_log_prefix: '%s(%u)<%{pid}><%{session}>: ' }); });
+  configureLogging({ mail_log_prefix: '%s(%u)<%{pid}><%{session}>: ' });
+  Logger.forUser('imap', 'ann@example.org', 'S1').info('a');
+  configureLogging({ mail_log_prefix: '%{service}: %n at %d [%{session}] ' });
+  Logger.forUser('lmtp', 'ann@example.org', 'S2').info('b');
+  assert.deepEqual(lines, [`imap(ann@example.org)<${process.pid}><S1>: Info: a`, 'lmtp: ann at example.org [S2] Info: b']);
 });

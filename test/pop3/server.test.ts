@@ -106,7 +106,7 @@ async function pullWithPoplib(t: TestContext, rootMaster: boolean): Promise<void
   const md = join(srv.home(user), 'Maildir');
   assert.deepEqual([...readdirSync(join(md, 'cur')), ...readdirSync(join(md, 'new'))], [], 'Maildir empty after the last QUIT');
   // pop3_logout_format's line, from the process that served the session (it may come a moment after QUIT's reply)
-  const logout = /pop3\(pull@example\.org\)(<\d+>)?: Info: Disconnected: Logged out top=0\/0, retr=1\/\d+, del=1\/1, size=\d+/;
+  const logout = /pop3\(pull@example\.org\)(<\d+>)?(<[^>]+>)?: Info: Disconnected: Logged out top=0\/0, retr=1\/\d+, del=1\/1, size=\d+/;
   for (const end = Date.now() + 20_000; !logout.test(srv.output());) {
     if (Date.now() > end) assert.fail(`no logout line:\n${srv.output()}`);
     await new Promise((r) => setTimeout(r, 50));

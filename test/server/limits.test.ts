@@ -64,7 +64,8 @@ test('autologout after login ends silent sessions; IDLE\'s keepalive keeps one',
   assert.equal(await sieveSilent.until(/\r\n$/, 'sieve autologout BYE'), 'BYE "Disconnected for inactivity"\r\n');
   await Promise.all([silent.gone('imap'), sieveSilent.gone('sieve')]);
   await logged(srv, /imap\(silent@example\.org\).*Info: Disconnected: Inactivity - no input for \d+ secs/, 'IMAP autologout');
-  await logged(srv, /managesieve\(silent@example\.org\).*Info: Disconnected for inactivity/, 'sieve autologout');
+  // Pigeonhole's client_destroy(client, "Disconnected for inactivity") with managesieve_logout_format
+  await logged(srv, /managesieve\(silent@example\.org\)<\d+><[^>]+>: Info: Disconnected: Disconnected for inactivity bytes=\d+\/\d+/, 'sieve autologout');
   // the idler, logged in before the silent one, is still there
   assert.ok(!idler.closed);
   assert.match(idler.buf, /^\* OK Still here\r\n/m);

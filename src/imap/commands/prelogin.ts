@@ -64,15 +64,17 @@ function forwardedClient(ctx: CommandContext): void {
 
 async function login(ctx: CommandContext, user: string, password: string, mech: string, loginUser?: string): Promise<void> {
   const s = ctx.session;
-  const r = await s.opts.login.login(user, password, { service: 'imap', rip: s.opts.rip, lip: s.opts.lip, secured: s.secured, mech, loginUser });
+  const r = await s.opts.login.login(user, password, { service: 'imap', rip: s.opts.rip, lip: s.opts.lip, secured: s.secured, mech, loginUser, session: s.loginSession });
   if (!r.ok && 'handOff' in r) { await r.handOff(ctx.tag); return; } // a mail process answers from here on
   if (!r.ok && 'initFailed' in r) {
-    // as Dovecot's imap process: the login itself succeeded, opening the user's mail did not
+    // as Dovecot's imap process: the login itself succeeded (imap-login's Login line), opening the user's mail did not
+    s.logHandedOff(user, mech, process.pid);
     await ctx.ok('Logged in, but initialization failed.');
     await s.bye('Internal error occurred. Refer to server log for more information.');
     return;
   }
   if (!r.ok) {
+    s.authFailed(user, r.code === 'UNAVAILABLE');
     await ctx.no(r.text, r.code ? { name: r.code } : undefined);
     return;
   }
@@ -111,6 +113,7 @@ export const preloginCommands: Record<string, Handler> = {
   async LOGOUT(ctx) {
     await ctx.session.send({ kind: 'status', status: 'BYE', text: 'Logging out' });
     await ctx.ok('Logout completed.');
+    ctx.session.loginLog('Aborted login by logging out');
     ctx.session.end();
     return 'done';
   },

@@ -33,6 +33,7 @@ export const sessionCommands: Record<string, Command> = {
     async run(ctx) {
       await ctx.session.send({ kind: 'status', status: 'BYE', text: 'Logging out' });
       await ctx.session.send({ kind: 'tagged', tag: ctx.tag, status: 'OK', text: 'Logout completed (0.001 + 0.000 secs).' });
+      ctx.session.logSessionEnd('Logged out');
       ctx.session.end();
     },
   },

@@ -351,8 +351,10 @@ export class AuthEngine {
   }
 
   /** Userdb chain (LMTP delivery, IMAP login, doveadm -u). */
-  async lookupUser(login: string, info: RequestInfo, prefetched: Fields = []): Promise<UserOutcome> {
-    const user = this.normalizeUser(login) ?? login;
+  async lookupUser(login: string, info: RequestInfo, prefetched: Fields = [], afterPassdb = false): Promise<UserOutcome> {
+    // after a passdb lookup the name is the one the passdb gave (a user= field keeps its case): Dovecot
+    // formats a login with auth_username_format once, when the request starts
+    const user = afterPassdb ? login : this.normalizeUser(login) ?? login;
     let result: UserOutcome = { result: 'unknown', user, fields: [] };
     let hadTempfail = false;
     for (const db of this.userdbs) {

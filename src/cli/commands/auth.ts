@@ -97,7 +97,7 @@ export const authLoginCommand: CliCommand = {
       const { text, ok } = passdbReport(login, r);
       ctx.out.write(text);
       if (!ok || r.nologin) return EX_NOPERM;
-      const u = await engine.lookupUser(r.user, info, r.userdbFields);
+      const u = await engine.lookupUser(r.user, info, r.userdbFields, true);
       if (u.result !== 'ok') {
         // Dovecot's master login client turns NOTFOUND and FAIL alike into its internal-failure text
         ctx.err.write('Error: userdb lookup failed: Internal error occurred. Refer to server log for more information.\n');

@@ -52,6 +52,8 @@ export interface AuthOutcome {
   hasPassword?: boolean;
   /** a master user logged in as `user`: the master's name */
   masterUser?: string;
+  /** the passdb returned fields, none of them visible to clients */
+  hiddenFieldsOnly?: boolean;
 }
 
 export interface UserOutcome {
@@ -67,7 +69,8 @@ interface DbEntry {
   index: number;
 }
 
-const HIDDEN_PASSDB_FIELDS = new Set(['password', 'password_noscheme']);
+/** Fields the auth process consumes and never returns to its client (auth-request.c auth_request_set_field). */
+const HIDDEN_PASSDB_FIELDS = new Set(['password', 'password_noscheme', 'allow_nets', 'allow_real_nets', 'delay_until', 'fail', 'login_user']);
 /** Presence flags: Dovecot keeps only the name, whatever value the row has. */
 const FLAG_FIELDS = new Set(['nologin', 'nodelay', 'nopassword', 'noauthenticate', 'proxy', 'proxy_maybe', 'proxy_always', 'starttls', 'master']);
 
@@ -211,6 +214,7 @@ export class AuthEngine {
         outcome.rawFields = r.rawFields;
         outcome.hasPassword = r.hasPassword;
         outcome.userdbFields = r.userdbFields;
+        outcome.hiddenFieldsOnly = r.hiddenFieldsOnly;
         user = r.user;
       }
       outcome.nologin = r.nologin;
@@ -294,7 +298,16 @@ export class AuthEngine {
     out.nologin = has('nologin');
     out.nodelay = has('nodelay');
     out.reason = visible.find(([k]) => k === 'reason')?.[1];
+    // Dovecot ignores nopassword next to a non-empty password (and logs it): it may not open an account
+    if (has('nopassword') && !has('noauthenticate') && stored !== null && stored.replace(/^\{[^}]*\}/, '') !== '') {
+      this.log.error(`${prefix}: nopassword set but password is non-empty`);
+      const drop = (f: Fields) => f.filter(([k]) => k !== 'nopassword');
+      visible.splice(0, visible.length, ...drop(visible));
+      raw.splice(0, raw.length, ...drop(raw));
+    }
     out.fields = visible.filter(([k]) => !HIDDEN_PASSDB_FIELDS.has(k));
+    // Dovecot's reply carries an empty field when the passdb set fields but none a client sees (user=, userdb_*, allow_nets)
+    out.hiddenFieldsOnly = out.fields.length === 0 && fields.some(([k]) => k !== 'password' && k !== 'password_noscheme' && (k !== 'nopassword' || has('nopassword')));
     out.rawFields = raw.filter(([k]) => !HIDDEN_PASSDB_FIELDS.has(k));
     out.hasPassword = stored !== null && stored !== '';
 
@@ -363,8 +376,10 @@ export class AuthEngine {
   }
 
   /** Userdb chain (LMTP delivery, IMAP login, doveadm -u). */
-  async lookupUser(login: string, info: RequestInfo, prefetched: Fields = []): Promise<UserOutcome> {
-    const user = this.normalizeUser(login) ?? login;
+  async lookupUser(login: string, info: RequestInfo, prefetched: Fields = [], afterPassdb = false): Promise<UserOutcome> {
+    // after a passdb lookup the name is the one the passdb gave (a user= field keeps its case): Dovecot
+    // formats a login with auth_username_format once, when the request starts
+    const user = afterPassdb ? login : this.normalizeUser(login) ?? login;
     let result: UserOutcome = { result: 'unknown', user, fields: [] };
     let hadTempfail = false;
     for (const db of this.userdbs) {

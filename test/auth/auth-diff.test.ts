@@ -1,5 +1,5 @@
 /**
- * The issue's "Done when": the real `doveadm auth test` / `auth lookup` /
+ * The issue's "Done when": the real `doveadm auth test` / `auth login` / `auth lookup` /
  * `user` (against a private `dovecot` using the same dovecot-sql.conf.ext)
  * and `sealadm` give the same output and exit code on the same rows, on
  * sqlite, MariaDB and PostgreSQL — mixed-case logins, NULL password,
@@ -132,6 +132,10 @@ const CASES: string[][] = [
   ['auth', 'test', 'unk@example.org', 'x'],
   ['auth', 'test', "o'brien@example.org", "x' OR '1'='1"],
   ['auth', 'lookup', 'nosuch@example.org'],
+  ['auth', 'login', 'John@Example.ORG', 'summersun'],
+  ['auth', 'login', 'Mixed@example.org', 'mixpw'],
+  ['auth', 'login', 'nolog@example.org', 'pw'],
+  ['auth', 'login', 'john@example.org', 'wrong'],
   ['user', 'john@example.org'],
   ['user', 'nosuch@example.org'],
   ['user', '-f', 'home', 'john@example.org'],

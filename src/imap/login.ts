@@ -50,7 +50,7 @@ export class LoginService {
       return { ok: false, code: a.nologin && a.result === 'ok' ? undefined : 'AUTHENTICATIONFAILED', text: a.reason ?? 'Authentication failed.' };
     }
     this.penalty.succeeded(info.rip);
-    const u = await this.engine.lookupUser(a.user, { ...info, service: 'imap' }, a.userdbFields);
+    const u = await this.engine.lookupUser(a.user, { ...info, service: 'imap' }, a.userdbFields, true);
     if (u.result !== 'ok') return { ok: false, code: 'UNAVAILABLE', text: u.result === 'tempfail' ? 'Temporary user lookup failure.' : 'User doesn\'t exist.' };
     const myUid = process.geteuid?.();
     return openImapUser(this.config, a.user, u.fields, password, ({ uid }) => {

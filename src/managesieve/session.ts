@@ -736,7 +736,7 @@ export class ManageSieveSession {
       return;
     }
     this.deps.penalty?.succeeded(this.deps.remoteIp);
-    const u = await this.deps.auth.lookupUser(out.user, info, out.userdbFields);
+    const u = await this.deps.auth.lookupUser(out.user, info, out.userdbFields, true);
     const home = u.result === 'ok' ? this.homeOrRefuse(u.user, u.fields) : undefined;
     if (!home) return;
     if (!await this.admit(u.user, mech)) return;

@@ -461,7 +461,7 @@ export class Pop3Session {
       return;
     }
     this.deps.penalty?.succeeded(this.deps.rip);
-    const u = await auth.lookupUser(out.user, info, out.userdbFields);
+    const u = await auth.lookupUser(out.user, info, out.userdbFields, true);
     if (u.result !== 'ok') { this.write(`-ERR [SYS/TEMP] ${INTERNAL}\r\n`); return; }
     if (!await this.admit(u.user, mech)) return;
     this.progress.logLogin(this.loginLog, this.conn(), u.user, mech, process.pid);

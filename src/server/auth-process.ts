@@ -50,7 +50,7 @@ export function runAuthProcess(config: DovecotConfig): void {
     } else if (m.t === 'userdb') {
       const fields = prefetched.get(m.authRef) ?? [];
       prefetched.delete(m.authRef);
-      engine.lookupUser(m.user, { service: m.service, rip: m.rip, lip: m.lip }, fields).then(
+      engine.lookupUser(m.user, { service: m.service, rip: m.rip, lip: m.lip }, fields, true).then(
         (u) => sendTo(process, { t: 'userdb-reply', id: m.id, result: u.result, fields: u.fields }),
         (e: Error) => { log.error(`userdb lookup: ${e.message}`); sendTo(process, { t: 'userdb-reply', id: m.id, result: 'tempfail', fields: [] }); });
     } else if (m.t === 'shutdown') void engine.close().finally(() => process.exit(0));

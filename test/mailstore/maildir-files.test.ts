@@ -100,7 +100,7 @@ test('UIDVALIDITY allocator: token rename, hex file, concurrent callers get dist
 });
 
 test('mail_location parsing', () => {
-  assert.deepEqual(parseMailLocation('maildir:~/Maildir', '/h'), { root: '/h/Maildir', layout: 'maildir++', utf8: false, inbox: '/h/Maildir', storageSep: '.' });
+  assert.deepEqual(parseMailLocation('maildir:~/Maildir', '/h'), { root: '/h/Maildir', layout: 'maildir++', utf8: false, inbox: '/h/Maildir', storageSep: '.', sep: '.' });
   const l = parseMailLocation('maildir:~/Maildir:LAYOUT=fs:UTF-8:INDEX=/var/idx/%u:CONTROL=~/ctl:INBOX=~/inbox', '/h');
   assert.equal(l.layout, 'fs'); assert.equal(l.utf8, true); assert.equal(l.index, '/var/idx/%u'); assert.equal(l.control, '/h/ctl'); assert.equal(l.inbox, '/h/inbox');
   assert.equal(parseMailLocation('maildir:/a::b', undefined).root, '/a:b');

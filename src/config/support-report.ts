@@ -11,6 +11,7 @@
  * - namespace settings Sealmail ignores (a separator other than ".", a
  *   prefix, shared/public or extra private namespaces: warnings; a
  *   separator with LAYOUT=fs would hide folders: fatal).
+ * - a `metric {}` whose events or fields Sealmail does not send (warning).
  * Nothing Sealmail skips may be silent (the project's rule); anything that
  * would lose or hide mail stops the start.
  */
@@ -19,6 +20,7 @@ import { compatStatus } from './known-settings.js';
 import { pluginSupport } from './mail-plugin-support.js';
 import { splitPlugins } from './mail-plugins.js';
 import type { DovecotConfig } from './settings.js';
+import { metricSpecs } from './metric-settings.js';
 
 export interface Finding {
   level: 'warning' | 'fatal';
@@ -61,6 +63,8 @@ export function supportFindings(config: DovecotConfig): Finding[] {
       }
     }
   }
+  // a metric Sealmail cannot fill is named, never a silent zero (metric-settings.ts)
+  for (const m of metricSpecs(config.metrics())) for (const gap of m.gaps) add('warning', `metric ${m.name}: ${gap}`);
   const globalLocation = config.get('mail_location');
   let privates = 0;
   for (const ns of config.namespaces()) {

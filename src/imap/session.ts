@@ -663,7 +663,8 @@ export class Session {
           else await this.preloginInvalid(ev.where === 'tag' ? '*' : ev.tag ?? '*');
           return;
         }
-        // an argument syntax error is the command's own BAD: Dovecot adds the timing suffix
+        // an argument syntax error is the command's own BAD: Dovecot adds the timing suffix, and counts the command
+        if (statsWanted() && ev.tag !== null) this.finishing = { tag: ev.tag, name: ev.name !== null && Object.hasOwn(COMMANDS, ev.name) ? ev.name : 'unknown', t0: process.hrtime.bigint() };
         await this.badCommand(ev.tag, ev.where === 'tag' ? badText(ev) : timed(badText(ev), process.hrtime.bigint()));
         return;
       case 'literal-start':

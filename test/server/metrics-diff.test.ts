@@ -156,6 +156,8 @@ async function drive(imapPort: number, lmtpPort: number): Promise<void> {
   assert.match(await a.cmd('d', 'NOOP'), /^d OK/m);
   assert.match(await a.cmd('e', 'FOO'), /^e BAD/m);
   assert.match(await a.cmd('f', 'NOOP'), /^f OK/m);
+  assert.match(await a.cmd('h', 'FETCH 1 (FLAGS'), /^h BAD/m); // an argument error: counted as the command's BAD
+  assert.match(await a.cmd('i', 'UID FOO'), /^i BAD/m);
   assert.match(await a.cmd('g', 'LOGOUT'), /^g OK/m);
   a.close();
   const b = await ImapLine.open(imapPort);
@@ -173,7 +175,7 @@ async function settled(port: number): Promise<Family[]> {
   for (;;) {
     const r = await scrape(port);
     last = r.body;
-    if (/^dovecot_imap_all_total 8$/m.test(r.body) && /^dovecot_auth_failures_total 1$/m.test(r.body) && /^dovecot_mail_delivery_total 1$/m.test(r.body) && /^dovecot_smtp_transaction_total 1$/m.test(r.body)) {
+    if (/^dovecot_imap_all_total 10$/m.test(r.body) && /^dovecot_auth_failures_total 1$/m.test(r.body) && /^dovecot_mail_delivery_total 1$/m.test(r.body) && /^dovecot_smtp_transaction_total 1$/m.test(r.body)) {
       assert.equal(r.status, 200);
       assert.equal(r.type, 'application/openmetrics-text; version=0.0.1; charset=utf-8');
       return parseOpenMetrics(r.body);

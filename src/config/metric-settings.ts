@@ -148,6 +148,13 @@ function filterEvents(e: FilterExpr): string[] | null {
   }
 }
 
+/** The keys a filter compares (event, category, fields). */
+function filterKeys(e: FilterExpr, out = new Set<string>()): Set<string> {
+  if (e.op === 'cmp') out.add(e.key);
+  else { filterKeys(e.a, out); if (e.op !== 'not') filterKeys(e.b, out); }
+  return out;
+}
+
 const nameMatches = (pattern: string, name: string): boolean => wildcardMatch(pattern, name, false);
 
 /** The `metric {}` sections as specs, each with what Sealmail cannot fill. */
@@ -160,6 +167,10 @@ export function metricSpecs(sections: { name: string; settings: Record<string, s
       if (k !== 'filter' && k !== 'group_by' && k !== 'description') spec.gaps.push(`${k} = ${settings[k]} has no effect in Sealmail`);
     }
     if (!spec.filter) return spec;
+    for (const k of filterKeys(spec.filter)) {
+      // Sealmail's events carry no categories or source locations: such a term never matches
+      if (k === 'category' || k === 'source_location') spec.gaps.push(`its filter compares ${k}, which Sealmail's events do not have: that term never matches`);
+    }
     const wanted = filterEvents(spec.filter);
     const emitted = Object.keys(SEALMAIL_EVENTS);
     const events = wanted === null ? emitted : emitted.filter((n) => wanted.some((w) => nameMatches(w, n)));

@@ -42,12 +42,14 @@ test('wildcards match as Dovecot\'s wildcard_match, in linear steps on hostile i
 });
 
 test('gaps are named: unknown events, fields, settings, unparsable filters', () => {
-  const [a, b, c, d] = metricSpecs([
+  const [a, b, c, d, e] = metricSpecs([
     { name: 'a', settings: { filter: 'event=pop3_command_finished' } },
     { name: 'b', settings: { filter: 'event=imap_command_finished', group_by: 'bytes_out', fields: 'bytes_in' } },
     { name: 'c', settings: { filter: 'event=imap_command_finished AND (' } },
     { name: 'd', settings: { filter: 'event=imap_command_finished OR event=auth_request_finished', group_by: 'cmd_name' } },
+    { name: 'e', settings: { filter: 'category=mail' } },
   ]);
+  assert.deepEqual(e.gaps, ["its filter compares category, which Sealmail's events do not have: that term never matches"]);
   assert.deepEqual(a.gaps, ['Sealmail sends no pop3_command_finished events: its counts stay 0']);
   assert.deepEqual(b.gaps, ['fields = bytes_in has no effect in Sealmail', "group_by bytes_out: Sealmail's imap_command_finished events have no bytes_out field: not grouped by it"]);
   assert.match(c.gaps[0], /its filter .* is not understood by Sealmail: .*; it counts nothing/);

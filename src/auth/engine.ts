@@ -16,6 +16,7 @@ import { ipInNetwork } from '../config/settings.js';
 import { Logger } from '../log/logger.js';
 import { SqlBackend, openBackend, parseArgsFields, type Backend, type Fields } from './databases.js';
 import { SchemeError, hashPassword, verifyPassword } from './schemes/index.js';
+import { statsEvent } from '../util/stats-events.js';
 import { AuthCache } from './cache.js';
 
 export interface RequestInfo {
@@ -138,6 +139,17 @@ export class AuthEngine {
    * no verification).
    */
   async authenticate(login: string, password: string | undefined, info: RequestInfo): Promise<AuthOutcome> {
+    const t0 = process.hrtime.bigint();
+    const out = await this.passdbChain(login, password, info);
+    // Dovecot's auth_request_finished (auth-request.c): success=yes, or the error; lookups without a password send none
+    if (password !== undefined) {
+      const result: Record<string, string> = out.result === 'ok' ? { success: 'yes' } : { error: out.result === 'tempfail' ? 'internal failure' : 'authentication failed' };
+      statsEvent('auth_request_finished', { ...result, service: info.service, mechanism: info.mech ?? 'PLAIN', user: out.user }, t0);
+    }
+    return out;
+  }
+
+  private async passdbChain(login: string, password: string | undefined, info: RequestInfo): Promise<AuthOutcome> {
     const refused: AuthOutcome = { result: 'unknown', origUser: login, user: login, fields: [], userdbFields: [], nologin: false, nodelay: false };
     // Dovecot's names and passwords are C strings and its mechanisms refuse a NUL
     // inside one ("Unexpected NUL in auth data", PLAIN's "invalid input"): never looked up.

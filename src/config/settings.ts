@@ -207,6 +207,11 @@ export class DovecotConfig {
     });
   }
 
+  /** The `metric NAME {}` sections (stats service), in configuration order. */
+  metrics(): { name: string; settings: Record<string, string> }[] {
+    return this.sections('metric').map((nodes) => ({ name: nodes[0].name, settings: this.merged(nodes) }));
+  }
+
   namespaces(ctx?: FilterContext): NamespaceConfig[] {
     return this.sections('namespace', ctx).map((nodes) => {
       const mailboxes = new Map<string, Record<string, string>>();

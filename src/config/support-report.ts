@@ -10,6 +10,7 @@
  * - a protocol in `protocols` Sealmail does not serve (warning);
  * - shared and public namespaces (warning: their mailboxes are not
  *   offered; private namespaces are served as Dovecot serves them).
+ * - a `metric {}` whose events or fields Sealmail does not send (warning).
  * Nothing Sealmail skips may be silent (the project's rule); anything that
  * would lose or hide mail stops the start.
  */
@@ -19,6 +20,7 @@ import { pluginSupport } from './mail-plugin-support.js';
 import { splitPlugins } from './mail-plugins.js';
 import type { DovecotConfig } from './settings.js';
 import { namespaceConfigError } from './namespace-check.js';
+import { metricSpecs } from './metric-settings.js';
 
 export interface Finding {
   level: 'warning' | 'fatal';
@@ -78,6 +80,8 @@ export function supportFindings(config: DovecotConfig): Finding[] {
     const error = namespaceConfigError(checked.sort((a, b) => a.prefix.length - b.prefix.length));
     if (error) add('warning', `namespace configuration error: ${error}: Dovecot refuses every login with this, and so does Sealmail`);
   }
+  // a metric Sealmail cannot fill is named, never a silent zero (metric-settings.ts)
+  for (const m of metricSpecs(config.metrics())) for (const gap of m.gaps) add('warning', `metric ${m.name}: ${gap}`);
   for (const ns of config.namespaces()) {
     const where = `namespace ${ns.name || '(unnamed)'}`;
     const location = ns.settings.location;

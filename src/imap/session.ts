@@ -39,6 +39,7 @@ import { faultText, guarded } from '../util/fault.js';
 import { quickAck } from '../util/tcp-socket.js';
 import type { LoginConn } from '../config/login-log.js';
 import { ImapSessionStats, imapLogoutLine } from './logout-format.js';
+import { statsEvent, statsWanted } from '../util/stats-events.js';
 import { DEADLINES, LoginProgress, maxUserIpConnections, userIpText, type ConnectionSlot } from '../config/connection-limits.js';
 
 export type SessionState = 'not-authenticated' | 'authenticated' | 'selected' | 'logout';
@@ -166,6 +167,8 @@ export class Session {
   private queue: ReaderEvent[] = [];
   private running = false;
   private badCount = 0;
+  /** The command whose tagged reply is the imap_command_finished event (util/stats-events.ts), when metrics are reported. */
+  private finishing: { tag: string; name: string; t0: bigint } | null = null;
   /** STARTTLS was done (a CAPABILITY after it doesn't change the login reply). */
   tlsStarted = false;
   /** CAPABILITY before login: the login reply then lists the capabilities untagged (imap-login). */
@@ -705,7 +708,8 @@ export class Session {
           else await this.preloginInvalid(ev.where === 'tag' ? '*' : ev.tag ?? '*');
           return;
         }
-        // an argument syntax error is the command's own BAD: Dovecot adds the timing suffix
+        // an argument syntax error is the command's own BAD: Dovecot adds the timing suffix, and counts the command
+        if (statsWanted() && ev.tag !== null) this.finishing = { tag: ev.tag, name: ev.name !== null && Object.hasOwn(COMMANDS, ev.name) ? ev.name : 'unknown', t0: process.hrtime.bigint() };
         await this.badCommand(ev.tag, ev.where === 'tag' ? badText(ev) : timed(badText(ev), process.hrtime.bigint()));
         return;
       case 'literal-start':
@@ -806,6 +810,8 @@ export class Session {
     if (this.state === 'not-authenticated') return this.preloginCommand(tag, name, args);
     const cmd = COMMANDS[name];
     const t0 = process.hrtime.bigint();
+    // Dovecot's cmd_name of a command it does not know is "unknown"
+    if (statsWanted()) this.finishing = { tag, name: cmd && (!cmd.enabled || cmd.enabled(this)) ? name : 'unknown', t0 };
     if (!cmd || (cmd.enabled && !cmd.enabled(this))) {
       await this.badCommand(tag, timed(`Error in IMAP command ${name}: Unknown command`, t0));
       return;
@@ -834,6 +840,10 @@ export class Session {
   /** Write one response (bodies streamed), honouring socket backpressure. */
   async send(r: Response): Promise<void> {
     if (this.closed) return;
+    if (r.kind === 'tagged' && this.finishing?.tag === r.tag) {
+      statsEvent('imap_command_finished', { cmd_name: this.finishing.name, tagged_reply_state: r.status, user: this.user ?? '' }, this.finishing.t0);
+      this.finishing = null;
+    }
     await writeResponse((chunk) => this.write(chunk), r);
     // a continuation request is waited for by the client: it never waits in the cork
     if (r.kind === 'continue') this.flushOutput();

@@ -32,6 +32,7 @@ import { MessageSpool, type SpooledMessage } from './data-spool.js';
 import { checkRecipient, deliver, overQuotaAlready, type DeliveryInput, type DeliveryResult, type OverQuotaCheck } from './delivery.js';
 import { faultText, guarded } from '../util/fault.js';
 import { localSlots, takeUserSlot, type UserSlot, type UserSlotTaker } from './user-concurrency.js';
+import { statsEvent } from '../util/stats-events.js';
 import { quickAck } from '../util/tcp-socket.js';
 
 const MAX_BAD = 10;
@@ -419,17 +420,25 @@ export class LmtpSession {
     this.reset();
     const tid = this.transactions > 1 ? `${this.id}:T${this.transactions}` : this.id;
     const done = new Map<string, string>();
+    const tx0 = process.hrtime.bigint();
+    let succeeded = 0;
     for (const r of rcpts) {
       const prev = done.get(r.address);
       if (prev) { r.slot.release(); this.reply(prev); continue; }
       const sid = r.index > 1 ? `${tid}:R${r.index}` : tid;
       // anything unexpected (a home the mail user cannot write…) is a temporary failure for this recipient, never a crash
+      const t0 = process.hrtime.bigint();
       const res = await this.deliverer({ config: this.config, auth: this.auth, user: r.user, detail: r.detail, rcpt: r.address, mailFrom: from, heloName: this.helo, rip: this.rip, sessionId: tid, single: rcpts.length === 1, message })
         .catch((e: Error) => { Logger.forUser('lmtp', r.user).error(`delivery failed: ${e.message}`); return { ok: false as const, temp: true, code: '451 4.2.0', text: 'Temporary internal error' }; })
         .finally(() => r.slot.release());
+      // Dovecot's mail_delivery_finished (lib-lda/mail-deliver.c), with the error of a failed one
+      statsEvent('mail_delivery_finished', res.ok ? { user: r.user } : { user: r.user, error: res.text }, t0);
       const line = res.ok ? `250 2.0.0 <${r.address}> ${sid} Saved` : `${res.code} <${r.address}> ${res.text}`;
+      if (res.ok) succeeded++;
       done.set(r.address, line);
       this.reply(line);
     }
+    // lib-smtp's smtp_server_transaction_finished, counted from the end of DATA (the master does not see MAIL FROM)
+    statsEvent('smtp_server_transaction_finished', { recipients: rcpts.length, recipients_succeeded: succeeded, recipients_failed: rcpts.length - succeeded }, tx0);
   }
 }

@@ -42,6 +42,14 @@ import { realpathSync } from 'node:fs';
 import { reloadOnSighup } from './reload.js';
 import { adminFiles } from './master-pid.js';
 import { zlibStartupWarnings } from '../mailstore/compression/settings.js';
+import { startMetrics } from './stats-metrics.js';
+import { closeStatsListeners, openStatsListeners, type StatsListener } from './stats-http.js';
+import { reportStatsTo, type StatsBatch } from '../util/stats-events.js';
+
+/** A service or child process sends its finished events to the master when the tree has `metric {}` sections (stats-metrics.ts). */
+function reportStats(config: DovecotConfig): void {
+  if (config.metrics().length) reportStatsTo((batch: StatsBatch) => { if (process.connected) process.send!({ t: 'stats', batch }); });
+}
 
 const VERSION = '0.1.0';
 /** Dovecot's exit code for fatal start-up errors (FATAL_DEFAULT). */
@@ -108,6 +116,7 @@ async function runChild(role: Role, configPath: string): Promise<void> {
   installConfigFiles(init.files);
   adoptLogFds();
   const config = await loadServerConfig(configPath);
+  reportStats(config);
   if (role === 'login') runLoginProcess(config, tlsMaterial(config), { login: init.loginSocket ?? '', auth: init.authSocket ?? '' });
   else if (role === 'auth') runAuthProcess(config);
   else if (role === 'lmtp') runLmtpProcess(config, init.copySocket ?? '');
@@ -123,7 +132,7 @@ const ROOT_MASTER_GAPS = [
  * Root on a tree without mail_uid (ISPmail: the uid comes from the userdb):
  * Dovecot's process model, root-master.ts: IMAP, ManageSieve, POP3, LMTP, quota-status and the auth sockets.
  */
-async function runAsRootMaster(config: DovecotConfig, configPath: string, log: Logger, demo: DemoInstance | null): Promise<void> {
+async function runAsRootMaster(config: DovecotConfig, configPath: string, log: Logger, demo: DemoInstance | null, stats: StatsListener[]): Promise<void> {
   preloadAuthFiles(config);
   const options = (c: DovecotConfig) => ({ config: c, script: fileURLToPath(import.meta.url), args: ['-c', configPath], imapSpecs: listenerSpecs(c), sieveSpecs: managesieveListenerSpecs(c), pop3Specs: pop3ListenerSpecs(c), tls: tlsMaterial(c), authFiles: authFiles(c) });
   const master = new RootMaster(options(config));
@@ -145,6 +154,7 @@ async function runAsRootMaster(config: DovecotConfig, configPath: string, log: L
   const stop = async (sig: string) => {
     log.info(`Sealmail v${VERSION} stopping (${sig})`);
     await master.close();
+    closeStatsListeners(stats);
     admin.stop();
     process.exit(0);
   };
@@ -221,6 +231,7 @@ export async function main(argv: string[]): Promise<void> {
     installConfigFiles(init.t === 'init' ? init.files : { files: {}, globs: {} });
     adoptLogFds(); // the master's log files, opened as root (logger.ts)
     const config = await loadServerConfig(args.configPath);
+    reportStats(config);
     runServiceWorker(serviceFor(args.service, config), new Logger(args.service), init.t === 'init' ? init.penalties : []);
     return;
   }
@@ -239,7 +250,11 @@ export async function main(argv: string[]): Promise<void> {
   for (const f of findings) (f.level === 'fatal' ? log.fatal(f.text) : log.warn(f.text));
   if (findings.some((f) => f.level === 'fatal')) process.exit(EXIT_FATAL);
   for (const w of zlibStartupWarnings(config)) log.warn(w);
-  if (rootMasterApplies(config)) { await runAsRootMaster(config, args.configPath, log, demo); return; }
+  // service stats { inet_listener http }: GET /metrics, served by the master in both process models
+  let stats: StatsListener[];
+  try { stats = await openStatsListeners(config, startMetrics(config)); } catch (e) { log.fatal((e as Error).message); process.exit(EXIT_FATAL); }
+  for (const l of stats) log.info(`listening on ${l.address}:${l.port} (stats/http)`);
+  if (rootMasterApplies(config)) { await runAsRootMaster(config, args.configPath, log, demo, stats); return; }
 
   const services = new ServiceProcesses(config, fileURLToPath(import.meta.url), ['-c', args.configPath], log);
   const admin = await adminFiles(config, log, () => services.admin(), true);
@@ -265,6 +280,7 @@ export async function main(argv: string[]): Promise<void> {
   const stop = async (sig: string) => {
     log.info(`Sealmail v${VERSION} stopping (${sig})`);
     await services.close();
+    closeStatsListeners(stats);
     admin.stop();
     process.exit(0);
   };

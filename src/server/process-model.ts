@@ -15,6 +15,7 @@ import type { ConfigFilesSnapshot } from '../config/privileged-files.js';
 import type { ListenerSpec } from './listeners.js';
 import type { Admission } from '../config/connection-limits.js';
 import { resolveUser, type Identity } from '../util/passwd.js';
+import type { StatsBatch } from '../util/stats-events.js';
 
 export type Role = 'login' | 'auth' | 'mail' | 'lmtp';
 /** The command-line flag that makes `sealmail` one of the children (internal). */
@@ -89,6 +90,8 @@ export type ChildMessage =
   | { t: 'user-slot-free'; user: string }
   | { t: 'user-slot-reply'; id: number; ok: boolean }
   | { t: 'quota-reply'; id: number; result: QuotaReply }
+  /** any child → master: finished events for the `metric {}` counters (stats-metrics.ts) */
+  | { t: 'stats'; batch: StatsBatch }
   | { t: 'shutdown' };
 
 /** `default_login_user` / `default_internal_user`, as Dovecot's master-settings.c checks them at start. */

@@ -8,6 +8,7 @@
  * rather than a 'close' listener counted, because a session handed on
  * (imap Session.detach() for the proxy) drops its socket's listeners.
  */
+import { flushStats } from '../util/stats-events.js';
 import type { Socket } from 'node:net';
 
 /** How often a retiring process looks whether its last connection has gone. */
@@ -41,7 +42,8 @@ export class Liveness {
   private check(): void {
     for (const s of this.sockets) if (s.destroyed) this.sockets.delete(s);
     if (this.holds > 0 || this.sockets.size > 0) return;
-    // a moment for the last reply on the IPC channel to leave
+    // a moment for the last reply (and the last metrics batch, stats-events.ts) on the IPC channel to leave
+    flushStats();
     setTimeout(() => process.exit(0), 100);
   }
 }

@@ -56,6 +56,7 @@ import { readCopyKey } from './lmtp-copy.js';
 import { UserConcurrency } from '../lmtp/user-concurrency.js';
 import { rebindListeners, type WantedListener } from './listener-reload.js';
 import type { AdminTarget } from './admin-socket.js';
+import { ingestStats } from './stats-metrics.js';
 
 /**
  * What start() and reload() take from a tree before anything changes: the
@@ -445,7 +446,8 @@ export class RootMaster {
   }
 
   private onChildMessage(child: ChildProcess, m: ChildMessage): void {
-    if (m.t === 'login') void this.routeLogin(child, m.req).catch((e) => {
+    if (m.t === 'stats') ingestStats(m.batch);
+    else if (m.t === 'login') void this.routeLogin(child, m.req).catch((e) => {
       this.log.error(`login of ${m.req.user}: ${(e as Error).message}`);
       sendTo(child, { t: 'login-failed', id: m.req.id, reason: 'internal' });
     });

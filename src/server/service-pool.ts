@@ -56,6 +56,8 @@ import type { ListenerSpec } from './listeners.js';
 import type { ConfigFilesSnapshot } from '../config/privileged-files.js';
 import type { Admission } from '../config/connection-limits.js';
 import type { ConnectionTable } from './connection-table.js';
+import type { StatsBatch } from '../util/stats-events.js';
+import { ingestStats } from './stats-metrics.js';
 import type { UserConcurrency } from '../lmtp/user-concurrency.js';
 
 export type PenaltyChange = { op: 'failed' | 'succeeded'; ip: string; now: number };
@@ -80,6 +82,8 @@ export type WorkerMessage =
   | { t: 'user-slot-reply'; id: number; ok: boolean }
   /** master → process: sealadm kick: end connection `id` as Dovecot's imap ends its clients on SIGTERM */
   | { t: 'kick'; id: number }
+  /** process → master: finished events for the `metric {}` counters (stats-metrics.ts) */
+  | { t: 'stats'; batch: StatsBatch }
   | { t: 'ready' }
   | { t: 'shutdown' };
 
@@ -222,6 +226,7 @@ export class ServicePool {
         else if (m.t === 'penalty') this.o.penalties?.relay({ op: m.op, ip: m.ip, now: m.now }, child);
         else if (m.t === 'user-slot') child.send({ t: 'user-slot-reply', id: m.id, ok: this.o.userSlots?.take(m.user, m.limit, w) ?? true } satisfies WorkerMessage);
         else if (m.t === 'user-slot-free') this.o.userSlots?.release(m.user, w);
+        else if (m.t === 'stats') ingestStats(m.batch);
       });
       child.on('exit', (code, sig) => {
         const wasReady = w.ready;

@@ -15,6 +15,7 @@ import type { Logger } from '../log/logger.js';
 import type { ListenerSpec } from './listeners.js';
 import { guardAccept } from './faults.js';
 import type { PenaltyChange, WorkerMessage } from './service-pool.js';
+import { flushStats } from '../util/stats-events.js';
 import { RemoteUserSlots, type UserSlotTaker } from '../lmtp/user-concurrency.js';
 
 /** What a service process runs: IMAP, ManageSieve, or one of the delivery services. */
@@ -55,7 +56,7 @@ export function runServiceWorker(service: HandedOffService, log: Logger, penalti
     service.acceptHandedOff(s, spec, id, slot(id));
   });
   let closing = false;
-  const close = () => { if (closing) return; closing = true; void service.close().catch(() => undefined).finally(() => process.exit(0)); };
+  const close = () => { if (closing) return; closing = true; flushStats(); void service.close().catch(() => undefined).finally(() => process.exit(0)); };
   process.on('message', (m: WorkerMessage, handle?: unknown) => {
     if (m.t === 'conn' && handle) { send({ t: 'taken', seq: m.seq }); accept(handle as Socket, m.spec, m.id); }
     else if (m.t === 'conn') { send({ t: 'taken', seq: m.seq }); send({ t: 'closed', id: m.id }); } // the socket was lost on the way

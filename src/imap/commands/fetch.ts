@@ -555,7 +555,7 @@ export const fetchCommands: Record<string, Command> = {
 
 /** FETCH's error text for a fetch-att list (NOTIFY's MessageNew checks its list with it), null when it is valid. */
 export function fetchAttError(arg: ImapArg): string | null {
-  try { parseItems(arg); return null; } catch (e) { if (e instanceof ArgError) return e.message; throw e; }
+  try { parseItems([arg], 0); return null; } catch (e) { if (e instanceof ArgError) return e.message; throw e; }
 }
 
 /**

@@ -104,11 +104,17 @@ function scanOf(s: FolderSnapshot): Scan {
  * like a rebuilt Dovecot index, from the keywords on messages.
  */
 const FOLDER_KEYWORDS = new Map<string, string[]>();
+/** Folders remembered (the oldest is forgotten first: it starts again from its messages' keywords). */
+const FOLDER_KEYWORDS_MAX = 10_000;
 
 /** The folder's list with the keywords now on messages (`inUse`, first use by UID) added at the end. */
 function knownKeywords(folderKey: string, inUse: string[]): string[] {
   const known = FOLDER_KEYWORDS.get(folderKey);
-  if (!known) { FOLDER_KEYWORDS.set(folderKey, [...inUse]); return inUse; }
+  if (!known) {
+    FOLDER_KEYWORDS.set(folderKey, [...inUse]);
+    if (FOLDER_KEYWORDS.size > FOLDER_KEYWORDS_MAX) FOLDER_KEYWORDS.delete(FOLDER_KEYWORDS.keys().next().value!);
+    return inUse;
+  }
   for (const k of inUse) if (!known.includes(k)) known.push(k);
   return [...known];
 }

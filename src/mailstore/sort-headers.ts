@@ -40,8 +40,10 @@ async function readHeader(folder: MailFolder, m: MailMessage): Promise<{ head: B
 const WANTED = new Map(Object.entries(SORT_HEADER_NAMES).map(([k, n]) => [n, k as keyof SortHeaders]));
 
 /** First value of each wanted field in one pass, unfolded (line breaks removed, as Dovecot's first-header lookup). */
+const emptyHeaders = (): SortHeaders => ({ subject: null, from: null, to: null, cc: null, date: null, messageId: null, references: null, inReplyTo: null });
+
 function firstValues(head: Buffer): SortHeaders {
-  const h: SortHeaders = { subject: null, from: null, to: null, cc: null, date: null, messageId: null, references: null, inReplyTo: null };
+  const h = emptyHeaders();
   const lines = head.toString('utf8').split('\n');
   for (let i = 0; i < lines.length; i++) {
     const l = lines[i];
@@ -64,9 +66,12 @@ async function fromMessage(folder: MailFolder, m: MailMessage): Promise<Cached> 
 /**
  * SortMessage records for `items` (seq as given; pass the UID as seq for UID
  * THREAD numbering). A message expunged by another session meanwhile is
- * left out, as Dovecot leaves out what it can no longer read.
+ * left out, as Dovecot's THREAD leaves out what it can no longer read;
+ * with `keepExpunged` (SORT) it stays with empty keys (no date, size 0, no
+ * headers), as Dovecot's index-sort sorts a message still in the session's
+ * view whose file is gone.
  */
-export async function loadSortMessages(folder: MailFolder, items: { seq: number; m: MailMessage }[]): Promise<SortMessage[]> {
+export async function loadSortMessages(folder: MailFolder, items: { seq: number; m: MailMessage }[], keepExpunged = false): Promise<SortMessage[]> {
   let held = MEMORY.get(folder);
   if (!held || held.validity !== folder.uidValidity) MEMORY.set(folder, (held = { validity: folder.uidValidity, map: new Map() }));
   const mem = held.map;
@@ -97,6 +102,7 @@ export async function loadSortMessages(folder: MailFolder, items: { seq: number;
         out[i] = { seq, uid: m.uid, received: c.received, size: await folder.virtualSize(m), h: c.h, memo: (c.memo ??= new Map()) };
       } catch (e) {
         if (!(e instanceof MailStoreError && e.code === 'EXPUNGED')) throw e;
+        if (keepExpunged) out[i] = { seq, uid: m.uid, received: 0, size: 0, h: emptyHeaders() };
       }
     }));
   }

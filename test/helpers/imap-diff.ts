@@ -238,8 +238,9 @@ class Conn {
   close(): void { this.sock.destroy(); }
 }
 
+/** The buffer ends with the tag's reply, or with it and a `* BYE` (Dovecot disconnects after DELETE of the selected mailbox). */
 const tagged = (tag: string) => {
-  const re = new RegExp(`(^|\\r\\n)${tag.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} (OK|NO|BAD)[^\\r\\n]*\\r\\n$`);
+  const re = new RegExp(`(^|\\r\\n)${tag.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} (OK|NO|BAD)[^\\r\\n]*\\r\\n(\\* BYE [^\\r\\n]*\\r\\n)?$`);
   return (b: string) => re.test(b);
 };
 const continuation = (b: string) => /(^|\r\n)\+[^\r\n]*\r\n$/.test(b);

@@ -225,15 +225,24 @@ export const mailboxCommands: Record<string, Command> = {
   DELETE: {
     states: AUTHED,
     async run(ctx) {
+      const s = ctx.session;
       let name = '';
+      let closed = false;
       try {
-        name = mailboxArg(ctx.args[0], ctx.session);
-        // cmd-delete.c refuses any INBOX itself, before the storage is asked
-        if (name === 'INBOX') { await ctx.no("INBOX can't be deleted"); return; }
-        if (ctx.session.selected?.name === name) { await ctx.no('Can\'t delete selected mailbox', { name: 'CANNOT' }); return; }
-        await ctx.session.store!.delete(name);
+        name = mailboxArg(ctx.args[0], s);
+        // Dovecot's cmd_delete refuses INBOX first, in its own words; the selected mailbox is
+        // closed, deleted, and after the tagged reply, OK or NO, the client is disconnected
+        if (name.toUpperCase() === 'INBOX') { await ctx.no('INBOX can\'t be deleted.'); return; }
+        if (s.selected?.name === name) {
+          s.selected.release();
+          s.selected = null;
+          s.state = 'authenticated';
+          closed = true;
+        }
+        await s.store!.delete(name);
         await ctx.ok('Delete completed');
       } catch (e) { await replyError(ctx, e, name); }
+      if (closed) await s.bye('Selected mailbox was deleted, have to disconnect.');
     },
   },
   RENAME: {

@@ -55,7 +55,8 @@ async function sort(ctx: CommandContext, uidMode: boolean): Promise<void> {
     const hits = await searchSelected(ctx, q);
     // an UPDATE context holds the matches as a set: its updates carry no sort position (Dovecot's ADDTO (0 …))
     if (update) sel.searchUpdates.add(ctx.tag, uidMode, q, hits.map((h) => h.m.uid), sel.uids, ret!.fetchAtt);
-    const sorted = sortMessages(await loadSortMessages(sel.folder, hits), program);
+    // a message another session expunged, not announced yet, is still sorted (Dovecot)
+    const sorted = sortMessages(await loadSortMessages(sel.folder, hits, true), program);
     const modseqOf = new Map(hits.map((h) => [h.m.uid, h.m.modseq]));
     await answerSearch(ctx, uidMode, ret, q, sorted.map((m) => ({ id: uidMode ? m.uid : m.seq, uid: m.uid, modseq: modseqOf.get(m.uid) ?? 0 })), 'SORT');
     // Dovecot ends SORT with the same sync as SEARCH (cmd_search_more)

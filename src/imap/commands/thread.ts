@@ -46,7 +46,8 @@ async function thread(ctx: CommandContext, uidMode: boolean): Promise<void> {
       universe = await loadSortMessages(sel.folder, sel.uids.flatMap((u, i) => { const m = sel.message(u); return m ? [{ seq: i + 1, m }] : []; }));
     }
     await ctx.session.untagged([atom('THREAD'), { type: 'raw', value: render(threadMessages(msgs, algorithm, universe), true) }]);
-    await ctx.ok('Thread completed');
+    // Dovecot's cmd_thread ends with a sync: expunges announced after UID THREAD only
+    await ctx.ok('Thread completed', await ctx.session.sendUpdates(uidMode, undefined, true, uidMode));
   } catch (e) {
     await replyError(ctx, e);
   }

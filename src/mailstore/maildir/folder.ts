@@ -96,6 +96,29 @@ function scanOf(s: FolderSnapshot): Scan {
   return { cur: s.cur.files, new: s.new.files, dups };
 }
 
+/**
+ * The keywords a folder's FLAGS list has had, by control directory and
+ * UIDVALIDITY (a deleted and recreated folder starts again): Dovecot's
+ * list lives in its index and only grows (a keyword no message has any more
+ * stays listed). Kept for the life of this process; a fresh process starts,
+ * like a rebuilt Dovecot index, from the keywords on messages.
+ */
+const FOLDER_KEYWORDS = new Map<string, string[]>();
+/** Folders remembered (the oldest is forgotten first: it starts again from its messages' keywords). */
+const FOLDER_KEYWORDS_MAX = 10_000;
+
+/** The folder's list with the keywords now on messages (`inUse`, first use by UID) added at the end. */
+function knownKeywords(folderKey: string, inUse: string[]): string[] {
+  const known = FOLDER_KEYWORDS.get(folderKey);
+  if (!known) {
+    FOLDER_KEYWORDS.set(folderKey, [...inUse]);
+    if (FOLDER_KEYWORDS.size > FOLDER_KEYWORDS_MAX) FOLDER_KEYWORDS.delete(FOLDER_KEYWORDS.keys().next().value!);
+    return inUse;
+  }
+  for (const k of inUse) if (!known.includes(k)) known.push(k);
+  return [...known];
+}
+
 /** Where a message's file is. */
 function fileOf(scan: Scan, base: string): { sub: 'new' | 'cur'; file: string } | undefined {
   const c = scan.cur.get(base);
@@ -363,6 +386,14 @@ export class MaildirFolder implements MailFolder, TableOwner {
     if (rewrite) await rewriteUidlist(this.uidlistPath, ul);
     else await appendUidlist(this.uidlistPath, added);
     if (moveNew) {
+      // a folder whose \Recent is still "in new/" (no session of ours took any yet): the move
+      // would lose that, so the mark starts at the lowest UID moved (Dovecot's index keeps these
+      // recent for the session that moves them, e.g. what an APPEND put there)
+      if (scan.new.size && await this.firstRecentUid() === null) {
+        let lowest = 0;
+        for (const r of ul.records) if (scan.new.has(r.base) && !scan.cur.has(r.base) && (!lowest || r.uid < lowest)) lowest = r.uid;
+        if (lowest) await this.raiseFirstRecent(null, lowest);
+      }
       for (const [base, file] of scan.new) {
         if (scan.cur.has(base)) continue;
         const target = file.includes(':') ? file : `${base}:2,`;
@@ -417,7 +448,7 @@ export class MaildirFolder implements MailFolder, TableOwner {
     // (a change waiting for its modseq holds MessageRef views, which follow the new table by UID:
     // the flush reaches the new row without re-registering anything)
     this.generation++;
-    this.keywordOrder = table.keywordOrder();
+    this.keywordOrder = knownKeywords(`${this.controlDir}\0${this.uidlist?.uidValidity ?? 0}`, table.keywordOrder());
     this.firstSync = false;
   }
 

@@ -228,6 +228,8 @@ export class MaildirFolder implements MailFolder, TableOwner {
   /** The FolderFiles snapshot the message list was last built from (0: none yet). */
   private builtVersion = 0;
   private newWasEmpty = false;
+  /** The MODSEQ state's version this handle's rows last took their modseqs at (ModseqState.catchUp). */
+  private modseqSeen = -1;
   /** The folder's files as this process last read them, shared with every other handle of it. */
   private readonly files: FolderFiles;
 
@@ -273,7 +275,7 @@ export class MaildirFolder implements MailFolder, TableOwner {
     let snap = await this.files.refresh();
     if (snap.version === this.builtVersion && (!opts.moveNew || this.newWasEmpty)) {
       // other processes' modseq frames for flag changes this process already saw renamed
-      await this.modseqs.catchUp(() => this.messages);
+      this.modseqSeen = await this.modseqs.catchUp(() => this.messages, this.modseqSeen);
       return;
     }
     this.scanSerial = this.serial;
@@ -308,7 +310,12 @@ export class MaildirFolder implements MailFolder, TableOwner {
       this.keywords = snap.keywords.clone();
       const ul = snap.uidlist.uidlist;
       this.build(ul, scanOf(snap));
-      if (ul && await modseqs.ready(this.opts.cipher ?? identityCipher, ul.uidValidity, nextUid(ul) > 1)) await modseqs.reconcile(this.messages, modseqSince);
+      if (ul && await modseqs.ready(this.opts.cipher ?? identityCipher, ul.uidValidity, nextUid(ul) > 1)) {
+        // entries that change during the reconcile (another handle's read) are adopted by the next catch-up
+        const seen = modseqs.version;
+        await modseqs.reconcile(this.messages, modseqSince);
+        this.modseqSeen = seen;
+      }
       if (lock && this.keywords.dirty) await writeKeywords(this.keywordsPath, this.keywords);
       this.newWasEmpty = snap.new.files.size === 0;
       this.builtVersion = snap.version;

@@ -204,6 +204,9 @@ interface PendingDelivery {
  */
 const deliveryQueues = new Map<string, PendingDelivery[]>();
 
+/** Dovecot's maildir-util.c: how often a message file that moved under us is looked for again. */
+const MAILDIR_RESYNC_RETRY_COUNT = 10;
+
 export class MaildirFolder implements MailFolder, TableOwner {
   readonly codec: MessageCodec;
   readonly controlDir: string;
@@ -504,18 +507,22 @@ export class MaildirFolder implements MailFolder, TableOwner {
     return v === undefined ? undefined : v === '' ? m.base : v;
   }
 
-  /** Find a message's current file after a foreign rename; EXPUNGED when it is gone. */
-  private async relocate(m: MaildirMessage): Promise<void> {
-    for (const sub of ['cur', 'new'] as const) {
+  /**
+   * Find a message's current file after a foreign rename; false when it is in
+   * neither directory. new/ is listed before cur/, so a move new/ → cur/
+   * between the two listings is not missed.
+   */
+  private async relocate(m: MaildirMessage): Promise<boolean> {
+    for (const sub of ['new', 'cur'] as const) {
       for (const f of await readdirSafe(join(this.dir, sub))) {
         if (baseName(f) === m.base) {
           const objs = this.moved(m, sub, f);
           if (this.modseqs.active) this.modseqs.change(...objs);
-          return;
+          return true;
         }
       }
     }
-    throw new MailStoreError('EXPUNGED', `message UID ${m.uid} of ${this.opts.mailboxName} was expunged (${m.base})`, join(this.dir, m.sub, m.file));
+    return false;
   }
 
   /**
@@ -545,12 +552,18 @@ export class MaildirFolder implements MailFolder, TableOwner {
   }
 
   private async withFile<T>(m: MaildirMessage, fn: (p: string) => Promise<T>): Promise<T> {
-    try { return await fn(this.path(m)); } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      await this.relocate(m);
-      try { return await fn(this.path(m)); } catch (e2) {
-        if ((e2 as NodeJS.ErrnoException).code === 'ENOENT') throw new MailStoreError('EXPUNGED', `message UID ${m.uid} of ${this.opts.mailboxName} vanished while being read`, this.path(m));
-        throw e2;
+    // another process may rename the file again between our finding it and using it, and a listing
+    // made while a file is renamed in the directory may miss it: like Dovecot's maildir_file_do, try
+    // again (up to MAILDIR_RESYNC_RETRY_COUNT times); expunged = not found by two listings in a row
+    let missed = 0;
+    for (let attempt = 0; ; attempt++) {
+      try { return await fn(this.path(m)); } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+      if (await this.relocate(m)) missed = 0;
+      else missed++;
+      if (missed >= 2 || attempt >= MAILDIR_RESYNC_RETRY_COUNT) {
+        throw new MailStoreError('EXPUNGED', `message UID ${m.uid} of ${this.opts.mailboxName} was expunged (${m.base})`, this.path(m));
       }
     }
   }

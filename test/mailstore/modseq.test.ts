@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, promises as fsp, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { distRoot } from '../helpers/paths.js';
@@ -142,8 +142,10 @@ test('modseq: a folder first opened with the plain cipher (before the user key w
   const f0 = await plain.open('INBOX');
   await f0.sync();
   const f = await openInbox(home, testCipher);
+  assert.equal(f.highestModseq, 1, 'a folder that never handed out a modseq starts at 1 (no jump for the plain file it had)');
   await f.append(Buffer.from('Subject: a\n\nx\n'));
   await f.setFlags(f.messages[0], ['\\Seen'], []);
+  assert.equal(f.message(1)!.modseq, 3, 'APPEND, then STORE');
   const raw = readFileSync(join(home, 'Maildir', MODSEQ_FILE));
   assert.ok(!raw.includes(Buffer.from('\nm 1 ')), 'no plaintext modseq record on disk');
   // another process (a fresh state) with the user cipher reads the same modseq
@@ -151,4 +153,85 @@ test('modseq: a folder first opened with the plain cipher (before the user key w
   ModseqState.forgetAll();
   const g = await openInbox(home, testCipher);
   assert.equal(g.message(1)!.modseq, seen, 'the other process reads what this one wrote');
+});
+
+/** A fresh store (this process's modseq states forgotten) whose INBOX holds one message, synced. */
+async function inboxWithOneMessage(t: import('node:test').TestContext) {
+  ModseqState.forgetAll();
+  const home = tempDir(t);
+  const store = new MailStore({ mailLocation: 'maildir:~/Maildir', home });
+  await store.ensureRoot();
+  const folder = await store.open('INBOX');
+  await folder.append(Buffer.from('Subject: a\n\nx\n'));
+  await folder.sync();
+  return { home, store, folder };
+}
+
+test('modseq: a catch-up that read the file before this process wrote a newer change does not put the older one back', async (t) => {
+  // one process (state `a`) reads frames without the lock (a NOOP's catch-up) while one of its own
+  // STOREs takes the lock, reads the same frames and writes a newer modseq for the same message:
+  // the unlocked read, finishing last, must not apply what it read over the newer entry
+  const { home, folder: f } = await inboxWithOneMessage(t);
+  const a = ModseqState.of(f.controlDir);
+  // the other process changes the message: a frame this process has not read yet
+  ModseqState.forgetAll();
+  const other = await openInbox(home);
+  await other.setFlags(other.message(1)!, ['\\Seen'], []);
+  const theirs = other.message(1)!.modseq;
+  // hold the catch-up's read after it has read the file, until the STORE below is on disk
+  const modseqPath = join(f.controlDir, MODSEQ_FILE);
+  const realOpen = fsp.open;
+  let reached!: () => void;
+  const atRead = new Promise<void>((r) => { reached = r; });
+  let release!: () => void;
+  const gate = new Promise<void>((r) => { release = r; });
+  let held = false;
+  fsp.open = (async (...args: Parameters<typeof realOpen>) => {
+    const fh = await realOpen(...args);
+    if (held || args[0] !== modseqPath || args[1] !== 'r') return fh;
+    held = true;
+    const read = fh.read.bind(fh) as (...r: unknown[]) => Promise<unknown>;
+    (fh as unknown as { read: (...r: unknown[]) => Promise<unknown> }).read = async (...r: unknown[]) => {
+      const res = await read(...r);
+      reached();
+      await gate;
+      return res;
+    };
+    return fh;
+  }) as typeof realOpen;
+  t.after(() => { fsp.open = realOpen; });
+  const catchUp = a.catchUp(() => f.messages, -1);
+  await atRead;
+  fsp.open = realOpen;
+  await f.setFlags(f.message(1)!, ['\\Seen', '\\Flagged'], []);
+  const ours = f.message(1)!.modseq;
+  assert.ok(ours > theirs, 'our change comes after theirs');
+  release();
+  await catchUp;
+  assert.equal(a.modseqOf(1), ours, 'the entry keeps the newer modseq');
+  await f.sync();
+  assert.equal(f.message(1)!.modseq, ours, 'the message keeps its MODSEQ');
+  ModseqState.forgetAll();
+  const g = await openInbox(home);
+  assert.equal(g.message(1)!.modseq, ours, 'and the file says so too');
+});
+
+test('modseq: every handle of a process takes the modseq another process wrote, not only the one that read it first', async (t) => {
+  // process 1 has the selected folder's handle (x) and an APPEND/COPY handle (y); process 2 renames a
+  // message and writes its modseq after process 1's scan already gave the rename one of its own
+  const { home, store, folder: x } = await inboxWithOneMessage(t);
+  const y = await store.open('INBOX');
+  await y.sync();
+  ModseqState.forgetAll();
+  const other = await openInbox(home);
+  await other.setFlags(other.message(1)!, ['\\Seen'], [], { deferModseq: true });
+  await x.sync();
+  const early = x.message(1)!.modseq;
+  await other.commitModseqs();
+  const theirs = other.message(1)!.modseq;
+  assert.ok(theirs > early, 'the writer takes the modseq after the one process 1 handed out');
+  await y.sync();
+  assert.equal(y.message(1)!.modseq, theirs, 'the handle that read the frame takes it');
+  await x.sync();
+  assert.equal(x.message(1)!.modseq, theirs, 'so does every other handle of the process');
 });

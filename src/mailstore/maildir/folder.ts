@@ -227,6 +227,9 @@ interface PendingDelivery {
  */
 const deliveryQueues = new Map<string, PendingDelivery[]>();
 
+/** Dovecot's maildir-util.c: how often a message file that moved under us is looked for again. */
+const MAILDIR_RESYNC_RETRY_COUNT = 10;
+
 export class MaildirFolder implements MailFolder, TableOwner {
   readonly codec: MessageCodec;
   readonly controlDir: string;
@@ -251,6 +254,8 @@ export class MaildirFolder implements MailFolder, TableOwner {
   /** The FolderFiles snapshot the message list was last built from (0: none yet). */
   private builtVersion = 0;
   private newWasEmpty = false;
+  /** The MODSEQ state's version this handle's rows last took their modseqs at (ModseqState.catchUp). */
+  private modseqSeen = -1;
   /** The folder's files as this process last read them, shared with every other handle of it. */
   private readonly files: FolderFiles;
 
@@ -296,7 +301,7 @@ export class MaildirFolder implements MailFolder, TableOwner {
     let snap = await this.files.refresh();
     if (snap.version === this.builtVersion && (!opts.moveNew || this.newWasEmpty)) {
       // other processes' modseq frames for flag changes this process already saw renamed
-      await this.modseqs.catchUp(() => this.messages);
+      this.modseqSeen = await this.modseqs.catchUp(() => this.messages, this.modseqSeen);
       return;
     }
     this.scanSerial = this.serial;
@@ -331,7 +336,12 @@ export class MaildirFolder implements MailFolder, TableOwner {
       this.keywords = snap.keywords.clone();
       const ul = snap.uidlist.uidlist;
       this.build(ul, scanOf(snap));
-      if (ul && await modseqs.ready(this.opts.cipher ?? identityCipher, ul.uidValidity, nextUid(ul) > 1)) await modseqs.reconcile(this.messages, modseqSince);
+      if (ul && await modseqs.ready(this.opts.cipher ?? identityCipher, ul.uidValidity, nextUid(ul) > 1)) {
+        // entries that change during the reconcile (another handle's read) are adopted by the next catch-up
+        const seen = modseqs.version;
+        await modseqs.reconcile(this.messages, modseqSince);
+        this.modseqSeen = seen;
+      }
       if (lock && this.keywords.dirty) await writeKeywords(this.keywordsPath, this.keywords);
       this.newWasEmpty = snap.new.files.size === 0;
       this.builtVersion = snap.version;
@@ -528,18 +538,22 @@ export class MaildirFolder implements MailFolder, TableOwner {
     return v === undefined ? undefined : v === '' ? m.base : v;
   }
 
-  /** Find a message's current file after a foreign rename; EXPUNGED when it is gone. */
-  private async relocate(m: MaildirMessage): Promise<void> {
-    for (const sub of ['cur', 'new'] as const) {
+  /**
+   * Find a message's current file after a foreign rename; false when it is in
+   * neither directory. new/ is listed before cur/, so a move new/ → cur/
+   * between the two listings is not missed.
+   */
+  private async relocate(m: MaildirMessage): Promise<boolean> {
+    for (const sub of ['new', 'cur'] as const) {
       for (const f of await readdirSafe(join(this.dir, sub))) {
         if (baseName(f) === m.base) {
           const objs = this.moved(m, sub, f);
           if (this.modseqs.active) this.modseqs.change(...objs);
-          return;
+          return true;
         }
       }
     }
-    throw new MailStoreError('EXPUNGED', `message UID ${m.uid} of ${this.opts.mailboxName} was expunged (${m.base})`, join(this.dir, m.sub, m.file));
+    return false;
   }
 
   /**
@@ -569,12 +583,18 @@ export class MaildirFolder implements MailFolder, TableOwner {
   }
 
   private async withFile<T>(m: MaildirMessage, fn: (p: string) => Promise<T>): Promise<T> {
-    try { return await fn(this.path(m)); } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      await this.relocate(m);
-      try { return await fn(this.path(m)); } catch (e2) {
-        if ((e2 as NodeJS.ErrnoException).code === 'ENOENT') throw new MailStoreError('EXPUNGED', `message UID ${m.uid} of ${this.opts.mailboxName} vanished while being read`, this.path(m));
-        throw e2;
+    // another process may rename the file again between our finding it and using it, and a listing
+    // made while a file is renamed in the directory may miss it: like Dovecot's maildir_file_do, try
+    // again (up to MAILDIR_RESYNC_RETRY_COUNT times); expunged = not found by two listings in a row
+    let missed = 0;
+    for (let attempt = 0; ; attempt++) {
+      try { return await fn(this.path(m)); } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+      if (await this.relocate(m)) missed = 0;
+      else missed++;
+      if (missed >= 2 || attempt >= MAILDIR_RESYNC_RETRY_COUNT) {
+        throw new MailStoreError('EXPUNGED', `message UID ${m.uid} of ${this.opts.mailboxName} was expunged (${m.base})`, this.path(m));
       }
     }
   }

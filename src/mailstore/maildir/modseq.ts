@@ -20,7 +20,10 @@
  * processes (IMAP workers, sealadm) share the file: every change is made
  * under `sealmail.modseq.lock` (Dovecot's dotlock) after reading what the
  * others appended, so a message has the same modseq in every process and
- * HIGHESTMODSEQ never goes down whichever process a client reaches.
+ * HIGHESTMODSEQ never goes down whichever process a client reaches. Reads
+ * without the lock (the NOOP path) are dropped when the state moved on while
+ * they waited for the file (they would put older entries back), and every
+ * handle takes the entries others wrote, whichever handle read them.
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
@@ -76,6 +79,13 @@ export class ModseqState {
   private fileIno = -1;
   private fileBytes = 0;
   private snapshotBytes = 0;
+  /**
+   * Grows whenever fileIno/fileBytes move (a read applied, a frame written, a compaction): a
+   * refresh that read without the lock while this moved read what is older than the state now.
+   */
+  private fileEpoch = 0;
+  /** Grows whenever any entry changes (read from the file or handed out here): handles adopt when it moved (catchUp). */
+  version = 0;
 
   private constructor(readonly path: string, private readonly dovecotIndexDir: string) {}
 
@@ -113,6 +123,7 @@ export class ModseqState {
       this.cipher = cipher;
       this.fileIno = -1;
       this.fileBytes = 0;
+      this.fileEpoch++;
       this.loading = this.locked(() => this.loadLocked(uidValidity, usedBefore));
     }
     await this.loading;
@@ -147,6 +158,9 @@ export class ModseqState {
    * last frame is damage (its writer died); without, it is still being written.
    */
   private async refresh(locked: boolean, msgs?: ModseqMessage[] | (() => ModseqMessage[])): Promise<boolean> {
+    // the reads below await: a locked change of this process (or another refresh) may move the state on
+    // meanwhile; what this one read is then older than the state and must not be applied over it
+    const epoch = this.fileEpoch;
     let fh: fsp.FileHandle;
     try { fh = await fsp.open(this.path, 'r'); } catch { return false; }
     let st: import('node:fs').Stats;
@@ -161,6 +175,7 @@ export class ModseqState {
       raw = Buffer.alloc(st.size - from);
       ({ bytesRead } = await fh.read(raw, 0, raw.length, from));
     } finally { await fh.close(); }
+    if (epoch !== this.fileEpoch) return this.refresh(locked, msgs);
     // from here on no await: what other processes wrote reaches the state and `msgs` at once, so no
     // session sees the new HIGHESTMODSEQ while a message still shows its old MODSEQ
     {
@@ -189,6 +204,7 @@ export class ModseqState {
       }
       this.fileIno = st.ino;
       this.fileBytes = from + off;
+      this.fileEpoch++;
       // a list built only when another process wrote something (a folder's views cost one object each)
       if (msgs) this.adopt(typeof msgs === 'function' ? msgs() : msgs);
       return true;
@@ -224,8 +240,11 @@ export class ModseqState {
     this.entries.clear();
     this.vanished = [];
     this.uidValidity = uidValidity;
-    // a folder that never held a message cannot have handed out a modseq: start as Dovecot does
-    this.highest = usedBefore || floor > 0 ? Math.max(floor, Date.now()) : 1;
+    // a folder that never held a message (no UID ever given) cannot have handed out a message's
+    // modseq: start as Dovecot does (1), or where Dovecot or this process already stood. A mail-crypt
+    // user's new folder gets here once its key is unlocked (the file the plain cipher wrote before
+    // cannot be opened with the user's): that is no loss to jump over
+    this.highest = usedBefore ? Math.max(floor, Date.now()) : Math.max(floor, 1);
     this.vanishedFloor = this.highest;
     if (uidValidity > 0) await this.compactLocked();
   }
@@ -234,6 +253,7 @@ export class ModseqState {
   private apply(text: string, fresh: boolean): void {
     // hot on a cold open of a big folder (one line per message): index arithmetic, no split()
     const at = fresh ? ++this.tick : 0;
+    this.version++;
     let pos = 0;
     while (pos < text.length) {
       let end = text.indexOf('\n', pos);
@@ -312,16 +332,22 @@ export class ModseqState {
    * appended since — the modseqs of their flag changes, which they may write
    * after the rename a scan of ours already saw and gave a modseq of its own —
    * are applied to the messages whose flags they recorded as we see them, so
-   * every process reports a message with the same MODSEQ.
+   * every process reports a message with the same MODSEQ. `seen`: the
+   * version the caller's messages last took entries at; returns the new one.
    */
-  async catchUp(msgs: () => ModseqMessage[]): Promise<void> {
-    if (!this.cipher || !this.loading) return;
+  async catchUp(msgs: () => ModseqMessage[], seen: number): Promise<number> {
+    if (!this.cipher || !this.loading) return seen;
     // one stat when nothing was appended (the NOOP path): the file is opened only when it grew
+    let grew: boolean;
     try {
       const st = await fsp.stat(this.path);
-      if (st.ino === this.fileIno && st.size === this.fileBytes) return;
-    } catch { return; }
-    await this.refresh(false, msgs);
+      grew = st.ino !== this.fileIno || st.size !== this.fileBytes;
+    } catch { return seen; }
+    if (grew) await this.refresh(false);
+    // every handle adopts, not only the one whose refresh read the frames: another handle of this
+    // process (an APPEND's, a COPY's) may have read them first, leaving this one with the old modseq
+    if (seen !== this.version) this.adopt(msgs());
+    return this.version;
   }
 
   /** Remember that a CONDSTORE client used the folder. */
@@ -418,15 +444,19 @@ export class ModseqState {
   /** With the lock: append a frame (or compact when the appended part outgrew the snapshot). */
   private async write(lines: string[]): Promise<void> {
     if (!lines.length || !this.cipher) return;
+    this.version++;
     lines.push(`h ${this.highest}`);
     if (this.fileBytes === 0 || (this.fileBytes > 65536 && this.fileBytes > 2 * this.snapshotBytes)) { await this.compactLocked(); return; }
     const sealed = this.cipher.seal(Buffer.from(lines.join('\n'), 'utf8'));
     const frame = Buffer.alloc(4 + sealed.length);
     frame.writeUInt32BE(sealed.length, 0);
     sealed.copy(frame, 4);
+    const start = this.fileBytes;
     try {
       await fsp.appendFile(this.path, frame, { mode: 0o600 });
-      this.fileBytes += frame.length;
+      // an unlocked refresh may have read (and counted) this frame while it was being appended
+      if (this.fileBytes === start) this.fileBytes = start + frame.length;
+      this.fileEpoch++;
     } catch {
       // a full disk or read-only folder: the next sync finds the difference and moves the modseq on
     }
@@ -434,6 +464,7 @@ export class ModseqState {
 
   private async compactLocked(): Promise<void> {
     if (!this.cipher) return;
+    this.version++;
     if (this.vanished.length > MAX_VANISHED) {
       const cut = this.vanished.length - MAX_VANISHED;
       this.vanishedFloor = Math.max(this.vanishedFloor, this.vanished[cut - 1].modseq);
@@ -452,6 +483,7 @@ export class ModseqState {
       await writeAtomic(this.path, data, `${this.path}.tmp.${process.pid}`);
       this.fileIno = (await fsp.stat(this.path)).ino;
       this.fileBytes = this.snapshotBytes = data.length;
+      this.fileEpoch++;
     } catch { /* as in write(): only costs a later modseq jump */ }
   }
 }

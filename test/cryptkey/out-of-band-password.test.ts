@@ -132,10 +132,11 @@ for (const rootMaster of [false, true]) {
     for (const [k, v] of before) assert.equal(now.get(k), v, 'stored mail unchanged');
     assert.equal(now.size, 2);
     // POP3: the login succeeds too (no alert a client would show), the encrypted message is refused
-    const pop = await pop3Script(s.pop3Port, [`USER ${U}`, `PASS ${NEW}`, 'STAT', 'RETR 1', 'QUIT']);
-    assert.match(pop[2], /^\+OK/, pop.join(''));
-    assert.match(pop[3], /^\+OK 2 /);
-    assert.match(pop[4], /^-ERR /, pop.join(''));
+    // AUTH PLAIN: the password's UTF-8 bytes travel in base64
+    const pop = await pop3Script(s.pop3Port, [`AUTH PLAIN ${Buffer.from(`\0${U}\0${NEW}`).toString('base64')}`, 'STAT', 'RETR 1', 'QUIT']);
+    assert.match(pop[1], /^\+OK/, pop.join('') + s.srv.output());
+    assert.match(pop[2], /^\+OK 2 /);
+    assert.match(pop[3], /^-ERR /, pop.join(''));
     assert.doesNotMatch(pop.join(''), /before body/);
 
     // repair: the key re-encrypted from the old password to the new one

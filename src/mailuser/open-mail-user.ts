@@ -33,7 +33,8 @@ export type MailUserProtocol = 'imap' | 'pop3' | 'lmtp' | 'doveadm' | 'quota-sta
 
 /**
  * How mail-crypt is opened: `login` with the password the passdb just
- * accepted (a staged password change is finished); `delivery` with public
+ * accepted (a staged password change is finished; a key it does not open
+ * leaves the session locked, see lockedOnFailure); `delivery` with public
  * keys only (the user is offline); `admin` (sealadm) with the configured
  * mail_crypt_private_password, and when that does not open the keys,
  * listing and saving still work and reading an encrypted body fails with

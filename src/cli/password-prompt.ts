@@ -2,6 +2,8 @@
  * Read a password without it ever touching argv or a log: from the terminal
  * with echo off (as doveadm's t_askpass does), or one line from stdin when
  * stdin is not a terminal (scripts: `printf '%s\n' "$PW" | sealadm …`).
+ * Input holding a NUL is read as NUL-terminated passwords instead: that is
+ * how PostfixAdmin's mailbox_postpassword_script gets "old\0new\0".
  */
 let stdinLines: string[] | null = null;
 let stdinDone: Promise<void> | null = null;
@@ -10,7 +12,7 @@ async function readAllStdin(): Promise<void> {
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
   const text = Buffer.concat(chunks).toString('utf8');
-  stdinLines = text.split(/\r?\n/);
+  stdinLines = text.includes('\0') ? text.split('\0') : text.split(/\r?\n/);
 }
 
 export async function readPassword(prompt: string): Promise<string> {

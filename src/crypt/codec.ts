@@ -23,6 +23,12 @@ export interface MessageCodec {
    * FETCH over many messages overlaps key work with streaming. Never throws.
    */
   warm?(mailbox: string, head: Buffer): void;
+  /**
+   * True when this codec cannot decrypt (the user's key did not open): the
+   * store never shares a folder handle between such a session and one that
+   * can read, in either direction.
+   */
+  locked?: boolean;
 }
 
 /** Seals index/cache records so no message data is ever at rest in plaintext. */

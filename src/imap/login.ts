@@ -4,7 +4,8 @@
  * (prefetched userdb_* fields first), then the mail user opened by
  * src/mailuser with mail-crypt unlocked once with the login password (a
  * staged password change is finished there, since the passdb just accepted
- * this password). A user
+ * this password; a key the password does not open lets the user in with an
+ * ALERT, as Dovecot lets them in, and reading encrypted mail fails). A user
  * whose mail uid is not this process's uid is refused with a clear reason:
  * one Sealmail process serves one mail uid (ISPmail's vmail).
  */
@@ -21,7 +22,7 @@ import type { ImapSieveHook } from '../sieve/imapsieve.js';
 import { MailAccessRefused, openMailUser } from '../mailuser/open-mail-user.js';
 
 export type LoginResult =
-  | { ok: true; user: string; store: MailStore; quota: UserQuota | null; mailPlugins: string[]; metadata: UserMetadata | 'disabled' | 'no-dict'; imapSieve: ImapSieveHook | null }
+  | { ok: true; user: string; store: MailStore; quota: UserQuota | null; mailPlugins: string[]; metadata: UserMetadata | 'disabled' | 'no-dict'; imapSieve: ImapSieveHook | null; alert?: string }
   | { ok: false; code?: string; text: string }
   /** Authenticated, but the user's mail cannot be opened (Dovecot: "Logged in, but initialization failed." and BYE). */
   | { ok: false; initFailed: true }
@@ -73,7 +74,10 @@ export async function openImapUser(config: DovecotConfig, username: string, fiel
   const ulog = Logger.forUser('imap', username);
   try {
     const mu = await openMailUser(config, { user: username, fields, protocol: 'imap', crypt: { kind: 'login', password }, beforeOpen });
-    return { ok: true, user: username, store: mu.store, quota: mu.quota, mailPlugins: mu.mailPlugins, metadata: mu.metadata, imapSieve: mu.imapSieve };
+    return {
+      ok: true, user: username, store: mu.store, quota: mu.quota, mailPlugins: mu.mailPlugins, metadata: mu.metadata, imapSieve: mu.imapSieve,
+      ...(mu.cryptLocked !== undefined ? { alert: CRYPT_LOCKED_ALERT } : {}),
+    };
   } catch (e) {
     if (e instanceof MailAccessRefused) { ulog.error(e.message); return { ok: false, initFailed: true }; }
     if (e instanceof WrongUid) {
@@ -85,6 +89,9 @@ export async function openImapUser(config: DovecotConfig, username: string, fiel
     return { ok: false, code: 'UNAVAILABLE', text: 'Internal error occurred. Refer to server log for more information.' };
   }
 }
+
+/** `* OK [ALERT]` after a login whose password no longer opens the mail-crypt key (changed without re-keying). */
+export const CRYPT_LOCKED_ALERT = 'Your mail key is still locked with an earlier password: encrypted mail cannot be read until it is re-keyed (ask your administrator)';
 
 /** The userdb's uid is not this process's: one Sealmail process serves one mail uid. */
 class WrongUid extends Error {

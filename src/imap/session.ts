@@ -62,7 +62,7 @@ export interface SessionOptions {
   /** Wrap the socket in TLS (STARTTLS); absent when no certificate is configured. */
   starttls?: (socket: Duplex) => Promise<Duplex>;
   /** Pre-authenticated user (tests, `sealmail imap -u`): skips LOGIN. */
-  preauth?: { user: string; store: MailStore; quota?: UserQuota | null; mailPlugins?: string[]; metadata?: UserMetadata | 'disabled' | 'no-dict'; imapSieve?: ImapSieveHook | null };
+  preauth?: { user: string; store: MailStore; quota?: UserQuota | null; mailPlugins?: string[]; metadata?: UserMetadata | 'disabled' | 'no-dict'; imapSieve?: ImapSieveHook | null; alert?: string };
   /** With preauth: the LOGIN a login process accepted, answered here (a mail process, server/mail-process.ts) instead of PREAUTH. */
   loginReply?: { tag: string; capabilityAsked: boolean };
   /** With preauth: the login process's session id (the mail process logs as imap(user)<pid><session>). */
@@ -288,6 +288,7 @@ export class Session {
       this.state = 'authenticated';
       this.touch();
       const reply = this.opts.loginReply;
+      if (this.opts.preauth.alert) await this.send({ kind: 'status', status: 'OK', code: { name: 'ALERT' }, text: this.opts.preauth.alert });
       if (reply?.capabilityAsked) {
         await this.untagged([atom('CAPABILITY'), ...this.capabilities().split(' ').map(atom)]);
         await this.send({ kind: 'tagged', tag: reply.tag, status: 'OK', text: 'Logged in' });

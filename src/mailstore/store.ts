@@ -418,7 +418,7 @@ export class MailStore {
    * (Dovecot shares its mmap'd index the same way). `release()` when done.
    */
   async openShared(name: string): Promise<{ folder: MaildirFolder; release(): void }> {
-    const key = `${this.dirOf(name)}\0${this.codec === identityCodec ? '' : 'crypt'}`;
+    const key = `${this.dirOf(name)}\0${this.codec === identityCodec ? '' : this.codec.locked ? 'crypt-locked' : 'crypt'}`;
     let e = SHARED.get(key);
     if (!e) {
       e = { folder: await this.open(name), refs: 0 };

@@ -12,6 +12,8 @@
  * `sealadm` and the quota-status policy service all come through here, so a
  * per-user mail_plugins means the same thing to each of them.
  */
+import { unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Fields } from '../auth/databases.js';
 import { resolveMailPlugins } from '../config/mail-plugins.js';
 import type { DovecotConfig } from '../config/settings.js';
@@ -31,7 +33,8 @@ export type MailUserProtocol = 'imap' | 'pop3' | 'lmtp' | 'doveadm' | 'quota-sta
 
 /**
  * How mail-crypt is opened: `login` with the password the passdb just
- * accepted (a staged password change is finished); `delivery` with public
+ * accepted (a staged password change is finished; a key it does not open
+ * leaves the session locked, see lockedOnFailure); `delivery` with public
  * keys only (the user is offline); `admin` (sealadm) with the configured
  * mail_crypt_private_password, and when that does not open the keys,
  * listing and saving still work and reading an encrypted body fails with
@@ -73,6 +76,12 @@ export interface OpenedMailUser {
   /** Sieve runs at delivery (lmtp with `sieve` and a home). */
   sieveAtDelivery: boolean;
   log: Logger;
+  /**
+   * `login` only: why the login password did not open the user's mail-crypt
+   * key (the hash was changed without re-keying). The session goes on with
+   * the public keys: listing and delivery work, reading encrypted mail fails.
+   */
+  cryptLocked?: string;
 }
 
 /**
@@ -85,8 +94,8 @@ function settingsProtocol(p: MailUserProtocol): string {
 }
 
 /**
- * Opens the user's mail. Throws MailAccessRefused (uid/gid not permitted)
- * and, for `login`, CryptError when the password does not open the keys.
+ * Opens the user's mail. Throws MailAccessRefused (uid/gid not permitted);
+ * a login password that does not open the mail-crypt keys sets `cryptLocked`.
  */
 export async function openMailUser(config: DovecotConfig, lookup: MailUserLookup): Promise<OpenedMailUser> {
   const { protocol, fields } = lookup;
@@ -105,7 +114,10 @@ export async function openMailUser(config: DovecotConfig, lookup: MailUserLookup
   const compression = zlib.settings ?? undefined;
   const plainStore = openUserStore(user, undefined, mailboxes, compression);
   const cryptUser = cryptUserFor(user, plainStore, protocol === 'quota-status' ? sp : protocol, mailPlugins);
-  const crypt = await openCrypt(config, cryptUser, lookup.crypt);
+  let cryptLocked: string | undefined;
+  const crypt = await openCrypt(config, cryptUser, lookup.crypt, (why) => { cryptLocked = why; });
+  if (cryptLocked !== undefined) await reportCryptLocked(log, cryptUser.mailRoot, cryptLocked);
+  else if (lookup.crypt.kind === 'login' && crypt?.keystore) await unlink(join(cryptUser.mailRoot, CRYPT_LOCKED_MARK)).catch(() => undefined);
   const store = crypt && crypt.codec !== identityCodec ? openUserStore(user, crypt, mailboxes, compression) : plainStore;
   // Dovecot creates INBOX when a session or a delivery first opens the user (a quota look touches nothing)
   if ((protocol === 'imap' || protocol === 'pop3' || protocol === 'lmtp') && lookup.crypt.kind !== 'none') await store.ensureRoot();
@@ -115,34 +127,54 @@ export async function openMailUser(config: DovecotConfig, lookup: MailUserLookup
     metadata: protocol === 'imap' ? openUserMetadata(config, user, store, 'imap') : 'disabled',
     imapSieve: protocol === 'imap' ? ImapSieve.forUser(config, user, store, mailPlugins, log) : null,
     sieveAtDelivery: protocol === 'lmtp' && mailPlugins.includes('sieve') && !!user.home,
+    ...(cryptLocked !== undefined ? { cryptLocked } : {}),
   };
 }
 
-async function openCrypt(config: DovecotConfig, cu: CryptUser, mode: CryptMode): Promise<UserCrypt | null> {
+async function openCrypt(config: DovecotConfig, cu: CryptUser, mode: CryptMode, locked: (why: string) => void): Promise<UserCrypt | null> {
   switch (mode.kind) {
     case 'none': return null;
-    case 'login': return unlockUserCrypt(config, cu, mode.password, { promotePending: true });
+    case 'login': return lockedOnFailure(config, cu, () => unlockUserCrypt(config, cu, mode.password, { promotePending: true }), locked);
     case 'delivery': return deliveryCrypt(config, cu);
-    case 'admin': return adminCrypt(config, cu);
+    case 'admin': return lockedOnFailure(config, cu, () => unlockUserCrypt(config, cu), () => {});
   }
 }
 
 /**
- * sealadm: unlock with the password from `-o plugin/mail_crypt_private_password=…`
- * or the userdb; without one (or with a wrong one) listing, counting and
- * saving still work, and reading an encrypted body fails with a clear error
- * naming user, mailbox and UID.
+ * Marks a user whose login password no longer opens the key, so the admin
+ * log says so once (not at every login of a client that polls, nor once per
+ * process); a login that opens the key again removes it. Dovecot's maildir
+ * layout ignores plain files in the mail root.
  */
-async function adminCrypt(config: DovecotConfig, cu: CryptUser): Promise<UserCrypt> {
+const CRYPT_LOCKED_MARK = 'sealmail.crypt-locked';
+
+async function reportCryptLocked(log: Logger, mailRoot: string, why: string): Promise<void> {
   try {
-    return await unlockUserCrypt(config, cu);
+    await writeFile(join(mailRoot, CRYPT_LOCKED_MARK), `${new Date().toISOString()} ${why}\n`, { flag: 'wx', mode: 0o600 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return; // said before
+  }
+  log.error(`mail-crypt: logged in, but the login password does not open the mail key (${why}): the password was changed without re-keying; encrypted mail stays unreadable until \`sealadm mailbox cryptokey password\` (old password) or \`sealadm password change --recovery\` re-keys it`);
+}
+
+/**
+ * The keys did not open (sealadm without `-o plugin/mail_crypt_private_password`,
+ * or a login whose password is no longer the key's: the SQL hash was changed
+ * without re-keying). As Dovecot, the user still gets in: listing, counting
+ * and saving (public keys) work, and reading an encrypted body fails with the
+ * reason the key did not open, naming nothing else; nothing is rewritten.
+ */
+async function lockedOnFailure(config: DovecotConfig, cu: CryptUser, unlock: () => Promise<UserCrypt>, locked: (why: string) => void): Promise<UserCrypt> {
+  try {
+    return await unlock();
   } catch (e) {
     if (!(e instanceof CryptError)) throw e;
     const crypt = await deliveryCrypt(config, cu);
     const why = e.message;
+    locked(why);
     const codec = crypt.codec;
     // reads fail with the reason the key did not open
-    return { ...crypt, codec: { ...codec, decrypt: (mb: string, st: AsyncIterable<Buffer>) => (async function* () {
+    return { ...crypt, codec: { ...codec, locked: true, decrypt: (mb: string, st: AsyncIterable<Buffer>) => (async function* () {
       const it = st[Symbol.asyncIterator]();
       const first = await it.next();
       if (first.done) return;

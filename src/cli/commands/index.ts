@@ -42,6 +42,7 @@ export const commands: CommandEntry[] = [
   { name: 'mailbox cryptokey export', usage: '[-u <user>|-A] [-U] <mailbox mask> [...]', load: async () => (await import('./cryptokey.js')).cryptokeyExportCommand },
   { name: 'mailbox cryptokey recovery', usage: '-u <user>', load: async () => (await import('./cryptokey.js')).cryptokeyRecoveryCommand },
   { name: 'password change', usage: '-u <user> [--recovery]', load: async () => (await import('./password.js')).passwordChangeCommand },
+  { name: 'password rekey', usage: '-u <user> | <user> [<domain>]', load: async () => (await import('./password.js')).passwordRekeyCommand },
   { name: 'quota get', usage: '[-u <user>|-A]', load: async () => (await import('./quota.js')).quotaGetCommand },
   { name: 'quota recalc', usage: '[-u <user>|-A]', load: async () => (await import('./quota.js')).quotaRecalcCommand },
   { name: 'sieve list', usage: '[-u <user>|-A] [-S <socket_path>]', load: async () => (await import('./sieve.js')).sieveListCommand },

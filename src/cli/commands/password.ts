@@ -16,6 +16,15 @@
  * step 4. With --recovery the recovery code (sealadm mailbox cryptokey
  * recovery) replaces the old password. Passwords come from the terminal or
  * stdin lines (old or code, new, new again), never from argv.
+ * `sealadm password rekey -u USER` (or `rekey USER [DOMAIN]`, as
+ * PostfixAdmin's mailbox_postpassword_script is called): the hash was
+ * already changed by someone else; old and new password come on stdin
+ * (lines, or NUL-terminated as PostfixAdmin writes them). Only the key half
+ * of the change runs: the passdb must accept the NEW password, keys that
+ * already open with it are left alone (idempotent; an interrupted rekey is
+ * finished), else the OLD one must open them (nothing is written if not),
+ * then stage + promote as above, so a crash leaves keys that open with one
+ * of the two passwords and the next login or rekey finishes.
  * Test hook: SEALMAIL_TEST_CRASH_AT=staged|sql|promoted kills the process
  * right after that step.
  */
@@ -83,6 +92,53 @@ export const passwordChangeCommand: CliCommand = {
       if (ks && keys) await ks.promotePending(Buffer.from(next));
       crashPoint('promoted');
       ctx.out.write(`Password changed for ${user}${ks ? ` (${keys} mail-crypt key(s) re-encrypted)` : ''}\n`);
+      return 0;
+    } finally {
+      await asRoot(() => engine.close());
+    }
+  },
+};
+
+export const passwordRekeyCommand: CliCommand = {
+  async run(ctx) {
+    const { opts, rest } = getopt(ctx.args, 'u:');
+    const u = opts.get('u');
+    // PostfixAdmin appends "username domain"; its username is the whole address
+    const user = typeof u === 'string' ? u : rest[0];
+    if (!user || rest.length > (typeof u === 'string' ? 0 : 2)) throw new UsageError('missing -u USER');
+    const old = await ctx.readPassword(`Old password of ${user}: `);
+    const next = await ctx.readPassword('New password: ');
+    if (!next) throw new CommandError('Error: empty new password; nothing changed', EX_DATAERR);
+
+    const uc = await openUserContext(ctx, user);
+    const engine = new AuthEngine(uc.config, 'doveadm');
+    try {
+      const a = await asRoot(() => engine.authenticate(user, next, { service: 'doveadm' }));
+      if (a.result === 'tempfail') throw new CommandError('Error: passdb lookup failed (temporary): nothing changed', EX_TEMPFAIL);
+      if (a.result !== 'ok') throw new CommandError(`Error: ${user}: the passdb does not accept the new password (update the hash first); nothing changed`, EX_NOPERM);
+      const s = cryptSettings(uc.config, uc.cryptUser);
+      if (!s.enabled || s.globalPublic) { ctx.out.write(`${user}: no mail-crypt user keys; nothing to re-key\n`); return 0; }
+      // already under the new password (a repeated hook, or the login finished a staged rekey): done
+      const already = await keystoreFor(s, uc.cryptUser);
+      try {
+        await already.unlock(Buffer.from(next), { promote: true });
+        ctx.out.write(`${user}: the mail-crypt keys already open with the new password; nothing changed\n`);
+        return 0;
+      } catch (e) {
+        if (!(e instanceof CryptError)) throw e;
+      }
+      const ks = await keystoreFor(s, uc.cryptUser);
+      try {
+        await ks.unlock(Buffer.from(old));
+      } catch (e) {
+        if (e instanceof CryptError) throw new CommandError(`Error: ${user}: the old password does not open the mail-crypt keys (${e.message}); nothing changed`, EX_NOPERM);
+        throw e;
+      }
+      const keys = ks.unlocked ? await ks.stagePassword(Buffer.from(next)) : 0;
+      crashPoint('staged');
+      if (keys) await ks.promotePending(Buffer.from(next));
+      crashPoint('promoted');
+      ctx.out.write(`${user}: ${keys} mail-crypt key(s) re-encrypted with the new password\n`);
       return 0;
     } finally {
       await asRoot(() => engine.close());

@@ -81,6 +81,7 @@ async function login(ctx: CommandContext, user: string, password: string, mech: 
   // the master counts sessions: mail_max_userip_connections, service imap's limits (session.ts)
   if (!await s.admitLogin(ctx.tag, r.user, mech)) return;
   s.loggedIn(r, mech);
+  if (r.alert) await s.send({ kind: 'status', status: 'OK', code: { name: 'ALERT' }, text: r.alert });
   // a client that asked for CAPABILITY before logging in may not read the response code (Dovecot's
   // client_ignores_capability_resp_code; a CAPABILITY after STARTTLS doesn't count)
   if (s.capabilityAskedBeforeLogin) {

@@ -94,7 +94,7 @@ interface Logger { info(m: string): void; error(m: string): void }
  * implicit keep after a failed action).
  */
 export async function sendSieveMail(config: DovecotConfig, o: { user: string; mailFrom: string; message: Buffer; msgid: string; log: Logger },
-  actions: { type: string; address?: string; reply?: Buffer; mailFrom?: string; rcpts?: string[] }[]): Promise<boolean> {
+  actions: { type: string; address?: string; reply?: Buffer; mailFrom?: string; rcpts?: string[]; message?: Buffer }[]): Promise<boolean> {
   let ok = true;
   for (const a of actions) {
     if (a.type === 'notify' && a.reply && a.rcpts?.length) {
@@ -106,7 +106,8 @@ export async function sendSieveMail(config: DovecotConfig, o: { user: string; ma
     }
     if (!a.address) continue;
     if (a.type === 'redirect') {
-      const text = o.message.toString('latin1');
+      // (a redirect of a message editheader changed brings its own copy)
+      const text = (a.message ?? o.message).toString('latin1');
       const withoutReturnPath = text.replace(/^Return-Path:[^\n]*\n(?:[ \t][^\n]*\n)*/i, '');
       const out = Buffer.concat([Buffer.from(`X-Sieve: Sealmail Sieve\nX-Sieve-Redirected-From: ${o.user}\n`), Buffer.from(withoutReturnPath, 'latin1')]);
       const r = await submitMail(config, o.mailFrom, [a.address], out);

@@ -108,7 +108,9 @@ export async function sendSieveMail(config: DovecotConfig, o: { user: string; ma
     if (a.type === 'redirect') {
       // (a redirect of a message editheader changed brings its own copy)
       const text = (a.message ?? o.message).toString('latin1');
-      const withoutReturnPath = text.replace(/^Return-Path:[^\n]*\n(?:[ \t][^\n]*\n)*/i, '');
+      // Return-Path out of the header (where editheader's addheader may have put fields above it), the body untouched
+      const end = text.indexOf('\n\n') + 1 || text.length;
+      const withoutReturnPath = text.slice(0, end).replace(/^Return-Path:[^\n]*\n(?:[ \t][^\n]*\n)*/gim, '') + text.slice(end);
       const out = Buffer.concat([Buffer.from(`X-Sieve: Sealmail Sieve\nX-Sieve-Redirected-From: ${o.user}\n`), Buffer.from(withoutReturnPath, 'latin1')]);
       const r = await submitMail(config, o.mailFrom, [a.address], out);
       if (r.ok) o.log.info(`sieve: msgid=${o.msgid}: redirect action: forwarded to <${a.address}>`);

@@ -18,6 +18,8 @@
  * The message comes from its spool (src/lmtp/data-spool.ts) as a stream for
  * each recipient, Dovecot's headers in front: the store writes it chunk by
  * chunk. Only Sieve's body test and a redirect read it into one Buffer.
+ * A message Sieve's editheader (RFC 5293) changed is stored with its edited
+ * header block followed by the spooled body, streamed from its spool as is.
  */
 import { hostname } from 'node:os';
 import type { AuthEngine } from '../auth/engine.js';
@@ -80,11 +82,20 @@ function quotaReply(config: DovecotConfig, quota: UserQuota): QuotaRefusal {
 }
 
 /** Dovecot's added headers as a Buffer, and their size with CRLF line ends (they end in LF, so sizes add up). */
-function headerBlock(text: string): { bytes: Buffer; crlfSize: number } {
-  const bytes = Buffer.from(text, 'utf8');
+function headerBlock(text: string | Buffer): { bytes: Buffer; crlfSize: number } {
+  const bytes = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
   let n = bytes.length;
   for (let i = bytes.indexOf(0x0a); i >= 0; i = bytes.indexOf(0x0a, i + 1)) if (i === 0 || bytes[i - 1] !== 0x0d) n++;
   return { bytes, crlfSize: n };
+}
+
+/** The stream without its first `n` bytes. */
+async function* skipBytes(src: AsyncIterable<Buffer>, n: number): AsyncIterable<Buffer> {
+  for await (const chunk of src) {
+    if (n >= chunk.length) { n -= chunk.length; continue; }
+    yield n ? chunk.subarray(n) : chunk;
+    n = 0;
+  }
 }
 
 /** The message's header (up to its empty line) when it lies within `head`, else null. */
@@ -152,10 +163,22 @@ export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
     fromEnvelope: d.mailFrom, toEnvelope: d.rcpt, size: added.bytes.length + d.message.size, vsize: added.crlfSize + d.message.crlfSize,
   };
   const delivered = (text: string) => log.info(deliverLogLine(d.config, logVars, text));
-  let targets: { mailbox: string; flags: string[]; create: boolean }[] = [];
+  /** The message with Sieve's edited header block in place of its own (the body streamed from the spool). */
+  const editedMessage = async (header: Buffer) => {
+    const skip = bodyStart - added.bytes.length;
+    const head = skip <= d.message.head.length ? d.message.head : (await wholeMessage()).subarray(added.bytes.length);
+    const block = headerBlock(header);
+    return {
+      crlfSize: block.crlfSize + d.message.crlfSize - headerBlock(head.subarray(0, skip)).crlfSize,
+      stream: async function* (): AsyncIterable<Buffer> { yield block.bytes; yield* skipBytes(d.message.stream(), skip); },
+    };
+  };
+  let targets: { mailbox: string; flags: string[]; create: boolean; header?: Buffer }[] = [];
+  /** Where the body starts in Dovecot's headers + the message (known once Sieve ran). */
+  let bodyStart = 0;
   const detailBox = d.config.getBool('lmtp_save_to_detail_mailbox', { protocol: 'lmtp' }) && d.detail ? d.detail : 'INBOX';
   let discarded = false;
-  const outgoing: SieveOutcomeAction[] = [];
+  const outgoing: (SieveOutcomeAction & { message?: Buffer })[] = [];
   let sieveCommit: (() => Promise<void>) | null = null;
   if (mu.sieveAtDelivery && mu.user.home) {
     try {
@@ -165,11 +188,13 @@ export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
         { from: d.mailFrom, to: d.rcpt }, { mailboxExists: (n) => store.exists(n), protocol: 'lmtp' });
       for (const e of outcome.errors) log.error(`sieve: ${e}`);
       sieveCommit = outcome.commit;
+      bodyStart = outcome.bodyStart;
       for (const a of outcome.actions) {
-        if (a.type === 'keep') targets.push({ mailbox: detailBox, flags: a.flags ?? [], create: false });
+        if (a.type === 'keep') targets.push({ mailbox: detailBox, flags: a.flags ?? [], create: false, header: a.header });
         // the name as the script wrote it (UTF-8, the user's namespace separator: fileinto "Archive/2024" with separator = /), as Pigeonhole
-        else if (a.type === 'fileinto' && a.mailbox) targets.push({ mailbox: utf8ToMutf7(a.mailbox), flags: a.flags ?? [], create: a.create ?? false });
+        else if (a.type === 'fileinto' && a.mailbox) targets.push({ mailbox: utf8ToMutf7(a.mailbox), flags: a.flags ?? [], create: a.create ?? false, header: a.header });
         else if (a.type === 'discard') discarded = true;
+        else if (a.type === 'redirect' && a.header) outgoing.push({ ...a, message: Buffer.concat([a.header, (await wholeMessage()).subarray(bodyStart)]) });
         else if (a.type === 'redirect' || a.type === 'vacation' || a.type === 'notify') outgoing.push(a);
         else log.info(`sieve: action ${a.type} is not carried out by Sealmail yet`);
       }
@@ -201,7 +226,9 @@ export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
         if (t.create || d.config.getBool('lda_mailbox_autocreate', { protocol: 'lmtp' })) await store.create(box);
         else { log.info(`mailbox ${box} doesn't exist: saving to INBOX`); box = 'INBOX'; }
       }
-      const size = added.crlfSize + d.message.crlfSize;
+      // an edited header: the new block, then the message's body from the spool
+      const edited = t.header ? await editedMessage(t.header) : null;
+      const size = edited ? edited.crlfSize : added.crlfSize + d.message.crlfSize;
       if (quota && quota.settings.maxMailSize > 0 && size > quota.settings.maxMailSize) {
         delivered(`save failed to ${box}: ${OVER_MAXSIZE}`);
         throw new OverMaxSize();
@@ -213,7 +240,7 @@ export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
       const folder = await store.open(box);
       const sys = t.flags.filter((f) => f.startsWith('\\')) as SystemFlag[];
       const kws = t.flags.filter((f) => !f.startsWith('\\'));
-      await folder.deliver(full(), { flags: sys, keywords: kws });
+      await folder.deliver(edited ? edited.stream() : full(), { flags: sys, keywords: kws });
       delivered(`saved mail to ${box}`);
     }
     // RFC 7352: the duplicate ids count only for a message that was delivered

@@ -94,7 +94,7 @@ interface Logger { info(m: string): void; error(m: string): void }
  * implicit keep after a failed action).
  */
 export async function sendSieveMail(config: DovecotConfig, o: { user: string; mailFrom: string; message: Buffer; msgid: string; log: Logger },
-  actions: { type: string; address?: string; reply?: Buffer; mailFrom?: string; rcpts?: string[] }[]): Promise<boolean> {
+  actions: { type: string; address?: string; reply?: Buffer; mailFrom?: string; rcpts?: string[]; message?: Buffer }[]): Promise<boolean> {
   let ok = true;
   for (const a of actions) {
     if (a.type === 'notify' && a.reply && a.rcpts?.length) {
@@ -106,8 +106,11 @@ export async function sendSieveMail(config: DovecotConfig, o: { user: string; ma
     }
     if (!a.address) continue;
     if (a.type === 'redirect') {
-      const text = o.message.toString('latin1');
-      const withoutReturnPath = text.replace(/^Return-Path:[^\n]*\n(?:[ \t][^\n]*\n)*/i, '');
+      // (a redirect of a message editheader changed brings its own copy)
+      const text = (a.message ?? o.message).toString('latin1');
+      // Return-Path out of the header (where editheader's addheader may have put fields above it), the body untouched
+      const end = text.indexOf('\n\n') + 1 || text.length;
+      const withoutReturnPath = text.slice(0, end).replace(/^Return-Path:[^\n]*\n(?:[ \t][^\n]*\n)*/gim, '') + text.slice(end);
       const out = Buffer.concat([Buffer.from(`X-Sieve: Sealmail Sieve\nX-Sieve-Redirected-From: ${o.user}\n`), Buffer.from(withoutReturnPath, 'latin1')]);
       const r = await submitMail(config, o.mailFrom, [a.address], out);
       if (r.ok) o.log.info(`sieve: msgid=${o.msgid}: redirect action: forwarded to <${a.address}>`);

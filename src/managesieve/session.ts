@@ -351,7 +351,9 @@ export class ManageSieveSession {
 
   /** A user's script may use the extensions sieve_extensions switches on. */
   private compileOptions(): CompileOptions {
-    return { enabled: extensionSwitches(this.deps.config.plugin({ protocol: 'sieve' })).enabled };
+    const plugin = this.deps.config.plugin({ protocol: 'sieve' });
+    // (settings: editheader's sieve_editheader_max_header_size limits literal addheader values at compile time)
+    return { enabled: extensionSwitches(plugin).enabled, settings: plugin };
   }
 
   capabilities(authed: boolean): string {

@@ -12,6 +12,7 @@ import { validateRegex, RegexSyntaxError } from './regex.js';
 import { regexErrorText, sanitize } from './match.js';
 import { sieveAddressError } from './address.js';
 import { CORE_EXTENSIONS } from './extensions.js';
+import { editheaderConfig, fieldNameValid } from './editheader.js';
 import { NOTIFY_COMMANDS, notifyTests, ENCODEURL_TAG, checkExtensionCommand, requireConflict } from './compile-notify.js';
 
 /**
@@ -24,7 +25,7 @@ export const SUPPORTED_EXTENSIONS = [
   'comparator-i;ascii-numeric', 'relational', 'regex', 'imap4flags', 'copy', 'include',
   'variables', 'body', 'mailbox', 'date', 'index', 'ihave',
   'mime', 'foreverypart', 'extracttext',
-  'enotify', 'duplicate', 'vnd.dovecot.duplicate', 'spamtest', 'spamtestplus', 'virustest',
+  'enotify', 'duplicate', 'vnd.dovecot.duplicate', 'spamtest', 'spamtestplus', 'virustest', 'editheader',
 ];
 
 /**
@@ -41,6 +42,8 @@ export interface CompileOptions {
   extensions?: readonly string[];
   /** The extensions switched on (src/sieve/extensions.ts: sieve_extensions, plus sieve_global_extensions for admin scripts); Pigeonhole's core set when absent. */
   enabled?: readonly string[];
+  /** Plugin settings compile checks read (sieve_editheader_max_header_size). */
+  settings?: Record<string, string>;
 }
 
 type TagArg = 'none' | 'str' | 'strlist' | 'num';
@@ -102,6 +105,10 @@ const COMMANDS: Record<string, Spec> = {
   pipe: { ext: 'vnd.dovecot.pipe', min: 1, max: 2, tags: { copy: { arg: 'none', ext: 'copy' }, try: 'none' } },
   // RFC 5463: error <message: string> fails the script (the implicit keep then happens)
   error: { ext: 'ihave', min: 1, max: 1, tags: {} },
+  // RFC 5293: addheader [:last] <field-name: string> <value: string>;
+  // deleteheader [:index n [:last]] [COMPARATOR] [MATCH-TYPE] <field-name: string> [<value-patterns: string-list>]
+  addheader: { ext: 'editheader', min: 2, max: 2, tags: { last: 'none' }, pos: [['field-name', 'str'], ['value', 'str']] },
+  deleteheader: { ext: 'editheader', min: 0, max: Infinity, tags: { ...MATCH_TAGS, index: { arg: 'num', parameter: 'tag' }, last: 'none' } },
   ...NOTIFY_COMMANDS,
 };
 
@@ -270,12 +277,15 @@ export function compileScript(src: string, name = 'script', opts: CompileOptions
   function checkIndexAndZone(node: Test, kind: 'command' | 'test') {
     const tags = node.args.filter((a): a is Extract<Arg, { kind: 'tag' }> => a.kind === 'tag');
     const idx = node.args.findIndex((a) => a.kind === 'tag' && a.name === 'index');
-    if (idx >= 0 && ext.has('index')) {
+    // (deleteheader has its own :index/:last, no zero check)
+    const own = node.name === 'deleteheader';
+    if (idx >= 0 && ext.has('index') && !own) {
       const v = node.args[idx + 1];
       if (v?.kind === 'num' && v.value === 0) err(node.args[idx].line, `the :index tag for the ${node.name} ${kind} cannot be zero`);
     }
     const last = tags.find((a) => a.name === 'last');
-    if (last && ext.has('index') && idx < 0) err(last.line, `the :last tag for the ${node.name} ${kind} cannot be specified without the :index tag`);
+    // (cmd-deleteheader.c reports it, yet its validation goes on and the script compiles: not an error here)
+    if (last && ext.has('index') && !own && idx < 0) err(last.line, `the :last tag for the ${node.name} ${kind} cannot be specified without the :index tag`);
     if (node.name === 'date' || node.name === 'currentdate') {
       const zones = tags.filter((a) => a.name === 'zone' || a.name === 'originalzone');
       if (zones.length > 1) err(zones[1].line, `encountered duplicate :${zones[1].name} argument for the ${node.name} ${kind}`);
@@ -374,6 +384,33 @@ export function compileScript(src: string, name = 'script', opts: CompileOptions
     if (e) err(a.line, `specified :from address '${sanitize(value(a), 128)}' is invalid for vacation action: ${e}`);
   }
 
+  /** cmd-addheader.c / cmd-deleteheader.c: literal field names and values checked now (values with variables when the script runs). */
+  function checkEditheader(c: Command) {
+    const literal = (a: Arg | undefined): a is Extract<Arg, { kind: 'str' }> =>
+      a?.kind === 'str' && !a.list && !(ext.has('variables') && hasVariableRef(a.values[0]));
+    const pos = c.args.filter((a, i) => a.kind !== 'tag' && !(i > 0 && c.args[i - 1].kind === 'tag' && (c.args[i - 1] as { name: string }).name in
+      { index: 1, comparator: 1, value: 1, count: 1 }));
+    if (c.name === 'addheader') {
+      const [n, v] = pos;
+      if (literal(n) && !fieldNameValid(decodeIfEncoded(n.values[0]))) { err(n.line, `addheader command: specified field name \`${sanitize(decodeIfEncoded(n.values[0]), 80)}' is invalid`); return; }
+      if (!literal(v)) return;
+      const value = decodeIfEncoded(v.values[0]);
+      if (value.includes('\0')) { err(v.line, `addheader command: specified value \`${sanitize(value, 80)}' is invalid (contains NUL character)`); return; }
+      const size = Buffer.byteLength(value);
+      if (size > editheaderConfig(opts.settings).maxHeaderSize) err(v.line, `addheader command: specified header value \`${sanitize(value, 80)}' is too large (${size} bytes)`);
+      return;
+    }
+    if (!pos.length) { err(c.line, 'the deleteheader command expects at least one positional argument, but none was found'); return; }
+    const names = ['field name', 'value patterns'];
+    for (let k = 0; k < Math.min(2, pos.length); k++) {
+      if (pos[k].kind === 'str') continue;
+      err(pos[k].line, `the deleteheader command expects a string list as argument ${k + 1} (${names[k]}), but ${describeArg(pos[k])} was found`);
+      return;
+    }
+    const n = pos[0];
+    if (literal(n) && !fieldNameValid(decodeIfEncoded(n.values[0]))) err(n.line, `deleteheader command:specified field name \`${sanitize(decodeIfEncoded(n.values[0]), 80)}' is invalid`);
+  }
+
   /** ext-include: a literal script name without '/' (sieve_script_name_is_valid), remembered for the existence check. */
   function checkInclude(c: Command) {
     const a = c.args.find((x): x is Extract<Arg, { kind: 'str' }> => x.kind === 'str');
@@ -442,7 +479,9 @@ export function compileScript(src: string, name = 'script', opts: CompileOptions
       }
       if (fatal) break;
       if ((c.name === 'elsif' || c.name === 'else') && prev !== 'if' && prev !== 'elsif') err(c.line, `the ${c.name} command must follow an if or elseif command`);
+      const before = errors.length;
       checkArgs(c, spec, 'command');
+      if ((c.name === 'addheader' || c.name === 'deleteheader') && errors.length === before) checkEditheader(c);
       if (c.name === 'pipe') checkProgram(c);
       if (c.name === 'redirect' || c.name === 'vacation') checkAddresses(c);
       if (c.name === 'include') checkInclude(c);

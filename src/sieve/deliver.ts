@@ -19,7 +19,10 @@
  * also use `sieve_global_extensions`. RFC 7352 duplicate checks read the
  * user's `~/.dovecot.lda-dupes`; the ids are recorded there only after the
  * message was delivered (SieveOutcome.commit), as Pigeonhole marks them
- * when the result executed successfully.
+ * when the result executed successfully. RFC 5293 editheader: a keep,
+ * fileinto or redirect whose message was edited carries the edited header
+ * block (`header`); the caller joins it to the message body, which starts at
+ * SieveOutcome.bodyStart of the message it passed in.
  */
 import { promises as fs } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
@@ -42,9 +45,13 @@ export interface SieveOutcomeAction {
   mailbox?: string; flags?: string[]; create?: boolean; address?: string; reply?: Buffer;
   /** notify: the envelope sender ('' for <>) and recipients of `reply`. */
   mailFrom?: string; rcpts?: string[];
+  /** keep/fileinto/redirect of an edited message: its header block, the empty line included (the body is unchanged). */
+  header?: Buffer;
 }
 export interface SieveOutcome {
   actions: SieveOutcomeAction[]; errors: string[];
+  /** Where the body (after the header's empty line) starts in the message given to runSieveForDelivery. */
+  bodyStart: number;
   /** Call once the message is delivered: records the RFC 7352 duplicate ids of the run. */
   commit: () => Promise<void>;
 }
@@ -190,12 +197,13 @@ export async function runSieveForDelivery(config: DovecotConfig, user: SieveUser
   const msg = parseMessage(message);
   const dirs = includeDirs(plugin, user);
   const switches = extensionSwitches(plugin);
-  const personal = { enabled: switches.enabled };
-  const admin = { enabled: [...switches.enabled, ...switches.global] };
+  const personal = { enabled: switches.enabled, settings: plugin };
+  const admin = { enabled: [...switches.enabled, ...switches.global], settings: plugin };
   const dupeExists = (id: Buffer) => duplicateExists(user.home, user.username, id, opts.now?.getTime());
   const actions: SieveAction[] = [];
   let keep = true;
   let keepFlags: string[] = [];
+  let keepHeader: Buffer | undefined;
   for (const path of scripts) {
     try {
       const copts = path === active ? personal : admin;
@@ -209,6 +217,7 @@ export async function runSieveForDelivery(config: DovecotConfig, user: SieveUser
       }
       keep = r.keep;
       keepFlags = r.keepFlags;
+      keepHeader = r.keepHeader;
       if (!keep) break;
     } catch (e) {
       const lines = e instanceof SieveCompileError ? e.errors : [`${path}: ${(e as Error).message}`];
@@ -226,6 +235,8 @@ export async function runSieveForDelivery(config: DovecotConfig, user: SieveUser
         log.error(`sieve: Execution of script ${path} failed, but implicit keep was successful`);
       }
       keep = true; keepFlags = [];
+      // the implicit keep after a failure stores the message as it came
+      keepHeader = undefined;
       break;
     }
   }
@@ -251,8 +262,8 @@ export async function runSieveForDelivery(config: DovecotConfig, user: SieveUser
         out.push({ type: 'notify', reply: n.message, mailFrom: n.envelopeFrom, rcpts: n.recipients });
         break;
       }
-      case 'fileinto': out.push({ type: 'fileinto', mailbox: a.mailbox, flags: a.flags, create: a.create }); break;
-      case 'redirect': out.push({ type: 'redirect', address: a.address }); break;
+      case 'fileinto': out.push({ type: 'fileinto', mailbox: a.mailbox, flags: a.flags, create: a.create, header: a.header }); break;
+      case 'redirect': out.push({ type: 'redirect', address: a.address, header: a.header }); break;
       case 'reject': out.push({ type: 'reject', address: envelope.from, reply: Buffer.from(a.reason, 'utf8') }); break;
       case 'vacation': {
         const why = vacationSuppressed(a, msg, envelope);
@@ -266,12 +277,12 @@ export async function runSieveForDelivery(config: DovecotConfig, user: SieveUser
       case 'keep': case 'discard': break;
     }
   }
-  if (keep) out.push({ type: 'keep', flags: keepFlags });
+  if (keep) out.push({ type: 'keep', flags: keepFlags, header: keepHeader });
   else if (!out.some((a) => a.type === 'fileinto' || a.type === 'redirect' || a.type === 'reject')) out.push({ type: 'discard' });
   const commit = async () => {
     try { await markDuplicates(user.home, user.username, marks, nowMs); } catch (e) { log.error(`sieve: failed to record duplicates: ${(e as Error).message}`); }
   };
-  return { actions: out, errors, commit };
+  return { actions: out, errors, commit, bodyStart: msg.bodyStart };
 }
 
 /** `postmaster_address` with its %-variables (Dovecot's default: postmaster@ the recipient's domain, else the host name). */

@@ -13,7 +13,10 @@
  * sending it is the caller's), duplicate (RFC 7352: the check asks the
  * caller's database, marking is an action the caller carries out after a
  * successful delivery), spamtest/virustest (RFC 5235), and mime, foreverypart
- * and extracttext (RFC 5703; the parts come from mime.ts). Pure: the only
+ * and extracttext (RFC 5703; the parts come from mime.ts), editheader
+ * (RFC 5293: addheader/deleteheader edit ctx.message's header fields, later
+ * tests see the edit, and keep/fileinto/redirect carry the header as it was
+ * when they were invoked, as Pigeonhole's message snapshots). Pure: the only
  * outside calls are `mailboxExists` and `duplicateExists`.
  * The result is the action list plus whether keep is still in effect, which
  * is what Pigeonhole's multiscript sequencing (deliver.ts) needs.
@@ -29,12 +32,13 @@ import { datePart, localOffset, parseRfc2822Date, parseZone, type ZonedDate } fr
 import { encodeUrl, parseMailto, uriScheme, NOTIFY_METHODS, dropDuplicateRecipients, type NotifyAction, type UriLog } from './notify.js';
 import { duplicateId, messageIdValue, DEFAULT_PERIOD, DEFAULT_MAX_PERIOD } from './duplicate.js';
 import { spamVirusValue } from './spamtest.js';
+import { editheaderConfig, allowAdd, allowDelete, fieldNameValid, splitFields, newField, headerBytes, type HeaderField } from './editheader.js';
 
 export type SieveAction =
-  | { type: 'fileinto'; mailbox: string; flags: string[]; create: boolean }
+  | { type: 'fileinto'; mailbox: string; flags: string[]; create: boolean; header?: Buffer }
   | { type: 'keep'; flags: string[] }
   | { type: 'discard' }
-  | { type: 'redirect'; address: string }
+  | { type: 'redirect'; address: string; header?: Buffer }
   | { type: 'reject'; reason: string }
   | { type: 'vacation'; reason: string; subject?: string; from?: string; addresses: string[]; seconds: number; handle: string; mime: boolean }
   | { type: 'pipe'; program: string; args: string[]; try: boolean }
@@ -64,7 +68,11 @@ export interface RunContext {
   settings?: Record<string, string>;
 }
 
-export interface RunResult { actions: SieveAction[]; keep: boolean; keepFlags: string[] }
+export interface RunResult {
+  actions: SieveAction[]; keep: boolean; keepFlags: string[];
+  /** RFC 5293: the edited header block (with its empty line) the keep stores; undefined when the header was never edited. */
+  keepHeader?: Buffer;
+}
 
 export class SieveRuntimeError extends Error {}
 
@@ -170,6 +178,22 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
   };
   const doMatch = (values: string[], keys: string[], spec: MatchSpec) =>
     matchAny(values, keys, spec, useVars ? (c) => { captures = c; } : undefined, ctx.warn, regexBudget);
+
+  /** The edited header block now (a snapshot for the action being added), or undefined while unedited. */
+  const headerNow = () => (ctx.message.fields ? headerBytes(ctx.message.fields) : undefined);
+  /** sieve_message_edit: the header fields to edit, split from the message on the first edit. */
+  const editFields = (): HeaderField[] => {
+    const m = ctx.message;
+    m.fields ??= splitFields(m.raw.subarray(0, m.headerLength).toString('latin1'));
+    return m.fields;
+  };
+  /** After an edit: the tests read the fields as edited (RFC 5293 5). */
+  const edited = (fields: HeaderField[]) => {
+    const named = fields.filter((f) => f.name);
+    ctx.message.headers = named.map((f) => ({ name: f.name, value: f.value }));
+    ctx.message.rawHeaders = named.map((f) => ({ name: f.name, value: f.value }));
+  };
+  const editCfg = editheaderConfig(ctx.settings);
 
   const addrPart = (p: Parsed, addr: string): string | null => {
     const parts = splitAddress(addr);
@@ -410,6 +434,7 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
         case 'stop': throw new Stop();
         case 'keep':
           explicitKeep = true; implicitKeep = false;
+          keepHeaderSeen = headerNow();
           keepFlagsSeen = p.tags.has('flags') ? flagList(strs(p.tags.get('flags'))) : [...internalFlags];
           break;
         case 'discard': implicitKeep = false; break;
@@ -418,15 +443,49 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
           const raw = str(p.pos[0]);
           const parsed = parseSieveAddress(raw);
           if ('error' in parsed) throw new SieveRuntimeError(`specified redirect address '${sanitize(raw, 128)}' is invalid: ${parsed.error}`);
-          add({ type: 'redirect', address: parsed.address });
+          add({ type: 'redirect', address: parsed.address, header: headerNow() });
           if (!p.tags.has('copy')) implicitKeep = false;
           break;
         }
         case 'fileinto':
-          add({ type: 'fileinto', mailbox: str(p.pos[0]), flags: p.tags.has('flags') ? flagList(strs(p.tags.get('flags'))) : [...internalFlags], create: p.tags.has('create') });
+          add({ type: 'fileinto', mailbox: str(p.pos[0]), flags: p.tags.has('flags') ? flagList(strs(p.tags.get('flags'))) : [...internalFlags], create: p.tags.has('create'), header: headerNow() });
           if (!p.tags.has('copy')) implicitKeep = false;
           break;
         case 'reject': add({ type: 'reject', reason: str(p.pos[0]) }); implicitKeep = false; break;
+        case 'addheader': {
+          // cmd-addheader.c at run time (the value checks also cover values built from variables)
+          const name = str(p.pos[0]);
+          const value = str(p.pos[1]);
+          if (!fieldNameValid(name)) throw new SieveRuntimeError(`addheader action: specified field name \`${sanitize(name, 80)}' is invalid`);
+          if (!allowAdd(editCfg, name)) { ctx.warn?.(`addheader action: adding specified header field \`${sanitize(name, 80)}' is forbidden; modification denied`); break; }
+          if (value.includes('\0')) throw new SieveRuntimeError(`addheader action: specified value \`${sanitize(value, 80)}' is invalid (contains NUL character)`);
+          const size = Buffer.byteLength(value);
+          if (size > editCfg.maxHeaderSize) throw new SieveRuntimeError(`addheader action: specified header value \`${sanitize(value, 80)}' is too large (${size} bytes)`);
+          const fields = editFields();
+          if (p.tags.has('last')) fields.push(newField(name, value)); else fields.unshift(newField(name, value));
+          edited(fields);
+          break;
+        }
+        case 'deleteheader': {
+          const name = str(p.pos[0]);
+          if (!fieldNameValid(name)) throw new SieveRuntimeError(`deleteheader action: specified field name \`${sanitize(name, 80)}' is invalid`);
+          if (!allowDelete(editCfg, name)) { ctx.warn?.(`deleteheader action: deleting specified header field \`${sanitize(name, 80)}' is forbidden; modification denied`); break; }
+          const idxArg = p.tags.get('index');
+          const index = idxArg && idxArg !== true && idxArg.kind === 'num' ? idxArg.value : 0;
+          const fields = editFields();
+          const lower = name.toLowerCase();
+          // occurrences of the field, counted from the end with :last; positions count the original occurrences
+          const at = fields.map((f, i) => (f.name === lower ? i : -1)).filter((i) => i >= 0);
+          if (p.tags.has('last')) at.reverse();
+          const patterns = p.pos.length > 1 ? strs(p.pos[1]) : null;
+          const drop = new Set<number>();
+          for (let k = 0; k < at.length; k++) {
+            if (index && k + 1 !== index) continue;
+            if (!patterns || await doMatch([fields[at[k]].value], patterns, matchSpec(p))) drop.add(at[k]);
+          }
+          if (drop.size) { const kept = fields.filter((_f, i) => !drop.has(i)); fields.length = 0; fields.push(...kept); edited(fields); }
+          break;
+        }
         case 'pipe':
           add({ type: 'pipe', program: str(p.pos[0]), args: strs(p.pos[1]), try: p.tags.has('try') });
           if (!p.tags.has('copy')) implicitKeep = false;
@@ -542,7 +601,8 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
   }
 
   let keepFlagsSeen: string[] | null = null;
+  let keepHeaderSeen: Buffer | undefined;
   try { await block(script.commands); } catch (e) { if (!(e instanceof Stop) && !(e instanceof Return)) throw e; }
   const keep = explicitKeep || implicitKeep;
-  return { actions, keep, keepFlags: keepFlagsSeen ?? internalFlags };
+  return { actions, keep, keepFlags: keepFlagsSeen ?? internalFlags, keepHeader: explicitKeep ? keepHeaderSeen : headerNow() };
 }

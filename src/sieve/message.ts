@@ -11,6 +11,10 @@ export interface ParsedMessage {
   headers: Array<{ name: string; value: string }>;   // name lower-cased, value unfolded + decoded
   rawHeaders: Array<{ name: string; value: string }>; // value unfolded, not decoded
   bodyStart: number;
+  /** Bytes of the header block in `raw` (its fields with their line ends, without the empty line). */
+  headerLength: number;
+  /** RFC 5293: the header fields as editheader left them (undefined while unedited); headers/rawHeaders follow them. */
+  fields?: import('./editheader.js').HeaderField[];
   /** The whole message when `raw` is only its start (a big LMTP delivery, read from its spool when a test needs the body). */
   whole?: () => Promise<Buffer>;
 }
@@ -26,7 +30,7 @@ function headerEnd(raw: Buffer): number {
   return raw.length;
 }
 
-function trimBlanks(v: string): string {
+export function trimBlanks(v: string): string {
   let a = 0, b = v.length;
   while (a < b && (v[a] === ' ' || v[a] === '\t')) a++;
   while (b > a && (v[b - 1] === ' ' || v[b - 1] === '\t')) b--;
@@ -55,11 +59,11 @@ export function parseMessage(raw: Buffer | MessageSource): ParsedMessage {
   let bodyStart = end;
   if (raw[bodyStart] === 0x0d) bodyStart++;
   if (raw[bodyStart] === 0x0a) bodyStart++;
-  return { raw, size: raw.length, headers, rawHeaders, bodyStart };
+  return { raw, size: raw.length, headers, rawHeaders, bodyStart, headerLength: end };
 }
 
 /** Header bytes are usually ASCII; 8-bit ones are taken as UTF-8 when valid. */
-function utf8(latin1: string): string {
+export function utf8(latin1: string): string {
   const b = Buffer.from(latin1, 'latin1');
   try { return new TextDecoder('utf-8', { fatal: true }).decode(b); } catch { return latin1; }
 }

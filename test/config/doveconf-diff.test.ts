@@ -103,6 +103,7 @@ const CASES: Record<string, Record<string, string>> = {
   },
   // Pigeonhole's settings plugin: the capabilities follow sieve_extensions (relative, replacing, enotify off)
   'sieve_extensions add the RFC 5235 tests and vnd.dovecot.duplicate': { 'dovecot.conf': 'plugin {\n  sieve_extensions = +spamtest +spamtestplus +virustest +vnd.dovecot.duplicate\n}\n' },
+  'sieve_extensions add editheader': { 'dovecot.conf': 'plugin {\n  sieve_extensions = +editheader\n}\n' },
   'sieve_extensions without enotify: no notify capability': { 'dovecot.conf': 'plugin {\n  sieve_extensions = -enotify -duplicate\n}\n' },
   'sieve_extensions replacing list; global extensions not announced': { 'dovecot.conf': 'plugin {\n  sieve_extensions = fileinto enotify spamtest virustest\n  sieve_global_extensions = +virustest\n}\n' },
   'self-reference to an empty default keeps the space': { 'dovecot.conf': 'protocols = $protocols imap\nprotocols = $protocols lmtp\n' },

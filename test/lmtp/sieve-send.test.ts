@@ -107,3 +107,22 @@ test('Sieve redirect through submission_host (SMTP); without :copy nothing is st
   assert.match(srv2.output(), /failed to redirect message to <other@example\.net>/);
   assert.equal(readdirSync(join(srv2.home('john@example.org'), 'Maildir', 'new')).length, 1);
 });
+
+test('editheader: a redirect sends the header as the script edited it (RFC 5293), Return-Path still left out', async (t) => {
+  const lmtpPort = await freePort();
+  const outDir = join(process.env.TMPDIR ?? '/tmp', `sieve-send-eh-${process.pid}`);
+  mkdirSync(outDir, { recursive: true });
+  chmodSync(outDir, 0o777);
+  t.after(() => rmSync(outDir, { recursive: true, force: true }));
+  const fake = join(outDir, 'sendmail');
+  writeFileSync(fake, `#!/bin/sh\nn=$(date +%s%N)\nprintf '%s\\n' "$@" > ${outDir}/out.$n.args\ncat > ${outDir}/out.$n.msg\n`, { mode: 0o755 });
+  const script = 'require ["editheader"];\naddheader "X-Edited" "yes";\ndeleteheader "Subject";\nredirect "other@example.net";\n';
+  const srv = await sealmail(t, lmtpPort, `sendmail_path = ${fake}\nplugin {\n  sieve_extensions = +editheader\n}`, script);
+  const r1 = await deliver(lmtpPort, 'john@example.org', 'e1');
+  assert.ok(r1.some((l) => /^S: 250 2\.0\.0 <john@example\.org> \S+ Saved$/.test(l)), r1.join('\n') + srv.output());
+  const msgs = readdirSync(outDir).filter((f) => f.endsWith('.msg')).map((f) => readFileSync(join(outDir, f), 'latin1'));
+  assert.equal(msgs.length, 1, srv.output());
+  assert.match(msgs[0], /^X-Sieve: .*\r\nX-Sieve-Redirected-From: john@example\.org\r\nX-Edited: yes\r\n/);
+  assert.doesNotMatch(msgs[0], /^(Return-Path|Subject):/m);
+  assert.match(msgs[0], /\r\nMessage-ID: <e1@example\.net>\r\n\r\nhello\r\n$/);
+});

@@ -319,7 +319,7 @@ test('SASL LOGIN, the invalid-command BYEs and the per-IP auth penalty match man
  * before login (managesieve-login) and after (managesieved).
  */
 test('SIEVE and NOTIFY capabilities follow sieve_extensions as managesieved', async (t) => {
-  const settings = ['', '  sieve_extensions = +spamtest +spamtestplus +virustest +vnd.dovecot.duplicate\n', '  sieve_extensions = -enotify -duplicate\n', '  sieve_extensions = fileinto enotify spamtest\n'];
+  const settings = ['', '  sieve_extensions = +spamtest +spamtestplus +virustest +vnd.dovecot.duplicate\n', '  sieve_extensions = -enotify -duplicate\n', '  sieve_extensions = fileinto enotify spamtest\n', '  sieve_extensions = +editheader\n'];
   for (const ext of settings) {
     const dPort = await freePort();
     const dv = setupDovecot(t, {

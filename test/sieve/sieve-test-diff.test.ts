@@ -17,9 +17,9 @@ import { runScript, SieveRuntimeError } from '../../src/sieve/interpreter.js';
 import { parseMessage } from '../../src/sieve/message.js';
 import { extensionSwitches } from '../../src/sieve/extensions.js';
 
-/** Plugin settings both engines run with: the off-by-default RFC 5235 tests switched on and configured. */
+/** Plugin settings both engines run with: the off-by-default RFC 5235 tests and RFC 5293 editheader switched on, configured. */
 const SETTINGS: Record<string, string> = {
-  sieve_extensions: '+spamtest +spamtestplus +virustest',
+  sieve_extensions: '+spamtest +spamtestplus +virustest +editheader',
   sieve_spamtest_status_type: 'score', sieve_spamtest_status_header: 'X-Spam-Score', sieve_spamtest_max_value: '15',
   sieve_virustest_status_type: 'text', sieve_virustest_status_header: 'X-Virus-Scan: ^([a-z]+)',
   sieve_virustest_text_value1: 'clean', sieve_virustest_text_value5: 'infected',
@@ -216,7 +216,42 @@ const CASES: Case[] = [
   { name: 'err empty test list', script: 'if anyof () {keep;}\n' },
   { name: 'err discard args', script: 'discard "x";\n' },
   ...NOTIFY_CASES(),
+  ...EDITHEADER_CASES(),
 ];
+
+/** RFC 5293 editheader: later tests see the edit; Pigeonhole's protected fields and its compile/runtime errors. */
+function EDITHEADER_CASES(): Case[] {
+  const E = 'require ["editheader","fileinto","variables"];\n';
+  return [
+    { name: 'addheader seen by a later test', script: E + 'addheader "X-Seen" "yes";\nif header :is "x-seen" "yes" { fileinto "Added"; }\n' },
+    { name: 'addheader non-ASCII value seen decoded', script: E + 'addheader :last "X-U" "Grüße aus Köln";\nif header :is "X-U" "Grüße aus Köln" { fileinto "U"; }\n' },
+    { name: 'deleteheader then not exists', script: E + 'deleteheader "X-Spam-Flag";\nif not exists "X-Spam-Flag" { fileinto "Gone"; }\n' },
+    { name: 'deleteheader :index :last', script: E + 'addheader :last "X-A" "1";\naddheader :last "X-A" "2";\naddheader :last "X-A" "3";\ndeleteheader :index 1 :last "X-A";\n'
+      + 'if header :is "X-A" "3" { fileinto "Three"; }\nif header :is "X-A" "2" { fileinto "Two"; }\nif header :is "X-A" "1" { fileinto "One"; }\n' },
+    { name: 'deleteheader :index counts from the top', script: E + 'addheader :last "X-A" "1";\naddheader :last "X-A" "2";\ndeleteheader :index 1 "X-A";\nif header :is "X-A" "1" { fileinto "One"; }\nif header :is "X-A" "2" { fileinto "Two"; }\n' },
+    { name: 'deleteheader :matches value pattern', script: E + 'deleteheader :matches "X-Spam-Score" "1*";\nif not exists "X-Spam-Score" { fileinto "Gone"; }\n' },
+    { name: 'deleteheader :contains not matching keeps', script: E + 'deleteheader :contains "Subject" "zzz";\nif exists "Subject" { fileinto "Kept"; }\n' },
+    { name: 'deleteheader :index with a pattern', script: E + 'addheader :last "X-A" "a1";\naddheader :last "X-A" "b1";\ndeleteheader :index 2 :matches "X-A" "a*";\nif header :is "X-A" "a1" { fileinto "A1"; }\n' },
+    { name: 'Received is never deleted', msg: DATED, script: E + 'deleteheader "Received";\nif exists "Received" { fileinto "Still"; }\n' },
+    { name: 'Auto-Submitted is never deleted', script: E + 'addheader "Auto-Submitted" "auto-replied";\ndeleteheader "auto-submitted";\nif exists "Auto-Submitted" { fileinto "Still"; }\n' },
+    { name: 'X-Sieve-Redirected-From is never added', script: E + 'addheader "X-Sieve-Redirected-From" "me";\nif not exists "X-Sieve-Redirected-From" { fileinto "No"; }\n' },
+    { name: 'deleteheader from a variable', script: E + 'set "h" "x-spam";\ndeleteheader "${h}";\nif not exists "X-Spam" { fileinto "Gone"; }\n' },
+    { name: 'err addheader without require', script: 'addheader "X-A" "1";\n' },
+    { name: 'err addheader invalid field name', script: E + 'addheader "X Bad" "v";\n' },
+    { name: 'err addheader one argument', script: E + 'addheader "X-A";\n' },
+    { name: 'err addheader number', script: E + 'addheader 1 "v";\n' },
+    { name: 'err addheader value too large', script: E + `addheader "X-A" "${'v'.repeat(2049)}";\n` },
+    { name: 'addheader value at the size limit', script: E + `addheader "X-A" "${'v'.repeat(2048)}";\nif exists "X-A" { fileinto "Big"; }\n` },
+    { name: 'err deleteheader without arguments', script: E + 'deleteheader;\n' },
+    // Pigeonhole logs "the :last tag ... cannot be specified without the :index tag" and runs the script anyway
+    { name: 'deleteheader :last without :index deletes all', script: E + 'addheader "X-A" "1";\naddheader "X-A" "2";\ndeleteheader :last "X-A";\nif not exists "X-A" { fileinto "None"; }\n' },
+    { name: 'err deleteheader invalid field name', script: E + 'deleteheader "a:b";\n' },
+    { name: 'err deleteheader :index string', script: E + 'deleteheader :index "1" "X-A";\n' },
+    { name: 'runtime addheader invalid name from a variable', script: E + 'set "n" "a b";\naddheader "${n}" "v";\n' },
+    { name: 'runtime addheader too large from a variable', script: E + `set "v" "${'v'.repeat(1500)}";\naddheader "X-A" "\${v}\${v}";\n` },
+    { name: 'runtime deleteheader invalid name from a variable', script: E + 'set "n" "a:b";\ndeleteheader "${n}";\n' },
+  ];
+}
 
 /** RFC 5435/5436 enotify with mailto, RFC 7352 duplicate, RFC 5235 spamtest/virustest. */
 function NOTIFY_CASES(): Case[] {

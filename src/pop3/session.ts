@@ -332,7 +332,8 @@ export class Pop3Session {
       case 'CAPA': this.write(this.capa()); break;
       case 'USER':
         if (!this.checkPlaintext(false)) break;
-        this.lastUser = args;
+        // the line was read as latin1: the name's bytes, as pop3-login passes them on, are UTF-8
+        this.lastUser = Buffer.from(args, 'latin1').toString('utf8');
         this.write('+OK\r\n');
         break;
       case 'PASS': {
@@ -342,7 +343,7 @@ export class Pop3Session {
           break;
         }
         this.lastUser = null;
-        await this.authBegin('PLAIN', '', user, args);
+        await this.authBegin('PLAIN', '', user, Buffer.from(args, 'latin1').toString('utf8'));
         break;
       }
       case 'AUTH': await this.auth(sp < 0 ? '' : line.slice(sp + 1)); break;

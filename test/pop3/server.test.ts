@@ -25,10 +25,11 @@ import { Pop3Wire, pop3Script } from '../helpers/pop3-client.js';
 
 const root = process.getuid?.() === 0;
 
-async function startPop3(t: TestContext, opts: { rootMaster?: boolean; protocols?: string; extra?: string } = {}): Promise<{ srv: SealmailServer; pop3: number; pop3s: number }> {
+async function startPop3(t: TestContext, opts: { rootMaster?: boolean; protocols?: string; extra?: string; passdb?: string } = {}): Promise<{ srv: SealmailServer; pop3: number; pop3s: number }> {
   const pop3 = await freePort();
   const pop3s = await freePort();
   const srv = await startSealmail(t, {
+    passdb: opts.passdb,
     rewriteConf: (c) => {
       let text = c.replace(/^protocols = imap$/m, `protocols = ${opts.protocols ?? 'imap pop3'}`);
       if (opts.rootMaster) text = text.replace(/^mail_uid = .*\n/m, '').replace(/^mail_gid = .*\n/m, '');
@@ -183,6 +184,12 @@ test('a hostile POP3 client harms no other session', async (t) => {
   assert.match(again[3], /^\+OK 2 \d+\r\n$/);
   assert.equal(srv.output().match(/pop3: \d+ worker processes \(([\d ]+)\)/)?.[1], pidsBefore);
   assert.doesNotMatch(srv.output(), /Panic|Fatal|killed by signal/);
+});
+
+test('USER/PASS with a UTF-8 password: its bytes reach the passdb as sent, as pop3-login passes them', async (t) => {
+  const { pop3 } = await startPop3(t, { passdb: 'passdb {\n  driver = static\n  args = password=pässwörd\n}' });
+  const r = await pop3Script(pop3, ['USER utf8@example.org', 'PASS pässwörd', 'QUIT']);
+  assert.deepEqual(r.slice(1, 3), ['+OK\r\n', '+OK Logged in.\r\n']);
 });
 
 test('mail_max_userip_connections of protocol pop3: the second session is refused with dovecot-pop3d\'s text', async (t) => {

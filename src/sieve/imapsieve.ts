@@ -5,8 +5,9 @@
  * `_causes` / `_before` / `_after` (imap-sieve-storage.c), run on the
  * messages an IMAP APPEND, COPY or MOVE (MOVE counts as COPY) stored in a
  * mailbox, or whose flags a STORE changed (FLAG), once the command's changes
- * are committed and before its tagged reply. Scripts see the environment
- * items imap.user, imap.email, imap.cause, imap.mailbox and
+ * are committed and before its tagged reply. Scripts see RFC 5183's core
+ * environment items as a message store ("MS", "post"; environment.ts) and
+ * imap.user, imap.email, imap.cause, imap.mailbox and
  * imap.changedflags (with `require "imapsieve"`); `pipe` runs programs from
  * `sieve_pipe_bin_dir` with the decrypted message (extprograms.ts). A
  * script that cancels the implicit keep marks the message \Deleted (COPY
@@ -17,6 +18,7 @@
  * The IMAP layer calls `run`; all mailbox and file access happens here.
  */
 import type { DovecotConfig } from '../config/settings.js';
+import { hostname } from 'node:os';
 import type { Logger } from '../log/logger.js';
 import type { MailStore } from '../mailstore/store.js';
 import type { MailUser } from '../mailstore/user-store.js';
@@ -27,6 +29,7 @@ import { imapPattern } from '../util/wildcard.js';
 import { SieveCompileError, type CompiledScript } from './compile.js';
 import { runScript, type SieveAction } from './interpreter.js';
 import { parseMessage } from './message.js';
+import { environmentItems } from './environment.js';
 import { loadScript, parseLocation } from './deliver.js';
 import { PipeError, pipeSettings, runPipe, type PipeSettings } from './extprograms.js';
 
@@ -243,6 +246,8 @@ export class ImapSieve implements ImapSieveHook {
     if (email) environment['imap.email'] = email;
     const changed = ev.changedFlags?.get(m.uid);
     if (changed !== undefined) environment['imap.changedflags'] = changed;
+    // RFC 5183's core items, as Pigeonhole's imapsieve plugin sets them (imap-sieve.c: location MS, phase post)
+    const core = environmentItems({ username: this.user.username, hostname: this.config.get('hostname', { protocol: 'imap' }) || hostname(), location: 'MS', phase: 'post' });
     // each action with the script that asked for it (a failure names the script, as Pigeonhole's log)
     const actions: Array<{ a: SieveAction; path: string }> = [];
     let keep = true;
@@ -251,7 +256,7 @@ export class ImapSieve implements ImapSieveHook {
     for (const s of scripts) {
       if (!s.compiled) { keep = true; keepFlags = current; break; }
       // the imap.* items exist only for scripts that require imapsieve (Pigeonhole registers them with it)
-      const env = s.compiled.extensions.has('imapsieve') ? environment : {};
+      const env = s.compiled.extensions.has('imapsieve') ? { ...core, ...environment } : core;
       try {
         const r = await runScript(s.compiled, { message: msg, envelope: { from: '', to: '' }, flags, environment: env, mailboxExists: (n) => this.store.exists(n) });
         actions.push(...r.actions.map((a) => ({ a, path: s.path })));

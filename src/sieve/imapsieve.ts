@@ -30,6 +30,7 @@ import { SieveCompileError, type CompiledScript } from './compile.js';
 import { runScript, type SieveAction } from './interpreter.js';
 import { parseMessage } from './message.js';
 import { environmentItems } from './environment.js';
+import { extensionSwitches } from './extensions.js';
 import { loadScript, parseLocation } from './deliver.js';
 import { PipeError, pipeSettings, runPipe, type PipeSettings } from './extprograms.js';
 
@@ -168,12 +169,16 @@ function enabledExtensions(plugin: Record<string, string>): Set<string> {
 export class ImapSieve implements ImapSieveHook {
   private readonly rules: ImapSieveRules;
   private readonly extensions: string[];
+  /** sieve_extensions (`-environment` included) plus sieve_global_extensions: IMAPSieve's scripts are the administrator's. */
+  private readonly enabled: string[];
   private readonly pipe: PipeSettings | null;
   private readonly sep: string;
 
   constructor(private readonly config: DovecotConfig, private readonly user: MailUser, private readonly store: MailStore, private readonly log: Logger, private readonly plugin: Record<string, string>) {
     this.rules = parseImapSieveRules(plugin, (m) => log.warn(m));
     this.extensions = [...enabledExtensions(plugin)];
+    const switches = extensionSwitches(plugin);
+    this.enabled = [...switches.enabled, ...switches.global];
     this.pipe = pipeSettings(plugin);
     // the mailbox's namespace separator (unset: the layout's, "/" for LAYOUT=fs): the store knows it
     this.sep = store.sep;
@@ -213,7 +218,7 @@ export class ImapSieve implements ImapSieveHook {
     if (!paths.length || !ev.uids.length) return;
     const scripts: Array<{ path: string; compiled: CompiledScript | null }> = [];
     for (const path of paths) {
-      try { scripts.push({ path, compiled: await loadScript(path, { extensions: this.extensions }) }); } catch (e) {
+      try { scripts.push({ path, compiled: await loadScript(path, { extensions: this.extensions, enabled: this.enabled }) }); } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') continue; // a missing script is skipped, as Pigeonhole's sieve_script_create_open
         if (e instanceof SieveCompileError) for (const l of e.errors) this.log.error(`sieve: ${l}`);

@@ -240,3 +240,11 @@ test('environment at delivery: Pigeonhole LDA/LMTP items (location MDA, phase du
   assert.deepEqual(summary(await runSieveForDelivery(config, s.user, HAM, ENV)),
     ['fileinto:domain=example.org:', 'fileinto:host=mx.example.net:', 'fileinto:location=MDA:', 'fileinto:name=Pigeonhole Sieve:', 'fileinto:phase=during:', 'fileinto:version=0.5.19:']);
 });
+
+test('sieve_extensions = -environment turns environment off at delivery (Pigeonhole\'s compile error, implicit keep)', async (t) => {
+  const s = await setup(t, '  sieve_extensions = -environment\n');
+  s.activate('env', 'require ["environment","fileinto"];\nif environment :is "location" "MDA" { fileinto "X"; }\n');
+  const o = await runSieveForDelivery(s.config, s.user, HAM, ENV);
+  assert.deepEqual(summary(o), ['keep::']);
+  assert.ok(o.errors.some((e) => e.includes("unknown Sieve capability `environment'")), o.errors.join('\n'));
+});

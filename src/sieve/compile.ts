@@ -23,19 +23,19 @@ import { NOTIFY_COMMANDS, notifyTests, ENCODEURL_TAG, checkExtensionCommand, req
 export const SUPPORTED_EXTENSIONS = [
   'fileinto', 'reject', 'envelope', 'encoded-character', 'vacation', 'subaddress',
   'comparator-i;ascii-numeric', 'relational', 'regex', 'imap4flags', 'copy', 'include',
-  'variables', 'body', 'mailbox', 'date', 'index', 'ihave',
+  'variables', 'body', 'environment', 'mailbox', 'date', 'index', 'ihave',
   'mime', 'foreverypart', 'extracttext',
   'enotify', 'duplicate', 'vnd.dovecot.duplicate', 'spamtest', 'spamtestplus', 'virustest', 'editheader',
 ];
 
 /**
  * Extensions only some contexts offer, as Pigeonhole registers them: `imapsieve`
- * (sieve_imapsieve plugin, IMAPSieve runs), `environment` with its
- * `vnd.dovecot.environment` variables namespace, and `vnd.dovecot.pipe`
+ * (sieve_imapsieve plugin, IMAPSieve runs), the `vnd.dovecot.environment`
+ * variables namespace, and `vnd.dovecot.pipe`
  * (sieve_extprograms, enabled through sieve_global_extensions for admin
  * scripts). The caller passes those it allows (CompileOptions.extensions).
  */
-export const CONTEXT_EXTENSIONS = ['imapsieve', 'environment', 'vnd.dovecot.environment', 'vnd.dovecot.pipe'];
+export const CONTEXT_EXTENSIONS = ['imapsieve', 'vnd.dovecot.environment', 'vnd.dovecot.pipe'];
 
 export interface CompileOptions {
   /** Context extensions (CONTEXT_EXTENSIONS) this script may require. */

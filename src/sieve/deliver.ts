@@ -16,7 +16,8 @@
  * sends (vacation replies and enotify mailto notifications are composed
  * here, sending is the caller's). Which extensions a script may use follows
  * `sieve_extensions`; administrator scripts (sieve_before/sieve_after) may
- * also use `sieve_global_extensions`. RFC 7352 duplicate checks read the
+ * also use `sieve_global_extensions`. RFC 5183 environment items are those
+ * of Pigeonhole's LMTP/LDA plugin ("MDA", "during"; environment.ts). RFC 7352 duplicate checks read the
  * user's `~/.dovecot.lda-dupes`; the ids are recorded there only after the
  * message was delivered (SieveOutcome.commit), as Pigeonhole marks them
  * when the result executed successfully. RFC 5293 editheader: a keep,
@@ -37,6 +38,7 @@ import { runScript, type SieveAction, type SieveEnvelope } from './interpreter.j
 import { parseMessage, type MessageSource } from './message.js';
 import { vacationSuppressed, vacationDue, composeVacation } from './vacation.js';
 import { extensionSwitches } from './extensions.js';
+import { environmentItems } from './environment.js';
 import { composeNotification, autoSubmitted } from './notify.js';
 import { duplicateExists, markDuplicates } from './duplicate.js';
 
@@ -199,6 +201,8 @@ export async function runSieveForDelivery(config: DovecotConfig, user: SieveUser
   const switches = extensionSwitches(plugin);
   const personal = { enabled: switches.enabled, settings: plugin };
   const admin = { enabled: [...switches.enabled, ...switches.global], settings: plugin };
+  // RFC 5183 items as Pigeonhole's LDA/LMTP plugin sets them (lda-sieve-plugin.c: location MDA, phase during)
+  const environment = environmentItems({ username: user.username, hostname: config.get('hostname', { protocol }) || hostname(), location: 'MDA', phase: 'during' });
   const dupeExists = (id: Buffer) => duplicateExists(user.home, user.username, id, opts.now?.getTime());
   const actions: SieveAction[] = [];
   let keep = true;
@@ -209,7 +213,7 @@ export async function runSieveForDelivery(config: DovecotConfig, user: SieveUser
       const copts = path === active ? personal : admin;
       const compiled = await loadWithIncludes(path, dirs, copts);
       const r = await runScript(compiled, { message: msg, envelope, mailboxExists: opts.mailboxExists, include: includeLoader(dirs, copts), warn: (m) => log.error(`sieve: ${path}: ${m}`),
-        duplicateExists: dupeExists, settings: plugin });
+        environment, duplicateExists: dupeExists, settings: plugin });
       for (const a of r.actions) {
         if (a.type === 'vacation' && actions.some((x) => x.type === 'vacation')) continue;
         const same = actions.findIndex((x) => (x.type === 'fileinto' && a.type === 'fileinto' && x.mailbox === a.mailbox) || (x.type === 'redirect' && a.type === 'redirect' && x.address.toLowerCase() === a.address.toLowerCase()));

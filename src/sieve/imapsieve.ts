@@ -5,8 +5,9 @@
  * `_causes` / `_before` / `_after` (imap-sieve-storage.c), run on the
  * messages an IMAP APPEND, COPY or MOVE (MOVE counts as COPY) stored in a
  * mailbox, or whose flags a STORE changed (FLAG), once the command's changes
- * are committed and before its tagged reply. Scripts see the environment
- * items imap.user, imap.email, imap.cause, imap.mailbox and
+ * are committed and before its tagged reply. Scripts see RFC 5183's core
+ * environment items as a message store ("MS", "post"; environment.ts) and
+ * imap.user, imap.email, imap.cause, imap.mailbox and
  * imap.changedflags (with `require "imapsieve"`); `pipe` runs programs from
  * `sieve_pipe_bin_dir` with the decrypted message (extprograms.ts). A
  * script that cancels the implicit keep marks the message \Deleted (COPY
@@ -17,6 +18,7 @@
  * The IMAP layer calls `run`; all mailbox and file access happens here.
  */
 import type { DovecotConfig } from '../config/settings.js';
+import { hostname } from 'node:os';
 import type { Logger } from '../log/logger.js';
 import type { MailStore } from '../mailstore/store.js';
 import type { MailUser } from '../mailstore/user-store.js';
@@ -27,6 +29,8 @@ import { imapPattern } from '../util/wildcard.js';
 import { SieveCompileError, type CompiledScript } from './compile.js';
 import { runScript, type SieveAction } from './interpreter.js';
 import { parseMessage } from './message.js';
+import { environmentItems } from './environment.js';
+import { extensionSwitches } from './extensions.js';
 import { loadScript, parseLocation } from './deliver.js';
 import { PipeError, pipeSettings, runPipe, type PipeSettings } from './extprograms.js';
 
@@ -165,12 +169,16 @@ function enabledExtensions(plugin: Record<string, string>): Set<string> {
 export class ImapSieve implements ImapSieveHook {
   private readonly rules: ImapSieveRules;
   private readonly extensions: string[];
+  /** sieve_extensions (`-environment` included) plus sieve_global_extensions: IMAPSieve's scripts are the administrator's. */
+  private readonly enabled: string[];
   private readonly pipe: PipeSettings | null;
   private readonly sep: string;
 
   constructor(private readonly config: DovecotConfig, private readonly user: MailUser, private readonly store: MailStore, private readonly log: Logger, private readonly plugin: Record<string, string>) {
     this.rules = parseImapSieveRules(plugin, (m) => log.warn(m));
     this.extensions = [...enabledExtensions(plugin)];
+    const switches = extensionSwitches(plugin);
+    this.enabled = [...switches.enabled, ...switches.global];
     this.pipe = pipeSettings(plugin);
     // the mailbox's namespace separator (unset: the layout's, "/" for LAYOUT=fs): the store knows it
     this.sep = store.sep;
@@ -210,7 +218,7 @@ export class ImapSieve implements ImapSieveHook {
     if (!paths.length || !ev.uids.length) return;
     const scripts: Array<{ path: string; compiled: CompiledScript | null }> = [];
     for (const path of paths) {
-      try { scripts.push({ path, compiled: await loadScript(path, { extensions: this.extensions }) }); } catch (e) {
+      try { scripts.push({ path, compiled: await loadScript(path, { extensions: this.extensions, enabled: this.enabled }) }); } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') continue; // a missing script is skipped, as Pigeonhole's sieve_script_create_open
         if (e instanceof SieveCompileError) for (const l of e.errors) this.log.error(`sieve: ${l}`);
@@ -243,6 +251,8 @@ export class ImapSieve implements ImapSieveHook {
     if (email) environment['imap.email'] = email;
     const changed = ev.changedFlags?.get(m.uid);
     if (changed !== undefined) environment['imap.changedflags'] = changed;
+    // RFC 5183's core items, as Pigeonhole's imapsieve plugin sets them (imap-sieve.c: location MS, phase post)
+    const core = environmentItems({ username: this.user.username, hostname: this.config.get('hostname', { protocol: 'imap' }) || hostname(), location: 'MS', phase: 'post' });
     // each action with the script that asked for it (a failure names the script, as Pigeonhole's log)
     const actions: Array<{ a: SieveAction; path: string }> = [];
     let keep = true;
@@ -251,7 +261,7 @@ export class ImapSieve implements ImapSieveHook {
     for (const s of scripts) {
       if (!s.compiled) { keep = true; keepFlags = current; break; }
       // the imap.* items exist only for scripts that require imapsieve (Pigeonhole registers them with it)
-      const env = s.compiled.extensions.has('imapsieve') ? environment : {};
+      const env = s.compiled.extensions.has('imapsieve') ? { ...core, ...environment } : core;
       try {
         const r = await runScript(s.compiled, { message: msg, envelope: { from: '', to: '' }, flags, environment: env, mailboxExists: (n) => this.store.exists(n) });
         actions.push(...r.actions.map((a) => ({ a, path: s.path })));

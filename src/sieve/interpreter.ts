@@ -334,7 +334,7 @@ export async function runScript(script: CompiledScript, ctx: RunContext): Promis
       // compile.ts loaded every extension of a true ihave into the script's set (a false one never ran its block)
       case 'ihave': return strs(p.pos[0]).every((n) => exts.has(n) && !IHAVE_NEVER.includes(n));
       case 'environment': {
-        const v = ctx.environment?.[str(p.pos[0]).toLowerCase()];
+        const v = ctx.environment?.[str(p.pos[0])]; // item names are case-sensitive (a str_hash table in Pigeonhole)
         return v !== undefined && doMatch([v], strs(p.pos[1]), matchSpec(p));
       }
       case 'valid_notify_method': return strs(p.pos[0]).every((u) => notifyUri(u, null) !== null);

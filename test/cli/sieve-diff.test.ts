@@ -32,6 +32,8 @@ test('sealadm sieve commands = doveadm sieve (Pigeonhole) on the same storage', 
     [['sieve', 'put', '-u', U, 'main'], good],
     [['sieve', 'put', '-u', U, '-a', 'vacation'], 'keep;\n'],
     [['sieve', 'put', '-u', U, 'broken'], 'if true { frobnicate; }\n'],
+    // RFC 5183 environment is in Pigeonhole's default set
+    [['sieve', 'put', '-u', U, 'env'], 'require "environment";\nif environment :is "location" "MDA" { keep; }\n'],
     [['sieve', 'list', '-u', U]],
     [['sieve', 'get', '-u', U, 'main']],
     [['sieve', 'get', '-u', U, 'nope']],

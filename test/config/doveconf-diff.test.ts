@@ -51,11 +51,9 @@ function assertSame(doveconf: string, conf: string, label: string, env: NodeJS.P
   if (theirs.code === 0) {
     assert.equal(ours.code, 0, `${label}: doveconf accepted it, we failed: ${ours.fatal}`);
     assert.equal(ours.out, theirs.out, `${label}: doveconf -n output differs`);
-    // the SIEVE capability line: present in both, Pigeonhole's list in its order but for the
-    // extensions not done yet; the NOTIFY line (enotify's methods) the same
+    // the SIEVE capability line: present in both, Pigeonhole's list in its order; the NOTIFY line (enotify's methods) the same
     assert.ok(theirs.capability && ours.capability, `${label}: managesieve_sieve_capability printed by both`);
-    const notYet = ['environment'];
-    assert.equal(ours.capability, theirs.capability.split(' ').filter((x) => !notYet.includes(x)).join(' '), `${label}: managesieve_sieve_capability`);
+    assert.equal(ours.capability, theirs.capability, `${label}: managesieve_sieve_capability`);
     assert.equal(ours.notify, theirs.notify, `${label}: managesieve_notify_capability`);
     assert.deepEqual(ours.warnings, theirs.warnings, `${label}: warnings differ`);
   } else {

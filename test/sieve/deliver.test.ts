@@ -228,3 +228,23 @@ test('RFC 5463 error at delivery: the script fails, its actions are dropped, the
   assert.ok(lines.some((l) => l.includes('sieve: ') && l.includes('no filing today')), lines.join(''));
   assert.ok(lines.some((l) => l.includes('failed, but implicit keep was successful')), lines.join(''));
 });
+
+test('environment at delivery: Pigeonhole LDA/LMTP items (location MDA, phase during, domain from the user, host from `hostname`)', async (t) => {
+  // lda-sieve-plugin.c sets SIEVE_ENV_LOCATION_MDA / SIEVE_DELIVERY_PHASE_DURING and mail_set->hostname;
+  // the other items are compared with sieve-test in sieve-test-diff.test.ts
+  const s = await setup(t, '');
+  const config = await parseConfigText(`hostname = mx.example.net\nplugin {\n  sieve = file:~/sieve;active=~/.dovecot.sieve\n}\n`);
+  const items = ['location', 'phase', 'domain', 'host', 'name', 'version', 'remote-ip'];
+  s.activate('env', 'require ["environment","variables","fileinto"];\n'
+    + items.map((it) => `if environment :matches "${it}" "*" { fileinto "${it}=\${1}"; }\n`).join(''));
+  assert.deepEqual(summary(await runSieveForDelivery(config, s.user, HAM, ENV)),
+    ['fileinto:domain=example.org:', 'fileinto:host=mx.example.net:', 'fileinto:location=MDA:', 'fileinto:name=Pigeonhole Sieve:', 'fileinto:phase=during:', 'fileinto:version=0.5.19:']);
+});
+
+test('sieve_extensions = -environment turns environment off at delivery (Pigeonhole\'s compile error, implicit keep)', async (t) => {
+  const s = await setup(t, '  sieve_extensions = -environment\n');
+  s.activate('env', 'require ["environment","fileinto"];\nif environment :is "location" "MDA" { fileinto "X"; }\n');
+  const o = await runSieveForDelivery(s.config, s.user, HAM, ENV);
+  assert.deepEqual(summary(o), ['keep::']);
+  assert.ok(o.errors.some((e) => e.includes("unknown Sieve capability `environment'")), o.errors.join('\n'));
+});

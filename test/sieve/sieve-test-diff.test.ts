@@ -16,6 +16,7 @@ import { includeLoader, loadWithIncludes, type IncludeDirs } from '../../src/sie
 import { runScript, SieveRuntimeError } from '../../src/sieve/interpreter.js';
 import { parseMessage } from '../../src/sieve/message.js';
 import { extensionSwitches } from '../../src/sieve/extensions.js';
+import { environmentItems } from '../../src/sieve/environment.js';
 
 /** Plugin settings both engines run with: the off-by-default RFC 5235 tests and RFC 5293 editheader switched on, configured. */
 const SETTINGS: Record<string, string> = {
@@ -450,6 +451,48 @@ test('Sealmail Sieve agrees with Pigeonhole sieve-test', async (t) => {
       }
       assert.equal(r.status, 0, r.stderr);
       assert.deepEqual(await ourActions(c, await loadWithIncludes(sp, dirs, OPTS), dirs), oracleActions(r.stdout), r.stdout);
+    });
+  }
+});
+
+/**
+ * RFC 5183 environment: every core item (and an unknown one, and a name in
+ * another case: item names are case-sensitive) read by sieve-test under a
+ * given username (USER) and host name (DOVECOT_HOSTDOMAIN), against
+ * Sealmail's items for the same user and host. sieve-test runs as a message
+ * store ("MS", "post"), which is also what IMAPSieve gives; delivery's
+ * "MDA"/"during" is asserted in test/sieve/deliver.test.ts.
+ */
+test('environment items agree with Pigeonhole sieve-test', async (t) => {
+  const sieveTest = requireTool(t, 'sieve-test');
+  if (!sieveTest) return;
+  const dir = tempDir(t, 'sieve-env');
+  chmodSync(dir, 0o755);
+  const root = process.getuid?.() === 0;
+  mkdirSync(join(dir, 'run'));
+  const conf = join(dir, 'dovecot.conf');
+  writeFileSync(conf, `mail_uid = ${root ? 65534 : process.getuid!()}\nmail_gid = ${root ? 65534 : process.getgid!()}\nfirst_valid_uid = 1\nmail_location = maildir:${dir}/Maildir\nbase_dir = ${dir}/run\nlog_path = /dev/stderr\nssl = no\n`
+    + 'import_environment = USER HOME DOVECOT_HOSTDOMAIN\n');
+  const items = ['domain', 'host', 'location', 'phase', 'name', 'version', 'remote-ip', 'remote-host', 'Host', 'vnd.dovecot.username'];
+  const script = 'require ["environment","variables","fileinto"];\n'
+    + items.map((it, k) => `if environment :matches "${it}" "*" { fileinto "${k}=\${1}"; } else { fileinto "${k} none"; }\n`).join('');
+  const sp = join(dir, 's.sieve');
+  const mp = join(dir, 'm.eml');
+  writeFileSync(sp, script, { mode: 0o644 });
+  writeFileSync(mp, HAM, { mode: 0o644 });
+  const compiled = await loadWithIncludes(sp, {}, OPTS);
+  // username with and without a domain; host names with two dots, one dot and none
+  const runs: Array<[string, string]> = [['john@example.org', 'mail.example.com'], ['john', 'mail.example.com'], ['john', 'mx.a.b.example'], ['john', 'host.local'], ['john', 'mailhost'], ['john@', 'mail.example.com']];
+  for (const [user, host] of runs) {
+    await t.test(`USER=${user} host=${host}`, async () => {
+      const r = spawnSync(sieveTest, ['-c', conf, sp, mp], { encoding: 'utf8', timeout: 120_000, cwd: dir, env: { ...process.env, USER: user, HOME: dir, DOVECOT_HOSTDOMAIN: host } });
+      assert.equal(r.status, 0, r.stderr);
+      const res = await runScript(compiled, { message: parseMessage(Buffer.from(HAM)), envelope: { from: 'sender@example.net', to: 'john@example.org' }, settings: SETTINGS,
+        environment: environmentItems({ username: user, hostname: host, location: 'MS', phase: 'post' }) });
+      const ours = res.actions.flatMap((a) => (a.type === 'fileinto' ? [`store ${a.mailbox}`] : [])).sort();
+      const theirs = oracleActions(r.stdout).filter((a) => a !== 'store INBOX');
+      assert.equal(theirs.length, items.length, r.stdout);
+      assert.deepEqual(ours, theirs);
     });
   }
 });

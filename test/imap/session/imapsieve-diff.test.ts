@@ -39,7 +39,13 @@ pipe :copy "rspamd-learn-ham.sh" ["\${mailbox}", "\${env.imap.cause}", "\${env.i
 const FLAGS = `require ["vnd.dovecot.pipe", "copy", "imapsieve", "environment", "variables"];
 if environment :matches "imap.changedflags" "*" { set "changed" "\${1}"; }
 if environment :matches "imap.cause" "*" { set "cause" "\${1}"; }
-pipe :copy "record-flags.sh" ["\${cause}", "\${changed}"];
+# RFC 5183's core items as IMAPSieve gives them (host is left out: it is each server's own name)
+if environment :matches "location" "*" { set "location" "\${1}"; }
+if environment :matches "phase" "*" { set "phase" "\${1}"; }
+if environment :matches "domain" "*" { set "domain" "\${1}"; }
+if environment :matches "name" "*" { set "name" "\${1}"; }
+if environment :matches "version" "*" { set "version" "\${1}"; }
+pipe :copy "record-flags.sh" ["\${cause}", "\${changed}", "\${location}", "\${phase}", "\${domain}", "\${name}", "\${version}"];
 `;
 // actions besides pipe: keep with changed flags, discard, fileinto (compared through the mailboxes' state)
 const ARCHIVE = `require ["imap4flags", "fileinto", "imapsieve", "vnd.dovecot.pipe"];

@@ -60,6 +60,7 @@ export function oracleCompileErrors(stderr: string): string[] {
 export function oracleActions(out: string): string[] {
   const acts: string[] = [];
   let cur: string | null = null;
+  let body: string[] | null = null;
   const flush = () => { if (cur) acts.push(cur); cur = null; };
   for (const line of out.split('\n')) {
     const m = /^ \* (.*)$/.exec(line);
@@ -71,8 +72,20 @@ export function oracleActions(out: string): string[] {
       else if ((x = /^redirect message to: <(.*)>$/.exec(a))) cur = `redirect ${x[1]}`;
       else if ((x = /^reject message with reason: (.*)$/.exec(a))) cur = `reject ${x[1]}`;
       else if (a.startsWith('send vacation message')) cur = 'vacation';
+      else if (a.startsWith('send notification with method')) cur = 'notify';
+      else if ((x = /^track( last)? duplicate(?: with handle: (.*))?$/.exec(a))) cur = `track${x[1] ?? ''} duplicate${x[2] !== undefined ? ` with handle: ${x[2]}` : ''}`;
       else if (a === 'discard') cur = 'discard';
       else cur = a;
+      continue;
+    }
+    if (cur?.startsWith('notify')) {
+      // the notification's printed fields one after the other; the body between "--" lines
+      if (line === '--') { if (body === null) body = []; else { cur += `|body=${body.join('\n')}|`; body = null; } continue; }
+      if (body !== null) { body.push(line); continue; }
+      const nf = /^\s+=> (\w+)\s*: ?(.*)$/.exec(line);
+      const item = /^\s+\+ (.*)$/.exec(line);
+      if (nf && !['recipients', 'headers', 'body'].includes(nf[1])) cur += `|${nf[1]}=${nf[2]}`;
+      else if (item) cur += `|${item[1]}`;
       continue;
     }
     const f = /^\s+\+ add IMAP flags: (.*)$/.exec(line);
@@ -81,7 +94,8 @@ export function oracleActions(out: string): string[] {
     if (v && cur === 'vacation') acts.push(`vacation ${v[1]}=${v[2]}`);
   }
   flush();
-  // an executed discard has no effect when another action delivers the message; Sealmail does not report it
+  // Pigeonhole lists an executed discard even when another action delivers
+  // the message; it has no effect then, and Sealmail does not report it.
   const final = acts.some((a) => /^(store|redirect|reject) /.test(a)) ? acts.filter((a) => a !== 'discard') : acts;
   return [...new Set(final)].sort();
 }

@@ -11,6 +11,7 @@ import { writeFileSync, chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
 import { requireTool } from '../helpers/tools.js';
+import { oracleActions } from '../helpers/sieve-oracle.js';
 import { SieveCompileError, type CompiledScript } from '../../src/sieve/compile.js';
 import { includeLoader, loadWithIncludes, type IncludeDirs } from '../../src/sieve/deliver.js';
 import { runScript, SieveRuntimeError } from '../../src/sieve/interpreter.js';
@@ -334,48 +335,6 @@ const INCLUDED: Record<string, Record<string, string>> = {
   global: { g: 'require ["fileinto","include","variables"];\nglobal "x";\nfileinto "G-${x}";\nreturn;\nfileinto "never";\n' },
 };
 
-function oracleActions(out: string): string[] {
-  const acts: string[] = [];
-  let cur: string | null = null;
-  let body: string[] | null = null;
-  const flush = () => { if (cur) acts.push(cur); cur = null; };
-  for (const line of out.split('\n')) {
-    const m = /^ \* (.*)$/.exec(line);
-    if (m) {
-      flush();
-      const a = m[1];
-      let x: RegExpExecArray | null;
-      if ((x = /^store message in folder: (.*)$/.exec(a))) cur = `store ${x[1]}`;
-      else if ((x = /^redirect message to: <(.*)>$/.exec(a))) cur = `redirect ${x[1]}`;
-      else if ((x = /^reject message with reason: (.*)$/.exec(a))) cur = `reject ${x[1]}`;
-      else if (a.startsWith('send vacation message')) cur = 'vacation';
-      else if (a.startsWith('send notification with method')) cur = 'notify';
-      else if ((x = /^track( last)? duplicate(?: with handle: (.*))?$/.exec(a))) cur = `track${x[1] ?? ''} duplicate${x[2] !== undefined ? ` with handle: ${x[2]}` : ''}`;
-      else if (a === 'discard') cur = 'discard';
-      else cur = a;
-      continue;
-    }
-    if (cur?.startsWith('notify')) {
-      // the notification's printed fields one after the other; the body between "--" lines
-      if (line === '--') { if (body === null) body = []; else { cur += `|body=${body.join('\n')}|`; body = null; } continue; }
-      if (body !== null) { body.push(line); continue; }
-      const nf = /^\s+=> (\w+)\s*: ?(.*)$/.exec(line);
-      const item = /^\s+\+ (.*)$/.exec(line);
-      if (nf && !['recipients', 'headers', 'body'].includes(nf[1])) cur += `|${nf[1]}=${nf[2]}`;
-      else if (item) cur += `|${item[1]}`;
-      continue;
-    }
-    const f = /^\s+\+ add IMAP flags: (.*)$/.exec(line);
-    if (f && cur) cur += ` flags=${f[1].trim().toLowerCase().split(/\s+/).sort().join(',')}`;
-    const v = /^\s+=> (seconds|subject) : (.*)$/.exec(line);
-    if (v && cur === 'vacation') acts.push(`vacation ${v[1]}=${v[2]}`);
-  }
-  flush();
-  // Pigeonhole lists an executed discard even when another action delivers
-  // the message; it has no effect then, and Sealmail does not report it.
-  const final = acts.some((a) => /^(store|redirect|reject) /.test(a)) ? acts.filter((a) => a !== 'discard') : acts;
-  return [...new Set(final)].sort();
-}
 
 async function ourActions(c: Case, s: CompiledScript, dirs: IncludeDirs): Promise<string[]> {
   const r = await runScript(s, { message: parseMessage(Buffer.from(c.msg ?? SPAM)), envelope: { from: c.from ?? 'sender@example.net', to: c.to ?? 'john@example.org' }, include: includeLoader(dirs, OPTS), settings: SETTINGS });

@@ -68,7 +68,7 @@ test(`IMAP fuzz: ${CASES} cases of random and mutated input never crash or wedge
   const inbox = await store.open('INBOX');
   for (let i = 0; i < 3; i++) await inbox.append(Buffer.from(`Subject: m${i}\n\nbody ${i}\n`));
   const log = new Logger('fuzz');
-  const login = { login: async () => ({ ok: false, text: 'no' }) } as unknown as LoginService;
+  const login = { login: async () => ({ ok: false, text: 'no' }), log } as unknown as LoginService;
   const escaped: unknown[] = [];
   const onErr = (e: unknown) => escaped.push(e);
   process.on('uncaughtException', onErr);

@@ -131,7 +131,7 @@ test('quota_max_mail_size at LMTP: a message over it gets Dovecot\'s 451 4.2.0, 
     assert.deepEqual(ours, theirs, `delivery of ${size} bytes (${subject})`);
     if (size > 1024) assert.ok(theirs.includes('451 4.2.0 <eve@example.org> Mail size is larger than the maximum size allowed by server configuration'), theirs.join('\n'));
   }
-  assert.match(p.srv.output(), /lmtp\(eve@example\.org\)<\d+>: Info: msgid=.*: save failed to INBOX: Mail size is larger than the maximum size allowed by server configuration/);
+  assert.match(p.srv.output(), /lmtp\(eve@example\.org\)<\d+><[^>]+>: Info: msgid=.*: save failed to INBOX: Mail size is larger than the maximum size allowed by server configuration/);
 });
 
 test('maildirsize lines as Dovecot writes them: one per APPEND, one per COPY of many, MOVE as copy + expunge, one per EXPUNGE', async (t) => {

@@ -11,14 +11,19 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { casemap } from '../../src/mailstore/unicode-casemap.js';
-import { requireTool, run } from '../helpers/tools.js';
+import { inCI, requireTool, run } from '../helpers/tools.js';
 import { tempDir } from '../helpers/tmp.js';
 import { repoRoot } from '../helpers/paths.js';
 
 test('casemap: every code point as the installed libdovecot maps it', (t) => {
   const gcc = requireTool(t, 'gcc');
   if (!gcc) return;
-  if (!existsSync('/usr/lib/dovecot/libdovecot.so')) { t.skip('libdovecot.so is not installed'); return; }
+  if (!existsSync('/usr/lib/dovecot/libdovecot.so')) {
+    // with CI=true a missing oracle fails the run (dovecot-core is in .ci/run's list)
+    if (inCI) throw new Error('CI=true and libdovecot.so is not installed');
+    t.skip('libdovecot.so is not installed');
+    return;
+  }
   const bin = join(tempDir(t, 'casemap'), 'dump');
   run(gcc, ['-O2', '-o', bin, join(repoRoot, 'scripts/dovecot-casemap-dump.c'), '-L/usr/lib/dovecot', '-ldovecot', '-Wl,-rpath,/usr/lib/dovecot']);
   const dump = run(bin, []).trim().split('\n');

@@ -91,7 +91,9 @@ export class LmtpSession {
   constructor(private readonly sock: Duplex, private readonly config: DovecotConfig, private readonly auth: AuthEngine, private readonly rip: string,
     private readonly deliverer: (d: DeliveryInput) => Promise<DeliveryResult> = deliver,
     private readonly overQuota: OverQuotaCheck = overQuotaAlready,
-    private readonly slots: UserSlotTaker = localSlots) {
+    private readonly slots: UserSlotTaker = localSlots,
+    /** Where messages are spooled, when not mail_temp_dir (the root master's LMTP process: src/server/lmtp-spool-dir.ts). */
+    private readonly spoolDir?: string) {
     this.host = config.get('hostname') || hostname();
     this.idleMs = Number(process.env.SEALMAIL_TEST_LMTP_IDLE_MS) || IDLE_MS;
     sock.on('data', guarded((e) => this.fault(e), (d: Buffer) => this.onData(d)));
@@ -202,7 +204,7 @@ export class LmtpSession {
   }
 
   private newSpool(): MessageSpool {
-    return new MessageSpool(this.config.get('mail_temp_dir', { protocol: 'lmtp' }) || '/tmp', (m) => this.log.error(m));
+    return new MessageSpool(this.spoolDir ?? (this.config.get('mail_temp_dir', { protocol: 'lmtp' }) || '/tmp'), (m) => this.log.error(m));
   }
 
   private async pump(): Promise<void> {

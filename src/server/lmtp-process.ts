@@ -29,8 +29,11 @@ import { offerCopy, streamed } from './lmtp-copy.js';
 import { Liveness } from './retire.js';
 import { RemoteUserSlots } from '../lmtp/user-concurrency.js';
 
-/** `copySocket`: the master's socket the streamed copies go through (lmtp-copy.ts). */
-export function runLmtpProcess(config: DovecotConfig, copySocket: string): void {
+/**
+ * `copySocket`: the master's socket the streamed copies go through (lmtp-copy.ts);
+ * `spoolDir`: where messages are spooled when not mail_temp_dir (lmtp-spool-dir.ts).
+ */
+export function runLmtpProcess(config: DovecotConfig, copySocket: string, spoolDir?: string): void {
   const auth = new AuthEngine(config, 'lmtp');
   let quotaEngine: AuthEngine | null = null;
   const quotaAuth = () => (quotaEngine ??= new AuthEngine(config, 'lmtp'));
@@ -80,7 +83,7 @@ export function runLmtpProcess(config: DovecotConfig, copySocket: string): void 
       live.track(s);
       if (m.kind === 'quota-status') { new QuotaStatusSession(s, config, quotaAuth(), overQuotaRemote); return; }
       s.setNoDelay(true);
-      new LmtpSession(s, config, auth, s.remoteAddress?.replace(/^::ffff:/, '') ?? '', deliverRemote, overQuotaAtRcpt, userSlots.take);
+      new LmtpSession(s, config, auth, s.remoteAddress?.replace(/^::ffff:/, '') ?? '', deliverRemote, overQuotaAtRcpt, userSlots.take, spoolDir);
     } else if (m.t === 'delivered') { waiting.get(m.id)?.resolve(m.result); waiting.delete(m.id); }
     else if (m.t === 'copy-go') streamCopy(m.id, m.key);
     else if (m.t === 'quota-reply') { quotaWaits.get(m.id)?.(m.result); quotaWaits.delete(m.id); }

@@ -119,7 +119,7 @@ async function runChild(role: Role, configPath: string): Promise<void> {
   reportStats(config);
   if (role === 'login') runLoginProcess(config, tlsMaterial(config), { login: init.loginSocket ?? '', auth: init.authSocket ?? '' });
   else if (role === 'auth') runAuthProcess(config);
-  else if (role === 'lmtp') runLmtpProcess(config, init.copySocket ?? '');
+  else if (role === 'lmtp') runLmtpProcess(config, init.copySocket ?? '', init.spoolDir);
   else runMailProcess(config);
 }
 

@@ -52,7 +52,7 @@ export type ConnProto = 'imap' | 'sieve' | 'pop3';
 
 export type ChildMessage =
   /** master → child, first: the files read as root this child may see (privileged-files.ts) */
-  | { t: 'init'; files: ConfigFilesSnapshot; loginSocket?: string; authSocket?: string; copySocket?: string }
+  | { t: 'init'; files: ConfigFilesSnapshot; loginSocket?: string; authSocket?: string; copySocket?: string; spoolDir?: string }
   | { t: 'ready' }
   /** master → login process: a client connection, unread; `id` is its entry in the master's ConnectionTable of `proto` */
   | { t: 'conn'; spec: ListenerSpec; id: number }

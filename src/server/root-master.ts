@@ -53,6 +53,7 @@ import { ConnectionTable } from './connection-table.js';
 import { protocolLimits } from '../config/connection-limits.js';
 import { serviceProcessCount } from './service-pool.js';
 import { readCopyKey } from './lmtp-copy.js';
+import { lmtpSpoolDir } from './lmtp-spool-dir.js';
 import { UserConcurrency } from '../lmtp/user-concurrency.js';
 import { rebindListeners, type WantedListener } from './listener-reload.js';
 import type { AdminTarget } from './admin-socket.js';
@@ -123,6 +124,8 @@ export class RootMaster {
   /** LMTP copies being stored and quota checks made by a mail process, by the master's id: whom to answer. */
   private readonly jobs = new Map<number, { from: ChildProcess; id: number; to: Child; kind: MailJob['t'] }>();
   private nextJob = 0;
+  /** Where the LMTP processes spool, when not mail_temp_dir (lmtp-spool-dir.ts). */
+  private lmtpSpool: string | undefined;
   /** Streamed LMTP copies whose socket the LMTP process is to open, by the key it will send (lmtp-copy.ts). */
   private readonly copies = new Map<string, { req: DeliveryRequest; job: number; timer: NodeJS.Timeout }>();
   /** The socket the LMTP process opens for each streamed copy. */
@@ -179,6 +182,7 @@ export class RootMaster {
     if (lmtp || lmtpSpecs.length) {
       this.copySocket = join(this.dir, 'lmtp-copy');
       await this.bindUnix(this.copySocket, (s) => readCopyKey(s, (key) => this.onCopySocket(key, s)), this.internalUser);
+      this.lmtpSpool = lmtpSpoolDir(config, this.internalUser, (text) => this.log.warn(text));
       this.lmtps = Array.from({ length: this.lmtpProcessCount() }, (_, i) => this.spawnLmtp(i));
     }
     for (const spec of lmtpSpecs) {
@@ -272,7 +276,7 @@ export class RootMaster {
   }
 
   private spawnLmtp(i: number): Child {
-    const c: Child = this.spawn('lmtp', 'lmtp', this.internalUser, this.files, { copySocket: this.copySocket }, () => {
+    const c: Child = this.spawn('lmtp', 'lmtp', this.internalUser, this.files, { copySocket: this.copySocket, spoolDir: this.lmtpSpool }, () => {
       this.userSlots.releaseOwner(c.child); // its deliveries ended with it
       if (this.lmtps[i] === c) this.lmtps[i] = this.spawnLmtp(i);
     });
@@ -566,7 +570,7 @@ export class RootMaster {
    */
   async reload(o: RootMasterOptions, files: ConfigFilesSnapshot): Promise<void> {
     const { loginUser, internalUser, limits } = treeSettings(o.config);
-    const before = { o: this.o, files: this.files, loginUser: this.loginUser, internalUser: this.internalUser };
+    const before = { o: this.o, files: this.files, loginUser: this.loginUser, internalUser: this.internalUser, lmtpSpool: this.lmtpSpool };
     Object.assign(this, { o, files, loginUser, internalUser });
     let count: number;
     try { count = this.loginProcessCount(); } catch (e) { Object.assign(this, before); throw e; }
@@ -574,6 +578,7 @@ export class RootMaster {
     const auth = this.spawnAuth();
     fresh.push(auth);
     let lmtps: Child[] = [];
+    if (this.lmtps.length) this.lmtpSpool = lmtpSpoolDir(o.config, internalUser, (text) => this.log.warn(text));
     try { lmtps = this.lmtps.length ? Array.from({ length: this.lmtpProcessCount() }, (_, i) => this.spawnLmtp(i)) : []; } catch (e) {
       Object.assign(this, before);
       auth.child.kill('SIGKILL');

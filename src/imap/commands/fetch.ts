@@ -389,6 +389,23 @@ function itemLabel(it: Item): string {
   return `${it.binary ? 'BINARY' : 'BODY'}[${sectionName(it.section)}]${it.partial ? `<${it.partial[0]}>` : ''}`;
 }
 
+/**
+ * What Dovecot sends for an item of a message whose data is gone (imap-fetch.c's
+ * and imap-fetch-body.c's nil_reply of each handler): grammatical placeholders,
+ * never a bare NIL where the syntax wants a date, number or list.
+ */
+function nilReply(it: Item): string {
+  switch (it.k) {
+    case 'INTERNALDATE': return '"01-Jan-1970 00:00:00 +0000"';
+    case 'RFC822.SIZE': case 'BINARY.SIZE': return '0';
+    case 'ENVELOPE': return '(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)';
+    case 'BODY': return `(${BODY_NIL})`;
+    case 'BODYSTRUCTURE': return `(${BODY_NIL} NIL NIL NIL NIL)`;
+    default: return 'NIL'; // SAVEDATE, PREVIEW, RFC822[.HEADER/.TEXT], BODY[..], BINARY[..]
+  }
+}
+const BODY_NIL = '"text" "plain" NIL NIL NIL "7bit" 0 0';
+
 /** How many messages' items are rendered ahead of the one being sent. */
 const RENDER_AHEAD = 16;
 /** Messages up to this size (S= in the file name) are read whole rather than streamed. */
@@ -445,7 +462,7 @@ async function renderItems(session: CommandContext['session'], m: MailMessage, i
       case 'UID': out.push(atom('UID'), num(m.uid)); break;
       case 'FLAGS': out.push(atom('FLAGS'), list(sel.flagsOf(m).map(atom))); flagsSent = true; break;
       case 'MODSEQ': out.push(atom('MODSEQ'), list([num(m.modseq)])); session.noteModseq(m.modseq); break;
-      case 'INTERNALDATE': out.push(atom('INTERNALDATE'), str(internalDate((await folder.stat(m)).mtime))); break;
+      case 'INTERNALDATE': out.push(atom('INTERNALDATE'), str(internalDate(await folder.receivedDate(m)))); break;
       // RFC 8514: buffered with the other quick items, as Dovecot sends it
       case 'SAVEDATE': out.push(atom('SAVEDATE'), str(internalDate(await folder.saveDate(m)))); break;
       case 'RFC822.SIZE': out.push(atom('RFC822.SIZE'), num(await folder.virtualSize(m))); break;
@@ -501,7 +518,7 @@ async function renderItems(session: CommandContext['session'], m: MailMessage, i
       if (e instanceof UnknownCteError) throw new CteAbort(out.length || late.length ? [...out, ...late] : [atom('UID'), num(m.uid)]);
       if (e instanceof MailStoreError && e.code === 'EXPUNGED') {
         lost.add(m.uid);
-        (BUFFERED.has(it.k) ? out : late).push({ type: 'raw', value: itemLabel(it) }, NIL);
+        (BUFFERED.has(it.k) ? out : late).push({ type: 'raw', value: itemLabel(it) }, { type: 'raw', value: nilReply(it) });
         continue;
       }
       throw e;

@@ -83,6 +83,12 @@ export interface MailFolder {
   readHeader(m: MailMessage, max?: number): Promise<Buffer | null>;
   prefetch(ms: MailMessage[]): void;
   stat(m: MailMessage): Promise<{ mtime: Date; ctime: Date; size: number }>;
+  /**
+   * INTERNALDATE. For a message another process removed that this view still
+   * shows, the date last seen (as Dovecot answers from its index cache);
+   * EXPUNGED when it was never seen.
+   */
+  receivedDate(m: MailMessage): Promise<Date>;
   saveDate(m: MailMessage): Promise<Date>;
   virtualSize(m: MailMessage): Promise<number>;
   isEncryptedFile(m: MailMessage): Promise<boolean>;

@@ -229,6 +229,8 @@ const deliveryQueues = new Map<string, PendingDelivery[]>();
 
 /** Dovecot's maildir-util.c: how often a message file that moved under us is looked for again. */
 const MAILDIR_RESYNC_RETRY_COUNT = 10;
+/** New messages dated (stat) per sync when first listed: a big arrival is dated lazily beyond this. */
+const DATE_ON_SIGHT_MAX = 64;
 
 export class MaildirFolder implements MailFolder, TableOwner {
   readonly codec: MessageCodec;
@@ -317,6 +319,7 @@ export class MaildirFolder implements MailFolder, TableOwner {
       return false;
     };
     let lock: Dotlock | null = null;
+    let fresh: number[] = [];
     if (assign && needsLock(snap)) {
       try {
         lock = await acquireDotlock(this.uidlistPath, this.opts.lock);
@@ -335,7 +338,7 @@ export class MaildirFolder implements MailFolder, TableOwner {
       // file to use a new letter, so a letter we see is always in it (no false unknown-N)
       this.keywords = snap.keywords.clone();
       const ul = snap.uidlist.uidlist;
-      this.build(ul, scanOf(snap));
+      fresh = this.build(ul, scanOf(snap));
       if (ul && await modseqs.ready(this.opts.cipher ?? identityCipher, ul.uidValidity, nextUid(ul) > 1)) {
         // entries that change during the reconcile (another handle's read) are adopted by the next catch-up
         const seen = modseqs.version;
@@ -348,6 +351,7 @@ export class MaildirFolder implements MailFolder, TableOwner {
     } finally {
       await lock?.release();
     }
+    if (fresh.length) await this.dateOnSight(fresh);
   }
 
   /** With the lock held: repair/create the uidlist, fix duplicates, assign UIDs, move new → cur. */
@@ -415,7 +419,9 @@ export class MaildirFolder implements MailFolder, TableOwner {
     return ul;
   }
 
-  private build(ul: Uidlist | null, scan: Scan): void {
+  /** The new table; returns UIDs that are new to this handle after its first sync (at most DATE_ON_SIGHT_MAX), to be dated. */
+  private build(ul: Uidlist | null, scan: Scan): number[] {
+    const fresh: number[] = [];
     // kept for its header (UIDVALIDITY, next UID, GUID): the records are in the table now
     this.uidlist = ul && { ...ul, records: ul.records.slice(-1), problems: [] };
     // POP3 UIDLs Dovecot saved in the records' P field (pop3_save_uidl, migrations): few, kept by base
@@ -440,10 +446,12 @@ export class MaildirFolder implements MailFolder, TableOwner {
       const f = fileOf(scan, r.base)!;
       const o = old.rowOf(r.uid, hint + 1);
       if (o >= 0) hint = o;
+      else if (!this.firstSync && fresh.length < DATE_ON_SIGHT_MAX) fresh.push(r.uid);
       const row = table.add({
         uid: r.uid, base: r.base, file: f.file, sub: f.sub,
         size: sizeField(r.base, 'S') ?? (r.ext.has('S') ? Number(r.ext.get('S')) : o >= 0 ? old.size(o) : undefined),
         vsize: sizeField(r.base, 'W') ?? (r.ext.has('W') ? Number(r.ext.get('W')) : o >= 0 ? old.vsize(o) : undefined),
+        mtime: o >= 0 ? old.mtime(o) : undefined,
         recent: o >= 0 ? old.recent(o) : this.firstSync ? f.sub === 'new' : !this.seenBases.has(r.base),
         changed: this.serial,
         modseq: o >= 0 ? old.modseq(o) : 0,
@@ -460,6 +468,7 @@ export class MaildirFolder implements MailFolder, TableOwner {
     this.generation++;
     this.keywordOrder = knownKeywords(`${this.controlDir}\0${this.uidlist?.uidValidity ?? 0}`, table.keywordOrder());
     this.firstSync = false;
+    return fresh;
   }
 
   /** The messages as of the last sync, in UID order: views of the table's rows, made when asked for. */
@@ -603,7 +612,38 @@ export class MaildirFolder implements MailFolder, TableOwner {
   async stat(m: MaildirMessage): Promise<{ mtime: Date; ctime: Date; size: number }> {
     const st = await this.withFile(m, (p) => fsp.stat(p));
     m.size ??= st.size;
+    m.mtime = st.mtimeMs;
     return { mtime: st.mtime, ctime: st.ctime, size: st.size };
+  }
+
+  async receivedDate(m: MaildirMessage): Promise<Date> {
+    try {
+      return (await this.stat(m)).mtime;
+    } catch (e) {
+      // removed by another process before this view dropped it: the date this process last saw
+      const known = m.mtime;
+      if (known === undefined || !(e instanceof MailStoreError && e.code === 'EXPUNGED')) throw e;
+      return new Date(known);
+    }
+  }
+
+  /**
+   * A message another process added is dated when this handle first lists it
+   * (one stat each, at most DATE_ON_SIGHT_MAX per sync, in parallel): a FETCH
+   * INTERNALDATE after that process expunged it still has the date, where
+   * Dovecot has it in its index cache. Messages of the first listing are
+   * dated when first asked for (no stat of a whole big mailbox on open).
+   */
+  private async dateOnSight(uids: number[]): Promise<void> {
+    await Promise.all(uids.map(async (uid) => {
+      const m = this.message(uid);
+      if (!m || m.mtime !== undefined) return;
+      try {
+        const st = await fsp.stat(this.path(m));
+        m.mtime = st.mtimeMs;
+        m.size ??= st.size;
+      } catch { /* renamed or gone meanwhile: dated when asked for, if it still exists */ }
+    }));
   }
 
   /**
@@ -687,6 +727,7 @@ export class MaildirFolder implements MailFolder, TableOwner {
             closeCb(fd, () => undefined);
             if (e2) { reject(e2); return; }
             m.size ??= st.size;
+            m.mtime = st.mtimeMs;
             resolve({ head: buf.subarray(0, n), mtime: st.mtime });
           });
         });

@@ -3,7 +3,7 @@
  * compactly: a mailbox of 100k+ messages must not cost one JS object (plus a
  * flag Set, keyword arrays, file-name strings and a uidlist record) per
  * message, as Dovecot's index does not. Per row: UID, size, virtual size,
- * MODSEQ, change serial (typed arrays), new/ and \Recent bits, the file's base
+ * INTERNALDATE once seen, MODSEQ, change serial (typed arrays), new/ and \Recent bits, the file's base
  * name (one string table with offsets) and its info suffix (":2,FSa"),
  * interned: messages share the few distinct suffixes, and each suffix holds
  * its parsed flags and keywords once.
@@ -34,6 +34,11 @@ export interface MaildirMessage extends MailMessage {
   /** S= and W= from the name, or computed lazily. */
   size?: number;
   vsize?: number;
+  /**
+   * INTERNALDATE (the file's mtime, ms) once a stat saw it: what a FETCH answers after another
+   * process removed the file, before this session announced the expunge (Dovecot's index cache).
+   */
+  mtime?: number;
   /** True when first seen by this handle in new/ or as a new UID (\Recent candidate). */
   recent: boolean;
   /** The folder's change serial when this message's flags/keywords last changed (sessions compare it with the serial they last saw). */
@@ -61,6 +66,7 @@ export interface RowInit {
   sub: 'new' | 'cur';
   size?: number;
   vsize?: number;
+  mtime?: number;
   recent: boolean;
   changed: number;
   modseq: number;
@@ -98,6 +104,7 @@ export class MessageTable {
   private uids: Uint32Array;
   private sizes: Float64Array;
   private vsizes: Float64Array;
+  private mtimes: Float64Array;
   private modseqs: Float64Array;
   private serials: Float64Array;
   private bits: Uint8Array;
@@ -115,6 +122,7 @@ export class MessageTable {
     this.uids = new Uint32Array(n);
     this.sizes = new Float64Array(n);
     this.vsizes = new Float64Array(n);
+    this.mtimes = new Float64Array(n);
     this.modseqs = new Float64Array(n);
     this.serials = new Float64Array(n);
     this.bits = new Uint8Array(n);
@@ -127,7 +135,7 @@ export class MessageTable {
   private grow(): void {
     const n = this.uids.length * 2;
     const g = <T extends Uint32Array | Float64Array | Uint8Array | Uint16Array>(a: T): T => { const b = new (a.constructor as new (n: number) => T)(n); b.set(a); return b; };
-    this.uids = g(this.uids); this.sizes = g(this.sizes); this.vsizes = g(this.vsizes); this.modseqs = g(this.modseqs);
+    this.uids = g(this.uids); this.sizes = g(this.sizes); this.vsizes = g(this.vsizes); this.mtimes = g(this.mtimes); this.modseqs = g(this.modseqs);
     this.serials = g(this.serials); this.bits = g(this.bits); this.suffixIds = g(this.suffixIds); this.nameOff = g(this.nameOff); this.nameLen = g(this.nameLen);
   }
 
@@ -142,6 +150,7 @@ export class MessageTable {
     this.uids[i] = r.uid;
     this.sizes[i] = r.size ?? NaN;
     this.vsizes[i] = r.vsize ?? NaN;
+    this.mtimes[i] = r.mtime ?? NaN;
     this.modseqs[i] = r.modseq;
     this.serials[i] = r.changed;
     this.bits[i] = (r.sub === 'new' ? SUB_NEW : 0) | (r.recent ? RECENT : 0);
@@ -180,6 +189,7 @@ export class MessageTable {
   recent(row: number): boolean { return (this.bits[row] & RECENT) !== 0; }
   size(row: number): number | undefined { const v = this.sizes[row]; return Number.isNaN(v) ? undefined : v; }
   vsize(row: number): number | undefined { const v = this.vsizes[row]; return Number.isNaN(v) ? undefined : v; }
+  mtime(row: number): number | undefined { const v = this.mtimes[row]; return Number.isNaN(v) ? undefined : v; }
   modseq(row: number): number { return this.modseqs[row]; }
   changed(row: number): number { return this.serials[row]; }
 
@@ -193,6 +203,7 @@ export class MessageTable {
 
   setSize(row: number, v: number | undefined): void { this.sizes[row] = v ?? NaN; }
   setVsize(row: number, v: number | undefined): void { this.vsizes[row] = v ?? NaN; }
+  setMtime(row: number, v: number | undefined): void { this.mtimes[row] = v ?? NaN; }
   setModseq(row: number, v: number): void { this.modseqs[row] = v; }
   setChanged(row: number, v: number): void { this.serials[row] = v; }
   setRecent(row: number, v: boolean): void { this.bits[row] = (this.bits[row] & ~RECENT) | (v ? RECENT : 0); }
@@ -224,7 +235,7 @@ export class MessageTable {
     const s = this.suffix(row);
     return {
       uid: this.uids[row], base: this.base(row), file: this.file(row), sub: this.sub(row), flags: new Set(s.flags), keywords: [...s.keywords],
-      keywordIdx: [...s.keywordIdx], otherLetters: s.otherLetters, extra: s.extra, size: this.size(row), vsize: this.vsize(row),
+      keywordIdx: [...s.keywordIdx], otherLetters: s.otherLetters, extra: s.extra, size: this.size(row), vsize: this.vsize(row), mtime: this.mtime(row),
       recent: this.recent(row), changed: this.serials[row], modseq: this.modseqs[row],
     };
   }
@@ -256,7 +267,7 @@ export class MessageTable {
     for (let r = 0; r < this.length; r++) {
       if (uids.has(this.uids[r])) { gone.push(this.snapshot(r)); continue; }
       if (w !== r) {
-        this.uids[w] = this.uids[r]; this.sizes[w] = this.sizes[r]; this.vsizes[w] = this.vsizes[r]; this.modseqs[w] = this.modseqs[r];
+        this.uids[w] = this.uids[r]; this.sizes[w] = this.sizes[r]; this.vsizes[w] = this.vsizes[r]; this.mtimes[w] = this.mtimes[r]; this.modseqs[w] = this.modseqs[r];
         this.serials[w] = this.serials[r]; this.bits[w] = this.bits[r]; this.suffixIds[w] = this.suffixIds[r];
         this.nameOff[w] = this.nameOff[r]; this.nameLen[w] = this.nameLen[r];
       }
@@ -321,6 +332,8 @@ export class MessageRef implements MaildirMessage {
   set size(v: number | undefined) { const r = this.row(); if (r < 0) this.gone().size = v; else this.owner.table.setSize(r, v); }
   get vsize(): number | undefined { const r = this.row(); return r < 0 ? this.gone().vsize : this.owner.table.vsize(r); }
   set vsize(v: number | undefined) { const r = this.row(); if (r < 0) this.gone().vsize = v; else this.owner.table.setVsize(r, v); }
+  get mtime(): number | undefined { const r = this.row(); return r < 0 ? this.gone().mtime : this.owner.table.mtime(r); }
+  set mtime(v: number | undefined) { const r = this.row(); if (r < 0) this.gone().mtime = v; else this.owner.table.setMtime(r, v); }
   get modseq(): number { const r = this.row(); return r < 0 ? this.gone().modseq : this.owner.table.modseq(r); }
   set modseq(v: number) { const r = this.row(); if (r < 0) this.gone().modseq = v; else this.owner.table.setModseq(r, v); }
 }

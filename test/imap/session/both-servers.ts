@@ -11,6 +11,12 @@ import { freePort } from '../../helpers/databases.js';
 
 /** Ports of both servers, or null when Dovecot is missing (the test is skipped then). */
 export async function bothImapServers(t: TestContext): Promise<{ dovecot: number; sealmail: number } | null> {
+  const both = await bothImapServersWithHomes(t);
+  return both && { dovecot: both.dovecot.port, sealmail: both.sealmail.port };
+}
+
+/** Both servers' IMAP ports and users' home directories (a test that changes the Maildir under a session). */
+export async function bothImapServersWithHomes(t: TestContext): Promise<Record<'dovecot' | 'sealmail', { port: number; home(user: string): string }> | null> {
   const port = await freePort();
   const dv = setupDovecot(t, {
     start: true,
@@ -19,7 +25,7 @@ export async function bothImapServers(t: TestContext): Promise<{ dovecot: number
   });
   if (!dv) return null;
   const seal = await startSealmail(t);
-  return { dovecot: port, sealmail: seal.imapPort };
+  return { dovecot: { port, home: (u) => dv.home(u) }, sealmail: { port: seal.imapPort, home: (u) => seal.home(u) } };
 }
 
 /** A reply without Dovecot's `(0.001 + 0.000 [+ 0.000] secs)`. */

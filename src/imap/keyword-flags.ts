@@ -9,6 +9,7 @@
 import { atom, list } from './wire/encoder.js';
 import type { Selected } from './selected.js';
 import { SYSTEM_FLAGS } from '../mailstore/api/flags.js';
+import type { MailMessage } from '../mailstore/api/mailbox.js';
 import type { Session } from './session.js';
 
 /** The untagged FLAGS and OK [PERMANENTFLAGS] lines for a keyword list (SELECT sends them too). */
@@ -28,6 +29,18 @@ export async function sendFlagLines(s: Session, keywords: string[], readOnly: bo
  */
 export async function announceMailboxKeywords(s: Session, sel: Selected, names: Iterable<string> = []): Promise<void> {
   await announceKeywords(s, sel, [...sel.folder.keywordOrder, ...names]);
+}
+
+/**
+ * A message's flags as they go out now, their keywords announced first when
+ * the client was not told of them. Taken once: the folder handle is shared,
+ * and another session's sync during the announcement may change the message.
+ */
+export async function announcedFlags(s: Session, sel: Selected, m: MailMessage): Promise<string[]> {
+  const flags = sel.flagsOf(m);
+  const kws = keywordsIn([flags]);
+  if (sel.unannounced(kws)) await announceMailboxKeywords(s, sel, kws);
+  return flags;
 }
 
 /** Keywords (not system flags) of flag lists. */

@@ -37,3 +37,23 @@ test('a message renamed again between being found and being read is read, not re
   unlinkSync(join(cur, `${m.base}:2,FS`));
   await assert.rejects(f.stat(f.message(1)!), (e) => e instanceof MailStoreError && e.code === 'EXPUNGED');
 });
+
+test('a file found renamed with a keyword letter another process just added shows the keyword, not unknown-N', async (t) => {
+  const home = tempDir(t);
+  const store = new MailStore({ mailLocation: 'maildir:~/Maildir', home });
+  await store.ensureRoot();
+  const f = await store.open('INBOX');
+  await f.append(Buffer.from('Subject: a\n\nx\n'));
+  await f.sync();
+  const m = f.message(1)!;
+  // another process: the new keyword's letter first, then the rename that uses it (and again, with \Seen)
+  const dir = join(home, 'Maildir');
+  await fsp.writeFile(join(dir, 'dovecot-keywords'), '0 $Work\n');
+  renameSync(join(dir, m.sub, m.file), join(dir, 'cur', `${m.base}:2,a`));
+  renameSync(join(dir, 'cur', `${m.base}:2,a`), join(dir, 'cur', `${m.base}:2,Sa`));
+  // this process reads the message before its next sync: the file is found again under the new name
+  assert.ok((await f.stat(m)).size > 0);
+  assert.deepEqual(f.message(1)!.keywords, ['$Work']);
+  await f.sync();
+  assert.deepEqual(f.message(1)!.keywords, ['$Work'], 'and the same after the sync');
+});

@@ -182,6 +182,12 @@ function flagsIn(values: ImapValue[]): string[] {
   return l?.type === 'list' ? l.items.flatMap((v) => (v.type === 'atom' ? [v.value] : [])) : [];
 }
 
+/** Keywords in a FETCH line's FLAGS the client was not told of: announced before the line goes out. */
+async function announceShown(s: CommandContext['session'], sel: Selected, values: ImapValue[]): Promise<void> {
+  const shown = keywordsIn([flagsIn(values)]);
+  if (sel.unannounced(shown)) await announceMailboxKeywords(s, sel, shown);
+}
+
 async function fetch(ctx: CommandContext, uidMode: boolean, uidItem = uidMode): Promise<void> {
   const s = ctx.session;
   const sel = s.selected!;
@@ -268,8 +274,7 @@ async function fetch(ctx: CommandContext, uidMode: boolean, uidItem = uidMode): 
         extra.push(num(seq), atom('FETCH'), list([...(uidMode || s.qresync ? [atom('UID'), num(m.uid)] : []), atom('MODSEQ'), list([num(m.modseq)])]));
         s.noteModseq(m.modseq);
       }
-      const shown = keywordsIn([flagsIn(values)]);
-      if (sel.unannounced(shown)) { await flush(); await announceMailboxKeywords(s, sel, shown); }
+      if (sel.unannounced(keywordsIn([flagsIn(values)]))) { await flush(); await announceShown(s, sel, values); }
       const streamed = values.some((v) => v.type === 'literal' && !Buffer.isBuffer(v.body));
       if (!streamed) {
         textOut(); // keep fast-path lines before this one
@@ -294,6 +299,7 @@ async function fetch(ctx: CommandContext, uidMode: boolean, uidItem = uidMode): 
       } catch (e) {
         if (e instanceof CteAbort) {
           await flush();
+          await announceShown(s, sel, e.values);
           await s.untagged([num(seq), atom('FETCH'), list(e.values)]);
           await ctx.no('Unknown Content-Transfer-Encoding', { name: 'UNKNOWN-CTE' });
           return;
@@ -552,7 +558,7 @@ export function parseUpdateFetch(arg: Extract<ImapArg, { type: 'list' }>, sessio
   return async (seq, uid) => {
     const sel = session.selected;
     const m = sel?.message(uid);
-    if (!m) return;
+    if (!sel || !m) return;
     let values: ImapValue[];
     try {
       values = await renderItems(session, m, peek, false, new Set());
@@ -561,6 +567,7 @@ export function parseUpdateFetch(arg: Extract<ImapArg, { type: 'list' }>, sessio
       if (e instanceof CteAbort) return;
       throw e;
     }
+    await announceShown(session, sel, values);
     await session.untagged([num(seq), atom('FETCH'), list(values)]);
   };
 }

@@ -5,7 +5,7 @@
  * SELECT/EXAMINE untagged data in Dovecot's order, CLOSE's silent expunge,
  * EXPUNGE of \Deleted messages.
  */
-import { sendFlagLines } from '../keyword-flags.js';
+import { announcedFlags, sendFlagLines } from '../keyword-flags.js';
 import { atom, list, num, str, type ImapValue } from '../wire/encoder.js';
 import { Selected } from '../selected.js';
 import { SYSTEM_FLAGS } from '../../mailstore/api/flags.js';
@@ -103,7 +103,9 @@ async function select(ctx: CommandContext, readOnly: boolean): Promise<void> {
         const m = folder.message(sel.uids[i]);
         if (!m || m.modseq <= q.modseq || !rs.some((r) => m.uid >= r.from && m.uid <= r.to)) continue;
         s.noteModseq(m.modseq);
-        await s.untagged([num(i + 1), atom('FETCH'), list([atom('UID'), num(m.uid), atom('FLAGS'), list(sel.flagsOf(m).map(atom)), atom('MODSEQ'), list([num(m.modseq)])])]);
+        // a keyword set meanwhile by another session (or found on a file it renamed): FLAGS first
+        const flags = await announcedFlags(s, sel, m);
+        await s.untagged([num(i + 1), atom('FETCH'), list([atom('UID'), num(m.uid), atom('FLAGS'), list(flags.map(atom)), atom('MODSEQ'), list([num(m.modseq)])])]);
       }
     }
     await ctx.ok(readOnly ? 'Examine completed' : 'Select completed', { name: readOnly ? 'READ-ONLY' : 'READ-WRITE' });

@@ -15,7 +15,7 @@ import { MailStoreError } from '../../mailstore/errors.js';
 import type { ImapArg } from '../wire/parser.js';
 import type { MailMessage } from '../../mailstore/api/mailbox.js';
 import { uidSetText } from '../session.js';
-import { announceKeywords, keywordsIn } from '../keyword-flags.js';
+import { announcedFlags, announceKeywords, keywordsIn } from '../keyword-flags.js';
 import { replyError } from './errors.js';
 
 /** `(UNCHANGEDSINCE n)` (RFC 7162 §3.1.3), the only STORE modifier. */
@@ -111,11 +111,11 @@ async function store(ctx: CommandContext, uidMode: boolean): Promise<void> {
     // (its own first, as Dovecot's view adds them before it syncs others')
     await announceKeywords(s, sel, [...kws, ...sel.folder.keywordOrder, ...keywordsIn(replies.map(({ msg }) => msg.keywords))]);
     for (const { seq, msg } of replies) {
-      if (!m[2] && sel.unannounced(msg.keywords)) await announceKeywords(s, sel, msg.keywords); // changed meanwhile by another session
       const uid = uidMode || s.qresync ? [atom('UID'), num(msg.uid)] : [];
       const modseq = condstore ? [atom('MODSEQ'), list([num(msg.modseq)])] : [];
       if (condstore) s.noteModseq(msg.modseq);
-      const fl = m[2] ? [] : [atom('FLAGS'), list(sel.flagsOf(msg).map(atom))];
+      // changed meanwhile by another session: its new keywords announced first
+      const fl = m[2] ? [] : [atom('FLAGS'), list((await announcedFlags(s, sel, msg)).map(atom))];
       await s.untagged([num(seq), atom('FETCH'), list([...(condstore ? uid : uidMode ? uid : []), ...modseq, ...fl])]);
     }
     // Dovecot ends every command with a sync: others' changes (expunges only after UID commands)

@@ -556,6 +556,7 @@ export class MaildirFolder implements MailFolder, TableOwner {
     for (const sub of ['new', 'cur'] as const) {
       for (const f of await readdirSafe(join(this.dir, sub))) {
         if (baseName(f) === m.base) {
+          await this.learnLetters(f);
           const objs = this.moved(m, sub, f);
           if (this.modseqs.active) this.modseqs.change(...objs);
           return true;
@@ -563,6 +564,20 @@ export class MaildirFolder implements MailFolder, TableOwner {
       }
     }
     return false;
+  }
+
+  /**
+   * A file found renamed between syncs may carry a keyword letter another
+   * process added to dovecot-keywords after this handle read it: its name is
+   * read now (writers add it before renaming a file to use it), or the
+   * message would show `unknown-N` until the next sync and then the real
+   * name — a keyword appearing from nowhere for every session.
+   */
+  private async learnLetters(file: string): Promise<void> {
+    const idx = parseName(file).keywordIdx;
+    if (!idx.some((i) => this.keywords.names[i] === undefined)) return;
+    const now = await this.files.keywords();
+    for (const i of idx) if (this.keywords.names[i] === undefined && now.names[i] !== undefined) this.keywords.names[i] = now.names[i];
   }
 
   /**

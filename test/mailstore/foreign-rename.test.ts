@@ -3,7 +3,7 @@
  * reads it: found again under its new name however often it moves, as
  * Dovecot's maildir_file_do retries; only a file gone for good is EXPUNGED.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fsp, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,14 +11,19 @@ import { MailStore } from '../../src/mailstore/store.js';
 import { MailStoreError } from '../../src/mailstore/errors.js';
 import { tempDir } from '../helpers/tmp.js';
 
-test('a message renamed again between being found and being read is read, not reported expunged', async (t) => {
+/** A Maildir INBOX with one message, synced. */
+async function oneMessage(t: TestContext) {
   const home = tempDir(t);
   const store = new MailStore({ mailLocation: 'maildir:~/Maildir', home });
   await store.ensureRoot();
   const f = await store.open('INBOX');
   await f.append(Buffer.from('Subject: a\n\nx\n'));
   await f.sync();
-  const m = f.message(1)!;
+  return { home, f, m: f.message(1)! };
+}
+
+test('a message renamed again between being found and being read is read, not reported expunged', async (t) => {
+  const { home, f, m } = await oneMessage(t);
   const cur = join(home, 'Maildir', 'cur');
   // another process sets \Seen; and sets \Flagged too right after this process found the \Seen name
   renameSync(join(home, 'Maildir', m.sub, m.file), join(cur, `${m.base}:2,S`));
@@ -39,13 +44,7 @@ test('a message renamed again between being found and being read is read, not re
 });
 
 test('a file found renamed with a keyword letter another process just added shows the keyword, not unknown-N', async (t) => {
-  const home = tempDir(t);
-  const store = new MailStore({ mailLocation: 'maildir:~/Maildir', home });
-  await store.ensureRoot();
-  const f = await store.open('INBOX');
-  await f.append(Buffer.from('Subject: a\n\nx\n'));
-  await f.sync();
-  const m = f.message(1)!;
+  const { home, f, m } = await oneMessage(t);
   // another process: the new keyword's letter first, then the rename that uses it (and again, with \Seen)
   const dir = join(home, 'Maildir');
   await fsp.writeFile(join(dir, 'dovecot-keywords'), '0 $Work\n');

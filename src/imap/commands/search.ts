@@ -183,7 +183,8 @@ export async function searchOne(sel: NonNullable<CommandContext['session']['sele
     mailbox: sel.name, mailboxGuid: sel.folder.guid, uid: m.uid, seq, guid: m.base,
     flags: new Set(m.flags), keywords: m.keywords, recent: sel.recent.has(m.uid), modseq: m.modseq,
     vsize: () => sel.folder.virtualSize(m),
-    received: async () => (await sel.folder.stat(m).catch(() => ({ mtime: new Date(0), ctime: new Date(0) }))).mtime,
+    // a message another process removed: the date last seen, as FETCH INTERNALDATE answers
+    received: () => sel.folder.receivedDate(m).catch(() => new Date(0)),
     saved: () => sel.folder.saveDate(m).catch(() => new Date(0)),
     text: async () => {
       if (text) return text;

@@ -2,7 +2,7 @@
  * FETCH of a message whose file another process removed while this session
  * still shows it (the expunge not yet announced, RFC 3501 §7.4.1), against
  * the real Dovecot 2.3: what was seen before (INTERNALDATE, RFC822.SIZE,
- * ENVELOPE, BODYSTRUCTURE) is answered from the last known state, as Dovecot
+ * ENVELOPE, BODYSTRUCTURE; SEARCH by date too) is answered from the last known state, as Dovecot
  * answers from its index cache; what cannot be answered gets Dovecot's
  * placeholders (imap-fetch.c's nil replies: `BODY[TEXT] NIL`, an epoch
  * INTERNALDATE, `RFC822.SIZE 0`, a NIL envelope — never an ungrammatical
@@ -43,6 +43,7 @@ async function transcript(port: number, maildir: string): Promise<string[]> {
     out.push(untimed(await c.cmd('f1', `FETCH 1 (${meta})`)));
     removeMessageFile(maildir, 'gone 1');
     out.push(untimed(await c.cmd('f2', `FETCH 1 (${meta})`)));
+    out.push(untimed(await c.cmd('s1', 'SEARCH 1 SINCE 1-Mar-2021')));
     out.push(untimed(await c.cmd('f3', `FETCH 1 (UID FLAGS ${meta} BODY.PEEK[TEXT] BINARY.SIZE[1])`)));
     out.push(untimed(await c.cmd('n', 'NOOP')));
     // message 2 (now 1) was never looked at: nothing of it is known but its flags and UID
@@ -65,13 +66,14 @@ test('FETCH of a message whose file another process removed answers as Dovecot, 
   // name whose W= held the size, and it answers its placeholder `RFC822.SIZE 0`; Sealmail keeps
   // answering the size it knows (a message's data never changes, RFC 3501 §2.3)
   const size = (r: string) => r.replace(/RFC822\.SIZE \d+/g, 'RFC822.SIZE n');
-  const f5 = 5;
+  const f5 = 6;
   assert.deepEqual(ours.filter((_, i) => i !== f5).map(size), theirs.filter((_, i) => i !== f5).map(size));
   for (const r of ours) for (const m of r.matchAll(/RFC822\.SIZE (\d+)/g)) assert.equal(m[1], '148', r);
   // what the comparison is about: the date survives, unknown data gets Dovecot's placeholders, never a bare NIL
   assert.match(ours[1], /INTERNALDATE "05-Mar-2021 09:11:12 \+0000" RFC822.SIZE 148 /);
-  assert.match(ours[2], /BODY\[TEXT\] NIL BINARY.SIZE\[1\] 0\)\r\nf3 OK \[EXPUNGEISSUED\]/);
+  assert.match(ours[2], /^\* SEARCH 1\r\n/);
+  assert.match(ours[3], /BODY\[TEXT\] NIL BINARY.SIZE\[1\] 0\)\r\nf3 OK \[EXPUNGEISSUED\]/);
   assert.equal(ours[f5], '* 1 FETCH (BODY ("text" "plain" NIL NIL NIL "7bit" 0 0) BODYSTRUCTURE ("text" "plain" NIL NIL NIL "7bit" 0 0 NIL NIL NIL NIL))\r\nf5 OK [EXPUNGEISSUED] Some messages were already expunged.\r\n');
-  assert.match(ours[6], /INTERNALDATE "01-Jan-1970 00:00:00 \+0000" /);
+  assert.match(ours[7], /INTERNALDATE "01-Jan-1970 00:00:00 \+0000" /);
   assert.doesNotMatch(ours.join(''), /(INTERNALDATE|RFC822\.SIZE|ENVELOPE|BODY|BODYSTRUCTURE) NIL/);
 });

@@ -631,6 +631,7 @@ export class MaildirFolder implements MailFolder, TableOwner {
     return { mtime: st.mtime, ctime: st.ctime, size: st.size };
   }
 
+  /** INTERNALDATE: the file's mtime, or once the file is gone the mtime last seen (MailFolder.receivedDate). */
   async receivedDate(m: MaildirMessage): Promise<Date> {
     try {
       return (await this.stat(m)).mtime;

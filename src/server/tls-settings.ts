@@ -145,6 +145,13 @@ function settingsFor(config: DovecotConfig, ctx: FilterContext | undefined): Tls
   return { ...s, id: h.digest('hex') };
 }
 
+/** Dovecot's settings check (master-service-ssl-settings.c), which refuses to start on it; null when fine. */
+export function tlsSettingsError(config: DovecotConfig): string | null {
+  if (config.get('ssl') === 'no') return null;
+  if (config.getBool('ssl_verify_client_cert') && !config.get('ssl_ca')) return 'ssl_verify_client_cert set, but ssl_ca not';
+  return null;
+}
+
 /** The TLS material of the tree (null when ssl = no or no certificate is configured). */
 export function tlsMaterial(config: DovecotConfig): TlsMaterial | null {
   if (config.get('ssl') === 'no') return null;

@@ -24,6 +24,7 @@ import { until } from '../helpers/lmtp-wire.js';
 import { startSealmail } from '../helpers/sealmail-server.js';
 import { tempDir } from '../helpers/tmp.js';
 import { requireTool } from '../helpers/tools.js';
+import { connect } from 'node:net';
 import { makeSelfSignedCert } from '../../src/server/selfsigned.js';
 
 type Cert = 'none' | 'good' | 'other' | 'revoked';
@@ -163,6 +164,30 @@ async function runCases(t: TestContext, dir: string, p: Ports, cases: Array<[Pro
   return out;
 }
 
+/**
+ * Postfix's side of the auth socket (base_dir/auth-client): SMTP AUTH after
+ * Postfix checked the client's certificate itself sends `valid-client-cert`;
+ * the replies without and with it.
+ */
+async function authSocketCases(t: TestContext, path: string): Promise<string[]> {
+  const sock = connect(path);
+  t.after(() => sock.destroy());
+  let got = '';
+  sock.setEncoding('latin1');
+  sock.on('data', (d: string) => { got += d; });
+  sock.on('error', () => undefined);
+  sock.write(`VERSION\t1\t2\nCPID\t${process.pid}\n`);
+  await until('auth handshake', () => got.includes('\nDONE\n'));
+  const out: string[] = [];
+  for (const [id, extra] of [['1', ''], ['2', '\tvalid-client-cert']]) {
+    got = '';
+    sock.write(`AUTH\t${id}\tPLAIN\tservice=smtp\tnologin\trip=127.0.0.1\tlip=127.0.0.1\tsecured${extra}\tresp=${plain}\n`);
+    out.push((await until(`reply ${id}`, () => new RegExp(`^(OK|FAIL)\t${id}\t.*\n`, 'm').exec(got)))[0].trim());
+  }
+  sock.destroy();
+  return out;
+}
+
 const CONFIGS: Array<{ name: string; caFile: string; requireCrl: string; cases: Array<[Proto, Cert]> }> = [
   { name: 'ssl_require_crl = no', caFile: 'ca.pem', requireCrl: 'no', cases: [
     ['imaps', 'none'], ['imaps', 'good'], ['imaps', 'other'],
@@ -183,6 +208,8 @@ test('client certificates (ssl_ca, ssl_verify_client_cert, auth_ssl_require_clie
     const dv = setupDovecot(t, { start: true, protocols: 'imap pop3 sieve', extraConf: tlsConf(dir, c.caFile, c.requireCrl) + listeners(dp) });
     if (!dv) return;
     const want = await runCases(t, dir, dp, c.cases, () => dv.log());
+    const wantAuth = await authSocketCases(t, join(dv.dir, 'base', 'auth-client'));
+    assert.match(wantAuth[0], /^FAIL\t1\treason=Client didn't present valid SSL certificate$/, 'what this test assumes of the oracle');
     dv.stop();
     // what this test assumes of the oracle
     const first = want.find((l) => l.startsWith('imaps good: '));
@@ -203,7 +230,14 @@ test('client certificates (ssl_ca, ssl_verify_client_cert, auth_ssl_require_clie
       const logFile = join(srv.dir, 'sealmail.log');
       const got = await runCases(t, dir, sp, c.cases, () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''));
       assert.deepEqual(got, want, `${c.name}, ${mode}`);
+      assert.deepEqual(await authSocketCases(t, join(srv.dir, 'base', 'auth-client')), wantAuth, `${c.name}, ${mode}: the auth socket`);
       await srv.stop();
     }
   }
+});
+
+test('ssl_verify_client_cert without ssl_ca: Dovecot\'s settings check refuses to start', async (t) => {
+  let err = '';
+  await startSealmail(t, { extraConf: 'ssl_verify_client_cert = yes\n' }).catch((e: Error) => { err = e.message; });
+  assert.match(err, /doveconf: Fatal: Error in configuration file \S+dovecot\.conf: ssl_verify_client_cert set, but ssl_ca not/);
 });

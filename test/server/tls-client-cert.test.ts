@@ -24,7 +24,7 @@ import { until } from '../helpers/lmtp-wire.js';
 import { startSealmail } from '../helpers/sealmail-server.js';
 import { tempDir } from '../helpers/tmp.js';
 import { requireTool } from '../helpers/tools.js';
-import { connect } from 'node:net';
+import { openAuthClient } from '../helpers/auth-client-wire.js';
 import { makeSelfSignedCert } from '../../src/server/selfsigned.js';
 
 type Cert = 'none' | 'good' | 'other' | 'revoked';
@@ -170,21 +170,12 @@ async function runCases(t: TestContext, dir: string, p: Ports, cases: Array<[Pro
  * the replies without and with it.
  */
 async function authSocketCases(t: TestContext, path: string): Promise<string[]> {
-  const sock = connect(path);
-  t.after(() => sock.destroy());
-  let got = '';
-  sock.setEncoding('latin1');
-  sock.on('data', (d: string) => { got += d; });
-  sock.on('error', () => undefined);
-  sock.write(`VERSION\t1\t2\nCPID\t${process.pid}\n`);
-  await until('auth handshake', () => got.includes('\nDONE\n'));
+  const a = await openAuthClient(t, path);
   const out: string[] = [];
   for (const [id, extra] of [['1', ''], ['2', '\tvalid-client-cert']]) {
-    got = '';
-    sock.write(`AUTH\t${id}\tPLAIN\tservice=smtp\tnologin\trip=127.0.0.1\tlip=127.0.0.1\tsecured${extra}\tresp=${plain}\n`);
-    out.push((await until(`reply ${id}`, () => new RegExp(`^(OK|FAIL)\t${id}\t.*\n`, 'm').exec(got)))[0].trim());
+    out.push(await a.auth(id, `PLAIN\tservice=smtp\tnologin\trip=127.0.0.1\tlip=127.0.0.1\tsecured${extra}\tresp=${plain}`));
   }
-  sock.destroy();
+  a.close();
   return out;
 }
 

@@ -28,7 +28,12 @@ export interface RequestInfo {
   session?: string;
   /** SASL PLAIN's authorization id when it differs from the authentication id: a master user login. */
   loginUser?: string;
+  /** The client showed a certificate that verified against ssl_ca (the auth protocol's `valid-client-cert`). */
+  validClientCert?: boolean;
 }
+
+/** auth_ssl_require_client_cert's refusal (auth-request-handler.c), answered before any passdb is asked. */
+export const CLIENT_CERT_REFUSED = "Client didn't present valid SSL certificate";
 
 export type PassResult = 'ok' | 'mismatch' | 'unknown' | 'tempfail';
 
@@ -45,6 +50,8 @@ export interface AuthOutcome {
   nologin: boolean;
   nodelay: boolean;
   reason?: string;
+  /** auth_ssl_require_client_cert refused the login (CLIENT_CERT_REFUSED): the client is told why. */
+  clientCertRefused?: boolean;
   /** the login was refused by auth_username_chars before any lookup */
   refusedName?: boolean;
   /** `fields` with the values as the passdb returned them (`nologin=Y`; the auth-userdb PASS reply shows them) */
@@ -140,6 +147,11 @@ export class AuthEngine {
    */
   async authenticate(login: string, password: string | undefined, info: RequestInfo): Promise<AuthOutcome> {
     const t0 = process.hrtime.bigint();
+    // a login (not a lookup) without a valid client certificate fails at once: no passdb, no failure delay
+    if (password !== undefined && !info.validClientCert && this.config.getBool('auth_ssl_require_client_cert', { protocol: this.protocol })) {
+      this.verbose(`${(info.mech ?? 'PLAIN').toLowerCase()}(?,${info.rip ?? ''}${info.session ? `,<${info.session}>` : ''}): ${CLIENT_CERT_REFUSED}`);
+      return { result: 'mismatch', origUser: login, user: login, fields: [], userdbFields: [], nologin: false, nodelay: true, reason: CLIENT_CERT_REFUSED, clientCertRefused: true };
+    }
     const out = await this.passdbChain(login, password, info);
     // Dovecot's auth_request_finished (auth-request.c): success=yes, or the error; lookups without a password send none
     if (password !== undefined) {

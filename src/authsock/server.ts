@@ -161,7 +161,9 @@ export class AuthClientSession {
     const rip = p.info.rip;
     const wait = this.penalty.delayBefore(rip);
     if (wait && !('no-penalty' in p.info)) await new Promise((r) => setTimeout(r, wait));
-    const a = await this.engine.authenticate(user, password, { service: p.info.service, rip, lip: p.info.lip, secured: 'secured' in p.info, mech: p.mech, loginUser, session: p.info.session });
+    const a = await this.engine.authenticate(user, password, { service: p.info.service, rip, lip: p.info.lip, secured: 'secured' in p.info, mech: p.mech, loginUser, session: p.info.session, validClientCert: 'valid-client-cert' in p.info });
+    // auth_ssl_require_client_cert: Dovecot's FAIL carries only the reason, at once (auth_request_handler_auth_fail)
+    if (a.clientCertRefused) { this.send(`FAIL\t${id}\treason=${escape(a.reason ?? '')}`); return; }
     // a master login names the master as original_user and auth_user, as Dovecot's auth does
     const master = a.masterUser !== undefined ? `\toriginal_user=${escape(a.masterUser)}\tauth_user=${escape(a.masterUser)}` : undefined;
     if (a.result === 'ok' && !a.nologin) {

@@ -181,7 +181,12 @@ export class LoginProgress {
     this.done = true;
     const now = Date.now();
     const secs = (t: number) => Math.floor((now - t) / 1000);
-    const why = this.attempts === 0 ? `(no auth attempts in ${secs(this.created)} secs)`
+    // auth_ssl_require_client_cert names the certificate first (client_get_extra_disconnect_reason)
+    const requireCert = conn.config.getBool('auth_ssl_require_client_cert');
+    const why = requireCert && conn.clientCert === 'invalid' ? '(client sent an invalid cert)'
+      : requireCert && conn.clientCert === 'none' ? "(client didn't send a cert)"
+      : this.attempts === 0 ? `(no auth attempts in ${secs(this.created)} secs)`
+      : requireCert && conn.clientCert === undefined ? "(cert required, client didn't start TLS)"
       : inSasl && this.attempts === 1 ? `(client didn't finish SASL auth, waited ${secs(this.started)} secs)`
       : this.temp ? '(auth service reported temporary failure)'
       : `(auth failed, ${this.attempts} attempts in ${secs(this.started)} secs)`;

@@ -188,6 +188,8 @@ export const SEALMAIL_HONOURS = new Set([
   'mail_debug', 'mail_uid', 'mail_gid', 'ssl', 'ssl_cert', 'ssl_key', 'ssl_key_password', 'ssl_min_protocol',
   // TLS per name and cipher policy (src/server/tls-settings.ts)
   'ssl_alt_cert', 'ssl_alt_key', 'ssl_cipher_list', 'ssl_cipher_suites', 'ssl_curve_list', 'ssl_dh', 'ssl_prefer_server_ciphers',
+  // client certificates (tls-settings.ts, util/tls-client-cert.ts, auth/engine.ts); auth_ssl_username_from_cert is not done (it warns)
+  'ssl_ca', 'ssl_verify_client_cert', 'ssl_require_crl', 'auth_ssl_require_client_cert',
   // unix sockets (service listeners, auth-userdb) and quota warning commands are relative to it; scripts run in it
   'base_dir',
   // authentication (src/auth)

@@ -15,6 +15,7 @@
  * client_get_session_id's: 48 bits of the microsecond clock, the client's
  * port, its address, base64 (16 characters for IPv4).
  */
+import type { ClientCert } from '../util/tls-client-cert.js';
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { DovecotConfig } from './settings.js';
@@ -34,6 +35,8 @@ export interface LoginConn {
   trusted?: boolean;
   /** The TLS handshake failed with this error (%c: `TLS handshaking: <error>`). */
   tlsError?: string;
+  /** The TLS client certificate (util/tls-client-cert.ts); undefined when TLS is not this process's. */
+  clientCert?: ClientCert;
   rport?: number;
   lport?: number;
 }

@@ -23,7 +23,8 @@ import { MailAccessRefused, openMailUser } from '../mailuser/open-mail-user.js';
 
 export type LoginResult =
   | { ok: true; user: string; store: MailStore; quota: UserQuota | null; mailPlugins: string[]; metadata: UserMetadata | 'disabled' | 'no-dict'; imapSieve: ImapSieveHook | null; alert?: string }
-  | { ok: false; code?: string; text: string }
+  /** `unnamed`: refused before the user was looked at (the failure line names no user, user=<>). */
+  | { ok: false; code?: string; text: string; unnamed?: boolean }
   /** Authenticated, but the user's mail cannot be opened (Dovecot: "Logged in, but initialization failed." and BYE). */
   | { ok: false; initFailed: true }
   /** Authenticated in a login process: the session goes on in a mail process (server/login-process.ts). */
@@ -45,6 +46,7 @@ export class LoginService {
     if (wait) await sleep(wait);
     const a = await this.engine.authenticate(login, password, { ...info, service: 'imap' });
     if (a.result === 'tempfail') return { ok: false, code: 'UNAVAILABLE', text: 'Temporary authentication failure.' };
+    if (a.clientCertRefused) return clientCertRefusal(a.reason ?? '');
     if (a.result !== 'ok' || a.nologin) {
       this.penalty.failed(info.rip);
       await sleep(failureDelayMs(this.config.getTime('auth_failure_delay'), a.nodelay));
@@ -88,6 +90,16 @@ export async function openImapUser(config: DovecotConfig, username: string, fiel
     ulog.error(`mail-crypt: ${e.message}`);
     return { ok: false, code: 'UNAVAILABLE', text: 'Internal error occurred. Refer to server log for more information.' };
   }
+}
+
+/**
+ * An auth failure with a reason as imap-login answers it
+ * (CLIENT_AUTH_RESULT_AUTHFAILED_REASON): `NO [ALERT] <reason>`, or the
+ * reason alone when it brings its own code (`[`…). Refused before any
+ * passdb saw the name, so the connection's failure line names no user.
+ */
+export function clientCertRefusal(reason: string): LoginResult {
+  return reason.startsWith('[') ? { ok: false, text: reason, unnamed: true } : { ok: false, code: 'ALERT', text: reason, unnamed: true };
 }
 
 /** `* OK [ALERT]` after a login whose password no longer opens the mail-crypt key (changed without re-keying). */

@@ -37,6 +37,7 @@ import { abandonAppend, appendOverQuota, isCatenateUrlLiteral, startAppendLitera
 import type { AppendRefusal } from './commands/catenate.js';
 import { faultText, guarded } from '../util/fault.js';
 import { quickAck } from '../util/tcp-socket.js';
+import { clientCertOf, type ClientCert } from '../util/tls-client-cert.js';
 import type { LoginConn } from '../config/login-log.js';
 import { ImapSessionStats, imapLogoutLine } from './logout-format.js';
 import { statsEvent, statsWanted } from '../util/stats-events.js';
@@ -481,8 +482,11 @@ export class Session {
 
   /** The connection as the login process's log lines name it (config/login-log.ts). */
   loginConn(): LoginConn {
-    return { config: this.config, service: 'imap', rip: this.opts.rip, lip: this.opts.lip, tls: this.secured, trusted: this.opts.trusted };
+    return { config: this.config, service: 'imap', rip: this.opts.rip, lip: this.opts.lip, tls: this.secured, trusted: this.opts.trusted, clientCert: this.clientCert };
   }
+
+  /** The TLS client certificate's worth (util/tls-client-cert.ts); undefined without TLS in this process. */
+  get clientCert(): ClientCert | undefined { return clientCertOf(this.socket); }
 
   /** This connection's login session id (session=<…>), passed to the mail process with the login. */
   get loginSession(): string { return this.progress.session(this.loginConn()); }

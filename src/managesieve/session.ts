@@ -32,6 +32,7 @@ import type { LoginConn } from '../config/login-log.js';
 import { expandLogFormat, trailingEol } from '../util/percent-vars.js';
 import { DEADLINES, LoginProgress, maxUserIpConnections, userIpText, type ConnectionSlot } from '../config/connection-limits.js';
 import { stopReading } from '../util/hand-off.js';
+import { clientCertOf } from '../util/tls-client-cert.js';
 import { parseXclient } from '../util/xclient.js';
 
 /**
@@ -71,7 +72,8 @@ export interface SessionDeps {
    * it authenticates elsewhere and answers with `reply`, or gives the
    * connection away (`detach`).
    */
-  login?(a: { mech: string; authz: string; login: string; password: string }): Promise<void>;
+  /** `validClientCert`: the TLS client certificate verified (the auth request's `valid-client-cert`). */
+  login?(a: { mech: string; authz: string; login: string; password: string; validClientCert: boolean }): Promise<void>;
   /** userdb answer → home for the script storage */
   resolveHome(user: string, fields: Fields): string | undefined;
   tlsAvailable: boolean;
@@ -298,7 +300,7 @@ export class ManageSieveSession {
   }
 
   private conn(): LoginConn {
-    return { config: this.deps.config, service: 'sieve', rip: this.deps.remoteIp ?? '', lip: this.deps.localIp ?? '', tls: this.deps.secured, trusted: this.deps.trusted };
+    return { config: this.deps.config, service: 'sieve', rip: this.deps.remoteIp ?? '', lip: this.deps.localIp ?? '', tls: this.deps.secured, trusted: this.deps.trusted, clientCert: clientCertOf(this.stream) };
   }
 
   /** This connection's login session id (session=<…>), passed to the mail process with the login. */
@@ -722,14 +724,16 @@ export class ManageSieveSession {
   }
 
   private async finishAuth(mech: string, authz: string, login: string, password: string): Promise<void> {
-    if (this.deps.login) return this.deps.login({ mech, authz, login, password });
+    const validClientCert = clientCertOf(this.stream) === 'valid';
+    if (this.deps.login) return this.deps.login({ mech, authz, login, password, validClientCert });
     if (!this.deps.auth) throw new Error('no auth engine');
-    const info = { service: 'sieve', rip: this.deps.remoteIp, lip: this.deps.localIp, mech, secured: this.deps.secured, session: this.loginSession };
+    const info = { service: 'sieve', rip: this.deps.remoteIp, lip: this.deps.localIp, mech, secured: this.deps.secured, session: this.loginSession, validClientCert };
     // the per-IP penalty is waited out before the attempt is even looked at, as IMAP does (login.ts)
     const wait = this.deps.penalty?.delayBefore(this.deps.remoteIp) ?? 0;
     if (wait) await new Promise((r) => setTimeout(r, wait));
     // an authzid other than the login asks for a master user login (refused without master passdbs)
     const out = await this.deps.auth.authenticate(login, password, { ...info, loginUser: authz && authz !== login ? authz : undefined });
+    if (out.clientCertRefused) { this.authFailedWith(out.reason ?? ''); return; }
     if (out.result !== 'ok' || out.nologin) {
       if (out.result !== 'tempfail') this.deps.penalty?.failed(this.deps.remoteIp);
       await new Promise((r) => setTimeout(r, failureDelayMs(this.deps.config.getTime('auth_failure_delay'), out.nodelay)));
@@ -744,6 +748,16 @@ export class ManageSieveSession {
     if (!await this.admit(u.user, mech)) return;
     this.progress.logLogin(this.log, this.conn(), u.user, mech, process.pid);
     this.loggedIn(u.user, u.fields, home, this.loginSession);
+  }
+
+  /**
+   * An auth failure with a reason (auth_ssl_require_client_cert's):
+   * managesieve-login's `NO "<reason>"` (AUTHFAILED_REASON); refused before
+   * the name was looked at, so the failure line names no user (user=<>).
+   */
+  authFailedWith(reason: string): void {
+    this.write(`NO ${quote(reason)}\r\n`);
+    this.progress.failed('', false);
   }
 
   /**

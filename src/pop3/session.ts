@@ -32,6 +32,7 @@ import { openPop3User, type Pop3OpenResult } from './login.js';
 import { POP3_CAPABILITY, Pop3Disconnect, Pop3Transaction } from './transaction.js';
 import { logoutLine } from './logout-format.js';
 import { stopReading } from '../util/hand-off.js';
+import { clientCertOf } from '../util/tls-client-cert.js';
 import { parseXclient } from '../util/xclient.js';
 
 /** login-common's LOGIN_MAX_INBUF_SIZE: MASTER_AUTH_MAX_DATA_SIZE − master prefix − session id (1218 − 128 − 64). */
@@ -59,7 +60,8 @@ export interface Pop3Deps {
   auth?: AuthEngine;
   penalty?: AuthPenalty;
   /** A login process's own ending of USER/PASS and AUTH: it authenticates elsewhere and answers with reply() or detach(). */
-  login?(a: { mech: string; authz: string; login: string; password: string }): Promise<void>;
+  /** `validClientCert`: the TLS client certificate verified (the auth request's `valid-client-cert`). */
+  login?(a: { mech: string; authz: string; login: string; password: string; validClientCert: boolean }): Promise<void>;
   tlsAvailable: boolean;
   secured: boolean;
   /** The client is in login_trusted_networks: plaintext logins allowed as over TLS (login-common). */
@@ -119,7 +121,7 @@ export class Pop3Session {
     if (!this.closed) await this.pump();
   }
 
-  private conn(): LoginConn { return { config: this.deps.config, service: 'pop3', rip: this.deps.rip, lip: this.deps.lip, tls: this.deps.secured, trusted: this.deps.trusted }; }
+  private conn(): LoginConn { return { config: this.deps.config, service: 'pop3', rip: this.deps.rip, lip: this.deps.lip, tls: this.deps.secured, trusted: this.deps.trusted, clientCert: clientCertOf(this.stream) }; }
 
   /** This connection's login session id (session=<…>), passed to the mail process with the login. */
   get loginSession(): string { return this.progress.session(this.conn()); }
@@ -448,13 +450,15 @@ export class Pop3Session {
   /** The credentials are complete: authenticate here, or in the login process's way. */
   private async authBegin(mech: string, authz: string, login: string, password: string): Promise<void> {
     this.progress.attempt(mech);
-    if (this.deps.login) return this.deps.login({ mech, authz, login, password });
+    const validClientCert = clientCertOf(this.stream) === 'valid';
+    if (this.deps.login) return this.deps.login({ mech, authz, login, password, validClientCert });
     const auth = this.deps.auth;
     if (!auth) throw new Error('no auth engine');
-    const info = { service: 'pop3', rip: this.deps.rip, lip: this.deps.lip, mech, secured: this.deps.secured, session: this.loginSession };
+    const info = { service: 'pop3', rip: this.deps.rip, lip: this.deps.lip, mech, secured: this.deps.secured, session: this.loginSession, validClientCert };
     const wait = this.deps.penalty?.delayBefore(this.deps.rip) ?? 0;
     if (wait) await sleep(wait);
     const out = await auth.authenticate(login, password, { ...info, loginUser: authz && authz !== login ? authz : undefined });
+    if (out.clientCertRefused) { this.authFailed('', mech, false, out.reason); return; } // refused before the name was looked at: user=<>
     if (out.result !== 'ok' || out.nologin) {
       if (out.result !== 'tempfail') this.deps.penalty?.failed(this.deps.rip);
       await sleep(failureDelayMs(this.deps.config.getTime('auth_failure_delay'), out.nodelay));

@@ -2,7 +2,8 @@
  * The client side of Dovecot's auth client protocol (auth-client-protocol,
  * served by authsock/server.ts), as imap-login speaks it to the auth
  * process: VERSION 1.2 + CPID handshake, then one `AUTH id PLAIN
- * service=… resp=…` per login with the connection's rip/lip/secured, answered
+ * service=… resp=…` per login with the connection's rip/lip/secured
+ * (and `valid-client-cert` when the client's TLS certificate verified), answered
  * by OK (the canonical user name) or FAIL (`temp` for a temporary failure,
  * `reason=` for a text to show). The password travels only on this socket.
  */
@@ -60,10 +61,10 @@ export class AuthClient {
   }
 
   /** AUTH PLAIN for `user`/`password` (and `loginUser` for a master-user login). */
-  authenticate(user: string, password: string, info: { service: string; rip: string; lip: string; secured: boolean; loginUser?: string; session?: string }): Promise<AuthReply> {
+  authenticate(user: string, password: string, info: { service: string; rip: string; lip: string; secured: boolean; loginUser?: string; session?: string; validClientCert?: boolean }): Promise<AuthReply> {
     const id = String(++this.nextId);
     const resp = Buffer.from(`${info.loginUser ?? ''}\0${user}\0${password}`).toString('base64');
-    const params = [`service=${escape(info.service)}`, `rip=${escape(info.rip)}`, `lip=${escape(info.lip)}`, ...(info.secured ? ['secured'] : []), ...(info.session ? [`session=${escape(info.session)}`] : []), `resp=${resp}`];
+    const params = [`service=${escape(info.service)}`, `rip=${escape(info.rip)}`, `lip=${escape(info.lip)}`, ...(info.secured ? ['secured'] : []), ...(info.validClientCert ? ['valid-client-cert'] : []), ...(info.session ? [`session=${escape(info.session)}`] : []), `resp=${resp}`];
     return new Promise((resolve) => {
       this.waiting.set(id, resolve);
       this.connection().write(`AUTH\t${id}\tPLAIN\t${params.join('\t')}\n`);

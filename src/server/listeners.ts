@@ -7,6 +7,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import { noteClientCert } from '../util/tls-client-cert.js';
 import { chmod, chown, mkdir, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ServerTlsContext } from './tls-context.js';
@@ -64,7 +65,7 @@ export async function openListeners(specs: ListenerSpec[], tls: TlsMaterial | nu
       const server = opts.handOff
         ? createServer({ pauseOnConnect: true }, (s) => onConnection(s, spec))
         : spec.ssl
-        ? createTlsServer(new ServerTlsContext(tls!).current(), (s) => onConnection(s, spec))
+        ? createTlsServer(new ServerTlsContext(tls!).current(), (s) => { noteClientCert(s); onConnection(s, spec); })
         : createServer((s) => onConnection(s, spec));
       await new Promise<void>((resolve, reject) => {
         server.once('error', (e: NodeJS.ErrnoException) =>

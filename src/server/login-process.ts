@@ -25,8 +25,8 @@ import { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { DovecotConfig } from '../config/settings.js';
 import { Logger } from '../log/logger.js';
-import type { ImapLogin, LoginResult } from '../imap/login.js';
-import type { RequestInfo } from '../auth/engine.js';
+import { clientCertRefusal, type ImapLogin, type LoginResult } from '../imap/login.js';
+import { CLIENT_CERT_REFUSED, type RequestInfo } from '../auth/engine.js';
 import { Session } from '../imap/session.js';
 import type { ListenerSpec, TlsMaterial } from './listeners.js';
 import { serverStartTls } from './starttls.js';
@@ -91,10 +91,11 @@ export function runLoginProcess(config: DovecotConfig, material: TlsMaterial | n
       async login(user: string, password: string, info: RequestInfo): Promise<LoginResult> {
         // the session's addresses: a trusted client's ID may have replaced them (prelogin.ts)
         const { rip, lip } = session.opts;
-        const a = await auth.authenticate(user, password, { service: 'imap', rip, lip, secured: session.secured, loginUser: info.loginUser, session: session.loginSession });
+        const a = await auth.authenticate(user, password, { service: 'imap', rip, lip, secured: session.secured, loginUser: info.loginUser, session: session.loginSession, validClientCert: info.validClientCert });
         if (!a.ok) {
           // the session logs the failure when the connection ends (its attempts counted), prelogin.ts
           if (a.temp) return { ok: false, code: 'UNAVAILABLE', text: 'Temporary authentication failure.' };
+          if (a.reason === CLIENT_CERT_REFUSED) return clientCertRefusal(a.reason);
           return { ok: false, code: 'AUTHENTICATIONFAILED', text: a.reason ?? 'Authentication failed.' };
         }
         return { ok: false, handOff: (tag) => handOff(session, count, { id: ++nextId, protocol: 'imap', authRef: a.ref, user: a.user, password, mech: info.mech ?? 'PLAIN', tag, rip, lip, secured: session.secured, capabilityAsked: session.capabilityAskedBeforeLogin, session: session.loginSession }) };
@@ -168,9 +169,10 @@ export function runLoginProcess(config: DovecotConfig, material: TlsMaterial | n
     const deps: SessionDeps = {
       config, resolveHome: () => undefined, tlsAvailable: !!tls && !spec.ssl, secured: spec.ssl || addr.proxiedSsl, trusted: addr.trusted, remoteIp: addr.rip, localIp: lip,
       startTls: tls ? () => serverStartTls(raw, () => tls.current()) : undefined, slot: count,
-      async login({ mech, authz, login, password }) {
+      async login({ mech, authz, login, password, validClientCert }) {
         const rip = deps.remoteIp ?? ''; // XCLIENT may have named the real client
-        const a = await auth.authenticate(login, password, { service: 'sieve', rip, lip, secured: deps.secured, loginUser: authz && authz !== login ? authz : undefined, session: session.loginSession });
+        const a = await auth.authenticate(login, password, { service: 'sieve', rip, lip, secured: deps.secured, loginUser: authz && authz !== login ? authz : undefined, session: session.loginSession, validClientCert });
+        if (!a.ok && a.reason === CLIENT_CERT_REFUSED) { session.authFailedWith(a.reason); return; }
         if (!a.ok) {
           session.reply(a.temp ? 'NO (TRYLATER) "Temporary authentication failure."\r\n' : 'NO "Authentication failed."\r\n');
           session.authFailed(login, !!a.temp);
@@ -196,10 +198,10 @@ export function runLoginProcess(config: DovecotConfig, material: TlsMaterial | n
     const deps: Pop3Deps = {
       config, tlsAvailable: !!tls && !spec.ssl, secured: spec.ssl || addr.proxiedSsl, trusted: addr.trusted, rip: addr.rip, lip, slot: count,
       startTls: tls ? () => serverStartTls(raw, () => tls.current()) : undefined,
-      async login({ mech, authz, login, password }) {
+      async login({ mech, authz, login, password, validClientCert }) {
         const rip = deps.rip; // XCLIENT may have named the real client
-        const a = await auth.authenticate(login, password, { service: 'pop3', rip, lip, secured: deps.secured, loginUser: authz && authz !== login ? authz : undefined, session: session.loginSession });
-        if (!a.ok) { session.authFailed(login, mech, !!a.temp, a.reason); return; }
+        const a = await auth.authenticate(login, password, { service: 'pop3', rip, lip, secured: deps.secured, loginUser: authz && authz !== login ? authz : undefined, session: session.loginSession, validClientCert });
+        if (!a.ok) { session.authFailed(a.reason === CLIENT_CERT_REFUSED ? '' : login, mech, !!a.temp, a.reason); return; }
         if (!await session.admit(a.user, mech)) return;
         const req: LoginRequest = { id: ++nextId, protocol: 'pop3', authRef: a.ref, user: a.user, password, mech, tag: '', rip, lip, secured: deps.secured, capabilityAsked: false, session: session.loginSession };
         const reply = await askMaster(req);

@@ -22,7 +22,7 @@ import { loadConfig, ConfigError, type DovecotConfig } from '../config/index.js'
 import { supportFindings } from '../config/support-report.js';
 import { adoptLogFds, configureLogging, Logger, openLogFiles, reopenLogFiles } from '../log/logger.js';
 import { serviceListenerSpecs, type ListenerSpec } from './listeners.js';
-import { tlsMaterial } from './tls-settings.js';
+import { tlsMaterial, tlsSettingsError } from './tls-settings.js';
 import { dropPrivileges } from './privileges.js';
 import { installLastResort } from './faults.js';
 import { configFilesSnapshot, installConfigFiles, preloadConfigFile, startRecording, stopRecording, type ConfigFilesSnapshot } from '../config/privileged-files.js';
@@ -169,6 +169,8 @@ async function loadServerConfig(path: string): Promise<DovecotConfig> {
   let config: DovecotConfig;
   try {
     config = await loadConfig(path, { readValueFiles: true });
+    const tlsError = tlsSettingsError(config);
+    if (tlsError) throw new ConfigError(path, 0, tlsError);
   } catch (e) {
     const msg = e instanceof ConfigError ? e.message : `Error reading configuration: ${(e as Error).message}`;
     process.stderr.write(`doveconf: Fatal: ${msg}\n`);

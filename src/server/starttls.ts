@@ -13,6 +13,7 @@ import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { ServerTlsOptions } from './tls-context.js';
 import type { Duplex } from 'node:stream';
+import { noteClientCert } from '../util/tls-client-cert.js';
 
 /**
  * OpenSSL's error as Dovecot logs it (`SSL_accept() failed: error:0A00010B:SSL
@@ -50,7 +51,7 @@ export function serverStartTls(raw: Duplex, context: () => ServerTlsOptions): Pr
     // `on`, not `once`: OpenSSL can report a second error (the alert, then the reset) on the same socket
     t.on('error', (e: Error) => fail(e));
     t.once('close', () => fail(new Error('Connection closed')));
-    t.once('secure', () => { if (!settled) { settled = true; resolve(t); } });
+    t.once('secure', () => { if (!settled) { settled = true; noteClientCert(t); resolve(t); } });
   });
 }
 
@@ -61,5 +62,7 @@ export function serverStartTls(raw: Duplex, context: () => ServerTlsOptions): Pr
  */
 export function implicitTls(raw: Socket | Duplex, ctx: ServerTlsOptions): TLSSocket {
   raw.on('error', () => raw.destroy());
-  return new TLSSocket(raw, { isServer: true, ...ctx });
+  const t = new TLSSocket(raw, { isServer: true, ...ctx });
+  t.once('secure', () => noteClientCert(t));
+  return t;
 }

@@ -17,6 +17,15 @@
  * OpenSSL's internal one off, so resumption here is by ticket only
  * (dovecot-compat.md).
  *
+ * Client certificates (`ssl_verify_client_cert`): the handshake asks for
+ * one and never fails over it (rejectUnauthorized false), as Dovecot's
+ * login processes set allow_invalid_cert ("If the client cert is invalid,
+ * we'll reply NO to the login command", login-common/client-common.c); what
+ * the certificate was worth is read after the handshake
+ * (util/tls-client-cert.ts) and refused at login by the auth side. Whether to
+ * ask is decided by the default settings, not per SNI name: Node fixes it
+ * when the socket is made, before the client's name is known.
+ *
  * Replaceable: setTlsMaterial() (a reload with new certificates) makes the
  * next connection get contexts built from the new material; connections
  * already open keep the one they started with.
@@ -28,6 +37,8 @@ import type { TlsMaterial, TlsSettings } from './tls-settings.js';
 export interface ServerTlsOptions {
   secureContext: SecureContext;
   SNICallback?: (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => void;
+  requestCert?: boolean;
+  rejectUnauthorized?: boolean;
 }
 
 /** A Node secure context from Dovecot's settings; throws OpenSSL's error for a certificate or key that does not load. */
@@ -42,6 +53,7 @@ export function secureContextFor(s: TlsSettings): SecureContext {
     ...(s.curves ? { ecdhCurve: s.curves } : {}),
     ...(s.dhparam ? { dhparam: s.dhparam } : {}),
     honorCipherOrder: s.honorCipherOrder,
+    ...(s.verifyClient ? { ca: s.ca, ...(s.crl ? { crl: s.crl } : {}) } : {}),
   });
 }
 
@@ -67,9 +79,11 @@ export class ServerTlsContext {
   current(): ServerTlsOptions {
     const m = this.tlsMaterial;
     const secureContext = this.contextFor(m);
-    if (!m.forName) return { secureContext };
+    const verify = m.verifyClient ? { requestCert: true, rejectUnauthorized: false } : {};
+    if (!m.forName) return { secureContext, ...verify };
     return {
       secureContext,
+      ...verify,
       SNICallback: (servername, cb) => {
         try {
           const s = m.forName!(servername);

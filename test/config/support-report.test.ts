@@ -38,14 +38,14 @@ test('sealadm config -W: each plugin Sealmail lacks is named with file:line and 
 });
 
 test('sealadm config -W: another storage driver is fatal, globally or in a namespace; unserved protocols and no-effect settings warn', (t) => {
-  const r = findings(t, 'protocols = imap pop3 lmtp submission\nmail_location = mdbox:~/mdbox\nssl_verify_client_cert = yes\nnamespace archive {\n  prefix = Archive/\n  location = sdbox:~/archive\n}\n');
+  const r = findings(t, 'protocols = imap pop3 lmtp submission\nmail_location = mdbox:~/mdbox\nauth_ssl_username_from_cert = yes\nnamespace archive {\n  prefix = Archive/\n  location = sdbox:~/archive\n}\n');
   const c = r.conf;
   assert.equal(r.status, 89);
   assert.deepEqual(r.lines.sort(), [
     `Fatal: ${c} line 2: mail_location = mdbox:~/mdbox: Sealmail stores mail only in Maildir, not mdbox; it will not start on mail it cannot read`,
     'Fatal: namespace archive: location = sdbox:~/archive: Sealmail stores mail only in Maildir, not sdbox; it will not start on mail it cannot read',
     `Warning: ${c} line 1: protocols: Sealmail has no submission service; no listener opens for it`,
-    `Warning: ${c} line 3: ssl_verify_client_cert: not supported by Sealmail yet, the setting has no effect (see dovecot-compat.md)`,
+    `Warning: ${c} line 3: auth_ssl_username_from_cert: not supported by Sealmail yet, the setting has no effect (see dovecot-compat.md)`,
     'Warning: namespace configuration error: inbox=yes namespace missing: Dovecot refuses every login with this, and so does Sealmail',
   ].sort());
 });

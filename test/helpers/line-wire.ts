@@ -6,7 +6,7 @@
  */
 import type { TestContext } from 'node:test';
 import { connect, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import type { SealmailServer } from './sealmail-server.js';
 
 /** A raw line client: everything the server said, waits for a pattern or the close. */
@@ -19,9 +19,10 @@ export class Wire {
     sock.on('close', () => { this.closed = true; });
     sock.on('error', () => undefined);
   }
-  /** `tls`: over TLS from the first byte (imaps), the server's certificate not checked. */
-  static async open(t: TestContext, port: number, greeting: RegExp, tls = false): Promise<Wire> {
-    const w = new Wire(tls ? tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false }) : connect(port, '127.0.0.1'));
+  /** `tls`: over TLS from the first byte (imaps), the server's certificate not checked; options: the client's certificate … */
+  static async open(t: TestContext, port: number, greeting: RegExp, tls: boolean | ConnectionOptions = false): Promise<Wire> {
+    const opts = tls === true ? {} : tls || null;
+    const w = new Wire(opts ? tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false, ...opts }) : connect(port, '127.0.0.1'));
     t.after(() => w.sock.destroy());
     await w.until(greeting, 'greeting');
     return w;
@@ -47,6 +48,15 @@ export class Wire {
     }
   }
   send(line: string): void { this.sock.write(`${line}\r\n`); }
+  /** After the server's go-ahead to STARTTLS / STLS: the conversation goes on over TLS on the same connection. */
+  async upgrade(t: TestContext, opts: ConnectionOptions = {}): Promise<Wire> {
+    this.sock.removeAllListeners('data');
+    const s = tlsConnect({ socket: this.sock, rejectUnauthorized: false, ...opts });
+    t.after(() => s.destroy());
+    const w = new Wire(s);
+    await new Promise<void>((resolve, reject) => { s.once('secureConnect', () => resolve()); s.once('error', reject); });
+    return w;
+  }
 }
 
 /** Wait (bounded) for a line in the server's log. */

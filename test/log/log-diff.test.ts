@@ -17,7 +17,6 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setupDovecot } from '../helpers/dovecot.js';
 import { startSealmail } from '../helpers/sealmail-server.js';
@@ -25,6 +24,7 @@ import { freePort } from '../helpers/databases.js';
 import { Wire } from '../helpers/line-wire.js';
 import { LmtpWire, until } from '../helpers/lmtp-wire.js';
 import { requireTool, run } from '../helpers/tools.js';
+import { openAuthClient } from '../helpers/auth-client-wire.js';
 
 const FILTER = '/etc/fail2ban/filter.d/dovecot.conf';
 
@@ -138,17 +138,9 @@ const SCENARIOS: Scenario[] = [
   } },
   { name: 'smtp auth with a wrong password, over the auth socket', last: /^auth: .*Password mismatch/, async run(t, p) {
     // Postfix's side of the auth-client protocol: handshake, one AUTH PLAIN, its FAIL
-    const sock = connect(p.authSocket);
-    t.after(() => sock.destroy());
-    let got = '';
-    sock.setEncoding('latin1');
-    sock.on('data', (d: string) => { got += d; });
-    sock.on('error', () => undefined);
-    sock.write(`VERSION\t1\t2\nCPID\t${process.pid}\n`);
-    await until('auth handshake', () => got.includes('\nDONE\n'));
-    sock.write(`AUTH\t1\tPLAIN\tservice=smtp\tnologin\trip=127.0.0.1\tlip=127.0.0.1\tresp=${plain('bad@example.org', 'wrong')}\n`);
-    await until('FAIL', () => /^FAIL\t1\t/m.test(got));
-    sock.destroy();
+    const a = await openAuthClient(t, p.authSocket);
+    assert.match(await a.auth('1', `PLAIN\tservice=smtp\tnologin\trip=127.0.0.1\tlip=127.0.0.1\tresp=${plain('bad@example.org', 'wrong')}`), /^FAIL\t1\t/);
+    a.close();
   } },
   { name: 'lmtp delivery', last: /^lmtp\(\d+\): Info: Disconnect from/, async run(t, p) {
     const w = new LmtpWire(p.lmtp);

@@ -64,7 +64,7 @@ function forwardedClient(ctx: CommandContext): void {
 
 async function login(ctx: CommandContext, user: string, password: string, mech: string, loginUser?: string): Promise<void> {
   const s = ctx.session;
-  const r = await s.opts.login.login(user, password, { service: 'imap', rip: s.opts.rip, lip: s.opts.lip, secured: s.secured, mech, loginUser, session: s.loginSession });
+  const r = await s.opts.login.login(user, password, { service: 'imap', rip: s.opts.rip, lip: s.opts.lip, secured: s.secured, mech, loginUser, session: s.loginSession, validClientCert: s.clientCert === 'valid' });
   if (!r.ok && 'handOff' in r) { await r.handOff(ctx.tag); return; } // a mail process answers from here on
   if (!r.ok && 'initFailed' in r) {
     // as Dovecot's imap process: the login itself succeeded (imap-login's Login line), opening the user's mail did not
@@ -74,7 +74,7 @@ async function login(ctx: CommandContext, user: string, password: string, mech: 
     return;
   }
   if (!r.ok) {
-    s.authFailed(user, r.code === 'UNAVAILABLE');
+    s.authFailed('unnamed' in r && r.unnamed ? '' : user, r.code === 'UNAVAILABLE');
     await ctx.no(r.text, r.code ? { name: r.code } : undefined);
     return;
   }

@@ -13,6 +13,7 @@ export const commands: CommandEntry[] = [
   { name: 'pw', usage: '[-l] [-p plaintext] [-r rounds] [-s scheme] [-t hash] [-u user] [-V]', load: async () => (await import('./pw.js')).pwCommand },
   { name: 'auth test', usage: '[-a <auth socket path>] [-x <auth info>] [-M <master user>] <user> [<password>]', load: async () => (await import('./auth.js')).authTestCommand },
   { name: 'auth login', usage: '[-a <auth-login socket path>] [-m <auth-master socket path>] [-x <auth info>] [-M <master user>] <user> [<password>]', load: async () => (await import('./auth.js')).authLoginCommand },
+  { name: 'auth cache flush', usage: '[-a <master socket path>] [<user> [...]]', load: async () => (await import('./auth-cache.js')).authCacheFlushCommand },
   { name: 'auth lookup', usage: '[-a <auth socket path>] [-x <auth info>] [-f field] <user> [<user> ...]', load: async () => (await import('./auth.js')).authLookupCommand },
   { name: 'user', usage: '[-a <userdb socket path>] [-x <auth info>] [-f field] [-m] [-u] <user mask> [...]', load: async () => (await import('./user.js')).userCommand },
   { name: 'mailbox list', usage: '[-s] -u <user> [<mailbox mask> [...]]', load: async () => (await import('./mailbox.js')).mailboxListCommand },

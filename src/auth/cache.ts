@@ -10,11 +10,35 @@ import type { LookupResult } from './databases.js';
 
 interface Entry { result: LookupResult; expires: number; size: number }
 
+/**
+ * Every cache of this process, for `sealadm auth cache flush`: Dovecot has
+ * one cache in its auth process, a Sealmail process has one per AuthEngine
+ * (per protocol). Weak, so an engine a reload replaced is not kept alive.
+ */
+const live = new Set<WeakRef<AuthCache>>();
+
+/**
+ * doveadm auth cache flush [<user> ...] in this process: every entry, or
+ * those of the users named; returns the keys removed (the master counts
+ * them once across processes and engines, as Dovecot's single cache would).
+ */
+export function flushAuthCaches(users: string[]): string[] {
+  const out = new Set<string>();
+  for (const ref of live) {
+    const c = ref.deref();
+    if (!c) { live.delete(ref); continue; }
+    for (const k of c.flushUsers(users)) out.add(k);
+  }
+  return [...out];
+}
+
 export class AuthCache {
   private readonly map = new Map<string, Entry>();
   private bytes = 0;
 
-  constructor(private readonly maxBytes: number, private readonly ttlMs: number, private readonly negativeTtlMs: number) {}
+  constructor(private readonly maxBytes: number, private readonly ttlMs: number, private readonly negativeTtlMs: number) {
+    live.add(new WeakRef(this));
+  }
 
   get enabled(): boolean { return this.maxBytes > 0; }
 
@@ -52,9 +76,24 @@ export class AuthCache {
     this.map.delete(key);
   }
 
-  /** doveadm auth cache flush */
+  /** Everything (a password change). */
   flush(): void {
     this.map.clear();
     this.bytes = 0;
+  }
+
+  /**
+   * The entries of `users` (all when none is named); the keys removed.
+   * A key is `db \0 user \0 …` (engine.ts): like auth_cache_node_is_user,
+   * the user is compared exactly, case and domain included.
+   */
+  flushUsers(users: string[]): string[] {
+    const gone: string[] = [];
+    for (const k of [...this.map.keys()]) {
+      if (users.length && !users.includes(k.split('\u0000')[1])) continue;
+      gone.push(k);
+      this.delete(k);
+    }
+    return gone;
   }
 }

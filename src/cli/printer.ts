@@ -77,7 +77,7 @@ export class Printer {
       case 'tab': {
         if (!this.headerPrinted) {
           this.headerPrinted = true;
-          if (!hs.every((h) => h.hideTitle)) this.out.write(hs.map((h) => this.title(h)).join('\t') + '\n');
+          this.out.write(hs.map((h) => this.title(h)).join('\t') + '\n'); // hideTitle is for the other formats
         }
         row.forEach((v, i) => {
           if (hs[i].stream) {
@@ -120,8 +120,9 @@ export class Printer {
   /** Flush buffered formats (table, json). Call once at the end of a command. */
   flush(): void {
     const hs = this.headers;
-    if (this.format === 'tab' && !this.headerPrinted && !hs.every((h) => h.hideTitle)) {
-      // doveadm prints the title row even when there is no row to follow.
+    if (this.format === 'tab' && !this.headerPrinted) {
+      // doveadm prints the title row even when there is no row to follow (and, like
+      // doveadm-print-tab.c, even when every header is marked to hide its title).
       this.headerPrinted = true;
       this.out.write(hs.map((h) => this.title(h)).join('\t') + '\n');
     }

@@ -8,6 +8,8 @@
  * Protocol (one request per connection, lines end in LF, fields in TAB):
  *   LIST               → one `key user service pid ip` line per session, then an empty line
  *   KICK key [key …]   → `OK n` (n sessions told to end)
+ *   CACHE-FLUSH [user …] → `OK n` (n auth cache entries removed: every
+ *                        entry, or the users'; Dovecot's auth-master CACHE-FLUSH)
  * `service` is Dovecot's anvil service name (imap, sieve); `key` is opaque.
  * User names are sent with TAB, LF and CR replaced by a space.
  */
@@ -27,6 +29,8 @@ export interface AdminTarget {
   sessions(): AdminSession[];
   /** End the sessions named; returns how many were told to. */
   kick(keys: string[]): number;
+  /** sealadm auth cache flush: the passdb cache entries removed in every process holding one. */
+  flushAuthCache(users: string[]): Promise<number>;
 }
 
 export function adminSocketPath(config: DovecotConfig): string {
@@ -35,8 +39,9 @@ export function adminSocketPath(config: DovecotConfig): string {
 
 const clean = (s: string) => s.replace(/[\t\r\n]/g, ' ');
 
-function answer(target: AdminTarget, line: string): string {
+async function answer(target: AdminTarget, line: string): Promise<string> {
   const [cmd, ...args] = line.split('\t');
+  if (cmd === 'CACHE-FLUSH') return `OK\t${await target.flushAuthCache(args.filter(Boolean))}\n`;
   if (cmd === 'LIST') return target.sessions().map((s) => [s.key, clean(s.user), s.service, s.pid, s.ip].join('\t') + '\n').join('') + '\n';
   if (cmd === 'KICK') return `OK\t${target.kick(args)}\n`;
   return 'ERROR\tunknown command\n';
@@ -56,7 +61,9 @@ export async function openAdminSocket(path: string, target: () => AdminTarget | 
       const nl = buf.indexOf('\n');
       if (nl < 0) return;
       const t = target();
-      s.end(t ? answer(t, buf.slice(0, nl)) : '\n');
+      if (!t) { s.end('\n'); return; }
+      s.pause(); // one request per connection: nothing more is read
+      answer(t, buf.slice(0, nl)).then((a) => s.end(a), () => s.end('ERROR\tinternal error\n'));
     });
   });
   await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(path, () => resolve()); });

@@ -18,6 +18,7 @@ import { AuthUserdbSession } from '../authsock/userdb.js';
 import { Logger } from '../log/logger.js';
 import { sendTo, type ChildMessage } from './process-model.js';
 import { Liveness } from './retire.js';
+import { answerFlush } from './auth-cache-flush.js';
 import type { Fields } from '../auth/databases.js';
 
 /** How long a finished login's userdb_* fields wait for the master's lookup (Dovecot's MASTER_AUTH_SERVER_TIMEOUT_SECS, 150 s). */
@@ -53,7 +54,8 @@ export function runAuthProcess(config: DovecotConfig): void {
       engine.lookupUser(m.user, { service: m.service, rip: m.rip, lip: m.lip }, fields, true).then(
         (u) => sendTo(process, { t: 'userdb-reply', id: m.id, result: u.result, fields: u.fields }),
         (e: Error) => { log.error(`userdb lookup: ${e.message}`); sendTo(process, { t: 'userdb-reply', id: m.id, result: 'tempfail', fields: [] }); });
-    } else if (m.t === 'shutdown') void engine.close().finally(() => process.exit(0));
+    } else if (m.t === 'auth-cache-flush') answerFlush(m, (r) => sendTo(process, r));
+    else if (m.t === 'shutdown') void engine.close().finally(() => process.exit(0));
     else if (m.t === 'retire') live.retire();
   });
   process.on('disconnect', () => process.exit(0));

@@ -27,6 +27,7 @@ import type { Fields } from '../auth/databases.js';
 import { Logger } from '../log/logger.js';
 import { offerCopy, streamed } from './lmtp-copy.js';
 import { Liveness } from './retire.js';
+import { answerFlush } from './auth-cache-flush.js';
 import { RemoteUserSlots } from '../lmtp/user-concurrency.js';
 
 /**
@@ -77,6 +78,7 @@ export function runLmtpProcess(config: DovecotConfig, copySocket: string, spoolD
     sendTo(process, { t: 'quota', req: { id, user, fields, size: 0, rcpt: true } });
   });
   process.on('message', (m: ChildMessage, handle?: unknown) => {
+    if (m.t === 'auth-cache-flush') { answerFlush(m, (r) => sendTo(process, r)); return; }
     if (m.t === 'lmtp-conn' && handle) {
       const s = handle as Socket;
       s.on('error', () => s.destroy());

@@ -16,6 +16,7 @@ import type { ListenerSpec } from './listeners.js';
 import type { Admission } from '../config/connection-limits.js';
 import { resolveUser, type Identity } from '../util/passwd.js';
 import type { StatsBatch } from '../util/stats-events.js';
+import type { CacheFlushMessage } from './auth-cache-flush.js';
 
 export type Role = 'login' | 'auth' | 'mail' | 'lmtp';
 /** The command-line flag that makes `sealmail` one of the children (internal). */
@@ -92,6 +93,8 @@ export type ChildMessage =
   | { t: 'quota-reply'; id: number; result: QuotaReply }
   /** any child → master: finished events for the `metric {}` counters (stats-metrics.ts) */
   | { t: 'stats'; batch: StatsBatch }
+  /** sealadm auth cache flush (auth-cache-flush.ts) */
+  | CacheFlushMessage
   | { t: 'shutdown' };
 
 /** `default_login_user` / `default_internal_user`, as Dovecot's master-settings.c checks them at start. */

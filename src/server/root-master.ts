@@ -57,6 +57,7 @@ import { lmtpSpoolDir } from './lmtp-spool-dir.js';
 import { UserConcurrency } from '../lmtp/user-concurrency.js';
 import { rebindListeners, type WantedListener } from './listener-reload.js';
 import type { AdminTarget } from './admin-socket.js';
+import { flushAnswered, flushEverywhere } from './auth-cache-flush.js';
 import { ingestStats } from './stats-metrics.js';
 
 /**
@@ -451,6 +452,7 @@ export class RootMaster {
 
   private onChildMessage(child: ChildProcess, m: ChildMessage): void {
     if (m.t === 'stats') ingestStats(m.batch);
+    else if (m.t === 'auth-cache-flushed') flushAnswered(m.id, m.keys);
     else if (m.t === 'login') void this.routeLogin(child, m.req).catch((e) => {
       this.log.error(`login of ${m.req.user}: ${(e as Error).message}`);
       sendTo(child, { t: 'login-failed', id: m.req.id, reason: 'internal' });
@@ -620,6 +622,8 @@ export class RootMaster {
         }
         return n;
       },
+      // the processes that authenticate: the auth process (and those a reload retired) and the LMTP processes
+      flushAuthCache: (users) => flushEverywhere([this.auth, ...this.lmtps, ...this.retiredAuth.values()].filter((c): c is Child => !!c).map((c) => c.child), users),
     };
   }
 

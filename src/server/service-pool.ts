@@ -59,6 +59,7 @@ import type { ConnectionTable } from './connection-table.js';
 import type { StatsBatch } from '../util/stats-events.js';
 import { ingestStats } from './stats-metrics.js';
 import type { UserConcurrency } from '../lmtp/user-concurrency.js';
+import { flushAnswered, type CacheFlushMessage } from './auth-cache-flush.js';
 
 export type PenaltyChange = { op: 'failed' | 'succeeded'; ip: string; now: number };
 
@@ -84,6 +85,8 @@ export type WorkerMessage =
   | { t: 'kick'; id: number }
   /** process → master: finished events for the `metric {}` counters (stats-metrics.ts) */
   | { t: 'stats'; batch: StatsBatch }
+  /** sealadm auth cache flush (auth-cache-flush.ts) */
+  | CacheFlushMessage
   | { t: 'ready' }
   | { t: 'shutdown' };
 
@@ -227,6 +230,7 @@ export class ServicePool {
         else if (m.t === 'user-slot') child.send({ t: 'user-slot-reply', id: m.id, ok: this.o.userSlots?.take(m.user, m.limit, w) ?? true } satisfies WorkerMessage);
         else if (m.t === 'user-slot-free') this.o.userSlots?.release(m.user, w);
         else if (m.t === 'stats') ingestStats(m.batch);
+        else if (m.t === 'auth-cache-flushed') flushAnswered(m.id, m.keys);
       });
       child.on('exit', (code, sig) => {
         const wasReady = w.ready;
@@ -357,6 +361,11 @@ export class ServicePool {
     if (!w?.child.connected) return false;
     w.child.send({ t: 'kick', id } satisfies WorkerMessage);
     return true;
+  }
+
+  /** Every process of the pool, retired ones included (sealadm auth cache flush asks each). */
+  children(): ChildProcess[] {
+    return this.all().map((w) => w.child);
   }
 
   /** The pid of a process the table names as owner (sealadm who). */

@@ -37,6 +37,7 @@ import { pop3ListenerSpecs } from './pop3-service.js';
 import { PenaltyRelay, ServicePool, serviceProcessCount } from './service-pool.js';
 import { rebindListeners, type WantedListener } from './listener-reload.js';
 import type { AdminSession, AdminTarget } from './admin-socket.js';
+import { flushEverywhere } from './auth-cache-flush.js';
 import { UserConcurrency } from '../lmtp/user-concurrency.js';
 
 export const SERVICE_NAMES = ['imap', 'managesieve', 'pop3', 'lmtp', 'auth', 'quota-status'] as const;
@@ -151,6 +152,7 @@ export class ServiceProcesses {
         for (const x of named()) if (want.has(x.s.key) && x.pool.kick(x.owner, x.id)) n++;
         return n;
       },
+      flushAuthCache: (users) => flushEverywhere(this.pools.flatMap((p) => p.children()), users),
     };
   }
 

@@ -16,6 +16,7 @@ import type { ListenerSpec } from './listeners.js';
 import { guardAccept } from './faults.js';
 import type { PenaltyChange, WorkerMessage } from './service-pool.js';
 import { flushStats } from '../util/stats-events.js';
+import { answerFlush } from './auth-cache-flush.js';
 import { RemoteUserSlots, type UserSlotTaker } from '../lmtp/user-concurrency.js';
 
 /** What a service process runs: IMAP, ManageSieve, or one of the delivery services. */
@@ -65,6 +66,7 @@ export function runServiceWorker(service: HandedOffService, log: Logger, penalti
     else if (m.t === 'admitted') { verdicts.get(m.id)?.(m.verdict); verdicts.delete(m.id); }
     else if (m.t === 'penalty') penalty?.apply(m.op, m.ip, m.now);
     else if (m.t === 'user-slot-reply') userSlots.answered(m.id, m.ok);
+    else if (m.t === 'auth-cache-flush') answerFlush(m, send);
     else if (m.t === 'shutdown') close();
   });
   // the master is gone (even kill -9): stop at once rather than serve on alone

@@ -15,11 +15,11 @@
  * doveadm's: "kicked connections from the following users:" and the user
  * names, or "no users kicked" and exit 68.
  */
-import { connect } from 'node:net';
 import { isIP } from 'node:net';
 import { ipInNetwork } from '../../config/settings.js';
 import { adminSocketPath, type AdminSession } from '../../server/admin-socket.js';
 import { wildcardMask } from '../../util/wildcard.js';
+import { askAdmin } from '../admin-client.js';
 import { getopt } from '../args.js';
 import { CommandError, EX_TEMPFAIL, EX_USAGE, type CliCommand, type CommandContext } from '../command.js';
 import { adminConfig } from './master.js';
@@ -27,7 +27,6 @@ import { adminConfig } from './master.js';
 /** doveadm's DOVEADM_EX_NOTFOUND. */
 const EX_NOTFOUND = 68;
 
-const STRERROR: Record<string, string> = { ENOENT: 'No such file or directory', EACCES: 'Permission denied', ECONNREFUSED: 'Connection refused', ENOTSOCK: 'Socket operation on non-socket' };
 
 interface Filter { user: ((u: string) => boolean) | null; net: string | null }
 
@@ -53,15 +52,9 @@ const matches = (s: AdminSession, f: Filter) => (!f.user || f.user(s.user)) && (
 /** One request to the master's admin socket; its answer's lines. */
 async function ask(ctx: CommandContext, request: string): Promise<string[]> {
   const path = adminSocketPath(await adminConfig(ctx));
-  return new Promise((resolve, reject) => {
-    const s = connect(path);
-    let text = '';
-    s.setEncoding('utf8');
-    s.on('data', (d: string) => { text += d; });
-    s.on('error', (e: NodeJS.ErrnoException) => reject(new CommandError(`Fatal: net_connect_unix(${path}) failed: ${STRERROR[e.code ?? ''] ?? e.message}`, EX_TEMPFAIL)));
-    s.on('end', () => resolve(text.split('\n')));
-    s.write(request + '\n');
-  });
+  try { return await askAdmin(path, request); } catch (e) {
+    throw new CommandError(`Fatal: net_connect_unix(${path}) failed: ${(e as Error).message}`, EX_TEMPFAIL);
+  }
 }
 
 async function sessions(ctx: CommandContext): Promise<AdminSession[]> {

@@ -10,6 +10,8 @@
  * (a test hook, no race) is reported and skipped, nothing lost; a
  * zlib-compressed file is reported and left; decrypt-existing (with the
  * password) turns it all back, and a wrong password changes nothing.
+ * IMAP sessions of both servers open during the run get no untagged news
+ * and fetch the same UIDs, flags, sizes, dates and bodies afterwards.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,7 +21,12 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { sealadmJs } from '../helpers/paths.js';
 import { setupDovecot } from '../helpers/dovecot.js';
-import { CRYPT_CONF } from '../helpers/mail-crypt.js';
+import { CRYPT_CONF, CRYPT_PASSDB } from '../helpers/mail-crypt.js';
+import { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import { spawnOwned } from '../helpers/children.js';
+import { ImapLine } from '../helpers/imap-line.js';
+import { startSealmail } from '../helpers/sealmail-server.js';
 
 const PW = 'Pässwort-7';
 const U = 'ann@example.org';
@@ -155,4 +162,52 @@ exit 0
   assert.deepEqual(snapshot(), encBefore, 'same names and mtimes');
   sameMtimes(encTimes);
   assert.equal(dovecotView(), withNew, 'Dovecot reads the same messages');
+});
+
+/** Both IMAP sessions' view of INBOX that must not change: UIDs, flags, sizes, dates, bodies. */
+const VIEW = 'UID FETCH 1:* (FLAGS RFC822.SIZE INTERNALDATE BODY.PEEK[])';
+/** A reply without its tagged status line (Dovecot's carries timings). */
+const untagged = (reply: string) => { assert.match(reply, /\r\n[a-z] OK [^\r\n]*\r\n$|^[a-z] OK [^\r\n]*\r\n$/); return reply.replace(/(^|\r\n)[a-z] OK [^\r\n]*\r\n$/, '$1'); };
+
+test('IMAP sessions open during encrypt-existing see no change (Dovecot and Sealmail)', async (t) => {
+  // Dovecot's imap, a session opened before the run (PREAUTH through doveadm exec, on real pipes)
+  const dv = setupDovecot(t, { start: true, extraConf: CRYPT_CONF });
+  if (!dv) return;
+  const pwOpt = ['-o', `plugin/mail_crypt_private_password=${PW}`];
+  const ok = (r: { status: number | null; stdout: string; stderr: string }, what: string) => assert.equal(r.status, 0, `${what}: ${r.stdout}${r.stderr}`);
+  ok(dv.doveadm([...pwOpt, 'mailbox', 'cryptokey', 'generate', '-u', U, '-U']), 'generate');
+  for (let n = 1; n <= 3; n++) ok(dv.doveadm(['-o', 'plugin/mail_crypt_save_version=0', 'save', '-u', U], MSG(n)), 'save');
+  ok(dv.doveadm(['flags', 'add', '-u', U, '\\Seen $Work', 'mailbox', 'INBOX', 'uid', '2']), 'flags');
+  const child = spawnOwned(t, 'sh', ['-c', 'cat | "$0" -c "$1" exec imap -u "$2" -o "$3" | cat', 'doveadm', dv.conf, U, `plugin/mail_crypt_private_password=${PW}`], { stdio: ['pipe', 'pipe', 'ignore'] });
+  const dsess = new ImapLine(Duplex.from({ readable: child.stdout!, writable: child.stdin! }) as unknown as Socket);
+  await dsess.until(/^\* PREAUTH .*\r\n/, 'PREAUTH');
+  await dsess.cmd('a', 'SELECT INBOX');
+  const dBefore = await dsess.cmd('b', VIEW);
+  assert.match(dBefore, /secret body 3/);
+
+  // Sealmail's imap, logged in over TCP before the run, on its own Maildir tree
+  const srv = await startSealmail(t, { extraConf: CRYPT_CONF, passdb: CRYPT_PASSDB });
+  const S = (args: string[]) => spawnSync(process.execPath, [sealadmJs, '-c', srv.conf, ...args], { encoding: 'utf8', timeout: 120_000 });
+  ok(S(['-o', 'plugin/mail_crypt_private_password=pass', 'mailbox', 'cryptokey', 'generate', '-u', U, '-U']), 'sealadm generate');
+  for (let n = 1; n <= 3; n++) ok(spawnSync(process.execPath, [sealadmJs, '-c', srv.conf, '-o', 'plugin/mail_crypt_save_version=0', 'save', '-u', U], { input: MSG(n), encoding: 'utf8' }), 'sealadm save');
+  const ssess = await ImapLine.open(srv.imapPort);
+  t.after(() => ssess.close());
+  assert.match(await ssess.cmd('a', `LOGIN ${U} pass`), /^a OK /m);
+  await ssess.cmd('b', 'SELECT INBOX');
+  assert.match(await ssess.cmd('c', 'STORE 2 +FLAGS (\\Seen $Work)'), /^c OK /m);
+  const sBefore = await ssess.cmd('d', VIEW);
+  assert.match(sBefore, /secret body 3/);
+
+  const r1 = spawnSync(process.execPath, [sealadmJs, '-c', dv.conf, 'mailbox', 'cryptokey', 'encrypt-existing', '-u', U], { encoding: 'utf8' });
+  ok(r1, 'encrypt-existing (Dovecot tree)');
+  assert.equal(r1.stdout, `${U}: 3 encrypted, 0 already encrypted, 0 expunged meanwhile, 0 left as they were, 0 failed\n`);
+  const r2 = S(['mailbox', 'cryptokey', 'encrypt-existing', '-u', U]);
+  ok(r2, 'encrypt-existing (Sealmail tree)');
+  assert.equal(r2.stdout, `${U}: 3 encrypted, 0 already encrypted, 0 expunged meanwhile, 0 left as they were, 0 failed\n`);
+
+  // no untagged news (no EXPUNGE, EXISTS or FETCH), and the same answer byte for byte
+  assert.equal(untagged(await dsess.cmd('c', 'NOOP')), '');
+  assert.equal(untagged(await dsess.cmd('d', VIEW)), untagged(dBefore));
+  assert.equal(untagged(await ssess.cmd('e', 'NOOP')), '');
+  assert.equal(untagged(await ssess.cmd('f', VIEW)), untagged(sBefore));
 });

@@ -75,12 +75,18 @@ test('encrypt-existing / decrypt-existing with the real Dovecot reading the resu
   const times = mtimes();
   assert.ok(files().every((x) => !encrypted(x.path)), 'Dovecot wrote plaintext');
 
+  // mail_crypt not enabled for the user: refused, nothing touched
+  let r = S(['-o', 'mail_plugins=', 'mailbox', 'cryptokey', 'encrypt-existing', '-u', U]);
+  assert.equal(r.status, 65, r.stdout + r.stderr);
+  assert.equal(r.stderr, `Error: user ${U}: mail_crypt is not in mail_plugins for this user: enable it first\n`);
+  assert.deepEqual(snapshot(), names);
+
   // a run killed with SIGKILL before the swap of its third message (new bytes written, not renamed in)
   const hook = join(dv.dir, 'hook.sh');
   const counter = join(dv.dir, 'hook.count');
   writeFileSync(hook, `#!/bin/sh\nn=$(cat "${counter}" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "${counter}"\n[ "$n" = 3 ] && kill -9 $PPID\nexit 0\n`);
   chmodSync(hook, 0o755);
-  let r = S(['mailbox', 'cryptokey', 'encrypt-existing', '-u', U], { SEALMAIL_RECODE_TEST_HOOK: hook });
+  r = S(['mailbox', 'cryptokey', 'encrypt-existing', '-u', U], { SEALMAIL_RECODE_TEST_HOOK: hook });
   assert.equal(r.signal, 'SIGKILL', `killed: ${r.stdout}${r.stderr}`);
   assert.equal(files().filter((x) => encrypted(x.path)).length, 2, 'two messages done before the kill');
   const tmpFiles = () => Object.values(boxes).flatMap((d) => readdirSync(join(d, 'tmp')));
@@ -210,4 +216,10 @@ test('IMAP sessions open during encrypt-existing see no change (Dovecot and Seal
   assert.equal(untagged(await dsess.cmd('d', VIEW)), untagged(dBefore));
   assert.equal(untagged(await ssess.cmd('e', 'NOOP')), '');
   assert.equal(untagged(await ssess.cmd('f', VIEW)), untagged(sBefore));
+
+  // on a terminal: the progress bar on stderr, then the summary (script(1) gives it a pty)
+  const tty = spawnSync('script', ['-qec', `"${process.execPath}" "${sealadmJs}" -c "${srv.conf}" mailbox cryptokey encrypt-existing -u ${U}`, '/dev/null'], { encoding: 'utf8', timeout: 120_000 });
+  assert.equal(tty.status, 0, tty.stdout);
+  assert.match(tty.stdout, /\r\[#{30}\] 3\/3 messages/);
+  assert.match(tty.stdout, /: 0 encrypted, 3 already encrypted, 0 expunged meanwhile/);
 });

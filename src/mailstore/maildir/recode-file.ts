@@ -96,6 +96,7 @@ export async function recodeFile(r: RecodeFile): Promise<RecodeOutcome> {
     const w = await fsp.open(out, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, st.mode & 0o7777);
     outWritten = true;
     try {
+      await w.chmod(st.mode & 0o7777); // the umask must not narrow a shared folder's 0660
       for await (const chunk of r.transform(createReadStream(hold) as AsyncIterable<Buffer>)) await w.write(chunk);
       await w.sync();
     } finally { await w.close(); }

@@ -8,17 +8,17 @@
  * SIGKILL mid-message completes on the rerun with nothing lost or doubled; a
  * message Dovecot renames (flag change) or expunges exactly before its swap
  * (a test hook, no race) is reported and skipped, nothing lost; a
- * zlib-compressed file is reported and left; decrypt-existing (with the
- * password) turns it all back, and a wrong password changes nothing.
+ * decrypt-existing (with the password) turns it all back, and a wrong
+ * password changes nothing. Files the zlib plugin compressed are encrypted
+ * as stored and Dovecot (zlib + mail_crypt) reads them, and back.
  * IMAP sessions of both servers open during the run get no untagged news
  * and fetch the same UIDs, flags, sizes, dates and bodies afterwards.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
 import { sealadmJs } from '../helpers/paths.js';
 import { setupDovecot } from '../helpers/dovecot.js';
 import { CRYPT_CONF, CRYPT_PASSDB } from '../helpers/mail-crypt.js';
@@ -143,16 +143,6 @@ exit 0
   assert.match(withNew, /uid=8 [^\n]*flags=[^\n]*\\Deleted/);
   assert.deepEqual(withNew.match(/secret body 1[0-2]/g), ['secret body 10', 'secret body 11'], 'messages 10 and 11 once each, 12 expunged');
 
-  // a zlib-compressed plaintext file: reported and left
-  const gz = join(maildir, 'cur', '1600000000.M1P1.host,S=20:2,S');
-  writeFileSync(gz, gzipSync('Subject: gz\n\nzipped\n'));
-  chownSync(gz, dv.uid, dv.gid);
-  r = S(['mailbox', 'cryptokey', 'encrypt-existing', '-u', U]);
-  assert.equal(r.status, 75);
-  assert.match(r.stderr, /INBOX: cur\/1600000000\.M1P1\.host,S=20:2,S: skipped: compressed by the zlib plugin/);
-  assert.ok(!encrypted(gz));
-  spawnSync('rm', ['-f', gz]);
-
   // the reverse: a wrong password changes nothing; the right one decrypts everything
   const encBefore = snapshot();
   const encTimes = mtimes();
@@ -222,4 +212,35 @@ test('IMAP sessions open during encrypt-existing see no change (Dovecot and Seal
   assert.equal(tty.status, 0, tty.stdout);
   assert.match(tty.stdout, /\r\[#{30}\] 3\/3 messages/);
   assert.match(tty.stdout, /: 0 encrypted, 3 already encrypted, 0 expunged meanwhile/);
+});
+
+test('zlib-compressed plaintext: encrypted as stored, read by Dovecot with zlib + mail_crypt, and back', async (t) => {
+  const dv = setupDovecot(t, { start: true, extraConf: `${CRYPT_CONF}mail_plugins = $mail_plugins zlib\nplugin {\n  zlib_save = gz\n}\n` });
+  if (!dv) return;
+  const pwOpt = ['-o', `plugin/mail_crypt_private_password=${PW}`];
+  const ok = (r: { status: number | null; stdout: string; stderr: string }, what: string) => assert.equal(r.status, 0, `${what}: ${r.stdout}${r.stderr}`);
+  const S = (args: string[]) => spawnSync(process.execPath, [sealadmJs, '-c', dv.conf, ...args], { encoding: 'utf8', timeout: 120_000 });
+  ok(dv.doveadm([...pwOpt, 'mailbox', 'cryptokey', 'generate', '-u', U, '-U']), 'generate');
+  for (let n = 1; n <= 2; n++) ok(dv.doveadm(['-o', 'plugin/mail_crypt_save_version=0', 'save', '-u', U], MSG(n)), 'save gz');
+  ok(dv.doveadm(['-o', 'plugin/mail_crypt_save_version=0', '-o', 'plugin/zlib_save=', 'save', '-u', U], MSG(3)), 'save plain');
+  const dir = join(dv.home(U), 'Maildir', 'new');
+  const heads = () => readdirSync(dir).sort().map((f) => readFileSync(join(dir, f)).subarray(0, 2).toString('hex'));
+  assert.deepEqual(heads(), ['1f8b', '1f8b', '4672'], 'two gzip files and a plain one, as Dovecot wrote them');
+  const FIELDS = 'uid flags date.received size.physical size.virtual text';
+  type Run = (args: string[]) => { status: number | null; stdout: string; stderr: string };
+  const view = (run: Run) => { const r = run([...pwOpt, '-f', 'flow', 'fetch', '-u', U, FIELDS, 'all']); ok(r, 'fetch'); return r.stdout; };
+  const before = view((a) => dv.doveadm(a));
+  assert.match(before, /secret body 2/);
+
+  let r = S(['mailbox', 'cryptokey', 'encrypt-existing', '-u', U]);
+  ok(r, 'encrypt-existing');
+  assert.equal(r.stdout, `${U}: 3 encrypted, 0 already encrypted, 0 expunged meanwhile, 0 left as they were, 0 failed\n`);
+  assert.deepEqual(heads(), ['4352', '4352', '4352']);
+  assert.equal(view((a) => dv.doveadm(a)), before, 'Dovecot decrypts, then decompresses');
+  assert.equal(view(S), before, 'so does Sealmail');
+
+  r = S([...pwOpt, 'mailbox', 'cryptokey', 'decrypt-existing', '-u', U]);
+  ok(r, 'decrypt-existing');
+  assert.deepEqual(heads(), ['1f8b', '1f8b', '4672'], 'compressed again as before');
+  assert.equal(view((a) => dv.doveadm(a)), before);
 });

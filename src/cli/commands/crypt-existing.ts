@@ -13,8 +13,10 @@
  * for mail-crypt files are the plaintext's sizes, as for plaintext files),
  * same mtime (INTERNALDATE), atomic rename, so open IMAP sessions keep
  * reading the same bytes. Files already in the target form are skipped, so a
- * killed run is simply run again. Files compressed by the zlib plugin are
- * skipped and named. A message expunged or renamed (flag change) by another
+ * killed run is simply run again. A file compressed by the zlib plugin is
+ * encrypted as it is stored (compressed inside the container), which is
+ * the layering Dovecot 2.3.19 writes and reads with `zlib mail_crypt` in
+ * mail_plugins (in either order); decrypt-existing gives it back compressed. A message expunged or renamed (flag change) by another
  * session mid-run is skipped and named; run again for the renamed ones.
  * Sealmail's field cache of each folder is removed afterwards (it held
  * cached header data sealed for the old mode; it is rebuilt on use).
@@ -22,8 +24,7 @@
  * Output: one stderr line per message not rewritten (except those already in
  * the target form), a progress bar on stderr when it is a terminal, and a
  * summary line per user on stdout. Exit 0 when every message is now in the
- * target form (or gone), 75 when some are left (changed mid-run, compressed,
- * failed).
+ * target form (or gone), 75 when some are left (changed mid-run, failed).
  *
  * SEALMAIL_RECODE_TEST_HOOK (tests only): an executable run with
  * `before-swap <path>` before each file is swapped, so a test can change the
@@ -36,7 +37,6 @@ import { isEncrypted } from '../../crypt/container.js';
 import { CryptError } from '../../crypt/keys.js';
 import { cryptSettings, deliveryCrypt, unlockUserCrypt } from '../../crypt/user-crypt.js';
 import type { MessageCodec } from '../../crypt/codec.js';
-import { detectCompression } from '../../mailstore/compression/formats.js';
 import { FIELD_CACHE_FILE } from '../../mailstore/field-cache.js';
 import { mutf7ToUtf8 } from '../../mailstore/api/mailbox-utf7.js';
 import { recodeFile, removeLeftovers, type RecodeOutcome } from '../../mailstore/maildir/recode-file.js';
@@ -48,7 +48,6 @@ import { progressBar } from './migrate.js';
 type Mode = 'encrypt' | 'decrypt';
 
 const WHY: Partial<Record<RecodeOutcome, string>> = {
-  compressed: 'skipped: compressed by the zlib plugin (not rewritten)',
   vanished: 'skipped: expunged by another session meanwhile',
   changed: 'skipped: renamed by another session meanwhile (flag change); run again',
   conflict: 'CONFLICT: renamed by another session during the swap; two files now share this base name, remove the plaintext one',
@@ -107,7 +106,7 @@ async function runUser(ctx: CommandContext, user: string, mode: Mode, tty: boole
       outcome = await recodeFile({
         dir: j.dir, sub: j.sub, file: j.file,
         classify: (head) => mode === 'encrypt'
-          ? (isEncrypted(head) ? 'already' : detectCompression(head) ? 'compressed' : 'recode')
+          ? (isEncrypted(head) ? 'already' : 'recode')
           : (isEncrypted(head) ? 'recode' : 'already'),
         transform: (stored) => mode === 'encrypt' ? codec.encrypt(j.mailbox, stored) : codec.decrypt(j.mailbox, stored),
         beforeSwap: hook,

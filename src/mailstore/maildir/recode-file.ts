@@ -10,8 +10,8 @@
  * The swap is crash-safe and never loses or doubles a message, even when
  * another process (Dovecot or a Sealmail session) renames the file (a flag
  * change, new/ → cur/) or expunges it while we work:
- *   0. read its first bytes: already in the target form (a rerun) or
- *      compressed → nothing else is done;
+ *   0. read its first bytes: already in the target form (a rerun) →
+ *      nothing else is done;
  *   1. link the file to tmp/<hold>: our stable name for the original inode;
  *   2. write the new bytes to tmp/<new>, fsync, copy atime/mtime;
  *   3. check the original is still at its name (same inode) and still
@@ -33,15 +33,15 @@
 import { constants, createReadStream, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 
-export type RecodeOutcome = 'done' | 'already' | 'compressed' | 'vanished' | 'changed' | 'conflict';
+export type RecodeOutcome = 'done' | 'already' | 'vanished' | 'changed' | 'conflict';
 
 export interface RecodeFile {
   /** The folder's Maildir directory (with new/, cur/, tmp/). */
   dir: string;
   sub: 'new' | 'cur';
   file: string;
-  /** From the file's first bytes: rewrite it, it is already in the target form, or it is zlib-compressed. */
-  classify(head: Buffer): 'recode' | 'already' | 'compressed';
+  /** From the file's first bytes: rewrite it, or it is already in the target form. */
+  classify(head: Buffer): 'recode' | 'already';
   transform(stored: AsyncIterable<Buffer>): AsyncIterable<Buffer>;
   /** Called after the new bytes are on disk and before the swap (tests make a concurrent change here). */
   beforeSwap?(path: string): void | Promise<void>;

@@ -5,7 +5,8 @@
  * each time. `sealmail.cache` in the folder's control directory: a header
  * naming the UIDVALIDITY, then append-only records (uid, field, value), each
  * value sealed with the user's IndexCipher — for mail-crypt users nothing of
- * the message is at rest in plaintext. Rebuildable: a damaged tail, another
+ * the message is at rest in plaintext; the header says `sealed` then, and a
+ * cache of the other mode is started afresh. Rebuildable: a damaged tail, another
  * UIDVALIDITY or a record that does not open is simply not used.
  *
  * In memory a value is a latin1 string (one char per byte) in a map per
@@ -16,7 +17,7 @@
  */
 import { constants, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import type { IndexCipher } from '../crypt/codec.js';
+import { identityCipher, type IndexCipher } from '../crypt/codec.js';
 
 export const FIELD_CACHE_FILE = 'sealmail.cache';
 const MAGIC = 'SMC1';
@@ -48,9 +49,12 @@ export class FieldCache {
       const m = new Map<string, Map<number, string>>();
       let raw: Buffer;
       try { raw = await fsp.readFile(this.path); } catch { raw = Buffer.alloc(0); }
-      const head = `${MAGIC} ${this.uidValidity}\n`;
+      // the header names the mode: records sealed for a mail-crypt user would pass the identity
+      // cipher as values once mail_crypt is turned off, and a plain cache must not stay at rest
+      // once it is turned on (sealadm mailbox cryptokey encrypt-/decrypt-existing)
+      const head = `${MAGIC} ${this.uidValidity}${this.cipher === identityCipher ? '' : ' sealed'}\n`;
       if (raw.subarray(0, head.length).toString('latin1') !== head) {
-        // missing, damaged or of another UIDVALIDITY: start afresh
+        // missing, damaged, of another UIDVALIDITY or the other mode: start afresh
         await fsp.writeFile(this.path, head, { mode: 0o600 }).catch(() => undefined);
         this.map = m;
         return;

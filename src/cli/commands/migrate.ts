@@ -40,7 +40,7 @@ async function unreadableWhy(path: string, zlib: CompressionSettings | undefined
 }
 
 /** One line on a terminal: `[#####.....] 12/40 users` (rewritten in place). */
-function progressBar(done: number, total: number, what: string): string {
+export function progressBar(done: number, total: number, what: string): string {
   const width = 30;
   const full = total ? Math.round((done / total) * width) : width;
   return `\r[${'#'.repeat(full)}${'.'.repeat(width - full)}] ${done}/${total} ${what}`;

@@ -205,6 +205,30 @@ export class UserKeystore {
     if (active && !this.userKeys.has(active)) throw this.err('the active user key has no recovery copy (it was generated after the recovery code): recovery impossible');
   }
 
+  /**
+   * Unlock with an app password's own copies of the user keys
+   * (app-passwords.ts): every copy that opens counts; the active key must
+   * be among them (a key generated after the app password was made is not).
+   */
+  async unlockWithCopies(copies: Record<string, string>, password: Buffer): Promise<void> {
+    for (const [id, str] of Object.entries(copies)) {
+      const k = await this.openWith(str, password);
+      if (k && keyId(k) === id) this.userKeys.set(id, k);
+    }
+    const active = await this.activeUserKeyId();
+    if (active && !this.userKeys.has(active)) throw this.err(`the app password holds no copy of the active user key ${active.slice(0, 16)}… (generated after it was made): add a new app password`);
+  }
+
+  /** The unlocked user keys, each encrypted with `password` (an app password's copies). */
+  async wrapUnlocked(password: Buffer): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    for (const [id] of await this.userPrivateKeyStrings()) {
+      const k = this.userKeys.get(id);
+      if (k) out[id] = await cryptJob<string>({ op: 'wrapWithPassword', key: toWirePriv(k), password });
+    }
+    return out;
+  }
+
   get unlocked(): boolean { return this.userKeys.size > 0; }
 
   /** The active unlocked user key (derives the index/key-cache keys). */

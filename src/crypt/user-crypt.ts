@@ -26,6 +26,7 @@ import {
   publicFromPoint, privateFromScalar, type PrivateKey, type PublicKey,
 } from './keys.js';
 import { UserKeystore } from './keystore.js';
+import { AppPasswordStore } from './app-passwords.js';
 
 export interface UserCrypt { codec: MessageCodec; cipher: IndexCipher; keystore?: UserKeystore; settings: CryptSettings }
 
@@ -256,8 +257,17 @@ export async function unlockUserCrypt(config: DovecotConfig, user: CryptUser, pa
     const k = s.globalPrivate[0];
     return { codec: makeCodec(s, user, undefined, null), cipher: k ? gcmBox(derive(k, 'sealmail index v1')) : deliveryCipher(user), settings: s };
   }
-  const ks = await keystoreFor(s, user);
-  await ks.unlock(s.password, { promote: opts.promotePending });
+  let ks = await keystoreFor(s, user);
+  try {
+    await ks.unlock(s.password, { promote: opts.promotePending });
+  } catch (e) {
+    // not the main password: one of the user's app passwords opens its own copy
+    const app = e instanceof CryptError && s.password && user.home ? await AppPasswordStore.forHome(user.home).match(s.password.toString('utf8')).catch(() => null) : null;
+    if (!app) throw e;
+    ks = await keystoreFor(s, user);
+    await ks.unlockWithCopies(app.keys, s.password!);
+    await AppPasswordStore.forHome(user.home!).touch(app);
+  }
   if (!(await ks.activeUserKeyId()) && s.curve && s.saveVersion >= 2) await ks.ensureUserKey(s.curve, s.password, s.requireEncryptedUserKey);
   const userKey = await ks.activeUserKey();
   const cache = userKey ? new KeyCache(join(dirname(s.attributesPath), 'sealmail.keycache'), userKey) : null;

@@ -11,7 +11,7 @@
  */
 import type { Socket } from 'node:net';
 import type { DovecotConfig } from '../config/settings.js';
-import { AuthEngine } from '../auth/engine.js';
+import { AuthEngine, setAppPasswordCheck } from '../auth/engine.js';
 import { AuthPenalty } from '../auth/penalty.js';
 import { AuthClientSession } from '../authsock/server.js';
 import { AuthUserdbSession } from '../authsock/userdb.js';
@@ -25,6 +25,14 @@ const PREFETCH_TTL_MS = 150_000;
 
 export function runAuthProcess(config: DovecotConfig): void {
   const log = new Logger('auth');
+  // app passwords live in the users' homes, which default_internal_user cannot read: the master (root) checks them
+  const appWaits = new Map<number, (hit: { id: string; name: string } | null) => void>();
+  let appSeq = 0;
+  setAppPasswordCheck((home, password) => new Promise((resolve) => {
+    const id = ++appSeq;
+    appWaits.set(id, resolve);
+    sendTo(process, { t: 'app-password', id, home, password });
+  }));
   const engine = new AuthEngine(config, 'imap');
   let smtp: AuthEngine | null = null;
   let userdb: AuthEngine | null = null;
@@ -53,7 +61,8 @@ export function runAuthProcess(config: DovecotConfig): void {
       engine.lookupUser(m.user, { service: m.service, rip: m.rip, lip: m.lip }, fields, true).then(
         (u) => sendTo(process, { t: 'userdb-reply', id: m.id, result: u.result, fields: u.fields }),
         (e: Error) => { log.error(`userdb lookup: ${e.message}`); sendTo(process, { t: 'userdb-reply', id: m.id, result: 'tempfail', fields: [] }); });
-    } else if (m.t === 'shutdown') void engine.close().finally(() => process.exit(0));
+    } else if (m.t === 'app-password-reply') { appWaits.get(m.id)?.(m.hit); appWaits.delete(m.id); }
+    else if (m.t === 'shutdown') void engine.close().finally(() => process.exit(0));
     else if (m.t === 'retire') live.retire();
   });
   process.on('disconnect', () => process.exit(0));

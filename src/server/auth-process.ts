@@ -22,6 +22,8 @@ import type { Fields } from '../auth/databases.js';
 
 /** How long a finished login's userdb_* fields wait for the master's lookup (Dovecot's MASTER_AUTH_SERVER_TIMEOUT_SECS, 150 s). */
 const PREFETCH_TTL_MS = 150_000;
+/** The master's app-password check: an scrypt per app password of the user, well under this. */
+const APP_PASSWORD_TIMEOUT_MS = 30_000;
 
 export function runAuthProcess(config: DovecotConfig): void {
   const log = new Logger('auth');
@@ -30,7 +32,9 @@ export function runAuthProcess(config: DovecotConfig): void {
   let appSeq = 0;
   setAppPasswordCheck((home, password) => new Promise((resolve) => {
     const id = ++appSeq;
-    appWaits.set(id, resolve);
+    // a master that does not answer (going away) fails the login as a wrong password would, never hangs it
+    const timer = setTimeout(() => { appWaits.delete(id); resolve(null); }, APP_PASSWORD_TIMEOUT_MS);
+    appWaits.set(id, (hit) => { clearTimeout(timer); resolve(hit); });
     sendTo(process, { t: 'app-password', id, home, password });
   }));
   const engine = new AuthEngine(config, 'imap');

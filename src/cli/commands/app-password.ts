@@ -17,6 +17,9 @@ import { getopt } from '../args.js';
 import { CommandError, EX_DATAERR, EX_NOUSER, UsageError, type CliCommand, type CommandContext } from '../command.js';
 import { openUserContext, type UserContext } from './mailbox.js';
 
+/** App passwords per user (Sealmail's limit; Dovecot has none of these). */
+export const MAX_APP_PASSWORDS = 20;
+
 async function storeFor(ctx: CommandContext, flags: string): Promise<{ user: string; uc: UserContext; store: AppPasswordStore; rest: string[]; opts: Map<string, string | boolean> }> {
   const { opts, rest } = getopt(ctx.args, flags);
   const user = opts.get('u');
@@ -33,6 +36,8 @@ export const appPasswordAddCommand: CliCommand = {
     if (rest.length) throw new UsageError(`unexpected argument ${rest[0]}`);
     const name = typeof opts.get('n') === 'string' ? (opts.get('n') as string) : '';
     if (/[\x00-\x1f\x7f]/.test(name)) throw new UsageError('the name may not contain control characters');
+    // every wrong password of the user costs one scrypt per app password: a bounded number
+    if ((await store.list()).length >= MAX_APP_PASSWORDS) throw new CommandError(`Error: ${user} already has ${MAX_APP_PASSWORDS} app passwords (the limit): revoke one first`, EX_DATAERR);
     const s = cryptSettings(uc.config, uc.cryptUser);
     const password = newAppPassword();
     let keys: Record<string, string> = {};

@@ -2,7 +2,8 @@
  * mail-crypt for one user, from Dovecot's settings (plugin {} and userdb
  * fields: mail_crypt_save_version, mail_crypt_curve,
  * mail_crypt_private_password, mail_crypt_require_encrypted_user_key,
- * mail_crypt_global_public_key / _private_key): the MessageCodec the store
+ * mail_crypt_global_public_key / _private_key, and Sealmail's
+ * sealmail_crypt_key_rotation): the MessageCodec the store
  * runs every message through and the IndexCipher that seals everything the
  * store caches. `unlockUserCrypt` is the login path (password → keys, once
  * per session); `deliveryCrypt` the offline path (public keys only).
@@ -16,6 +17,7 @@ import { promises as fsp } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { DovecotConfig } from '../config/settings.js';
 import { resolveMailPlugins } from '../config/mail-plugins.js';
+import { parseTime } from '../config/values.js';
 import type { IndexCipher, MessageCodec } from './codec.js';
 import { identityCipher, identityCodec } from './codec.js';
 import { AttributeDict, attributeDictFile } from './attributes.js';
@@ -54,6 +56,8 @@ export interface CryptSettings {
   attributesPath: string;
   globalPublic?: PublicKey;
   globalPrivate: PrivateKey[];
+  /** plugin { sealmail_crypt_key_rotation }: a folder key older than this (ms) is replaced at the folder's next save; 0 = never */
+  rotateAfterMs: number;
 }
 
 function pluginsEnabled(config: DovecotConfig, user: CryptUser): boolean {
@@ -102,8 +106,12 @@ export function cryptSettings(config: DovecotConfig, user: CryptUser, loginPassw
   const gp = get('mail_crypt_global_public_key');
   const attr = config.get('mail_attribute_dict', { protocol: user.protocol });
   const attributesPath = attributeDictFile(attr, user) ?? join(user.mailRoot, 'dovecot-attributes');
+  const rotation = get('sealmail_crypt_key_rotation') || '0';
+  const rotateAfterMs = parseTime(rotation, false);
+  if (typeof rotateAfterMs !== 'number') throw new CryptError(`sealmail_crypt_key_rotation: ${rotateAfterMs}`);
   return {
     enabled,
+    rotateAfterMs,
     saveVersion: Number((sv ?? '0')[0]),
     curve: get('mail_crypt_curve') || undefined,
     password: pw !== undefined && pw !== '' ? Buffer.from(pw, 'utf8') : undefined,
@@ -218,7 +226,7 @@ function makeCodec(s: CryptSettings, user: CryptUser, ks: UserKeystore | undefin
         else {
           if (!ks) throw new CryptError(`user ${user.username}: no key store`);
           await ks.ensureUserKey(s.curve, s.password, s.requireEncryptedUserKey);
-          to = await ks.folderPublicKey(await user.mailboxGuid(mailbox), s.curve, mailbox);
+          to = await ks.folderPublicKey(await user.mailboxGuid(mailbox), s.curve, mailbox, false, s.rotateAfterMs);
         }
         const { header, keydata } = await cryptJob<{ header: Uint8Array; keydata: Uint8Array }>({ op: 'newHeader', to: toWirePub(to) });
         yield* encryptStream(plaintext, Buffer.from(header), Buffer.from(keydata));

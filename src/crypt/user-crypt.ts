@@ -269,12 +269,21 @@ export async function unlockUserCrypt(config: DovecotConfig, user: CryptUser, pa
   try {
     await ks.unlock(s.password, { promote: opts.promotePending });
   } catch (e) {
-    // not the main password: one of the user's app passwords opens its own copy
-    const app = e instanceof CryptError && s.password && user.home ? await AppPasswordStore.forHome(user.home).match(s.password.toString('utf8')).catch(() => null) : null;
-    if (!app) throw e;
-    ks = await keystoreFor(s, user);
-    await ks.unlockWithCopies(app.keys, s.password!);
-    await AppPasswordStore.forHome(user.home!).touch(app);
+    // not the main password: one of the user's app passwords opens its own copy (the copy opening
+    // is the check: auth already paid for the scrypt, a key copy costs a PBKDF2)
+    if (!(e instanceof CryptError) || !s.password || !user.home) throw e;
+    const store = AppPasswordStore.forHome(user.home);
+    let opened: UserKeystore | null = null;
+    for (const r of await store.list().catch(() => [])) {
+      const candidate = await keystoreFor(s, user);
+      try { await candidate.unlockWithCopies(r.keys, s.password); } catch { continue; }
+      if (!candidate.unlocked) continue;
+      opened = candidate;
+      await store.touch(r);
+      break;
+    }
+    if (!opened) throw e;
+    ks = opened;
   }
   if (!(await ks.activeUserKeyId()) && s.curve && s.saveVersion >= 2) await ks.ensureUserKey(s.curve, s.password, s.requireEncryptedUserKey);
   const userKey = await ks.activeUserKey();

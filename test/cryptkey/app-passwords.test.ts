@@ -47,6 +47,9 @@ service pop3-login {
   inet_listener pop3 {
     port = ${pop3Port}
   }
+  inet_listener pop3s {
+    port = 0
+  }
 }
 service managesieve-login {
   inet_listener sieve {

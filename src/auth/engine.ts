@@ -30,6 +30,8 @@ export interface RequestInfo {
   loginUser?: string;
   /** The client showed a certificate that verified against ssl_ca (the auth protocol's `valid-client-cert`). */
   validClientCert?: boolean;
+  /** only the passdb's password counts (a password change's old-password check) */
+  noAppPasswords?: boolean;
 }
 
 /** auth_ssl_require_client_cert's refusal (auth-request-handler.c), answered before any passdb is asked. */
@@ -62,7 +64,19 @@ export interface AuthOutcome {
   masterUser?: string;
   /** the passdb returned fields, none of them visible to clients */
   hiddenFieldsOnly?: boolean;
+  /** the password was one of the user's app passwords (not the passdb's): its id */
+  appPassword?: string;
 }
+
+/**
+ * Sealmail's per-device app passwords (crypt/app-passwords.ts), checked
+ * only after the passdb refused the password: the server installs the
+ * check (auth stays below crypt); without it (sealadm's password commands)
+ * only the passdb's password counts.
+ */
+export type AppPasswordCheck = (home: string, password: string) => Promise<{ id: string; name: string } | null>;
+let appPasswordCheck: AppPasswordCheck | null = null;
+export function setAppPasswordCheck(check: AppPasswordCheck | null): void { appPasswordCheck = check; }
 
 export interface UserOutcome {
   result: 'ok' | 'unknown' | 'tempfail';
@@ -365,14 +379,31 @@ export class AuthEngine {
     try {
       const defaultScheme = backend.defaultScheme ?? 'MD5';
       const ok = await verifyPassword(Buffer.from(password, 'utf8'), stored, { defaultScheme, user, noScheme });
-      if (!ok) failure('Password mismatch');
-      out.result = ok ? 'ok' : 'mismatch';
+      const app = ok || master ? null : await this.appPassword(prefix, user, password, info, out.userdbFields);
+      if (app) out.appPassword = app;
+      else if (!ok) failure('Password mismatch');
+      out.result = ok || app ? 'ok' : 'mismatch';
     } catch (e) {
       // Dovecot: an unusable stored hash fails this login (logged as an error), not a tempfail.
       this.log.error(`${prefix}: ${e instanceof SchemeError ? e.message : 'password verification failed'}`);
       out.result = 'mismatch';
     }
     return out;
+  }
+
+  /**
+   * The passdb refused `password`: is it one of the user's app passwords?
+   * The userdb gives the home (only now, so a normal login costs nothing
+   * more); a user without the file costs one failed open.
+   */
+  private async appPassword(prefix: string, user: string, password: string, info: RequestInfo, prefetched: Fields): Promise<string | null> {
+    if (!appPasswordCheck || info.noAppPasswords) return null;
+    const u = await this.lookupUser(user, info, prefetched, true).catch(() => null);
+    const home = u?.result === 'ok' ? u.fields.find(([k]) => k === 'home')?.[1] : undefined;
+    if (!home) return null;
+    const hit = await appPasswordCheck(home, password);
+    if (hit) this.log.info(`${prefix}: logged in with app password ${hit.id}${hit.name ? ` (${sanitizeName(hit.name)})` : ''}`);
+    return hit?.id ?? null;
   }
 
   /** An auth request's info line, logged only with auth_verbose = yes (Dovecot's auth request events). */

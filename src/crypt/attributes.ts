@@ -162,6 +162,8 @@ export const attrKeys = {
   /** Sealmail: the user keys re-encrypted with a new password, valid until the SQL hash changed (crash-safe password change). */
   userPending: (inbox: string, id: string) => `priv/${inbox}/${ATTR_PVT}server/vendor/vendor.sealmail/crypt/pending-privkeys/${id}`,
   userPendingPrefix: (inbox: string) => `priv/${inbox}/${ATTR_PVT}server/vendor/vendor.sealmail/crypt/pending-privkeys/`,
+  /** Sealmail: when a folder key was made (or first seen), epoch ms, for key rotation; under Dovecot's hidden pvt/ */
+  boxKeyCreated: (box: string, id: string) => `shared/${box}/${ATTR_PVT}sealmail/crypt/created/${id}`,
   /** Sealmail: the user keys encrypted under the recovery code (opt-in). */
   userRecovery: (inbox: string, id: string) => `priv/${inbox}/${ATTR_PVT}server/vendor/vendor.sealmail/crypt/recovery-privkeys/${id}`,
   userRecoveryPrefix: (inbox: string) => `priv/${inbox}/${ATTR_PVT}server/vendor/vendor.sealmail/crypt/recovery-privkeys/`,

@@ -40,7 +40,7 @@ export class UserKeystore {
   /** Unlocked user private keys by id. */
   private userKeys = new Map<string, PrivateKey>();
   private privCache = new Map<string, PrivateKey>();
-  private pubCache = new Map<string, PublicKey>();
+  private pubCache = new Map<string, { key: PublicKey; created: number }>();
   unlockedWithPassword = false;
 
   constructor(readonly dict: AttributeDict, readonly inboxGuid: string, readonly username: string) {}
@@ -205,6 +205,30 @@ export class UserKeystore {
     if (active && !this.userKeys.has(active)) throw this.err('the active user key has no recovery copy (it was generated after the recovery code): recovery impossible');
   }
 
+  /**
+   * Unlock with an app password's own copies of the user keys
+   * (app-passwords.ts): every copy that opens counts; the active key must
+   * be among them (a key generated after the app password was made is not).
+   */
+  async unlockWithCopies(copies: Record<string, string>, password: Buffer): Promise<void> {
+    for (const [id, str] of Object.entries(copies)) {
+      const k = await this.openWith(str, password);
+      if (k && keyId(k) === id) this.userKeys.set(id, k);
+    }
+    const active = await this.activeUserKeyId();
+    if (active && !this.userKeys.has(active)) throw this.err(`the app password holds no copy of the active user key ${active.slice(0, 16)}… (generated after it was made): add a new app password`);
+  }
+
+  /** The unlocked user keys, each encrypted with `password` (an app password's copies). */
+  async wrapUnlocked(password: Buffer): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    for (const [id] of await this.userPrivateKeyStrings()) {
+      const k = this.userKeys.get(id);
+      if (k) out[id] = await cryptJob<string>({ op: 'wrapWithPassword', key: toWirePriv(k), password });
+    }
+    return out;
+  }
+
   get unlocked(): boolean { return this.userKeys.size > 0; }
 
   /** The active unlocked user key (derives the index/key-cache keys). */
@@ -243,32 +267,57 @@ export class UserKeystore {
     return { id, created: true };
   }
 
-  /** The folder's active public key; created (public-key only work) when missing. */
-  async folderPublicKey(boxGuid: string, curve: string | undefined, mailbox: string, force = false): Promise<PublicKey> {
+  /**
+   * The folder's active public key; created (public-key only work) when
+   * missing. `rotateAfterMs` (plugin { sealmail_crypt_key_rotation }): an
+   * active key older than that is replaced by a new one as `doveadm mailbox
+   * cryptokey generate -f` does (the old keys stay, for reading). A key's
+   * age counts from when Sealmail made it or first saw it (Dovecot records
+   * no creation time).
+   */
+  async folderPublicKey(boxGuid: string, curve: string | undefined, mailbox: string, force = false, rotateAfterMs = 0): Promise<PublicKey> {
     if (!force) {
       const cached = this.pubCache.get(boxGuid);
-      if (cached) return cached;
+      if (cached && !(rotateAfterMs && Date.now() - cached.created >= rotateAfterMs)) return cached.key;
       const d = await this.dict.readShared();
       const id = d.get(attrKeys.boxActive(boxGuid));
       if (id) {
         const s = d.get(attrKeys.boxPub(boxGuid, id));
         if (!s) throw this.err(`mailbox ${mailbox}: folder public key ${id} is missing from ${this.dict.path}`);
         const k = publicKeyOf(s);
-        this.pubCache.set(boxGuid, k);
-        return k;
+        let created = Number(d.get(attrKeys.boxKeyCreated(boxGuid, id)));
+        if (rotateAfterMs && !(created > 0)) {
+          created = Date.now();
+          await this.dict.update((m) => { if (!m.get(attrKeys.boxKeyCreated(boxGuid, id))) m.set(attrKeys.boxKeyCreated(boxGuid, id), String(created)); });
+        }
+        if (!(rotateAfterMs && Date.now() - created >= rotateAfterMs)) {
+          this.pubCache.set(boxGuid, { key: k, created: created > 0 ? created : Date.now() });
+          return k;
+        }
+        return this.newFolderKey(boxGuid, curve, mailbox, id);
       }
     }
+    return this.newFolderKey(boxGuid, curve, mailbox, force ? undefined : null);
+  }
+
+  /**
+   * A new active folder key. `replacing`: the active key id being rotated
+   * out (another process may have rotated it meanwhile: then theirs is
+   * kept), null when there was none, undefined to force (generate -f).
+   */
+  private async newFolderKey(boxGuid: string, curve: string | undefined, mailbox: string, replacing: string | null | undefined): Promise<PublicKey> {
     const user = await this.userPublicKey();
     if (!user) throw this.err(`mailbox ${mailbox}: the user has no key pair yet (generate one with sealadm mailbox cryptokey generate -U, or log in once)`);
     const key = fromWirePriv(await cryptJob<WirePriv>({ op: 'generate', curve: curveByName(curve ?? user.curve.name).name }));
     const wrapped = await cryptJob<string>({ op: 'wrapToKey', key: toWirePriv(key), to: toWirePub(user) });
     const id = keyId(key);
     await this.dict.update((m) => {
-      // another process may have created it meanwhile: keep theirs
-      if (!force && m.get(attrKeys.boxActive(boxGuid))) return;
+      // another process may have created (or rotated) it meanwhile: keep theirs
+      if (replacing !== undefined && (m.get(attrKeys.boxActive(boxGuid)) ?? null) !== replacing) return;
       m.set(attrKeys.boxPub(boxGuid, id), publicKeyString(key));
       m.set(attrKeys.boxPriv(boxGuid, id), wrapped);
       m.set(attrKeys.boxActive(boxGuid), id);
+      m.set(attrKeys.boxKeyCreated(boxGuid, id), String(Date.now()));
     });
     this.pubCache.delete(boxGuid);
     return this.folderPublicKey(boxGuid, curve, mailbox);

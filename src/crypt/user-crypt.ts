@@ -2,7 +2,8 @@
  * mail-crypt for one user, from Dovecot's settings (plugin {} and userdb
  * fields: mail_crypt_save_version, mail_crypt_curve,
  * mail_crypt_private_password, mail_crypt_require_encrypted_user_key,
- * mail_crypt_global_public_key / _private_key): the MessageCodec the store
+ * mail_crypt_global_public_key / _private_key, and Sealmail's
+ * sealmail_crypt_key_rotation): the MessageCodec the store
  * runs every message through and the IndexCipher that seals everything the
  * store caches. `unlockUserCrypt` is the login path (password → keys, once
  * per session); `deliveryCrypt` the offline path (public keys only).
@@ -16,6 +17,7 @@ import { promises as fsp } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { DovecotConfig } from '../config/settings.js';
 import { resolveMailPlugins } from '../config/mail-plugins.js';
+import { parseTime } from '../config/values.js';
 import type { IndexCipher, MessageCodec } from './codec.js';
 import { identityCipher, identityCodec } from './codec.js';
 import { AttributeDict, attributeDictFile } from './attributes.js';
@@ -26,6 +28,7 @@ import {
   publicFromPoint, privateFromScalar, type PrivateKey, type PublicKey,
 } from './keys.js';
 import { UserKeystore } from './keystore.js';
+import { AppPasswordStore } from './app-passwords.js';
 
 export interface UserCrypt { codec: MessageCodec; cipher: IndexCipher; keystore?: UserKeystore; settings: CryptSettings }
 
@@ -53,6 +56,8 @@ export interface CryptSettings {
   attributesPath: string;
   globalPublic?: PublicKey;
   globalPrivate: PrivateKey[];
+  /** plugin { sealmail_crypt_key_rotation }: a folder key older than this (ms) is replaced at the folder's next save; 0 = never */
+  rotateAfterMs: number;
 }
 
 function pluginsEnabled(config: DovecotConfig, user: CryptUser): boolean {
@@ -101,8 +106,12 @@ export function cryptSettings(config: DovecotConfig, user: CryptUser, loginPassw
   const gp = get('mail_crypt_global_public_key');
   const attr = config.get('mail_attribute_dict', { protocol: user.protocol });
   const attributesPath = attributeDictFile(attr, user) ?? join(user.mailRoot, 'dovecot-attributes');
+  const rotation = get('sealmail_crypt_key_rotation') || '0';
+  const rotateAfterMs = parseTime(rotation, false);
+  if (typeof rotateAfterMs !== 'number') throw new CryptError(`sealmail_crypt_key_rotation: ${rotateAfterMs}`);
   return {
     enabled,
+    rotateAfterMs,
     saveVersion: Number((sv ?? '0')[0]),
     curve: get('mail_crypt_curve') || undefined,
     password: pw !== undefined && pw !== '' ? Buffer.from(pw, 'utf8') : undefined,
@@ -217,7 +226,7 @@ function makeCodec(s: CryptSettings, user: CryptUser, ks: UserKeystore | undefin
         else {
           if (!ks) throw new CryptError(`user ${user.username}: no key store`);
           await ks.ensureUserKey(s.curve, s.password, s.requireEncryptedUserKey);
-          to = await ks.folderPublicKey(await user.mailboxGuid(mailbox), s.curve, mailbox);
+          to = await ks.folderPublicKey(await user.mailboxGuid(mailbox), s.curve, mailbox, false, s.rotateAfterMs);
         }
         const { header, keydata } = await cryptJob<{ header: Uint8Array; keydata: Uint8Array }>({ op: 'newHeader', to: toWirePub(to) });
         yield* encryptStream(plaintext, Buffer.from(header), Buffer.from(keydata));
@@ -256,8 +265,26 @@ export async function unlockUserCrypt(config: DovecotConfig, user: CryptUser, pa
     const k = s.globalPrivate[0];
     return { codec: makeCodec(s, user, undefined, null), cipher: k ? gcmBox(derive(k, 'sealmail index v1')) : deliveryCipher(user), settings: s };
   }
-  const ks = await keystoreFor(s, user);
-  await ks.unlock(s.password, { promote: opts.promotePending });
+  let ks = await keystoreFor(s, user);
+  try {
+    await ks.unlock(s.password, { promote: opts.promotePending });
+  } catch (e) {
+    // not the main password: one of the user's app passwords opens its own copy (the copy opening
+    // is the check: auth already paid for the scrypt, a key copy costs a PBKDF2)
+    if (!(e instanceof CryptError) || !s.password || !user.home) throw e;
+    const store = AppPasswordStore.forHome(user.home);
+    let opened: UserKeystore | null = null;
+    for (const r of await store.list().catch(() => [])) {
+      const candidate = await keystoreFor(s, user);
+      try { await candidate.unlockWithCopies(r.keys, s.password); } catch { continue; }
+      if (!candidate.unlocked) continue;
+      opened = candidate;
+      await store.touch(r);
+      break;
+    }
+    if (!opened) throw e;
+    ks = opened;
+  }
   if (!(await ks.activeUserKeyId()) && s.curve && s.saveVersion >= 2) await ks.ensureUserKey(s.curve, s.password, s.requireEncryptedUserKey);
   const userKey = await ks.activeUserKey();
   const cache = userKey ? new KeyCache(join(dirname(s.attributesPath), 'sealmail.keycache'), userKey) : null;

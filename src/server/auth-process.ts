@@ -11,7 +11,7 @@
  */
 import type { Socket } from 'node:net';
 import type { DovecotConfig } from '../config/settings.js';
-import { AuthEngine } from '../auth/engine.js';
+import { AuthEngine, setAppPasswordCheck } from '../auth/engine.js';
 import { AuthPenalty } from '../auth/penalty.js';
 import { AuthClientSession } from '../authsock/server.js';
 import { AuthUserdbSession } from '../authsock/userdb.js';
@@ -23,9 +23,21 @@ import type { Fields } from '../auth/databases.js';
 
 /** How long a finished login's userdb_* fields wait for the master's lookup (Dovecot's MASTER_AUTH_SERVER_TIMEOUT_SECS, 150 s). */
 const PREFETCH_TTL_MS = 150_000;
+/** The master's app-password check: an scrypt per app password of the user, well under this. */
+const APP_PASSWORD_TIMEOUT_MS = 30_000;
 
 export function runAuthProcess(config: DovecotConfig): void {
   const log = new Logger('auth');
+  // app passwords live in the users' homes, which default_internal_user cannot read: the master (root) checks them
+  const appWaits = new Map<number, (hit: { id: string; name: string } | null) => void>();
+  let appSeq = 0;
+  setAppPasswordCheck((home, password) => new Promise((resolve) => {
+    const id = ++appSeq;
+    // a master that does not answer (going away) fails the login as a wrong password would, never hangs it
+    const timer = setTimeout(() => { appWaits.delete(id); resolve(null); }, APP_PASSWORD_TIMEOUT_MS);
+    appWaits.set(id, (hit) => { clearTimeout(timer); resolve(hit); });
+    sendTo(process, { t: 'app-password', id, home, password });
+  }));
   const engine = new AuthEngine(config, 'imap');
   let smtp: AuthEngine | null = null;
   let userdb: AuthEngine | null = null;
@@ -55,6 +67,7 @@ export function runAuthProcess(config: DovecotConfig): void {
         (u) => sendTo(process, { t: 'userdb-reply', id: m.id, result: u.result, fields: u.fields }),
         (e: Error) => { log.error(`userdb lookup: ${e.message}`); sendTo(process, { t: 'userdb-reply', id: m.id, result: 'tempfail', fields: [] }); });
     } else if (m.t === 'auth-cache-flush') answerFlush(m, (r) => sendTo(process, r));
+    else if (m.t === 'app-password-reply') { appWaits.get(m.id)?.(m.hit); appWaits.delete(m.id); }
     else if (m.t === 'shutdown') void engine.close().finally(() => process.exit(0));
     else if (m.t === 'retire') live.retire();
   });

@@ -45,6 +45,8 @@ import { zlibStartupWarnings } from '../mailstore/compression/settings.js';
 import { startMetrics } from './stats-metrics.js';
 import { closeStatsListeners, openStatsListeners, type StatsListener } from './stats-http.js';
 import { reportStatsTo, type StatsBatch } from '../util/stats-events.js';
+import { setAppPasswordCheck } from '../auth/engine.js';
+import { verifyAppPassword } from '../crypt/app-passwords.js';
 
 /** A service or child process sends its finished events to the master when the tree has `metric {}` sections (stats-metrics.ts). */
 function reportStats(config: DovecotConfig): void {
@@ -211,6 +213,8 @@ function serviceFor(name: ServiceName, config: DovecotConfig): HandedOffService 
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // every server process's logins (IMAP, POP3, ManageSieve, SMTP AUTH) accept the users' app passwords
+  setAppPasswordCheck(verifyAppPassword);
   const log = new Logger('master');
   // what escapes every session's fault boundary is a bug: Panic line, exit, restarted by the supervisor
   const serviceArg = argv.indexOf('--service');

@@ -68,6 +68,9 @@ export type ChildMessage =
   /** master → login process: connect to the login socket and send `key` (go), or the login failed there */
   | { t: 'login-go'; id: number; key: string; mpid: number }
   | { t: 'login-failed'; id: number; reason: 'init' | 'internal' }
+  /** auth process → master (root master): is this an app password of the user with this home? (the auth process cannot read homes) */
+  | { t: 'app-password'; id: number; home: string; password: string }
+  | { t: 'app-password-reply'; id: number; hit: { id: string; name: string } | null }
   /** master → auth process: a connection to the auth-client socket; a userdb lookup */
   | { t: 'auth-conn'; kind: 'login' | 'auth' | 'auth-userdb' }
   | { t: 'userdb'; id: number; authRef: string; user: string; service: string; rip: string; lip: string }

@@ -45,6 +45,7 @@ import { configFilesSnapshot, stopRecording, type ConfigFilesSnapshot } from '..
 import { mailAccessRefusal, resolveMailUser } from '../mailstore/user-store.js';
 import { resolveGroup, resolveUser, type Identity } from '../util/passwd.js';
 import type { Fields } from '../auth/databases.js';
+import { verifyAppPassword } from '../crypt/app-passwords.js';
 import { closeListeners, openListeners, openUnixListener, type ListenerSpec, type OpenListener, type OpenUnixListener, type TlsMaterial } from './listeners.js';
 import { lmtpInetSpecs, unixListenerSpecs } from './delivery-services.js';
 import { guardAccept } from './faults.js';
@@ -467,6 +468,10 @@ export class RootMaster {
       if (j) sendTo(j.from, { ...m, id: j.id });
     } else if (m.t === 'userdb-reply') { this.userdbWaits.get(m.id)?.done(m); this.userdbWaits.delete(m.id); }
     else if (m.t === 'session-end') this.live.delete(m.sid);
+    else if (m.t === 'app-password' && (this.auth?.child === child || [...this.retiredAuth.values()].some((a) => a.child === child))) {
+      // read as root, never written here (the file stays its owner's): the session notes the use
+      void verifyAppPassword(m.home, m.password, false).then((hit) => sendTo(child, { t: 'app-password-reply', id: m.id, hit }));
+    }
   }
 
   /** A connection to one of the auth sockets, to the auth process (waiting for it while it restarts). */

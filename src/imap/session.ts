@@ -9,6 +9,7 @@
  * mailbox work lives in the command modules; this file never touches the
  * filesystem.
  */
+import type { Socket } from 'node:net';
 import type { Duplex, Writable } from 'node:stream';
 import { constants as zc, createDeflateRaw, createInflateRaw, type DeflateRaw, type InflateRaw } from 'node:zlib';
 import { plaintextMechanisms } from '../auth/mechanisms.js';
@@ -37,6 +38,7 @@ import { abandonAppend, appendOverQuota, isCatenateUrlLiteral, startAppendLitera
 import type { AppendRefusal } from './commands/catenate.js';
 import { faultText, guarded } from '../util/fault.js';
 import { quickAck } from '../util/tcp-socket.js';
+import { LOGIN_PROXY_TTL } from '../util/login-proxy.js';
 import type { LoginConn } from '../config/login-log.js';
 import { ImapSessionStats, imapLogoutLine } from './logout-format.js';
 import { statsEvent, statsWanted } from '../util/stats-events.js';
@@ -175,6 +177,10 @@ export class Session {
   capabilityAskedBeforeLogin = false;
   /** imap-login's id_logged: only the first ID may forward a trusted proxy's client address. */
   idSeen = false;
+  /** login-common's proxy_ttl: hops this login may still be proxied (a trusted proxy's x-proxy-ttl lowers it). */
+  proxyTtl = LOGIN_PROXY_TTL;
+  /** A trusted proxy's ID named the client's ports (x-originating-port, x-connected-port). */
+  forwardedPorts: { rport?: number; lport?: number } = {};
   private rawWaiter: ((line: string | null) => void) | null = null;
   private rawBuf = Buffer.alloc(0);
   /**
@@ -879,6 +885,15 @@ export class Session {
     this.corked = null;
     if (out) while (out.writableCorked > 0) out.uncork();
   }
+
+  /** The client's and this end's TCP ports (as a trusted proxy's ID named them, else the socket's). */
+  get ports(): { rport: number; lport: number } {
+    const sock = this.socket as Partial<Socket>;
+    return { rport: this.forwardedPorts.rport ?? sock.remotePort ?? 0, lport: this.forwardedPorts.lport ?? sock.localPort ?? 0 };
+  }
+
+  /** Lines composed elsewhere (a login proxy forwarding its backend's replies), as they are. */
+  writeRaw(text: string): Promise<void> | void { return this.write(Buffer.from(text, 'utf8')); }
 
   private write(chunk: Buffer): Promise<void> | void {
     if (this.closed) return;

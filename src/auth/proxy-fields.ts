@@ -112,3 +112,26 @@ export function loginRoute(fields: Fields, nologin: boolean, reason: string | un
   if (nologin && host) return { kind: 'referral', referral: { host, port: port || ctx.defaultPort, destuser, reason } };
   return { kind: 'local' };
 }
+
+/**
+ * The proxy fields of an auth OK reply (auth-request-handler.c): the
+ * passdb's fields with `proxy_maybe` resolved (to `proxy`, or every proxy
+ * field dropped when the host is this machine), the client's password as
+ * `pass` and a master user's name as `master` unless the passdb set them.
+ * Empty when the login is not proxied.
+ */
+export function proxyReplyFields(fields: Fields, ctx: RouteContext): Fields {
+  if (!has(fields, 'proxy') && !has(fields, 'proxy_maybe')) return [];
+  if (loginRoute(fields, false, undefined, ctx).kind !== 'proxy') return [];
+  const out: Fields = [['proxy', '']];
+  for (const [k, v] of fields) if (k !== 'proxy' && k !== 'proxy_maybe') out.push([k, v]);
+  if (!has(fields, 'pass')) out.push(['pass', ctx.password]);
+  if (ctx.masterUser && !get(fields, 'master')) out.push(['master', ctx.masterUser]);
+  return out;
+}
+
+/** A nologin FAIL's referral fields (`host`, `port`, `destuser`), when the passdb named a host. */
+export function referralFields(fields: Fields, nologin: boolean): Fields {
+  if (!nologin || !get(fields, 'host') || has(fields, 'proxy')) return [];
+  return [['nologin', ''], ...fields.filter(([k]) => k === 'host' || k === 'port' || k === 'destuser')];
+}

@@ -18,6 +18,7 @@
  * login_proxy_max_reconnects allows. A `nologin` + `host` passdb reply is a
  * `NO [REFERRAL imap://…]` (RFC 2221).
  */
+import { lookup } from 'node:dns/promises';
 import type { ProxyRoute, Referral } from '../auth/proxy-fields.js';
 import { loginLogLine } from '../config/login-log.js';
 import { BackendConnection, LOGIN_PROXY_FAILURE_MSG, PROXY_CONNECT_RETRY_MIN_MSECS, PROXY_CONNECT_RETRY_MSECS, ProxyFailure, failurePrefix, relay, type ProxyFailureType } from '../util/login-proxy.js';
@@ -52,7 +53,7 @@ function uriUser(v: string): string {
 /** `NO [REFERRAL imap://user;AUTH=mech@host[:port]/] reason` (imap-login client_auth_result). */
 export async function referImapLogin(s: Session, tag: string, r: Referral, who: Who): Promise<void> {
   const url = `imap://${uriUser(r.destuser)};AUTH=${uriUser(who.mech)}@${r.host}${r.port !== 143 ? `:${r.port}` : ''}/`;
-  s.authFailed(who.user, false);
+  s.authSucceededElsewhere(who.user);
   await s.send({ kind: 'tagged', tag, status: 'NO', code: { name: 'REFERRAL', args: url }, text: r.reason ?? 'Try this server instead.' });
 }
 
@@ -83,11 +84,24 @@ function checkStart(s: Session, route: ProxyRoute, who: Who): ProxyFailure | nul
  */
 export async function proxyImapLogin(s: Session, tag: string, route: ProxyRoute, who: Who): Promise<void> {
   const config = s.config;
+  if (route.host && !route.ip && !route.badHostip) {
+    // a host name without hostip: Dovecot's auth resolves it (auth_request_proxy_host_lookup); here the login process does
+    try {
+      route = { ...route, ip: (await lookup(route.host)).address };
+    } catch (e) {
+      proxyLog(s, who, route, 'error', `DNS lookup for ${route.host} failed: ${(e as Error).message}`);
+      s.authSucceededElsewhere(who.user);
+      await failureReply(s, tag, 'internal', '');
+      return;
+    }
+  }
   const refused = checkStart(s, route, who);
   // errors found before connecting never log the ip:port prefix Dovecot adds only once connecting
   if (refused) {
-    proxyLog(s, who, refused.type === 'internal' ? { ...route, ip: null } : route, 'error', failurePrefix(refused.type) + refused.reason);
-    s.authFailed(who.user, true);
+    // proxy_check_start's refusals are logged as they are; the TTL check is login_proxy_failed's, with its prefix
+    proxyLog(s, who, refused.type === 'internal' ? { ...route, ip: null } : route, 'error', (refused.type === 'internal' ? '' : failurePrefix(refused.type)) + refused.reason);
+    s.authSucceededElsewhere(who.user);
+    if (refused.type === 'internal') s.silenceLoginLog(); // as Dovecot: the error is the connection's last line
     await failureReply(s, tag, refused.type, refused.reason);
     return;
   }
@@ -118,6 +132,8 @@ export async function proxyImapLogin(s: Session, tag: string, route: ProxyRoute,
       const { stream, input } = s.detach();
       const release = () => s.opts.slot?.release();
       relay(stream, input, b, b.takeRest(), {
+        // Dovecot's in=/out= count the whole connection: what went to the backend, what went to the client
+        sentToBackend: b.bytesWritten, sentToClient: s.bytesOut,
         maxDisconnectDelaySecs: config.getTime('login_proxy_max_disconnect_delay') / 1000,
         log: (line) => proxyLog(s, who, route, 'info', line),
         done: release,
@@ -133,11 +149,12 @@ export async function proxyImapLogin(s: Session, tag: string, route: ProxyRoute,
         await new Promise((r) => setTimeout(r, PROXY_CONNECT_RETRY_MSECS));
         continue;
       }
-      const reason = e.reason.startsWith('connect(') && reconnects ? e.reason.replace(/ \(after (\d+) secs/, ` (after ${Math.floor((Date.now() - started) / 1000)} secs, ${reconnects} reconnects`) : e.reason;
+      // proxy_connect_error_append: the seconds since the first attempt and the reconnects so far
+      const reason = e.reason.startsWith('connect(') ? e.reason.replace(/ \(after \d+ secs/, ` (after ${Math.floor((Date.now() - started) / 1000)} secs${reconnects ? `, ${reconnects} reconnects` : ''}`) : e.reason;
       if (e.type === 'auth' || e.type === 'auth-tempfail') {
         if (config.get('auth_verbose') === 'yes') proxyLog(s, who, route, 'info', `Login failed: ${reason}`);
       } else proxyLog(s, who, route, 'error', failurePrefix(e.type) + reason);
-      s.authFailed(who.user, e.type !== 'auth');
+      s.authSucceededElsewhere(who.user, e.type === 'auth' || e.type === 'auth-tempfail');
       await failureReply(s, tag, e.type, reason);
       return;
     }
@@ -268,7 +285,7 @@ async function dialogue(s: Session, tag: string, route: ProxyRoute, who: Who, b:
       if (s.config.get('auth_verbose') === 'yes') {
         proxyLog(s, who, route, 'info', `Login failed${route.destuser !== who.user ? ` as user ${route.destuser}` : ''}${route.master ? ` (master ${route.master})` : ''}: ${logLine}`);
       }
-      s.authFailed(who.user, false);
+      s.authSucceededElsewhere(who.user, true);
       return null;
     }
     if (line.toUpperCase().startsWith('* CAPABILITY ')) { capability = line.slice(13); continue; }

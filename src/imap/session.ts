@@ -496,6 +496,12 @@ export class Session {
   /** The passdb refused `user`: the line logged when the connection ends names it. */
   authFailed(user: string, temp: boolean): void { this.progress.failed(user, temp); }
 
+  /** The passdb accepted `user`, whose login was proxied or referred and did not succeed (`proxyAuth`: the backend refused it). */
+  authSucceededElsewhere(user: string, proxyAuth = false): void { this.progress.succeeded(user, proxyAuth); }
+
+  /** No disconnect line for this connection (see LoginProgress.silence). */
+  silenceLoginLog(): void { this.progress.silence(); }
+
   /** The login went no further than the login process (a refusal after the passdb's OK): its last line. */
   logLoginRefused(reason: string, user: string, mech: string): void {
     this.progress.logRefused(this.opts.login.log, this.loginConn(), reason, user, mech);
@@ -895,8 +901,12 @@ export class Session {
   /** Lines composed elsewhere (a login proxy forwarding its backend's replies), as they are. */
   writeRaw(text: string): Promise<void> | void { return this.write(Buffer.from(text, 'utf8')); }
 
+  /** Bytes written to the client, before and after login (a login proxy's log line counts them). */
+  bytesOut = 0;
+
   private write(chunk: Buffer): Promise<void> | void {
     if (this.closed) return;
+    this.bytesOut += chunk.length;
     const out: Writable = this.deflate ?? this.socket;
     if (this.state !== 'not-authenticated') this.stats.output += chunk.length;
     if (out.write(chunk)) { this.scheduleFlush(); return; }

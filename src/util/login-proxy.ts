@@ -112,7 +112,10 @@ export class BackendConnection {
   /** Why the backend went away, as io_stream_get_disconnect_reason says it. */
   get disconnectReason(): string { return this.endReason || 'Connection closed'; }
 
-  write(text: string): void { this.socket.write(text); }
+  /** Bytes written to the backend so far. */
+  bytesWritten = 0;
+
+  write(text: string): void { this.bytesWritten += Buffer.byteLength(text); this.socket.write(text); }
 
   /** Fail the login with `onTimeout` once `ms` from the start have passed (login_proxy_timeout covers the whole login). */
   armTimeout(onTimeout: () => void): void {
@@ -152,7 +155,8 @@ export class BackendConnection {
     } catch (e) {
       if (e instanceof ProxyFailure) throw e;
       const secs = Math.floor((Date.now() - started) / 1000);
-      throw new ProxyFailure('connect', `connect(${target.ip}, ${target.port}) failed: ${errnoText(e as NodeJS.ErrnoException)} (after ${secs} secs)`);
+      const err = e as NodeJS.ErrnoException & { local?: string };
+      throw new ProxyFailure('connect', `connect(${target.ip}, ${target.port}) failed: ${errnoText(err)} (after ${secs} secs${err.local ? `, local=${err.local}` : ''})`);
     }
   }
 }
@@ -169,12 +173,24 @@ function errnoText(e: NodeJS.ErrnoException): string {
   }
 }
 
+/**
+ * A TCP connection to the backend. A failed one carries `local`: the
+ * address the attempt was made from (the log's `local=…`), read once the
+ * connect call has bound the socket, as Dovecot's net_getsockname does.
+ */
 function connectTcp(ip: string, port: number, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = tcpConnect({ host: ip, port });
-    const timer = setTimeout(() => { s.destroy(); reject(Object.assign(new Error('Connection timed out'), { code: 'ETIMEDOUT' })); }, Math.max(1, timeoutMs));
+    let local = '';
+    s.once('connectionAttempt', () => process.nextTick(() => {
+      const name: { address?: string; port?: number } = {};
+      (s as unknown as { _handle?: { getsockname?(o: object): void } })._handle?.getsockname?.(name);
+      if (name.address) local = `${name.address.replace(/^::ffff:/, '')}:${name.port}`;
+    }));
+    const fail = (e: NodeJS.ErrnoException) => { s.destroy(); reject(Object.assign(e, { local })); };
+    const timer = setTimeout(() => fail(Object.assign(new Error('Connection timed out'), { code: 'ETIMEDOUT' })), Math.max(1, timeoutMs));
     s.once('connect', () => { clearTimeout(timer); s.removeAllListeners('error'); s.setNoDelay(true); resolve(s); });
-    s.once('error', (e) => { clearTimeout(timer); s.destroy(); reject(e); });
+    s.once('error', (e) => { clearTimeout(timer); fail(e); });
   });
 }
 
@@ -220,6 +236,9 @@ function disconnectDelayMs(rec: BackendRecord, maxDelaySecs: number): number {
 }
 
 export interface RelayOptions {
+  /** bytes already sent to the backend and to the client before the relay (the log line counts the whole connection) */
+  sentToBackend: number;
+  sentToClient: number;
   /** login_proxy_max_disconnect_delay in seconds */
   maxDisconnectDelaySecs: number;
   /** the proxy's log line when either side went (`Disconnected by …`) */
@@ -240,8 +259,8 @@ export function relay(client: Duplex, clientInput: Buffer, backend: BackendConne
   const key = `${server.remoteAddress}:${server.remotePort}`;
   const rec = recordFor(key);
   rec.proxying++;
-  let inBytes = 0; // client -> server
-  let outBytes = backendRest.length; // server -> client
+  let inBytes = opts.sentToBackend; // to the server
+  let outBytes = opts.sentToClient; // to the client
   let last = Date.now();
   let finished = false;
   const finish = (side: 'server' | 'client', err: string) => {
@@ -261,7 +280,7 @@ export function relay(client: Duplex, clientInput: Buffer, backend: BackendConne
   client.on('error', (e) => finish('client', e.message));
   server.on('close', () => finish('server', ''));
   client.on('close', () => { finish('client', ''); opts.done(); });
-  if (backendRest.length) client.write(backendRest);
+  if (backendRest.length) { outBytes += backendRest.length; client.write(backendRest); }
   if (clientInput.length) { inBytes += clientInput.length; server.write(clientInput); }
   server.pipe(client);
   client.pipe(server);

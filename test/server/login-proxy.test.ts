@@ -54,6 +54,7 @@ function passwdRows(p: { dovecot: number; sealmail: number; down: number; garbag
     `sm@example.org:{PLAIN}pass::::::proxy=y host=127.0.0.3 port=${p.sealmail}`,
     `other@example.org:{PLAIN}pass::::::proxy=y host=127.0.0.3 port=${p.sealmail} destuser=sm@example.org`,
     `down@example.org:{PLAIN}pass::::::proxy=y host=127.0.0.2 port=${p.down}`,
+    `badpass@example.org:{PLAIN}pass::::::proxy=y host=127.0.0.2 port=${p.dovecot} pass=wrong`,
     `nohost@example.org:{PLAIN}pass::::::proxy=y`,
     `loop@example.org:{PLAIN}pass::::::proxy=y host=127.0.0.1 port=${p.self}`,
     `garbage@example.org:{PLAIN}pass::::::proxy=y host=127.0.0.1 port=${p.garbage}`,
@@ -67,7 +68,7 @@ function passwdRows(p: { dovecot: number; sealmail: number; down: number; garbag
 /** What the client sees for each user's LOGIN: the tagged reply (and a command after it, when it worked). */
 async function transcript(port: number): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
-  for (const user of ['dv', 'sm', 'down', 'nohost', 'loop', 'garbage', 'stall', 'ref', 'ttl']) {
+  for (const user of ['dv', 'sm', 'down', 'badpass', 'nohost', 'loop', 'garbage', 'stall', 'ref', 'ttl']) {
     const c = await client(port);
     try {
       // ttl: a trusted client (a proxy in front) says this login has one hop left: a loop
@@ -78,6 +79,16 @@ async function transcript(port: number): Promise<Record<string, string>> {
     } finally { c.close(); }
   }
   return out;
+}
+
+const TRANSCRIPT_USERS = /user=<(dv|sm|down|badpass|nohost|loop|garbage|stall|ref)@example\.org>/;
+
+/** The login process's proxy and disconnect lines of the transcript's users, normalised, once each. */
+function proxyLines(log: string): string[] {
+  const lines = log.split('\n').filter((l) => TRANSCRIPT_USERS.test(l) && /imap-login: (Info|Error): (proxy\(|Disconnected: )/.test(l));
+  return [...new Set(lines.map((l) => l.slice(l.indexOf('imap-login: '))
+    .replace(/session=<[^>]*>/, 'session=<>').replace(/local=[\d.]+:\d+/, 'local=…').replace(/\(\d+\.\d+ secs\)/, '(… secs)')
+    .replace(/\d+s idle, in=\d+, out=\d+/, '…s idle, in=…, out=…').replace(/after \d+ secs/, 'after … secs').replace(/in \d+ secs/, 'in … secs')))].sort();
 }
 
 test('IMAP login proxy: routes by passdb, forwards the client address, refuses bad routes as Dovecot does', { timeout: 240_000 }, async (t) => {
@@ -101,19 +112,17 @@ test('IMAP login proxy: routes by passdb, forwards the client address, refuses b
   const proxyConf = (file: string) => `passdb {\n  driver = passwd-file\n  args = ${file}\n}\n`;
   // the client's address is trusted: its ID may carry x-proxy-ttl, as a proxy in front would
   const common = `disable_plaintext_auth = no\nlogin_proxy_max_reconnects = 1\nauth_verbose = yes\nlogin_trusted_networks = ${CLIENT_IP}/32\n`;
-  // the Sealmail proxy: its own port is `self` in its file
-  let sealFile = '';
-  const proxy = await startSealmail(t, {
-    passdb: proxyConf(join(files, 'sealmail.passwd')),
+  /** A Sealmail proxy with its own passwd-file (its own port is `self` there); `rootMaster`: no mail_uid, login processes apart. */
+  const sealProxy = (name: string, rootMaster: boolean) => startSealmail(t, {
+    passdb: proxyConf(join(files, `${name}.passwd`)),
     extraConf: common,
-    beforeStart: () => undefined,
     rewriteConf: (text) => {
       const self = /inet_listener imap \{\n\s*port = (\d+)/.exec(text)![1];
-      sealFile = passwdRows({ ...ports, self: Number(self) });
-      writeFileSync(join(files, 'sealmail.passwd'), sealFile, { mode: 0o644 });
-      return text;
+      writeFileSync(join(files, `${name}.passwd`), passwdRows({ ...ports, self: Number(self) }), { mode: 0o644 });
+      return rootMaster ? text.replace(/^mail_[ug]id = .*\n/gm, '') : text;
     },
   });
+  const proxy = await sealProxy('sealmail', false);
 
   await t.test('each user lands on its backend, which logs the real client address', async () => {
     const c = await client(proxy.imapPort);
@@ -155,6 +164,8 @@ test('IMAP login proxy: routes by passdb, forwards the client address, refuses b
   await t.test('bad routes: Dovecot\'s replies and log lines, nothing hangs', async () => {
     const r = await transcript(proxy.imapPort);
     assert.equal(r.down, 'a NO [UNAVAILABLE] Account is temporarily unavailable.\r\n');
+    // the backend refused the password the passdb gave (`pass=`): Dovecot's generic text, whatever the backend said
+    assert.equal(r.badpass, 'a NO [AUTHENTICATIONFAILED] Authentication failed.\r\n');
     assert.equal(r.nohost, 'a NO [UNAVAILABLE] Account is temporarily unavailable.\r\n');
     assert.equal(r.loop, 'a NO [UNAVAILABLE] Account is temporarily unavailable.\r\n');
     assert.equal(r.garbage, 'a NO [UNAVAILABLE] Account is temporarily unavailable.\r\n');
@@ -163,8 +174,8 @@ test('IMAP login proxy: routes by passdb, forwards the client address, refuses b
     assert.equal(r.ttl, 'a NO [SERVERBUG] Account is temporarily unavailable.\r\n');
     const log = proxy.output();
     assert.match(log, /proxy\(down@example\.org,127\.0\.0\.2:\d+\): connect\(127\.0\.0\.2, \d+\) failed: Connection refused \(after \d+ secs, 1 reconnects/);
-    assert.match(log, /proxy\(nohost@example\.org\): Aborting due to internal error: host not given/);
-    assert.match(log, /proxy\(loop@example\.org\): Aborting due to internal error: Proxying loops to itself/);
+    assert.match(log, /proxy\(nohost@example\.org\): host not given/);
+    assert.match(log, /proxy\(loop@example\.org\): Proxying loops to itself/);
     assert.match(log, /proxy\(garbage@example\.org,127\.0\.0\.1:\d+\): Remote server sent invalid input: Invalid banner: HELLO this is not IMAP/);
     assert.match(log, /proxy\(stall@example\.org,127\.0\.0\.1:\d+\): Login timed out in state=\/none/);
     assert.match(log, /proxy\(sm@example\.org,127\.0\.0\.3:\d+\): Aborting due to remote server: TTL reached zero - proxies appear to be looping\?/);
@@ -180,8 +191,15 @@ test('IMAP login proxy: routes by passdb, forwards the client address, refuses b
       extraConf: `${common}service imap-login {\n  inet_listener imap {\n    port = ${dvProxyPort}\n  }\n}\n`,
     });
     if (!dvProxy) return;
-    const ours = await transcript(proxy.imapPort);
     const theirs = await transcript(dvProxyPort).catch((e: Error) => { throw new Error(`${e.message}\n${dvProxy.log()}`); });
-    assert.deepEqual(ours, theirs);
+    assert.deepEqual(await transcript(proxy.imapPort), theirs);
+    // and the same log lines (times, ports, sessions and byte counts aside)
+    assert.deepEqual(proxyLines(proxy.output()), proxyLines(dvProxy.log()));
+    // the root-master mode: the login processes proxy, the auth process's OK carries the route
+    if (process.getuid?.() !== 0) return;
+    const rootProxy = await sealProxy('root-master', true);
+    assert.match(rootProxy.output(), /\(root master\)/);
+    assert.deepEqual(await transcript(rootProxy.imapPort), theirs);
+    assert.match(rootProxy.output(), /proxy\(dv@example\.org,127\.0\.0\.2:\d+\): Started proxying to <127\.0\.0\.2>/);
   });
 });

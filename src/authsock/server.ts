@@ -170,7 +170,7 @@ export class AuthClientSession {
       this.onLogin?.(this.cuid, id, a.userdbFields);
       const extra = master ?? (a.user !== user ? `\t\toriginal_user=${escape(user)}` : '');
       // a proxied login: where to, and the password for the backend (the login process proxies, auth-request-handler.c)
-      const proxy = proxyReplyFields(a.fields, {
+      const proxy = proxyReplyFields(a.rawFields ?? a.fields, {
         user: a.user, password, masterUser: a.masterUser, lip: p.info.lip ?? '', lport: Number(p.info.lport) || 0,
         selfIps: this.config.get('auth_proxy_self').split(/\s+/).filter(Boolean), defaultPort: 0, defaultSslPort: 0,
       });
@@ -180,7 +180,7 @@ export class AuthClientSession {
     if (a.result === 'tempfail') { this.send(`FAIL\t${id}\tuser=${escape(a.user)}\ttemp`); return; }
     this.penalty.failed(rip);
     // the master's password was right, the user is not in the passdbs (pass = yes): an authorization failure
-    const referral = a.result === 'ok' ? replyFields(referralFields(a.fields, a.nologin)) : '';
+    const referral = a.result === 'ok' ? replyFields(referralFields(a.rawFields ?? a.fields, a.nologin)) : '';
     await this.fail(id, a.user, p.info, a.nodelay, a.reason, master ? `\tuser=${escape(a.user)}\tcode=authz_fail${master}` : referral ? `\tuser=${escape(a.user)}${referral}` : undefined);
   }
 

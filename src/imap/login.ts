@@ -71,8 +71,9 @@ export class LoginService {
 }
 
 /** Where the passdb's fields send an IMAP login (auth/proxy-fields.ts), on this connection. */
-export function imapRoute(config: DovecotConfig, a: Pick<AuthOutcome, 'fields' | 'nologin' | 'reason' | 'user' | 'masterUser'>, password: string, info: RequestInfo): LoginRoute {
-  return loginRoute(a.fields, a.nologin, a.reason, {
+export function imapRoute(config: DovecotConfig, a: Pick<AuthOutcome, 'fields' | 'rawFields' | 'nologin' | 'reason' | 'user' | 'masterUser'>, password: string, info: RequestInfo): LoginRoute {
+  // the values as the passdb gave them: `starttls=any-cert` keeps its value (the engine's `fields` keep only a flag's name)
+  return loginRoute(a.rawFields ?? a.fields, a.nologin, a.reason, {
     user: a.user, password, masterUser: a.masterUser, lip: info.lip ?? '', lport: info.lport ?? 0,
     selfIps: config.get('auth_proxy_self').split(/\s+/).filter(Boolean), defaultPort: 143, defaultSslPort: 993,
   });

@@ -48,11 +48,14 @@ async function waitFor(what: string, cond: () => boolean, ms = 20_000): Promise<
 }
 
 /** The passwd-file rows: one user per route; `self` is the proxy's own port (the loop). */
-function passwdRows(p: { dovecot: number; sealmail: number; down: number; garbage: number; stall: number; self: number }): string {
+function passwdRows(p: { dovecot: number; sealmail: number; sealmailTls: number; down: number; garbage: number; stall: number; self: number }): string {
   return [
     `dv@example.org:{PLAIN}pass::::::proxy=y host=127.0.0.2 port=${p.dovecot}`,
     `sm@example.org:{PLAIN}pass::::::proxy=y host=127.0.0.3 port=${p.sealmail}`,
     `other@example.org:{PLAIN}pass::::::proxy=y host=127.0.0.3 port=${p.sealmail} destuser=sm@example.org`,
+    `tls@example.org:{PLAIN}pass::::::proxy=y host=127.0.0.3 port=${p.sealmailTls} ssl=any-cert`,
+    `stls@example.org:{PLAIN}pass::::::proxy=y host=127.0.0.3 port=${p.sealmail} starttls=any-cert`,
+    `strict@example.org:{PLAIN}pass::::::proxy=y host=127.0.0.3 port=${p.sealmailTls} ssl=yes`,
     `down@example.org:{PLAIN}pass::::::proxy=y host=127.0.0.2 port=${p.down}`,
     `badpass@example.org:{PLAIN}pass::::::proxy=y host=127.0.0.2 port=${p.dovecot} pass=wrong`,
     `nohost@example.org:{PLAIN}pass::::::proxy=y`,
@@ -105,7 +108,7 @@ test('IMAP login proxy: routes by passdb, forwards the client address, refuses b
   const downPort = await freePort(); // nothing listens there
   const garbagePort = await fakeBackend(t, (s) => s.write('HELLO this is not IMAP\r\n'));
   const stallPort = await fakeBackend(t, () => undefined);
-  const ports = { dovecot: dvPort, sealmail: backendSm.imapPort, down: downPort, garbage: garbagePort, stall: stallPort };
+  const ports = { dovecot: dvPort, sealmail: backendSm.imapPort, sealmailTls: backendSm.imapsPort, down: downPort, garbage: garbagePort, stall: stallPort };
 
   const files = tempDir(t, 'proxy-passwd');
   chmodSync(files, 0o755); // read by the servers' unprivileged processes
@@ -144,6 +147,20 @@ test('IMAP login proxy: routes by passdb, forwards the client address, refuses b
     assert.match(await o.cmd('a', 'LOGIN other@example.org pass'), /^a OK /);
     o.close();
     await waitFor('the destuser line', () => /Started proxying to <127\.0\.0\.3> as user sm@example\.org/.test(proxy.output()));
+  });
+
+  await t.test('ssl=any-cert and starttls=any-cert reach the backend over TLS; ssl=yes checks its certificate', async () => {
+    for (const user of ['tls', 'stls']) {
+      const c = await client(proxy.imapPort);
+      assert.match(await c.cmd('a', `LOGIN ${user}@example.org pass`), /^a OK \[CAPABILITY IMAP4rev1 [^\]]*\] Logged in\r\n$/, proxy.output().split('\n').filter((l) => l.includes(`${user}@`)).join('\n'));
+      assert.match(await c.cmd('b', 'SELECT INBOX'), /b OK \[READ-WRITE\] Select completed/);
+      c.close();
+    }
+    await waitFor('the TLS logins on the backend', () => /Login: user=<tls@example\.org>[^\n]*TLS/.test(backendSm.output()) && /Login: user=<stls@example\.org>[^\n]*TLS/.test(backendSm.output()));
+    // the backend's self-signed certificate is not trusted: the login fails as a backend that is down
+    const c = await client(proxy.imapPort);
+    assert.equal(await c.cmd('a', 'LOGIN strict@example.org pass'), 'a NO [UNAVAILABLE] Account is temporarily unavailable.\r\n');
+    c.close();
   });
 
   await t.test('proxy_maybe to this very listener is served here', async () => {

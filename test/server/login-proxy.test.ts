@@ -48,7 +48,7 @@ async function waitFor(what: string, cond: () => boolean, ms = 20_000): Promise<
 }
 
 /** The passwd-file rows: one user per route; `self` is the proxy's own port (the loop). */
-function passwdRows(p: { dovecot: number; sealmail: number; sealmailTls: number; down: number; garbage: number; stall: number; self: number }): string {
+function passwdRows(p: { dovecot: number; sealmail: number; sealmailTls: number; down: number; garbage: number; stall: number; dies: number; self: number }): string {
   return [
     `dv@example.org:{PLAIN}pass::::::proxy=y host=127.0.0.2 port=${p.dovecot}`,
     `sm@example.org:{PLAIN}pass::::::proxy=y host=127.0.0.3 port=${p.sealmail}`,
@@ -63,6 +63,7 @@ function passwdRows(p: { dovecot: number; sealmail: number; sealmailTls: number;
     `garbage@example.org:{PLAIN}pass::::::proxy=y host=127.0.0.1 port=${p.garbage}`,
     `stall@example.org:{PLAIN}pass::::::proxy=y host=127.0.0.1 port=${p.stall} proxy_timeout=2`,
     `ref@example.org:{PLAIN}pass::::::nologin=y host=imap2.example.org reason=Moved`,
+    `dies@example.org:{PLAIN}pass::::::proxy=y host=127.0.0.1 port=${p.dies}`,
     `local@example.org:{PLAIN}pass::::::proxy_maybe=y host=127.0.0.1 port=${p.self}`,
     '',
   ].join('\n');
@@ -108,7 +109,18 @@ test('IMAP login proxy: routes by passdb, forwards the client address, refuses b
   const downPort = await freePort(); // nothing listens there
   const garbagePort = await fakeBackend(t, (s) => s.write('HELLO this is not IMAP\r\n'));
   const stallPort = await fakeBackend(t, () => undefined);
-  const ports = { dovecot: dvPort, sealmail: backendSm.imapPort, sealmailTls: backendSm.imapsPort, down: downPort, garbage: garbagePort, stall: stallPort };
+  // a backend that logs the user in and goes away at the first command after it
+  const diesPort = await fakeBackend(t, (s) => {
+    s.write('* OK [CAPABILITY IMAP4rev1 LITERAL+] ready\r\n');
+    let buf = '';
+    let loggedIn = false;
+    s.on('data', (d: Buffer) => {
+      buf += d.toString('latin1');
+      if (!loggedIn && /^L LOGIN /m.test(buf)) { loggedIn = true; s.write('* CAPABILITY IMAP4rev1\r\nC OK done\r\nL OK Logged in\r\n'); }
+      if (/^b NOOP/m.test(buf)) s.destroy();
+    });
+  });
+  const ports = { dovecot: dvPort, sealmail: backendSm.imapPort, sealmailTls: backendSm.imapsPort, down: downPort, garbage: garbagePort, stall: stallPort, dies: diesPort };
 
   const files = tempDir(t, 'proxy-passwd');
   chmodSync(files, 0o755); // read by the servers' unprivileged processes
@@ -196,6 +208,19 @@ test('IMAP login proxy: routes by passdb, forwards the client address, refuses b
     assert.match(log, /proxy\(garbage@example\.org,127\.0\.0\.1:\d+\): Remote server sent invalid input: Invalid banner: HELLO this is not IMAP/);
     assert.match(log, /proxy\(stall@example\.org,127\.0\.0\.1:\d+\): Login timed out in state=\/none/);
     assert.match(log, /proxy\(sm@example\.org,127\.0\.0\.3:\d+\): Aborting due to remote server: TTL reached zero - proxies appear to be looping\?/);
+  });
+
+  await t.test('a backend that goes away mid-session: the client is disconnected, the proxy logs it, others carry on', async () => {
+    const other = await client(proxy.imapPort);
+    assert.match(await other.cmd('a', 'LOGIN sm@example.org pass'), /^a OK /);
+    const c = await client(proxy.imapPort);
+    assert.match(await c.cmd('a', 'LOGIN dies@example.org pass'), /^a OK \[CAPABILITY IMAP4rev1\] Logged in\r\n$/);
+    c.sock.write('b NOOP\r\n');
+    await waitFor('the client\'s disconnect', () => c.sock.destroyed || c.sock.readableEnded);
+    await waitFor('the proxy\'s line', () => /proxy\(dies@example\.org,127\.0\.0\.1:\d+\): Disconnected by server \(\d+s idle, in=\d+, out=\d+\)/.test(proxy.output()));
+    assert.match(await other.cmd('b', 'NOOP'), /b OK NOOP completed/);
+    other.close();
+    c.close();
   });
 
   await t.test('the same passwd-file behind a real Dovecot proxy gives the same replies', async () => {

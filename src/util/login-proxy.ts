@@ -196,7 +196,8 @@ function connectTcp(ip: string, port: number, timeoutMs: number): Promise<Socket
 
 function tlsHandshake(raw: Socket, target: BackendTarget): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
-    const s = tlsConnect({ socket: raw, servername: isIpText(target.host) ? undefined : target.host, rejectUnauthorized: !target.anyCert });
+    // the certificate must name `host` (an IP host: its IP), as Dovecot's ssl_iostream_check_cert_validity
+    const s = tlsConnect({ socket: raw, host: target.host, servername: isIpText(target.host) ? undefined : target.host, rejectUnauthorized: !target.anyCert });
     s.once('secureConnect', () => { s.removeAllListeners('error'); resolve(s); });
     s.once('error', (e) => { s.destroy(); reject(new ProxyFailure('remote', `Failed to start SSL/TLS: ${e.message}`)); });
   });

@@ -23,6 +23,8 @@ export interface RequestInfo {
   service: string;
   rip?: string;
   lip?: string;
+  /** the connection's local port (proxy_maybe compares it with the passdb's `port`) */
+  lport?: number;
   mech?: string;
   secured?: boolean;
   session?: string;

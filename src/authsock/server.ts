@@ -16,6 +16,7 @@ import { plaintextMechanisms } from '../auth/mechanisms.js';
 import type { DovecotConfig } from '../config/settings.js';
 import type { Logger } from '../log/logger.js';
 import { faultText, guarded } from '../util/fault.js';
+import { proxyReplyFields, referralFields } from '../auth/proxy-fields.js';
 
 let cuidCounter = 0;
 /** Dovecot's AUTH_CLIENT_MAX_LINE_LENGTH: a longer line is a protocol error (disconnect). */
@@ -170,13 +171,19 @@ export class AuthClientSession {
       this.penalty.succeeded(rip);
       this.onLogin?.(this.cuid, id, a.userdbFields);
       const extra = master ?? (a.user !== user ? `\t\toriginal_user=${escape(user)}` : '');
-      this.send(`OK\t${id}\tuser=${escape(a.user)}${extra}`);
+      // a proxied login: where to, and the password for the backend (the login process proxies, auth-request-handler.c)
+      const proxy = proxyReplyFields(a.rawFields ?? a.fields, {
+        user: a.user, password, masterUser: a.masterUser, lip: p.info.lip ?? '', lport: Number(p.info.lport) || 0,
+        selfIps: this.config.get('auth_proxy_self').split(/\s+/).filter(Boolean), defaultPort: 0, defaultSslPort: 0,
+      });
+      this.send(`OK\t${id}\tuser=${escape(a.user)}${extra}${replyFields(proxy)}`);
       return;
     }
     if (a.result === 'tempfail') { this.send(`FAIL\t${id}\tuser=${escape(a.user)}\ttemp`); return; }
     this.penalty.failed(rip);
     // the master's password was right, the user is not in the passdbs (pass = yes): an authorization failure
-    await this.fail(id, a.user, p.info, a.nodelay, a.reason, master && `\tuser=${escape(a.user)}\tcode=authz_fail${master}`);
+    const referral = a.result === 'ok' ? replyFields(referralFields(a.rawFields ?? a.fields, a.nologin)) : '';
+    await this.fail(id, a.user, p.info, a.nodelay, a.reason, master ? `\tuser=${escape(a.user)}\tcode=authz_fail${master}` : referral ? `\tuser=${escape(a.user)}${referral}` : undefined);
   }
 
   private async fail(id: string, user: string, _info: Record<string, string>, nodelay = false, reason?: string, fields?: string): Promise<void> {
@@ -184,4 +191,9 @@ export class AuthClientSession {
     if (delay) await new Promise((r) => setTimeout(r, delay));
     this.send(`FAIL\t${id}${fields ?? (user ? `\tuser=${escape(user)}` : '')}${reason ? `\treason=${escape(reason)}` : ''}`);
   }
+}
+
+/** Extra fields of an OK/FAIL line: `key=value`, a flag as its bare name. */
+function replyFields(fields: Fields): string {
+  return fields.map(([k, v]) => `\t${k}${v === '' && k !== 'pass' ? '' : `=${escape(v)}`}`).join('');
 }

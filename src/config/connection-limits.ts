@@ -151,6 +151,19 @@ export class LoginProgress {
   /** The passdb refused `user` (the user the failure line names); `temp`: a temporary failure. */
   failed(user: string, temp = false): void { this.user = user; this.temp = temp; }
 
+  private successes = 0;
+  private proxyAuthFailed = false;
+
+  /**
+   * The passdb accepted `user` but the login went no further here (a proxy
+   * that failed, a referral: auth_successes); `proxyAuth`: the proxy's
+   * backend refused the login (proxy_auth_failed).
+   */
+  succeeded(user: string, proxyAuth = false): void { this.user = user; this.successes++; if (proxyAuth) this.proxyAuthFailed = true; }
+
+  /** The connection ends without a disconnect line (a proxied login refused before connecting: Dovecot logs only the error). */
+  silence(): void { this.done = true; }
+
   /** Whether the connection's last line (login or disconnect) was logged. */
   get ended(): boolean { return this.done; }
 
@@ -188,6 +201,8 @@ export class LoginProgress {
       : this.attempts === 0 ? `(no auth attempts in ${secs(this.created)} secs)`
       : requireCert && conn.clientCert === undefined ? "(cert required, client didn't start TLS)"
       : inSasl && this.attempts === 1 ? `(client didn't finish SASL auth, waited ${secs(this.started)} secs)`
+      : this.proxyAuthFailed ? '(proxy dest auth failed)'
+      : this.successes > 0 ? `(internal failure, ${this.successes} successful auths)`
       : this.temp ? '(auth service reported temporary failure)'
       : `(auth failed, ${this.attempts} attempts in ${secs(this.started)} secs)`;
     log.info(this.line(conn, reason ? `Disconnected: ${reason} ${why}` : `Disconnected ${why}`));

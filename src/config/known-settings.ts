@@ -226,6 +226,8 @@ export const SEALMAIL_HONOURS = new Set([
   'deliver_log_format', 'mail_log_prefix',
   // the users of the root master mode's login and auth/LMTP processes (src/server/root-master.ts)
   'default_login_user', 'default_internal_user',
+  // the IMAP login proxy driven by the passdb's proxy/host fields (auth/proxy-fields.ts, imap/login-proxy.ts)
+  'login_proxy_timeout', 'login_proxy_max_reconnects', 'login_proxy_max_disconnect_delay', 'auth_proxy_self',
 ]);
 
 /** Settings that only shape Dovecot's own processes; accepted without a warning. */

@@ -20,6 +20,8 @@ import type { UserMetadata } from '../mailstore/metadata.js';
 import type { UserQuota } from '../quota/quota.js';
 import type { ImapSieveHook } from '../sieve/imapsieve.js';
 import { MailAccessRefused, openMailUser } from '../mailuser/open-mail-user.js';
+import { loginRoute, type LoginRoute } from '../auth/proxy-fields.js';
+import type { AuthOutcome } from '../auth/engine.js';
 
 export type LoginResult =
   | { ok: true; user: string; store: MailStore; quota: UserQuota | null; mailPlugins: string[]; metadata: UserMetadata | 'disabled' | 'no-dict'; imapSieve: ImapSieveHook | null; alert?: string }
@@ -28,7 +30,9 @@ export type LoginResult =
   /** Authenticated, but the user's mail cannot be opened (Dovecot: "Logged in, but initialization failed." and BYE). */
   | { ok: false; initFailed: true }
   /** Authenticated in a login process: the session goes on in a mail process (server/login-process.ts). */
-  | { ok: false; handOff: (tag: string) => Promise<void> };
+  | { ok: false; handOff: (tag: string) => Promise<void> }
+  /** The passdb sends the login elsewhere: a backend to proxy to, or a referral (imap/login-proxy.ts). */
+  | { ok: false; route: Exclude<LoginRoute, { kind: 'local' }>; user: string };
 
 /** What a pre-login session needs of its login service: the login, and the imap-login log. */
 export type ImapLogin = Pick<LoginService, 'login' | 'log'>;
@@ -47,6 +51,10 @@ export class LoginService {
     const a = await this.engine.authenticate(login, password, { ...info, service: 'imap' });
     if (a.result === 'tempfail') return { ok: false, code: 'UNAVAILABLE', text: 'Temporary authentication failure.' };
     if (a.clientCertRefused) return clientCertRefusal(a.reason ?? '');
+    const route = a.result === 'ok' ? imapRoute(this.config, a, password, info) : { kind: 'local' as const };
+    if (route.kind === 'referral') await sleep(failureDelayMs(this.config.getTime('auth_failure_delay'), a.nodelay));
+    // a proxied login needs no userdb and no mail here: the backend has them
+    if (route.kind !== 'local') { if (route.kind === 'proxy') this.penalty.succeeded(info.rip); else this.penalty.failed(info.rip); return { ok: false, route, user: a.user }; }
     if (a.result !== 'ok' || a.nologin) {
       this.penalty.failed(info.rip);
       await sleep(failureDelayMs(this.config.getTime('auth_failure_delay'), a.nodelay));
@@ -62,6 +70,15 @@ export class LoginService {
   }
 
   async close(): Promise<void> { await this.engine.close(); }
+}
+
+/** Where the passdb's fields send an IMAP login (auth/proxy-fields.ts), on this connection. */
+export function imapRoute(config: DovecotConfig, a: Pick<AuthOutcome, 'fields' | 'rawFields' | 'nologin' | 'reason' | 'user' | 'masterUser'>, password: string, info: RequestInfo): LoginRoute {
+  // the values as the passdb gave them: `starttls=any-cert` keeps its value (the engine's `fields` keep only a flag's name)
+  return loginRoute(a.rawFields ?? a.fields, a.nologin, a.reason, {
+    user: a.user, password, masterUser: a.masterUser, lip: info.lip ?? '', lport: info.lport ?? 0,
+    selfIps: config.get('auth_proxy_self').split(/\s+/).filter(Boolean), defaultPort: 143, defaultSslPort: 993,
+  });
 }
 
 /**

@@ -9,6 +9,7 @@
  * mailbox work lives in the command modules; this file never touches the
  * filesystem.
  */
+import type { Socket } from 'node:net';
 import type { Duplex, Writable } from 'node:stream';
 import { constants as zc, createDeflateRaw, createInflateRaw, type DeflateRaw, type InflateRaw } from 'node:zlib';
 import { plaintextMechanisms } from '../auth/mechanisms.js';
@@ -38,6 +39,7 @@ import type { AppendRefusal } from './commands/catenate.js';
 import { faultText, guarded } from '../util/fault.js';
 import { quickAck } from '../util/tcp-socket.js';
 import { clientCertOf, type ClientCert } from '../util/tls-client-cert.js';
+import { LOGIN_PROXY_TTL } from '../util/login-proxy.js';
 import type { LoginConn } from '../config/login-log.js';
 import { ImapSessionStats, imapLogoutLine } from './logout-format.js';
 import { statsEvent, statsWanted } from '../util/stats-events.js';
@@ -176,6 +178,10 @@ export class Session {
   capabilityAskedBeforeLogin = false;
   /** imap-login's id_logged: only the first ID may forward a trusted proxy's client address. */
   idSeen = false;
+  /** login-common's proxy_ttl: hops this login may still be proxied (a trusted proxy's x-proxy-ttl lowers it). */
+  proxyTtl = LOGIN_PROXY_TTL;
+  /** A trusted proxy's ID named the client's ports (x-originating-port, x-connected-port). */
+  forwardedPorts: { rport?: number; lport?: number } = {};
   private rawWaiter: ((line: string | null) => void) | null = null;
   private rawBuf = Buffer.alloc(0);
   /**
@@ -493,6 +499,12 @@ export class Session {
 
   /** The passdb refused `user`: the line logged when the connection ends names it. */
   authFailed(user: string, temp: boolean): void { this.progress.failed(user, temp); }
+
+  /** The passdb accepted `user`, whose login was proxied or referred and did not succeed (`proxyAuth`: the backend refused it). */
+  authSucceededElsewhere(user: string, proxyAuth = false): void { this.progress.succeeded(user, proxyAuth); }
+
+  /** No disconnect line for this connection (see LoginProgress.silence). */
+  silenceLoginLog(): void { this.progress.silence(); }
 
   /** The login went no further than the login process (a refusal after the passdb's OK): its last line. */
   logLoginRefused(reason: string, user: string, mech: string): void {
@@ -884,8 +896,21 @@ export class Session {
     if (out) while (out.writableCorked > 0) out.uncork();
   }
 
+  /** The client's and this end's TCP ports (as a trusted proxy's ID named them, else the socket's). */
+  get ports(): { rport: number; lport: number } {
+    const sock = this.socket as Partial<Socket>;
+    return { rport: this.forwardedPorts.rport ?? sock.remotePort ?? 0, lport: this.forwardedPorts.lport ?? sock.localPort ?? 0 };
+  }
+
+  /** Lines composed elsewhere (a login proxy forwarding its backend's replies), as they are. */
+  writeRaw(text: string): Promise<void> | void { return this.write(Buffer.from(text, 'utf8')); }
+
+  /** Bytes written to the client, before and after login (a login proxy's log line counts them). */
+  bytesOut = 0;
+
   private write(chunk: Buffer): Promise<void> | void {
     if (this.closed) return;
+    this.bytesOut += chunk.length;
     const out: Writable = this.deflate ?? this.socket;
     if (this.state !== 'not-authenticated') this.stats.output += chunk.length;
     if (out.write(chunk)) { this.scheduleFlush(); return; }

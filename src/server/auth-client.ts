@@ -8,9 +8,11 @@
  * `reason=` for a text to show). The password travels only on this socket.
  */
 import { connect, type Socket } from 'node:net';
+import type { Fields } from '../auth/databases.js';
 
 /** `ref`: the auth process's CUID and the request id, for the userdb lookup after the login (Dovecot's auth master REQUEST). */
-export type AuthReply = { ok: true; user: string; ref: string } | { ok: false; temp: boolean; reason?: string };
+/** `fields`: the reply's other fields (a proxied login's `proxy`/`host`/`pass`…, a referral's `nologin`/`host`). */
+export type AuthReply = { ok: true; user: string; ref: string; fields: Fields } | { ok: false; temp: boolean; reason?: string; fields: Fields };
 
 const escape = (v: string) => v.replace(/[\x01\t\n]/g, (c) => (c === '\t' ? '\x01t' : c === '\n' ? '\x01n' : '\x011'));
 const unescape = (v: string) => v.replace(/\x01(.)/g, (_m, c: string) => (c === 't' ? '\t' : c === 'n' ? '\n' : c === '1' ? '\x01' : c));
@@ -34,7 +36,7 @@ export class AuthClient {
     const gone = () => {
       if (this.sock === s) this.sock = null;
       // the auth process died (it is restarted): the logins in flight fail temporarily, as with Dovecot
-      for (const w of this.waiting.values()) w({ ok: false, temp: true });
+      for (const w of this.waiting.values()) w({ ok: false, temp: true, fields: [] });
       this.waiting.clear();
     };
     s.on('close', gone);
@@ -54,17 +56,19 @@ export class AuthClient {
       const done = this.waiting.get(f[1]);
       if (!done) continue;
       this.waiting.delete(f[1]);
-      const fields = new Map(f.slice(2).map((p) => { const eq = p.indexOf('='); return eq < 0 ? [p, ''] : [p.slice(0, eq), unescape(p.slice(eq + 1))]; }));
-      if (f[0] === 'OK') done({ ok: true, user: fields.get('user') ?? '', ref: `${this.cuid}:${f[1]}` });
-      else done({ ok: false, temp: fields.has('temp'), reason: fields.get('reason') });
+      const list: Fields = f.slice(2).filter(Boolean).map((p) => { const eq = p.indexOf('='); return eq < 0 ? [p, ''] : [p.slice(0, eq), unescape(p.slice(eq + 1))]; });
+      const fields = new Map(list);
+      const rest = list.filter(([k]) => k !== 'user' && k !== 'temp' && k !== 'reason' && k !== 'original_user' && k !== 'auth_user');
+      if (f[0] === 'OK') done({ ok: true, user: fields.get('user') ?? '', ref: `${this.cuid}:${f[1]}`, fields: rest });
+      else done({ ok: false, temp: fields.has('temp'), reason: fields.get('reason'), fields: rest });
     }
   }
 
   /** AUTH PLAIN for `user`/`password` (and `loginUser` for a master-user login). */
-  authenticate(user: string, password: string, info: { service: string; rip: string; lip: string; secured: boolean; loginUser?: string; session?: string; validClientCert?: boolean }): Promise<AuthReply> {
+  authenticate(user: string, password: string, info: { service: string; rip: string; lip: string; lport?: number; secured: boolean; loginUser?: string; session?: string; validClientCert?: boolean }): Promise<AuthReply> {
     const id = String(++this.nextId);
     const resp = Buffer.from(`${info.loginUser ?? ''}\0${user}\0${password}`).toString('base64');
-    const params = [`service=${escape(info.service)}`, `rip=${escape(info.rip)}`, `lip=${escape(info.lip)}`, ...(info.secured ? ['secured'] : []), ...(info.validClientCert ? ['valid-client-cert'] : []), ...(info.session ? [`session=${escape(info.session)}`] : []), `resp=${resp}`];
+    const params = [`service=${escape(info.service)}`, `rip=${escape(info.rip)}`, `lip=${escape(info.lip)}`, ...(info.lport ? [`lport=${info.lport}`] : []), ...(info.secured ? ['secured'] : []), ...(info.validClientCert ? ['valid-client-cert'] : []), ...(info.session ? [`session=${escape(info.session)}`] : []), `resp=${resp}`];
     return new Promise((resolve) => {
       this.waiting.set(id, resolve);
       this.connection().write(`AUTH\t${id}\tPLAIN\t${params.join('\t')}\n`);

@@ -25,7 +25,7 @@ import { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { DovecotConfig } from '../config/settings.js';
 import { Logger } from '../log/logger.js';
-import { clientCertRefusal, type ImapLogin, type LoginResult } from '../imap/login.js';
+import { clientCertRefusal, imapRoute, type ImapLogin, type LoginResult } from '../imap/login.js';
 import { CLIENT_CERT_REFUSED, type RequestInfo } from '../auth/engine.js';
 import { Session } from '../imap/session.js';
 import type { ListenerSpec, TlsMaterial } from './listeners.js';
@@ -91,7 +91,12 @@ export function runLoginProcess(config: DovecotConfig, material: TlsMaterial | n
       async login(user: string, password: string, info: RequestInfo): Promise<LoginResult> {
         // the session's addresses: a trusted client's ID may have replaced them (prelogin.ts)
         const { rip, lip } = session.opts;
-        const a = await auth.authenticate(user, password, { service: 'imap', rip, lip, secured: session.secured, loginUser: info.loginUser, session: session.loginSession, validClientCert: info.validClientCert });
+        const lport = session.ports.lport;
+        const a = await auth.authenticate(user, password, { service: 'imap', rip, lip, lport, secured: session.secured, loginUser: info.loginUser, session: session.loginSession, validClientCert: info.validClientCert });
+        if (!a.ok && a.reason === CLIENT_CERT_REFUSED) return clientCertRefusal(a.reason);
+        // the auth reply routes the login elsewhere: a backend (`proxy`) or a referral (`nologin` + `host`)
+        const route = imapRoute(config, { fields: a.fields, nologin: !a.ok, reason: a.ok ? undefined : a.reason, user: a.ok ? a.user : user }, password, { ...info, lip, lport });
+        if (route.kind !== 'local') return { ok: false, route, user: a.ok ? a.user : user };
         if (!a.ok) {
           // the session logs the failure when the connection ends (its attempts counted), prelogin.ts
           if (a.temp) return { ok: false, code: 'UNAVAILABLE', text: 'Temporary authentication failure.' };

@@ -15,6 +15,7 @@ import type { ImapArg } from '../wire/parser.js';
 import { atom, list, str } from '../wire/encoder.js';
 import { astring } from './args.js';
 import type { CommandContext } from './types.js';
+import { proxyImapLogin, referImapLogin } from '../login-proxy.js';
 
 export const PRELOGIN_MAX_BAD_COMMANDS = 3;
 export const PRELOGIN_BAD_TEXT = 'Error in IMAP command received by server.';
@@ -43,9 +44,10 @@ function validId(args: ImapArg[]): boolean {
  * imap-login-cmd-id.c: a client in login_trusted_networks (a webmail, a
  * proxy) names the real client in its first ID, and from then on that
  * address is the one logged, penalised and checked: x-originating-ip
- * (rip) and x-connected-ip (lip); keys match case-insensitively, values that
- * do not parse are ignored, NIL values are never applied. The port and
- * session-id keys are accepted and unused (Sealmail's lines carry neither).
+ * (rip) and x-connected-ip (lip), their ports, and x-proxy-ttl (the hops
+ * left to a proxied login: a proxy loop ends); keys match
+ * case-insensitively, values that do not parse are ignored, NIL values are
+ * never applied. The session-id keys are accepted and unused.
  */
 function forwardedClient(ctx: CommandContext): void {
   const s = ctx.session;
@@ -59,13 +61,23 @@ function forwardedClient(ctx: CommandContext): void {
     if (key === undefined || value === null) continue;
     if (key === 'x-originating-ip' && isIP(value)) s.opts.rip = value;
     else if (key === 'x-connected-ip' && isIP(value)) s.opts.lip = value;
+    else if (key === 'x-originating-port' && /^\d{1,5}$/.test(value) && Number(value) < 65536) s.forwardedPorts.rport = Number(value);
+    else if (key === 'x-connected-port' && /^\d{1,5}$/.test(value) && Number(value) < 65536) s.forwardedPorts.lport = Number(value);
+    // the hops a proxied login may still take (login-proxy.c refuses at 1: a loop)
+    else if (key === 'x-proxy-ttl' && /^\d{1,9}$/.test(value)) s.proxyTtl = Number(value);
   }
 }
 
 async function login(ctx: CommandContext, user: string, password: string, mech: string, loginUser?: string): Promise<void> {
   const s = ctx.session;
-  const r = await s.opts.login.login(user, password, { service: 'imap', rip: s.opts.rip, lip: s.opts.lip, secured: s.secured, mech, loginUser, session: s.loginSession, validClientCert: s.clientCert === 'valid' });
+  const r = await s.opts.login.login(user, password, { service: 'imap', rip: s.opts.rip, lip: s.opts.lip, lport: s.ports.lport, secured: s.secured, mech, loginUser, session: s.loginSession, validClientCert: s.clientCert === 'valid' });
   if (!r.ok && 'handOff' in r) { await r.handOff(ctx.tag); return; } // a mail process answers from here on
+  if (!r.ok && 'route' in r) {
+    // the passdb sends this login elsewhere: a backend (proxy) or the client (referral)
+    if (r.route.kind === 'proxy') await proxyImapLogin(s, ctx.tag, r.route.route, { user: r.user, mech });
+    else if (r.route.kind === 'referral') await referImapLogin(s, ctx.tag, r.route.referral, { user: r.user, mech });
+    return;
+  }
   if (!r.ok && 'initFailed' in r) {
     // as Dovecot's imap process: the login itself succeeded (imap-login's Login line), opening the user's mail did not
     s.logHandedOff(user, mech, process.pid);

@@ -8,6 +8,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { NEW, OLD, U, setup } from '../helpers/mailcrypt-sqlite-user.js';
 
 for (const step of ['staged', 'sql', 'promoted', '']) {
@@ -58,4 +60,19 @@ test('recovery code: sets a new password without the old one; a wrong code chang
   assert.equal(ok.status, 0, ok.stderr);
   assert.ok(works(NEW) && !works(OLD));
   assert.ok(readsAll(NEW));
+});
+
+test('password change: a new password the passdb scheme cannot store (bcrypt keeps 72 bytes) is refused before anything changes', async (t) => {
+  const { dir, S, works, attrs } = await setup(t);
+  const sql = join(dir, 'dovecot-sql.conf.ext');
+  writeFileSync(sql, readFileSync(sql, 'utf8').replace(/default_pass_scheme = \S+/, 'default_pass_scheme = BLF-CRYPT'));
+  const before = attrs();
+  const long = `${NEW}-${'x'.repeat(80)}`;
+  const r = S(['password', 'change', '-u', U], `${OLD}\n${long}\n${long}\n`);
+  assert.equal(r.status, 65, r.stderr);
+  assert.match(r.stderr, /the new password is too long for the passdb scheme BLF-CRYPT \(it would keep only a prefix\); nothing changed/);
+  assert.equal(attrs(), before);
+  assert.ok(works(OLD) && !works(long));
+  const ctl = S(['password', 'change', '-u', U], `${OLD}\0bad\u0001x\0bad\u0001x\0`);
+  assert.equal(ctl.status, 0, ctl.stderr); // a control character other than NUL is storable
 });

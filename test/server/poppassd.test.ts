@@ -83,3 +83,21 @@ test('sealmail_poppassd_listen: host:port, [v6]:port, host alone (port 106), a u
   assert.throws(() => parsePoppassdListen('127.0.0.1:99999'), /bad port/);
   assert.throws(() => parsePoppassdListen('a b'), /expected host:port/);
 });
+
+test('poppassd: two changes for the same user at once run one after the other', async (t) => {
+  let active = 0;
+  let overlapped = false;
+  const { svc, done } = await service(async () => {
+    active++;
+    if (active > 1) overlapped = true;
+    await new Promise((r) => setTimeout(r, 200));
+    active--;
+    return { code: 0, message: '' };
+  });
+  t.after(done);
+  const one = ['user ann@example.org', 'pass a', 'newpass b', 'quit'];
+  const [a, b] = await Promise.all([poppassdExchange(svc.port, [...one]), poppassdExchange(svc.port, [...one])]);
+  assert.equal(a[3], '200 Password changed, thank-you.');
+  assert.equal(b[3], '200 Password changed, thank-you.');
+  assert.equal(overlapped, false);
+});

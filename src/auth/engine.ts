@@ -516,6 +516,31 @@ export class AuthEngine {
     throw new Error('no SQL passdb: Sealmail can only change passwords stored in SQL');
   }
 
+  /**
+   * Why `newPassword` cannot be stored by the scheme updatePassword would
+   * use (null: it can). Asked before anything changes: a NUL never reaches a
+   * passdb (Dovecot refuses it in auth data), and a scheme that keeps only a
+   * prefix (bcrypt's 72 bytes, PLAIN-TRUNC) would let a shorter password in
+   * too, so the hash must verify the password and refuse it one character short.
+   */
+  async newPasswordProblem(user: string, newPassword: string): Promise<string | null> {
+    if (!newPassword) return 'the new password is empty';
+    if (newPassword.includes('\0')) return 'the new password contains a NUL character';
+    for (const db of this.passdbs) {
+      const b = await db.backend;
+      if (!(b instanceof SqlBackend)) continue;
+      const scheme = b.defaultScheme;
+      const plain = Buffer.from(newPassword, 'utf8');
+      const hash = await hashPassword(scheme, plain, { user });
+      const opts = { defaultScheme: scheme, user };
+      if (!(await verifyPassword(plain, hash, opts))) return `the passdb scheme ${scheme} cannot store this password`;
+      const shorter = Array.from(newPassword).slice(0, -1).join('');
+      if (shorter && (await verifyPassword(Buffer.from(shorter, 'utf8'), hash, opts))) return `the new password is too long for the passdb scheme ${scheme} (it would keep only a prefix)`;
+      return null;
+    }
+    return null; // updatePassword says why there is nowhere to store it
+  }
+
   async close(): Promise<void> {
     const { closeAllSqlBackends } = await import('./databases.js');
     await closeAllSqlBackends();

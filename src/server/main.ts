@@ -47,6 +47,7 @@ import { closeStatsListeners, openStatsListeners, type StatsListener } from './s
 import { reportStatsTo, type StatsBatch } from '../util/stats-events.js';
 import { setAppPasswordCheck } from '../auth/engine.js';
 import { verifyAppPassword } from '../crypt/app-passwords.js';
+import { openPoppassd } from './poppassd.js';
 
 /** A service or child process sends its finished events to the master when the tree has `metric {}` sections (stats-metrics.ts). */
 function reportStats(config: DovecotConfig): void {
@@ -260,6 +261,8 @@ export async function main(argv: string[]): Promise<void> {
   let stats: StatsListener[];
   try { stats = await openStatsListeners(config, startMetrics(config)); } catch (e) { log.fatal((e as Error).message); process.exit(EXIT_FATAL); }
   for (const l of stats) log.info(`listening on ${l.address}:${l.port} (stats/http)`);
+  // plugin { sealmail_poppassd_listen }: webmail password changes (poppassd.ts), served by the master in both models
+  try { await openPoppassd(config, args.configPath, log); } catch (e) { log.fatal((e as Error).message); process.exit(EXIT_FATAL); }
   if (rootMasterApplies(config)) { await runAsRootMaster(config, args.configPath, log, demo, stats); return; }
 
   const services = new ServiceProcesses(config, fileURLToPath(import.meta.url), ['-c', args.configPath], log);

@@ -1,5 +1,6 @@
 /**
- * `sealadm password change` on an ISPmail SQLite userdb with mail-crypt:
+ * `sealadm password change` on an ISPmail userdb (SQLite; the kill test also
+ * MariaDB and PostgreSQL) with mail-crypt:
  * the process is killed after each step (SEALMAIL_TEST_CRASH_AT) and the
  * user can still log in with exactly one of the two passwords and read all
  * mail; after a crash past the SQL commit the next login finishes the
@@ -8,11 +9,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { NEW, OLD, U, setup } from '../helpers/mailcrypt-sqlite-user.js';
+import { requireDb } from '../helpers/databases.js';
 
-for (const step of ['staged', 'sql', 'promoted', '']) {
-  test(`password change ${step ? `killed after "${step}"` : 'to completion'}: one password logs in and reads all mail`, async (t) => {
-    const { S, works, readsAll, attrs, login } = await setup(t);
+for (const [kind, step] of [...(['sqlite', 'mysql', 'pgsql'] as const).flatMap((k) => ['staged', 'sql', 'promoted', ''].map((s) => [k, s] as const))]) {
+  test(`password change (${kind} userdb) ${step ? `killed after "${step}"` : 'to completion'}: one password logs in and reads all mail`, async (t) => {
+    if (!requireDb(t, kind)) return;
+    const { S, works, readsAll, attrs, login } = await setup(t, kind);
     const r = S(['password', 'change', '-u', U], `${OLD}\n${NEW}\n${NEW}\n`, step ? { SEALMAIL_TEST_CRASH_AT: step } : {});
     if (step) assert.equal(r.signal, 'SIGKILL', `killed at ${step}: ${r.stderr}`);
     else { assert.equal(r.status, 0, r.stderr); assert.match(r.stdout, /Password changed for ann@example\.org \(1 mail-crypt key\(s\) re-encrypted\)/); }
@@ -58,4 +63,19 @@ test('recovery code: sets a new password without the old one; a wrong code chang
   assert.equal(ok.status, 0, ok.stderr);
   assert.ok(works(NEW) && !works(OLD));
   assert.ok(readsAll(NEW));
+});
+
+test('password change: a new password the passdb scheme cannot store (bcrypt keeps 72 bytes) is refused before anything changes', async (t) => {
+  const { dir, S, works, attrs } = await setup(t);
+  const sql = join(dir, 'dovecot-sql.conf.ext');
+  writeFileSync(sql, readFileSync(sql, 'utf8').replace(/default_pass_scheme = \S+/, 'default_pass_scheme = BLF-CRYPT'));
+  const before = attrs();
+  const long = `${NEW}-${'x'.repeat(80)}`;
+  const r = S(['password', 'change', '-u', U], `${OLD}\n${long}\n${long}\n`);
+  assert.equal(r.status, 65, r.stderr);
+  assert.match(r.stderr, /the new password is too long for the passdb scheme BLF-CRYPT \(it would keep only a prefix\); nothing changed/);
+  assert.equal(attrs(), before);
+  assert.ok(works(OLD) && !works(long));
+  const ctl = S(['password', 'change', '-u', U], `${OLD}\0bad\u0001x\0bad\u0001x\0`);
+  assert.equal(ctl.status, 0, ctl.stderr); // a control character other than NUL is storable
 });

@@ -2,7 +2,8 @@
  * An ISPmail SQLite userdb with one mail-crypt user (key under OLD, three
  * messages saved encrypted) and sealadm helpers around it: the setup of the
  * password-change tests (test/cryptkey/password-change.test.ts,
- * password-rekey.test.ts).
+ * password-rekey.test.ts, roundcube-password.test.ts). `kind` puts the same
+ * userdb in a private MariaDB or PostgreSQL instead.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -11,7 +12,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { sealadmJs, distRoot } from './paths.js';
 import { tempDir } from './tmp.js';
-import { startDb } from './databases.js';
+import { startDb, type DbKind } from './databases.js';
 import { mailIds } from './dovecot.js';
 import { hashPassword } from '../../src/auth/schemes/index.js';
 
@@ -20,19 +21,19 @@ export const OLD = 'Old-Pässword-1';
 export const NEW = 'New-Pässword-2';
 export const MSGS = ['Subject: one\n\nfirst secret\n', 'Subject: two\n\nsecond secret\n', 'Subject: three\n\nthird secret\n'];
 
-export async function setup(t: TestContext) {
+export async function setup(t: TestContext, kind: DbKind = 'sqlite') {
   const dir = tempDir(t);
   chmodSync(dir, 0o755);
   const { uid, gid } = mailIds();
-  const db = await startDb('sqlite', dir);
+  const db = await startDb(kind, dir);
   t.after(() => db.stop());
   const hash = await hashPassword('SHA512-CRYPT', Buffer.from(OLD), { user: U });
   await db.exec(`INSERT INTO virtual_domains (name) VALUES ('example.org');
 INSERT INTO virtual_users (domain_id, email, password, crypt) VALUES (1, '${U}', '${hash}', 2);`);
   mkdirSync(join(dir, 'home'));
   if (process.getuid?.() === 0) chownSync(join(dir, 'home'), uid, gid);
-  writeFileSync(join(dir, 'dovecot-sql.conf.ext'), `driver = sqlite
-connect = ${db.connect}
+  writeFileSync(join(dir, 'dovecot-sql.conf.ext'), `driver = ${kind}
+connect = "${db.connect}"
 default_pass_scheme = SHA512-CRYPT
 password_query = SELECT email AS user, password, '%w' AS userdb_mail_crypt_private_password FROM virtual_users WHERE email='%u'
 user_query = SELECT email AS user, '${dir}/home/%u' AS home, ${uid} AS uid, ${gid} AS gid, crypt AS mail_crypt_save_version FROM virtual_users WHERE email='%u'

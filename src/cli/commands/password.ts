@@ -4,8 +4,9 @@
  * survives a crash at any point (Dovecot leaves this to the admin, and a
  * forgotten `cryptokey password` locks users out of their mail):
  *
- *   1. check the old password against the passdb and open the user keys
- *      with it (nothing is written if either fails);
+ *   1. check the old password against the passdb, that the passdb's scheme
+ *      can store the new one (engine.newPasswordProblem), and open the user
+ *      keys with the old one (nothing is written if any of these fails);
  *   2. stage: copies of the user keys under the NEW password are added
  *      beside the old ones (one attribute-dict transaction);
  *   3. the SQL hash is updated (password_update_query, one statement);
@@ -66,6 +67,9 @@ export const passwordChangeCommand: CliCommand = {
         if (a.result === 'tempfail') throw new CommandError('Error: passdb lookup failed (temporary): nothing changed', EX_TEMPFAIL);
         if (a.result !== 'ok') throw new CommandError(`Error: ${user}: the old password is wrong; nothing changed`, EX_NOPERM);
       }
+      // after the old password, so that only its owner makes us hash; before anything is written
+      const problem = await asRoot(() => engine.newPasswordProblem(user, next));
+      if (problem) throw new CommandError(`Error: ${user}: ${problem}; nothing changed`, EX_DATAERR);
       const s = cryptSettings(uc.config, uc.cryptUser);
       let keys = 0;
       const ks = s.enabled && !s.globalPublic ? await keystoreFor(s, uc.cryptUser) : null;

@@ -9,6 +9,7 @@
  * (mail_uid, the auth process reads the home) and the root master (the
  * auth process runs as default_internal_user and the master checks).
  */
+import { writeSqliteUser, useSqlUserdb } from '../helpers/sqlite-user-tree.js';
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -69,23 +70,10 @@ service auth {
 }
 `,
     beforeStart: (dir) => {
-      const db = join(dir, 'users.sqlite');
-      const r = spawnSync('sqlite3', [db, `CREATE TABLE u (email TEXT, password TEXT); INSERT INTO u VALUES ('${U}', '${hash}');`], { encoding: 'utf8' });
-      assert.equal(r.status, 0, r.stderr);
-      chmodSync(db, 0o666);
+      writeSqliteUser(dir, U, hash, { uid, gid }, 0o666);
       chmodSync(dir, 0o777); // sqlite writes its journal beside the database (sealadm password change, as root)
-      writeFileSync(join(dir, 'dovecot-sql.conf.ext'), `driver = sqlite
-connect = ${db}
-default_pass_scheme = SHA512-CRYPT
-password_query = SELECT email AS user, password, '%w' AS userdb_mail_crypt_private_password FROM u WHERE email = '%u'
-user_query = SELECT '${dir}/home/%u' AS home, ${uid} AS uid, ${gid} AS gid FROM u WHERE email = '%u'
-`, { mode: 0o644 });
     },
-    rewriteConf: (text, dir) => {
-      const out = text.replace('SQLEXT', join(dir, 'dovecot-sql.conf.ext'))
-        .replace(/userdb \{\n  driver = static\n  args = [^\n]*\n\}/, `userdb {\n  driver = sql\n  args = ${join(dir, 'dovecot-sql.conf.ext')}\n}`);
-      return rootMaster ? out.replace(/^mail_uid = .*\n/m, '').replace(/^mail_gid = .*\n/m, '') : out;
-    },
+    rewriteConf: (text, dir) => useSqlUserdb(text, dir, rootMaster),
   });
   const imap = async (t2: TestContext, pw: string) => {
     const c = await ImapLine.open(srv.imapPort);

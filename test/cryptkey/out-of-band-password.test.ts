@@ -8,6 +8,7 @@
  * and refuses the encrypted message. Both process models:
  * supervised pools (mail_uid) and the root master (uid from the userdb).
  */
+import { writeSqliteUser, useSqlUserdb } from '../helpers/sqlite-user-tree.js';
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -50,23 +51,9 @@ service lmtp {
 }
 `,
     beforeStart: (dir) => {
-      db = join(dir, 'users.sqlite');
-      const r = spawnSync('sqlite3', [db, `CREATE TABLE u (email TEXT, password TEXT); INSERT INTO u VALUES ('${U}', '${oldHash}');`], { encoding: 'utf8' });
-      assert.equal(r.status, 0, r.stderr);
-      chmodSync(db, 0o644); // the auth process (default_internal_user in the root master) reads it
-      writeFileSync(join(dir, 'dovecot-sql.conf.ext'), `driver = sqlite
-connect = ${db}
-default_pass_scheme = SHA512-CRYPT
-password_query = SELECT email AS user, password, '%w' AS userdb_mail_crypt_private_password FROM u WHERE email = '%u'
-user_query = SELECT '${dir}/home/%u' AS home, ${uid} AS uid, ${gid} AS gid FROM u WHERE email = '%u'
-`, { mode: 0o644 });
+      db = writeSqliteUser(dir, U, oldHash, { uid, gid }, 0o644); // the auth process (default_internal_user in the root master) reads it
     },
-    rewriteConf: (text, dir) => {
-      let out = text.replace('SQLEXT', join(dir, 'dovecot-sql.conf.ext'))
-        .replace(/userdb \{\n  driver = static\n  args = [^\n]*\n\}/, `userdb {\n  driver = sql\n  args = ${join(dir, 'dovecot-sql.conf.ext')}\n}`);
-      if (rootMaster) out = out.replace(/^mail_uid = .*\n/m, '').replace(/^mail_gid = .*\n/m, '');
-      return out;
-    },
+    rewriteConf: (text, dir) => useSqlUserdb(text, dir, rootMaster),
   });
   const setHash = async (pw: string) => {
     const h = await hashPassword('SHA512-CRYPT', Buffer.from(pw), { user: U });

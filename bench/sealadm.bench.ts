@@ -1,11 +1,13 @@
 /**
  * One admin CLI call, as a script or an admin runs it: wall time of a whole
  * `sealadm` process (start, config, userdb, mail store, exit) beside
- * `doveadm` on the same config in the same run. Two ISPmail-shaped trees: the
- * SQLite `virtual_users` table ({BLF-CRYPT} passwords, quota_rule from SQL)
- * and a passwd-file. doveadm asks the running Dovecot's auth process for
- * `user` and `auth test`, so a private Dovecot runs on each tree; sealadm
- * reads the same userdb itself. Issue goal: simple commands under 0.3 s.
+ * `doveadm` on the same config in the same run. Three ISPmail-shaped trees:
+ * the `virtual_users` table ({BLF-CRYPT} passwords, quota_rule from SQL) in
+ * SQLite (sql.js) and in MariaDB (mysql2), and a passwd-file. doveadm asks the
+ * running Dovecot's auth process for `user`, `auth test|lookup`, so a private
+ * Dovecot runs on each tree; sealadm reads the same userdb itself. Issue
+ * goal: simple commands (`user`, `auth lookup`, `mailbox status|list`,
+ * `quota get`) under 0.3 s. (`who` asks a running Sealmail; not timed here.)
  * SEALADM_BENCH_BEFORE=<path to another build's sealadm.js> adds that build's
  * figures to the notes (before/after in one run).
  */
@@ -16,6 +18,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { mailIds, setupDovecot } from '../test/helpers/dovecot.js';
 import { findTool } from '../test/helpers/tools.js';
+import { dbMissing, startDb } from '../test/helpers/databases.js';
 import { sealadmJs } from '../test/helpers/paths.js';
 import { benchUser, DOMAIN, makeUserDb, PASSWORD, writeSqlExt } from './ispmail-pair.js';
 import { makeMaildir } from './imap-server.bench.js';
@@ -39,8 +42,8 @@ function timeProcess(cmd: string, args: string[], want = 0): { med: number; min:
   return { med: times[Math.floor(times.length / 2)], min: times[0] };
 }
 
-/** The two userdb shapes (passdb+userdb blocks for dovecot.conf): ISPmail's SQLite table (ispmail-pair.ts) and a passwd-file, files in `dir`. */
-function userdbs(dir: string, homes: string): { name: string; conf: string }[] {
+/** The userdb shapes (passdb+userdb blocks for dovecot.conf): ISPmail's table (ispmail-pair.ts) in SQLite and MariaDB, and a passwd-file, files in `dir`. */
+async function userdbs(dir: string, homes: string, cleanups: (() => unknown)[]): Promise<{ name: string; conf: string }[]> {
   const { uid, gid } = mailIds();
   const db = join(dir, 'users.db');
   makeUserDb(db, 1);
@@ -50,7 +53,19 @@ function userdbs(dir: string, homes: string): { name: string; conf: string }[] {
   const passwd = join(dir, 'passwd');
   writeFileSync(passwd, `${USER}:${hash}:${uid}:${gid}::${home(homes)}::\n`, { mode: 0o644 });
   const block = (driver: string, args: string) => `passdb {\n  driver = ${driver}\n  args = ${args}\n}\nuserdb {\n  driver = ${driver}\n  args = ${args}\n}`;
-  return [{ name: 'SQLite userdb', conf: block('sql', ext) }, { name: 'passwd-file', conf: block('passwd-file', passwd) }];
+  const shapes = [{ name: 'SQLite userdb', conf: block('sql', ext) }, { name: 'passwd-file', conf: block('passwd-file', passwd) }];
+  const why = dbMissing('mysql');
+  if (why) {
+    if (process.env.CI === 'true') throw new Error(`CI=true and ${why}`);
+    return shapes;
+  }
+  const my = await startDb('mysql', join(dir, 'mariadb'));
+  cleanups.push(() => my.stop());
+  await my.exec(`INSERT INTO virtual_domains (name) VALUES ('${DOMAIN}');\nINSERT INTO virtual_users (domain_id, email, password, quota) VALUES (1, '${USER}', '${hash}', 1073741824);`);
+  const myExt = join(dir, 'dovecot-mysql.conf.ext');
+  // quoted: the test password has a '#', which unquoted starts a comment (Dovecot's settings.c too)
+  writeFileSync(myExt, `driver = mysql\nconnect = "${my.connect}"\ndefault_pass_scheme = BLF-CRYPT\npassword_query = SELECT email AS user, password FROM virtual_users WHERE email='%u'\nuser_query = SELECT email AS user, CONCAT('*:bytes=', quota) AS quota_rule, '${homes}/%d/%n' AS home, ${uid} AS uid, ${gid} AS gid FROM virtual_users WHERE email='%u'\niterate_query = SELECT email AS user FROM virtual_users\n`, { mode: 0o600 });
+  return [shapes[0], { name: 'MariaDB userdb', conf: block('sql', myExt) }, shapes[1]];
 }
 
 export default async function sealadmBench(): Promise<BenchRow[]> {
@@ -75,7 +90,7 @@ export async function sealadmFigures(): Promise<{ figures: SealadmFigure[]; rows
     const homes = join(dir, 'home');
     makeMaildir(join(home(homes), 'Maildir'), 20, (i) => `From: s${i}@example.net\nTo: ${USER}\nSubject: message ${i}\n\n${'filler text line\n'.repeat(40)}`);
     if (process.getuid?.() === 0) spawnSync('chown', ['-R', `${uid}:${gid}`, homes]);
-    for (const shape of userdbs(dir, homes)) {
+    for (const shape of await userdbs(dir, homes, cleanups)) {
       const dv = setupDovecot(fakeT, {
         start: true, protocols: 'imap', passdb: shape.conf, userdb: '',
         mailLocation: 'maildir:~/Maildir',
@@ -86,6 +101,9 @@ export async function sealadmFigures(): Promise<{ figures: SealadmFigure[]; rows
         ['user', ['user', USER]],
         ['mailbox status', ['mailbox', 'status', '-u', USER, 'messages', 'INBOX']],
         ['auth test', ['auth', 'test', USER, PASSWORD]],
+        ['auth lookup', ['auth', 'lookup', USER]],
+        ['quota get', ['quota', 'get', '-u', USER]],
+        ['mailbox list', ['mailbox', 'list', '-u', USER]],
       ];
       for (const [label, args] of calls) {
         // warm the page cache and Dovecot's auth process once, untimed

@@ -15,6 +15,7 @@ import { setLogSink } from '../log/logger.js';
 import { getopt } from './args.js';
 import { pathToFileURL } from 'node:url';
 import { readFileSync, realpathSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
 
 export const DEFAULT_CONFIG = '/etc/dovecot/dovecot.conf';
 /** doveadm's exit for a getopt error in its global options (FATAL_DEFAULT: `return FATAL_DEFAULT` in doveadm.c). */
@@ -178,6 +179,13 @@ export async function runCli(argv: string[], io: { out: NodeJS.WritableStream; e
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // A short-lived process: WebAssembly (sql.js for an SQLite userdb) is
+  // compiled by the baseline compiler only. With V8's default tier-up, the
+  // optimising compiler's background jobs for the whole 0.7 MB module were
+  // still running at exit, and process.exit() waits for them: about half of
+  // a `sealadm user` call's CPU time went there (bench/sealadm.bench.ts).
+  // Set before the first compile; the server, long-lived, keeps tier-up.
+  setFlagsFromString('--liftoff-only');
   const code = await runCli(argv);
   // Let stdout drain before exiting (pipes to head/grep).
   process.stdout.write('', () => process.exit(code));

@@ -33,8 +33,8 @@ import { serverStartTls } from './starttls.js';
 import { fromListener, type ClientAddresses } from './haproxy.js';
 import { ServerTlsContext } from './tls-context.js';
 import { AuthClient } from './auth-client.js';
-import { ManageSieveSession, type SessionDeps } from '../managesieve/session.js';
-import { Pop3Session, type Pop3Deps } from '../pop3/session.js';
+import type { SessionDeps } from '../managesieve/session.js';
+import type { Pop3Deps } from '../pop3/session.js';
 import { sendTo, type ChildMessage, type ConnProto, type LoginRequest } from './process-model.js';
 import type { Admission, ConnectionSlot } from '../config/connection-limits.js';
 import { quickAck } from '../util/tcp-socket.js';
@@ -43,7 +43,13 @@ import { Liveness } from './retire.js';
 const log = new Logger('imap-login');
 const INTERNAL = 'Internal error occurred. Refer to server log for more information.';
 
-export function runLoginProcess(config: DovecotConfig, material: TlsMaterial | null, sockets: { login: string; auth: string }): void {
+export async function runLoginProcess(config: DovecotConfig, material: TlsMaterial | null, sockets: { login: string; auth: string }): Promise<void> {
+  // ManageSieve's and POP3's sessions (with the Sieve compiler) only when `protocols` names them:
+  // ~6 MiB of code and heap in every login process otherwise. Loaded before 'ready' (the master
+  // hands no connection over before it); a reload that adds a protocol starts new login processes.
+  const protocols = config.get('protocols').split(/\s+/);
+  let sieveMod = protocols.includes('sieve') ? await import('../managesieve/session.js') : null;
+  let pop3Mod = protocols.includes('pop3') ? await import('../pop3/session.js') : null;
   // one context for every connection of this process, as imap-login keeps one (tls-context.ts)
   const tls = material ? new ServerTlsContext(material) : null;
   const auth = new AuthClient(sockets.auth);
@@ -81,8 +87,16 @@ export function runLoginProcess(config: DovecotConfig, material: TlsMaterial | n
   const connected = (socket: Socket | TLSSocket, raw: Socket, spec: ListenerSpec, id: number, addr: ClientAddresses) => {
     const { rip, lip } = addr;
     socket.on('error', () => socket.destroy());
-    if (spec.service === 'managesieve-login') { acceptSieve(socket, raw, spec, addr, id); return; }
-    if (spec.service === 'pop3-login') { acceptPop3(socket, raw, spec, addr, id); return; }
+    if (spec.service === 'managesieve-login' || spec.service === 'pop3-login') {
+      const sieve = spec.service === 'managesieve-login';
+      if (sieve ? sieveMod : pop3Mod) { (sieve ? acceptSieve : acceptPop3)(socket, raw, spec, addr, id); return; }
+      // not expected (see above), but never a lost connection or count: load it now
+      void (sieve ? import('../managesieve/session.js').then((m) => { sieveMod = m; }) : import('../pop3/session.js').then((m) => { pop3Mod = m; })).then(() => {
+        if (raw.destroyed) sendTo(process, { t: 'conn-closed', proto: sieve ? 'sieve' : 'pop3', id });
+        else (sieve ? acceptSieve : acceptPop3)(socket, raw, spec, addr, id);
+      });
+      return;
+    }
     let session: Session;
     const count = slot('imap', id, { evict: () => session.evict() });
     raw.once('close', () => count.release());
@@ -191,7 +205,7 @@ export function runLoginProcess(config: DovecotConfig, material: TlsMaterial | n
         proxy(session.detach(), reply.key, () => count.release());
       },
     };
-    const session = new ManageSieveSession(socket, deps);
+    const session = new sieveMod!.ManageSieveSession(socket, deps);
     session.start();
   };
 
@@ -215,7 +229,7 @@ export function runLoginProcess(config: DovecotConfig, material: TlsMaterial | n
         proxy(session.detach(), reply.key, () => count.release());
       },
     };
-    const session = new Pop3Session(socket, deps);
+    const session = new pop3Mod!.Pop3Session(socket, deps);
     session.start();
   };
 

@@ -12,42 +12,31 @@
  * LMTP, the auth sockets, quota-status) runs in its own supervised pool of
  * processes (service-pool.ts), forked after root is given up; the master
  * accepts each connection and hands it over unread (service-processes.ts).
+ *
+ * Each process loads only its own role's code (dynamic imports below): a
+ * login or auth process that loaded every protocol's modules kept ~5-13 MiB
+ * more of heap and code at rest (bench/imap-load.bench.ts, memory at rest).
  */
-import { ImapService } from './imap-service.js';
 import type { WorkerMessage } from './service-pool.js';
-import { DeliveryServices } from './delivery-services.js';
-import { ManageSieveService, managesieveListenerSpecs } from './managesieve-service.js';
-import { Pop3Service, pop3ListenerSpecs } from './pop3-service.js';
 import { loadConfig, ConfigError, type DovecotConfig } from '../config/index.js';
-import { supportFindings } from '../config/support-report.js';
 import { adoptLogFds, configureLogging, Logger, openLogFiles, reopenLogFiles } from '../log/logger.js';
 import { serviceListenerSpecs, type ListenerSpec } from './listeners.js';
 import { tlsMaterial, tlsSettingsError } from './tls-settings.js';
 import { dropPrivileges } from './privileges.js';
 import { installLastResort } from './faults.js';
 import { configFilesSnapshot, installConfigFiles, preloadConfigFile, startRecording, stopRecording, type ConfigFilesSnapshot } from '../config/privileged-files.js';
-import { prepareDemo, type DemoInstance } from './demo.js';
-import { runServiceWorker, type HandedOffService } from './service-worker.js';
-import { ServiceProcesses, SERVICE_NAMES, type ServiceName } from './service-processes.js';
-import { RootMaster, rootMasterApplies } from './root-master.js';
+import type { DemoInstance } from './demo.js';
+import type { HandedOffService } from './service-worker.js';
+import { SERVICE_NAMES, type ServiceName } from './service-names.js';
 import { ROLE_FLAG, type ChildMessage, type Role } from './process-model.js';
-import { runLoginProcess } from './login-process.js';
-import { runAuthProcess } from './auth-process.js';
-import { runMailProcess } from './mail-process.js';
-import { runLmtpProcess } from './lmtp-process.js';
 import { tcpAddonError } from '../util/tcp-socket.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { realpathSync } from 'node:fs';
-import { reloadOnSighup } from './reload.js';
-import { adminFiles } from './master-pid.js';
-import { zlibStartupWarnings } from '../mailstore/compression/settings.js';
-import { startMetrics } from './stats-metrics.js';
-import { closeStatsListeners, openStatsListeners, type StatsListener } from './stats-http.js';
+import type { StatsListener } from './stats-http.js';
 import { reportStatsTo, type StatsBatch } from '../util/stats-events.js';
 import { setAppPasswordCheck } from '../auth/engine.js';
 import { verifyAppPassword } from '../crypt/app-passwords.js';
-import { openPoppassd } from './poppassd.js';
 
 /** A service or child process sends its finished events to the master when the tree has `metric {}` sections (stats-metrics.ts). */
 function reportStats(config: DovecotConfig): void {
@@ -120,10 +109,10 @@ async function runChild(role: Role, configPath: string): Promise<void> {
   adoptLogFds();
   const config = await loadServerConfig(configPath);
   reportStats(config);
-  if (role === 'login') runLoginProcess(config, tlsMaterial(config), { login: init.loginSocket ?? '', auth: init.authSocket ?? '' });
-  else if (role === 'auth') runAuthProcess(config);
-  else if (role === 'lmtp') runLmtpProcess(config, init.copySocket ?? '', init.spoolDir);
-  else runMailProcess(config);
+  if (role === 'login') await (await import('./login-process.js')).runLoginProcess(config, tlsMaterial(config), { login: init.loginSocket ?? '', auth: init.authSocket ?? '' });
+  else if (role === 'auth') (await import('./auth-process.js')).runAuthProcess(config);
+  else if (role === 'lmtp') (await import('./lmtp-process.js')).runLmtpProcess(config, init.copySocket ?? '', init.spoolDir);
+  else (await import('./mail-process.js')).runMailProcess(config);
 }
 
 /** What the root-master mode does not do yet (said at start; README and dovecot-compat.md list them too). */
@@ -137,9 +126,12 @@ const ROOT_MASTER_GAPS = [
  */
 async function runAsRootMaster(config: DovecotConfig, configPath: string, log: Logger, demo: DemoInstance | null, stats: StatsListener[]): Promise<void> {
   preloadAuthFiles(config);
+  const { RootMaster } = await import('./root-master.js');
+  const { managesieveListenerSpecs } = await import('./managesieve-service.js');
+  const { pop3ListenerSpecs } = await import('./pop3-service.js');
   const options = (c: DovecotConfig) => ({ config: c, script: fileURLToPath(import.meta.url), args: ['-c', configPath], imapSpecs: listenerSpecs(c), sieveSpecs: managesieveListenerSpecs(c), pop3Specs: pop3ListenerSpecs(c), tls: tlsMaterial(c), authFiles: authFiles(c) });
   const master = new RootMaster(options(config));
-  const admin = await adminFiles(config, log, () => master.admin(), false);
+  const admin = await (await import('./master-pid.js')).adminFiles(config, log, () => master.admin(), false);
   let lines: string[];
   try { lines = await master.start(); } catch (e) {
     const text = (e as Error).message;
@@ -157,13 +149,13 @@ async function runAsRootMaster(config: DovecotConfig, configPath: string, log: L
   const stop = async (sig: string) => {
     log.info(`Sealmail v${VERSION} stopping (${sig})`);
     await master.close();
-    closeStatsListeners(stats);
+    (await import('./stats-http.js')).closeStatsListeners(stats);
     admin.stop();
     process.exit(0);
   };
   process.once('SIGTERM', () => void stop('SIGTERM'));
   process.once('SIGINT', () => void stop('SIGINT'));
-  reloadOnSighup(configPath, log, { preload: preloadAuthFiles, tls: tlsMaterial }, (c) => master.reload(options(c), configFilesSnapshot()));
+  (await import('./reload.js')).reloadOnSighup(configPath, log, { preload: preloadAuthFiles, tls: tlsMaterial }, (c) => master.reload(options(c), configFilesSnapshot()));
   process.on('SIGUSR1', () => { reopenLogFiles(); for (const c of master.pids) { try { process.kill(c.pid, 'SIGUSR1'); } catch { /* exiting */ } } });
 }
 
@@ -194,11 +186,11 @@ async function loadServerConfig(path: string): Promise<DovecotConfig> {
 }
 
 /** What a service process serves (service-worker.ts): its service, built from the configuration. */
-function serviceFor(name: ServiceName, config: DovecotConfig): HandedOffService {
+async function serviceFor(name: ServiceName, config: DovecotConfig): Promise<HandedOffService> {
   const tls = tlsMaterial(config);
   switch (name) {
     case 'imap': {
-      const imap = new ImapService(config, tls);
+      const imap = new (await import('./imap-service.js')).ImapService(config, tls);
       return {
         acceptHandedOff: (s, spec, id, slot) => imap.acceptHandedOff(s, spec, id, slot),
         evict: (id) => imap.evict(id),
@@ -207,9 +199,9 @@ function serviceFor(name: ServiceName, config: DovecotConfig): HandedOffService 
         close: () => imap.close(),
       };
     }
-    case 'managesieve': return new ManageSieveService(config, tls);
-    case 'pop3': return new Pop3Service(config, tls);
-    default: return new DeliveryServices(config); // lmtp, auth, quota-status: each in processes of its own
+    case 'managesieve': return new (await import('./managesieve-service.js')).ManageSieveService(config, tls);
+    case 'pop3': return new (await import('./pop3-service.js')).Pop3Service(config, tls);
+    default: return new (await import('./delivery-services.js')).DeliveryServices(config); // lmtp, auth, quota-status: each in processes of its own
   }
 }
 
@@ -226,7 +218,7 @@ export async function main(argv: string[]): Promise<void> {
   let demo: DemoInstance | null = null;
   if (args.demo) {
     const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-    demo = await prepareDemo(repoRoot);
+    demo = await (await import('./demo.js')).prepareDemo(repoRoot);
     args.configPath = demo.configPath;
   }
   if (args.role) { await runChild(args.role, args.configPath); return; }
@@ -239,7 +231,8 @@ export async function main(argv: string[]): Promise<void> {
     adoptLogFds(); // the master's log files, opened as root (logger.ts)
     const config = await loadServerConfig(args.configPath);
     reportStats(config);
-    runServiceWorker(serviceFor(args.service, config), new Logger(args.service), init.t === 'init' ? init.penalties : []);
+    const { runServiceWorker } = await import('./service-worker.js');
+    runServiceWorker(await serviceFor(args.service, config), new Logger(args.service), init.t === 'init' ? init.penalties : []);
     return;
   }
   // until the reload handler is in place (reloadOnSighup), a SIGHUP must not end the master (Node's default)
@@ -253,20 +246,23 @@ export async function main(argv: string[]): Promise<void> {
   if (tcpAddonError) log.warn(`TCP_QUICKACK unavailable, delayed ACKs may stall clients: ${tcpAddonError}`);
   // what Sealmail does not do as Dovecot would, each said once by name (support-report.ts);
   // anything that would lose or hide mail stops the start before a listener opens
-  const findings = supportFindings(config);
+  const findings = (await import('../config/support-report.js')).supportFindings(config);
   for (const f of findings) (f.level === 'fatal' ? log.fatal(f.text) : log.warn(f.text));
   if (findings.some((f) => f.level === 'fatal')) process.exit(EXIT_FATAL);
-  for (const w of zlibStartupWarnings(config)) log.warn(w);
+  for (const w of (await import('../mailstore/compression/settings.js')).zlibStartupWarnings(config)) log.warn(w);
   // service stats { inet_listener http }: GET /metrics, served by the master in both process models
   let stats: StatsListener[];
+  const { openStatsListeners } = await import('./stats-http.js');
+  const { startMetrics } = await import('./stats-metrics.js');
   try { stats = await openStatsListeners(config, startMetrics(config)); } catch (e) { log.fatal((e as Error).message); process.exit(EXIT_FATAL); }
   for (const l of stats) log.info(`listening on ${l.address}:${l.port} (stats/http)`);
   // plugin { sealmail_poppassd_listen }: webmail password changes (poppassd.ts), served by the master in both models
-  try { await openPoppassd(config, args.configPath, log); } catch (e) { log.fatal((e as Error).message); process.exit(EXIT_FATAL); }
-  if (rootMasterApplies(config)) { await runAsRootMaster(config, args.configPath, log, demo, stats); return; }
+  try { await (await import('./poppassd.js')).openPoppassd(config, args.configPath, log); } catch (e) { log.fatal((e as Error).message); process.exit(EXIT_FATAL); }
+  if ((await import('./root-master.js')).rootMasterApplies(config)) { await runAsRootMaster(config, args.configPath, log, demo, stats); return; }
 
+  const { ServiceProcesses } = await import('./service-processes.js');
   const services = new ServiceProcesses(config, fileURLToPath(import.meta.url), ['-c', args.configPath], log);
-  const admin = await adminFiles(config, log, () => services.admin(), true);
+  const admin = await (await import('./master-pid.js')).adminFiles(config, log, () => services.admin(), true);
   try {
     await services.listen(listenerSpecs(config), tlsMaterial(config));
     preloadAuthFiles(config);
@@ -289,13 +285,13 @@ export async function main(argv: string[]): Promise<void> {
   const stop = async (sig: string) => {
     log.info(`Sealmail v${VERSION} stopping (${sig})`);
     await services.close();
-    closeStatsListeners(stats);
+    (await import('./stats-http.js')).closeStatsListeners(stats);
     admin.stop();
     process.exit(0);
   };
   process.once('SIGTERM', () => void stop('SIGTERM'));
   process.once('SIGINT', () => void stop('SIGINT'));
-  reloadOnSighup(args.configPath, log, { preload: preloadAuthFiles, tls: tlsMaterial }, (c) => services.reload(c, configFilesSnapshot(), listenerSpecs(c), tlsMaterial(c)));
+  (await import('./reload.js')).reloadOnSighup(args.configPath, log, { preload: preloadAuthFiles, tls: tlsMaterial }, (c) => services.reload(c, configFilesSnapshot(), listenerSpecs(c), tlsMaterial(c)));
   // doveadm log reopen / logrotate: reopen here and in every service process
   process.on('SIGUSR1', () => { reopenLogFiles(); services.signal('SIGUSR1'); });
 }

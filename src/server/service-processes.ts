@@ -40,8 +40,8 @@ import type { AdminSession, AdminTarget } from './admin-socket.js';
 import { flushEverywhere } from './auth-cache-flush.js';
 import { UserConcurrency } from '../lmtp/user-concurrency.js';
 
-export const SERVICE_NAMES = ['imap', 'managesieve', 'pop3', 'lmtp', 'auth', 'quota-status'] as const;
-export type ServiceName = typeof SERVICE_NAMES[number];
+import { SERVICE_NAMES, type ServiceName } from './service-names.js';
+export { SERVICE_NAMES, type ServiceName };
 
 /** The `service {}` section whose process settings a pool follows. */
 const SETTINGS_SECTION: Record<ServiceName, string> = { imap: 'imap-login', managesieve: 'managesieve-login', pop3: 'pop3-login', lmtp: 'lmtp', auth: 'auth', 'quota-status': 'quota-status' };

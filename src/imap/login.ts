@@ -15,24 +15,10 @@ import type { DovecotConfig } from '../config/settings.js';
 import type { Fields } from '../auth/databases.js';
 import { CryptError } from '../crypt/keys.js';
 import { Logger } from '../log/logger.js';
-import type { MailStore } from '../mailstore/store.js';
-import type { UserMetadata } from '../mailstore/metadata.js';
-import type { UserQuota } from '../quota/quota.js';
-import type { ImapSieveHook } from '../sieve/imapsieve.js';
 import { MailAccessRefused, openMailUser } from '../mailuser/open-mail-user.js';
-import { loginRoute, type LoginRoute } from '../auth/proxy-fields.js';
-import type { AuthOutcome } from '../auth/engine.js';
+import { clientCertRefusal, imapRoute, type LoginResult } from './login-result.js';
 
-export type LoginResult =
-  | { ok: true; user: string; store: MailStore; quota: UserQuota | null; mailPlugins: string[]; metadata: UserMetadata | 'disabled' | 'no-dict'; imapSieve: ImapSieveHook | null; alert?: string }
-  /** `unnamed`: refused before the user was looked at (the failure line names no user, user=<>). */
-  | { ok: false; code?: string; text: string; unnamed?: boolean }
-  /** Authenticated, but the user's mail cannot be opened (Dovecot: "Logged in, but initialization failed." and BYE). */
-  | { ok: false; initFailed: true }
-  /** Authenticated in a login process: the session goes on in a mail process (server/login-process.ts). */
-  | { ok: false; handOff: (tag: string) => Promise<void> }
-  /** The passdb sends the login elsewhere: a backend to proxy to, or a referral (imap/login-proxy.ts). */
-  | { ok: false; route: Exclude<LoginRoute, { kind: 'local' }>; user: string };
+export { clientCertRefusal, imapRoute, type LoginResult } from './login-result.js';
 
 /** What a pre-login session needs of its login service: the login, and the imap-login log. */
 export type ImapLogin = Pick<LoginService, 'login' | 'log'>;
@@ -72,15 +58,6 @@ export class LoginService {
   async close(): Promise<void> { await this.engine.close(); }
 }
 
-/** Where the passdb's fields send an IMAP login (auth/proxy-fields.ts), on this connection. */
-export function imapRoute(config: DovecotConfig, a: Pick<AuthOutcome, 'fields' | 'rawFields' | 'nologin' | 'reason' | 'user' | 'masterUser'>, password: string, info: RequestInfo): LoginRoute {
-  // the values as the passdb gave them: `starttls=any-cert` keeps its value (the engine's `fields` keep only a flag's name)
-  return loginRoute(a.rawFields ?? a.fields, a.nologin, a.reason, {
-    user: a.user, password, masterUser: a.masterUser, lip: info.lip ?? '', lport: info.lport ?? 0,
-    selfIps: config.get('auth_proxy_self').split(/\s+/).filter(Boolean), defaultPort: 143, defaultSslPort: 993,
-  });
-}
-
 /**
  * The imap process's half of a login: the user opened by the mail-user
  * service (src/mailuser) with mail-crypt unlocked by the login password
@@ -107,16 +84,6 @@ export async function openImapUser(config: DovecotConfig, username: string, fiel
     ulog.error(`mail-crypt: ${e.message}`);
     return { ok: false, code: 'UNAVAILABLE', text: 'Internal error occurred. Refer to server log for more information.' };
   }
-}
-
-/**
- * An auth failure with a reason as imap-login answers it
- * (CLIENT_AUTH_RESULT_AUTHFAILED_REASON): `NO [ALERT] <reason>`, or the
- * reason alone when it brings its own code (`[`…). Refused before any
- * passdb saw the name, so the connection's failure line names no user.
- */
-export function clientCertRefusal(reason: string): LoginResult {
-  return reason.startsWith('[') ? { ok: false, text: reason, unnamed: true } : { ok: false, code: 'ALERT', text: reason, unnamed: true };
 }
 
 /** `* OK [ALERT]` after a login whose password no longer opens the mail-crypt key (changed without re-keying). */

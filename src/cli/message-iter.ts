@@ -9,6 +9,7 @@
 import { MailStoreError } from '../mailstore/errors.js';
 import { mutf7ToUtf8 } from '../mailstore/api/mailbox-utf7.js';
 import type { MailFolder, MailMessage } from '../mailstore/api/mailbox.js';
+import type { MailStore } from '../mailstore/store.js';
 import type { CommandContext } from './command.js';
 import { mailboxMatches, matches, parseQuery, type MessageView, type Query } from './search-query.js';
 import { openUserStore } from './commands/mailbox.js';
@@ -33,7 +34,13 @@ export async function forEachMatch(ctx: CommandContext, user: string, queryArgs:
   visit: (x: MatchedMessage) => Promise<void>,
   eachMailbox?: (folder: MailFolder, name: string, matched: MailMessage[]) => Promise<void>): Promise<void> {
   const query = Array.isArray(queryArgs) ? parseQuery(queryArgs) : queryArgs;
-  const store = await openUserStore(ctx, user);
+  await forEachMatchIn(await openUserStore(ctx, user), query, visit, eachMailbox);
+}
+
+/** forEachMatch over a store already open (`sealadm import` walks a second store, the source location). */
+export async function forEachMatchIn(store: MailStore, query: Query,
+  visit: (x: MatchedMessage) => Promise<void>,
+  eachMailbox?: (folder: MailFolder, name: string, matched: MailMessage[]) => Promise<void>): Promise<void> {
   for (const entry of await store.list(true)) {
     if (entry.flags.includes('\\Noselect') || entry.flags.includes('\\NonExistent')) continue;
     const name = mutf7ToUtf8(entry.name);

@@ -183,3 +183,13 @@ async function lockedOnFailure(config: DovecotConfig, cu: CryptUser, unlock: () 
     })() } };
   }
 }
+
+/**
+ * `doveadm import`'s source (mail_namespaces_init_location): the same user
+ * with one namespace at another mail location, e.g. a backup Maildir, read
+ * through the user's mail-crypt (a plain file reads as it is).
+ */
+export function openImportSource(opened: OpenedMailUser, location: string): MailStore {
+  const user: MailUser = { ...opened.user, mailLocation: location, namespaces: [] };
+  return opened.crypt && opened.crypt.codec !== identityCodec ? openUserStore(user, opened.crypt) : openUserStore(user);
+}

@@ -48,6 +48,14 @@ function expandIPv6(ip: string): number[] {
   return [...head, ...new Array(8 - head.length - tail.length).fill(0), ...tail];
 }
 
+/**
+ * One row of anvil's PENALTY-DUMP (`doveadm penalty`): the ident, the
+ * penalty (failures counted), the UNIX time of the last penalty and of the
+ * last update. Sealmail counts every failure, so the two times are the same
+ * (anvil does not count a repeated user+password again: it only updates).
+ */
+export interface PenaltyRow { ident: string; penalty: number; lastPenalty: number; lastUpdate: number }
+
 export class AuthPenalty {
   private readonly byIp = new Map<string, { count: number; last: number }>();
   /**
@@ -86,11 +94,23 @@ export class AuthPenalty {
     this.onChange?.('succeeded', ip, Date.now());
   }
 
+  /** The rows anvil's PENALTY-DUMP lists: least recently updated first, forgotten ones left out. */
+  dump(now = Date.now()): PenaltyRow[] {
+    const rows: PenaltyRow[] = [];
+    for (const [ident, p] of this.byIp) {
+      if (now - p.last > PENALTY_FORGET_MS) continue;
+      const secs = Math.floor(p.last / 1000);
+      rows.push({ ident, penalty: p.count, lastPenalty: secs, lastUpdate: secs });
+    }
+    return rows;
+  }
+
   private record(ip: string, now: number): void {
     const key = penaltyIdent(ip);
     const p = this.byIp.get(key) ?? { count: 0, last: now };
     p.count++;
     p.last = now;
+    this.byIp.delete(key); // to the end: the dump's order is anvil's, oldest update first
     this.byIp.set(key, p);
   }
 }

@@ -63,6 +63,15 @@ const DEFAULT_SETTINGS: LogSettings = {
 };
 
 let current: LogSettings = { ...DEFAULT_SETTINGS, debug: new Set() };
+/** A warning, error, fatal or panic line, as `doveadm log errors` lists it (log-error-buffer.ts). */
+export interface LogError { type: 'warning' | 'error' | 'fatal' | 'panic'; timestamp: number; prefix: string; text: string }
+let errorObserver: ((e: LogError) => void) | null = null;
+
+/** Be told of every warning/error/fatal/panic line this process logs (log-error-buffer.ts). */
+export function onLogError(fn: ((e: LogError) => void) | null): void {
+  errorObserver = fn;
+}
+
 /** Lines captured by tests or by the CLI (which prints to stderr instead). */
 let sink: ((line: string, level: LogLevel) => void) | null = null;
 
@@ -188,7 +197,11 @@ function writeFile(dest: string, line: string): void {
 }
 
 function write(level: LogLevel, prefix: string, msg: string, sep = ': '): void {
-  const body = `${prefix}${sep}${LEVEL_TEXT[level]}: ${msg.replace(/[\r\n]/g, ' ')}`;
+  const text = msg.replace(/[\r\n]/g, ' ');
+  const body = `${prefix}${sep}${LEVEL_TEXT[level]}: ${text}`;
+  if (errorObserver && level !== 'debug' && level !== 'info') {
+    errorObserver({ type: level, timestamp: Math.floor(Date.now() / 1000), prefix: prefix + sep, text });
+  }
   if (sink) { sink(body, level); return; }
   const dest = destination(level);
   if (dest === 'syslog' || dest === '/dev/stderr' || dest === '') {

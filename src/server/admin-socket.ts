@@ -10,6 +10,11 @@
  *   KICK key [key …]   → `OK n` (n sessions told to end)
  *   CACHE-FLUSH [user …] → `OK n` (n auth cache entries removed: every
  *                        entry, or the users'; Dovecot's auth-master CACHE-FLUSH)
+ *   PENALTY            → one `ip penalty last_penalty last_update` line per client
+ *                        address with auth failures (anvil's PENALTY-DUMP), then an empty line
+ *   LOG-ERRORS         → one `type timestamp prefix text` line per kept warning or
+ *                        error, oldest first, then an empty line (Dovecot's
+ *                        base_dir/log-errors socket; log-error-buffer.ts)
  * `service` is Dovecot's anvil service name (imap, sieve); `key` is opaque.
  * User names are sent with TAB, LF and CR replaced by a space.
  */
@@ -17,6 +22,8 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { DovecotConfig } from '../config/settings.js';
+import { logErrors } from '../log/log-error-buffer.js';
+import type { PenaltyRow } from '../auth/penalty.js';
 
 export const ADMIN_SOCKET_NAME = 'sealmail-admin';
 /** A request line longer than this is refused (a KICK of every session fits many times over). */
@@ -31,6 +38,8 @@ export interface AdminTarget {
   kick(keys: string[]): number;
   /** sealadm auth cache flush: the passdb cache entries removed in every process holding one. */
   flushAuthCache(users: string[]): Promise<number>;
+  /** sealadm penalty: the auth penalty rows (anvil's PENALTY-DUMP). */
+  penalties(): Promise<PenaltyRow[]>;
 }
 
 export function adminSocketPath(config: DovecotConfig): string {
@@ -44,6 +53,8 @@ async function answer(target: AdminTarget, line: string): Promise<string> {
   if (cmd === 'CACHE-FLUSH') return `OK\t${await target.flushAuthCache(args.filter(Boolean))}\n`;
   if (cmd === 'LIST') return target.sessions().map((s) => [s.key, clean(s.user), s.service, s.pid, s.ip].join('\t') + '\n').join('') + '\n';
   if (cmd === 'KICK') return `OK\t${target.kick(args)}\n`;
+  if (cmd === 'PENALTY') return (await target.penalties()).map((r) => [clean(r.ident), r.penalty, r.lastPenalty, r.lastUpdate].join('\t') + '\n').join('') + '\n';
+  if (cmd === 'LOG-ERRORS') return logErrors.all().map((e) => [e.type, e.timestamp, clean(e.prefix), clean(e.text)].join('\t') + '\n').join('') + '\n';
   return 'ERROR\tunknown command\n';
 }
 

@@ -9,9 +9,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { flushAuthCaches } from '../auth/cache.js';
-
-/** A process that does not answer within this is counted as having had nothing to flush. */
-const ANSWER_MS = 10_000;
+import { askChild, childAnswered } from './child-ask.js';
 
 export type CacheFlushMessage =
   /** master → process: flush these users' entries (all when empty) */
@@ -19,27 +17,14 @@ export type CacheFlushMessage =
   /** process → master: the keys it removed */
   | { t: 'auth-cache-flushed'; id: number; keys: string[] };
 
-let nextId = 0;
-const waiting = new Map<number, (keys: string[]) => void>();
-
 /** Ask one child; resolves with its keys, or none when it exits or stays silent. */
 export function askFlush(child: ChildProcess, users: string[]): Promise<string[]> {
-  if (!child.connected) return Promise.resolve([]);
-  const id = ++nextId;
-  return new Promise((resolve) => {
-    const done = (keys: string[]) => { clearTimeout(timer); child.off('exit', gone); waiting.delete(id); resolve(keys); };
-    const gone = () => done([]);
-    const timer = setTimeout(gone, ANSWER_MS);
-    timer.unref();
-    waiting.set(id, done);
-    child.once('exit', gone);
-    try { child.send({ t: 'auth-cache-flush', id, users } satisfies CacheFlushMessage); } catch { done([]); }
-  });
+  return askChild<string[]>(child, (id) => ({ t: 'auth-cache-flush', id, users } satisfies CacheFlushMessage), []);
 }
 
 /** A child's answer, from its 'message' handler. */
 export function flushAnswered(id: number, keys: string[]): void {
-  waiting.get(id)?.(keys);
+  childAnswered(id, keys);
 }
 
 /** The master: its own caches and its children's, each key counted once. */

@@ -67,6 +67,7 @@ export function runAuthProcess(config: DovecotConfig): void {
         (u) => sendTo(process, { t: 'userdb-reply', id: m.id, result: u.result, fields: u.fields }),
         (e: Error) => { log.error(`userdb lookup: ${e.message}`); sendTo(process, { t: 'userdb-reply', id: m.id, result: 'tempfail', fields: [] }); });
     } else if (m.t === 'auth-cache-flush') answerFlush(m, (r) => sendTo(process, r));
+    else if (m.t === 'penalty-dump') sendTo(process, { t: 'penalty-dumped', id: m.id, rows: penalty.dump() });
     else if (m.t === 'app-password-reply') { appWaits.get(m.id)?.(m.hit); appWaits.delete(m.id); }
     else if (m.t === 'shutdown') void engine.close().finally(() => process.exit(0));
     else if (m.t === 'retire') live.retire();

@@ -20,6 +20,7 @@
 import type { WorkerMessage } from './service-pool.js';
 import { loadConfig, ConfigError, type DovecotConfig } from '../config/index.js';
 import { adoptLogFds, configureLogging, Logger, openLogFiles, reopenLogFiles } from '../log/logger.js';
+import { collectErrors, reportErrorsToMaster } from '../log/log-error-buffer.js';
 import { serviceListenerSpecs, type ListenerSpec } from './listeners.js';
 import { tlsMaterial, tlsSettingsError } from './tls-settings.js';
 import { dropPrivileges } from './privileges.js';
@@ -107,6 +108,7 @@ async function runChild(role: Role, configPath: string): Promise<void> {
   const init = await new Promise<Extract<ChildMessage, { t: 'init' }>>((resolve) => process.once('message', (m: ChildMessage) => resolve(m.t === 'init' ? m : { t: 'init', files: { files: {}, globs: {} } })));
   installConfigFiles(init.files);
   adoptLogFds();
+  reportErrorsToMaster(); // sealadm log errors: the master keeps the ring
   const config = await loadServerConfig(configPath);
   reportStats(config);
   if (role === 'login') await (await import('./login-process.js')).runLoginProcess(config, tlsMaterial(config), { login: init.loginSocket ?? '', auth: init.authSocket ?? '' });
@@ -229,6 +231,7 @@ export async function main(argv: string[]): Promise<void> {
     const init = await new Promise<WorkerMessage>((resolve) => process.once('message', resolve));
     installConfigFiles(init.t === 'init' ? init.files : { files: {}, globs: {} });
     adoptLogFds(); // the master's log files, opened as root (logger.ts)
+    reportErrorsToMaster(); // sealadm log errors: the master keeps the ring
     const config = await loadServerConfig(args.configPath);
     reportStats(config);
     const { runServiceWorker } = await import('./service-worker.js');
@@ -237,6 +240,7 @@ export async function main(argv: string[]): Promise<void> {
   }
   // until the reload handler is in place (reloadOnSighup), a SIGHUP must not end the master (Node's default)
   process.on('SIGHUP', () => undefined);
+  collectErrors(); // the ring sealadm log errors reads (log-error-buffer.ts)
   startRecording(); // root-only files stay readable after privileges are dropped (privileged-files.ts)
   const config = await loadServerConfig(args.configPath);
   // as root, before the drop: a root-owned log file keeps receiving lines (logger.ts)

@@ -17,6 +17,8 @@ import type { Admission } from '../config/connection-limits.js';
 import { resolveUser, type Identity } from '../util/passwd.js';
 import type { StatsBatch } from '../util/stats-events.js';
 import type { CacheFlushMessage } from './auth-cache-flush.js';
+import type { PenaltyDumpMessage } from './penalty-dump.js';
+import type { LogErrorMessage } from '../log/log-error-buffer.js';
 
 export type Role = 'login' | 'auth' | 'mail' | 'lmtp';
 /** The command-line flag that makes `sealmail` one of the children (internal). */
@@ -98,6 +100,10 @@ export type ChildMessage =
   | { t: 'stats'; batch: StatsBatch }
   /** sealadm auth cache flush (auth-cache-flush.ts) */
   | CacheFlushMessage
+  /** sealadm penalty: master → auth process and back (penalty-dump.ts) */
+  | PenaltyDumpMessage
+  /** any child → master: a warning/error line, for sealadm log errors (log-error-buffer.ts) */
+  | LogErrorMessage
   | { t: 'shutdown' };
 
 /** `default_login_user` / `default_internal_user`, as Dovecot's master-settings.c checks them at start. */

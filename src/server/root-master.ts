@@ -59,6 +59,8 @@ import { UserConcurrency } from '../lmtp/user-concurrency.js';
 import { rebindListeners, type WantedListener } from './listener-reload.js';
 import type { AdminTarget } from './admin-socket.js';
 import { flushAnswered, flushEverywhere } from './auth-cache-flush.js';
+import { takeChildError } from '../log/log-error-buffer.js';
+import { askPenaltyDump, penaltyDumpAnswered } from './penalty-dump.js';
 import { ingestStats } from './stats-metrics.js';
 
 /**
@@ -453,7 +455,9 @@ export class RootMaster {
 
   private onChildMessage(child: ChildProcess, m: ChildMessage): void {
     if (m.t === 'stats') ingestStats(m.batch);
+    else if (takeChildError(m)) return;
     else if (m.t === 'auth-cache-flushed') flushAnswered(m.id, m.keys);
+    else if (m.t === 'penalty-dumped') penaltyDumpAnswered(m.id, m.rows);
     else if (m.t === 'login') void this.routeLogin(child, m.req).catch((e) => {
       this.log.error(`login of ${m.req.user}: ${(e as Error).message}`);
       sendTo(child, { t: 'login-failed', id: m.req.id, reason: 'internal' });
@@ -629,6 +633,8 @@ export class RootMaster {
       },
       // the processes that authenticate: the auth process (and those a reload retired) and the LMTP processes
       flushAuthCache: (users) => flushEverywhere([this.auth, ...this.lmtps, ...this.retiredAuth.values()].filter((c): c is Child => !!c).map((c) => c.child), users),
+      // the auth process is Dovecot's anvil for the penalty
+      penalties: () => (this.auth ? askPenaltyDump(this.auth.child) : Promise.resolve([])),
     };
   }
 

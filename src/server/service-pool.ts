@@ -60,6 +60,7 @@ import type { StatsBatch } from '../util/stats-events.js';
 import { ingestStats } from './stats-metrics.js';
 import type { UserConcurrency } from '../lmtp/user-concurrency.js';
 import { flushAnswered, type CacheFlushMessage } from './auth-cache-flush.js';
+import { takeChildError, type LogErrorMessage } from '../log/log-error-buffer.js';
 
 export type PenaltyChange = { op: 'failed' | 'succeeded'; ip: string; now: number };
 
@@ -87,6 +88,8 @@ export type WorkerMessage =
   | { t: 'stats'; batch: StatsBatch }
   /** sealadm auth cache flush (auth-cache-flush.ts) */
   | CacheFlushMessage
+  /** process → master: a warning/error line, for sealadm log errors (log-error-buffer.ts) */
+  | LogErrorMessage
   | { t: 'ready' }
   | { t: 'shutdown' };
 
@@ -231,6 +234,7 @@ export class ServicePool {
         else if (m.t === 'user-slot-free') this.o.userSlots?.release(m.user, w);
         else if (m.t === 'stats') ingestStats(m.batch);
         else if (m.t === 'auth-cache-flushed') flushAnswered(m.id, m.keys);
+        else takeChildError(m);
       });
       child.on('exit', (code, sig) => {
         const wasReady = w.ready;

@@ -38,6 +38,7 @@ import { PenaltyRelay, ServicePool, serviceProcessCount } from './service-pool.j
 import { rebindListeners, type WantedListener } from './listener-reload.js';
 import type { AdminSession, AdminTarget } from './admin-socket.js';
 import { flushEverywhere } from './auth-cache-flush.js';
+import { replayPenalties } from './penalty-dump.js';
 import { UserConcurrency } from '../lmtp/user-concurrency.js';
 
 import { SERVICE_NAMES, type ServiceName } from './service-names.js';
@@ -153,6 +154,7 @@ export class ServiceProcesses {
         return n;
       },
       flushAuthCache: (users) => flushEverywhere(this.pools.flatMap((p) => p.children()), users),
+      penalties: async () => replayPenalties(this.penalties.changes),
     };
   }
 

@@ -66,7 +66,9 @@ export const commands: CommandEntry[] = [
   { name: 'sieve rename', usage: '[-u <user>|-A] [-S <socket_path>] <oldname> <newname>', load: async () => (await import('./sieve.js')).sieveRenameCommand },
   { name: 'reload', usage: '', load: async () => (await import('./master.js')).reloadCommand },
   { name: 'log reopen', usage: '', load: async () => (await import('./master.js')).logReopenCommand },
+  { name: 'log errors', usage: '[-s <min_timestamp>]', load: async () => (await import('./log-errors.js')).logErrorsCommand },
   { name: 'stop', usage: '', load: async () => (await import('./master.js')).stopCommand },
   { name: 'who', usage: '[-a <anvil socket path>] [-1] [<user mask>] [<ip/bits>]', load: async () => (await import('./who.js')).whoCommand },
+  { name: 'penalty', usage: '[-a <anvil socket path>] [<ip/bits>]', load: async () => (await import('./penalty.js')).penaltyCommand },
   { name: 'kick', usage: '[-a <anvil socket path>] [-f] <user mask>[|]<ip/bits>', load: async () => (await import('./who.js')).kickCommand },
 ];

@@ -50,7 +50,7 @@ function parseMasks(masks: string[]): Filter {
 const matches = (s: AdminSession, f: Filter) => (!f.user || f.user(s.user)) && (!f.net || ipInNetwork(s.ip, f.net));
 
 /** One request to the master's admin socket; its answer's lines. */
-async function ask(ctx: CommandContext, request: string): Promise<string[]> {
+export async function ask(ctx: CommandContext, request: string): Promise<string[]> {
   const path = adminSocketPath(await adminConfig(ctx));
   try { return await askAdmin(path, request); } catch (e) {
     throw new CommandError(`Fatal: net_connect_unix(${path}) failed: ${(e as Error).message}`, EX_TEMPFAIL);

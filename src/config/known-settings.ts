@@ -228,6 +228,8 @@ export const SEALMAIL_HONOURS = new Set([
   'default_login_user', 'default_internal_user',
   // the IMAP login proxy driven by the passdb's proxy/host fields (auth/proxy-fields.ts, imap/login-proxy.ts)
   'login_proxy_timeout', 'login_proxy_max_reconnects', 'login_proxy_max_disconnect_delay', 'auth_proxy_self',
+  // the LMTP proxy: a passdb lookup per recipient (lmtp/lmtp-proxy.ts)
+  'lmtp_proxy',
 ]);
 
 /** Settings that only shape Dovecot's own processes; accepted without a warning. */

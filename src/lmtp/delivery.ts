@@ -115,7 +115,7 @@ class OverQuota extends Error {}
 class OverMaxSize extends Error {}
 
 /** Dovecot's trace header: `for <rcpt>` (and Delivered-To) only when the transaction has one recipient; no `([ip])` over a unix socket. */
-function received(d: DeliveryInput): string {
+export function received(d: Pick<DeliveryInput, 'config' | 'heloName' | 'rip' | 'sessionId' | 'mailFrom' | 'single' | 'rcpt'>): string {
   const host = d.config.get('hostname') || hostname();
   const date = new Date().toUTCString().replace(/GMT$/, '+0000').replace(/^(\w+), 0?/, '$1, ');
   return `Received: from ${d.heloName}${d.rip ? ` ([${d.rip}])` : ''}\n\tby ${host} with LMTP\n\tid ${d.sessionId}\n\t(envelope-from <${d.mailFrom}>)${d.single ? `\n\tfor <${d.rcpt}>` : ''}; ${date}\n`;

@@ -29,11 +29,13 @@ import type { DovecotConfig } from '../config/settings.js';
 import { Logger } from '../log/logger.js';
 import { CrlfDecoder, DotDecoder } from './data-decoder.js';
 import { MessageSpool, type SpooledMessage } from './data-spool.js';
-import { checkRecipient, deliver, overQuotaAlready, type DeliveryInput, type DeliveryResult, type OverQuotaCheck } from './delivery.js';
+import { checkRecipient, deliver, received, overQuotaAlready, type DeliveryInput, type DeliveryResult, type OverQuotaCheck } from './delivery.js';
 import { faultText, guarded } from '../util/fault.js';
 import { localSlots, takeUserSlot, type UserSlot, type UserSlotTaker } from './user-concurrency.js';
 import { statsEvent } from '../util/stats-events.js';
 import { quickAck } from '../util/tcp-socket.js';
+import { splitDetail } from '../auth/recipient.js';
+import { BackendConnection, LMTP_PROXY_DEFAULT_TTL, lmtpProxyTarget, logDataReply, proxiesToItself, relayedReply, type BackendReply, type ProxyClientInfo } from './lmtp-proxy.js';
 
 const MAX_BAD = 10;
 const MAX_VERB = 32;
@@ -50,7 +52,11 @@ const UOFF_MAX = (1n << 64n) - 1n;
 /** RFC 5321 `String`: an Atom or a Quoted-string (VRFY's and NOOP's argument). */
 const SMTP_STRING = /^(?:[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+|"(?:[^"\\\r\n]|\\.)*")$/;
 
-interface Rcpt { address: string; user: string; detail: string; index: number; slot: UserSlot }
+/** `proxy`: the backend this recipient was accepted by (lmtp_proxy), with the address it was given there. */
+interface Rcpt { address: string; user: string; detail: string; index: number; slot: UserSlot; proxy?: { conn: BackendConnection; address: string } }
+
+/** A proxied recipient holds no local delivery slot. */
+const NO_SLOT: UserSlot = { release: () => undefined };
 
 /** A BDAT chunk being read off the wire: `accept` when its bytes go to the spool (else they are read and dropped). */
 interface Chunk { size: number; left: number; last: boolean; bad: boolean; accept: boolean }
@@ -60,6 +66,10 @@ export class LmtpSession {
   private running = false;
   private helo = '';
   private from: string | null = null;
+  /** MAIL FROM's parameters, passed on to the proxy's backends. */
+  private mailParams: string[] = [];
+  /** lmtp_proxy: the transaction's backend connections, one per host/ip/port. */
+  private backends = new Map<string, BackendConnection>();
   private rcpts: Rcpt[] = [];
   private rcptCount = 0;
   private transactions = 0;
@@ -323,6 +333,8 @@ export class LmtpSession {
   private dropTransaction(): void {
     for (const r of this.rcpts) r.slot.release();
     this.rcpts = [];
+    for (const b of this.backends.values()) b.close();
+    this.backends.clear();
     void this.spool?.close();
     this.spool = null; this.dot = null; this.crlf = null; this.chunk = null;
   }
@@ -340,6 +352,7 @@ export class LmtpSession {
       } else { this.reply('555 5.5.4 Unsupported parameters'); return; }
     }
     this.from = p.path;
+    this.mailParams = p.params;
     this.transactions++;
     this.reply('250 2.1.0 OK');
   }
@@ -363,6 +376,10 @@ export class LmtpSession {
     if (typeof p === 'string') { this.reply(p); return; }
     if (p.params.length) { this.reply('555 5.5.4 Unsupported parameters'); return; }
     const index = ++this.rcptCount;
+    if (this.config.getBool('lmtp_proxy', { protocol: 'lmtp' })) {
+      const proxied = await this.proxyRcpt(p.path, index);
+      if (proxied) return;
+    }
     const c = await checkRecipient(this.config, this.auth, p.path, this.overQuota);
     if (!c.ok) { this.reply(c.text); return; }
     const slot = await takeUserSlot(c.user, Number(this.config.get('lmtp_user_concurrency_limit', { protocol: 'lmtp' })) || 0, this.slots);
@@ -371,6 +388,54 @@ export class LmtpSession {
     if (this.closed) { slot.release(); return; }
     this.rcpts.push({ address: p.path, user: c.user, detail: c.detail, index, slot });
     this.reply('250 2.1.5 OK');
+  }
+
+  /** The transaction's session id, and a recipient's (`:R<n>` after the first). */
+  private transactionId(): string { return this.transactions > 1 ? `${this.id}:T${this.transactions}` : this.id; }
+  private recipientId(index: number): string { return index > 1 ? `${this.transactionId()}:R${index}` : this.transactionId(); }
+
+  /**
+   * lmtp_proxy_rcpt: a recipient the passdb sends to a backend is answered
+   * with the backend's RCPT reply (true); false: deliver it locally.
+   */
+  private async proxyRcpt(address: string, index: number): Promise<boolean> {
+    const { user, detail } = splitDetail(address, this.config.get('recipient_delimiter', { protocol: 'lmtp' }));
+    const delim = detail ? address.slice(user.length, user.length + 1) : '';
+    const sid = this.recipientId(index);
+    const sock = this.sock as Duplex & { localAddress?: string; localPort?: number; remotePort?: number };
+    const client: ProxyClientInfo = {
+      lip: sock.localAddress ?? '', lport: sock.localPort ?? 0, rip: this.rip, rport: sock.remotePort ?? 0,
+      selfIps: this.config.get('auth_proxy_self', { protocol: 'lmtp' }).split(/\s+/).filter(Boolean),
+    };
+    const a = await this.auth.authenticate(user, undefined, { service: 'lmtp', rip: this.rip, lip: client.lip, lport: client.lport, session: sid });
+    if (a.result === 'tempfail') { this.reply('451 4.3.0 Temporary user lookup failure'); return true; }
+    // not in the passdb: delivered locally
+    if (a.result !== 'ok') return false;
+    const log = Logger.forUser('lmtp', user);
+    const target = lmtpProxyTarget(a.fields, user, client, (m) => log.error(m));
+    if (!target) return false;
+    if (!target.destuser && proxiesToItself(target, client)) {
+      log.error(`Proxying to <${user}> loops to itself`);
+      this.reply('554 5.4.6 Proxying loops to itself');
+      return true;
+    }
+    if (this.closed) return true;
+    const key = `${target.host}\0${target.ip ?? ''}\0${target.port}`;
+    let conn = this.backends.get(key);
+    if (!conn) {
+      conn = new BackendConnection(target, {
+        sessionId: this.transactionId(), mailFrom: this.from!, mailParams: this.mailParams, helo: this.helo, myHostname: this.host, client, ttl: LMTP_PROXY_DEFAULT_TTL,
+      }, this.backends.size + 1);
+      this.backends.set(key, conn);
+    }
+    // `destuser`: the address at the backend is that user with the recipient's detail
+    const there = target.destuser ? (detail ? target.destuser.replace(/@|$/, `${delim}${detail}$&`) : target.destuser) : address;
+    const r = await conn.rcpt(there);
+    if (this.closed) return true;
+    const ok = !('error' in r) && r.code >= 200 && r.code < 300;
+    this.reply(relayedReply(r, sid, address, true));
+    if (ok) this.rcpts.push({ address, user, detail, index, slot: NO_SLOT, proxy: { conn, address: there } });
+    return true;
   }
 
   /** A BDAT chunk has been read off the wire (into the spool when it was accepted). */
@@ -419,15 +484,38 @@ export class LmtpSession {
     const from = this.from!;
     // the recipients keep their concurrency slots until each one's delivery is done
     this.rcpts = [];
+    // the backend connections are the transaction's: closed once their replies are in
+    const backends = [...this.backends.values()];
+    this.backends.clear();
+    const tid = this.transactionId();
     this.reset();
-    const tid = this.transactions > 1 ? `${this.id}:T${this.transactions}` : this.id;
+    // lmtp_proxy_data: each backend gets the message once, all at the same time; its replies are used in RCPT order
+    const proxied = new Map<BackendConnection, Promise<BackendReply[]>>();
+    for (const b of backends) {
+      if (!b.accepted.length) continue;
+      const header = Buffer.from(received({ config: this.config, heloName: this.helo, rip: this.rip, sessionId: tid, mailFrom: from, single: rcpts.length === 1, rcpt: rcpts[0].address }));
+      proxied.set(b, b.data(header, message));
+    }
+    const taken = new Map<BackendConnection, number>();
     const done = new Map<string, string>();
     const tx0 = process.hrtime.bigint();
     let succeeded = 0;
     for (const r of rcpts) {
+      const sid = r.index > 1 ? `${tid}:R${r.index}` : tid;
+      // a proxied recipient named twice was sent twice: each has its own reply from the backend
+      if (r.proxy) {
+        const k = taken.get(r.proxy.conn) ?? 0;
+        taken.set(r.proxy.conn, k + 1);
+        const res = (await proxied.get(r.proxy.conn)!)[k];
+        logDataReply(r.user, sid, r.proxy.address, r.proxy.conn, res, r.index, rcpts.length);
+        const line = relayedReply(res, sid, r.address, false);
+        if (line.startsWith('2')) succeeded++;
+        done.set(r.address, line);
+        this.reply(line);
+        continue;
+      }
       const prev = done.get(r.address);
       if (prev) { r.slot.release(); this.reply(prev); continue; }
-      const sid = r.index > 1 ? `${tid}:R${r.index}` : tid;
       // anything unexpected (a home the mail user cannot write…) is a temporary failure for this recipient, never a crash
       const t0 = process.hrtime.bigint();
       const res = await this.deliverer({ config: this.config, auth: this.auth, user: r.user, detail: r.detail, rcpt: r.address, mailFrom: from, heloName: this.helo, rip: this.rip, sessionId: tid, single: rcpts.length === 1, message })
@@ -440,6 +528,7 @@ export class LmtpSession {
       done.set(r.address, line);
       this.reply(line);
     }
+    for (const b of backends) b.close();
     // lib-smtp's smtp_server_transaction_finished, counted from the end of DATA (the master does not see MAIL FROM)
     statsEvent('smtp_server_transaction_finished', { recipients: rcpts.length, recipients_succeeded: succeeded, recipients_failed: rcpts.length - succeeded }, tx0);
   }

@@ -7,9 +7,11 @@
  * (`sealadm password change`) leaves it valid; revoking removes its key
  * copy and the next login fails. Both process models: supervised pools
  * (mail_uid, the auth process reads the home) and the root master (the
- * auth process runs as default_internal_user and the master checks).
+ * auth process runs as default_internal_user and the master checks), on a
+ * SQLite user database; the pools also on MariaDB and PostgreSQL (the
+ * password change's UPDATE runs there; the process model changes no SQL).
  */
-import { writeSqliteUser, useSqlUserdb } from '../helpers/sqlite-user-tree.js';
+import { writeSqlUser, useSqlUserdb } from '../helpers/sql-user-tree.js';
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -17,7 +19,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hashPassword } from '../../src/auth/schemes/index.js';
-import { freePort } from '../helpers/databases.js';
+import { freePort, requireDb, type DbKind } from '../helpers/databases.js';
 import { mailIds } from '../helpers/dovecot.js';
 import { ImapLine } from '../helpers/imap-line.js';
 import { LmtpWire } from '../helpers/lmtp-wire.js';
@@ -32,7 +34,7 @@ const MAIN2 = 'Main-Pässword-2';
 
 const root = process.getuid?.() === 0;
 
-async function start(t: TestContext, rootMaster: boolean) {
+async function start(t: TestContext, rootMaster: boolean, kind: DbKind) {
   const lmtpPort = await freePort();
   const pop3Port = await freePort();
   const sievePort = await freePort();
@@ -69,8 +71,8 @@ service auth {
   }
 }
 `,
-    beforeStart: (dir) => {
-      writeSqliteUser(dir, U, hash, { uid, gid }, 0o666);
+    beforeStart: async (dir) => {
+      await writeSqlUser(t, kind, dir, U, hash, { uid, gid }, 0o666);
       chmodSync(dir, 0o777); // sqlite writes its journal beside the database (sealadm password change, as root)
     },
     rewriteConf: (text, dir) => useSqlUserdb(text, dir, rootMaster),
@@ -131,10 +133,11 @@ service auth {
   return { srv, pop3Port, imap, readAll, deliver, sieve, sealadm, smtpAuth, store };
 }
 
-for (const rootMaster of [false, true]) {
-  const name = rootMaster ? 'root master (no mail_uid)' : 'pools (mail_uid)';
+for (const [kind, rootMaster] of [['sqlite', false], ['sqlite', true], ['mysql', false], ['pgsql', false]] as const) {
+  const name = `${kind} userdb, ${rootMaster ? 'root master (no mail_uid)' : 'pools (mail_uid)'}`;
   test(`app passwords, ${name}: add, log in everywhere with it and read encrypted mail, wrong one refused, survives a main password change, revoke`, { skip: rootMaster && !root ? 'needs root' : false }, async (t) => {
-    const s = await start(t, rootMaster);
+    if (!requireDb(t, kind)) return;
+    const s = await start(t, rootMaster, kind);
     const first = await s.imap(t, MAIN); // makes the user key under the main password
     assert.match(first.login, /^a OK /m, s.srv.output());
     first.c.close();

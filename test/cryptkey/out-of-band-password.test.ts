@@ -6,16 +6,18 @@
  * public key. `sealadm mailbox cryptokey password` with the old password
  * repairs it and the next login reads everything. POP3 logs in likewise
  * and refuses the encrypted message. Both process models:
- * supervised pools (mail_uid) and the root master (uid from the userdb).
+ * supervised pools (mail_uid) and the root master (uid from the userdb),
+ * on a SQLite user database; the pools also on MariaDB and PostgreSQL (the
+ * process model changes nothing in the SQL, so not again there).
  */
-import { writeSqliteUser, useSqlUserdb } from '../helpers/sqlite-user-tree.js';
+import { writeSqlUser, useSqlUserdb, type SqlUser } from '../helpers/sql-user-tree.js';
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hashPassword } from '../../src/auth/schemes/index.js';
-import { freePort } from '../helpers/databases.js';
+import { freePort, requireDb, type DbKind } from '../helpers/databases.js';
 import { mailIds } from '../helpers/dovecot.js';
 import { ImapLine } from '../helpers/imap-line.js';
 import { LmtpWire, until } from '../helpers/lmtp-wire.js';
@@ -29,18 +31,21 @@ const OLD = 'Old-Pässword-1';
 const NEW = 'New-Pässword-2';
 const root = process.getuid?.() === 0;
 
-async function start(t: TestContext, rootMaster: boolean) {
+async function start(t: TestContext, rootMaster: boolean, kind: DbKind) {
   const lmtpPort = await freePort();
   const pop3Port = await freePort();
   const { uid, gid } = mailIds();
   const oldHash = await hashPassword('SHA512-CRYPT', Buffer.from(OLD), { user: U });
-  let db = '';
+  let db: SqlUser | undefined;
   const srv = await startSealmail(t, {
     passdb: 'passdb {\n  driver = sql\n  args = SQLEXT\n}',
     extraConf: `protocols = imap lmtp pop3
 ${CRYPT_CONF}service pop3-login {
   inet_listener pop3 {
     port = ${pop3Port}
+  }
+  inet_listener pop3s {
+    port = 0
   }
 }
 service lmtp {
@@ -50,15 +55,14 @@ service lmtp {
   }
 }
 `,
-    beforeStart: (dir) => {
-      db = writeSqliteUser(dir, U, oldHash, { uid, gid }, 0o644); // the auth process (default_internal_user in the root master) reads it
+    beforeStart: async (dir) => {
+      db = await writeSqlUser(t, kind, dir, U, oldHash, { uid, gid }, 0o644); // the auth process (default_internal_user in the root master) reads it
     },
     rewriteConf: (text, dir) => useSqlUserdb(text, dir, rootMaster),
   });
   const setHash = async (pw: string) => {
     const h = await hashPassword('SHA512-CRYPT', Buffer.from(pw), { user: U });
-    const r = spawnSync('sqlite3', [db, `UPDATE u SET password = '${h}' WHERE email = '${U}';`], { encoding: 'utf8' });
-    assert.equal(r.status, 0, r.stderr);
+    await db!.exec(`UPDATE u SET password = '${h}' WHERE email = '${U}';`);
   };
   const imap = async (t2: TestContext, pw: string) => {
     const c = await ImapLine.open(srv.imapPort);
@@ -81,10 +85,11 @@ service lmtp {
   return { srv, pop3Port, setHash, imap, deliver, files, snapshot, sealadm };
 }
 
-for (const rootMaster of [false, true]) {
-  const name = rootMaster ? 'root master (no mail_uid)' : 'pools (mail_uid)';
+for (const [kind, rootMaster] of [['sqlite', false], ['sqlite', true], ['mysql', false], ['pgsql', false]] as const) {
+  const name = `${kind} userdb, ${rootMaster ? 'root master (no mail_uid)' : 'pools (mail_uid)'}`;
   test(`out-of-band hash change, ${name}: new password logs in with an ALERT, encrypted mail unreadable but intact, delivery goes on; cryptokey password repairs`, { skip: rootMaster && !root ? 'needs root' : false }, async (t) => {
-    const s = await start(t, rootMaster);
+    if (!requireDb(t, kind)) return;
+    const s = await start(t, rootMaster, kind);
     // the first login makes the user key under OLD; one message stored encrypted
     const first = await s.imap(t, OLD);
     assert.match(first.login, /^a OK /m, s.srv.output());

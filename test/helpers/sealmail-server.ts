@@ -28,7 +28,7 @@ export interface SealmailServer {
 }
 
 /** `env`: added to the server's environment (the SEALMAIL_TEST_* hooks of src/config/connection-limits.ts); `bin`: an installed `sealmail` to run instead of this tree's. */
-export async function startSealmail(t: TestContext, opts: { extraConf?: string; passdb?: string; env?: Record<string, string>; beforeStart?: (dir: string) => void; rewriteConf?: (text: string, dir: string) => string; ready?: (output: string, dir: string) => boolean; startMs?: number; bin?: string } = {}): Promise<SealmailServer> {
+export async function startSealmail(t: TestContext, opts: { extraConf?: string; passdb?: string; env?: Record<string, string>; beforeStart?: (dir: string) => void | Promise<void>; rewriteConf?: (text: string, dir: string) => string; ready?: (output: string, dir: string) => boolean; startMs?: number; bin?: string } = {}): Promise<SealmailServer> {
   const dir = tempDir(t, 'sealmail-srv');
   chmodSync(dir, 0o755);
   const { uid, gid } = mailIds();
@@ -69,7 +69,7 @@ service imap-login {
 }
 ${opts.extraConf ?? ''}
 `);
-  opts.beforeStart?.(dir);
+  await opts.beforeStart?.(dir);
   if (opts.rewriteConf) writeFileSync(conf, opts.rewriteConf(readFileSync(conf, 'utf8'), dir));
   // killed with its workers after the test even when the start below fails (children.ts)
   const child: ChildProcess = (opts.bin ? spawnOwned(t, opts.bin, ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } }) : spawnOwned(t, process.execPath, [sealmailJs, '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } }));

@@ -135,6 +135,9 @@ export class LoginProgress {
   private id = '';
 
   /** Dovecot's session=<…> for this connection (made on first use); handed to the mail process with the login. */
+  /** A trusted proxy named the session (XCLIENT SESSION=…): its id is this connection's. */
+  adoptSession(id: string): void { this.id = id; }
+
   session(conn: Pick<LoginConn, 'rip' | 'rport'>): string {
     if (!this.id) this.id = newLoginSessionId(conn.rip, conn.rport);
     return this.id;

@@ -21,7 +21,7 @@
 import { lookup } from 'node:dns/promises';
 import type { ProxyRoute, Referral } from '../auth/proxy-fields.js';
 import { loginLogLine } from '../config/login-log.js';
-import { BackendConnection, LOGIN_PROXY_FAILURE_MSG, PROXY_CONNECT_RETRY_MIN_MSECS, PROXY_CONNECT_RETRY_MSECS, ProxyFailure, failurePrefix, relay, type ProxyFailureType } from '../util/login-proxy.js';
+import { LOGIN_PROXY_FAILURE_MSG, ProxyFailure, failurePrefix, proxyStartRefusal, relay, runProxyLogin, sanitizeLine, type BackendConnection, type ProxyFailureType } from '../util/login-proxy.js';
 import type { Session } from './session.js';
 
 const AUTH_FAILED_MSG = 'Authentication failed.';
@@ -67,17 +67,6 @@ class ProxyState {
   }
 }
 
-/** Refusals found before connecting (proxy_check_start, login_proxy_connect's TTL check). */
-function checkStart(s: Session, route: ProxyRoute, who: Who): ProxyFailure | null {
-  if (!route.host) return new ProxyFailure('internal', 'host not given');
-  if (route.badHostip) return new ProxyFailure('internal', `Invalid hostip ${route.badHostip}`);
-  if (!route.ip) return new ProxyFailure('internal', `BUG: host ${route.host} is not an IP (auth should have changed it)`);
-  const { lport } = s.ports;
-  if (route.port === lport && route.ip.replace(/^::ffff:/, '') === s.opts.lip && route.destuser === who.user) return new ProxyFailure('internal', 'Proxying loops to itself');
-  if (s.proxyTtl <= 1) return new ProxyFailure('remote-config', 'TTL reached zero - proxies appear to be looping?');
-  return null;
-}
-
 /**
  * Log the session in on the route's backend and, when it says OK, relay
  * the connection there. Every failure is answered to the client here.
@@ -95,7 +84,7 @@ export async function proxyImapLogin(s: Session, tag: string, route: ProxyRoute,
       return;
     }
   }
-  const refused = checkStart(s, route, who);
+  const refused = proxyStartRefusal(route, { lip: s.opts.lip, lport: s.ports.lport, user: who.user, ttl: s.proxyTtl });
   // errors found before connecting never log the ip:port prefix Dovecot adds only once connecting
   if (refused) {
     // proxy_check_start's refusals are logged as they are; the TTL check is login_proxy_failed's, with its prefix
@@ -105,60 +94,29 @@ export async function proxyImapLogin(s: Session, tag: string, route: ProxyRoute,
     await failureReply(s, tag, refused.type, refused.reason);
     return;
   }
-  const timeoutMs = route.timeoutMs || config.getTime('login_proxy_timeout') || 30_000;
-  const maxReconnects = Number(config.get('login_proxy_max_reconnects') || '3');
-  const started = Date.now();
-  let reconnects = 0;
-  for (;;) {
-    let backend: BackendConnection | null = null;
-    const state = new ProxyState();
-    try {
-      const left = timeoutMs - (Date.now() - started);
-      backend = await BackendConnection.open({ ip: route.ip!, port: route.port, host: route.host, ssl: route.ssl, starttls: route.starttls, anyCert: route.anyCert, timeoutMs: left });
-      const b = backend;
-      const timedOut = new Promise<never>((_r, reject) => b.armTimeout(() => reject(new ProxyFailure('connect', `Login timed out in state=${state} (after ${Math.floor((Date.now() - started) / 1000)} secs${reconnects ? `, ${reconnects} reconnects` : ''}, local=${b.local})`))));
-      timedOut.catch(() => undefined);
-      const ok = await Promise.race([dialogue(s, tag, route, who, b, state, started), timedOut]);
-      b.disarm();
-      if (ok === null) { b.destroy(); return; } // the backend refused the login: answered
-      const msecs = Date.now() - started;
-      let info = `Started proxying to <${route.ip}>`;
-      if (route.ip !== route.host) info += ` (<${route.host}>)`;
-      if (route.destuser !== who.user) info += ` as user ${route.destuser}`;
-      if (route.master) info += ` (master ${route.master})`;
-      info += ` (${Math.floor(msecs / 1000)}.${String(msecs % 1000).padStart(3, '0')} secs${reconnects ? `, ${reconnects} reconnects` : ''})`;
-      proxyLog(s, who, route, 'info', info);
+  const r = route;
+  await runProxyLogin({
+    route: r, user: who.user, config,
+    log: (level, msg) => proxyLog(s, who, r, level, msg),
+    isClosed: () => s.isClosed,
+    newState: () => new ProxyState(),
+    dialogue: (b, state, started) => dialogue(s, tag, r, who, b, state, started),
+    failed: async (type, reason) => {
+      s.authSucceededElsewhere(who.user, type === 'auth' || type === 'auth-tempfail');
+      await failureReply(s, tag, type, reason);
+    },
+    proxying: async (ok, b) => {
       await s.writeRaw(ok);
       const { stream, input } = s.detach();
-      const release = () => s.opts.slot?.release();
       relay(stream, input, b, b.takeRest(), {
         // Dovecot's in=/out= count the whole connection: what went to the backend, what went to the client
         sentToBackend: b.bytesWritten, sentToClient: s.bytesOut,
         maxDisconnectDelaySecs: config.getTime('login_proxy_max_disconnect_delay') / 1000,
-        log: (line) => proxyLog(s, who, route, 'info', line),
-        done: release,
+        log: (line) => proxyLog(s, who, r, 'info', line),
+        done: () => s.opts.slot?.release(),
       });
-      return;
-    } catch (e) {
-      backend?.destroy();
-      if (!(e instanceof ProxyFailure)) throw e;
-      const retryable = e.type === 'connect' || e.type === 'remote' || e.type === 'protocol' || e.type === 'auth-tempfail';
-      const left = timeoutMs - (Date.now() - started);
-      if (retryable && reconnects < maxReconnects && left > PROXY_CONNECT_RETRY_MIN_MSECS && !s.isClosed) {
-        reconnects++;
-        await new Promise((r) => setTimeout(r, PROXY_CONNECT_RETRY_MSECS));
-        continue;
-      }
-      // proxy_connect_error_append: the seconds since the first attempt and the reconnects so far
-      const reason = e.reason.startsWith('connect(') ? e.reason.replace(/ \(after \d+ secs/, ` (after ${Math.floor((Date.now() - started) / 1000)} secs${reconnects ? `, ${reconnects} reconnects` : ''}`) : e.reason;
-      if (e.type === 'auth' || e.type === 'auth-tempfail') {
-        if (config.get('auth_verbose') === 'yes') proxyLog(s, who, route, 'info', `Login failed: ${reason}`);
-      } else proxyLog(s, who, route, 'error', failurePrefix(e.type) + reason);
-      s.authSucceededElsewhere(who.user, e.type === 'auth' || e.type === 'auth-tempfail');
-      await failureReply(s, tag, e.type, reason);
-      return;
-    }
-  }
+    },
+  });
 }
 
 /** imap_proxy_send_failure_reply. */
@@ -227,7 +185,7 @@ async function dialogue(s: Session, tag: string, route: ProxyRoute, who: Who, b:
     if (!seenBanner) {
       seenBanner = true;
       state.rcvd = 'banner';
-      if (!line.startsWith('* OK ')) throw new ProxyFailure('protocol', `Invalid banner: ${sanitize(line)}`);
+      if (!line.startsWith('* OK ')) throw new ProxyFailure('protocol', `Invalid banner: ${sanitizeLine(line)}`);
       if (line.slice(5).startsWith('[CAPABILITY ')) {
         const end = line.indexOf(']', 17);
         capability = line.slice(17, end < 0 ? undefined : end);
@@ -256,7 +214,7 @@ async function dialogue(s: Session, tag: string, route: ProxyRoute, who: Who, b:
     if (line.startsWith('S ')) {
       state.sent.delete('starttls');
       state.rcvd = 'starttls';
-      if (!line.startsWith('S OK ')) throw new ProxyFailure('remote', `STARTTLS failed: ${sanitize(line.slice(5))}`);
+      if (!line.startsWith('S OK ')) throw new ProxyFailure('remote', `STARTTLS failed: ${sanitizeLine(line.slice(5))}`);
       await b.startTls();
       writeLogin(out);
       b.write(out.join(''));
@@ -310,7 +268,7 @@ async function dialogue(s: Session, tag: string, route: ProxyRoute, who: Who, b:
     if (line.toUpperCase().startsWith('* ID ')) continue;
     if (line.startsWith('* BYE ')) continue; // not passed on: the client is not disconnected
     if (line.startsWith('* ')) { await s.writeRaw(`${line}\r\n`); continue; }
-    proxyLog(s, who, route, 'error', `Unexpected input, ignoring: ${sanitize(line)}`);
+    proxyLog(s, who, route, 'error', `Unexpected input, ignoring: ${sanitizeLine(line)}`);
   }
 }
 
@@ -340,8 +298,3 @@ function idCommand(s: Session): string {
   return `I ID ("x-session-id" "${s.loginSession}" "x-originating-ip" "${s.opts.rip}" "x-originating-port" "${rport}" "x-connected-ip" "${s.opts.lip}" "x-connected-port" "${lport}" "x-proxy-ttl" "${s.proxyTtl - 1}")\r\n`;
 }
 
-/** str_sanitize(line, 160): control characters as '?', cut with "...". */
-function sanitize(line: string): string {
-  const clean = line.replace(/[\x00-\x1f\x7f]/g, '?');
-  return clean.length > 160 ? `${clean.slice(0, 157)}...` : clean;
-}

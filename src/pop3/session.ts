@@ -34,6 +34,10 @@ import { logoutLine } from './logout-format.js';
 import { stopReading } from '../util/hand-off.js';
 import { clientCertOf } from '../util/tls-client-cert.js';
 import { parseXclient } from '../util/xclient.js';
+import { LOGIN_PROXY_TTL } from '../util/login-proxy.js';
+import { pop3Route, proxyPop3Login, referPop3Login } from './login-proxy.js';
+import type { LoginRoute } from '../auth/proxy-fields.js';
+import type { Socket } from 'node:net';
 
 /** login-common's LOGIN_MAX_INBUF_SIZE: MASTER_AUTH_MAX_DATA_SIZE − master prefix − session id (1218 − 128 − 64). */
 const LOGIN_MAX_INBUF = 1026;
@@ -92,6 +96,10 @@ export class Pop3Session {
   private inputBytes = 0;
   private outputBytes = 0;
   private loggedOut = false;
+  /** Hops a proxied login may still take (a trusted proxy's XCLIENT TTL=…; 1 or less: a loop). */
+  proxyTtl = LOGIN_PROXY_TTL;
+  /** The client's port as a trusted proxy's XCLIENT PORT=… named it. */
+  private forwardedRport?: number;
 
   constructor(private stream: Duplex, private readonly deps: Pop3Deps) {}
 
@@ -319,6 +327,9 @@ export class Pop3Session {
     const u = parseXclient(params);
     if (!u) { this.write('-ERR Invalid parameters\r\n'); return; }
     if (u.rip !== undefined) this.deps.rip = u.rip;
+    if (u.rport !== undefined) this.forwardedRport = u.rport;
+    if (u.ttl !== undefined) this.proxyTtl = u.ttl;
+    if (u.session !== undefined) this.progress.adoptSession(u.session);
     this.write('+OK Updated\r\n');
   }
 
@@ -447,6 +458,36 @@ export class Pop3Session {
     return this.authBegin('LOGIN', '', st.got[0], text);
   }
 
+  /** Where the passdb's fields send this login (auth/proxy-fields.ts). */
+  route(a: { fields: Fields; rawFields?: Fields; nologin: boolean; reason?: string; user: string; masterUser?: string }, password: string): LoginRoute {
+    return pop3Route(this.deps.config, a, password, { lip: this.deps.lip, lport: this.localPort });
+  }
+
+  /**
+   * A login the passdb sends elsewhere: proxied to its backend
+   * (pop3/login-proxy.ts) or refused with the referral's reason; never
+   * served here.
+   */
+  async goElsewhere(route: Exclude<LoginRoute, { kind: 'local' }>, user: string, mech: string): Promise<void> {
+    if (route.kind === 'proxy') await proxyPop3Login(this, route.route, { user, mech });
+    else referPop3Login(this, route.referral, { user, mech });
+  }
+
+  // ---- what a proxied login (login-proxy.ts) needs of the connection ----
+  get config(): DovecotConfig { return this.deps.config; }
+  get proxyLogger(): Logger { return this.loginLog; }
+  loginConnInfo(): LoginConn { return this.conn(); }
+  get isClosed(): boolean { return this.closed; }
+  get remoteIp(): string { return this.deps.rip; }
+  get remotePort(): number { return this.forwardedRport ?? (this.stream as Socket).remotePort ?? 0; }
+  get localIp(): string { return this.deps.lip; }
+  get localPort(): number { return (this.stream as Socket).localPort ?? 0; }
+  get bytesOut(): number { return this.outputBytes; }
+  /** The passdb accepted `user`, but the login went elsewhere (`proxyAuth`: the backend refused it). */
+  succeededElsewhere(user: string, proxyAuth = false): void { this.progress.succeeded(user, proxyAuth); }
+  silenceLoginLog(): void { this.progress.silence(); }
+  releaseSlot(): void { this.deps.slot?.release(); }
+
   /** The credentials are complete: authenticate here, or in the login process's way. */
   private async authBegin(mech: string, authz: string, login: string, password: string): Promise<void> {
     this.progress.attempt(mech);
@@ -459,6 +500,13 @@ export class Pop3Session {
     if (wait) await sleep(wait);
     const out = await auth.authenticate(login, password, { ...info, loginUser: authz && authz !== login ? authz : undefined });
     if (out.clientCertRefused) { this.authFailed('', mech, false, out.reason); return; } // refused before the name was looked at: user=<>
+    // a proxied login needs no userdb and no mail here: the backend has them
+    const route = out.result === 'ok' ? this.route(out, password) : { kind: 'local' as const };
+    if (route.kind !== 'local') {
+      if (route.kind === 'proxy') this.deps.penalty?.succeeded(this.deps.rip);
+      else { this.deps.penalty?.failed(this.deps.rip); await sleep(failureDelayMs(this.deps.config.getTime('auth_failure_delay'), out.nodelay)); }
+      return this.goElsewhere(route, out.user, mech);
+    }
     if (out.result !== 'ok' || out.nologin) {
       if (out.result !== 'tempfail') this.deps.penalty?.failed(this.deps.rip);
       await sleep(failureDelayMs(this.deps.config.getTime('auth_failure_delay'), out.nodelay));

@@ -221,6 +221,11 @@ export async function runLoginProcess(config: DovecotConfig, material: TlsMateri
       async login({ mech, authz, login, password, validClientCert }) {
         const rip = deps.rip; // XCLIENT may have named the real client
         const a = await auth.authenticate(login, password, { service: 'pop3', rip, lip, secured: deps.secured, loginUser: authz && authz !== login ? authz : undefined, session: session.loginSession, validClientCert });
+        if (!(!a.ok && a.reason === CLIENT_CERT_REFUSED)) {
+          // the auth reply routes the login elsewhere: a backend (`proxy`) or a referral (`nologin` + `host`)
+          const route = session.route({ fields: a.fields, nologin: !a.ok, reason: a.ok ? undefined : a.reason, user: a.ok ? a.user : login }, password);
+          if (route.kind !== 'local') { await session.goElsewhere(route, a.ok ? a.user : login, mech); return; }
+        }
         if (!a.ok) { session.authFailed(a.reason === CLIENT_CERT_REFUSED ? '' : login, mech, !!a.temp, a.reason); return; }
         if (!await session.admit(a.user, mech)) return;
         const req: LoginRequest = { id: ++nextId, protocol: 'pop3', authRef: a.ref, user: a.user, password, mech, tag: '', rip, lip, secured: deps.secured, capabilityAsked: false, session: session.loginSession };

@@ -57,6 +57,7 @@ export interface BackendTarget {
 export class BackendConnection {
   private buf: Buffer = Buffer.alloc(0);
   private waiter: ((line: string | null) => void) | null = null;
+  private failWaiter: ((e: unknown) => void) | null = null;
   private ended = false;
   private endReason = '';
   private deadline: NodeJS.Timeout | null = null;
@@ -78,7 +79,8 @@ export class BackendConnection {
   private wake(): void {
     if (!this.waiter) return;
     const w = this.waiter;
-    const line = this.takeLine();
+    let line: string | null | undefined;
+    try { line = this.takeLine(); } catch (e) { this.waiter = null; this.failWaiter?.(e); return; }
     if (line !== undefined) { this.waiter = null; w(line); }
   }
 
@@ -101,11 +103,10 @@ export class BackendConnection {
     let line: string | null | undefined;
     try { line = this.takeLine(); } catch (e) { return Promise.reject(e); }
     if (line !== undefined) return Promise.resolve(line);
+    // one waiter at a time; a too long line rejects it as more data comes (wake)
     return new Promise((resolve, reject) => {
       this.waiter = (l) => resolve(l);
-      // a too long line is found when more data comes
-      const check = () => { try { this.takeLine(); } catch (e) { this.waiter = null; reject(e); } };
-      this.socket.once('data', check);
+      this.failWaiter = reject;
     });
   }
 
@@ -286,4 +287,101 @@ export function relay(client: Duplex, clientInput: Buffer, backend: BackendConne
   server.pipe(client);
   client.pipe(server);
   client.resume();
+}
+
+/** What a protocol's proxied login (pop3/login-proxy.ts …) gives the shared connect/retry/relay loop. */
+export interface ProxyLoginDriver<S extends { toString(): string }> {
+  route: { host: string; ip: string | null; port: number; destuser: string; master?: string; ssl: boolean; starttls: boolean; anyCert: boolean; timeoutMs: number };
+  user: string;
+  config: { get(k: string): string; getTime(k: string): number };
+  /** the proxy's log line (the protocol adds `proxy(user,ip:port): ` and login_log_format) */
+  log(level: 'info' | 'error', msg: string): void;
+  /** the client went away meanwhile (no reconnect) */
+  isClosed(): boolean;
+  /** a fresh per-attempt dialogue state (its toString: the log's state=…) */
+  newState(): S;
+  /** the pre-login dialogue: the line for the client on the backend's OK, null when the backend refused (answered) */
+  dialogue(b: BackendConnection, state: S, started: number): Promise<string | null>;
+  /** the login failed for good: the log's bookkeeping and the client's reply */
+  failed(type: ProxyFailureType, reason: string): Promise<void>;
+  /** the backend said OK: its line to the client, then the byte relay (the client connection taken over) */
+  proxying(okLine: string, b: BackendConnection): Promise<void>;
+}
+
+/**
+ * login_proxy_new + the protocol's parse loop: connect (retried after 1 s
+ * as login_proxy_max_reconnects allows while time is left), the dialogue
+ * under login_proxy_timeout, `Started proxying to <ip> …` and the relay;
+ * failures logged with Dovecot's prefixes (`Login failed: …` only with
+ * auth_verbose) and answered by the protocol.
+ */
+export async function runProxyLogin<S extends { toString(): string }>(d: ProxyLoginDriver<S>): Promise<void> {
+  const route = d.route;
+  const timeoutMs = route.timeoutMs || d.config.getTime('login_proxy_timeout') || 30_000;
+  const maxReconnects = Number(d.config.get('login_proxy_max_reconnects') || '3');
+  const started = Date.now();
+  let reconnects = 0;
+  for (;;) {
+    let backend: BackendConnection | null = null;
+    const state = d.newState();
+    try {
+      const left = timeoutMs - (Date.now() - started);
+      backend = await BackendConnection.open({ ip: route.ip!, port: route.port, host: route.host, ssl: route.ssl, starttls: route.starttls, anyCert: route.anyCert, timeoutMs: left });
+      const b = backend;
+      const timedOut = new Promise<never>((_r, reject) => b.armTimeout(() => reject(new ProxyFailure('connect', `Login timed out in state=${state} (after ${Math.floor((Date.now() - started) / 1000)} secs${reconnects ? `, ${reconnects} reconnects` : ''}, local=${b.local})`))));
+      timedOut.catch(() => undefined);
+      const ok = await Promise.race([d.dialogue(b, state, started), timedOut]);
+      b.disarm();
+      if (ok === null) { b.destroy(); return; }
+      const msecs = Date.now() - started;
+      let info = `Started proxying to <${route.ip}>`;
+      if (route.ip !== route.host) info += ` (<${route.host}>)`;
+      info += connInfo(route, d.user);
+      info += ` (${Math.floor(msecs / 1000)}.${String(msecs % 1000).padStart(3, '0')} secs${reconnects ? `, ${reconnects} reconnects` : ''})`;
+      d.log('info', info);
+      await d.proxying(ok, b);
+      return;
+    } catch (e) {
+      backend?.destroy();
+      if (!(e instanceof ProxyFailure)) throw e;
+      const retryable = e.type === 'connect' || e.type === 'remote' || e.type === 'protocol' || e.type === 'auth-tempfail';
+      const left = timeoutMs - (Date.now() - started);
+      if (retryable && reconnects < maxReconnects && left > PROXY_CONNECT_RETRY_MIN_MSECS && !d.isClosed()) {
+        reconnects++;
+        await new Promise((r) => setTimeout(r, PROXY_CONNECT_RETRY_MSECS));
+        continue;
+      }
+      // proxy_connect_error_append: the seconds since the first attempt and the reconnects so far
+      const reason = e.reason.startsWith('connect(') ? e.reason.replace(/ \(after \d+ secs/, ` (after ${Math.floor((Date.now() - started) / 1000)} secs${reconnects ? `, ${reconnects} reconnects` : ''}`) : e.reason;
+      if (e.type === 'auth' || e.type === 'auth-tempfail') {
+        if (d.config.get('auth_verbose') === 'yes') d.log('info', `Login failed${connInfo(route, d.user)}: ${reason}`);
+      } else d.log('error', failurePrefix(e.type) + reason);
+      await d.failed(e.type, reason);
+      return;
+    }
+  }
+}
+
+/** client_proxy_append_conn_info: ` as user <destuser>` when it differs, ` (master <m>)`. */
+function connInfo(route: { destuser: string; master?: string }, user: string): string {
+  return (route.destuser !== user ? ` as user ${route.destuser}` : '') + (route.master ? ` (master ${route.master})` : '');
+}
+
+/**
+ * The refusals found before connecting (proxy_check_start, login_proxy_is_ourself,
+ * login_proxy_connect's TTL check); null when the login may go on.
+ */
+export function proxyStartRefusal(route: { host: string; ip: string | null; badHostip?: string; port: number; destuser: string }, here: { lip: string; lport: number; user: string; ttl: number }): ProxyFailure | null {
+  if (!route.host) return new ProxyFailure('internal', 'host not given');
+  if (route.badHostip) return new ProxyFailure('internal', `Invalid hostip ${route.badHostip}`);
+  if (!route.ip) return new ProxyFailure('internal', `BUG: host ${route.host} is not an IP (auth should have changed it)`);
+  if (route.port === here.lport && route.ip.replace(/^::ffff:/, '') === here.lip.replace(/^::ffff:/, '') && route.destuser === here.user) return new ProxyFailure('internal', 'Proxying loops to itself');
+  if (here.ttl <= 1) return new ProxyFailure('remote-config', 'TTL reached zero - proxies appear to be looping?');
+  return null;
+}
+
+/** str_sanitize(line, 160): control characters as '?', cut with "...". */
+export function sanitizeLine(line: string): string {
+  const clean = line.replace(/[\x00-\x1f\x7f]/g, '?');
+  return clean.length > 160 ? `${clean.slice(0, 157)}...` : clean;
 }

@@ -10,9 +10,9 @@
  * The same passwd-file behind a real Dovecot proxy gives the client the same
  * replies (differential).
  */
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import { connect } from 'node:net';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setupDovecot } from '../helpers/dovecot.js';
@@ -20,6 +20,7 @@ import { startSealmail } from '../helpers/sealmail-server.js';
 import { freePort } from '../helpers/databases.js';
 import { ImapLine } from '../helpers/imap-line.js';
 import { tempDir } from '../helpers/tmp.js';
+import { fakeBackend, proxyLines, waitFor } from '../helpers/login-proxy.js';
 
 const CLIENT_IP = '127.0.0.5';
 
@@ -30,22 +31,6 @@ async function client(port: number): Promise<ImapLine> {
   return l;
 }
 
-/** A fake backend: `greet` answers each connection (garbage, or nothing: a stall). */
-async function fakeBackend(t: TestContext, greet: (s: Socket) => void): Promise<number> {
-  const port = await freePort();
-  const srv: Server = createServer((s) => { s.on('error', () => undefined); greet(s); });
-  await new Promise<void>((r) => srv.listen(port, '127.0.0.1', r));
-  t.after(() => { srv.close(); });
-  return port;
-}
-
-async function waitFor(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** The passwd-file rows: one user per route; `self` is the proxy's own port (the loop). */
 function passwdRows(p: { dovecot: number; sealmail: number; sealmailTls: number; down: number; garbage: number; stall: number; dies: number; self: number }): string {
@@ -87,13 +72,6 @@ async function transcript(port: number): Promise<Record<string, string>> {
 
 const TRANSCRIPT_USERS = /user=<(dv|sm|down|badpass|nohost|loop|garbage|stall|ref)@example\.org>/;
 
-/** The login process's proxy and disconnect lines of the transcript's users, normalised, once each. */
-function proxyLines(log: string): string[] {
-  const lines = log.split('\n').filter((l) => TRANSCRIPT_USERS.test(l) && /imap-login: (Info|Error): (proxy\(|Disconnected: )/.test(l));
-  return [...new Set(lines.map((l) => l.slice(l.indexOf('imap-login: '))
-    .replace(/session=<[^>]*>/, 'session=<>').replace(/local=[\d.]+:\d+/, 'local=…').replace(/\(\d+\.\d+ secs\)/, '(… secs)')
-    .replace(/\d+s idle, in=\d+, out=\d+/, '…s idle, in=…, out=…').replace(/after \d+ secs/, 'after … secs').replace(/in \d+ secs/, 'in … secs')))].sort();
-}
 
 test('IMAP login proxy: routes by passdb, forwards the client address, refuses bad routes as Dovecot does', { timeout: 240_000 }, async (t) => {
   const dvPort = await freePort();
@@ -236,7 +214,7 @@ test('IMAP login proxy: routes by passdb, forwards the client address, refuses b
     const theirs = await transcript(dvProxyPort).catch((e: Error) => { throw new Error(`${e.message}\n${dvProxy.log()}`); });
     assert.deepEqual(await transcript(proxy.imapPort), theirs);
     // and the same log lines (times, ports, sessions and byte counts aside)
-    assert.deepEqual(proxyLines(proxy.output()), proxyLines(dvProxy.log()));
+    assert.deepEqual(proxyLines(proxy.output(), 'imap-login', TRANSCRIPT_USERS), proxyLines(dvProxy.log(), 'imap-login', TRANSCRIPT_USERS));
     // the root-master mode: the login processes proxy, the auth process's OK carries the route
     if (process.getuid?.() !== 0) return;
     const rootProxy = await sealProxy('root-master', true);

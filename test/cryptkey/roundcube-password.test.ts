@@ -23,18 +23,10 @@ import { spawnOwned } from '../helpers/children.js';
 import { sealmailJs } from '../helpers/paths.js';
 import { poppassdExchange } from '../helpers/poppassd-client.js';
 import { requireTool } from '../helpers/tools.js';
+import { until } from '../helpers/lmtp-wire.js';
 
 const RC_ROOT = '/usr/share/roundcube';
 const RC_ETC = '/etc/roundcube';
-
-/** Wait (bounded) until `cond` holds; `what` names it in the failure. */
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const accepts = (port: number) => new Promise<boolean>((resolve) => {
   const s = connect(port, '127.0.0.1');
@@ -48,18 +40,18 @@ async function imapLogin(port: number, pw: string): Promise<{ ok: boolean; bodie
   let text = '';
   s.setEncoding('utf8');
   s.on('data', (d: string) => { text += d; });
-  const until = async (re: RegExp) => waitFor(`IMAP ${re}: ${text}`, () => re.test(text));
+  const seen = async (re: RegExp) => until(`IMAP ${re}: ${text}`, () => re.test(text), 60_000);
   try {
-    await until(/^\* OK/m);
+    await seen(/^\* OK/m);
     const p = Buffer.from(pw, 'utf8');
     s.write(`a LOGIN "${U}" {${p.length}}\r\n`);
-    await until(/^\+ /m);
+    await seen(/^\+ /m);
     s.write(Buffer.concat([p, Buffer.from('\r\n')]));
-    await until(/^a (OK|NO|BAD)/m);
+    await seen(/^a (OK|NO|BAD)/m);
     if (!/^a OK/m.test(text)) return { ok: false, bodies: '' };
     const mark = text.length;
     s.write('b SELECT INBOX\r\nc FETCH 1:* BODY.PEEK[TEXT]\r\n');
-    await until(/^c (OK|NO|BAD)/m);
+    await seen(/^c (OK|NO|BAD)/m);
     return { ok: /^c OK/m.test(text), bodies: text.slice(mark) };
   } finally { s.destroy(); }
 }
@@ -126,8 +118,8 @@ plugin {
   let out = '';
   srv.stdout!.on('data', (d) => (out += d));
   srv.stderr!.on('data', (d) => (out += d));
-  await waitFor(`sealmail to listen:\n${out}`, () => { if (srv.exitCode !== null) throw new Error(`sealmail exited:\n${out}`); return out.includes(`(poppassd)`) && out.includes('starting up'); });
-  await waitFor('IMAP port', () => accepts(imapPort));
+  await until(`sealmail to listen:\n${out}`, () => { if (srv.exitCode !== null) throw new Error(`sealmail exited:\n${out}`); return out.includes(`(poppassd)`) && out.includes('starting up'); }, 60_000);
+  await until('IMAP port', () => accepts(imapPort), 60_000);
 
   // Roundcube: its own config dir (the stock defaults linked in), SQLite database, logs and temp under the test dir
   const rcDir = join(dir, 'roundcube');
@@ -157,7 +149,7 @@ $config['password_minimum_length'] = 8;
   let phpOut = '';
   phpProc.stdout!.on('data', (d) => (phpOut += d));
   phpProc.stderr!.on('data', (d) => (phpOut += d));
-  await waitFor(`php -S to listen: ${phpOut}`, () => { if (phpProc.exitCode !== null) throw new Error(`php exited: ${phpOut}`); return accepts(httpPort); });
+  await until(`php -S to listen: ${phpOut}`, () => { if (phpProc.exitCode !== null) throw new Error(`php exited: ${phpOut}`); return accepts(httpPort); }, 60_000);
   const rc = new Browser(`http://127.0.0.1:${httpPort}/`);
   return { imapPort, popPort, rc, attrs: base.attrs, readsAll: base.readsAll, conf, output: () => out };
 }

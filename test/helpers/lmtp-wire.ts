@@ -6,10 +6,10 @@
  */
 import net from 'node:net';
 
-export async function until<T>(what: string, fn: () => T | undefined | null | false, ms = 20_000): Promise<T> {
+export async function until<T>(what: string, fn: () => T | undefined | null | false | Promise<T | undefined | null | false>, ms = 20_000): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
-    const v = fn();
+    const v = await fn();
     if (v) return v;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));

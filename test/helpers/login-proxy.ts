@@ -17,14 +17,6 @@ export async function fakeBackend(t: TestContext, greet: (s: Socket) => void): P
   return port;
 }
 
-export async function waitFor(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /** `service`'s proxy and disconnect lines of the users `users` matches, normalised, once each. */
 export function proxyLines(log: string, service: 'imap-login' | 'pop3-login', users: RegExp): string[] {
   const kind = new RegExp(`${service}: (Info|Error): (proxy\\(|Disconnected: )`);

@@ -22,7 +22,8 @@ import { startSealmail, type SealmailServer } from '../helpers/sealmail-server.j
 import { freePort } from '../helpers/databases.js';
 import { Pop3Wire } from '../helpers/pop3-client.js';
 import { tempDir } from '../helpers/tmp.js';
-import { fakeBackend, proxyLines, waitFor } from '../helpers/login-proxy.js';
+import { fakeBackend, proxyLines } from '../helpers/login-proxy.js';
+import { until } from '../helpers/lmtp-wire.js';
 
 const CLIENT_IP = '127.0.0.5';
 
@@ -126,9 +127,9 @@ test('POP3 login proxy: routes by passdb, forwards the client with XCLIENT, refu
     assert.equal(await cmd(c, 'PASS pass'), '+OK Logged in.\r\n', `${proxy.output()}\n${backendDv.log()}`);
     assert.match(await cmd(c, 'STAT'), /^\+OK 0 0\r\n$/);
     c.close();
-    await waitFor('the Dovecot backend\'s login line', () => /pop3-login: Info: Login: user=<dv@example\.org>, method=PLAIN, rip=127\.0\.0\.5, /.test(backendDv.log()))
+    await until('the Dovecot backend\'s login line', () => /pop3-login: Info: Login: user=<dv@example\.org>, method=PLAIN, rip=127\.0\.0\.5, /.test(backendDv.log()))
       .catch((e: Error) => { throw new Error(`${e.message}\n${backendDv.log()}\n${proxy.output()}`); });
-    await waitFor('the proxy\'s line', () => /pop3-login: (?:Info: )?proxy\(dv@example\.org,127\.0\.0\.2:\d+\): Started proxying to <127\.0\.0\.2>/.test(proxy.output()));
+    await until('the proxy\'s line', () => /pop3-login: (?:Info: )?proxy\(dv@example\.org,127\.0\.0\.2:\d+\): Started proxying to <127\.0\.0\.2>/.test(proxy.output()));
 
     const s = await client(proxy.pop3Port);
     assert.equal(await cmd(s, 'USER sm@example.org'), '+OK\r\n');
@@ -136,14 +137,14 @@ test('POP3 login proxy: routes by passdb, forwards the client with XCLIENT, refu
     assert.match(await cmd(s, 'STAT'), /^\+OK 0 0\r\n$/);
     // no QUIT: the proxy's `Disconnected by client` line is compared with Dovecot's below (a QUIT races the backend's close)
     s.close();
-    await waitFor('the Sealmail backend\'s login line', () => /pop3-login: (?:Info: )?Login: user=<sm@example\.org>, method=PLAIN, rip=127\.0\.0\.5, /.test(backendSm.output()))
+    await until('the Sealmail backend\'s login line', () => /pop3-login: (?:Info: )?Login: user=<sm@example\.org>, method=PLAIN, rip=127\.0\.0\.5, /.test(backendSm.output()))
       .catch((e: Error) => { throw new Error(`${e.message}\n${backendSm.output()}`); });
 
     // AUTH PLAIN from the client, destuser: logged in on the backend as another user
     const o = await client(proxy.pop3Port);
     assert.equal(await cmd(o, `AUTH PLAIN ${Buffer.from('\0other@example.org\0pass').toString('base64')}`), '+OK Logged in.\r\n');
     o.close();
-    await waitFor('the destuser line', () => /proxy\(other@example\.org,127\.0\.0\.3:\d+\): Started proxying to <127\.0\.0\.3> as user sm@example\.org/.test(proxy.output()));
+    await until('the destuser line', () => /proxy\(other@example\.org,127\.0\.0\.3:\d+\): Started proxying to <127\.0\.0\.3> as user sm@example\.org/.test(proxy.output()));
     // never served here: the proxy opened no maildrop
     assert.doesNotMatch(proxy.output(), /pop3\((dv|sm|other)@example\.org\)/);
   });

@@ -20,7 +20,8 @@ import { startSealmail } from '../helpers/sealmail-server.js';
 import { freePort } from '../helpers/databases.js';
 import { ImapLine } from '../helpers/imap-line.js';
 import { tempDir } from '../helpers/tmp.js';
-import { fakeBackend, proxyLines, waitFor } from '../helpers/login-proxy.js';
+import { fakeBackend, proxyLines } from '../helpers/login-proxy.js';
+import { until } from '../helpers/lmtp-wire.js';
 
 const CLIENT_IP = '127.0.0.5';
 
@@ -123,20 +124,20 @@ test('IMAP login proxy: routes by passdb, forwards the client address, refuses b
     assert.match(r, /^a OK \[CAPABILITY IMAP4rev1 [^\]]*\] Logged in\r\n$/);
     assert.match(await c.cmd('b', 'SELECT INBOX'), /b OK \[READ-WRITE\] Select completed/);
     c.close();
-    await waitFor('the Dovecot backend\'s login line', () => /imap-login: Info: Login: user=<dv@example.org>, method=PLAIN, rip=127\.0\.0\.5, lip=127\.0\.0\.1/.test(backendDv.log())).catch((e: Error) => { throw new Error(`${e.message}\n${backendDv.log()}`); });
-    await waitFor('the proxy\'s line', () => /proxy\(dv@example\.org,127\.0\.0\.2:\d+\): Started proxying to <127\.0\.0\.2>/.test(proxy.output()));
+    await until('the Dovecot backend\'s login line', () => /imap-login: Info: Login: user=<dv@example.org>, method=PLAIN, rip=127\.0\.0\.5, lip=127\.0\.0\.1/.test(backendDv.log())).catch((e: Error) => { throw new Error(`${e.message}\n${backendDv.log()}`); });
+    await until('the proxy\'s line', () => /proxy\(dv@example\.org,127\.0\.0\.2:\d+\): Started proxying to <127\.0\.0\.2>/.test(proxy.output()));
 
     const s = await client(proxy.imapPort);
     assert.match(await s.cmd('a', 'LOGIN sm@example.org pass'), /^a OK \[CAPABILITY IMAP4rev1 [^\]]*\] Logged in\r\n$/);
     assert.match(await s.cmd('b', 'SELECT INBOX'), /b OK \[READ-WRITE\] Select completed/);
     s.close();
-    await waitFor('the Sealmail backend\'s login line', () => /imap-login: (?:Info: )?Login: user=<sm@example\.org>, method=PLAIN, rip=127\.0\.0\.5, lip=127\.0\.0\.1/.test(backendSm.output()));
+    await until('the Sealmail backend\'s login line', () => /imap-login: (?:Info: )?Login: user=<sm@example\.org>, method=PLAIN, rip=127\.0\.0\.5, lip=127\.0\.0\.1/.test(backendSm.output()));
 
     // destuser: logged in on the backend as another user
     const o = await client(proxy.imapPort);
     assert.match(await o.cmd('a', 'LOGIN other@example.org pass'), /^a OK /);
     o.close();
-    await waitFor('the destuser line', () => /Started proxying to <127\.0\.0\.3> as user sm@example\.org/.test(proxy.output()));
+    await until('the destuser line', () => /Started proxying to <127\.0\.0\.3> as user sm@example\.org/.test(proxy.output()));
   });
 
   await t.test('ssl=any-cert and starttls=any-cert reach the backend over TLS; ssl=yes checks its certificate', async () => {
@@ -146,7 +147,7 @@ test('IMAP login proxy: routes by passdb, forwards the client address, refuses b
       assert.match(await c.cmd('b', 'SELECT INBOX'), /b OK \[READ-WRITE\] Select completed/);
       c.close();
     }
-    await waitFor('the TLS logins on the backend', () => /Login: user=<tls@example\.org>[^\n]*TLS/.test(backendSm.output()) && /Login: user=<stls@example\.org>[^\n]*TLS/.test(backendSm.output()));
+    await until('the TLS logins on the backend', () => /Login: user=<tls@example\.org>[^\n]*TLS/.test(backendSm.output()) && /Login: user=<stls@example\.org>[^\n]*TLS/.test(backendSm.output()));
     // the backend's self-signed certificate is not trusted: the login fails as a backend that is down
     const c = await client(proxy.imapPort);
     assert.equal(await c.cmd('a', 'LOGIN strict@example.org pass'), 'a NO [UNAVAILABLE] Account is temporarily unavailable.\r\n');
@@ -194,8 +195,8 @@ test('IMAP login proxy: routes by passdb, forwards the client address, refuses b
     const c = await client(proxy.imapPort);
     assert.match(await c.cmd('a', 'LOGIN dies@example.org pass'), /^a OK \[CAPABILITY IMAP4rev1\] Logged in\r\n$/);
     c.sock.write('b NOOP\r\n');
-    await waitFor('the client\'s disconnect', () => c.sock.destroyed || c.sock.readableEnded);
-    await waitFor('the proxy\'s line', () => /proxy\(dies@example\.org,127\.0\.0\.1:\d+\): Disconnected by server \(\d+s idle, in=\d+, out=\d+\)/.test(proxy.output()));
+    await until('the client\'s disconnect', () => c.sock.destroyed || c.sock.readableEnded);
+    await until('the proxy\'s line', () => /proxy\(dies@example\.org,127\.0\.0\.1:\d+\): Disconnected by server \(\d+s idle, in=\d+, out=\d+\)/.test(proxy.output()));
     assert.match(await other.cmd('b', 'NOOP'), /b OK NOOP completed/);
     other.close();
     c.close();

@@ -14,3 +14,26 @@ export async function parseConfigText(text: string): Promise<DovecotConfig> {
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * The in-process LMTP tests' tree: static passdb/userdb with homes under
+ * `dir`/home, Sieve in LMTP; `plugin` is the plugin {} block's lines,
+ * `extra` any further text (namespaces, other settings).
+ */
+export function lmtpSieveConfig(dir: string, plugin: string, extra = ''): Promise<DovecotConfig> {
+  return parseConfigText(`mail_location = maildir:~/Maildir
+passdb {
+  driver = static
+  args = password=pass
+}
+userdb {
+  driver = static
+  args = home=${dir}/home/%u
+}
+protocol lmtp {
+  mail_plugins = $mail_plugins sieve
+}
+plugin {
+${plugin}}
+${extra}`);
+}

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseConfigText } from '../helpers/config-text.js';
+import { lmtpSieveConfig } from '../helpers/config-text.js';
 import { tempDir } from '../helpers/tmp.js';
 import { AuthEngine } from '../../src/auth/engine.js';
 import { deliver } from '../../src/lmtp/delivery.js';
@@ -25,22 +25,8 @@ test('fileinto "Junk" creates and subscribes an auto = subscribe Junk', async (t
   const dir = tempDir(t, 'lmtp-auto');
   mkdirSync(join(dir, 'home'));
   writeFileSync(join(dir, 'spam.sieve'), 'require ["fileinto"];\nif header :contains "X-Spam" "Yes" {\n  fileinto "Junk";\n}\n');
-  const config = await parseConfigText(`mail_location = maildir:~/Maildir
-passdb {
-  driver = static
-  args = password=pass
-}
-userdb {
-  driver = static
-  args = home=${dir}/home/%u
-}
-protocol lmtp {
-  mail_plugins = $mail_plugins sieve
-}
-plugin {
-  sieve_after = ${dir}/spam.sieve
-}
-namespace inbox {
+  const config = await lmtpSieveConfig(dir, `  sieve_after = ${dir}/spam.sieve
+`, `namespace inbox {
   inbox = yes
   separator = .
   mailbox Junk {

@@ -13,7 +13,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseConfigText } from '../helpers/config-text.js';
+import { lmtpSieveConfig } from '../helpers/config-text.js';
 import { tempDir } from '../helpers/tmp.js';
 import { sieveOracle } from '../helpers/sieve-oracle.js';
 import { AuthEngine } from '../../src/auth/engine.js';
@@ -86,22 +86,8 @@ test('editheader: what Sealmail LMTP stores equals what Pigeonhole stores', asyn
   if (!oracle) return;
   const dir = tempDir(t, 'lmtp-editheader');
   mkdirSync(join(dir, 'home'));
-  const config = await parseConfigText(`mail_location = maildir:~/Maildir
-passdb {
-  driver = static
-  args = password=pass
-}
-userdb {
-  driver = static
-  args = home=${dir}/home/%u
-}
-protocol lmtp {
-  mail_plugins = $mail_plugins sieve
-}
-plugin {
-  sieve_before = ~/rules.sieve
+  const config = await lmtpSieveConfig(dir, `  sieve_before = ~/rules.sieve
   sieve_extensions = +editheader
-}
 `);
   const auth = new AuthEngine(config, 'lmtp');
   t.after(() => auth.close());

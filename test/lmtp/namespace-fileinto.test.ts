@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseConfigText } from '../helpers/config-text.js';
+import { lmtpSieveConfig } from '../helpers/config-text.js';
 import { tempDir } from '../helpers/tmp.js';
 import { AuthEngine } from '../../src/auth/engine.js';
 import { deliver } from '../../src/lmtp/delivery.js';
@@ -29,22 +29,8 @@ if header :is "X-To" "list" { fileinto :create "Lists/dev"; stop; }
 if header :is "X-To" "archive" { fileinto :create "Archive/2024"; stop; }
 if header :is "X-To" "dotted" { fileinto :create "a.b"; stop; }
 `);
-  const config = await parseConfigText(`mail_location = maildir:~/Maildir
-passdb {
-  driver = static
-  args = password=pass
-}
-userdb {
-  driver = static
-  args = home=${dir}/home/%u
-}
-protocol lmtp {
-  mail_plugins = $mail_plugins sieve
-}
-plugin {
-  sieve_after = ${dir}/rules.sieve
-}
-namespace inbox {
+  const config = await lmtpSieveConfig(dir, `  sieve_after = ${dir}/rules.sieve
+`, `namespace inbox {
   inbox = yes
   separator = /
 }

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseConfigText } from '../helpers/config-text.js';
+import { lmtpSieveConfig } from '../helpers/config-text.js';
 import { tempDir } from '../helpers/tmp.js';
 import { AuthEngine } from '../../src/auth/engine.js';
 import { deliver } from '../../src/lmtp/delivery.js';
@@ -31,22 +31,8 @@ if body :contains "needle-deep-in-the-body" { fileinto "Deep"; stop; }
 if allof (header :is "Subject" "big", size :over 1M) { fileinto "Big"; stop; }
 if header :contains "Return-Path" "sender@example.net" { fileinto "Small"; }
 `);
-  const config = await parseConfigText(`mail_location = maildir:~/Maildir
-passdb {
-  driver = static
-  args = password=pass
-}
-userdb {
-  driver = static
-  args = home=${dir}/home/%u
-}
-lda_mailbox_autocreate = yes
-protocol lmtp {
-  mail_plugins = $mail_plugins sieve
-}
-plugin {
-  sieve_before = ${dir}/rules.sieve
-}
+  const config = await lmtpSieveConfig(dir, `  sieve_before = ${dir}/rules.sieve
+`, `lda_mailbox_autocreate = yes
 `);
   const auth = new AuthEngine(config, 'lmtp');
   t.after(() => auth.close());
